@@ -1,0 +1,121 @@
+// Constructors for lazy tensors over a ByteSource or in-memory bytes.
+import { HaloError } from "@halo/errors";
+import { H1bErrorCode } from "../errors.js";
+import type { ByteSource } from "./byte-source.js";
+import type { FloatDType, FloatTensor, TernaryPacking, TernaryScale, TernaryTensor } from "./model.js";
+import { floatByteLength, floatCodec, ternaryCodec } from "../codecs/registry.js";
+
+/** Where a tensor's bytes are: a source and a byte range, or bytes in memory. */
+export type TensorBytes = { readonly source: ByteSource; readonly offset: number } | { readonly data: Uint8Array };
+
+function loader(location: TensorBytes, byteLength: number): () => Uint8Array {
+  if ("data" in location) {
+    if (location.data.byteLength !== byteLength) {
+      throw new HaloError(H1bErrorCode.H1B_BAD_TENSOR, "tensor bytes have the wrong length", {
+        expected: byteLength,
+        actual: location.data.byteLength,
+      });
+    }
+    const data = location.data;
+    return () => data;
+  }
+  const { source, offset } = location;
+  return () => source.read(offset, byteLength);
+}
+
+/** Builds a {@link FloatTensor}; checks the byte length against dtype and shape. */
+export function floatTensor(name: string, dtype: FloatDType, shape: readonly number[], location: TensorBytes): FloatTensor {
+  let count = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d <= 0) {
+      throw new HaloError(H1bErrorCode.H1B_BAD_DIMENSION, `tensor ${name} has an invalid dimension`, {
+        field: name,
+        expected: "positive whole numbers",
+        actual: shape,
+      });
+    }
+    count *= d;
+    if (!Number.isSafeInteger(count)) {
+      throw new HaloError(H1bErrorCode.H1B_BAD_DIMENSION, `tensor ${name} element count overflows`, {
+        field: name,
+        actual: shape,
+      });
+    }
+  }
+  const byteLength = floatByteLength(dtype, count);
+  const read = loader(location, byteLength);
+  return {
+    kind: "float",
+    name,
+    dtype,
+    shape: [...shape],
+    byteLength,
+    bytes: read,
+    toFloat32: () => floatCodec(dtype).decode(read(), count),
+  };
+}
+
+/** Builds a {@link TernaryTensor}; checks shape against the packing and the scale's size. */
+export function ternaryTensor(
+  name: string,
+  packing: TernaryPacking,
+  rows: number,
+  cols: number,
+  scale: TernaryScale,
+  location: TensorBytes,
+): TernaryTensor {
+  const codec = ternaryCodec(packing);
+  codec.checkShape(rows, cols, `tensor ${name}`);
+  checkScale(name, rows, cols, scale);
+  const byteLength = codec.byteLength(rows, cols);
+  const read = loader(location, byteLength);
+  return {
+    kind: "ternary",
+    name,
+    rows,
+    cols,
+    packing,
+    scale,
+    byteLength,
+    bytes: read,
+    decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
+      if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
+        throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
+          expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
+          actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
+        });
+      }
+      codec.decodeRows(read(), rows, cols, rowStart, rowCount, out);
+    },
+  };
+}
+
+function checkScale(name: string, rows: number, cols: number, scale: TernaryScale): void {
+  const expected =
+    scale.kind === "tensor" ? 1 : scale.kind === "row" ? rows : (rows * cols) / scale.blockSize;
+  const actual = scale.kind === "tensor" ? 1 : scale.values.length;
+  if (scale.kind === "block" && (!Number.isSafeInteger(scale.blockSize) || scale.blockSize <= 0 || cols % scale.blockSize !== 0)) {
+    throw new HaloError(H1bErrorCode.H1B_BAD_DIMENSION, `tensor ${name}: block scale size must divide cols`, {
+      expected: `a divisor of ${cols}`,
+      actual: scale.blockSize,
+    });
+  }
+  if (expected !== actual) {
+    throw new HaloError(H1bErrorCode.H1B_BAD_TENSOR, `tensor ${name}: wrong number of scales`, {
+      expected,
+      actual,
+    });
+  }
+}
+
+/** Scale of weight `(row, col)` under any {@link TernaryScale}. */
+export function scaleAt(scale: TernaryScale, cols: number, row: number, col: number): number {
+  switch (scale.kind) {
+    case "tensor":
+      return scale.value;
+    case "row":
+      return scale.values[row]!;
+    case "block":
+      return scale.values[(row * cols + col) / scale.blockSize | 0]!;
+  }
+}

@@ -1,0 +1,38 @@
+// @halo/h1b-format: read, validate, write and convert every ternary model file users have.
+import "./codecs/plain.js";
+
+export { H1bErrorCode } from "./errors.js";
+export type { H1bErrorCodeName } from "./errors.js";
+export { fileSource, memorySource } from "./core/byte-source.js";
+export type { ByteSource } from "./core/byte-source.js";
+export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from "./core/half.js";
+export { TERNARY_ROLES, NORM_ROLES, ternaryShape, normLength } from "./core/model.js";
+export type {
+  Activation,
+  ModelConfig,
+  FloatDType,
+  FloatTensor,
+  TernaryScale,
+  TernaryPacking,
+  TernaryTensor,
+  LayerTensors,
+  TokenizerPayload,
+  ModelFormat,
+  ModelSource,
+  HaloModel,
+  TernaryRole,
+  NormRole,
+} from "./core/model.js";
+export { validateConfig, shapeConfig } from "./core/config.js";
+export type { ShapeName } from "./core/config.js";
+export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
+export type { TensorBytes } from "./core/tensors.js";
+export {
+  registerTernaryCodec,
+  registerFloatCodec,
+  ternaryCodec,
+  floatCodec,
+  ternaryPackings,
+  floatByteLength,
+} from "./codecs/registry.js";
+export type { TernaryCodec, FloatCodec, EncodeOptions } from "./codecs/registry.js";

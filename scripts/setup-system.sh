@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs, when missing (CI machines start bare).
+set -euo pipefail
+need=()
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq "${need[@]}"
+  else
+    echo "missing system packages: ${need[*]} (install them with apt-get)" >&2
+    exit 1
+  fi
+fi
