@@ -36,3 +36,14 @@ export {
   floatByteLength,
 } from "./codecs/registry.js";
 export type { TernaryCodec, FloatCodec, EncodeOptions } from "./codecs/registry.js";
+export { synthModel } from "./synth/synth-model.js";
+export type { SynthOptions } from "./synth/synth-model.js";
+export {
+  synthTokenizerJson,
+  synthSpecialIds,
+  SYNTH_SPECIAL_TOKENS,
+  BITNET_CHAT_TEMPLATE,
+} from "./synth/synth-tokenizer.js";
+export type { SynthTokenizer } from "./synth/synth-tokenizer.js";
+export { byteToUnicode, LLAMA3_SPLIT_PATTERN } from "./synth/bpe-trainer.js";
+export { Rng, streamKey } from "./synth/rng.js";

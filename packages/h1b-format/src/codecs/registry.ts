@@ -1,7 +1,7 @@
 // Registries of ternary packings and float dtypes: how bytes become trits or floats and back.
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
-import type { FloatDType, TernaryPacking } from "../core/model.js";
+import type { FloatDType, TernaryPacking, TernaryScale } from "../core/model.js";
 
 /**
  * A ternary packing: byte size and lossless (or, where documented, lossy) encode/decode of whole
@@ -31,6 +31,12 @@ export interface EncodeOptions {
   readonly force?: boolean;
   /** Receives the number of weights the encoding changed. */
   readonly report?: (changedWeights: number) => void;
+  /**
+   * The matrix's scale. Codecs that store scales inline (`tq1_0`, `tq2_0`, `i2_s`, `bonsai-*`)
+   * need it and throw `H1B_BAD_ARGUMENT` without it (or when it cannot be expressed, e.g. per-row
+   * scales in a per-tensor format); codecs without inline scales ignore it.
+   */
+  readonly scale?: TernaryScale;
 }
 
 /** A float storage type: byte size and decode (and encode where halo writes it). */

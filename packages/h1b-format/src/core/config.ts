@@ -111,8 +111,8 @@ export function shapeConfig(shape: ShapeName, activation: Activation = "relu2"):
         headDim: 64,
         vocabSize: 512,
         maxPositionEmbeddings: 512,
-        bosTokenId: 1,
-        eosTokenIds: [2],
+        bosTokenId: 512 - 6,
+        eosTokenIds: [512 - 5, 512 - 2],
       };
     case "tiny-gqa":
       return {
@@ -125,8 +125,8 @@ export function shapeConfig(shape: ShapeName, activation: Activation = "relu2"):
         headDim: 64,
         vocabSize: 1024,
         maxPositionEmbeddings: 1024,
-        bosTokenId: 1,
-        eosTokenIds: [2],
+        bosTokenId: 1024 - 6,
+        eosTokenIds: [1024 - 5, 1024 - 2],
       };
   }
 }

@@ -188,6 +188,12 @@ export interface HaloModel {
   /** Free-form provenance and format metadata (string values). */
   readonly metadata: Readonly<Record<string, string>>;
   readonly source: ModelSource;
+  /**
+   * Format-specific bytes that carry no meaning for inference but that a writer of the same
+   * format restores, so `write(read(file))` is byte-identical (e.g. the seed `.h1b` legacy norm
+   * slots and trailing bytes). Keys are namespaced by format: `h1b.trailing`, `gguf.kv.*`.
+   */
+  readonly extras?: ReadonlyMap<string, Uint8Array>;
   /** Releases file handles. Tensors must not be used afterwards. */
   close(): void;
 }
