@@ -1,5 +1,6 @@
 // @halo/h1b-format: read, validate, write and convert every ternary model file users have.
 import "./codecs/plain.js";
+import "./codecs/seed.js";
 
 export { H1bErrorCode } from "./errors.js";
 export type { H1bErrorCodeName } from "./errors.js";
@@ -47,3 +48,12 @@ export {
 export type { SynthTokenizer } from "./synth/synth-tokenizer.js";
 export { byteToUnicode, LLAMA3_SPLIT_PATTERN } from "./synth/bpe-trainer.js";
 export { Rng, streamKey } from "./synth/rng.js";
+export {
+  haloV2Codec,
+  sherryCodec,
+  tq1V4Codec,
+  bonsaiTq2Codec,
+  bonsaiQ1Codec,
+  bonsaiScales,
+  BONSAI_BLOCK,
+} from "./codecs/seed.js";
