@@ -1,6 +1,7 @@
 // @halo/h1b-format: read, validate, write and convert every ternary model file users have.
 import "./codecs/plain.js";
 import "./codecs/seed.js";
+import "./codecs/hf-packed.js";
 
 export { H1bErrorCode } from "./errors.js";
 export type { H1bErrorCodeName } from "./errors.js";
@@ -57,3 +58,14 @@ export {
   bonsaiScales,
   BONSAI_BLOCK,
 } from "./codecs/seed.js";
+export { hfPackedCodec } from "./codecs/hf-packed.js";
+export { SAFETENSORS_DTYPE_BYTES, isSafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
+export type { SafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
+export { readSafetensors, openSafetensors, MAX_SAFETENSORS_HEADER_BYTES } from "./formats/safetensors/read-safetensors.js";
+export type { SafetensorsFile, SafetensorsTensorInfo } from "./formats/safetensors/read-safetensors.js";
+export { writeSafetensors, safetensorsHeader, safetensorsEntryBytes } from "./formats/safetensors/write-safetensors.js";
+export type { SafetensorsWriteEntry } from "./formats/safetensors/write-safetensors.js";
+export { openSafetensorsModel, SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE } from "./formats/safetensors/safetensors-index.js";
+export type { SafetensorsModelFiles, SafetensorsTensorRef } from "./formats/safetensors/safetensors-index.js";
+export { writeSafetensorsModel } from "./formats/safetensors/write-safetensors-sharded.js";
+export type { ShardOptions } from "./formats/safetensors/write-safetensors-sharded.js";
