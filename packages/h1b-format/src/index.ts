@@ -69,3 +69,21 @@ export { openSafetensorsModel, SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE }
 export type { SafetensorsModelFiles, SafetensorsTensorRef } from "./formats/safetensors/safetensors-index.js";
 export { writeSafetensorsModel } from "./formats/safetensors/write-safetensors-sharded.js";
 export type { ShardOptions } from "./formats/safetensors/write-safetensors-sharded.js";
+export { HALO_MAGIC, HALO_VERSION, HALO_DEFAULT_ALIGNMENT, hasHaloMagic } from "./formats/halo/halo-layout.js";
+export type {
+  HaloHeader,
+  HaloPreamble,
+  HaloTensorEntry,
+  HaloBlobEntry,
+  HaloScaleEntry,
+  HaloTokenizerEntry,
+  HaloProvenance,
+} from "./formats/halo/halo-layout.js";
+export { readHalo, readHaloHeader, HALO_PROVENANCE_KEY } from "./formats/halo/read-halo.js";
+export type { HaloHeaderInfo } from "./formats/halo/read-halo.js";
+export { writeHalo, HALO_CONVERTER } from "./formats/halo/write-halo.js";
+export type { WriteHaloOptions, HaloWriteReport, WriteProgress } from "./formats/halo/write-halo.js";
+export { verifyHalo } from "./formats/halo/verify-halo.js";
+export type { VerifyHaloOptions, HaloVerifyReport } from "./formats/halo/verify-halo.js";
+export { HALO_FALLBACK_PACKING, HALO_REPACKED_SOURCES, HALO_INLINE_SCALE_PACKINGS } from "./formats/halo/choose-packing.js";
+export type { HaloPackingOption } from "./formats/halo/choose-packing.js";

@@ -1,0 +1,236 @@
+// Round trips, alignment, provenance, zero-copy views and checksum verification of the .halo container.
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { isHaloError } from "@halo/errors";
+import "../../index.js";
+import { memorySource } from "../../core/byte-source.js";
+import { synthModel } from "../../synth/synth-model.js";
+import { NORM_ROLES, TERNARY_ROLES, type HaloModel, type TernaryTensor } from "../../core/model.js";
+import { HALO_MAGIC, hasHaloMagic } from "./halo-layout.js";
+import { HALO_PROVENANCE_KEY, readHalo, readHaloHeader } from "./read-halo.js";
+import { writeHalo } from "./write-halo.js";
+import { verifyHalo } from "./verify-halo.js";
+
+const dir = mkdtempSync(join(tmpdir(), "halo-container-"));
+afterAll(() => undefined);
+
+function trits(t: TernaryTensor): Int8Array {
+  const out = new Int8Array(t.rows * t.cols);
+  t.decodeRows(0, t.rows, out);
+  return out;
+}
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    if (isHaloError(error)) return error.code;
+    throw error;
+  }
+  return "no error";
+}
+
+/** Asserts two models hold the same weights, tokenizer and config (packings may differ). */
+function expectSameModel(a: HaloModel, b: HaloModel): void {
+  expect(b.config).toEqual(a.config);
+  expect(b.tokenizer).toEqual(a.tokenizer);
+  expect(b.chatTemplate).toBe(a.chatTemplate);
+  expect(Buffer.from(b.tokenEmbedding.bytes()).equals(Buffer.from(a.tokenEmbedding.bytes()))).toBe(true);
+  expect(Buffer.from(b.outputNorm.bytes()).equals(Buffer.from(a.outputNorm.bytes()))).toBe(true);
+  expect(b.lmHead === null).toBe(a.lmHead === null);
+  if (a.lmHead !== null) expect(Buffer.from(b.lmHead!.bytes()).equals(Buffer.from(a.lmHead.bytes()))).toBe(true);
+  a.layers.forEach((layer, l) => {
+    const other = b.layers[l]!;
+    for (const role of NORM_ROLES) expect(other[role].toFloat32()).toEqual(layer[role].toFloat32());
+    for (const role of TERNARY_ROLES) {
+      expect(other[role].scale).toEqual(layer[role].scale);
+      expect(trits(other[role])).toEqual(trits(layer[role]));
+    }
+  });
+}
+
+describe("writeHalo / readHalo", () => {
+  it("round-trips the tiny synthetic model, repacking int8 to halo-v2 by default", async () => {
+    const model = synthModel({ shape: "tiny", seed: 5 });
+    const path = join(dir, "tiny.halo");
+    const report = await writeHalo(model, path);
+    expect(report.changes).toEqual(["ternary packing int8 → halo-v2 (14 tensors)"]);
+    expect(report.lossy).toBe(false);
+    const bytes = readFileSync(path);
+    expect(report.byteLength).toBe(bytes.byteLength);
+    expect([...bytes.subarray(0, 8)]).toEqual([...HALO_MAGIC]);
+    const back = readHalo(path);
+    expect(back.layers[0]!.q.packing).toBe("halo-v2");
+    expect(back.source).toEqual({ format: "halo", version: 1, path });
+    expectSameModel(model, back);
+    const provenance = JSON.parse(back.metadata[HALO_PROVENANCE_KEY]!);
+    expect(provenance).toMatchObject({ sourceFormat: "halo", sourcePath: "<synthetic seed 5>", changes: report.changes });
+    expect(provenance.converter).toMatch(/^@halo\/h1b-format \d+\.\d+\.\d+/);
+    const { [HALO_PROVENANCE_KEY]: _, ...rest } = back.metadata;
+    expect(rest).toEqual(model.metadata);
+    back.close();
+  });
+
+  it("aligns every tensor and blob and lays scales out first", async () => {
+    const path = join(dir, "aligned.halo");
+    await writeHalo(synthModel({ shape: "tiny-gqa", seed: 1 }), path, { alignment: 4096 });
+    const { header, preamble } = readHaloHeader(path);
+    expect(header.alignment).toBe(4096);
+    expect(preamble.dataOffset % 4096).toBe(0);
+    for (const t of [...header.tensors, ...header.blobs]) expect(t.offset % 4096).toBe(0);
+    const firstWeight = Math.min(...header.tensors.filter((t) => t.kind !== "scale").map((t) => t.offset));
+    expect(header.tensors.filter((t) => t.kind === "scale").every((t) => t.offset < firstWeight)).toBe(true);
+  });
+
+  it("gives zero-copy, aligned views over a memory source", async () => {
+    const path = join(dir, "views.halo");
+    await writeHalo(synthModel({ seed: 2 }), path);
+    const file = new Uint8Array(readFileSync(path));
+    const model = readHalo(memorySource(file, path));
+    const q = model.layers[1]!.q.bytes();
+    expect(q.buffer).toBe(file.buffer);
+    expect((q.byteOffset - file.byteOffset) % 64).toBe(0);
+    expect(model.tokenEmbedding.bytes().buffer).toBe(file.buffer);
+  });
+
+  it("keeps any registered packing, transcodes to the requested one, and records it", async () => {
+    const model = synthModel({ seed: 3 });
+    const tq1 = join(dir, "tq1.halo");
+    const r1 = await writeHalo(model, tq1, { packing: "tq1-v4" });
+    expect(r1.changes).toEqual(["ternary packing int8 → tq1-v4 (14 tensors)"]);
+    const back = readHalo(tq1);
+    expect(back.layers[0]!.down.packing).toBe("tq1-v4");
+    const again = join(dir, "tq1-again.halo");
+    const r2 = await writeHalo(back, again); // auto keeps a row-independent source packing
+    expect(r2.changes).toEqual([]);
+    const twice = readHalo(again);
+    expect(twice.layers[1]!.gate.packing).toBe("tq1-v4");
+    expectSameModel(model, twice);
+    const provenance = JSON.parse(twice.metadata[HALO_PROVENANCE_KEY]!);
+    expect(provenance.sourceFormat).toBe("halo");
+    expect(provenance.previous.changes).toEqual(r1.changes);
+  });
+
+  it("refuses a lossy packing unless forced, then reports the changed weights", async () => {
+    const model = synthModel({ seed: 4 });
+    const path = join(dir, "sherry.halo");
+    await expect(writeHalo(model, path, { packing: "sherry" })).rejects.toMatchObject({ code: "H1B_LOSSY_CONVERSION" });
+    expect(() => readFileSync(path)).toThrow(); // nothing left behind
+    const report = await writeHalo(model, path, { packing: "sherry", force: true });
+    expect(report.lossy).toBe(true);
+    expect(report.changedWeights).toBeGreaterThan(0);
+    expect(report.changes.at(-1)).toMatch(/ternary weights changed/);
+    expect(readHalo(path).layers[0]!.q.packing).toBe("sherry");
+  });
+
+  it("refuses to transcode into a packing with inline scales", async () => {
+    await expect(writeHalo(synthModel(), join(dir, "x.halo"), { packing: "bonsai-tq2" })).rejects.toMatchObject({ code: "H1B_UNSUPPORTED" });
+  });
+
+  it("stores untied heads, row and block scales, every tokenizer kind and extras", async () => {
+    const base = synthModel({ seed: 6, untiedHead: true });
+    const rowScaled = (t: TernaryTensor, l: number): TernaryTensor => ({
+      ...t,
+      scale: l === 0 ? { kind: "row", values: Float32Array.from({ length: t.rows }, (_, i) => 0.01 * (i + 1)) } : { kind: "block", blockSize: 128, values: Float32Array.from({ length: (t.rows * t.cols) / 128 }, (_, i) => i / 7) },
+    });
+    const htok = {
+      kind: "htok" as const,
+      tokens: [Uint8Array.of(), Uint8Array.of(0x41, 0x42), Uint8Array.of(0xff)],
+      merges: Uint32Array.of(1, 2, 3, 4, 5, 6),
+      bosTokenId: 1,
+      eosTokenId: 2,
+    };
+    const model: HaloModel = {
+      ...base,
+      layers: base.layers.map((layer, l) => ({ ...layer, q: rowScaled(layer.q, l), down: rowScaled(layer.down, l) })),
+      tokenizer: htok,
+      extras: new Map([["h1b.trailing", Uint8Array.of(9, 8, 7)]]),
+    };
+    const path = join(dir, "variants.halo");
+    await writeHalo(model, path);
+    const back = readHalo(path);
+    expectSameModel(model, back);
+    expect(back.lmHead).not.toBeNull();
+    expect([...back.extras!.get("h1b.trailing")!]).toEqual([9, 8, 7]);
+
+    const gguf = {
+      kind: "gguf" as const,
+      model: "gpt2",
+      pre: null,
+      tokens: ["a", "b", "ab"],
+      merges: ["a b"],
+      tokenTypes: [1, 1, 1],
+      bosTokenId: 0,
+      eosTokenId: null,
+      addBosToken: true,
+    };
+    await writeHalo({ ...base, tokenizer: gguf }, path);
+    expect(readHalo(path).tokenizer).toEqual(gguf);
+    await writeHalo({ ...base, tokenizer: null, chatTemplate: null }, path);
+    expect(readHalo(path).tokenizer).toBeNull();
+  });
+
+  it("round-trips random small models, packings and alignments (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          seed: fc.integer({ min: 0, max: 1000 }),
+          packing: fc.constantFrom("auto", "int8", "halo-v2", "tq1-v4"),
+          alignment: fc.constantFrom(64, 128, 1024),
+          untiedHead: fc.boolean(),
+          layers: fc.integer({ min: 1, max: 2 }),
+          activation: fc.constantFrom("relu2" as const, "silu" as const),
+        }),
+        async (p) => {
+          const config = { ...synthModel().config, numLayers: p.layers, hiddenSize: 128, intermediateSize: 256, numHeads: 2, numKvHeads: 1, vocabSize: 512 };
+          const model = synthModel({ shape: config, seed: p.seed, untiedHead: p.untiedHead, activation: p.activation });
+          const path = join(dir, `prop-${p.seed}.halo`);
+          await writeHalo(model, path, { packing: p.packing, alignment: p.alignment });
+          const back = readHalo(path);
+          expectSameModel(model, back);
+          expect(verifyHalo(path).bytesChecked).toBeGreaterThan(0);
+          back.close();
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+
+  it("writes byte-identical files for the same model and creation time", async () => {
+    const createdAt = new Date("2026-01-01T00:00:00Z");
+    const a = join(dir, "det-a.halo");
+    const b = join(dir, "det-b.halo");
+    await writeHalo(synthModel({ seed: 9 }), a, { createdAt });
+    await writeHalo(synthModel({ seed: 9 }), b, { createdAt });
+    expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+  });
+});
+
+describe("verifyHalo", () => {
+  it("passes a sound file and names the tensor whose bytes changed", async () => {
+    const path = join(dir, "verify.halo");
+    await writeHalo(synthModel({ seed: 8 }), path);
+    const report = verifyHalo(path, { checksums: true });
+    expect(report.bytesChecked).toBeGreaterThan(200_000);
+    expect(report.tensors).toBe(2 + 2 * 11 + 2 * 7);
+    const { header } = readHaloHeader(path);
+    const target = header.tensors.find((t) => t.name === "blk.1.up")!;
+    const bytes = readFileSync(path);
+    bytes[target.offset + 17]! ^= 0x10;
+    const bad = join(dir, "verify-bad.halo");
+    writeFileSync(bad, bytes);
+    expect(() => readHalo(bad)).not.toThrow(); // opening does not read weights
+    expect(() => verifyHalo(bad, { checksums: false })).not.toThrow();
+    expect(() => verifyHalo(bad)).toThrow(/tensor blk\.1\.up checksum mismatch/);
+    expect(codeOf(() => verifyHalo(bad))).toBe("H1B_CHECKSUM_MISMATCH");
+  });
+
+  it("tells a .halo file from seed .h1b, GGUF and safetensors by its magic", () => {
+    expect(hasHaloMagic(Buffer.from("H1B\0\x02\0\0\0"))).toBe(false);
+    expect(hasHaloMagic(Buffer.from("GGUF\x03\0\0\0"))).toBe(false);
+    expect(codeOf(() => readHalo(memorySource(Buffer.from("H1B\0\x02\0\0\0".padEnd(80, "\0")))))).toBe("H1B_BAD_MAGIC");
+  });
+});
