@@ -2,6 +2,7 @@
 import "./codecs/plain.js";
 import "./codecs/seed.js";
 import "./codecs/hf-packed.js";
+import "./codecs/ggml.js";
 
 export { H1bErrorCode } from "./errors.js";
 export type { H1bErrorCodeName } from "./errors.js";
@@ -87,3 +88,36 @@ export { verifyHalo } from "./formats/halo/verify-halo.js";
 export type { VerifyHaloOptions, HaloVerifyReport } from "./formats/halo/verify-halo.js";
 export { HALO_FALLBACK_PACKING, HALO_REPACKED_SOURCES, HALO_INLINE_SCALE_PACKINGS } from "./formats/halo/choose-packing.js";
 export type { HaloPackingOption } from "./formats/halo/choose-packing.js";
+export {
+  tq1_0Codec,
+  tq2_0Codec,
+  i2sCodec,
+  q8_0Codec,
+  q4_kCodec,
+  q6_kCodec,
+  blockScales,
+  tqBlockScales,
+  i2sScale,
+  QK_K,
+  TQ1_0_BLOCK_BYTES,
+  TQ2_0_BLOCK_BYTES,
+  I2_S_BLOCK,
+  I2_S_TAIL_BYTES,
+} from "./codecs/ggml.js";
+export { readGguf, GGUF_TERNARY_NAMES, GGUF_NORM_NAMES } from "./formats/gguf/read-gguf.js";
+export { readGgufHeader } from "./formats/gguf/gguf-header.js";
+export type { GgufHeader, GgufEntry, GgufTensorInfo, GgufValue } from "./formats/gguf/gguf-header.js";
+export { GGUF_MAGIC, GGUF_DEFAULT_ALIGNMENT, GgufValueType, GGML_TYPES, GGML_TYPE_ID, ggmlTensorBytes } from "./formats/gguf/gguf-types.js";
+export type { GgmlType, GgmlHaloType, GgufValueTypeId } from "./formats/gguf/gguf-types.js";
+export { encodeGgufHeader } from "./formats/gguf/gguf-encode.js";
+export type { GgufWriteValue, GgufWriteTensorInfo } from "./formats/gguf/gguf-encode.js";
+export { writeGguf } from "./formats/gguf/write-gguf.js";
+export type { WriteGgufOptions, GgufWriteReport } from "./formats/gguf/write-gguf.js";
+export { toGgufTokenizer, toHfTokenizerJson, toHtokTokenizer, GGUF_TOKEN_TYPE } from "./core/tokenizer-payload.js";
+export type {
+  GgufTokenizerPayload,
+  HfTokenizerPayload,
+  HtokTokenizerPayload,
+  HtokConversion,
+  HfTokenizerOptions,
+} from "./core/tokenizer-payload.js";

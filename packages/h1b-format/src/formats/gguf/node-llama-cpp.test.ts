@@ -1,0 +1,85 @@
+// The proof: GGUF files from writeGguf load and run in node-llama-cpp 3.22.1 (llama.cpp v0.5.0, CPU).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { synthModel } from "../../synth/synth-model.js";
+import { writeGguf } from "./write-gguf.js";
+
+type NodeLlamaCpp = typeof import("node-llama-cpp");
+type Llama = Awaited<ReturnType<NodeLlamaCpp["getLlama"]>>;
+
+let llama: Llama | null = null;
+let skipReason = "";
+try {
+  const { getLlama } = await import("node-llama-cpp");
+  llama = await getLlama({ gpu: false, build: "never", maxThreads: 2, logLevel: "error" as never });
+} catch (error) {
+  skipReason = `node-llama-cpp cannot start here (${String(error)}); install node-llama-cpp@3.22.1 with its prebuilt CPU binary to run this test`;
+}
+if (llama === null) console.warn(`skipping node-llama-cpp GGUF test: ${skipReason}`);
+
+const dir = mkdtempSync(join(tmpdir(), "halo-gguf-llama-"));
+afterAll(async () => {
+  await llama?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(llama === null)("writeGguf output in node-llama-cpp", () => {
+  for (const ternaryType of ["tq2_0", "tq1_0"] as const) {
+    it(`${ternaryType}: loads, tokenizes like tokenizer.json, gives finite logits and generates`, async () => {
+      const model = synthModel({ shape: "tiny", activation: "silu", seed: 5 });
+      const path = join(dir, `tiny-${ternaryType}.gguf`);
+      await writeGguf(model, path, { ternaryType });
+      const loaded = await llama!.loadModel({ modelPath: path, gpuLayers: 0 });
+      try {
+        expect(loaded.fileInfo.metadata.general.architecture).toBe("bitnet");
+        const text = "Hello world! The capital of France is Paris, 12345.";
+        const ids = loaded.tokenize(text);
+        // Independent check of the vocabulary conversion: Hugging Face tokenizers on the model's tokenizer.json.
+        const { Tokenizer } = await import("tokenizers");
+        const hf = Tokenizer.fromString(model.tokenizer!.kind === "hf-json" ? model.tokenizer!.tokenizerJson : "");
+        const expected = (await hf.encode(text, null, { addSpecialTokens: false })).getIds();
+        expect(ids.map(Number)).toEqual(expected);
+        expect(loaded.detokenize(ids)).toBe(text);
+
+        const context = await loaded.createContext({ contextSize: 128, threads: 2 });
+        try {
+          const sequence = context.getSequence();
+          const input = [model.config.bosTokenId!, ...ids] as typeof ids;
+          const results = await sequence.controlledEvaluate([
+            ...input.slice(0, -1),
+            [input[input.length - 1]!, { generateNext: { token: true, logits: true } }],
+          ]);
+          const last = results[results.length - 1];
+          const logits = last?.next.logits;
+          expect(logits?.size).toBe(model.config.vocabSize);
+          let finite = 0;
+          let spread = 0;
+          let first: number | undefined;
+          // The map is sorted by logit, highest first: greedy picks its first key.
+          expect(logits!.keys().next().value).toBe(last!.next.token);
+          for (const value of logits!.values()) {
+            if (Number.isFinite(value)) finite++;
+            first ??= value;
+            spread = Math.max(spread, Math.abs(value - first));
+          }
+          expect(finite).toBe(model.config.vocabSize);
+          expect(spread).toBeGreaterThan(0);
+
+          const generated: number[] = [];
+          for await (const token of sequence.evaluate([last!.next.token!], { temperature: 0, yieldEogToken: true })) {
+            generated.push(Number(token));
+            if (generated.length >= 8) break;
+          }
+          expect(generated.length).toBe(8);
+          expect(generated.every((t) => Number.isInteger(t) && t >= 0 && t < model.config.vocabSize)).toBe(true);
+        } finally {
+          await context.dispose();
+        }
+      } finally {
+        await loaded.dispose();
+      }
+    });
+  }
+});
