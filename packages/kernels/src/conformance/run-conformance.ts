@@ -1,0 +1,128 @@
+// The conformance suite's entry points: the list of named checks for a backend, and a test-runner adapter.
+import { HaloError } from "@halo/errors";
+import { KernelsErrorCode } from "../errors.js";
+import type { Backend } from "../contract/backend.js";
+import { conformanceModel } from "./test-model.js";
+import { modelChecks, type ConformanceTestModel, type ModelCheckOptions } from "./model-checks.js";
+import { opChecks, type ConformanceCheck } from "./op-checks.js";
+
+/**
+ * Options of {@link conformanceChecks}.
+ *
+ * @example
+ * ```ts
+ * const options: ConformanceOptions = { models: [{ name: "2b-slice", weights }], greedyTokens: 8 };
+ * ```
+ */
+export interface ConformanceOptions extends ModelCheckOptions {
+  /** Models for the whole-model checks. Default {@link defaultConformanceModels}. */
+  readonly models?: readonly ConformanceTestModel[];
+}
+
+/**
+ * The suite's own tiny models: awkward widths with tensor scales (ReLU², MQA 3:1), row scales
+ * with an untied head (SiLU, GQA 4:2), and 256-multiple widths with per-256-block scales like
+ * GGUF TQ2_0 (SiLU; also run with Q8_K activations).
+ *
+ * @example
+ * ```ts
+ * const [first] = defaultConformanceModels();
+ * ```
+ */
+export function defaultConformanceModels(): ConformanceTestModel[] {
+  return [
+    { name: "awkward-relu2-tensor-scale", weights: conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" }) },
+    {
+      name: "gqa-silu-row-scale-untied",
+      weights: conformanceModel({ seed: 2, activation: "silu", scaleKind: "row", tiedEmbeddings: false, hiddenSize: 64, intermediateSize: 96, numHeads: 4, numKvHeads: 2 }),
+    },
+    {
+      name: "q8k-silu-block-scale",
+      weights: conformanceModel({
+        seed: 3,
+        activation: "silu",
+        scaleKind: "block",
+        blockSize: 256,
+        hiddenSize: 256,
+        intermediateSize: 512,
+        numLayers: 1,
+        numHeads: 4,
+        numKvHeads: 2,
+        headDim: 64,
+        vocabSize: 101,
+        ropeTheta: 500000,
+      }),
+    },
+  ];
+}
+
+/**
+ * Every conformance check for a backend: the per-op checks (when the backend exposes `ops`)
+ * and the whole-model checks against the reference backend. Each check's `run` rejects with a
+ * `KERNELS_CONFORMANCE_MISMATCH` HaloError naming the case, the index and the values.
+ *
+ * @example
+ * ```ts
+ * for (const check of await conformanceChecks(() => cpuBackend())) {
+ *   await check.run();
+ *   console.log("ok", check.name);
+ * }
+ * ```
+ */
+export async function conformanceChecks(factory: () => Backend | Promise<Backend>, options: ConformanceOptions = {}): Promise<ConformanceCheck[]> {
+  const backend = await factory();
+  const ops = backend.ops === undefined ? [] : opChecks(backend.ops);
+  return [...ops, ...modelChecks(factory, options.models ?? defaultConformanceModels(), options)];
+}
+
+/** The parts of a test runner {@link runConformance} uses (vitest, jest and node:test fit). */
+export interface ConformanceHarness {
+  describe(name: string, body: () => void): void;
+  it(name: string, body: () => Promise<void>, timeout?: number): void;
+}
+
+/**
+ * Registers the conformance suite as tests of the caller's runner. Checks are listed at
+ * registration, so the ops list comes from `backendInfo` (whether the backend has `ops`).
+ *
+ * @example
+ * ```ts
+ * import { describe, it } from "vitest";
+ * runConformance(() => referenceBackend(), { describe, it }, { hasOps: true });
+ * ```
+ */
+export function runConformance(
+  factory: () => Backend | Promise<Backend>,
+  harness: ConformanceHarness,
+  options: ConformanceOptions & { readonly name?: string; readonly hasOps: boolean; readonly timeoutMs?: number },
+): void {
+  const checks: ConformanceCheck[] = [];
+  if (options.hasOps) {
+    checks.push(
+      ...opChecks({
+        rmsNorm: async (...args) => needOps(await factory()).rmsNorm(...args),
+        quantize: async (...args) => needOps(await factory()).quantize(...args),
+        ternaryMatmul: async (...args) => needOps(await factory()).ternaryMatmul(...args),
+        rope: async (...args) => needOps(await factory()).rope(...args),
+        attention: async (...args) => needOps(await factory()).attention(...args),
+        lmHead: async (...args) => needOps(await factory()).lmHead(...args),
+      }),
+    );
+  }
+  checks.push(...modelChecks(factory, options.models ?? defaultConformanceModels(), options));
+  harness.describe(`conformance: ${options.name ?? "backend"}`, () => {
+    for (const check of checks) harness.it(check.name, check.run, options.timeoutMs ?? 120_000);
+  });
+}
+
+function needOps(backend: Backend): NonNullable<Backend["ops"]> {
+  if (backend.ops === undefined) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `backend ${backend.name} exposes no ops`, {
+      field: "hasOps",
+      expected: false,
+      actual: true,
+      hint: "Pass hasOps: false for backends without kernel-level entry points",
+    });
+  }
+  return backend.ops;
+}

@@ -1,0 +1,44 @@
+// @halo/kernels: the backend contract, the TypeScript reference backend that defines the numerics, and the conformance suite.
+export { KernelsErrorCode } from "./errors.js";
+export type { KernelsErrorCodeName } from "./errors.js";
+
+export type {
+  ModelWeights,
+  WeightsConfig,
+  WeightsFloatTensor,
+  WeightsTernaryTensor,
+  WeightsTernaryScale,
+  WeightsLayer,
+} from "./contract/weights.js";
+export type {
+  Backend,
+  BackendProbe,
+  BackendCapabilities,
+  LoadOptions,
+  LoadProgress,
+  KvDtype,
+  ActivationQuant,
+} from "./contract/backend.js";
+export type { LoadedModel, StepBatch, ResolvedLoadOptions } from "./contract/loaded-model.js";
+export type { KernelOps, AttentionInput, QuantizedActivations, MaybePromise } from "./contract/kernel-ops.js";
+export { validateLoad } from "./contract/validate-load.js";
+export { validateBatch } from "./contract/validate-batch.js";
+export type { BatchLimits } from "./contract/validate-batch.js";
+
+export { referenceBackend } from "./reference/reference-backend.js";
+export type { ReferenceBackendOptions } from "./reference/reference-backend.js";
+export { referenceOps, decodeTernary } from "./reference/reference-ops.js";
+export { roundHalfEven, roundToF16 } from "./reference/rounding.js";
+export { quantizePerToken, quantizeQ8K, PER_TOKEN_ABSMAX_FLOOR, Q8K_BLOCK } from "./reference/quantize.js";
+
+export { conformanceChecks, runConformance, defaultConformanceModels } from "./conformance/run-conformance.js";
+export type { ConformanceOptions, ConformanceHarness } from "./conformance/run-conformance.js";
+export type { ConformanceCheck } from "./conformance/op-checks.js";
+export { opChecks } from "./conformance/op-checks.js";
+export { modelChecks, greedyRun, argmax } from "./conformance/model-checks.js";
+export type { ConformanceTestModel, ModelCheckOptions } from "./conformance/model-checks.js";
+export { conformanceModel, floatTensorOf, ternaryTensorOf } from "./conformance/test-model.js";
+export type { ConformanceModelOptions } from "./conformance/test-model.js";
+export { TOLERANCES } from "./conformance/tolerances.js";
+export type { ToleranceName } from "./conformance/tolerances.js";
+export { SeededRandom } from "./conformance/seeded-random.js";

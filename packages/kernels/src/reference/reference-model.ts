@@ -1,0 +1,205 @@
+// The reference backend's LoadedModel: the BitNet b1.58 forward pass over a batch, op by op, in plain TypeScript.
+import { HaloError } from "@halo/errors";
+import { KernelsErrorCode } from "../errors.js";
+import type { LoadedModel, ResolvedLoadOptions, StepBatch } from "../contract/loaded-model.js";
+import type { WeightsConfig } from "../contract/weights.js";
+import { validateBatch } from "../contract/validate-batch.js";
+import { KvCache } from "./kv-cache.js";
+import { rmsNormRows } from "./rms-norm.js";
+import { quantizeActivations } from "./quantize.js";
+import { ternaryMatmulQuantized, type DecodedTernary } from "./ternary-matmul.js";
+import { applyRope, ropeInverseFrequencies } from "./rope.js";
+import { attendRow } from "./attention.js";
+import { gatedActivation } from "./ffn-activation.js";
+import { lmHeadRows } from "./lm-head.js";
+
+/** Weights in the reference backend's layout: float32 norms and embeddings, int8 trits. */
+export interface ReferenceLayer {
+  readonly attnNorm: Float32Array;
+  readonly attnSubNorm: Float32Array;
+  readonly ffnNorm: Float32Array;
+  readonly ffnSubNorm: Float32Array;
+  readonly q: DecodedTernary;
+  readonly k: DecodedTernary;
+  readonly v: DecodedTernary;
+  readonly o: DecodedTernary;
+  readonly gate: DecodedTernary;
+  readonly up: DecodedTernary;
+  readonly down: DecodedTernary;
+}
+
+/** Everything the reference forward pass reads. */
+export interface ReferenceWeights {
+  /** `[vocab][hidden]` */
+  readonly embedding: Float32Array;
+  /** `[hidden]` */
+  readonly outputNorm: Float32Array;
+  /** `[vocab][hidden]` (the embedding itself when tied) */
+  readonly head: Float32Array;
+  readonly layers: readonly ReferenceLayer[];
+}
+
+/** Options of the reference forward pass that are not part of the contract. */
+export interface ReferenceModelOptions {
+  /** Split-KV attention tile in positions; 0 = single pass. */
+  readonly splitKvTile: number;
+  readonly maxBatchTokens: number;
+}
+
+/**
+ * A model held by the reference backend. Created by `referenceBackend().loadModel(...)`.
+ *
+ * @example
+ * ```ts
+ * const model = await referenceBackend().loadModel(weights, { contextLength: 128 });
+ * ```
+ */
+export class ReferenceLoadedModel implements LoadedModel {
+  readonly config: WeightsConfig;
+  readonly options: ResolvedLoadOptions;
+  private weights: ReferenceWeights | null;
+  private readonly cache: KvCache;
+  private readonly inverseFrequencies: Float64Array;
+  private readonly modelOptions: ReferenceModelOptions;
+
+  constructor(config: WeightsConfig, options: ResolvedLoadOptions, weights: ReferenceWeights, modelOptions: ReferenceModelOptions) {
+    this.config = config;
+    this.options = options;
+    this.weights = weights;
+    this.modelOptions = modelOptions;
+    this.cache = new KvCache(config.numLayers, options.contextLength, config.numKvHeads * config.headDim, options.maxSequences, options.kvDtype);
+    this.inverseFrequencies = ropeInverseFrequencies(config.headDim, config.ropeTheta);
+  }
+
+  private live(): ReferenceWeights {
+    if (this.weights === null) {
+      throw new HaloError(KernelsErrorCode.KERNELS_DISPOSED, "the model was disposed", { hint: "Load the model again" });
+    }
+    return this.weights;
+  }
+
+  private slotCache(slot: number, field: string) {
+    const cache = this.cache.get(slot);
+    if (cache === undefined) {
+      throw new HaloError(KernelsErrorCode.KERNELS_UNKNOWN_SLOT, "slot is not allocated", {
+        field,
+        actual: slot,
+        hint: "Call allocateSequence() and use the id it returns",
+      });
+    }
+    return cache;
+  }
+
+  allocateSequence(): number {
+    this.live();
+    const slot = this.cache.allocate();
+    if (slot < 0) {
+      throw new HaloError(KernelsErrorCode.KERNELS_NO_FREE_SLOT, "all sequence slots are in use", {
+        expected: `at most ${this.options.maxSequences} live sequences`,
+        actual: this.options.maxSequences + 1,
+        hint: "Free a finished sequence, or load with a larger maxSequences",
+      });
+    }
+    return slot;
+  }
+
+  freeSequence(slot: number): void {
+    this.live();
+    this.slotCache(slot, "slot");
+    this.cache.free(slot);
+  }
+
+  truncateSequence(slot: number, length: number): void {
+    this.live();
+    const cache = this.slotCache(slot, "slot");
+    if (!Number.isSafeInteger(length) || length < 0 || length > cache.length) {
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_POSITION, "truncation length outside the sequence", {
+        field: "length",
+        expected: `a whole number in [0, ${cache.length}]`,
+        actual: length,
+      });
+    }
+    cache.length = length;
+  }
+
+  sequenceLength(slot: number): number {
+    this.live();
+    return this.slotCache(slot, "slot").length;
+  }
+
+  async step(batch: StepBatch): Promise<Float32Array> {
+    return this.stepSync(batch);
+  }
+
+  /** The forward pass, synchronously (the reference blocks the thread it runs on). */
+  stepSync(batch: StepBatch): Float32Array {
+    const weights = this.live();
+    validateBatch(batch, {
+      vocabSize: this.config.vocabSize,
+      contextLength: this.options.contextLength,
+      maxBatchTokens: this.modelOptions.maxBatchTokens,
+      sequenceLength: (slot) => this.cache.get(slot)?.length,
+    });
+    const c = this.config;
+    const { tokens, positions, slots, logitRows } = batch;
+    const n = tokens.length;
+    const hidden = c.hiddenSize;
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    const scheme = this.options.activationQuant;
+    const perToken = scheme === "per-token";
+    const eps = c.rmsNormEps;
+    const activation = c.activation === "silu" ? "silu" : "relu2";
+
+    // [n][hidden] residual stream, float32
+    const x = new Float32Array(n * hidden);
+    for (let t = 0; t < n; t++) x.set(weights.embedding.subarray(tokens[t]! * hidden, (tokens[t]! + 1) * hidden), t * hidden);
+    const caches = Array.from(slots, (slot) => this.cache.get(slot)!);
+    const normed = new Float32Array(n * hidden);
+    const attnOut = new Float32Array(n * qDim); // [n][numHeads·headDim]
+    const attnNormed = new Float32Array(n * qDim);
+    const residualDelta = new Float32Array(n * hidden);
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const layer = weights.layers[l]!;
+      // Attention block: norm → quantise once → q, k, v → RoPE → cache → attention → sub-norm → quantise → o.
+      rmsNormRows(x, layer.attnNorm, eps, normed);
+      const qa = quantizeActivations(normed, hidden, scheme);
+      const q = ternaryMatmulQuantized(layer.q, qa, perToken); // [n][qDim]
+      const k = ternaryMatmulQuantized(layer.k, qa, perToken); // [n][kvDim]
+      const v = ternaryMatmulQuantized(layer.v, qa, perToken); // [n][kvDim]
+      applyRope(q, positions, c.numHeads, c.headDim, this.inverseFrequencies);
+      applyRope(k, positions, c.numKvHeads, c.headDim, this.inverseFrequencies);
+      for (let t = 0; t < n; t++) this.cache.write(caches[t]!, l, positions[t]!, k, t * kvDim, v, t * kvDim);
+      for (let t = 0; t < n; t++) {
+        const view = this.cache.layerView(caches[t]!, l, positions[t]! + 1);
+        attendRow(c, q, t * qDim, view.keys, view.values, positions[t]!, this.modelOptions.splitKvTile, attnOut, t * qDim);
+      }
+      rmsNormRows(attnOut, layer.attnSubNorm, eps, attnNormed);
+      ternaryMatmulQuantized(layer.o, quantizeActivations(attnNormed, qDim, scheme), perToken, residualDelta);
+      for (let i = 0; i < x.length; i++) x[i] = x[i]! + residualDelta[i]!;
+
+      // FFN block: norm → quantise once → gate, up → act(gate)·up → sub-norm → quantise → down.
+      rmsNormRows(x, layer.ffnNorm, eps, normed);
+      const fa = quantizeActivations(normed, hidden, scheme);
+      const gate = ternaryMatmulQuantized(layer.gate, fa, perToken); // [n][intermediate]
+      const up = ternaryMatmulQuantized(layer.up, fa, perToken);
+      const mixed = gatedActivation(activation, gate, up, gate);
+      const mixedNormed = rmsNormRows(mixed, layer.ffnSubNorm, eps, up);
+      ternaryMatmulQuantized(layer.down, quantizeActivations(mixedNormed, c.intermediateSize, scheme), perToken, residualDelta);
+      for (let i = 0; i < x.length; i++) x[i] = x[i]! + residualDelta[i]!;
+    }
+    for (let t = 0; t < n; t++) caches[t]!.length = positions[t]! + 1;
+
+    // Final norm and LM head, only for the rows whose logits were asked for.
+    const wanted = new Float32Array(logitRows.length * hidden);
+    for (let i = 0; i < logitRows.length; i++) wanted.set(x.subarray(logitRows[i]! * hidden, (logitRows[i]! + 1) * hidden), i * hidden);
+    const finalNormed = rmsNormRows(wanted, weights.outputNorm, eps);
+    return lmHeadRows(finalNormed, weights.head, c.vocabSize, hidden);
+  }
+
+  dispose(): void {
+    this.weights = null;
+    this.cache.dispose();
+  }
+}
