@@ -121,3 +121,13 @@ export type {
   HtokConversion,
   HfTokenizerOptions,
 } from "./core/tokenizer-payload.js";
+export { readH1b, readH1bHeader } from "./formats/h1b/read-h1b.js";
+export type { ReadH1bOptions, H1bHeader } from "./formats/h1b/read-h1b.js";
+export { writeH1b, encodeH1b } from "./formats/h1b/write-h1b.js";
+export type { WriteH1bOptions, WriteH1bSummary } from "./formats/h1b/write-h1b.js";
+export { H1bFlag, h1bWeightFormat } from "./formats/h1b/h1b-layout.js";
+export type { H1bWeightFormat } from "./formats/h1b/h1b-layout.js";
+export { readHtok, writeHtok, htokToTokenizerPayload } from "./formats/h1b/htok.js";
+export type { HtokData } from "./formats/h1b/htok.js";
+export { readMedusa, writeMedusa, encodeMedusa, MEDUSA_SEED_HIDDEN } from "./formats/h1b/medusa.js";
+export type { MedusaHeads, MedusaHead, MedusaData, ReadMedusaOptions } from "./formats/h1b/medusa.js";
