@@ -40,7 +40,7 @@ const compiled = new Map<string, Template>();
 
 /**
  * Renders a Jinja chat template. Variables: `messages`, `add_generation_prompt`, plus
- * `variables` (`bos_token`, `eos_token`, …). `raise_exception` throws a HaloError.
+ * `variables` (`bos_token`, `eos_token`, …). A template's `raise_exception(…)` becomes a HaloError.
  *
  * @example
  * ```ts
@@ -74,13 +74,10 @@ export function renderChatTemplate(
       ...variables,
       messages: messages.map((m) => ({ ...m })),
       add_generation_prompt: addGenerationPrompt,
-      raise_exception: (message: string) => {
-        throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_TEMPLATE, `chat template refused the messages: ${message}`);
-      },
     });
   } catch (cause) {
     if (cause instanceof HaloError) throw cause;
-    throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_TEMPLATE, "chat template failed to render", {
+    throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_TEMPLATE, "chat template failed to render or refused the messages", {
       hint: cause instanceof Error ? cause.message : String(cause),
       cause,
     });

@@ -58,6 +58,18 @@ function chatTemplateOf(config: Json): string | null {
   return null;
 }
 
+// Conventional names used when tokenizer_config.json does not name BOS/EOS.
+const BOS_NAMES = ["<|begin_of_text|>", "<s>", "<bos>"];
+const EOS_NAMES = ["<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>"];
+
+function firstKnown(idOf: (token: string) => number | null, names: readonly string[]): number | null {
+  for (const name of names) {
+    const id = idOf(name);
+    if (id !== null) return id;
+  }
+  return null;
+}
+
 /** Builds the parts of a tokenizer from tokenizer.json and optional tokenizer_config.json. */
 export function partsFromHfJson(tokenizerJson: string | object, tokenizerConfigJson: string | object | null | undefined): TokenizerParts {
   const json = parseJsonObject(tokenizerJson, "tokenizer.json");
@@ -164,6 +176,12 @@ export function partsFromHfJson(tokenizerJson: string | object, tokenizerConfigJ
     const value = tokenString(config[name]);
     if (value !== null) templateVariables[name] = value;
   }
+  const bosTokenId = idOf(bosToken) ?? wrap.prefix[0] ?? firstKnown(idOf, BOS_NAMES);
+  const eosTokenId = idOf(eosToken) ?? firstKnown(idOf, EOS_NAMES);
+  const surface = (id: number | null): string | undefined =>
+    id === null ? undefined : (addedTokens.find((t) => t.id === id)?.content ?? modelTokens[id]);
+  if (templateVariables["bos_token"] === undefined && surface(bosTokenId) !== undefined) templateVariables["bos_token"] = surface(bosTokenId)!;
+  if (templateVariables["eos_token"] === undefined && surface(eosTokenId) !== undefined) templateVariables["eos_token"] = surface(eosTokenId)!;
   return {
     ...built,
     modelTokens,
@@ -172,8 +190,8 @@ export function partsFromHfJson(tokenizerJson: string | object, tokenizerConfigJ
     preTokenizer,
     decoder: decoderType === "ByteLevel" ? "byte-level" : "join",
     wrap,
-    bosTokenId: idOf(bosToken) ?? wrap.prefix[0] ?? null,
-    eosTokenId: idOf(eosToken),
+    bosTokenId,
+    eosTokenId,
     chatTemplate: chatTemplateOf(config),
     templateVariables,
   };
