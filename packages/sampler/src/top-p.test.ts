@@ -38,26 +38,53 @@ describe("applyTopP", () => {
     expect(alive(row)).toEqual([0, 1]);
   });
 
-  it("matches the full-sort reference and the prefix is minimal", () => {
+  it("keeps a rank-order prefix reaching p whose shorter prefix falls short (matches a full sort)", () => {
     fc.assert(
       fc.property(logitRow, fc.double({ min: 0.01, max: 1, noNaN: true }), (row, p) => {
         const before = Float32Array.from(row);
-        const expected = referenceTopP(before, p);
+        const order = rankOrder(before);
         applyTopP(row, p);
         const kept = alive(row);
-        if (JSON.stringify(kept) !== JSON.stringify(expected)) return false;
         if (kept.some((id) => row[id] !== before[id])) return false;
-        // Minimality: dropping the worst kept token falls short of p (within float rounding).
-        if (kept.length < 2) return true;
-        const order = rankOrder(before);
+        // The kept set is exactly a prefix of the full-sort rank order …
+        const prefix = order.slice(0, kept.length).sort((a, b) => a - b);
+        if (JSON.stringify(kept) !== JSON.stringify(prefix)) return false;
+        if (order.length === 0) return kept.length === 0;
+        if (kept.length === 0) return false;
+        // … whose mass reaches p, while one token fewer does not (float slack: the boundary search
+        // sums weights in partition order, the reference in rank order).
         const max = before[order[0]!]!;
-        let total = 0;
-        for (const id of order) total += Math.exp(before[id]! - max);
-        let withoutLast = 0;
-        for (const id of order.slice(0, kept.length - 1)) withoutLast += Math.exp(before[id]! - max);
-        return withoutLast < p * total * (1 + MASS_REL_TOLERANCE);
+        const weight = (id: number): number => Math.exp(before[id]! - max);
+        const total = order.reduce((s, id) => s + weight(id), 0);
+        const mass = order.slice(0, kept.length).reduce((s, id) => s + weight(id), 0);
+        const shorter = mass - weight(order[kept.length - 1]!);
+        if (kept.length < order.length && mass < p * total * (1 - MASS_REL_TOLERANCE)) return false;
+        return kept.length === 1 || shorter < p * total * (1 + MASS_REL_TOLERANCE);
       }),
     );
+  });
+
+  it("agrees exactly with the full-sort reference on rows of distinct integer logits", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: -40, max: 40 }), { minLength: 1, maxLength: 300 }),
+        fc.double({ min: 0.01, max: 0.999, noNaN: true }),
+        (values, p) => {
+          const row = Float32Array.from(values, (v) => v / 4);
+          const expected = referenceTopP(Float32Array.from(row), p);
+          applyTopP(row, p);
+          return JSON.stringify(alive(row)) === JSON.stringify(expected);
+        },
+      ),
+    );
+  });
+
+  it("handles a flat vocabulary-sized row (ties broken by id)", () => {
+    const row = new Float32Array(128256);
+    applyTopP(row, 0.5);
+    const kept = alive(row);
+    expect(kept.length).toBe(64128);
+    expect(kept[kept.length - 1]).toBe(64127);
   });
 
   it("rejects p outside (0, 1]", () => {
@@ -72,5 +99,5 @@ describe("applyTopP", () => {
   });
 });
 
-/** Relative slack for re-summing the same float64 weights in a different order. */
+/** Relative slack for summing the same float64 weights in a different order. */
 const MASS_REL_TOLERANCE = 1e-12;
