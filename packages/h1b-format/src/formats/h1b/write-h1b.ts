@@ -290,8 +290,10 @@ function* ternaryBytes(tensor: TernaryTensor, rows: number, cols: number, packin
     }
   }
   if (!bonsai) {
-    const scales = Float32Array.from(values);
-    yield new Uint8Array(scales.buffer);
+    // Row scales go out as stored (bit patterns, NaN payloads included); others as regrouped.
+    const scale = tensor.scale;
+    const scales = scale.kind === "row" && scale.values.length === rows ? scale.values : values;
+    yield new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength);
   }
 }
 
