@@ -55,6 +55,26 @@ describe(".h1b-medusa", () => {
     expect([error.code, error.field, error.offset]).toEqual(["H1B_BAD_DIMENSION", "hidden_dim", 16]);
   });
 
+  it("accepts a seed-sized file (2560: exactly 104,857,668 bytes) without reading past the header", () => {
+    const header = encodeMedusa({ hiddenDim: 1, heads: heads(1) }).slice(0, 68);
+    new DataView(header.buffer).setUint32(16, 2560, true);
+    const reads: number[] = [];
+    const sized = (byteLength: number) => ({
+      path: "seed.h1b-medusa",
+      byteLength,
+      read(offset: number, length: number): Uint8Array {
+        reads.push(length);
+        if (offset !== 0 || length > 68) throw new Error("read past the header");
+        return header.subarray(0, length);
+      },
+      close(): void {},
+    });
+    const medusa = readMedusa(sized(104_857_668), { hiddenDim: 2560 });
+    expect(medusa.heads[3]!.wOut.byteLength).toBe(2560 * 2560 * 2);
+    expect(reads).toEqual([68]);
+    expect(caught(() => readMedusa(sized(104_857_667))).code).toBe("H1B_TRUNCATED");
+  });
+
   it("checks every header field and the exact file size", () => {
     const good = encodeMedusa({ hiddenDim: 4, heads: heads(4) });
     const set = (offset: number, value: number): Uint8Array => {
