@@ -15,7 +15,7 @@ export interface TokenLogprob {
 export interface TokenLogprobs {
   /** `log p(token)` under `log_softmax(logits)`; −Infinity if the token's logit is −Infinity. */
   readonly logprob: number;
-  /** The `topN` most likely tokens, logprob descending, lower id first on ties. */
+  /** Up to `topN` most likely tokens (tokens of probability 0 are left out), logprob descending, lower id first on ties. */
   readonly top: readonly TokenLogprob[];
 }
 

@@ -13,6 +13,12 @@ describe("applyMinP", () => {
     expect(alive(row)).toEqual([0, 1]);
   });
 
+  it("keeps every token tied with the top one at minP = 1 (the threshold is inclusive)", () => {
+    const row = new Float32Array([1, 1, 0]);
+    applyMinP(row, 1);
+    expect(alive(row)).toEqual([0, 1]);
+  });
+
   it("keeps p_i ≥ minP·p_max and drops the rest (probabilities from softmax)", () => {
     fc.assert(
       fc.property(logitRow, fc.double({ min: 0, max: 1, noNaN: true }), (row, minP) => {
