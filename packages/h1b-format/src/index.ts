@@ -131,3 +131,19 @@ export { readHtok, writeHtok, htokToTokenizerPayload } from "./formats/h1b/htok.
 export type { HtokData } from "./formats/h1b/htok.js";
 export { readMedusa, writeMedusa, encodeMedusa, MEDUSA_SEED_HIDDEN } from "./formats/h1b/medusa.js";
 export type { MedusaHeads, MedusaHead, MedusaData, ReadMedusaOptions } from "./formats/h1b/medusa.js";
+export { readHfSnapshot, readHfSnapshotSync, HF_TERNARISATION_NOTE } from "./formats/hf/read-hf-snapshot.js";
+export { writeHfSnapshot, writeHfSnapshotSync } from "./formats/hf/write-hf-snapshot.js";
+export type { WriteHfOptions, HfWriteResult } from "./formats/hf/write-hf-snapshot.js";
+export { parseHfConfig, toHfConfig, toHfGenerationConfig } from "./formats/hf/hf-config.js";
+export type { HfVariant } from "./formats/hf/hf-config.js";
+export { HF_EMBEDDING, HF_OUTPUT_NORM, HF_LM_HEAD, HF_TERNARY_MODULES, HF_NORM_MODULES, hfLayerTensor } from "./formats/hf/hf-tensor-names.js";
+export {
+  ABSMEAN_MIN_SCALE,
+  HF_SCALE_REL_TOLERANCE,
+  AbsSum,
+  absmeanParams,
+  ternarizeInto,
+  masterMagnitude,
+} from "./formats/hf/absmean-ternarize.js";
+export type { AbsmeanParams } from "./formats/hf/absmean-ternarize.js";
+export { masterTernaryTensor } from "./formats/hf/master-ternary-tensor.js";
