@@ -11,6 +11,10 @@ import { chiSquare, hostileRow } from "../test/arbitraries.js";
 
 /** Chi-square critical value, 3 degrees of freedom, p = 0.001. */
 const CHI_SQUARE_CRITICAL_DF3_P001 = 16.266;
+/** Chi-square critical value, 1 degree of freedom, p = 0.001. */
+const CHI_SQUARE_CRITICAL_DF1_P001 = 10.828;
+/** Absolute difference allowed between two float64 softmaxes of the same masked row. */
+const PROBABILITY_TOLERANCE = 1e-15;
 /** Absolute tolerance for logprobs recomputed in float64 by the test. */
 const LOGPROB_TOLERANCE = 1e-9;
 
@@ -181,6 +185,25 @@ describe("SamplerChain", () => {
     expect([...lps].sort((a, b) => b - a)).toEqual(lps);
     expect(createSampler({ seed: 1 }, { vocabSize: 300 }).sample(row)).not.toHaveProperty("logprob");
     expect(createSampler({ seed: 1, logprobs: true }, { vocabSize: 300 }).sample(row)).not.toHaveProperty("topLogprobs");
+  });
+
+  it("distribution() is what sample() draws from, and drawFrom() follows given weights", () => {
+    const row = new Float32Array([0.5, 1.5, 0, 1, -1, 2, -2]);
+    const sampler = createSampler({ temperature: 0.7, topK: 5, topP: 0.9, seed: 3 }, { vocabSize: 7 });
+    const p = sampler.distribution(row);
+    const masked = row.map((v, i) => ([5, 1, 3, 0].includes(i) ? v : Number.NEGATIVE_INFINITY));
+    const expected = softmax(masked, 0.7);
+    for (let i = 0; i < 7; i++) expect(Math.abs(p[i]! - expected[i]!)).toBeLessThan(PROBABILITY_TOLERANCE);
+    const greedy = createSampler({ temperature: 0 }, { vocabSize: 7 });
+    expect(Array.from(greedy.distribution(row))).toEqual([0, 0, 0, 0, 0, 1, 0]);
+    const weights = new Float64Array([0, 3, 0, 1, 0, 0, 0]);
+    const draws = 20_000;
+    const counts = new Array<number>(7).fill(0);
+    for (let i = 0; i < draws; i++) counts[sampler.drawFrom(weights)]!++;
+    expect(chiSquare(counts, [0, 0.75, 0, 0.25, 0, 0, 0], draws)).toBeLessThan(CHI_SQUARE_CRITICAL_DF1_P001);
+    expectError(() => sampler.drawFrom(new Float64Array(7)), "SAMPLER_NO_CANDIDATES", "logits");
+    expectError(() => sampler.drawFrom(new Float64Array([0, -1, 0, 0, 0, 0, 0])), "SAMPLER_BAD_OPTION", "weights[1]");
+    expectError(() => sampler.distribution(row, [], new Float64Array(3)), "SAMPLER_VOCAB_MISMATCH", "out.length");
   });
 
   it("lists its active stages in the documented order", () => {

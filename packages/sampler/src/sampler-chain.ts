@@ -10,7 +10,7 @@ import { applyRepetitionPenalty, DEFAULT_REPEAT_LAST_N } from "./repetition-pena
 import { createRng, normaliseSeed, randomSeed, type Rng } from "./rng.js";
 import { sanitizeLogits } from "./sanitize.js";
 import { scratchFor, type SamplerScratch } from "./scratch.js";
-import { drawToken } from "./softmax.js";
+import { drawToken, softmax } from "./softmax.js";
 import { applyTopK } from "./top-k.js";
 import { applyTopP } from "./top-p.js";
 import {
@@ -264,6 +264,84 @@ export class SamplerChain {
    * ```
    */
   sample(logits: Float32Array, history: ArrayLike<number> = []): SampleResult {
+    const o = this.options;
+    this.process(logits, history);
+    const token = o.temperature === 0 ? argmax(this.work) : drawToken(this.work, o.temperature, this.rng, this.scratch);
+    if (token < 0) throw noCandidates();
+    if (!o.logprobs) return { token };
+    // Greedy leaves the processed row untruncated, so it can serve as the logprob row directly.
+    const row = o.temperature === 0 && o.logprobsSource === "processed" ? this.work : this.snapshot;
+    const { logprob, top } = computeLogprobs(row, token, o.topLogprobs, this.scratch);
+    return o.topLogprobs > 0 ? { token, logprob, topLogprobs: top } : { token, logprob };
+  }
+
+  /**
+   * The exact distribution {@link SamplerChain.sample} would draw from for this row: every stage
+   * up to and including the temperature softmax, written into `out` (float64, length V). Greedy
+   * (temperature 0) gives a one-hot row at the argmax. Draws no random number. Meant for lossless
+   * speculative verification, which needs the target probability of a drafted token and a draw
+   * from a residual distribution (see {@link SamplerChain.drawFrom}).
+   *
+   * @throws HaloError as {@link SamplerChain.sample}.
+   * @example
+   * ```ts
+   * const p = sampler.distribution(logits, history);
+   * const accept = rng.nextFloat() < Math.min(1, p[drafted]! / q[drafted]!);
+   * ```
+   */
+  distribution(logits: Float32Array, history: ArrayLike<number> = [], out: Float64Array = new Float64Array(this.vocabSize)): Float64Array {
+    checkLogitsLength(out, this.vocabSize, "out.length");
+    this.process(logits, history);
+    if (this.options.temperature === 0) {
+      const token = argmax(this.work);
+      if (token < 0) throw noCandidates();
+      out.fill(0);
+      out[token] = 1;
+      return out;
+    }
+    softmax(this.work, this.options.temperature, out);
+    if (out.every((p) => p === 0)) throw noCandidates();
+    return out;
+  }
+
+  /**
+   * Draws a token id from non-negative weights (need not sum to 1) with this sampler's RNG: one
+   * `nextFloat()`, the first id whose running sum exceeds `r · Σ`. For residual distributions in
+   * speculative sampling, so every random draw of a sequence comes from one seeded stream.
+   *
+   * @throws HaloError `SAMPLER_VOCAB_MISMATCH` for a wrong length, `SAMPLER_BAD_OPTION` for a
+   *   negative or NaN weight, `SAMPLER_NO_CANDIDATES` when every weight is 0.
+   * @example
+   * ```ts
+   * const token = sampler.drawFrom(residual); // residual[i] = max(0, p[i] − q[i])
+   * ```
+   */
+  drawFrom(weights: Float64Array | Float32Array): number {
+    checkLogitsLength(weights, this.vocabSize, "weights.length");
+    let total = 0;
+    let last = -1;
+    for (let i = 0; i < weights.length; i++) {
+      const w = weights[i]!;
+      if (!(w >= 0) || w === Number.POSITIVE_INFINITY) {
+        throw optionError(`weights[${i}]`, "a finite number ≥ 0", w, "Pass probabilities or non-negative weights");
+      }
+      total += w;
+      if (w > 0) last = i;
+    }
+    if (last < 0) throw noCandidates();
+    const target = this.rng.nextFloat() * total;
+    let cumulative = 0;
+    for (let i = 0; i <= last; i++) {
+      const w = weights[i]!;
+      if (w === 0) continue;
+      cumulative += w;
+      if (cumulative > target) return i;
+    }
+    return last;
+  }
+
+  /** Stages 1–6 into `this.work` (and the logprob snapshot). */
+  private process(logits: Float32Array, history: ArrayLike<number>): void {
     checkLogitsLength(logits, this.vocabSize);
     const o = this.options;
     const work = this.work;
@@ -277,29 +355,11 @@ export class SamplerChain {
       applyPresenceFrequencyPenalty(work, history, o.presencePenalty, o.frequencyPenalty, this.scratch);
     }
     if (o.logitBias.size > 0) applyLogitBias(work, o.logitBias);
-    let token: number;
-    let logprobRow: Float32Array = this.snapshot;
-    if (o.temperature === 0) {
-      token = argmax(work);
-      if (o.logprobsSource === "processed") logprobRow = work; // greedy leaves the row untruncated
-    } else {
-      if (o.logprobs && o.logprobsSource === "processed") this.snapshot.set(work);
-      if (o.topK > 0) applyTopK(work, o.topK, this.scratch);
-      if (o.topP < 1) applyTopP(work, o.topP, this.scratch);
-      if (o.minP > 0) applyMinP(work, o.minP);
-      token = drawToken(work, o.temperature, this.rng, this.scratch);
-    }
-    if (token < 0) {
-      throw new HaloError(SamplerErrorCode.SAMPLER_NO_CANDIDATES, "no token can be sampled: every logit is -Infinity or NaN", {
-        field: "logits",
-        expected: "at least one finite logit after penalties and logit bias",
-        actual: "all -Infinity/NaN",
-        hint: "Check the model output for NaN, and that logitBias does not ban every token",
-      });
-    }
-    if (!o.logprobs) return { token };
-    const { logprob, top } = computeLogprobs(logprobRow, token, o.topLogprobs, this.scratch);
-    return o.topLogprobs > 0 ? { token, logprob, topLogprobs: top } : { token, logprob };
+    if (o.temperature === 0) return; // top-k, top-p and min-p cannot change the argmax
+    if (o.logprobs && o.logprobsSource === "processed") this.snapshot.set(work);
+    if (o.topK > 0) applyTopK(work, o.topK, this.scratch);
+    if (o.topP < 1) applyTopP(work, o.topP, this.scratch);
+    if (o.minP > 0) applyMinP(work, o.minP);
   }
 
   /**
@@ -314,6 +374,15 @@ export class SamplerChain {
   reset(): void {
     this.rng.reset?.();
   }
+}
+
+function noCandidates(): HaloError {
+  return new HaloError(SamplerErrorCode.SAMPLER_NO_CANDIDATES, "no token can be sampled: every logit is -Infinity or NaN", {
+    field: "logits",
+    expected: "at least one finite logit after penalties and logit bias",
+    actual: "all -Infinity/NaN",
+    hint: "Check the model output for NaN, and that logitBias does not ban every token",
+  });
 }
 
 function activeStages(o: ResolvedSamplerOptions): SamplerStage[] {

@@ -115,10 +115,10 @@ export function checkVocabSize(value: unknown, field = "vocabSize"): number {
 }
 
 /** Throws `SAMPLER_VOCAB_MISMATCH` unless `logits.length === vocabSize`. @internal */
-export function checkLogitsLength(logits: { readonly length: number }, vocabSize: number): void {
+export function checkLogitsLength(logits: { readonly length: number }, vocabSize: number, field = "logits.length"): void {
   if (logits.length !== vocabSize) {
-    throw new HaloError(SamplerErrorCode.SAMPLER_VOCAB_MISMATCH, "the logits row does not match the vocabulary size", {
-      field: "logits.length",
+    throw new HaloError(SamplerErrorCode.SAMPLER_VOCAB_MISMATCH, "the row does not match the vocabulary size", {
+      field,
       expected: vocabSize,
       actual: logits.length,
       hint: "Pass one row of the LM head output; create the sampler with the model's vocabulary size",
