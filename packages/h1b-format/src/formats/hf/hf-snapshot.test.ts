@@ -9,6 +9,7 @@ import { NORM_ROLES, TERNARY_ROLES, type HaloModel, type TernaryTensor } from ".
 import { openSafetensors } from "../safetensors/read-safetensors.js";
 import { writeSafetensors, type SafetensorsWriteEntry } from "../safetensors/write-safetensors.js";
 import { HF_SCALE_REL_TOLERANCE } from "./absmean-ternarize.js";
+import { toGgufTokenizer } from "../../core/tokenizer-payload.js";
 import { readHfSnapshot, readHfSnapshotSync } from "./read-hf-snapshot.js";
 import { writeHfSnapshot, writeHfSnapshotSync } from "./write-hf-snapshot.js";
 
@@ -191,6 +192,21 @@ describe("Hugging Face snapshots", () => {
     model.close();
   });
 
+  it("converts a GGUF tokenizer payload to tokenizer.json with the same vocabulary and merges", () => {
+    const model = synthModel({ seed: 12 });
+    const gguf: HaloModel = { ...model, tokenizer: toGgufTokenizer(model.tokenizer!) };
+    const dir = freshDir();
+    writeHfSnapshotSync(gguf, dir);
+    const back = readHfSnapshotSync(dir);
+    expect(back.tokenizer?.kind).toBe("hf-json");
+    const written = JSON.parse(back.tokenizer!.kind === "hf-json" ? back.tokenizer!.tokenizerJson : "{}");
+    const original = JSON.parse(model.tokenizer!.kind === "hf-json" ? model.tokenizer!.tokenizerJson : "{}");
+    expect(written.model.vocab).toEqual(original.model.vocab);
+    expect(written.model.merges.map(String)).toEqual(original.model.merges.map(String));
+    expect(back.chatTemplate).toBe(model.chatTemplate);
+    back.close();
+  });
+
   it("derives head_dim when absent and honours an explicit one", () => {
     const dir = freshDir();
     const model = synthModel({ seed: 4 });
@@ -334,8 +350,11 @@ describe("Hugging Face snapshots", () => {
       };
       expect(codeOf(() => writeHfSnapshotSync(rowScaled, freshDir())).code).toBe("H1B_UNSUPPORTED");
       expect(codeOf(() => writeHfSnapshotSync({ ...model, config: { ...model.config, hadamardRotated: true } }, freshDir())).code).toBe("H1B_UNSUPPORTED");
-      const htok: HaloModel = { ...model, tokenizer: { kind: "htok", tokens: [], merges: new Uint32Array(0), bosTokenId: 0, eosTokenId: 0 } };
-      expect(codeOf(() => writeHfSnapshotSync(htok, freshDir())).code).toBe("H1B_UNSUPPORTED");
+      const sentencepiece: HaloModel = {
+        ...model,
+        tokenizer: { ...toGgufTokenizer(model.tokenizer!), model: "llama" },
+      };
+      expect(codeOf(() => writeHfSnapshotSync(sentencepiece, freshDir())).code).not.toBe("no error");
       const tiny: HaloModel = { ...model, layers: [{ ...layer, v: { ...layer.v, scale: { kind: "tensor", value: 1e-8 } } }, ...model.layers.slice(1)] };
       const dir = freshDir();
       expect(codeOf(() => writeHfSnapshotSync(tiny, dir, { variant: "bf16" })).code).toBe("H1B_LOSSY_CONVERSION");

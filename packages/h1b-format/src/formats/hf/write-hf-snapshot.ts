@@ -13,6 +13,7 @@ import { writeSafetensorsModel } from "../safetensors/write-safetensors-sharded.
 import { toHfConfig, toHfGenerationConfig, type HfVariant } from "./hf-config.js";
 import { HF_EMBEDDING, HF_LM_HEAD, HF_OUTPUT_NORM, hfLayerTensor } from "./hf-tensor-names.js";
 import { masterMagnitude } from "./absmean-ternarize.js";
+import { toHfTokenizerJson } from "../../core/tokenizer-payload.js";
 
 /** Options of {@link writeHfSnapshot}. */
 export interface WriteHfOptions {
@@ -161,8 +162,8 @@ function tokenizerConfigText(model: HaloModel, base: string | null): string | nu
  *
  * Tensors stream to disk one at a time (the largest in memory at once is the embedding, or one
  * ternary matrix's trits for the bf16 variant), so the 2B-4T shape never needs the whole model.
- * The tokenizer must be an `hf-json` payload (other payloads throw `H1B_UNSUPPORTED` until a
- * converter to tokenizer.json exists). Models with per-row/per-block scales or a Hadamard
+ * An `hf-json` tokenizer is written as it is; GGUF (gpt2) and `.htok` payloads are converted with
+ * `toHfTokenizerJson` (other GGUF tokenizer models throw). Models with per-row/per-block scales or a Hadamard
  * rotation cannot be expressed (`H1B_UNSUPPORTED`); row counts not divisible by 4 cannot be
  * packed (`H1B_BAD_DIMENSION`).
  *
@@ -191,15 +192,8 @@ export function writeHfSnapshotSync(model: HaloModel, dir: string, options: Writ
       hint: "Write this model as the halo container instead",
     });
   }
-  const tokenizer = model.tokenizer;
-  if (tokenizer !== null && tokenizer.kind !== "hf-json") {
-    throw new HaloError(H1bErrorCode.H1B_UNSUPPORTED, `cannot write a ${tokenizer.kind} tokenizer as tokenizer.json yet`, {
-      field: "tokenizer.kind",
-      expected: "hf-json",
-      actual: tokenizer.kind,
-      hint: "Convert from a source that carries tokenizer.json",
-    });
-  }
+  // GGUF and .htok payloads become a Llama-3-style tokenizer.json (gpt2 byte-level BPE only).
+  const tokenizer = model.tokenizer === null ? null : toHfTokenizerJson(model.tokenizer, { chatTemplate: model.chatTemplate });
   const floatDtype = options.floatDtype ?? "keep";
   const scaleDtype = options.scaleDtype ?? "bf16";
   const entries: SafetensorsWriteEntry[] = [floatEntry(HF_EMBEDDING, model.tokenEmbedding, floatDtype)];
