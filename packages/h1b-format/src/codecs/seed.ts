@@ -317,7 +317,14 @@ export const tq1V4Codec: TernaryCodec = {
 // ---------------------------------------------------------------------------------------------
 // Bonsai (PrismML GGUF dtypes 42 and 41): 128-weight blocks with an inline fp16 scale first.
 
-/** Weights per Bonsai block. */
+/**
+ * Weights per Bonsai block (each block carries one fp16 scale).
+ *
+ * @example
+ * ```ts
+ * const scales = new Float32Array((rows * cols) / BONSAI_BLOCK).fill(0.5);
+ * ```
+ */
 export const BONSAI_BLOCK = 128;
 
 /**

@@ -28,7 +28,14 @@ export const CFG_FIELDS = [
   "flags",
 ] as const;
 
-/** Flag bits of cfg[8]. */
+/**
+ * Flag bits of cfg[8] (compose with `|`).
+ *
+ * @example
+ * ```ts
+ * await writeH1b(model, "rotated-tq2.h1b", { version: 2, flags: H1bFlag.HADAMARD_ROTATED | H1bFlag.BONSAI_TQ2 });
+ * ```
+ */
 export const H1bFlag = {
   /** BitNet-v2 offline Hadamard-rotated weights. */
   HADAMARD_ROTATED: 0x1,
@@ -51,7 +58,15 @@ export const DEFAULT_MAX_SEQ_LEN = 4096;
 /** How the seed runtime would run the weights of a file. */
 export type H1bWeightFormat = "halo-v2" | "sherry" | "sherry-fp16" | "tq1-v4" | "bonsai-tq2" | "bonsai-q1";
 
-/** The weight format of a version + flag word (Bonsai flags override the version). */
+/**
+ * The weight format of a version + flag word (Bonsai flags override the version).
+ *
+ * @example
+ * ```ts
+ * h1bWeightFormat(3, H1bFlag.SHERRY_FP16); // "sherry-fp16"
+ * h1bWeightFormat(4, H1bFlag.BONSAI_TQ2); // "bonsai-tq2"
+ * ```
+ */
 export function h1bWeightFormat(version: number, flags: number): H1bWeightFormat {
   if (flags & H1bFlag.BONSAI_TQ2) return "bonsai-tq2";
   if (flags & H1bFlag.BONSAI_Q1) return "bonsai-q1";

@@ -22,7 +22,14 @@ export const MEDUSA_NUM_HEADS = 4;
 export const MEDUSA_RESIDUAL_LAYERS = 1;
 /** dtype id 1 = fp16 (fixed). */
 export const MEDUSA_DTYPE_F16 = 1;
-/** The hidden size of every seed file (BitNet b1.58-2B-4T). */
+/**
+ * The hidden size of every seed file (BitNet b1.58-2B-4T).
+ *
+ * @example
+ * ```ts
+ * if (medusa.hiddenDim !== MEDUSA_SEED_HIDDEN) console.warn("not a seed-trained Medusa file");
+ * ```
+ */
 export const MEDUSA_SEED_HIDDEN = 2560;
 
 /** One head: `h_out = h + w_out · SiLU(w_in · h)`. */

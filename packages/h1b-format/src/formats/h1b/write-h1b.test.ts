@@ -7,6 +7,8 @@ import { HaloError } from "@halo/errors";
 import { memorySource } from "../../core/byte-source.js";
 import { TERNARY_ROLES, type HaloModel, type TernaryTensor } from "../../core/model.js";
 import { ternaryTensor } from "../../core/tensors.js";
+import { ternaryCodec, ternaryPackings } from "../../codecs/registry.js";
+import "../../index.js";
 import { synthModel } from "../../synth/synth-model.js";
 import { handBuiltH1b } from "./h1b-fixtures.js";
 import { readH1b } from "./read-h1b.js";
@@ -133,6 +135,33 @@ describe("writeH1b: read(write(model)) keeps config, trits and scales", () => {
     expect((forced.layers[0]!.q.scale as { values: Float32Array }).values[0]).toBe(1.5);
   });
 
+  it("takes ternary tensors in every registered packing (hf-packed, GGUF types, …) and writes them exactly", () => {
+    const base = synthModel({ shape: "tiny", seed: 4 });
+    const scale = { kind: "tensor", value: 2 ** -5 } as const; // exact in f16, f32 and bf16
+    const packings = ternaryPackings();
+    expect(packings).toEqual(expect.arrayContaining(["int8", "halo-v2", "sherry", "tq1-v4", "bonsai-tq2", "bonsai-q1"]));
+    for (const packing of packings.filter((p) => p !== "sherry" && p !== "bonsai-q1")) {
+      const codec = ternaryCodec(packing);
+      const model: HaloModel = {
+        ...base,
+        layers: base.layers.map((layer) => {
+          const out: Record<string, unknown> = { ...layer };
+          for (const role of TERNARY_ROLES) {
+            const t = layer[role];
+            const bytes = codec.encode(trits(t), t.rows, t.cols, { scale });
+            out[role] = ternaryTensor(t.name, packing, t.rows, t.cols, scale, { data: bytes });
+          }
+          return out as unknown as HaloModel["layers"][number];
+        }),
+      };
+      for (const version of [2, 4] as const) {
+        const back = readH1b(memorySource(encodeH1b(model, { version })));
+        expectSameWeights(model, back);
+        expect(same(trits(back.layers[1]!.gate), trits(base.layers[1]!.gate)), `${packing} → v${version}`).toBe(true);
+      }
+    }
+  });
+
   it("refuses what .h1b cannot hold unless forced", () => {
     const silu = synthModel({ activation: "silu" });
     expect(caught(() => encodeH1b(silu)).code).toBe("H1B_LOSSY_CONVERSION");
@@ -192,9 +221,16 @@ describe("writeH1b: write(read(file)) is byte-identical", () => {
     const model = synthModel({ shape: "tiny", seed: 11 });
     const first = join(dir, "a.h1b");
     const summary = await writeH1b(model, first, { version: 4 });
-    expect(summary).toMatchObject({ version: 4, flags: 0, changedWeights: 0, htokPath: null });
+    expect(summary).toMatchObject({ version: 4, flags: 0, changedWeights: 0, htokPath: join(dir, "a.htok"), droppedMerges: 0 });
+    // With the tokenizer converted to the sidecar, the whole config survives, BOS/EOS included.
+    const reread = readH1b(first);
+    expect(reread.config).toEqual(model.config);
+    expect(reread.tokenizer?.kind).toBe("htok");
+    reread.close();
+    expect((await writeH1b(model, join(dir, "no-tok.h1b"), { htokSidecar: false })).htokPath).toBeNull();
+    expect(existsSync(join(dir, "no-tok.htok"))).toBe(false);
     expect(existsSync(`${first}.tmp`)).toBe(false);
-    const read = readH1b(first);
+    const read = readH1b(first, { htok: false });
     const tokens = Array.from({ length: 512 }, (_, i) => Buffer.from(`t${i}`));
     const withTok: HaloModel = { ...read, tokenizer: { kind: "htok", tokens, merges: Uint32Array.of(1, 2, 3), bosTokenId: 506, eosTokenId: 507 } };
     const second = join(dir, "b.h1b");

@@ -24,6 +24,7 @@ import {
   type H1bDims,
 } from "./h1b-layout.js";
 import { writeHtok } from "./htok.js";
+import { toHtokTokenizer } from "../../core/tokenizer-payload.js";
 
 /** Options of {@link writeH1b} and {@link encodeH1b}. */
 export interface WriteH1bOptions {
@@ -43,7 +44,11 @@ export interface WriteH1bOptions {
    * head, non-default rope/eps in v1, a SiLU model. Default false (throws `H1B_LOSSY_CONVERSION`).
    */
   readonly force?: boolean;
-  /** Write `<stem>.htok` next to the file when the model's tokenizer is an `htok` payload. Default true. */
+  /**
+   * Write the tokenizer as `<stem>.htok` next to the file (converted from tokenizer.json or GGUF
+   * metadata when needed; merges `.htok` cannot express are dropped and counted, as the seed's
+   * exporter did). Default true when the model has a tokenizer.
+   */
   readonly htokSidecar?: boolean;
 }
 
@@ -58,6 +63,8 @@ export interface WriteH1bSummary {
   readonly inexactScales: number;
   /** The `.htok` sidecar written, or null. */
   readonly htokPath: string | null;
+  /** Tokenizer merges the `.htok` could not express (0 when none or no sidecar). */
+  readonly droppedMerges: number;
 }
 
 interface Plan {
@@ -364,7 +371,7 @@ export function encodeH1b(model: HaloModel, options: WriteH1bOptions = {}): Uint
  * packing are decoded row-chunk by row-chunk and re-encoded (or copied verbatim when the packing
  * already matches). Tensor scales are replicated per row (exact); block scales that are equal
  * within each row (or Bonsai block) are exact; anything else throws `H1B_LOSSY_CONVERSION` unless
- * `force`. Writes `<stem>.htok` when the model carries an `htok` tokenizer.
+ * `force`. Writes the tokenizer as `<stem>.htok` next to the file (see `htokSidecar`).
  *
  * @example
  * ```ts
@@ -374,6 +381,17 @@ export function encodeH1b(model: HaloModel, options: WriteH1bOptions = {}): Uint
  */
 export async function writeH1b(model: HaloModel, path: string, options: WriteH1bOptions = {}): Promise<WriteH1bSummary> {
   const state = plan(model, options, path);
+  // Convert the tokenizer first, so a tokenizer .htok cannot hold fails before anything is written.
+  const htok = (options.htokSidecar ?? true) && model.tokenizer !== null ? toHtokTokenizer(model.tokenizer) : null;
+  // BOS/EOS from the config (the seed's .htok holds end_of_text as EOS; readH1b adds <|eot_id|>).
+  const htokBytes =
+    htok === null
+      ? null
+      : writeHtok({
+          ...htok.payload,
+          bosTokenId: model.config.bosTokenId ?? htok.payload.bosTokenId,
+          eosTokenId: model.config.eosTokenIds[0] ?? htok.payload.eosTokenId,
+        });
   const temp = `${path}.tmp`;
   let handle: Awaited<ReturnType<typeof open>> | null = null;
   let written = 0;
@@ -398,9 +416,21 @@ export async function writeH1b(model: HaloModel, path: string, options: WriteH1b
     throw new HaloError(H1bErrorCode.H1B_IO, "writing the .h1b failed", { path, actual: code ?? String(error), hint: "Check free disk space and permissions", cause: error });
   }
   let htokPath: string | null = null;
-  if ((options.htokSidecar ?? true) && model.tokenizer?.kind === "htok") {
+  if (htokBytes !== null) {
     htokPath = `${path.slice(0, path.length - extname(path).length)}.htok`;
-    await writeFile(htokPath, writeHtok(model.tokenizer));
+    try {
+      await writeFile(htokPath, htokBytes);
+    } catch (error) {
+      throw new HaloError(H1bErrorCode.H1B_IO, "writing the .htok sidecar failed", { path: htokPath, actual: String(error), cause: error });
+    }
   }
-  return { bytes: written, version: state.version, flags: state.flags, changedWeights: state.changedWeights, inexactScales: state.inexactScales, htokPath };
+  return {
+    bytes: written,
+    version: state.version,
+    flags: state.flags,
+    changedWeights: state.changedWeights,
+    inexactScales: state.inexactScales,
+    htokPath,
+    droppedMerges: htok?.droppedMerges ?? 0,
+  };
 }
