@@ -27,6 +27,7 @@ export type { BatchLimits } from "./contract/validate-batch.js";
 
 export { referenceBackend } from "./reference/reference-backend.js";
 export type { ReferenceBackendOptions } from "./reference/reference-backend.js";
+export type { RopeAngleMode } from "./reference/rope.js";
 export { referenceOps, decodeTernary } from "./reference/reference-ops.js";
 export { roundHalfEven, roundToF16 } from "./reference/rounding.js";
 export { quantizePerToken, quantizeQ8K, PER_TOKEN_ABSMAX_FLOOR, Q8K_BLOCK } from "./reference/quantize.js";

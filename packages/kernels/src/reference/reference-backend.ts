@@ -7,6 +7,7 @@ import type { ModelWeights } from "../contract/weights.js";
 import { validateLoad } from "../contract/validate-load.js";
 import { decodeTernary, referenceOps } from "./reference-ops.js";
 import { ReferenceLoadedModel, type ReferenceLayer } from "./reference-model.js";
+import type { RopeAngleMode } from "./rope.js";
 
 /**
  * Options of {@link referenceBackend}.
@@ -24,6 +25,11 @@ export interface ReferenceBackendOptions {
   readonly splitKvTile?: number;
   /** Most tokens per step. Default 4096. */
   readonly maxBatchTokens?: number;
+  /**
+   * RoPE angle arithmetic: `"float64"` (the definition, default) or `"ggml-f32"` (llama.cpp's
+   * float32 iterated angles, only to measure parity with llama.cpp; see the parity test).
+   */
+  readonly ropeAngles?: RopeAngleMode;
   /** Most sequences per model. Default 256. */
   readonly maxSequences?: number;
 }
@@ -54,6 +60,10 @@ function checkAborted(signal: AbortSignal | undefined): void {
 export function referenceBackend(options: ReferenceBackendOptions = {}): Backend {
   const splitKvTile = options.splitKvTile ?? 0;
   const maxBatchTokens = options.maxBatchTokens ?? 4096;
+  const angles = options.ropeAngles ?? "float64";
+  if (angles !== "float64" && angles !== "ggml-f32") {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "unknown RoPE angle mode", { field: "ropeAngles", expected: "float64 or ggml-f32", actual: angles });
+  }
   if (!Number.isSafeInteger(splitKvTile) || splitKvTile < 0) {
     throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "splitKvTile must be a whole number ≥ 0", { field: "splitKvTile", actual: splitKvTile });
   }
@@ -73,7 +83,7 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
     maxHeadDim: Infinity,
   };
   return {
-    name: splitKvTile > 0 ? `reference(split-kv ${splitKvTile})` : "reference",
+    name: `reference${splitKvTile > 0 ? ` split-kv ${splitKvTile}` : ""}${angles === "float64" ? "" : ` rope ${angles}`}`,
     ops: referenceOps,
     async probe(): Promise<BackendProbe> {
       return { available: true, reason: "plain TypeScript; runs everywhere" };
@@ -104,7 +114,7 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
         });
         loadOptions.onProgress?.({ done: l + 2, total });
       }
-      return new ReferenceLoadedModel(c, resolved, { embedding, outputNorm, head, layers }, { splitKvTile, maxBatchTokens });
+      return new ReferenceLoadedModel(c, resolved, { embedding, outputNorm, head, layers }, { splitKvTile, maxBatchTokens, ropeAngles: angles });
     },
   };
 }

@@ -8,7 +8,7 @@ import { KvCache } from "./kv-cache.js";
 import { rmsNormRows } from "./rms-norm.js";
 import { quantizeActivations } from "./quantize.js";
 import { ternaryMatmulQuantized, type DecodedTernary } from "./ternary-matmul.js";
-import { applyRope, ropeInverseFrequencies } from "./rope.js";
+import { applyRope, ropeAngles, type RopeAngleMode } from "./rope.js";
 import { attendRow } from "./attention.js";
 import { gatedActivation } from "./ffn-activation.js";
 import { lmHeadRows } from "./lm-head.js";
@@ -44,6 +44,8 @@ export interface ReferenceModelOptions {
   /** Split-KV attention tile in positions; 0 = single pass. */
   readonly splitKvTile: number;
   readonly maxBatchTokens: number;
+  /** How RoPE angles are computed. */
+  readonly ropeAngles: RopeAngleMode;
 }
 
 /**
@@ -59,7 +61,7 @@ export class ReferenceLoadedModel implements LoadedModel {
   readonly options: ResolvedLoadOptions;
   private weights: ReferenceWeights | null;
   private readonly cache: KvCache;
-  private readonly inverseFrequencies: Float64Array;
+  private readonly angles: (position: number, cosSin: Float64Array) => void;
   private readonly modelOptions: ReferenceModelOptions;
 
   constructor(config: WeightsConfig, options: ResolvedLoadOptions, weights: ReferenceWeights, modelOptions: ReferenceModelOptions) {
@@ -68,7 +70,7 @@ export class ReferenceLoadedModel implements LoadedModel {
     this.weights = weights;
     this.modelOptions = modelOptions;
     this.cache = new KvCache(config.numLayers, options.contextLength, config.numKvHeads * config.headDim, options.maxSequences, options.kvDtype);
-    this.inverseFrequencies = ropeInverseFrequencies(config.headDim, config.ropeTheta);
+    this.angles = ropeAngles(modelOptions.ropeAngles, config.headDim, config.ropeTheta);
   }
 
   private live(): ReferenceWeights {
@@ -168,8 +170,8 @@ export class ReferenceLoadedModel implements LoadedModel {
       const q = ternaryMatmulQuantized(layer.q, qa, perToken); // [n][qDim]
       const k = ternaryMatmulQuantized(layer.k, qa, perToken); // [n][kvDim]
       const v = ternaryMatmulQuantized(layer.v, qa, perToken); // [n][kvDim]
-      applyRope(q, positions, c.numHeads, c.headDim, this.inverseFrequencies);
-      applyRope(k, positions, c.numKvHeads, c.headDim, this.inverseFrequencies);
+      applyRope(q, positions, c.numHeads, c.headDim, this.angles);
+      applyRope(k, positions, c.numKvHeads, c.headDim, this.angles);
       for (let t = 0; t < n; t++) this.cache.write(caches[t]!, l, positions[t]!, k, t * kvDim, v, t * kvDim);
       for (let t = 0; t < n; t++) {
         const view = this.cache.layerView(caches[t]!, l, positions[t]! + 1);

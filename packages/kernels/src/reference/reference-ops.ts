@@ -7,7 +7,7 @@ import type { WeightsFloatTensor, WeightsTernaryTensor } from "../contract/weigh
 import { rmsNormRows } from "./rms-norm.js";
 import { quantizeActivations } from "./quantize.js";
 import { ternaryMatmulQuantized, type DecodedTernary } from "./ternary-matmul.js";
-import { applyRope, ropeInverseFrequencies } from "./rope.js";
+import { applyRope, ropeAngles } from "./rope.js";
 import { attendRow } from "./attention.js";
 import { lmHeadRows } from "./lm-head.js";
 
@@ -108,7 +108,7 @@ export const referenceOps: KernelOps & {
     if (headDim % 2 !== 0) throw badArgument("headDim", "RoPE needs an even head width", "even", headDim);
     checkRows("x", x.length, numHeads * headDim);
     if (x.length / (numHeads * headDim) !== positions.length) throw badArgument("positions", "one position per row", x.length / (numHeads * headDim), positions.length);
-    return applyRope(Float32Array.from(x), positions, numHeads, headDim, ropeInverseFrequencies(headDim, theta));
+    return applyRope(Float32Array.from(x), positions, numHeads, headDim, ropeAngles("float64", headDim, theta));
   },
   attention,
   lmHead(x, head) {
