@@ -1,7 +1,14 @@
 // Error codes of @halo/sampler (documented in docs/errors.md).
 import { defineErrorCodes } from "@halo/errors";
 
-/** Every code @halo/sampler throws. */
+/**
+ * Every code @halo/sampler throws.
+ *
+ * @example
+ * ```ts
+ * if (isHaloError(error) && error.code === SamplerErrorCode.SAMPLER_BAD_OPTION) console.error(error.field);
+ * ```
+ */
 export const SamplerErrorCode = defineErrorCodes({
   SAMPLER_BAD_OPTION:
     "A sampler option is out of range, not a number of the right kind, or not a known option (the error names the field, the allowed range and the value found).",

@@ -1,6 +1,14 @@
 // Float32 limits and the clamp that keeps processors from turning finite logits into ±Infinity.
 
-/** Largest finite float32, the value +Infinity logits are clamped to. */
+/**
+ * Largest finite float32, the value +Infinity logits are clamped to.
+ *
+ * @example
+ * ```ts
+ * const row = new Float32Array([Infinity]);
+ * sanitizeLogits(row); // row[0] === FLOAT32_MAX
+ * ```
+ */
 export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**

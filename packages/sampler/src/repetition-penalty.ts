@@ -3,7 +3,14 @@ import { clampLogit } from "./float-limits.js";
 import { scratchFor, type SamplerScratch } from "./scratch.js";
 import { checkLastN, checkRepeatPenalty, checkTokenId } from "./validate.js";
 
-/** llama.cpp's default window for the repetition penalty (`repeat_last_n`). */
+/**
+ * llama.cpp's default window for the repetition penalty (`repeat_last_n`).
+ *
+ * @example
+ * ```ts
+ * applyRepetitionPenalty(row, history, 1.1, DEFAULT_REPEAT_LAST_N);
+ * ```
+ */
 export const DEFAULT_REPEAT_LAST_N = 64;
 
 /**

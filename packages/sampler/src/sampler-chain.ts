@@ -103,7 +103,14 @@ export interface ResolvedSamplerOptions {
   readonly logprobsSource: "processed" | "raw";
 }
 
-/** The stages of a chain in the order they run; {@link SamplerChain.stages} lists the active ones. */
+/**
+ * The stages of a chain in the order they run; {@link SamplerChain.stages} lists the active ones.
+ *
+ * @example
+ * ```ts
+ * SAMPLER_STAGE_ORDER.indexOf("top-k") < SAMPLER_STAGE_ORDER.indexOf("top-p"); // true
+ * ```
+ */
 export const SAMPLER_STAGE_ORDER = [
   "sanitize",
   "repetition-penalty",

@@ -84,7 +84,14 @@ export function checkAdditivePenalty(value: unknown, field: string): number {
   return value;
 }
 
-/** Largest |bias| accepted, as OpenAI's `logit_bias`. */
+/**
+ * Largest |bias| accepted, as OpenAI's `logit_bias` (−Infinity is also accepted, as a ban).
+ *
+ * @example
+ * ```ts
+ * createSampler({ logitBias: { "13": -MAX_LOGIT_BIAS } }, { vocabSize });
+ * ```
+ */
 export const MAX_LOGIT_BIAS = 100;
 
 /** Throws unless `value` is in [−100, 100] or exactly −Infinity (a ban). @internal */
@@ -103,7 +110,14 @@ export function checkTopLogprobs(value: unknown, field = "topLogprobs"): number 
   return value;
 }
 
-/** Most alternatives per token {@link topLogprobs} returns (OpenAI's limit). */
+/**
+ * Most alternatives per token `topLogprobs` may request (OpenAI's limit).
+ *
+ * @example
+ * ```ts
+ * createSampler({ topLogprobs: MAX_TOP_LOGPROBS }, { vocabSize });
+ * ```
+ */
 export const MAX_TOP_LOGPROBS = 20;
 
 /** Throws unless `value` is a positive safe integer. @internal */
