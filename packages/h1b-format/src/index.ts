@@ -147,3 +147,7 @@ export {
 } from "./formats/hf/absmean-ternarize.js";
 export type { AbsmeanParams } from "./formats/hf/absmean-ternarize.js";
 export { masterTernaryTensor } from "./formats/hf/master-ternary-tensor.js";
+export { openModel, sniffFormat, readTokenizerFile, ACCEPTED_FORMATS } from "./open.js";
+export type { OpenModelOptions, SniffResult } from "./open.js";
+export { convertModel, CONVERT_FORMATS } from "./convert.js";
+export type { ConvertFormat, ConvertOptions, ConvertReport } from "./convert.js";

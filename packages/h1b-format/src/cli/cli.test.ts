@@ -1,0 +1,130 @@
+// Runs the built `h1b` binary in child processes on tiny synthetic files: exit codes, one-line errors, JSON output.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const dir = mkdtempSync(join(tmpdir(), "h1b-cli-"));
+/**
+ * The binary under test: `HALO_H1B_BIN` (e.g. `dist/cli.js` after `pnpm build`), else the CLI entry
+ * bundled by tsup exactly as the package build does, into node_modules/.cache (so `@halo/errors`
+ * resolves) without touching dist/, which other packages import while tests run.
+ */
+let bin = process.env.HALO_H1B_BIN ?? "";
+let builtDir: string | null = null;
+
+beforeAll(() => {
+  if (bin !== "") return;
+  const out = join(packageDir, "node_modules", ".cache", `h1b-cli-test-${process.pid}`);
+  const tsup = join(packageDir, "../../node_modules/.bin/tsup");
+  execFileSync(tsup, ["src/cli/main.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
+    cwd: packageDir,
+    stdio: "pipe",
+  });
+  bin = join(out, "main.js");
+  builtDir = out;
+}, 120_000);
+
+afterAll(() => {
+  if (builtDir !== null) rmSync(builtDir, { recursive: true, force: true });
+});
+
+function h1b(...args: string[]): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: "utf8", timeout: 120_000 });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe("h1b CLI (built binary)", () => {
+  it("prints help with examples; no command is a usage error", () => {
+    const help = h1b("--help");
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/Examples:\n {2}h1b synth --shape tiny --seed 1 -o tiny\.halo/);
+    const convertHelp = h1b("convert", "--help");
+    expect(convertHelp.stdout).toMatch(/--format <halo\|h1b\|h1b-v1\|h1b-v2\|h1b-v3\|h1b-v4\|gguf-tq1_0\|gguf-tq2_0\|hf-packed\|hf-bf16>/);
+    expect(h1b().status).toBe(2);
+    const unknown = h1b("inspect", "--frobnicate");
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr.trim().split("\n")).toHaveLength(1);
+    expect(h1b("--version").stdout.trim()).toBe(JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")).version);
+  });
+
+  it("synth → inspect --json → verify on a container", () => {
+    const made = h1b("synth", "--shape", "tiny", "--activation", "silu", "--seed", "3", "-o", "tiny.halo");
+    expect(made.status).toBe(0);
+    expect(made.stdout).toMatch(/^wrote tiny\.halo \(halo, /);
+    const inspect = h1b("inspect", "tiny.halo", "--json");
+    expect(inspect.status).toBe(0);
+    const summary = JSON.parse(inspect.stdout);
+    expect(summary).toMatchObject({ format: "halo", version: 1, config: { hiddenSize: 256, activation: "silu", numLayers: 2 } });
+    expect(summary.totals.ternaryBitsPerWeight).toBe(2);
+    expect(summary.tensors).toHaveLength(2 + 2 * 11);
+    expect(summary.container.provenance.changes).toEqual(["ternary packing int8 → halo-v2 (14 tensors)"]);
+    const text = h1b("inspect", "tiny.halo");
+    expect(text.stdout).toMatch(/2\.0000 bits\/weight/);
+    expect(text.stdout).toMatch(/blk\.0\.down +halo-v2 +\[256, 512\]/);
+    const verify = h1b("verify", "tiny.halo", "--json");
+    expect(verify.status).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, format: "halo", tensors: 38 });
+  });
+
+  it("verify exits 1 with one line naming the damage, and --verbose adds the stack", () => {
+    h1b("synth", "--seed", "4", "-o", "bad.halo");
+    const bytes = readFileSync(join(dir, "bad.halo"));
+    bytes[bytes.length - 100]! ^= 0xff;
+    writeFileSync(join(dir, "bad.halo"), bytes);
+    const result = h1b("verify", "bad.halo");
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe("");
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^h1b verify: H1B_CHECKSUM_MISMATCH: tensor blk\.1\.down checksum mismatch/);
+    expect(h1b("verify", "bad.halo", "--verbose").stderr).toMatch(/\n\s+at /);
+    const missing = h1b("verify", "nope.halo");
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/H1B_MISSING_FILE/);
+  });
+
+  it("convert refuses a lossy target without --force, then converts and the result verifies", () => {
+    h1b("synth", "--seed", "5", "-o", "src.halo");
+    const refused = h1b("convert", "src.halo", "-o", "out.gguf", "--format", "gguf-tq2_0");
+    expect(refused.status).toBe(1);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+    expect(refused.stderr).toMatch(/H1B_LOSSY_CONVERSION.*--force/);
+    expect(existsSync(join(dir, "out.gguf"))).toBe(false);
+    const forced = h1b("convert", "src.halo", "-o", "out.gguf", "--format", "gguf-tq2_0", "--force", "--json");
+    expect(forced.status).toBe(0);
+    const report = JSON.parse(forced.stdout);
+    expect(report).toMatchObject({ format: "gguf-tq2_0", lossy: true });
+    expect(h1b("verify", "out.gguf").stdout).toMatch(/^OK out\.gguf: gguf/);
+    const back = h1b("convert", "out.gguf", "-o", "back.h1b", "--format", "h1b-v2");
+    expect(back.status).toBe(0);
+    expect(JSON.parse(h1b("inspect", "back.h1b", "--json").stdout)).toMatchObject({ format: "h1b", version: 2 });
+  });
+
+  it("convert takes the format from the extension, a tokenizer file, and a packing", () => {
+    h1b("synth", "--seed", "6", "-o", "a.halo");
+    expect(h1b("convert", "a.halo", "-o", "a.h1b").status).toBe(0);
+    expect(JSON.parse(h1b("inspect", "a.h1b", "--json").stdout).format).toBe("h1b");
+    expect(h1b("convert", "a.halo", "-o", "snap", "--format", "hf-packed").status).toBe(0);
+    const repacked = h1b("convert", "a.h1b", "-o", "b.halo", "--tokenizer", "snap/tokenizer.json", "--packing", "tq1-v4");
+    expect(repacked.status).toBe(0);
+    const summary = JSON.parse(h1b("inspect", "b.halo", "--json").stdout);
+    expect(summary.tokenizer).toBe("hf-json");
+    expect(summary.tensors.find((t: { name: string }) => t.name === "blk.0.q").type).toBe("tq1-v4");
+    const noFormat = h1b("convert", "a.halo", "-o", "x.bin");
+    expect(noFormat.status).toBe(2);
+    expect(noFormat.stderr).toMatch(/pass --format/);
+    const unknownInput = h1b("inspect", "snap/config.json");
+    expect(unknownInput.status).toBe(1);
+    expect(unknownInput.stderr).toMatch(/H1B_UNKNOWN_FORMAT.*expected a \.halo container/);
+  });
+
+  it("synth validates its arguments", () => {
+    expect(h1b("synth", "--shape", "huge", "--seed", "1", "-o", "x.halo").stderr).toMatch(/unknown --shape.*tiny, tiny-gqa, bitnet-2b-4t/);
+    expect(h1b("synth", "--shape", "tiny", "-o", "x.halo").status).toBe(2);
+    expect(h1b("synth", "--shape", "tiny", "--seed", "1").stderr).toMatch(/missing -o/);
+  });
+});

@@ -1,0 +1,88 @@
+// runCli: argument parsing, dispatch and the one-line error contract of the h1b command.
+import { parseArgs } from "node:util";
+import { isHaloError } from "@halo/errors";
+import { H1bErrorCode } from "../errors.js";
+import packageJson from "../../package.json" with { type: "json" };
+import { HELP } from "./help.js";
+import { convertCommand, inspectCommand, synthCommand, verifyCommand, type CommandOptions } from "./commands.js";
+import type { CliIo } from "./cli-io.js";
+
+const OPTIONS = {
+  json: { type: "boolean" },
+  progress: { type: "boolean" },
+  verbose: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+  tensors: { type: "boolean" },
+  output: { type: "string", short: "o" },
+  format: { type: "string" },
+  tokenizer: { type: "string" },
+  packing: { type: "string" },
+  force: { type: "boolean" },
+  shape: { type: "string" },
+  activation: { type: "string" },
+  seed: { type: "string" },
+} as const;
+
+const COMMANDS = { inspect: inspectCommand, convert: convertCommand, verify: verifyCommand, synth: synthCommand } as const;
+
+/**
+ * Runs the `h1b` command with `argv` (without `node` and the script) and returns the exit
+ * status: 0 success, 1 a file or conversion problem (one line on stderr), 2 a usage error.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runCli(["inspect", "model.halo", "--json"]);
+ * ```
+ */
+export async function runCli(argv: readonly string[], sinks: Pick<CliIo, "out" | "err"> = defaultSinks()): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    sinks.err(`h1b: ${(error as Error).message}. Run \`h1b --help\` for usage.`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const io: CliIo = { ...sinks, json: values.json ?? false, progress: values.progress ?? false, verbose: values.verbose ?? false };
+  const [command, ...rest] = positionals;
+  if (values.version) {
+    io.out(packageJson.version);
+    return 0;
+  }
+  if (command === undefined || values.help) {
+    const help = HELP[command ?? ""];
+    if (help === undefined) {
+      sinks.err(`h1b: unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(", ")}`);
+      return 2;
+    }
+    io.out(help.trimEnd());
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const run = COMMANDS[command as keyof typeof COMMANDS];
+  if (run === undefined) {
+    sinks.err(`h1b: unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(", ")}. Run \`h1b --help\`.`);
+    return 2;
+  }
+  const options: CommandOptions = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+  try {
+    return await run(rest, options, io);
+  } catch (error) {
+    if (isHaloError(error)) {
+      sinks.err(`h1b ${command}: ${error.code}: ${error.message}`);
+      if (io.verbose && error.stack !== undefined) sinks.err(error.stack);
+      return error.code === H1bErrorCode.H1B_BAD_ARGUMENT ? 2 : 1;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    sinks.err(`h1b ${command}: unexpected error: ${message.split("\n")[0]}${io.verbose ? "" : " (--verbose for the stack)"}`);
+    if (io.verbose && error instanceof Error && error.stack !== undefined) sinks.err(error.stack);
+    return 1;
+  }
+}
+
+function defaultSinks(): Pick<CliIo, "out" | "err"> {
+  return {
+    out: (text) => process.stdout.write(`${text}\n`),
+    err: (text) => process.stderr.write(`${text}\n`),
+  };
+}
