@@ -13,7 +13,14 @@ import { writeH1b } from "./formats/h1b/write-h1b.js";
 import { writeGguf } from "./formats/gguf/write-gguf.js";
 import { writeHfSnapshot } from "./formats/hf/write-hf-snapshot.js";
 
-/** Output formats of {@link convertModel}. `h1b` keeps the source's seed version (or writes v2). */
+/**
+ * Output formats of {@link convertModel}. `h1b` keeps the source's seed version (or writes v2).
+ *
+ * @example
+ * ```ts
+ * if (!CONVERT_FORMATS.includes(name as ConvertFormat)) throw new Error(`format: ${CONVERT_FORMATS.join("|")}`);
+ * ```
+ */
 export const CONVERT_FORMATS = [
   "halo",
   "h1b",

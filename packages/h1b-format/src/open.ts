@@ -31,7 +31,14 @@ export interface OpenModelOptions {
   readonly tokenizer?: string;
 }
 
-/** The formats {@link openModel} accepts, for error messages and `--help`. */
+/**
+ * The formats {@link openModel} accepts, for error messages and `--help`.
+ *
+ * @example
+ * ```ts
+ * console.error(`expected ${ACCEPTED_FORMATS}`);
+ * ```
+ */
 export const ACCEPTED_FORMATS =
   "a .halo container, a seed .h1b (v1–v4), a GGUF file, or a Hugging Face snapshot directory (config.json + model.safetensors or its index)";
 

@@ -8,13 +8,32 @@ import type { ModelConfig } from "../../core/model.js";
  * The 8 magic bytes `89 48 41 4C 4F 0D 0A 1A` ("\x89HALO\r\n\x1a"), PNG style: the high first byte
  * shares no prefix with `H1B` (0x48), `GGUF` (0x47) or a plausible safetensors header length, and
  * the CR LF / ^Z bytes catch text-mode transfer damage. Spec: docs/formats/halo.md.
+ *
+ * @example
+ * ```ts
+ * const isContainer = HALO_MAGIC.every((b, i) => bytes[i] === b);
+ * ```
  */
 export const HALO_MAGIC: Uint8Array = Uint8Array.of(0x89, 0x48, 0x41, 0x4c, 0x4f, 0x0d, 0x0a, 0x1a);
-/** Container version this code reads and writes. */
+/**
+ * Container version this code reads and writes.
+ *
+ * @example
+ * ```ts
+ * readHalo("m.halo").source.version === HALO_VERSION; // true
+ * ```
+ */
 export const HALO_VERSION = 1;
 /** Size of the fixed binary preamble in bytes. */
 export const HALO_PREAMBLE_BYTES = 64;
-/** Default (and minimum) alignment of every tensor and blob, in bytes: one cache line / AVX-512 register. */
+/**
+ * Default (and minimum) alignment of every tensor and blob, in bytes: one cache line / AVX-512 register.
+ *
+ * @example
+ * ```ts
+ * await writeHalo(model, "m.halo", { alignment: HALO_DEFAULT_ALIGNMENT * 64 }); // 4096: page-aligned
+ * ```
+ */
 export const HALO_DEFAULT_ALIGNMENT = 64;
 /** Largest alignment accepted (a huge page). */
 export const HALO_MAX_ALIGNMENT = 2 * 1024 * 1024;
@@ -154,7 +173,15 @@ export function encodePreamble(p: HaloPreamble): Uint8Array {
   return out;
 }
 
-/** True when the first bytes are the container magic. */
+/**
+ * True when the first bytes are the container magic.
+ *
+ * @example
+ * ```ts
+ * hasHaloMagic(readFileSync("model.halo").subarray(0, 8)); // true
+ * hasHaloMagic(Buffer.from("H1B\0")); // false: a seed .h1b
+ * ```
+ */
 export function hasHaloMagic(bytes: Uint8Array): boolean {
   if (bytes.byteLength < HALO_MAGIC.length) return false;
   for (let i = 0; i < HALO_MAGIC.length; i++) if (bytes[i] !== HALO_MAGIC[i]) return false;

@@ -17,7 +17,15 @@ import {
 import { HALO_PREAMBLE_BYTES, crc32Hex, decodePreamble, type HaloBlobEntry, type HaloHeader, type HaloPreamble } from "./halo-layout.js";
 import { parseHaloHeader, tensorKey } from "./halo-header.js";
 
-/** Metadata key under which {@link readHalo} exposes the file's provenance (JSON text). */
+/**
+ * Metadata key under which {@link readHalo} exposes the file's provenance (JSON text).
+ *
+ * @example
+ * ```ts
+ * const provenance = JSON.parse(readHalo("m.halo").metadata[HALO_PROVENANCE_KEY]!);
+ * console.log(provenance.sourceFormat, provenance.changes);
+ * ```
+ */
 export const HALO_PROVENANCE_KEY = "halo.provenance";
 
 /** A parsed container header with its preamble and the source it came from. */

@@ -21,7 +21,14 @@ import {
 import { HALO_INLINE_SCALE_PACKINGS, choosePacking, type HaloPackingOption } from "./choose-packing.js";
 import { HALO_PROVENANCE_KEY } from "./read-halo.js";
 
-/** Name and version recorded as the converter in every container's provenance. */
+/**
+ * Name and version recorded as the converter in every container's provenance.
+ *
+ * @example
+ * ```ts
+ * console.log(HALO_CONVERTER); // "@halo/h1b-format 0.1.0"
+ * ```
+ */
 export const HALO_CONVERTER = `${packageJson.name} ${packageJson.version}`;
 
 /** Progress of a long write. */
