@@ -15,7 +15,7 @@ function model(merges: Array<[string, string]>, ignoreMerges = false): BpeModel 
 }
 
 const tokens = (m: BpeModel, text: string): string[] => {
-  const inverse = new Map([...m.vocab].map(([k, v]) => [v, k]));
+  const inverse = new Map([...(m.vocab as Map<string, number>)].map(([k, v]) => [v, k]));
   return m.tokenize(text).map((id) => inverse.get(id)!);
 };
 

@@ -1,6 +1,7 @@
 // The byte-level BPE model: vocabulary, merge ranks, the heap-driven merge loop and a pre-token cache.
 import { BYTE_TO_CHAR } from "./byte-level.js";
 import { MergeTable } from "./merge-table.js";
+import type { VocabLookup } from "./string-table.js";
 
 /** Settings of a BPE model that change its output. */
 export interface BpeOptions {
@@ -37,7 +38,7 @@ export class BpeModel {
   private bytes = new Uint8Array(256);
 
   constructor(
-    readonly vocab: ReadonlyMap<string, number>,
+    readonly vocab: VocabLookup,
     readonly merges: MergeTable,
     readonly options: BpeOptions,
   ) {

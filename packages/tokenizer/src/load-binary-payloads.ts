@@ -5,6 +5,7 @@ import { buildFromIdMerges, buildFromStringMerges } from "./build-model.js";
 import { TokenizerErrorCode } from "./errors.js";
 import type { GgufTokenizerPayload, HtokPayload } from "./payload.js";
 import { gpt2PreTokenizer, llama3PreTokenizer, seedDigitsPreTokenizer, type PreTokenizer } from "./pre-tokenizer.js";
+import { StringTable } from "./string-table.js";
 import type { TokenizerParts } from "./tokenizer-parts.js";
 
 /**
@@ -70,7 +71,7 @@ export function partsFromGguf(payload: GgufTokenizerPayload, choice: PreTokenize
       actual: tokenTypes.length,
     });
   }
-  const vocab = new Map<string, number>();
+  const vocab = new StringTable(tokens.length);
   const modelTokens: (string | undefined)[] = [];
   const addedTokens: AddedToken[] = [];
   tokens.forEach((token, id) => {

@@ -4,7 +4,9 @@ import type { AddedToken } from "./added-tokens.js";
 import { buildFromStringMerges } from "./build-model.js";
 import { TokenizerErrorCode } from "./errors.js";
 import { normalizerFromJson } from "./normalizer.js";
+import { scanTokenizerJson } from "./hf-json-fast.js";
 import { postProcessorFromJson } from "./post-processor.js";
+import { StringTable } from "./string-table.js";
 import { preTokenizerFromJson } from "./pre-tokenizer.js";
 import type { TokenizerParts } from "./tokenizer-parts.js";
 
@@ -72,7 +74,8 @@ function firstKnown(idOf: (token: string) => number | null, names: readonly stri
 
 /** Builds the parts of a tokenizer from tokenizer.json and optional tokenizer_config.json. */
 export function partsFromHfJson(tokenizerJson: string | object, tokenizerConfigJson: string | object | null | undefined): TokenizerParts {
-  const json = parseJsonObject(tokenizerJson, "tokenizer.json");
+  const scanned = typeof tokenizerJson === "string" ? scanTokenizerJson(tokenizerJson) : null;
+  const json = scanned?.json ?? parseJsonObject(tokenizerJson, "tokenizer.json");
   const config = tokenizerConfigJson === null || tokenizerConfigJson === undefined ? {} : parseJsonObject(tokenizerConfigJson, "tokenizer_config.json");
   const model = json["model"] as Json | undefined;
   if (!model || typeof model !== "object") {
@@ -111,18 +114,25 @@ export function partsFromHfJson(tokenizerJson: string | object, tokenizerConfigJ
       actual: model["dropout"],
     });
   }
-  const vocab = new Map<string, number>();
-  const modelTokens: (string | undefined)[] = [];
-  for (const token in vocabJson as Json) {
-    const id = (vocabJson as Json)[token];
-    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
-      throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_FIELD, "vocabulary id is not a non-negative integer", {
-        field: `model.vocab[${JSON.stringify(token)}]`,
-        actual: id,
-      });
+  let vocab: StringTable;
+  let modelTokens: (string | undefined)[];
+  if (scanned !== null) {
+    vocab = scanned.vocab;
+    modelTokens = scanned.modelTokens;
+  } else {
+    vocab = new StringTable(1024);
+    modelTokens = [];
+    for (const token in vocabJson as Json) {
+      const id = (vocabJson as Json)[token];
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
+        throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_FIELD, "vocabulary id is not a non-negative integer", {
+          field: `model.vocab[${JSON.stringify(token)}]`,
+          actual: id,
+        });
+      }
+      vocab.set(token, id);
+      modelTokens[id] = token;
     }
-    vocab.set(token, id);
-    modelTokens[id] = token;
   }
   const addedTokens: AddedToken[] = [];
   const addedJson = json["added_tokens"] ?? [];
@@ -147,7 +157,7 @@ export function partsFromHfJson(tokenizerJson: string | object, tokenizerConfigJ
   const preTokenizer = preTokenizerFromJson(json["pre_tokenizer"]);
   const built = buildFromStringMerges(
     vocab,
-    merges,
+    scanned?.merges ?? merges,
     {
       ignoreMerges: model["ignore_merges"] === true,
       byteLevel: preTokenizer.byteLevel,
