@@ -11,6 +11,13 @@ export interface DecodedTernary {
   readonly scale: WeightsTernaryScale;
 }
 
+/** Exact Σ a[i]·b[i] of two int8 runs (|sum| < 2^31 for any K a model has). */
+function integerDot(a: Int8Array, aStart: number, b: Int8Array, bStart: number, length: number): number {
+  let dot = 0;
+  for (let i = 0; i < length; i++) dot += a[aStart + i]! * b[bStart + i]!;
+  return dot;
+}
+
 /**
  * Column boundaries where either the weight scale block or the activation scale block changes,
  * so each segment has one weight scale and one activation scale.
@@ -45,8 +52,19 @@ export function ternaryMatmulQuantized(
   const result = out ?? new Float32Array(n * rows);
   const weightBlock = scale.kind === "block" ? scale.blockSize : cols;
   const activationBlock = perToken ? cols : activations.blockSize;
-  const simple = weightBlock === cols && activationBlock === cols;
-  const ends = simple ? Int32Array.of(cols) : segmentEnds(cols, weightBlock, activationBlock);
+  if (weightBlock === cols && activationBlock === cols) {
+    // One weight scale and one activation scale per row: (Σ t·q) · scale ÷ s, or · d for Q8_K.
+    for (let t = 0; t < n; t++) {
+      const activationScale = activations.scales[t]!;
+      for (let r = 0; r < rows; r++) {
+        const ws = scale.kind === "tensor" ? scale.value : scale.values[r]!;
+        const dot = integerDot(trits, r * cols, q, t * cols, cols);
+        result[t * rows + r] = perToken ? (dot * ws) / activationScale : dot * ws * activationScale;
+      }
+    }
+    return result;
+  }
+  const ends = segmentEnds(cols, weightBlock, activationBlock);
   const blocksPerRow = cols / activationBlock;
   for (let t = 0; t < n; t++) {
     const qBase = t * cols;
@@ -56,8 +74,7 @@ export function ternaryMatmulQuantized(
       let start = 0;
       for (let e = 0; e < ends.length; e++) {
         const end = ends[e]!;
-        let dot = 0;
-        for (let c = start; c < end; c++) dot += trits[wBase + c]! * q[qBase + c]!;
+        const dot = integerDot(trits, wBase + start, q, qBase + start, end - start);
         if (dot !== 0) {
           const ws =
             scale.kind === "tensor" ? scale.value : scale.kind === "row" ? scale.values[r]! : scale.values[(wBase + start) / weightBlock]!;
