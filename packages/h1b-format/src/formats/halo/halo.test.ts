@@ -199,6 +199,14 @@ describe("writeHalo / readHalo", () => {
     );
   });
 
+  it("refuses a model whose tensors do not match its config", async () => {
+    const model = synthModel({ seed: 12 });
+    const short = { ...model, layers: model.layers.slice(0, 1) };
+    await expect(writeHalo(short, join(dir, "short.halo"))).rejects.toMatchObject({ code: "H1B_BAD_TENSOR", field: "layers" });
+    const wrong = { ...model, layers: [model.layers[0]!, { ...model.layers[1]!, k: model.layers[1]!.q }] };
+    await expect(writeHalo(wrong, join(dir, "wrong.halo"))).rejects.toMatchObject({ code: "H1B_BAD_TENSOR", field: "layer 1 k" });
+  });
+
   it("writes byte-identical files for the same model and creation time", async () => {
     const createdAt = new Date("2026-01-01T00:00:00Z");
     const a = join(dir, "det-a.halo");

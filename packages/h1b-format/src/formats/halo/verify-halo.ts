@@ -61,15 +61,25 @@ export function verifyHalo(path: string, options: VerifyHaloOptions = {}): HaloV
       ...header.tensors.map((t) => ({ name: `tensor ${t.name}`, offset: t.offset, length: t.length, crc32: t.crc32 })),
     ].sort((a, b) => a.offset - b.offset);
     const total = ranges.reduce((a, r) => a + r.length, 0);
-    const fd = openSync(path, "r");
     const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (cause) {
+      throw new HaloError(H1bErrorCode.H1B_IO, "cannot reopen the file to check its checksums", { path, actual: (cause as NodeJS.ErrnoException).code, cause });
+    }
     try {
       for (const r of ranges) {
         let crc = 0;
         let done = 0;
         while (done < r.length) {
           const want = Math.min(CHUNK_BYTES, r.length - done);
-          const n = readSync(fd, buffer, 0, want, r.offset + done);
+          let n: number;
+          try {
+            n = readSync(fd, buffer, 0, want, r.offset + done);
+          } catch (cause) {
+            throw new HaloError(H1bErrorCode.H1B_IO, `reading ${r.name} failed`, { path, offset: r.offset + done, actual: (cause as NodeJS.ErrnoException).code, cause });
+          }
           if (n === 0) {
             throw new HaloError(H1bErrorCode.H1B_TRUNCATED, `file ends inside ${r.name}`, { path, offset: r.offset + done });
           }

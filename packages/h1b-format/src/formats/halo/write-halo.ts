@@ -2,7 +2,8 @@
 import { open, rename, rm } from "node:fs/promises";
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
-import { NORM_ROLES, TERNARY_ROLES, type FloatTensor, type HaloModel, type TernaryTensor, type TokenizerPayload } from "../../core/model.js";
+import { validateConfig } from "../../core/config.js";
+import { NORM_ROLES, TERNARY_ROLES, normLength, ternaryShape, type FloatTensor, type HaloModel, type TernaryTensor, type TokenizerPayload } from "../../core/model.js";
 import { ternaryCodec } from "../../codecs/registry.js";
 import packageJson from "../../../package.json" with { type: "json" };
 import {
@@ -110,6 +111,7 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
       actual: alignment,
     });
   }
+  checkModelShape(model, path);
   const changes: string[] = [...(options.changes ?? [])];
   const repacked = new Map<string, number>();
   let changedWeights = 0;
@@ -294,6 +296,29 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
   const lossy = changedWeights > 0;
   if (lossy) changes.push(`${changedWeights} ternary weights changed by a lossy packing (forced)`);
   return { path, byteLength: fileLength, tensorCount: tensorItems.length, changes, changedWeights, lossy };
+}
+
+/** Refuses a model the container's reader would reject: wrong layer count or tensor shapes for its config. */
+function checkModelShape(model: HaloModel, path: string): void {
+  const config = validateConfig(model.config, path);
+  const bad = (field: string, expected: unknown, actual: unknown): never => {
+    throw new HaloError(H1bErrorCode.H1B_BAD_TENSOR, "model does not match its config", { path, field, expected, actual });
+  };
+  if (model.layers.length !== config.numLayers) bad("layers", config.numLayers, model.layers.length);
+  const embedding = [config.vocabSize, config.hiddenSize].join(", ");
+  if (model.tokenEmbedding.shape.join(", ") !== embedding) bad("tokenEmbedding", `[${embedding}]`, `[${model.tokenEmbedding.shape.join(", ")}]`);
+  if (model.outputNorm.shape.join(", ") !== String(config.hiddenSize)) bad("outputNorm", `[${config.hiddenSize}]`, `[${model.outputNorm.shape.join(", ")}]`);
+  model.layers.forEach((layer, l) => {
+    for (const role of NORM_ROLES) {
+      const n = normLength(config, role);
+      if (layer[role].shape.join(", ") !== String(n)) bad(`layer ${l} ${role}`, `[${n}]`, `[${layer[role].shape.join(", ")}]`);
+    }
+    for (const role of TERNARY_ROLES) {
+      const [rows, cols] = ternaryShape(config, role);
+      const t = layer[role];
+      if (t.rows !== rows || t.cols !== cols) bad(`layer ${l} ${role}`, `[${rows}, ${cols}]`, `[${t.rows}, ${t.cols}]`);
+    }
+  });
 }
 
 function item(entry: Item["entry"], isBlob: boolean, produce: () => Uint8Array): Item {
