@@ -18,6 +18,13 @@ export const ABSMEAN_MIN_SCALE = Math.fround(1e-5);
  * can disagree in the last float32 bit of the mean, which flips a code only when `w · (1/scale)`
  * lands exactly on ±0.5 (a third-party check found 4 of 140,378,112 codes of 2B-4T differ
  * between FP32 and FP64 accumulation; research/formats-and-peers.md §1.5).
+ *
+ * @example
+ * ```ts
+ * const sum = new AbsSum();
+ * for (const chunk of chunks) sum.add(chunk, "q_proj");
+ * const { inverse, scale } = sum.params("bf16");
+ * ```
  */
 export class AbsSum {
   private sum = 0;
@@ -70,7 +77,14 @@ export interface AbsmeanParams {
   readonly scale: number;
 }
 
-/** {@link AbsmeanParams} for a float32 mean of `|W|`. */
+/**
+ * {@link AbsmeanParams} for a float32 mean of `|W|`.
+ *
+ * @example
+ * ```ts
+ * absmeanParams(0.02, "bf16"); // { inverse: fround(1 / fround(0.02)), scale: ≈ 0.02 in bf16 }
+ * ```
+ */
 export function absmeanParams(mean: number, masterDType: "bf16" | "f16" | "f32"): AbsmeanParams {
   const clamped = Math.max(Math.fround(mean), ABSMEAN_MIN_SCALE);
   const inverse = Math.fround(1 / clamped);
@@ -116,6 +130,12 @@ export function ternarizeInto(weights: Float32Array, inverse: number, out: Int8A
  * `m / mean|W| = n / nonzero ≥ 1` rounds to ±1). Returns 0 for an all-zero matrix (its scale
  * cannot be kept: it reads back as 1e-5, the weights stay zero). Throws `H1B_LOSSY_CONVERSION`
  * when the 1e-5 clamp would lose the trits (scale below about 5e-6) or the value overflows bf16.
+ *
+ * @example
+ * ```ts
+ * const m = masterMagnitude(0.02, 60, 100, "q_proj"); // ≈ 0.0333 in bf16
+ * // W = trit × m re-ternarises to the same trits with scale ≈ 0.02
+ * ```
  */
 export function masterMagnitude(scale: number, nonzero: number, count: number, where: string): number {
   if (nonzero === 0) return 0;

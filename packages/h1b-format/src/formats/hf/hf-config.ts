@@ -205,7 +205,14 @@ export function toHfConfig(config: ModelConfig, variant: HfVariant): Json {
   return json;
 }
 
-/** The `generation_config.json` object: BOS and the full EOS list (an int when there is one). */
+/**
+ * The `generation_config.json` object: BOS and the full EOS list (an int when there is one).
+ *
+ * @example
+ * ```ts
+ * toHfGenerationConfig(shapeConfig("bitnet-2b-4t")).eos_token_id; // [128001, 128009]
+ * ```
+ */
 export function toHfGenerationConfig(config: ModelConfig): Json {
   const eos = config.eosTokenIds.length === 1 ? config.eosTokenIds[0] : [...config.eosTokenIds];
   return { _from_model_config: true, bos_token_id: config.bosTokenId, eos_token_id: eos ?? null };

@@ -25,7 +25,14 @@ import { masterTernaryTensor } from "./master-ternary-tensor.js";
 
 const FLOAT_DTYPES: Partial<Record<SafetensorsDType, "f32" | "f16" | "bf16">> = { F32: "f32", F16: "f16", BF16: "bf16" };
 
-/** Metadata value of `hf.ternarisation` for master-weight snapshots. */
+/**
+ * Metadata value of `hf.ternarisation` for master-weight snapshots.
+ *
+ * @example
+ * ```ts
+ * if (model.metadata["hf.ternarisation"] === HF_TERNARISATION_NOTE) console.log("ternarised on load");
+ * ```
+ */
 export const HF_TERNARISATION_NOTE = "absmean: scale = max(mean|W|, 1e-5) summed in FP64, t = clamp(round_half_even(fround(W * fround(1/scale))), -1, 1)";
 
 function badTensor(path: string, name: string, summary: string, expected: unknown, actual: unknown): HaloError {
@@ -130,7 +137,15 @@ export async function readHfSnapshot(dir: string): Promise<HaloModel> {
   return readHfSnapshotSync(dir);
 }
 
-/** Synchronous {@link readHfSnapshot}. */
+/**
+ * Synchronous {@link readHfSnapshot}.
+ *
+ * @example
+ * ```ts
+ * const model = readHfSnapshotSync("./bitnet-b1.58-2B-4T-bf16");
+ * model.metadata["hf.variant"]; // "bf16"
+ * ```
+ */
 export function readHfSnapshotSync(dir: string): HaloModel {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new HaloError(H1bErrorCode.H1B_MISSING_FILE, "snapshot directory does not exist", {

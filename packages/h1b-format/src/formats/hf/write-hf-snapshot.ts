@@ -177,7 +177,14 @@ export async function writeHfSnapshot(model: HaloModel, dir: string, options: Wr
   return writeHfSnapshotSync(model, dir, options);
 }
 
-/** Synchronous {@link writeHfSnapshot}. */
+/**
+ * Synchronous {@link writeHfSnapshot}.
+ *
+ * @example
+ * ```ts
+ * writeHfSnapshotSync(synthModel(), "./tiny-hf-bf16", { variant: "bf16" });
+ * ```
+ */
 export function writeHfSnapshotSync(model: HaloModel, dir: string, options: WriteHfOptions = {}): HfWriteResult {
   const variant = options.variant ?? "packed";
   if (variant !== "packed" && variant !== "bf16") {

@@ -31,7 +31,15 @@ export const SAFETENSORS_DTYPE_BYTES = {
 /** A dtype name of {@link SAFETENSORS_DTYPE_BYTES}. */
 export type SafetensorsDType = keyof typeof SAFETENSORS_DTYPE_BYTES;
 
-/** True when `name` is a dtype of {@link SAFETENSORS_DTYPE_BYTES}. */
+/**
+ * True when `name` is a dtype of {@link SAFETENSORS_DTYPE_BYTES}.
+ *
+ * @example
+ * ```ts
+ * isSafetensorsDType("BF16"); // true
+ * isSafetensorsDType("F4"); // false (sub-byte)
+ * ```
+ */
 export function isSafetensorsDType(name: unknown): name is SafetensorsDType {
   return typeof name === "string" && Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPE_BYTES, name);
 }

@@ -17,7 +17,14 @@ export interface SafetensorsWriteEntry {
   readonly chunks: () => Iterable<Uint8Array>;
 }
 
-/** Byte size of an entry's data: `product(shape) × dtype size`. */
+/**
+ * Byte size of an entry's data: `product(shape) × dtype size`.
+ *
+ * @example
+ * ```ts
+ * safetensorsEntryBytes({ dtype: "BF16", shape: [2560] }); // 5120
+ * ```
+ */
 export function safetensorsEntryBytes(entry: Pick<SafetensorsWriteEntry, "dtype" | "shape">): number {
   let count = 1;
   for (const d of entry.shape) count *= d;
@@ -27,6 +34,12 @@ export function safetensorsEntryBytes(entry: Pick<SafetensorsWriteEntry, "dtype"
 /**
  * Builds the header bytes (length prefix + JSON, space-padded so the data starts 8-byte
  * aligned) for entries laid out in order.
+ *
+ * @example
+ * ```ts
+ * const header = safetensorsHeader([{ name: "w", dtype: "F32", shape: [4] }], { format: "pt" });
+ * // header.length - 8 is a multiple of 8; the data (16 bytes) follows it
+ * ```
  */
 export function safetensorsHeader(entries: readonly Pick<SafetensorsWriteEntry, "name" | "dtype" | "shape">[], metadata?: Readonly<Record<string, string>>): Uint8Array {
   const header: Record<string, unknown> = {};
