@@ -122,6 +122,13 @@ describe("h1b CLI (built binary)", () => {
     expect(unknownInput.stderr).toMatch(/H1B_UNKNOWN_FORMAT.*expected a \.halo container/);
   });
 
+  it("stops quietly when stdout closes early (| true)", () => {
+    h1b("synth", "--seed", "7", "-o", "pipe.halo");
+    const result = spawnSync("sh", ["-c", `"${process.execPath}" "${bin}" inspect pipe.halo --tensors | true`], { cwd: dir, encoding: "utf8" });
+    expect(result.stderr).not.toMatch(/EPIPE/);
+    expect(result.status).toBe(0);
+  });
+
   it("synth validates its arguments", () => {
     expect(h1b("synth", "--shape", "huge", "--seed", "1", "-o", "x.halo").stderr).toMatch(/unknown --shape.*tiny, tiny-gqa, bitnet-2b-4t/);
     expect(h1b("synth", "--shape", "tiny", "-o", "x.halo").status).toBe(2);
