@@ -31,5 +31,12 @@ export const KernelsErrorCode = defineErrorCodes({
   KERNELS_CONFORMANCE_MISMATCH: "A backend's result differs from the reference beyond the named tolerance of a conformance check.",
 });
 
-/** Union of the codes in {@link KernelsErrorCode}. */
+/**
+ * Union of the codes in {@link KernelsErrorCode}.
+ *
+ * @example
+ * ```ts
+ * const code: KernelsErrorCodeName = "KERNELS_UNKNOWN_SLOT";
+ * ```
+ */
 export type KernelsErrorCodeName = Exclude<keyof typeof KernelsErrorCode, "describe">;

@@ -9,13 +9,27 @@ import { TOLERANCES } from "./tolerances.js";
 import { SeededRandom } from "./seeded-random.js";
 import type { ConformanceCheck } from "./op-checks.js";
 
-/** A model the whole-model checks run on. */
+/**
+ * A model the whole-model checks run on.
+ *
+ * @example
+ * ```ts
+ * const testModel: ConformanceTestModel = { name: "tiny", weights: conformanceModel({ seed: 9 }) };
+ * ```
+ */
 export interface ConformanceTestModel {
   readonly name: string;
   readonly weights: ModelWeights;
 }
 
-/** Knobs of the whole-model checks. */
+/**
+ * Knobs of the whole-model checks.
+ *
+ * @example
+ * ```ts
+ * const options: ModelCheckOptions = { greedyTokens: 8, contextLength: 128 };
+ * ```
+ */
 export interface ModelCheckOptions {
   /** Prompt tokens per greedy run. Default 9. */
   readonly promptLength?: number;

@@ -16,7 +16,14 @@ import {
   oracleRope,
 } from "./oracle.js";
 
-/** One named check. `run` throws (a `KERNELS_CONFORMANCE_MISMATCH` HaloError) on failure. */
+/**
+ * One named check. `run` rejects (with a `KERNELS_CONFORMANCE_MISMATCH` HaloError) on failure.
+ *
+ * @example
+ * ```ts
+ * const check: ConformanceCheck = { name: "ops/rms-norm", run: async () => {} };
+ * ```
+ */
 export interface ConformanceCheck {
   /** `group/what`, e.g. `ops/ternary-matmul per-token tensor-scale`. */
   readonly name: string;

@@ -75,7 +75,15 @@ export async function conformanceChecks(factory: () => Backend | Promise<Backend
   return [...ops, ...modelChecks(factory, options.models ?? defaultConformanceModels(), options)];
 }
 
-/** The parts of a test runner {@link runConformance} uses (vitest, jest and node:test fit). */
+/**
+ * The parts of a test runner {@link runConformance} uses (vitest, jest and node:test fit).
+ *
+ * @example
+ * ```ts
+ * import { describe, it } from "vitest";
+ * const harness: ConformanceHarness = { describe, it };
+ * ```
+ */
 export interface ConformanceHarness {
   describe(name: string, body: () => void): void;
   it(name: string, body: () => Promise<void>, timeout?: number): void;
@@ -98,14 +106,17 @@ export function runConformance(
 ): void {
   const checks: ConformanceCheck[] = [];
   if (options.hasOps) {
+    // One backend instance serves every op call (native backends may be costly to create).
+    let shared: Promise<Backend> | undefined;
+    const ops = async (): Promise<NonNullable<Backend["ops"]>> => needOps(await (shared ??= Promise.resolve(factory())));
     checks.push(
       ...opChecks({
-        rmsNorm: async (...args) => needOps(await factory()).rmsNorm(...args),
-        quantize: async (...args) => needOps(await factory()).quantize(...args),
-        ternaryMatmul: async (...args) => needOps(await factory()).ternaryMatmul(...args),
-        rope: async (...args) => needOps(await factory()).rope(...args),
-        attention: async (...args) => needOps(await factory()).attention(...args),
-        lmHead: async (...args) => needOps(await factory()).lmHead(...args),
+        rmsNorm: async (...args) => (await ops()).rmsNorm(...args),
+        quantize: async (...args) => (await ops()).quantize(...args),
+        ternaryMatmul: async (...args) => (await ops()).ternaryMatmul(...args),
+        rope: async (...args) => (await ops()).rope(...args),
+        attention: async (...args) => (await ops()).attention(...args),
+        lmHead: async (...args) => (await ops()).lmHead(...args),
       }),
     );
   }

@@ -3,7 +3,14 @@ import type { KernelOps } from "./kernel-ops.js";
 import type { LoadedModel } from "./loaded-model.js";
 import type { ModelWeights } from "./weights.js";
 
-/** Storage type of the KV cache. `f16` rounds every cached key and value to half precision. */
+/**
+ * Storage type of the KV cache. `f16` rounds every cached key and value to half precision.
+ *
+ * @example
+ * ```ts
+ * const kvDtype: KvDtype = "f16";
+ * ```
+ */
 export type KvDtype = "f32" | "f16";
 
 /**
@@ -11,6 +18,11 @@ export type KvDtype = "f32" | "f16";
  * - `per-token`: BitNet's training-time quantiser, one absmax scale per token (the default).
  * - `q8k-block`: llama.cpp's Q8_K, one scale per 256 values (for parity with llama.cpp; needs
  *   every matmul K to be a multiple of 256).
+ *
+ * @example
+ * ```ts
+ * await backend.loadModel(weights, { contextLength: 512, activationQuant: "q8k-block" });
+ * ```
  */
 export type ActivationQuant = "per-token" | "q8k-block";
 

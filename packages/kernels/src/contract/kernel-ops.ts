@@ -2,7 +2,14 @@
 import type { ActivationQuant } from "./backend.js";
 import type { WeightsFloatTensor, WeightsTernaryTensor } from "./weights.js";
 
-/** A value or a promise of it: native ops may run on a worker. */
+/**
+ * A value or a promise of it: native ops may run on a worker.
+ *
+ * @example
+ * ```ts
+ * const y = await (ops.rmsNorm(x, w, 1e-5) as MaybePromise<Float32Array>);
+ * ```
+ */
 export type MaybePromise<T> = T | Promise<T>;
 
 /**

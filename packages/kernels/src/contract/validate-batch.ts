@@ -3,7 +3,14 @@ import { HaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
 import type { StepBatch } from "./loaded-model.js";
 
-/** What {@link validateBatch} needs to know about the model. */
+/**
+ * What {@link validateBatch} needs to know about the model.
+ *
+ * @example
+ * ```ts
+ * const limits: BatchLimits = { vocabSize: 512, contextLength: 64, maxBatchTokens: 512, sequenceLength: () => 0 };
+ * ```
+ */
 export interface BatchLimits {
   readonly vocabSize: number;
   readonly contextLength: number;

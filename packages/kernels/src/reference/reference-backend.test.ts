@@ -72,3 +72,28 @@ describe("reference backend", () => {
     expect(backend.capabilities().activationQuants).toEqual(["per-token", "q8k-block"]);
   });
 });
+
+describe("reference backend limits", () => {
+  it("refuses batches over maxBatchTokens and stays usable", async () => {
+    const model = await referenceBackend({ maxBatchTokens: 2 }).loadModel(synthModel({ shape: "tiny", seed: 5 }), { contextLength: 8 });
+    const slot = model.allocateSequence();
+    const three = { tokens: Int32Array.of(1, 2, 3), positions: Int32Array.of(0, 1, 2), slots: Int32Array.of(slot, slot, slot), logitRows: Int32Array.of(2) };
+    await expect(model.step(three)).rejects.toMatchObject({ code: "KERNELS_BAD_BATCH" });
+    expect(model.sequenceLength(slot)).toBe(0);
+    const logits = await model.step({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(0, 1), slots: Int32Array.of(slot, slot), logitRows: Int32Array.of(0, 1) });
+    expect(logits).toHaveLength(2 * 512);
+    expect(model.sequenceLength(slot)).toBe(2);
+  });
+
+  it("refuses bad backend options", () => {
+    expect(() => referenceBackend({ splitKvTile: -1 })).toThrow(expect.objectContaining({ code: "KERNELS_BAD_OPTION" }));
+    expect(() => referenceBackend({ ropeAngles: "f16" as never })).toThrow(expect.objectContaining({ code: "KERNELS_BAD_OPTION" }));
+  });
+
+  it("refuses q8k-block activations for widths that are not multiples of 256", async () => {
+    const weights = synthModel({ shape: { ...synthModel({ shape: "tiny" }).config, hiddenSize: 128, numHeads: 2 }, seed: 1 });
+    await expect(referenceBackend().loadModel(weights, { contextLength: 8, activationQuant: "q8k-block" })).rejects.toMatchObject({
+      code: "KERNELS_UNSUPPORTED_CONFIG",
+    });
+  });
+});

@@ -5,6 +5,11 @@
  * - `float64` (the definition): `angle = position · θ^(−2i/headDim)`, all in float64, float64 cos/sin.
  * - `ggml-f32`: llama.cpp's CPU rope cache: `scale = powf(θ, −2/headDim)`, `angle₀ = position`,
  *   `angleᵢ₊₁ = f32(angleᵢ · scale)`, `cosf`/`sinf`. Only for parity measurements against llama.cpp.
+ *
+ * @example
+ * ```ts
+ * const backend = referenceBackend({ ropeAngles: "ggml-f32" satisfies RopeAngleMode });
+ * ```
  */
 export type RopeAngleMode = "float64" | "ggml-f32";
 
