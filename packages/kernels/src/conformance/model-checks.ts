@@ -128,7 +128,10 @@ export function modelChecks(
           name: `model/${name} greedy ${activationQuant} kv=${kvDtype} matches reference`,
           run: async () => {
             const backend = await supports(activationQuant, kvDtype);
-            if (backend === null) return; // not offered by this backend: nothing to compare
+            if (backend === null) {
+              console.warn(`conformance: ${name} greedy ${activationQuant} kv=${kvDtype} skipped: the backend does not offer this combination`);
+              return;
+            }
             const want = await greedyRun(await load(reference, { activationQuant, kvDtype }), promptFor(1, promptLength, vocab), greedyTokens);
             const model = await load(backend, { activationQuant, kvDtype });
             const got = await greedyRun(model, promptFor(1, promptLength, vocab), greedyTokens);
