@@ -11,6 +11,12 @@ export interface DecodedTernary {
   readonly scale: WeightsTernaryScale;
 }
 
+// Performance notes (2026-11-23, 2-vCPU dev VM at load average ≈ 7, so absolute numbers are low):
+// the integer dot below runs at 170–190 M multiply-adds/s in V8 (an `| 0` int32 accumulator
+// measured the same, so the plain number sum is kept for clarity). On the tiny shape the matmuls
+// are ~85 % of a decode step (7.7 ms/token); the one-scale-per-row path avoids segment bookkeeping
+// and took decode from 8.8 to 7.7 ms/token. The reference stays scalar on purpose: it is the oracle.
+
 /** Exact Σ a[i]·b[i] of two int8 runs (|sum| < 2^31 for any K a model has). */
 function integerDot(a: Int8Array, aStart: number, b: Int8Array, bStart: number, length: number): number {
   let dot = 0;
