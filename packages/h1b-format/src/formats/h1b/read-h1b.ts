@@ -34,6 +34,7 @@ import {
 } from "./h1b-layout.js";
 import { htokToTokenizerPayload, readHtok, type HtokData } from "./htok.js";
 import { LazyBytesMap } from "./lazy-bytes-map.js";
+import { registerRangeReader } from "./range-reader.js";
 
 /** Options of {@link readH1b}. */
 export interface ReadH1bOptions {
@@ -363,7 +364,10 @@ function openModel(source: ByteSource, options: ReadH1bOptions): HaloModel {
   }
   return {
     config,
-    tokenEmbedding: floatTensor("token_embd", "f32", [dims.vocabSize, hs], { source, offset: layout.embeddingOffset }),
+    tokenEmbedding: registerRangeReader(
+      floatTensor("token_embd", "f32", [dims.vocabSize, hs], { source, offset: layout.embeddingOffset }),
+      (offset, length) => source.read(layout.embeddingOffset + offset, length),
+    ),
     outputNorm: norm("output_norm", layout.finalNormOffset, hs),
     lmHead: null,
     layers,

@@ -24,6 +24,7 @@ import {
   type H1bDims,
 } from "./h1b-layout.js";
 import { writeHtok } from "./htok.js";
+import { rangeReader } from "./range-reader.js";
 import { toHtokTokenizer } from "../../core/tokenizer-payload.js";
 
 /** Options of {@link writeH1b} and {@link encodeH1b}. */
@@ -191,6 +192,12 @@ function* floatAsF32(tensor: FloatTensor, shape: readonly number[], path: string
     throw badTensor(path, `tensor ${tensor.name} has the wrong shape for .h1b`, tensor.name, shape, tensor.shape);
   }
   const count = shape.reduce((a, b) => a * b, 1);
+  const ranged = tensor.dtype === "f32" ? rangeReader(tensor) : null;
+  if (ranged !== null) {
+    // A tensor of a seed file: stream it in 4 MiB reads instead of loading it whole.
+    for (let at = 0; at < tensor.byteLength; at += 1 << 22) yield ranged(at, Math.min(1 << 22, tensor.byteLength - at));
+    return;
+  }
   const bytes = tensor.bytes();
   if (tensor.dtype === "f32") {
     for (let at = 0; at < bytes.byteLength; at += 1 << 22) yield bytes.subarray(at, Math.min(bytes.byteLength, at + (1 << 22)));
