@@ -1,0 +1,90 @@
+// Typed flag parsing on top of node:util parseArgs, with one-line usage errors.
+import { parseArgs } from "node:util";
+import { HaloError } from "@halo/errors";
+import { CliErrorCode } from "./errors.js";
+
+/** A flag of a command. */
+export interface FlagSpec {
+  readonly type: "string" | "boolean";
+  readonly short?: string;
+  readonly description: string;
+  readonly multiple?: boolean;
+}
+
+/** Parses `argv` against `flags`; unknown flags and stray positionals are usage errors. */
+export function parseFlags(
+  command: string,
+  argv: readonly string[],
+  flags: Readonly<Record<string, FlagSpec>>,
+  positionals = 0,
+): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  try {
+    const parsed = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(
+        Object.entries(flags).map(([name, spec]) => [
+          name,
+          { type: spec.type, ...(spec.short !== undefined ? { short: spec.short } : {}), ...(spec.multiple === true ? { multiple: true } : {}) },
+        ]),
+      ),
+      allowPositionals: true,
+      strict: true,
+    });
+    if (parsed.positionals.length > positionals) {
+      throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: unexpected argument`, {
+        actual: parsed.positionals[positionals],
+        hint: `Run \`halo ${command} --help\``,
+      });
+    }
+    return { values: parsed.values as Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals };
+  } catch (error) {
+    if (error instanceof HaloError) throw error;
+    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: ${(error as Error).message}`, {
+      hint: `Run \`halo ${command} --help\``,
+    });
+  }
+}
+
+/** A required string flag. */
+export function requireString(command: string, values: Record<string, unknown>, name: string): string {
+  const value = values[name];
+  if (typeof value !== "string" || value.length === 0) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --${name} is required`, {
+      hint: `Run \`halo ${command} --help\``,
+    });
+  }
+  return value;
+}
+
+/** An optional number flag within bounds (`--threads abc` is a usage error, not NaN). */
+export function numberFlag(
+  command: string,
+  values: Record<string, unknown>,
+  name: string,
+  options: { integer?: boolean; min?: number; max?: number } = {},
+): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const value = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  const min = options.min ?? -Infinity;
+  const max = options.max ?? Infinity;
+  if (!Number.isFinite(value) || (options.integer === true && !Number.isInteger(value)) || value < min || value > max) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --${name} must be ${options.integer === true ? "a whole number" : "a number"}${Number.isFinite(min) ? ` ≥ ${min}` : ""}${Number.isFinite(max) ? ` ≤ ${max}` : ""}`, {
+      field: name,
+      actual: raw,
+    });
+  }
+  return value;
+}
+
+/** Renders a command's help text. */
+export function helpText(usage: string, summary: string, flags: Readonly<Record<string, FlagSpec>>, examples: readonly string[]): string {
+  const width = Math.max(...Object.keys(flags).map((n) => n.length)) + 4;
+  const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];
+  for (const [name, spec] of Object.entries(flags)) {
+    const left = `${spec.short !== undefined ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? " <value>" : ""}`;
+    lines.push(`  ${left.padEnd(width + 14)}${spec.description}`);
+  }
+  lines.push("", "Examples:", ...examples.map((e) => `  ${e}`), "");
+  return lines.join("\n");
+}

@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// Entry point of the `halo` executable.
+import { main } from "./main.js";
+
+const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+process.exitCode = code;

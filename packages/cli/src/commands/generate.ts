@@ -1,0 +1,84 @@
+// `halo generate`: stream a completion of a prompt to stdout.
+import { loadModel } from "@halo/engine";
+import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
+import type { CommandContext } from "../context.js";
+
+const FLAGS: Record<string, FlagSpec> = {
+  model: { type: "string", short: "m", description: "model file or Hugging Face snapshot directory" },
+  prompt: { type: "string", short: "p", description: "the prompt text (BOS is added per the tokenizer)" },
+  "max-tokens": { type: "string", short: "n", description: "most tokens to generate (default 256)" },
+  temperature: { type: "string", short: "t", description: "sampling temperature; 0 = greedy (default 0.8)" },
+  seed: { type: "string", description: "RNG seed for reproducible sampling" },
+  "top-k": { type: "string", description: "keep the k most likely tokens (default 40)" },
+  "top-p": { type: "string", description: "nucleus mass (default 0.95)" },
+  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
+  threads: { type: "string", description: "threads for native backends (default: all cores)" },
+  "context-length": { type: "string", description: "KV positions (default: min(model, 4096))" },
+  stats: { type: "boolean", description: "print token counts and tok/s to stderr at the end" },
+  help: { type: "boolean", short: "h", description: "show this help" },
+};
+
+/** Help text of `halo generate`. */
+export const generateHelp = helpText(
+  "halo generate --model <path> --prompt <text> [options]",
+  "Streams the model's continuation of a prompt to stdout.",
+  FLAGS,
+  ['halo generate --model tiny.halo --prompt "Once upon a time" --max-tokens 32 --temperature 0'],
+);
+
+/** Runs `halo generate`. */
+export async function generateCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseFlags("generate", argv, FLAGS);
+  if (values["help"] === true) {
+    ctx.stdout.write(generateHelp);
+    return 0;
+  }
+  const model = requireString("generate", values, "model");
+  const prompt = requireString("generate", values, "prompt");
+  const maxTokens = numberFlag("generate", values, "max-tokens", { integer: true, min: 0 }) ?? 256;
+  const temperature = numberFlag("generate", values, "temperature", { min: 0 }) ?? 0.8;
+  const seed = numberFlag("generate", values, "seed", { integer: true });
+  const topK = numberFlag("generate", values, "top-k", { integer: true, min: 0 }) ?? 40;
+  const topP = numberFlag("generate", values, "top-p", { min: 0, max: 1 }) ?? 0.95;
+  const threads = numberFlag("generate", values, "threads", { integer: true, min: 1, max: 1024 });
+  const contextLength = numberFlag("generate", values, "context-length", { integer: true, min: 2 });
+  const backend = (values["backend"] as string | undefined) ?? "auto";
+  const engine = await loadModel(model, {
+    backend: backend as "auto",
+    ...(threads !== undefined ? { threads } : {}),
+    ...(contextLength !== undefined ? { contextLength } : {}),
+    maxSequences: 1,
+  });
+  try {
+    const controller = new AbortController();
+    const onSigint = (): void => controller.abort();
+    process.once("SIGINT", onSigint);
+    try {
+      for await (const event of engine.complete(prompt, {
+        maxTokens,
+        temperature,
+        topK,
+        topP,
+        signal: controller.signal,
+        ...(seed !== undefined ? { seed } : {}),
+      })) {
+        if (event.type === "token-delta") ctx.stdout.write(event.text);
+        else if (event.type === "request-end") {
+          ctx.stdout.write("\n");
+          if (values["stats"] === true) {
+            const t = event.timings;
+            ctx.stderr.write(
+              `[${event.finishReason}] prompt ${event.usage.promptTokens} tok, ${t.prefillTokensPerSecond.toFixed(1)} tok/s prefill; ` +
+                `generated ${event.usage.completionTokens} tok, ${t.decodeTokensPerSecond.toFixed(1)} tok/s decode (${engine.backend})\n`,
+            );
+          }
+        }
+      }
+    } finally {
+      process.off("SIGINT", onSigint);
+    }
+  } finally {
+    engine.dispose();
+  }
+  return 0;
+}

@@ -1,0 +1,196 @@
+import { describe, expect, it } from "vitest";
+import { isHaloError } from "@halo/errors";
+import { synthModel } from "@halo/h1b-format";
+import { referenceBackend } from "@halo/kernels";
+import { loadModel, type GenerateEvent, type RequestEndEvent } from "./index.js";
+
+async function collect(stream: AsyncIterable<GenerateEvent>): Promise<{ events: GenerateEvent[]; end: RequestEndEvent }> {
+  const events: GenerateEvent[] = [];
+  for await (const event of stream) events.push(event);
+  const end = events.at(-1);
+  if (end?.type !== "request-end") throw new Error("stream did not end with request-end");
+  return { events, end };
+}
+
+/** Greedy tokens computed directly on a backend, one step per token: an independent path to the same answer. */
+async function directGreedy(prompt: number[], n: number, activation: "relu2" | "silu", kvDtype: "f16" | "f32"): Promise<number[]> {
+  const model = await referenceBackend().loadModel(synthModel({ seed: 5, activation }), { contextLength: 128, kvDtype });
+  const slot = model.allocateSequence();
+  const out: number[] = [];
+  let logits = await model.step({
+    tokens: Int32Array.from(prompt),
+    positions: Int32Array.from(prompt, (_, i) => i),
+    slots: new Int32Array(prompt.length).fill(slot),
+    logitRows: Int32Array.of(prompt.length - 1),
+  });
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let v = 1; v < logits.length; v++) if (logits[v]! > logits[best]!) best = v;
+    out.push(best);
+    logits = await model.step({
+      tokens: Int32Array.of(best),
+      positions: Int32Array.of(prompt.length + i),
+      slots: Int32Array.of(slot),
+      logitRows: Int32Array.of(0),
+    });
+  }
+  model.dispose();
+  return out;
+}
+
+describe("Engine.generate", () => {
+  for (const activation of ["relu2", "silu"] as const) {
+    it(`greedy tokens equal a direct step-by-step run (${activation})`, async () => {
+      const engine = await loadModel(synthModel({ seed: 5, activation }), { backend: "reference", contextLength: 128 });
+      const prompt = [500, 72, 101, 108, 108, 111];
+      const { end, events } = await collect(engine.generate({ prompt, maxTokens: 12, temperature: 0, ignoreEos: true }));
+      expect(engine.kvDtype).toBe("f16");
+      expect(end.tokenIds).toEqual(await directGreedy(prompt, 12, activation, "f16"));
+      expect(end.finishReason).toBe("length");
+      expect(end.usage).toEqual({ promptTokens: 6, completionTokens: 12, totalTokens: 18 });
+      expect(events[0]).toEqual({ type: "request-start", promptTokens: 6 });
+      const deltas = events.filter((e) => e.type === "token-delta");
+      expect(deltas.map((e) => e.text).join("")).toBe(end.text);
+      engine.dispose();
+    });
+  }
+
+  it("streams text that equals the detokenized ids, and stops at a stop string", async () => {
+    await using engine = await loadModel(synthModel({ seed: 9 }), { backend: "reference", contextLength: 128 });
+    const first = await collect(engine.complete("The capital of France is", { maxTokens: 24, temperature: 0, ignoreEos: true }));
+    expect(first.end.text).toBe(engine.detokenize(first.end.tokenIds, { skipSpecialTokens: true }));
+    const text = first.end.text;
+    // Pick a stop string from the middle of the greedy output; the rerun must end right before it.
+    const stop = text.slice(Math.floor(text.length / 2), Math.floor(text.length / 2) + 2);
+    expect(stop.length).toBe(2);
+    const second = await collect(engine.complete("The capital of France is", { maxTokens: 24, temperature: 0, ignoreEos: true, stop: [stop] }));
+    expect(second.end.finishReason).toBe("stop");
+    expect(second.end.stopString).toBe(stop);
+    expect(second.end.text).toBe(text.slice(0, text.indexOf(stop)));
+  });
+
+  it("runs many sequences together with the same tokens as alone", async () => {
+    const engine = await loadModel(synthModel({ seed: 5 }), { backend: "reference", contextLength: 128, maxSequences: 2 });
+    const prompts = [[500, 1, 2, 3], [500, 40, 41], [500, 7, 8, 9, 10, 11], [500, 99]];
+    const alone: number[][] = [];
+    for (const prompt of prompts) alone.push((await collect(engine.generate({ prompt, maxTokens: 8, temperature: 0, ignoreEos: true }))).end.tokenIds.slice());
+    // Four at once with two slots: two wait in the queue and join between steps.
+    const together = await Promise.all(prompts.map((prompt) => collect(engine.generate({ prompt, maxTokens: 8, temperature: 0, ignoreEos: true }))));
+    expect(together.map((r) => r.end.tokenIds)).toEqual(alone);
+    expect(engine.stats().activeSequences).toBe(0);
+    engine.dispose();
+  });
+
+  it("seeded sampling is reproducible", async () => {
+    await using engine = await loadModel(synthModel({ seed: 2 }), { backend: "reference", contextLength: 64 });
+    const run = async () => (await collect(engine.generate({ prompt: [500, 3], maxTokens: 10, temperature: 0.9, topK: 20, seed: 1234, ignoreEos: true }))).end.tokenIds;
+    expect(await run()).toEqual(await run());
+  });
+
+  it("abort ends the stream with finishReason abort and frees the sequence; the engine stays usable", async () => {
+    await using engine = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 128, maxSequences: 1 });
+    const controller = new AbortController();
+    const events: GenerateEvent[] = [];
+    for await (const event of engine.generate({ prompt: [500, 1], maxTokens: 100, temperature: 0, ignoreEos: true, signal: controller.signal })) {
+      events.push(event);
+      if (events.filter((e) => e.type === "token-delta").length === 3) controller.abort();
+    }
+    const end = events.at(-1) as RequestEndEvent;
+    expect(end.finishReason).toBe("abort");
+    expect(end.tokenIds.length).toBeLessThan(100);
+    expect(engine.stats().activeSequences).toBe(0);
+    // Breaking out of the loop also frees the only slot: the next request must run.
+    for await (const event of engine.generate({ prompt: [500, 1], maxTokens: 50, temperature: 0, ignoreEos: true })) {
+      if (event.type === "token-delta") break;
+    }
+    const after = await collect(engine.generate({ prompt: [500, 1], maxTokens: 4, temperature: 0, ignoreEos: true }));
+    expect(after.end.finishReason).toBe("length");
+    expect(after.end.tokenIds).toHaveLength(4);
+  });
+
+  it("ends with length at the context limit instead of overflowing", async () => {
+    await using engine = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 16 });
+    const { end } = await collect(engine.generate({ prompt: [500, 1, 2, 3, 4, 5], maxTokens: 100, temperature: 0, ignoreEos: true }));
+    expect(end.finishReason).toBe("length");
+    expect(end.usage.totalTokens).toBe(16);
+  });
+
+  it("chat renders the model's template and stops on end-of-turn ids", async () => {
+    await using engine = await loadModel(synthModel({ seed: 4 }), { backend: "reference", contextLength: 128 });
+    expect(engine.renderChat([{ role: "user", content: "Hi" }])).toBe("User: Hi<|eot_id|>Assistant: ");
+    const eot = engine.tokenize("<|eot_id|>", { addSpecialTokens: false, allowSpecial: true });
+    expect(eot).toHaveLength(1);
+    // Bias the end-of-turn token up: the reply must stop at once with reason stop.
+    const { end } = await collect(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 10, temperature: 0, logitBias: { [eot[0]!]: 100 } }));
+    expect(end.finishReason).toBe("stop");
+    expect(end.tokenIds).toEqual(eot);
+    expect(end.text).toBe("");
+  });
+});
+
+describe("Engine errors", () => {
+  it("refuses bad input with typed errors and stays usable", async () => {
+    const engine = await loadModel(synthModel({ seed: 1 }), { backend: "reference", contextLength: 32 });
+    const code = (fn: () => unknown): string => {
+      try {
+        fn();
+      } catch (error) {
+        if (isHaloError(error)) return error.code;
+        throw error;
+      }
+      return "no error";
+    };
+    expect(code(() => engine.generate({ prompt: new Array(40).fill(3) }))).toBe("ENGINE_CONTEXT_OVERFLOW");
+    expect(code(() => engine.generate({ prompt: [1, 99999] }))).toBe("ENGINE_TOKEN_OUT_OF_RANGE");
+    expect(code(() => engine.generate({ prompt: [] }))).toBe("ENGINE_BAD_OPTION");
+    expect(code(() => engine.generate({ prompt: [1], maxTokens: -1 }))).toBe("ENGINE_BAD_OPTION");
+    expect(code(() => engine.generate({ prompt: [1], temperature: -1 }))).toMatch(/^SAMPLER_/);
+    const ok = await collect(engine.generate({ prompt: [500, 1], maxTokens: 2, temperature: 0, ignoreEos: true }));
+    expect(ok.end.tokenIds).toHaveLength(2);
+    engine.dispose();
+    engine.dispose();
+    expect(code(() => engine.generate({ prompt: [1] }))).toBe("ENGINE_DISPOSED");
+    await expect(loadModel(synthModel(), { backend: "reference", contextLength: 100000 })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
+    await expect(loadModel(synthModel(), { backend: "cpu" })).rejects.toMatchObject({ code: "ENGINE_NO_BACKEND" });
+  });
+});
+
+describe("Engine.perplexity", () => {
+  it("equals exp(mean NLL) computed independently from direct steps", async () => {
+    const engine = await loadModel(synthModel({ seed: 6 }), { backend: "reference", contextLength: 64 });
+    const ids = engine.tokenize("The quick brown fox jumps over the lazy dog. Language models predict the next token.");
+    const window = 12;
+    const result = await engine.perplexity(ids, { contextLength: window });
+    // Independent computation: each window from position 0, all logits at once, float64 log-softmax.
+    const model = await referenceBackend().loadModel(synthModel({ seed: 6 }), { contextLength: 64, kvDtype: "f16" });
+    let sum = 0;
+    let count = 0;
+    for (let begin = 0; begin < ids.length - 1; begin += window) {
+      const chunk = ids.slice(begin, begin + window);
+      const slot = model.allocateSequence();
+      const logits = await model.step({
+        tokens: Int32Array.from(chunk),
+        positions: Int32Array.from(chunk, (_, i) => i),
+        slots: new Int32Array(chunk.length).fill(slot),
+        logitRows: Int32Array.from(chunk, (_, i) => i),
+      });
+      model.freeSequence(slot);
+      const vocab = engine.config.vocabSize;
+      for (let i = 0; i + 1 < chunk.length; i++) {
+        const row = Array.from(logits.subarray(i * vocab, (i + 1) * vocab));
+        const max = Math.max(...row);
+        const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+        sum += lse - row[chunk[i + 1]!]!;
+        count++;
+      }
+    }
+    model.dispose();
+    expect(result.scoredTokens).toBe(count);
+    expect(result.meanNll).toBeCloseTo(sum / count, 9);
+    expect(result.perplexity).toBeCloseTo(Math.exp(sum / count), 6);
+    // A sliding window scores every token after the first exactly once.
+    const sliding = await engine.perplexity(ids, { contextLength: window, stride: 4 });
+    expect(sliding.scoredTokens).toBe(ids.length - 1);
+    engine.dispose();
+  });
+});

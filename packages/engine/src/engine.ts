@@ -1,0 +1,375 @@
+// The Engine: a loaded model with its tokenizer, backend and scheduler; generate, chat, complete, perplexity.
+import { HaloError } from "@halo/errors";
+import type { LoadedModel, WeightsConfig } from "@halo/kernels";
+import { createSampler } from "@halo/sampler";
+import type { ChatMessage, StreamDecoder, Tokenizer } from "@halo/tokenizer";
+import { Channel } from "./channel.js";
+import { EngineErrorCode } from "./errors.js";
+import type { FinishReason, GenerateEvent } from "./events.js";
+import { checkGenerateOptions, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
+import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
+import { Scheduler, type SchedulerStats } from "./scheduler.js";
+
+/** What an {@link Engine} was built from. @internal */
+export interface EngineParts {
+  readonly model: LoadedModel;
+  readonly tokenizer: Tokenizer | null;
+  readonly backendName: string;
+  readonly source: string;
+  readonly chatTemplate: string | null;
+  readonly eosTokenIds: readonly number[];
+  readonly maxBatchTokens: number;
+  readonly loadMs: number;
+  /** Called by dispose (closes the model file). */
+  readonly close: () => void;
+}
+
+/** Live counters of an engine (for servers and `/stats`). */
+export interface EngineStats extends SchedulerStats {
+  /** Tokens generated since load. */
+  readonly generatedTokens: number;
+  /** Prompt tokens processed since load. */
+  readonly promptTokens: number;
+}
+
+/** Default `maxTokens` of a generation. */
+export const DEFAULT_MAX_TOKENS = 256;
+
+/**
+ * A loaded model ready to generate. Create one with {@link loadModel}. Many generations may run
+ * at once: they share the backend through one scheduler that steps every live sequence together.
+ *
+ * @example
+ * ```ts
+ * await using engine = await loadModel("model.halo");
+ * for await (const event of engine.chat([{ role: "user", content: "Hi!" }], { maxTokens: 64 })) {
+ *   if (event.type === "token-delta") process.stdout.write(event.text);
+ * }
+ * ```
+ */
+export class Engine {
+  /** Architecture config of the loaded weights. */
+  readonly config: WeightsConfig;
+  /** The tokenizer, or null when the model file carries none (token-id prompts still work). */
+  readonly tokenizer: Tokenizer | null;
+  /** Name of the backend running the model (`reference`, `cpu`, …). */
+  readonly backend: string;
+  /** The path the model was loaded from. */
+  readonly source: string;
+  /** Milliseconds `loadModel` took. */
+  readonly loadMs: number;
+  /** Context length (KV positions per sequence). */
+  readonly contextLength: number;
+  /** KV cache dtype in use. */
+  readonly kvDtype: string;
+
+  private readonly model: LoadedModel;
+  private readonly scheduler: Scheduler;
+  private readonly parts: EngineParts;
+  private disposed = false;
+  private generatedTokens = 0;
+  private promptTokens = 0;
+
+  /** @internal Use {@link loadModel}. */
+  constructor(parts: EngineParts) {
+    this.parts = parts;
+    this.model = parts.model;
+    this.config = parts.model.config;
+    this.tokenizer = parts.tokenizer;
+    this.backend = parts.backendName;
+    this.source = parts.source;
+    this.loadMs = parts.loadMs;
+    this.contextLength = parts.model.options.contextLength;
+    this.kvDtype = parts.model.options.kvDtype;
+    this.scheduler = new Scheduler(parts.model, {
+      maxBatchTokens: parts.maxBatchTokens,
+      prefillChunk: Math.min(parts.maxBatchTokens, 256),
+    });
+  }
+
+  /** Live counters. */
+  stats(): EngineStats {
+    return { ...this.scheduler.stats(), generatedTokens: this.generatedTokens, promptTokens: this.promptTokens };
+  }
+
+  /**
+   * Text → token ids. Adds BOS per the tokenizer unless `addSpecialTokens: false`; special-token
+   * strings in the text stay plain text unless `allowSpecial`.
+   */
+  tokenize(text: string, options: { addSpecialTokens?: boolean; allowSpecial?: boolean } = {}): number[] {
+    return this.requireTokenizer().encode(text, options);
+  }
+
+  /** Token ids → text. Throws `ENGINE_TOKEN_OUT_OF_RANGE`-class tokenizer errors for unknown ids. */
+  detokenize(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    return this.requireTokenizer().decode(ids, options);
+  }
+
+  /** Renders messages with the model's chat template (or `template`) to the prompt text. */
+  renderChat(messages: readonly ChatMessage[], template?: string): string {
+    const tokenizer = this.requireTokenizer();
+    return tokenizer.applyChatTemplate(messages, this.templateOptions(template));
+  }
+
+  /**
+   * Streams a generation. The iterable yields `request-start`, then `token-delta` per token, then
+   * `request-end` with the finish reason, usage and timings. Breaking out of the loop or aborting
+   * the signal frees the sequence at the next step.
+   *
+   * @example
+   * ```ts
+   * for await (const e of engine.generate({ prompt: "Once upon a time", maxTokens: 32, temperature: 0 })) {
+   *   if (e.type === "token-delta") process.stdout.write(e.text);
+   *   if (e.type === "request-end") console.log(`\n${e.finishReason}, ${e.timings.decodeTokensPerSecond} tok/s`);
+   * }
+   * ```
+   */
+  generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
+    this.checkAlive();
+    checkGenerateOptions(request);
+    const prompt = typeof request.prompt === "string" ? this.tokenize(request.prompt) : [...request.prompt];
+    return this.run(prompt, request);
+  }
+
+  /** {@link generate} with a text prompt. */
+  complete(prompt: string, options: GenerateOptions = {}): AsyncIterable<GenerateEvent> {
+    return this.generate({ ...options, prompt });
+  }
+
+  /** {@link generate} on messages rendered with the chat template (generation prompt appended). */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): AsyncIterable<GenerateEvent> {
+    this.checkAlive();
+    checkGenerateOptions(options);
+    const ids = this.requireTokenizer().encodeChat(messages, this.templateOptions(options.template));
+    return this.run(ids, options);
+  }
+
+  /**
+   * Perplexity of a text with the seed's method: the text is tokenized (BOS first), cut into
+   * independent windows of `contextLength` tokens advancing by `stride` (default: no overlap);
+   * each window runs from position 0 and scores every token after its first, except tokens an
+   * earlier window already scored. PPL = exp(mean NLL).
+   */
+  async perplexity(text: string | readonly number[], options: PerplexityOptions = {}): Promise<PerplexityResult> {
+    this.checkAlive();
+    const ids = typeof text === "string" ? this.tokenize(text) : [...text];
+    return perplexityOf(ids, options, this.contextLength, this.config.vocabSize, (task) => this.scheduler.submit(task));
+  }
+
+  /**
+   * Runs token ids as one sequence from position 0 and hands the logits of every position to
+   * `onRows`, in order, a chunk at a time (`rows` rows of `vocabSize` floats; the array is the
+   * callee's to keep). Resolves when every chunk was handled.
+   *
+   * @example
+   * ```ts
+   * const chunks: Float32Array[] = [];
+   * await engine.evaluate([128000, 9906], (logits) => { chunks.push(logits); });
+   * ```
+   */
+  async evaluate(ids: readonly number[], onRows: (logits: Float32Array, rows: number) => void | Promise<void>): Promise<void> {
+    this.checkAlive();
+    const vocab = this.config.vocabSize;
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new HaloError(EngineErrorCode.ENGINE_TOKEN_OUT_OF_RANGE, "token id out of range", {
+          field: "tokens",
+          expected: `integers in [0, ${vocab})`,
+          actual: id,
+        });
+      }
+    }
+    if (ids.length === 0 || ids.length > this.contextLength) {
+      throw new HaloError(EngineErrorCode.ENGINE_CONTEXT_OVERFLOW, "the token list does not fit the context window", {
+        field: "tokens",
+        expected: `1 to ${this.contextLength} tokens`,
+        actual: ids.length,
+      });
+    }
+    let chain: Promise<void> = Promise.resolve();
+    await new Promise<void>((resolve, reject) => {
+      this.scheduler.submit({
+        pending: [...ids],
+        logits: "all",
+        cancelled: false,
+        onLogits: (logits, rows) => {
+          const copy = logits.slice(0, rows * vocab);
+          chain = chain.then(() => onRows(copy, rows));
+          return [];
+        },
+        onEnd: (error) => (error !== null && error !== undefined ? reject(error) : resolve()),
+      });
+    });
+    await chain;
+  }
+
+  /** Frees the backend's weights and KV; running generations end with an error. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.scheduler.cancelAll(new HaloError(EngineErrorCode.ENGINE_DISPOSED, "the engine was disposed during the request"));
+    this.model.dispose();
+    this.parts.close();
+  }
+
+  /** `await using engine = await loadModel(...)` support. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  private templateOptions(template: string | undefined): { template?: string } {
+    if (template !== undefined) return { template };
+    if (this.parts.chatTemplate !== null) return { template: this.parts.chatTemplate };
+    return {};
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) {
+      throw new HaloError(EngineErrorCode.ENGINE_DISPOSED, "the engine was used after dispose()", {
+        hint: "Load the model again with loadModel()",
+      });
+    }
+  }
+
+  private requireTokenizer(): Tokenizer {
+    this.checkAlive();
+    if (this.tokenizer === null) {
+      throw new HaloError(EngineErrorCode.ENGINE_NO_TOKENIZER, "this model has no tokenizer", {
+        path: this.source,
+        hint: "Pass `tokenizer: <tokenizer.json or .htok>` to loadModel, or give prompts as token ids",
+      });
+    }
+    return this.tokenizer;
+  }
+
+  private run(prompt: number[], options: GenerateOptions): AsyncIterable<GenerateEvent> {
+    const vocab = this.config.vocabSize;
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new HaloError(EngineErrorCode.ENGINE_TOKEN_OUT_OF_RANGE, "prompt token id out of range", {
+          field: "prompt",
+          expected: `integers in [0, ${vocab})`,
+          actual: id,
+        });
+      }
+    }
+    if (prompt.length === 0) {
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "the prompt is empty", {
+        field: "prompt",
+        expected: "at least one token",
+        hint: "Give some text, or a BOS token id",
+      });
+    }
+    if (prompt.length >= this.contextLength) {
+      throw new HaloError(EngineErrorCode.ENGINE_CONTEXT_OVERFLOW, "the prompt does not fit in the context window", {
+        field: "prompt",
+        expected: `fewer than ${this.contextLength} tokens (room for at least one new token)`,
+        actual: `${prompt.length} tokens`,
+        hint: "Shorten the prompt or load the model with a larger contextLength",
+      });
+    }
+    const sampler = createSampler(samplerOptionsOf(options), { vocabSize: vocab });
+    const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
+    const stopIds = new Set<number>(options.stopTokenIds ?? []);
+    if (options.ignoreEos !== true) {
+      for (const id of this.parts.eosTokenIds) stopIds.add(id);
+      for (const id of this.tokenizer?.stopTokenIds ?? []) stopIds.add(id);
+    }
+    const decoder: StreamDecoder | null =
+      this.tokenizer === null
+        ? null
+        : this.tokenizer.createStreamDecoder({ stopStrings: options.stop ?? [], skipSpecialTokens: true });
+    const channel = new Channel<GenerateEvent>();
+    const history: number[] = [...prompt];
+    const generated: number[] = [];
+    const submittedAt = performance.now();
+    let startedAt = submittedAt;
+    let firstTokenAt = 0;
+    let finishReason: FinishReason = "length";
+    let text = "";
+    const task = {
+      pending: [...prompt],
+      logits: "last" as const,
+      cancelled: false,
+      onStart: (): void => {
+        startedAt = performance.now();
+      },
+      onLogits: (logits: Float32Array, _rows: number, position: number): number[] | null => {
+        if (firstTokenAt === 0) firstTokenAt = performance.now();
+        if (maxTokens === 0) return null;
+        const result = sampler.sample(logits, history);
+        generated.push(result.token);
+        history.push(result.token);
+        this.generatedTokens++;
+        if (stopIds.has(result.token)) {
+          finishReason = "stop";
+          return null;
+        }
+        const piece = decoder === null ? "" : decoder.push(result.token);
+        text += piece;
+        channel.push({
+          type: "token-delta",
+          tokenId: result.token,
+          text: piece,
+          ...(result.logprob !== undefined ? { logprob: result.logprob } : {}),
+          ...(result.topLogprobs !== undefined ? { topLogprobs: result.topLogprobs } : {}),
+        });
+        if (decoder?.stopped === true) {
+          finishReason = "stop";
+          return null;
+        }
+        // position is the row that produced these logits; the new token goes at position + 1.
+        if (generated.length >= maxTokens || position + 2 >= this.contextLength) {
+          finishReason = "length";
+          return null;
+        }
+        return [result.token];
+      },
+      onEnd: (error: unknown): void => {
+        if (error !== null && error !== undefined) {
+          channel.close(error);
+          return;
+        }
+        if (task.cancelled) finishReason = "abort";
+        if (decoder !== null && !decoder.stopped) {
+          const tail = decoder.flush();
+          if (tail.length > 0) {
+            text += tail;
+            channel.push({ type: "token-delta", tokenId: -1, text: tail });
+          }
+        }
+        const end = performance.now();
+        const prefillMs = (firstTokenAt || end) - startedAt;
+        const decodeMs = firstTokenAt === 0 ? 0 : end - firstTokenAt;
+        const decoded = Math.max(0, generated.length - 1);
+        channel.push({
+          type: "request-end",
+          finishReason,
+          text,
+          stopString: decoder?.stopString ?? null,
+          tokenIds: generated,
+          usage: { promptTokens: prompt.length, completionTokens: generated.length, totalTokens: prompt.length + generated.length },
+          timings: {
+            queuedMs: startedAt - submittedAt,
+            prefillMs,
+            decodeMs,
+            prefillTokensPerSecond: prefillMs > 0 ? (prompt.length * 1000) / prefillMs : 0,
+            decodeTokensPerSecond: decodeMs > 0 ? (decoded * 1000) / decodeMs : 0,
+          },
+        });
+        channel.close();
+        options.signal?.removeEventListener("abort", abort);
+      },
+    };
+    const abort = (): void => {
+      task.cancelled = true;
+    };
+    if (options.signal?.aborted === true) task.cancelled = true;
+    options.signal?.addEventListener("abort", abort, { once: true });
+    channel.onCancel = abort;
+    channel.push({ type: "request-start", promptTokens: prompt.length });
+    this.promptTokens += prompt.length;
+    this.scheduler.submit(task);
+    return channel;
+  }
+}

@@ -1,0 +1,20 @@
+// @halo/engine: open any ternary model file, pick a backend, stream tokens.
+export { loadModel, BACKEND_NAMES } from "./load-model.js";
+export type { LoadModelOptions, LoadModelProgress } from "./load-model.js";
+export { Engine, DEFAULT_MAX_TOKENS } from "./engine.js";
+export type { EngineStats } from "./engine.js";
+export type { GenerateOptions, GenerateRequest, ChatOptions, ChatMessage } from "./generate-options.js";
+export type {
+  GenerateEvent,
+  RequestStartEvent,
+  TokenDeltaEvent,
+  RequestEndEvent,
+  FinishReason,
+  Usage,
+  Timings,
+} from "./events.js";
+export { tokenNll } from "./perplexity.js";
+export type { PerplexityOptions, PerplexityResult } from "./perplexity.js";
+export type { SchedulerStats } from "./scheduler.js";
+export { EngineErrorCode } from "./errors.js";
+export type { EngineErrorCodeName } from "./errors.js";

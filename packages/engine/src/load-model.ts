@@ -1,0 +1,179 @@
+// loadModel: open any model file h1b-format reads, build its tokenizer, pick a backend, start an Engine.
+import { HaloError, isHaloError } from "@halo/errors";
+import { openModel, type HaloModel, type ModelFormat } from "@halo/h1b-format";
+import { referenceBackend, type ActivationQuant, type Backend, type KvDtype } from "@halo/kernels";
+import { Tokenizer } from "@halo/tokenizer";
+import { Engine } from "./engine.js";
+import { EngineErrorCode } from "./errors.js";
+import { checkInteger } from "./generate-options.js";
+
+/** Progress of {@link loadModel}: opening the file, then the backend taking the weights. */
+export interface LoadModelProgress {
+  readonly phase: "open" | "weights";
+  /** Fraction done in [0, 1] within the phase. */
+  readonly fraction: number;
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions {
+  /**
+   * `"auto"` (default) picks the fastest available backend that supports the model: `cpu`
+   * (package `@halo/kernels-cpu`, when installed) then `reference`. A name forces that backend;
+   * a {@link Backend} object uses it directly.
+   */
+  readonly backend?: "auto" | "reference" | "cpu" | Backend;
+  /** KV positions per sequence. Default min(model's trained context, 4096). */
+  readonly contextLength?: number;
+  /** Sequences that can run at once (each holds a KV slot). Default 4. */
+  readonly maxSequences?: number;
+  /** KV cache dtype. Default: the backend's first supported (`f16` where available). */
+  readonly kvDtype?: KvDtype;
+  /** Activation quantisation. Default `per-token` (BitNet's). */
+  readonly activationQuant?: ActivationQuant;
+  /** Read the file as this format instead of sniffing it. */
+  readonly format?: ModelFormat;
+  /** A tokenizer file (`tokenizer.json` or `.htok`) to use instead of the model's own. */
+  readonly tokenizer?: string;
+  /** Threads for native backends. Default: all cores. */
+  readonly threads?: number;
+  /** Called as loading advances. */
+  readonly onProgress?: (progress: LoadModelProgress) => void;
+  /** Cancels loading (rejects with `ENGINE_ABORTED`). */
+  readonly signal?: AbortSignal;
+}
+
+/** Names of the backends {@link loadModel} knows, in `"auto"` preference order. */
+export const BACKEND_NAMES = ["cpu", "reference"] as const;
+
+// Imported by name at run time so @halo/engine installs without the native package.
+const NATIVE_BACKEND_PACKAGES: Record<string, string> = { cpu: "@halo/kernels-cpu" };
+
+/** Reason a backend cannot be used, or the backend. */
+type Candidate = { readonly backend: Backend } | { readonly name: string; readonly reason: string };
+
+async function resolveBackend(name: string, threads: number | undefined): Promise<Candidate> {
+  if (name === "reference") return { backend: referenceBackend() };
+  const packageName = NATIVE_BACKEND_PACKAGES[name];
+  if (packageName === undefined) return { name, reason: `unknown backend (known: ${BACKEND_NAMES.join(", ")})` };
+  try {
+    const module = (await import(packageName)) as { createBackend?: (options: { threads?: number }) => Backend };
+    if (typeof module.createBackend !== "function") return { name, reason: `${packageName} does not export createBackend()` };
+    return { backend: module.createBackend(threads === undefined ? {} : { threads }) };
+  } catch (cause) {
+    return { name, reason: `${packageName} is not installed or failed to load (${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)})` };
+  }
+}
+
+function supports(backend: Backend, model: HaloModel): string | null {
+  const caps = backend.capabilities();
+  if (!caps.architectures.includes(model.config.architecture)) return `architecture ${model.config.architecture} not supported`;
+  if (!caps.activations.includes(model.config.activation)) return `activation ${model.config.activation} not supported`;
+  if (model.config.headDim > caps.maxHeadDim) return `head width ${model.config.headDim} above ${caps.maxHeadDim}`;
+  return null;
+}
+
+/**
+ * Opens a model file (a `.halo` container, seed `.h1b`, GGUF, or a Hugging Face snapshot
+ * directory) or takes an already-open {@link HaloModel}, builds its tokenizer, chooses a backend
+ * and returns a ready {@link Engine}. The file is closed once the backend has taken the weights.
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from "@halo/engine";
+ * const engine = await loadModel("bitnet-2b.halo", { contextLength: 2048, onProgress: (p) => console.log(p) });
+ * const ids = engine.tokenize("Hello");
+ * engine.dispose();
+ * ```
+ */
+export async function loadModel(source: string | HaloModel, options: LoadModelOptions = {}): Promise<Engine> {
+  const started = performance.now();
+  if (typeof source !== "string" && (typeof source !== "object" || source === null || !("layers" in source))) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "loadModel takes a path or an opened HaloModel", {
+      field: "source",
+      actual: typeof source,
+    });
+  }
+  if (options.maxSequences !== undefined) checkInteger("maxSequences", options.maxSequences, 1, 4096);
+  if (options.threads !== undefined) checkInteger("threads", options.threads, 1, 1024);
+  options.signal?.throwIfAborted();
+  options.onProgress?.({ phase: "open", fraction: 0 });
+  const openOptions = {
+    ...(options.format !== undefined ? { format: options.format } : {}),
+    ...(options.tokenizer !== undefined ? { tokenizer: options.tokenizer } : {}),
+  };
+  const model = typeof source === "string" ? await openModel(source, openOptions) : source;
+  const ownsModel = typeof source === "string";
+  try {
+    options.onProgress?.({ phase: "open", fraction: 1 });
+    const config = model.config;
+    const contextLength = checkInteger(
+      "contextLength",
+      options.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096),
+      2,
+      config.maxPositionEmbeddings,
+    );
+    const tokenizer = model.tokenizer === null ? null : Tokenizer.fromPayload(model.tokenizer);
+    if (tokenizer !== null && tokenizer.vocabSize > config.vocabSize) {
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_MODEL, "the tokenizer has more ids than the model's embedding", {
+        path: model.source.path,
+        expected: `at most ${config.vocabSize} ids`,
+        actual: tokenizer.vocabSize,
+        hint: "Pass the tokenizer that belongs to this model",
+      });
+    }
+
+    const wanted = options.backend ?? "auto";
+    const names = typeof wanted === "object" ? [] : wanted === "auto" ? [...BACKEND_NAMES] : [wanted];
+    const rejected: string[] = [];
+    let chosen: Backend | null = typeof wanted === "object" ? wanted : null;
+    for (const name of names) {
+      if (chosen !== null) break;
+      const candidate = await resolveBackend(name, options.threads);
+      if (!("backend" in candidate)) {
+        rejected.push(`${candidate.name}: ${candidate.reason}`);
+        continue;
+      }
+      const probe = await candidate.backend.probe();
+      const unsupported = probe.available ? supports(candidate.backend, model) : probe.reason;
+      if (unsupported !== null) rejected.push(`${candidate.backend.name}: ${unsupported}`);
+      else chosen = candidate.backend;
+    }
+    if (chosen === null) {
+      throw new HaloError(EngineErrorCode.ENGINE_NO_BACKEND, "no backend can run this model", {
+        path: model.source.path,
+        actual: rejected.join("; "),
+        hint: 'Install @halo/kernels-cpu for the native backend, or pass backend: "reference"',
+      });
+    }
+    const caps = chosen.capabilities();
+    const kvDtype = options.kvDtype ?? (caps.kvDtypes.includes("f16") ? "f16" : caps.kvDtypes[0]);
+    const loaded = await chosen.loadModel(model, {
+      contextLength,
+      maxSequences: options.maxSequences ?? 4,
+      ...(kvDtype !== undefined ? { kvDtype } : {}),
+      activationQuant: options.activationQuant ?? "per-token",
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      onProgress: ({ done, total }) => options.onProgress?.({ phase: "weights", fraction: total > 0 ? done / total : 1 }),
+    });
+    const eos = new Set<number>(config.eosTokenIds);
+    return new Engine({
+      model: loaded,
+      tokenizer,
+      backendName: chosen.name,
+      source: model.source.path,
+      chatTemplate: model.chatTemplate,
+      eosTokenIds: [...eos],
+      maxBatchTokens: Math.max(1, Math.min(caps.maxBatchTokens, 512)),
+      loadMs: performance.now() - started,
+      close: () => {
+        if (ownsModel) model.close();
+      },
+    });
+  } catch (error) {
+    if (ownsModel) model.close();
+    if (isHaloError(error) && error.code === "KERNELS_ABORTED") {
+      throw new HaloError(EngineErrorCode.ENGINE_ABORTED, "loading was cancelled", { path: model.source.path, cause: error });
+    }
+    throw error;
+  }
+}
