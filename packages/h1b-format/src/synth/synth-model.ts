@@ -31,6 +31,11 @@ export interface SynthOptions {
   readonly untiedHead?: boolean;
   /** Fraction of ternary weights that are zero. Default 0.4 (close to real BitNet checkpoints). */
   readonly zeroFraction?: number;
+  /**
+   * Round every matrix scale to 8 significant bits, so bf16, f16 and f32 all store it exactly and
+   * every output format holds the same numbers (for cross-format identity tests). Default false.
+   */
+  readonly exactScales?: boolean;
 }
 
 const TENSOR_INDEX = { embedding: 1, outputNorm: 2, lmHead: 3 } as const;
@@ -79,7 +84,7 @@ export function synthModel(options: SynthOptions = {}): HaloModel {
     }
     for (const role of TERNARY_ROLES) {
       const [rows, cols] = ternaryShape(config, role);
-      entries[role] = synthTernary(`blk.${l}.${role}`, rows, cols, streamKey(seed, tensorCounter++), zeroFraction);
+      entries[role] = synthTernary(`blk.${l}.${role}`, rows, cols, streamKey(seed, tensorCounter++), zeroFraction, options.exactScales ?? false);
     }
     layers.push(entries as unknown as LayerTensors);
   }
@@ -104,9 +109,13 @@ export function synthModel(options: SynthOptions = {}): HaloModel {
   };
 }
 
-function synthTernary(name: string, rows: number, cols: number, key: number, zeroFraction: number): TernaryTensor {
+function synthTernary(name: string, rows: number, cols: number, key: number, zeroFraction: number, exactScale: boolean): TernaryTensor {
   // Scale ≈ 1/sqrt(nonzeros per row) keeps activations near unit RMS through the stack.
-  const scale = (0.8 + 0.4 * new Rng(key).float()) / Math.sqrt(Math.max(1, (1 - zeroFraction) * cols));
+  let scale = (0.8 + 0.4 * new Rng(key).float()) / Math.sqrt(Math.max(1, (1 - zeroFraction) * cols));
+  if (exactScale) {
+    const exponent = Math.floor(Math.log2(scale));
+    scale = (Math.round(scale * 2 ** (7 - exponent)) * 2 ** exponent) / 2 ** 7;
+  }
   const fillRows = (rowStart: number, rowCount: number, out: Int8Array): void => {
     const threshold = zeroFraction;
     for (let r = 0; r < rowCount; r++) {
