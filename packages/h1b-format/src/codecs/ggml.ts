@@ -10,15 +10,50 @@ import { f32ToF16 } from "../core/half.js";
 import { checkMatrix, f16Table } from "./plain.js";
 import { registerFloatCodec, registerTernaryCodec, type EncodeOptions, type FloatCodec, type TernaryCodec } from "./registry.js";
 
-/** Weights per TQ1_0 / TQ2_0 / K-quant block. */
+/**
+ * Weights per TQ1_0 / TQ2_0 / K-quant block.
+ *
+ * @example
+ * ```ts
+ * const blocks = (rows * cols) / QK_K;
+ * ```
+ */
 export const QK_K = 256;
-/** Bytes of one TQ1_0 block: qs[48] + qh[4] + f16 d (1.6875 bits per weight). */
+/**
+ * Bytes of one TQ1_0 block: qs[48] + qh[4] + f16 d (1.6875 bits per weight).
+ *
+ * @example
+ * ```ts
+ * const bytes = ((rows * cols) / QK_K) * TQ1_0_BLOCK_BYTES;
+ * ```
+ */
 export const TQ1_0_BLOCK_BYTES = 54;
-/** Bytes of one TQ2_0 block: qs[64] + f16 d (2.0625 bits per weight). */
+/**
+ * Bytes of one TQ2_0 block: qs[64] + f16 d (2.0625 bits per weight).
+ *
+ * @example
+ * ```ts
+ * const dOffset = block * TQ2_0_BLOCK_BYTES + 64;
+ * ```
+ */
 export const TQ2_0_BLOCK_BYTES = 66;
-/** Weights per I2_S block (x86 layout, the one of Microsoft's published file). */
+/**
+ * Weights per I2_S block (x86 layout, the one of Microsoft's published file).
+ *
+ * @example
+ * ```ts
+ * const byteOfWeight = (i: number) => Math.floor(i / I2_S_BLOCK) * 32 + (i % 32);
+ * ```
+ */
 export const I2_S_BLOCK = 128;
-/** Bytes after the I2_S codes: one f32 scale + 28 bytes of padding. */
+/**
+ * Bytes after the I2_S codes: one f32 scale + 28 bytes of padding.
+ *
+ * @example
+ * ```ts
+ * const tensorBytes = (rows * cols) / 4 + I2_S_TAIL_BYTES;
+ * ```
+ */
 export const I2_S_TAIL_BYTES = 32;
 
 const POW3 = [1, 3, 9, 27, 81, 243] as const;
@@ -247,15 +282,35 @@ function tqCodec(packing: "tq1_0" | "tq2_0"): TernaryCodec {
   };
 }
 
-/** llama.cpp TQ1_0 (GGUF type 34): 256-weight blocks of base-3 digits + f16 d, 1.6875 bits per weight. */
+/**
+ * llama.cpp TQ1_0 (GGUF type 34): 256-weight blocks of base-3 digits + f16 d, 1.6875 bits per weight.
+ *
+ * @example
+ * ```ts
+ * const bytes = tq1_0Codec.encode(trits, rows, cols, { scale: { kind: "tensor", value: 0.02 } });
+ * ```
+ */
 export const tq1_0Codec: TernaryCodec = tqCodec("tq1_0");
-/** llama.cpp TQ2_0 (GGUF type 35): 256-weight blocks of 2-bit codes + f16 d, 2.0625 bits per weight. */
+/**
+ * llama.cpp TQ2_0 (GGUF type 35): 256-weight blocks of 2-bit codes + f16 d, 2.0625 bits per weight.
+ *
+ * @example
+ * ```ts
+ * tq2_0Codec.decodeRows(bytes, rows, cols, 0, rows, new Int8Array(rows * cols));
+ * ```
+ */
 export const tq2_0Codec: TernaryCodec = tqCodec("tq2_0");
 
 /**
  * bitnet.cpp I2_S (Microsoft GGUF type 36, x86 layout): the row-major tensor cut into 128-weight
  * blocks of 32 bytes, byte j holding elements j, 32+j, 64+j, 96+j in bits 7..6, 5..4, 3..2, 1..0
  * (codes 0 = −1, 1 = 0, 2 = +1), then one f32 scale and 28 zero bytes. 2 bits per weight.
+ *
+ * @example
+ * ```ts
+ * const bytes = i2sCodec.encode(trits, rows, cols, { scale: { kind: "tensor", value: 0.7 } });
+ * i2sScale(bytes, rows, cols); // 0.7 (as f32)
+ * ```
  */
 export const i2sCodec: TernaryCodec = {
   packing: "i2_s",
@@ -323,7 +378,14 @@ export const i2sCodec: TernaryCodec = {
   },
 };
 
-/** ggml Q8_0 (GGUF type 8): 32 values = f16 d + 32 int8, value = q·d (8.5 bits per value). */
+/**
+ * ggml Q8_0 (GGUF type 8): 32 values = f16 d + 32 int8, value = q·d (8.5 bits per value).
+ *
+ * @example
+ * ```ts
+ * const back = q8_0Codec.decode(q8_0Codec.encode!(values), values.length);
+ * ```
+ */
 export const q8_0Codec: FloatCodec = {
   dtype: "q8_0",
   blockSize: 32,
@@ -365,7 +427,15 @@ export const q8_0Codec: FloatCodec = {
   },
 };
 
-/** ggml Q4_K (GGUF type 12): 256 values = f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles. */
+/**
+ * ggml Q4_K (GGUF type 12): 256 values = f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128
+ * bytes of nibbles. Decode only.
+ *
+ * @example
+ * ```ts
+ * const values = q4_kCodec.decode(tensorBytes, vocab * hidden);
+ * ```
+ */
 export const q4_kCodec: FloatCodec = {
   dtype: "q4_k",
   blockSize: QK_K,
@@ -401,7 +471,15 @@ export const q4_kCodec: FloatCodec = {
   },
 };
 
-/** ggml Q6_K (GGUF type 14): 256 values = ql[128] low nibbles, qh[64] high 2 bits, 16 int8 scales, f16 d. */
+/**
+ * ggml Q6_K (GGUF type 14): 256 values = ql[128] low nibbles, qh[64] high 2 bits, 16 int8
+ * scales, f16 d. Decode only.
+ *
+ * @example
+ * ```ts
+ * const values = q6_kCodec.decode(tensorBytes, vocab * hidden);
+ * ```
+ */
 export const q6_kCodec: FloatCodec = {
   dtype: "q6_k",
   blockSize: QK_K,

@@ -11,7 +11,14 @@ export type HfTokenizerPayload = Extract<TokenizerPayload, { kind: "hf-json" }>;
 /** The seed `.htok` payload. */
 export type HtokTokenizerPayload = Extract<TokenizerPayload, { kind: "htok" }>;
 
-/** llama.cpp token types (`llama_token_type`). */
+/**
+ * llama.cpp token types (`llama_token_type`).
+ *
+ * @example
+ * ```ts
+ * const special = payload.tokenTypes?.[id] === GGUF_TOKEN_TYPE.CONTROL;
+ * ```
+ */
 export const GGUF_TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
 /** Result of {@link toHtokTokenizer}: the payload and how many merges could not be expressed as id triples. */

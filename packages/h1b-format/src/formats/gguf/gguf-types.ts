@@ -1,14 +1,35 @@
 // GGUF constants: magic, metadata value types, ggml tensor types and their byte sizes.
 import type { FloatDType, TernaryPacking } from "../../core/model.js";
 
-/** `"GGUF"` read as a little-endian u32. */
+/**
+ * `"GGUF"` read as a little-endian u32.
+ *
+ * @example
+ * ```ts
+ * const isGguf = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) === GGUF_MAGIC;
+ * ```
+ */
 export const GGUF_MAGIC = 0x46554747;
-/** Default `general.alignment` of the tensor data section. */
+/**
+ * Default `general.alignment` of the tensor data section.
+ *
+ * @example
+ * ```ts
+ * const dataStart = Math.ceil(headerEnd / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
+ * ```
+ */
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 /** ggml's `GGML_MAX_DIMS`. */
 export const GGUF_MAX_DIMS = 4;
 
-/** GGUF metadata value types (gguf.h `gguf_type`). */
+/**
+ * GGUF metadata value types (gguf.h `gguf_type`).
+ *
+ * @example
+ * ```ts
+ * header.metadata.get("tokenizer.ggml.tokens")?.itemType === GgufValueType.STRING; // true
+ * ```
+ */
 export const GgufValueType = {
   UINT8: 0,
   INT8: 1,
@@ -85,15 +106,35 @@ const TYPES: GgmlType[] = [
   { id: 36, name: "I2_S", blockSize: 1, blockBytes: 1, halo: { kind: "ternary", packing: "i2_s" } },
 ];
 
-/** Every ggml tensor type this reader can size, by id. Upstream ids 36–38 were removed types; 36 here is bitnet.cpp's I2_S. */
+/**
+ * Every ggml tensor type this reader can size, by id. Upstream ids 36–38 were removed types; 36
+ * here is bitnet.cpp's I2_S.
+ *
+ * @example
+ * ```ts
+ * GGML_TYPES.get(35)?.name; // "TQ2_0"
+ * ```
+ */
 export const GGML_TYPES: ReadonlyMap<number, GgmlType> = new Map(TYPES.map((t) => [t.id, t]));
 
-/** ggml type ids of the types halo writes. */
+/**
+ * ggml type ids of the types halo reads as halo dtypes or packings.
+ *
+ * @example
+ * ```ts
+ * GGML_TYPE_ID.TQ1_0; // 34
+ * ```
+ */
 export const GGML_TYPE_ID = { F32: 0, F16: 1, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30, TQ1_0: 34, TQ2_0: 35, I2_S: 36 } as const;
 
 /**
  * Byte size of a tensor of `type` with ggml dims (`dims[0]` fastest), or `null` when `dims[0]`
  * is not a whole number of blocks. I2_S is `elements / 4 + 32` (codes + f32 scale + padding).
+ *
+ * @example
+ * ```ts
+ * ggmlTensorBytes(GGML_TYPES.get(35)!, [2560, 2560]); // 25600 blocks × 66 = 1689600
+ * ```
  */
 export function ggmlTensorBytes(type: GgmlType, dims: readonly number[]): number | null {
   let elements = 1;

@@ -21,12 +21,18 @@ import {
 } from "../../core/model.js";
 import { floatTensor } from "../../core/tensors.js";
 import { ternaryCodec } from "../../codecs/registry.js";
-import { QK_K, i2sScale, tqBlockScales } from "../../codecs/ggml.js";
-import "../../codecs/ggml.js";
+import { QK_K, tqBlockScales } from "../../codecs/ggml.js";
 import { readGgufHeader, type GgufEntry, type GgufHeader, type GgufTensorInfo, type GgufValue } from "./gguf-header.js";
 import { GgufValueType } from "./gguf-types.js";
 
-/** GGUF tensor base names of the ternary roles (`blk.N.<name>.weight`). */
+/**
+ * GGUF tensor base names of the ternary roles (`blk.N.<name>.weight`).
+ *
+ * @example
+ * ```ts
+ * `blk.3.${GGUF_TERNARY_NAMES.o}.weight`; // "blk.3.attn_output.weight"
+ * ```
+ */
 export const GGUF_TERNARY_NAMES: Readonly<Record<TernaryRole, string>> = {
   q: "attn_q",
   k: "attn_k",
@@ -37,7 +43,14 @@ export const GGUF_TERNARY_NAMES: Readonly<Record<TernaryRole, string>> = {
   down: "ffn_down",
 };
 
-/** GGUF tensor base names of the norm roles. */
+/**
+ * GGUF tensor base names of the norm roles.
+ *
+ * @example
+ * ```ts
+ * `blk.0.${GGUF_NORM_NAMES.ffnSubNorm}.weight`; // "blk.0.ffn_sub_norm.weight"
+ * ```
+ */
 export const GGUF_NORM_NAMES: Readonly<Record<NormRole, string>> = {
   attnNorm: "attn_norm",
   attnSubNorm: "attn_sub_norm",
@@ -293,7 +306,9 @@ function ternary(
   };
   let scale: TernaryScale;
   if (packing === "i2_s") {
-    const value = i2sScale(source.read(offset + (rows * cols) / 4, 4), 0, 0);
+    // Only the 4 scale bytes after the codes: opening must not read the tensor.
+    const tail = source.read(offset + (rows * cols) / 4, 4);
+    const value = new DataView(tail.buffer, tail.byteOffset, 4).getFloat32(0, true);
     scale =
       extra === null || extra.length === 1
         ? { kind: "tensor", value: extra === null ? value : Math.fround(value * extra[0]!) }
