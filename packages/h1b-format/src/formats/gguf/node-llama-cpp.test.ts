@@ -1,9 +1,11 @@
 // The proof: GGUF files from writeGguf load and run in node-llama-cpp 3.22.1 (llama.cpp v0.5.0, CPU).
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { synthModel } from "../../synth/synth-model.js";
+import { memorySource } from "../../core/byte-source.js";
+import { readGgufHeader } from "./gguf-header.js";
 import { writeGguf } from "./write-gguf.js";
 
 type NodeLlamaCpp = typeof import("node-llama-cpp");
@@ -12,8 +14,8 @@ type Llama = Awaited<ReturnType<NodeLlamaCpp["getLlama"]>>;
 let llama: Llama | null = null;
 let skipReason = "";
 try {
-  const { getLlama } = await import("node-llama-cpp");
-  llama = await getLlama({ gpu: false, build: "never", maxThreads: 2, logLevel: "error" as never });
+  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  llama = await getLlama({ gpu: false, build: "never", maxThreads: 2, logLevel: LlamaLogLevel.error });
 } catch (error) {
   skipReason = `node-llama-cpp cannot start here (${String(error)}); install node-llama-cpp@3.22.1 with its prebuilt CPU binary to run this test`;
 }
@@ -31,6 +33,13 @@ describe.skipIf(llama === null)("writeGguf output in node-llama-cpp", () => {
       const model = synthModel({ shape: "tiny", activation: "silu", seed: 5 });
       const path = join(dir, `tiny-${ternaryType}.gguf`);
       await writeGguf(model, path, { ternaryType });
+      // An independent GGUF parser (node-llama-cpp's) sees the same tensors at the same offsets as ours.
+      const { readGgufFileInfo } = await import("node-llama-cpp");
+      const info = await readGgufFileInfo(path);
+      const ours = readGgufHeader(memorySource(readFileSync(path)));
+      expect(info.tensorInfo?.map((t) => [t.name, t.dimensions.map(Number), Number(t.ggmlType), Number(t.fileOffset)])).toEqual(
+        ours.tensors.map((t) => [t.name, t.dims, t.type.id, t.offset]),
+      );
       const loaded = await llama!.loadModel({ modelPath: path, gpuLayers: 0 });
       try {
         expect(loaded.fileInfo.metadata.general.architecture).toBe("bitnet");
