@@ -1,0 +1,620 @@
+// binding.cpp: the node-addon-api surface of the CPU backend. Every fallible call returns a status (or rejects with
+// one); the TypeScript side turns statuses into HaloErrors. Argument types are checked here too, so a wrong call from
+// JS is a JS exception, never a crash.
+#include <napi.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model.h"
+
+namespace {
+
+using halo::Model;
+
+// A JS exception carrying a status, so the TS wrapper can map it to a HaloError code.
+Napi::Error status_error(Napi::Env env, halo_status status, const std::string& what) {
+  Napi::Error error = Napi::Error::New(env, what);
+  error.Set("haloStatus", Napi::Number::New(env, static_cast<int>(status)));
+  return error;
+}
+
+bool need(Napi::Env env, bool ok, const std::string& what) {
+  if (!ok) status_error(env, HALO_BAD_ARGUMENT, what).ThrowAsJavaScriptException();
+  return ok;
+}
+
+template <typename T>
+bool typed(const Napi::Value& v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
+int int_arg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+
+const halo_kernels* kernels_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) return nullptr;
+  return halo::kernels_for(info[i].As<Napi::String>().Utf8Value());
+}
+
+halo::ThreadPool* pool_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) return nullptr;
+  const double t = info[i].As<Napi::Number>().DoubleValue();
+  if (!(t >= 1 && t <= 1024) || std::floor(t) != t) return nullptr;
+  return halo::pool_for(static_cast<int>(t));
+}
+
+// ---------------------------------------------------------------- NativeModel
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod("setMatrix", &NativeModel::SetMatrix),
+                           InstanceMethod("packRows", &NativeModel::PackRows),
+                           InstanceMethod("setNorm", &NativeModel::SetNorm),
+                           InstanceMethod("setEmbedding", &NativeModel::SetEmbedding),
+                           InstanceMethod("setHead", &NativeModel::SetHead),
+                           InstanceMethod("allocSlot", &NativeModel::AllocSlot),
+                           InstanceMethod("freeSlot", &NativeModel::FreeSlot),
+                           InstanceMethod("step", &NativeModel::Step),
+                           InstanceMethod("info", &NativeModel::Info),
+                           InstanceMethod("dispose", &NativeModel::Dispose),
+                       });
+  }
+
+  // new NativeModel(config, isa, threads, arenaBytes, hugePages)
+  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+    Napi::Env env = info.Env();
+    if (!need(env, info.Length() >= 5 && info[0].IsObject() && info[3].IsNumber() && info[4].IsBoolean(), "NativeModel(config, isa, threads, arenaBytes, hugePages)")) return;
+    const halo_kernels* k = kernels_arg(info, 1);
+    if (!need(env, k != nullptr, "unknown or unsupported ISA")) return;
+    halo::ThreadPool* pool = pool_arg(info, 2);
+    if (!need(env, pool != nullptr, "threads must be a whole number in [1, 1024]")) return;
+    Napi::Object c = info[0].As<Napi::Object>();
+    auto num = [&](const char* key) { return c.Get(key).As<Napi::Number>().DoubleValue(); };
+    for (const char* key : {"hidden", "intermediate", "layers", "heads", "kvHeads", "headDim", "vocab", "context", "maxSequences", "ropeTheta", "eps"}) {
+      if (!need(env, c.Get(key).IsNumber(), std::string("config.") + key + " must be a number")) return;
+    }
+    auto model = std::make_shared<Model>();
+    model->c = {static_cast<int>(num("hidden")), static_cast<int>(num("intermediate")), static_cast<int>(num("layers")),
+                static_cast<int>(num("heads")), static_cast<int>(num("kvHeads")), static_cast<int>(num("headDim")),
+                static_cast<int>(num("vocab")), static_cast<int>(num("context")), static_cast<int>(num("maxSequences")),
+                num("ropeTheta"), num("eps"), c.Get("relu2").ToBoolean().Value(), c.Get("kvF16").ToBoolean().Value(),
+                c.Get("perToken").ToBoolean().Value()};
+    const auto& cc = model->c;
+    if (!need(env, cc.hidden > 0 && cc.intermediate > 0 && cc.layers > 0 && cc.heads > 0 && cc.kv_heads > 0 &&
+                       cc.heads % cc.kv_heads == 0 && cc.head_dim > 0 && cc.head_dim % 2 == 0 && cc.vocab > 0 &&
+                       cc.context > 0 && cc.max_sequences > 0,
+              "bad model dimensions"))
+      return;
+    model->k = k;
+    model->pool = pool;
+    model->layers.resize(cc.layers);
+    model->slots.resize(cc.max_sequences);
+    const double arena = info[3].As<Napi::Number>().DoubleValue();
+    if (!need(env, arena > 0, "arenaBytes must be positive")) return;
+    if (!model->arena.allocate(static_cast<size_t>(arena), info[4].As<Napi::Boolean>().Value())) {
+      status_error(env, HALO_OUT_OF_MEMORY, "could not map the weight arena").ThrowAsJavaScriptException();
+      return;
+    }
+    model_ = model;
+    huge_pages_ = info[4].As<Napi::Boolean>().Value();
+  }
+
+ private:
+  Model* live(Napi::Env env) {
+    if (!model_) status_error(env, HALO_DISPOSED, "model disposed").ThrowAsJavaScriptException();
+    return model_.get();
+  }
+
+  halo::Matrix* matrix(Model* m, int layer, int role) {
+    if (layer < 0 || layer >= m->c.layers) return nullptr;
+    halo::Layer& L = m->layers[layer];
+    switch (role) {
+      case 0: return &L.qkv;
+      case 1: return &L.o;
+      case 2: return &L.gate_up;
+      case 3: return &L.down;
+      default: return nullptr;
+    }
+  }
+
+  // setMatrix(layer, role, rows, cols, scaleBlock, scales: Float32Array) → status
+  Napi::Value SetMatrix(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 6 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && info[3].IsNumber() &&
+                       info[4].IsNumber() && typed<float>(info[5], napi_float32_array),
+              "setMatrix(layer, role, rows, cols, scaleBlock, scales)"))
+      return env.Undefined();
+    halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
+    const int rows = int_arg(info, 2), cols = int_arg(info, 3), block = int_arg(info, 4);
+    auto scales = info[5].As<Napi::Float32Array>();
+    if (mat == nullptr || block <= 0 || cols <= 0 || rows <= 0 || cols % block != 0 ||
+        scales.ElementLength() != static_cast<size_t>(rows) * (cols / block))
+      return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    return Napi::Number::New(env, m->alloc_matrix(*mat, rows, cols, block, scales.Data()));
+  }
+
+  // packRows(layer, role, row0, trits: Int8Array, rowCount) → status
+  Napi::Value PackRows(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 5 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() &&
+                       typed<int8_t>(info[3], napi_int8_array) && info[4].IsNumber(),
+              "packRows(layer, role, row0, trits, rowCount)"))
+      return env.Undefined();
+    halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
+    auto trits = info[3].As<Napi::Int8Array>();
+    const int rows = int_arg(info, 4);
+    if (mat == nullptr || mat->codes == nullptr || rows < 0 || trits.ElementLength() < static_cast<size_t>(rows) * mat->cols)
+      return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    return Napi::Number::New(env, halo::pack_rows(*mat, int_arg(info, 2), trits.Data(), rows));
+  }
+
+  // setNorm(layer (-1: output norm), which 0..3, values) → status
+  Napi::Value SetNorm(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 3 && info[0].IsNumber() && info[1].IsNumber() && typed<float>(info[2], napi_float32_array), "setNorm(layer, which, values)"))
+      return env.Undefined();
+    const int layer = int_arg(info, 0), which = int_arg(info, 1);
+    auto v = info[2].As<Napi::Float32Array>();
+    std::vector<float> values(v.Data(), v.Data() + v.ElementLength());
+    const int q_dim = m->c.heads * m->c.head_dim;
+    if (layer == -1) {
+      if (static_cast<int>(values.size()) != m->c.hidden) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+      m->output_norm = std::move(values);
+      return Napi::Number::New(env, HALO_OK);
+    }
+    if (layer < 0 || layer >= m->c.layers) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    halo::Layer& L = m->layers[layer];
+    const int lengths[4] = {m->c.hidden, q_dim, m->c.hidden, m->c.intermediate};
+    std::vector<float>* targets[4] = {&L.attn_norm, &L.attn_sub_norm, &L.ffn_norm, &L.ffn_sub_norm};
+    if (which < 0 || which > 3 || static_cast<int>(values.size()) != lengths[which]) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    *targets[which] = std::move(values);
+    return Napi::Number::New(env, HALO_OK);
+  }
+
+  // setEmbedding(values: Uint16Array (f16 bits) | Float32Array) → status
+  Napi::Value SetEmbedding(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
+    const bool f16 = typed<uint16_t>(info[0], napi_uint16_array);
+    if (!need(env, info.Length() >= 1 && (f16 || typed<float>(info[0], napi_float32_array)), "setEmbedding(Uint16Array | Float32Array)"))
+      return env.Undefined();
+    auto arr = info[0].As<Napi::TypedArray>();
+    if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    const size_t bytes = count * (f16 ? 2 : 4);
+    if (!m->embedding.allocate(bytes, false)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+    std::memcpy(m->embedding.data, static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset(), bytes);
+    m->embedding_f16 = f16;
+    return Napi::Number::New(env, HALO_OK);
+  }
+
+  // setHead(kind: "tied" | "f16" | "f32", values?, int8: boolean) → status. int8 quantises rows (absmax/127, half even).
+  Napi::Value SetHead(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 3 && info[0].IsString() && info[2].IsBoolean(), "setHead(kind, values, int8)")) return env.Undefined();
+    const std::string kind = info[0].As<Napi::String>().Utf8Value();
+    const bool int8 = info[2].As<Napi::Boolean>().Value();
+    const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
+    const void* src = nullptr;
+    bool src_f16 = false;
+    if (kind == "tied") {
+      if (m->embedding.data == nullptr) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+      src = m->embedding.data;
+      src_f16 = m->embedding_f16;
+    } else {
+      const bool f16 = kind == "f16";
+      if (!need(env, f16 ? typed<uint16_t>(info[1], napi_uint16_array) : typed<float>(info[1], napi_float32_array), "setHead values"))
+        return env.Undefined();
+      auto arr = info[1].As<Napi::TypedArray>();
+      if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+      src = static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
+      src_f16 = f16;
+    }
+    const int hidden = m->c.hidden;
+    if (int8) {
+      if (!m->head.allocate(count, true)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+      m->head_scales.assign(m->c.vocab, 0.0f);
+      std::vector<float> row(hidden);
+      for (int r = 0; r < m->c.vocab; r++) {
+        if (src_f16) m->k->f16_to_f32(row.data(), static_cast<const uint16_t*>(src) + static_cast<size_t>(r) * hidden, hidden);
+        else std::memcpy(row.data(), static_cast<const float*>(src) + static_cast<size_t>(r) * hidden, sizeof(float) * hidden);
+        float absmax = 0;
+        for (float v : row) absmax = std::max(absmax, std::fabs(v));
+        const float scale = absmax > 0 ? absmax / 127.0f : 1.0f;
+        int8_t* dst = static_cast<int8_t*>(m->head.data) + static_cast<size_t>(r) * hidden;
+        for (int h = 0; h < hidden; h++) dst[h] = static_cast<int8_t>(std::nearbyint(std::max(-127.0f, std::min(127.0f, row[h] / scale))));
+        m->head_scales[r] = scale;
+      }
+      m->head_type = halo::HeadType::I8;
+      m->head_data = m->head.data;
+    } else if (kind == "tied") {
+      m->head_type = src_f16 ? halo::HeadType::F16 : halo::HeadType::F32;
+      m->head_data = src;
+    } else {
+      const size_t bytes = count * (src_f16 ? 2 : 4);
+      if (!m->head.allocate(bytes, true)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+      std::memcpy(m->head.data, src, bytes);
+      m->head_type = src_f16 ? halo::HeadType::F16 : halo::HeadType::F32;
+      m->head_data = m->head.data;
+    }
+    return Napi::Number::New(env, HALO_OK);
+  }
+
+  Napi::Value AllocSlot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 1 && info[0].IsNumber(), "allocSlot(slot)")) return env.Undefined();
+    const int slot = int_arg(info, 0);
+    if (slot < 0 || slot >= m->c.max_sequences) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    if (m->slots[slot]) return Napi::Number::New(env, HALO_OK);
+    auto region = std::make_unique<halo::Region>();
+    const size_t elems = 2ull * m->c.layers * m->c.context * m->c.kv_heads * m->c.head_dim;
+    if (!region->allocate(elems * (m->c.kv_f16 ? 2 : 4), true)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+    std::lock_guard<std::mutex> lock(m->step_mutex);
+    m->slots[slot] = std::move(region);
+    return Napi::Number::New(env, HALO_OK);
+  }
+
+  Napi::Value FreeSlot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 1 && info[0].IsNumber(), "freeSlot(slot)")) return env.Undefined();
+    const int slot = int_arg(info, 0);
+    if (slot < 0 || slot >= m->c.max_sequences) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    std::lock_guard<std::mutex> lock(m->step_mutex);
+    m->slots[slot].reset();
+    return Napi::Number::New(env, HALO_OK);
+  }
+
+  class StepWorker : public Napi::AsyncWorker {
+   public:
+    StepWorker(Napi::Env env, std::shared_ptr<Model> model, std::vector<int32_t> tokens, std::vector<int32_t> positions,
+               std::vector<int32_t> slots, std::vector<int32_t> logit_rows)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), model_(std::move(model)),
+          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)) {}
+    Napi::Promise Promise() { return deferred_.Promise(); }
+
+   protected:
+    void Execute() override {
+      try {
+        logits_.resize(logit_rows_.size() * static_cast<size_t>(model_->c.vocab));
+        status_ = model_->step(tokens_.data(), positions_.data(), slots_.data(), static_cast<int>(tokens_.size()),
+                               logit_rows_.data(), static_cast<int>(logit_rows_.size()), logits_.data());
+      } catch (const std::bad_alloc&) {
+        status_ = HALO_OUT_OF_MEMORY;
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      if (status_ != HALO_OK) {
+        deferred_.Reject(status_error(env, status_, "step failed").Value());
+        return;
+      }
+      auto out = Napi::Float32Array::New(env, logits_.size());
+      std::memcpy(out.Data(), logits_.data(), logits_.size() * sizeof(float));
+      deferred_.Resolve(out);
+    }
+    void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+   private:
+    Napi::Promise::Deferred deferred_;
+    std::shared_ptr<Model> model_;
+    std::vector<int32_t> tokens_, positions_, slots_, logit_rows_;
+    std::vector<float> logits_;
+    halo_status status_ = HALO_OK;
+  };
+
+  // step(tokens, positions, slots, logitRows: Int32Array) → Promise<Float32Array>
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) {
+      auto deferred = Napi::Promise::Deferred::New(env);
+      deferred.Reject(status_error(env, HALO_DISPOSED, "model disposed").Value());
+      return deferred.Promise();
+    }
+    for (size_t i = 0; i < 4; i++)
+      if (!need(env, info.Length() >= 4 && typed<int32_t>(info[i], napi_int32_array), "step(tokens, positions, slots, logitRows: Int32Array)")) return env.Undefined();
+    auto vec = [](const Napi::Value& v) {
+      auto a = v.As<Napi::Int32Array>();
+      return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+    };
+    auto tokens = vec(info[0]), positions = vec(info[1]), slots = vec(info[2]), rows = vec(info[3]);
+    if (!need(env, !tokens.empty() && positions.size() == tokens.size() && slots.size() == tokens.size(), "step arrays differ in length"))
+      return env.Undefined();
+    auto* worker = new StepWorker(env, model_, std::move(tokens), std::move(positions), std::move(slots), std::move(rows));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("isa", m->k->name);
+    out.Set("threads", m->pool->size());
+    out.Set("hugePages", m->arena.huge);
+    out.Set("arenaBytes", static_cast<double>(m->arena_used));
+    out.Set("headType", m->head_type == halo::HeadType::F16 ? "f16" : m->head_type == halo::HeadType::F32 ? "f32" : "int8");
+    return out;
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    model_.reset();  // an in-flight step keeps its own reference until it finishes
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Model> model_;
+  bool huge_pages_ = false;
+};
+
+// ---------------------------------------------------------------- ops (for conformance and kernel tests)
+
+Napi::Float32Array f32_copy(Napi::Env env, const float* data, size_t n) {
+  auto out = Napi::Float32Array::New(env, n);
+  std::memcpy(out.Data(), data, n * sizeof(float));
+  return out;
+}
+
+// quantize(x: Float32Array, width, perToken) → { values: Int8Array, scales: Float32Array }
+Napi::Value OpQuantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!need(env, info.Length() >= 3 && typed<float>(info[0], napi_float32_array) && info[1].IsNumber() && info[2].IsBoolean(), "quantize(x, width, perToken)"))
+    return env.Undefined();
+  auto x = info[0].As<Napi::Float32Array>();
+  const int width = int_arg(info, 1);
+  const bool per_token = info[2].As<Napi::Boolean>().Value();
+  if (!need(env, width > 0 && x.ElementLength() % width == 0 && (per_token || width % 256 == 0), "bad quantize shape")) return env.Undefined();
+  const int n = static_cast<int>(x.ElementLength() / width);
+  halo::Activations a;
+  a.quantize(x.Data(), n, width, per_token);
+  auto values = Napi::Int8Array::New(env, x.ElementLength());
+  for (int t = 0; t < n; t++) std::memcpy(values.Data() + static_cast<size_t>(t) * width, a.values.data() + static_cast<size_t>(t) * a.padded, width);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("values", values);
+  out.Set("scales", f32_copy(env, a.scales.data(), a.scales.size()));
+  return out;
+}
+
+// ternaryMatmul(isa, threads, trits: Int8Array, rows, cols, scaleBlock, scales, x: Float32Array, perToken) → Float32Array | status
+Napi::Value OpTernaryMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const halo_kernels* k = kernels_arg(info, 0);
+  halo::ThreadPool* pool = pool_arg(info, 1);
+  if (!need(env, k != nullptr && pool != nullptr && info.Length() >= 9 && typed<int8_t>(info[2], napi_int8_array) && info[3].IsNumber() &&
+                     info[4].IsNumber() && info[5].IsNumber() && typed<float>(info[6], napi_float32_array) &&
+                     typed<float>(info[7], napi_float32_array) && info[8].IsBoolean(),
+            "ternaryMatmul(isa, threads, trits, rows, cols, scaleBlock, scales, x, perToken)"))
+    return env.Undefined();
+  auto trits = info[2].As<Napi::Int8Array>();
+  const int rows = int_arg(info, 3), cols = int_arg(info, 4), block = int_arg(info, 5);
+  auto scales = info[6].As<Napi::Float32Array>();
+  auto x = info[7].As<Napi::Float32Array>();
+  const bool per_token = info[8].As<Napi::Boolean>().Value();
+  if (rows <= 0 || cols <= 0 || block <= 0 || cols % block != 0 || trits.ElementLength() != static_cast<size_t>(rows) * cols ||
+      scales.ElementLength() != static_cast<size_t>(rows) * (cols / block) || x.ElementLength() % cols != 0 || (!per_token && cols % 256 != 0))
+    return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  Model scratch;
+  const size_t bytes = static_cast<size_t>(rows) * ((cols + 255) / 256) * sizeof(halo_block_i2);
+  if (!scratch.arena.allocate(bytes, false)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+  halo::Matrix m;
+  halo_status status = scratch.alloc_matrix(m, rows, cols, block, scales.Data());
+  if (status == HALO_OK) status = halo::pack_rows(m, 0, trits.Data(), rows);
+  if (status != HALO_OK) return Napi::Number::New(env, status);
+  const int n = static_cast<int>(x.ElementLength() / cols);
+  halo::Activations a;
+  a.quantize(x.Data(), n, cols, per_token);
+  std::vector<float> y(static_cast<size_t>(n) * rows);
+  halo::matmul(pool, k, m, a, y.data(), rows, nullptr);
+  return f32_copy(env, y.data(), y.size());
+}
+
+// rmsNorm(x, weight, eps) → Float32Array
+Napi::Value OpRmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!need(env, info.Length() >= 3 && typed<float>(info[0], napi_float32_array) && typed<float>(info[1], napi_float32_array) && info[2].IsNumber(), "rmsNorm(x, weight, eps)"))
+    return env.Undefined();
+  auto x = info[0].As<Napi::Float32Array>();
+  auto w = info[1].As<Napi::Float32Array>();
+  const size_t d = w.ElementLength();
+  if (!need(env, d > 0 && x.ElementLength() % d == 0, "x is not whole rows of weight.length")) return env.Undefined();
+  std::vector<float> out(x.ElementLength());
+  halo::rms_norm_rows(x.Data(), w.Data(), static_cast<int>(d), static_cast<int>(x.ElementLength() / d), info[2].As<Napi::Number>().DoubleValue(), out.data());
+  return f32_copy(env, out.data(), out.size());
+}
+
+// rope(x, positions: Int32Array, heads, headDim, theta) → Float32Array
+Napi::Value OpRope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!need(env, info.Length() >= 5 && typed<float>(info[0], napi_float32_array) && typed<int32_t>(info[1], napi_int32_array) && info[2].IsNumber() && info[3].IsNumber() && info[4].IsNumber(), "rope(x, positions, heads, headDim, theta)"))
+    return env.Undefined();
+  auto x = info[0].As<Napi::Float32Array>();
+  auto positions = info[1].As<Napi::Int32Array>();
+  const int heads = int_arg(info, 2), hd = int_arg(info, 3);
+  if (!need(env, heads > 0 && hd > 0 && hd % 2 == 0 && x.ElementLength() == positions.ElementLength() * heads * hd, "bad rope shape")) return env.Undefined();
+  std::vector<float> out(x.Data(), x.Data() + x.ElementLength());
+  halo::rope_rows(out.data(), heads * hd, positions.Data(), static_cast<int>(positions.ElementLength()), heads, hd, info[4].As<Napi::Number>().DoubleValue());
+  return f32_copy(env, out.data(), out.size());
+}
+
+// attention(isa, threads, q, keys, values, queryPositions, heads, kvHeads, headDim, tile, f16Cache) → Float32Array
+Napi::Value OpAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const halo_kernels* k = kernels_arg(info, 0);
+  halo::ThreadPool* pool = pool_arg(info, 1);
+  if (!need(env, k != nullptr && pool != nullptr && info.Length() >= 11 && typed<float>(info[2], napi_float32_array) && typed<float>(info[3], napi_float32_array) &&
+                     typed<float>(info[4], napi_float32_array) && typed<int32_t>(info[5], napi_int32_array) && info[6].IsNumber() && info[7].IsNumber() &&
+                     info[8].IsNumber() && info[9].IsNumber() && info[10].IsBoolean(),
+            "attention(isa, threads, q, keys, values, positions, heads, kvHeads, headDim, tile, f16)"))
+    return env.Undefined();
+  auto q = info[2].As<Napi::Float32Array>();
+  auto keys = info[3].As<Napi::Float32Array>();
+  auto values = info[4].As<Napi::Float32Array>();
+  auto last = info[5].As<Napi::Int32Array>();
+  const int heads = int_arg(info, 6), kvh = int_arg(info, 7), hd = int_arg(info, 8), tile = int_arg(info, 9);
+  const bool f16 = info[10].As<Napi::Boolean>().Value();
+  if (heads <= 0 || kvh <= 0 || heads % kvh != 0 || hd <= 0 || tile < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  const size_t kv_width = static_cast<size_t>(kvh) * hd;
+  const int n = static_cast<int>(last.ElementLength());
+  if (q.ElementLength() != static_cast<size_t>(n) * heads * hd || keys.ElementLength() % kv_width != 0 || values.ElementLength() != keys.ElementLength())
+    return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  const int length = static_cast<int>(keys.ElementLength() / kv_width);
+  for (int t = 0; t < n; t++)
+    if (last.Data()[t] < 0 || last.Data()[t] >= length) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  std::vector<uint16_t> k16, v16;
+  const void* kp = keys.Data();
+  const void* vp = values.Data();
+  if (f16) {
+    k16.resize(keys.ElementLength());
+    v16.resize(values.ElementLength());
+    k->f32_to_f16(k16.data(), keys.Data(), static_cast<int>(k16.size()));
+    k->f32_to_f16(v16.data(), values.Data(), static_cast<int>(v16.size()));
+    kp = k16.data();
+    vp = v16.data();
+  }
+  std::vector<const void*> kptr(n, kp), vptr(n, vp);
+  std::vector<float> out(q.ElementLength());
+  halo::AttentionArgs args{q.Data(), heads * hd, kptr.data(), vptr.data(), f16, n, heads, kvh, hd, last.Data(), tile, out.data()};
+  halo::attention(pool, k, args);
+  return f32_copy(env, out.data(), out.size());
+}
+
+// lmHead(isa, threads, x, kind "f16"|"f32"|"int8", head: Uint16Array|Float32Array, vocab, hidden) → Float32Array
+Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const halo_kernels* k = kernels_arg(info, 0);
+  halo::ThreadPool* pool = pool_arg(info, 1);
+  if (!need(env, k != nullptr && pool != nullptr && info.Length() >= 7 && typed<float>(info[2], napi_float32_array) && info[3].IsString() && info[4].IsTypedArray() && info[5].IsNumber() && info[6].IsNumber(),
+            "lmHead(isa, threads, x, kind, head, vocab, hidden)"))
+    return env.Undefined();
+  auto x = info[2].As<Napi::Float32Array>();
+  const std::string kind = info[3].As<Napi::String>().Utf8Value();
+  auto head = info[4].As<Napi::TypedArray>();
+  const int vocab = int_arg(info, 5), hidden = int_arg(info, 6);
+  if (vocab <= 0 || hidden <= 0 || x.ElementLength() % hidden != 0 || head.ElementLength() != static_cast<size_t>(vocab) * hidden)
+    return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  const int n = static_cast<int>(x.ElementLength() / hidden);
+  const void* data = static_cast<const char*>(head.ArrayBuffer().Data()) + head.ByteOffset();
+  std::vector<float> out(static_cast<size_t>(n) * vocab);
+  std::vector<int8_t> q8;
+  std::vector<float> q8_scales;
+  if (kind == "int8") {
+    if (head.TypedArrayType() != napi_float32_array) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    const float* f = static_cast<const float*>(data);
+    q8.resize(static_cast<size_t>(vocab) * hidden);
+    q8_scales.resize(vocab);
+    for (int r = 0; r < vocab; r++) {
+      float absmax = 0;
+      for (int h = 0; h < hidden; h++) absmax = std::max(absmax, std::fabs(f[static_cast<size_t>(r) * hidden + h]));
+      const float scale = absmax > 0 ? absmax / 127.0f : 1.0f;
+      for (int h = 0; h < hidden; h++) q8[static_cast<size_t>(r) * hidden + h] = static_cast<int8_t>(std::nearbyint(f[static_cast<size_t>(r) * hidden + h] / scale));
+      q8_scales[r] = scale;
+    }
+  } else if (!((kind == "f16" && head.TypedArrayType() == napi_uint16_array) || (kind == "f32" && head.TypedArrayType() == napi_float32_array))) {
+    return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  }
+  const int workers = pool->size();
+  pool->run([&](int i) {
+    int r0, r1;
+    halo::split_range(vocab, workers, i, 16, &r0, &r1);
+    if (r0 >= r1) return;
+    if (kind == "f16") k->head_f16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
+    else if (kind == "f32") k->head_f32(static_cast<const float*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
+    else k->head_i8(q8.data(), q8_scales.data(), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
+  });
+  return f32_copy(env, out.data(), out.size());
+}
+
+// gemmRaw(isa, trits, rows, cols, x: Int8Array [n][cols], blocks: boolean) → Int32Array of raw code·x dots (kernel tests)
+Napi::Value GemmRaw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const halo_kernels* k = kernels_arg(info, 0);
+  if (!need(env, k != nullptr && info.Length() >= 6 && typed<int8_t>(info[1], napi_int8_array) && info[2].IsNumber() && info[3].IsNumber() && typed<int8_t>(info[4], napi_int8_array) && info[5].IsBoolean(),
+            "gemmRaw(isa, trits, rows, cols, x, blocks)"))
+    return env.Undefined();
+  auto trits = info[1].As<Napi::Int8Array>();
+  const int rows = int_arg(info, 2), cols = int_arg(info, 3);
+  auto x = info[4].As<Napi::Int8Array>();
+  const bool blocks = info[5].As<Napi::Boolean>().Value();
+  if (rows <= 0 || cols <= 0 || trits.ElementLength() != static_cast<size_t>(rows) * cols || x.ElementLength() % cols != 0)
+    return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  std::vector<float> ones(rows);
+  Model scratch;
+  const int nb = (cols + 255) / 256;
+  if (!scratch.arena.allocate(static_cast<size_t>(rows) * nb * 64, false)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+  halo::Matrix m;
+  halo_status status = scratch.alloc_matrix(m, rows, cols, cols, ones.data());
+  if (status == HALO_OK) status = halo::pack_rows(m, 0, trits.Data(), rows);
+  if (status != HALO_OK) return Napi::Number::New(env, status);
+  const int n = static_cast<int>(x.ElementLength() / cols);
+  std::vector<int8_t> padded(static_cast<size_t>(n) * nb * 256, 0);
+  for (int t = 0; t < n; t++) std::memcpy(padded.data() + static_cast<size_t>(t) * nb * 256, x.Data() + static_cast<size_t>(t) * cols, cols);
+  const size_t per_token = blocks ? static_cast<size_t>(rows) * nb : rows;
+  auto out = Napi::Int32Array::New(env, per_token * n);
+  if (blocks) k->gemm_i2_blocks(m.codes, nb, 0, rows, padded.data(), nb * 256, n, out.Data(), static_cast<int>(per_token));
+  else k->gemm_i2(m.codes, nb, 0, rows, padded.data(), nb * 256, n, out.Data(), rows, nullptr);
+  return out;
+}
+
+// f16Round(isa, x: Float32Array) → Float32Array (through the ISA's f32→f16→f32 conversions)
+Napi::Value F16Round(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const halo_kernels* k = kernels_arg(info, 0);
+  if (!need(env, k != nullptr && info.Length() >= 2 && typed<float>(info[1], napi_float32_array), "f16Round(isa, x)")) return env.Undefined();
+  auto x = info[1].As<Napi::Float32Array>();
+  const int n = static_cast<int>(x.ElementLength());
+  std::vector<uint16_t> half(n);
+  std::vector<float> back(n);
+  k->f32_to_f16(half.data(), x.Data(), n);
+  k->f16_to_f32(back.data(), half.data(), n);
+  return f32_copy(env, back.data(), back.size());
+}
+
+Napi::Value Isas(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto list = halo::available_isas();
+  auto out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) out.Set(static_cast<uint32_t>(i), list[i]);
+  return out;
+}
+
+Napi::Value HardwareThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(std::thread::hardware_concurrency()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeModel", NativeModel::Init(env));
+  exports.Set("quantize", Napi::Function::New(env, OpQuantize));
+  exports.Set("ternaryMatmul", Napi::Function::New(env, OpTernaryMatmul));
+  exports.Set("rmsNorm", Napi::Function::New(env, OpRmsNorm));
+  exports.Set("rope", Napi::Function::New(env, OpRope));
+  exports.Set("attention", Napi::Function::New(env, OpAttention));
+  exports.Set("lmHead", Napi::Function::New(env, OpLmHead));
+  exports.Set("gemmRaw", Napi::Function::New(env, GemmRaw));
+  exports.Set("f16Round", Napi::Function::New(env, F16Round));
+  exports.Set("isas", Napi::Function::New(env, Isas));
+  exports.Set("hardwareThreads", Napi::Function::New(env, HardwareThreads));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(halo_cpu, Init)

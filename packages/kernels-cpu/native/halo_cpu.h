@@ -1,0 +1,93 @@
+/* halo_cpu.h: the plain C interface of the halo CPU kernels (packed layouts, kernel table, statuses). */
+#ifndef HALO_CPU_H
+#define HALO_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes returned by native entry points; the binding turns them into HaloErrors. */
+typedef enum halo_status {
+  HALO_OK = 0,
+  HALO_BAD_ARGUMENT = 1,   /* shapes, lengths, options */
+  HALO_OUT_OF_MEMORY = 2,  /* an allocation failed */
+  HALO_BAD_WEIGHTS = 3,    /* a trit outside {-1, 0, 1} */
+  HALO_DISPOSED = 4        /* a handle used after free */
+} halo_status;
+
+/*
+ * 256 ternary weights of one row, 2 bits per weight (2.0 bits per weight, no per-block scale).
+ * Code c = w + 1 in {0, 1, 2} (3 never occurs). Byte p (0..63) holds the codes of
+ * k = p + 64·j at bits [2j, 2j+1], j = 0..3: one 64-byte load, a shift by 2j and a mask give 64
+ * consecutive unsigned codes lined up with 64 consecutive int8 activations, which is exactly
+ * what `vpdpbusd` (u8 × s8, 4-way into s32) and `vpmaddubsw` want. Σ w·x = Σ c·x − Σ x.
+ * A row of K weights is ceil(K/256) blocks; padding codes are 1 (w = 0) and padded activations 0.
+ */
+typedef struct halo_block_i2 {
+  uint8_t qs[64];
+} halo_block_i2;
+#ifdef __cplusplus
+static_assert(sizeof(halo_block_i2) == 64, "halo_block_i2 is 64 bytes: 256 weights at 2 bits");
+#else
+_Static_assert(sizeof(halo_block_i2) == 64, "halo_block_i2 is 64 bytes: 256 weights at 2 bits");
+#endif
+
+#define HALO_I2_BLOCK 256
+
+/* Code of weight k of a row stored as blocks. */
+static inline int halo_i2_code(const halo_block_i2* row, int k) {
+  const halo_block_i2* b = row + (k >> 8);
+  int within = k & 255;
+  return (b->qs[within & 63] >> (2 * (within >> 6))) & 3;
+}
+
+/*
+ * The kernel table: one implementation per ISA, chosen at run time. Every entry has a scalar
+ * `_ref` twin (kernels_ref.cpp) that the tests compare against on random inputs.
+ */
+typedef struct halo_kernels {
+  const char* name;
+  /*
+   * y[t·y_stride + (r − r0)] = Σ_k code[r][k] · x[t·x_stride + k] (raw unsigned-code dot, the
+   * caller subtracts Σx), rows r in [r0, r1), tokens t in [0, n). w: [rows][nb] blocks.
+   * prefetch_next: the first bytes of the next weights this thread will stream (may be NULL).
+   */
+  void (*gemm_i2)(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n,
+                  int32_t* y, int y_stride, const void* prefetch_next);
+  /* Per-256-block raw dots: y[(t·y_stride) + (r − r0)·nb + b], same inputs as gemm_i2. */
+  void (*gemm_i2_blocks)(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n,
+                         int32_t* y, int y_stride);
+  /* y[t·y_stride + (r − r0)] = Σ_h f16(w[r][h]) · x[t·hidden + h] for r in [r0, r1), t < n. */
+  void (*head_f16)(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
+  /* Same with f32 weights. */
+  void (*head_f32)(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
+  /* Same with int8 weights and a per-row scale: y = scale[r] · Σ_h w[r][h] · x[h]. */
+  void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
+                  int y_stride);
+  /* Σ a[i]·b[i] with f32 / f16 b; products exact and summed in float64 (attention matches the reference). */
+  double (*dot_f32)(const float* a, const float* b, int n);
+  double (*dot_f16)(const float* a, const uint16_t* b, int n);
+  /* y[i] += a·x[i] in float64 with f32 / f16 x. */
+  void (*axpy_f32)(double* y, double a, const float* x, int n);
+  void (*axpy_f16)(double* y, double a, const uint16_t* x, int n);
+  /* Conversions, round to nearest even. */
+  void (*f32_to_f16)(uint16_t* dst, const float* src, int n);
+  void (*f16_to_f32)(float* dst, const uint16_t* src, int n);
+} halo_kernels;
+
+extern const halo_kernels halo_kernels_ref;
+extern const halo_kernels halo_kernels_avx2;
+extern const halo_kernels halo_kernels_avx512vnni;
+
+/* Scalar half-precision conversions (round to nearest even), used by the _ref kernels and loaders. */
+uint16_t halo_f32_to_f16_ref(float value);
+float halo_f16_to_f32_ref(uint16_t value);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,152 @@
+// kernels_ref.cpp: the scalar `_ref` twin of every SIMD kernel (baseline ISA, the definition the SIMD variants match).
+#include <cstring>
+#include <cmath>
+#include "halo_cpu.h"
+
+extern "C" uint16_t halo_f32_to_f16_ref(float value) {
+  uint32_t x;
+  std::memcpy(&x, &value, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7fffffffu;
+  if (absx >= 0x7f800000u) return static_cast<uint16_t>(sign | (absx > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // ≥ 65520 rounds to infinity
+  if (absx < 0x38800000u) {
+    // Subnormal half (or zero): value / 2^-24, rounded half to even.
+    float f;
+    std::memcpy(&f, &absx, 4);
+    const float scaled = f * 16777216.0f;  // exact: power-of-two scaling of a value < 2^-14
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(scaled)));
+  }
+  uint32_t mantissa = absx & 0x7fffffu;
+  const uint32_t exponent = (absx >> 23) - 127 + 15;
+  uint32_t half = (exponent << 10) | (mantissa >> 13);
+  const uint32_t rest = mantissa & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) half += 1;  // may carry into the exponent: correct
+  return static_cast<uint16_t>(sign | half);
+}
+
+extern "C" float halo_f16_to_f32_ref(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1fu;
+  const uint32_t mantissa = h & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0) {
+    const float f = static_cast<float>(mantissa) * (1.0f / 16777216.0f);
+    std::memcpy(&bits, &f, 4);
+    bits |= sign;
+  } else if (exponent == 31) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else {
+    bits = sign | ((exponent - 15 + 127) << 23) | (mantissa << 13);
+  }
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+
+namespace {
+
+void gemm_i2_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
+                 int y_stride, const void*) {
+  for (int t = 0; t < n; t++) {
+    const int8_t* xt = x + static_cast<size_t>(t) * x_stride;
+    for (int r = r0; r < r1; r++) {
+      const halo_block_i2* row = w + static_cast<size_t>(r) * nb;
+      int32_t sum = 0;
+      for (int b = 0; b < nb; b++) {
+        for (int p = 0; p < 64; p++) {
+          const int byte = row[b].qs[p];
+          for (int j = 0; j < 4; j++) sum += ((byte >> (2 * j)) & 3) * xt[b * 256 + 64 * j + p];
+        }
+      }
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] = sum;
+    }
+  }
+}
+
+void gemm_i2_blocks_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n,
+                        int32_t* y, int y_stride) {
+  for (int t = 0; t < n; t++) {
+    const int8_t* xt = x + static_cast<size_t>(t) * x_stride;
+    for (int r = r0; r < r1; r++) {
+      const halo_block_i2* row = w + static_cast<size_t>(r) * nb;
+      for (int b = 0; b < nb; b++) {
+        int32_t sum = 0;
+        for (int p = 0; p < 64; p++) {
+          const int byte = row[b].qs[p];
+          for (int j = 0; j < 4; j++) sum += ((byte >> (2 * j)) & 3) * xt[b * 256 + 64 * j + p];
+        }
+        y[static_cast<size_t>(t) * y_stride + static_cast<size_t>(r - r0) * nb + b] = sum;
+      }
+    }
+  }
+}
+
+void head_f16_ref(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
+  for (int t = 0; t < n; t++) {
+    for (int r = r0; r < r1; r++) {
+      const uint16_t* row = w + static_cast<size_t>(r) * hidden;
+      float sum = 0;
+      for (int h = 0; h < hidden; h++) sum += halo_f16_to_f32_ref(row[h]) * x[static_cast<size_t>(t) * hidden + h];
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] = sum;
+    }
+  }
+}
+
+void head_f32_ref(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
+  for (int t = 0; t < n; t++) {
+    for (int r = r0; r < r1; r++) {
+      const float* row = w + static_cast<size_t>(r) * hidden;
+      double sum = 0;
+      for (int h = 0; h < hidden; h++) sum += static_cast<double>(row[h]) * x[static_cast<size_t>(t) * hidden + h];
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] = static_cast<float>(sum);
+    }
+  }
+}
+
+void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
+                 int y_stride) {
+  for (int t = 0; t < n; t++) {
+    for (int r = r0; r < r1; r++) {
+      const int8_t* row = w + static_cast<size_t>(r) * hidden;
+      float sum = 0;
+      for (int h = 0; h < hidden; h++) sum += static_cast<float>(row[h]) * x[static_cast<size_t>(t) * hidden + h];
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] = sum * row_scale[r];
+    }
+  }
+}
+
+double dot_f32_ref(const float* a, const float* b, int n) {
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += static_cast<double>(a[i]) * b[i];
+  return sum;
+}
+
+double dot_f16_ref(const float* a, const uint16_t* b, int n) {
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += static_cast<double>(a[i]) * halo_f16_to_f32_ref(b[i]);
+  return sum;
+}
+
+void axpy_f32_ref(double* y, double a, const float* x, int n) {
+  for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void axpy_f16_ref(double* y, double a, const uint16_t* x, int n) {
+  for (int i = 0; i < n; i++) y[i] += a * halo_f16_to_f32_ref(x[i]);
+}
+
+void f32_to_f16_ref(uint16_t* dst, const float* src, int n) {
+  for (int i = 0; i < n; i++) dst[i] = halo_f32_to_f16_ref(src[i]);
+}
+
+void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
+  for (int i = 0; i < n; i++) dst[i] = halo_f16_to_f32_ref(src[i]);
+}
+
+}  // namespace
+
+extern "C" const halo_kernels halo_kernels_ref = {
+    "scalar",       gemm_i2_ref,  gemm_i2_blocks_ref, head_f16_ref,   head_f32_ref,   head_i8_ref,    dot_f32_ref,
+    dot_f16_ref,    axpy_f32_ref, axpy_f16_ref,       f32_to_f16_ref, f16_to_f32_ref,
+};

@@ -1,0 +1,503 @@
+// model.cpp: the BitNet b1.58 forward pass of one step (all rows, all layers) on packed weights, plus its ops.
+#include "model.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <numeric>
+
+namespace halo {
+
+// ---------------------------------------------------------------- ISA choice and pools
+
+const halo_kernels* kernels_for(const std::string& isa) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && avx2;
+  if (isa == "auto") return vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
+  if (isa == "avx512vnni") return vnni ? &halo_kernels_avx512vnni : nullptr;
+  if (isa == "avx2") return avx2 ? &halo_kernels_avx2 : nullptr;
+#else
+  if (isa == "auto") return &halo_kernels_ref;
+#endif
+  if (isa == "scalar") return &halo_kernels_ref;
+  return nullptr;
+}
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (const char* name : {"avx512vnni", "avx2", "scalar"})
+    if (kernels_for(name) != nullptr) out.emplace_back(name);
+  return out;
+}
+
+ThreadPool* pool_for(int threads) {
+  static std::mutex mutex;
+  static std::map<int, ThreadPool*> pools;  // never freed: workers live for the process
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = pools.find(threads);
+  if (it != pools.end()) return it->second;
+  auto* pool = new ThreadPool(threads);
+  pools.emplace(threads, pool);
+  return pool;
+}
+
+// ---------------------------------------------------------------- memory
+
+Region::~Region() {
+  if (data != nullptr) munmap(data, bytes);
+}
+
+bool Region::allocate(size_t size, bool huge_pages) {
+  constexpr size_t kHuge = 2u << 20;
+  bytes = std::max<size_t>(64, (size + kHuge - 1) / kHuge * kHuge);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    data = nullptr;
+    bytes = 0;
+    return false;
+  }
+  data = p;
+#ifdef MADV_HUGEPAGE
+  huge = huge_pages && madvise(p, bytes, MADV_HUGEPAGE) == 0;
+#endif
+  return true;
+}
+
+// ---------------------------------------------------------------- activations
+
+void Activations::quantize(const float* x, int rows, int w, bool per_token_scheme) {
+  n = rows;
+  width = w;
+  padded = (w + 255) / 256 * 256;
+  per_token = per_token_scheme;
+  const int nb = padded / 256;
+  values.assign(static_cast<size_t>(rows) * padded, 0);
+  block_sums.assign(static_cast<size_t>(rows) * nb, 0);
+  row_sums.assign(rows, 0);
+  scales.assign(per_token ? rows : static_cast<size_t>(rows) * (w / 256), 0.0f);
+  const float floor_value = 1e-5f;
+  for (int t = 0; t < rows; t++) {
+    const float* xr = x + static_cast<size_t>(t) * w;
+    int8_t* q = values.data() + static_cast<size_t>(t) * padded;
+    if (per_token) {
+      float absmax = 0;
+      for (int i = 0; i < w; i++) absmax = std::max(absmax, std::fabs(xr[i]));
+      // s = f32(127 / max(absmax, 1e-5)); x·s is exact in float64, rounded half to even.
+      const float s = static_cast<float>(127.0 / std::max(static_cast<double>(absmax), static_cast<double>(floor_value)));
+      scales[t] = s;
+      for (int i = 0; i < w; i++) {
+        const double v = std::nearbyint(static_cast<double>(xr[i]) * static_cast<double>(s));
+        q[i] = static_cast<int8_t>(v > 127 ? 127 : v < -128 ? -128 : v);
+      }
+    } else {
+      // llama.cpp Q8_K: signed max of largest magnitude (first on ties), iscale = f32(-127/max).
+      for (int b = 0; b < w / 256; b++) {
+        const float* xb = xr + b * 256;
+        float amax = 0, maxv = 0;
+        for (int j = 0; j < 256; j++) {
+          const float a = std::fabs(xb[j]);
+          if (a > amax) {
+            amax = a;
+            maxv = xb[j];
+          }
+        }
+        if (amax == 0) continue;
+        const float iscale = static_cast<float>(-127.0 / static_cast<double>(maxv));
+        for (int j = 0; j < 256; j++) {
+          const float v = std::nearbyint(iscale * xb[j]);
+          q[b * 256 + j] = static_cast<int8_t>(v > 127 ? 127 : v);
+        }
+        scales[static_cast<size_t>(t) * (w / 256) + b] = static_cast<float>(1.0 / static_cast<double>(iscale));
+      }
+    }
+    int32_t total = 0;
+    for (int b = 0; b < nb; b++) {
+      int32_t sum = 0;
+      for (int j = 0; j < 256; j++) sum += q[b * 256 + j];
+      block_sums[static_cast<size_t>(t) * nb + b] = sum;
+      total += sum;
+    }
+    row_sums[t] = total;
+  }
+}
+
+// ---------------------------------------------------------------- ternary matmul
+
+halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows) {
+  if (row0 < 0 || rows < 0 || row0 + rows > m.rows) return HALO_BAD_ARGUMENT;
+  for (int r = 0; r < rows; r++) {
+    halo_block_i2* row = m.codes + static_cast<size_t>(row0 + r) * m.nb;
+    std::memset(row, 0x55, static_cast<size_t>(m.nb) * sizeof(halo_block_i2));  // code 1 (w = 0) everywhere
+    const int8_t* src = trits + static_cast<size_t>(r) * m.cols;
+    for (int k = 0; k < m.cols; k++) {
+      const int t = src[k];
+      if (t < -1 || t > 1) return HALO_BAD_WEIGHTS;
+      const int within = k & 255;
+      const int shift = 2 * (within >> 6);
+      uint8_t& byte = row[k >> 8].qs[within & 63];
+      byte = static_cast<uint8_t>((byte & ~(3 << shift)) | ((t + 1) << shift));
+    }
+  }
+  return HALO_OK;
+}
+
+namespace {
+
+thread_local std::vector<int32_t> tl_raw;
+
+inline double act_scale_factor(const Activations& a, int t, int k0) {
+  return a.per_token ? 1.0 : static_cast<double>(a.scales[static_cast<size_t>(t) * (a.width / 256) + k0 / 256]);
+}
+
+}  // namespace
+
+void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride,
+            const Matrix* next) {
+  const int n = a.n;
+  const int cols = m.cols;
+  const int act_block = a.per_token ? cols : 256;
+  const int spr = cols / m.scale_block;  // scales per row
+  const bool fast = a.per_token && m.scale_block == cols;
+  const int seg = std::gcd(m.scale_block, act_block);
+  const bool blocked = !fast && seg % 256 == 0;
+  const int workers = pool->size();
+  pool->run([&](int i) {
+    int r0, r1;
+    split_range(m.rows, workers, i, 16, &r0, &r1);
+    if (r0 >= r1) return;
+    const int count = r1 - r0;
+    if (fast) {
+      const void* pf = nullptr;
+      if (next != nullptr && next->codes != nullptr) {
+        int n0, n1;
+        split_range(next->rows, workers, i, 16, &n0, &n1);
+        pf = next->codes + static_cast<size_t>(n0) * next->nb;
+      }
+      tl_raw.resize(static_cast<size_t>(n) * count);
+      k->gemm_i2(m.codes, m.nb, r0, r1, a.values.data(), a.padded, n, tl_raw.data(), count, pf);
+      for (int t = 0; t < n; t++) {
+        const double s = a.scales[t];
+        const int32_t correction = a.row_sums[t];
+        for (int r = r0; r < r1; r++) {
+          const int32_t dot = tl_raw[static_cast<size_t>(t) * count + (r - r0)] - correction;
+          y[static_cast<size_t>(t) * y_stride + r] = static_cast<float>(static_cast<double>(dot) * m.scales[r] / s);
+        }
+      }
+      return;
+    }
+    if (blocked) {
+      constexpr int kChunk = 64;
+      const int nb = m.nb;
+      tl_raw.resize(static_cast<size_t>(kChunk) * nb);
+      for (int t = 0; t < n; t++) {
+        const int32_t* bsum = a.block_sums.data() + static_cast<size_t>(t) * nb;
+        for (int rc = r0; rc < r1; rc += kChunk) {
+          const int re = std::min(rc + kChunk, r1);
+          k->gemm_i2_blocks(m.codes, nb, rc, re, a.values.data() + static_cast<size_t>(t) * a.padded, a.padded, 1,
+                            tl_raw.data(), 0);
+          for (int r = rc; r < re; r++) {
+            double total = 0;
+            for (int b = 0; b < nb; b++) {
+              const int32_t dot = tl_raw[static_cast<size_t>(r - rc) * nb + b] - bsum[b];
+              if (dot == 0) continue;
+              const double ws = m.scales[static_cast<size_t>(r) * spr + (b * 256) / m.scale_block];
+              total += static_cast<double>(dot) * ws * act_scale_factor(a, t, b * 256);
+            }
+            y[static_cast<size_t>(t) * y_stride + r] = static_cast<float>(a.per_token ? total / a.scales[t] : total);
+          }
+        }
+      }
+      return;
+    }
+    // Scale blocks narrower than 256 (small test models): scalar segments of gcd(weight, activation) blocks.
+    for (int t = 0; t < n; t++) {
+      const int8_t* xt = a.values.data() + static_cast<size_t>(t) * a.padded;
+      for (int r = r0; r < r1; r++) {
+        const halo_block_i2* row = m.codes + static_cast<size_t>(r) * m.nb;
+        double total = 0;
+        for (int k0 = 0; k0 < cols; k0 += seg) {
+          int32_t dot = 0;
+          for (int kk = k0; kk < k0 + seg; kk++) dot += (halo_i2_code(row, kk) - 1) * xt[kk];
+          if (dot == 0) continue;
+          const double ws = m.scales[static_cast<size_t>(r) * spr + k0 / m.scale_block];
+          total += static_cast<double>(dot) * ws * act_scale_factor(a, t, k0);
+        }
+        y[static_cast<size_t>(t) * y_stride + r] = static_cast<float>(a.per_token ? total / a.scales[t] : total);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- small ops
+
+void rms_norm_rows(const float* x, const float* w, int d, int n, double eps, float* out) {
+  for (int t = 0; t < n; t++) {
+    const float* xr = x + static_cast<size_t>(t) * d;
+    double sum = 0;
+    for (int i = 0; i < d; i++) sum += static_cast<double>(xr[i]) * xr[i];
+    const double inv = 1.0 / std::sqrt(sum / d + eps);
+    float* o = out + static_cast<size_t>(t) * d;
+    for (int i = 0; i < d; i++) o[i] = static_cast<float>(static_cast<double>(xr[i]) * inv * w[i]);
+  }
+}
+
+void rope_rows(float* x, int stride, const int32_t* positions, int n, int heads, int head_dim, double theta) {
+  const int half = head_dim / 2;
+  std::vector<double> inv(half), cs(head_dim);
+  for (int i = 0; i < half; i++) inv[i] = std::pow(theta, (-2.0 * i) / head_dim);
+  for (int t = 0; t < n; t++) {
+    for (int i = 0; i < half; i++) {
+      const double angle = positions[t] * inv[i];
+      cs[i] = std::cos(angle);
+      cs[half + i] = std::sin(angle);
+    }
+    for (int h = 0; h < heads; h++) {
+      float* base = x + static_cast<size_t>(t) * stride + h * head_dim;
+      for (int i = 0; i < half; i++) {
+        const double a = base[i], b = base[i + half];
+        base[i] = static_cast<float>(a * cs[i] - b * cs[half + i]);
+        base[i + half] = static_cast<float>(a * cs[half + i] + b * cs[i]);
+      }
+    }
+  }
+}
+
+void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& args) {
+  const int group = args.heads / args.kv_heads;
+  const int hd = args.head_dim;
+  const int kv_width = args.kv_heads * hd;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  // Tasks: (row, kv head, tile); each writes (m, l, o[hd]) per query head of its group, in float64.
+  std::vector<int> first_task(args.n + 1, 0);
+  std::vector<int> tiles(args.n);
+  for (int t = 0; t < args.n; t++) {
+    const int length = args.last[t] + 1;
+    const int tile = args.tile > 0 ? args.tile : length;
+    tiles[t] = (length + tile - 1) / tile;
+    first_task[t + 1] = first_task[t] + args.kv_heads * tiles[t];
+  }
+  const int total = first_task[args.n];
+  const size_t stride = static_cast<size_t>(hd) + 2;
+  std::vector<double> partial(static_cast<size_t>(total) * group * stride);
+  std::atomic<int> cursor{0};
+  pool->run([&](int) {
+    std::vector<double> scores;
+    for (int task = cursor.fetch_add(1); task < total; task = cursor.fetch_add(1)) {
+      const int t = static_cast<int>(std::upper_bound(first_task.begin(), first_task.end(), task) - first_task.begin()) - 1;
+      const int local = task - first_task[t];
+      const int kvh = local / tiles[t];
+      const int tile_index = local % tiles[t];
+      const int length = args.last[t] + 1;
+      const int tile = args.tile > 0 ? args.tile : length;
+      const int p0 = tile_index * tile;
+      const int p1 = std::min(length, p0 + tile);
+      scores.resize(p1 - p0);
+      for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        const float* q = args.q + static_cast<size_t>(t) * args.q_stride + static_cast<size_t>(h) * hd;
+        double* part = partial.data() + (static_cast<size_t>(task) * group + g) * stride;
+        double m = -INFINITY;
+        for (int p = p0; p < p1; p++) {
+          const size_t off = static_cast<size_t>(p) * kv_width + static_cast<size_t>(kvh) * hd;
+          const double s = (args.f16 ? k->dot_f16(q, static_cast<const uint16_t*>(args.keys[t]) + off, hd)
+                                     : k->dot_f32(q, static_cast<const float*>(args.keys[t]) + off, hd)) * scale;
+          scores[p - p0] = s;
+          m = std::max(m, s);
+        }
+        double l = 0;
+        double* o = part + 2;
+        std::fill(o, o + hd, 0.0);
+        for (int p = p0; p < p1; p++) {
+          const double w = std::exp(scores[p - p0] - m);
+          l += w;
+          const size_t off = static_cast<size_t>(p) * kv_width + static_cast<size_t>(kvh) * hd;
+          if (args.f16) k->axpy_f16(o, w, static_cast<const uint16_t*>(args.values[t]) + off, hd);
+          else k->axpy_f32(o, w, static_cast<const float*>(args.values[t]) + off, hd);
+        }
+        part[0] = m;
+        part[1] = l;
+      }
+    }
+  });
+  // Merge tiles in order (log-sum-exp), as the reference does.
+  std::vector<double> acc(hd);
+  for (int t = 0; t < args.n; t++) {
+    for (int kvh = 0; kvh < args.kv_heads; kvh++) {
+      for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        float* out = args.out + static_cast<size_t>(t) * args.heads * hd + static_cast<size_t>(h) * hd;
+        const int base_task = first_task[t] + kvh * tiles[t];
+        const double* first = partial.data() + (static_cast<size_t>(base_task) * group + g) * stride;
+        double m = first[0], l = first[1];
+        std::copy(first + 2, first + 2 + hd, acc.begin());
+        for (int j = 1; j < tiles[t]; j++) {
+          const double* part = partial.data() + (static_cast<size_t>(base_task + j) * group + g) * stride;
+          const double merged = std::max(m, part[0]);
+          const double alpha = std::exp(m - merged), beta = std::exp(part[0] - merged);
+          l = l * alpha + part[1] * beta;
+          for (int d = 0; d < hd; d++) acc[d] = acc[d] * alpha + part[2 + d] * beta;
+          m = merged;
+        }
+        for (int d = 0; d < hd; d++) out[d] = static_cast<float>(acc[d] / l);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- model
+
+halo_status Model::alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales) {
+  if (rows <= 0 || cols <= 0 || scale_block <= 0 || cols % scale_block != 0) return HALO_BAD_ARGUMENT;
+  m.rows = rows;
+  m.cols = cols;
+  m.nb = (cols + 255) / 256;
+  const size_t bytes = static_cast<size_t>(rows) * m.nb * sizeof(halo_block_i2);
+  if (arena.data == nullptr || arena_used + bytes > arena.bytes) return HALO_OUT_OF_MEMORY;
+  m.codes = reinterpret_cast<halo_block_i2*>(static_cast<char*>(arena.data) + arena_used);
+  arena_used += bytes;
+  m.scale_block = scale_block;
+  m.scales.assign(scales, scales + static_cast<size_t>(rows) * (cols / scale_block));
+  return HALO_OK;
+}
+
+namespace {
+
+template <typename T>
+void grow(std::vector<T>& v, size_t size) {
+  if (v.size() < size) v.resize(size);
+}
+
+}  // namespace
+
+halo_status Model::step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
+                        const int32_t* logit_rows, int n_logits, float* logits) {
+  std::lock_guard<std::mutex> lock(step_mutex);
+  const int hidden = c.hidden, hd = c.head_dim;
+  const int q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;
+  const int qkv_rows = q_dim + 2 * kv_dim;
+  const int inter = c.intermediate;
+  for (int t = 0; t < n; t++) {
+    if (tokens[t] < 0 || tokens[t] >= c.vocab || positions[t] < 0 || positions[t] >= c.context || slot_ids[t] < 0 ||
+        slot_ids[t] >= static_cast<int>(slots.size()) || !slots[slot_ids[t]])
+      return HALO_BAD_ARGUMENT;
+  }
+  grow(x, static_cast<size_t>(n) * hidden);
+  grow(normed, static_cast<size_t>(n) * std::max({hidden, q_dim, inter}));
+  grow(qkv_out, static_cast<size_t>(n) * qkv_rows);
+  grow(attn_out, static_cast<size_t>(n) * q_dim);
+  grow(gate_up_out, static_cast<size_t>(n) * 2 * inter);
+  grow(delta, static_cast<size_t>(n) * std::max(hidden, inter));
+  for (int t = 0; t < n; t++) {
+    float* xr = x.data() + static_cast<size_t>(t) * hidden;
+    if (embedding_f16) k->f16_to_f32(xr, static_cast<const uint16_t*>(embedding.data) + static_cast<size_t>(tokens[t]) * hidden, hidden);
+    else std::memcpy(xr, static_cast<const float*>(embedding.data) + static_cast<size_t>(tokens[t]) * hidden, sizeof(float) * hidden);
+  }
+  const size_t elem = c.kv_f16 ? 2 : 4;
+  const size_t layer_stride = static_cast<size_t>(c.context) * kv_dim;  // elements per layer per slot
+  const size_t values_offset = static_cast<size_t>(c.layers) * layer_stride;
+  std::vector<const void*> key_ptrs(n), value_ptrs(n);
+  for (int l = 0; l < c.layers; l++) {
+    Layer& L = layers[l];
+    const Matrix* after_down = l + 1 < c.layers ? &layers[l + 1].qkv : nullptr;
+    rms_norm_rows(x.data(), L.attn_norm.data(), hidden, n, c.eps, normed.data());
+    act.quantize(normed.data(), n, hidden, c.per_token);
+    matmul(pool, k, L.qkv, act, qkv_out.data(), qkv_rows, &L.o);
+    rope_rows(qkv_out.data(), qkv_rows, positions, n, c.heads, hd, c.rope_theta);
+    rope_rows(qkv_out.data() + q_dim, qkv_rows, positions, n, c.kv_heads, hd, c.rope_theta);
+    for (int t = 0; t < n; t++) {
+      char* base = static_cast<char*>(slots[slot_ids[t]]->data);
+      const size_t at = static_cast<size_t>(l) * layer_stride + static_cast<size_t>(positions[t]) * kv_dim;
+      const float* kr = qkv_out.data() + static_cast<size_t>(t) * qkv_rows + q_dim;
+      const float* vr = kr + kv_dim;
+      if (c.kv_f16) {
+        k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + at, kr, kv_dim);
+        k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + values_offset + at, vr, kv_dim);
+      } else {
+        std::memcpy(reinterpret_cast<float*>(base) + at, kr, sizeof(float) * kv_dim);
+        std::memcpy(reinterpret_cast<float*>(base) + values_offset + at, vr, sizeof(float) * kv_dim);
+      }
+      key_ptrs[t] = base + static_cast<size_t>(l) * layer_stride * elem;
+      value_ptrs[t] = base + (values_offset + static_cast<size_t>(l) * layer_stride) * elem;
+    }
+    AttentionArgs args{};
+    args.q = qkv_out.data();
+    args.q_stride = qkv_rows;
+    args.keys = key_ptrs.data();
+    args.values = value_ptrs.data();
+    args.f16 = c.kv_f16;
+    args.n = n;
+    args.heads = c.heads;
+    args.kv_heads = c.kv_heads;
+    args.head_dim = hd;
+    args.last = positions;
+    // Split KV into 256-position tiles when there are too few (row, head) pairs to feed every worker.
+    args.tile = n * c.kv_heads >= 4 * pool->size() ? 0 : 256;
+    args.out = attn_out.data();
+    attention(pool, k, args);
+    rms_norm_rows(attn_out.data(), L.attn_sub_norm.data(), q_dim, n, c.eps, normed.data());
+    act.quantize(normed.data(), n, q_dim, c.per_token);
+    matmul(pool, k, L.o, act, delta.data(), hidden, &L.gate_up);
+    for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
+
+    rms_norm_rows(x.data(), L.ffn_norm.data(), hidden, n, c.eps, normed.data());
+    act.quantize(normed.data(), n, hidden, c.per_token);
+    matmul(pool, k, L.gate_up, act, gate_up_out.data(), 2 * inter, &L.down);
+    for (int t = 0; t < n; t++) {
+      const float* g = gate_up_out.data() + static_cast<size_t>(t) * 2 * inter;
+      const float* u = g + inter;
+      float* mix = delta.data() + static_cast<size_t>(t) * inter;
+      if (c.relu2) {
+        for (int i = 0; i < inter; i++) {
+          const double gv = g[i] > 0 ? g[i] : 0.0;
+          mix[i] = static_cast<float>(gv * gv * u[i]);
+        }
+      } else {
+        for (int i = 0; i < inter; i++) {
+          const double gv = g[i];
+          mix[i] = static_cast<float>(gv / (1.0 + std::exp(-gv)) * u[i]);
+        }
+      }
+    }
+    rms_norm_rows(delta.data(), L.ffn_sub_norm.data(), inter, n, c.eps, normed.data());
+    act.quantize(normed.data(), n, inter, c.per_token);
+    matmul(pool, k, L.down, act, delta.data(), hidden, after_down);
+    for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
+  }
+  // Final norm of the wanted rows, then the LM head split by vocabulary rows.
+  std::vector<float> wanted(static_cast<size_t>(n_logits) * hidden);
+  for (int i = 0; i < n_logits; i++) {
+    if (logit_rows[i] < 0 || logit_rows[i] >= n) return HALO_BAD_ARGUMENT;
+    rms_norm_rows(x.data() + static_cast<size_t>(logit_rows[i]) * hidden, output_norm.data(), hidden, 1, c.eps,
+                  wanted.data() + static_cast<size_t>(i) * hidden);
+  }
+  const int workers = pool->size();
+  pool->run([&](int i) {
+    int r0, r1;
+    split_range(c.vocab, workers, i, 16, &r0, &r1);
+    if (r0 >= r1) return;
+    float* y = logits + r0;
+    switch (head_type) {
+      case HeadType::F16:
+        k->head_f16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted.data(), n_logits, y, c.vocab);
+        break;
+      case HeadType::F32:
+        k->head_f32(static_cast<const float*>(head_data), hidden, r0, r1, wanted.data(), n_logits, y, c.vocab);
+        break;
+      case HeadType::I8:
+        k->head_i8(static_cast<const int8_t*>(head_data), head_scales.data(), hidden, r0, r1, wanted.data(), n_logits, y,
+                   c.vocab);
+        break;
+    }
+  });
+  return HALO_OK;
+}
+
+}  // namespace halo

@@ -1,0 +1,132 @@
+// model.h: the CPU backend's model (packed weights, KV slots, scratch) and the ops the binding exposes.
+#ifndef HALO_MODEL_H
+#define HALO_MODEL_H
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+#include "halo_cpu.h"
+#include "thread_pool.h"
+
+namespace halo {
+
+/** Kernels for an ISA name (`scalar`, `avx2`, `avx512vnni`, or `auto`); nullptr when this CPU lacks it. */
+const halo_kernels* kernels_for(const std::string& isa);
+/** ISAs this CPU runs, best first. */
+std::vector<std::string> available_isas();
+/** The shared pool of `threads` workers (created once per size, never torn down). */
+ThreadPool* pool_for(int threads);
+
+/** Memory from mmap, optionally advised into transparent huge pages. */
+struct Region {
+  void* data = nullptr;
+  size_t bytes = 0;
+  bool huge = false;
+  Region() = default;
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+  ~Region();
+  bool allocate(size_t size, bool huge_pages);
+};
+
+/**
+ * A ternary matrix in halo_block_i2 rows with scales `[rows][cols / scale_block]`
+ * (scale_block == cols: one scale per row).
+ */
+struct Matrix {
+  int rows = 0;
+  int cols = 0;
+  int nb = 0;                      // 256-weight blocks per row
+  halo_block_i2* codes = nullptr;  // [rows][nb]
+  int scale_block = 0;
+  std::vector<float> scales;       // [rows][cols / scale_block]
+};
+
+/** Quantised activations of n rows. */
+struct Activations {
+  int n = 0;
+  int width = 0;
+  int padded = 0;                  // width rounded up to 256
+  bool per_token = true;
+  std::vector<int8_t> values;      // [n][padded], zeros past width
+  std::vector<float> scales;       // per-token: [n] (s = 127/absmax); q8k: [n][width/256] (d)
+  std::vector<int32_t> block_sums; // [n][padded/256] Σ codes of each 256-block
+  std::vector<int32_t> row_sums;   // [n]
+  void quantize(const float* x, int rows, int w, bool per_token_scheme);
+};
+
+/** y[t][r] for r < m.rows: the ternary product with scales, as the reference defines it. */
+void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride,
+            const Matrix* next);
+
+struct Config {
+  int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, context, max_sequences;
+  double rope_theta, eps;
+  bool relu2, kv_f16, per_token;
+};
+
+struct Layer {
+  std::vector<float> attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm;
+  Matrix qkv, o, gate_up, down;  // q|k|v and gate|up fused by rows
+};
+
+enum class HeadType { F16 = 0, F32 = 1, I8 = 2 };
+
+struct Model {
+  Config c{};
+  const halo_kernels* k = nullptr;
+  ThreadPool* pool = nullptr;
+  std::vector<Layer> layers;
+  Region arena;                    // every ternary code block, in execution order
+  size_t arena_used = 0;
+  Region embedding;                // [vocab][hidden] f16 or f32
+  bool embedding_f16 = true;
+  Region head;                     // [vocab][hidden] f16 / f32 / i8, unless tied to the embedding
+  const void* head_data = nullptr; // head.data, or embedding.data when tied
+  HeadType head_type = HeadType::F16;
+  std::vector<float> head_scales;  // [vocab] for I8
+  std::vector<float> output_norm;
+  std::vector<std::unique_ptr<Region>> slots;  // per slot: keys then values, [layers][context][kv_heads·head_dim] each
+  std::mutex step_mutex;
+  // Scratch, grown to the largest batch seen.
+  std::vector<float> x, normed, qkv_out, attn_out, gate_up_out, delta;
+  Activations act;
+  std::vector<float> attn_partial;
+  std::vector<double> rope_table;
+
+  halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);
+  halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
+                   const int32_t* logit_rows, int n_logits, float* logits);
+};
+
+/** Packs trits [rows][cols] (values in {-1,0,1}) into m.codes rows [row0, row0+rows). */
+halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows);
+
+/** RMSNorm rows (float64 sum of squares, as the reference). */
+void rms_norm_rows(const float* x, const float* w, int d, int n, double eps, float* out);
+/** NeoX RoPE in place over n rows of heads·head_dim at positions. */
+void rope_rows(float* x, int stride, const int32_t* positions, int n, int heads, int head_dim, double theta);
+
+/**
+ * Attention of query rows over one sequence's keys/values (f32 or f16), split into tiles of
+ * `tile` positions (0: one pass) merged by log-sum-exp in order.
+ */
+struct AttentionArgs {
+  const float* q;               // [n][q_stride], heads·head_dim used
+  int q_stride;
+  const void* const* keys;      // [n] → [≥ last+1][kv_heads·head_dim] of that row's sequence
+  const void* const* values;    // [n] → same
+  bool f16;
+  int n, heads, kv_heads, head_dim;
+  const int32_t* last;          // [n] last position each query sees
+  int tile;                     // positions per tile, 0 = one pass
+  float* out;                   // [n][heads·head_dim]
+};
+void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& args);
+
+}  // namespace halo
+
+#endif

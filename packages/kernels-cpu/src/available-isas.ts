@@ -1,0 +1,15 @@
+// Lists the kernel paths this machine runs, so tests and tools can force each one.
+import { nativeBinding, type CpuIsa } from "./native-binding.js";
+
+/**
+ * The ISA paths this CPU runs, best first (`avx512vnni`, `avx2`, `scalar`). Throws
+ * `KERNELS_CPU_NATIVE_MISSING` when the addon is not built.
+ *
+ * @example
+ * ```ts
+ * for (const isa of availableIsas()) createBackend({ isa });
+ * ```
+ */
+export function availableIsas(): Exclude<CpuIsa, "auto">[] {
+  return nativeBinding().isas() as Exclude<CpuIsa, "auto">[];
+}

@@ -1,0 +1,240 @@
+// createBackend(): the CPU backend — option checks, capabilities, repacking loader and the per-op entry points.
+import { HaloError } from "@halo/errors";
+import {
+  KernelsErrorCode,
+  validateLoad,
+  type Backend,
+  type BackendCapabilities,
+  type BackendProbe,
+  type LoadOptions,
+  type LoadedModel,
+  type ModelWeights,
+  type WeightsFloatTensor,
+  type WeightsTernaryTensor,
+} from "@halo/kernels";
+import { KernelsCpuErrorCode } from "./errors.js";
+import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeModelHandle } from "./native-binding.js";
+import { CpuLoadedModel } from "./cpu-loaded-model.js";
+import { fuseScales, nativeScales } from "./scales.js";
+import { cpuOps } from "./cpu-ops.js";
+
+/**
+ * Options of {@link createBackend}.
+ *
+ * @example
+ * ```ts
+ * const backend = createBackend({ threads: 2, isa: "avx2", lmHead: "int8" });
+ * ```
+ */
+export interface CpuBackendOptions {
+  /** Worker threads (the stepping thread included). Whole number in [1, 1024]. Default: hardware threads. */
+  readonly threads?: number;
+  /** Kernel path. Default `process.env.HALO_CPU_ISA`, else `"auto"` (the best this CPU runs). */
+  readonly isa?: CpuIsa;
+  /**
+   * LM head storage: `"f16"` (default; exact for f16 weights, f32 kept for other dtypes) or
+   * `"int8"` (per-row absmax scale: half the bytes of f16, a measured quality cost — see README).
+   */
+  readonly lmHead?: "f16" | "int8";
+  /** Advise the weight arena into transparent huge pages. Default true (`HALO_CPU_HUGEPAGES=0` turns it off). */
+  readonly hugePages?: boolean;
+  /** Most tokens per step. Default 4096. */
+  readonly maxBatchTokens?: number;
+}
+
+const ISAS: readonly CpuIsa[] = ["auto", "scalar", "avx2", "avx512vnni"];
+/** Rows decoded per `decodeRows` call while repacking: bounds the int8 staging buffer to ~4 MiB. */
+const STAGING_BYTES = 4 << 20;
+
+function badOption(field: string, summary: string, expected: unknown, actual: unknown): HaloError {
+  return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION, summary, { field, expected, actual });
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new HaloError(KernelsErrorCode.KERNELS_ABORTED, "model loading was cancelled", { cause: signal.reason });
+}
+
+/** f16 tensors as their raw half bits (copied when unaligned); anything else decoded to f32. */
+function floatPayload(tensor: WeightsFloatTensor): Uint16Array | Float32Array {
+  if (tensor.dtype === "f16") {
+    const bytes = tensor.bytes();
+    if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+    return new Uint16Array(Uint8Array.from(bytes).buffer);
+  }
+  return tensor.toFloat32();
+}
+
+interface ResolvedCpuOptions {
+  readonly threads: number;
+  readonly isa: string;
+  readonly int8Head: boolean;
+  readonly hugePages: boolean;
+  readonly maxBatchTokens: number;
+}
+
+function resolveOptions(options: CpuBackendOptions, native: NativeBinding | null): ResolvedCpuOptions {
+  const threads = options.threads ?? (native?.hardwareThreads() || 1);
+  if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw badOption("threads", "threads must be a whole number from 1 to 1024", "an integer in [1, 1024]", threads);
+  }
+  const isa = options.isa ?? ((process.env.HALO_CPU_ISA as CpuIsa | undefined) || "auto");
+  if (!ISAS.includes(isa)) throw badOption("isa", "unknown instruction-set path", ISAS.join(", "), isa);
+  const lmHead = options.lmHead ?? "f16";
+  if (lmHead !== "f16" && lmHead !== "int8") throw badOption("lmHead", "unknown LM head storage", "f16 or int8", lmHead);
+  const maxBatchTokens = options.maxBatchTokens ?? 4096;
+  if (!Number.isSafeInteger(maxBatchTokens) || maxBatchTokens < 1) throw badOption("maxBatchTokens", "maxBatchTokens must be a whole number ≥ 1", "≥ 1", maxBatchTokens);
+  const hugePages = options.hugePages ?? process.env.HALO_CPU_HUGEPAGES !== "0";
+  if (native !== null && isa !== "auto" && !native.isas().includes(isa)) {
+    throw new HaloError(KernelsCpuErrorCode.KERNELS_CPU_ISA_UNSUPPORTED, `this CPU cannot run the ${isa} kernels`, {
+      field: "isa",
+      expected: native.isas().join(", "),
+      actual: isa,
+      hint: "Pick one of the listed paths, or leave isa (and HALO_CPU_ISA) unset for the best available",
+    });
+  }
+  return { threads, isa, int8Head: lmHead === "int8", hugePages, maxBatchTokens };
+}
+
+const ROLE_QKV = 0;
+const ROLE_O = 1;
+const ROLE_GATE_UP = 2;
+const ROLE_DOWN = 3;
+
+async function packMatrix(native: NativeModelHandle, layer: number, role: number, parts: readonly WeightsTernaryTensor[], field: string): Promise<void> {
+  const cols = parts[0]!.cols;
+  const rows = parts.reduce((n, p) => n + p.rows, 0);
+  const scales = fuseScales(parts.map((p) => ({ rows: p.rows, cols: p.cols, scales: nativeScales(p.scale, p.rows, p.cols) })));
+  checkStatus(native.setMatrix(layer, role, rows, cols, scales.block, scales.values), "allocating a weight matrix", field);
+  const chunkRows = Math.max(1, Math.floor(STAGING_BYTES / cols));
+  const staging = new Int8Array(Math.min(chunkRows, Math.max(...parts.map((p) => p.rows))) * cols);
+  let offset = 0;
+  for (const part of parts) {
+    for (let start = 0; start < part.rows; start += chunkRows) {
+      const count = Math.min(chunkRows, part.rows - start);
+      const view = staging.subarray(0, count * cols);
+      part.decodeRows(start, count, view);
+      checkStatus(native.packRows(layer, role, offset + start, view, count), "packing ternary rows", field);
+    }
+    offset += part.rows;
+  }
+}
+
+/**
+ * Makes the CPU backend: C++ kernels through node-addon-api with the SIMD path chosen at run time
+ * (AVX-512 VNNI, AVX2, or scalar), a persistent thread pool, ternary weights repacked once at
+ * load into 2-bit `vpdpbusd`-ready blocks (q|k|v and gate|up fused), weights in huge pages, an f16
+ * (or int8) LM head and an f16/f32 KV cache. One `step` is one native async call.
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "@halo/kernels-cpu";
+ * import { synthModel } from "@halo/h1b-format";
+ * const backend = createBackend({ threads: 2 });
+ * const model = await backend.loadModel(synthModel({ shape: "tiny" }), { contextLength: 256, kvDtype: "f16" });
+ * const slot = model.allocateSequence();
+ * const logits = await model.step({ tokens: Int32Array.of(1), positions: Int32Array.of(0),
+ *   slots: Int32Array.of(slot), logitRows: Int32Array.of(0) });
+ * ```
+ */
+export function createBackend(options: CpuBackendOptions = {}): Backend {
+  let native: NativeBinding | null = null;
+  let missing: HaloError | null = null;
+  try {
+    native = nativeBinding();
+  } catch (error) {
+    missing = error as HaloError;
+  }
+  const resolved = resolveOptions(options, native);
+  const capabilities: BackendCapabilities = {
+    architectures: ["bitnet"],
+    activations: ["relu2", "silu"],
+    nativePackings: [],
+    repackedPackings: "any",
+    floatDtypes: "any",
+    kvDtypes: ["f16", "f32"],
+    activationQuants: ["per-token", "q8k-block"],
+    maxBatchTokens: resolved.maxBatchTokens,
+    maxSequences: 256,
+    maxHeadDim: Infinity,
+  };
+  const isaName = resolved.isa === "auto" && native !== null ? native.isas()[0]! : resolved.isa;
+  const backend: Backend = {
+    name: "cpu",
+    async probe(): Promise<BackendProbe> {
+      if (native === null) return { available: false, reason: missing?.message ?? "native addon missing" };
+      return { available: true, reason: `native ${isaName} kernels, ${resolved.threads} threads (CPU has ${native.isas().join(", ")})` };
+    },
+    capabilities: () => capabilities,
+    async loadModel(weights: ModelWeights, loadOptions: LoadOptions): Promise<LoadedModel> {
+      checkAborted(loadOptions.signal);
+      if (native === null) {
+        throw new HaloError(KernelsErrorCode.KERNELS_UNAVAILABLE, "the CPU backend's native addon is not available", { cause: missing, hint: missing?.message ?? "" });
+      }
+      const options = validateLoad(weights, loadOptions, capabilities);
+      const c = weights.config;
+      const qDim = c.numHeads * c.headDim;
+      const kvDim = c.numKvHeads * c.headDim;
+      const blocks = (cols: number): number => Math.ceil(cols / 256) * 64;
+      const arenaBytes =
+        c.numLayers *
+        ((qDim + 2 * kvDim) * blocks(c.hiddenSize) + c.hiddenSize * blocks(qDim) + 2 * c.intermediateSize * blocks(c.hiddenSize) + c.hiddenSize * blocks(c.intermediateSize));
+      let model: NativeModelHandle;
+      try {
+        model = new native.NativeModel(
+          {
+            hidden: c.hiddenSize,
+            intermediate: c.intermediateSize,
+            layers: c.numLayers,
+            heads: c.numHeads,
+            kvHeads: c.numKvHeads,
+            headDim: c.headDim,
+            vocab: c.vocabSize,
+            context: options.contextLength,
+            maxSequences: options.maxSequences,
+            ropeTheta: c.ropeTheta,
+            eps: c.rmsNormEps,
+            relu2: c.activation === "relu2",
+            kvF16: options.kvDtype === "f16",
+            perToken: options.activationQuant === "per-token",
+          },
+          isaName,
+          resolved.threads,
+          arenaBytes,
+          resolved.hugePages,
+        );
+      } catch (error) {
+        throw fromNative(error, "creating the native model");
+      }
+      try {
+        const total = c.numLayers + 1;
+        checkStatus(model.setEmbedding(floatPayload(weights.tokenEmbedding)), "copying the token embedding", "tokenEmbedding");
+        if (c.tiedEmbeddings || weights.lmHead === null) {
+          checkStatus(model.setHead("tied", null, resolved.int8Head), "preparing the LM head", "tokenEmbedding");
+        } else {
+          const head = floatPayload(weights.lmHead);
+          checkStatus(model.setHead(head instanceof Uint16Array ? "f16" : "f32", head, resolved.int8Head), "preparing the LM head", "lmHead");
+        }
+        checkStatus(model.setNorm(-1, 0, weights.outputNorm.toFloat32()), "copying the output norm", "outputNorm");
+        loadOptions.onProgress?.({ done: 1, total });
+        for (let l = 0; l < c.numLayers; l++) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          checkAborted(loadOptions.signal);
+          const layer = weights.layers[l]!;
+          const norms = [layer.attnNorm, layer.attnSubNorm, layer.ffnNorm, layer.ffnSubNorm];
+          norms.forEach((norm, which) => checkStatus(model.setNorm(l, which, norm.toFloat32()), "copying a norm", `layers[${l}]`));
+          await packMatrix(model, l, ROLE_QKV, [layer.q, layer.k, layer.v], `layers[${l}].q|k|v`);
+          await packMatrix(model, l, ROLE_O, [layer.o], `layers[${l}].o`);
+          await packMatrix(model, l, ROLE_GATE_UP, [layer.gate, layer.up], `layers[${l}].gate|up`);
+          await packMatrix(model, l, ROLE_DOWN, [layer.down], `layers[${l}].down`);
+          loadOptions.onProgress?.({ done: l + 2, total });
+        }
+      } catch (error) {
+        model.dispose();
+        throw fromNative(error, "loading");
+      }
+      return new CpuLoadedModel(c, options, model, resolved.maxBatchTokens);
+    },
+  };
+  if (native !== null) Object.assign(backend, { ops: cpuOps(native, isaName, resolved.threads) });
+  return backend;
+}

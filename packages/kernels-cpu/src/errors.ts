@@ -1,0 +1,23 @@
+// Error codes of @halo/kernels-cpu (documented in docs/errors.md); contract misuse reuses @halo/kernels' codes.
+import { defineErrorCodes } from "@halo/errors";
+
+/**
+ * Codes only the CPU backend throws. Misuse of the backend contract (bad batches, unknown slots,
+ * calls after dispose, …) throws `KernelsErrorCode` codes from `@halo/kernels`, like every backend.
+ *
+ * @example
+ * ```ts
+ * try { createBackend({ threads: 0 }); }
+ * catch (error) { if (isHaloError(error) && error.code === KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION) usage(); }
+ * ```
+ */
+export const KernelsCpuErrorCode = defineErrorCodes({
+  KERNELS_CPU_NATIVE_MISSING:
+    "No compiled addon (prebuilds/<platform>-<arch>/*.node or build/Release/halo_cpu.node) matches this platform, or it failed to load; the message names the piece that is missing.",
+  KERNELS_CPU_BAD_OPTION: "A createBackend option (threads, isa, lmHead, hugePages) is out of range or unknown.",
+  KERNELS_CPU_ISA_UNSUPPORTED: "The instruction set forced with `isa` or HALO_CPU_ISA is not available on this CPU.",
+  KERNELS_CPU_NATIVE_FAILED: "The native code returned a failure status (out of memory, or an argument it refused).",
+});
+
+/** Union of the codes in {@link KernelsCpuErrorCode}. */
+export type KernelsCpuErrorCodeName = Exclude<keyof typeof KernelsCpuErrorCode, "describe">;

@@ -1,0 +1,9 @@
+// @halo/kernels-cpu: the native CPU backend (C++ SIMD kernels chosen at run time, persistent thread pool).
+export { createBackend } from "./cpu-backend.js";
+export type { CpuBackendOptions } from "./cpu-backend.js";
+export { CpuLoadedModel } from "./cpu-loaded-model.js";
+export type { CpuModelInfo } from "./cpu-loaded-model.js";
+export { KernelsCpuErrorCode } from "./errors.js";
+export type { KernelsCpuErrorCodeName } from "./errors.js";
+export { availableIsas } from "./available-isas.js";
+export type { CpuIsa } from "./native-binding.js";

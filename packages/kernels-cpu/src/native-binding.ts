@@ -1,0 +1,126 @@
+// Loads the compiled addon through node-gyp-build and types its surface; statuses become HaloErrors here.
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
+import { HaloError } from "@halo/errors";
+import { KernelsErrorCode } from "@halo/kernels";
+import { KernelsCpuErrorCode } from "./errors.js";
+
+/** Instruction-set paths of the native kernels. `auto` picks the best this CPU runs. */
+export type CpuIsa = "auto" | "scalar" | "avx2" | "avx512vnni";
+
+/** @internal Config the native model is created with. */
+export interface NativeConfig {
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  context: number;
+  maxSequences: number;
+  ropeTheta: number;
+  eps: number;
+  relu2: boolean;
+  kvF16: boolean;
+  perToken: boolean;
+}
+
+/** @internal The native model handle. Methods returning numbers return a status (0 = ok). */
+export interface NativeModelHandle {
+  setMatrix(layer: number, role: number, rows: number, cols: number, scaleBlock: number, scales: Float32Array): number;
+  packRows(layer: number, role: number, row0: number, trits: Int8Array, rowCount: number): number;
+  setNorm(layer: number, which: number, values: Float32Array): number;
+  setEmbedding(values: Uint16Array | Float32Array): number;
+  setHead(kind: "tied" | "f16" | "f32", values: Uint16Array | Float32Array | null, int8: boolean): number;
+  allocSlot(slot: number): number;
+  freeSlot(slot: number): number;
+  step(tokens: Int32Array, positions: Int32Array, slots: Int32Array, logitRows: Int32Array): Promise<Float32Array>;
+  info(): { isa: string; threads: number; hugePages: boolean; arenaBytes: number; headType: string };
+  dispose(): void;
+}
+
+/** @internal The addon's exports. Op functions return a status number when they refuse the arguments. */
+export interface NativeBinding {
+  NativeModel: new (config: NativeConfig, isa: string, threads: number, arenaBytes: number, hugePages: boolean) => NativeModelHandle;
+  quantize(x: Float32Array, width: number, perToken: boolean): { values: Int8Array; scales: Float32Array };
+  ternaryMatmul(isa: string, threads: number, trits: Int8Array, rows: number, cols: number, scaleBlock: number, scales: Float32Array, x: Float32Array, perToken: boolean): Float32Array | number;
+  rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array;
+  rope(x: Float32Array, positions: Int32Array, heads: number, headDim: number, theta: number): Float32Array;
+  attention(isa: string, threads: number, q: Float32Array, keys: Float32Array, values: Float32Array, positions: Int32Array, heads: number, kvHeads: number, headDim: number, tile: number, f16: boolean): Float32Array | number;
+  lmHead(isa: string, threads: number, x: Float32Array, kind: "f16" | "f32" | "int8", head: Uint16Array | Float32Array, vocab: number, hidden: number): Float32Array | number;
+  gemmRaw(isa: string, trits: Int8Array, rows: number, cols: number, x: Int8Array, blocks: boolean): Int32Array | number;
+  f16Round(isa: string, x: Float32Array): Float32Array;
+  isas(): string[];
+  hardwareThreads(): number;
+}
+
+/** Native status codes (halo_cpu.h `halo_status`). */
+export const NativeStatus = { OK: 0, BAD_ARGUMENT: 1, OUT_OF_MEMORY: 2, BAD_WEIGHTS: 3, DISPOSED: 4 } as const;
+
+let cached: NativeBinding | HaloError | undefined;
+
+function packageRoot(): string {
+  // dist/index.js and src/*.ts both sit one level below the package root.
+  return join(dirname(fileURLToPath(import.meta.url)), "..");
+}
+
+/**
+ * @internal The loaded addon, or throws `KERNELS_CPU_NATIVE_MISSING` naming what is missing.
+ */
+export function nativeBinding(): NativeBinding {
+  if (cached === undefined) {
+    const root = packageRoot();
+    try {
+      const require = createRequire(import.meta.url);
+      const load = require("node-gyp-build") as (dir: string) => NativeBinding;
+      cached = load(root);
+    } catch (cause) {
+      const prebuilt = join(root, "prebuilds", `${process.platform}-${process.arch}`);
+      const local = join(root, "build", "Release", "halo_cpu.node");
+      cached = new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING, "the native CPU addon could not be loaded", {
+        path: existsSync(prebuilt) ? prebuilt : local,
+        expected: `a prebuilt ${process.platform}-${process.arch} N-API addon in ${prebuilt}, or a local build at ${local}`,
+        actual: cause instanceof Error ? cause.message.split("\n")[0] : String(cause),
+        hint: "Run `pnpm --filter @halo/kernels-cpu build` (needs a C++17 compiler and node-gyp), or use the reference backend",
+        cause,
+      });
+    }
+  }
+  if (cached instanceof HaloError) throw cached;
+  return cached;
+}
+
+/**
+ * @internal Throws the HaloError for a non-zero native status.
+ */
+export function checkStatus(status: number, what: string, field?: string): void {
+  if (status === NativeStatus.OK) return;
+  throw statusError(status, what, field);
+}
+
+/** @internal A HaloError for a native status (or an Error thrown by the binding carrying `haloStatus`). */
+export function statusError(status: number, what: string, field?: string, cause?: unknown): HaloError {
+  const details = { ...(field === undefined ? {} : { field }), ...(cause === undefined ? {} : { cause }) };
+  switch (status) {
+    case NativeStatus.BAD_ARGUMENT:
+      return new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `${what}: the native code refused the arguments`, { ...details, hint: "Check shapes and lengths against the documented layout" });
+    case NativeStatus.BAD_WEIGHTS:
+      return new HaloError(KernelsErrorCode.KERNELS_BAD_WEIGHTS, `${what}: a ternary weight is outside {-1, 0, 1}`, { ...details, expected: "-1, 0 or 1" });
+    case NativeStatus.DISPOSED:
+      return new HaloError(KernelsErrorCode.KERNELS_DISPOSED, `${what}: the model was disposed`, { ...details, hint: "Load the model again" });
+    case NativeStatus.OUT_OF_MEMORY:
+      return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_FAILED, `${what}: out of memory`, { ...details, hint: "Use a smaller contextLength or maxSequences" });
+    default:
+      return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_FAILED, `${what}: native status ${status}`, details);
+  }
+}
+
+/** @internal Converts an exception of the binding into a HaloError (passes HaloErrors through). */
+export function fromNative(error: unknown, what: string): unknown {
+  if (error instanceof HaloError) return error;
+  const status = (error as { haloStatus?: unknown } | null)?.haloStatus;
+  return typeof status === "number" ? statusError(status, what, undefined, error) : error;
+}
