@@ -45,7 +45,7 @@ export type FloatDType = "f32" | "f16" | "bf16" | "q8_0" | "q6_k" | "q4_k";
 /** A dense (or block-quantised) tensor, read lazily from its source. */
 export interface FloatTensor {
   readonly kind: "float";
-  /** Canonical role name (see {@link TensorRole}), e.g. `token_embd` or `blk.3.attn_norm`. */
+  /** Role name: `token_embd`, `output_norm`, `output`, or `blk.<layer>.<role>` with the {@link LayerTensors} key (`blk.3.attnNorm`, `blk.3.gate`). */
   readonly name: string;
   readonly dtype: FloatDType;
   /** Row-major shape, last dimension contiguous: `[vocab, hidden]` for the embedding, `[n]` for norms. */
