@@ -97,6 +97,21 @@ describe("writeGguf → readGguf", () => {
     }
   });
 
+  it("writeGguf(readGguf(file)) is byte-identical to the file (tq1_0, q8_0 embedding, relu2)", async () => {
+    const first = join(dir, "first.gguf");
+    const second = join(dir, "second.gguf");
+    await writeGguf(synthModel({ shape: "tiny", activation: "relu2", seed: 8 }), first, { ternaryType: "tq1_0", embeddingType: "q8_0" });
+    const read = readGguf(first);
+    try {
+      const report = await writeGguf(read, second, { ternaryType: "tq1_0", embeddingType: "q8_0" });
+      // The scales are already f16: nothing is rounded the second time.
+      expect(report.scaleRounding.changedBlocks).toBe(0);
+    } finally {
+      read.close();
+    }
+    expect(Buffer.compare(readFileSync(second), readFileSync(first))).toBe(0);
+  });
+
   it("writes a header llama.cpp expects: arch bitnet, v3, aligned contiguous tensors, file type", async () => {
     const path = join(dir, "header.gguf");
     await writeGguf(synthModel({ shape: "tiny", activation: "silu", seed: 2 }), path, { ternaryType: "tq1_0" });
