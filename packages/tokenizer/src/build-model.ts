@@ -72,31 +72,81 @@ export function buildFromStringMerges(
       }
     }
   } else {
-    const scanned = merges as ScannedMerges;
-    const { starts, spaces, ends, hashes, source, decoded } = scanned;
-    for (let rank = 0; rank < n; rank++) {
-      const start = starts[rank]!;
-      if (start < 0) {
-        const text = decoded.get(rank)!;
-        addString(rank, text, 0, text.length, text);
-        continue;
-      }
-      const space = spaces[rank]!;
-      const end = ends[rank]!;
-      const left = space < 0 ? -1 : vocab.findInText(hashes[3 * rank]!, start, space, space, space);
-      const right = left < 0 ? -1 : vocab.findInText(hashes[3 * rank + 1]!, space + 1, end, end, end);
-      const result = right < 0 ? -1 : vocab.findInText(hashes[3 * rank + 2]!, start, space, space + 1, end);
-      // Anything unusual (no space, two spaces, a missing token) takes the general path for its error.
-      const secondSpace = result < 0 ? -1 : source.indexOf(" ", space + 1);
-      if (result < 0 || (secondSpace >= 0 && secondSpace < end)) addString(rank, source, start, end, undefined);
-      else {
-        table.set(left, right, rank, result);
-        mergeLeft[rank] = left;
-        mergeRight[rank] = right;
-      }
-    }
+    resolveScanned(vocab, merges as ScannedMerges, table, mergeLeft, mergeRight, addString);
   }
   return { model: new BpeModel(vocab, table, options), mergeLeft, mergeRight };
+}
+
+/**
+ * The fast loop over merges scanned in place (a separate function so it optimises on its own).
+ * Merges it cannot resolve go to `fallback`, which resolves them or throws the right error.
+ */
+function resolveScanned(
+  vocab: StringTable,
+  scanned: ScannedMerges,
+  table: MergeTable,
+  mergeLeft: Int32Array,
+  mergeRight: Int32Array,
+  fallback: (rank: number, text: string, start: number, end: number, merge: unknown) => void,
+): void {
+  const { starts, spaces, ends, hashes, source, decoded, count } = scanned;
+  // Consecutive merges often build the same token (Llama-3: 152k of 280k): reuse its id.
+  let previousHash = 0;
+  let previousStart = -1;
+  let previousSpace = -1;
+  let previousEnd = -1;
+  let previousResult = -1;
+  for (let rank = 0; rank < count; rank++) {
+    const start = starts[rank]!;
+    const space = spaces[rank]!;
+    if (start < 0 || space < 0) {
+      if (start < 0) {
+        const text = decoded.get(rank)!;
+        fallback(rank, text, 0, text.length, text);
+      } else fallback(rank, source, start, ends[rank]!, undefined);
+      previousStart = -1;
+      continue;
+    }
+    const end = ends[rank]!;
+    const hashAB = hashes[3 * rank + 2]!;
+    const left = vocab.findInText(hashes[3 * rank]!, start, space, space, space);
+    const right = left < 0 ? -1 : vocab.findInText(hashes[3 * rank + 1]!, space + 1, end, end, end);
+    let result = -1;
+    if (right >= 0) {
+      result =
+        previousStart >= 0 && hashAB === previousHash && sameJoined(source, start, space, end, previousStart, previousSpace, previousEnd)
+          ? previousResult
+          : vocab.findInText(hashAB, start, space, space + 1, end);
+    }
+    if (result < 0) {
+      fallback(rank, source, start, end, undefined);
+      continue;
+    }
+    table.set(left, right, rank, result);
+    mergeLeft[rank] = left;
+    mergeRight[rank] = right;
+    previousHash = hashAB;
+    previousStart = start;
+    previousSpace = space;
+    previousEnd = end;
+    previousResult = result;
+  }
+}
+
+/** True when the two `"a b"` ranges of `text` spell the same token once their space is dropped. */
+function sameJoined(text: string, s1: number, sp1: number, e1: number, s2: number, sp2: number, e2: number): boolean {
+  if (e1 - s1 !== e2 - s2) return false;
+  let i = s1;
+  let j = s2;
+  while (i < e1 && j < e2) {
+    if (i === sp1) i++;
+    if (j === sp2) j++;
+    if (i >= e1 || j >= e2) break;
+    if (text.charCodeAt(i) !== text.charCodeAt(j)) return false;
+    i++;
+    j++;
+  }
+  return i >= e1 && j >= e2;
 }
 
 /** Merges as `[a, b, merged]` id triples (seed `.htok`); every id must be below `tokenCount`. */

@@ -5,7 +5,7 @@ type Json = Record<string, unknown>;
 
 /** Merges found in the text, as ranges of the text (or of decoded strings for escaped ones). @internal */
 export interface ScannedMerges {
-  /** Per merge: start of the quoted content, the space, the end (exclusive); -1 start for escaped. */
+  /** Per merge: start of the quoted content, its one space (-1: none or several), the end (exclusive); -1 start for escaped. */
   readonly starts: Int32Array;
   readonly spaces: Int32Array;
   readonly ends: Int32Array;
@@ -147,6 +147,7 @@ export function scanTokenizerJson(text: string): ScannedTokenizerJson | null {
         let close = i + 1;
         let space = -1;
         let escaped = false;
+        let twoSpaces = false;
         let hashA = FNV_OFFSET;
         let hashB = FNV_OFFSET;
         let hashAB = FNV_OFFSET;
@@ -159,6 +160,8 @@ export function scanTokenizerJson(text: string): ScannedTokenizerJson | null {
           } else if (ch === SPACE && space < 0) {
             space = close;
             hashA = hashAB;
+          } else if (ch === SPACE) {
+            twoSpaces = true;
           } else {
             hashAB = Math.imul(hashAB ^ ch, FNV_PRIME);
             if (space >= 0) hashB = Math.imul(hashB ^ ch, FNV_PRIME);
@@ -168,7 +171,8 @@ export function scanTokenizerJson(text: string): ScannedTokenizerJson | null {
         if (!escaped) {
           starts[count] = i + 1;
           ends[count] = close;
-          spaces[count] = space;
+          // -1 sends a merge without exactly one space to the general path, which reports it.
+          spaces[count] = twoSpaces ? -1 : space;
           hashes[3 * count] = hashA;
           hashes[3 * count + 1] = hashB;
           hashes[3 * count + 2] = hashAB;

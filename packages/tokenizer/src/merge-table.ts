@@ -1,18 +1,18 @@
-// An open-addressing hash table from a token-id pair to its merge rank, in typed arrays.
+// An open-addressing hash table from a token-id pair to its merge rank, in one interleaved typed array.
 
 /**
  * Maps `(left, right)` token ids to a merge rank, the result id of each rank kept alongside.
  * Later inserts of the same pair overwrite earlier ones (as Hugging Face's HashMap collect does).
  *
  * Keys are integer pairs probed without allocating (a `Map` keyed by `left * vocab + right`
- * would key on heap doubles beyond 2^31).
+ * would key on heap doubles beyond 2^31). Each slot is `[left, right, rank]` side by side, so a
+ * probe touches one cache line: building Llama-3's 280k-merge table is memory-latency bound.
  *
  * @internal
  */
 export class MergeTable {
-  private readonly left: Int32Array;
-  private readonly right: Int32Array;
-  private readonly rank: Int32Array;
+  /** `[left, right, rank]` per slot; left = -1 marks an empty slot. */
+  private readonly slots: Int32Array;
   private readonly mask: number;
   /** Result token id of each rank. */
   readonly merged: Int32Array;
@@ -20,11 +20,9 @@ export class MergeTable {
 
   constructor(capacity: number) {
     let size = 16;
-    while (size < capacity * 2) size <<= 1;
+    while (size * 0.7 < capacity) size <<= 1;
     this.mask = size - 1;
-    this.left = new Int32Array(size).fill(-1);
-    this.right = new Int32Array(size);
-    this.rank = new Int32Array(size);
+    this.slots = new Int32Array(size * 3).fill(-1);
     this.merged = new Int32Array(Math.max(capacity, 1));
   }
 
@@ -33,36 +31,42 @@ export class MergeTable {
     return this.count;
   }
 
-  private slot(a: number, b: number): number {
+  /** Records that `a b` merges into `result` at `rank` (rank < capacity). */
+  set(a: number, b: number, rank: number, result: number): void {
+    const slots = this.slots;
     let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b)) >>> 0;
     h ^= h >>> 15;
     let i = h & this.mask;
     while (true) {
-      const l = this.left[i]!;
-      if (l === -1 || (l === a && this.right[i] === b)) return i;
+      const at = i * 3;
+      const l = slots[at]!;
+      if (l === -1) {
+        slots[at] = a;
+        slots[at + 1] = b;
+        this.count++;
+        slots[at + 2] = rank;
+        break;
+      }
+      if (l === a && slots[at + 1] === b) {
+        slots[at + 2] = rank;
+        break;
+      }
       i = (i + 1) & this.mask;
     }
-  }
-
-  /** Records that `a b` merges into `result` at `rank` (rank < capacity). */
-  set(a: number, b: number, rank: number, result: number): void {
-    const i = this.slot(a, b);
-    if (this.left[i] === -1) this.count++;
-    this.left[i] = a;
-    this.right[i] = b;
-    this.rank[i] = rank;
     this.merged[rank] = result;
   }
 
   /** Rank of the pair, or -1 when the pair never merges. */
   get(a: number, b: number): number {
+    const slots = this.slots;
     let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b)) >>> 0;
     h ^= h >>> 15;
     let i = h & this.mask;
     while (true) {
-      const l = this.left[i]!;
+      const at = i * 3;
+      const l = slots[at]!;
       if (l === -1) return -1;
-      if (l === a && this.right[i] === b) return this.rank[i]!;
+      if (l === a && slots[at + 1] === b) return slots[at + 2]!;
       i = (i + 1) & this.mask;
     }
   }

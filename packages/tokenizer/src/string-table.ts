@@ -28,20 +28,21 @@ function fnv(s: string, start: number, end: number, h: number): number {
  * comparing ranges of that same text, with hashes computed during the scan: no string is
  * created per merge and every character read hits one string representation.
  *
- * Performance notes (Llama-3, 280k merges, 2-core dev machine): `Map.get` on `slice`d parts and
- * their concatenation took ~230 ms; hashing the same ranges here with a generic
- * `charCodeAt` loop over mixed string kinds was no faster; hashing during the scan and
- * comparing within the source text is what brought the load under the 300 ms goal.
+ * Performance notes (Llama-3, 280k merges, 2-core dev VM, CPU time): `Map.get` on `slice`d merge
+ * parts and their concatenation took ~230 ms. With hashes computed during the scan, keys
+ * compared as ranges of the one source text, `[hash, key]` slots and `[value, start, length]`
+ * records side by side (one cache line per probe), resolving the merges takes ~140 ms; it is
+ * bound by memory latency (three random probes per merge), not by hashing.
  *
  * @internal
  */
 export class StringTable implements VocabLookup {
+  /** `[hash, key index + 1]` per slot (0 = empty): one cache line per probe. */
   private slots: Int32Array;
   private mask: number;
   private readonly keys: string[] = [];
-  private hashes = new Int32Array(1024);
-  private values = new Int32Array(1024);
-  private starts = new Int32Array(1024);
+  /** `[value, start in the source text or -1, length]` per key. */
+  private info = new Int32Array(3072);
   private count = 0;
 
   /** @param text source text that `setFromText` keys are ranges of */
@@ -51,7 +52,7 @@ export class StringTable implements VocabLookup {
   ) {
     let size = 16;
     while (size < expected * 2) size <<= 1;
-    this.slots = new Int32Array(size).fill(-1);
+    this.slots = new Int32Array(size * 2);
     this.mask = size - 1;
   }
 
@@ -71,45 +72,45 @@ export class StringTable implements VocabLookup {
   }
 
   private insert(key: string, hash: number, value: number, start: number): number {
+    const slots = this.slots;
     let i = slotOf(hash, this.mask);
     while (true) {
-      const k = this.slots[i]!;
+      const k = slots[2 * i + 1]! - 1;
       if (k === -1) break;
-      if (this.hashes[k] === hash && this.keys[k] === key) {
-        const old = this.values[k]!;
-        this.values[k] = value;
+      if (slots[2 * i] === hash && this.keys[k] === key) {
+        const old = this.info[3 * k]!;
+        this.info[3 * k] = value;
         return old;
       }
       i = (i + 1) & this.mask;
     }
     const k = this.count++;
-    if (k === this.hashes.length) {
-      const grow = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
-        const b = new Int32Array(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.hashes = grow(this.hashes);
-      this.values = grow(this.values);
-      this.starts = grow(this.starts);
+    if (3 * k === this.info.length) {
+      const grown = new Int32Array(this.info.length * 2);
+      grown.set(this.info);
+      this.info = grown;
     }
-    this.slots[i] = k;
+    slots[2 * i] = hash;
+    slots[2 * i + 1] = k + 1;
     this.keys.push(key);
-    this.hashes[k] = hash;
-    this.values[k] = value;
-    this.starts[k] = start;
-    if (this.count * 2 > this.slots.length) this.rehash();
+    this.info[3 * k] = value;
+    this.info[3 * k + 1] = start;
+    this.info[3 * k + 2] = key.length;
+    if (this.count * 2 > this.mask + 1) this.rehash();
     return -1;
   }
 
   private rehash(): void {
-    const size = this.slots.length * 2;
-    this.slots = new Int32Array(size).fill(-1);
+    const old = this.slots;
+    const size = (this.mask + 1) * 2;
+    this.slots = new Int32Array(size * 2);
     this.mask = size - 1;
-    for (let k = 0; k < this.count; k++) {
-      let i = slotOf(this.hashes[k]!, this.mask);
-      while (this.slots[i] !== -1) i = (i + 1) & this.mask;
-      this.slots[i] = k;
+    for (let j = 0; j < old.length; j += 2) {
+      if (old[j + 1] === 0) continue;
+      let i = slotOf(old[j]!, this.mask);
+      while (this.slots[2 * i + 1] !== 0) i = (i + 1) & this.mask;
+      this.slots[2 * i] = old[j]!;
+      this.slots[2 * i + 1] = old[j + 1]!;
     }
   }
 
@@ -126,15 +127,14 @@ export class StringTable implements VocabLookup {
   /** Id of `a.slice(aStart, aEnd) + b.slice(bStart, bEnd)`, or -1. */
   getJoined(a: string, aStart: number, aEnd: number, b: string, bStart: number, bEnd: number): number {
     const hash = fnv(b, bStart, bEnd, fnv(a, aStart, aEnd, FNV_OFFSET));
-    const aLength = aEnd - aStart;
-    const length = aLength + (bEnd - bStart);
+    const length = aEnd - aStart + (bEnd - bStart);
     let i = slotOf(hash, this.mask);
     while (true) {
-      const k = this.slots[i]!;
+      const k = this.slots[2 * i + 1]! - 1;
       if (k === -1) return -1;
-      if (this.hashes[k] === hash) {
+      if (this.slots[2 * i] === hash) {
         const key = this.keys[k]!;
-        if (key.length === length && key.startsWith(a.slice(aStart, aEnd)) && key.endsWith(b.slice(bStart, bEnd))) return this.values[k]!;
+        if (key.length === length && key.startsWith(a.slice(aStart, aEnd)) && key.endsWith(b.slice(bStart, bEnd))) return this.info[3 * k]!;
       }
       i = (i + 1) & this.mask;
     }
@@ -148,22 +148,22 @@ export class StringTable implements VocabLookup {
     const text = this.text;
     const aLength = aEnd - aStart;
     const length = aLength + (bEnd - bStart);
+    const slots = this.slots;
     let i = slotOf(hash, this.mask);
     while (true) {
-      const k = this.slots[i]!;
+      const k = slots[2 * i + 1]! - 1;
       if (k === -1) return -1;
-      if (this.hashes[k] === hash) {
-        const start = this.starts[k]!;
-        const key = this.keys[k]!;
-        if (key.length === length) {
+      if (slots[2 * i] === hash) {
+        const start = this.info[3 * k + 1]!;
+        if (this.info[3 * k + 2] === length) {
           let same = true;
           if (start >= 0) {
             for (let j = 0; j < aLength && same; j++) same = text.charCodeAt(start + j) === text.charCodeAt(aStart + j);
             for (let j = aLength; j < length && same; j++) same = text.charCodeAt(start + j) === text.charCodeAt(bStart + j - aLength);
           } else {
-            same = key === text.slice(aStart, aEnd) + text.slice(bStart, bEnd);
+            same = this.keys[k] === text.slice(aStart, aEnd) + text.slice(bStart, bEnd);
           }
-          if (same) return this.values[k]!;
+          if (same) return this.info[3 * k]!;
         }
       }
       i = (i + 1) & this.mask;
