@@ -36,7 +36,30 @@ type Variant = {
   activation?: string;
   drop?: string;
   ternaryAsF16?: boolean;
+  /** Store token_embd as K-quant blocks with known contents instead of f16. */
+  embedding?: "q6_k" | "q4_k";
 };
+
+/** K-quant embedding blocks whose every value is known: Q6_K d=1, scales 1, q=0 → −32; Q4_K d=1, dmin=0, scales 1, nibble 5 → 5. */
+function kQuantEmbedding(kind: "q6_k" | "q4_k", count: number): { type: number; bytes: Uint8Array; value: number } {
+  const blocks = count / 256;
+  if (kind === "q6_k") {
+    const bytes = new Uint8Array(blocks * 210);
+    for (let b = 0; b < blocks; b++) {
+      bytes.fill(1, b * 210 + 192, b * 210 + 208);
+      bytes[b * 210 + 209] = 0x3c;
+    }
+    return { type: 14, bytes, value: -32 };
+  }
+  const bytes = new Uint8Array(blocks * 144);
+  for (let b = 0; b < blocks; b++) {
+    bytes[b * 144 + 1] = 0x3c;
+    for (let j = 0; j < 4; j++) bytes[b * 144 + 4 + j] = 1; // scales of sub-blocks 0-3
+    for (let j = 8; j < 12; j++) bytes[b * 144 + 4 + j] = 1; // low bits of sub-blocks 4-7
+    bytes.fill(0x55, b * 144 + 16, b * 144 + 144);
+  }
+  return { type: 12, bytes, value: 5 };
+}
 
 function fileFor(model: HaloModel, variant: Variant): Uint8Array {
   const c = model.config;
@@ -65,8 +88,12 @@ function fileFor(model: HaloModel, variant: Variant): Uint8Array {
   ];
   if (variant.activation !== undefined) kv.push([`${p}.hidden_activation`, { type: "string", value: variant.activation }]);
   const f32 = (values: Float32Array): Uint8Array => new Uint8Array(values.buffer.slice(0));
+  const embedding =
+    variant.embedding === undefined
+      ? { type: 1, bytes: model.tokenEmbedding.bytes() }
+      : kQuantEmbedding(variant.embedding, c.vocabSize * c.hiddenSize);
   const tensors: Tensor[] = [
-    { name: "token_embd.weight", dims: [c.hiddenSize, c.vocabSize], type: 1, bytes: model.tokenEmbedding.bytes() },
+    { name: "token_embd.weight", dims: [c.hiddenSize, c.vocabSize], type: embedding.type, bytes: embedding.bytes },
     { name: "output_norm.weight", dims: [c.hiddenSize], type: 0, bytes: f32(model.outputNorm.toFloat32()) },
   ];
   model.layers.forEach((layer, l) => {
@@ -148,6 +175,16 @@ describe("readGguf", () => {
     if (q.scale.kind === "block") expect(q.scale.values.every((v) => v === expected)).toBe(true);
     const relu = readGguf(fileFor(silu, { arch: "bitnet", prefix: "bitnet", ternary: "tq2_0-with-scale-tensors", activation: "relu2" }));
     expect(relu.config.activation).toBe("relu2");
+  });
+
+  it("reads Q6_K and Q4_K embeddings through the K-quant codecs", () => {
+    for (const kind of ["q6_k", "q4_k"] as const) {
+      const model = readGguf(fileFor(silu, { arch: "bitnet", prefix: "bitnet", ternary: "i2_s", embedding: kind }));
+      expect(model.tokenEmbedding.dtype).toBe(kind);
+      const values = model.tokenEmbedding.toFloat32();
+      expect(values.length).toBe(silu.config.vocabSize * silu.config.hiddenSize);
+      expect(values.every((v) => v === kQuantEmbedding(kind, 256).value)).toBe(true);
+    }
   });
 
   it("refuses unknown architectures and activations, missing tensors, float-stored ternary weights", () => {
