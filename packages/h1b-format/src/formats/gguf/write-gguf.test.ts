@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "../../synth/synth-model.js";
 import { f16ToF32, f32ToF16 } from "../../core/half.js";
-import { TERNARY_ROLES, NORM_ROLES, type HaloModel } from "../../core/model.js";
+import { TERNARY_ROLES, NORM_ROLES, type HaloModel, type LayerTensors, type TernaryTensor } from "../../core/model.js";
+import { ternaryTensor } from "../../core/tensors.js";
 import { toGgufTokenizer } from "../../core/tokenizer-payload.js";
 import { readGguf } from "./read-gguf.js";
 import { readGgufHeader } from "./gguf-header.js";
@@ -21,7 +22,7 @@ const MAX_ABS_ERROR_Q8_0_SYNTH = 0.5 / 127;
 const dir = mkdtempSync(join(tmpdir(), "halo-gguf-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function expectSameWeights(a: HaloModel, b: HaloModel): void {
+function expectSameWeights(a: HaloModel, b: HaloModel, checkScales = true): void {
   expect(b.config).toEqual(a.config);
   for (let l = 0; l < a.config.numLayers; l++) {
     for (const role of TERNARY_ROLES) {
@@ -34,6 +35,7 @@ function expectSameWeights(a: HaloModel, b: HaloModel): void {
       y.decodeRows(0, y.rows, ty);
       expect(Buffer.from(ty).equals(Buffer.from(tx))).toBe(true);
       expect(y.scale.kind).toBe("block");
+      if (!checkScales) continue;
       if (y.scale.kind !== "block" || x.scale.kind !== "tensor") throw new Error("unexpected scale kinds");
       const rounded = f16ToF32(f32ToF16(x.scale.value));
       expect(y.scale.blockSize).toBe(256);
@@ -110,6 +112,37 @@ describe("writeGguf → readGguf", () => {
       read.close();
     }
     expect(Buffer.compare(readFileSync(second), readFileSync(first))).toBe(0);
+  });
+
+  it("per-row scales (seed .h1b style) become per-block f16 d's of their row", async () => {
+    const base = synthModel({ shape: "tiny", activation: "silu", seed: 4 });
+    const withRowScales = (t: TernaryTensor): TernaryTensor => {
+      const trits = new Int8Array(t.rows * t.cols);
+      t.decodeRows(0, t.rows, trits);
+      const values = Float32Array.from({ length: t.rows }, (_, r) => Math.fround(0.01 + r * 1e-4));
+      return ternaryTensor(t.name, "int8", t.rows, t.cols, { kind: "row", values }, { data: new Uint8Array(trits.buffer) });
+    };
+    const layers = base.layers.map((layer) => {
+      const out: Record<string, unknown> = { ...layer };
+      for (const role of TERNARY_ROLES) out[role] = withRowScales(layer[role]);
+      return out as unknown as LayerTensors;
+    });
+    const path = join(dir, "rows.gguf");
+    const report = await writeGguf({ ...base, layers }, path, { ternaryType: "tq2_0" });
+    expect(report.scaleRounding.maxRelativeError).toBeLessThanOrEqual(MAX_REL_ERROR_F16);
+    const back = readGguf(path);
+    try {
+      const down = back.layers[1]!.down;
+      if (down.scale.kind !== "block") throw new Error("expected block scales");
+      const perRow = down.cols / 256;
+      for (let r = 0; r < down.rows; r++) {
+        const expected = f16ToF32(f32ToF16(Math.fround(0.01 + r * 1e-4)));
+        for (let b = 0; b < perRow; b++) expect(down.scale.values[r * perRow + b]).toBe(expected);
+      }
+      expectSameWeights({ ...base, layers }, back, false);
+    } finally {
+      back.close();
+    }
   });
 
   it("writes a header llama.cpp expects: arch bitnet, v3, aligned contiguous tensors, file type", async () => {
