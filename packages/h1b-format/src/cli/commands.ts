@@ -109,6 +109,9 @@ function printReport(io: CliIo, report: ConvertReport, seconds: number): void {
 async function writeModel(model: HaloModel, output: string, format: ConvertFormat, options: CommandOptions, io: CliIo): Promise<void> {
   const started = performance.now();
   const bar = progressBar(io, `writing ${format}`);
+  // Writers without a progress callback (.h1b, snapshots) still show that work goes on.
+  const pulse = setInterval(() => bar.pulse(), 250);
+  pulse.unref();
   try {
     const report = await convertModel(model, output, {
       format,
@@ -119,6 +122,7 @@ async function writeModel(model: HaloModel, output: string, format: ConvertForma
     bar.done();
     printReport(io, report, (performance.now() - started) / 1000);
   } finally {
+    clearInterval(pulse);
     bar.done();
   }
 }

@@ -33,6 +33,23 @@ describe("ProgressBar", () => {
     expect(pipe.text()).toMatch(/^verifying 100% 10 B\/10 B .*\n$/);
   });
 
+  it("pulses elapsed time for work of unknown size, until a real bar takes over", async () => {
+    const tty = sink(true);
+    const bar = new ProgressBar("writing h1b", { force: false, stream: tty.stream, delayMs: 0 });
+    bar.pulse();
+    expect(tty.text()).toMatch(/^\rwriting h1b … 0 s/);
+    const pipe = sink(false);
+    const sized = new ProgressBar("writing", { force: true, stream: pipe.stream, delayMs: 0 });
+    sized.update(1, 2);
+    const before = pipe.text();
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // past the once-a-second throttle
+    sized.pulse();
+    expect(pipe.text()).toBe(before);
+    const unsized = new ProgressBar("writing", { force: true, stream: pipe.stream, delayMs: 0 });
+    unsized.pulse();
+    expect(pipe.text()).toMatch(/writing … 0 s\n$/);
+  });
+
   it("formats sizes in decimal units", () => {
     expect(formatBytes(999)).toBe("999 B");
     expect(formatBytes(1_840_384_052)).toBe("1.84 GB");

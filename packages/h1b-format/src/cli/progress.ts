@@ -19,6 +19,7 @@ export class ProgressBar {
   private readonly delayMs: number;
   private lastDraw = 0;
   private drawn = false;
+  private sized = false;
 
   constructor(
     private readonly label: string,
@@ -33,6 +34,7 @@ export class ProgressBar {
   /** Reports `done` of `total` units (bytes). */
   update(done: number, total: number): void {
     if (!this.enabled) return;
+    this.sized = true;
     const now = performance.now();
     if (now - this.started < this.delayMs) return;
     if (now - this.lastDraw < (this.tty ? 100 : 1000) && done < total) return;
@@ -49,6 +51,20 @@ export class ProgressBar {
     } else {
       this.stream.write(`${text}\n`);
     }
+  }
+
+  /**
+   * Shows elapsed time for work whose size is unknown (writers without a progress callback).
+   * Ignored once {@link update} has drawn a real bar.
+   */
+  pulse(): void {
+    if (!this.enabled || this.sized) return;
+    const now = performance.now();
+    if (now - this.started < this.delayMs || now - this.lastDraw < (this.tty ? 100 : 1000)) return;
+    this.lastDraw = now;
+    this.drawn = true;
+    const text = `${this.label} … ${((now - this.started) / 1000).toFixed(0)} s`;
+    this.stream.write(this.tty ? `\r${text}\x1b[K` : `${text}\n`);
   }
 
   /** Clears the bar (TTY) so the command's own output starts on a clean line. */
