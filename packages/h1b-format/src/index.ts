@@ -150,4 +150,6 @@ export { masterTernaryTensor } from "./formats/hf/master-ternary-tensor.js";
 export { openModel, sniffFormat, readTokenizerFile, ACCEPTED_FORMATS } from "./open.js";
 export type { OpenModelOptions, SniffResult } from "./open.js";
 export { convertModel, CONVERT_FORMATS } from "./convert.js";
+export { runCli } from "./cli/run-cli.js";
+export type { CliIo } from "./cli/cli-io.js";
 export type { ConvertFormat, ConvertOptions, ConvertReport } from "./convert.js";
