@@ -3,7 +3,14 @@ import { HaloError } from "@halo/errors";
 import { Template } from "@huggingface/jinja";
 import { TokenizerErrorCode } from "./errors.js";
 
-/** One chat message. `role` is usually `system`, `user` or `assistant`. */
+/**
+ * One chat message. `role` is usually `system`, `user` or `assistant`.
+ *
+ * @example
+ * ```ts
+ * const message: ChatMessage = { role: "user", content: "Hi" };
+ * ```
+ */
 export interface ChatMessage {
   readonly role: string;
   readonly content: string;
@@ -13,6 +20,11 @@ export interface ChatMessage {
  * BitNet-b1.58-2B-4T's template: `Role: content<|eot_id|>` per message (role capitalised, content
  * trimmed), then `Assistant: ` with the generation prompt. No BOS: the tokenizer prepends it.
  * Source: `research/formats-and-peers.md` §1.2.
+ *
+ * @example
+ * ```ts
+ * tokenizer.applyChatTemplate(messages, { template: BITNET_CHAT_TEMPLATE });
+ * ```
  */
 export const BITNET_CHAT_TEMPLATE =
   "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] | trim }}<|eot_id|>{% endfor %}" +
@@ -21,6 +33,11 @@ export const BITNET_CHAT_TEMPLATE =
 /**
  * Llama-3 header style: `<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>` per
  * message, BOS first, then the assistant header with the generation prompt.
+ *
+ * @example
+ * ```ts
+ * renderChatTemplate(LLAMA3_CHAT_TEMPLATE, [{ role: "user", content: "Hi" }], true, { bos_token: "<|begin_of_text|>" });
+ * ```
  */
 export const LLAMA3_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n" +
@@ -30,7 +47,14 @@ export const LLAMA3_CHAT_TEMPLATE =
 /** Names of the built-in templates. */
 export type BuiltinChatTemplate = "bitnet" | "llama3";
 
-/** The built-in templates by name. */
+/**
+ * The built-in templates by name.
+ *
+ * @example
+ * ```ts
+ * const source = BUILTIN_CHAT_TEMPLATES.bitnet;
+ * ```
+ */
 export const BUILTIN_CHAT_TEMPLATES: Readonly<Record<BuiltinChatTemplate, string>> = {
   bitnet: BITNET_CHAT_TEMPLATE,
   llama3: LLAMA3_CHAT_TEMPLATE,

@@ -1,7 +1,15 @@
 // Error codes of @halo/tokenizer (documented in docs/errors.md).
 import { defineErrorCodes } from "@halo/errors";
 
-/** Every code @halo/tokenizer throws. */
+/**
+ * Every code @halo/tokenizer throws.
+ *
+ * @example
+ * ```ts
+ * try { tokenizer.decode([999999]); }
+ * catch (error) { if (isHaloError(error) && error.code === TokenizerErrorCode.TOKENIZER_BAD_TOKEN_ID) … }
+ * ```
+ */
 export const TokenizerErrorCode = defineErrorCodes({
   TOKENIZER_BAD_JSON: "tokenizer.json or tokenizer_config.json is not valid JSON, or is truncated.",
   TOKENIZER_BAD_FIELD: "A field of the tokenizer data is missing or has the wrong type or value.",

@@ -7,6 +7,6 @@ export { BITNET_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE, BUILTIN_CHAT_TEMPLATES, ren
 export type { ChatMessage, BuiltinChatTemplate } from "./chat-template.js";
 export type { PreTokenizerChoice } from "./load-binary-payloads.js";
 export type { TokenizerPayload, HfJsonPayload, GgufTokenizerPayload, HtokPayload } from "./payload.js";
-export { LLAMA3_SPLIT_PATTERN, GPT2_SPLIT_PATTERN } from "./onig-regex.js";
+export { LLAMA3_SPLIT_PATTERN, GPT2_SPLIT_PATTERN, onigToJsRegExp } from "./onig-regex.js";
 export { TokenizerErrorCode } from "./errors.js";
 export type { TokenizerErrorCodeName } from "./errors.js";

@@ -12,6 +12,11 @@ import type { TokenizerParts } from "./tokenizer-parts.js";
  * Which pre-tokenizer to use for payloads that do not carry one (GGUF, `.htok`):
  * `llama3` (the Llama-3 split regex, the default), `gpt2` (GPT-2 regex) or `seed-digits`
  * (the seed system's digit-only splitter, for parity with its old outputs).
+ *
+ * @example
+ * ```ts
+ * Tokenizer.fromPayload(htokPayload, { preTokenizer: "seed-digits" });
+ * ```
  */
 export type PreTokenizerChoice = "llama3" | "gpt2" | "seed-digits";
 

@@ -2,11 +2,25 @@
 import { HaloError } from "@halo/errors";
 import { TokenizerErrorCode } from "./errors.js";
 
-/** The Llama-3 pre-tokenizer split pattern, as its tokenizer.json writes it (Oniguruma syntax). */
+/**
+ * The Llama-3 pre-tokenizer split pattern, as its tokenizer.json writes it (Oniguruma syntax).
+ *
+ * @example
+ * ```ts
+ * "Hello world 12345".match(onigToJsRegExp(LLAMA3_SPLIT_PATTERN)); // ["Hello", " world", " ", "123", "45"]
+ * ```
+ */
 export const LLAMA3_SPLIT_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-/** The GPT-2 pattern used by the ByteLevel pre-tokenizer when `use_regex` is true. */
+/**
+ * The GPT-2 pattern used by the ByteLevel pre-tokenizer when `use_regex` is true.
+ *
+ * @example
+ * ```ts
+ * "Hello 12345".match(onigToJsRegExp(GPT2_SPLIT_PATTERN)); // ["Hello", " 12345"]
+ * ```
+ */
 export const GPT2_SPLIT_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 // Oniguruma's Unicode case folding adds these to ASCII letters (simple folds only).
