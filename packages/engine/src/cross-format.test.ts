@@ -36,10 +36,12 @@ beforeAll(async () => {
     const out = paths[activation]!;
     out["halo"] = join(dir, `${activation}.halo`);
     await writeHalo(model(), out["halo"]);
-    // The seed format has no activation field (its runtimes assume ReLU²).
+    // The seed format and bitnet.cpp's arch have no activation field (their runtimes assume ReLU²).
     if (activation === "relu2") {
       out["h1b-v2"] = join(dir, `${activation}.h1b`);
       await writeH1b(model(), out["h1b-v2"], { version: 2 });
+      out["gguf-i2_s"] = join(dir, `${activation}-i2s.gguf`);
+      await writeGguf(model(), out["gguf-i2_s"], { ternaryType: "i2_s" });
     }
     out["gguf-tq2_0"] = join(dir, `${activation}-tq2.gguf`);
     await writeGguf(model(), out["gguf-tq2_0"], { ternaryType: "tq2_0" });

@@ -1,4 +1,4 @@
-// writeGguf: streams a HaloModel to a llama.cpp `bitnet` GGUF (TQ1_0 / TQ2_0 ternary weights).
+// writeGguf: streams a HaloModel to a llama.cpp `bitnet` GGUF (TQ1_0 / TQ2_0) or a bitnet.cpp `bitnet-b1.58` GGUF (I2_S).
 import { open, rename, rm } from "node:fs/promises";
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
@@ -13,8 +13,13 @@ import { GGUF_NORM_NAMES, GGUF_TERNARY_NAMES } from "./read-gguf.js";
 
 /** Options of {@link writeGguf}. */
 export interface WriteGgufOptions {
-  /** Ternary weight type: `tq2_0` (2.0625 bpw, faster prefill) or `tq1_0` (1.6875 bpw, fewer bytes per token). */
-  readonly ternaryType: "tq1_0" | "tq2_0";
+  /**
+   * Ternary weight type: `tq2_0` (2.0625 bpw, faster prefill) or `tq1_0` (1.6875 bpw, fewer bytes
+   * per token) in llama.cpp's arch `bitnet`; or `i2_s` (2 bpw + one f32 scale per matrix) in
+   * Microsoft bitnet.cpp's arch `bitnet-b1.58`, the layout of its official 2B-4T file (ReLU²
+   * only; llama.cpp, Ollama and LM Studio cannot load it, bitnet.cpp and halo can).
+   */
+  readonly ternaryType: GgufTernaryType;
   /** Type of the token embedding (and untied head). Default `f16`. */
   readonly embeddingType?: "f16" | "f32" | "q8_0";
   /**
@@ -34,7 +39,7 @@ export interface GgufWriteReport {
   /** File size in bytes. */
   readonly bytes: number;
   readonly tensorCount: number;
-  readonly ternaryType: "tq1_0" | "tq2_0";
+  readonly ternaryType: GgufTernaryType;
   readonly embeddingType: "f16" | "f32" | "q8_0";
   /**
    * TQ1_0/TQ2_0 store one f16 `d` per 256 weights: the model's scales are rounded to f16.
@@ -51,6 +56,9 @@ export interface GgufWriteReport {
   /** Human-readable notes on compatibility (e.g. activation support in llama.cpp). */
   readonly notes: readonly string[];
 }
+
+/** Ternary types {@link writeGguf} writes. */
+export type GgufTernaryType = "tq1_0" | "tq2_0" | "i2_s";
 
 interface PlannedTensor {
   readonly name: string;
@@ -84,12 +92,22 @@ const CONVERT_VALUES_PER_CHUNK = 1 << 22;
  */
 export async function writeGguf(model: HaloModel, path: string, options: WriteGgufOptions): Promise<GgufWriteReport> {
   const ternaryType = options.ternaryType;
-  if (ternaryType !== "tq1_0" && ternaryType !== "tq2_0") {
+  if (ternaryType !== "tq1_0" && ternaryType !== "tq2_0" && ternaryType !== "i2_s") {
     throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, "unsupported GGUF ternary type", {
       field: "ternaryType",
-      expected: "tq1_0 or tq2_0",
+      expected: "tq1_0, tq2_0 or i2_s",
       actual: ternaryType,
-      hint: "halo reads I2_S but does not write it (llama.cpp cannot load I2_S); use tq1_0 or tq2_0",
+    });
+  }
+  // bitnet.cpp's arch has no activation key: readers (halo's and bitnet.cpp's) run ReLU².
+  const arch = ternaryType === "i2_s" ? "bitnet-b1.58" : "bitnet";
+  if (arch === "bitnet-b1.58" && model.config.activation !== "relu2") {
+    throw new HaloError(H1bErrorCode.H1B_LOSSY_CONVERSION, "i2_s files (arch bitnet-b1.58) always run ReLU²; this model uses another activation", {
+      path,
+      field: "activation",
+      expected: "relu2",
+      actual: model.config.activation,
+      hint: "Write tq1_0 or tq2_0 (arch bitnet records the activation)",
     });
   }
   const embeddingType = options.embeddingType ?? "f16";
@@ -109,26 +127,30 @@ export async function writeGguf(model: HaloModel, path: string, options: WriteGg
   const set = (key: string, value: GgufWriteValue): void => {
     metadata.push([key, value]);
   };
-  set("general.architecture", { type: "string", value: "bitnet" });
+  set("general.architecture", { type: "string", value: arch });
   set("general.name", { type: "string", value: options.name ?? model.metadata["general.name"] ?? "halo" });
   set("general.alignment", { type: "u32", value: GGUF_DEFAULT_ALIGNMENT });
-  set("general.file_type", { type: "u32", value: ternaryType === "tq1_0" ? 36 : 37 });
+  // llama_ftype: MOSTLY_TQ1_0 36, MOSTLY_TQ2_0 37; bitnet.cpp's MOSTLY_I2_S 40.
+  set("general.file_type", { type: "u32", value: ternaryType === "tq1_0" ? 36 : ternaryType === "tq2_0" ? 37 : 40 });
   set("general.quantization_version", { type: "u32", value: 2 });
-  set("bitnet.vocab_size", { type: "u32", value: config.vocabSize });
-  set("bitnet.context_length", { type: "u32", value: config.maxPositionEmbeddings });
-  set("bitnet.embedding_length", { type: "u32", value: config.hiddenSize });
-  set("bitnet.block_count", { type: "u32", value: config.numLayers });
-  set("bitnet.feed_forward_length", { type: "u32", value: config.intermediateSize });
-  set("bitnet.attention.head_count", { type: "u32", value: config.numHeads });
-  set("bitnet.attention.head_count_kv", { type: "u32", value: config.numKvHeads });
-  set("bitnet.attention.key_length", { type: "u32", value: config.headDim });
-  set("bitnet.attention.value_length", { type: "u32", value: config.headDim });
-  set("bitnet.attention.layer_norm_rms_epsilon", { type: "f32", value: config.rmsNormEps });
-  set("bitnet.rope.freq_base", { type: "f32", value: config.ropeTheta });
-  set("bitnet.rope.dimension_count", { type: "u32", value: config.headDim });
-  if (config.activation === "relu2") {
-    set("bitnet.hidden_activation", { type: "string", value: "relu2" });
+  set(`${arch}.vocab_size`, { type: "u32", value: config.vocabSize });
+  set(`${arch}.context_length`, { type: "u32", value: config.maxPositionEmbeddings });
+  set(`${arch}.embedding_length`, { type: "u32", value: config.hiddenSize });
+  set(`${arch}.block_count`, { type: "u32", value: config.numLayers });
+  set(`${arch}.feed_forward_length`, { type: "u32", value: config.intermediateSize });
+  set(`${arch}.attention.head_count`, { type: "u32", value: config.numHeads });
+  set(`${arch}.attention.head_count_kv`, { type: "u32", value: config.numKvHeads });
+  set(`${arch}.attention.key_length`, { type: "u32", value: config.headDim });
+  set(`${arch}.attention.value_length`, { type: "u32", value: config.headDim });
+  set(`${arch}.attention.layer_norm_rms_epsilon`, { type: "f32", value: config.rmsNormEps });
+  set(`${arch}.rope.freq_base`, { type: "f32", value: config.ropeTheta });
+  set(`${arch}.rope.dimension_count`, { type: "u32", value: config.headDim });
+  if (config.activation === "relu2" && arch === "bitnet") {
+    set(`${arch}.hidden_activation`, { type: "string", value: "relu2" });
     notes.push("bitnet.hidden_activation = relu2 written; node-llama-cpp 3.22.1 (llama.cpp v0.5.0) ignores it and runs SiLU, so its output for this model is wrong");
+  }
+  if (ternaryType === "i2_s") {
+    notes.push("I2_S (type 36, arch bitnet-b1.58) is Microsoft bitnet.cpp's layout: bitnet.cpp and halo load it; llama.cpp, Ollama and LM Studio cannot");
   }
   if (config.numHeads * config.headDim !== config.hiddenSize) {
     notes.push("numHeads × headDim ≠ hiddenSize: halo reads this file, llama.cpp's bitnet graph cannot load it");
@@ -196,9 +218,9 @@ export async function writeGguf(model: HaloModel, path: string, options: WriteGg
       plan.push({
         name: `blk.${l}.${GGUF_TERNARY_NAMES[role]}.weight`,
         dims: [tensor.cols, tensor.rows],
-        type: ternaryType === "tq1_0" ? GGML_TYPE_ID.TQ1_0 : GGML_TYPE_ID.TQ2_0,
+        type: ternaryType === "tq1_0" ? GGML_TYPE_ID.TQ1_0 : ternaryType === "tq2_0" ? GGML_TYPE_ID.TQ2_0 : GGML_TYPE_ID.I2_S,
         byteLength: codec.byteLength(tensor.rows, tensor.cols),
-        chunks: () => [encodeTernary(tensor, ternaryType, force, scaleStats)],
+        chunks: () => [ternaryType === "i2_s" ? encodeI2s(tensor, force) : encodeTernary(tensor, ternaryType, force, scaleStats)],
       });
     }
   });
@@ -304,6 +326,13 @@ function encodeTernary(
   const trits = new Int8Array(rows * cols);
   tensor.decodeRows(0, rows, trits);
   return ternaryCodec(packing).encode(trits, rows, cols, { scale: { kind: "block", blockSize: QK_K, values: exact } });
+}
+
+function encodeI2s(tensor: TernaryTensor, force: boolean): Uint8Array {
+  // One f32 scale per matrix: exact for tensor scales and uniform row/block scales; a mean (under force) otherwise.
+  const trits = new Int8Array(tensor.rows * tensor.cols);
+  tensor.decodeRows(0, tensor.rows, trits);
+  return ternaryCodec("i2_s").encode(trits, tensor.rows, tensor.cols, { scale: tensor.scale, force });
 }
 
 function countAveraged(tensor: TernaryTensor, averaged: Float32Array): number {
