@@ -92,6 +92,21 @@ describe("convertModel → openModel", () => {
     expect(h1b.changes.join("\n")).toMatch(/chat template not stored/);
   });
 
+  it("is a lossless intermediate: .h1b → .halo → .h1b and GGUF → .halo → GGUF are byte-identical", async () => {
+    for (const [format, file] of [["h1b-v2", "m2.h1b"], ["gguf-tq2_0", "m2.gguf"]] as const) {
+      const original = join(dir, file);
+      const source = await openModel(original);
+      const viaHalo = join(dir, `via-${file}.halo`);
+      expect((await convertModel(source, viaHalo, { format: "halo" })).changes).toEqual([]);
+      source.close();
+      const container = await openModel(viaHalo);
+      const back = join(dir, `back-${file}`);
+      await convertModel(container, back, { format, force: true });
+      container.close();
+      expect(readFileSync(back).equals(readFileSync(original))).toBe(true);
+    }
+  });
+
   it("rejects an unknown format name", async () => {
     await expect(convertModel(model, join(dir, "y"), { format: "onnx" as ConvertFormat })).rejects.toMatchObject({ code: "H1B_BAD_ARGUMENT" });
   });

@@ -8,6 +8,7 @@ import { TERNARY_ROLES } from "./core/model.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./core/half.js";
 import { toHtokTokenizer } from "./core/tokenizer-payload.js";
 import { writeHalo, type WriteProgress } from "./formats/halo/write-halo.js";
+import { HALO_PROVENANCE_KEY } from "./formats/halo/read-halo.js";
 import type { HaloPackingOption } from "./formats/halo/choose-packing.js";
 import { writeH1b } from "./formats/h1b/write-h1b.js";
 import { writeGguf } from "./formats/gguf/write-gguf.js";
@@ -131,6 +132,13 @@ export async function convertModel(input: HaloModel, outputPath: string, options
       expected: CONVERT_FORMATS.join(", "),
       actual: format,
     });
+  }
+
+  if (format !== "halo" && input.metadata[HALO_PROVENANCE_KEY] !== undefined) {
+    // The container's provenance is its own record; other formats get the source's metadata back
+    // unchanged, so file → .halo → file is byte-identical (GGUF copies unknown metadata keys).
+    const { [HALO_PROVENANCE_KEY]: _provenance, ...metadata } = input.metadata;
+    input = { ...input, metadata };
   }
 
   if (format === "halo") {
