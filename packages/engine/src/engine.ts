@@ -8,7 +8,8 @@ import { EngineErrorCode } from "./errors.js";
 import type { FinishReason, GenerateEvent } from "./events.js";
 import { checkGenerateOptions, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
-import { Scheduler, type SchedulerStats } from "./scheduler.js";
+import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
+import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
 
 /** What an {@link Engine} was built from. @internal */
 export interface EngineParts {
@@ -242,7 +243,41 @@ export class Engine {
     return this.tokenizer;
   }
 
-  private run(prompt: number[], options: GenerateOptions): AsyncIterable<GenerateEvent> {
+  /** @internal Sessions run through here with their own slot. */
+  runInSlot(prompt: number[], options: GenerateOptions, slot: SlotContinuation): AsyncIterable<GenerateEvent> {
+    return this.run(prompt, options, slot);
+  }
+
+  /** @internal A session released its slot: queued requests may start. */
+  slotFreed(): void {
+    this.scheduler.wake();
+  }
+
+  /** @internal */
+  get loadedModel(): LoadedModel {
+    this.checkAlive();
+    return this.model;
+  }
+
+  /**
+   * A conversation that keeps its KV cache between turns: each turn re-renders the whole chat,
+   * reuses the cached prefix that still matches, and runs only the new tokens. Holds one KV slot
+   * until `dispose()`.
+   *
+   * @example
+   * ```ts
+   * const session = engine.createSession({ system: "You are terse." });
+   * for await (const e of session.chat("Hi!")) if (e.type === "token-delta") process.stdout.write(e.text);
+   * for await (const e of session.chat("And again?")) if (e.type === "token-delta") process.stdout.write(e.text);
+   * session.dispose();
+   * ```
+   */
+  createSession(options: SessionOptions = {}): Session {
+    this.checkAlive();
+    return new Session(this, options);
+  }
+
+  private run(prompt: number[], options: GenerateOptions, continuation?: SlotContinuation): AsyncIterable<GenerateEvent> {
     const vocab = this.config.vocabSize;
     for (const id of prompt) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) {
@@ -253,6 +288,7 @@ export class Engine {
         });
       }
     }
+    const start = continuation?.length ?? 0;
     if (prompt.length === 0) {
       throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "the prompt is empty", {
         field: "prompt",
@@ -260,11 +296,11 @@ export class Engine {
         hint: "Give some text, or a BOS token id",
       });
     }
-    if (prompt.length >= this.contextLength) {
+    if (start + prompt.length >= this.contextLength) {
       throw new HaloError(EngineErrorCode.ENGINE_CONTEXT_OVERFLOW, "the prompt does not fit in the context window", {
         field: "prompt",
         expected: `fewer than ${this.contextLength} tokens (room for at least one new token)`,
-        actual: `${prompt.length} tokens`,
+        actual: `${start + prompt.length} tokens${start > 0 ? ` (${start} already in the session)` : ""}`,
         hint: "Shorten the prompt or load the model with a larger contextLength",
       });
     }
@@ -287,10 +323,11 @@ export class Engine {
     let firstTokenAt = 0;
     let finishReason: FinishReason = "length";
     let text = "";
-    const task = {
+    const task: SequenceTask = {
       pending: [...prompt],
       logits: "last" as const,
       cancelled: false,
+      ...(continuation !== undefined ? { slot: { id: continuation.slot, length: continuation.length } } : {}),
       onStart: (): void => {
         startedAt = performance.now();
       },
@@ -326,6 +363,7 @@ export class Engine {
         return [result.token];
       },
       onEnd: (error: unknown): void => {
+        continuation?.onEnd(generated, error);
         if (error !== null && error !== undefined) {
           channel.close(error);
           return;

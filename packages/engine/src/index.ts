@@ -13,6 +13,8 @@ export type {
   Usage,
   Timings,
 } from "./events.js";
+export { Session } from "./session.js";
+export type { SessionOptions } from "./session.js";
 export { tokenNll } from "./perplexity.js";
 export type { PerplexityOptions, PerplexityResult } from "./perplexity.js";
 export type { SchedulerStats } from "./scheduler.js";

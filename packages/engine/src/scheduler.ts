@@ -13,6 +13,12 @@ export interface SequenceTask {
   readonly logits: "last" | "all";
   /** Set by the owner to stop the task at the next step boundary. */
   cancelled: boolean;
+  /**
+   * A KV slot the task's owner holds (a session), whose sequence already has `slot.length`
+   * positions: the task continues it and the slot is not freed at the end. Absent: the scheduler
+   * allocates a fresh slot and frees it when the task ends.
+   */
+  readonly slot?: { readonly id: number; readonly length: number };
   /** Called when the task first runs in a step. */
   onStart?(): void;
   /**
@@ -30,6 +36,8 @@ interface Live {
   slot: number;
   position: number;
   started: boolean;
+  /** True when the scheduler allocated the slot (and so frees it). */
+  owned: boolean;
 }
 
 /** Options of {@link Scheduler}. @internal */
@@ -60,6 +68,8 @@ export class Scheduler {
   private steps = 0;
   private rows = 0;
   private fatal: unknown = null;
+  /** The last admit() found no free slot for the head of the queue. */
+  private blocked = false;
 
   constructor(
     private readonly model: LoadedModel,
@@ -86,6 +96,11 @@ export class Scheduler {
     }
   }
 
+  /** Call when a KV slot was freed outside the scheduler (a session ended): queued tasks may start. */
+  wake(): void {
+    if (this.waiting.length > 0) this.kick();
+  }
+
   private kick(): void {
     if (this.running) return;
     this.running = true;
@@ -93,12 +108,14 @@ export class Scheduler {
     queueMicrotask(() => {
       void this.loop().finally(() => {
         this.running = false;
-        if (this.fatal === null && (this.waiting.length > 0 || this.live.length > 0)) this.kick();
+        // Tasks that arrived while the loop was finishing; a queue blocked on slots waits for wake().
+        if (this.fatal === null && (this.live.length > 0 || (this.waiting.length > 0 && !this.blocked))) this.kick();
       });
     });
   }
 
   private admit(): void {
+    this.blocked = false;
     while (this.waiting.length > 0) {
       const task = this.waiting[0]!;
       if (task.cancelled) {
@@ -106,18 +123,25 @@ export class Scheduler {
         task.onEnd(null);
         continue;
       }
+      if (task.slot !== undefined) {
+        this.waiting.shift();
+        this.live.push({ task, slot: task.slot.id, position: task.slot.length, started: false, owned: false });
+        continue;
+      }
       let slot: number;
       try {
         slot = this.model.allocateSequence();
       } catch {
-        return; // no free slot: wait for one to be released
+        this.blocked = true; // no free slot: wait for one to be released
+        return;
       }
       this.waiting.shift();
-      this.live.push({ task, slot, position: 0, started: false });
+      this.live.push({ task, slot, position: 0, started: false, owned: true });
     }
   }
 
   private release(live: Live): void {
+    if (!live.owned) return;
     try {
       this.model.freeSequence(live.slot);
     } catch {
@@ -137,7 +161,7 @@ export class Scheduler {
       if (this.fatal !== null) return;
       for (const live of [...this.live]) if (live.task.cancelled) this.finish(live, null);
       this.admit();
-      if (this.live.length === 0) return;
+      if (this.live.length === 0) return; // idle, or every slot is held by a session: wake() resumes
 
       // Decoding sequences (one pending token) first, so a long prompt never stalls them.
       const order = [...this.live].sort((a, b) => a.task.pending.length - b.task.pending.length);
