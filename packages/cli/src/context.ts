@@ -5,4 +5,6 @@ export interface CommandContext {
   readonly stdout: { write(text: string): unknown };
   readonly stderr: { write(text: string): unknown };
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Input for interactive commands (`halo chat`); default `process.stdin`. */
+  readonly stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }

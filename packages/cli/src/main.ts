@@ -2,6 +2,12 @@
 import { isHaloError } from "@halo/errors";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
+import { chatCommand } from "./commands/chat.js";
+import { doctorCommand } from "./commands/doctor.js";
+import { h1bCommand } from "./commands/h1b-commands.js";
+import { pplCommand } from "./commands/ppl.js";
+import { pullCommand } from "./commands/pull.js";
+import { runCommand } from "./commands/run.js";
 import type { CommandContext } from "./context.js";
 
 /** Exit codes of `halo` (documented in the package README). */
@@ -22,6 +28,14 @@ type Command = (argv: readonly string[], ctx: CommandContext) => Promise<number>
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   generate: { run: generateCommand, summary: "stream a completion of a prompt" },
   eval: { run: evalCommand, summary: "run token ids and write the logits of every position" },
+  run: { run: runCommand, summary: "answer one prompt, streaming (default model pulled on first use)" },
+  chat: { run: chatCommand, summary: "talk with a model in the terminal" },
+  pull: { run: pullCommand, summary: "download a model from the Hugging Face hub into the cache" },
+  inspect: { run: h1bCommand("inspect"), summary: "show a model file's format, config, tensors and sizes" },
+  convert: { run: h1bCommand("convert"), summary: "convert a model to another format (.halo, .h1b, GGUF, HF)" },
+  verify: { run: h1bCommand("verify"), summary: "check a model file is sound (exit 0 only then)" },
+  ppl: { run: pplCommand, summary: "perplexity of a text file" },
+  doctor: { run: doctorCommand, summary: "CPU, SIMD path, backends, memory, cache and versions" },
 };
 
 /** Top-level help. */

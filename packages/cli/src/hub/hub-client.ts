@@ -71,7 +71,7 @@ export function resolveUrl(hub: HubOptions, repo: string, revision: string, file
 
 /** What to do when the hub cannot be reached (the one line users see offline). */
 export const OFFLINE_HINT =
-  "Check the network, or set HF_ENDPOINT to a reachable mirror, or pass --model <file> with a model you already have (`halo serve --demo` serves a tiny random-weight model offline)";
+  "Pass --model <file> with a model you already have, or set HF_ENDPOINT to a reachable mirror, or check the network; `halo serve --demo` serves a tiny random-weight model offline";
 
 /** Turns a failed `fetch` (network level) into a one-line HaloError. */
 export function unreachable(hub: HubOptions, url: string, cause: unknown): HaloError {

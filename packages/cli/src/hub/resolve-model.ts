@@ -28,10 +28,11 @@ export function progressEnabled(ctx: CommandContext, force: boolean): boolean {
 export async function pullWithProgress(
   spec: PullSpec,
   ctx: CommandContext,
-  options: { progress: boolean } & Partial<Omit<PullOptions, "onFile" | "onProgress" | "onFileDone">>,
+  options: { progress: boolean; announce?: string } & Partial<Omit<PullOptions, "onFile" | "onProgress" | "onFileDone">>,
 ): Promise<PullResult> {
   const enabled = progressEnabled(ctx, options.progress);
   let bar: ProgressBar | undefined;
+  let announce = options.announce;
   return pull(spec, {
     hub: options.hub ?? hubOptionsFromEnv(ctx.env),
     cacheDir: options.cacheDir ?? modelCacheDir(ctx.env),
@@ -41,6 +42,8 @@ export async function pullWithProgress(
     ...(options.openWriter !== undefined ? { openWriter: options.openWriter } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     onFile: (file) => {
+      if (announce !== undefined) ctx.stderr.write(announce);
+      announce = undefined;
       bar = new ProgressBar(file, ctx.stderr, enabled);
     },
     onProgress: (_file, done, total, fetched) => bar?.update(done, total, fetched),
@@ -72,9 +75,8 @@ export async function resolveModel(model: string | undefined, ctx: CommandContex
   if (spec.kind !== "repo") return model!;
   const dir = snapshotDir(modelCacheDir(ctx.env), spec.repo, spec.revision);
   if ((await readMarker(dir)) !== undefined) return loadablePath(dir);
-  ctx.stderr.write(`halo: ${spec.repo} is not in the cache (${dir}); pulling it once.\n`);
   try {
-    await pullWithProgress(spec, ctx, { progress: options.progress });
+    await pullWithProgress(spec, ctx, { progress: options.progress, announce: `halo: ${spec.repo} is not in the cache (${dir}); pulling it once.\n` });
   } catch (error) {
     if (model === undefined && isHaloError(error) && (error.code === CliErrorCode.CLI_HUB_UNREACHABLE || error.code === CliErrorCode.CLI_HUB_AUTH)) {
       const why = error.code === CliErrorCode.CLI_HUB_UNREACHABLE ? `the hub at ${hubOptionsFromEnv(ctx.env).endpoint} cannot be reached` : "the hub refused access";

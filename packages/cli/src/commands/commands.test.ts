@@ -1,0 +1,213 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, synthModel, writeHalo, writeHfSnapshot } from "@halo/h1b-format";
+import { loadModel, type ChatMessage } from "@halo/engine";
+import { startFakeHub, type FakeHub } from "../../test/fake-hub.js";
+import { main } from "../index.js";
+import { MultiLineReader } from "./chat.js";
+import { parseCpuinfo } from "./doctor.js";
+
+let dir: string;
+let modelPath: string;
+let hub: FakeHub;
+
+function capture(env: Record<string, string> = {}, stdin?: PassThrough): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    out,
+    err,
+    ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: { HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1", ...env }, ...(stdin !== undefined ? { stdin } : {}) },
+  };
+}
+
+async function greedyChat(messages: ChatMessage[], maxTokens: number): Promise<string> {
+  const engine = await loadModel(modelPath, { backend: "reference" });
+  let text = "";
+  for await (const e of engine.chat(messages, { maxTokens, temperature: 0 })) if (e.type === "request-end") text = e.text;
+  engine.dispose();
+  return text;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "halo-cmd-"));
+  modelPath = join(dir, "tiny.halo");
+  await writeHalo(synthModel({ seed: 11 }), modelPath);
+  await writeHfSnapshot(synthModel({ seed: 5 }), join(dir, "snap"));
+  hub = await startFakeHub({ "acme/tiny": { dir: join(dir, "snap") } });
+});
+afterAll(async () => {
+  await hub.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("halo run", () => {
+  it("streams the greedy chat answer the engine gives, from arguments or stdin", async () => {
+    const expected = await greedyChat([{ role: "user", content: "Hello there" }], 12);
+    const a = capture();
+    expect(await main(["run", "--model", modelPath, "--backend", "reference", "-t", "0", "-n", "12", "Hello", "there"], a.ctx)).toBe(0);
+    expect(a.out.join("")).toBe(`${expected}\n`);
+    const stdin = new PassThrough();
+    stdin.end("Hello there\n");
+    const b = capture({}, stdin);
+    expect(await main(["run", "--model", modelPath, "--backend", "reference", "-t", "0", "-n", "12", "--stats"], b.ctx)).toBe(0);
+    expect(b.out.join("")).toBe(`${expected}\n`);
+    expect(b.err.join("")).toMatch(/tok\/s \(reference backend\)/);
+  });
+
+  it("fails in one line: bad flags, missing model, no prompt, offline without a default model", async () => {
+    const threads = capture();
+    expect(await main(["run", "--model", modelPath, "--threads", "abc", "hi"], threads.ctx)).toBe(2);
+    expect(threads.err.join("")).toMatch(/^halo run: .*--threads must be a whole number.*\n$/);
+    const missing = capture();
+    expect(await main(["run", "--model", join(dir, "nope.halo"), "hi"], missing.ctx)).toBe(1);
+    expect(missing.err.join("")).toMatch(/H1B_MISSING_FILE\]\n$/);
+    const emptyDir = capture();
+    expect(await main(["run", "--model", dir, "hi"], emptyDir.ctx)).toBe(1);
+    expect(emptyDir.err.join("")).toMatch(/not a model snapshot/);
+    const noPrompt = capture();
+    expect(await main(["run", "--model", modelPath], noPrompt.ctx)).toBe(2);
+    expect(noPrompt.err.join("")).toMatch(/no prompt/);
+    const offline = capture();
+    expect(await main(["run", "hi"], offline.ctx)).toBe(1);
+    expect(offline.err.join("")).toMatch(/^halo run: no --model given, .*--model <file>.*HF_ENDPOINT.*halo serve --demo.*\[CLI_NO_MODEL\]\n$/);
+    expect(offline.err.join("")).not.toMatch(/\n.+/);
+  });
+});
+
+describe("halo chat", () => {
+  it("reads multi-line input with \\ and triple quotes", () => {
+    const r = new MultiLineReader();
+    expect(r.push("one \\")).toBeUndefined();
+    expect(r.pending).toBe(true);
+    expect(r.push("two")).toBe("one \ntwo");
+    expect(r.push('"""')).toBeUndefined();
+    expect(r.push("a")).toBeUndefined();
+    expect(r.push("b\\")).toBeUndefined();
+    expect(r.push('"""')).toBe("a\nb\\");
+    expect(r.pending).toBe(false);
+  });
+
+  it("keeps history, honours /system, /reset, /stats and multi-line input over piped stdin", async () => {
+    const stdin = new PassThrough();
+    const c = capture({}, stdin);
+    stdin.end(["Hi", "/stats", "And more", "/reset", "/system Be brief.", 'two \\', "lines", "/bogus", "/exit", "ignored"].join("\n") + "\n");
+    expect(await main(["chat", "--model", modelPath, "--backend", "reference", "-t", "0", "-n", "6"], c.ctx)).toBe(0);
+    const first = await greedyChat([{ role: "user", content: "Hi" }], 6);
+    const second = await greedyChat([{ role: "user", content: "Hi" }, { role: "assistant", content: first }, { role: "user", content: "And more" }], 6);
+    const third = await greedyChat([{ role: "system", content: "Be brief." }, { role: "user", content: "two \nlines" }], 6);
+    const out = c.out.join("");
+    const parts = out.split("\n");
+    expect(parts[0]).toBe(first);
+    expect(out).toMatch(/session: 1 answers, \d+ prompt tokens, \d+ answer tokens; 2 messages/);
+    expect(out).toContain(`\n${second}\n(conversation cleared)\n(system prompt set)\n${third}\nunknown command /bogus`);
+    expect(out).not.toContain("ignored");
+  });
+
+  it("Ctrl-C stops the current answer and the conversation goes on", async () => {
+    const stdin = new PassThrough();
+    let interrupted = false;
+    const out: string[] = [];
+    const ctx = {
+      stdout: {
+        write: (t: string) => {
+          out.push(t);
+          if (!interrupted && out.length === 2) {
+            interrupted = true;
+            process.emit("SIGINT");
+          }
+        },
+      },
+      stderr: { write: () => true },
+      env: {},
+      stdin,
+    };
+    stdin.end("Tell me a long story\n/stats\n");
+    expect(await main(["chat", "--model", modelPath, "--backend", "reference", "-t", "0", "-n", "400"], ctx)).toBe(0);
+    const text = out.join("");
+    expect(interrupted).toBe(true);
+    expect(text).toMatch(/ \[stopped\]\n\[abort\] prompt \d+ tok/);
+  });
+});
+
+describe("halo inspect / convert / verify", () => {
+  it("behave exactly like h1b's commands", async () => {
+    const sinks = { out: [] as string[], err: [] as string[] };
+    const h1bCode = await runCli(["inspect", modelPath, "--json"], { out: (t) => sinks.out.push(t), err: (t) => sinks.err.push(t) });
+    const c = capture();
+    expect(await main(["inspect", modelPath, "--json"], c.ctx)).toBe(h1bCode);
+    expect(c.out.join("")).toBe(sinks.out.map((t) => `${t}\n`).join(""));
+    const out = join(dir, "copy.h1b");
+    const conv = capture();
+    expect(await main(["convert", modelPath, "-o", out, "--format", "h1b"], conv.ctx)).toBe(0);
+    const ver = capture();
+    expect(await main(["verify", out], ver.ctx)).toBe(0);
+    writeFileSync(join(dir, "junk.halo"), "not a model at all");
+    const bad = capture();
+    expect(await main(["verify", join(dir, "junk.halo")], bad.ctx)).toBe(1);
+    expect(bad.err.join("")).toMatch(/^halo verify: /);
+    const help = capture();
+    expect(await main(["convert", "--help"], help.ctx)).toBe(0);
+    expect(help.out.join("")).toMatch(/Usage: halo convert/);
+  });
+});
+
+describe("halo ppl", () => {
+  it("prints the engine's perplexity, independent and sliding windows", async () => {
+    const textFile = join(dir, "text.txt");
+    writeFileSync(textFile, "the quick brown fox jumps over the lazy dog. ".repeat(6));
+    const engine = await loadModel(modelPath, { backend: "reference", contextLength: 32 });
+    const text = readFileSync(textFile, "utf8");
+    const independent = await engine.perplexity(text, { contextLength: 32 });
+    const sliding = await engine.perplexity(text, { contextLength: 32, stride: 8 });
+    engine.dispose();
+    for (const [extra, expected] of [[[], independent], [["--stride", "8"], sliding]] as const) {
+      const c = capture();
+      expect(await main(["ppl", "-m", modelPath, "-f", textFile, "-c", "32", "--backend", "reference", "--json", ...extra], c.ctx)).toBe(0);
+      const got = JSON.parse(c.out.join("")) as { perplexity: number; scoredTokens: number; windows: number };
+      expect(got).toMatchObject({ perplexity: expected.perplexity, scoredTokens: expected.scoredTokens, windows: expected.windows });
+    }
+    expect(sliding.windows).toBeGreaterThan(independent.windows);
+    const bad = capture();
+    expect(await main(["ppl", "-m", modelPath, "-f", textFile, "--stride", "x"], bad.ctx)).toBe(2);
+    const missing = capture();
+    expect(await main(["ppl", "-m", modelPath, "-f", join(dir, "none.txt")], missing.ctx)).toBe(1);
+    expect(missing.err.join("")).toMatch(/CLI_IO/);
+  });
+});
+
+describe("halo doctor", () => {
+  it("parses /proc/cpuinfo flags and reports backends honestly", async () => {
+    expect(parseCpuinfo("model name\t: Test CPU\nflags\t\t: fpu sse4_2 avx2 fma avx512_vnni\n")).toEqual({ model: "Test CPU", simd: ["sse4_2", "avx2", "fma", "avx512_vnni"] });
+    expect(parseCpuinfo("Features\t: fp asimd asimddp\n")).toEqual({ model: undefined, simd: ["asimd", "asimddp"] });
+    const c = capture();
+    expect(await main(["doctor", "--json"], c.ctx)).toBe(0);
+    const report = JSON.parse(c.out.join("")) as { backends: { name: string; available: boolean; detail: string }[]; cache: { dir: string }; versions: { node: string } };
+    expect(report.backends.map((b) => b.name)).toEqual(["cpu", "reference", "hip", "xdna"]);
+    expect(report.backends.find((b) => b.name === "hip")).toMatchObject({ available: false, detail: expect.stringMatching(/^not built/) });
+    expect(report.cache.dir).toBe(join(dir, "cache"));
+    expect(report.versions.node).toBe(process.versions.node);
+    const text = capture();
+    expect(await main(["doctor"], text.ctx)).toBe(0);
+    expect(text.out.join("")).toMatch(/^CPU +.+\nSIMD/);
+  });
+});
+
+describe("halo pull", () => {
+  it("pulls into HALO_CACHE_DIR and then runs the pulled model by name", async () => {
+    const c = capture({ HF_ENDPOINT: hub.endpoint });
+    expect(await main(["pull", "acme/tiny", "--json"], c.ctx)).toBe(0);
+    const result = JSON.parse(c.out.join("")) as { path: string; files: unknown[] };
+    expect(result.path).toBe(join(dir, "cache", "acme", "tiny", "main"));
+    const r = capture({ HF_ENDPOINT: hub.endpoint });
+    expect(await main(["run", "--model", "acme/tiny", "--backend", "reference", "-t", "0", "-n", "4", "hi"], r.ctx)).toBe(0);
+    const bad = capture();
+    expect(await main(["pull", "not a repo"], bad.ctx)).toBe(2);
+    const nf = capture({ HF_ENDPOINT: hub.endpoint });
+    expect(await main(["pull", "acme/nope"], nf.ctx)).toBe(1);
+    expect(nf.err.join("")).toMatch(/^halo pull: the hub has no repository acme\/nope.*\[CLI_HUB_NOT_FOUND\]\n$/);
+  });
+});

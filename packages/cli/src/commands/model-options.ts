@@ -1,0 +1,67 @@
+// Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
+import { loadModel, type Engine } from "@halo/engine";
+import { numberFlag, type FlagSpec } from "../args.js";
+import type { CommandContext } from "../context.js";
+import { resolveModel } from "../hub/resolve-model.js";
+
+/** Model and sampling flags of `halo run` and `halo chat`. */
+export const MODEL_FLAGS: Record<string, FlagSpec> = {
+  model: { type: "string", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
+  system: { type: "string", short: "s", description: "system prompt" },
+  "max-tokens": { type: "string", short: "n", description: "most tokens per answer (default 512)" },
+  temperature: { type: "string", short: "t", description: "sampling temperature; 0 = greedy (default 0.7)" },
+  seed: { type: "string", description: "RNG seed for reproducible sampling" },
+  "top-k": { type: "string", description: "keep the k most likely tokens (default 40)" },
+  "top-p": { type: "string", description: "nucleus mass (default 0.95)" },
+  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
+  threads: { type: "string", description: "threads for native backends (default: all cores)" },
+  "context-length": { type: "string", description: "KV positions (default: min(model, 4096))" },
+  progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
+};
+
+/** Sampling options read from {@link MODEL_FLAGS}. */
+export interface SamplingFlags {
+  readonly maxTokens: number;
+  readonly temperature: number;
+  readonly topK: number;
+  readonly topP: number;
+  readonly seed?: number;
+}
+
+/** Reads and checks the sampling flags (`--temperature abc` is a usage error). */
+export function samplingFlags(command: string, values: Record<string, unknown>): SamplingFlags {
+  const seed = numberFlag(command, values, "seed", { integer: true });
+  return {
+    maxTokens: numberFlag(command, values, "max-tokens", { integer: true, min: 0 }) ?? 512,
+    temperature: numberFlag(command, values, "temperature", { min: 0 }) ?? 0.7,
+    topK: numberFlag(command, values, "top-k", { integer: true, min: 0 }) ?? 40,
+    topP: numberFlag(command, values, "top-p", { min: 0, max: 1 }) ?? 0.95,
+    ...(seed !== undefined ? { seed } : {}),
+  };
+}
+
+/** Resolves `--model` (or the default model) and loads it with the backend/threads/context flags. */
+export async function loadFromFlags(command: string, values: Record<string, unknown>, ctx: CommandContext): Promise<Engine> {
+  const threads = numberFlag(command, values, "threads", { integer: true, min: 1, max: 1024 });
+  const contextLength = numberFlag(command, values, "context-length", { integer: true, min: 2 });
+  samplingFlags(command, values);
+  const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
+  return loadModel(path, {
+    backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
+    ...(threads !== undefined ? { threads } : {}),
+    ...(contextLength !== undefined ? { contextLength } : {}),
+    maxSequences: 1,
+  });
+}
+
+/** One line of request statistics. */
+export function statsLine(event: {
+  finishReason: string;
+  usage: { promptTokens: number; completionTokens: number };
+  timings: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
+}, backend: string): string {
+  return (
+    `[${event.finishReason}] prompt ${event.usage.promptTokens} tok at ${event.timings.prefillTokensPerSecond.toFixed(1)} tok/s; ` +
+    `answer ${event.usage.completionTokens} tok at ${event.timings.decodeTokensPerSecond.toFixed(1)} tok/s (${backend} backend)`
+  );
+}
