@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { cpus } from "node:os";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@halo/tokenizer";
 
 const require = createRequire(import.meta.url);
@@ -91,6 +93,24 @@ async function timeEncode(encodeAll) {
   return { cold: times[0], best: Math.min(...times), ids };
 }
 
+// `--child halo|hf`: load once in this fresh process and print the milliseconds (cold JIT, as a user sees it).
+const childAt = args.indexOf("--child");
+if (childAt >= 0) {
+  const kind = args[childAt + 1];
+  const t0 = performance.now();
+  if (kind === "halo") Tokenizer.fromJson(readFileSync(JSON_PATH, "utf8"), readFileSync(CONFIG_PATH, "utf8"));
+  else require("tokenizers").Tokenizer.fromString(readFileSync(JSON_PATH, "utf8"));
+  console.log((performance.now() - t0).toFixed(1));
+  process.exit(0);
+}
+function freshProcessLoads(kind) {
+  const times = [];
+  for (let i = 0; i < LOADS; i++) {
+    times.push(Number(execFileSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind], { encoding: "utf8" }).trim()));
+  }
+  return median(times);
+}
+
 const { docs, bytes } = mixedDocuments(TARGET_MB * 1e6);
 const mb = bytes / 1e6;
 console.log(`halo tokenizer bench — ${docs.length} documents, ${mb.toFixed(2)} MB UTF-8, ${RUNS} encode runs, ${LOADS} loads`);
@@ -137,6 +157,15 @@ try {
 } catch (error) {
   console.log(`@huggingface/transformers unavailable: ${error.message}`);
 }
+
+const freshHalo = freshProcessLoads("halo");
+let freshHf = null;
+try {
+  freshHf = freshProcessLoads("hf");
+} catch {
+  // HF tokenizers missing: reported above.
+}
+console.log(`load in a fresh process (median of ${LOADS}): halo ${ms(freshHalo)}${freshHf === null ? "" : `, HF tokenizers ${ms(freshHf)}`}\n`);
 
 const reference = hfRows[0]?.enc ?? halo;
 const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
