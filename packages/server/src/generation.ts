@@ -1,0 +1,354 @@
+// Runs one chat or text completion request: prompt check, admission, engine stream, SSE or JSON answer.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ChatMessage, Engine, GenerateEvent, RequestEndEvent } from "@halo/engine";
+import { HaloError } from "@halo/errors";
+import type { AdmissionQueue } from "./admission-queue.js";
+import { ServerErrorCode } from "./errors.js";
+import { toOpenAiError } from "./openai-error.js";
+import {
+  appendCompletionLogprob,
+  chatLogprob,
+  emptyCompletionLogprobs,
+  timingsOf,
+  usageOf,
+  type ChatLogprob,
+} from "./openai-shapes.js";
+import type { ParsedRequest } from "./parse-request.js";
+import { completionId } from "./request-id.js";
+import { sendSseComment, sendSseData, sendSseDone, startSse } from "./sse.js";
+
+/** Counters the server keeps while generations run. @internal */
+export interface GenerationHooks {
+  /** Prompt tokens were processed (reported at the first token). */
+  promptProcessed(tokens: number): void;
+  /** Tokens were generated. */
+  tokensGenerated(tokens: number): void;
+  /** Seconds from request to first token. */
+  firstToken(seconds: number): void;
+  /** KV positions taken (+) or given back (−). */
+  kvPositions(delta: number): void;
+  /** A generation finished normally after `ms`. */
+  finished(ms: number): void;
+}
+
+/** What a generation needs from its server. @internal */
+export interface GenerationContext {
+  readonly engine: Engine;
+  readonly modelId: string;
+  readonly admission: AdmissionQueue;
+  readonly requestTimeoutMs: number;
+  readonly defaultMaxTokens: number;
+  readonly keepAliveMs: number;
+  /** Aborted when a shutdown gives up waiting for running requests. */
+  readonly shutdownSignal: AbortSignal;
+  readonly hooks: GenerationHooks;
+}
+
+/** How a generation ended, for the access log. @internal */
+export interface GenerationOutcome {
+  readonly status: number;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly finishReason: string;
+  readonly queuedMs: number;
+}
+
+type AbortCause = "client" | "timeout" | "shutdown";
+
+/**
+ * Prompt ids of chat messages: the engine's chat template, special tokens recognised, BOS added
+ * when the tokenizer adds one and the template did not (what `Engine.chat` feeds the model).
+ * @internal
+ */
+export function encodeChatPrompt(engine: Engine, messages: readonly ChatMessage[]): number[] {
+  const text = engine.renderChat(messages);
+  const ids = engine.tokenize(text, { allowSpecial: true, addSpecialTokens: false });
+  const bos = engine.tokenizer?.bosTokenId ?? null;
+  if (bos !== null && ids[0] !== bos && engine.tokenize("").includes(bos)) ids.unshift(bos);
+  return ids;
+}
+
+function promptIds(engine: Engine, request: ParsedRequest): { ids: number[]; echo: string } {
+  if (request.kind === "chat") return { ids: encodeChatPrompt(engine, request.messages), echo: "" };
+  if (typeof request.prompt === "string") return { ids: engine.tokenize(request.prompt), echo: request.echo ? request.prompt : "" };
+  const ids = [...request.prompt];
+  return { ids, echo: request.echo ? engine.detokenize(ids, { skipSpecialTokens: true }) : "" };
+}
+
+function timeoutError(ms: number): HaloError {
+  return new HaloError(ServerErrorCode.SERVER_TIMEOUT, "the request took longer than the server's per-request timeout and was cancelled", {
+    expected: `at most ${ms} ms from arrival to the last token`,
+    hint: "Ask for fewer tokens (max_tokens), retry when the server is less busy, or raise the timeout",
+  });
+}
+
+function shutdownError(): HaloError {
+  return new HaloError(ServerErrorCode.SERVER_SHUTTING_DOWN, "the server is shutting down; the request was cancelled", {
+    hint: "Retry against a running server",
+  });
+}
+
+/**
+ * Serves one generation request whose body is already validated. Throws (before any byte is
+ * written) for a prompt that does not fit (`SERVER_CONTEXT_OVERFLOW`), a full queue
+ * (`SERVER_QUEUE_FULL`, synchronously), a timeout or shutdown while queued, and engine refusals;
+ * once the answer has started, failures are reported in the stream as `data: {"error":…}`
+ * followed by `data: [DONE]`.
+ * @internal
+ */
+export async function serveGeneration(
+  context: GenerationContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  request: ParsedRequest,
+  headers: Readonly<Record<string, string>>,
+  arrivedAt: number,
+): Promise<GenerationOutcome> {
+  const { engine } = context;
+  const { ids, echo } = promptIds(engine, request);
+  const field = request.kind === "chat" ? "messages" : "prompt";
+  if (ids.length === 0) throw new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, "the prompt has no tokens", { field, expected: "at least one token" });
+  if (ids.length >= engine.contextLength) {
+    throw new HaloError(ServerErrorCode.SERVER_CONTEXT_OVERFLOW, "the prompt does not fit in the model's context window", {
+      field,
+      expected: `fewer than ${engine.contextLength} prompt tokens (room for at least one new token)`,
+      actual: `${ids.length} tokens`,
+      hint: "Shorten the prompt, or start the server with a larger context length",
+    });
+  }
+
+  const controller = new AbortController();
+  let cause: AbortCause | null = null;
+  const abort = (why: AbortCause, reason: unknown): void => {
+    if (cause !== null) return;
+    cause = why;
+    controller.abort(reason);
+  };
+  const onClose = (): void => {
+    if (!res.writableEnded) abort("client", new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, "the client disconnected"));
+  };
+  res.on("close", onClose);
+  const onShutdown = (): void => abort("shutdown", shutdownError());
+  if (context.shutdownSignal.aborted) onShutdown();
+  context.shutdownSignal.addEventListener("abort", onShutdown, { once: true });
+  const remaining = Math.max(1, context.requestTimeoutMs - (performance.now() - arrivedAt));
+  const timer = setTimeout(() => abort("timeout", timeoutError(context.requestTimeoutMs)), remaining);
+  timer.unref();
+  let keepAlive: NodeJS.Timeout | undefined;
+  const cleanup = (): void => {
+    clearTimeout(timer);
+    if (keepAlive !== undefined) clearInterval(keepAlive);
+    res.off("close", onClose);
+    context.shutdownSignal.removeEventListener("abort", onShutdown);
+  };
+
+  let release: () => void;
+  try {
+    release = await context.admission.enter(controller.signal);
+  } catch (error) {
+    cleanup();
+    if (cause === "client") return { status: 499, promptTokens: ids.length, completionTokens: 0, finishReason: "client_gone", queuedMs: performance.now() - arrivedAt };
+    throw error;
+  }
+  const admittedAt = performance.now();
+  let kvHeld = 0;
+  const holdKv = (n: number): void => {
+    kvHeld += n;
+    context.hooks.kvPositions(n);
+  };
+  try {
+    const maxTokens = request.maxTokens ?? Math.max(1, Math.min(context.defaultMaxTokens, engine.contextLength - ids.length));
+    const events = engine.generate({ ...request.options, prompt: ids, maxTokens, signal: controller.signal });
+    holdKv(ids.length);
+    const run: RunState = { firstTokenAt: 0, counted: 0 };
+    const onEvent = (event: GenerateEvent): void => {
+      if (event.type !== "token-delta" || event.tokenId < 0) return;
+      if (run.firstTokenAt === 0) {
+        run.firstTokenAt = performance.now();
+        context.hooks.firstToken((run.firstTokenAt - arrivedAt) / 1000);
+        context.hooks.promptProcessed(ids.length);
+      }
+      run.counted++;
+      context.hooks.tokensGenerated(1);
+      holdKv(1);
+    };
+    const finishCounts = (end: RequestEndEvent | null): void => {
+      if (end === null) return;
+      if (run.firstTokenAt === 0 && end.usage.completionTokens > 0) context.hooks.promptProcessed(ids.length);
+      const extra = end.usage.completionTokens - run.counted;
+      if (extra > 0) context.hooks.tokensGenerated(extra);
+    };
+    const answer = request.stream
+      ? await streamAnswer(context, res, request, headers, events, echo, onEvent, () => cause, (t) => (keepAlive = t))
+      : await jsonAnswer(context, res, request, headers, events, echo, onEvent, () => cause);
+    finishCounts(answer.end);
+    if (answer.end !== null && answer.end.finishReason !== "abort") context.hooks.finished(performance.now() - admittedAt);
+    return {
+      status: answer.status,
+      promptTokens: ids.length,
+      completionTokens: answer.end?.usage.completionTokens ?? 0,
+      finishReason: answer.end?.finishReason === "abort" ? `abort:${cause ?? "unknown"}` : (answer.end?.finishReason ?? "error"),
+      queuedMs: admittedAt - arrivedAt,
+    };
+  } finally {
+    context.hooks.kvPositions(-kvHeld);
+    release();
+    cleanup();
+  }
+}
+
+interface RunState {
+  firstTokenAt: number;
+  counted: number;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly end: RequestEndEvent | null;
+}
+
+function abortError(cause: AbortCause | null, context: GenerationContext): HaloError {
+  return cause === "timeout" ? timeoutError(context.requestTimeoutMs) : shutdownError();
+}
+
+async function streamAnswer(
+  context: GenerationContext,
+  res: ServerResponse,
+  request: ParsedRequest,
+  headers: Readonly<Record<string, string>>,
+  events: AsyncIterable<GenerateEvent>,
+  echo: string,
+  onEvent: (event: GenerateEvent) => void,
+  causeOf: () => AbortCause | null,
+  setKeepAlive: (timer: NodeJS.Timeout) => void,
+): Promise<Answer> {
+  const chat = request.kind === "chat";
+  const id = completionId(chat ? "chatcmpl" : "cmpl");
+  const created = Math.floor(Date.now() / 1000);
+  const base = {
+    id,
+    object: chat ? "chat.completion.chunk" : "text_completion",
+    created,
+    model: context.modelId,
+    system_fingerprint: `halo-${context.engine.backend}`,
+  };
+  const usageField = request.includeUsage ? { usage: null } : {};
+  const chunk = (delta: Record<string, unknown>, logprobs: unknown, finishReason: string | null, extra: Record<string, unknown> = {}): unknown =>
+    chat
+      ? { ...base, choices: [{ index: 0, delta, logprobs, finish_reason: finishReason }], ...usageField, ...extra }
+      : { ...base, choices: [{ text: delta["content"] ?? "", index: 0, logprobs, finish_reason: finishReason }], ...usageField, ...extra };
+
+  startSse(res, headers);
+  setKeepAlive(setInterval(() => sendSseComment(res, "keep-alive"), context.keepAliveMs).unref());
+  if (chat) sendSseData(res, chunk({ role: "assistant", content: "" }, null, null));
+  else if (echo.length > 0) sendSseData(res, chunk({ content: echo }, null, null));
+  let offset = echo.length;
+  let end: RequestEndEvent | null = null;
+  try {
+    for await (const event of events) {
+      onEvent(event);
+      if (event.type === "token-delta") {
+        let logprobs: unknown = null;
+        if (request.logprobs) {
+          if (chat) {
+            const entry = chatLogprob(context.engine, event);
+            if (entry !== null) logprobs = { content: [entry], refusal: null };
+          } else {
+            const lp = emptyCompletionLogprobs();
+            if (appendCompletionLogprob(context.engine, lp, event, offset)) logprobs = lp;
+          }
+        }
+        if (event.text.length > 0 || logprobs !== null) sendSseData(res, chunk({ content: event.text }, logprobs, null));
+        offset += event.text.length;
+      } else if (event.type === "request-end") end = event;
+    }
+  } catch (error) {
+    sendSseData(res, toOpenAiError(error).body);
+    sendSseDone(res);
+    return { status: 200, end };
+  }
+  if (end === null) {
+    sendSseDone(res);
+    return { status: 200, end };
+  }
+  if (end.finishReason === "abort") {
+    const cause = causeOf();
+    if (cause !== "client") {
+      sendSseData(res, toOpenAiError(abortError(cause, context)).body);
+      sendSseDone(res);
+    }
+    return { status: cause === "client" ? 499 : 200, end };
+  }
+  sendSseData(res, chunk({}, null, end.finishReason, { timings: timingsOf(end) }));
+  if (request.includeUsage) sendSseData(res, { ...base, choices: [], usage: usageOf(end) });
+  sendSseDone(res);
+  return { status: 200, end };
+}
+
+async function jsonAnswer(
+  context: GenerationContext,
+  res: ServerResponse,
+  request: ParsedRequest,
+  headers: Readonly<Record<string, string>>,
+  events: AsyncIterable<GenerateEvent>,
+  echo: string,
+  onEvent: (event: GenerateEvent) => void,
+  causeOf: () => AbortCause | null,
+): Promise<Answer> {
+  const chat = request.kind === "chat";
+  const chatLogprobs: ChatLogprob[] = [];
+  const textLogprobs = emptyCompletionLogprobs();
+  let offset = echo.length;
+  let end: RequestEndEvent | null = null;
+  for await (const event of events) {
+    onEvent(event);
+    if (event.type === "token-delta") {
+      if (request.logprobs) {
+        if (chat) {
+          const entry = chatLogprob(context.engine, event);
+          if (entry !== null) chatLogprobs.push(entry);
+        } else appendCompletionLogprob(context.engine, textLogprobs, event, offset);
+      }
+      offset += event.text.length;
+    } else if (event.type === "request-end") end = event;
+  }
+  if (end === null) throw new HaloError(ServerErrorCode.SERVER_INTERNAL, "the engine's stream ended without a request-end event");
+  if (end.finishReason === "abort") {
+    const cause = causeOf();
+    if (cause === "client") return { status: 499, end };
+    throw abortError(cause, context);
+  }
+  const common = {
+    created: Math.floor(Date.now() / 1000),
+    model: context.modelId,
+    system_fingerprint: `halo-${context.engine.backend}`,
+  };
+  const body = chat
+    ? {
+        id: completionId("chatcmpl"),
+        object: "chat.completion",
+        ...common,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: end.text, refusal: null },
+            logprobs: request.logprobs ? { content: chatLogprobs, refusal: null } : null,
+            finish_reason: end.finishReason,
+          },
+        ],
+        usage: usageOf(end),
+        timings: timingsOf(end),
+      }
+    : {
+        id: completionId("cmpl"),
+        object: "text_completion",
+        ...common,
+        choices: [{ text: echo + end.text, index: 0, logprobs: request.logprobs ? textLogprobs : null, finish_reason: end.finishReason }],
+        usage: usageOf(end),
+        timings: timingsOf(end),
+      };
+  const text = JSON.stringify(body);
+  res.writeHead(200, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(text)) });
+  res.end(text);
+  return { status: 200, end };
+}

@@ -1,0 +1,32 @@
+// loadServingEngine: loadModel with a backend that never starves the server's event loop.
+import { loadModel, type Engine, type LoadModelOptions } from "@halo/engine";
+import { isHaloError } from "@halo/errors";
+import { referenceBackend } from "@halo/kernels";
+import { yieldingBackend } from "./yielding-backend.js";
+
+/**
+ * Loads a model for serving: like `loadModel`, except that synchronous backends (the TypeScript
+ * `reference` backend, or a Backend object) are wrapped with {@link yieldingBackend} so HTTP keeps
+ * flowing between steps. `"auto"` tries the native `cpu` backend first and falls back to the
+ * wrapped reference backend.
+ *
+ * @example
+ * ```ts
+ * const engine = await loadServingEngine("model.halo", { backend: "auto", maxSequences: 8, contextLength: 4096 });
+ * const app = createServer({ engine, parallel: 8, disposeEngineOnClose: true });
+ * ```
+ */
+export async function loadServingEngine(source: Parameters<typeof loadModel>[0], options: LoadModelOptions = {}): Promise<Engine> {
+  const wanted = options.backend ?? "auto";
+  if (typeof wanted === "object") return loadModel(source, { ...options, backend: yieldingBackend(wanted) });
+  if (wanted === "reference") return loadModel(source, { ...options, backend: yieldingBackend(referenceBackend()) });
+  if (wanted !== "auto") return loadModel(source, options);
+  try {
+    return await loadModel(source, { ...options, backend: "cpu" });
+  } catch (error) {
+    if (isHaloError(error) && error.code === "ENGINE_NO_BACKEND") {
+      return loadModel(source, { ...options, backend: yieldingBackend(referenceBackend()) });
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,192 @@
+// Validates /v1/chat/completions and /v1/completions bodies into typed requests with engine options.
+import type { ChatMessage, GenerateOptions } from "@halo/engine";
+import {
+  badField,
+  booleanField,
+  logitBiasField,
+  numberField,
+  objectField,
+  stopField,
+  stringField,
+  unsupported,
+  type JsonObject,
+} from "./request-fields.js";
+
+/** Fields shared by chat and text completions, mapped to engine options. */
+export interface ParsedCommon {
+  /** The `model` the client named, if any. */
+  readonly model: string | undefined;
+  readonly stream: boolean;
+  /** `stream_options.include_usage`: send a final `choices: []` chunk with usage. */
+  readonly includeUsage: boolean;
+  /** `max_completion_tokens` or `max_tokens`, if given. */
+  readonly maxTokens: number | undefined;
+  /** Sampler options, `stop` and `ignoreEos`, camelCase, ready for the engine. */
+  readonly options: GenerateOptions;
+  /** Whether per-token logprobs go into the answer. */
+  readonly logprobs: boolean;
+  /** How many alternatives per token (0–20). */
+  readonly topLogprobs: number;
+  /** OpenAI's `user` (logged, not otherwise used). */
+  readonly user: string | undefined;
+}
+
+/** A validated chat completion request. */
+export interface ParsedChatRequest extends ParsedCommon {
+  readonly kind: "chat";
+  readonly messages: readonly ChatMessage[];
+}
+
+/** A validated text completion request. */
+export interface ParsedCompletionRequest extends ParsedCommon {
+  readonly kind: "completion";
+  /** Text, or token ids used as given. */
+  readonly prompt: string | readonly number[];
+  /** Prepend the prompt to the answer's text. */
+  readonly echo: boolean;
+}
+
+/** Either request. */
+export type ParsedRequest = ParsedChatRequest | ParsedCompletionRequest;
+
+const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
+
+function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, topLogprobs: number): ParsedCommon {
+  const n = numberField(body, "n", { integer: true, min: 1 });
+  if (n !== undefined && n !== 1) throw unsupported("n", "only one choice per request (n = 1)", n, "Send n separate requests; they run concurrently");
+  const tools = body["tools"] ?? body["functions"];
+  if (Array.isArray(tools) && tools.length > 0) throw unsupported(body["tools"] !== undefined ? "tools" : "functions", "tool calling", "a tool list");
+  const format = objectField(body, "response_format");
+  if (format !== undefined && format["type"] !== "text") throw unsupported("response_format", "only { type: \"text\" }", format["type"]);
+
+  const stream = booleanField(body, "stream") ?? false;
+  const streamOptions = objectField(body, "stream_options");
+  const includeUsage = streamOptions === undefined ? false : (booleanField(streamOptions, "include_usage") ?? false);
+  const maxTokens =
+    numberField(body, "max_completion_tokens", { integer: true, min: 1 }) ?? numberField(body, "max_tokens", { integer: true, min: 1 });
+
+  const options: Record<string, unknown> = {};
+  const set = (key: string, value: unknown): void => {
+    if (value !== undefined) options[key] = value;
+  };
+  set("temperature", numberField(body, "temperature", { min: 0, max: 2 }));
+  const topP = numberField(body, "top_p", { min: 0, max: 1 });
+  // top_p = 0 keeps the single most likely token (OpenAI accepts 0; the sampler wants (0, 1]).
+  set("topP", topP === 0 ? Number.MIN_VALUE : topP);
+  set("topK", numberField(body, "top_k", { integer: true, min: 0 }));
+  set("minP", numberField(body, "min_p", { min: 0, max: 1 }));
+  set("presencePenalty", numberField(body, "presence_penalty", { min: -2, max: 2 }));
+  set("frequencyPenalty", numberField(body, "frequency_penalty", { min: -2, max: 2 }));
+  set("repeatPenalty", numberField(body, "repeat_penalty", { min: 0, exclusiveMin: true }));
+  set("repeatLastN", numberField(body, "repeat_last_n", { integer: true, min: -1 }));
+  set("logitBias", logitBiasField(body, vocabSize));
+  set("seed", numberField(body, "seed", { integer: true }));
+  set("stop", stopField(body));
+  set("ignoreEos", booleanField(body, "ignore_eos"));
+  if (logprobs) {
+    options["logprobs"] = true;
+    if (topLogprobs > 0) options["topLogprobs"] = topLogprobs;
+  }
+  return {
+    model: stringField(body, "model"),
+    stream,
+    includeUsage: stream && includeUsage,
+    maxTokens,
+    options: options as GenerateOptions,
+    logprobs,
+    topLogprobs,
+    user: stringField(body, "user"),
+  };
+}
+
+function messageContent(message: JsonObject, index: number): string {
+  const content = message["content"];
+  const field = `messages[${index}].content`;
+  if (typeof content === "string") return content;
+  if (content === null || content === undefined) {
+    if (message["role"] === "assistant") {
+      if (message["tool_calls"] !== undefined && message["tool_calls"] !== null) throw unsupported(`messages[${index}].tool_calls`, "tool calling", "tool calls");
+      return "";
+    }
+    throw badField(field, "a string or an array of text parts", content);
+  }
+  if (!Array.isArray(content)) throw badField(field, "a string or an array of text parts", content);
+  const texts: string[] = [];
+  content.forEach((part: unknown, j) => {
+    if (typeof part !== "object" || part === null) throw badField(`${field}[${j}]`, "a content part object", part);
+    const { type, text } = part as { type?: unknown; text?: unknown };
+    if (type !== "text") throw unsupported(`${field}[${j}].type`, "only text content parts (this model reads text)", type);
+    if (typeof text !== "string") throw badField(`${field}[${j}].text`, "a string", text);
+    texts.push(text);
+  });
+  return texts.join("\n");
+}
+
+/**
+ * Validates a `/v1/chat/completions` body. Unknown fields are ignored as OpenAI does; known
+ * fields of the wrong type or range throw `SERVER_BAD_REQUEST` naming the field; features this
+ * server lacks (`n > 1`, tools, image parts, JSON response formats) throw `SERVER_UNSUPPORTED`.
+ * `developer` messages are passed to the template as `system`.
+ *
+ * @example
+ * ```ts
+ * const request = parseChatRequest({ messages: [{ role: "user", content: "Hi" }], top_p: 0.9 }, 512);
+ * request.options.topP; // 0.9
+ * ```
+ */
+export function parseChatRequest(body: JsonObject, vocabSize: number): ParsedChatRequest {
+  const raw = body["messages"];
+  if (!Array.isArray(raw)) throw badField("messages", "a non-empty array of messages", raw);
+  if (raw.length === 0) throw badField("messages", "at least one message", "an empty array");
+  const messages = raw.map((entry: unknown, i): ChatMessage => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw badField(`messages[${i}]`, "an object with role and content", entry);
+    const message = entry as JsonObject;
+    const role = message["role"];
+    if (typeof role !== "string" || !ROLES.has(role)) throw badField(`messages[${i}].role`, `one of ${[...ROLES].join(", ")}`, role);
+    return { role: role === "developer" ? "system" : role, content: messageContent(message, i) };
+  });
+  const logprobs = booleanField(body, "logprobs") ?? false;
+  const topLogprobs = numberField(body, "top_logprobs", { integer: true, min: 0, max: 20 }) ?? 0;
+  if (topLogprobs > 0 && !logprobs) throw badField("top_logprobs", "logprobs: true alongside top_logprobs", topLogprobs);
+  return { kind: "chat", messages, ...parseCommon(body, vocabSize, logprobs, topLogprobs) };
+}
+
+function isTokenArray(value: unknown): value is number[] {
+  return Array.isArray(value) && value.length > 0 && value.every((id) => typeof id === "number" && Number.isInteger(id) && id >= 0);
+}
+
+/**
+ * Validates a `/v1/completions` body. `prompt` is a string, a one-element string array, token
+ * ids, or a one-element array of token-id arrays (several prompts per request are refused:
+ * send them as concurrent requests). `logprobs` is OpenAI's integer (alternatives per token).
+ *
+ * @example
+ * ```ts
+ * const request = parseCompletionRequest({ prompt: "Once upon a time", max_tokens: 16 }, 512);
+ * request.maxTokens; // 16
+ * ```
+ */
+export function parseCompletionRequest(body: JsonObject, vocabSize: number): ParsedCompletionRequest {
+  let prompt: unknown = body["prompt"];
+  if (prompt === undefined || prompt === null) throw badField("prompt", "a string, or token ids", prompt);
+  if (Array.isArray(prompt) && prompt.length === 1 && (typeof prompt[0] === "string" || isTokenArray(prompt[0]))) prompt = prompt[0];
+  else if (Array.isArray(prompt) && prompt.length > 1 && prompt.every((p) => typeof p === "string" || isTokenArray(p))) {
+    throw unsupported("prompt", "several prompts in one request", `${prompt.length} prompts`, "Send one request per prompt; they run concurrently");
+  }
+  if (typeof prompt !== "string" && !isTokenArray(prompt)) throw badField("prompt", "a string, or a non-empty array of token ids", prompt);
+  if (typeof prompt !== "string") {
+    const bad = prompt.find((id) => id >= vocabSize);
+    if (bad !== undefined) throw badField("prompt", `token ids in [0, ${vocabSize})`, bad);
+  }
+  const bestOf = numberField(body, "best_of", { integer: true, min: 1 });
+  if (bestOf !== undefined && bestOf > 1) throw unsupported("best_of", "only best_of = 1", bestOf);
+  const suffix = stringField(body, "suffix");
+  if (suffix !== undefined && suffix.length > 0) throw unsupported("suffix", "insertion (suffix)", suffix);
+  const logprobCount = numberField(body, "logprobs", { integer: true, min: 0, max: 20 });
+  return {
+    kind: "completion",
+    prompt,
+    echo: booleanField(body, "echo") ?? false,
+    ...parseCommon(body, vocabSize, logprobCount !== undefined, logprobCount ?? 0),
+  };
+}

@@ -1,0 +1,57 @@
+// Test support: a listening server on a tiny synthetic model, and an SSE reader for raw fetch answers.
+import type { Engine } from "@halo/engine";
+import { synthModel } from "@halo/h1b-format";
+import { createServer, loadServingEngine, type CreateServerOptions, type HaloServer } from "../src/index.js";
+import type { Logger } from "../src/logger.js";
+
+/** A running tiny server. */
+export interface TinyServer {
+  readonly app: HaloServer;
+  readonly engine: Engine;
+  readonly url: string;
+  readonly logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startTinyServer}. */
+export type TinyServerOptions = Partial<Omit<CreateServerOptions, "engine">> & { readonly contextLength?: number; readonly seed?: number };
+
+/** Loads a tiny synthetic model (vocab 512, BitNet chat template) and serves it on 127.0.0.1:<free port>. */
+export async function startTinyServer(options: TinyServerOptions = {}): Promise<TinyServer> {
+  const parallel = options.parallel ?? 4;
+  const engine = await loadServingEngine(synthModel({ seed: options.seed ?? 3 }), { backend: "reference", contextLength: options.contextLength ?? 256, maxSequences: parallel });
+  const logs: Array<Record<string, unknown>> = [];
+  const logger: Logger = { log: (level, msg, fields = {}) => logs.push({ level, msg, ...fields }) };
+  const { contextLength: _c, seed: _s, ...rest } = options;
+  const app = createServer({ modelId: "tiny", logger, ...rest, parallel, engine });
+  const { url } = await app.listen(0, "127.0.0.1");
+  return {
+    app,
+    engine,
+    url,
+    logs,
+    async close() {
+      await app.close({ graceMs: 2000 });
+      engine.dispose();
+    },
+  };
+}
+
+/** Reads an SSE answer to the end: the `data:` payloads in order. */
+export async function readSseRecords(response: Response): Promise<string[]> {
+  const text = await response.text();
+  const out: string[] = [];
+  for (const record of text.split("\n\n")) {
+    const data = record
+      .split("\n")
+      .filter((line) => line.startsWith("data: "))
+      .map((line) => line.slice(6));
+    if (data.length > 0) out.push(data.join("\n"));
+  }
+  return out;
+}
+
+/** POSTs JSON. */
+export function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+}
