@@ -10,6 +10,8 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <chrono>
+#include <cstdio>
 
 namespace halo {
 
@@ -73,6 +75,19 @@ bool Region::allocate(size_t size, bool huge_pages) {
 
 // ---------------------------------------------------------------- activations
 
+// Round half to even without SSE4.1 or a libm call: adding and subtracting 1.5·2^52 (1.5·2^23 for
+// float) rounds in the default round-to-nearest-even mode; exact for |v| < 2^51 (2^22), and
+// quantised values are within ±128·(1+2^-23) before the clamp. `volatile`-free: without
+// -ffast-math the compiler must keep both operations.
+static inline double round_even(double v) {
+  const double magic = 6755399441055744.0;
+  return (v + magic) - magic;
+}
+static inline float round_even(float v) {
+  const float magic = 12582912.0f;
+  return (v + magic) - magic;
+}
+
 void Activations::quantize(const float* x, int rows, int w, bool per_token_scheme) {
   n = rows;
   width = w;
@@ -94,7 +109,7 @@ void Activations::quantize(const float* x, int rows, int w, bool per_token_schem
       const float s = static_cast<float>(127.0 / std::max(static_cast<double>(absmax), static_cast<double>(floor_value)));
       scales[t] = s;
       for (int i = 0; i < w; i++) {
-        const double v = std::nearbyint(static_cast<double>(xr[i]) * static_cast<double>(s));
+        const double v = round_even(static_cast<double>(xr[i]) * static_cast<double>(s));
         q[i] = static_cast<int8_t>(v > 127 ? 127 : v < -128 ? -128 : v);
       }
     } else {
@@ -112,7 +127,7 @@ void Activations::quantize(const float* x, int rows, int w, bool per_token_schem
         if (amax == 0) continue;
         const float iscale = static_cast<float>(-127.0 / static_cast<double>(maxv));
         for (int j = 0; j < 256; j++) {
-          const float v = std::nearbyint(iscale * xb[j]);
+          const float v = round_even(iscale * xb[j]);
           q[b * 256 + j] = static_cast<int8_t>(v > 127 ? 127 : v);
         }
         scales[static_cast<size_t>(t) * (w / 256) + b] = static_cast<float>(1.0 / static_cast<double>(iscale));
@@ -159,9 +174,11 @@ inline double act_scale_factor(const Activations& a, int t, int k0) {
 
 }  // namespace
 
+void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next,
+                 int r0, int r1, bool fast, bool blocked, int seg, int act_block, int spr);
+
 void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride,
             const Matrix* next) {
-  const int n = a.n;
   const int cols = m.cols;
   const int act_block = a.per_token ? cols : 256;
   const int spr = cols / m.scale_block;  // scales per row
@@ -169,18 +186,29 @@ void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Acti
   const int seg = std::gcd(m.scale_block, act_block);
   const bool blocked = !fast && seg % 256 == 0;
   const int workers = pool->size();
-  pool->run([&](int i) {
-    int r0, r1;
-    split_range(m.rows, workers, i, 16, &r0, &r1);
-    if (r0 >= r1) return;
+  // Rows are handed out in chunks from a shared cursor rather than one static slice per worker:
+  // on a shared 2-core machine a worker whose core is busy elsewhere must not hold up the step.
+  const int chunk = std::max(16, (m.rows / (workers * 8) + 15) / 16 * 16);
+  std::atomic<int> cursor{0};
+  pool->run([&](int) {
+    for (int r0 = cursor.fetch_add(chunk); r0 < m.rows; r0 = cursor.fetch_add(chunk)) {
+      const int r1 = std::min(m.rows, r0 + chunk);
+      matmul_rows(k, m, a, y, y_stride, next, r0, r1, fast, blocked, seg, act_block, spr);
+    }
+  });
+}
+
+void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next,
+                 int r0, int r1, bool fast, bool blocked, int seg, int act_block, int spr) {
+  (void)act_block;
+  const int n = a.n;
+  const int cols = m.cols;
+  {
     const int count = r1 - r0;
     if (fast) {
-      const void* pf = nullptr;
-      if (next != nullptr && next->codes != nullptr) {
-        int n0, n1;
-        split_range(next->rows, workers, i, 16, &n0, &n1);
-        pf = next->codes + static_cast<size_t>(n0) * next->nb;
-      }
+      // Prefetch runs on past this chunk into the following rows, and past the matrix into the next one.
+      const void* pf = r1 < m.rows ? static_cast<const void*>(m.codes + static_cast<size_t>(r1) * m.nb)
+                                   : next != nullptr ? static_cast<const void*>(next->codes) : nullptr;
       tl_raw.resize(static_cast<size_t>(n) * count);
       k->gemm_i2(m.codes, m.nb, r0, r1, a.values.data(), a.padded, n, tl_raw.data(), count, pf);
       for (int t = 0; t < n; t++) {
@@ -233,7 +261,7 @@ void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Acti
         y[static_cast<size_t>(t) * y_stride + r] = static_cast<float>(a.per_token ? total / a.scales[t] : total);
       }
     }
-  });
+  }
 }
 
 // ---------------------------------------------------------------- small ops
@@ -249,16 +277,31 @@ void rms_norm_rows(const float* x, const float* w, int d, int n, double eps, flo
   }
 }
 
-void rope_rows(float* x, int stride, const int32_t* positions, int n, int heads, int head_dim, double theta) {
+void rope_table(const int32_t* positions, int n, int head_dim, double theta, std::vector<double>& table) {
   const int half = head_dim / 2;
-  std::vector<double> inv(half), cs(head_dim);
+  table.resize(static_cast<size_t>(n) * head_dim);
+  std::vector<double> inv(half);
   for (int i = 0; i < half; i++) inv[i] = std::pow(theta, (-2.0 * i) / head_dim);
   for (int t = 0; t < n; t++) {
+    double* cs = table.data() + static_cast<size_t>(t) * head_dim;
     for (int i = 0; i < half; i++) {
       const double angle = positions[t] * inv[i];
       cs[i] = std::cos(angle);
       cs[half + i] = std::sin(angle);
     }
+  }
+}
+
+void rope_rows(float* x, int stride, const int32_t* positions, int n, int heads, int head_dim, double theta) {
+  std::vector<double> table;
+  rope_table(positions, n, head_dim, theta, table);
+  rope_apply(x, stride, table.data(), n, heads, head_dim);
+}
+
+void rope_apply(float* x, int stride, const double* table, int n, int heads, int head_dim) {
+  const int half = head_dim / 2;
+  for (int t = 0; t < n; t++) {
+    const double* cs = table + static_cast<size_t>(t) * head_dim;
     for (int h = 0; h < heads; h++) {
       float* base = x + static_cast<size_t>(t) * stride + h * head_dim;
       for (int i = 0; i < half; i++) {
@@ -377,9 +420,32 @@ void grow(std::vector<T>& v, size_t size) {
 
 }  // namespace
 
+namespace {
+
+// HALO_CPU_PROFILE=1 prints per-phase milliseconds of every step to stderr (kernel lab use only).
+struct PhaseClock {
+  bool on = std::getenv("HALO_CPU_PROFILE") != nullptr;
+  double ms[8] = {0};
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  void lap(int phase) {
+    if (!on) return;
+    const auto now = std::chrono::steady_clock::now();
+    ms[phase] += std::chrono::duration<double, std::milli>(now - last).count();
+    last = now;
+  }
+  ~PhaseClock() {
+    if (on)
+      std::fprintf(stderr, "halo-cpu step ms: norm+quant %.2f  qkv %.2f  rope+kv %.2f  attention %.2f  o %.2f  gate|up %.2f  act+down %.2f  head %.2f\n",
+                   ms[0], ms[1], ms[2], ms[3], ms[4], ms[5], ms[6], ms[7]);
+  }
+};
+
+}  // namespace
+
 halo_status Model::step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
                         const int32_t* logit_rows, int n_logits, float* logits) {
   std::lock_guard<std::mutex> lock(step_mutex);
+  PhaseClock clock;
   const int hidden = c.hidden, hd = c.head_dim;
   const int q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;
   const int qkv_rows = q_dim + 2 * kv_dim;
@@ -400,6 +466,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     if (embedding_f16) k->f16_to_f32(xr, static_cast<const uint16_t*>(embedding.data) + static_cast<size_t>(tokens[t]) * hidden, hidden);
     else std::memcpy(xr, static_cast<const float*>(embedding.data) + static_cast<size_t>(tokens[t]) * hidden, sizeof(float) * hidden);
   }
+  rope_table(positions, n, hd, c.rope_theta, rope_table_);
   const size_t elem = c.kv_f16 ? 2 : 4;
   const size_t layer_stride = static_cast<size_t>(c.context) * kv_dim;  // elements per layer per slot
   const size_t values_offset = static_cast<size_t>(c.layers) * layer_stride;
@@ -407,11 +474,14 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   for (int l = 0; l < c.layers; l++) {
     Layer& L = layers[l];
     const Matrix* after_down = l + 1 < c.layers ? &layers[l + 1].qkv : nullptr;
+    clock.lap(7);
     rms_norm_rows(x.data(), L.attn_norm.data(), hidden, n, c.eps, normed.data());
     act.quantize(normed.data(), n, hidden, c.per_token);
+    clock.lap(0);
     matmul(pool, k, L.qkv, act, qkv_out.data(), qkv_rows, &L.o);
-    rope_rows(qkv_out.data(), qkv_rows, positions, n, c.heads, hd, c.rope_theta);
-    rope_rows(qkv_out.data() + q_dim, qkv_rows, positions, n, c.kv_heads, hd, c.rope_theta);
+    clock.lap(1);
+    rope_apply(qkv_out.data(), qkv_rows, rope_table_.data(), n, c.heads, hd);
+    rope_apply(qkv_out.data() + q_dim, qkv_rows, rope_table_.data(), n, c.kv_heads, hd);
     for (int t = 0; t < n; t++) {
       char* base = static_cast<char*>(slots[slot_ids[t]]->data);
       const size_t at = static_cast<size_t>(l) * layer_stride + static_cast<size_t>(positions[t]) * kv_dim;
@@ -427,6 +497,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
       key_ptrs[t] = base + static_cast<size_t>(l) * layer_stride * elem;
       value_ptrs[t] = base + (values_offset + static_cast<size_t>(l) * layer_stride) * elem;
     }
+    clock.lap(2);
     AttentionArgs args{};
     args.q = qkv_out.data();
     args.q_stride = qkv_rows;
@@ -442,14 +513,19 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     args.tile = n * c.kv_heads >= 4 * pool->size() ? 0 : 256;
     args.out = attn_out.data();
     attention(pool, k, args);
+    clock.lap(3);
     rms_norm_rows(attn_out.data(), L.attn_sub_norm.data(), q_dim, n, c.eps, normed.data());
     act.quantize(normed.data(), n, q_dim, c.per_token);
+    clock.lap(0);
     matmul(pool, k, L.o, act, delta.data(), hidden, &L.gate_up);
+    clock.lap(4);
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
 
     rms_norm_rows(x.data(), L.ffn_norm.data(), hidden, n, c.eps, normed.data());
     act.quantize(normed.data(), n, hidden, c.per_token);
+    clock.lap(0);
     matmul(pool, k, L.gate_up, act, gate_up_out.data(), 2 * inter, &L.down);
+    clock.lap(5);
     for (int t = 0; t < n; t++) {
       const float* g = gate_up_out.data() + static_cast<size_t>(t) * 2 * inter;
       const float* u = g + inter;
@@ -471,6 +547,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     matmul(pool, k, L.down, act, delta.data(), hidden, after_down);
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
   }
+  clock.lap(6);
   // Final norm of the wanted rows, then the LM head split by vocabulary rows.
   std::vector<float> wanted(static_cast<size_t>(n_logits) * hidden);
   for (int i = 0; i < n_logits; i++) {
@@ -478,11 +555,11 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     rms_norm_rows(x.data() + static_cast<size_t>(logit_rows[i]) * hidden, output_norm.data(), hidden, 1, c.eps,
                   wanted.data() + static_cast<size_t>(i) * hidden);
   }
-  const int workers = pool->size();
-  pool->run([&](int i) {
-    int r0, r1;
-    split_range(c.vocab, workers, i, 16, &r0, &r1);
-    if (r0 >= r1) return;
+  const int head_chunk = std::max(16, (c.vocab / (pool->size() * 16) + 15) / 16 * 16);
+  std::atomic<int> head_cursor{0};
+  pool->run([&](int) {
+   for (int r0 = head_cursor.fetch_add(head_chunk); r0 < c.vocab; r0 = head_cursor.fetch_add(head_chunk)) {
+    const int r1 = std::min(c.vocab, r0 + head_chunk);
     float* y = logits + r0;
     switch (head_type) {
       case HeadType::F16:
@@ -496,7 +573,9 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
                    c.vocab);
         break;
     }
+   }
   });
+  clock.lap(7);
   return HALO_OK;
 }
 

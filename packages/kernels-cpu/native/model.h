@@ -95,7 +95,7 @@ struct Model {
   std::vector<float> x, normed, qkv_out, attn_out, gate_up_out, delta;
   Activations act;
   std::vector<float> attn_partial;
-  std::vector<double> rope_table;
+  std::vector<double> rope_table_;  // [n][head_dim] cos|sin of this step's positions
 
   halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);
   halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
@@ -109,6 +109,10 @@ halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows);
 void rms_norm_rows(const float* x, const float* w, int d, int n, double eps, float* out);
 /** NeoX RoPE in place over n rows of heads·head_dim at positions. */
 void rope_rows(float* x, int stride, const int32_t* positions, int n, int heads, int head_dim, double theta);
+/** cos/sin of every row's position: `[n][head_dim]` (cos in the first half, sin in the second). */
+void rope_table(const int32_t* positions, int n, int head_dim, double theta, std::vector<double>& table);
+/** NeoX RoPE in place with a table from rope_table. */
+void rope_apply(float* x, int stride, const double* table, int n, int heads, int head_dim);
 
 /**
  * Attention of query rows over one sequence's keys/values (f32 or f16), split into tiles of
