@@ -1,10 +1,11 @@
 // Conformance of the CPU backend on every kernel path this machine has, plus its own option and misuse checks.
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
-import { runConformance } from "@halo/kernels";
+import { KernelsErrorCode, conformanceModel, runConformance, ternaryTensorOf, type ModelWeights } from "@halo/kernels";
 import { createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
 import { KernelsCpuErrorCode } from "./errors.js";
+import type { CpuLoadedModel } from "./cpu-loaded-model.js";
 
 for (const isa of availableIsas()) {
   runConformance(() => createBackend({ isa, threads: 2 }), { describe, it }, { name: `cpu ${isa}`, hasOps: true });
@@ -29,5 +30,45 @@ describe("createBackend options", () => {
     const probe = await createBackend({ threads: 1 }).probe();
     expect(probe.available).toBe(true);
     expect(probe.reason).toContain(availableIsas()[0]!);
+  });
+});
+
+describe("bad input becomes a HaloError, never a crash", () => {
+  const codeOf = async (run: () => unknown): Promise<string | undefined> => {
+    try {
+      await run();
+    } catch (error) {
+      return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
+    }
+    return undefined;
+  };
+
+  it("ops refuse arrays that are not whole rows", async () => {
+    const ops = createBackend({ threads: 2 }).ops!;
+    const weight = ternaryTensorOf(Int8Array.of(1, 0, -1, 1), 2, 2, { kind: "tensor", value: 1 });
+    expect(await codeOf(() => ops.ternaryMatmul(weight, Float32Array.of(1, 2, 3), "per-token"))).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect(await codeOf(() => ops.rmsNorm(Float32Array.of(1, 2, 3), Float32Array.of(1, 1), 1e-5))).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect(await codeOf(() => ops.quantize(new Float32Array(100), 100, "q8k-block"))).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect(await codeOf(() => ops.rope(new Float32Array(6), Int32Array.of(0), 1, 3, 10000))).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+  });
+
+  it("a trit outside {-1, 0, 1} is refused at load with KERNELS_BAD_WEIGHTS", async () => {
+    const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
+    const bad = { ...weights.layers[0]!.q, decodeRows: (start: number, count: number, out: Int8Array) => { weights.layers[0]!.q.decodeRows(start, count, out); out[0] = 2; } };
+    const broken: ModelWeights = { ...weights, layers: [{ ...weights.layers[0]!, q: bad }, ...weights.layers.slice(1)] };
+    expect(await codeOf(() => createBackend({ threads: 2 }).loadModel(broken, { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
+  });
+
+  it("reports its kernel path, huge pages and head type; int8 head on request", async () => {
+    const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
+    for (const isa of availableIsas()) {
+      const model = (await createBackend({ threads: 2, isa, lmHead: "int8" }).loadModel(weights, { contextLength: 8 })) as CpuLoadedModel;
+      const info = model.nativeInfo();
+      expect(info.isa).toBe(isa);
+      expect(info.headType).toBe("int8");
+      expect(typeof info.hugePages).toBe("boolean");
+      model.dispose();
+      expect(await codeOf(() => model.nativeInfo())).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+    }
   });
 });
