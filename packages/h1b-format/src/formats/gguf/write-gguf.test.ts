@@ -171,7 +171,7 @@ describe("writeGguf → readGguf", () => {
         return isHaloError(error) ? error.code : `non-HaloError ${String(error)}`;
       }
     };
-    expect(await code(writeGguf(model, join(dir, "x.gguf"), { ternaryType: "i2_s" as never }))).toBe("H1B_BAD_ARGUMENT");
+    expect(await code(writeGguf(model, join(dir, "x.gguf"), { ternaryType: "q4_0" as never }))).toBe("H1B_BAD_ARGUMENT");
     const odd = synthModel({
       shape: { ...model.config, hiddenSize: 192, numHeads: 3, numKvHeads: 1, headDim: 64, intermediateSize: 384 },
       seed: 1,
