@@ -7,6 +7,8 @@ import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
 import "../../index.js";
 import { memorySource } from "../../core/byte-source.js";
+import { floatTensor } from "../../core/tensors.js";
+import { bf16ToF32, f32ToBf16 } from "../../core/half.js";
 import { synthModel } from "../../synth/synth-model.js";
 import { NORM_ROLES, TERNARY_ROLES, type HaloModel, type TernaryTensor } from "../../core/model.js";
 import { HALO_MAGIC, hasHaloMagic } from "./halo-layout.js";
@@ -197,6 +199,31 @@ describe("writeHalo / readHalo", () => {
       ),
       { numRuns: 12 },
     );
+  });
+
+  it("narrows an f32 embedding to f16 or bf16 only when every value converts exactly", async () => {
+    const base = synthModel({ seed: 13 });
+    const withEmbedding = (values: Float32Array): HaloModel => ({ ...base, tokenEmbedding: floatTensor("token_embd", "f32", base.tokenEmbedding.shape, { data: new Uint8Array(values.buffer) }) });
+    const f16Exact = base.tokenEmbedding.toFloat32(); // synth values are f16 numbers
+    const bf16Exact = f16Exact.map((v, i) => (i === 7 ? 1e-30 : v)); // 1e-30 → bf16 fine, f16 underflows
+    bf16Exact[7] = bf16ToF32(f32ToBf16(1e-30));
+    const bf16Only = bf16Exact.map((v) => bf16ToF32(f32ToBf16(v)));
+    const inexact = f16Exact.map((v, i) => (i === 3 ? v + 1e-7 : v));
+    const cases: Array<[Float32Array, string, boolean]> = [
+      [f16Exact, "f16", true],
+      [bf16Only, "bf16", true],
+      [inexact, "f32", true],
+      [f16Exact, "f32", false],
+    ];
+    for (const [values, dtype, narrowFloats] of cases) {
+      const path = join(dir, `narrow-${dtype}-${narrowFloats}.halo`);
+      const report = await writeHalo(withEmbedding(values), path, { narrowFloats });
+      const back = readHalo(path);
+      expect(back.tokenEmbedding.dtype).toBe(dtype);
+      expect(back.tokenEmbedding.toFloat32()).toEqual(values);
+      expect(report.changes.some((c) => c.startsWith("token_embd f32 →"))).toBe(dtype !== "f32");
+      back.close();
+    }
   });
 
   it("refuses a model whose tensors do not match its config", async () => {

@@ -4,7 +4,9 @@ import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
 import { validateConfig } from "../../core/config.js";
 import { NORM_ROLES, TERNARY_ROLES, normLength, ternaryShape, type FloatTensor, type HaloModel, type TernaryTensor, type TokenizerPayload } from "../../core/model.js";
-import { ternaryCodec } from "../../codecs/registry.js";
+import { floatCodec, ternaryCodec } from "../../codecs/registry.js";
+import { bf16ToF32, f32ToBf16, f32ToF16 } from "../../core/half.js";
+import { f16Table } from "../../codecs/plain.js";
 import packageJson from "../../../package.json" with { type: "json" };
 import {
   HALO_DEFAULT_ALIGNMENT,
@@ -59,6 +61,12 @@ export interface WriteHaloOptions {
   readonly changes?: readonly string[];
   /** Creation time recorded in the provenance (default now); fix it for byte-reproducible files. */
   readonly createdAt?: Date;
+  /**
+   * Store an f32 embedding / LM head as f16 (else bf16) when every value converts exactly, halving
+   * the largest tensors at no loss (seed `.h1b` files widen an f16 or bf16 embedding to f32).
+   * Default true.
+   */
+  readonly narrowFloats?: boolean;
 }
 
 /** What {@link writeHalo} wrote. */
@@ -120,6 +128,21 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
   const tensorItems: Item[] = [];
 
   const addFloat = (tensor: FloatTensor, name: string, role: string, layer: number | null): void => {
+    if ((options.narrowFloats ?? true) && tensor.dtype === "f32" && layer === null && tensor.shape.length === 2) {
+      const narrowed = narrowExactly(tensor.toFloat32());
+      if (narrowed !== null) {
+        changes.push(`${name} f32 → ${narrowed.dtype} (every value exact)`);
+        let bytes: Uint8Array | null = narrowed.bytes;
+        tensorItems.push(
+          item({ name, role, layer, kind: "float", dtype: narrowed.dtype, shape: [...tensor.shape], length: narrowed.bytes.byteLength }, false, () => {
+            const out = bytes!;
+            bytes = null; // let the encoded copy go once written
+            return out;
+          }),
+        );
+        return;
+      }
+    }
     tensorItems.push(item({ name, role, layer, kind: "float", dtype: tensor.dtype, shape: [...tensor.shape], length: tensor.byteLength }, false, () => tensor.bytes()));
   };
   const addTernary = (tensor: TernaryTensor, name: string, role: string, layer: number): void => {
@@ -296,6 +319,22 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
   const lossy = changedWeights > 0;
   if (lossy) changes.push(`${changedWeights} ternary weights changed by a lossy packing (forced)`);
   return { path, byteLength: fileLength, tensorCount: tensorItems.length, changes, changedWeights, lossy };
+}
+
+/** The values as f16 (preferred) or bf16 bytes when every one converts bit-exactly, else null. */
+function narrowExactly(values: Float32Array): { dtype: "f16" | "bf16"; bytes: Uint8Array } | null {
+  const table = f16Table();
+  let f16 = true;
+  let bf16 = true;
+  for (let i = 0; i < values.length && (f16 || bf16); i++) {
+    const v = values[i]!;
+    if (v !== v) return null; // NaN payloads would not survive
+    if (f16 && !Object.is(table[f32ToF16(v)], v)) f16 = false;
+    if (bf16 && !Object.is(bf16ToF32(f32ToBf16(v)), v)) bf16 = false;
+  }
+  if (f16) return { dtype: "f16", bytes: floatCodec("f16").encode!(values) };
+  if (bf16) return { dtype: "bf16", bytes: floatCodec("bf16").encode!(values) };
+  return null;
 }
 
 /** Refuses a model the container's reader would reject: wrong layer count or tensor shapes for its config. */
