@@ -1,5 +1,6 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
-import { loadModel, type Engine } from "@halo/engine";
+import type { Engine } from "@halo/engine";
+import { loadServingEngine } from "@halo/server";
 import { numberFlag, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -40,13 +41,15 @@ export function samplingFlags(command: string, values: Record<string, unknown>):
   };
 }
 
-/** Resolves `--model` (or the default model) and loads it with the backend/threads/context flags. */
+/** Resolves `--model` (or the default model) and loads it with the backend/threads/context flags (steps yield to the event loop). */
 export async function loadFromFlags(command: string, values: Record<string, unknown>, ctx: CommandContext): Promise<Engine> {
   const threads = numberFlag(command, values, "threads", { integer: true, min: 1, max: 1024 });
   const contextLength = numberFlag(command, values, "context-length", { integer: true, min: 2 });
   samplingFlags(command, values);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
-  return loadModel(path, {
+  // loadServingEngine wraps synchronous backends so every step yields to the event loop: without
+  // it, Ctrl-C (a keypress or SIGINT) is not seen until the whole answer has been generated.
+  return loadServingEngine(path, {
     backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
