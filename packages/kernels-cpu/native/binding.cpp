@@ -195,7 +195,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto arr = info[0].As<Napi::TypedArray>();
     if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     const size_t bytes = count * (f16 ? 2 : 4);
-    if (!m->embedding.allocate(bytes, false)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+    // Huge pages: a tied head streams the embedding every token.
+    if (!m->embedding.allocate(bytes, huge_pages_)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
     std::memcpy(m->embedding.data, static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset(), bytes);
     m->embedding_f16 = f16;
     return Napi::Number::New(env, HALO_OK);
@@ -227,7 +228,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     }
     const int hidden = m->c.hidden;
     if (int8) {
-      if (!m->head.allocate(count, true)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+      if (!m->head.allocate(count, huge_pages_)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
       m->head_scales.assign(m->c.vocab, 0.0f);
       std::vector<float> row(hidden);
       for (int r = 0; r < m->c.vocab; r++) {
@@ -247,7 +248,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       m->head_data = src;
     } else {
       const size_t bytes = count * (src_f16 ? 2 : 4);
-      if (!m->head.allocate(bytes, true)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+      if (!m->head.allocate(bytes, huge_pages_)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
       std::memcpy(m->head.data, src, bytes);
       m->head_type = src_f16 ? halo::HeadType::F16 : halo::HeadType::F32;
       m->head_data = m->head.data;

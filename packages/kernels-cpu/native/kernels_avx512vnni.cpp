@@ -130,7 +130,7 @@ void head_generic(int hidden, int r0, int r1, const float* x, int n, float* y, i
 void head_f16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
   head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m) {
     const uint16_t* p = w + static_cast<size_t>(r) * hidden + h;
-    _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);
+    if ((h & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);  // once per 64-byte line
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
   });
 }
