@@ -1,8 +1,8 @@
 // convertModel into every format and openModel back: same trits, scales within the format's precision, honest reports.
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import "./index.js";
 import { synthModel } from "./synth/synth-model.js";
@@ -15,6 +15,7 @@ import { openModel, sniffFormat, readTokenizerFile } from "./open.js";
 const MAX_REL_ERROR_F16_SCALE = 2 ** -11;
 
 const dir = mkdtempSync(join(tmpdir(), "halo-convert-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let model: HaloModel;
 
 beforeAll(() => {

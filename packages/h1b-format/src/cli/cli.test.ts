@@ -29,6 +29,7 @@ beforeAll(() => {
 }, 120_000);
 
 afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
   if (builtDir !== null) rmSync(builtDir, { recursive: true, force: true });
 });
 

@@ -1,5 +1,5 @@
 // Truncation sweep and mutation fuzz of the .halo reader: only HaloErrors, and no read past the end of the file.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -23,6 +23,7 @@ beforeAll(async () => {
   const config = { ...synthModel().config, numLayers: 1, hiddenSize: 128, intermediateSize: 256, numHeads: 2, numKvHeads: 1, vocabSize: 512 };
   await writeHalo(synthModel({ shape: config, seed: 11, untiedHead: true }), path);
   file = new Uint8Array(readFileSync(path));
+  rmSync(dir, { recursive: true, force: true });
   dataOffset = Number(new DataView(file.buffer, file.byteOffset).getBigUint64(32, true));
 }, 60_000);
 

@@ -1,5 +1,5 @@
 // Round trips, alignment, provenance, zero-copy views and checksum verification of the .halo container.
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -19,7 +19,7 @@ import { f32ToF16 } from "../../core/half.js";
 import { verifyHalo } from "./verify-halo.js";
 
 const dir = mkdtempSync(join(tmpdir(), "halo-container-"));
-afterAll(() => undefined);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function trits(t: TernaryTensor): Int8Array {
   const out = new Int8Array(t.rows * t.cols);
