@@ -1,5 +1,6 @@
 // The `halo` command's dispatcher: subcommands, help, one-line errors and exit codes.
 import { isHaloError } from "@halo/errors";
+import { benchCommand } from "./commands/bench.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
 import { chatCommand } from "./commands/chat.js";
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   verify: { run: h1bCommand("verify"), summary: "check a model file is sound (exit 0 only then)" },
   ppl: { run: pplCommand, summary: "perplexity of a text file" },
   doctor: { run: doctorCommand, summary: "CPU, SIMD path, backends, memory, cache and versions" },
+  bench: { run: benchCommand, summary: "load, prefill and decode speed with the bandwidth roofline" },
 };
 
 /** Top-level help. */

@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { shapeConfig, synthModel, writeHalo } from "@halo/h1b-format";
+import { main } from "../main.js";
+import { bytesPerDecodedToken } from "./bench.js";
+
+const dir = mkdtempSync(join(tmpdir(), "halo-bench-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("halo bench", () => {
+  it("counts the 2B-4T shape's bytes per token as the research notes do (521 MB ternary + 657 MB f16 head)", () => {
+    const config = shapeConfig("bitnet-2b-4t");
+    const noKv = bytesPerDecodedToken(config, { ternaryBits: 2, headBytes: 2, context: 0 });
+    const ternary = (2_084_044_800 * 2) / 8;
+    const head = 128256 * 2560 * 2;
+    const norms = (30 * (2560 * 3 + 6912) + 2560) * 4;
+    expect(noKv).toBe(ternary + head + norms);
+    // KV: 76,800 bytes per cached position (30 layers × K and V × 5 heads × 128 × f16).
+    expect(bytesPerDecodedToken(config, { ternaryBits: 2, headBytes: 2, context: 10 }) - noKv).toBe(768_000);
+  });
+
+  it("prints every required field as JSON on a tiny model", async () => {
+    const path = join(dir, "tiny.halo");
+    await writeHalo(synthModel({ seed: 3 }), path);
+    const out: string[] = [];
+    const code = await main(
+      ["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "16", "--gen-tokens", "4", "--decode-context", "8", "--batch", "2", "--bandwidth", "30", "--json"],
+      { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} },
+    );
+    expect(code).toBe(0);
+    const result = JSON.parse(out.join("")) as Record<string, number | string | null>;
+    for (const key of ["loadMs", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssMiB", "bytesPerToken", "bandwidthUtilisation", "aggregateDecodeTokensPerSecond"]) {
+      expect(typeof result[key], key).toBe("number");
+      expect(result[key] as number, key).toBeGreaterThan(0);
+    }
+    expect(result["backend"]).toBe("reference");
+    expect(result["batch"]).toBe(2);
+  });
+
+  it("rejects bad numbers", async () => {
+    const err: string[] = [];
+    const code = await main(["bench", "--model", "x", "--batch", "abc"], { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} });
+    expect(code).toBe(2);
+    expect(err.join("")).toMatch(/--batch must be a whole number/);
+  });
+});

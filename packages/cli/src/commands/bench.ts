@@ -1,0 +1,177 @@
+// `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
+import { loadModel, type Engine, type RequestEndEvent } from "@halo/engine";
+import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
+import type { CommandContext } from "../context.js";
+
+const FLAGS: Record<string, FlagSpec> = {
+  model: { type: "string", short: "m", description: "model file or snapshot directory" },
+  "prompt-tokens": { type: "string", description: "prompt length for the prefill measurement (default 512)" },
+  "gen-tokens": { type: "string", description: "tokens decoded per sequence (default 128)" },
+  "decode-context": { type: "string", description: "prompt length before the decode measurement (default 64)" },
+  threads: { type: "string", description: "threads for native backends (default: all cores)" },
+  batch: { type: "string", description: "sequences decoding together (default 1)" },
+  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
+  bandwidth: { type: "string", description: "measured memory read bandwidth in GB/s for the roofline (default: the CPU backend's probe, if it has one)" },
+  "ternary-bits": { type: "string", description: "bits per ternary weight the backend reads (default 2)" },
+  "head-bytes": { type: "string", description: "bytes per LM-head weight the backend reads (default 2: f16)" },
+  json: { type: "boolean", description: "print one JSON object" },
+  help: { type: "boolean", short: "h", description: "show this help" },
+};
+
+/** Help text of `halo bench`. */
+export const benchHelp = helpText(
+  "halo bench --model <path> [--prompt-tokens n] [--gen-tokens n] [--threads n] [--batch n] [--json]",
+  "Measures load time, prefill and decode tok/s, peak RSS, bytes read per decoded token and the\n" +
+    "share of the memory-bandwidth roofline reached. Prompts are fixed pseudo-random token ids;\n" +
+    "decoding is greedy with end-of-text ignored, so every run does the same work.",
+  FLAGS,
+  ["halo bench --model bitnet-2b.halo --threads 2 --json", "halo bench --model tiny.halo --backend reference --prompt-tokens 32 --gen-tokens 16"],
+);
+
+/** What `halo bench` reports. */
+export interface BenchResult {
+  readonly model: string;
+  readonly backend: string;
+  readonly threads: number | null;
+  readonly loadMs: number;
+  readonly promptTokens: number;
+  readonly prefillTokensPerSecond: number;
+  readonly decodeContext: number;
+  readonly genTokens: number;
+  readonly batch: number;
+  readonly decodeTokensPerSecond: number;
+  readonly aggregateDecodeTokensPerSecond: number;
+  readonly peakRssMiB: number;
+  readonly bytesPerToken: number;
+  readonly bandwidthGBs: number | null;
+  readonly rooflineTokensPerSecond: number | null;
+  readonly bandwidthUtilisation: number | null;
+}
+
+/**
+ * Bytes one decode step reads at batch 1: every ternary weight at `ternaryBits`, the LM head at
+ * `headBytes` per weight, norms in f32, and the KV cache (f16) of `context` positions.
+ */
+export function bytesPerDecodedToken(
+  config: Engine["config"],
+  options: { ternaryBits: number; headBytes: number; context: number },
+): number {
+  const h = config.hiddenSize;
+  const q = config.numHeads * config.headDim;
+  const kv = config.numKvHeads * config.headDim;
+  const f = config.intermediateSize;
+  const ternaryPerLayer = q * h + 2 * kv * h + h * q + 3 * f * h;
+  const normsPerLayer = 2 * h + q + f;
+  const ternary = (config.numLayers * ternaryPerLayer * options.ternaryBits) / 8;
+  const norms = (config.numLayers * normsPerLayer + h) * 4;
+  const head = config.vocabSize * h * options.headBytes;
+  const kvCache = config.numLayers * 2 * kv * 2 * options.context;
+  return Math.round(ternary + norms + head + kvCache);
+}
+
+function promptIds(count: number, vocab: number, salt: number): number[] {
+  // Fixed pseudo-random ids (a small LCG): the same work on every run and machine.
+  const out: number[] = [];
+  let x = (0x9e3779b9 ^ salt) >>> 0;
+  for (let i = 0; i < count; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out.push(x % vocab);
+  }
+  return out;
+}
+
+async function runToEnd(stream: AsyncIterable<unknown>): Promise<RequestEndEvent> {
+  let end: RequestEndEvent | null = null;
+  for await (const event of stream as AsyncIterable<{ type: string }>) if (event.type === "request-end") end = event as RequestEndEvent;
+  if (end === null) throw new Error("generation ended without request-end");
+  return end;
+}
+
+async function probeBandwidth(): Promise<number | null> {
+  try {
+    const name = "@halo/kernels-cpu";
+    const module = (await import(name)) as { measureReadBandwidth?: () => number | Promise<number> };
+    return typeof module.measureReadBandwidth === "function" ? await module.measureReadBandwidth() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs `halo bench`. */
+export async function benchCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseFlags("bench", argv, FLAGS);
+  if (values["help"] === true) {
+    ctx.stdout.write(benchHelp);
+    return 0;
+  }
+  const modelPath = requireString("bench", values, "model");
+  const promptTokens = numberFlag("bench", values, "prompt-tokens", { integer: true, min: 1 }) ?? 512;
+  const genTokens = numberFlag("bench", values, "gen-tokens", { integer: true, min: 2 }) ?? 128;
+  const decodeContext = numberFlag("bench", values, "decode-context", { integer: true, min: 1 }) ?? 64;
+  const threads = numberFlag("bench", values, "threads", { integer: true, min: 1, max: 1024 });
+  const batch = numberFlag("bench", values, "batch", { integer: true, min: 1, max: 256 }) ?? 1;
+  const ternaryBits = numberFlag("bench", values, "ternary-bits", { min: 1, max: 8 }) ?? 2;
+  const headBytes = numberFlag("bench", values, "head-bytes", { min: 0.25, max: 4 }) ?? 2;
+  let bandwidth = numberFlag("bench", values, "bandwidth", { min: 0.1 }) ?? null;
+
+  const started = performance.now();
+  const engine = await loadModel(modelPath, {
+    backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
+    contextLength: Math.max(promptTokens, decodeContext) + genTokens + 1,
+    maxSequences: batch,
+    ...(threads !== undefined ? { threads } : {}),
+  });
+  const loadMs = performance.now() - started;
+  try {
+    const vocab = engine.config.vocabSize;
+    const greedy = { temperature: 0, ignoreEos: true } as const;
+    // Prefill: the whole prompt in one step, then one token.
+    const prefill = await runToEnd(engine.generate({ prompt: promptIds(promptTokens, vocab, 1), maxTokens: 1, ...greedy }));
+    // Decode at batch 1 after a short prompt.
+    const single = await runToEnd(engine.generate({ prompt: promptIds(decodeContext, vocab, 2), maxTokens: genTokens, ...greedy }));
+    let aggregate = single.timings.decodeTokensPerSecond;
+    if (batch > 1) {
+      const t0 = performance.now();
+      const ends = await Promise.all(
+        Array.from({ length: batch }, (_, i) => runToEnd(engine.generate({ prompt: promptIds(decodeContext, vocab, 10 + i), maxTokens: genTokens, ...greedy }))),
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      const prefillSeconds = Math.max(...ends.map((e) => (e.timings.queuedMs + e.timings.prefillMs) / 1000));
+      aggregate = ends.reduce((n, e) => n + e.usage.completionTokens - 1, 0) / Math.max(1e-9, seconds - prefillSeconds);
+    }
+    bandwidth ??= await probeBandwidth();
+    const bytesPerToken = bytesPerDecodedToken(engine.config, { ternaryBits, headBytes, context: decodeContext + genTokens / 2 });
+    const roofline = bandwidth === null ? null : (bandwidth * 1e9) / bytesPerToken;
+    const result: BenchResult = {
+      model: modelPath,
+      backend: engine.backend,
+      threads: threads ?? null,
+      loadMs: Math.round(loadMs),
+      promptTokens,
+      prefillTokensPerSecond: round(prefill.timings.prefillTokensPerSecond),
+      decodeContext,
+      genTokens,
+      batch,
+      decodeTokensPerSecond: round(single.timings.decodeTokensPerSecond),
+      aggregateDecodeTokensPerSecond: round(aggregate),
+      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      bytesPerToken,
+      bandwidthGBs: bandwidth,
+      rooflineTokensPerSecond: roofline === null ? null : round(roofline),
+      bandwidthUtilisation: roofline === null ? null : round(single.timings.decodeTokensPerSecond / roofline, 3),
+    };
+    if (values["json"] === true) ctx.stdout.write(`${JSON.stringify(result)}\n`);
+    else {
+      for (const [key, value] of Object.entries(result)) ctx.stdout.write(`${key.padEnd(32)}${value === null ? "n/a" : String(value)}\n`);
+      if (bandwidth === null) ctx.stdout.write("(pass --bandwidth <GB/s> from bench/bandwidth to get the roofline share)\n");
+    }
+  } finally {
+    engine.dispose();
+  }
+  return 0;
+}
+
+function round(value: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
