@@ -122,8 +122,13 @@ function buildModel(source: ByteSource, { preamble, header }: HaloHeaderInfo): H
   const scaleEntries = header.tensors.filter((t) => t.kind === "scale");
   const scaleValues = new Map<string, Float32Array>();
   if (scaleEntries.length > 0) {
-    const start = Math.min(...scaleEntries.map((t) => t.offset));
-    const end = Math.max(...scaleEntries.map((t) => t.offset + t.length));
+    // Loops, not Math.min(...spread): a crafted header may list more entries than the stack holds arguments.
+    let start = Number.POSITIVE_INFINITY;
+    let end = 0;
+    for (const t of scaleEntries) {
+      start = Math.min(start, t.offset);
+      end = Math.max(end, t.offset + t.length);
+    }
     const run = source.read(start, end - start);
     for (const t of scaleEntries) {
       const at = run.byteOffset + t.offset - start;
