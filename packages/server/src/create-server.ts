@@ -1,4 +1,5 @@
 // createServer: the OpenAI-compatible HTTP server around one Engine (routes, limits, auth, CORS, logs, shutdown).
+import { setMaxListeners } from "node:events";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, extname } from "node:path";
@@ -195,6 +196,8 @@ export function createServer(options: CreateServerOptions): HaloServer {
   let shuttingDown = false;
   let closing: Promise<void> | null = null;
   const shutdown = new AbortController();
+  // Every running generation listens for a forced shutdown.
+  setMaxListeners(0, shutdown.signal);
   const admission = new AdmissionQueue(parallel, maxQueue);
   const decodeRate = new LiveRate(2000);
   const promptRate = new LiveRate(2000);
