@@ -20,8 +20,8 @@ namespace halo {
 
 /**
  * `threads` workers in all (the calling thread is worker 0). `run(fn)` calls fn(i) on every
- * worker i and returns when all are done. Workers spin ~0.5 ms for the next job (a step issues a
- * few hundred jobs back to back) and then sleep on a condition variable, so an idle pool costs
+ * worker i and returns when all are done. Workers spin briefly, then yield, for the next job (a step
+ * issues a few hundred jobs back to back) and then sleep on a condition variable, so an idle pool costs
  * nothing on a shared machine. Jobs of concurrent callers are serialised.
  */
 class ThreadPool {
@@ -57,7 +57,12 @@ class ThreadPool {
     }
     wake_.notify_all();
     fn(0);
-    while (remaining_.load(std::memory_order_acquire) != 0) HALO_PAUSE();
+    // Spin briefly, then yield: on a shared machine a worker may be descheduled, and a waiter
+    // burning its time slice would keep it off the core it needs.
+    for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; spin++) {
+      if (spin < 2048) HALO_PAUSE();
+      else std::this_thread::yield();
+    }
     job_ = nullptr;
   }
 
@@ -66,8 +71,9 @@ class ThreadPool {
     uint64_t seen = 0;
     for (;;) {
       uint64_t now = generation_.load(std::memory_order_acquire);
-      for (int spin = 0; now == seen && spin < 4096; spin++) {
-        HALO_PAUSE();
+      for (int spin = 0; now == seen && spin < 8192; spin++) {
+        if (spin < 2048) HALO_PAUSE();
+        else std::this_thread::yield();
         now = generation_.load(std::memory_order_acquire);
       }
       if (now == seen) {

@@ -1,0 +1,22 @@
+// step-profile.mjs: times decode steps of the 2B-4T shape (HALO_CPU_PROFILE=1 adds per-phase native timings).
+// Usage: flock /tmp/heavy.lock node packages/kernels-cpu/dev/step-profile.mjs [gguf] [steps]
+import { readGguf } from "../../h1b-format/dist/index.js";
+import { createBackend } from "../dist/index.js";
+
+const path = process.argv[2] ?? "/tmp/halo-bench/synth-2b-silu-tq2_0.gguf";
+const steps = Number(process.argv[3] ?? 20);
+const weights = readGguf(path);
+const model = await createBackend({ threads: 2 }).loadModel(weights, { contextLength: 1024, kvDtype: "f16" });
+weights.close();
+const slot = model.allocateSequence();
+const prompt = Int32Array.from({ length: 64 }, (_, i) => i + 5);
+await model.step({ tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), slots: new Int32Array(64).fill(slot), logitRows: Int32Array.of(63) });
+const times = [];
+for (let i = 0; i < steps; i++) {
+  const t = performance.now();
+  await model.step({ tokens: Int32Array.of(7), positions: Int32Array.of(64 + i), slots: Int32Array.of(slot), logitRows: Int32Array.of(0) });
+  times.push(performance.now() - t);
+}
+times.sort((a, b) => a - b);
+console.log(JSON.stringify({ steps, medianMs: +times[Math.floor(steps / 2)].toFixed(1), bestMs: +times[0].toFixed(1), worstMs: +times[steps - 1].toFixed(1) }));
+model.dispose();
