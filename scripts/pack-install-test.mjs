@@ -84,6 +84,7 @@ else if (!prebuilds) step("@halo/kernels-cpu has no prebuilds in its tarball: co
 run(["h1b", "synth", "--shape", "tiny", "--seed", "1", "-o", "tiny.halo"]);
 const answer = run(["halo", "run", "--model", "tiny.halo", "--temperature", "0", "--max-tokens", "8", "--stats", "Hello"]);
 if (answer.stdout.trim() === "") fail("halo run printed nothing");
+if (prebuilds && !answer.stderr.includes("(cpu backend)")) fail(`halo run did not use the native CPU backend: ${answer.stderr}`);
 step(`halo run: ${JSON.stringify(answer.stdout.trim().slice(0, 60))}; ${answer.stderr.trim().split("\n").at(-1)}`);
 const offline = spawnSync(join(app, "node_modules", ".bin", "halo"), ["run", "hi"], { cwd: app, env, encoding: "utf8" });
 if (offline.status !== 1 || !/CLI_NO_MODEL/.test(offline.stderr)) fail(`offline halo run without --model: expected exit 1 and CLI_NO_MODEL, got ${offline.status}: ${offline.stderr}`);

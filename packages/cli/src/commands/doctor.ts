@@ -59,25 +59,36 @@ export function parseCpuinfo(text: string): { model: string | undefined; simd: s
   return { model, simd: SIMD_FLAGS.filter((f) => flags.has(f)) };
 }
 
-/** Imports a package by name from the cli's location or, failing that, from @halo/engine's (where the engine would find it). */
-async function importOptional(name: string): Promise<{ module?: Record<string, unknown>; error?: string }> {
+/**
+ * Imports a native backend package the way `@halo/engine` would (resolved from the engine's own
+ * location), so the report says what `loadModel({ backend: "auto" })` will really get.
+ */
+async function importAsEngine(name: string): Promise<{ module?: Record<string, unknown>; error?: string }> {
+  let resolved: string;
   try {
-    return { module: (await import(name)) as Record<string, unknown> };
-  } catch (first) {
+    const engineEntry = createRequire(import.meta.url).resolve("@halo/engine");
+    resolved = createRequire(engineEntry).resolve(name);
+  } catch {
+    let besideCli = false;
     try {
-      const engineEntry = createRequire(import.meta.url).resolve("@halo/engine");
-      const resolved = createRequire(engineEntry).resolve(name);
-      return { module: (await import(pathToFileURL(resolved).href)) as Record<string, unknown> };
+      createRequire(import.meta.url).resolve(name);
+      besideCli = true;
     } catch {
-      return { error: first instanceof Error ? first.message.split("\n")[0]! : String(first) };
+      // not installed at all
     }
+    return { error: besideCli ? "installed, but @halo/engine cannot resolve it from its own location (engine falls back to reference)" : "not installed" };
+  }
+  try {
+    return { module: (await import(pathToFileURL(resolved).href)) as Record<string, unknown> };
+  } catch (cause) {
+    return { error: `failed to load: ${cause instanceof Error ? cause.message.split("\n")[0]! : String(cause)}` };
   }
 }
 
 async function cpuBackend(): Promise<{ status: BackendStatus; kernelPath: string | null; version?: string }> {
   const name = "@halo/kernels-cpu";
-  const { module, error } = await importOptional(name);
-  if (module === undefined) return { status: { name: "cpu", available: false, detail: `${name} is not installed or did not load (${error})` }, kernelPath: null };
+  const { module, error } = await importAsEngine(name);
+  if (module === undefined) return { status: { name: "cpu", available: false, detail: `${name}: ${error}` }, kernelPath: null };
   const create = module["createBackend"] as ((o: object) => { probe(): Promise<{ available: boolean; reason: string }> }) | undefined;
   if (typeof create !== "function") return { status: { name: "cpu", available: false, detail: `${name} has no createBackend()` }, kernelPath: null };
   try {
