@@ -31,5 +31,12 @@ export function snapshotDir(root: string, repo: string, revision: string): strin
   return join(root, ...repo.split("/"), revision);
 }
 
-/** Name of the marker written into a snapshot directory once every file is downloaded and checked. */
+/**
+ * Name of the marker written into a snapshot directory once every file is downloaded and checked.
+ *
+ * @example
+ * ```ts
+ * const complete = existsSync(join(snapshotDir(root, repo, "main"), COMPLETE_MARKER));
+ * ```
+ */
 export const COMPLETE_MARKER = ".halo-complete.json";

@@ -16,7 +16,16 @@ export interface FileWriter {
 /** Opens `path` for writing, appending when `append`, truncating otherwise. */
 export type OpenWriter = (path: string, append: boolean) => Promise<FileWriter>;
 
-/** The default writer: a file handle. */
+/**
+ * The default writer: a file handle.
+ *
+ * @example
+ * ```ts
+ * const writer = await openFileWriter("/tmp/x.part", false);
+ * await writer.write(new Uint8Array([1, 2]));
+ * await writer.close();
+ * ```
+ */
 export const openFileWriter: OpenWriter = async (path, append) => {
   const handle = await open(path, append ? "a" : "w");
   return {

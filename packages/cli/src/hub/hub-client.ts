@@ -12,7 +12,14 @@ export interface HubOptions {
   readonly fetch?: typeof fetch;
 }
 
-/** The default hub endpoint. */
+/**
+ * The default hub endpoint.
+ *
+ * @example
+ * ```ts
+ * const hub: HubOptions = { endpoint: process.env.HF_ENDPOINT ?? DEFAULT_HF_ENDPOINT };
+ * ```
+ */
 export const DEFAULT_HF_ENDPOINT = "https://huggingface.co";
 
 /** One file of a repository revision as the hub lists it. */
@@ -69,7 +76,14 @@ export function resolveUrl(hub: HubOptions, repo: string, revision: string, file
   return `${hub.endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
 }
 
-/** What to do when the hub cannot be reached (the one line users see offline). */
+/**
+ * What to do when the hub cannot be reached (the one line users see offline).
+ *
+ * @example
+ * ```ts
+ * console.error(`cannot reach the hub. ${OFFLINE_HINT}`);
+ * ```
+ */
 export const OFFLINE_HINT =
   "Pass --model <file> with a model you already have, or set HF_ENDPOINT to a reachable mirror, or check the network; `halo serve --demo` serves a tiny random-weight model offline";
 

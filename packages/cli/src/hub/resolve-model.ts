@@ -9,7 +9,14 @@ import { hubOptionsFromEnv, OFFLINE_HINT } from "./hub-client.js";
 import { ProgressBar } from "./progress-bar.js";
 import { parsePullSpec, pull, readMarker, type PullOptions, type PullResult, type PullSpec } from "./pull.js";
 
-/** The model `run`, `chat` and `serve` use when no `--model` is given. */
+/**
+ * The model `run`, `chat` and `serve` use when no `--model` is given.
+ *
+ * @example
+ * ```ts
+ * await pullWithProgress(parsePullSpec(DEFAULT_MODEL_REPO), ctx, { progress: true });
+ * ```
+ */
 export const DEFAULT_MODEL_REPO = "microsoft/bitnet-b1.58-2B-4T";
 
 /** Whether progress bars draw: `--progress`, or stderr is a terminal. */
