@@ -107,7 +107,7 @@ describe("halo chat", () => {
     expect(out).not.toContain("ignored");
   });
 
-  it("Ctrl-C stops the current answer and the conversation goes on", async () => {
+  it("Ctrl-C (a real SIGINT) stops the current answer and the conversation goes on", async () => {
     const stdin = new PassThrough();
     let interrupted = false;
     const out: string[] = [];
@@ -117,7 +117,8 @@ describe("halo chat", () => {
           out.push(t);
           if (!interrupted && out.length === 2) {
             interrupted = true;
-            process.emit("SIGINT");
+            // A real signal, delivered by the event loop: it only lands mid-answer when steps yield.
+            process.kill(process.pid, "SIGINT");
           }
         },
       },
