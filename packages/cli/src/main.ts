@@ -9,6 +9,7 @@ import { h1bCommand } from "./commands/h1b-commands.js";
 import { pplCommand } from "./commands/ppl.js";
 import { pullCommand } from "./commands/pull.js";
 import { runCommand } from "./commands/run.js";
+import { serveCommand } from "./commands/serve.js";
 import type { CommandContext } from "./context.js";
 
 /** Exit codes of `halo` (documented in the package README). */
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   ppl: { run: pplCommand, summary: "perplexity of a text file" },
   doctor: { run: doctorCommand, summary: "CPU, SIMD path, backends, memory, cache and versions" },
   bench: { run: benchCommand, summary: "load, prefill and decode speed with the bandwidth roofline" },
+  serve: { run: serveCommand, summary: "OpenAI-compatible HTTP server with live stats and a chat page" },
 };
 
 /** Top-level help. */

@@ -1,0 +1,145 @@
+// `halo serve`: the OpenAI-compatible HTTP server (@halo/server) on a model file, or on a tiny demo model.
+import { HaloError } from "@halo/errors";
+import { synthModel } from "@halo/h1b-format";
+import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
+import { helpText, numberFlag, parseFlags, type FlagSpec } from "../args.js";
+import type { CommandContext } from "../context.js";
+import { CliErrorCode } from "../errors.js";
+import { resolveModel } from "../hub/resolve-model.js";
+
+const FLAGS: Record<string, FlagSpec> = {
+  model: { type: "string", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
+  demo: { type: "boolean", description: "serve a tiny synthetic model with RANDOM weights (gibberish output) to try the API and page" },
+  host: { type: "string", description: "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)" },
+  port: { type: "string", description: "TCP port (default 8080; 0 picks a free one)" },
+  parallel: { type: "string", description: "sequences generating at once (default 4)" },
+  queue: { type: "string", description: "requests that may wait for a sequence; more get 429 (default 64)" },
+  "api-key": { type: "string", multiple: true, description: "accepted Bearer key (repeat, or comma-separate); also HALO_API_KEY" },
+  "api-key-file": { type: "string", description: "file with one key per line; also HALO_API_KEY_FILE" },
+  "cors-origin": { type: "string", multiple: true, description: "browser origin allowed to call the API (repeat; * patterns, or * for any)" },
+  timeout: { type: "string", description: "seconds one request may take, queue wait included (default 600)" },
+  "max-body": { type: "string", description: "largest request body in bytes (default 4194304)" },
+  "model-id": { type: "string", description: "the model id clients send (default: the file name)" },
+  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
+  threads: { type: "string", description: "threads for native backends (default: all cores)" },
+  "context-length": { type: "string", description: "KV positions per sequence (default: min(model, 4096))" },
+  "log-level": { type: "string", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
+  progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
+  help: { type: "boolean", short: "h", description: "show this help" },
+};
+
+/** Help text of `halo serve`. */
+export const serveHelp = helpText(
+  "halo serve [--model <path|owner/name>] [--host 127.0.0.1] [--port 8080] [--parallel n] [--api-key k] [--demo]",
+  "Serves the model over HTTP with OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models),\n" +
+    "/health, /tokenize, /detokenize, /metrics (Prometheus), /_live/stats and a chat page at /.\n" +
+    "Logs are JSON lines on stderr. Ctrl-C (or SIGTERM) finishes running requests, then exits.",
+  FLAGS,
+  [
+    "halo serve --demo --port 8080",
+    "halo serve --model bitnet-2b.halo --parallel 8 --api-key sk-local-1",
+    "HALO_API_KEY_FILE=keys.txt halo serve --model model.gguf --host 0.0.0.0 --cors-origin https://app.example",
+  ],
+);
+
+/** The id and label of the `--demo` model. */
+export const DEMO_MODEL_ID = "halo-demo-tiny";
+const DEMO_LABEL = "demo: random weights, output is gibberish";
+
+function list(value: unknown): string[] {
+  return Array.isArray(value) ? (value as string[]) : typeof value === "string" ? [value] : [];
+}
+
+/**
+ * Runs `halo serve` until SIGINT/SIGTERM (or `stop` aborts, for embedding and tests), then shuts
+ * down gracefully. Prints where it listens at once (the model loads in the background; /health
+ * answers 503 meanwhile) and what it loaded when ready.
+ */
+export async function serveCommand(argv: readonly string[], ctx: CommandContext, stop?: AbortSignal): Promise<number> {
+  const { values } = parseFlags("serve", argv, FLAGS);
+  if (values["help"] === true) {
+    ctx.stdout.write(serveHelp);
+    return 0;
+  }
+  const demo = values["demo"] === true;
+  if (demo && values["model"] !== undefined) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --demo and --model exclude each other", { hint: "Drop --demo to serve your model" });
+  }
+  const host = (values["host"] as string | undefined) ?? "127.0.0.1";
+  const port = numberFlag("serve", values, "port", { integer: true, min: 0, max: 65535 }) ?? 8080;
+  const parallel = numberFlag("serve", values, "parallel", { integer: true, min: 1, max: 4096 }) ?? 4;
+  const maxQueue = numberFlag("serve", values, "queue", { integer: true, min: 0 }) ?? 64;
+  const timeout = numberFlag("serve", values, "timeout", { min: 0.001 }) ?? 600;
+  const maxBodyBytes = numberFlag("serve", values, "max-body", { integer: true, min: 1 });
+  const threads = numberFlag("serve", values, "threads", { integer: true, min: 1, max: 1024 });
+  const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
+  const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --log-level must be debug, info, warn or error", { actual: logLevel });
+  }
+  const keys = parseKeyList([...list(values["api-key"]), ...(ctx.env["HALO_API_KEY"] !== undefined ? [ctx.env["HALO_API_KEY"]] : [])]);
+  const keyFile = (values["api-key-file"] as string | undefined) ?? ctx.env["HALO_API_KEY_FILE"];
+  if (keyFile !== undefined) keys.push(...readApiKeyFile(keyFile));
+
+  const source = demo ? null : await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
+  const loadOptions = {
+    backend: ((values["backend"] as string | undefined) ?? (demo ? "reference" : "auto")) as "auto",
+    maxSequences: parallel,
+    ...(threads !== undefined ? { threads } : {}),
+    ...(contextLength !== undefined ? { contextLength } : {}),
+  };
+  const engine = loadServingEngine(source ?? synthModel({ shape: "tiny", seed: 1 }), loadOptions);
+  const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
+  const app = createServer({
+    engine,
+    parallel,
+    maxQueue,
+    requestTimeoutMs: Math.round(timeout * 1000),
+    apiKeys: keys,
+    corsOrigins: list(values["cors-origin"]),
+    logger: createJsonLogger(ctx.stderr, logLevel),
+    disposeEngineOnClose: true,
+    ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+    ...(modelId !== undefined ? { modelId } : {}),
+    ...(demo ? { modelLabel: DEMO_LABEL } : {}),
+  });
+  const { url } = await app.listen(port, host).catch(async (error: unknown) => {
+    await app.close({ graceMs: 0 });
+    await engine.then((e) => e.dispose()).catch(() => {});
+    throw error;
+  });
+  const what = demo ? `the demo model (${DEMO_LABEL})` : source!;
+  ctx.stdout.write(`halo serve: listening on ${url} — loading ${what}${keys.length > 0 ? `; ${keys.length} API key(s) required` : ""}\n`);
+
+  const stopped = new AbortController();
+  const onSignal = (): void => stopped.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  stop?.addEventListener("abort", onSignal, { once: true });
+  try {
+    const ready = await Promise.race([
+      app.ready.then(() => true),
+      new Promise<false>((resolve) => stopped.signal.addEventListener("abort", () => resolve(false), { once: true })),
+    ]);
+    if (ready) {
+      const s = app.stats();
+      const loaded = await engine;
+      ctx.stdout.write(
+        `halo serve: ready on ${url} — model "${s.model}" (${demo ? DEMO_LABEL : source}), ${s.backend} backend, ` +
+          `context ${s.contextLength}, ${parallel} parallel, queue ${maxQueue}; loaded in ${(loaded.loadMs / 1000).toFixed(1)} s. ` +
+          `Chat page: ${url}/  API: ${url}/v1\n`,
+      );
+      if (!stopped.signal.aborted) await new Promise((resolve) => stopped.signal.addEventListener("abort", resolve, { once: true }));
+    }
+  } catch (error) {
+    await app.close({ graceMs: 0 });
+    throw error;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  ctx.stdout.write("halo serve: shutting down (finishing running requests)…\n");
+  await app.close({ graceMs: 10_000 });
+  ctx.stdout.write("halo serve: stopped\n");
+  return 0;
+}

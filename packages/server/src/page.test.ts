@@ -1,0 +1,68 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { startTinyServer } from "../test/tiny-server.js";
+
+// The landing/chat page in a real headless Chromium (Debian `chromium`, driven by playwright-core).
+const CHROMIUM = "/usr/bin/chromium";
+const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`page test skipped: ${CHROMIUM} is missing (install it with \`apt-get install -y chromium\`, as scripts/setup-system.sh does)`);
+
+describe("the chat page in headless Chromium", () => {
+  it.skipIf(!haveChromium)("streams a typed prompt's reply into the page while the live stats update; saves a screenshot", async () => {
+    const { chromium } = await import("playwright-core");
+    const tiny = await startTinyServer({ parallel: 2, statsIntervalMs: 200 });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+      const pageErrors: string[] = [];
+      page.on("pageerror", (error) => pageErrors.push(error.message));
+      await page.goto(`${tiny.url}/`);
+      await page.waitForFunction(() => document.getElementById("status")?.textContent === "ready");
+      expect(await page.textContent("#model")).toBe("tiny");
+      const updatesBefore = Number(await page.evaluate(() => document.body.dataset["statsUpdates"] ?? "0"));
+
+      await page.click("#settings summary");
+      await page.fill("#temperature", "0");
+      await page.fill("#max-tokens", "96");
+      await page.fill("#prompt", "Tell me about ternary weights.");
+      await page.click("#send");
+
+      // Tokens arrive over time: the reply grows while the bubble is still streaming.
+      const bubble = page.locator(".msg.assistant").last();
+      await page.waitForFunction(() => Number(document.querySelector(".msg.assistant")?.getAttribute("data-chunks") ?? 0) >= 3);
+      const early = await bubble.evaluate((el) => ({ state: el.getAttribute("data-state"), length: (el.firstChild as Text | null)?.data.length ?? 0 }));
+      expect(early.state).toBe("streaming");
+      // Live stats show the generation while it runs.
+      await page.waitForFunction(() => document.getElementById("stat-active")?.textContent === "1 / 2" && Number(document.getElementById("stat-tps")?.textContent) > 0);
+      await page.waitForFunction(() => document.querySelector(".msg.assistant")?.getAttribute("data-state") === "done", undefined, { timeout: 30_000 });
+      const final = await bubble.evaluate((el) => ({ text: (el.firstChild as Text | null)?.data ?? "", meta: el.querySelector(".meta")?.textContent ?? "" }));
+      expect(final.text.length).toBeGreaterThan(early.length);
+      expect(final.meta).toMatch(/tokens · [\d.,]+ tok\/s/);
+
+      // What the page shows is exactly what the engine generates for this conversation.
+      let expected = "";
+      for await (const event of tiny.engine.chat([{ role: "user", content: "Tell me about ternary weights." }], { maxTokens: 96, temperature: 0 })) {
+        if (event.type === "request-end") expected = event.text;
+      }
+      expect(final.text).toBe(expected);
+
+      await page.waitForFunction(() => Number(document.getElementById("stat-requests")?.textContent) >= 1);
+      const updatesAfter = Number(await page.evaluate(() => document.body.dataset["statsUpdates"] ?? "0"));
+      expect(updatesAfter).toBeGreaterThan(updatesBefore + 2);
+      expect(pageErrors).toEqual([]);
+
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: `${ARTIFACTS}chat-page.png`, fullPage: true });
+      expect(existsSync(`${ARTIFACTS}chat-page.png`)).toBe(true);
+    } finally {
+      await browser.close();
+      await tiny.close();
+    }
+  }, 60_000);
+});
