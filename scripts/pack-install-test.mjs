@@ -25,6 +25,14 @@ function fail(text) {
   process.exit(1);
 }
 
+// 0. With --prebuild (CI): build the CPU package's N-API prebuilds first when they are missing, so the tarball carries them.
+const cpuDir = join(root, "packages", "kernels-cpu");
+if (process.argv.includes("--prebuild") && existsSync(cpuDir) && !existsSync(join(cpuDir, "prebuilds"))) {
+  step("building @halo/kernels-cpu prebuilds (prebuildify --napi --strip)");
+  const built = spawnSync("pnpm", ["--filter", "@halo/kernels-cpu", "run", "prebuild"], { cwd: root, stdio: "inherit" });
+  if (built.status !== 0) fail("prebuildify failed");
+}
+
 // 1. pnpm pack every package (workspace:* becomes the real version in the tarball).
 const packages = readdirSync(join(root, "packages")).filter((p) => existsSync(join(root, "packages", p, "package.json")));
 for (const name of packages) {
