@@ -89,6 +89,11 @@ static inline float round_even(float v) {
 }
 
 void Activations::quantize(const float* x, int rows, int w, bool per_token_scheme) {
+  prepare(rows, w, per_token_scheme);
+  quantize_rows(x, 0, rows);
+}
+
+void Activations::prepare(int rows, int w, bool per_token_scheme) {
   n = rows;
   width = w;
   padded = (w + 255) / 256 * 256;
@@ -98,8 +103,13 @@ void Activations::quantize(const float* x, int rows, int w, bool per_token_schem
   block_sums.assign(static_cast<size_t>(rows) * nb, 0);
   row_sums.assign(rows, 0);
   scales.assign(per_token ? rows : static_cast<size_t>(rows) * (w / 256), 0.0f);
+}
+
+void Activations::quantize_rows(const float* x, int t0, int t1) {
+  const int w = width;
+  const int nb = padded / 256;
   const float floor_value = 1e-5f;
-  for (int t = 0; t < rows; t++) {
+  for (int t = t0; t < t1; t++) {
     const float* xr = x + static_cast<size_t>(t) * w;
     int8_t* q = values.data() + static_cast<size_t>(t) * padded;
     if (per_token) {
@@ -442,6 +452,33 @@ struct PhaseClock {
 
 }  // namespace
 
+namespace {
+
+// Runs fn(t0, t1) over row ranges on the pool when there are enough rows to pay for a fork/join.
+template <typename Fn>
+void over_rows(ThreadPool* pool, int n, Fn fn) {
+  if (n < 4 || pool->size() == 1) {
+    fn(0, n);
+    return;
+  }
+  const int workers = pool->size();
+  pool->run([&](int i) {
+    int t0, t1;
+    split_range(n, workers, i, 1, &t0, &t1);
+    if (t0 < t1) fn(t0, t1);
+  });
+}
+
+}  // namespace
+
+void Model::norm_quantize(const float* in, const float* weight, int d, int n) {
+  act.prepare(n, d, c.per_token);
+  over_rows(pool, n, [&](int t0, int t1) {
+    rms_norm_rows(in + static_cast<size_t>(t0) * d, weight, d, t1 - t0, c.eps, normed.data() + static_cast<size_t>(t0) * d);
+    act.quantize_rows(normed.data(), t0, t1);
+  });
+}
+
 halo_status Model::step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
                         const int32_t* logit_rows, int n_logits, float* logits) {
   std::lock_guard<std::mutex> lock(step_mutex);
@@ -475,8 +512,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     Layer& L = layers[l];
     const Matrix* after_down = l + 1 < c.layers ? &layers[l + 1].qkv : nullptr;
     clock.lap(7);
-    rms_norm_rows(x.data(), L.attn_norm.data(), hidden, n, c.eps, normed.data());
-    act.quantize(normed.data(), n, hidden, c.per_token);
+    norm_quantize(x.data(), L.attn_norm.data(), hidden, n);
     clock.lap(0);
     matmul(pool, k, L.qkv, act, qkv_out.data(), qkv_rows, &L.o);
     clock.lap(1);
@@ -514,19 +550,18 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     args.out = attn_out.data();
     attention(pool, k, args);
     clock.lap(3);
-    rms_norm_rows(attn_out.data(), L.attn_sub_norm.data(), q_dim, n, c.eps, normed.data());
-    act.quantize(normed.data(), n, q_dim, c.per_token);
+    norm_quantize(attn_out.data(), L.attn_sub_norm.data(), q_dim, n);
     clock.lap(0);
     matmul(pool, k, L.o, act, delta.data(), hidden, &L.gate_up);
     clock.lap(4);
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
 
-    rms_norm_rows(x.data(), L.ffn_norm.data(), hidden, n, c.eps, normed.data());
-    act.quantize(normed.data(), n, hidden, c.per_token);
+    norm_quantize(x.data(), L.ffn_norm.data(), hidden, n);
     clock.lap(0);
     matmul(pool, k, L.gate_up, act, gate_up_out.data(), 2 * inter, &L.down);
     clock.lap(5);
-    for (int t = 0; t < n; t++) {
+    over_rows(pool, n, [&](int t0, int t1) {
+    for (int t = t0; t < t1; t++) {
       const float* g = gate_up_out.data() + static_cast<size_t>(t) * 2 * inter;
       const float* u = g + inter;
       float* mix = delta.data() + static_cast<size_t>(t) * inter;
@@ -542,8 +577,8 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
         }
       }
     }
-    rms_norm_rows(delta.data(), L.ffn_sub_norm.data(), inter, n, c.eps, normed.data());
-    act.quantize(normed.data(), n, inter, c.per_token);
+    });
+    norm_quantize(delta.data(), L.ffn_sub_norm.data(), inter, n);
     matmul(pool, k, L.down, act, delta.data(), hidden, after_down);
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
   }

@@ -56,6 +56,9 @@ struct Activations {
   std::vector<int32_t> block_sums; // [n][padded/256] Σ codes of each 256-block
   std::vector<int32_t> row_sums;   // [n]
   void quantize(const float* x, int rows, int w, bool per_token_scheme);
+  /** Sizes the arrays for rows × w; then quantize_rows fills rows [t0, t1) of x [rows][w] (thread-safe per range). */
+  void prepare(int rows, int w, bool per_token_scheme);
+  void quantize_rows(const float* x, int t0, int t1);
 };
 
 /** y[t][r] for r < m.rows: the ternary product with scales, as the reference defines it. */
@@ -97,6 +100,8 @@ struct Model {
   std::vector<float> attn_partial;
   std::vector<double> rope_table_;  // [n][head_dim] cos|sin of this step's positions
 
+  /** RMSNorm of in [n][d] into `normed`, then quantised into `act`, rows split over the pool. */
+  void norm_quantize(const float* in, const float* weight, int d, int n);
   halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);
   halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
                    const int32_t* logit_rows, int n_logits, float* logits);
