@@ -166,6 +166,10 @@ describe("pull from a hub on 127.0.0.1", () => {
     const count = hub.requests.length;
     expect(await resolveModel(undefined, ctx, { progress: false })).toBe(path);
     expect(hub.requests.length).toBe(count);
+    const partial = { ...ctx, env: { HALO_CACHE_DIR: cache("c10"), HF_ENDPOINT: hub.endpoint } };
+    await pull(parsePullSpec(DEFAULT_MODEL_REPO), { hub: options, cacheDir: cache("c10"), include: ["config.json"] });
+    await resolveModel(undefined, partial, { progress: false });
+    expect(existsSync(join(snapshotDir(cache("c10"), DEFAULT_MODEL_REPO, "main"), "model.safetensors"))).toBe(true);
     const offline = { ...ctx, env: { HALO_CACHE_DIR: cache("c9"), HF_ENDPOINT: "http://127.0.0.1:1" } };
     const failure = await codeOf(resolveModel(undefined, offline, { progress: false }));
     expect(failure).toMatch(/^CLI_NO_MODEL: no --model given, the default model microsoft\/bitnet-b1.58-2B-4T is not cached and the hub at http:\/\/127.0.0.1:1 cannot be reached/);

@@ -120,9 +120,10 @@ function fileTarget(hub: HubOptions, repo: string, revision: string, dir: string
  * if (await readMarker(dir)) console.log("cached");
  * ```
  */
-export async function readMarker(dir: string): Promise<{ repo: string; revision: string; commit: string; files: string[] } | undefined> {
+export async function readMarker(dir: string): Promise<{ repo: string; revision: string; commit: string; files: string[]; include: string[] } | undefined> {
   try {
-    return JSON.parse(await readFile(join(dir, COMPLETE_MARKER), "utf8")) as { repo: string; revision: string; commit: string; files: string[] };
+    const marker = JSON.parse(await readFile(join(dir, COMPLETE_MARKER), "utf8")) as { repo: string; revision: string; commit: string; files: string[]; include?: string[] };
+    return { ...marker, include: marker.include ?? [] };
   } catch {
     return undefined;
   }

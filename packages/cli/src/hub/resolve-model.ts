@@ -81,7 +81,9 @@ export async function resolveModel(model: string | undefined, ctx: CommandContex
   const spec = parsePullSpec(model ?? DEFAULT_MODEL_REPO);
   if (spec.kind !== "repo") return model!;
   const dir = snapshotDir(modelCacheDir(ctx.env), spec.repo, spec.revision);
-  if ((await readMarker(dir)) !== undefined) return loadablePath(dir);
+  // A snapshot pulled with --include holds only some files: pull the rest before using it.
+  const marker = await readMarker(dir);
+  if (marker !== undefined && marker.include.length === 0) return loadablePath(dir);
   try {
     await pullWithProgress(spec, ctx, { progress: options.progress, announce: `halo: ${spec.repo} is not in the cache (${dir}); pulling it once.\n` });
   } catch (error) {
