@@ -9,8 +9,15 @@ const ctx = { stdout: process.stdout, stderr: process.stderr, env: process.env }
 
 function serve(args) {
   const child = spawn(process.execPath, [bin, "serve", ...args, ...extra], { stdio: "inherit" });
-  for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
-  child.on("exit", (code, signal) => process.exit(code ?? (signal === null ? 0 : 1)));
+  let stopping = false;
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.on(signal, () => {
+      stopping = true;
+      child.kill(signal);
+    });
+  }
+  // Stopped on request (Ctrl-C, SIGTERM) after a graceful shutdown: that is success.
+  child.on("exit", (code, signal) => process.exit(stopping && (code === 0 || code === 130 || signal !== null) ? 0 : (code ?? 1)));
 }
 
 if (!mainHelp().includes("  serve ")) {
