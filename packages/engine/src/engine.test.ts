@@ -151,7 +151,7 @@ describe("Engine errors", () => {
     engine.dispose();
     expect(code(() => engine.generate({ prompt: [1] }))).toBe("ENGINE_DISPOSED");
     await expect(loadModel(synthModel(), { backend: "reference", contextLength: 100000 })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
-    await expect(loadModel(synthModel(), { backend: "cpu" })).rejects.toMatchObject({ code: "ENGINE_NO_BACKEND" });
+    await expect(loadModel(synthModel(), { backend: "hip" as "cpu" })).rejects.toMatchObject({ code: "ENGINE_NO_BACKEND" });
   });
 });
 
@@ -192,5 +192,25 @@ describe("Engine.perplexity", () => {
     const sliding = await engine.perplexity(ids, { contextLength: window, stride: 4 });
     expect(sliding.scoredTokens).toBe(ids.length - 1);
     engine.dispose();
+  });
+});
+
+describe("backend auto-selection", () => {
+  it("picks the native CPU backend when it is installed and it agrees with the reference", async () => {
+    const model = () => synthModel({ seed: 7 });
+    const auto = await loadModel(model(), { contextLength: 64 });
+    const reference = await loadModel(model(), { backend: "reference", contextLength: 64 });
+    const run = async (engine: typeof auto) =>
+      (await collect(engine.generate({ prompt: [506, 72, 101, 108, 108, 111], maxTokens: 16, temperature: 0, ignoreEos: true }))).end.tokenIds;
+    let native: boolean;
+    try {
+      native = (await import("@halo/kernels-cpu")) !== undefined;
+    } catch {
+      native = false;
+    }
+    expect(auto.backend).toBe(native ? "cpu" : "reference");
+    expect(await run(auto)).toEqual(await run(reference));
+    auto.dispose();
+    reference.dispose();
   });
 });

@@ -158,6 +158,9 @@ export class Scheduler {
 
   private async loop(): Promise<void> {
     for (;;) {
+      // Yield to the event loop between steps, so timers, sockets and abort signals are served
+      // even when a backend's step runs synchronously (the reference backend does).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.fatal !== null) return;
       for (const live of [...this.live]) if (live.task.cancelled) this.finish(live, null);
       this.admit();
