@@ -38,14 +38,19 @@ export class LiveRate {
     this.counts[index]! += count;
   }
 
-  /** Events per second over the window that ends now. */
+  /**
+   * Events per second over the window that ends now: the current (partial) bucket and the
+   * `buckets - 1` before it, divided by the time they actually cover.
+   */
   perSecond(): number {
-    const tick = Math.floor(this.now() / this.bucketMs);
+    const now = this.now();
+    const tick = Math.floor(now / this.bucketMs);
     let total = 0;
     for (let i = 0; i < this.counts.length; i++) {
       const stamp = this.stamps[i]!;
       if (stamp >= 0 && tick - stamp < this.counts.length) total += this.counts[i]!;
     }
-    return (total * 1000) / this.windowMs;
+    const span = (this.counts.length - 1) * this.bucketMs + (now - tick * this.bucketMs);
+    return (total * 1000) / span;
   }
 }

@@ -4,6 +4,19 @@ import { describe, expect, it } from "vitest";
 import { startTinyServer } from "../test/tiny-server.js";
 
 // The landing/chat page in a real headless Chromium (Debian `chromium`, driven by playwright-core).
+
+// Browser globals used inside page callbacks (this package is typed for Node, without the DOM lib).
+interface PageNode {
+  readonly textContent: string | null;
+  readonly firstChild: { readonly data: string } | null;
+  getAttribute(name: string): string | null;
+  querySelector(selector: string): PageNode | null;
+}
+declare const document: {
+  getElementById(id: string): PageNode | null;
+  querySelector(selector: string): PageNode | null;
+  readonly body: { readonly dataset: Record<string, string | undefined> };
+};
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 const haveChromium = existsSync(CHROMIUM);
@@ -36,12 +49,12 @@ describe("the chat page in headless Chromium", () => {
       // Tokens arrive over time: the reply grows while the bubble is still streaming.
       const bubble = page.locator(".msg.assistant").last();
       await page.waitForFunction(() => Number(document.querySelector(".msg.assistant")?.getAttribute("data-chunks") ?? 0) >= 3);
-      const early = await bubble.evaluate((el) => ({ state: el.getAttribute("data-state"), length: (el.firstChild as Text | null)?.data.length ?? 0 }));
+      const early = await bubble.evaluate((el) => ({ state: (el as unknown as PageNode).getAttribute("data-state"), length: (el as unknown as PageNode).firstChild?.data.length ?? 0 }));
       expect(early.state).toBe("streaming");
       // Live stats show the generation while it runs.
       await page.waitForFunction(() => document.getElementById("stat-active")?.textContent === "1 / 2" && Number(document.getElementById("stat-tps")?.textContent) > 0);
       await page.waitForFunction(() => document.querySelector(".msg.assistant")?.getAttribute("data-state") === "done", undefined, { timeout: 30_000 });
-      const final = await bubble.evaluate((el) => ({ text: (el.firstChild as Text | null)?.data ?? "", meta: el.querySelector(".meta")?.textContent ?? "" }));
+      const final = await bubble.evaluate((el) => ({ text: (el as unknown as PageNode).firstChild?.data ?? "", meta: (el as unknown as PageNode).querySelector(".meta")?.textContent ?? "" }));
       expect(final.text.length).toBeGreaterThan(early.length);
       expect(final.meta).toMatch(/tokens · [\d.,]+ tok\/s/);
 

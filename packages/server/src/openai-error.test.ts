@@ -1,0 +1,23 @@
+import { describe, expect, it } from "vitest";
+import { HaloError } from "@halo/errors";
+import { SERVER_ERROR_HTTP, ServerErrorCode } from "./errors.js";
+import { toOpenAiError } from "./openai-error.js";
+
+describe("toOpenAiError", () => {
+  it("gives every server code its status, type and code", () => {
+    for (const { code } of ServerErrorCode.describe()) {
+      const answer = toOpenAiError(new HaloError(code, "x", { field: "f" }));
+      const kind = SERVER_ERROR_HTTP[code as keyof typeof SERVER_ERROR_HTTP];
+      expect(answer.status).toBe(kind.status);
+      expect(answer.body.error).toMatchObject({ type: kind.type, code: kind.code, param: "f", halo_code: code });
+    }
+  });
+
+  it("maps engine and sampler refusals to 400 with snake_case params, other failures to 500", () => {
+    expect(toOpenAiError(new HaloError("SAMPLER_BAD_OPTION", "bad", { field: "topP" }))).toMatchObject({ status: 400, body: { error: { param: "top_p", code: "invalid_value" } } });
+    expect(toOpenAiError(new HaloError("SAMPLER_VOCAB_MISMATCH", "bad", { field: "logitBias[9]" })).body.error.param).toBe("logit_bias[9]");
+    expect(toOpenAiError(new HaloError("ENGINE_CONTEXT_OVERFLOW", "long")).body.error).toMatchObject({ code: "context_length_exceeded", param: "messages" });
+    expect(toOpenAiError(new HaloError("KERNELS_NATIVE_FAILED", "oom")).status).toBe(500);
+    expect(toOpenAiError(new Error("boom"))).toMatchObject({ status: 500, body: { error: { type: "api_error", halo_code: "SERVER_INTERNAL" } } });
+  });
+});
