@@ -1,12 +1,12 @@
 // step-profile.mjs: times decode steps of the 2B-4T shape (HALO_CPU_PROFILE=1 adds per-phase native timings).
-// Usage: flock /tmp/heavy.lock node packages/kernels-cpu/dev/step-profile.mjs [gguf] [steps]
+// Usage: flock /tmp/heavy.lock node packages/kernels-cpu/dev/step-profile.mjs [gguf] [steps] [f16|int8]  (HALO_CPU_HUGEPAGES=0, HALO_CPU_ISA=… apply)
 import { readGguf } from "../../h1b-format/dist/index.js";
 import { createBackend } from "../dist/index.js";
 
 const path = process.argv[2] ?? "/tmp/halo-bench/synth-2b-silu-tq2_0.gguf";
 const steps = Number(process.argv[3] ?? 20);
 const weights = readGguf(path);
-const model = await createBackend({ threads: 2 }).loadModel(weights, { contextLength: 1024, kvDtype: "f16" });
+const model = await createBackend({ threads: 2, lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: 1024, kvDtype: "f16" });
 weights.close();
 const slot = model.allocateSequence();
 const prompt = Int32Array.from({ length: 64 }, (_, i) => i + 5);
@@ -18,5 +18,5 @@ for (let i = 0; i < steps; i++) {
   times.push(performance.now() - t);
 }
 times.sort((a, b) => a - b);
-console.log(JSON.stringify({ steps, medianMs: +times[Math.floor(steps / 2)].toFixed(1), bestMs: +times[0].toFixed(1), worstMs: +times[steps - 1].toFixed(1) }));
+console.log(JSON.stringify({ ...model.nativeInfo(), steps, medianMs: +times[Math.floor(steps / 2)].toFixed(1), bestMs: +times[0].toFixed(1), worstMs: +times[steps - 1].toFixed(1) }));
 model.dispose();
