@@ -71,4 +71,30 @@ describe("bad input becomes a HaloError, never a crash", () => {
       expect(await codeOf(() => model.nativeInfo())).toBe(KernelsErrorCode.KERNELS_DISPOSED);
     }
   });
+
+  it("dispose during an in-flight step lets that step finish; later calls throw KERNELS_DISPOSED", async () => {
+    const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
+    const model = await createBackend({ threads: 2 }).loadModel(weights, { contextLength: 64 });
+    const slot = model.allocateSequence();
+    const batch = { tokens: Int32Array.of(1, 2, 3), positions: Int32Array.of(0, 1, 2), slots: new Int32Array(3).fill(slot), logitRows: Int32Array.of(2) };
+    const inFlight = model.step(batch);
+    model.dispose();
+    const logits = await inFlight;
+    expect(logits.length).toBe(weights.config.vocabSize);
+    expect(logits.every(Number.isFinite)).toBe(true);
+    expect(await codeOf(() => model.step(batch))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+  });
+
+  it("two models step concurrently on the shared pool and match their sequential results", async () => {
+    const weights = conformanceModel({ seed: 2, activation: "silu", scaleKind: "row" });
+    const backend = createBackend({ threads: 2 });
+    const [a, b] = await Promise.all([backend.loadModel(weights, { contextLength: 64, maxSequences: 2 }), backend.loadModel(weights, { contextLength: 64 })]);
+    const batch = (slot: number) => ({ tokens: Int32Array.of(5, 6, 7, 8), positions: Int32Array.of(0, 1, 2, 3), slots: new Int32Array(4).fill(slot), logitRows: Int32Array.of(0, 3) });
+    const [ra, rb] = await Promise.all([a.step(batch(a.allocateSequence())), b.step(batch(b.allocateSequence()))]);
+    const alone = await a.step(batch(a.allocateSequence()));
+    expect(ra).toEqual(alone);
+    expect(rb).toEqual(alone);
+    a.dispose();
+    b.dispose();
+  });
 });
