@@ -25,7 +25,7 @@ if (!haveChromium) console.warn(`page test skipped: ${CHROMIUM} is missing (inst
 describe("the chat page in headless Chromium", () => {
   it.skipIf(!haveChromium)("streams a typed prompt's reply into the page while the live stats update; saves a screenshot", async () => {
     const { chromium } = await import("playwright-core");
-    const tiny = await startTinyServer({ parallel: 2, statsIntervalMs: 200 });
+    const tiny = await startTinyServer({ parallel: 2, statsIntervalMs: 100 });
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -42,7 +42,7 @@ describe("the chat page in headless Chromium", () => {
 
       await page.click("#settings summary");
       await page.fill("#temperature", "0");
-      await page.fill("#max-tokens", "96");
+      await page.fill("#max-tokens", "160");
       await page.fill("#prompt", "Tell me about ternary weights.");
       await page.click("#send");
 
@@ -60,7 +60,7 @@ describe("the chat page in headless Chromium", () => {
 
       // What the page shows is exactly what the engine generates for this conversation.
       let expected = "";
-      for await (const event of tiny.engine.chat([{ role: "user", content: "Tell me about ternary weights." }], { maxTokens: 96, temperature: 0 })) {
+      for await (const event of tiny.engine.chat([{ role: "user", content: "Tell me about ternary weights." }], { maxTokens: 160, temperature: 0 })) {
         if (event.type === "request-end") expected = event.text;
       }
       expect(final.text).toBe(expected);
