@@ -342,7 +342,10 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
   std::vector<double> partial(static_cast<size_t>(total) * group * stride);
   std::atomic<int> cursor{0};
   pool->run([&](int) {
+    // Query heads of a KV group share each key/value row: load (and widen from f16) it once, use it
+    // for every head of the group. Per head the float64 arithmetic is the same as one head at a time.
     std::vector<double> scores;
+    std::vector<float> row(hd);
     for (int task = cursor.fetch_add(1); task < total; task = cursor.fetch_add(1)) {
       const int t = static_cast<int>(std::upper_bound(first_task.begin(), first_task.end(), task) - first_task.begin()) - 1;
       const int local = task - first_task[t];
@@ -352,31 +355,37 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
       const int tile = args.tile > 0 ? args.tile : length;
       const int p0 = tile_index * tile;
       const int p1 = std::min(length, p0 + tile);
-      scores.resize(p1 - p0);
+      const int span = p1 - p0;
+      scores.resize(static_cast<size_t>(group) * span);
+      const float* q0 = args.q + static_cast<size_t>(t) * args.q_stride + static_cast<size_t>(kvh) * group * hd;
+      auto load_row = [&](const void* base, int p) -> const float* {
+        const size_t off = static_cast<size_t>(p) * kv_width + static_cast<size_t>(kvh) * hd;
+        if (!args.f16) return static_cast<const float*>(base) + off;
+        k->f16_to_f32(row.data(), static_cast<const uint16_t*>(base) + off, hd);
+        return row.data();
+      };
+      for (int p = p0; p < p1; p++) {
+        const float* key = load_row(args.keys[t], p);
+        for (int g = 0; g < group; g++) scores[static_cast<size_t>(g) * span + (p - p0)] = k->dot_f32(q0 + static_cast<size_t>(g) * hd, key, hd) * scale;
+      }
+      double* part0 = partial.data() + static_cast<size_t>(task) * group * stride;
       for (int g = 0; g < group; g++) {
-        const int h = kvh * group + g;
-        const float* q = args.q + static_cast<size_t>(t) * args.q_stride + static_cast<size_t>(h) * hd;
-        double* part = partial.data() + (static_cast<size_t>(task) * group + g) * stride;
+        double* part = part0 + static_cast<size_t>(g) * stride;
+        const double* sg = scores.data() + static_cast<size_t>(g) * span;
         double m = -INFINITY;
-        for (int p = p0; p < p1; p++) {
-          const size_t off = static_cast<size_t>(p) * kv_width + static_cast<size_t>(kvh) * hd;
-          const double s = (args.f16 ? k->dot_f16(q, static_cast<const uint16_t*>(args.keys[t]) + off, hd)
-                                     : k->dot_f32(q, static_cast<const float*>(args.keys[t]) + off, hd)) * scale;
-          scores[p - p0] = s;
-          m = std::max(m, s);
-        }
-        double l = 0;
-        double* o = part + 2;
-        std::fill(o, o + hd, 0.0);
-        for (int p = p0; p < p1; p++) {
-          const double w = std::exp(scores[p - p0] - m);
-          l += w;
-          const size_t off = static_cast<size_t>(p) * kv_width + static_cast<size_t>(kvh) * hd;
-          if (args.f16) k->axpy_f16(o, w, static_cast<const uint16_t*>(args.values[t]) + off, hd);
-          else k->axpy_f32(o, w, static_cast<const float*>(args.values[t]) + off, hd);
-        }
+        for (int i = 0; i < span; i++) m = std::max(m, sg[i]);
         part[0] = m;
-        part[1] = l;
+        part[1] = 0;
+        std::fill(part + 2, part + 2 + hd, 0.0);
+      }
+      for (int p = p0; p < p1; p++) {
+        const float* value = load_row(args.values[t], p);
+        for (int g = 0; g < group; g++) {
+          double* part = part0 + static_cast<size_t>(g) * stride;
+          const double w = std::exp(scores[static_cast<size_t>(g) * span + (p - p0)] - part[0]);
+          part[1] += w;
+          k->axpy_f32(part + 2, w, value, hd);
+        }
       }
     }
   });
