@@ -1,6 +1,6 @@
 // Options of a generation request and their validation.
 import { HaloError } from "@halo/errors";
-import type { SamplerOptions } from "@halo/sampler";
+import { SAMPLER_OPTION_KEYS, type SamplerOptions } from "@halo/sampler";
 import type { ChatMessage } from "@halo/tokenizer";
 import { EngineErrorCode } from "./errors.js";
 
@@ -31,26 +31,10 @@ export interface ChatOptions extends GenerateOptions {
 
 export type { ChatMessage };
 
-const SAMPLER_KEYS = [
-  "temperature",
-  "topK",
-  "topP",
-  "minP",
-  "repeatPenalty",
-  "repeatLastN",
-  "presencePenalty",
-  "frequencyPenalty",
-  "logitBias",
-  "seed",
-  "logprobs",
-  "topLogprobs",
-  "logprobsSource",
-] as const satisfies ReadonlyArray<keyof SamplerOptions>;
-
 /** The sampler's fields of a request (the sampler refuses keys it does not know). */
 export function samplerOptionsOf(options: GenerateOptions): SamplerOptions {
   const out: Record<string, unknown> = {};
-  for (const key of SAMPLER_KEYS) if (options[key] !== undefined) out[key] = options[key];
+  for (const key of SAMPLER_OPTION_KEYS) if (options[key] !== undefined) out[key] = options[key];
   return out as SamplerOptions;
 }
 

@@ -126,7 +126,16 @@ export const SAMPLER_STAGE_ORDER = [
 /** A stage name from {@link SAMPLER_STAGE_ORDER}. */
 export type SamplerStage = (typeof SAMPLER_STAGE_ORDER)[number];
 
-const KNOWN_OPTIONS = new Set<string>([
+/**
+ * Every key of {@link SamplerOptions}; the chain refuses any other (so callers that mix sampler
+ * options with their own can pick these out).
+ *
+ * @example
+ * ```ts
+ * const samplerOnly = Object.fromEntries(Object.entries(request).filter(([k]) => SAMPLER_OPTION_KEYS.includes(k as never)));
+ * ```
+ */
+export const SAMPLER_OPTION_KEYS = [
   "temperature",
   "topK",
   "topP",
@@ -140,7 +149,9 @@ const KNOWN_OPTIONS = new Set<string>([
   "logprobs",
   "topLogprobs",
   "logprobsSource",
-]);
+] as const satisfies ReadonlyArray<keyof SamplerOptions>;
+
+const KNOWN_OPTIONS = new Set<string>(SAMPLER_OPTION_KEYS);
 
 function optionError(field: string, expected: string, actual: unknown, hint: string): HaloError {
   return new HaloError(SamplerErrorCode.SAMPLER_BAD_OPTION, `invalid sampler option ${field}`, {
