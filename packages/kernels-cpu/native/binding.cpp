@@ -76,8 +76,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (!need(env, pool != nullptr, "threads must be a whole number in [1, 1024]")) return;
     Napi::Object c = info[0].As<Napi::Object>();
     auto num = [&](const char* key) { return c.Get(key).As<Napi::Number>().DoubleValue(); };
-    for (const char* key : {"hidden", "intermediate", "layers", "heads", "kvHeads", "headDim", "vocab", "context", "maxSequences", "ropeTheta", "eps"}) {
-      if (!need(env, c.Get(key).IsNumber(), std::string("config.") + key + " must be a number")) return;
+    for (const char* key : {"ropeTheta", "eps"}) {
+      if (!need(env, c.Get(key).IsNumber() && std::isfinite(num(key)), std::string("config.") + key + " must be a finite number")) return;
+    }
+    // Dimensions: whole numbers in [1, 2^24] (a double outside int range cast to int is undefined behaviour).
+    for (const char* key : {"hidden", "intermediate", "layers", "heads", "kvHeads", "headDim", "vocab", "context", "maxSequences"}) {
+      if (!need(env, c.Get(key).IsNumber() && num(key) >= 1 && num(key) <= (1 << 24) && std::floor(num(key)) == num(key),
+                std::string("config.") + key + " must be a whole number in [1, 2^24]"))
+        return;
     }
     auto model = std::make_shared<Model>();
     model->c = {static_cast<int>(num("hidden")), static_cast<int>(num("intermediate")), static_cast<int>(num("layers")),
@@ -91,12 +97,17 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                        cc.context > 0 && cc.max_sequences > 0,
               "bad model dimensions"))
       return;
+    // Products the step computes in int (rows of the fused q|k|v and gate|up matrices).
+    if (!need(env, static_cast<int64_t>(cc.heads + 2 * cc.kv_heads) * cc.head_dim < (int64_t{1} << 30) &&
+                       static_cast<int64_t>(cc.intermediate) * 2 < (int64_t{1} << 30),
+              "model dimensions too large"))
+      return;
     model->k = k;
     model->pool = pool;
     model->layers.resize(cc.layers);
     model->slots.resize(cc.max_sequences);
     const double arena = info[3].As<Napi::Number>().DoubleValue();
-    if (!need(env, arena > 0, "arenaBytes must be positive")) return;
+    if (!need(env, arena > 0 && arena <= 281474976710656.0, "arenaBytes must be in (0, 2^48]")) return;
     if (!model->arena.allocate(static_cast<size_t>(arena), info[4].As<Napi::Boolean>().Value())) {
       status_error(env, HALO_OUT_OF_MEMORY, "could not map the weight arena").ThrowAsJavaScriptException();
       return;
@@ -288,9 +299,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
    public:
     StepWorker(Napi::Env env, std::shared_ptr<Model> model, std::vector<int32_t> tokens, std::vector<int32_t> positions,
                std::vector<int32_t> slots, std::vector<int32_t> logit_rows)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), model_(std::move(model)),
-          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)) {}
-    Napi::Promise Promise() { return deferred_.Promise(); }
+        : Napi::AsyncWorker(env), model_(std::move(model)),
+          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)) {
+      if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) deferred_ = nullptr;
+    }
+    /** The step's promise; empty when napi could not make one (then the worker must not be queued). */
+    Napi::Value Promise() { return deferred_ == nullptr ? Napi::Value() : Napi::Value(Env(), promise_); }
 
    protected:
     void Execute() override {
@@ -302,20 +316,44 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         status_ = HALO_OUT_OF_MEMORY;
       }
     }
-    void OnOK() override {
-      Napi::Env env = Env();
-      if (status_ != HALO_OK) {
-        deferred_.Reject(status_error(env, status_, "step failed").Value());
-        return;
-      }
-      auto out = Napi::Float32Array::New(env, logits_.size());
-      std::memcpy(out.Data(), logits_.data(), logits_.size() * sizeof(float));
-      deferred_.Resolve(out);
+    // OnOK/OnError also run while an env is being torn down (a worker_thread terminated mid-step): then no napi call
+    // that reaches JS can succeed, and a node-addon-api helper that "throws" on failure would be a fatal error. So the
+    // promise is settled with raw napi calls whose failures are ignored; the env is going away with the promise.
+    void OnOK() override { Settle(); }
+    void OnError(const Napi::Error&) override {
+      if (status_ == HALO_OK) status_ = HALO_BAD_ARGUMENT;
+      Settle();
     }
-    void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
    private:
-    Napi::Promise::Deferred deferred_;
+    void Settle() {
+      napi_env env = Env();
+      if (status_ == HALO_OK) {
+        void* data = nullptr;
+        napi_value buffer = nullptr, array = nullptr;
+        const size_t bytes = logits_.size() * sizeof(float);
+        if (napi_create_arraybuffer(env, bytes, &data, &buffer) == napi_ok &&
+            napi_create_typedarray(env, napi_float32_array, logits_.size(), buffer, 0, &array) == napi_ok) {
+          if (bytes != 0) std::memcpy(data, logits_.data(), bytes);
+          napi_resolve_deferred(env, deferred_, array);
+          return;
+        }
+        status_ = HALO_OUT_OF_MEMORY;
+      }
+      bool pending = false;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env, &ignored);
+      }
+      napi_value message = nullptr, error = nullptr, code = nullptr;
+      if (napi_create_string_utf8(env, "step failed", NAPI_AUTO_LENGTH, &message) != napi_ok) return;
+      if (napi_create_error(env, nullptr, message, &error) != napi_ok) return;
+      if (napi_create_int32(env, static_cast<int32_t>(status_), &code) == napi_ok) napi_set_named_property(env, error, "haloStatus", code);
+      napi_reject_deferred(env, deferred_, error);
+    }
+
+    napi_deferred deferred_ = nullptr;
+    napi_value promise_ = nullptr;
     std::shared_ptr<Model> model_;
     std::vector<int32_t> tokens_, positions_, slots_, logit_rows_;
     std::vector<float> logits_;
@@ -340,7 +378,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (!need(env, !tokens.empty() && positions.size() == tokens.size() && slots.size() == tokens.size(), "step arrays differ in length"))
       return env.Undefined();
     auto* worker = new StepWorker(env, model_, std::move(tokens), std::move(positions), std::move(slots), std::move(rows));
-    Napi::Promise promise = worker->Promise();
+    Napi::Value promise = worker->Promise();
+    if (promise.IsEmpty()) {
+      delete worker;  // never queued: nothing else owns it
+      return env.Undefined();
+    }
     worker->Queue();
     return promise;
   }
@@ -526,7 +568,9 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
       float absmax = 0;
       for (int h = 0; h < hidden; h++) absmax = std::max(absmax, std::fabs(f[static_cast<size_t>(r) * hidden + h]));
       const float scale = absmax > 0 ? absmax / 127.0f : 1.0f;
-      for (int h = 0; h < hidden; h++) q8[static_cast<size_t>(r) * hidden + h] = static_cast<int8_t>(std::nearbyint(f[static_cast<size_t>(r) * hidden + h] / scale));
+      // Clamped before the cast: a NaN or infinite weight would make the float→int8 conversion undefined.
+      for (int h = 0; h < hidden; h++)
+        q8[static_cast<size_t>(r) * hidden + h] = static_cast<int8_t>(std::nearbyint(std::max(-127.0f, std::min(127.0f, f[static_cast<size_t>(r) * hidden + h] / scale))));
       q8_scales[r] = scale;
     }
   } else if (!((kind == "f16" && head.TypedArrayType() == napi_uint16_array) || (kind == "f32" && head.TypedArrayType() == napi_float32_array))) {

@@ -157,7 +157,7 @@ void Activations::quantize_rows(const float* x, int t0, int t1) {
 // ---------------------------------------------------------------- ternary matmul
 
 halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows) {
-  if (row0 < 0 || rows < 0 || row0 + rows > m.rows) return HALO_BAD_ARGUMENT;
+  if (row0 < 0 || rows < 0 || rows > m.rows - row0) return HALO_BAD_ARGUMENT;  // no int overflow on huge row0
   for (int r = 0; r < rows; r++) {
     halo_block_i2* row = m.codes + static_cast<size_t>(row0 + r) * m.nb;
     std::memset(row, 0x55, static_cast<size_t>(m.nb) * sizeof(halo_block_i2));  // code 1 (w = 0) everywhere
@@ -488,6 +488,23 @@ void Model::norm_quantize(const float* in, const float* weight, int d, int n) {
   });
 }
 
+bool Model::ready() const {
+  const size_t q_dim = static_cast<size_t>(c.heads) * c.head_dim;
+  if (embedding.data == nullptr || head_data == nullptr || output_norm.size() != static_cast<size_t>(c.hidden)) return false;
+  if (head_type == HeadType::I8 && head_scales.size() != static_cast<size_t>(c.vocab)) return false;
+  for (const Layer& L : layers) {
+    if (L.attn_norm.size() != static_cast<size_t>(c.hidden) || L.attn_sub_norm.size() != q_dim ||
+        L.ffn_norm.size() != static_cast<size_t>(c.hidden) || L.ffn_sub_norm.size() != static_cast<size_t>(c.intermediate))
+      return false;
+    const int q = c.heads * c.head_dim, kv = c.kv_heads * c.head_dim;
+    const Matrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
+    const int shape[4][2] = {{q + 2 * kv, c.hidden}, {c.hidden, q}, {2 * c.intermediate, c.hidden}, {c.hidden, c.intermediate}};
+    for (int i = 0; i < 4; i++)
+      if (mats[i]->codes == nullptr || mats[i]->rows != shape[i][0] || mats[i]->cols != shape[i][1]) return false;
+  }
+  return true;
+}
+
 halo_status Model::step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
                         const int32_t* logit_rows, int n_logits, float* logits) {
   std::lock_guard<std::mutex> lock(step_mutex);
@@ -496,11 +513,15 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   const int q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;
   const int qkv_rows = q_dim + 2 * kv_dim;
   const int inter = c.intermediate;
+  // Everything is checked before any KV row is written: a refused step leaves the caches as they were.
+  if (n <= 0 || n_logits < 0 || !ready()) return HALO_BAD_ARGUMENT;
   for (int t = 0; t < n; t++) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab || positions[t] < 0 || positions[t] >= c.context || slot_ids[t] < 0 ||
         slot_ids[t] >= static_cast<int>(slots.size()) || !slots[slot_ids[t]])
       return HALO_BAD_ARGUMENT;
   }
+  for (int i = 0; i < n_logits; i++)
+    if (logit_rows[i] < 0 || logit_rows[i] >= n) return HALO_BAD_ARGUMENT;
   grow(x, static_cast<size_t>(n) * hidden);
   grow(normed, static_cast<size_t>(n) * std::max({hidden, q_dim, inter}));
   grow(qkv_out, static_cast<size_t>(n) * qkv_rows);

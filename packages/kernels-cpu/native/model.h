@@ -103,6 +103,8 @@ struct Model {
   /** RMSNorm of in [n][d] into `normed`, then quantised into `act`, rows split over the pool. */
   void norm_quantize(const float* in, const float* weight, int d, int n);
   halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);
+  /** Every tensor a step reads has been set (a step on a half-loaded model is refused, not a crash). */
+  bool ready() const;
   halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
                    const int32_t* logit_rows, int n_logits, float* logits);
 };
