@@ -53,6 +53,7 @@ const cases: Array<{ format: ConvertFormat; file: string; sourceFormat: string; 
   { format: "h1b-v4", file: "m4.h1b", sourceFormat: "h1b", force: false, tolerance: 0 },
   { format: "gguf-tq2_0", file: "m2.gguf", sourceFormat: "gguf", force: true, tolerance: MAX_REL_ERROR_F16_SCALE },
   { format: "gguf-tq1_0", file: "m1.gguf", sourceFormat: "gguf", force: true, tolerance: MAX_REL_ERROR_F16_SCALE },
+  { format: "gguf-i2_s", file: "mi2s.gguf", sourceFormat: "gguf", force: false, tolerance: 0 },
   { format: "hf-packed", file: "snapshot", sourceFormat: "hf-snapshot", force: false, tolerance: 0 },
 ];
 

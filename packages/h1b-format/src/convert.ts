@@ -31,6 +31,7 @@ export const CONVERT_FORMATS = [
   "h1b-v4",
   "gguf-tq1_0",
   "gguf-tq2_0",
+  "gguf-i2_s",
   "hf-packed",
   "hf-bf16",
 ] as const;
@@ -88,6 +89,21 @@ function scaleRounding(model: HaloModel, round: (v: number) => number): { change
     }
   }
   return { changed, maxRelativeError };
+}
+
+/** Matrices whose scale is not one value (I2_S holds one f32 per matrix). */
+function nonUniformScales(model: HaloModel): number {
+  let count = 0;
+  for (const t of ternaries(model)) {
+    const values = scaleValues(t);
+    for (let i = 1; i < values.length; i++) {
+      if (values[i] !== values[0]) {
+        count++;
+        break;
+      }
+    }
+  }
+  return count;
 }
 
 function refuse(summary: string, field: string, expected: string, actual: unknown): never {
@@ -179,7 +195,16 @@ export async function convertModel(input: HaloModel, outputPath: string, options
     lossy ||= summary.changedWeights > 0 || summary.inexactScales > 0;
     writer = summary;
   } else if (format.startsWith("gguf")) {
-    const rounding = scaleRounding(input, (v) => f16ToF32(f32ToF16(v)));
+    const ternaryType = format === "gguf-tq1_0" ? "tq1_0" : format === "gguf-i2_s" ? "i2_s" : "tq2_0";
+    if (ternaryType === "i2_s") {
+      const uneven = nonUniformScales(input);
+      if (uneven > 0) {
+        if (!force) refuse("I2_S stores one f32 scale per matrix; some matrices here have several", "scale", "one scale per matrix", `${uneven} matrices`);
+        changes.push(`${uneven} matrices' scales replaced by their mean (forced)`);
+        lossy = true;
+      }
+    }
+    const rounding = ternaryType === "i2_s" ? { changed: 0, maxRelativeError: 0 } : scaleRounding(input, (v) => f16ToF32(f32ToF16(v)));
     if (rounding.changed > 0) {
       if (!force) {
         refuse("GGUF TQ blocks store scales as f16, which changes some of this model's scales", "scale", "f16-representable scales", `${rounding.changed} values change, up to ${rounding.maxRelativeError.toExponential(2)} relative`);
@@ -191,7 +216,7 @@ export async function convertModel(input: HaloModel, outputPath: string, options
     const embeddingType = dtype === "f16" || dtype === "f32" || dtype === "q8_0" ? dtype : "f32";
     if (embeddingType !== dtype) changes.push(`embedding ${dtype} → ${embeddingType} (lossless)`);
     const report = await writeGguf(input, outputPath, {
-      ternaryType: format === "gguf-tq1_0" ? "tq1_0" : "tq2_0",
+      ternaryType,
       embeddingType,
       force,
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),

@@ -44,7 +44,7 @@ describe("h1b CLI (built binary)", () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/Examples:\n {2}h1b synth --shape tiny --seed 1 -o tiny\.halo/);
     const convertHelp = h1b("convert", "--help");
-    expect(convertHelp.stdout).toMatch(/--format <halo\|h1b\|h1b-v1\|h1b-v2\|h1b-v3\|h1b-v4\|gguf-tq1_0\|gguf-tq2_0\|hf-packed\|hf-bf16>/);
+    expect(convertHelp.stdout).toMatch(/--format <halo\|h1b\|h1b-v1\|h1b-v2\|h1b-v3\|h1b-v4\|gguf-tq1_0\|gguf-tq2_0\|gguf-i2_s\|hf-packed\|hf-bf16>/);
     expect(h1b().status).toBe(2);
     const unknown = h1b("inspect", "--frobnicate");
     expect(unknown.status).toBe(2);
