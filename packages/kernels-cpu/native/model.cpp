@@ -42,12 +42,14 @@ std::vector<std::string> available_isas() {
 
 ThreadPool* pool_for(int threads) {
   static std::mutex mutex;
-  static std::map<int, ThreadPool*> pools;  // never freed: workers live for the process
+  // Never freed, map included: workers live for the process, and a map destroyed at exit would leave its pools
+  // unreachable (a LeakSanitizer report) while a late step could still be using one.
+  static auto* pools = new std::map<int, ThreadPool*>();
   std::lock_guard<std::mutex> lock(mutex);
-  auto it = pools.find(threads);
-  if (it != pools.end()) return it->second;
+  auto it = pools->find(threads);
+  if (it != pools->end()) return it->second;
   auto* pool = new ThreadPool(threads);
-  pools.emplace(threads, pool);
+  pools->emplace(threads, pool);
   return pool;
 }
 

@@ -1,0 +1,96 @@
+// Builds test/native/kernel-check.cpp with every native kernel source under ASan + UBSan and runs it; non-zero on any report.
+// Usage: node scripts/sanitize.mjs [--cxx g++] [--keep]. Compiles at most 2 translation units at a time.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const cxx = args.includes("--cxx") ? args[args.indexOf("--cxx") + 1] : (process.env.CXX ?? "g++");
+const keep = args.includes("--keep");
+const SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"];
+const COMMON = ["-std=c++17", "-pthread", "-fno-math-errno", `-I${join(root, "native")}`, ...SANITIZE];
+const X64 = process.arch === "x64";
+const ARM64 = process.arch === "arm64";
+
+// Per-TU ISA flags, as binding.gyp gives them.
+const sources = [
+  ["native/kernels_ref.cpp", []],
+  ["native/model.cpp", []],
+  ["test/native/kernel-check.cpp", []],
+  ...(X64 ? [["native/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]], ["native/kernels_avx512vnni.cpp", ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]]] : []),
+  ...(ARM64 ? [["native/kernels_neon.cpp", ["-march=armv8.2-a+fp16"]], ["native/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+fp16+dotprod"]]] : []),
+];
+
+const work = mkdtempSync(join(tmpdir(), "halo-sanitize-"));
+const started = Date.now();
+
+function compile([source, flags]) {
+  const object = join(work, source.replace(/[/.]/g, "_") + ".o");
+  return new Promise((resolve, reject) => {
+    const child = spawn(cxx, [...COMMON, ...flags, "-c", join(root, source), "-o", object], { stdio: "inherit" });
+    child.on("exit", (code) => (code === 0 ? resolve(object) : reject(new Error(`${cxx} failed on ${source} (exit ${code})`))));
+    child.on("error", reject);
+  });
+}
+
+async function compileAll(list) {
+  const objects = [];
+  const queue = [...list];
+  const lanes = Array.from({ length: Math.min(2, queue.length) }, async () => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) objects.push(await compile(next));
+  });
+  await Promise.all(lanes);
+  return objects;
+}
+
+const ENV = {
+  ...process.env,
+  ASAN_OPTIONS: "halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1",
+  UBSAN_OPTIONS: "halt_on_error=1:print_stacktrace=1",
+};
+
+function run(binary) {
+  const result = spawnSync(binary, [], { env: ENV, encoding: "utf8" });
+  const output = `${result.stdout}${result.stderr}`;
+  const reported = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/.test(output);
+  return { status: result.status, output, reported };
+}
+
+function link(objects, output) {
+  const result = spawnSync(cxx, [...objects, ...SANITIZE, "-pthread", "-o", output], { stdio: "inherit" });
+  if (result.status !== 0) throw new Error(`linking ${output} failed`);
+}
+
+try {
+  // 1. The sanitizers must be live: a one-past-the-end heap read has to be reported, or a green run means nothing.
+  const probeSource = join(work, "probe.cpp");
+  writeFileSync(probeSource, "#include <vector>\nint main(int argc, char**) { std::vector<int> v(4, 1); return v.data()[argc + 3]; }\n");
+  const probe = join(work, "probe");
+  const probeBuild = spawnSync(cxx, [...COMMON, probeSource, "-o", probe], { stdio: "inherit" });
+  if (probeBuild.status !== 0) throw new Error(`${cxx} cannot build with ${SANITIZE.join(" ")}`);
+  const probeRun = run(probe);
+  if (!probeRun.reported || probeRun.status === 0) throw new Error("AddressSanitizer did not report a heap overflow in the probe; the sanitizer build is not working");
+
+  // 2. The kernel checks.
+  const objects = await compileAll(sources);
+  const binary = join(work, "kernel-check");
+  link(objects, binary);
+  const checked = run(binary);
+  process.stdout.write(checked.output);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (checked.status !== 0 || checked.reported) {
+    console.error(`sanitize: FAILED (exit ${checked.status}${checked.reported ? ", sanitizer report above" : ""}) after ${seconds} s`);
+    process.exitCode = 1;
+  } else {
+    console.log(`sanitize: ASan + UBSan clean over ${sources.length} translation units (${cxx}) in ${seconds} s`);
+  }
+} catch (error) {
+  console.error(`sanitize: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  if (keep) console.log(`sanitize: kept ${work}`);
+  else rmSync(work, { recursive: true, force: true });
+}

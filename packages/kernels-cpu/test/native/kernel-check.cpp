@@ -1,0 +1,303 @@
+// kernel-check.cpp: a standalone driver (no Node) that checks every kernel table this CPU runs against the scalar _ref
+// twins on random awkward sizes, plus the packer, matmul/attention over the thread pool and the pool itself. Built by
+// scripts/sanitize.mjs with ASan + UBSan (and cross-built for aarch64 by scripts/cross-check.mjs); exits non-zero on
+// any mismatch. Buffers are heap vectors of exactly the size a kernel may touch, so an overread is an ASan report.
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model.h"
+
+namespace {
+
+/** f32 accumulation of a dot in another order: relative to Σ|w·x| (kernels.test.ts uses the same bound). */
+constexpr double MAX_REL_ERROR_HEAD_F32 = 2e-6;
+/** float64 sums of exact products in another order: relative to Σ|a·b|. */
+constexpr double MAX_REL_ERROR_F64 = 1e-12;
+/** float64 attention in another order / split: relative to max |V|. */
+constexpr double MAX_REL_ERROR_ATTENTION = 1e-9;
+
+int failures = 0;
+std::mt19937_64 rng(20261123);
+
+void fail(const std::string& what) {
+  std::fprintf(stderr, "FAIL %s\n", what.c_str());
+  if (++failures > 25) std::exit(1);
+}
+
+int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+float normal() { return std::normal_distribution<float>(0.0f, 1.0f)(rng); }
+
+std::string tag(const halo_kernels* k, const char* op, int a, int b, int c) {
+  return std::string(k->name) + " " + op + " " + std::to_string(a) + "x" + std::to_string(b) + " n=" + std::to_string(c);
+}
+
+/** Packs trits by hand into exactly rows·nb blocks (heap, so ASan sees the end). */
+std::vector<halo_block_i2> pack(const std::vector<int8_t>& trits, int rows, int cols) {
+  const int nb = (cols + 255) / 256;
+  std::vector<halo_block_i2> out(static_cast<size_t>(rows) * nb);
+  std::memset(out.data(), 0x55, out.size() * sizeof(halo_block_i2));
+  for (int r = 0; r < rows; r++) {
+    for (int k = 0; k < cols; k++) {
+      halo_block_i2& b = out[static_cast<size_t>(r) * nb + (k >> 8)];
+      const int within = k & 255, shift = 2 * (within >> 6);
+      b.qs[within & 63] = static_cast<uint8_t>((b.qs[within & 63] & ~(3 << shift)) | ((trits[static_cast<size_t>(r) * cols + k] + 1) << shift));
+    }
+  }
+  return out;
+}
+
+std::vector<int8_t> random_trits(size_t count) {
+  std::vector<int8_t> t(count);
+  for (auto& v : t) v = static_cast<int8_t>(uniform(-1, 1));
+  return t;
+}
+
+void check_packer() {
+  for (int trial = 0; trial < 20; trial++) {
+    const int rows = uniform(1, 9), cols = uniform(1, 700);
+    const auto trits = random_trits(static_cast<size_t>(rows) * cols);
+    const auto manual = pack(trits, rows, cols);
+    halo::Model scratch;
+    if (!scratch.arena.allocate(manual.size() * sizeof(halo_block_i2), false)) return fail("arena allocate");
+    std::vector<float> ones(rows, 1.0f);
+    halo::Matrix m;
+    if (scratch.alloc_matrix(m, rows, cols, cols, ones.data()) != HALO_OK || halo::pack_rows(m, 0, trits.data(), rows) != HALO_OK)
+      return fail("pack_rows refused valid trits");
+    if (std::memcmp(m.codes, manual.data(), manual.size() * sizeof(halo_block_i2)) != 0) fail("pack_rows differs from the layout in halo_cpu.h");
+    std::vector<int8_t> bad(trits);
+    bad[bad.size() / 2] = 2;
+    if (halo::pack_rows(m, 0, bad.data(), rows) != HALO_BAD_WEIGHTS) fail("pack_rows accepted a trit of 2");
+    if (halo::pack_rows(m, 2147483647, trits.data(), 1) != HALO_BAD_ARGUMENT) fail("pack_rows accepted row0 near INT_MAX");
+  }
+}
+
+void check_gemm(const halo_kernels* k) {
+  const halo_kernels* ref = &halo_kernels_ref;
+  for (int trial = 0; trial < 60; trial++) {
+    const int rows = uniform(1, 40), cols = trial % 7 == 0 ? 256 * uniform(1, 3) : uniform(1, 800), n = uniform(1, 11);
+    const int nb = (cols + 255) / 256, stride = nb * 256;
+    const auto w = pack(random_trits(static_cast<size_t>(rows) * cols), rows, cols);
+    std::vector<int8_t> x(static_cast<size_t>(n) * stride, 0);
+    for (int t = 0; t < n; t++)
+      for (int c = 0; c < cols; c++) x[static_cast<size_t>(t) * stride + c] = static_cast<int8_t>(trial % 5 == 0 ? (c & 1 ? 127 : -128) : uniform(-128, 127));
+    const int r0 = uniform(0, rows - 1), r1 = uniform(r0 + 1, rows), span = r1 - r0;
+    std::vector<int32_t> got(static_cast<size_t>(n) * span), want(got.size());
+    k->gemm_i2(w.data(), nb, r0, r1, x.data(), stride, n, got.data(), span, nullptr);
+    ref->gemm_i2(w.data(), nb, r0, r1, x.data(), stride, n, want.data(), span, nullptr);
+    if (got != want) fail(tag(k, "gemm_i2", rows, cols, n));
+    std::vector<int32_t> gotb(static_cast<size_t>(n) * span * nb), wantb(gotb.size());
+    k->gemm_i2_blocks(w.data(), nb, r0, r1, x.data(), stride, n, gotb.data(), span * nb);
+    ref->gemm_i2_blocks(w.data(), nb, r0, r1, x.data(), stride, n, wantb.data(), span * nb);
+    if (gotb != wantb) fail(tag(k, "gemm_i2_blocks", rows, cols, n));
+  }
+}
+
+template <typename W, typename Head>
+void compare_head(const halo_kernels* k, const char* op, int rows, int hidden, int n, const std::vector<W>& w, const std::vector<float>& x,
+                  Head head, Head head_ref, const std::vector<float>& weight_value) {
+  const int r0 = uniform(0, rows - 1), r1 = uniform(r0 + 1, rows), span = r1 - r0, stride = span + uniform(0, 3);
+  std::vector<float> got(static_cast<size_t>(n) * stride, -7.0f), want(got.size(), -7.0f);
+  head(r0, r1, got.data(), stride);
+  head_ref(r0, r1, want.data(), stride);
+  for (int t = 0; t < n; t++) {
+    for (int r = r0; r < r1; r++) {
+      double magnitude = 0;
+      for (int h = 0; h < hidden; h++) magnitude += std::fabs(static_cast<double>(weight_value[static_cast<size_t>(r) * hidden + h]) * x[static_cast<size_t>(t) * hidden + h]);
+      const size_t i = static_cast<size_t>(t) * stride + (r - r0);
+      if (!(std::fabs(got[i] - want[i]) <= MAX_REL_ERROR_HEAD_F32 * magnitude + 1e-30)) return fail(tag(k, op, rows, hidden, n));
+    }
+    for (int gap = span; gap < stride; gap++)
+      if (got[static_cast<size_t>(t) * stride + gap] != -7.0f) return fail(tag(k, op, rows, hidden, n) + " wrote past its rows");
+  }
+  (void)w;
+}
+
+void check_heads(const halo_kernels* k) {
+  const halo_kernels* ref = &halo_kernels_ref;
+  for (int trial = 0; trial < 30; trial++) {
+    const int rows = uniform(1, 37), hidden = uniform(1, 300), n = uniform(1, 6);
+    std::vector<float> x(static_cast<size_t>(n) * hidden), wf(static_cast<size_t>(rows) * hidden), w16v(wf.size()), w8v(wf.size());
+    for (auto& v : x) v = normal();
+    for (auto& v : wf) v = normal();
+    std::vector<uint16_t> w16(wf.size());
+    std::vector<int8_t> w8(wf.size());
+    std::vector<float> scales(rows);
+    for (size_t i = 0; i < wf.size(); i++) {
+      w16[i] = halo_f32_to_f16_ref(wf[i]);
+      w16v[i] = halo_f16_to_f32_ref(w16[i]);
+      w8[i] = static_cast<int8_t>(uniform(-127, 127));
+    }
+    for (int r = 0; r < rows; r++) {
+      scales[r] = 0.01f * uniform(1, 100);
+      for (int h = 0; h < hidden; h++) w8v[static_cast<size_t>(r) * hidden + h] = w8[static_cast<size_t>(r) * hidden + h] * scales[r];
+    }
+    using Fn = std::function<void(int, int, float*, int)>;
+    compare_head<uint16_t, Fn>(k, "head_f16", rows, hidden, n, w16, x,
+        [&](int a, int b, float* y, int s) { k->head_f16(w16.data(), hidden, a, b, x.data(), n, y, s); },
+        [&](int a, int b, float* y, int s) { ref->head_f16(w16.data(), hidden, a, b, x.data(), n, y, s); }, w16v);
+    compare_head<float, Fn>(k, "head_f32", rows, hidden, n, wf, x,
+        [&](int a, int b, float* y, int s) { k->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); },
+        [&](int a, int b, float* y, int s) { ref->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); }, wf);
+    compare_head<int8_t, Fn>(k, "head_i8", rows, hidden, n, w8, x,
+        [&](int a, int b, float* y, int s) { k->head_i8(w8.data(), scales.data(), hidden, a, b, x.data(), n, y, s); },
+        [&](int a, int b, float* y, int s) { ref->head_i8(w8.data(), scales.data(), hidden, a, b, x.data(), n, y, s); }, w8v);
+  }
+}
+
+void check_dots_and_conversions(const halo_kernels* k) {
+  const halo_kernels* ref = &halo_kernels_ref;
+  for (int trial = 0; trial < 40; trial++) {
+    const int n = uniform(0, 260);
+    std::vector<float> a(n), b(n), bw(n);
+    std::vector<uint16_t> b16(n);
+    for (int i = 0; i < n; i++) {
+      a[i] = normal();
+      b[i] = normal();
+      b16[i] = halo_f32_to_f16_ref(b[i]);
+      bw[i] = halo_f16_to_f32_ref(b16[i]);
+    }
+    double mag32 = 0, mag16 = 0;
+    for (int i = 0; i < n; i++) {
+      mag32 += std::fabs(static_cast<double>(a[i]) * b[i]);
+      mag16 += std::fabs(static_cast<double>(a[i]) * bw[i]);
+    }
+    if (!(std::fabs(k->dot_f32(a.data(), b.data(), n) - ref->dot_f32(a.data(), b.data(), n)) <= MAX_REL_ERROR_F64 * mag32 + 1e-300)) fail(tag(k, "dot_f32", n, 0, 1));
+    if (!(std::fabs(k->dot_f16(a.data(), b16.data(), n) - ref->dot_f16(a.data(), b16.data(), n)) <= MAX_REL_ERROR_F64 * mag16 + 1e-300)) fail(tag(k, "dot_f16", n, 0, 1));
+    std::vector<double> y(n, 0.5), y_ref(n, 0.5), y16(n, 0.5), y16_ref(n, 0.5);
+    k->axpy_f32(y.data(), 0.75, b.data(), n);
+    ref->axpy_f32(y_ref.data(), 0.75, b.data(), n);
+    k->axpy_f16(y16.data(), -1.25, b16.data(), n);
+    ref->axpy_f16(y16_ref.data(), -1.25, b16.data(), n);
+    for (int i = 0; i < n; i++) {
+      if (!(std::fabs(y[i] - y_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(y_ref[i])))) { fail(tag(k, "axpy_f32", n, 0, 1)); break; }
+      if (!(std::fabs(y16[i] - y16_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(y16_ref[i])))) { fail(tag(k, "axpy_f16", n, 0, 1)); break; }
+    }
+  }
+  // f16 → f32: all 65536 patterns, bit-exact (NaN stays NaN).
+  std::vector<uint16_t> all(65536);
+  for (int i = 0; i < 65536; i++) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> wide(65536), wide_ref(65536);
+  k->f16_to_f32(wide.data(), all.data(), 65536);
+  ref->f16_to_f32(wide_ref.data(), all.data(), 65536);
+  for (int i = 0; i < 65536; i++)
+    if (std::memcmp(&wide[i], &wide_ref[i], 4) != 0 && !(std::isnan(wide[i]) && std::isnan(wide_ref[i]))) { fail(tag(k, "f16_to_f32", i, 0, 1)); break; }
+  // f32 → f16: random bit patterns plus ties, overflow, subnormals; odd lengths.
+  const int m = 4099;
+  std::vector<float> src(m);
+  for (int i = 0; i < m; i++) {
+    uint32_t bits = static_cast<uint32_t>(rng());
+    if (i % 3 == 0) bits = (bits & 0x8000FFFFu) | (static_cast<uint32_t>(uniform(100, 150)) << 23);  // near the f16 range
+    std::memcpy(&src[i], &bits, 4);
+  }
+  src[0] = 65520.0f;
+  src[1] = 5.960464477539063e-08f;
+  src[2] = -0.0f;
+  src[3] = INFINITY;
+  std::vector<uint16_t> half(m), half_ref(m);
+  k->f32_to_f16(half.data(), src.data(), m);
+  ref->f32_to_f16(half_ref.data(), src.data(), m);
+  for (int i = 0; i < m; i++) {
+    const bool both_nan = (half[i] & 0x7fff) > 0x7c00 && (half_ref[i] & 0x7fff) > 0x7c00;
+    if (half[i] != half_ref[i] && !both_nan) { fail(tag(k, "f32_to_f16", i, 0, 1)); break; }
+  }
+}
+
+/** matmul and attention over pools of 1..3 workers against the scalar kernels on one worker. */
+void check_pool_ops(const halo_kernels* k) {
+  for (int trial = 0; trial < 12; trial++) {
+    const bool per_token = trial % 2 == 0;
+    const int rows = uniform(1, 300), cols = per_token ? uniform(1, 700) : 256 * uniform(1, 3), n = uniform(1, 9);
+    const int block = per_token ? (trial % 4 == 0 ? cols : (cols % 2 == 0 ? cols / 2 : cols)) : (trial % 3 == 0 ? 256 : cols);
+    const auto trits = random_trits(static_cast<size_t>(rows) * cols);
+    std::vector<float> scales(static_cast<size_t>(rows) * (cols / block));
+    for (auto& s : scales) s = 0.5f + 0.01f * uniform(0, 100);
+    halo::Model scratch;
+    if (!scratch.arena.allocate(static_cast<size_t>(rows) * ((cols + 255) / 256) * 64, false)) return fail("arena");
+    halo::Matrix m;
+    if (scratch.alloc_matrix(m, rows, cols, block, scales.data()) != HALO_OK || halo::pack_rows(m, 0, trits.data(), rows) != HALO_OK)
+      return fail("matrix setup");
+    std::vector<float> x(static_cast<size_t>(n) * cols);
+    for (auto& v : x) v = normal();
+    halo::Activations a;
+    a.quantize(x.data(), n, cols, per_token);
+    std::vector<float> want(static_cast<size_t>(n) * rows);
+    halo::matmul(halo::pool_for(1), &halo_kernels_ref, m, a, want.data(), rows, nullptr);
+    for (int threads = 1; threads <= 3; threads++) {
+      std::vector<float> got(want.size());
+      halo::matmul(halo::pool_for(threads), k, m, a, got.data(), rows, nullptr);
+      if (got != want) fail(tag(k, per_token ? "matmul per-token" : "matmul q8k", rows, cols, n) + " threads=" + std::to_string(threads));
+    }
+  }
+  for (int trial = 0; trial < 10; trial++) {
+    const int kvh = uniform(1, 3), group = uniform(1, 3), heads = kvh * group, hd = 2 * uniform(1, 40), length = uniform(1, 90), n = uniform(1, 4);
+    const bool f16 = trial % 2 == 1;
+    const size_t kv = static_cast<size_t>(length) * kvh * hd;
+    std::vector<float> q(static_cast<size_t>(n) * heads * hd), keys(kv), values(kv);
+    for (auto& v : q) v = normal();
+    for (auto& v : keys) v = normal();
+    for (auto& v : values) v = normal();
+    std::vector<uint16_t> k16(kv), v16(kv);
+    halo_kernels_ref.f32_to_f16(k16.data(), keys.data(), static_cast<int>(kv));
+    halo_kernels_ref.f32_to_f16(v16.data(), values.data(), static_cast<int>(kv));
+    const void* kp = f16 ? static_cast<const void*>(k16.data()) : keys.data();
+    const void* vp = f16 ? static_cast<const void*>(v16.data()) : values.data();
+    std::vector<const void*> kptr(n, kp), vptr(n, vp);
+    std::vector<int32_t> last(n);
+    for (auto& l : last) l = uniform(0, length - 1);
+    std::vector<float> want(q.size());
+    halo::AttentionArgs ref_args{q.data(), heads * hd, kptr.data(), vptr.data(), f16, n, heads, kvh, hd, last.data(), 0, want.data()};
+    halo::attention(halo::pool_for(1), &halo_kernels_ref, ref_args);
+    double vmax = 0;
+    for (float v : values) vmax = std::max(vmax, static_cast<double>(std::fabs(v)));
+    for (int threads = 1; threads <= 3; threads++) {
+      std::vector<float> got(q.size());
+      halo::AttentionArgs args{q.data(), heads * hd, kptr.data(), vptr.data(), f16, n, heads, kvh, hd, last.data(), uniform(0, 2) * uniform(1, 40), got.data()};
+      halo::attention(halo::pool_for(threads), k, args);
+      for (size_t i = 0; i < got.size(); i++)
+        if (!(std::fabs(got[i] - want[i]) <= MAX_REL_ERROR_ATTENTION * vmax + 1e-6 * std::fabs(want[i]))) { fail(tag(k, "attention", length, hd, n)); break; }
+    }
+  }
+}
+
+void check_thread_pool() {
+  for (int threads : {1, 2, 3, 5}) {
+    halo::ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(threads);
+    auto hammer = [&] {
+      for (int job = 0; job < 300; job++) pool.run([&](int i) { hits[i].fetch_add(1); });
+    };
+    std::thread other(hammer);  // two callers: jobs are serialised, none lost
+    hammer();
+    other.join();
+    for (int i = 0; i < threads; i++)
+      if (hits[i].load() != 600) fail("thread pool: worker " + std::to_string(i) + " of " + std::to_string(threads) + " ran " + std::to_string(hits[i].load()) + " jobs, expected 600");
+  }
+}
+
+}  // namespace
+
+int main() {
+  check_packer();
+  check_thread_pool();
+  std::vector<std::string> isas = halo::available_isas();
+  for (const std::string& isa : isas) {
+    const halo_kernels* k = halo::kernels_for(isa);
+    check_gemm(k);
+    check_heads(k);
+    check_dots_and_conversions(k);
+    check_pool_ops(k);
+    std::printf("%s: %s\n", isa.c_str(), failures == 0 ? "ok" : "FAILED");
+  }
+  if (failures != 0) {
+    std::fprintf(stderr, "%d failure(s)\n", failures);
+    return 1;
+  }
+  return 0;
+}
