@@ -20,6 +20,22 @@
       "cflags": ["-fPIC"]
     },
     {
+      "target_name": "halo_kernels_neon",
+      "type": "static_library",
+      "conditions": [["target_arch=='arm64'", { "sources": ["native/kernels_neon.cpp"] }]],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["<@(halo_common_cflags)"],
+      "cflags": ["-fPIC"]
+    },
+    {
+      "target_name": "halo_kernels_neon_dotprod",
+      "type": "static_library",
+      "conditions": [["target_arch=='arm64'", { "sources": ["native/kernels_neon_dotprod.cpp"] }]],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["<@(halo_common_cflags)", "-march=armv8.2-a+dotprod"],
+      "cflags": ["-fPIC"]
+    },
+    {
       "target_name": "halo_cpu",
       "sources": ["native/binding.cpp", "native/model.cpp", "native/kernels_ref.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
@@ -28,6 +44,8 @@
       "cflags_cc": ["<@(halo_common_cflags)"],
       "conditions": [["target_arch=='x64'", {
         "dependencies": ["halo_kernels_avx2", "halo_kernels_avx512vnni"]
+      }], ["target_arch=='arm64'", {
+        "dependencies": ["halo_kernels_neon", "halo_kernels_neon_dotprod"]
       }]]
     }
   ]

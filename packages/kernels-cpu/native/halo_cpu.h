@@ -81,6 +81,8 @@ typedef struct halo_kernels {
 extern const halo_kernels halo_kernels_ref;
 extern const halo_kernels halo_kernels_avx2;
 extern const halo_kernels halo_kernels_avx512vnni;
+extern const halo_kernels halo_kernels_neon;          /* aarch64 only */
+extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWCAP_ASIMDDP */
 
 /* Scalar half-precision conversions (round to nearest even), used by the _ref kernels and loaders. */
 uint16_t halo_f32_to_f16_ref(float value);

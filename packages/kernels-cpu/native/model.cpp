@@ -2,6 +2,12 @@
 #include "model.h"
 
 #include <sys/mman.h>
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)  // Linux uapi asm/hwcap.h: the SDOT/UDOT instructions
+#endif
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -26,6 +32,11 @@ const halo_kernels* kernels_for(const std::string& isa) {
   if (isa == "auto") return vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
   if (isa == "avx512vnni") return vnni ? &halo_kernels_avx512vnni : nullptr;
   if (isa == "avx2") return avx2 ? &halo_kernels_avx2 : nullptr;
+#elif defined(__aarch64__)
+  const bool dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  if (isa == "auto") return dotprod ? &halo_kernels_neon_dotprod : &halo_kernels_neon;
+  if (isa == "neondotprod") return dotprod ? &halo_kernels_neon_dotprod : nullptr;
+  if (isa == "neon") return &halo_kernels_neon;
 #else
   if (isa == "auto") return &halo_kernels_ref;
 #endif
@@ -35,7 +46,7 @@ const halo_kernels* kernels_for(const std::string& isa) {
 
 std::vector<std::string> available_isas() {
   std::vector<std::string> out;
-  for (const char* name : {"avx512vnni", "avx2", "scalar"})
+  for (const char* name : {"avx512vnni", "avx2", "neondotprod", "neon", "scalar"})
     if (kernels_for(name) != nullptr) out.emplace_back(name);
   return out;
 }

@@ -21,7 +21,7 @@ const sources = [
   ["native/model.cpp", []],
   ["test/native/kernel-check.cpp", []],
   ...(X64 ? [["native/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]], ["native/kernels_avx512vnni.cpp", ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]]] : []),
-  ...(ARM64 ? [["native/kernels_neon.cpp", ["-march=armv8.2-a+fp16"]], ["native/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+fp16+dotprod"]]] : []),
+  ...(ARM64 ? [["native/kernels_neon.cpp", []], ["native/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+dotprod"]]] : []),
 ];
 
 const work = mkdtempSync(join(tmpdir(), "halo-sanitize-"));

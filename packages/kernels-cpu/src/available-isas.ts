@@ -2,7 +2,8 @@
 import { nativeBinding, type CpuIsa } from "./native-binding.js";
 
 /**
- * The ISA paths this CPU runs, best first (`avx512vnni`, `avx2`, `scalar`). Throws
+ * The ISA paths this CPU runs, best first (`avx512vnni`, `avx2`, `scalar` on x86-64; `neondotprod`, `neon`, `scalar` on
+ * aarch64). Throws
  * `KERNELS_CPU_NATIVE_MISSING` when the addon is not built.
  *
  * @example

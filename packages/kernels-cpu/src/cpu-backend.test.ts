@@ -26,6 +26,18 @@ describe("createBackend options", () => {
     expect(() => createBackend({ lmHead: "q4" as never })).toThrow(/unknown LM head storage/);
   });
 
+  it("a known path this CPU lacks (the other architecture's) is KERNELS_CPU_ISA_UNSUPPORTED, not a crash", () => {
+    const foreign = process.arch === "arm64" ? (["avx2", "avx512vnni"] as const) : (["neon", "neondotprod"] as const);
+    for (const isa of foreign) {
+      try {
+        createBackend({ isa });
+        expect.unreachable();
+      } catch (error) {
+        expect(isHaloError(error) && error.code).toBe(KernelsCpuErrorCode.KERNELS_CPU_ISA_UNSUPPORTED);
+      }
+    }
+  });
+
   it("probes available and names its kernels", async () => {
     const probe = await createBackend({ threads: 1 }).probe();
     expect(probe.available).toBe(true);

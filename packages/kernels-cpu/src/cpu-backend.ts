@@ -42,7 +42,7 @@ export interface CpuBackendOptions {
   readonly maxBatchTokens?: number;
 }
 
-const ISAS: readonly CpuIsa[] = ["auto", "scalar", "avx2", "avx512vnni"];
+const ISAS: readonly CpuIsa[] = ["auto", "scalar", "avx2", "avx512vnni", "neon", "neondotprod"];
 /** Rows decoded per `decodeRows` call while repacking: bounds the int8 staging buffer to ~4 MiB. */
 const STAGING_BYTES = 4 << 20;
 

@@ -8,7 +8,7 @@ import { KernelsErrorCode } from "@halo/kernels";
 import { KernelsCpuErrorCode } from "./errors.js";
 
 /** Instruction-set paths of the native kernels. `auto` picks the best this CPU runs. */
-export type CpuIsa = "auto" | "scalar" | "avx2" | "avx512vnni";
+export type CpuIsa = "auto" | "scalar" | "avx2" | "avx512vnni" | "neon" | "neondotprod";
 
 /** @internal Config the native model is created with. */
 export interface NativeConfig {
