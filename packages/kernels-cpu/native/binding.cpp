@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,24 @@ bool typed(const Napi::Value& v, napi_typedarray_type type) {
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
 }
 
+// The binding is built with -fexceptions but node-addon-api's C++ exceptions off: a std::bad_alloc (or length_error)
+// leaving a callback would reach std::terminate. Every export runs inside this guard, which turns it into a JS error
+// with HALO_OUT_OF_MEMORY (allocation is the only thing the native code can throw for).
+template <typename Body>
+Napi::Value guarded(Napi::Env env, Body body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    status_error(env, HALO_OUT_OF_MEMORY, std::string("native allocation failed: ") + e.what()).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+}
+
+template <Napi::Value (*Fn)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&] { return Fn(info); });
+}
+
 int int_arg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
 const halo_kernels* kernels_arg(const Napi::CallbackInfo& info, size_t i) {
@@ -53,21 +72,34 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NativeModel",
                        {
-                           InstanceMethod("setMatrix", &NativeModel::SetMatrix),
-                           InstanceMethod("packRows", &NativeModel::PackRows),
-                           InstanceMethod("setNorm", &NativeModel::SetNorm),
-                           InstanceMethod("setEmbedding", &NativeModel::SetEmbedding),
-                           InstanceMethod("setHead", &NativeModel::SetHead),
-                           InstanceMethod("allocSlot", &NativeModel::AllocSlot),
-                           InstanceMethod("freeSlot", &NativeModel::FreeSlot),
-                           InstanceMethod("step", &NativeModel::Step),
-                           InstanceMethod("info", &NativeModel::Info),
-                           InstanceMethod("dispose", &NativeModel::Dispose),
+                           InstanceMethod("setMatrix", &NativeModel::Guard<&NativeModel::SetMatrix>),
+                           InstanceMethod("packRows", &NativeModel::Guard<&NativeModel::PackRows>),
+                           InstanceMethod("setNorm", &NativeModel::Guard<&NativeModel::SetNorm>),
+                           InstanceMethod("setEmbedding", &NativeModel::Guard<&NativeModel::SetEmbedding>),
+                           InstanceMethod("setHead", &NativeModel::Guard<&NativeModel::SetHead>),
+                           InstanceMethod("allocSlot", &NativeModel::Guard<&NativeModel::AllocSlot>),
+                           InstanceMethod("freeSlot", &NativeModel::Guard<&NativeModel::FreeSlot>),
+                           InstanceMethod("step", &NativeModel::Guard<&NativeModel::Step>),
+                           InstanceMethod("info", &NativeModel::Guard<&NativeModel::Info>),
+                           InstanceMethod("dispose", &NativeModel::Guard<&NativeModel::Dispose>),
                        });
+  }
+
+  template <Napi::Value (NativeModel::*Method)(const Napi::CallbackInfo&)>
+  Napi::Value Guard(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&] { return (this->*Method)(info); });
   }
 
   // new NativeModel(config, isa, threads, arenaBytes, hugePages)
   explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+    guarded(info.Env(), [&] {
+      Construct(info);
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  void Construct(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!need(env, info.Length() >= 5 && info[0].IsObject() && info[3].IsNumber() && info[4].IsBoolean(), "NativeModel(config, isa, threads, arenaBytes, hugePages)")) return;
     const halo_kernels* k = kernels_arg(info, 1);
@@ -116,7 +148,6 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     huge_pages_ = info[4].As<Napi::Boolean>().Value();
   }
 
- private:
   Model* live(Napi::Env env) {
     if (!model_) status_error(env, HALO_DISPOSED, "model disposed").ThrowAsJavaScriptException();
     return model_.get();
@@ -312,7 +343,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         logits_.resize(logit_rows_.size() * static_cast<size_t>(model_->c.vocab));
         status_ = model_->step(tokens_.data(), positions_.data(), slots_.data(), static_cast<int>(tokens_.size()),
                                logit_rows_.data(), static_cast<int>(logit_rows_.size()), logits_.data());
-      } catch (const std::bad_alloc&) {
+      } catch (const std::exception&) {  // bad_alloc / length_error: the step's only throwing operations are allocations
         status_ = HALO_OUT_OF_MEMORY;
       }
     }
@@ -647,16 +678,16 @@ Napi::Value HardwareThreads(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", NativeModel::Init(env));
-  exports.Set("quantize", Napi::Function::New(env, OpQuantize));
-  exports.Set("ternaryMatmul", Napi::Function::New(env, OpTernaryMatmul));
-  exports.Set("rmsNorm", Napi::Function::New(env, OpRmsNorm));
-  exports.Set("rope", Napi::Function::New(env, OpRope));
-  exports.Set("attention", Napi::Function::New(env, OpAttention));
-  exports.Set("lmHead", Napi::Function::New(env, OpLmHead));
-  exports.Set("gemmRaw", Napi::Function::New(env, GemmRaw));
-  exports.Set("f16Round", Napi::Function::New(env, F16Round));
-  exports.Set("isas", Napi::Function::New(env, Isas));
-  exports.Set("hardwareThreads", Napi::Function::New(env, HardwareThreads));
+  exports.Set("quantize", Napi::Function::New(env, Guarded<OpQuantize>));
+  exports.Set("ternaryMatmul", Napi::Function::New(env, Guarded<OpTernaryMatmul>));
+  exports.Set("rmsNorm", Napi::Function::New(env, Guarded<OpRmsNorm>));
+  exports.Set("rope", Napi::Function::New(env, Guarded<OpRope>));
+  exports.Set("attention", Napi::Function::New(env, Guarded<OpAttention>));
+  exports.Set("lmHead", Napi::Function::New(env, Guarded<OpLmHead>));
+  exports.Set("gemmRaw", Napi::Function::New(env, Guarded<GemmRaw>));
+  exports.Set("f16Round", Napi::Function::New(env, Guarded<F16Round>));
+  exports.Set("isas", Napi::Function::New(env, Guarded<Isas>));
+  exports.Set("hardwareThreads", Napi::Function::New(env, Guarded<HardwareThreads>));
   return exports;
 }
 

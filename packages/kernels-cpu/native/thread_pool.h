@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -22,7 +23,9 @@ namespace halo {
  * `threads` workers in all (the calling thread is worker 0). `run(fn)` calls fn(i) on every
  * worker i and returns when all are done. Workers spin briefly, then yield, for the next job (a step
  * issues a few hundred jobs back to back) and then sleep on a condition variable, so an idle pool costs
- * nothing on a shared machine. Jobs of concurrent callers are serialised.
+ * nothing on a shared machine. Jobs of concurrent callers are serialised. An exception thrown by a job on
+ * any worker (e.g. std::bad_alloc) is caught there and rethrown from run() once every worker is done, so
+ * it reaches the caller's handler instead of std::terminate on a pool thread.
  */
 class ThreadPool {
  public:
@@ -56,7 +59,12 @@ class ThreadPool {
       generation_.fetch_add(1, std::memory_order_acq_rel);
     }
     wake_.notify_all();
-    fn(0);
+    std::exception_ptr failure;
+    try {
+      fn(0);
+    } catch (...) {
+      failure = std::current_exception();
+    }
     // Spin briefly, then yield: on a shared machine a worker may be descheduled, and a waiter
     // burning its time slice would keep it off the core it needs.
     for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; spin++) {
@@ -64,6 +72,12 @@ class ThreadPool {
       else std::this_thread::yield();
     }
     job_ = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!failure) failure = error_;
+      error_ = nullptr;
+    }
+    if (failure) std::rethrow_exception(failure);
   }
 
  private:
@@ -83,7 +97,12 @@ class ThreadPool {
       }
       seen = now;
       if (stop_.load()) return;
-      (*job_)(index);
+      try {
+        (*job_)(index);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
       remaining_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
@@ -97,6 +116,7 @@ class ThreadPool {
   std::atomic<int> remaining_{0};
   std::atomic<bool> stop_{false};
   const std::function<void(int)>* job_ = nullptr;
+  std::exception_ptr error_;  // the first exception of the current job's workers (guarded by mutex_)
 };
 
 /** Rows [begin, end) of worker i of n, split evenly in multiples of `align`. */

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
@@ -276,8 +277,22 @@ void check_thread_pool() {
     std::thread other(hammer);  // two callers: jobs are serialised, none lost
     hammer();
     other.join();
+    // A job that throws on one worker: run() rethrows it to the caller after all workers finished, and the pool
+    // keeps working (no std::terminate on a pool thread, no lost worker).
+    for (int thrower = 0; thrower < threads; thrower++) {
+      bool caught = false;
+      try {
+        pool.run([&](int i) {
+          if (i == thrower) throw std::bad_alloc();
+        });
+      } catch (const std::bad_alloc&) {
+        caught = true;
+      }
+      if (!caught) fail("thread pool: a job's exception on worker " + std::to_string(thrower) + " did not reach run()'s caller");
+    }
+    hammer();
     for (int i = 0; i < threads; i++)
-      if (hits[i].load() != 600) fail("thread pool: worker " + std::to_string(i) + " of " + std::to_string(threads) + " ran " + std::to_string(hits[i].load()) + " jobs, expected 600");
+      if (hits[i].load() != 900) fail("thread pool: worker " + std::to_string(i) + " of " + std::to_string(threads) + " ran " + std::to_string(hits[i].load()) + " jobs, expected 900");
   }
 }
 
