@@ -27,7 +27,7 @@ import { HALO_PROVENANCE_KEY } from "./read-halo.js";
  *
  * @example
  * ```ts
- * console.log(HALO_CONVERTER); // "@halo/h1b-format 0.1.0"
+ * console.log(HALO_CONVERTER); // e.g. "@halo/h1b-format 0.2.0"
  * ```
  */
 export const HALO_CONVERTER = `${packageJson.name} ${packageJson.version}`;
