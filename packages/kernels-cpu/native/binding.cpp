@@ -74,6 +74,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                        {
                            InstanceMethod("setMatrix", &NativeModel::Guard<&NativeModel::SetMatrix>),
                            InstanceMethod("packRows", &NativeModel::Guard<&NativeModel::PackRows>),
+                           InstanceMethod("packCodes", &NativeModel::Guard<&NativeModel::PackCodes>),
                            InstanceMethod("setNorm", &NativeModel::Guard<&NativeModel::SetNorm>),
                            InstanceMethod("setEmbedding", &NativeModel::Guard<&NativeModel::SetEmbedding>),
                            InstanceMethod("setHead", &NativeModel::Guard<&NativeModel::SetHead>),
@@ -198,6 +199,23 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (mat == nullptr || mat->codes == nullptr || rows < 0 || trits.ElementLength() < static_cast<size_t>(rows) * mat->cols)
       return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     return Napi::Number::New(env, halo::pack_rows(*mat, int_arg(info, 2), trits.Data(), rows));
+  }
+
+  // packCodes(layer, role, row0, bytes: Uint8Array, rowCount, packing: "halo-v2") → status; rows packed on the pool.
+  Napi::Value PackCodes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 6 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() &&
+                       typed<uint8_t>(info[3], napi_uint8_array) && info[4].IsNumber() && info[5].IsString(),
+              "packCodes(layer, role, row0, bytes, rowCount, packing)"))
+      return env.Undefined();
+    halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
+    auto bytes = info[3].As<Napi::Uint8Array>();
+    const int rows = int_arg(info, 4);
+    if (mat == nullptr || mat->codes == nullptr || rows < 0 || info[5].As<Napi::String>().Utf8Value() != "halo-v2")
+      return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    return Napi::Number::New(env, halo::pack_halo_v2(m->pool, *mat, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows));
   }
 
   // setNorm(layer (-1: output norm), which 0..3, values) → status

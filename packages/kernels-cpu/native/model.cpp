@@ -10,6 +10,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -184,6 +185,49 @@ halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows) {
       byte = static_cast<uint8_t>((byte & ~(3 << shift)) | ((t + 1) << shift));
     }
   }
+  return HALO_OK;
+}
+
+halo_status pack_halo_v2(ThreadPool* pool, Matrix& m, int row0, const uint8_t* src, size_t src_bytes, int rows) {
+  if (row0 < 0 || rows < 0 || rows > m.rows - row0) return HALO_BAD_ARGUMENT;
+  const size_t row_bytes = (static_cast<size_t>(m.cols) + 3) / 4;
+  if (src_bytes < row_bytes * static_cast<size_t>(rows)) return HALO_BAD_ARGUMENT;
+  // The 4 block codes (c = w + 1) of each halo-v2 byte, one per byte lane: 00 -> 0, 01 -> 1, 10 -> 2, 11 (w = 0) -> 1.
+  static const std::array<uint32_t, 256> lut = [] {
+    std::array<uint32_t, 256> t{};
+    for (int b = 0; b < 256; b++) {
+      uint32_t v = 0;
+      for (int j = 0; j < 4; j++) {
+        const uint32_t c = (b >> (2 * j)) & 3;
+        v |= (c == 3 ? 1u : c) << (8 * j);
+      }
+      t[b] = v;
+    }
+    return t;
+  }();
+  const int padded = m.nb * HALO_I2_BLOCK;
+  std::atomic<int> cursor{0};
+  constexpr int kChunk = 64;
+  pool->run([&](int) {
+    std::vector<uint8_t> codes(static_cast<size_t>(padded) + 4);
+    for (;;) {
+      const int r0 = cursor.fetch_add(kChunk, std::memory_order_relaxed);
+      if (r0 >= rows) break;
+      const int r1 = std::min(rows, r0 + kChunk);
+      for (int r = r0; r < r1; r++) {
+        const uint8_t* in = src + row_bytes * static_cast<size_t>(r);
+        // Expand to one code per weight (4 at a time), then pad with code 1 (w = 0).
+        for (size_t b = 0; b < row_bytes; b++) std::memcpy(&codes[4 * b], &lut[in[b]], 4);
+        std::memset(codes.data() + m.cols, 1, static_cast<size_t>(padded - m.cols));
+        halo_block_i2* out = m.codes + static_cast<size_t>(row0 + r) * m.nb;
+        for (int j = 0; j < m.nb; j++) {
+          const uint8_t* c = codes.data() + static_cast<size_t>(j) * HALO_I2_BLOCK;
+          uint8_t* q = out[j].qs;
+          for (int p = 0; p < 64; p++) q[p] = static_cast<uint8_t>(c[p] | (c[p + 64] << 2) | (c[p + 128] << 4) | (c[p + 192] << 6));
+        }
+      }
+    }
+  });
   return HALO_OK;
 }
 

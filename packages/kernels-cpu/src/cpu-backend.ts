@@ -100,17 +100,30 @@ const ROLE_O = 1;
 const ROLE_GATE_UP = 2;
 const ROLE_DOWN = 3;
 
+/**
+ * Ternary packings the native loader repacks straight from `bytes()` (one call per tensor, rows
+ * split across the pool); every other packing goes through `decodeRows` in int8 chunks.
+ */
+const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2"]);
+
 async function packMatrix(native: NativeModelHandle, layer: number, role: number, parts: readonly WeightsTernaryTensor[], field: string): Promise<void> {
   const cols = parts[0]!.cols;
   const rows = parts.reduce((n, p) => n + p.rows, 0);
   const scales = fuseScales(parts.map((p) => ({ rows: p.rows, cols: p.cols, scales: nativeScales(p.scale, p.rows, p.cols) })));
   checkStatus(native.setMatrix(layer, role, rows, cols, scales.block, scales.values), "allocating a weight matrix", field);
   const chunkRows = Math.max(1, Math.floor(STAGING_BYTES / cols));
-  const staging = new Int8Array(Math.min(chunkRows, Math.max(...parts.map((p) => p.rows))) * cols);
+  let staging: Int8Array | undefined;
   let offset = 0;
   for (const part of parts) {
+    // An addon built before packCodes existed (a stale prebuild) falls back to decodeRows.
+    if (NATIVE_PACKINGS.has(part.packing) && typeof native.packCodes === "function") {
+      checkStatus(native.packCodes(layer, role, offset, part.bytes(), part.rows, part.packing), `packing ${part.packing} rows`, field);
+      offset += part.rows;
+      continue;
+    }
     for (let start = 0; start < part.rows; start += chunkRows) {
       const count = Math.min(chunkRows, part.rows - start);
+      staging ??= new Int8Array(Math.min(chunkRows, Math.max(...parts.map((p) => p.rows))) * cols);
       const view = staging.subarray(0, count * cols);
       part.decodeRows(start, count, view);
       checkStatus(native.packRows(layer, role, offset + start, view, count), "packing ternary rows", field);
