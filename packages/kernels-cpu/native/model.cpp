@@ -188,25 +188,46 @@ halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows) {
   return HALO_OK;
 }
 
-halo_status pack_halo_v2(ThreadPool* pool, Matrix& m, int row0, const uint8_t* src, size_t src_bytes, int rows) {
-  if (row0 < 0 || rows < 0 || rows > m.rows - row0) return HALO_BAD_ARGUMENT;
-  const size_t row_bytes = (static_cast<size_t>(m.cols) + 3) / 4;
-  if (src_bytes < row_bytes * static_cast<size_t>(rows)) return HALO_BAD_ARGUMENT;
-  // The 4 block codes (c = w + 1) of each halo-v2 byte, one per byte lane: 00 -> 0, 01 -> 1, 10 -> 2, 11 (w = 0) -> 1.
+namespace {
+
+// The block code (c = w + 1) of each 2-bit stored code: 00 -> 0 (w = -1), 01 -> 1, 10 -> 2, 11 -> 1 (read as w = 0, as the
+// TypeScript decoders of halo-v2 and tq2_0 do).
+constexpr uint8_t kCode2[4] = {0, 1, 2, 1};
+
+// The 4 block codes of each halo-v2 byte, one per byte lane (weights 4b .. 4b + 3 of the row).
+const std::array<uint32_t, 256>& halo_v2_lut() {
   static const std::array<uint32_t, 256> lut = [] {
     std::array<uint32_t, 256> t{};
     for (int b = 0; b < 256; b++) {
       uint32_t v = 0;
-      for (int j = 0; j < 4; j++) {
-        const uint32_t c = (b >> (2 * j)) & 3;
-        v |= (c == 3 ? 1u : c) << (8 * j);
-      }
+      for (int j = 0; j < 4; j++) v |= static_cast<uint32_t>(kCode2[(b >> (2 * j)) & 3]) << (8 * j);
       t[b] = v;
     }
     return t;
   }();
+  return lut;
+}
+
+}  // namespace
+
+size_t packed_row_bytes(PackedSource packing, int cols) {
+  switch (packing) {
+    case PackedSource::HaloV2: return (static_cast<size_t>(cols) + 3) / 4;
+    case PackedSource::Tq2_0: return static_cast<size_t>(cols) / 256 * 66;
+    case PackedSource::Int8: return static_cast<size_t>(cols);
+  }
+  return 0;
+}
+
+halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int row0, const uint8_t* src, size_t src_bytes, int rows) {
+  if (row0 < 0 || rows < 0 || rows > m.rows - row0) return HALO_BAD_ARGUMENT;
+  if (packing == PackedSource::Tq2_0 && m.cols % 256 != 0) return HALO_BAD_ARGUMENT;
+  const size_t row_bytes = packed_row_bytes(packing, m.cols);
+  if (src_bytes / row_bytes < static_cast<size_t>(rows)) return HALO_BAD_ARGUMENT;
+  const auto& lut = halo_v2_lut();
   const int padded = m.nb * HALO_I2_BLOCK;
   std::atomic<int> cursor{0};
+  std::atomic<bool> bad{false};
   constexpr int kChunk = 64;
   pool->run([&](int) {
     std::vector<uint8_t> codes(static_cast<size_t>(padded) + 4);
@@ -216,8 +237,30 @@ halo_status pack_halo_v2(ThreadPool* pool, Matrix& m, int row0, const uint8_t* s
       const int r1 = std::min(rows, r0 + kChunk);
       for (int r = r0; r < r1; r++) {
         const uint8_t* in = src + row_bytes * static_cast<size_t>(r);
-        // Expand to one code per weight (4 at a time), then pad with code 1 (w = 0).
-        for (size_t b = 0; b < row_bytes; b++) std::memcpy(&codes[4 * b], &lut[in[b]], 4);
+        // One block code per weight of the row, then code 1 (w = 0) as padding.
+        if (packing == PackedSource::HaloV2) {
+          for (size_t b = 0; b < row_bytes; b++) std::memcpy(&codes[4 * b], &lut[in[b]], 4);
+        } else if (packing == PackedSource::Tq2_0) {
+          // 66-byte blocks: weight 128h + 32n + m in bits 2n of byte 32h + m, then the f16 d (ignored: scales come separately).
+          for (int j = 0; j < m.nb; j++) {
+            const uint8_t* qs = in + static_cast<size_t>(j) * 66;
+            uint8_t* c = codes.data() + static_cast<size_t>(j) * HALO_I2_BLOCK;
+            for (int h = 0; h < 2; h++)
+              for (int n = 0; n < 4; n++)
+                for (int i = 0; i < 32; i++) c[128 * h + 32 * n + i] = kCode2[(qs[32 * h + i] >> (2 * n)) & 3];
+          }
+        } else {
+          bool ok = true;
+          for (int k = 0; k < m.cols; k++) {
+            const int t = static_cast<int8_t>(in[k]);
+            ok &= t >= -1 && t <= 1;
+            codes[k] = static_cast<uint8_t>(t + 1);
+          }
+          if (!ok) {
+            bad.store(true, std::memory_order_relaxed);
+            return;
+          }
+        }
         std::memset(codes.data() + m.cols, 1, static_cast<size_t>(padded - m.cols));
         halo_block_i2* out = m.codes + static_cast<size_t>(row0 + r) * m.nb;
         for (int j = 0; j < m.nb; j++) {
@@ -228,7 +271,7 @@ halo_status pack_halo_v2(ThreadPool* pool, Matrix& m, int row0, const uint8_t* s
       }
     }
   });
-  return HALO_OK;
+  return bad.load() ? HALO_BAD_WEIGHTS : HALO_OK;
 }
 
 namespace {

@@ -111,9 +111,16 @@ struct Model {
 
 /** Packs trits [rows][cols] (values in {-1,0,1}) into m.codes rows [row0, row0+rows). */
 halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows);
-/** Packs rows [row0, row0 + rows) straight from halo-v2 bytes (2-bit codes, 4 per byte LSB-first, rows of
- *  ceil(cols/4) bytes; 00 = -1, 01 = 0, 10 = +1, 11 = 0), rows split across the pool. */
-halo_status pack_halo_v2(ThreadPool* pool, Matrix& m, int row0, const uint8_t* src, size_t src_bytes, int rows);
+/** Stored packings pack_codes reads directly (the tensor's raw bytes). */
+enum class PackedSource {
+  HaloV2,  // 2-bit codes, 4 per byte LSB-first, rows of ceil(cols/4) bytes; 00 = -1, 01 = 0, 10 = +1, 11 = 0
+  Tq2_0,   // llama.cpp TQ2_0: per 256 weights 64 bytes of codes (weight 128h+32n+m in bits 2n of byte 32h+m) + f16 d
+  Int8,    // one signed byte per trit; anything outside {-1, 0, 1} -> HALO_BAD_WEIGHTS
+};
+/** Bytes of one stored row of `cols` weights. */
+size_t packed_row_bytes(PackedSource packing, int cols);
+/** Packs rows [row0, row0 + rows) straight from stored bytes (`src_bytes` long), rows split across the pool. */
+halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int row0, const uint8_t* src, size_t src_bytes, int rows);
 
 /** RMSNorm rows (float64 sum of squares, as the reference). */
 void rms_norm_rows(const float* x, const float* w, int d, int n, double eps, float* out);

@@ -66,7 +66,9 @@ describe("bad input becomes a HaloError, never a crash", () => {
 
   it("a trit outside {-1, 0, 1} is refused at load with KERNELS_BAD_WEIGHTS", async () => {
     const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
-    const bad = { ...weights.layers[0]!.q, decodeRows: (start: number, count: number, out: Int8Array) => { weights.layers[0]!.q.decodeRows(start, count, out); out[0] = 2; } };
+    // A packing the loader does not read natively, so the bad trit arrives through decodeRows
+    // (int8 bytes with a bad trit: src/native-packing.test.ts).
+    const bad = { ...weights.layers[0]!.q, packing: "int8 (decoded)", decodeRows: (start: number, count: number, out: Int8Array) => { weights.layers[0]!.q.decodeRows(start, count, out); out[0] = 2; } };
     const broken: ModelWeights = { ...weights, layers: [{ ...weights.layers[0]!, q: bad }, ...weights.layers.slice(1)] };
     expect(await codeOf(() => createBackend({ threads: 2 }).loadModel(broken, { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
   });

@@ -32,7 +32,7 @@ export interface NativeConfig {
 export interface NativeModelHandle {
   setMatrix(layer: number, role: number, rows: number, cols: number, scaleBlock: number, scales: Float32Array): number;
   packRows(layer: number, role: number, row0: number, trits: Int8Array, rowCount: number): number;
-  /** Packs `rowCount` rows straight from a tensor's stored bytes in `packing` (see `NATIVE_PACKINGS`), on the pool. */
+  /** Packs `rowCount` rows straight from a tensor's stored bytes in `packing` (`halo-v2`, `tq2_0`, `int8`), on the pool. */
   packCodes(layer: number, role: number, row0: number, bytes: Uint8Array, rowCount: number, packing: string): number;
   setNorm(layer: number, which: number, values: Float32Array): number;
   setEmbedding(values: Uint16Array | Float32Array): number;

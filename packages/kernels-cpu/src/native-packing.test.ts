@@ -1,4 +1,4 @@
-// The native halo-v2 fast path of the loader gives the same packed model (identical logits) as the decodeRows path.
+// The loader's native fast paths (halo-v2, tq2_0, int8 bytes) give the same packed model (identical logits) as decodeRows.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { conformanceModel, type ModelWeights, type WeightsLayer, type WeightsTernaryTensor } from "@halo/kernels";
@@ -6,6 +6,7 @@ import { synthModel, ternaryCodec } from "@halo/h1b-format";
 import { createBackend } from "./cpu-backend.js";
 
 const HALO_V2 = ternaryCodec("halo-v2");
+const TQ2_0 = ternaryCodec("tq2_0");
 const TERNARY_KEYS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 
 /** Deterministic bit noise (mulberry32) for the codes and trailing bits the format leaves free. */
@@ -20,42 +21,55 @@ function noise(seed: number): () => number {
   };
 }
 
+type Stored = "halo-v2" | "tq2_0" | "int8";
+
 /**
- * Re-encodes a tensor as halo-v2 bytes, turning about half of the `01` (w = 0) codes into the
- * equivalent `11` and filling the unused trailing bits of each row, so the fast path meets every
- * code the format allows. `packing` names the result: `"halo-v2"` takes the native path, any
- * other name the `decodeRows` path over the very same bytes.
+ * Re-encodes a tensor in a stored packing. For halo-v2 and tq2_0 about half of the `01` (w = 0)
+ * codes become the equivalent `11`, and halo-v2's unused trailing bits of each row are filled, so
+ * the fast path meets every code the formats allow. `packing` names the result: the stored name
+ * takes the native path, any other name the `decodeRows` path over the very same bytes.
  */
-function asHaloV2(tensor: WeightsTernaryTensor, packing: string, seed: number): WeightsTernaryTensor {
+function stored(tensor: WeightsTernaryTensor, format: Stored, packing: string, seed: number): WeightsTernaryTensor {
   const { rows, cols } = tensor;
   const trits = new Int8Array(rows * cols);
   tensor.decodeRows(0, rows, trits);
-  const bytes = HALO_V2.encode(trits, rows, cols);
   const random = noise(seed);
-  const rowBytes = Math.ceil(cols / 4);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < rowBytes * 4; c++) {
-      const at = r * rowBytes + (c >> 2);
-      const shift = 2 * (c & 3);
-      const code = (bytes[at]! >> shift) & 3;
-      const free = c >= cols;
-      if ((free || code === 1) && random() < 0.5) bytes[at] = (bytes[at]! & ~(3 << shift)) | ((free ? Math.floor(random() * 4) : 3) << shift);
+  let bytes: Uint8Array;
+  let decodeRows: (rowStart: number, rowCount: number, out: Int8Array) => void;
+  if (format === "int8") {
+    bytes = new Uint8Array(trits.buffer);
+    decodeRows = (rowStart, rowCount, out) => out.set(trits.subarray(rowStart * cols, (rowStart + rowCount) * cols));
+  } else if (format === "halo-v2") {
+    bytes = HALO_V2.encode(trits, rows, cols);
+    const rowBytes = Math.ceil(cols / 4);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < rowBytes * 4; c++) {
+        const at = r * rowBytes + (c >> 2);
+        const shift = 2 * (c & 3);
+        const code = (bytes[at]! >> shift) & 3;
+        const free = c >= cols;
+        if ((free || code === 1) && random() < 0.5) bytes[at] = (bytes[at]! & ~(3 << shift)) | ((free ? Math.floor(random() * 4) : 3) << shift);
+      }
     }
+    const b = bytes;
+    decodeRows = (rowStart, rowCount, out) => HALO_V2.decodeRows(b, rows, cols, rowStart, rowCount, out);
+  } else {
+    bytes = TQ2_0.encode(trits, rows, cols, { scale: { kind: "tensor", value: 1 } });
+    for (let at = 0; at < bytes.length; at++) {
+      if (at % 66 >= 64) continue; // the block's f16 d
+      for (let shift = 0; shift < 8; shift += 2) if (((bytes[at]! >> shift) & 3) === 1 && random() < 0.5) bytes[at] = bytes[at]! | (3 << shift);
+    }
+    const b = bytes;
+    decodeRows = (rowStart, rowCount, out) => TQ2_0.decodeRows(b, rows, cols, rowStart, rowCount, out);
   }
-  return {
-    rows,
-    cols,
-    packing,
-    scale: tensor.scale,
-    bytes: () => bytes,
-    decodeRows: (rowStart, rowCount, out) => HALO_V2.decodeRows(bytes, rows, cols, rowStart, rowCount, out),
-  };
+  const out = bytes;
+  return { rows, cols, packing, scale: tensor.scale, bytes: () => out, decodeRows };
 }
 
-function withPacking(weights: ModelWeights, packing: string, seed: number): ModelWeights {
+function withPacking(weights: ModelWeights, format: Stored, packing: string, seed: number): ModelWeights {
   const layers = weights.layers.map((layer, l) => {
     const copy: Record<string, unknown> = { ...layer };
-    TERNARY_KEYS.forEach((key, i) => (copy[key] = asHaloV2(layer[key], packing, seed * 1000 + l * 10 + i)));
+    TERNARY_KEYS.forEach((key, i) => (copy[key] = stored(layer[key], format, packing, seed * 1000 + l * 10 + i)));
     return copy as unknown as WeightsLayer;
   });
   return { ...weights, layers };
@@ -77,39 +91,59 @@ async function logitsOf(weights: ModelWeights, threads: number): Promise<Float32
   }
 }
 
-async function expectSameLogits(weights: ModelWeights, seed: number, threads: number): Promise<void> {
-  const fast = await logitsOf(withPacking(weights, "halo-v2", seed), threads);
-  const decoded = await logitsOf(withPacking(weights, "halo-v2 via decodeRows", seed), threads);
+async function expectSameLogits(weights: ModelWeights, seed: number, threads: number, formats: readonly Stored[]): Promise<void> {
   const original = await logitsOf(weights, threads);
-  expect(Array.from(fast).every(Number.isFinite)).toBe(true);
-  expect(fast).toEqual(decoded);
-  expect(fast).toEqual(original);
+  expect(Array.from(original).every(Number.isFinite)).toBe(true);
+  for (const format of formats) {
+    const fast = await logitsOf(withPacking(weights, format, format, seed), threads);
+    const decoded = await logitsOf(withPacking(weights, format, `${format} via decodeRows`, seed), threads);
+    expect(fast, `${format} via bytes() vs decodeRows`).toEqual(decoded);
+    expect(fast, `${format} vs the original weights`).toEqual(original);
+  }
 }
 
-describe("native halo-v2 repacking", () => {
+describe("native repacking from stored bytes", () => {
   it.each([
-    ["synth tiny relu2", synthModel({ shape: "tiny", seed: 11 })],
-    ["synth tiny-gqa silu untied", synthModel({ shape: "tiny-gqa", activation: "silu", untiedHead: true, seed: 12 })],
-    ["conformance, cols not a multiple of 4", conformanceModel({ seed: 5, hiddenSize: 50, intermediateSize: 83, scaleKind: "tensor" })],
-  ])("%s: identical logits via bytes() and via decodeRows", async (_name, weights) => {
-    for (const threads of [1, 2, 3]) await expectSameLogits(weights, threads, threads);
+    ["synth tiny relu2", synthModel({ shape: "tiny", seed: 11 }), ["halo-v2", "tq2_0", "int8"]],
+    ["synth tiny-gqa silu untied", synthModel({ shape: "tiny-gqa", activation: "silu", untiedHead: true, seed: 12 }), ["halo-v2", "tq2_0", "int8"]],
+    ["conformance, cols not a multiple of 4", conformanceModel({ seed: 5, hiddenSize: 50, intermediateSize: 83, scaleKind: "tensor" }), ["halo-v2", "int8"]],
+  ] as const)("%s: identical logits via bytes() and via decodeRows", async (_name, weights, formats) => {
+    for (const threads of [1, 2, 3]) await expectSameLogits(weights, threads, threads, formats);
   });
 
   it("any shape: identical logits (fast-check)", async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 1000 }), async (half, intermediate, seed) => {
         const weights = conformanceModel({ seed, hiddenSize: 2 * half, intermediateSize: intermediate, numLayers: 1, scaleKind: "tensor" });
-        await expectSameLogits(weights, seed, 1 + (seed % 3));
+        await expectSameLogits(weights, seed, 1 + (seed % 3), ["halo-v2", "int8"]);
       }),
       { numRuns: 12 },
     );
   });
 
-  it("refuses halo-v2 bytes shorter than the rows need", async () => {
-    const weights = withPacking(synthModel({ shape: "tiny", seed: 13 }), "halo-v2", 1);
+  it("tq2_0 with cols a multiple of 256, any row count (fast-check)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 1000 }), async (blocks, intermediate, seed) => {
+        const weights = conformanceModel({ seed, hiddenSize: 256 * blocks, intermediateSize: 256 * Math.ceil(intermediate / 100), numHeads: 2, numKvHeads: 1, headDim: 128, numLayers: 1, scaleKind: "tensor" });
+        await expectSameLogits(weights, seed, 1 + (seed % 3), ["tq2_0"]);
+      }),
+      { numRuns: 6 },
+    );
+  });
+
+  it("refuses stored bytes shorter than the rows need, and int8 trits outside {-1, 0, 1}", async () => {
+    for (const format of ["halo-v2", "tq2_0", "int8"] as const) {
+      const weights = withPacking(synthModel({ shape: "tiny", seed: 13 }), format, format, 1);
+      const layer = weights.layers[0]!;
+      const short: WeightsTernaryTensor = { ...layer.o, bytes: () => layer.o.bytes().subarray(1) };
+      const broken: ModelWeights = { ...weights, layers: [{ ...layer, o: short }, ...weights.layers.slice(1)] };
+      await expect(createBackend({ threads: 2 }).loadModel(broken, { contextLength: 64 })).rejects.toMatchObject({ code: "KERNELS_BAD_ARGUMENT" });
+    }
+    const weights = withPacking(synthModel({ shape: "tiny", seed: 13 }), "int8", "int8", 1);
     const layer = weights.layers[0]!;
-    const short: WeightsTernaryTensor = { ...layer.o, bytes: () => layer.o.bytes().subarray(1) };
-    const broken: ModelWeights = { ...weights, layers: [{ ...layer, o: short }, ...weights.layers.slice(1)] };
-    await expect(createBackend({ threads: 2 }).loadModel(broken, { contextLength: 64 })).rejects.toMatchObject({ code: "KERNELS_BAD_ARGUMENT" });
+    const bad = Uint8Array.from(layer.down.bytes());
+    bad[bad.length - 7] = 2;
+    const broken: ModelWeights = { ...weights, layers: [{ ...layer, down: { ...layer.down, bytes: () => bad } }, ...weights.layers.slice(1)] };
+    await expect(createBackend({ threads: 2 }).loadModel(broken, { contextLength: 64 })).rejects.toMatchObject({ code: "KERNELS_BAD_WEIGHTS" });
   });
 });

@@ -100,11 +100,11 @@ void check_halo_v2_packer() {
     halo::Matrix m;
     if (scratch.alloc_matrix(m, rows, cols, cols, ones.data()) != HALO_OK) return fail("alloc_matrix");
     std::memset(m.codes, 0xAA, manual.size() * sizeof(halo_block_i2));
-    if (halo::pack_halo_v2(halo::pool_for(threads), m, 0, src.data(), src.size(), rows) != HALO_OK) return fail("pack_halo_v2 refused valid bytes");
+    if (halo::pack_codes(halo::pool_for(threads), m, halo::PackedSource::HaloV2, 0, src.data(), src.size(), rows) != HALO_OK) return fail("pack_halo_v2 refused valid bytes");
     if (std::memcmp(m.codes, manual.data(), manual.size() * sizeof(halo_block_i2)) != 0) fail("pack_halo_v2 differs from pack_rows");
-    if (halo::pack_halo_v2(halo::pool_for(threads), m, 0, src.data(), src.size() - 1, rows) != HALO_BAD_ARGUMENT)
+    if (halo::pack_codes(halo::pool_for(threads), m, halo::PackedSource::HaloV2, 0, src.data(), src.size() - 1, rows) != HALO_BAD_ARGUMENT)
       fail("pack_halo_v2 accepted bytes shorter than the rows");
-    if (halo::pack_halo_v2(halo::pool_for(threads), m, 2147483647, src.data(), src.size(), 1) != HALO_BAD_ARGUMENT)
+    if (halo::pack_codes(halo::pool_for(threads), m, halo::PackedSource::HaloV2, 2147483647, src.data(), src.size(), 1) != HALO_BAD_ARGUMENT)
       fail("pack_halo_v2 accepted row0 near INT_MAX");
   }
 }
