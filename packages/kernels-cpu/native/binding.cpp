@@ -201,7 +201,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, halo::pack_rows(*mat, int_arg(info, 2), trits.Data(), rows));
   }
 
-  // packCodes(layer, role, row0, bytes: Uint8Array, rowCount, packing: "halo-v2" | "tq2_0" | "int8") → status; rows packed on the pool.
+  // packCodes(layer, role, row0, bytes: Uint8Array, rowCount, packing: "halo-v2" | "tq2_0" | "int8" | "i2_s") → status; rows packed on the pool.
   Napi::Value PackCodes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model* m = live(env);
@@ -218,6 +218,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (packing == "halo-v2") source = halo::PackedSource::HaloV2;
     else if (packing == "tq2_0") source = halo::PackedSource::Tq2_0;
     else if (packing == "int8") source = halo::PackedSource::Int8;
+    else if (packing == "i2_s") source = halo::PackedSource::I2S;
     else return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     if (mat == nullptr || mat->codes == nullptr || rows < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     return Napi::Number::New(env, halo::pack_codes(m->pool, *mat, source, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows));

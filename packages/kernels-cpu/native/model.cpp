@@ -215,6 +215,7 @@ size_t packed_row_bytes(PackedSource packing, int cols) {
     case PackedSource::HaloV2: return (static_cast<size_t>(cols) + 3) / 4;
     case PackedSource::Tq2_0: return static_cast<size_t>(cols) / 256 * 66;
     case PackedSource::Int8: return static_cast<size_t>(cols);
+    case PackedSource::I2S: return static_cast<size_t>(cols) / 4;
   }
   return 0;
 }
@@ -222,6 +223,7 @@ size_t packed_row_bytes(PackedSource packing, int cols) {
 halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int row0, const uint8_t* src, size_t src_bytes, int rows) {
   if (row0 < 0 || rows < 0 || rows > m.rows - row0) return HALO_BAD_ARGUMENT;
   if (packing == PackedSource::Tq2_0 && m.cols % 256 != 0) return HALO_BAD_ARGUMENT;
+  if (packing == PackedSource::I2S && m.cols % 128 != 0) return HALO_BAD_ARGUMENT;
   const size_t row_bytes = packed_row_bytes(packing, m.cols);
   if (src_bytes / row_bytes < static_cast<size_t>(rows)) return HALO_BAD_ARGUMENT;
   const auto& lut = halo_v2_lut();
@@ -248,6 +250,19 @@ halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int ro
             for (int h = 0; h < 2; h++)
               for (int n = 0; n < 4; n++)
                 for (int i = 0; i < 32; i++) c[128 * h + 32 * n + i] = kCode2[(qs[32 * h + i] >> (2 * n)) & 3];
+          }
+        } else if (packing == PackedSource::I2S) {
+          // 32-byte blocks of 128 weights, the first quarter of the block in each byte's top bits.
+          for (int b = 0; b < m.cols / 128; b++) {
+            const uint8_t* qs = in + static_cast<size_t>(b) * 32;
+            uint8_t* c = codes.data() + static_cast<size_t>(b) * 128;
+            for (int i = 0; i < 32; i++) {
+              const uint8_t v = qs[i];
+              c[i] = kCode2[(v >> 6) & 3];
+              c[32 + i] = kCode2[(v >> 4) & 3];
+              c[64 + i] = kCode2[(v >> 2) & 3];
+              c[96 + i] = kCode2[v & 3];
+            }
           }
         } else {
           bool ok = true;

@@ -116,6 +116,9 @@ enum class PackedSource {
   HaloV2,  // 2-bit codes, 4 per byte LSB-first, rows of ceil(cols/4) bytes; 00 = -1, 01 = 0, 10 = +1, 11 = 0
   Tq2_0,   // llama.cpp TQ2_0: per 256 weights 64 bytes of codes (weight 128h+32n+m in bits 2n of byte 32h+m) + f16 d
   Int8,    // one signed byte per trit; anything outside {-1, 0, 1} -> HALO_BAD_WEIGHTS
+  I2S,     // bitnet.cpp I2_S (x86 layout): per 128 weights 32 bytes, byte j holds weights j, 32+j, 64+j, 96+j in
+           // bits 7..6, 5..4, 3..2, 1..0; 00 = -1, 01 = 0, 10 = +1, 11 = 0; rows of cols/4 bytes (cols % 128 == 0),
+           // the tensor's f32 scale and padding follow the last row
 };
 /** Bytes of one stored row of `cols` weights. */
 size_t packed_row_bytes(PackedSource packing, int cols);

@@ -103,9 +103,9 @@ const ROLE_DOWN = 3;
 /**
  * Ternary packings the native loader repacks straight from `bytes()` (one call per tensor, rows
  * split across the pool; codes `11` read as 0 like their decoders, int8 values outside {-1, 0, 1}
- * refused); every other packing (`tq1_0`, `i2_s`, …) goes through `decodeRows` in int8 chunks.
+ * refused); every other packing (`tq1_0`, the seed packings, …) goes through `decodeRows` in int8 chunks.
  */
-const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8"]);
+const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s"]);
 
 async function packMatrix(native: NativeModelHandle, layer: number, role: number, parts: readonly WeightsTernaryTensor[], field: string): Promise<void> {
   const cols = parts[0]!.cols;
