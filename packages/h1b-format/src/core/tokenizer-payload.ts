@@ -2,6 +2,7 @@
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
 import { LLAMA3_SPLIT_PATTERN } from "../synth/bpe-trainer.js";
+import { llama3TokenizerJson, type AddedTokenJson } from "./llama3-tokenizer-json.js";
 import type { TokenizerPayload } from "./model.js";
 
 /** The GGUF tokenizer payload. */
@@ -214,7 +215,7 @@ export function toHfTokenizerJson(payload: TokenizerPayload, options: HfTokenize
     throw bad("only gpt2 (byte-level BPE) GGUF tokenizers convert to tokenizer.json", "tokenizer.ggml.model", "gpt2", gguf.model);
   }
   const vocab: Record<string, number> = {};
-  const added: Array<Record<string, unknown>> = [];
+  const added: AddedTokenJson[] = [];
   gguf.tokens.forEach((token, id) => {
     if (!Object.prototype.hasOwnProperty.call(vocab, token)) vocab[token] = id;
     const type = gguf.tokenTypes?.[id] ?? GGUF_TOKEN_TYPE.NORMAL;
@@ -233,46 +234,12 @@ export function toHfTokenizerJson(payload: TokenizerPayload, options: HfTokenize
   const bos = gguf.bosTokenId === null ? undefined : gguf.tokens[gguf.bosTokenId];
   const eos = gguf.eosTokenId === null ? undefined : gguf.tokens[gguf.eosTokenId];
   const addBos = bos !== undefined && gguf.addBosToken !== false;
-  const tokenizer = {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: {
-      type: "Sequence",
-      pretokenizers: [
-        { type: "Split", pattern: { Regex: LLAMA3_SPLIT_PATTERN }, behavior: "Isolated", invert: false },
-        { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
-      ],
-    },
-    post_processor: addBos
-      ? {
-          type: "TemplateProcessing",
-          single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-          pair: [
-            { SpecialToken: { id: bos, type_id: 0 } },
-            { Sequence: { id: "A", type_id: 0 } },
-            { SpecialToken: { id: bos, type_id: 1 } },
-            { Sequence: { id: "B", type_id: 1 } },
-          ],
-          special_tokens: { [bos]: { id: bos, ids: [gguf.bosTokenId], tokens: [bos] } },
-        }
-      : { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: true,
-      vocab,
-      merges: [...gguf.merges],
-    },
-  };
+  const tokenizer = llama3TokenizerJson({
+    added,
+    vocab,
+    merges: gguf.merges,
+    bos: addBos ? { content: bos, id: gguf.bosTokenId! } : null,
+  });
   const config: Record<string, unknown> = {
     add_bos_token: addBos,
     add_eos_token: false,

@@ -1,7 +1,8 @@
 // Builds a Llama-3-style tokenizer.json (byte-level BPE, Llama-3 split regex, special tokens) for synthetic models.
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
-import { LLAMA3_SPLIT_PATTERN, byteToUnicode, trainByteLevelBpe } from "./bpe-trainer.js";
+import { llama3TokenizerJson } from "../core/llama3-tokenizer-json.js";
+import { byteToUnicode, trainByteLevelBpe } from "./bpe-trainer.js";
 
 /** Special tokens of a synthetic vocabulary, placed at its top like Llama-3's. */
 export const SYNTH_SPECIAL_TOKENS = [
@@ -81,44 +82,7 @@ export function synthTokenizerJson(vocabSize: number): SynthTokenizer {
   }));
   for (const token of added) vocab[token.content] = token.id;
   const bos = added[0]!;
-  const tokenizer = {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: {
-      type: "Sequence",
-      pretokenizers: [
-        { type: "Split", pattern: { Regex: LLAMA3_SPLIT_PATTERN }, behavior: "Isolated", invert: false },
-        { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
-      ],
-    },
-    post_processor: {
-      type: "TemplateProcessing",
-      single: [{ SpecialToken: { id: bos.content, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: bos.content, type_id: 0 } },
-        { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: bos.content, type_id: 1 } },
-        { Sequence: { id: "B", type_id: 1 } },
-      ],
-      special_tokens: { [bos.content]: { id: bos.content, ids: [bos.id], tokens: [bos.content] } },
-    },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: true,
-      vocab,
-      merges,
-    },
-  };
+  const tokenizer = llama3TokenizerJson({ added, vocab, merges, bos: { content: bos.content, id: bos.id } });
   const config = {
     bos_token: "<|begin_of_text|>",
     eos_token: "<|eot_id|>",
