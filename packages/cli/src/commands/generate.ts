@@ -2,18 +2,20 @@
 import { loadModel } from "@halo/engine";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { MODEL_FLAGS } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", short: "m", description: "model file or Hugging Face snapshot directory" },
   prompt: { type: "string", short: "p", description: "the prompt text (BOS is added per the tokenizer)" },
   "max-tokens": { type: "string", short: "n", description: "most tokens to generate (default 256)" },
   temperature: { type: "string", short: "t", description: "sampling temperature; 0 = greedy (default 0.8)" },
-  seed: { type: "string", description: "RNG seed for reproducible sampling" },
-  "top-k": { type: "string", description: "keep the k most likely tokens (default 40)" },
-  "top-p": { type: "string", description: "nucleus mass (default 0.95)" },
-  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", description: "threads for native backends (default: all cores)" },
-  "context-length": { type: "string", description: "KV positions (default: min(model, 4096))" },
+  // The same flags as `halo run` / `halo chat`.
+  seed: MODEL_FLAGS["seed"]!,
+  "top-k": MODEL_FLAGS["top-k"]!,
+  "top-p": MODEL_FLAGS["top-p"]!,
+  backend: MODEL_FLAGS["backend"]!,
+  threads: MODEL_FLAGS["threads"]!,
+  "context-length": MODEL_FLAGS["context-length"]!,
   stats: { type: "boolean", description: "print token counts and tok/s to stderr at the end" },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
