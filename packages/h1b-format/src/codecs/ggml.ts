@@ -269,6 +269,7 @@ function tqCodec(packing: "tq1_0" | "tq2_0"): TernaryCodec {
       checkBlocks(rows, cols, where, QK_K, packing);
     },
     byteLength: (rows, cols) => ((rows * cols) / QK_K) * blockBytes,
+    rowBytes: (cols) => (cols / QK_K) * blockBytes,
     encode: (trits, rows, cols, options) => {
       checkBlocks(rows, cols, packing, QK_K, packing);
       return encodeTq(trits, rows, cols, options, packing);
@@ -325,6 +326,8 @@ export const i2sCodec: TernaryCodec = {
     }
   },
   byteLength: (rows, cols) => (rows * cols) / 4 + I2_S_TAIL_BYTES,
+  // Rows are independent only when 128-weight blocks do not straddle them.
+  rowBytes: (cols) => (cols % I2_S_BLOCK === 0 ? cols / 4 : null),
   encode(trits, rows, cols, options) {
     i2sCodec.checkShape(rows, cols, "i2_s");
     const scale = options?.scale;

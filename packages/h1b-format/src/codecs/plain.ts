@@ -12,6 +12,7 @@ export const int8Codec: TernaryCodec = {
     checkMatrix(rows, cols, where);
   },
   byteLength: (rows, cols) => rows * cols,
+  rowBytes: (cols) => cols,
   encode(trits) {
     return new Uint8Array(trits.buffer.slice(trits.byteOffset, trits.byteOffset + trits.byteLength));
   },

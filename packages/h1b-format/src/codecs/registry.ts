@@ -16,6 +16,13 @@ export interface TernaryCodec {
   /** Packed size in bytes for a `rows × cols` matrix. */
   byteLength(rows: number, cols: number): number;
   /**
+   * Bytes of one row when the packing stores rows independently at a fixed stride (row `r` is
+   * bytes `[r·rowBytes, (r+1)·rowBytes)`; anything after the last row, such as I2_S's scale tail,
+   * is not part of a row). Absent, or null for this width, when rows share bytes (`hf-packed`,
+   * I2_S with `cols % 128 ≠ 0`). Lets lazy tensors read only the rows asked for.
+   */
+  rowBytes?(cols: number): number | null;
+  /**
    * Packs trits (`rows * cols` int8 values in {-1,0,1}, row-major). Packings that cannot hold
    * every ternary matrix (Sherry) throw `H1B_LOSSY_CONVERSION` unless `force`, and then report
    * how many weights changed through `report`.

@@ -65,6 +65,7 @@ export const haloV2Codec: TernaryCodec = {
     checkMatrix(rows, cols, where);
   },
   byteLength: (rows, cols) => rows * haloV2RowBytes(cols),
+  rowBytes: haloV2RowBytes,
   encode(trits, rows, cols) {
     checkMatrix(rows, cols, "halo-v2 encode");
     checkTrits(trits, rows, cols, "halo-v2");
@@ -200,6 +201,7 @@ export const sherryCodec: TernaryCodec = {
     }
   },
   byteLength: (rows, cols) => rows * sherryRowBytes(cols),
+  rowBytes: sherryRowBytes,
   encode(trits, rows, cols, options?: EncodeOptions) {
     sherryCodec.checkShape(rows, cols, "sherry encode");
     checkTrits(trits, rows, cols, "sherry");
@@ -298,6 +300,7 @@ export const tq1V4Codec: TernaryCodec = {
     checkMatrix(rows, cols, where);
   },
   byteLength: (rows, cols) => rows * tq1V4RowBytes(cols),
+  rowBytes: tq1V4RowBytes,
   encode(trits, rows, cols) {
     checkMatrix(rows, cols, "tq1-v4 encode");
     checkTrits(trits, rows, cols, "tq1-v4");
@@ -478,6 +481,7 @@ export const bonsaiTq2Codec: TernaryCodec = {
     checkBonsaiShape("bonsai-tq2", rows, cols, where);
   },
   byteLength: (rows, cols) => ((rows * cols) / BONSAI_BLOCK) * 34,
+  rowBytes: (cols) => (cols / BONSAI_BLOCK) * 34,
   encode(trits, rows, cols, options) {
     checkBonsaiShape("bonsai-tq2", rows, cols, "bonsai-tq2 encode");
     checkTrits(trits, rows, cols, "bonsai-tq2");
@@ -536,6 +540,7 @@ export const bonsaiQ1Codec: TernaryCodec = {
     checkBonsaiShape("bonsai-q1", rows, cols, where);
   },
   byteLength: (rows, cols) => ((rows * cols) / BONSAI_BLOCK) * 18,
+  rowBytes: (cols) => (cols / BONSAI_BLOCK) * 18,
   encode(trits, rows, cols, options) {
     checkBonsaiShape("bonsai-q1", rows, cols, "bonsai-q1 encode");
     checkTrits(trits, rows, cols, "bonsai-q1");

@@ -68,7 +68,30 @@ export function ternaryTensor(
   codec.checkShape(rows, cols, `tensor ${name}`);
   checkScale(name, rows, cols, scale);
   const byteLength = codec.byteLength(rows, cols);
-  const read = loader(location, byteLength);
+  if ("data" in location) loader(location, byteLength); // length check
+  return lazyTernaryTensor(name, packing, rows, cols, scale, location);
+}
+
+/**
+ * A {@link TernaryTensor} over bytes in memory or at an offset of a source, without checks of its
+ * own (readers validate shape and scales first; {@link ternaryTensor} is the checked entry).
+ * `decodeRows` reads only the rows asked for when the packing stores rows independently
+ * (`TernaryCodec.rowBytes`), so decoding a 2B model row block by row block never reads a whole
+ * matrix per call.
+ * @internal
+ */
+export function lazyTernaryTensor(
+  name: string,
+  packing: TernaryPacking,
+  rows: number,
+  cols: number,
+  scale: TernaryScale,
+  location: TensorBytes,
+): TernaryTensor {
+  const codec = ternaryCodec(packing);
+  const byteLength = codec.byteLength(rows, cols);
+  const read = "data" in location ? () => location.data : () => location.source.read(location.offset, byteLength);
+  const rowBytes = codec.rowBytes?.(cols) ?? null;
   return {
     kind: "ternary",
     name,
@@ -79,13 +102,18 @@ export function ternaryTensor(
     byteLength,
     bytes: read,
     decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
-      if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
+      if (!Number.isSafeInteger(rowStart) || !Number.isSafeInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
         throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
           expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
           actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
+          hint: "Ask for rows inside the matrix with an output of rowCount × cols values",
         });
       }
-      codec.decodeRows(read(), rows, cols, rowStart, rowCount, out);
+      if (rowBytes !== null && "source" in location) {
+        codec.decodeRows(location.source.read(location.offset + rowStart * rowBytes, rowCount * rowBytes), rowCount, cols, 0, rowCount, out);
+      } else {
+        codec.decodeRows(read(), rows, cols, rowStart, rowCount, out);
+      }
     },
   };
 }

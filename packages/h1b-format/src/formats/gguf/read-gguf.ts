@@ -19,7 +19,7 @@ import {
   type TernaryTensor,
   type TokenizerPayload,
 } from "../../core/model.js";
-import { floatTensor } from "../../core/tensors.js";
+import { floatTensor, lazyTernaryTensor } from "../../core/tensors.js";
 import { ternaryCodec } from "../../codecs/registry.js";
 import { QK_K, tqBlockScales } from "../../codecs/ggml.js";
 import { readGgufHeader, type GgufEntry, type GgufHeader, type GgufTensorInfo, type GgufValue } from "./gguf-header.js";
@@ -326,28 +326,8 @@ function ternary(
       },
     };
   }
-  const blockRowBytes = packing === "i2_s" ? 0 : byteLength / rows;
-  return {
-    kind: "ternary",
-    name,
-    rows,
-    cols,
-    packing,
-    scale,
-    byteLength,
-    bytes: () => source.read(offset, byteLength),
-    decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
-      if (!Number.isInteger(rowStart) || !Number.isInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
-        throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
-          expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
-          actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
-        });
-      }
-      if (packing === "i2_s") codec.decodeRows(source.read(offset, byteLength), rows, cols, rowStart, rowCount, out);
-      // TQ rows are whole blocks: read just the rows asked for.
-      else codec.decodeRows(source.read(offset + rowStart * blockRowBytes, rowCount * blockRowBytes), rowCount, cols, 0, rowCount, out);
-    },
-  };
+  // TQ rows are whole 256-blocks and I2_S rows whole 128-blocks: decodeRows reads just the rows asked for.
+  return lazyTernaryTensor(name, packing, rows, cols, scale, { source, offset });
 }
 
 function readTokenizer(md: Metadata, tokens: string[] | null, bos: number | null, eos: number | null): TokenizerPayload | null {

@@ -6,7 +6,7 @@ import { H1bErrorCode } from "../../errors.js";
 import { fileSource, type ByteSource } from "../../core/byte-source.js";
 import { validateConfig } from "../../core/config.js";
 import { TERNARY_ROLES, type FloatTensor, type HaloModel, type LayerTensors, type ModelConfig, type TernaryScale, type TernaryTensor } from "../../core/model.js";
-import { floatTensor } from "../../core/tensors.js";
+import { floatTensor, lazyTernaryTensor } from "../../core/tensors.js";
 import { f32Codec } from "../../codecs/plain.js";
 import { ternaryCodec } from "../../codecs/registry.js";
 import { bonsaiScales } from "../../codecs/seed.js";
@@ -199,33 +199,6 @@ function lazyRowScales(source: ByteSource, offset: number, rows: number): Ternar
   };
 }
 
-function seedTernary(name: string, packing: string, rows: number, cols: number, source: ByteSource, offset: number, scale: TernaryScale): TernaryTensor {
-  const codec = ternaryCodec(packing);
-  const byteLength = codec.byteLength(rows, cols);
-  const read = (): Uint8Array => source.read(offset, byteLength);
-  return {
-    kind: "ternary",
-    name,
-    rows,
-    cols,
-    packing,
-    scale,
-    byteLength,
-    bytes: read,
-    decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
-      if (!Number.isSafeInteger(rowStart) || !Number.isSafeInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
-        throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
-          expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
-          actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
-        });
-      }
-      // Read only the rows asked for: every seed packing stores rows independently.
-      const rowBytes = byteLength / rows;
-      codec.decodeRows(source.read(offset + rowStart * rowBytes, rowCount * rowBytes), rowCount, cols, 0, rowCount, out);
-    },
-  };
-}
-
 /**
  * Opens a seed `.h1b` model. Only the header is read up front; tensors read their bytes from the
  * source when used. Every §1.7 check of the seed loaders is applied, plus halo's own (positive
@@ -342,7 +315,8 @@ function openModel(source: ByteSource, options: ReadH1bOptions): HaloModel {
           },
         };
       }
-      entries[role] = seedTernary(`blk.${l}.${role}`, packing, rows, cols, source, offset, scale);
+      // Every seed packing stores rows independently: decodeRows reads only the rows asked for.
+      entries[role] = lazyTernaryTensor(`blk.${l}.${role}`, packing, rows, cols, scale, { source, offset });
     }
     layers.push(entries as unknown as LayerTensors);
   }
