@@ -89,7 +89,7 @@ export interface TernaryTensor {
   /** Packing of {@link bytes}. */
   readonly packing: TernaryPacking;
   readonly scale: TernaryScale;
-  /** Size of the packed bytes (without scales). */
+  /** Size of the packed bytes (including scales the packing stores inline: `tq1_0`, `tq2_0`, `i2_s`, `bonsai-*`). */
   readonly byteLength: number;
   /** The packed bytes, exactly as stored (a view when the source is in memory). */
   bytes(): Uint8Array;
