@@ -6,7 +6,7 @@ import { createBackend } from "../dist/index.js";
 const path = process.argv[2] ?? "/tmp/halo-bench/synth-2b-silu-tq2_0.gguf";
 const steps = Number(process.argv[3] ?? 20);
 const weights = readGguf(path);
-const model = await createBackend({ threads: 2, lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: 1024, kvDtype: "f16" });
+const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: 1024, kvDtype: "f16" });
 weights.close();
 const slot = model.allocateSequence();
 const prompt = Int32Array.from({ length: 64 }, (_, i) => i + 5);

@@ -483,7 +483,7 @@ Napi::Value OpQuantize(const Napi::CallbackInfo& info) {
   if (!need(env, width > 0 && x.ElementLength() % width == 0 && (per_token || width % 256 == 0), "bad quantize shape")) return env.Undefined();
   const int n = static_cast<int>(x.ElementLength() / width);
   halo::Activations a;
-  a.quantize(x.Data(), n, width, per_token);
+  a.quantize(&halo_kernels_ref, x.Data(), n, width, per_token);
   auto values = Napi::Int8Array::New(env, x.ElementLength());
   for (int t = 0; t < n; t++) std::memcpy(values.Data() + static_cast<size_t>(t) * width, a.values.data() + static_cast<size_t>(t) * a.padded, width);
   Napi::Object out = Napi::Object::New(env);
@@ -519,7 +519,7 @@ Napi::Value OpTernaryMatmul(const Napi::CallbackInfo& info) {
   if (status != HALO_OK) return Napi::Number::New(env, status);
   const int n = static_cast<int>(x.ElementLength() / cols);
   halo::Activations a;
-  a.quantize(x.Data(), n, cols, per_token);
+  a.quantize(k, x.Data(), n, cols, per_token);
   std::vector<float> y(static_cast<size_t>(n) * rows);
   halo::matmul(pool, k, m, a, y.data(), rows, nullptr);
   return f32_copy(env, y.data(), y.size());

@@ -36,6 +36,10 @@ _Static_assert(sizeof(halo_block_i2) == 64, "halo_block_i2 is 64 bytes: 256 weig
 #endif
 
 #define HALO_I2_BLOCK 256
+/* Most key positions one attn_tile call takes (its float64 scratch is sized for this). */
+#define HALO_ATTN_TILE 128
+/* Doubles of scratch one attn_tile call needs (head_dim rounded up to 8). */
+#define HALO_ATTN_SCRATCH(group, hd, span) ((2 * (size_t)(span) + (size_t)(group)) * (((size_t)(hd) + 7) / 8 * 8) + (size_t)(group) * ((size_t)(span) + 8))
 
 /* Code of weight k of a row stored as blocks. */
 static inline int halo_i2_code(const halo_block_i2* row, int k) {
@@ -67,12 +71,18 @@ typedef struct halo_kernels {
   /* Same with int8 weights and a per-row scale: y = scale[r] · Σ_h w[r][h] · x[h]. */
   void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
                   int y_stride);
-  /* Σ a[i]·b[i] with f32 / f16 b; products exact and summed in float64 (attention matches the reference). */
-  double (*dot_f32)(const float* a, const float* b, int n);
-  double (*dot_f16)(const float* a, const uint16_t* b, int n);
-  /* y[i] += a·x[i] in float64 with f32 / f16 x. */
-  void (*axpy_f32)(double* y, double a, const float* x, int n);
-  void (*axpy_f16)(double* y, double a, const uint16_t* x, int n);
+  /*
+   * Attention of `group` query heads (q: [group][hd] f32) over `span` key and value rows (f32, or f16 when `f16`;
+   * row i at element i·stride), in float64 with exact f32 products: s = (q·k)·scale, m = max s, l = Σ exp(s − m),
+   * o = Σ exp(s − m)·v. out: [group][hd + 2] as m, l, o[hd]. scratch: ≥ HALO_ATTN_SCRATCH(group, hd, span) doubles.
+   */
+  void (*attn_tile)(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
+                    double scale, double* scratch, double* out);
+  /*
+   * q[i] = clamp(round_half_even(double(x[i]) · s), −128, 127); returns Σ q[i]. Exact: every path gives the
+   * same codes (the product of a float and a double-rounded scale is formed in float64, as the reference does).
+   */
+  int32_t (*quantize_i8)(const float* x, int n, double s, int8_t* q);
   /* Conversions, round to nearest even. */
   void (*f32_to_f16)(uint16_t* dst, const float* src, int n);
   void (*f16_to_f32)(float* dst, const uint16_t* src, int n);
@@ -83,6 +93,10 @@ extern const halo_kernels halo_kernels_avx2;
 extern const halo_kernels halo_kernels_avx512vnni;
 extern const halo_kernels halo_kernels_neon;          /* aarch64 only */
 extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWCAP_ASIMDDP */
+
+/* The scalar attention tile (also the NEON tables' entry: attention there is not vectorised yet). */
+void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
+                        double scale, double* scratch, double* out);
 
 /* Scalar half-precision conversions (round to nearest even), used by the _ref kernels and loaders. */
 uint16_t halo_f32_to_f16_ref(float value);

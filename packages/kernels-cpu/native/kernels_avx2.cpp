@@ -1,5 +1,6 @@
 // kernels_avx2.cpp: AVX2 + FMA + F16C kernels; compiled alone with those flags, called only when the CPU has them.
 #include <immintrin.h>
+#include <cmath>
 #include <cstring>
 #include "halo_cpu.h"
 
@@ -167,50 +168,133 @@ void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1
     for (int r = r0; r < r1; r++) y[static_cast<size_t>(t) * y_stride + (r - r0)] *= row_scale[r];
 }
 
-inline double hsum_pd(__m256d v) {
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
-  return _mm_cvtsd_f64(s);
+// exp(x) for x ≤ 0 in float64 to ~1 ulp: x = k·ln2 + r, degree-13 Taylor polynomial of e^r, then ·2^k built in the
+// exponent field. Below −708 (where 2^k would need a subnormal) the result is 0: attention adds it to a sum ≥ 1.
+inline __m256d exp_pd(__m256d x) {
+  const __m256d tiny = _mm256_cmp_pd(x, _mm256_set1_pd(-708.0), _CMP_LT_OQ);
+  x = _mm256_max_pd(x, _mm256_set1_pd(-708.0));
+  const __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
+  static constexpr double kInvFactorial[14] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+                                               1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+  __m256d p = _mm256_set1_pd(kInvFactorial[13]);
+  for (int i = 12; i >= 0; i--) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kInvFactorial[i]));
+  const __m256i bits = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
+  return _mm256_andnot_pd(tiny, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
 }
 
-double dot_f32(const float* a, const float* b, int n) {
-  __m256d acc = _mm256_setzero_pd();
-  int i = 0;
-  for (; i + 4 <= n; i += 4) acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i)), _mm256_cvtps_pd(_mm_loadu_ps(b + i)), acc);
-  double sum = hsum_pd(acc);
-  for (; i < n; i++) sum += static_cast<double>(a[i]) * b[i];
-  return sum;
+// Lane j = Σ lanes of a[j] (4 vectors to one).
+inline __m256d reduce4(const __m256d* a) {
+  const __m256d t0 = _mm256_hadd_pd(a[0], a[1]);  // a0₀+a0₁, a1₀+a1₁, a0₂+a0₃, a1₂+a1₃
+  const __m256d t1 = _mm256_hadd_pd(a[2], a[3]);
+  return _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20), _mm256_permute2f128_pd(t0, t1, 0x31));
 }
 
-double dot_f16(const float* a, const uint16_t* b, int n) {
-  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 bv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
-    acc0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i)), _mm256_cvtps_pd(_mm256_castps256_ps128(bv)), acc0);
-    acc1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i + 4)), _mm256_cvtps_pd(_mm256_extractf128_ps(bv, 1)), acc1);
+void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
+               double scale, double* scratch, double* out) {
+  const int hdp = (hd + 7) / 8 * 8;
+  double* kd = scratch;                               // [span][hdp] keys widened to float64, zero past hd
+  double* vd = kd + static_cast<size_t>(span) * hdp;  // [span][hdp] values
+  double* qd = vd + static_cast<size_t>(span) * hdp;  // [group][hdp] queries
+  double* s = qd + static_cast<size_t>(group) * hdp;  // [group][span + 8] scores, then weights
+  const int sp = span + 8;
+  auto widen = [&](const void* base, size_t offset, double* dst) {
+    int d = 0;
+    for (; d + 4 <= hd; d += 4) {
+      const __m128 v = f16 ? _mm256_castps256_ps128(_mm256_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + offset + d))))
+                           : _mm_loadu_ps(static_cast<const float*>(base) + offset + d);
+      _mm256_storeu_pd(dst + d, _mm256_cvtps_pd(v));
+    }
+    for (; d < hd; d++)
+      dst[d] = f16 ? halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[offset + d]) : static_cast<const float*>(base)[offset + d];
+    for (; d < hdp; d++) dst[d] = 0;
+  };
+  for (int p = 0; p < span; p++) {
+    widen(keys, static_cast<size_t>(p) * stride, kd + static_cast<size_t>(p) * hdp);
+    widen(values, static_cast<size_t>(p) * stride, vd + static_cast<size_t>(p) * hdp);
   }
-  double sum = hsum_pd(_mm256_add_pd(acc0, acc1));
-  for (; i < n; i++) sum += static_cast<double>(a[i]) * halo_f16_to_f32_ref(b[i]);
-  return sum;
-}
-
-void axpy_f32(double* y, double a, const float* x, int n) {
-  const __m256d av = _mm256_set1_pd(a);
-  int i = 0;
-  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(y + i, _mm256_fmadd_pd(av, _mm256_cvtps_pd(_mm_loadu_ps(x + i)), _mm256_loadu_pd(y + i)));
-  for (; i < n; i++) y[i] += a * x[i];
-}
-
-void axpy_f16(double* y, double a, const uint16_t* x, int n) {
-  const __m256d av = _mm256_set1_pd(a);
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
-    _mm256_storeu_pd(y + i, _mm256_fmadd_pd(av, _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), _mm256_loadu_pd(y + i)));
-    _mm256_storeu_pd(y + i + 4, _mm256_fmadd_pd(av, _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), _mm256_loadu_pd(y + i + 4)));
+  for (int g = 0; g < group; g++) {
+    int d = 0;
+    for (; d < hd; d++) qd[static_cast<size_t>(g) * hdp + d] = q[static_cast<size_t>(g) * hd + d];
+    for (; d < hdp; d++) qd[static_cast<size_t>(g) * hdp + d] = 0;
   }
-  for (; i < n; i++) y[i] += a * halo_f16_to_f32_ref(x[i]);
+  const __m256d scale_v = _mm256_set1_pd(scale);
+  for (int g = 0; g < group; g++) {
+    const double* qg = qd + static_cast<size_t>(g) * hdp;
+    double* sg = s + static_cast<size_t>(g) * sp;
+    for (int p0 = 0; p0 < span; p0 += 4) {
+      __m256d acc[4];
+      const double* rows[4];
+      for (int j = 0; j < 4; j++) {
+        acc[j] = _mm256_setzero_pd();
+        rows[j] = kd + static_cast<size_t>(p0 + j < span ? p0 + j : 0) * hdp;
+      }
+      for (int d = 0; d < hdp; d += 4) {
+        const __m256d qv = _mm256_loadu_pd(qg + d);
+        for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_pd(_mm256_loadu_pd(rows[j] + d), qv, acc[j]);
+      }
+      _mm256_storeu_pd(sg + p0, _mm256_mul_pd(reduce4(acc), scale_v));
+    }
+    double m = -INFINITY;
+    for (int p = 0; p < span; p++) m = sg[p] > m ? sg[p] : m;
+    for (int p = span; p < span + 4; p++) sg[p] = -INFINITY;  // lanes past the span weigh 0
+    const __m256d m_v = _mm256_set1_pd(m);
+    __m256d lv = _mm256_setzero_pd();
+    for (int p = 0; p < span; p += 4) {
+      const __m256d w = exp_pd(_mm256_sub_pd(_mm256_loadu_pd(sg + p), m_v));
+      _mm256_storeu_pd(sg + p, w);
+      lv = _mm256_add_pd(lv, w);
+    }
+    double* o = out + static_cast<size_t>(g) * (hd + 2);
+    o[0] = m;
+    {
+      __m128d l2 = _mm_add_pd(_mm256_castpd256_pd128(lv), _mm256_extractf128_pd(lv, 1));
+      o[1] = _mm_cvtsd_f64(_mm_add_sd(l2, _mm_unpackhi_pd(l2, l2)));
+    }
+    // Weighted sum of values, 8 dimensions (2 register accumulators) at a time; hdp is a multiple of 8.
+    for (int d0 = 0; d0 < hdp; d0 += 8) {
+      __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+      for (int p = 0; p < span; p++) {
+        const __m256d wv = _mm256_set1_pd(sg[p]);
+        const double* row = vd + static_cast<size_t>(p) * hdp + d0;
+        a0 = _mm256_fmadd_pd(wv, _mm256_loadu_pd(row), a0);
+        a1 = _mm256_fmadd_pd(wv, _mm256_loadu_pd(row + 4), a1);
+      }
+      double lanes[8];
+      _mm256_storeu_pd(lanes, a0);
+      _mm256_storeu_pd(lanes + 4, a1);
+      for (int i = 0; i < 8 && d0 + i < hd; i++) o[2 + d0 + i] = lanes[i];
+    }
+  }
+}
+
+int32_t quantize_i8(const float* x, int n, double s, int8_t* q) {
+  const __m256d sv = _mm256_set1_pd(s), lo = _mm256_set1_pd(-128.0), hi = _mm256_set1_pd(127.0);
+  __m128i sum = _mm_setzero_si128();
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    // max/min return the second operand for NaN: a NaN activation becomes −128 here and 0 in the scalar twin, so
+    // NaN is cleared first (both give 0).
+    __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), sv);
+    v = _mm256_and_pd(v, _mm256_cmp_pd(v, v, _CMP_ORD_Q));
+    v = _mm256_min_pd(_mm256_max_pd(_mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+    const __m128i c = _mm256_cvtpd_epi32(v);
+    sum = _mm_add_epi32(sum, c);
+    const __m128i packed = _mm_packs_epi16(_mm_packs_epi32(c, c), _mm_setzero_si128());
+    const int32_t bytes = _mm_cvtsi128_si32(packed);
+    std::memcpy(q + i, &bytes, 4);
+  }
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4e));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xb1));
+  int32_t total = _mm_cvtsi128_si32(sum);
+  for (; i < n; i++) {
+    const double v = std::nearbyint(static_cast<double>(x[i]) * s);
+    const int code = v > 127 ? 127 : v < -128 ? -128 : v == v ? static_cast<int>(v) : 0;
+    q[i] = static_cast<int8_t>(code);
+    total += code;
+  }
+  return total;
 }
 
 void f32_to_f16(uint16_t* dst, const float* src, int n) {
@@ -229,6 +313,6 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx2 = {
-    "avx2",  gemm_i2,  gemm_i2_blocks, head_f16,   head_f32,   head_i8, dot_f32,
-    dot_f16, axpy_f32, axpy_f16,       f32_to_f16, f16_to_f32,
+    "avx2",   gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_i8, attn_tile,
+    quantize_i8, f32_to_f16, f16_to_f32,
 };

@@ -44,6 +44,35 @@ extern "C" float halo_f16_to_f32_ref(uint16_t h) {
   return out;
 }
 
+extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride,
+                                   int span, double scale, double* scratch, double* out) {
+  auto at = [&](const void* base, int p, int d) -> double {
+    const size_t i = static_cast<size_t>(p) * stride + d;
+    return f16 ? static_cast<double>(halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[i])) : static_cast<const float*>(base)[i];
+  };
+  double* s = scratch;  // [group][span]
+  for (int g = 0; g < group; g++) {
+    for (int p = 0; p < span; p++) {
+      double sum = 0;
+      for (int d = 0; d < hd; d++) sum += static_cast<double>(q[g * hd + d]) * at(keys, p, d);
+      s[g * span + p] = sum * scale;
+    }
+  }
+  for (int g = 0; g < group; g++) {
+    double* o = out + static_cast<size_t>(g) * (hd + 2);
+    double m = -INFINITY, l = 0;
+    for (int p = 0; p < span; p++) m = s[g * span + p] > m ? s[g * span + p] : m;
+    for (int d = 0; d < hd; d++) o[2 + d] = 0;
+    for (int p = 0; p < span; p++) {
+      const double w = std::exp(s[g * span + p] - m);
+      l += w;
+      for (int d = 0; d < hd; d++) o[2 + d] += w * at(values, p, d);
+    }
+    o[0] = m;
+    o[1] = l;
+  }
+}
+
 namespace {
 
 void gemm_i2_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
@@ -116,24 +145,16 @@ void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, in
   }
 }
 
-double dot_f32_ref(const float* a, const float* b, int n) {
-  double sum = 0;
-  for (int i = 0; i < n; i++) sum += static_cast<double>(a[i]) * b[i];
+int32_t quantize_i8_ref(const float* x, int n, double s, int8_t* q) {
+  int32_t sum = 0;
+  for (int i = 0; i < n; i++) {
+    // nearbyint rounds half to even in the default mode; the clamp comes first, so the cast is always defined.
+    const double v = std::nearbyint(static_cast<double>(x[i]) * s);
+    const int code = v > 127 ? 127 : v < -128 ? -128 : v == v ? static_cast<int>(v) : 0;
+    q[i] = static_cast<int8_t>(code);
+    sum += code;
+  }
   return sum;
-}
-
-double dot_f16_ref(const float* a, const uint16_t* b, int n) {
-  double sum = 0;
-  for (int i = 0; i < n; i++) sum += static_cast<double>(a[i]) * halo_f16_to_f32_ref(b[i]);
-  return sum;
-}
-
-void axpy_f32_ref(double* y, double a, const float* x, int n) {
-  for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-void axpy_f16_ref(double* y, double a, const uint16_t* x, int n) {
-  for (int i = 0; i < n; i++) y[i] += a * halo_f16_to_f32_ref(x[i]);
 }
 
 void f32_to_f16_ref(uint16_t* dst, const float* src, int n) {
@@ -147,6 +168,6 @@ void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_ref = {
-    "scalar",       gemm_i2_ref,  gemm_i2_blocks_ref, head_f16_ref,   head_f32_ref,   head_i8_ref,    dot_f32_ref,
-    dot_f16_ref,    axpy_f32_ref, axpy_f16_ref,       f32_to_f16_ref, f16_to_f32_ref,
+    "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_i8_ref, halo_attn_tile_ref,
+    quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref,
 };

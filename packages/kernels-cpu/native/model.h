@@ -55,10 +55,11 @@ struct Activations {
   std::vector<float> scales;       // per-token: [n] (s = 127/absmax); q8k: [n][width/256] (d)
   std::vector<int32_t> block_sums; // [n][padded/256] Σ codes of each 256-block
   std::vector<int32_t> row_sums;   // [n]
-  void quantize(const float* x, int rows, int w, bool per_token_scheme);
+  /** Quantises with the kernels `k` (codes are identical on every path). */
+  void quantize(const halo_kernels* k, const float* x, int rows, int w, bool per_token_scheme);
   /** Sizes the arrays for rows × w; then quantize_rows fills rows [t0, t1) of x [rows][w] (thread-safe per range). */
   void prepare(int rows, int w, bool per_token_scheme);
-  void quantize_rows(const float* x, int t0, int t1);
+  void quantize_rows(const halo_kernels* k, const float* x, int t0, int t1);
 };
 
 /** y[t][r] for r < m.rows: the ternary product with scales, as the reference defines it. */
@@ -148,6 +149,8 @@ struct AttentionArgs {
   const int32_t* last;          // [n] last position each query sees
   int tile;                     // positions per tile, 0 = one pass
   float* out;                   // [n][heads·head_dim]
+  const void* prefetch = nullptr;  // what helpers prefetch once done (the o projection's first rows), may be null
+  size_t prefetch_bytes = 0;
 };
 void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& args);
 

@@ -6,7 +6,7 @@ import { nativeBinding } from "./native-binding.js";
 
 /** f32 accumulation of a `hidden`-long dot in a different order: relative to Σ|w·x|. */
 const MAX_REL_ERROR_HEAD_F32_ACCUMULATION = 2e-6;
-/** Float64-accumulated attention in a different order: relative to max |V|. */
+/** Float64 attention summed in a different order, exp to ~1 ulp: relative to max |V|. */
 const MAX_REL_ERROR_ATTENTION = 1e-9;
 
 const native = nativeBinding();

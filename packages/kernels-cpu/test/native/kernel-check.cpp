@@ -184,32 +184,35 @@ void check_heads(const halo_kernels* k) {
 
 void check_dots_and_conversions(const halo_kernels* k) {
   const halo_kernels* ref = &halo_kernels_ref;
+  // quantize_i8: codes and their sum identical to the scalar twin, ties and clamps included.
   for (int trial = 0; trial < 40; trial++) {
-    const int n = uniform(0, 260);
-    std::vector<float> a(n), b(n), bw(n);
-    std::vector<uint16_t> b16(n);
-    for (int i = 0; i < n; i++) {
-      a[i] = normal();
-      b[i] = normal();
-      b16[i] = halo_f32_to_f16_ref(b[i]);
-      bw[i] = halo_f16_to_f32_ref(b16[i]);
-    }
-    double mag32 = 0, mag16 = 0;
-    for (int i = 0; i < n; i++) {
-      mag32 += std::fabs(static_cast<double>(a[i]) * b[i]);
-      mag16 += std::fabs(static_cast<double>(a[i]) * bw[i]);
-    }
-    if (!(std::fabs(k->dot_f32(a.data(), b.data(), n) - ref->dot_f32(a.data(), b.data(), n)) <= MAX_REL_ERROR_F64 * mag32 + 1e-300)) fail(tag(k, "dot_f32", n, 0, 1));
-    if (!(std::fabs(k->dot_f16(a.data(), b16.data(), n) - ref->dot_f16(a.data(), b16.data(), n)) <= MAX_REL_ERROR_F64 * mag16 + 1e-300)) fail(tag(k, "dot_f16", n, 0, 1));
-    std::vector<double> y(n, 0.5), y_ref(n, 0.5), y16(n, 0.5), y16_ref(n, 0.5);
-    k->axpy_f32(y.data(), 0.75, b.data(), n);
-    ref->axpy_f32(y_ref.data(), 0.75, b.data(), n);
-    k->axpy_f16(y16.data(), -1.25, b16.data(), n);
-    ref->axpy_f16(y16_ref.data(), -1.25, b16.data(), n);
-    for (int i = 0; i < n; i++) {
-      if (!(std::fabs(y[i] - y_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(y_ref[i])))) { fail(tag(k, "axpy_f32", n, 0, 1)); break; }
-      if (!(std::fabs(y16[i] - y16_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(y16_ref[i])))) { fail(tag(k, "axpy_f16", n, 0, 1)); break; }
-    }
+    const int n = uniform(0, 300);
+    std::vector<float> x(n);
+    for (int i = 0; i < n; i++) x[i] = trial % 4 == 0 ? 0.5f * uniform(-300, 300) : normal();
+    const double s = trial % 4 == 0 ? 1.0 : 127.0 / (0.5 + 0.05 * uniform(0, 100));
+    std::vector<int8_t> q(n), q_ref(n);
+    const int32_t sum = k->quantize_i8(x.data(), n, s, q.data());
+    const int32_t sum_ref = ref->quantize_i8(x.data(), n, s, q_ref.data());
+    if (sum != sum_ref || q != q_ref) fail(tag(k, "quantize_i8", n, 0, 1));
+  }
+  // attn_tile: float64 scores, softmax and weighted sums against the scalar twin, f32 and f16 rows.
+  for (int trial = 0; trial < 30; trial++) {
+    const int group = uniform(1, 5), hd = uniform(1, 140), span = uniform(1, HALO_ATTN_TILE), stride = hd + uniform(0, 9);
+    const bool f16 = trial % 2 == 1;
+    std::vector<float> q(static_cast<size_t>(group) * hd), kf(static_cast<size_t>(span) * stride), vf(kf.size());
+    for (auto& v : q) v = normal();
+    for (auto& v : kf) v = 3 * normal();
+    for (auto& v : vf) v = normal();
+    std::vector<uint16_t> k16(kf.size()), v16(vf.size());
+    ref->f32_to_f16(k16.data(), kf.data(), static_cast<int>(kf.size()));
+    ref->f32_to_f16(v16.data(), vf.data(), static_cast<int>(vf.size()));
+    const void* kp = f16 ? static_cast<const void*>(k16.data()) : kf.data();
+    const void* vp = f16 ? static_cast<const void*>(v16.data()) : vf.data();
+    std::vector<double> scratch(HALO_ATTN_SCRATCH(group, hd, span)), out(static_cast<size_t>(group) * (hd + 2)), out_ref(out.size());
+    k->attn_tile(q.data(), group, hd, kp, vp, f16, stride, span, 0.125, scratch.data(), out.data());
+    ref->attn_tile(q.data(), group, hd, kp, vp, f16, stride, span, 0.125, scratch.data(), out_ref.data());
+    for (size_t i = 0; i < out.size(); i++)
+      if (!(std::fabs(out[i] - out_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(out_ref[i])))) { fail(tag(k, "attn_tile", span, hd, group)); break; }
   }
   // f16 → f32: all 65536 patterns, bit-exact (NaN stays NaN).
   std::vector<uint16_t> all(65536);
@@ -257,7 +260,7 @@ void check_pool_ops(const halo_kernels* k) {
     std::vector<float> x(static_cast<size_t>(n) * cols);
     for (auto& v : x) v = normal();
     halo::Activations a;
-    a.quantize(x.data(), n, cols, per_token);
+    a.quantize(&halo_kernels_ref, x.data(), n, cols, per_token);
     std::vector<float> want(static_cast<size_t>(n) * rows);
     halo::matmul(halo::pool_for(1), &halo_kernels_ref, m, a, want.data(), rows, nullptr);
     for (int threads = 1; threads <= 3; threads++) {
