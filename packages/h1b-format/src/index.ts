@@ -1,6 +1,7 @@
 // @halo/h1b-format: read, validate, write and convert every ternary model file users have.
 import "./codecs/plain.js";
 import "./codecs/seed.js";
+import "./codecs/halo-i2x256.js";
 import "./codecs/hf-packed.js";
 import "./codecs/ggml.js";
 
@@ -60,6 +61,7 @@ export {
   BONSAI_BLOCK,
 } from "./codecs/seed.js";
 export { hfPackedCodec } from "./codecs/hf-packed.js";
+export { haloI2x256Codec, haloI2x256RowBytes, HALO_I2X256_BLOCK, HALO_I2X256_BLOCK_BYTES } from "./codecs/halo-i2x256.js";
 export { SAFETENSORS_DTYPE_BYTES, isSafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
 export type { SafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
 export { readSafetensors, openSafetensors, MAX_SAFETENSORS_HEADER_BYTES } from "./formats/safetensors/read-safetensors.js";

@@ -24,7 +24,7 @@ describe("lazyTernaryTensor", () => {
   const trits = Int8Array.from({ length: rows * cols }, (_, i) => ((i * 7) % 3) - 1);
   const scale = { kind: "tensor", value: 0.5 } as const;
 
-  it.each(["halo-v2", "tq2_0", "i2_s", "int8", "hf-packed"] as const)("%s: decodeRows gives the encoded trits, reading only the rows asked for when rows are independent", (packing) => {
+  it.each(["halo-v2", "halo-i2x256", "tq2_0", "i2_s", "int8", "hf-packed"] as const)("%s: decodeRows gives the encoded trits, reading only the rows asked for when rows are independent", (packing) => {
     const codec = ternaryCodec(packing);
     const bytes = codec.encode(trits, rows, cols, { scale });
     const padded = new Uint8Array(bytes.length + 16);

@@ -70,6 +70,8 @@ export type TernaryScale =
 /**
  * Names of the ternary packings halo knows. Each has a codec in the packing registry.
  * - `int8`: one signed byte per weight, row-major (the canonical unpacked form).
+ * - `halo-i2x256`: the CPU kernels' 2-bit layout (64-byte blocks of 256 weights); what `.halo`
+ *   files store by default.
  * - `halo-v2`, `sherry`, `tq1-v4`, `bonsai-tq2`, `bonsai-q1`: seed `.h1b` packings.
  * - `hf-packed`: Hugging Face uint8 `[out/4, in]`, four row quarters per byte.
  * - `i2_s`: Microsoft bitnet.cpp GGUF type 36 (x86 128-element blocks, MSB first).
