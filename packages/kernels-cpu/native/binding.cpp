@@ -78,6 +78,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("setNorm", &NativeModel::Guard<&NativeModel::SetNorm>),
                            InstanceMethod("setEmbedding", &NativeModel::Guard<&NativeModel::SetEmbedding>),
                            InstanceMethod("setHead", &NativeModel::Guard<&NativeModel::SetHead>),
+                           InstanceMethod("mapCodes", &NativeModel::Guard<&NativeModel::MapCodes>),
+                           InstanceMethod("mapFloat", &NativeModel::Guard<&NativeModel::MapFloat>),
                            InstanceMethod("allocSlot", &NativeModel::Guard<&NativeModel::AllocSlot>),
                            InstanceMethod("freeSlot", &NativeModel::Guard<&NativeModel::FreeSlot>),
                            InstanceMethod("step", &NativeModel::Guard<&NativeModel::Step>),
@@ -201,7 +203,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, halo::pack_rows(*mat, int_arg(info, 2), trits.Data(), rows));
   }
 
-  // packCodes(layer, role, row0, bytes: Uint8Array, rowCount, packing: "halo-v2" | "tq2_0" | "int8" | "i2_s") → status; rows packed on the pool.
+  // packCodes(layer, role, row0, bytes: Uint8Array, rowCount, packing: "halo-v2" | "tq2_0" | "int8" | "i2_s" | "halo-i2x256") → status;
+  // rows packed on the pool (halo-i2x256 is the kernels' own layout: checked and copied).
   Napi::Value PackCodes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model* m = live(env);
@@ -214,13 +217,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto bytes = info[3].As<Napi::Uint8Array>();
     const int rows = int_arg(info, 4);
     const std::string packing = info[5].As<Napi::String>().Utf8Value();
-    halo::PackedSource source;
+    halo::PackedSource source = halo::PackedSource::Int8;
     if (packing == "halo-v2") source = halo::PackedSource::HaloV2;
     else if (packing == "tq2_0") source = halo::PackedSource::Tq2_0;
     else if (packing == "int8") source = halo::PackedSource::Int8;
     else if (packing == "i2_s") source = halo::PackedSource::I2S;
-    else return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    else if (packing != "halo-i2x256") return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     if (mat == nullptr || mat->codes == nullptr || rows < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    if (packing == "halo-i2x256") return Napi::Number::New(env, halo::place_codes(m->pool, *mat, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows, false));
     return Napi::Number::New(env, halo::pack_codes(m->pool, *mat, source, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows));
   }
 
@@ -264,6 +268,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     // Huge pages: a tied head streams the embedding every token.
     if (!m->embedding.allocate(bytes, huge_pages_)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
     std::memcpy(m->embedding.data, static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset(), bytes);
+    m->embedding_data = m->embedding.data;
     m->embedding_f16 = f16;
     return Napi::Number::New(env, HALO_OK);
   }
@@ -280,8 +285,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     const void* src = nullptr;
     bool src_f16 = false;
     if (kind == "tied") {
-      if (m->embedding.data == nullptr) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-      src = m->embedding.data;
+      if (m->embedding_data == nullptr) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+      src = m->embedding_data;
       src_f16 = m->embedding_f16;
     } else {
       const bool f16 = kind == "f16";
@@ -292,9 +297,16 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       src = static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
       src_f16 = f16;
     }
+    return Napi::Number::New(env, install_head(m, src, src_f16, kind == "tied", int8));
+  }
+
+  // The LM head from `src` (f16 or f32 [vocab][hidden]): quantised to int8 rows, borrowed (tied or mapped: `borrow`),
+  // or copied.
+  halo_status install_head(Model* m, const void* src, bool src_f16, bool borrow, bool int8) {
+    const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
     const int hidden = m->c.hidden;
     if (int8) {
-      if (!m->head.allocate(count, huge_pages_)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+      if (!m->head.allocate(count, huge_pages_)) return HALO_OUT_OF_MEMORY;
       m->head_scales.assign(m->c.vocab, 0.0f);
       std::vector<float> row(hidden);
       for (int r = 0; r < m->c.vocab; r++) {
@@ -309,17 +321,83 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       }
       m->head_type = halo::HeadType::I8;
       m->head_data = m->head.data;
-    } else if (kind == "tied") {
+    } else if (borrow) {
       m->head_type = src_f16 ? halo::HeadType::F16 : halo::HeadType::F32;
       m->head_data = src;
     } else {
       const size_t bytes = count * (src_f16 ? 2 : 4);
-      if (!m->head.allocate(bytes, huge_pages_)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+      if (!m->head.allocate(bytes, huge_pages_)) return HALO_OUT_OF_MEMORY;
       std::memcpy(m->head.data, src, bytes);
       m->head_type = src_f16 ? halo::HeadType::F16 : halo::HeadType::F32;
       m->head_data = m->head.data;
     }
-    return Napi::Number::New(env, HALO_OK);
+    return HALO_OK;
+  }
+
+  // Bytes [offset, offset + length) of the file at path (mapped once per model); nullptr when out of range or unmappable.
+  const uint8_t* file_range(Model* m, const Napi::CallbackInfo& info, size_t i, size_t* length, halo_status* status) {
+    const std::string path = info[i].As<Napi::String>().Utf8Value();
+    const double offset = info[i + 1].As<Napi::Number>().DoubleValue(), len = info[i + 2].As<Napi::Number>().DoubleValue();
+    *status = HALO_BAD_ARGUMENT;
+    if (!(offset >= 0 && len >= 0 && offset <= 9007199254740991.0 && len <= 9007199254740991.0) || std::floor(offset) != offset || std::floor(len) != len)
+      return nullptr;
+    const uint8_t* base = nullptr;
+    size_t bytes = 0;
+    *status = m->map_file(path, &base, &bytes);
+    if (*status != HALO_OK) return nullptr;
+    if (static_cast<size_t>(offset) > bytes || static_cast<size_t>(len) > bytes - static_cast<size_t>(offset)) {
+      *status = HALO_BAD_ARGUMENT;
+      return nullptr;
+    }
+    *length = static_cast<size_t>(len);
+    return base + static_cast<size_t>(offset);
+  }
+
+  // mapCodes(layer, role, row0, path, offset, length, rowCount) → status: rows stored as halo-i2x256 in a file, borrowed
+  // from its mapping (zero-copy) when the fused parts are adjacent there.
+  Napi::Value MapCodes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 7 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && info[3].IsString() &&
+                       info[4].IsNumber() && info[5].IsNumber() && info[6].IsNumber(),
+              "mapCodes(layer, role, row0, path, offset, length, rowCount)"))
+      return env.Undefined();
+    halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
+    if (mat == nullptr || mat->codes == nullptr) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    size_t length = 0;
+    halo_status status = HALO_OK;
+    const uint8_t* src = file_range(m, info, 3, &length, &status);
+    if (src == nullptr) return Napi::Number::New(env, status);
+    return Napi::Number::New(env, halo::place_codes(m->pool, *mat, int_arg(info, 2), src, length, int_arg(info, 6), true));
+  }
+
+  // mapFloat(which: "embedding" | "head", path, offset, length, dtype: "f16" | "f32", int8Head) → status: the token
+  // embedding or an untied LM head borrowed from a file mapping.
+  Napi::Value MapFloat(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 6 && info[0].IsString() && info[1].IsString() && info[2].IsNumber() && info[3].IsNumber() &&
+                       info[4].IsString() && info[5].IsBoolean(),
+              "mapFloat(which, path, offset, length, dtype, int8Head)"))
+      return env.Undefined();
+    const std::string which = info[0].As<Napi::String>().Utf8Value(), dtype = info[4].As<Napi::String>().Utf8Value();
+    if ((which != "embedding" && which != "head") || (dtype != "f16" && dtype != "f32")) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    const bool f16 = dtype == "f16";
+    size_t length = 0;
+    halo_status status = HALO_OK;
+    const uint8_t* src = file_range(m, info, 1, &length, &status);
+    if (src == nullptr) return Napi::Number::New(env, status);
+    const size_t elem = f16 ? 2 : 4;
+    if (length != static_cast<size_t>(m->c.vocab) * m->c.hidden * elem || reinterpret_cast<uintptr_t>(src) % elem != 0)
+      return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    if (which == "embedding") {
+      m->embedding_data = src;
+      m->embedding_f16 = f16;
+      return Napi::Number::New(env, HALO_OK);
+    }
+    return Napi::Number::New(env, install_head(m, src, f16, true, info[5].As<Napi::Boolean>().Value()));
   }
 
   Napi::Value AllocSlot(const Napi::CallbackInfo& info) {
@@ -452,6 +530,16 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     out.Set("hugePages", m->arena.huge);
     out.Set("arenaBytes", static_cast<double>(m->arena_used));
     out.Set("headType", m->head_type == halo::HeadType::F16 ? "f16" : m->head_type == halo::HeadType::F32 ? "f32" : "int8");
+    // Weight bytes borrowed from file mappings (zero-copy) rather than held in the arena or copied.
+    double mapped = 0;
+    for (const halo::Layer& L : m->layers)
+      for (const halo::Matrix* mat : {&L.qkv, &L.o, &L.gate_up, &L.down})
+        if (mat->mapped) mapped += static_cast<double>(mat->rows) * mat->nb * sizeof(halo_block_i2);
+    const size_t table = static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->embedding_f16 ? 2 : 4);
+    if (m->embedding_data != nullptr && m->embedding_data != m->embedding.data) mapped += static_cast<double>(table);
+    if (m->head_data != nullptr && m->head_data != m->head.data && m->head_data != m->embedding_data)
+      mapped += static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F16 ? 2 : 4));
+    out.Set("mappedBytes", mapped);
     return out;
   }
 

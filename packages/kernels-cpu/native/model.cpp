@@ -1,7 +1,10 @@
 // model.cpp: the BitNet b1.58 forward pass of one step (all rows, all layers) on packed weights, plus its ops.
 #include "model.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #if defined(__aarch64__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -85,6 +88,94 @@ bool Region::allocate(size_t size, bool huge_pages) {
   huge = huge_pages && madvise(p, bytes, MADV_HUGEPAGE) == 0;
 #endif
   return true;
+}
+
+FileMap::~FileMap() {
+  if (data != nullptr) munmap(data, bytes);
+}
+
+halo_status Model::map_file(const std::string& path, const uint8_t** out, size_t* out_bytes) {
+  for (const auto& map : maps) {
+    if (map->path == path) {
+      *out = static_cast<const uint8_t*>(map->data);
+      *out_bytes = map->bytes;
+      return HALO_OK;
+    }
+  }
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return HALO_BAD_ARGUMENT;
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+    close(fd);
+    return HALO_BAD_ARGUMENT;
+  }
+  int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+  flags |= MAP_POPULATE;  // page tables filled now (from the page cache when warm), not on the first token
+#endif
+  void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, flags, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return HALO_OUT_OF_MEMORY;
+  auto map = std::make_unique<FileMap>();
+  map->path = path;
+  map->data = p;
+  map->bytes = static_cast<size_t>(st.st_size);
+  *out = static_cast<const uint8_t*>(p);
+  *out_bytes = map->bytes;
+  maps.push_back(std::move(map));
+  return HALO_OK;
+}
+
+namespace {
+
+// True when no 2-bit code of bytes [p, p + n) is 3 (a valid halo_block_i2 row holds codes 0..2 only).
+bool codes_valid(const uint8_t* p, size_t n) {
+  uint64_t bad = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    bad |= v & (v >> 1) & 0x5555555555555555ull;
+  }
+  for (; i < n; i++) bad |= p[i] & (p[i] >> 1) & 0x55u;
+  return bad == 0;
+}
+
+}  // namespace
+
+halo_status place_codes(ThreadPool* pool, Matrix& m, int row0, const uint8_t* src, size_t src_bytes, int rows, bool borrow) {
+  if (row0 < 0 || rows < 0 || rows > m.rows - row0 || m.arena_codes == nullptr) return HALO_BAD_ARGUMENT;
+  const size_t row_bytes = static_cast<size_t>(m.nb) * sizeof(halo_block_i2);
+  const size_t bytes = row_bytes * static_cast<size_t>(rows);
+  if (src_bytes < bytes) return HALO_BAD_ARGUMENT;
+  // Check every code on the pool (this also brings mapped pages in, in parallel).
+  std::atomic<bool> ok{true};
+  const int workers = pool->size();
+  pool->run([&](int i) {
+    size_t b, e;
+    const size_t lines = (bytes + 63) / 64;
+    b = lines * static_cast<size_t>(i) / workers * 64;
+    e = std::min(bytes, lines * static_cast<size_t>(i + 1) / workers * 64);
+    if (b < e && !codes_valid(src + b, e - b)) ok.store(false, std::memory_order_relaxed);
+  });
+  if (!ok.load()) return HALO_BAD_WEIGHTS;
+  char* const arena_rows = reinterpret_cast<char*>(m.arena_codes);
+  if (borrow && row0 == 0) {
+    m.codes = reinterpret_cast<halo_block_i2*>(const_cast<uint8_t*>(src));  // read only: the kernels never write weights
+    m.mapped = true;
+    return HALO_OK;
+  }
+  if (borrow && m.mapped && reinterpret_cast<const char*>(src) == reinterpret_cast<const char*>(m.codes) + row_bytes * row0) {
+    return HALO_OK;  // the next fused part lies right after the previous one in the file
+  }
+  if (m.mapped) {
+    // Parts not adjacent in the file: fall back to the arena, copying the rows borrowed so far.
+    std::memcpy(arena_rows, m.codes, row_bytes * static_cast<size_t>(row0));
+    m.codes = m.arena_codes;
+    m.mapped = false;
+  }
+  std::memcpy(arena_rows + row_bytes * static_cast<size_t>(row0), src, bytes);
+  return HALO_OK;
 }
 
 // ---------------------------------------------------------------- activations
@@ -556,6 +647,8 @@ halo_status Model::alloc_matrix(Matrix& m, int rows, int cols, int scale_block, 
   const size_t bytes = static_cast<size_t>(rows) * m.nb * sizeof(halo_block_i2);
   if (arena.data == nullptr || arena_used + bytes > arena.bytes) return HALO_OUT_OF_MEMORY;
   m.codes = reinterpret_cast<halo_block_i2*>(static_cast<char*>(arena.data) + arena_used);
+  m.arena_codes = m.codes;
+  m.mapped = false;
   arena_used += bytes;
   m.scale_block = scale_block;
   m.scales.assign(scales, scales + static_cast<size_t>(rows) * (cols / scale_block));
@@ -637,7 +730,7 @@ void Model::norm_quantize(const float* in, const float* weight, int d, int n) {
 
 bool Model::ready() const {
   const size_t q_dim = static_cast<size_t>(c.heads) * c.head_dim;
-  if (embedding.data == nullptr || head_data == nullptr || output_norm.size() != static_cast<size_t>(c.hidden)) return false;
+  if (embedding_data == nullptr || head_data == nullptr || output_norm.size() != static_cast<size_t>(c.hidden)) return false;
   if (head_type == HeadType::I8 && head_scales.size() != static_cast<size_t>(c.vocab)) return false;
   for (const Layer& L : layers) {
     if (L.attn_norm.size() != static_cast<size_t>(c.hidden) || L.attn_sub_norm.size() != q_dim ||
@@ -693,8 +786,8 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   grow(delta, static_cast<size_t>(n) * std::max(hidden, inter));
   for (int t = 0; t < n; t++) {
     float* xr = x.data() + static_cast<size_t>(t) * hidden;
-    if (embedding_f16) k->f16_to_f32(xr, static_cast<const uint16_t*>(embedding.data) + static_cast<size_t>(tokens[t]) * hidden, hidden);
-    else std::memcpy(xr, static_cast<const float*>(embedding.data) + static_cast<size_t>(tokens[t]) * hidden, sizeof(float) * hidden);
+    if (embedding_f16) k->f16_to_f32(xr, static_cast<const uint16_t*>(embedding_data) + static_cast<size_t>(tokens[t]) * hidden, hidden);
+    else std::memcpy(xr, static_cast<const float*>(embedding_data) + static_cast<size_t>(tokens[t]) * hidden, sizeof(float) * hidden);
   }
   rope_table(positions, n, hd, c.rope_theta, rope_table_);
   const size_t elem = c.kv_f16 ? 2 : 4;

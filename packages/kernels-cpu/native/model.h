@@ -40,7 +40,9 @@ struct Matrix {
   int rows = 0;
   int cols = 0;
   int nb = 0;                      // 256-weight blocks per row
-  halo_block_i2* codes = nullptr;  // [rows][nb]
+  halo_block_i2* codes = nullptr;  // [rows][nb]: arena_codes, or borrowed from a mapped file
+  halo_block_i2* arena_codes = nullptr;  // this matrix's own space in the arena
+  bool mapped = false;             // codes point into a file mapping
   int scale_block = 0;
   std::vector<float> scales;       // [rows][cols / scale_block]
 };
@@ -79,6 +81,17 @@ struct Layer {
 
 enum class HeadType { F16 = 0, F32 = 1, I8 = 2 };
 
+/** A whole file mapped read-only (weights borrowed from it stay valid while the model lives). */
+struct FileMap {
+  std::string path;
+  void* data = nullptr;
+  size_t bytes = 0;
+  FileMap() = default;
+  FileMap(const FileMap&) = delete;
+  FileMap& operator=(const FileMap&) = delete;
+  ~FileMap();
+};
+
 struct Model {
   Config c{};
   const halo_kernels* k = nullptr;
@@ -86,7 +99,9 @@ struct Model {
   std::vector<Layer> layers;
   Region arena;                    // every ternary code block, in execution order
   size_t arena_used = 0;
-  Region embedding;                // [vocab][hidden] f16 or f32
+  std::vector<std::unique_ptr<FileMap>> maps;  // files weights are borrowed from, one mapping per path
+  Region embedding;                // [vocab][hidden] f16 or f32, when copied
+  const void* embedding_data = nullptr;  // embedding.data, or a mapped file's bytes
   bool embedding_f16 = true;
   Region head;                     // [vocab][hidden] f16 / f32 / i8, unless tied to the embedding
   const void* head_data = nullptr; // head.data, or embedding.data when tied
@@ -103,6 +118,8 @@ struct Model {
 
   /** RMSNorm of in [n][d] into `normed`, then quantised into `act`, rows split over the pool. */
   void norm_quantize(const float* in, const float* weight, int d, int n);
+  /** Maps `path` (once per path, pages populated) and returns its bytes. */
+  halo_status map_file(const std::string& path, const uint8_t** data, size_t* bytes);
   halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);
   /** Every tensor a step reads has been set (a step on a half-loaded model is refused, not a crash). */
   bool ready() const;
@@ -112,6 +129,12 @@ struct Model {
 
 /** Packs trits [rows][cols] (values in {-1,0,1}) into m.codes rows [row0, row0+rows). */
 halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows);
+/**
+ * Rows [row0, row0 + rows) of m from bytes already in halo_block_i2 layout (`halo-i2x256`): every code is checked
+ * (3 is refused with HALO_BAD_WEIGHTS); with `borrow` (bytes in a file mapping that outlives the model) the matrix
+ * points at them instead of copying when its parts are adjacent, else they are copied into the arena.
+ */
+halo_status place_codes(ThreadPool* pool, Matrix& m, int row0, const uint8_t* src, size_t src_bytes, int rows, bool borrow);
 /** Stored packings pack_codes reads directly (the tensor's raw bytes). */
 enum class PackedSource {
   HaloV2,  // 2-bit codes, 4 per byte LSB-first, rows of ceil(cols/4) bytes; 00 = -1, 01 = 0, 10 = +1, 11 = 0

@@ -9,6 +9,7 @@ import {
   type LoadOptions,
   type LoadedModel,
   type ModelWeights,
+  type WeightsFileRange,
   type WeightsFloatTensor,
   type WeightsTernaryTensor,
 } from "@halo/kernels";
@@ -64,6 +65,13 @@ function floatPayload(tensor: WeightsFloatTensor): Uint16Array | Float32Array {
   return tensor.toFloat32();
 }
 
+/** An f16/f32 tensor's file range (with its dtype), when it can be mapped as is. */
+function floatRange(tensor: WeightsFloatTensor, native: NativeModelHandle): (WeightsFileRange & { readonly dtype: "f16" | "f32" }) | null {
+  if (tensor.dtype !== "f16" && tensor.dtype !== "f32") return null;
+  const range = mappable(tensor, native);
+  return range === null ? null : { ...range, dtype: tensor.dtype };
+}
+
 interface ResolvedCpuOptions {
   readonly threads: number;
   readonly isa: string;
@@ -105,7 +113,15 @@ const ROLE_DOWN = 3;
  * split across the pool; codes `11` read as 0 like their decoders, int8 values outside {-1, 0, 1}
  * refused); every other packing (`tq1_0`, the seed packings, …) goes through `decodeRows` in int8 chunks.
  */
-const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s"]);
+const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s", "halo-i2x256"]);
+/** The kernels' own layout (64-byte blocks of 256 codes): mapped from the file with no copy when it comes from one. */
+const KERNEL_PACKING = "halo-i2x256";
+
+/** The tensor's file range when the backend can map it: a file source, and an addon that has the map calls. */
+function mappable(tensor: { fileRange?(): WeightsFileRange | null }, native: NativeModelHandle): WeightsFileRange | null {
+  if (typeof native.mapCodes !== "function" || typeof native.mapFloat !== "function") return null;
+  return tensor.fileRange?.() ?? null;
+}
 
 async function packMatrix(native: NativeModelHandle, layer: number, role: number, parts: readonly WeightsTernaryTensor[], field: string): Promise<void> {
   const cols = parts[0]!.cols;
@@ -116,6 +132,12 @@ async function packMatrix(native: NativeModelHandle, layer: number, role: number
   let staging: Int8Array | undefined;
   let offset = 0;
   for (const part of parts) {
+    const range = part.packing === KERNEL_PACKING ? mappable(part, native) : null;
+    if (range !== null) {
+      checkStatus(native.mapCodes!(layer, role, offset, range.path, range.offset, range.length, part.rows), `mapping ${KERNEL_PACKING} rows`, field);
+      offset += part.rows;
+      continue;
+    }
     // An addon built before packCodes existed (a stale prebuild) falls back to decodeRows.
     if (NATIVE_PACKINGS.has(part.packing) && typeof native.packCodes === "function") {
       checkStatus(native.packCodes(layer, role, offset, part.bytes(), part.rows, part.packing), `packing ${part.packing} rows`, field);
@@ -221,12 +243,23 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
       }
       try {
         const total = c.numLayers + 1;
-        checkStatus(model.setEmbedding(floatPayload(weights.tokenEmbedding)), "copying the token embedding", "tokenEmbedding");
+        // f16/f32 embedding and head in a file are borrowed from its mapping; anything else is decoded and copied.
+        const embeddingRange = floatRange(weights.tokenEmbedding, model);
+        if (embeddingRange !== null) {
+          checkStatus(model.mapFloat!("embedding", embeddingRange.path, embeddingRange.offset, embeddingRange.length, embeddingRange.dtype, false), "mapping the token embedding", "tokenEmbedding");
+        } else {
+          checkStatus(model.setEmbedding(floatPayload(weights.tokenEmbedding)), "copying the token embedding", "tokenEmbedding");
+        }
         if (c.tiedEmbeddings || weights.lmHead === null) {
           checkStatus(model.setHead("tied", null, resolved.int8Head), "preparing the LM head", "tokenEmbedding");
         } else {
-          const head = floatPayload(weights.lmHead);
-          checkStatus(model.setHead(head instanceof Uint16Array ? "f16" : "f32", head, resolved.int8Head), "preparing the LM head", "lmHead");
+          const headRange = floatRange(weights.lmHead, model);
+          if (headRange !== null) {
+            checkStatus(model.mapFloat!("head", headRange.path, headRange.offset, headRange.length, headRange.dtype, resolved.int8Head), "mapping the LM head", "lmHead");
+          } else {
+            const head = floatPayload(weights.lmHead);
+            checkStatus(model.setHead(head instanceof Uint16Array ? "f16" : "f32", head, resolved.int8Head), "preparing the LM head", "lmHead");
+          }
         }
         checkStatus(model.setNorm(-1, 0, weights.outputNorm.toFloat32()), "copying the output norm", "outputNorm");
         loadOptions.onProgress?.({ done: 1, total });

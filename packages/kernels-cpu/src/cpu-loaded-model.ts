@@ -17,10 +17,12 @@ export interface CpuModelInfo {
   readonly threads: number;
   /** Whether the weight arena was advised into transparent huge pages. */
   readonly hugePages: boolean;
-  /** Bytes of packed ternary weights. */
+  /** Bytes of packed ternary weights (arena space reserved; untouched where matrices are mapped instead). */
   readonly arenaBytes: number;
   /** `f16`, `f32` or `int8`. */
   readonly headType: string;
+  /** Weight bytes borrowed from mappings of the model file (zero-copy loads of `halo-i2x256` and f16/f32 tables). */
+  readonly mappedBytes: number;
 }
 
 /**

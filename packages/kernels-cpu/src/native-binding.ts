@@ -35,6 +35,10 @@ export interface NativeModelHandle {
   /** Packs `rowCount` rows straight from a tensor's stored bytes in `packing` (`halo-v2`, `tq2_0`, `int8`), on the pool. */
   packCodes(layer: number, role: number, row0: number, bytes: Uint8Array, rowCount: number, packing: string): number;
   setNorm(layer: number, which: number, values: Float32Array): number;
+  /** Rows stored as halo-i2x256 at `[offset, offset + length)` of `path`, borrowed from a mapping of the file. */
+  mapCodes?(layer: number, role: number, row0: number, path: string, offset: number, length: number, rowCount: number): number;
+  /** The token embedding or an untied head borrowed from a mapping of the file. */
+  mapFloat?(which: "embedding" | "head", path: string, offset: number, length: number, dtype: "f16" | "f32", int8Head: boolean): number;
   setEmbedding(values: Uint16Array | Float32Array): number;
   setHead(kind: "tied" | "f16" | "f32", values: Uint16Array | Float32Array | null, int8: boolean): number;
   allocSlot(slot: number): number;

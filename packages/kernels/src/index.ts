@@ -9,6 +9,7 @@ export type {
   WeightsTernaryTensor,
   WeightsTernaryScale,
   WeightsLayer,
+  WeightsFileRange,
 } from "./contract/weights.js";
 export type {
   Backend,

@@ -42,6 +42,25 @@ export interface WeightsConfig {
 }
 
 /**
+ * Where a tensor's stored bytes lie in a file on disk: `bytes()` equals bytes `[offset, offset +
+ * length)` of `path`. Lets a backend map the file instead of copying the bytes (zero-copy loads).
+ *
+ * @example
+ * ```ts
+ * const range = tensor.fileRange?.();
+ * if (range) console.log(`${range.path} @ ${range.offset}, ${range.length} bytes`);
+ * ```
+ */
+export interface WeightsFileRange {
+  /** The file. */
+  readonly path: string;
+  /** Byte offset of the first stored byte. */
+  readonly offset: number;
+  /** Stored byte count (the same as `bytes().byteLength`). */
+  readonly length: number;
+}
+
+/**
  * A dense or block-quantised tensor (norm weights, embedding, LM head). `toFloat32()` decodes any
  * dtype (`f32`, `f16`, `bf16`, `q8_0`, …); a backend may read `bytes()` directly for dtypes it knows.
  *
@@ -58,6 +77,8 @@ export interface WeightsFloatTensor {
   readonly shape: readonly number[];
   /** The encoded bytes as stored. */
   bytes(): Uint8Array;
+  /** Where `bytes()` lies in a file, when the tensor is read from one (absent or null otherwise). */
+  fileRange?(): WeightsFileRange | null;
   /** Decoded values (allocates). */
   toFloat32(): Float32Array;
 }
@@ -99,6 +120,8 @@ export interface WeightsTernaryTensor {
   readonly scale: WeightsTernaryScale;
   /** The packed bytes as stored. */
   bytes(): Uint8Array;
+  /** Where `bytes()` lies in a file, when the tensor is read from one (absent or null otherwise). */
+  fileRange?(): WeightsFileRange | null;
   /** Decodes rows `[rowStart, rowStart + rowCount)` to trits into `out` (`rowCount · cols`, row-major). */
   decodeRows(rowStart: number, rowCount: number, out: Int8Array): void;
 }
