@@ -88,7 +88,7 @@ export { writeHalo, HALO_CONVERTER } from "./formats/halo/write-halo.js";
 export type { WriteHaloOptions, HaloWriteReport, WriteProgress } from "./formats/halo/write-halo.js";
 export { verifyHalo } from "./formats/halo/verify-halo.js";
 export type { VerifyHaloOptions, HaloVerifyReport } from "./formats/halo/verify-halo.js";
-export { HALO_FALLBACK_PACKING, HALO_REPACKED_SOURCES, HALO_INLINE_SCALE_PACKINGS } from "./formats/halo/choose-packing.js";
+export { HALO_DEFAULT_PACKING, HALO_FALLBACK_PACKING, HALO_INLINE_SCALE_PACKINGS } from "./formats/halo/choose-packing.js";
 export type { HaloPackingOption } from "./formats/halo/choose-packing.js";
 export {
   tq1_0Codec,

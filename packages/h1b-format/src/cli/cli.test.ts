@@ -62,10 +62,10 @@ describe("h1b CLI (built binary)", () => {
     expect(summary).toMatchObject({ format: "halo", version: 1, config: { hiddenSize: 256, activation: "silu", numLayers: 2 } });
     expect(summary.totals.ternaryBitsPerWeight).toBe(2);
     expect(summary.tensors).toHaveLength(2 + 2 * 11);
-    expect(summary.container.provenance.changes).toEqual(["ternary packing int8 → halo-v2 (14 tensors)"]);
+    expect(summary.container.provenance.changes).toEqual(["ternary packing int8 → halo-i2x256 (14 tensors)"]);
     const text = h1b("inspect", "tiny.halo");
     expect(text.stdout).toMatch(/2\.0000 bits\/weight/);
-    expect(text.stdout).toMatch(/blk\.0\.down +halo-v2 +\[256, 512\]/);
+    expect(text.stdout).toMatch(/blk\.0\.down +halo-i2x256 +\[256, 512\]/);
     const verify = h1b("verify", "tiny.halo", "--json");
     expect(verify.status).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, format: "halo", tensors: 38 });

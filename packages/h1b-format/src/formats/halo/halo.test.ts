@@ -7,7 +7,10 @@ import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
 import "../../index.js";
 import { memorySource } from "../../core/byte-source.js";
-import { floatTensor } from "../../core/tensors.js";
+import { floatTensor, ternaryTensor } from "../../core/tensors.js";
+import { ternaryCodec } from "../../codecs/registry.js";
+import { haloI2x256Codec } from "../../codecs/halo-i2x256.js";
+import { HALO_DEFAULT_PACKING } from "./choose-packing.js";
 import { bf16ToF32, f32ToBf16 } from "../../core/half.js";
 import { synthModel } from "../../synth/synth-model.js";
 import { NORM_ROLES, TERNARY_ROLES, type HaloModel, type TernaryTensor } from "../../core/model.js";
@@ -57,17 +60,18 @@ function expectSameModel(a: HaloModel, b: HaloModel): void {
 }
 
 describe("writeHalo / readHalo", () => {
-  it("round-trips the tiny synthetic model, repacking int8 to halo-v2 by default", async () => {
+  it("round-trips the tiny synthetic model, repacking int8 to halo-i2x256 by default", async () => {
     const model = synthModel({ shape: "tiny", seed: 5 });
     const path = join(dir, "tiny.halo");
     const report = await writeHalo(model, path);
-    expect(report.changes).toEqual(["ternary packing int8 → halo-v2 (14 tensors)"]);
+    expect(report.changes).toEqual(["ternary packing int8 → halo-i2x256 (14 tensors)"]);
     expect(report.lossy).toBe(false);
     const bytes = readFileSync(path);
     expect(report.byteLength).toBe(bytes.byteLength);
     expect([...bytes.subarray(0, 8)]).toEqual([...HALO_MAGIC]);
     const back = readHalo(path);
-    expect(back.layers[0]!.q.packing).toBe("halo-v2");
+    expect(back.layers[0]!.q.packing).toBe(HALO_DEFAULT_PACKING);
+    expect(back.layers[0]!.q.bytes()).toEqual(haloI2x256Codec.encode(trits(model.layers[0]!.q), model.layers[0]!.q.rows, model.layers[0]!.q.cols));
     expect(back.source).toEqual({ format: "halo", version: 1, path });
     expectSameModel(model, back);
     const provenance = JSON.parse(back.metadata[HALO_PROVENANCE_KEY]!);
@@ -100,7 +104,7 @@ describe("writeHalo / readHalo", () => {
     expect(model.tokenEmbedding.bytes().buffer).toBe(file.buffer);
   });
 
-  it("keeps any registered packing, transcodes to the requested one, and records it", async () => {
+  it("transcodes to a requested packing, keeps the source's with a function, and records it", async () => {
     const model = synthModel({ seed: 3 });
     const tq1 = join(dir, "tq1.halo");
     const r1 = await writeHalo(model, tq1, { packing: "tq1-v4" });
@@ -108,7 +112,7 @@ describe("writeHalo / readHalo", () => {
     const back = readHalo(tq1);
     expect(back.layers[0]!.down.packing).toBe("tq1-v4");
     const again = join(dir, "tq1-again.halo");
-    const r2 = await writeHalo(back, again); // auto keeps a row-independent source packing
+    const r2 = await writeHalo(back, again, { packing: (t) => t.packing }); // keep every source packing
     expect(r2.changes).toEqual([]);
     const twice = readHalo(again);
     expect(twice.layers[1]!.gate.packing).toBe("tq1-v4");
@@ -116,6 +120,49 @@ describe("writeHalo / readHalo", () => {
     const provenance = JSON.parse(twice.metadata[HALO_PROVENANCE_KEY]!);
     expect(provenance.sourceFormat).toBe("halo");
     expect(provenance.previous.changes).toEqual(r1.changes);
+    const auto = join(dir, "tq1-auto.halo");
+    const r3 = await writeHalo(twice, auto); // "auto" re-packs any source into the kernels' layout
+    expect(r3.changes).toEqual(["ternary packing tq1-v4 → halo-i2x256 (14 tensors)"]);
+    const third = readHalo(auto);
+    expect(third.layers[1]!.gate.packing).toBe("halo-i2x256");
+    expectSameModel(model, third);
+    const kept = join(dir, "i2x256-again.halo");
+    expect((await writeHalo(third, kept)).changes).toEqual([]); // already in the default: copied verbatim
+  });
+
+  it('"auto" stores halo-i2x256 from every source packing, inline-scale ones included, losslessly', async () => {
+    const model = synthModel({ seed: 14 });
+    const decoded = model.layers.map((layer) => new Map(TERNARY_ROLES.map((role) => [role, trits(layer[role])])));
+    const blockScaled = (t: TernaryTensor): TernaryTensor => ({ ...t, scale: { kind: "block", blockSize: 256, values: new Float32Array((t.rows * t.cols) / 256).fill(0.5) } });
+    const sources = ["halo-v2", "tq1-v4", "tq2_0", "i2_s", "hf-packed", "bonsai-tq2"] as const;
+    for (const packing of sources) {
+      const repacked: HaloModel = {
+        ...model,
+        layers: model.layers.map((layer, l) => {
+          const copy: Record<string, unknown> = { ...layer };
+          for (const role of TERNARY_ROLES) {
+            const t = packing === "tq2_0" || packing === "bonsai-tq2" ? blockScaled(layer[role]) : layer[role];
+            const codec = ternaryCodec(packing);
+            const bytes = codec.encode(decoded[l]!.get(role)!, t.rows, t.cols, { scale: t.scale });
+            copy[role] = ternaryTensor(t.name, packing, t.rows, t.cols, t.scale, { data: bytes });
+          }
+          return copy as unknown as HaloModel["layers"][number];
+        }),
+      };
+      const path = join(dir, `auto-from-${packing}.halo`);
+      const report = await writeHalo(repacked, path);
+      expect(report.changes).toEqual([`ternary packing ${packing} → halo-i2x256 (14 tensors)`]);
+      const back = readHalo(path);
+      back.layers.forEach((layer, l) => {
+        for (const role of TERNARY_ROLES) {
+          expect(layer[role].packing).toBe("halo-i2x256");
+          expect(layer[role].scale).toEqual(repacked.layers[l]![role].scale);
+          // Buffer comparison: toEqual over every element of every matrix dominates the run time.
+          expect(Buffer.from(trits(layer[role]).buffer).equals(Buffer.from(decoded[l]!.get(role)!.buffer))).toBe(true);
+        }
+      });
+      back.close();
+    }
   });
 
   it("refuses a lossy packing unless forced, then reports the changed weights", async () => {
@@ -182,7 +229,7 @@ describe("writeHalo / readHalo", () => {
       fc.asyncProperty(
         fc.record({
           seed: fc.integer({ min: 0, max: 1000 }),
-          packing: fc.constantFrom("auto", "int8", "halo-v2", "tq1-v4"),
+          packing: fc.constantFrom("auto", "int8", "halo-v2", "halo-i2x256", "tq1-v4"),
           alignment: fc.constantFrom(64, 128, 1024),
           untiedHead: fc.boolean(),
           layers: fc.integer({ min: 1, max: 2 }),

@@ -84,7 +84,7 @@ function readHeaderFrom(source: ByteSource): HaloHeaderInfo {
  * @example
  * ```ts
  * const model = readHalo("bitnet-2b-4t.halo");
- * console.log(model.config.hiddenSize, model.layers[0]!.q.packing); // 2560 "halo-v2"
+ * console.log(model.config.hiddenSize, model.layers[0]!.q.packing); // 2560 "halo-i2x256"
  * model.close();
  * ```
  */

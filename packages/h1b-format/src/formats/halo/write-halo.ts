@@ -45,8 +45,9 @@ export interface WriteProgress {
 /** Options of {@link writeHalo}. */
 export interface WriteHaloOptions {
   /**
-   * Ternary packing to store: `"auto"` (default) keeps the source packing unless it is `int8`,
-   * `hf-packed` or `i2_s`, which become `halo-v2`; a registered packing name; or a function per tensor.
+   * Ternary packing to store: `"auto"` (default) stores every matrix as `halo-i2x256` (the CPU
+   * kernels' layout, `HALO_DEFAULT_PACKING`) whatever the source packing; a registered
+   * packing name; or a function per tensor (`(t) => t.packing` keeps the source's bytes).
    */
   readonly packing?: HaloPackingOption;
   /** Alignment of every tensor and blob: a power of two, 64 (default) to 2 MiB. 4096 page-aligns tensors. */
@@ -98,14 +99,15 @@ function alignUp(value: number, alignment: number): number {
 
 /**
  * Writes a model as a `.halo` container (spec: docs/formats/halo.md). Tensors are produced and
- * written one at a time (peak memory ≈ the largest tensor), into a temporary file renamed over
- * `path` at the end, so a failed write never leaves a half-written container behind.
+ * written one at a time (peak memory ≈ the largest tensor, plus its trits while one is re-packed),
+ * into a temporary file renamed over `path` at the end, so a failed write never leaves a
+ * half-written container behind. By default every ternary matrix is stored as `halo-i2x256`.
  *
  * @example
  * ```ts
  * const model = synthModel({ shape: "tiny", seed: 1 });
- * const report = await writeHalo(model, "tiny.halo"); // int8 source → halo-v2
- * console.log(report.changes); // ["ternary packing int8 → halo-v2 (14 tensors)"]
+ * const report = await writeHalo(model, "tiny.halo"); // int8 source → halo-i2x256
+ * console.log(report.changes); // ["ternary packing int8 → halo-i2x256 (14 tensors)"]
  * ```
  */
 export async function writeHalo(model: HaloModel, path: string, options: WriteHaloOptions = {}): Promise<HaloWriteReport> {
@@ -150,7 +152,7 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
     if (packing !== tensor.packing && HALO_INLINE_SCALE_PACKINGS.includes(packing)) {
       throw new HaloError(H1bErrorCode.H1B_UNSUPPORTED, `the container stores ${packing} only from a ${packing} source`, {
         field: "packing",
-        expected: `a packing without inline scales (halo-v2, tq1-v4, int8, …) or a ${packing} source`,
+        expected: `a packing without inline scales (halo-i2x256, halo-v2, tq1-v4, int8, …) or a ${packing} source`,
         actual: `${tensor.packing} → ${packing}`,
         hint: "Inline block scales would duplicate the scale tensor; write a GGUF for tq1_0/tq2_0 instead",
       });
