@@ -16,6 +16,7 @@ export type {
   ModelConfig,
   FloatDType,
   FloatTensor,
+  TensorFileRange,
   TernaryScale,
   TernaryPacking,
   TernaryTensor,

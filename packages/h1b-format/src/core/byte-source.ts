@@ -1,7 +1,9 @@
 // ByteSource: random access to a model file's bytes without reading the whole file into the JS heap.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { resolve } from "node:path";
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
+import type { TensorFileRange } from "./model.js";
 
 /**
  * Random-access bytes of a file or buffer. Readers keep offsets and ask for bytes only when a
@@ -10,6 +12,12 @@ import { H1bErrorCode } from "../errors.js";
 export interface ByteSource {
   /** The file path, or `"<memory>"` for buffers. Used in error messages. */
   readonly path: string;
+  /**
+   * The absolute path of the file whose bytes `read` returns verbatim (`read(o, n)` is bytes
+   * `[o, o + n)` of that file), or null / absent when the bytes are not a file's (memory sources,
+   * wrappers). Lets tensors report {@link TensorFileRange}s so a backend can map the file.
+   */
+  readonly filePath?: string | null;
   /** Total size in bytes. */
   readonly byteLength: number;
   /**
@@ -42,10 +50,19 @@ export function checkRange(path: string, byteLength: number, offset: number, len
   }
 }
 
-/** A {@link ByteSource} over bytes already in memory. `read` returns views, never copies. */
+/**
+ * A {@link ByteSource} over bytes already in memory. `read` returns views, never copies. `path`
+ * only names the bytes in error messages: `filePath` is null even when they were read from a file.
+ *
+ * @example
+ * ```ts
+ * const model = readHalo(memorySource(readFileSync("m.halo"), "m.halo")); // fileRange() → null
+ * ```
+ */
 export function memorySource(bytes: Uint8Array, path = "<memory>"): ByteSource {
   return {
     path,
+    filePath: null,
     byteLength: bytes.byteLength,
     read(offset: number, length: number): Uint8Array {
       checkRange(path, bytes.byteLength, offset, length, "requested range");
@@ -57,7 +74,14 @@ export function memorySource(bytes: Uint8Array, path = "<memory>"): ByteSource {
 
 /**
  * A {@link ByteSource} over a file, read lazily with positioned reads. The file stays open
- * until `close()`.
+ * until `close()`. Its `filePath` is `path` made absolute, so tensors read through it report
+ * where their bytes lie ({@link TensorFileRange}).
+ *
+ * @example
+ * ```ts
+ * const model = readHalo(fileSource("m.halo"));
+ * model.layers[0]!.q.fileRange(); // { path: "/abs/m.halo", offset, length }
+ * ```
  */
 export function fileSource(path: string): ByteSource {
   let fd: number | null;
@@ -75,6 +99,7 @@ export function fileSource(path: string): ByteSource {
   }
   return {
     path,
+    filePath: resolve(path),
     byteLength: size,
     read(offset: number, length: number): Uint8Array {
       checkRange(path, size, offset, length, "requested range");

@@ -42,6 +42,26 @@ export interface ModelConfig {
 /** Storage types of non-ternary tensors. Quantised ones (`q8_0`, `q6_k`, `q4_k`) are GGUF blocks. */
 export type FloatDType = "f32" | "f16" | "bf16" | "q8_0" | "q6_k" | "q4_k";
 
+/**
+ * Where a tensor's stored bytes lie in a file on disk: `bytes()` equals bytes
+ * `[offset, offset + length)` of the file at `path`. Lets a backend map the file instead of
+ * copying the bytes (zero-copy loads). The same shape as `WeightsFileRange` of `@halo/kernels`.
+ *
+ * @example
+ * ```ts
+ * const range = model.layers[0]!.q.fileRange();
+ * if (range !== null) console.log(`${range.path} @ ${range.offset}, ${range.length} bytes`);
+ * ```
+ */
+export interface TensorFileRange {
+  /** The file (absolute when the tensor was read through `fileSource`). */
+  readonly path: string;
+  /** Byte offset of the first stored byte. */
+  readonly offset: number;
+  /** Stored byte count (the tensor's `byteLength`, the same as `bytes().byteLength`). */
+  readonly length: number;
+}
+
 /** A dense (or block-quantised) tensor, read lazily from its source. */
 export interface FloatTensor {
   readonly kind: "float";
@@ -54,6 +74,12 @@ export interface FloatTensor {
   readonly byteLength: number;
   /** The encoded bytes (a view when the source is in memory). */
   bytes(): Uint8Array;
+  /**
+   * Where {@link bytes} lies in a file: non-null only when the tensor was read from a file opened
+   * through `fileSource` (every reader given a path: `.halo`, GGUF, `.h1b`, safetensors / HF) and
+   * its bytes are stored verbatim there. Null for memory sources and for computed bytes.
+   */
+  fileRange(): TensorFileRange | null;
   /** Decoded values as float32 (allocates; avoid for the 2B embedding on hot paths). */
   toFloat32(): Float32Array;
 }
@@ -95,6 +121,13 @@ export interface TernaryTensor {
   readonly byteLength: number;
   /** The packed bytes, exactly as stored (a view when the source is in memory). */
   bytes(): Uint8Array;
+  /**
+   * Where {@link bytes} lies in a file: non-null only when the tensor was read from a file opened
+   * through `fileSource` (`.halo`, GGUF, `.h1b`, HF `hf-packed` safetensors) and its packed bytes
+   * are stored verbatim there. Null for memory sources and for computed bytes (synthetic models,
+   * HF master weights ternarised on the fly).
+   */
+  fileRange(): TensorFileRange | null;
   /**
    * Decodes rows `[rowStart, rowStart + rowCount)` to trits in {-1, 0, +1} into `out`
    * (`rowCount * cols` values, row-major).

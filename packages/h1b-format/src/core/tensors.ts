@@ -2,11 +2,20 @@
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
-import type { FloatDType, FloatTensor, TernaryPacking, TernaryScale, TernaryTensor } from "./model.js";
+import type { FloatDType, FloatTensor, TensorFileRange, TernaryPacking, TernaryScale, TernaryTensor } from "./model.js";
 import { floatByteLength, floatCodec, ternaryCodec } from "../codecs/registry.js";
 
 /** Where a tensor's bytes are: a source and a byte range, or bytes in memory. */
 export type TensorBytes = { readonly source: ByteSource; readonly offset: number } | { readonly data: Uint8Array };
+
+/** The file range of bytes at `location`, when its source is a file (`ByteSource.filePath`). */
+function fileRangeOf(location: TensorBytes, byteLength: number): () => TensorFileRange | null {
+  if ("data" in location) return () => null;
+  const path = location.source.filePath ?? null;
+  if (path === null) return () => null;
+  const range: TensorFileRange = { path, offset: location.offset, length: byteLength };
+  return () => ({ ...range });
+}
 
 function loader(location: TensorBytes, byteLength: number): () => Uint8Array {
   if ("data" in location) {
@@ -51,6 +60,7 @@ export function floatTensor(name: string, dtype: FloatDType, shape: readonly num
     shape: [...shape],
     byteLength,
     bytes: read,
+    fileRange: fileRangeOf(location, byteLength),
     toFloat32: () => floatCodec(dtype).decode(read(), count),
   };
 }
@@ -101,6 +111,7 @@ export function lazyTernaryTensor(
     scale,
     byteLength,
     bytes: read,
+    fileRange: fileRangeOf(location, byteLength),
     decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
       if (!Number.isSafeInteger(rowStart) || !Number.isSafeInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
         throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {

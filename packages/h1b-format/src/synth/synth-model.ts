@@ -140,6 +140,7 @@ function synthTernary(name: string, rows: number, cols: number, key: number, zer
       fillRows(0, rows, out);
       return new Uint8Array(out.buffer);
     },
+    fileRange: () => null,
     decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
       if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
         throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
@@ -172,6 +173,7 @@ function lazyFloat(name: string, dtype: "f32" | "f16", shape: number[], fill: (o
       for (let i = 0; i < count; i++) out[i] = f32ToF16(v[i]!);
       return new Uint8Array(out.buffer);
     },
+    fileRange: () => null,
     toFloat32: values,
   };
 }

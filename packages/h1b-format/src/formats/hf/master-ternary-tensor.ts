@@ -79,6 +79,7 @@ export function masterTernaryTensor(
       decodeRows(0, rows, out);
       return new Uint8Array(out.buffer);
     },
+    fileRange: () => null, // the int8 bytes are computed from the master weights, not stored
     decodeRows,
   };
 }
