@@ -68,7 +68,11 @@ typedef struct halo_kernels {
   void (*head_f16)(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
   /* Same with f32 weights. */
   void (*head_f32)(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
-  /* Same with int8 weights and a per-row scale: y = scale[r] · Σ_h w[r][h] · x[h]. */
+  /*
+   * Int8 weights with a per-row scale and int8 activations (W8A8): each row of x is quantised per token as the
+   * ternary inputs are (s = 127/absmax, half to even; halo_head_i8_activations), then
+   * y = f32(f64(Σ_h q[h]·w[r][h]) · scale[r] / s), the integer dot exact on every path.
+   */
   void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
                   int y_stride);
   /*
@@ -97,6 +101,12 @@ extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWC
 /* The scalar attention tile (also the NEON tables' entry: attention there is not vectorised yet). */
 void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
                         double scale, double* scratch, double* out);
+
+/*
+ * The int8 head's activations: rows x [n][hidden] quantised per token to q [n][stride] (zeros past hidden; values in
+ * [−127, 127]) with s[t] = f32(127 / max(absmax, 1e-5)); shared by every path so their codes are identical.
+ */
+void halo_head_i8_activations(const float* x, int n, int hidden, int stride, int8_t* q, double* s);
 
 /* Scalar half-precision conversions (round to nearest even), used by the _ref kernels and loaders. */
 uint16_t halo_f32_to_f16_ref(float value);

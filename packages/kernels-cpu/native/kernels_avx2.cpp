@@ -2,6 +2,7 @@
 #include <immintrin.h>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include "halo_cpu.h"
 
 namespace {
@@ -152,20 +153,39 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
       [&](int r, int k) { return w[static_cast<size_t>(r) * hidden + k]; });
 }
 
+// Int8 activations × int8 weights, 4 tokens per pass: |w| (u8) × sign(w)·q (s8) with vpmaddubsw, no pair saturates
+// because |q|, |w| ≤ 127; pairs widened to s32 with vpmaddwd.
 void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
              int y_stride) {
-  head_generic(
-      hidden, r0, r1, x, n, y, y_stride,
-      [&](int r, int h) {
-        const int8_t* p = w + static_cast<size_t>(r) * hidden + h;
-        _mm_prefetch(reinterpret_cast<const char*>(p) + 1024, _MM_HINT_T0);
-        int64_t bits;
-        std::memcpy(&bits, p, 8);
-        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(bits)));
-      },
-      [&](int r, int k) { return static_cast<float>(w[static_cast<size_t>(r) * hidden + k]); });
-  for (int t = 0; t < n; t++)
-    for (int r = r0; r < r1; r++) y[static_cast<size_t>(t) * y_stride + (r - r0)] *= row_scale[r];
+  const int stride = (hidden + 63) / 64 * 64;
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<double> s;
+  q.resize(static_cast<size_t>(n) * stride);
+  s.resize(n);
+  halo_head_i8_activations(x, n, hidden, stride, q.data(), s.data());
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int t0 = 0; t0 < n; t0 += 4) {
+    const int tn = n - t0 < 4 ? n - t0 : 4;
+    for (int r = r0; r < r1; r++) {
+      const int8_t* row = w + static_cast<size_t>(r) * hidden;
+      __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+      int h = 0;
+      for (; h + 32 <= hidden; h += 32) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + h) + 1024, _MM_HINT_T0);
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + h));
+        const __m256i aw = _mm256_abs_epi8(wv);
+        for (int t = 0; t < tn; t++) {
+          const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.data() + static_cast<size_t>(t0 + t) * stride + h));
+          acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qv, wv)), ones));
+        }
+      }
+      for (int t = 0; t < tn; t++) {
+        int32_t dot = hsum_i32(acc[t]);
+        for (int k = h; k < hidden; k++) dot += static_cast<int32_t>(q[static_cast<size_t>(t0 + t) * stride + k]) * row[k];
+        y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(dot) * row_scale[r] / s[t0 + t]);
+      }
+    }
+  }
 }
 
 // exp(x) for x ≤ 0 in float64 to ~1 ulp: x = k·ln2 + r, degree-13 Taylor polynomial of e^r, then ·2^k built in the

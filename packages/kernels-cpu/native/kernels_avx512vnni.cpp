@@ -2,6 +2,7 @@
 #include <immintrin.h>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include "halo_cpu.h"
 
 namespace {
@@ -51,6 +52,61 @@ void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* 
   }
 }
 
+// R rows × T tokens of raw dots, all R·T sums in registers: per 64-byte block each row's codes are unpacked once
+// per quarter and used for T tokens, each token's activations loaded once and used for R rows.
+template <int R, int T>
+inline void gemm_i2_micro(const halo_block_i2* w, int nb, int r, const int8_t* x, int x_stride, int32_t* y, int y_stride,
+                          size_t prefetch_ahead) {
+  const __m512i mask = _mm512_set1_epi8(3);
+  __m512i acc[R][T];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_si512();
+  const halo_block_i2* rows[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; i++) rows[i] = w + static_cast<size_t>(r + i) * nb;
+  for (int b = 0; b < nb; b++) {
+    __m512i v[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) {
+      // The first token tile over a row tile pulls the next row tile in (prefetch_ahead bytes on); later ones pass 0.
+      if (prefetch_ahead != 0) _mm_prefetch(reinterpret_cast<const char*>(rows[i][b].qs) + prefetch_ahead, _MM_HINT_T0);
+      v[i] = _mm512_loadu_si512(rows[i][b].qs);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      __m512i c[R];
+#pragma GCC unroll 8
+      for (int i = 0; i < R; i++) c[i] = _mm512_and_si512(j == 0 ? v[i] : _mm512_srli_epi16(v[i], 2 * j), mask);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) {
+        const __m512i xv = _mm512_loadu_si512(x + static_cast<size_t>(t) * x_stride + b * 256 + 64 * j);
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) acc[i][t] = _mm512_dpbusd_epi32(acc[i][t], c[i], xv);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++)
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) y[static_cast<size_t>(t) * y_stride + i] = _mm512_reduce_add_epi32(acc[i][t]);
+}
+
+#ifndef HALO_GEMM_R
+#define HALO_GEMM_R 4  // rows per micro tile (kernel lab: 4 rows × 6 tokens reached ~85 % of vpdpbusd peak)
+#endif
+
+// Tokens [0, T) of rows [r0, r1): R-row micro tiles, then single rows.
+template <int T>
+void gemm_i2_tokens(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y, int y_stride,
+                    size_t prefetch_ahead) {
+  constexpr int R = HALO_GEMM_R;
+  int r = r0;
+  for (; r + R <= r1; r += R) gemm_i2_micro<R, T>(w, nb, r, x, x_stride, y + (r - r0), y_stride, prefetch_ahead);
+  for (; r < r1; r++) gemm_i2_micro<1, T>(w, nb, r, x, x_stride, y + (r - r0), y_stride, prefetch_ahead);
+}
+
 void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
              int y_stride, const void* prefetch_next) {
   const char* end = reinterpret_cast<const char*>(w + static_cast<size_t>(r1) * nb);
@@ -59,24 +115,27 @@ void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, in
     gemm_i2_tile<1>(w, nb, r0, r1, x, x_stride, y, y_stride, end, next);
     return;
   }
-  // Rows in tiles that stay in L2 while every token group passes over them.
+  // Rows in tiles that stay in L2 while every token group passes over them; each token group's activations stay in L1.
+  // Token groups of 6 for prompts (the best R × T in the kernel lab), of 4 for small batches (8 = 4 + 4).
   constexpr int kRowTile = 64;
+  const size_t tile_bytes = static_cast<size_t>(kRowTile) * nb * sizeof(halo_block_i2);
   for (int rt = r0; rt < r1; rt += kRowTile) {
     const int re = rt + kRowTile < r1 ? rt + kRowTile : r1;
+    // Prefetching the next row tile past r1 would touch another worker's rows (or the next matrix): harmless.
+    size_t ahead = tile_bytes;
     int t = 0;
-    for (; t + 8 <= n; t += 8)
-      gemm_i2_tile<8>(w, nb, rt, re, x + static_cast<size_t>(t) * x_stride, x_stride, y + static_cast<size_t>(t) * y_stride + (rt - r0), y_stride, end, next);
-    const int left = n - t;
+    if (n >= 12) {
+      for (; t + 6 <= n; t += 6, ahead = 0)
+        gemm_i2_tokens<6>(w, nb, rt, re, x + static_cast<size_t>(t) * x_stride, x_stride, y + static_cast<size_t>(t) * y_stride + (rt - r0), y_stride, ahead);
+    }
+    for (; t + 4 <= n; t += 4, ahead = 0)
+      gemm_i2_tokens<4>(w, nb, rt, re, x + static_cast<size_t>(t) * x_stride, x_stride, y + static_cast<size_t>(t) * y_stride + (rt - r0), y_stride, ahead);
     const int8_t* xt = x + static_cast<size_t>(t) * x_stride;
     int32_t* yt = y + static_cast<size_t>(t) * y_stride + (rt - r0);
-    switch (left) {
-      case 7: gemm_i2_tile<7>(w, nb, rt, re, xt, x_stride, yt, y_stride, end, next); break;
-      case 6: gemm_i2_tile<6>(w, nb, rt, re, xt, x_stride, yt, y_stride, end, next); break;
-      case 5: gemm_i2_tile<5>(w, nb, rt, re, xt, x_stride, yt, y_stride, end, next); break;
-      case 4: gemm_i2_tile<4>(w, nb, rt, re, xt, x_stride, yt, y_stride, end, next); break;
-      case 3: gemm_i2_tile<3>(w, nb, rt, re, xt, x_stride, yt, y_stride, end, next); break;
-      case 2: gemm_i2_tile<2>(w, nb, rt, re, xt, x_stride, yt, y_stride, end, next); break;
-      case 1: gemm_i2_tile<1>(w, nb, rt, re, xt, x_stride, yt, y_stride, end, next); break;
+    switch (n - t) {
+      case 3: gemm_i2_tokens<3>(w, nb, rt, re, xt, x_stride, yt, y_stride, ahead); break;
+      case 2: gemm_i2_tokens<2>(w, nb, rt, re, xt, x_stride, yt, y_stride, ahead); break;
+      case 1: gemm_i2_tokens<1>(w, nb, rt, re, xt, x_stride, yt, y_stride, ahead); break;
       default: break;
     }
   }
@@ -104,26 +163,50 @@ void gemm_i2_blocks(const halo_block_i2* w, int nb, int r0, int r1, const int8_t
 
 inline __mmask16 tail_mask(int left) { return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u); }
 
-// Up to 4 tokens per pass over the head rows, so each weight row is read once per 4 logit rows.
+// TN tokens per pass over the head rows [r0, r1), every accumulator in a register (two per token hide FMA latency).
+template <int TN, typename Load>
+void head_pass(int hidden, int r0, int r1, const float* x, float* y, int y_stride, Load load) {
+  for (int r = r0; r < r1; r++) {
+    __m512 acc0[TN], acc1[TN];
+#pragma GCC unroll 8
+    for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm512_setzero_ps();
+    int h = 0;
+    for (; h + 32 <= hidden; h += 32) {
+      const __m512 w0 = load(r, h, static_cast<__mmask16>(0xffff));
+      const __m512 w1 = load(r, h + 16, static_cast<__mmask16>(0xffff));
+#pragma GCC unroll 8
+      for (int t = 0; t < TN; t++) {
+        acc0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + static_cast<size_t>(t) * hidden + h), acc0[t]);
+        acc1[t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + static_cast<size_t>(t) * hidden + h + 16), acc1[t]);
+      }
+    }
+    for (; h < hidden; h += 16) {
+      const __mmask16 m = tail_mask(hidden - h);
+      const __m512 wv = load(r, h, m);
+#pragma GCC unroll 8
+      for (int t = 0; t < TN; t++) acc0[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + static_cast<size_t>(t) * hidden + h), acc0[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < TN; t++) y[static_cast<size_t>(t) * y_stride + (r - r0)] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+  }
+}
+
+// Up to 8 tokens per pass over the head rows, so each weight row is read once per 8 logit rows (a batch of 8
+// sequences streams the head once per step).
 template <typename Load>
 void head_generic(int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride, Load load) {
-  for (int t0 = 0; t0 < n; t0 += 4) {
-    const int tn = n - t0 < 4 ? n - t0 : 4;
-    for (int r = r0; r < r1; r++) {
-      __m512 acc[4][2];
-      for (int t = 0; t < 4; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-      int h = 0;
-      int parity = 0;
-      for (; h < hidden; h += 16, parity ^= 1) {
-        const __mmask16 m = tail_mask(hidden - h);
-        const __m512 wv = load(r, h, m);
-        for (int t = 0; t < tn; t++) {
-          const __m512 xv = _mm512_maskz_loadu_ps(m, x + static_cast<size_t>(t0 + t) * hidden + h);
-          acc[t][parity] = _mm512_fmadd_ps(wv, xv, acc[t][parity]);
-        }
-      }
-      for (int t = 0; t < tn; t++)
-        y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]));
+  for (int t0 = 0; t0 < n; t0 += 8) {
+    const float* xt = x + static_cast<size_t>(t0) * hidden;
+    float* yt = y + static_cast<size_t>(t0) * y_stride;
+    switch (n - t0 < 8 ? n - t0 : 8) {
+      case 8: head_pass<8>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 7: head_pass<7>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 6: head_pass<6>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 5: head_pass<5>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 4: head_pass<4>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 3: head_pass<3>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 2: head_pass<2>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      default: head_pass<1>(hidden, r0, r1, xt, yt, y_stride, load); break;
     }
   }
 }
@@ -131,7 +214,7 @@ void head_generic(int hidden, int r0, int r1, const float* x, int n, float* y, i
 void head_f16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
   head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m) {
     const uint16_t* p = w + static_cast<size_t>(r) * hidden + h;
-    if ((h & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);  // once per 64-byte line
+    if ((h & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);  // once per 64-byte line (h is even per pair)
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
   });
 }
@@ -144,15 +227,62 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
   });
 }
 
+// TN tokens per pass over rows [r0, r1): Σ (q + 128)·w with vpdpbusd (u8 × s8), minus 128·Σ w (a dpbusd with ones).
+template <int TN>
+void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int stride, int r0, int r1, const uint8_t* xu,
+                  const double* s, float* y, int y_stride) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int r = r0; r < r1; r++) {
+    const int8_t* row = w + static_cast<size_t>(r) * hidden;
+    __m512i acc[TN];
+#pragma GCC unroll 8
+    for (int t = 0; t < TN; t++) acc[t] = _mm512_setzero_si512();
+    __m512i sum = _mm512_setzero_si512();
+    for (int h = 0; h < hidden; h += 64) {
+      const int left = hidden - h;
+      const __mmask64 m = left >= 64 ? ~static_cast<__mmask64>(0) : (static_cast<__mmask64>(1) << left) - 1;
+      _mm_prefetch(reinterpret_cast<const char*>(row + h) + 1024, _MM_HINT_T0);
+      const __m512i wv = _mm512_maskz_loadu_epi8(m, row + h);
+#pragma GCC unroll 8
+      for (int t = 0; t < TN; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], _mm512_loadu_si512(xu + static_cast<size_t>(t) * stride + h), wv);
+      sum = _mm512_dpbusd_epi32(sum, ones, wv);
+    }
+    const int32_t correction = 128 * _mm512_reduce_add_epi32(sum);
+#pragma GCC unroll 8
+    for (int t = 0; t < TN; t++)
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] =
+          static_cast<float>(static_cast<double>(_mm512_reduce_add_epi32(acc[t]) - correction) * row_scale[r] / s[t]);
+  }
+}
+
 void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
              int y_stride) {
-  head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m) {
-    const int8_t* p = w + static_cast<size_t>(r) * hidden + h;
-    _mm_prefetch(reinterpret_cast<const char*>(p) + 1024, _MM_HINT_T0);
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
-  });
+  const int stride = (hidden + 63) / 64 * 64;
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<uint8_t> xu;
+  thread_local std::vector<double> s;
+  q.resize(static_cast<size_t>(n) * stride);
+  xu.resize(q.size());
+  s.resize(n);
+  halo_head_i8_activations(x, n, hidden, stride, q.data(), s.data());
+  // u8 = q + 128 inside the row, 0 in the padding (where the masked weights are 0 too).
   for (int t = 0; t < n; t++)
-    for (int r = r0; r < r1; r++) y[static_cast<size_t>(t) * y_stride + (r - r0)] *= row_scale[r];
+    for (int h = 0; h < stride; h++)
+      xu[static_cast<size_t>(t) * stride + h] = h < hidden ? static_cast<uint8_t>(q[static_cast<size_t>(t) * stride + h] + 128) : 0;
+  for (int t0 = 0; t0 < n; t0 += 8) {
+    const uint8_t* xt = xu.data() + static_cast<size_t>(t0) * stride;
+    float* yt = y + static_cast<size_t>(t0) * y_stride;
+    switch (n - t0 < 8 ? n - t0 : 8) {
+      case 8: head_i8_pass<8>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      case 7: head_i8_pass<7>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      case 6: head_i8_pass<6>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      case 5: head_i8_pass<5>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      case 4: head_i8_pass<4>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      case 3: head_i8_pass<3>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      case 2: head_i8_pass<2>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      default: head_i8_pass<1>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+    }
+  }
 }
 
 inline __mmask8 tail8(int left) { return left >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << left) - 1u); }

@@ -1,6 +1,7 @@
 // kernels_ref.cpp: the scalar `_ref` twin of every SIMD kernel (baseline ISA, the definition the SIMD variants match).
 #include <cstring>
 #include <cmath>
+#include <vector>
 #include "halo_cpu.h"
 
 extern "C" uint16_t halo_f32_to_f16_ref(float value) {
@@ -73,6 +74,22 @@ extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void
   }
 }
 
+extern "C" void halo_head_i8_activations(const float* x, int n, int hidden, int stride, int8_t* q, double* s) {
+  for (int t = 0; t < n; t++) {
+    const float* xr = x + static_cast<size_t>(t) * hidden;
+    float absmax = 0;
+    for (int h = 0; h < hidden; h++) absmax = std::fabs(xr[h]) > absmax ? std::fabs(xr[h]) : absmax;
+    const float scale = static_cast<float>(127.0 / (static_cast<double>(absmax) > 1e-5 ? static_cast<double>(absmax) : 1e-5));
+    s[t] = scale;
+    int8_t* qt = q + static_cast<size_t>(t) * stride;
+    for (int h = 0; h < hidden; h++) {
+      const double v = std::nearbyint(static_cast<double>(xr[h]) * scale);
+      qt[h] = static_cast<int8_t>(v > 127 ? 127 : v < -127 ? -127 : v == v ? static_cast<int>(v) : 0);
+    }
+    for (int h = hidden; h < stride; h++) qt[h] = 0;
+  }
+}
+
 namespace {
 
 void gemm_i2_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
@@ -135,12 +152,18 @@ void head_f32_ref(const float* w, int hidden, int r0, int r1, const float* x, in
 
 void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
                  int y_stride) {
+  const int stride = (hidden + 63) / 64 * 64;
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<double> s;
+  q.resize(static_cast<size_t>(n) * stride);
+  s.resize(n);
+  halo_head_i8_activations(x, n, hidden, stride, q.data(), s.data());
   for (int t = 0; t < n; t++) {
     for (int r = r0; r < r1; r++) {
       const int8_t* row = w + static_cast<size_t>(r) * hidden;
-      float sum = 0;
-      for (int h = 0; h < hidden; h++) sum += static_cast<float>(row[h]) * x[static_cast<size_t>(t) * hidden + h];
-      y[static_cast<size_t>(t) * y_stride + (r - r0)] = sum * row_scale[r];
+      int32_t dot = 0;
+      for (int h = 0; h < hidden; h++) dot += static_cast<int32_t>(q[static_cast<size_t>(t) * stride + h]) * row[h];
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(dot) * row_scale[r] / s[t]);
     }
   }
 }

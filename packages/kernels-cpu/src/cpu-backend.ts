@@ -119,7 +119,7 @@ const KERNEL_PACKING = "halo-i2x256";
 
 /** The tensor's file range when the backend can map it: a file source, and an addon that has the map calls. */
 function mappable(tensor: { fileRange?(): WeightsFileRange | null }, native: NativeModelHandle): WeightsFileRange | null {
-  if (typeof native.mapCodes !== "function" || typeof native.mapFloat !== "function") return null;
+  if (typeof native.mapCodes !== "function" || typeof native.mapFloat !== "function" || process.env.HALO_CPU_MAP === "0") return null;
   return tensor.fileRange?.() ?? null;
 }
 
