@@ -338,24 +338,34 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
       _mm512_storeu_pd(qd + static_cast<size_t>(g) * hdp + d, _mm512_maskz_cvtps_pd(m, _mm256_maskz_loadu_ps(m, q + static_cast<size_t>(g) * hd + d)));
     }
   const __m512d scale_v = _mm512_set1_pd(scale);
-  for (int g = 0; g < group; g++) {
-    const double* qg = qd + static_cast<size_t>(g) * hdp;
-    double* sg = s + static_cast<size_t>(g) * sp;
-    // Scores, 8 positions at a time; positions past the span read row 0 again (their lanes are never used).
+  // Scores, two query heads × 8 positions at a time (each key load feeds two FMAs); positions past the span read
+  // row 0 again (their lanes are never used). A last odd head pairs with itself.
+  for (int g = 0; g < group; g += 2) {
+    const int g2 = g + 1 < group ? g + 1 : g;
+    const double* qa = qd + static_cast<size_t>(g) * hdp;
+    const double* qb = qd + static_cast<size_t>(g2) * hdp;
     for (int p0 = 0; p0 < span; p0 += 8) {
-      __m512d acc[8];
+      __m512d acc_a[8], acc_b[8];
       const double* rows[8];
       for (int j = 0; j < 8; j++) {
-        acc[j] = _mm512_setzero_pd();
+        acc_a[j] = acc_b[j] = _mm512_setzero_pd();
         rows[j] = kd + static_cast<size_t>(p0 + j < span ? p0 + j : 0) * hdp;
       }
       for (int d = 0; d < hdp; d += 8) {
-        const __m512d qv = _mm512_loadu_pd(qg + d);
-        for (int j = 0; j < 8; j++) acc[j] = _mm512_fmadd_pd(_mm512_loadu_pd(rows[j] + d), qv, acc[j]);
+        const __m512d va = _mm512_loadu_pd(qa + d), vb = _mm512_loadu_pd(qb + d);
+        for (int j = 0; j < 8; j++) {
+          const __m512d kv = _mm512_loadu_pd(rows[j] + d);
+          acc_a[j] = _mm512_fmadd_pd(kv, va, acc_a[j]);
+          acc_b[j] = _mm512_fmadd_pd(kv, vb, acc_b[j]);
+        }
       }
-      _mm512_storeu_pd(sg + p0, _mm512_mul_pd(reduce8(acc), scale_v));
+      _mm512_storeu_pd(s + static_cast<size_t>(g) * sp + p0, _mm512_mul_pd(reduce8(acc_a), scale_v));
+      _mm512_storeu_pd(s + static_cast<size_t>(g2) * sp + p0, _mm512_mul_pd(reduce8(acc_b), scale_v));
     }
-    // Softmax weights.
+  }
+  // Softmax weights.
+  for (int g = 0; g < group; g++) {
+    double* sg = s + static_cast<size_t>(g) * sp;
     __m512d mv = _mm512_set1_pd(-INFINITY);
     for (int p = 0; p < span; p += 8) mv = _mm512_max_pd(mv, _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), tail8(span - p), sg + p));
     const double m = _mm512_reduce_max_pd(mv);
@@ -370,27 +380,41 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     double* o = out + static_cast<size_t>(g) * (hd + 2);
     o[0] = m;
     o[1] = _mm512_reduce_add_pd(lv);
-    // Weighted sum of values: 32 dimensions (4 register accumulators) at a time, then 8 at a time.
+  }
+  // Weighted sums of values: two heads × 32 dimensions (8 register accumulators) at a time, then 8 dimensions.
+  for (int g = 0; g < group; g += 2) {
+    const int g2 = g + 1 < group ? g + 1 : g;
+    const double* wa = s + static_cast<size_t>(g) * sp;
+    const double* wb = s + static_cast<size_t>(g2) * sp;
+    double* oa = out + static_cast<size_t>(g) * (hd + 2) + 2;
+    double* ob = out + static_cast<size_t>(g2) * (hd + 2) + 2;
     int d0 = 0;
     for (; d0 + 32 <= hdp; d0 += 32) {
-      __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd(), a2 = _mm512_setzero_pd(), a3 = _mm512_setzero_pd();
+      __m512d a[4], b[4];
+      for (int c = 0; c < 4; c++) a[c] = b[c] = _mm512_setzero_pd();
       for (int p = 0; p < span; p++) {
-        const __m512d wv = _mm512_set1_pd(sg[p]);
+        const __m512d xa = _mm512_set1_pd(wa[p]), xb = _mm512_set1_pd(wb[p]);
         const double* row = vd + static_cast<size_t>(p) * hdp + d0;
-        a0 = _mm512_fmadd_pd(wv, _mm512_loadu_pd(row), a0);
-        a1 = _mm512_fmadd_pd(wv, _mm512_loadu_pd(row + 8), a1);
-        a2 = _mm512_fmadd_pd(wv, _mm512_loadu_pd(row + 16), a2);
-        a3 = _mm512_fmadd_pd(wv, _mm512_loadu_pd(row + 24), a3);
+        for (int c = 0; c < 4; c++) {
+          const __m512d v = _mm512_loadu_pd(row + 8 * c);
+          a[c] = _mm512_fmadd_pd(xa, v, a[c]);
+          b[c] = _mm512_fmadd_pd(xb, v, b[c]);
+        }
       }
-      _mm512_mask_storeu_pd(o + 2 + d0, tail8(hd - d0), a0);
-      _mm512_mask_storeu_pd(o + 2 + d0 + 8, tail8(hd - d0 - 8), a1);
-      _mm512_mask_storeu_pd(o + 2 + d0 + 16, tail8(hd - d0 - 16), a2);
-      _mm512_mask_storeu_pd(o + 2 + d0 + 24, tail8(hd - d0 - 24), a3);
+      for (int c = 0; c < 4; c++) {
+        _mm512_mask_storeu_pd(ob + d0 + 8 * c, tail8(hd - d0 - 8 * c), b[c]);
+        _mm512_mask_storeu_pd(oa + d0 + 8 * c, tail8(hd - d0 - 8 * c), a[c]);
+      }
     }
     for (; d0 < hdp; d0 += 8) {
-      __m512d a0 = _mm512_setzero_pd();
-      for (int p = 0; p < span; p++) a0 = _mm512_fmadd_pd(_mm512_set1_pd(sg[p]), _mm512_loadu_pd(vd + static_cast<size_t>(p) * hdp + d0), a0);
-      _mm512_mask_storeu_pd(o + 2 + d0, tail8(hd - d0), a0);
+      __m512d a0 = _mm512_setzero_pd(), b0 = _mm512_setzero_pd();
+      for (int p = 0; p < span; p++) {
+        const __m512d v = _mm512_loadu_pd(vd + static_cast<size_t>(p) * hdp + d0);
+        a0 = _mm512_fmadd_pd(_mm512_set1_pd(wa[p]), v, a0);
+        b0 = _mm512_fmadd_pd(_mm512_set1_pd(wb[p]), v, b0);
+      }
+      _mm512_mask_storeu_pd(ob + d0, tail8(hd - d0), b0);
+      _mm512_mask_storeu_pd(oa + d0, tail8(hd - d0), a0);
     }
   }
 }

@@ -558,8 +558,8 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
   const int hd = args.head_dim;
   const int kv_width = args.kv_heads * hd;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  // Tasks: (row, kv head, tile) in that order. A tile is at most HALO_ATTN_TILE positions (the kernel's scratch),
-  // so long rows are always split; tiles are merged by log-sum-exp in order, all in float64.
+  // Partials (m, l, o) per (row, kv head, tile) in that order. A tile is at most HALO_ATTN_TILE positions (the kernel's
+  // scratch), so long rows are always split; tiles are merged by log-sum-exp in order, all in float64.
   const int max_tile = args.tile > 0 && args.tile < HALO_ATTN_TILE ? args.tile : HALO_ATTN_TILE;
   std::vector<int>& first_task = tl_first_task;
   std::vector<int>& tiles = tl_tiles;
@@ -578,53 +578,97 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
   const int* const first = first_task.data();
   const int* const tile_count = tiles.data();
   const size_t elem = args.f16 ? 2 : 4;
-  auto run_task = [&](int task) {
-    const int t = static_cast<int>(std::upper_bound(first, first + args.n + 1, task) - first) - 1;
-    const int local = task - first[t];
-    const int kvh = local / tile_count[t];
-    const int tile_index = local % tile_count[t];
-    const int length = args.last[t] + 1;
-    const int p0 = tile_index * max_tile;
-    const int span = std::min(length, p0 + max_tile) - p0;
-    const size_t need = HALO_ATTN_SCRATCH(group, hd, span);
-    if (tl_attn_scratch.size() < need) tl_attn_scratch.resize(need);
-    const size_t offset = (static_cast<size_t>(p0) * kv_width + static_cast<size_t>(kvh) * hd) * elem;
-    double* part = partial_data + static_cast<size_t>(task) * group * stride;
-    k->attn_tile(args.q + static_cast<size_t>(t) * args.q_stride + static_cast<size_t>(kvh) * group * hd, group, hd,
-                 static_cast<const char*>(args.keys[t]) + offset, static_cast<const char*>(args.values[t]) + offset, args.f16 ? 1 : 0,
-                 kv_width, span, scale, tl_attn_scratch.data(), part);
-    if (tile_count[t] == 1) {
-      for (int g = 0; g < group; g++) {
-        const double* pg = part + static_cast<size_t>(g) * stride;
-        float* out = args.out + static_cast<size_t>(t) * args.heads * hd + static_cast<size_t>(kvh * group + g) * hd;
-        for (int d = 0; d < hd; d++) out[d] = static_cast<float>(pg[2 + d] / pg[1]);
-      }
+  // Work units: (run, kv head, tile), a run being up to kRowBlock consecutive rows of one sequence (a prompt). The
+  // rows of a run that see a whole tile share one kernel call, so the tile's keys and values are widened once for
+  // all of them; the others (the causal diagonal) get one call each. Per query the arithmetic is the same either way.
+  constexpr int kRowBlock = 16;
+  thread_local std::vector<int> runs, unit_first, run_tiles;
+  runs.clear();
+  for (int t = 0; t < args.n;) {
+    runs.push_back(t);
+    int e = t + 1;
+    while (e < args.n && e - t < kRowBlock && args.keys[e] == args.keys[t] && args.values[e] == args.values[t]) e++;
+    t = e;
+  }
+  runs.push_back(args.n);
+  const int n_runs = static_cast<int>(runs.size()) - 1;
+  unit_first.assign(static_cast<size_t>(n_runs) + 1, 0);
+  run_tiles.assign(n_runs, 0);
+  for (int r = 0; r < n_runs; r++) {
+    for (int t = runs[r]; t < runs[r + 1]; t++) run_tiles[r] = std::max(run_tiles[r], tile_count[t]);
+    unit_first[r + 1] = unit_first[r] + args.kv_heads * run_tiles[r];
+  }
+  const int units = unit_first[n_runs];
+  // The lambdas run on pool workers: they must see this thread's tables through plain pointers (naming a
+  // thread_local inside them would name the worker's own, empty, instance).
+  const int* const run_start = runs.data();
+  const int* const run_unit_first = unit_first.data();
+  const int* const run_tile_count = run_tiles.data();
+  auto slot_of = [&](int t, int kvh, int tile_index) { return partial_data + static_cast<size_t>(first[t] + kvh * tile_count[t] + tile_index) * group * stride; };
+  // One-tile rows are finished here: out = o / l.
+  auto finish = [&](int t, int kvh, const double* part) {
+    for (int g = 0; g < group; g++) {
+      const double* pg = part + static_cast<size_t>(g) * stride;
+      float* out = args.out + static_cast<size_t>(t) * args.heads * hd + static_cast<size_t>(kvh * group + g) * hd;
+      for (int d = 0; d < hd; d++) out[d] = static_cast<float>(pg[2 + d] / pg[1]);
     }
   };
-  if (total == 1 || pool->size() == 1) {
-    for (int task = 0; task < total; task++) run_task(task);
-  } else {
-    std::atomic<int> cursor{0};
-    pool->run(
-        [&](int) {
-          for (int task = cursor.fetch_add(1, std::memory_order_relaxed); task < total; task = cursor.fetch_add(1, std::memory_order_relaxed)) run_task(task);
-        },
-        args.prefetch, args.prefetch_bytes);
-  }
+  auto run_unit = [&](int unit) {
+    const int r = static_cast<int>(std::upper_bound(run_unit_first, run_unit_first + n_runs + 1, unit) - run_unit_first) - 1;
+    const int local = unit - run_unit_first[r];
+    const int kvh = local / run_tile_count[r];
+    const int tile_index = local % run_tile_count[r];
+    const int p0 = tile_index * max_tile;
+    const size_t offset = (static_cast<size_t>(p0) * kv_width + static_cast<size_t>(kvh) * hd) * elem;
+    const int t_begin = run_start[r], t_end = run_start[r + 1];
+    const char* keys = static_cast<const char*>(args.keys[t_begin]) + offset;
+    const char* values = static_cast<const char*>(args.values[t_begin]) + offset;
+    auto query = [&](int t) { return args.q + static_cast<size_t>(t) * args.q_stride + static_cast<size_t>(kvh) * group * hd; };
+    thread_local std::vector<float> qblock;
+    thread_local std::vector<double> oblock;
+    thread_local std::vector<int> whole;
+    whole.clear();
+    for (int t = t_begin; t < t_end; t++) {
+      const int length = args.last[t] + 1;
+      if (p0 >= length) continue;  // this tile lies past the row's last position
+      const int span = std::min(length, p0 + max_tile) - p0;
+      if (span == max_tile && t_end - t_begin > 1) {
+        whole.push_back(t);
+        continue;
+      }
+      const size_t need = HALO_ATTN_SCRATCH(group, hd, span);
+      if (tl_attn_scratch.size() < need) tl_attn_scratch.resize(need);
+      double* part = slot_of(t, kvh, tile_index);
+      k->attn_tile(query(t), group, hd, keys, values, args.f16 ? 1 : 0, kv_width, span, scale, tl_attn_scratch.data(), part);
+      if (tile_count[t] == 1) finish(t, kvh, part);
+    }
+    if (whole.empty()) return;
+    const int rows = static_cast<int>(whole.size());
+    const int heads = rows * group;
+    qblock.resize(static_cast<size_t>(heads) * hd);
+    oblock.resize(static_cast<size_t>(heads) * stride);
+    for (int i = 0; i < rows; i++) std::memcpy(qblock.data() + static_cast<size_t>(i) * group * hd, query(whole[i]), sizeof(float) * group * hd);
+    const size_t need = HALO_ATTN_SCRATCH(heads, hd, max_tile);
+    if (tl_attn_scratch.size() < need) tl_attn_scratch.resize(need);
+    k->attn_tile(qblock.data(), heads, hd, keys, values, args.f16 ? 1 : 0, kv_width, max_tile, scale, tl_attn_scratch.data(), oblock.data());
+    for (int i = 0; i < rows; i++) {
+      double* part = slot_of(whole[i], kvh, tile_index);
+      std::memcpy(part, oblock.data() + static_cast<size_t>(i) * group * stride, sizeof(double) * group * stride);
+      if (tile_count[whole[i]] == 1) finish(whole[i], kvh, part);
+    }
+  };
   // Rows split into tiles: merge them in order (log-sum-exp).
-  thread_local std::vector<double> acc;
-  acc.resize(hd);
-  for (int t = 0; t < args.n; t++) {
-    if (tile_count[t] == 1) continue;
+  auto merge_row = [&](int t, std::vector<double>& acc) {
+    if (tile_count[t] == 1) return;
+    acc.resize(hd);
     for (int kvh = 0; kvh < args.kv_heads; kvh++) {
       for (int g = 0; g < group; g++) {
         float* out = args.out + static_cast<size_t>(t) * args.heads * hd + static_cast<size_t>(kvh * group + g) * hd;
-        const int base_task = first[t] + kvh * tile_count[t];
-        const double* head = partial_data + (static_cast<size_t>(base_task) * group + g) * stride;
+        const double* head = slot_of(t, kvh, 0) + static_cast<size_t>(g) * stride;
         double m = head[0], l = head[1];
         std::copy(head + 2, head + 2 + hd, acc.begin());
         for (int j = 1; j < tile_count[t]; j++) {
-          const double* part = partial_data + (static_cast<size_t>(base_task + j) * group + g) * stride;
+          const double* part = slot_of(t, kvh, j) + static_cast<size_t>(g) * stride;
           const double merged = std::max(m, part[0]);
           const double alpha = std::exp(m - merged), beta = std::exp(part[0] - merged);
           l = l * alpha + part[1] * beta;
@@ -634,7 +678,31 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
         for (int d = 0; d < hd; d++) out[d] = static_cast<float>(acc[d] / l);
       }
     }
+  };
+  if (units == 1 || pool->size() == 1) {
+    for (int unit = 0; unit < units; unit++) run_unit(unit);
+    thread_local std::vector<double> acc;
+    for (int t = 0; t < args.n; t++) merge_row(t, acc);
+    return;
   }
+  std::atomic<int> cursor{0};
+  pool->run(
+      [&](int) {
+        for (int unit = cursor.fetch_add(1, std::memory_order_relaxed); unit < units; unit = cursor.fetch_add(1, std::memory_order_relaxed)) run_unit(unit);
+      },
+      args.n < 8 ? args.prefetch : nullptr, args.n < 8 ? args.prefetch_bytes : 0);
+  if (args.n < 8) {
+    thread_local std::vector<double> acc;
+    for (int t = 0; t < args.n; t++) merge_row(t, acc);
+    return;
+  }
+  std::atomic<int> row_cursor{0};
+  pool->run(
+      [&](int) {
+        thread_local std::vector<double> acc;
+        for (int t = row_cursor.fetch_add(1, std::memory_order_relaxed); t < args.n; t = row_cursor.fetch_add(1, std::memory_order_relaxed)) merge_row(t, acc);
+      },
+      args.prefetch, args.prefetch_bytes);
 }
 
 // ---------------------------------------------------------------- model
@@ -802,20 +870,27 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     clock.lap(0);
     matmul(pool, k, L.qkv, act, qkv_out.data(), qkv_rows, &L.o);
     clock.lap(1);
-    rope_apply(qkv_out.data(), qkv_rows, rope_table_.data(), n, c.heads, hd);
-    rope_apply(qkv_out.data() + q_dim, qkv_rows, rope_table_.data(), n, c.kv_heads, hd);
+    // RoPE of q and k, then k and v into each row's KV slot: rows split over the pool.
+    over_rows(pool, n, [&](int t0, int t1) {
+      rope_apply(qkv_out.data() + static_cast<size_t>(t0) * qkv_rows, qkv_rows, rope_table_.data() + static_cast<size_t>(t0) * hd, t1 - t0, c.heads, hd);
+      rope_apply(qkv_out.data() + static_cast<size_t>(t0) * qkv_rows + q_dim, qkv_rows, rope_table_.data() + static_cast<size_t>(t0) * hd, t1 - t0,
+                 c.kv_heads, hd);
+      for (int t = t0; t < t1; t++) {
+        char* base = static_cast<char*>(slots[slot_ids[t]]->data);
+        const size_t at = static_cast<size_t>(l) * layer_stride + static_cast<size_t>(positions[t]) * kv_dim;
+        const float* kr = qkv_out.data() + static_cast<size_t>(t) * qkv_rows + q_dim;
+        const float* vr = kr + kv_dim;
+        if (c.kv_f16) {
+          k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + at, kr, kv_dim);
+          k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + values_offset + at, vr, kv_dim);
+        } else {
+          std::memcpy(reinterpret_cast<float*>(base) + at, kr, sizeof(float) * kv_dim);
+          std::memcpy(reinterpret_cast<float*>(base) + values_offset + at, vr, sizeof(float) * kv_dim);
+        }
+      }
+    });
     for (int t = 0; t < n; t++) {
       char* base = static_cast<char*>(slots[slot_ids[t]]->data);
-      const size_t at = static_cast<size_t>(l) * layer_stride + static_cast<size_t>(positions[t]) * kv_dim;
-      const float* kr = qkv_out.data() + static_cast<size_t>(t) * qkv_rows + q_dim;
-      const float* vr = kr + kv_dim;
-      if (c.kv_f16) {
-        k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + at, kr, kv_dim);
-        k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + values_offset + at, vr, kv_dim);
-      } else {
-        std::memcpy(reinterpret_cast<float*>(base) + at, kr, sizeof(float) * kv_dim);
-        std::memcpy(reinterpret_cast<float*>(base) + values_offset + at, vr, sizeof(float) * kv_dim);
-      }
       key_ptrs[t] = base + static_cast<size_t>(l) * layer_stride * elem;
       value_ptrs[t] = base + (values_offset + static_cast<size_t>(l) * layer_stride) * elem;
     }
