@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   void* hm = mmap(nullptr, hbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (huge) madvise(hm, hbytes, MADV_HUGEPAGE);
   memset(hm, 0x3c, hbytes);
-  std::vector<float> hx(hidden, 0.5f), logits(vocab);
+  std::vector<float> hx(hidden * n, 0.5f), logits(vocab * n);
   for (const halo_kernels* k : {&halo_kernels_avx512vnni, &halo_kernels_avx2}) {
     double best = 1e9;
     for (int rep = 0; rep < 5; rep++) {
@@ -57,12 +57,12 @@ int main(int argc, char** argv) {
       {
         const int i = omp_get_thread_num();
         const int r0 = static_cast<int>(vocab * i / threads), r1 = static_cast<int>(vocab * (i + 1) / threads);
-        k->head_f16(static_cast<const uint16_t*>(hm), hidden, r0, r1, hx.data(), 1, logits.data() + r0, vocab);
+        k->head_f16(static_cast<const uint16_t*>(hm), hidden, r0, r1, hx.data(), n, logits.data() + r0, vocab);
       }
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (s < best) best = s;
     }
-    printf("head f16 %-11s: %.1f ms, %.2f GB/s\n", k->name, best * 1e3, hbytes / best / 1e9);
+    printf("head f16 %-11s tokens=%d: %.1f ms, %.2f GB/s\n", k->name, n, best * 1e3, hbytes / best / 1e9);
   }
   return 0;
 }

@@ -172,8 +172,8 @@ void head_pass(int hidden, int r0, int r1, const float* x, float* y, int y_strid
     for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm512_setzero_ps();
     int h = 0;
     for (; h + 32 <= hidden; h += 32) {
-      const __m512 w0 = load(r, h, static_cast<__mmask16>(0xffff));
-      const __m512 w1 = load(r, h + 16, static_cast<__mmask16>(0xffff));
+      const __m512 w0 = load(r, h, static_cast<__mmask16>(0xffff), 0);
+      const __m512 w1 = load(r, h + 16, static_cast<__mmask16>(0xffff), 0);
 #pragma GCC unroll 8
       for (int t = 0; t < TN; t++) {
         acc0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + static_cast<size_t>(t) * hidden + h), acc0[t]);
@@ -182,12 +182,55 @@ void head_pass(int hidden, int r0, int r1, const float* x, float* y, int y_strid
     }
     for (; h < hidden; h += 16) {
       const __mmask16 m = tail_mask(hidden - h);
-      const __m512 wv = load(r, h, m);
+      const __m512 wv = load(r, h, m, 0);
 #pragma GCC unroll 8
       for (int t = 0; t < TN; t++) acc0[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + static_cast<size_t>(t) * hidden + h), acc0[t]);
     }
 #pragma GCC unroll 8
     for (int t = 0; t < TN; t++) y[static_cast<size_t>(t) * y_stride + (r - r0)] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+  }
+}
+
+#ifndef HALO_HEAD_ROWS
+#define HALO_HEAD_ROWS 16
+#endif
+#ifndef HALO_HEAD_CHUNK
+#define HALO_HEAD_CHUNK 256
+#endif
+// 4..8 tokens: rows in blocks of 16 and hidden in chunks of 256, so each chunk of the tokens' inputs (8 KB) stays in
+// L1 while the block's rows pass over it; one accumulator per (row, token), kept in an L1 array between chunks.
+template <int TN, typename Load>
+void head_blocked(int hidden, int r0, int r1, const float* x, float* y, int y_stride, Load load) {
+  constexpr int kRows = HALO_HEAD_ROWS, kChunk = HALO_HEAD_CHUNK;
+  alignas(64) float acc_mem[kRows][TN][16];
+  for (int rb = r0; rb < r1; rb += kRows) {
+    const int re = rb + kRows < r1 ? rb + kRows : r1;
+    for (int i = 0; i < re - rb; i++)
+      for (int t = 0; t < TN; t++) _mm512_store_ps(acc_mem[i][t], _mm512_setzero_ps());
+    for (int h0 = 0; h0 < hidden; h0 += kChunk) {
+      const int h1 = h0 + kChunk < hidden ? h0 + kChunk : hidden;
+      for (int r = rb; r < re; r++) {
+        __m512 acc[TN];
+#pragma GCC unroll 8
+        for (int t = 0; t < TN; t++) acc[t] = _mm512_load_ps(acc_mem[r - rb][t]);
+        int h = h0;
+        for (; h + 16 <= h1; h += 16) {
+          const __m512 wv = load(r, h, static_cast<__mmask16>(0xffff), kRows);
+#pragma GCC unroll 8
+          for (int t = 0; t < TN; t++) acc[t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + static_cast<size_t>(t) * hidden + h), acc[t]);
+        }
+        if (h < h1) {
+          const __mmask16 m = tail_mask(h1 - h);
+          const __m512 wv = load(r, h, m, kRows);
+#pragma GCC unroll 8
+          for (int t = 0; t < TN; t++) acc[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + static_cast<size_t>(t) * hidden + h), acc[t]);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < TN; t++) _mm512_store_ps(acc_mem[r - rb][t], acc[t]);
+      }
+    }
+    for (int r = rb; r < re; r++)
+      for (int t = 0; t < TN; t++) y[static_cast<size_t>(t) * y_stride + (r - r0)] = _mm512_reduce_add_ps(_mm512_load_ps(acc_mem[r - rb][t]));
   }
 }
 
@@ -199,11 +242,11 @@ void head_generic(int hidden, int r0, int r1, const float* x, int n, float* y, i
     const float* xt = x + static_cast<size_t>(t0) * hidden;
     float* yt = y + static_cast<size_t>(t0) * y_stride;
     switch (n - t0 < 8 ? n - t0 : 8) {
-      case 8: head_pass<8>(hidden, r0, r1, xt, yt, y_stride, load); break;
-      case 7: head_pass<7>(hidden, r0, r1, xt, yt, y_stride, load); break;
-      case 6: head_pass<6>(hidden, r0, r1, xt, yt, y_stride, load); break;
-      case 5: head_pass<5>(hidden, r0, r1, xt, yt, y_stride, load); break;
-      case 4: head_pass<4>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 8: head_blocked<8>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 7: head_blocked<7>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 6: head_blocked<6>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 5: head_blocked<5>(hidden, r0, r1, xt, yt, y_stride, load); break;
+      case 4: head_blocked<4>(hidden, r0, r1, xt, yt, y_stride, load); break;
       case 3: head_pass<3>(hidden, r0, r1, xt, yt, y_stride, load); break;
       case 2: head_pass<2>(hidden, r0, r1, xt, yt, y_stride, load); break;
       default: head_pass<1>(hidden, r0, r1, xt, yt, y_stride, load); break;
@@ -212,17 +255,19 @@ void head_generic(int hidden, int r0, int r1, const float* x, int n, float* y, i
 }
 
 void head_f16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
-  head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m) {
+  head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m, int ahead_rows) {
     const uint16_t* p = w + static_cast<size_t>(r) * hidden + h;
-    if ((h & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);  // once per 64-byte line (h is even per pair)
+    // Once per 64-byte line: 2 KB on in this row, or the same columns `ahead_rows` rows on (the blocked head).
+    if ((h & 31) == 0)
+      _mm_prefetch(ahead_rows == 0 ? reinterpret_cast<const char*>(p) + 2048 : reinterpret_cast<const char*>(p + static_cast<size_t>(ahead_rows) * hidden), _MM_HINT_T0);
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
   });
 }
 
 void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
-  head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m) {
+  head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m, int ahead_rows) {
     const float* p = w + static_cast<size_t>(r) * hidden + h;
-    _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);
+    _mm_prefetch(ahead_rows == 0 ? reinterpret_cast<const char*>(p) + 2048 : reinterpret_cast<const char*>(p + static_cast<size_t>(ahead_rows) * hidden), _MM_HINT_T0);
     return _mm512_maskz_loadu_ps(m, p);
   });
 }
