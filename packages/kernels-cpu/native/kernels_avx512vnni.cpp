@@ -346,66 +346,104 @@ inline __m512d exp_pd(__m512d x) {
   return _mm512_scalef_pd(p, k);
 }
 
-// Lane j = Σ lanes of a[j] (8 vectors to one).
-inline __m512d reduce8(const __m512d* a) {
-  const __m512d t0 = _mm512_add_pd(_mm512_unpacklo_pd(a[0], a[1]), _mm512_unpackhi_pd(a[0], a[1]));
-  const __m512d t1 = _mm512_add_pd(_mm512_unpacklo_pd(a[2], a[3]), _mm512_unpackhi_pd(a[2], a[3]));
-  const __m512d t2 = _mm512_add_pd(_mm512_unpacklo_pd(a[4], a[5]), _mm512_unpackhi_pd(a[4], a[5]));
-  const __m512d t3 = _mm512_add_pd(_mm512_unpacklo_pd(a[6], a[7]), _mm512_unpackhi_pd(a[6], a[7]));
-  const __m512d u0 = _mm512_add_pd(_mm512_shuffle_f64x2(t0, t1, 0x88), _mm512_shuffle_f64x2(t0, t1, 0xdd));
-  const __m512d u1 = _mm512_add_pd(_mm512_shuffle_f64x2(t2, t3, 0x88), _mm512_shuffle_f64x2(t2, t3, 0xdd));
-  return _mm512_add_pd(_mm512_shuffle_f64x2(u0, u1, 0x88), _mm512_shuffle_f64x2(u0, u1, 0xdd));
+// 8 elements of a key/value row (f16 or f32) widened to float64; lanes past `m` are 0.
+inline __m512d widen8(const void* base, size_t offset, int f16, __mmask8 m) {
+  const __m256 v = f16 ? _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + offset))
+                       : _mm256_maskz_loadu_ps(m, static_cast<const float*>(base) + offset);
+  return _mm512_cvtps_pd(v);
+}
+
+// Scores of G query heads (qd: [G][hdp] float64) against 4 key rows at a time, widened on the fly (no float64 copy
+// of the tile: its write and re-read through L2 cost more than the conversions).
+template <int G>
+void attn_scores(const double* qd, int hdp, int hd, const void* keys, int f16, int stride, int span, double scale, double* s, int sp) {
+  const __m512d scale_v = _mm512_set1_pd(scale);
+  for (int p0 = 0; p0 < span; p0 += 4) {
+    __m512d acc[G][4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) acc[g][j] = _mm512_setzero_pd();
+    size_t rows[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) rows[j] = static_cast<size_t>(p0 + j < span ? p0 + j : 0) * stride;
+    for (int d = 0; d < hdp; d += 8) {
+      const __mmask8 m = tail8(hd - d);
+      __m512d kv[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) kv[j] = widen8(keys, rows[j] + d, f16, m);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) {
+        const __m512d qv = _mm512_loadu_pd(qd + static_cast<size_t>(g) * hdp + d);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) acc[g][j] = _mm512_fmadd_pd(kv[j], qv, acc[g][j]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      const __m256d sums = _mm256_set_pd(_mm512_reduce_add_pd(acc[g][3]), _mm512_reduce_add_pd(acc[g][2]), _mm512_reduce_add_pd(acc[g][1]),
+                                         _mm512_reduce_add_pd(acc[g][0]));
+      _mm256_storeu_pd(s + static_cast<size_t>(g) * sp + p0, _mm256_mul_pd(sums, _mm512_castpd512_pd256(scale_v)));
+    }
+  }
+}
+
+// Weighted sums of value rows for G heads (weights w: [G][sp]), 32 dimensions (4 register accumulators per head)
+// at a time, each value row widened once per chunk for all G heads.
+template <int G>
+void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int f16, int stride, int span, double* out) {
+  for (int d0 = 0; d0 < hdp; d0 += 32) {
+    const int chunks = (hdp - d0) / 8 < 4 ? (hdp - d0) / 8 : 4;
+    __m512d acc[G][4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; c++) acc[g][c] = _mm512_setzero_pd();
+    if (chunks == 4) {
+      for (int p = 0; p < span; p++) {
+        __m512d v[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) v[c] = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, f16, tail8(hd - d0 - 8 * c));
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+          const __m512d wv = _mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]);
+#pragma GCC unroll 4
+          for (int c = 0; c < 4; c++) acc[g][c] = _mm512_fmadd_pd(wv, v[c], acc[g][c]);
+        }
+      }
+    } else {
+      for (int p = 0; p < span; p++) {
+        for (int c = 0; c < chunks; c++) {
+          const __m512d v = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, f16, tail8(hd - d0 - 8 * c));
+          for (int g = 0; g < G; g++) acc[g][c] = _mm512_fmadd_pd(_mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]), v, acc[g][c]);
+        }
+      }
+    }
+    for (int g = 0; g < G; g++)
+      for (int c = 0; c < chunks; c++) _mm512_mask_storeu_pd(out + static_cast<size_t>(g) * (hd + 2) + 2 + d0 + 8 * c, tail8(hd - d0 - 8 * c), acc[g][c]);
+  }
 }
 
 void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
                double scale, double* scratch, double* out) {
   const int hdp = (hd + 7) / 8 * 8;
-  double* kd = scratch;                                   // [span][hdp] keys widened to float64
-  double* vd = kd + static_cast<size_t>(span) * hdp;      // [span][hdp] values
-  double* qd = vd + static_cast<size_t>(span) * hdp;      // [group][hdp] queries
-  double* s = qd + static_cast<size_t>(group) * hdp;      // [group][span + 8] scores, then weights
+  double* qd = scratch;                               // [group][hdp] queries widened to float64, zero past hd
+  double* s = qd + static_cast<size_t>(group) * hdp;  // [group][span + 8] scores, then weights
   const int sp = span + 8;
-  auto widen = [&](const void* base, size_t offset, double* dst) {
-    for (int d = 0; d < hdp; d += 8) {
-      const __mmask8 m = tail8(hd - d);
-      const __m256 v = f16 ? _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + offset + d))
-                           : _mm256_maskz_loadu_ps(m, static_cast<const float*>(base) + offset + d);
-      _mm512_storeu_pd(dst + d, _mm512_maskz_cvtps_pd(m, v));
-    }
-  };
-  for (int p = 0; p < span; p++) {
-    widen(keys, static_cast<size_t>(p) * stride, kd + static_cast<size_t>(p) * hdp);
-    widen(values, static_cast<size_t>(p) * stride, vd + static_cast<size_t>(p) * hdp);
-  }
   for (int g = 0; g < group; g++)
     for (int d = 0; d < hdp; d += 8) {
       const __mmask8 m = tail8(hd - d);
       _mm512_storeu_pd(qd + static_cast<size_t>(g) * hdp + d, _mm512_maskz_cvtps_pd(m, _mm256_maskz_loadu_ps(m, q + static_cast<size_t>(g) * hd + d)));
     }
-  const __m512d scale_v = _mm512_set1_pd(scale);
-  // Scores, two query heads × 8 positions at a time (each key load feeds two FMAs); positions past the span read
-  // row 0 again (their lanes are never used). A last odd head pairs with itself.
-  for (int g = 0; g < group; g += 2) {
-    const int g2 = g + 1 < group ? g + 1 : g;
-    const double* qa = qd + static_cast<size_t>(g) * hdp;
-    const double* qb = qd + static_cast<size_t>(g2) * hdp;
-    for (int p0 = 0; p0 < span; p0 += 8) {
-      __m512d acc_a[8], acc_b[8];
-      const double* rows[8];
-      for (int j = 0; j < 8; j++) {
-        acc_a[j] = acc_b[j] = _mm512_setzero_pd();
-        rows[j] = kd + static_cast<size_t>(p0 + j < span ? p0 + j : 0) * hdp;
-      }
-      for (int d = 0; d < hdp; d += 8) {
-        const __m512d va = _mm512_loadu_pd(qa + d), vb = _mm512_loadu_pd(qb + d);
-        for (int j = 0; j < 8; j++) {
-          const __m512d kv = _mm512_loadu_pd(rows[j] + d);
-          acc_a[j] = _mm512_fmadd_pd(kv, va, acc_a[j]);
-          acc_b[j] = _mm512_fmadd_pd(kv, vb, acc_b[j]);
-        }
-      }
-      _mm512_storeu_pd(s + static_cast<size_t>(g) * sp + p0, _mm512_mul_pd(reduce8(acc_a), scale_v));
-      _mm512_storeu_pd(s + static_cast<size_t>(g2) * sp + p0, _mm512_mul_pd(reduce8(acc_b), scale_v));
+  // Scores, 4 query heads at a time.
+  for (int g = 0; g < group; g += 4) {
+    const double* qg = qd + static_cast<size_t>(g) * hdp;
+    double* sg = s + static_cast<size_t>(g) * sp;
+    switch (group - g < 4 ? group - g : 4) {
+      case 4: attn_scores<4>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
+      case 3: attn_scores<3>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
+      case 2: attn_scores<2>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
+      default: attn_scores<1>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
     }
   }
   // Softmax weights.
@@ -426,40 +464,15 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     o[0] = m;
     o[1] = _mm512_reduce_add_pd(lv);
   }
-  // Weighted sums of values: two heads × 32 dimensions (8 register accumulators) at a time, then 8 dimensions.
-  for (int g = 0; g < group; g += 2) {
-    const int g2 = g + 1 < group ? g + 1 : g;
-    const double* wa = s + static_cast<size_t>(g) * sp;
-    const double* wb = s + static_cast<size_t>(g2) * sp;
-    double* oa = out + static_cast<size_t>(g) * (hd + 2) + 2;
-    double* ob = out + static_cast<size_t>(g2) * (hd + 2) + 2;
-    int d0 = 0;
-    for (; d0 + 32 <= hdp; d0 += 32) {
-      __m512d a[4], b[4];
-      for (int c = 0; c < 4; c++) a[c] = b[c] = _mm512_setzero_pd();
-      for (int p = 0; p < span; p++) {
-        const __m512d xa = _mm512_set1_pd(wa[p]), xb = _mm512_set1_pd(wb[p]);
-        const double* row = vd + static_cast<size_t>(p) * hdp + d0;
-        for (int c = 0; c < 4; c++) {
-          const __m512d v = _mm512_loadu_pd(row + 8 * c);
-          a[c] = _mm512_fmadd_pd(xa, v, a[c]);
-          b[c] = _mm512_fmadd_pd(xb, v, b[c]);
-        }
-      }
-      for (int c = 0; c < 4; c++) {
-        _mm512_mask_storeu_pd(ob + d0 + 8 * c, tail8(hd - d0 - 8 * c), b[c]);
-        _mm512_mask_storeu_pd(oa + d0 + 8 * c, tail8(hd - d0 - 8 * c), a[c]);
-      }
-    }
-    for (; d0 < hdp; d0 += 8) {
-      __m512d a0 = _mm512_setzero_pd(), b0 = _mm512_setzero_pd();
-      for (int p = 0; p < span; p++) {
-        const __m512d v = _mm512_loadu_pd(vd + static_cast<size_t>(p) * hdp + d0);
-        a0 = _mm512_fmadd_pd(_mm512_set1_pd(wa[p]), v, a0);
-        b0 = _mm512_fmadd_pd(_mm512_set1_pd(wb[p]), v, b0);
-      }
-      _mm512_mask_storeu_pd(ob + d0, tail8(hd - d0), b0);
-      _mm512_mask_storeu_pd(oa + d0, tail8(hd - d0), a0);
+  // Weighted sums of values, 4 heads at a time.
+  for (int g = 0; g < group; g += 4) {
+    const double* wg = s + static_cast<size_t>(g) * sp;
+    double* og = out + static_cast<size_t>(g) * (hd + 2);
+    switch (group - g < 4 ? group - g : 4) {
+      case 4: attn_values<4>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
+      case 3: attn_values<3>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
+      case 2: attn_values<2>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
+      default: attn_values<1>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
     }
   }
 }
