@@ -44,9 +44,10 @@ try {
   compile("kernels_neon.cpp (armv8-a, no dotprod)", [...CHECK.filter((f) => !f.startsWith("-march")), "-march=armv8-a", "-c", join(native, "kernels_neon.cpp"), "-o", join(work, "neon-base.o")]);
   const headers = nodeHeaders();
   if (headers === undefined) throw new Error("node_api.h not found (install nodejs-dev or run `npx node-gyp install`); binding.cpp was not checked");
+  // node-addon-api gives include_dir relative to the current directory, not to this package.
   const addonApi = createRequire(import.meta.url)("node-addon-api").include_dir;
   const bindingDefines = ["-DNAPI_VERSION=8", "-DNAPI_DISABLE_CPP_EXCEPTIONS", "-DNODE_ADDON_API_DISABLE_DEPRECATED", "-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"];
-  compile("binding.cpp (armv8.2-a+dotprod)", [...CHECK, ...bindingDefines, `-I${resolve(root, addonApi)}`, `-I${headers}`, "-fPIC", "-c", join(native, "binding.cpp"), "-o", join(work, "binding.o")]);
+  compile("binding.cpp (armv8.2-a+dotprod)", [...CHECK, ...bindingDefines, `-I${resolve(process.cwd(), addonApi)}`, `-I${headers}`, "-fPIC", "-c", join(native, "binding.cpp"), "-o", join(work, "binding.o")]);
 
   // 2. The kernel checks, statically linked, on an emulated CPU with dotprod and on one without.
   if (!run) {
