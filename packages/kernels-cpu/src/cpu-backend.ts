@@ -111,7 +111,8 @@ const ROLE_DOWN = 3;
 /**
  * Ternary packings the native loader repacks straight from `bytes()` (one call per tensor, rows
  * split across the pool; codes `11` read as 0 like their decoders, int8 values outside {-1, 0, 1}
- * refused); every other packing (`tq1_0`, the seed packings, …) goes through `decodeRows` in int8 chunks.
+ * refused; `halo-i2x256` is the kernels' own layout, only checked and copied — or mapped, see `mappable`);
+ * every other packing (`tq1_0`, the seed packings, …) goes through `decodeRows` in int8 chunks.
  */
 const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s", "halo-i2x256"]);
 /** The kernels' own layout (64-byte blocks of 256 codes): mapped from the file with no copy when it comes from one. */

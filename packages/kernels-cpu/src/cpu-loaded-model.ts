@@ -65,7 +65,8 @@ export class CpuLoadedModel implements LoadedModel {
 
   /** Kernel path, threads, huge pages and head type in use. */
   nativeInfo(): CpuModelInfo {
-    return this.live().info();
+    const info = this.live().info();
+    return { ...info, mappedBytes: info.mappedBytes ?? 0 };
   }
 
   allocateSequence(): number {

@@ -44,7 +44,8 @@ export interface NativeModelHandle {
   allocSlot(slot: number): number;
   freeSlot(slot: number): number;
   step(tokens: Int32Array, positions: Int32Array, slots: Int32Array, logitRows: Int32Array): Promise<Float32Array>;
-  info(): { isa: string; threads: number; hugePages: boolean; arenaBytes: number; headType: string };
+  /** `mappedBytes` is absent from addons built before zero-copy loads (a stale prebuild). */
+  info(): { isa: string; threads: number; hugePages: boolean; arenaBytes: number; headType: string; mappedBytes?: number };
   dispose(): void;
 }
 
