@@ -1,7 +1,5 @@
 // halo-i2x256: the CPU kernels' ternary layout (`halo_block_i2` in packages/kernels-cpu/native/halo_cpu.h).
-import { HaloError } from "@halo/errors";
-import { H1bErrorCode } from "../errors.js";
-import { checkMatrix } from "./plain.js";
+import { badTrit, checkBytes, checkMatrix, checkTrits } from "./plain.js";
 import { registerTernaryCodec, type TernaryCodec } from "./registry.js";
 
 // Layout: each row is ceil(cols / 256) blocks of 64 bytes. Byte p of block b holds the 2-bit codes
@@ -59,14 +57,6 @@ const LUT: Int8Array = (() => {
   return lut;
 })();
 
-function badTrit(index: number, value: number): HaloError {
-  return new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, "halo-i2x256 encode: weights must be -1, 0 or +1", {
-    field: `trits[${index}]`,
-    expected: "-1, 0 or 1",
-    actual: value,
-  });
-}
-
 /**
  * `halo-i2x256`: the layout the CPU kernels compute from (`halo_block_i2`), so a `.halo` file in
  * it opens zero-copy on that backend. 2 bits per weight; any column count is storable.
@@ -98,12 +88,7 @@ export const haloI2x256Codec: TernaryCodec = {
   rowBytes: haloI2x256RowBytes,
   encode(trits, rows, cols) {
     checkMatrix(rows, cols, "halo-i2x256 encode");
-    if (trits.length < rows * cols) {
-      throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, "halo-i2x256 encode: too few trits", {
-        expected: `${rows} × ${cols} = ${rows * cols} values`,
-        actual: trits.length,
-      });
-    }
+    checkTrits(trits, rows, cols, "halo-i2x256");
     const rowBytes = haloI2x256RowBytes(cols);
     const out = new Uint8Array(rows * rowBytes);
     const whole = cols >> 8; // blocks without padding
@@ -121,7 +106,7 @@ export const haloI2x256Codec: TernaryCodec = {
           // Unsigned view: any value outside {0, 1, 2} (a trit outside {-1, 0, 1}) exceeds 2.
           if ((c0 >>> 0) > 2 || (c1 >>> 0) > 2 || (c2 >>> 0) > 2 || (c3 >>> 0) > 2) {
             const j = (c0 >>> 0) > 2 ? 0 : (c1 >>> 0) > 2 ? 1 : (c2 >>> 0) > 2 ? 2 : 3;
-            throw badTrit(s + 64 * j + p, trits[s + 64 * j + p]!);
+            throw badTrit("halo-i2x256", s + 64 * j + p, trits[s + 64 * j + p]!);
           }
           out[d + p] = c0 | (c1 << 2) | (c2 << 4) | (c3 << 6);
         }
@@ -135,7 +120,7 @@ export const haloI2x256Codec: TernaryCodec = {
             let code = 1; // padding: w = 0
             if (k < cols) {
               const t = trits[src + k]!;
-              if (t !== 0 && t !== 1 && t !== -1) throw badTrit(src + k, t);
+              if (t !== 0 && t !== 1 && t !== -1) throw badTrit("halo-i2x256", src + k, t);
               code = t + 1;
             }
             byte |= code << (2 * j);
@@ -148,13 +133,7 @@ export const haloI2x256Codec: TernaryCodec = {
   },
   decodeRows(bytes, _rows, cols, rowStart, rowCount, out) {
     const rowBytes = haloI2x256RowBytes(cols);
-    const needed = (rowStart + rowCount) * rowBytes;
-    if (bytes.length < needed) {
-      throw new HaloError(H1bErrorCode.H1B_TRUNCATED, "halo-i2x256 decode: packed bytes too short", {
-        expected: `${needed} bytes`,
-        actual: bytes.length,
-      });
-    }
+    checkBytes(bytes, (rowStart + rowCount) * rowBytes, "halo-i2x256");
     const whole = cols >> 8;
     for (let r = 0; r < rowCount; r++) {
       const src = (rowStart + r) * rowBytes;

@@ -47,6 +47,38 @@ export function checkMatrix(rows: number, cols: number, where: string): void {
   }
 }
 
+/** Throws `H1B_BAD_ARGUMENT` unless `trits` holds at least `rows × cols` values (encoders of every packing). */
+export function checkTrits(trits: Int8Array, rows: number, cols: number, packing: string): void {
+  if (trits.length < rows * cols) {
+    throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `${packing} encode: too few trits`, {
+      expected: `${rows} × ${cols} = ${rows * cols} values`,
+      actual: trits.length,
+      hint: "Pass the whole matrix, row-major, one value per weight",
+    });
+  }
+}
+
+/** The `H1B_BAD_ARGUMENT` an encoder throws for a weight outside {-1, 0, +1}. */
+export function badTrit(packing: string, index: number, value: number): HaloError {
+  return new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `${packing} encode: weights must be -1, 0 or +1`, {
+    field: `trits[${index}]`,
+    expected: "-1, 0 or 1",
+    actual: value,
+    hint: "Ternarise the weights first (absmean scaling and rounding), then encode the trits",
+  });
+}
+
+/** Throws `H1B_TRUNCATED` when a packed tensor has fewer than `needed` bytes (decoders of every packing). */
+export function checkBytes(bytes: Uint8Array, needed: number, packing: string): void {
+  if (bytes.length < needed) {
+    throw new HaloError(H1bErrorCode.H1B_TRUNCATED, `${packing} decode: packed bytes too short`, {
+      expected: `${needed} bytes`,
+      actual: bytes.length,
+      hint: "The tensor's data is truncated: download or convert the model file again",
+    });
+  }
+}
+
 function view(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -3,7 +3,7 @@ import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
 import { f32ToF16 } from "../core/half.js";
 import type { TernaryScale } from "../core/model.js";
-import { checkMatrix, f16Table } from "./plain.js";
+import { badTrit, checkBytes, checkMatrix, checkTrits, f16Table } from "./plain.js";
 import { registerTernaryCodec, type EncodeOptions, type TernaryCodec } from "./registry.js";
 
 // Spec: research/seed-system.md §1.5 (packings) and §1.6 (worked example). Every packing stores
@@ -13,32 +13,6 @@ import { registerTernaryCodec, type EncodeOptions, type TernaryCodec } from "./r
 // weights per second): decoding with a per-weight shift/compare ran HaloV2 130, TQ1V4 86; a
 // per-byte lookup table (4 trits per HaloV2 byte, 5 per TQ1 byte) runs HaloV2 330, TQ1V4 363,
 // Bonsai TQ2 231, Sherry (32-code table) 208. Encoding stays per weight: 60–145.
-
-function checkTrits(trits: Int8Array, rows: number, cols: number, packing: string): void {
-  if (trits.length < rows * cols) {
-    throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `${packing} encode: too few trits`, {
-      expected: `${rows} × ${cols} = ${rows * cols} values`,
-      actual: trits.length,
-    });
-  }
-}
-
-function badTrit(packing: string, index: number, value: number): HaloError {
-  return new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `${packing} encode: weights must be -1, 0 or +1`, {
-    field: `trits[${index}]`,
-    expected: "-1, 0 or 1",
-    actual: value,
-  });
-}
-
-function checkBytes(bytes: Uint8Array, needed: number, packing: string): void {
-  if (bytes.length < needed) {
-    throw new HaloError(H1bErrorCode.H1B_TRUNCATED, `${packing} decode: packed bytes too short`, {
-      expected: `${needed} bytes`,
-      actual: bytes.length,
-    });
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // HaloV2: 2 bits per weight, 4 per byte LSB-first, codes 00 = -1, 01 = 0, 10 = +1, 11 = 0.
