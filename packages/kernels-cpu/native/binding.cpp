@@ -312,12 +312,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       for (int r = 0; r < m->c.vocab; r++) {
         if (src_f16) m->k->f16_to_f32(row.data(), static_cast<const uint16_t*>(src) + static_cast<size_t>(r) * hidden, hidden);
         else std::memcpy(row.data(), static_cast<const float*>(src) + static_cast<size_t>(r) * hidden, sizeof(float) * hidden);
-        float absmax = 0;
-        for (float v : row) absmax = std::max(absmax, std::fabs(v));
-        const float scale = absmax > 0 ? absmax / 127.0f : 1.0f;
-        int8_t* dst = static_cast<int8_t*>(m->head.data) + static_cast<size_t>(r) * hidden;
-        for (int h = 0; h < hidden; h++) dst[h] = static_cast<int8_t>(std::nearbyint(std::max(-127.0f, std::min(127.0f, row[h] / scale))));
-        m->head_scales[r] = scale;
+        m->head_scales[r] = halo::quantize_head_row(row.data(), hidden, static_cast<int8_t*>(m->head.data) + static_cast<size_t>(r) * hidden);
       }
       m->head_type = halo::HeadType::I8;
       m->head_data = m->head.data;
@@ -700,22 +695,19 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   const int n = static_cast<int>(x.ElementLength() / hidden);
   const void* data = static_cast<const char*>(head.ArrayBuffer().Data()) + head.ByteOffset();
   std::vector<float> out(static_cast<size_t>(n) * vocab);
-  std::vector<int8_t> q8;
+  std::vector<int8_t> q8, xq;
   std::vector<float> q8_scales;
+  std::vector<double> xs;
   if (kind == "int8") {
     if (head.TypedArrayType() != napi_float32_array) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     const float* f = static_cast<const float*>(data);
     q8.resize(static_cast<size_t>(vocab) * hidden);
     q8_scales.resize(vocab);
-    for (int r = 0; r < vocab; r++) {
-      float absmax = 0;
-      for (int h = 0; h < hidden; h++) absmax = std::max(absmax, std::fabs(f[static_cast<size_t>(r) * hidden + h]));
-      const float scale = absmax > 0 ? absmax / 127.0f : 1.0f;
-      // Clamped before the cast: a NaN or infinite weight would make the float→int8 conversion undefined.
-      for (int h = 0; h < hidden; h++)
-        q8[static_cast<size_t>(r) * hidden + h] = static_cast<int8_t>(std::nearbyint(std::max(-127.0f, std::min(127.0f, f[static_cast<size_t>(r) * hidden + h] / scale))));
-      q8_scales[r] = scale;
-    }
+    for (int r = 0; r < vocab; r++) q8_scales[r] = halo::quantize_head_row(f + static_cast<size_t>(r) * hidden, hidden, q8.data() + static_cast<size_t>(r) * hidden);
+    const int stride = HALO_HEAD_I8_STRIDE(hidden);
+    xq.resize(static_cast<size_t>(n) * stride);
+    xs.resize(n);
+    halo_head_i8_activations(x.Data(), n, hidden, stride, xq.data(), xs.data());
   } else if (!((kind == "f16" && head.TypedArrayType() == napi_uint16_array) || (kind == "f32" && head.TypedArrayType() == napi_float32_array))) {
     return Napi::Number::New(env, HALO_BAD_ARGUMENT);
   }
@@ -726,7 +718,7 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
     if (r0 >= r1) return;
     if (kind == "f16") k->head_f16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "f32") k->head_f32(static_cast<const float*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
-    else k->head_i8(q8.data(), q8_scales.data(), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
+    else k->head_i8(q8.data(), q8_scales.data(), hidden, r0, r1, xq.data(), xs.data(), HALO_HEAD_I8_STRIDE(hidden), n, out.data() + r0, vocab);
   });
   return f32_copy(env, out.data(), out.size());
 }

@@ -69,12 +69,12 @@ typedef struct halo_kernels {
   /* Same with f32 weights. */
   void (*head_f32)(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
   /*
-   * Int8 weights with a per-row scale and int8 activations (W8A8): each row of x is quantised per token as the
-   * ternary inputs are (s = 127/absmax, half to even; halo_head_i8_activations), then
+   * Int8 weights with a per-row scale and int8 activations (W8A8): q [n][stride] and s [n] are the logit rows
+   * quantised once per step by halo_head_i8_activations (stride a multiple of 64 ≥ hidden, zeros past hidden);
    * y = f32(f64(Σ_h q[h]·w[r][h]) · scale[r] / s), the integer dot exact on every path.
    */
-  void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
-                  int y_stride);
+  void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s,
+                  int stride, int n, float* y, int y_stride);
   /*
    * Attention of `group` query heads (q: [group][hd] f32) over `span` key and value rows (f32, or f16 when `f16`;
    * row i at element i·stride), in float64 with exact f32 products: s = (q·k)·scale, m = max s, l = Σ exp(s − m),
@@ -107,6 +107,8 @@ void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, con
  * [−127, 127]) with s[t] = f32(127 / max(absmax, 1e-5)); shared by every path so their codes are identical.
  */
 void halo_head_i8_activations(const float* x, int n, int hidden, int stride, int8_t* q, double* s);
+/* The q stride halo_head_i8_activations and head_i8 use for `hidden` (a multiple of 64). */
+#define HALO_HEAD_I8_STRIDE(hidden) (((hidden) + 63) / 64 * 64)
 
 /* Scalar half-precision conversions (round to nearest even), used by the _ref kernels and loaders. */
 uint16_t halo_f32_to_f16_ref(float value);

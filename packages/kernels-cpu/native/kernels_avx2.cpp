@@ -155,14 +155,8 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
 
 // Int8 activations × int8 weights, 4 tokens per pass: |w| (u8) × sign(w)·q (s8) with vpmaddubsw, no pair saturates
 // because |q|, |w| ≤ 127; pairs widened to s32 with vpmaddwd.
-void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
-             int y_stride) {
-  const int stride = (hidden + 63) / 64 * 64;
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<double> s;
-  q.resize(static_cast<size_t>(n) * stride);
-  s.resize(n);
-  halo_head_i8_activations(x, n, hidden, stride, q.data(), s.data());
+void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n,
+             float* y, int y_stride) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (int t0 = 0; t0 < n; t0 += 4) {
     const int tn = n - t0 < 4 ? n - t0 : 4;
@@ -175,7 +169,7 @@ void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1
         const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + h));
         const __m256i aw = _mm256_abs_epi8(wv);
         for (int t = 0; t < tn; t++) {
-          const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.data() + static_cast<size_t>(t0 + t) * stride + h));
+          const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + static_cast<size_t>(t0 + t) * stride + h));
           acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qv, wv)), ones));
         }
       }

@@ -274,9 +274,10 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
 
 // TN tokens per pass over rows [r0, r1): Σ (q + 128)·w with vpdpbusd (u8 × s8), minus 128·Σ w (a dpbusd with ones).
 template <int TN>
-void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int stride, int r0, int r1, const uint8_t* xu,
+void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int stride, int r0, int r1, const int8_t* q,
                   const double* s, float* y, int y_stride) {
   const __m512i ones = _mm512_set1_epi8(1);
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));  // q ^ 0x80 = q + 128 as u8
   for (int r = r0; r < r1; r++) {
     const int8_t* row = w + static_cast<size_t>(r) * hidden;
     __m512i acc[TN];
@@ -289,7 +290,7 @@ void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int strid
       _mm_prefetch(reinterpret_cast<const char*>(row + h) + 1024, _MM_HINT_T0);
       const __m512i wv = _mm512_maskz_loadu_epi8(m, row + h);
 #pragma GCC unroll 8
-      for (int t = 0; t < TN; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], _mm512_loadu_si512(xu + static_cast<size_t>(t) * stride + h), wv);
+      for (int t = 0; t < TN; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], _mm512_xor_si512(_mm512_loadu_si512(q + static_cast<size_t>(t) * stride + h), bias), wv);
       sum = _mm512_dpbusd_epi32(sum, ones, wv);
     }
     const int32_t correction = 128 * _mm512_reduce_add_epi32(sum);
@@ -300,32 +301,20 @@ void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int strid
   }
 }
 
-void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
-             int y_stride) {
-  const int stride = (hidden + 63) / 64 * 64;
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<uint8_t> xu;
-  thread_local std::vector<double> s;
-  q.resize(static_cast<size_t>(n) * stride);
-  xu.resize(q.size());
-  s.resize(n);
-  halo_head_i8_activations(x, n, hidden, stride, q.data(), s.data());
-  // u8 = q + 128 inside the row, 0 in the padding (where the masked weights are 0 too).
-  for (int t = 0; t < n; t++)
-    for (int h = 0; h < stride; h++)
-      xu[static_cast<size_t>(t) * stride + h] = h < hidden ? static_cast<uint8_t>(q[static_cast<size_t>(t) * stride + h] + 128) : 0;
+void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n,
+             float* y, int y_stride) {
   for (int t0 = 0; t0 < n; t0 += 8) {
-    const uint8_t* xt = xu.data() + static_cast<size_t>(t0) * stride;
+    const int8_t* xt = q + static_cast<size_t>(t0) * stride;
     float* yt = y + static_cast<size_t>(t0) * y_stride;
     switch (n - t0 < 8 ? n - t0 : 8) {
-      case 8: head_i8_pass<8>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
-      case 7: head_i8_pass<7>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
-      case 6: head_i8_pass<6>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
-      case 5: head_i8_pass<5>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
-      case 4: head_i8_pass<4>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
-      case 3: head_i8_pass<3>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
-      case 2: head_i8_pass<2>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
-      default: head_i8_pass<1>(w, row_scale, hidden, stride, r0, r1, xt, s.data() + t0, yt, y_stride); break;
+      case 8: head_i8_pass<8>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 7: head_i8_pass<7>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 6: head_i8_pass<6>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 5: head_i8_pass<5>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 4: head_i8_pass<4>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 3: head_i8_pass<3>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 2: head_i8_pass<2>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      default: head_i8_pass<1>(w, row_scale, hidden, stride, r0, r1, xt, s + t0, yt, y_stride); break;
     }
   }
 }

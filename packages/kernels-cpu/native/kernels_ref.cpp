@@ -150,14 +150,8 @@ void head_f32_ref(const float* w, int hidden, int r0, int r1, const float* x, in
   }
 }
 
-void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const float* x, int n, float* y,
-                 int y_stride) {
-  const int stride = (hidden + 63) / 64 * 64;
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<double> s;
-  q.resize(static_cast<size_t>(n) * stride);
-  s.resize(n);
-  halo_head_i8_activations(x, n, hidden, stride, q.data(), s.data());
+void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride,
+                 int n, float* y, int y_stride) {
   for (int t = 0; t < n; t++) {
     for (int r = r0; r < r1; r++) {
       const int8_t* row = w + static_cast<size_t>(r) * hidden;

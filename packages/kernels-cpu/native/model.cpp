@@ -178,6 +178,15 @@ halo_status place_codes(ThreadPool* pool, Matrix& m, int row0, const uint8_t* sr
   return HALO_OK;
 }
 
+float quantize_head_row(const float* row, int hidden, int8_t* dst) {
+  float absmax = 0;
+  for (int h = 0; h < hidden; h++) absmax = std::max(absmax, std::fabs(row[h]));
+  const float scale = absmax > 0 ? absmax / 127.0f : 1.0f;
+  // Clamped before the cast: a NaN or infinite weight would make the float→int8 conversion undefined.
+  for (int h = 0; h < hidden; h++) dst[h] = static_cast<int8_t>(std::nearbyint(std::max(-127.0f, std::min(127.0f, row[h] / scale))));
+  return scale;
+}
+
 // ---------------------------------------------------------------- activations
 
 // Round half to even without SSE4.1 or a libm call: adding and subtracting 1.5·2^52 (1.5·2^23 for
@@ -944,12 +953,16 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
   }
   clock.lap(6);
-  // Final norm of the wanted rows, then the LM head split by vocabulary rows.
-  std::vector<float> wanted(static_cast<size_t>(n_logits) * hidden);
-  for (int i = 0; i < n_logits; i++) {
-    if (logit_rows[i] < 0 || logit_rows[i] >= n) return HALO_BAD_ARGUMENT;
-    rms_norm_rows(x.data() + static_cast<size_t>(logit_rows[i]) * hidden, output_norm.data(), hidden, 1, c.eps,
-                  wanted.data() + static_cast<size_t>(i) * hidden);
+  // Final norm of the wanted rows (quantised once here for an int8 head), then the LM head split by vocabulary rows.
+  grow(head_in, static_cast<size_t>(n_logits) * hidden);
+  float* const wanted = head_in.data();
+  for (int i = 0; i < n_logits; i++)
+    rms_norm_rows(x.data() + static_cast<size_t>(logit_rows[i]) * hidden, output_norm.data(), hidden, 1, c.eps, wanted + static_cast<size_t>(i) * hidden);
+  const int q_stride = HALO_HEAD_I8_STRIDE(hidden);
+  if (head_type == HeadType::I8) {
+    grow(head_q, static_cast<size_t>(n_logits) * q_stride);
+    grow(head_qs, static_cast<size_t>(n_logits));
+    halo_head_i8_activations(wanted, n_logits, hidden, q_stride, head_q.data(), head_qs.data());
   }
   const int head_chunk = std::max(16, (c.vocab / (pool->size() * 16) + 15) / 16 * 16);
   std::atomic<int> head_cursor{0};
@@ -959,14 +972,14 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     float* y = logits + r0;
     switch (head_type) {
       case HeadType::F16:
-        k->head_f16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted.data(), n_logits, y, c.vocab);
+        k->head_f16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
         break;
       case HeadType::F32:
-        k->head_f32(static_cast<const float*>(head_data), hidden, r0, r1, wanted.data(), n_logits, y, c.vocab);
+        k->head_f32(static_cast<const float*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
         break;
       case HeadType::I8:
-        k->head_i8(static_cast<const int8_t*>(head_data), head_scales.data(), hidden, r0, r1, wanted.data(), n_logits, y,
-                   c.vocab);
+        k->head_i8(static_cast<const int8_t*>(head_data), head_scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride,
+                   n_logits, y, c.vocab);
         break;
     }
    }

@@ -115,6 +115,9 @@ struct Model {
   Activations act;
   std::vector<float> attn_partial;
   std::vector<double> rope_table_;  // [n][head_dim] cos|sin of this step's positions
+  std::vector<float> head_in;       // [n_logits][hidden] normed rows the LM head reads
+  std::vector<int8_t> head_q;       // int8 head: those rows quantised ([n_logits][HALO_HEAD_I8_STRIDE])
+  std::vector<double> head_qs;      // int8 head: their scales
 
   /** RMSNorm of in [n][d] into `normed`, then quantised into `act`, rows split over the pool. */
   void norm_quantize(const float* in, const float* weight, int d, int n);
@@ -126,6 +129,9 @@ struct Model {
   halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
                    const int32_t* logit_rows, int n_logits, float* logits);
 };
+
+/** One LM head row as int8 with its scale absmax/127 (round to nearest, clamped to ±127); returns the scale. */
+float quantize_head_row(const float* row, int hidden, int8_t* dst);
 
 /** Packs trits [rows][cols] (values in {-1,0,1}) into m.codes rows [row0, row0+rows). */
 halo_status pack_rows(Matrix& m, int row0, const int8_t* trits, int rows);

@@ -176,9 +176,13 @@ void check_heads(const halo_kernels* k) {
     compare_head<float, Fn>(k, "head_f32", rows, hidden, n, wf, x,
         [&](int a, int b, float* y, int s) { k->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); },
         [&](int a, int b, float* y, int s) { ref->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); }, wf);
+    const int q_stride = HALO_HEAD_I8_STRIDE(hidden);
+    std::vector<int8_t> xq(static_cast<size_t>(n) * q_stride);
+    std::vector<double> xs(n);
+    halo_head_i8_activations(x.data(), n, hidden, q_stride, xq.data(), xs.data());
     compare_head<int8_t, Fn>(k, "head_i8", rows, hidden, n, w8, x,
-        [&](int a, int b, float* y, int s) { k->head_i8(w8.data(), scales.data(), hidden, a, b, x.data(), n, y, s); },
-        [&](int a, int b, float* y, int s) { ref->head_i8(w8.data(), scales.data(), hidden, a, b, x.data(), n, y, s); }, w8v);
+        [&](int a, int b, float* y, int s) { k->head_i8(w8.data(), scales.data(), hidden, a, b, xq.data(), xs.data(), q_stride, n, y, s); },
+        [&](int a, int b, float* y, int s) { ref->head_i8(w8.data(), scales.data(), hidden, a, b, xq.data(), xs.data(), q_stride, n, y, s); }, w8v);
   }
 }
 
