@@ -98,6 +98,9 @@ extern const halo_kernels halo_kernels_avx512vnni;
 extern const halo_kernels halo_kernels_neon;          /* aarch64 only */
 extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWCAP_ASIMDDP */
 
+/* The scalar quantize_i8 (the SIMD paths use it for their tails). */
+int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q);
+
 /* The scalar attention tile (also the NEON tables' entry: attention there is not vectorised yet). */
 void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
                         double scale, double* scratch, double* out);

@@ -302,13 +302,7 @@ int32_t quantize_i8(const float* x, int n, double s, int8_t* q) {
   sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4e));
   sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xb1));
   int32_t total = _mm_cvtsi128_si32(sum);
-  for (; i < n; i++) {
-    const double v = std::nearbyint(static_cast<double>(x[i]) * s);
-    const int code = v > 127 ? 127 : v < -128 ? -128 : v == v ? static_cast<int>(v) : 0;
-    q[i] = static_cast<int8_t>(code);
-    total += code;
-  }
-  return total;
+  return total + halo_quantize_i8_ref(x + i, n - i, s, q + i);  // the scalar twin for the tail
 }
 
 void f32_to_f16(uint16_t* dst, const float* src, int n) {

@@ -90,6 +90,18 @@ extern "C" void halo_head_i8_activations(const float* x, int n, int hidden, int 
   }
 }
 
+extern "C" int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q) {
+  int32_t sum = 0;
+  for (int i = 0; i < n; i++) {
+    // nearbyint rounds half to even in the default mode; the clamp comes first, so the cast is always defined.
+    const double v = std::nearbyint(static_cast<double>(x[i]) * s);
+    const int code = v > 127 ? 127 : v < -128 ? -128 : v == v ? static_cast<int>(v) : 0;
+    q[i] = static_cast<int8_t>(code);
+    sum += code;
+  }
+  return sum;
+}
+
 namespace {
 
 void gemm_i2_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
@@ -162,17 +174,6 @@ void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, in
   }
 }
 
-int32_t quantize_i8_ref(const float* x, int n, double s, int8_t* q) {
-  int32_t sum = 0;
-  for (int i = 0; i < n; i++) {
-    // nearbyint rounds half to even in the default mode; the clamp comes first, so the cast is always defined.
-    const double v = std::nearbyint(static_cast<double>(x[i]) * s);
-    const int code = v > 127 ? 127 : v < -128 ? -128 : v == v ? static_cast<int>(v) : 0;
-    q[i] = static_cast<int8_t>(code);
-    sum += code;
-  }
-  return sum;
-}
 
 void f32_to_f16_ref(uint16_t* dst, const float* src, int n) {
   for (int i = 0; i < n; i++) dst[i] = halo_f32_to_f16_ref(src[i]);
@@ -186,5 +187,5 @@ void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
 
 extern "C" const halo_kernels halo_kernels_ref = {
     "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_i8_ref, halo_attn_tile_ref,
-    quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref,
+    halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref,
 };

@@ -765,34 +765,26 @@ struct PhaseClock {
 
 namespace {
 
-// Runs fn(t0, t1) over row ranges on the pool when there are enough rows to pay for a fork/join.
+// Runs fn(i0, i1) over [0, total) split into one range per worker (in multiples of `align`), or on the calling thread
+// alone when total < `enough` (too little work to pay for a fork/join).
 template <typename Fn>
-void over_rows(ThreadPool* pool, int n, Fn fn) {
-  if (n < 4 || pool->size() == 1) {
-    fn(0, n);
-    return;
-  }
-  const int workers = pool->size();
-  pool->run([&](int i) {
-    int t0, t1;
-    split_range(n, workers, i, 1, &t0, &t1);
-    if (t0 < t1) fn(t0, t1);
-  });
-}
-
-// Runs fn(i0, i1) over [0, total) split into one range per worker when there is enough work.
-template <typename Fn>
-void over_elements(ThreadPool* pool, int total, Fn fn) {
-  if (total < 4096 || pool->size() == 1) {
+void over_range(ThreadPool* pool, int total, int enough, int align, Fn fn) {
+  if (total < enough || pool->size() == 1) {
     fn(0, total);
     return;
   }
   const int workers = pool->size();
   pool->run([&](int i) {
     int i0, i1;
-    split_range(total, workers, i, 64, &i0, &i1);
+    split_range(total, workers, i, align, &i0, &i1);
     if (i0 < i1) fn(i0, i1);
   });
+}
+
+// Rows of a step: worth splitting from 4 rows on.
+template <typename Fn>
+void over_rows(ThreadPool* pool, int n, Fn fn) {
+  over_range(pool, n, 4, 1, fn);
 }
 
 }  // namespace
@@ -933,7 +925,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     matmul(pool, k, L.gate_up, act, gate_up_out.data(), 2 * inter, &L.down);
     clock.lap(5);
     // ReLU²(gate)·up or SiLU(gate)·up, element ranges split over the pool (one row is 6912 elements at 2B).
-    over_elements(pool, n * inter, [&](int i0, int i1) {
+    over_range(pool, n * inter, 4096, 64, [&](int i0, int i1) {
       for (int i = i0; i < i1; i++) {
         const int t = i / inter, j = i - t * inter;
         const float* g = gate_up_out.data() + static_cast<size_t>(t) * 2 * inter;

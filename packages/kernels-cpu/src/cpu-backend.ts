@@ -1,4 +1,5 @@
 // createBackend(): the CPU backend — option checks, capabilities, repacking loader and the per-op entry points.
+import { statSync } from "node:fs";
 import { HaloError } from "@halo/errors";
 import {
   KernelsErrorCode,
@@ -66,9 +67,9 @@ function floatPayload(tensor: WeightsFloatTensor): Uint16Array | Float32Array {
 }
 
 /** An f16/f32 tensor's file range (with its dtype), when it can be mapped as is. */
-function floatRange(tensor: WeightsFloatTensor, native: NativeModelHandle): (WeightsFileRange & { readonly dtype: "f16" | "f32" }) | null {
+function floatRange(tensor: WeightsFloatTensor, native: NativeModelHandle, field: string): (WeightsFileRange & { readonly dtype: "f16" | "f32" }) | null {
   if (tensor.dtype !== "f16" && tensor.dtype !== "f32") return null;
-  const range = mappable(tensor, native);
+  const range = mappable(tensor, native, field);
   return range === null ? null : { ...range, dtype: tensor.dtype };
 }
 
@@ -118,10 +119,36 @@ const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8"
 /** The kernels' own layout (64-byte blocks of 256 codes): mapped from the file with no copy when it comes from one. */
 const KERNEL_PACKING = "halo-i2x256";
 
-/** The tensor's file range when the backend can map it: a file source, and an addon that has the map calls. */
-function mappable(tensor: { fileRange?(): WeightsFileRange | null }, native: NativeModelHandle): WeightsFileRange | null {
+/**
+ * The tensor's file range when the backend can map it (a file source, and an addon that has the map calls),
+ * checked against the file so that a file that vanished or shrank since it was opened gets a precise error
+ * rather than the binding's generic refusal.
+ */
+function mappable(tensor: { fileRange?(): WeightsFileRange | null }, native: NativeModelHandle, field: string): WeightsFileRange | null {
   if (typeof native.mapCodes !== "function" || typeof native.mapFloat !== "function" || process.env.HALO_CPU_MAP === "0") return null;
-  return tensor.fileRange?.() ?? null;
+  const range = tensor.fileRange?.() ?? null;
+  if (range === null) return null;
+  let size: number;
+  try {
+    size = statSync(range.path).size;
+  } catch (cause) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, "cannot map the model file", {
+      field,
+      expected: `a readable file at ${range.path}`,
+      actual: (cause as NodeJS.ErrnoException).code ?? String(cause),
+      hint: "The file was moved or deleted after it was opened: open the model again",
+      cause,
+    });
+  }
+  if (range.offset + range.length > size) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, "the tensor's bytes lie past the end of the model file", {
+      field,
+      expected: `at least ${range.offset + range.length} bytes in ${range.path}`,
+      actual: `${size} bytes`,
+      hint: "The file was truncated or replaced after it was opened: open the model again",
+    });
+  }
+  return range;
 }
 
 async function packMatrix(native: NativeModelHandle, layer: number, role: number, parts: readonly WeightsTernaryTensor[], field: string): Promise<void> {
@@ -133,7 +160,7 @@ async function packMatrix(native: NativeModelHandle, layer: number, role: number
   let staging: Int8Array | undefined;
   let offset = 0;
   for (const part of parts) {
-    const range = part.packing === KERNEL_PACKING ? mappable(part, native) : null;
+    const range = part.packing === KERNEL_PACKING ? mappable(part, native, field) : null;
     if (range !== null) {
       checkStatus(native.mapCodes!(layer, role, offset, range.path, range.offset, range.length, part.rows), `mapping ${KERNEL_PACKING} rows`, field);
       offset += part.rows;
@@ -245,7 +272,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
       try {
         const total = c.numLayers + 1;
         // f16/f32 embedding and head in a file are borrowed from its mapping; anything else is decoded and copied.
-        const embeddingRange = floatRange(weights.tokenEmbedding, model);
+        const embeddingRange = floatRange(weights.tokenEmbedding, model, "tokenEmbedding");
         if (embeddingRange !== null) {
           checkStatus(model.mapFloat!("embedding", embeddingRange.path, embeddingRange.offset, embeddingRange.length, embeddingRange.dtype, false), "mapping the token embedding", "tokenEmbedding");
         } else {
@@ -254,7 +281,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
         if (c.tiedEmbeddings || weights.lmHead === null) {
           checkStatus(model.setHead("tied", null, resolved.int8Head), "preparing the LM head", "tokenEmbedding");
         } else {
-          const headRange = floatRange(weights.lmHead, model);
+          const headRange = floatRange(weights.lmHead, model, "lmHead");
           if (headRange !== null) {
             checkStatus(model.mapFloat!("head", headRange.path, headRange.offset, headRange.length, headRange.dtype, resolved.int8Head), "mapping the LM head", "lmHead");
           } else {

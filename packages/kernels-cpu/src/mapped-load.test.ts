@@ -149,7 +149,11 @@ describe("zero-copy loads from a mapped file", () => {
         fileRange: () => (broken === "missing" ? { ...range, path: join(dir, "no-such-file.bin") } : { ...range, offset: range.offset + 1_000_000 }),
       };
       const layers = [{ ...layer0, q: bad }, ...weights.layers.slice(1)];
-      await expect(createBackend({ threads: 1 }).loadModel({ ...weights, layers }, { contextLength: 64 })).rejects.toMatchObject({ name: "HaloError" });
+      await expect(createBackend({ threads: 1 }).loadModel({ ...weights, layers }, { contextLength: 64 })).rejects.toMatchObject({
+        name: "HaloError",
+        code: "KERNELS_BAD_ARGUMENT",
+        field: "layers[0].q|k|v",
+      });
     }
   });
 });
