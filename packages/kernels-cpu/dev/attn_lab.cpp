@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     const void* vp = f16 ? (const void*)v16.data() : vf.data();
     const int N = 20000;
     auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < N; i++) k->attn_tile(q.data(), group, hd, kp, vp, f16, stride, span, 0.088, scratch.data(), out.data());
+    for (int i = 0; i < N; i++) k->attn_tile(q.data(), group, hd, kp, vp, f16, stride, span, nullptr, nullptr, 0, 0.088, scratch.data(), out.data());
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double macs = 2.0 * group * span * hd;
     printf("group %d f16 %d: %.2f us/call, %.2f GMAC/s\n", group, f16, s / N * 1e6, macs * N / s / 1e9);

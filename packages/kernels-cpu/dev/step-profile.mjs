@@ -1,20 +1,21 @@
 // step-profile.mjs: times decode steps of the 2B-4T shape (HALO_CPU_PROFILE=1 adds per-phase native timings).
-// Usage: flock /tmp/heavy.lock node packages/kernels-cpu/dev/step-profile.mjs [gguf] [steps] [f16|int8]  (HALO_CPU_HUGEPAGES=0, HALO_CPU_ISA=… apply)
+// Usage: flock /tmp/heavy.lock node packages/kernels-cpu/dev/step-profile.mjs [gguf] [steps] [f16|int8]  (PROMPT=n sets the context before decoding, default 64)  (HALO_CPU_HUGEPAGES=0, HALO_CPU_ISA=… apply)
 import { readGguf } from "../../h1b-format/dist/index.js";
 import { createBackend } from "../dist/index.js";
 
 const path = process.argv[2] ?? "/tmp/halo-bench/synth-2b-silu-tq2_0.gguf";
 const steps = Number(process.argv[3] ?? 20);
 const weights = readGguf(path);
-const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: 1024, kvDtype: "f16" });
+const promptLength = Number(process.env.PROMPT ?? 64);
+const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: promptLength + steps + 8, kvDtype: "f16" });
 weights.close();
 const slot = model.allocateSequence();
-const prompt = Int32Array.from({ length: 64 }, (_, i) => i + 5);
-await model.step({ tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), slots: new Int32Array(64).fill(slot), logitRows: Int32Array.of(63) });
+const prompt = Int32Array.from({ length: promptLength }, (_, i) => i + 5);
+await model.step({ tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), slots: new Int32Array(promptLength).fill(slot), logitRows: Int32Array.of(promptLength - 1) });
 const times = [];
 for (let i = 0; i < steps; i++) {
   const t = performance.now();
-  await model.step({ tokens: Int32Array.of(7), positions: Int32Array.of(64 + i), slots: Int32Array.of(slot), logitRows: Int32Array.of(0) });
+  await model.step({ tokens: Int32Array.of(7), positions: Int32Array.of(promptLength + i), slots: Int32Array.of(slot), logitRows: Int32Array.of(0) });
   times.push(performance.now() - t);
 }
 times.sort((a, b) => a - b);

@@ -120,12 +120,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                 std::string("config.") + key + " must be a whole number in [1, 2^24]"))
         return;
     }
+    const std::string kv_name = c.Get("kvDtype").IsString() ? c.Get("kvDtype").As<Napi::String>().Utf8Value() : std::string();
+    const int kv_dtype = kv_name == "f32" ? HALO_KV_F32 : kv_name == "f16" ? HALO_KV_F16 : kv_name == "int8" ? HALO_KV_I8 : -1;
+    if (!need(env, kv_dtype >= 0, "config.kvDtype must be \"f32\", \"f16\" or \"int8\"")) return;
     auto model = std::make_shared<Model>();
     model->c = {static_cast<int>(num("hidden")), static_cast<int>(num("intermediate")), static_cast<int>(num("layers")),
                 static_cast<int>(num("heads")), static_cast<int>(num("kvHeads")), static_cast<int>(num("headDim")),
                 static_cast<int>(num("vocab")), static_cast<int>(num("context")), static_cast<int>(num("maxSequences")),
-                num("ropeTheta"), num("eps"), c.Get("relu2").ToBoolean().Value(), c.Get("kvF16").ToBoolean().Value(),
-                c.Get("perToken").ToBoolean().Value()};
+                num("ropeTheta"), num("eps"), c.Get("relu2").ToBoolean().Value(), kv_dtype, c.Get("perToken").ToBoolean().Value()};
     const auto& cc = model->c;
     if (!need(env, cc.hidden > 0 && cc.intermediate > 0 && cc.layers > 0 && cc.heads > 0 && cc.kv_heads > 0 &&
                        cc.heads % cc.kv_heads == 0 && cc.head_dim > 0 && cc.head_dim % 2 == 0 && cc.vocab > 0 &&
@@ -404,8 +406,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (slot < 0 || slot >= m->c.max_sequences) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     if (m->slots[slot]) return Napi::Number::New(env, HALO_OK);
     auto region = std::make_unique<halo::Region>();
-    const size_t elems = 2ull * m->c.layers * m->c.context * m->c.kv_heads * m->c.head_dim;
-    if (!region->allocate(elems * (m->c.kv_f16 ? 2 : 4), true)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+    if (!region->allocate(m->c.kv_slot_bytes(), true)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
     std::lock_guard<std::mutex> lock(m->step_mutex);
     m->slots[slot] = std::move(region);
     return Napi::Number::New(env, HALO_OK);
@@ -636,23 +637,25 @@ Napi::Value OpRope(const Napi::CallbackInfo& info) {
   return f32_copy(env, out.data(), out.size());
 }
 
-// attention(isa, threads, q, keys, values, queryPositions, heads, kvHeads, headDim, tile, f16Cache) → Float32Array
+// attention(isa, threads, q, keys, values, queryPositions, heads, kvHeads, headDim, tile, kvDtype "f32"|"f16"|"int8") → Float32Array
+// (keys and values are given as f32 and stored as the dtype first, as a KV cache write would)
 Napi::Value OpAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const halo_kernels* k = kernels_arg(info, 0);
   halo::ThreadPool* pool = pool_arg(info, 1);
   if (!need(env, k != nullptr && pool != nullptr && info.Length() >= 11 && typed<float>(info[2], napi_float32_array) && typed<float>(info[3], napi_float32_array) &&
                      typed<float>(info[4], napi_float32_array) && typed<int32_t>(info[5], napi_int32_array) && info[6].IsNumber() && info[7].IsNumber() &&
-                     info[8].IsNumber() && info[9].IsNumber() && info[10].IsBoolean(),
-            "attention(isa, threads, q, keys, values, positions, heads, kvHeads, headDim, tile, f16)"))
+                     info[8].IsNumber() && info[9].IsNumber() && info[10].IsString(),
+            "attention(isa, threads, q, keys, values, positions, heads, kvHeads, headDim, tile, kvDtype)"))
     return env.Undefined();
   auto q = info[2].As<Napi::Float32Array>();
   auto keys = info[3].As<Napi::Float32Array>();
   auto values = info[4].As<Napi::Float32Array>();
   auto last = info[5].As<Napi::Int32Array>();
   const int heads = int_arg(info, 6), kvh = int_arg(info, 7), hd = int_arg(info, 8), tile = int_arg(info, 9);
-  const bool f16 = info[10].As<Napi::Boolean>().Value();
-  if (heads <= 0 || kvh <= 0 || heads % kvh != 0 || hd <= 0 || tile < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  const std::string kv_name = info[10].As<Napi::String>().Utf8Value();
+  const int kv = kv_name == "f32" ? HALO_KV_F32 : kv_name == "f16" ? HALO_KV_F16 : kv_name == "int8" ? HALO_KV_I8 : -1;
+  if (kv < 0 || heads <= 0 || kvh <= 0 || heads % kvh != 0 || hd <= 0 || tile < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
   const size_t kv_width = static_cast<size_t>(kvh) * hd;
   const int n = static_cast<int>(last.ElementLength());
   if (q.ElementLength() != static_cast<size_t>(n) * heads * hd || keys.ElementLength() % kv_width != 0 || values.ElementLength() != keys.ElementLength())
@@ -661,19 +664,33 @@ Napi::Value OpAttention(const Napi::CallbackInfo& info) {
   for (int t = 0; t < n; t++)
     if (last.Data()[t] < 0 || last.Data()[t] >= length) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
   std::vector<uint16_t> k16, v16;
+  std::vector<int8_t> k8, v8;
+  std::vector<float> ks, vs;
   const void* kp = keys.Data();
   const void* vp = values.Data();
-  if (f16) {
+  if (kv == HALO_KV_F16) {
     k16.resize(keys.ElementLength());
     v16.resize(values.ElementLength());
     k->f32_to_f16(k16.data(), keys.Data(), static_cast<int>(k16.size()));
     k->f32_to_f16(v16.data(), values.Data(), static_cast<int>(v16.size()));
     kp = k16.data();
     vp = v16.data();
+  } else if (kv == HALO_KV_I8) {
+    k8.resize(keys.ElementLength());
+    v8.resize(values.ElementLength());
+    ks.resize(static_cast<size_t>(length) * kvh);
+    vs.resize(ks.size());
+    for (size_t row = 0; row < ks.size(); row++) {
+      halo_kv_i8_row(keys.Data() + row * hd, hd, k8.data() + row * hd, &ks[row]);
+      halo_kv_i8_row(values.Data() + row * hd, hd, v8.data() + row * hd, &vs[row]);
+    }
+    kp = k8.data();
+    vp = v8.data();
   }
   std::vector<const void*> kptr(n, kp), vptr(n, vp);
+  std::vector<const float*> ksptr(n, ks.data()), vsptr(n, vs.data());
   std::vector<float> out(q.ElementLength());
-  halo::AttentionArgs args{q.Data(), heads * hd, kptr.data(), vptr.data(), f16, n, heads, kvh, hd, last.Data(), tile, out.data()};
+  halo::AttentionArgs args{q.Data(), heads * hd, kptr.data(), vptr.data(), kv, ksptr.data(), vsptr.data(), n, heads, kvh, hd, last.Data(), tile, out.data()};
   halo::attention(pool, k, args);
   return f32_copy(env, out.data(), out.size());
 }

@@ -48,6 +48,13 @@ static inline int halo_i2_code(const halo_block_i2* row, int k) {
   return (b->qs[within & 63] >> (2 * (within >> 6))) & 3;
 }
 
+/* How a KV cache stores keys and values (attn_tile's `kv`). */
+typedef enum halo_kv_dtype {
+  HALO_KV_F32 = 0,
+  HALO_KV_F16 = 1,
+  HALO_KV_I8 = 2 /* int8 codes, one f32 scale per (position, KV head) row: see halo_kv_i8_row */
+} halo_kv_dtype;
+
 /*
  * The kernel table: one implementation per ISA, chosen at run time. Every entry has a scalar
  * `_ref` twin (kernels_ref.cpp) that the tests compare against on random inputs.
@@ -76,12 +83,15 @@ typedef struct halo_kernels {
   void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s,
                   int stride, int n, float* y, int y_stride);
   /*
-   * Attention of `group` query heads (q: [group][hd] f32) over `span` key and value rows (f32, or f16 when `f16`;
-   * row i at element i·stride), in float64 with exact f32 products: s = (q·k)·scale, m = max s, l = Σ exp(s − m),
-   * o = Σ exp(s − m)·v. out: [group][hd + 2] as m, l, o[hd]. scratch: ≥ HALO_ATTN_SCRATCH(group, hd, span) doubles.
+   * Attention of `group` query heads (q: [group][hd] f32) over `span` key and value rows stored as `kv` (a
+   * halo_kv_dtype; row i at element i·stride), in float64 with exact f32 products: s = (q·k)·scale, m = max s,
+   * l = Σ exp(s − m), o = Σ exp(s − m)·v. out: [group][hd + 2] as m, l, o[hd]. scratch: ≥ HALO_ATTN_SCRATCH(group,
+   * hd, span) doubles. HALO_KV_I8 rows are int8 codes read as f32(code · scale), row i's scale at
+   * key_scales[i·scale_stride] (value_scales likewise); the scale pointers are ignored for the other dtypes.
    */
-  void (*attn_tile)(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
-                    double scale, double* scratch, double* out);
+  void (*attn_tile)(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
+                    const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch,
+                    double* out);
   /*
    * q[i] = clamp(round_half_even(double(x[i]) · s), −128, 127); returns Σ q[i]. Exact: every path gives the
    * same codes (the product of a float and a double-rounded scale is formed in float64, as the reference does).
@@ -102,8 +112,17 @@ extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWC
 int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q);
 
 /* The scalar attention tile (also the NEON tables' entry: attention there is not vectorised yet). */
-void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
-                        double scale, double* scratch, double* out);
+void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
+                        const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch,
+                        double* out);
+
+/*
+ * One KV row of n values stored as int8 (KvDtype "int8", the reference's roundRowThroughInt8): a = max|x| (NaN
+ * ignored), *scale = f32(a / 127); codes = clamp(round_half_even(x / scale), −127, 127), NaN → 0; a scale that is 0
+ * or not finite stores zero codes and scale 0. Read back as f32(code · scale). Scalar on every path (a KV write is
+ * one row per KV head per token), so every path stores the same bytes.
+ */
+void halo_kv_i8_row(const float* x, int n, int8_t* codes, float* scale);
 
 /*
  * The int8 head's activations: rows x [n][hidden] quantised per token to q [n][stride] (zeros past hidden; values in

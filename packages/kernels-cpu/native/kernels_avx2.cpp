@@ -205,28 +205,41 @@ inline __m256d reduce4(const __m256d* a) {
   return _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20), _mm256_permute2f128_pd(t0, t1, 0x31));
 }
 
-void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
-               double scale, double* scratch, double* out) {
+void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
+               const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
   const int hdp = (hd + 7) / 8 * 8;
   double* kd = scratch;                               // [span][hdp] keys widened to float64, zero past hd
   double* vd = kd + static_cast<size_t>(span) * hdp;  // [span][hdp] values
   double* qd = vd + static_cast<size_t>(span) * hdp;  // [group][hdp] queries
   double* s = qd + static_cast<size_t>(group) * hdp;  // [group][span + 8] scores, then weights
   const int sp = span + 8;
-  auto widen = [&](const void* base, size_t offset, double* dst) {
+  // Int8 rows read as f32(code · row_scale): the f32 product is one rounding, as in the scalar twin.
+  auto widen = [&](const void* base, size_t offset, float row_scale, double* dst) {
     int d = 0;
     for (; d + 4 <= hd; d += 4) {
-      const __m128 v = f16 ? _mm256_castps256_ps128(_mm256_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + offset + d))))
-                           : _mm_loadu_ps(static_cast<const float*>(base) + offset + d);
+      __m128 v;
+      if (kv == HALO_KV_F16) {
+        v = _mm256_castps256_ps128(_mm256_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + offset + d))));
+      } else if (kv == HALO_KV_I8) {
+        int32_t four;
+        std::memcpy(&four, static_cast<const int8_t*>(base) + offset + d, 4);
+        v = _mm_mul_ps(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(four))), _mm_set1_ps(row_scale));
+      } else {
+        v = _mm_loadu_ps(static_cast<const float*>(base) + offset + d);
+      }
       _mm256_storeu_pd(dst + d, _mm256_cvtps_pd(v));
     }
-    for (; d < hd; d++)
-      dst[d] = f16 ? halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[offset + d]) : static_cast<const float*>(base)[offset + d];
+    for (; d < hd; d++) {
+      if (kv == HALO_KV_F16) dst[d] = halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[offset + d]);
+      else if (kv == HALO_KV_I8) dst[d] = static_cast<float>(static_cast<const int8_t*>(base)[offset + d]) * row_scale;
+      else dst[d] = static_cast<const float*>(base)[offset + d];
+    }
     for (; d < hdp; d++) dst[d] = 0;
   };
   for (int p = 0; p < span; p++) {
-    widen(keys, static_cast<size_t>(p) * stride, kd + static_cast<size_t>(p) * hdp);
-    widen(values, static_cast<size_t>(p) * stride, vd + static_cast<size_t>(p) * hdp);
+    const bool i8 = kv == HALO_KV_I8;
+    widen(keys, static_cast<size_t>(p) * stride, i8 ? key_scales[static_cast<size_t>(p) * scale_stride] : 0.0f, kd + static_cast<size_t>(p) * hdp);
+    widen(values, static_cast<size_t>(p) * stride, i8 ? value_scales[static_cast<size_t>(p) * scale_stride] : 0.0f, vd + static_cast<size_t>(p) * hdp);
   }
   for (int g = 0; g < group; g++) {
     int d = 0;

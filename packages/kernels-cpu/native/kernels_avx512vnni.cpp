@@ -335,17 +335,26 @@ inline __m512d exp_pd(__m512d x) {
   return _mm512_scalef_pd(p, k);
 }
 
-// 8 elements of a key/value row (f16 or f32) widened to float64; lanes past `m` are 0.
-inline __m512d widen8(const void* base, size_t offset, int f16, __mmask8 m) {
-  const __m256 v = f16 ? _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + offset))
-                       : _mm256_maskz_loadu_ps(m, static_cast<const float*>(base) + offset);
+// 8 elements of a key/value row (a halo_kv_dtype; int8 rows read as f32(code · row_scale)) widened to float64;
+// lanes past `m` are 0.
+inline __m512d widen8(const void* base, size_t offset, int kv, float row_scale, __mmask8 m) {
+  __m256 v;
+  if (kv == HALO_KV_F16) {
+    v = _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + offset));
+  } else if (kv == HALO_KV_I8) {
+    const __m128i codes = _mm_maskz_loadu_epi8(static_cast<__mmask16>(m), static_cast<const int8_t*>(base) + offset);
+    v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), _mm256_set1_ps(row_scale));
+  } else {
+    v = _mm256_maskz_loadu_ps(m, static_cast<const float*>(base) + offset);
+  }
   return _mm512_cvtps_pd(v);
 }
 
 // Scores of G query heads (qd: [G][hdp] float64) against 4 key rows at a time, widened on the fly (no float64 copy
 // of the tile: its write and re-read through L2 cost more than the conversions).
 template <int G>
-void attn_scores(const double* qd, int hdp, int hd, const void* keys, int f16, int stride, int span, double scale, double* s, int sp) {
+void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, int stride, const float* scales, int scale_stride, int span,
+                 double scale, double* s, int sp) {
   const __m512d scale_v = _mm512_set1_pd(scale);
   for (int p0 = 0; p0 < span; p0 += 4) {
     __m512d acc[G][4];
@@ -354,18 +363,23 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int f16, i
 #pragma GCC unroll 4
       for (int j = 0; j < 4; j++) acc[g][j] = _mm512_setzero_pd();
     size_t rows[4];
+    float row_scales[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) rows[j] = static_cast<size_t>(p0 + j < span ? p0 + j : 0) * stride;
+    for (int j = 0; j < 4; j++) {
+      const int p = p0 + j < span ? p0 + j : 0;
+      rows[j] = static_cast<size_t>(p) * stride;
+      row_scales[j] = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
+    }
     for (int d = 0; d < hdp; d += 8) {
       const __mmask8 m = tail8(hd - d);
-      __m512d kv[4];
+      __m512d kd[4];
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; j++) kv[j] = widen8(keys, rows[j] + d, f16, m);
+      for (int j = 0; j < 4; j++) kd[j] = widen8(keys, rows[j] + d, kv, row_scales[j], m);
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
         const __m512d qv = _mm512_loadu_pd(qd + static_cast<size_t>(g) * hdp + d);
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) acc[g][j] = _mm512_fmadd_pd(kv[j], qv, acc[g][j]);
+        for (int j = 0; j < 4; j++) acc[g][j] = _mm512_fmadd_pd(kd[j], qv, acc[g][j]);
       }
     }
 #pragma GCC unroll 4
@@ -380,7 +394,8 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int f16, i
 // Weighted sums of value rows for G heads (weights w: [G][sp]), 32 dimensions (4 register accumulators per head)
 // at a time, each value row widened once per chunk for all G heads.
 template <int G>
-void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int f16, int stride, int span, double* out) {
+void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int kv, int stride, const float* scales, int scale_stride,
+                 int span, double* out) {
   for (int d0 = 0; d0 < hdp; d0 += 32) {
     const int chunks = (hdp - d0) / 8 < 4 ? (hdp - d0) / 8 : 4;
     __m512d acc[G][4];
@@ -390,9 +405,10 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
       for (int c = 0; c < 4; c++) acc[g][c] = _mm512_setzero_pd();
     if (chunks == 4) {
       for (int p = 0; p < span; p++) {
+        const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
         __m512d v[4];
 #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) v[c] = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, f16, tail8(hd - d0 - 8 * c));
+        for (int c = 0; c < 4; c++) v[c] = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, kv, row_scale, tail8(hd - d0 - 8 * c));
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
           const __m512d wv = _mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]);
@@ -402,8 +418,9 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
       }
     } else {
       for (int p = 0; p < span; p++) {
+        const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
         for (int c = 0; c < chunks; c++) {
-          const __m512d v = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, f16, tail8(hd - d0 - 8 * c));
+          const __m512d v = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, kv, row_scale, tail8(hd - d0 - 8 * c));
           for (int g = 0; g < G; g++) acc[g][c] = _mm512_fmadd_pd(_mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]), v, acc[g][c]);
         }
       }
@@ -413,8 +430,8 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
   }
 }
 
-void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride, int span,
-               double scale, double* scratch, double* out) {
+void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
+               const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
   const int hdp = (hd + 7) / 8 * 8;
   double* qd = scratch;                               // [group][hdp] queries widened to float64, zero past hd
   double* s = qd + static_cast<size_t>(group) * hdp;  // [group][span + 8] scores, then weights
@@ -429,10 +446,10 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     const double* qg = qd + static_cast<size_t>(g) * hdp;
     double* sg = s + static_cast<size_t>(g) * sp;
     switch (group - g < 4 ? group - g : 4) {
-      case 4: attn_scores<4>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
-      case 3: attn_scores<3>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
-      case 2: attn_scores<2>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
-      default: attn_scores<1>(qg, hdp, hd, keys, f16, stride, span, scale, sg, sp); break;
+      case 4: attn_scores<4>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+      case 3: attn_scores<3>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+      case 2: attn_scores<2>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+      default: attn_scores<1>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
     }
   }
   // Softmax weights.
@@ -458,10 +475,10 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     const double* wg = s + static_cast<size_t>(g) * sp;
     double* og = out + static_cast<size_t>(g) * (hd + 2);
     switch (group - g < 4 ? group - g : 4) {
-      case 4: attn_values<4>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
-      case 3: attn_values<3>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
-      case 2: attn_values<2>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
-      default: attn_values<1>(wg, sp, hd, hdp, values, f16, stride, span, og); break;
+      case 4: attn_values<4>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+      case 3: attn_values<3>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+      case 2: attn_values<2>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+      default: attn_values<1>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
     }
   }
 }

@@ -45,17 +45,22 @@ extern "C" float halo_f16_to_f32_ref(uint16_t h) {
   return out;
 }
 
-extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int f16, int stride,
-                                   int span, double scale, double* scratch, double* out) {
-  auto at = [&](const void* base, int p, int d) -> double {
+extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride,
+                                   int span, const float* key_scales, const float* value_scales, int scale_stride, double scale,
+                                   double* scratch, double* out) {
+  auto at = [&](const void* base, const float* scales, int p, int d) -> double {
     const size_t i = static_cast<size_t>(p) * stride + d;
-    return f16 ? static_cast<double>(halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[i])) : static_cast<const float*>(base)[i];
+    switch (kv) {
+      case HALO_KV_F16: return halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[i]);
+      case HALO_KV_I8: return static_cast<float>(static_cast<const int8_t*>(base)[i]) * scales[static_cast<size_t>(p) * scale_stride];
+      default: return static_cast<const float*>(base)[i];
+    }
   };
   double* s = scratch;  // [group][span]
   for (int g = 0; g < group; g++) {
     for (int p = 0; p < span; p++) {
       double sum = 0;
-      for (int d = 0; d < hd; d++) sum += static_cast<double>(q[g * hd + d]) * at(keys, p, d);
+      for (int d = 0; d < hd; d++) sum += static_cast<double>(q[g * hd + d]) * at(keys, key_scales, p, d);
       s[g * span + p] = sum * scale;
     }
   }
@@ -67,11 +72,28 @@ extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void
     for (int p = 0; p < span; p++) {
       const double w = std::exp(s[g * span + p] - m);
       l += w;
-      for (int d = 0; d < hd; d++) o[2 + d] += w * at(values, p, d);
+      for (int d = 0; d < hd; d++) o[2 + d] += w * at(values, value_scales, p, d);
     }
     o[0] = m;
     o[1] = l;
   }
+}
+
+extern "C" void halo_kv_i8_row(const float* x, int n, int8_t* codes, float* scale) {
+  float absmax = 0;
+  for (int i = 0; i < n; i++) absmax = std::fabs(x[i]) > absmax ? std::fabs(x[i]) : absmax;  // NaN never compares greater
+  const float s = static_cast<float>(static_cast<double>(absmax) / 127.0);
+  if (!(s > 0 && std::isfinite(s))) {
+    std::memset(codes, 0, static_cast<size_t>(n));
+    *scale = 0;
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    // nearbyint rounds half to even in the default mode; the clamp comes first, so the cast is always defined.
+    const double r = std::nearbyint(static_cast<double>(x[i]) / static_cast<double>(s));
+    codes[i] = static_cast<int8_t>(r > 127 ? 127 : r < -127 ? -127 : r == r ? static_cast<int>(r) : 0);
+  }
+  *scale = s;
 }
 
 extern "C" void halo_head_i8_activations(const float* x, int n, int hidden, int stride, int8_t* q, double* s) {

@@ -5,6 +5,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#endif
 #if defined(__aarch64__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -586,7 +590,8 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
   double* const partial_data = partial.data();
   const int* const first = first_task.data();
   const int* const tile_count = tiles.data();
-  const size_t elem = args.f16 ? 2 : 4;
+  const size_t elem = args.kv == HALO_KV_F32 ? 4 : args.kv == HALO_KV_F16 ? 2 : 1;
+  const bool i8 = args.kv == HALO_KV_I8;
   // Work units: (run, kv head, tile), a run being up to kRowBlock consecutive rows of one sequence (a prompt). The
   // rows of a run that see a whole tile share one kernel call, so the tile's keys and values are widened once for
   // all of them; the others (the causal diagonal) get one call each. Per query the arithmetic is the same either way.
@@ -632,6 +637,10 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
     const int t_begin = run_start[r], t_end = run_start[r + 1];
     const char* keys = static_cast<const char*>(args.keys[t_begin]) + offset;
     const char* values = static_cast<const char*>(args.values[t_begin]) + offset;
+    // Int8 scales of this tile's first position and KV head; row i's at i·kv_heads.
+    const size_t scale_offset = static_cast<size_t>(p0) * args.kv_heads + kvh;
+    const float* key_scales = i8 ? args.key_scales[t_begin] + scale_offset : nullptr;
+    const float* value_scales = i8 ? args.value_scales[t_begin] + scale_offset : nullptr;
     auto query = [&](int t) { return args.q + static_cast<size_t>(t) * args.q_stride + static_cast<size_t>(kvh) * group * hd; };
     thread_local std::vector<float> qblock;
     thread_local std::vector<double> oblock;
@@ -648,7 +657,8 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
       const size_t need = HALO_ATTN_SCRATCH(group, hd, span);
       if (tl_attn_scratch.size() < need) tl_attn_scratch.resize(need);
       double* part = slot_of(t, kvh, tile_index);
-      k->attn_tile(query(t), group, hd, keys, values, args.f16 ? 1 : 0, kv_width, span, scale, tl_attn_scratch.data(), part);
+      k->attn_tile(query(t), group, hd, keys, values, args.kv, kv_width, span, key_scales, value_scales, args.kv_heads, scale,
+                   tl_attn_scratch.data(), part);
       if (tile_count[t] == 1) finish(t, kvh, part);
     }
     if (whole.empty()) return;
@@ -659,7 +669,8 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
     for (int i = 0; i < rows; i++) std::memcpy(qblock.data() + static_cast<size_t>(i) * group * hd, query(whole[i]), sizeof(float) * group * hd);
     const size_t need = HALO_ATTN_SCRATCH(heads, hd, max_tile);
     if (tl_attn_scratch.size() < need) tl_attn_scratch.resize(need);
-    k->attn_tile(qblock.data(), heads, hd, keys, values, args.f16 ? 1 : 0, kv_width, max_tile, scale, tl_attn_scratch.data(), oblock.data());
+    k->attn_tile(qblock.data(), heads, hd, keys, values, args.kv, kv_width, max_tile, key_scales, value_scales, args.kv_heads, scale,
+                 tl_attn_scratch.data(), oblock.data());
     for (int i = 0; i < rows; i++) {
       double* part = slot_of(whole[i], kvh, tile_index);
       std::memcpy(part, oblock.data() + static_cast<size_t>(i) * group * stride, sizeof(double) * group * stride);
@@ -859,10 +870,16 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     else std::memcpy(xr, static_cast<const float*>(embedding_data) + static_cast<size_t>(tokens[t]) * hidden, sizeof(float) * hidden);
   }
   rope_table(positions, n, hd, c.rope_theta, rope_table_);
-  const size_t elem = c.kv_f16 ? 2 : 4;
+  const size_t elem = c.kv_elem();
   const size_t layer_stride = static_cast<size_t>(c.context) * kv_dim;  // elements per layer per slot
   const size_t values_offset = static_cast<size_t>(c.layers) * layer_stride;
+  // Int8 slots: scales [2][layers][context][kv_heads] f32 after the codes (Config::kv_slot_bytes).
+  const size_t scales_at = (2 * values_offset + 3) / 4 * 4;
+  const size_t scale_layer_stride = static_cast<size_t>(c.context) * c.kv_heads;
+  const size_t value_scales_offset = static_cast<size_t>(c.layers) * scale_layer_stride;
+  auto slot_scales = [&](int slot) { return reinterpret_cast<float*>(static_cast<char*>(slots[slot]->data) + scales_at); };
   std::vector<const void*> key_ptrs(n), value_ptrs(n);
+  std::vector<const float*> key_scale_ptrs(n), value_scale_ptrs(n);
   for (int l = 0; l < c.layers; l++) {
     Layer& L = layers[l];
     const Matrix* after_down = l + 1 < c.layers ? &layers[l + 1].qkv : nullptr;
@@ -881,9 +898,15 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
         const size_t at = static_cast<size_t>(l) * layer_stride + static_cast<size_t>(positions[t]) * kv_dim;
         const float* kr = qkv_out.data() + static_cast<size_t>(t) * qkv_rows + q_dim;
         const float* vr = kr + kv_dim;
-        if (c.kv_f16) {
+        if (c.kv_dtype == HALO_KV_F16) {
           k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + at, kr, kv_dim);
           k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + values_offset + at, vr, kv_dim);
+        } else if (c.kv_dtype == HALO_KV_I8) {
+          float* scales = slot_scales(slot_ids[t]) + static_cast<size_t>(l) * scale_layer_stride + static_cast<size_t>(positions[t]) * c.kv_heads;
+          for (int h = 0; h < c.kv_heads; h++) {
+            halo_kv_i8_row(kr + h * hd, hd, reinterpret_cast<int8_t*>(base) + at + h * hd, scales + h);
+            halo_kv_i8_row(vr + h * hd, hd, reinterpret_cast<int8_t*>(base) + values_offset + at + h * hd, scales + value_scales_offset + h);
+          }
         } else {
           std::memcpy(reinterpret_cast<float*>(base) + at, kr, sizeof(float) * kv_dim);
           std::memcpy(reinterpret_cast<float*>(base) + values_offset + at, vr, sizeof(float) * kv_dim);
@@ -894,6 +917,10 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
       char* base = static_cast<char*>(slots[slot_ids[t]]->data);
       key_ptrs[t] = base + static_cast<size_t>(l) * layer_stride * elem;
       value_ptrs[t] = base + (values_offset + static_cast<size_t>(l) * layer_stride) * elem;
+      if (c.kv_dtype == HALO_KV_I8) {
+        key_scale_ptrs[t] = slot_scales(slot_ids[t]) + static_cast<size_t>(l) * scale_layer_stride;
+        value_scale_ptrs[t] = key_scale_ptrs[t] + value_scales_offset;
+      }
     }
     clock.lap(2);
     AttentionArgs args{};
@@ -901,7 +928,9 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     args.q_stride = qkv_rows;
     args.keys = key_ptrs.data();
     args.values = value_ptrs.data();
-    args.f16 = c.kv_f16;
+    args.kv = c.kv_dtype;
+    args.key_scales = key_scale_ptrs.data();
+    args.value_scales = value_scale_ptrs.data();
     args.n = n;
     args.heads = c.heads;
     args.kv_heads = c.kv_heads;

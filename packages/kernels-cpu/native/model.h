@@ -71,7 +71,18 @@ void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Acti
 struct Config {
   int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, context, max_sequences;
   double rope_theta, eps;
-  bool relu2, kv_f16, per_token;
+  bool relu2;
+  int kv_dtype;  // halo_kv_dtype
+  bool per_token;
+  /** Bytes of one cached key or value element (int8 slots also hold one f32 scale per position and KV head). */
+  size_t kv_elem() const { return kv_dtype == HALO_KV_F32 ? 4 : kv_dtype == HALO_KV_F16 ? 2 : 1; }
+  /** Bytes of one sequence slot: keys then values [layers][context][kv_heads·head_dim], then for int8 the key
+   *  scales and value scales [layers][context][kv_heads] as f32. */
+  size_t kv_slot_bytes() const {
+    const size_t rows = static_cast<size_t>(layers) * context;
+    const size_t codes = 2 * rows * kv_heads * head_dim * kv_elem();
+    return kv_dtype == HALO_KV_I8 ? (codes + 3) / 4 * 4 + 2 * rows * kv_heads * sizeof(float) : codes;
+  }
 };
 
 struct Layer {
@@ -165,7 +176,7 @@ void rope_table(const int32_t* positions, int n, int head_dim, double theta, std
 void rope_apply(float* x, int stride, const double* table, int n, int heads, int head_dim);
 
 /**
- * Attention of query rows over one sequence's keys/values (f32 or f16), split into tiles of
+ * Attention of query rows over one sequence's keys/values (f32, f16 or int8), split into tiles of
  * `tile` positions (0: one pass) merged by log-sum-exp in order.
  */
 struct AttentionArgs {
@@ -173,7 +184,9 @@ struct AttentionArgs {
   int q_stride;
   const void* const* keys;      // [n] → [≥ last+1][kv_heads·head_dim] of that row's sequence
   const void* const* values;    // [n] → same
-  bool f16;
+  int kv;                       // halo_kv_dtype of keys and values
+  const float* const* key_scales = nullptr;    // HALO_KV_I8: [n] → [≥ last+1][kv_heads] scales of that row's sequence
+  const float* const* value_scales = nullptr;  // HALO_KV_I8: same for values
   int n, heads, kv_heads, head_dim;
   const int32_t* last;          // [n] last position each query sees
   int tile;                     // positions per tile, 0 = one pass

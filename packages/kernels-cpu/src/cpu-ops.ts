@@ -75,7 +75,7 @@ export function cpuOps(native: NativeBinding, isa: string, threads: number): Ker
       queryPositions.forEach((p, t) => {
         if (p < 0 || p >= length) throw badArgument(`queryPositions[${t}]`, "query position outside the keys", `[0, ${length})`, p);
       });
-      return result(native.attention(isa, threads, queries, keys, values, queryPositions, numHeads, numKvHeads, headDim, input.tileSize ?? 0, false), "attention");
+      return result(native.attention(isa, threads, queries, keys, values, queryPositions, numHeads, numKvHeads, headDim, input.tileSize ?? 0, "f32"), "attention");
     },
     lmHead(x, head) {
       const [vocab, hidden] = head.shape;

@@ -122,7 +122,7 @@ describe("f16 conversions", () => {
 
 describe("attention kernels", () => {
   for (const isa of simd) {
-    it(`${isa} equals scalar on f32 and f16 caches, one pass and tiles`, () => {
+    it(`${isa} equals scalar on f32, f16 and int8 caches, one pass and tiles`, () => {
       const random = new SeededRandom(24);
       for (const [heads, kvHeads, headDim] of [[4, 2, 16], [6, 3, 17], [20, 5, 128]] as const) {
         for (const length of [1, 9, 300]) {
@@ -131,13 +131,13 @@ describe("attention kernels", () => {
           const positions = Int32Array.of(0, Math.floor(length / 2), length - 1);
           const q = random.floats(positions.length * heads * headDim, 2);
           const vMax = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-          for (const f16 of [false, true]) {
+          for (const kvDtype of ["f32", "f16", "int8"] as const) {
             for (const tile of [0, 7, 256]) {
-              const want = native.attention("scalar", 1, q, keys, values, positions, heads, kvHeads, headDim, tile, f16) as Float32Array;
-              const got = native.attention(isa, 2, q, keys, values, positions, heads, kvHeads, headDim, tile, f16) as Float32Array;
+              const want = native.attention("scalar", 1, q, keys, values, positions, heads, kvHeads, headDim, tile, kvDtype) as Float32Array;
+              const got = native.attention(isa, 2, q, keys, values, positions, heads, kvHeads, headDim, tile, kvDtype) as Float32Array;
               let worst = 0;
               for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / vMax);
-              expect(worst, `${isa} heads=${heads}/${kvHeads} d=${headDim} len=${length} f16=${f16} tile=${tile}`).toBeLessThanOrEqual(MAX_REL_ERROR_ATTENTION + 2 ** -24);
+              expect(worst, `${isa} heads=${heads}/${kvHeads} d=${headDim} len=${length} kv=${kvDtype} tile=${tile}`).toBeLessThanOrEqual(MAX_REL_ERROR_ATTENTION + 2 ** -24);
             }
           }
         }

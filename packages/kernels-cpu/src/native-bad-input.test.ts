@@ -4,7 +4,7 @@ import { NativeStatus, nativeBinding, type NativeConfig } from "./native-binding
 
 const CONFIG: NativeConfig = {
   hidden: 256, intermediate: 512, layers: 1, heads: 4, kvHeads: 2, headDim: 64, vocab: 32, context: 16, maxSequences: 1,
-  ropeTheta: 10000, eps: 1e-5, relu2: true, kvF16: true, perToken: true,
+  ropeTheta: 10000, eps: 1e-5, relu2: true, kvDtype: "f16", perToken: true,
 };
 const ARENA = 1 << 20;
 

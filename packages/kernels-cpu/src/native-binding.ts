@@ -24,7 +24,7 @@ export interface NativeConfig {
   ropeTheta: number;
   eps: number;
   relu2: boolean;
-  kvF16: boolean;
+  kvDtype: "f32" | "f16" | "int8";
   perToken: boolean;
 }
 
@@ -56,7 +56,7 @@ export interface NativeBinding {
   ternaryMatmul(isa: string, threads: number, trits: Int8Array, rows: number, cols: number, scaleBlock: number, scales: Float32Array, x: Float32Array, perToken: boolean): Float32Array | number;
   rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array;
   rope(x: Float32Array, positions: Int32Array, heads: number, headDim: number, theta: number): Float32Array;
-  attention(isa: string, threads: number, q: Float32Array, keys: Float32Array, values: Float32Array, positions: Int32Array, heads: number, kvHeads: number, headDim: number, tile: number, f16: boolean): Float32Array | number;
+  attention(isa: string, threads: number, q: Float32Array, keys: Float32Array, values: Float32Array, positions: Int32Array, heads: number, kvHeads: number, headDim: number, tile: number, kvDtype: "f32" | "f16" | "int8"): Float32Array | number;
   lmHead(isa: string, threads: number, x: Float32Array, kind: "f16" | "f32" | "int8", head: Uint16Array | Float32Array, vocab: number, hidden: number): Float32Array | number;
   gemmRaw(isa: string, trits: Int8Array, rows: number, cols: number, x: Int8Array, blocks: boolean): Int32Array | number;
   f16Round(isa: string, x: Float32Array): Float32Array;

@@ -199,10 +199,10 @@ void check_dots_and_conversions(const halo_kernels* k) {
     const int32_t sum_ref = ref->quantize_i8(x.data(), n, s, q_ref.data());
     if (sum != sum_ref || q != q_ref) fail(tag(k, "quantize_i8", n, 0, 1));
   }
-  // attn_tile: float64 scores, softmax and weighted sums against the scalar twin, f32 and f16 rows.
-  for (int trial = 0; trial < 30; trial++) {
+  // attn_tile: float64 scores, softmax and weighted sums against the scalar twin, f32, f16 and int8 rows.
+  for (int trial = 0; trial < 45; trial++) {
     const int group = uniform(1, 5), hd = uniform(1, 140), span = uniform(1, HALO_ATTN_TILE), stride = hd + uniform(0, 9);
-    const bool f16 = trial % 2 == 1;
+    const int kv = trial % 3, scale_stride = uniform(1, 4);
     std::vector<float> q(static_cast<size_t>(group) * hd), kf(static_cast<size_t>(span) * stride), vf(kf.size());
     for (auto& v : q) v = normal();
     for (auto& v : kf) v = 3 * normal();
@@ -210,13 +210,19 @@ void check_dots_and_conversions(const halo_kernels* k) {
     std::vector<uint16_t> k16(kf.size()), v16(vf.size());
     ref->f32_to_f16(k16.data(), kf.data(), static_cast<int>(kf.size()));
     ref->f32_to_f16(v16.data(), vf.data(), static_cast<int>(vf.size()));
-    const void* kp = f16 ? static_cast<const void*>(k16.data()) : kf.data();
-    const void* vp = f16 ? static_cast<const void*>(v16.data()) : vf.data();
+    std::vector<int8_t> k8(kf.size()), v8(vf.size());
+    std::vector<float> ks(static_cast<size_t>(span) * scale_stride), vs(ks.size());
+    for (int p = 0; p < span; p++) {
+      halo_kv_i8_row(kf.data() + static_cast<size_t>(p) * stride, hd, k8.data() + static_cast<size_t>(p) * stride, &ks[static_cast<size_t>(p) * scale_stride]);
+      halo_kv_i8_row(vf.data() + static_cast<size_t>(p) * stride, hd, v8.data() + static_cast<size_t>(p) * stride, &vs[static_cast<size_t>(p) * scale_stride]);
+    }
+    const void* kp = kv == HALO_KV_F16 ? static_cast<const void*>(k16.data()) : kv == HALO_KV_I8 ? static_cast<const void*>(k8.data()) : kf.data();
+    const void* vp = kv == HALO_KV_F16 ? static_cast<const void*>(v16.data()) : kv == HALO_KV_I8 ? static_cast<const void*>(v8.data()) : vf.data();
     std::vector<double> scratch(HALO_ATTN_SCRATCH(group, hd, span)), out(static_cast<size_t>(group) * (hd + 2)), out_ref(out.size());
-    k->attn_tile(q.data(), group, hd, kp, vp, f16, stride, span, 0.125, scratch.data(), out.data());
-    ref->attn_tile(q.data(), group, hd, kp, vp, f16, stride, span, 0.125, scratch.data(), out_ref.data());
+    k->attn_tile(q.data(), group, hd, kp, vp, kv, stride, span, ks.data(), vs.data(), scale_stride, 0.125, scratch.data(), out.data());
+    ref->attn_tile(q.data(), group, hd, kp, vp, kv, stride, span, ks.data(), vs.data(), scale_stride, 0.125, scratch.data(), out_ref.data());
     for (size_t i = 0; i < out.size(); i++)
-      if (!(std::fabs(out[i] - out_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(out_ref[i])))) { fail(tag(k, "attn_tile", span, hd, group)); break; }
+      if (!(std::fabs(out[i] - out_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(out_ref[i])))) { fail(tag(k, ("attn_tile kv=" + std::to_string(kv)).c_str(), span, hd, group)); break; }
   }
   // f16 → f32: all 65536 patterns, bit-exact (NaN stays NaN).
   std::vector<uint16_t> all(65536);
@@ -273,9 +279,9 @@ void check_pool_ops(const halo_kernels* k) {
       if (got != want) fail(tag(k, per_token ? "matmul per-token" : "matmul q8k", rows, cols, n) + " threads=" + std::to_string(threads));
     }
   }
-  for (int trial = 0; trial < 10; trial++) {
+  for (int trial = 0; trial < 15; trial++) {
     const int kvh = uniform(1, 3), group = uniform(1, 3), heads = kvh * group, hd = 2 * uniform(1, 40), length = uniform(1, 90), n = uniform(1, 4);
-    const bool f16 = trial % 2 == 1;
+    const int kv_dtype = trial % 3;
     const size_t kv = static_cast<size_t>(length) * kvh * hd;
     std::vector<float> q(static_cast<size_t>(n) * heads * hd), keys(kv), values(kv);
     for (auto& v : q) v = normal();
@@ -284,24 +290,61 @@ void check_pool_ops(const halo_kernels* k) {
     std::vector<uint16_t> k16(kv), v16(kv);
     halo_kernels_ref.f32_to_f16(k16.data(), keys.data(), static_cast<int>(kv));
     halo_kernels_ref.f32_to_f16(v16.data(), values.data(), static_cast<int>(kv));
-    const void* kp = f16 ? static_cast<const void*>(k16.data()) : keys.data();
-    const void* vp = f16 ? static_cast<const void*>(v16.data()) : values.data();
+    std::vector<int8_t> k8(kv), v8(kv);
+    std::vector<float> ks(static_cast<size_t>(length) * kvh), vs(ks.size());
+    for (size_t row = 0; row < ks.size(); row++) {
+      halo_kv_i8_row(keys.data() + row * hd, hd, k8.data() + row * hd, &ks[row]);
+      halo_kv_i8_row(values.data() + row * hd, hd, v8.data() + row * hd, &vs[row]);
+    }
+    const void* kp = kv_dtype == HALO_KV_F16 ? static_cast<const void*>(k16.data()) : kv_dtype == HALO_KV_I8 ? static_cast<const void*>(k8.data()) : keys.data();
+    const void* vp = kv_dtype == HALO_KV_F16 ? static_cast<const void*>(v16.data()) : kv_dtype == HALO_KV_I8 ? static_cast<const void*>(v8.data()) : values.data();
     std::vector<const void*> kptr(n, kp), vptr(n, vp);
+    std::vector<const float*> ksptr(n, ks.data()), vsptr(n, vs.data());
     std::vector<int32_t> last(n);
     for (auto& l : last) l = uniform(0, length - 1);
     std::vector<float> want(q.size());
-    halo::AttentionArgs ref_args{q.data(), heads * hd, kptr.data(), vptr.data(), f16, n, heads, kvh, hd, last.data(), 0, want.data()};
+    halo::AttentionArgs ref_args{q.data(), heads * hd, kptr.data(), vptr.data(), kv_dtype, ksptr.data(), vsptr.data(), n, heads, kvh, hd, last.data(), 0, want.data()};
     halo::attention(halo::pool_for(1), &halo_kernels_ref, ref_args);
     double vmax = 0;
     for (float v : values) vmax = std::max(vmax, static_cast<double>(std::fabs(v)));
     for (int threads = 1; threads <= 3; threads++) {
       std::vector<float> got(q.size());
-      halo::AttentionArgs args{q.data(), heads * hd, kptr.data(), vptr.data(), f16, n, heads, kvh, hd, last.data(), uniform(0, 2) * uniform(1, 40), got.data()};
+      halo::AttentionArgs args{q.data(), heads * hd, kptr.data(), vptr.data(), kv_dtype, ksptr.data(), vsptr.data(), n, heads, kvh, hd, last.data(), uniform(0, 2) * uniform(1, 40), got.data()};
       halo::attention(halo::pool_for(threads), k, args);
       for (size_t i = 0; i < got.size(); i++)
-        if (!(std::fabs(got[i] - want[i]) <= MAX_REL_ERROR_ATTENTION * vmax + 1e-6 * std::fabs(want[i]))) { fail(tag(k, "attention", length, hd, n)); break; }
+        if (!(std::fabs(got[i] - want[i]) <= MAX_REL_ERROR_ATTENTION * vmax + 1e-6 * std::fabs(want[i]))) { fail(tag(k, ("attention kv=" + std::to_string(kv_dtype)).c_str(), length, hd, n)); break; }
     }
   }
+}
+
+/** halo_kv_i8_row: the int8 KV rounding the reference's roundRowThroughInt8 defines, on fixed rows. */
+void check_kv_i8_row() {
+  // absmax 127 gives scale 1: codes are the values rounded half to even; NaN stores 0.
+  const float row[6] = {127, 2.5f, -2.5f, 3.5f, 0.5f, NAN};
+  const int8_t want[6] = {127, 2, -2, 4, 0, 0};
+  int8_t codes[6];
+  float scale = -1;
+  halo_kv_i8_row(row, 6, codes, &scale);
+  if (scale != 1.0f || std::memcmp(codes, want, 6) != 0) fail("kv_i8_row ties");
+  // Any row: |f32(code·scale) − x| ≤ absmax·(0.5/127 + 1e-6), codes in [−127, 127], the largest value at ±127.
+  for (int trial = 0; trial < 200; trial++) {
+    const int n = uniform(1, 130);
+    std::vector<float> x(n);
+    float absmax = 0;
+    for (auto& v : x) { v = static_cast<float>(normal() * std::pow(10.0, uniform(-8, 8))); absmax = std::max(absmax, std::fabs(v)); }
+    std::vector<int8_t> q(n);
+    halo_kv_i8_row(x.data(), n, q.data(), &scale);
+    for (int i = 0; i < n; i++) {
+      const float back = static_cast<float>(q[i]) * scale;
+      if (q[i] < -127 || !(std::fabs(back - x[i]) <= absmax * (0.5 / 127 + 1e-6))) { fail(tag(&halo_kernels_ref, "kv_i8_row", n, i, trial)); break; }
+      if (std::fabs(x[i]) == absmax && std::abs(q[i]) != 127) { fail(tag(&halo_kernels_ref, "kv_i8_row absmax", n, i, trial)); break; }
+    }
+  }
+  // An all-zero row stores zero codes and scale 0.
+  const float zeros[3] = {0, -0.0f, 0};
+  int8_t zc[3] = {1, 1, 1};
+  halo_kv_i8_row(zeros, 3, zc, &scale);
+  if (scale != 0 || zc[0] != 0 || zc[1] != 0 || zc[2] != 0) fail("kv_i8_row zeros");
 }
 
 void check_thread_pool() {
@@ -339,6 +382,7 @@ int main() {
   check_packer();
   check_halo_v2_packer();
   check_thread_pool();
+  check_kv_i8_row();
   std::vector<std::string> isas = halo::available_isas();
   for (const std::string& isa : isas) {
     const halo_kernels* k = halo::kernels_for(isa);

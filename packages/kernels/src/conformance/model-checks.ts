@@ -123,7 +123,7 @@ export function modelChecks(
     };
 
     for (const activationQuant of quants) {
-      for (const kvDtype of ["f32", "f16"] as const) {
+      for (const kvDtype of ["f32", "f16", "int8"] as const) {
         checks.push({
           name: `model/${name} greedy ${activationQuant} kv=${kvDtype} matches reference`,
           run: async () => {

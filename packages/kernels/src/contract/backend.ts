@@ -4,14 +4,18 @@ import type { LoadedModel } from "./loaded-model.js";
 import type { ModelWeights } from "./weights.js";
 
 /**
- * Storage type of the KV cache. `f16` rounds every cached key and value to half precision.
+ * Storage type of the KV cache. `f16` rounds every cached key and value to half precision. `int8`
+ * stores each position's key and value rows per KV head (`headDim` values) as int8 codes with one
+ * float32 scale: `a = max|x|`, `scale = f32(a / 127)`, `code = clamp(roundHalfEven(x / scale), −127, 127)`
+ * (NaN → 0; a row with `scale` 0 or not finite stores zeros), read back as `f32(code · scale)` — about a
+ * quarter of f32's bytes, with a quality cost each backend measures and documents.
  *
  * @example
  * ```ts
  * const kvDtype: KvDtype = "f16";
  * ```
  */
-export type KvDtype = "f32" | "f16";
+export type KvDtype = "f32" | "f16" | "int8";
 
 /**
  * How activations are quantised to int8 before each ternary matmul.

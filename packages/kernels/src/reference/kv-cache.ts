@@ -1,6 +1,34 @@
-// Per-slot KV cache of the reference backend: float32 arrays, optionally holding f16-rounded values.
+// Per-slot KV cache of the reference backend: float32 arrays, holding values rounded as the dtype stores them.
 import type { KvDtype } from "../contract/backend.js";
-import { roundToF16 } from "./rounding.js";
+import { roundHalfEven, roundToF16 } from "./rounding.js";
+
+/**
+ * Rounds `n` values through the int8 KV storage of {@link KvDtype} `"int8"` (one scale for the `n` values):
+ * writes `f32(code · scale)` to `dst`.
+ *
+ * @example
+ * ```ts
+ * const out = new Float32Array(4);
+ * roundRowThroughInt8(Float32Array.of(1, -0.5, 0.25, 0), 0, 4, out, 0); // out ≈ [1, −0.5039, 0.2520, 0]
+ * ```
+ */
+export function roundRowThroughInt8(src: Float32Array, srcOffset: number, n: number, dst: Float32Array, dstOffset: number): void {
+  let absmax = 0;
+  for (let i = 0; i < n; i++) {
+    const a = Math.abs(src[srcOffset + i]!);
+    if (a > absmax) absmax = a; // NaN never compares greater: it is ignored here and stored as 0 below
+  }
+  const scale = Math.fround(absmax / 127);
+  if (!(scale > 0 && Number.isFinite(scale))) {
+    dst.fill(0, dstOffset, dstOffset + n);
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const r = roundHalfEven(src[srcOffset + i]! / scale);
+    const code = r > 127 ? 127 : r < -127 ? -127 : Number.isNaN(r) ? 0 : r;
+    dst[dstOffset + i] = Math.fround(code * scale);
+  }
+}
 
 /** One sequence's cache. */
 export interface SequenceCache {
@@ -17,7 +45,7 @@ export interface SequenceCache {
  *
  * @example
  * ```ts
- * const cache = new KvCache(2, 512, 128, 4, "f32");
+ * const cache = new KvCache(2, 512, 128, 4, "int8", 64); // two KV heads of 64
  * const slot = cache.allocate();
  * ```
  */
@@ -30,6 +58,8 @@ export class KvCache {
     private readonly kvWidth: number,
     maxSequences: number,
     private readonly dtype: KvDtype,
+    /** Values per int8 scale (the head dimension); only read when `dtype` is `"int8"`. */
+    private readonly headDim: number = kvWidth,
   ) {
     this.slots = new Array<SequenceCache | undefined>(maxSequences).fill(undefined);
   }
@@ -52,9 +82,16 @@ export class KvCache {
     this.slots[slot] = undefined;
   }
 
-  /** Stores one position's key and value rows for a layer (rounded through f16 when the dtype is f16). */
+  /** Stores one position's key and value rows for a layer, rounded as the dtype stores them (f16, or int8 per KV head). */
   write(cache: SequenceCache, layer: number, position: number, key: Float32Array, keyOffset: number, value: Float32Array, valueOffset: number): void {
     const base = (layer * this.contextLength + position) * this.kvWidth;
+    if (this.dtype === "int8") {
+      for (let h = 0; h < this.kvWidth; h += this.headDim) {
+        roundRowThroughInt8(key, keyOffset + h, this.headDim, cache.keys, base + h);
+        roundRowThroughInt8(value, valueOffset + h, this.headDim, cache.values, base + h);
+      }
+      return;
+    }
     for (let i = 0; i < this.kvWidth; i++) {
       const k = key[keyOffset + i]!;
       const v = value[valueOffset + i]!;

@@ -76,7 +76,7 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
     nativePackings: ["int8"],
     repackedPackings: "any",
     floatDtypes: "any",
-    kvDtypes: ["f32", "f16"],
+    kvDtypes: ["f32", "f16", "int8"],
     activationQuants: ["per-token", "q8k-block"],
     maxBatchTokens,
     maxSequences: options.maxSequences ?? 256,

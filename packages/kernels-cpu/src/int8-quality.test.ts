@@ -1,0 +1,95 @@
+// Quality cost of the int8 options against f16: the int8 LM head and the int8 KV cache, each measured as top-1
+// agreement and mean KL divergence of every position's next-token distribution on tiny models.
+import { describe, expect, it } from "vitest";
+import { conformanceModel, type ModelWeights } from "@halo/kernels";
+import { synthModel } from "@halo/h1b-format";
+import { createBackend } from "./cpu-backend.js";
+
+/** The int8 head must keep the greedy choice on at least this share of positions. */
+const MIN_TOP1_AGREEMENT_INT8_HEAD = 0.9;
+/** Mean KL(f16 ‖ int8) in nats per position must stay below this. */
+const MAX_MEAN_KL_INT8_HEAD = 0.01;
+/** The int8 KV cache must keep the greedy choice on at least this share of positions. */
+const MIN_TOP1_AGREEMENT_INT8_KV = 0.9;
+/** Mean KL(f16 KV ‖ int8 KV) in nats per position must stay below this. */
+const MAX_MEAN_KL_INT8_KV = 0.01;
+
+function logSoftmax(logits: Float32Array, offset: number, length: number): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < length; i++) max = Math.max(max, logits[offset + i]!);
+  let sum = 0;
+  for (let i = 0; i < length; i++) sum += Math.exp(logits[offset + i]! - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from({ length }, (_, i) => logits[offset + i]! - lse);
+}
+
+/** Logits of every position of `tokens` as one prompt step. */
+async function allLogits(weights: ModelWeights, options: { lmHead: "f16" | "int8"; kvDtype: "f16" | "int8" }, tokens: number[]): Promise<Float32Array> {
+  const model = await createBackend({ threads: 2, lmHead: options.lmHead }).loadModel(weights, { contextLength: 128, kvDtype: options.kvDtype });
+  const slot = model.allocateSequence();
+  const logits = await model.step({
+    tokens: Int32Array.from(tokens),
+    positions: Int32Array.from(tokens, (_, i) => i),
+    slots: new Int32Array(tokens.length).fill(slot),
+    logitRows: Int32Array.from(tokens, (_, i) => i),
+  });
+  model.dispose();
+  return logits;
+}
+
+/** Share of positions whose argmax agrees, and the mean KL(exact ‖ quantised) in nats. */
+function compare(exact: Float32Array, quantised: Float32Array, positions: number, vocab: number): { agreement: number; meanKl: number } {
+  let agree = 0;
+  let kl = 0;
+  for (let t = 0; t < positions; t++) {
+    const p = logSoftmax(exact, t * vocab, vocab);
+    const q = logSoftmax(quantised, t * vocab, vocab);
+    let bestP = 0;
+    let bestQ = 0;
+    for (let i = 0; i < vocab; i++) {
+      kl += Math.exp(p[i]!) * (p[i]! - q[i]!);
+      if (p[i]! > p[bestP]!) bestP = i;
+      if (q[i]! > q[bestQ]!) bestQ = i;
+    }
+    if (bestP === bestQ) agree++;
+  }
+  return { agreement: agree / positions, meanKl: kl / positions };
+}
+
+const models: Array<[string, ModelWeights]> = [
+  ["synth tiny relu2 (f16 embedding)", synthModel({ shape: "tiny", seed: 3 })],
+  ["synth tiny silu untied (f16 head)", synthModel({ shape: "tiny", activation: "silu", untiedHead: true, seed: 4 })],
+  ["conformance awkward (f32 embedding)", conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" })],
+];
+
+describe("int8 LM head quality vs f16", () => {
+  for (const [name, weights] of models) {
+    it(`${name}: top-1 agreement ≥ ${MIN_TOP1_AGREEMENT_INT8_HEAD}, mean KL ≤ ${MAX_MEAN_KL_INT8_HEAD}`, async () => {
+      const vocab = weights.config.vocabSize;
+      const tokens = Array.from({ length: 100 }, (_, i) => (i * 7919 + 13) % vocab);
+      const exact = await allLogits(weights, { lmHead: "f16", kvDtype: "f16" }, tokens);
+      const quantised = await allLogits(weights, { lmHead: "int8", kvDtype: "f16" }, tokens);
+      const { agreement, meanKl } = compare(exact, quantised, tokens.length, vocab);
+      console.log(`int8 head, ${name}: top-1 agreement ${(agreement * 100).toFixed(1)} %, mean KL ${meanKl.toExponential(2)} nats`);
+      expect(agreement).toBeGreaterThanOrEqual(MIN_TOP1_AGREEMENT_INT8_HEAD);
+      expect(meanKl).toBeLessThanOrEqual(MAX_MEAN_KL_INT8_HEAD);
+    });
+  }
+});
+
+describe("int8 KV cache quality vs f16", () => {
+  for (const [name, weights] of models) {
+    it(`${name}: top-1 agreement ≥ ${MIN_TOP1_AGREEMENT_INT8_KV}, mean KL ≤ ${MAX_MEAN_KL_INT8_KV} over 127 positions`, async () => {
+      const vocab = weights.config.vocabSize;
+      const tokens = Array.from({ length: 127 }, (_, i) => (i * 7919 + 13) % vocab);
+      const exact = await allLogits(weights, { lmHead: "f16", kvDtype: "f16" }, tokens);
+      const quantised = await allLogits(weights, { lmHead: "f16", kvDtype: "int8" }, tokens);
+      const { agreement, meanKl } = compare(exact, quantised, tokens.length, vocab);
+      console.log(`int8 KV, ${name}: top-1 agreement ${(agreement * 100).toFixed(1)} %, mean KL ${meanKl.toExponential(2)} nats`);
+      // The cache really is int8: its logits differ from the f16 cache's.
+      expect(meanKl).toBeGreaterThan(0);
+      expect(agreement).toBeGreaterThanOrEqual(MIN_TOP1_AGREEMENT_INT8_KV);
+      expect(meanKl).toBeLessThanOrEqual(MAX_MEAN_KL_INT8_KV);
+    });
+  }
+});
