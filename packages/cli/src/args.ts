@@ -77,6 +77,22 @@ export function numberFlag(
   return value;
 }
 
+/** KV cache dtypes `--kv-dtype` accepts (what `@halo/kernels`' `KvDtype` names). */
+export const KV_DTYPES = ["f16", "f32", "int8"] as const;
+
+/** Reads `--kv-dtype` (undefined when absent); anything but f16, f32 or int8 is a usage error. */
+export function kvDtypeFlag(command: string, values: Record<string, unknown>): (typeof KV_DTYPES)[number] | undefined {
+  const raw = values["kv-dtype"];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "string" || !(KV_DTYPES as readonly string[]).includes(raw)) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --kv-dtype must be ${KV_DTYPES.join(", ")}; got "${String(raw)}"`, {
+      field: "kv-dtype",
+      actual: raw,
+    });
+  }
+  return raw as (typeof KV_DTYPES)[number];
+}
+
 /** Renders a command's help text. */
 export function helpText(usage: string, summary: string, flags: Readonly<Record<string, FlagSpec>>, examples: readonly string[]): string {
   const width = Math.max(...Object.keys(flags).map((n) => n.length)) + 4;

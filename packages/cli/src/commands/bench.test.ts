@@ -19,6 +19,8 @@ describe("halo bench", () => {
     expect(noKv).toBe(ternary + head + norms);
     // KV: 76,800 bytes per cached position (30 layers × K and V × 5 heads × 128 × f16).
     expect(bytesPerDecodedToken(config, { ternaryBits: 2, headBytes: 2, context: 10 }) - noKv).toBe(768_000);
+    // int8 KV: 640 code bytes + 5 f32 scales per layer, K and V, per position.
+    expect(bytesPerDecodedToken(config, { ternaryBits: 2, headBytes: 2, context: 10, kvDtype: "int8" }) - noKv).toBe(30 * 2 * (640 + 20) * 10);
   });
 
   it("prints every required field as JSON on a tiny model", async () => {
@@ -37,6 +39,25 @@ describe("halo bench", () => {
     }
     expect(result["backend"]).toBe("reference");
     expect(result["batch"]).toBe(2);
+  });
+
+  it("runs with the int8 KV cache it is asked for and reports it", async () => {
+    const path = join(dir, "tiny-kv.halo");
+    await writeHalo(synthModel({ seed: 4 }), path);
+    const out: string[] = [];
+    const code = await main(
+      ["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--decode-context", "4", "--kv-dtype", "int8", "--bandwidth", "30", "--json"],
+      { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} },
+    );
+    expect(code).toBe(0);
+    expect((JSON.parse(out.join("")) as Record<string, unknown>)["kvDtype"]).toBe("int8");
+  });
+
+  it("rejects an unknown KV dtype with the accepted ones", async () => {
+    const err: string[] = [];
+    const code = await main(["bench", "--model", "x", "--kv-dtype", "q4"], { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} });
+    expect(code).toBe(2);
+    expect(err.join("")).toMatch(/--kv-dtype must be f16, f32, int8; got "q4"/);
   });
 
   it("rejects bad numbers", async () => {

@@ -1,6 +1,6 @@
 // `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
 import { loadModel, type Engine, type RequestEndEvent } from "@halo/engine";
-import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -14,6 +14,7 @@ const FLAGS: Record<string, FlagSpec> = {
   bandwidth: { type: "string", description: "measured memory read bandwidth in GB/s for the roofline (default: the CPU backend's probe, if it has one)" },
   "ternary-bits": { type: "string", description: "bits per ternary weight the backend reads (default 2)" },
   "head-bytes": { type: "string", description: "bytes per LM-head weight the backend reads (default 2: f16)" },
+  "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default: the backend's, f16 where offered)" },
   json: { type: "boolean", description: "print one JSON object" },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
@@ -33,6 +34,8 @@ export interface BenchResult {
   readonly model: string;
   readonly backend: string;
   readonly threads: number | null;
+  /** KV cache storage the engine ran with. */
+  readonly kvDtype: string;
   readonly loadMs: number;
   readonly promptTokens: number;
   readonly prefillTokensPerSecond: number;
@@ -50,11 +53,12 @@ export interface BenchResult {
 
 /**
  * Bytes one decode step reads at batch 1: every ternary weight at `ternaryBits`, the LM head at
- * `headBytes` per weight, norms in f32, and the KV cache (f16) of `context` positions.
+ * `headBytes` per weight, norms in f32, and the KV cache of `context` positions in `kvDtype`
+ * (default f16; int8 adds one f32 scale per KV head and position).
  */
 export function bytesPerDecodedToken(
   config: Engine["config"],
-  options: { ternaryBits: number; headBytes: number; context: number },
+  options: { ternaryBits: number; headBytes: number; context: number; kvDtype?: string },
 ): number {
   const h = config.hiddenSize;
   const q = config.numHeads * config.headDim;
@@ -65,7 +69,8 @@ export function bytesPerDecodedToken(
   const ternary = (config.numLayers * ternaryPerLayer * options.ternaryBits) / 8;
   const norms = (config.numLayers * normsPerLayer + h) * 4;
   const head = config.vocabSize * h * options.headBytes;
-  const kvCache = config.numLayers * 2 * kv * 2 * options.context;
+  const kvRowBytes = options.kvDtype === "f32" ? kv * 4 : options.kvDtype === "int8" ? kv + config.numKvHeads * 4 : kv * 2;
+  const kvCache = config.numLayers * 2 * kvRowBytes * options.context;
   return Math.round(ternary + norms + head + kvCache);
 }
 
@@ -113,6 +118,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
   const ternaryBits = numberFlag("bench", values, "ternary-bits", { min: 1, max: 8 }) ?? 2;
   const headBytes = numberFlag("bench", values, "head-bytes", { min: 0.25, max: 4 }) ?? 2;
   let bandwidth = numberFlag("bench", values, "bandwidth", { min: 0.1 }) ?? null;
+  const kvDtype = kvDtypeFlag("bench", values);
 
   const started = performance.now();
   const engine = await loadModel(modelPath, {
@@ -120,6 +126,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     contextLength: Math.max(promptTokens, decodeContext) + genTokens + 1,
     maxSequences: batch,
     ...(threads !== undefined ? { threads } : {}),
+    ...(kvDtype !== undefined ? { kvDtype } : {}),
   });
   const loadMs = performance.now() - started;
   try {
@@ -140,12 +147,13 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       aggregate = ends.reduce((n, e) => n + e.usage.completionTokens - 1, 0) / Math.max(1e-9, seconds - prefillSeconds);
     }
     bandwidth ??= await probeBandwidth();
-    const bytesPerToken = bytesPerDecodedToken(engine.config, { ternaryBits, headBytes, context: decodeContext + genTokens / 2 });
+    const bytesPerToken = bytesPerDecodedToken(engine.config, { ternaryBits, headBytes, context: decodeContext + genTokens / 2, kvDtype: engine.kvDtype });
     const roofline = bandwidth === null ? null : (bandwidth * 1e9) / bytesPerToken;
     const result: BenchResult = {
       model: modelPath,
       backend: engine.backend,
       threads: threads ?? null,
+      kvDtype: engine.kvDtype,
       loadMs: Math.round(loadMs),
       promptTokens,
       prefillTokensPerSecond: round(prefill.timings.prefillTokensPerSecond),

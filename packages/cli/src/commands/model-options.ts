@@ -1,7 +1,7 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import type { Engine } from "@halo/engine";
 import { loadServingEngine } from "@halo/server";
-import { numberFlag, type FlagSpec } from "../args.js";
+import { kvDtypeFlag, numberFlag, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { resolveModel } from "../hub/resolve-model.js";
 
@@ -17,6 +17,7 @@ export const MODEL_FLAGS: Record<string, FlagSpec> = {
   backend: { type: "string", description: "auto | cpu | reference (default auto)" },
   threads: { type: "string", description: "threads for native backends (default: all cores)" },
   "context-length": { type: "string", description: "KV positions (default: min(model, 4096))" },
+  "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache, see docs/benchmarks.md for its cost)" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
 };
 
@@ -41,10 +42,11 @@ export function samplingFlags(command: string, values: Record<string, unknown>):
   };
 }
 
-/** Resolves `--model` (or the default model) and loads it with the backend/threads/context flags (steps yield to the event loop). */
+/** Resolves `--model` (or the default model) and loads it with the backend/threads/context/KV flags (steps yield to the event loop). */
 export async function loadFromFlags(command: string, values: Record<string, unknown>, ctx: CommandContext): Promise<Engine> {
   const threads = numberFlag(command, values, "threads", { integer: true, min: 1, max: 1024 });
   const contextLength = numberFlag(command, values, "context-length", { integer: true, min: 2 });
+  const kvDtype = kvDtypeFlag(command, values);
   samplingFlags(command, values);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // loadServingEngine wraps synchronous backends so every step yields to the event loop: without
@@ -53,6 +55,7 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
     backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
+    ...(kvDtype !== undefined ? { kvDtype } : {}),
     maxSequences: 1,
   });
 }

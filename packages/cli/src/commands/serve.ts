@@ -2,7 +2,7 @@
 import { HaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
 import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
-import { helpText, numberFlag, parseFlags, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -23,6 +23,7 @@ const FLAGS: Record<string, FlagSpec> = {
   backend: { type: "string", description: "auto | cpu | reference (default auto)" },
   threads: { type: "string", description: "threads for native backends (default: all cores)" },
   "context-length": { type: "string", description: "KV positions per sequence (default: min(model, 4096))" },
+  "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache)" },
   "log-level": { type: "string", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -73,6 +74,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const maxBodyBytes = numberFlag("serve", values, "max-body", { integer: true, min: 1 });
   const threads = numberFlag("serve", values, "threads", { integer: true, min: 1, max: 1024 });
   const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
+  const kvDtype = kvDtypeFlag("serve", values);
   const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --log-level must be debug, info, warn or error", { actual: logLevel });
@@ -87,6 +89,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     maxSequences: parallel,
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
+    ...(kvDtype !== undefined ? { kvDtype } : {}),
   };
   const engine = loadServingEngine(source ?? synthModel({ shape: "tiny", seed: 1 }), loadOptions);
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
