@@ -20,6 +20,14 @@
       "cflags": ["-fPIC"]
     },
     {
+      "target_name": "halo_kernels_amx",
+      "type": "static_library",
+      "conditions": [["target_arch=='x64'", { "sources": ["native/kernels_amx.cpp"] }]],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["<@(halo_common_cflags)", "-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mamx-tile", "-mamx-int8", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
+      "cflags": ["-fPIC"]
+    },
+    {
       "target_name": "halo_kernels_neon",
       "type": "static_library",
       "conditions": [["target_arch=='arm64'", { "sources": ["native/kernels_neon.cpp"] }]],
@@ -43,7 +51,7 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++14"],
       "cflags_cc": ["<@(halo_common_cflags)"],
       "conditions": [["target_arch=='x64'", {
-        "dependencies": ["halo_kernels_avx2", "halo_kernels_avx512vnni"]
+        "dependencies": ["halo_kernels_avx2", "halo_kernels_avx512vnni", "halo_kernels_amx"]
       }], ["target_arch=='arm64'", {
         "dependencies": ["halo_kernels_neon", "halo_kernels_neon_dotprod"]
       }]]

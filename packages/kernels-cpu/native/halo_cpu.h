@@ -107,6 +107,9 @@ extern const halo_kernels halo_kernels_avx2;
 extern const halo_kernels halo_kernels_avx512vnni;
 extern const halo_kernels halo_kernels_neon;          /* aarch64 only */
 extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWCAP_ASIMDDP */
+/* x86-64 only: the avx512vnni table with the AMX-INT8 gemm_i2 (kernels_amx.cpp), built on first call; call it only
+   when the CPU, the OS and the process permission allow AMX (model.cpp checks). Unverified on AMX hardware. */
+extern const halo_kernels* halo_kernels_amx(void);
 
 /* The scalar quantize_i8 (the SIMD paths use it for their tails). */
 int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q);

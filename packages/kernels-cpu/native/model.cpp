@@ -31,13 +31,37 @@ namespace halo {
 
 // ---------------------------------------------------------------- ISA choice and pools
 
+#if defined(__x86_64__)
+// AMX needs the CPU (CPUID.(EAX=7,ECX=0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8), the OS saving tile state (OSXSAVE, XCR0
+// bits 17 TILECFG and 18 TILEDATA) and, on Linux, this process's permission to use TILEDATA (arch_prctl
+// ARCH_REQ_XCOMP_PERM, Linux ≥ 5.16; without it the first tile instruction is a SIGILL). Asked once per process; a
+// refusal (an older kernel, a thread's sigaltstack too small for the tile state) leaves the path unlisted.
+// Compiled here, at the baseline ISA, because it runs on every x86-64 CPU. Unverified on AMX hardware.
+static bool amx_usable() {
+  static const bool usable = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    if (((edx >> 24) & 1u) == 0 || ((edx >> 25) & 1u) == 0) return false;
+    if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || ((ecx >> 27) & 1u) == 0) return false;
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__ __volatile__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0u));
+    if (((xcr0_lo >> 17) & 3u) != 3u) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;  // asm/prctl.h, asm/fpu/types.h
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return usable;
+}
+#endif
+
 const halo_kernels* kernels_for(const std::string& isa) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && avx2;
-  if (isa == "auto") return vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
+  const bool amx = vnni && amx_usable();
+  if (isa == "auto") return amx ? halo_kernels_amx() : vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
+  if (isa == "amx") return amx ? halo_kernels_amx() : nullptr;
   if (isa == "avx512vnni") return vnni ? &halo_kernels_avx512vnni : nullptr;
   if (isa == "avx2") return avx2 ? &halo_kernels_avx2 : nullptr;
 #elif defined(__aarch64__)
@@ -54,7 +78,7 @@ const halo_kernels* kernels_for(const std::string& isa) {
 
 std::vector<std::string> available_isas() {
   std::vector<std::string> out;
-  for (const char* name : {"avx512vnni", "avx2", "neondotprod", "neon", "scalar"})
+  for (const char* name : {"amx", "avx512vnni", "avx2", "neondotprod", "neon", "scalar"})
     if (kernels_for(name) != nullptr) out.emplace_back(name);
   return out;
 }

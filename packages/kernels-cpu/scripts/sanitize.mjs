@@ -1,5 +1,7 @@
-// Builds test/native/kernel-check.cpp with every native kernel source under ASan + UBSan and runs it; non-zero on any report.
-// Usage: node scripts/sanitize.mjs [--cxx g++] [--keep]. Compiles at most 2 translation units at a time.
+// Builds test/native/kernel-check.cpp with every native kernel source under ASan + UBSan and runs it, then (x86-64)
+// test/native/amx-check.cpp against kernels_amx.cpp built with -DHALO_AMX_EMULATE (its tiles on the software model);
+// non-zero on any failure or report. Usage: node scripts/sanitize.mjs [--cxx g++] [--keep]. Compiles at most 2
+// translation units at a time.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,19 +18,25 @@ const X64 = process.arch === "x64";
 const ARM64 = process.arch === "arm64";
 
 // Per-TU ISA flags, as binding.gyp gives them.
+const AVX512VNNI = ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"];
 const sources = [
   ["native/kernels_ref.cpp", []],
   ["native/model.cpp", []],
   ["test/native/kernel-check.cpp", []],
-  ...(X64 ? [["native/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]], ["native/kernels_avx512vnni.cpp", ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]]] : []),
+  ...(X64 ? [["native/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]], ["native/kernels_avx512vnni.cpp", AVX512VNNI], ["native/kernels_amx.cpp", [...AVX512VNNI, "-mamx-tile", "-mamx-int8"]]] : []),
   ...(ARM64 ? [["native/kernels_neon.cpp", []], ["native/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+dotprod"]]] : []),
 ];
+// The AMX check: the AMX kernel on the tile model, with the tables it compares against and falls back to.
+const amxOnly = X64 ? [["native/kernels_amx.cpp", [...AVX512VNNI, "-DHALO_AMX_EMULATE"], "emulated"], ["test/native/amx-check.cpp", []]] : [];
+const amxSources = X64 ? ["native/kernels_ref.cpp", "native/kernels_avx512vnni.cpp", "native/kernels_amx.cpp:emulated", "test/native/amx-check.cpp"] : [];
 
 const work = mkdtempSync(join(tmpdir(), "halo-sanitize-"));
 const started = Date.now();
 
-function compile([source, flags]) {
-  const object = join(work, source.replace(/[/.]/g, "_") + ".o");
+const objectOf = (key) => join(work, key.replace(/[/.:]/g, "_") + ".o");
+
+function compile([source, flags, variant]) {
+  const object = objectOf(variant === undefined ? source : `${source}:${variant}`);
   return new Promise((resolve, reject) => {
     const child = spawn(cxx, [...COMMON, ...flags, "-c", join(root, source), "-o", object], { stdio: "inherit" });
     child.on("exit", (code) => (code === 0 ? resolve(object) : reject(new Error(`${cxx} failed on ${source} (exit ${code})`))));
@@ -74,18 +82,27 @@ try {
   const probeRun = run(probe);
   if (!probeRun.reported || probeRun.status === 0) throw new Error("AddressSanitizer did not report a heap overflow in the probe; the sanitizer build is not working");
 
-  // 2. The kernel checks.
-  const objects = await compileAll(sources);
-  const binary = join(work, "kernel-check");
-  link(objects, binary);
-  const checked = run(binary);
-  process.stdout.write(checked.output);
+  // 2. The kernel checks, then the AMX check (its object list shares the ref and VNNI objects).
+  const objects = await compileAll([...sources, ...amxOnly]);
+  const binaries = [["kernel-check", sources.map(([source]) => objectOf(source))]];
+  if (X64) binaries.push(["amx-check", amxSources.map(objectOf)]);
+  let failed = false;
+  for (const [name, list] of binaries) {
+    const binary = join(work, name);
+    link(list, binary);
+    const checked = run(binary);
+    process.stdout.write(checked.output);
+    if (checked.status !== 0 || checked.reported) {
+      console.error(`sanitize: ${name} FAILED (exit ${checked.status}${checked.reported ? ", sanitizer report above" : ""})`);
+      failed = true;
+    }
+  }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  if (checked.status !== 0 || checked.reported) {
-    console.error(`sanitize: FAILED (exit ${checked.status}${checked.reported ? ", sanitizer report above" : ""}) after ${seconds} s`);
+  if (failed) {
+    console.error(`sanitize: FAILED after ${seconds} s`);
     process.exitCode = 1;
   } else {
-    console.log(`sanitize: ASan + UBSan clean over ${sources.length} translation units (${cxx}) in ${seconds} s`);
+    console.log(`sanitize: ASan + UBSan clean over ${objects.length} translation units, ${binaries.map(([name]) => name).join(" and ")} (${cxx}) in ${seconds} s`);
   }
 } catch (error) {
   console.error(`sanitize: ${error instanceof Error ? error.message : String(error)}`);

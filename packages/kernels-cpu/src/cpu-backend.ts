@@ -31,7 +31,11 @@ import { cpuOps } from "./cpu-ops.js";
 export interface CpuBackendOptions {
   /** Worker threads (the stepping thread included). Whole number in [1, 1024]. Default: hardware threads. */
   readonly threads?: number;
-  /** Kernel path. Default `process.env.HALO_CPU_ISA`, else `"auto"` (the best this CPU runs). */
+  /**
+   * Kernel path. Default `process.env.HALO_CPU_ISA`, else `"auto"` (the best this CPU runs: `amx` first where the CPU,
+   * the OS and the process permission allow it). `amx` is unverified on AMX hardware (its tile logic is checked through
+   * an exact emulation).
+   */
   readonly isa?: CpuIsa;
   /**
    * LM head storage: `"f16"` (default; exact for f16 weights, f32 kept for other dtypes) or
@@ -44,7 +48,7 @@ export interface CpuBackendOptions {
   readonly maxBatchTokens?: number;
 }
 
-const ISAS: readonly CpuIsa[] = ["auto", "scalar", "avx2", "avx512vnni", "neon", "neondotprod"];
+const ISAS: readonly CpuIsa[] = ["auto", "scalar", "avx2", "avx512vnni", "amx", "neon", "neondotprod"];
 /** Rows decoded per `decodeRows` call while repacking: bounds the int8 staging buffer to ~4 MiB. */
 const STAGING_BYTES = 4 << 20;
 

@@ -1,0 +1,34 @@
+// The AMX-INT8 GEMM on real tiles against its scalar twin; runs only where availableIsas() lists "amx".
+import { describe, expect, it } from "vitest";
+import { SeededRandom } from "@halo/kernels";
+import { nativeBinding } from "./native-binding.js";
+
+const native = nativeBinding();
+const hasAmx = native.isas().includes("amx");
+const NEEDS =
+  "needs a CPU with AMX-INT8 (Intel Sapphire Rapids or later) on Linux >= 5.16; without one, `pnpm sanitize` checks the tile logic on an emulation (test/native/amx-check.cpp)";
+if (!hasAmx) console.warn(`kernels-amx test skipped: ${NEEDS}`);
+// Around the 16-wide tiles and the 2 × 2 tile blocks; below 16 tokens the path is the avx512vnni kernel (kernels.test.ts).
+const ROWS = [1, 15, 16, 17, 33, 80] as const;
+const COLS = [256, 300, 700] as const;
+const TOKENS = [16, 17, 33, 70, 300] as const;
+
+describe.skipIf(!hasAmx)(`amx gemm_i2 on AMX tiles (${NEEDS})`, () => {
+  it("equals the scalar twin exactly over row and token tails", () => {
+    const random = new SeededRandom(1123);
+    for (const rows of ROWS) {
+      for (const cols of COLS) {
+        for (const n of TOKENS) {
+          const trits = random.trits(rows * cols);
+          const x = Int8Array.from({ length: n * cols }, () => random.int(256) - 128);
+          if (rows === 80) x.fill(-128, 0, cols); // largest magnitudes in one token
+          expect(native.gemmRaw("amx", trits, rows, cols, x, false), `amx rows=${rows} cols=${cols} n=${n}`).toEqual(native.gemmRaw("scalar", trits, rows, cols, x, false));
+        }
+      }
+    }
+  });
+
+  it("is what auto picks", () => {
+    expect(native.isas()[0]).toBe("amx");
+  });
+});
