@@ -7,7 +7,7 @@ const path = process.argv[2] ?? "/tmp/halo-bench/synth-2b-silu-tq2_0.gguf";
 const steps = Number(process.argv[3] ?? 20);
 const weights = readGguf(path);
 const promptLength = Number(process.env.PROMPT ?? 64);
-const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: promptLength + steps + 8, kvDtype: "f16" });
+const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: promptLength + steps + 8, kvDtype: process.env.KV ?? "f16" });
 weights.close();
 const slot = model.allocateSequence();
 const prompt = Int32Array.from({ length: promptLength }, (_, i) => i + 5);

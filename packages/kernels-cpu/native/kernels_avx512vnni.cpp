@@ -350,6 +350,14 @@ inline __m512d widen8(const void* base, size_t offset, int kv, float row_scale, 
   return _mm512_cvtps_pd(v);
 }
 
+// Prefetches one key/value row (hd elements of `kv`) into L1: keys and values stream from DRAM at long contexts, with
+// rows a whole KV width apart, which the hardware prefetchers follow poorly.
+inline void prefetch_row(const void* base, size_t offset, int kv, int hd) {
+  const size_t elem = kv == HALO_KV_F32 ? 4 : kv == HALO_KV_F16 ? 2 : 1;
+  const char* p = static_cast<const char*>(base) + offset * elem;
+  for (size_t b = 0; b < static_cast<size_t>(hd) * elem; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
 // Scores of G query heads (qd: [G][hdp] float64) against 4 key rows at a time, widened on the fly (no float64 copy
 // of the tile: its write and re-read through L2 cost more than the conversions).
 template <int G>
@@ -370,6 +378,10 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, in
       rows[j] = static_cast<size_t>(p) * stride;
       row_scales[j] = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
     }
+    constexpr int kAhead = 8;  // rows
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+      if (p0 + kAhead + j < span) prefetch_row(keys, static_cast<size_t>(p0 + kAhead + j) * stride, kv, hd);
     for (int d = 0; d < hdp; d += 8) {
       const __mmask8 m = tail8(hd - d);
       __m512d kd[4];
@@ -405,6 +417,7 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
       for (int c = 0; c < 4; c++) acc[g][c] = _mm512_setzero_pd();
     if (chunks == 4) {
       for (int p = 0; p < span; p++) {
+        if (d0 == 0 && p + 8 < span) prefetch_row(values, static_cast<size_t>(p + 8) * stride, kv, hd);
         const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
         __m512d v[4];
 #pragma GCC unroll 4
