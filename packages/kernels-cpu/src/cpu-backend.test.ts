@@ -27,7 +27,7 @@ describe("createBackend options", () => {
   });
 
   it("a known path this CPU lacks (the other architecture's) is KERNELS_CPU_ISA_UNSUPPORTED, not a crash", () => {
-    const foreign = process.arch === "arm64" ? (["avx2", "avx512vnni"] as const) : (["neon", "neondotprod"] as const);
+    const foreign = process.arch === "arm64" ? (["avx2", "avx512vnni", "amx"] as const) : (["neon", "neondotprod"] as const);
     for (const isa of foreign) {
       try {
         createBackend({ isa });
