@@ -108,26 +108,48 @@ void gemm_i2_blocks(const halo_block_i2* w, int nb, int r0, int r1, const int8_t
   }
 }
 
+// R rows × T tokens of the float head at once: R·T independent FMA chains (a single row and token would be one chain,
+// bound by the FMA latency, not by memory), each weight vector loaded and converted once for the T tokens.
+template <int R, int T, typename Load, typename Scalar>
+void head_block(int hidden, int r, int t0, const float* x, float* y, int y_stride, int r0, Load& load, Scalar& scalar) {
+  __m256 acc[T][R];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++)
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) acc[t][i] = _mm256_setzero_ps();
+  int h = 0;
+  for (; h + 8 <= hidden; h += 8) {
+    __m256 wv[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) wv[i] = load(r + i, h);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const __m256 xv = _mm256_loadu_ps(x + static_cast<size_t>(t0 + t) * hidden + h);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; i++) acc[t][i] = _mm256_fmadd_ps(wv[i], xv, acc[t][i]);
+    }
+  }
+  for (int t = 0; t < T; t++)
+    for (int i = 0; i < R; i++) {
+      float sum = hsum_ps(acc[t][i]);
+      for (int k = h; k < hidden; k++) sum += scalar(r + i, k) * x[static_cast<size_t>(t0 + t) * hidden + k];
+      y[static_cast<size_t>(t0 + t) * y_stride + (r + i - r0)] = sum;
+    }
+}
+
+// One token: 8 rows per block; more tokens: 4 rows × 2 tokens (8 accumulators, 4 weight vectors, in 16 registers).
 template <typename Load, typename Scalar>
 void head_generic(int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride, Load load, Scalar scalar) {
-  for (int t0 = 0; t0 < n; t0 += 4) {
-    const int tn = n - t0 < 4 ? n - t0 : 4;
-    for (int r = r0; r < r1; r++) {
-      __m256 acc[4][2];
-      for (int t = 0; t < 4; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-      int h = 0;
-      int parity = 0;
-      for (; h + 8 <= hidden; h += 8, parity ^= 1) {
-        const __m256 wv = load(r, h);
-        for (int t = 0; t < tn; t++)
-          acc[t][parity] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + static_cast<size_t>(t0 + t) * hidden + h), acc[t][parity]);
-      }
-      for (int t = 0; t < tn; t++) {
-        float sum = hsum_ps(_mm256_add_ps(acc[t][0], acc[t][1]));
-        for (int k = h; k < hidden; k++) sum += scalar(r, k) * x[static_cast<size_t>(t0 + t) * hidden + k];
-        y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = sum;
-      }
-    }
+  int t0 = 0;
+  for (; t0 + 2 <= n; t0 += 2) {
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) head_block<4, 2>(hidden, r, t0, x, y, y_stride, r0, load, scalar);
+    for (; r < r1; r++) head_block<1, 2>(hidden, r, t0, x, y, y_stride, r0, load, scalar);
+  }
+  if (t0 < n) {
+    int r = r0;
+    for (; r + 8 <= r1; r += 8) head_block<8, 1>(hidden, r, t0, x, y, y_stride, r0, load, scalar);
+    for (; r < r1; r++) head_block<1, 1>(hidden, r, t0, x, y, y_stride, r0, load, scalar);
   }
 }
 
@@ -136,7 +158,7 @@ void head_f16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int
       hidden, r0, r1, x, n, y, y_stride,
       [&](int r, int h) {
         const uint16_t* p = w + static_cast<size_t>(r) * hidden + h;
-        _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);
+        if ((h & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);  // once per 64 bytes
         return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       },
       [&](int r, int k) { return halo_f16_to_f32_ref(w[static_cast<size_t>(r) * hidden + k]); });
@@ -147,7 +169,7 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
       hidden, r0, r1, x, n, y, y_stride,
       [&](int r, int h) {
         const float* p = w + static_cast<size_t>(r) * hidden + h;
-        _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);
+        if ((h & 15) == 0) _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);  // once per 64 bytes
         return _mm256_loadu_ps(p);
       },
       [&](int r, int k) { return w[static_cast<size_t>(r) * hidden + k]; });
