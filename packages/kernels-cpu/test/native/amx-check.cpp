@@ -18,15 +18,8 @@
 
 namespace {
 
-int failures = 0;
-std::mt19937_64 rng(20260611);
-
-void fail(const std::string& what) {
-  std::fprintf(stderr, "FAIL %s\n", what.c_str());
-  if (++failures > 25) std::exit(1);
-}
-
-int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+#define HALO_CHECK_SEED 20260611
+#include "check_common.h"
 
 // ---------------------------------------------------------------- the tile model against a direct TDPBUSD
 

@@ -24,15 +24,8 @@ constexpr double MAX_REL_ERROR_F64 = 1e-12;
 /** float64 attention in another order / split: relative to max |V|. */
 constexpr double MAX_REL_ERROR_ATTENTION = 1e-9;
 
-int failures = 0;
-std::mt19937_64 rng(20261123);
-
-void fail(const std::string& what) {
-  std::fprintf(stderr, "FAIL %s\n", what.c_str());
-  if (++failures > 25) std::exit(1);
-}
-
-int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+#define HALO_CHECK_SEED 20261123
+#include "check_common.h"
 float normal() { return std::normal_distribution<float>(0.0f, 1.0f)(rng); }
 
 std::string tag(const halo_kernels* k, const char* op, int a, int b, int c) {
