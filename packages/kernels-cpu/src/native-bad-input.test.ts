@@ -27,6 +27,17 @@ describe("native binding bad input", () => {
     expect(statusOf(thrown)).toBe(NativeStatus.BAD_ARGUMENT);
   });
 
+  it.each([["q4"], [""], [undefined], [true]])("config.kvDtype = %s is refused, naming the accepted dtypes", (kvDtype) => {
+    expect(() => new native.NativeModel({ ...CONFIG, kvDtype } as unknown as NativeConfig, "scalar", 1, ARENA, false)).toThrow(/kvDtype must be "f32", "f16" or "int8"/);
+  });
+
+  it("allocates and frees an int8 KV slot (codes, then scales)", () => {
+    const model = new native.NativeModel({ ...CONFIG, kvDtype: "int8" }, "scalar", 1, ARENA, false);
+    expect(model.allocSlot(0)).toBe(NativeStatus.OK);
+    expect(model.freeSlot(0)).toBe(NativeStatus.OK);
+    model.dispose();
+  });
+
   it("refuses arenaBytes of Infinity", () => {
     expect(() => new native.NativeModel(CONFIG, "scalar", 1, Infinity, false)).toThrow(/arenaBytes/);
   });
