@@ -192,21 +192,29 @@ export function modelChecks(
       },
     });
 
-    checks.push({
-      name: `model/${name} prefill in one step equals token by token`,
-      run: async () => {
-        const backend = await factory();
-        const prompt = promptFor(4, promptLength + 4, vocab);
-        const model = await load(backend);
-        const slot = model.allocateSequence();
-        const whole = await model.step(rows(slot, prompt, 0, "all"));
-        const single = model.allocateSequence();
-        const stepped: number[] = [];
-        for (let i = 0; i < prompt.length; i++) stepped.push(...(await model.step(rows(single, [prompt[i]!], i, "last"))));
-        model.dispose();
-        assertClose(`${name} prefill vs token by token`, whole, stepped, TOLERANCES.batchInvariance, () => 1);
-      },
-    });
+    // The default cache, and the int8 cache (its rows are quantised one by one, so how the prompt is batched must not
+    // change a stored byte).
+    for (const kvDtype of [undefined, "int8"] as const) {
+      checks.push({
+        name: `model/${name} prefill in one step equals token by token${kvDtype === undefined ? "" : ` kv=${kvDtype}`}`,
+        run: async () => {
+          const backend = await factory();
+          if (kvDtype !== undefined && !backend.capabilities().kvDtypes.includes(kvDtype)) {
+            console.warn(`conformance: ${name} prefill vs token by token kv=${kvDtype} skipped: the backend does not offer it`);
+            return;
+          }
+          const prompt = promptFor(4, promptLength + 4, vocab);
+          const model = await load(backend, kvDtype === undefined ? {} : { kvDtype });
+          const slot = model.allocateSequence();
+          const whole = await model.step(rows(slot, prompt, 0, "all"));
+          const single = model.allocateSequence();
+          const stepped: number[] = [];
+          for (let i = 0; i < prompt.length; i++) stepped.push(...(await model.step(rows(single, [prompt[i]!], i, "last"))));
+          model.dispose();
+          assertClose(`${name} prefill vs token by token`, whole, stepped, TOLERANCES.batchInvariance, () => 1);
+        },
+      });
+    }
 
     checks.push({
       name: `model/${name} truncate then rewrite equals a fresh sequence`,
