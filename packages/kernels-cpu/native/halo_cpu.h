@@ -100,6 +100,11 @@ typedef struct halo_kernels {
   /* Conversions, round to nearest even. */
   void (*f32_to_f16)(uint16_t* dst, const float* src, int n);
   void (*f16_to_f32)(float* dst, const uint16_t* src, int n);
+  /*
+   * The SiLU-gated FFN product, as the reference computes it: out[i] = f32((g / (1 + exp(−g))) · u) in float64, for
+   * g = gate[i], u = up[i]; exp to ~1 ulp on the SIMD paths (the scalar twin calls std::exp).
+   */
+  void (*silu_mul)(const float* gate, const float* up, int n, float* out);
 } halo_kernels;
 
 extern const halo_kernels halo_kernels_ref;
@@ -110,6 +115,9 @@ extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWC
 /* x86-64 only: the avx512vnni table with the AMX-INT8 gemm_i2 (kernels_amx.cpp), built on first call; call it only
    when the CPU, the OS and the process permission allow AMX (model.cpp checks). Unverified on AMX hardware. */
 extern const halo_kernels* halo_kernels_amx(void);
+
+/* The scalar silu_mul (the NEON tables' entry). */
+void halo_silu_mul_ref(const float* gate, const float* up, int n, float* out);
 
 /* The scalar quantize_i8 (the SIMD paths use it for their tails). */
 int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q);

@@ -496,6 +496,16 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
   }
 }
 
+void silu_mul(const float* gate, const float* up, int n, float* out) {
+  for (int i = 0; i < n; i += 8) {
+    const __mmask8 m = tail8(n - i);
+    const __m512d g = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, gate + i));
+    const __m512d e = exp_pd(_mm512_sub_pd(_mm512_setzero_pd(), g));  // scalef gives +inf past e^709, as std::exp
+    const __m512d v = _mm512_mul_pd(_mm512_div_pd(g, _mm512_add_pd(_mm512_set1_pd(1.0), e)), _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, up + i)));
+    _mm256_mask_storeu_ps(out + i, m, _mm512_cvtpd_ps(v));
+  }
+}
+
 int32_t quantize_i8(const float* x, int n, double s, int8_t* q) {
   const __m512d sv = _mm512_set1_pd(s), lo = _mm512_set1_pd(-128.0), hi = _mm512_set1_pd(127.0);
   __m512i sum = _mm512_setzero_si512();
@@ -534,5 +544,5 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
 
 extern "C" const halo_kernels halo_kernels_avx512vnni = {
     "avx512vnni", gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_i8, attn_tile,
-    quantize_i8,  f32_to_f16,  f16_to_f32,
+    quantize_i8,  f32_to_f16,  f16_to_f32, silu_mul,
 };

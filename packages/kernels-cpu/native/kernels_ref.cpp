@@ -79,6 +79,13 @@ extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void
   }
 }
 
+extern "C" void halo_silu_mul_ref(const float* gate, const float* up, int n, float* out) {
+  for (int i = 0; i < n; i++) {
+    const double g = gate[i];
+    out[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * static_cast<double>(up[i]));
+  }
+}
+
 extern "C" void halo_kv_i8_row(const float* x, int n, int8_t* codes, float* scale) {
   float absmax = 0;
   for (int i = 0; i < n; i++) absmax = std::fabs(x[i]) > absmax ? std::fabs(x[i]) : absmax;  // NaN never compares greater
@@ -209,5 +216,5 @@ void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
 
 extern "C" const halo_kernels halo_kernels_ref = {
     "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_i8_ref, halo_attn_tile_ref,
-    halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref,
+    halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref,
 };
