@@ -255,8 +255,14 @@ void Activations::quantize_rows(const halo_kernels* k, const float* x, int t0, i
     const float* xr = x + static_cast<size_t>(t) * w;
     int8_t* q = values.data() + static_cast<size_t>(t) * padded;
     if (per_token) {
+      // Eight running maxima (the result is exact whatever the order; NaN is never selected, as before).
+      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int i = 0;
+      for (; i + 8 <= w; i += 8)
+        for (int j = 0; j < 8; j++) part[j] = std::max(part[j], std::fabs(xr[i + j]));
+      for (; i < w; i++) part[0] = std::max(part[0], std::fabs(xr[i]));
       float absmax = 0;
-      for (int i = 0; i < w; i++) absmax = std::max(absmax, std::fabs(xr[i]));
+      for (float m : part) absmax = std::max(absmax, m);
       // s = f32(127 / max(absmax, 1e-5)); x·s is exact in float64, rounded half to even (in the kernel).
       const float s = static_cast<float>(127.0 / std::max(static_cast<double>(absmax), static_cast<double>(floor_value)));
       scales[t] = s;
@@ -537,11 +543,16 @@ void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, f
 void rms_norm_rows(const float* x, const float* w, int d, int n, double eps, float* out) {
   for (int t = 0; t < n; t++) {
     const float* xr = x + static_cast<size_t>(t) * d;
-    double sum = 0;
-    for (int i = 0; i < d; i++) sum += static_cast<double>(xr[i]) * xr[i];
+    // Eight running sums (one dependency chain was bound by the add latency); float64, within the rmsNorm tolerance.
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= d; i += 8)
+      for (int j = 0; j < 8; j++) part[j] += static_cast<double>(xr[i + j]) * xr[i + j];
+    for (; i < d; i++) part[0] += static_cast<double>(xr[i]) * xr[i];
+    const double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     const double inv = 1.0 / std::sqrt(sum / d + eps);
     float* o = out + static_cast<size_t>(t) * d;
-    for (int i = 0; i < d; i++) o[i] = static_cast<float>(static_cast<double>(xr[i]) * inv * w[i]);
+    for (i = 0; i < d; i++) o[i] = static_cast<float>(static_cast<double>(xr[i]) * inv * w[i]);
   }
 }
 
