@@ -255,27 +255,31 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, HALO_OK);
   }
 
-  // setEmbedding(values: Uint16Array (f16 bits) | Float32Array) → status
+  // setEmbedding(values: Uint16Array (f16 bits, or bf16 bits when `bf16`) | Float32Array, bf16?: boolean) → status
   Napi::Value SetEmbedding(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
     const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
-    const bool f16 = typed<uint16_t>(info[0], napi_uint16_array);
-    if (!need(env, info.Length() >= 1 && (f16 || typed<float>(info[0], napi_float32_array)), "setEmbedding(Uint16Array | Float32Array)"))
+    const bool halves = typed<uint16_t>(info[0], napi_uint16_array);
+    if (!need(env, info.Length() >= 1 && (halves || typed<float>(info[0], napi_float32_array)), "setEmbedding(Uint16Array | Float32Array, bf16?)"))
       return env.Undefined();
+    const bool bf16 = info.Length() >= 2 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    if (bf16 && !halves) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    const halo::FloatType type = !halves ? halo::FloatType::F32 : bf16 ? halo::FloatType::BF16 : halo::FloatType::F16;
     auto arr = info[0].As<Napi::TypedArray>();
     if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-    const size_t bytes = count * (f16 ? 2 : 4);
+    const size_t bytes = count * halo::float_bytes(type);
     // Huge pages: a tied head streams the embedding every token.
     if (!m->embedding.allocate(bytes, huge_pages_)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
     std::memcpy(m->embedding.data, static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset(), bytes);
     m->embedding_data = m->embedding.data;
-    m->embedding_f16 = f16;
+    m->embedding_type = type;
     return Napi::Number::New(env, HALO_OK);
   }
 
-  // setHead(kind: "tied" | "f16" | "f32", values?, int8: boolean) → status. int8 quantises rows (absmax/127, half even).
+  // setHead(kind: "tied" | "f16" | "bf16" | "f32", values?, int8: boolean) → status. int8 quantises rows (absmax/127,
+  // half even).
   Napi::Value SetHead(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model* m = live(env);
@@ -285,26 +289,26 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     const bool int8 = info[2].As<Napi::Boolean>().Value();
     const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
     const void* src = nullptr;
-    bool src_f16 = false;
+    halo::FloatType type = halo::FloatType::F32;
     if (kind == "tied") {
       if (m->embedding_data == nullptr) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
       src = m->embedding_data;
-      src_f16 = m->embedding_f16;
+      type = m->embedding_type;
     } else {
-      const bool f16 = kind == "f16";
-      if (!need(env, f16 ? typed<uint16_t>(info[1], napi_uint16_array) : typed<float>(info[1], napi_float32_array), "setHead values"))
+      if (kind != "f16" && kind != "bf16" && kind != "f32") return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+      type = kind == "f32" ? halo::FloatType::F32 : kind == "f16" ? halo::FloatType::F16 : halo::FloatType::BF16;
+      if (!need(env, type == halo::FloatType::F32 ? typed<float>(info[1], napi_float32_array) : typed<uint16_t>(info[1], napi_uint16_array), "setHead values"))
         return env.Undefined();
       auto arr = info[1].As<Napi::TypedArray>();
       if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
       src = static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
-      src_f16 = f16;
     }
-    return Napi::Number::New(env, install_head(m, src, src_f16, kind == "tied", int8));
+    return Napi::Number::New(env, install_head(m, src, type, kind == "tied", int8));
   }
 
-  // The LM head from `src` (f16 or f32 [vocab][hidden]): quantised to int8 rows, borrowed (tied or mapped: `borrow`),
+  // The LM head from `src` ([vocab][hidden] of `type`): quantised to int8 rows, borrowed (tied or mapped: `borrow`),
   // or copied.
-  halo_status install_head(Model* m, const void* src, bool src_f16, bool borrow, bool int8) {
+  halo_status install_head(Model* m, const void* src, halo::FloatType type, bool borrow, bool int8) {
     const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
     const int hidden = m->c.hidden;
     if (int8) {
@@ -312,20 +316,19 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       m->head_scales.assign(m->c.vocab, 0.0f);
       std::vector<float> row(hidden);
       for (int r = 0; r < m->c.vocab; r++) {
-        if (src_f16) m->k->f16_to_f32(row.data(), static_cast<const uint16_t*>(src) + static_cast<size_t>(r) * hidden, hidden);
-        else std::memcpy(row.data(), static_cast<const float*>(src) + static_cast<size_t>(r) * hidden, sizeof(float) * hidden);
+        halo::float_row(m->k, type, src, static_cast<size_t>(r), hidden, row.data());
         m->head_scales[r] = halo::quantize_head_row(row.data(), hidden, static_cast<int8_t*>(m->head.data) + static_cast<size_t>(r) * hidden);
       }
       m->head_type = halo::HeadType::I8;
       m->head_data = m->head.data;
     } else if (borrow) {
-      m->head_type = src_f16 ? halo::HeadType::F16 : halo::HeadType::F32;
+      m->head_type = halo::head_type_of(type);
       m->head_data = src;
     } else {
-      const size_t bytes = count * (src_f16 ? 2 : 4);
+      const size_t bytes = count * halo::float_bytes(type);
       if (!m->head.allocate(bytes, huge_pages_)) return HALO_OUT_OF_MEMORY;
       std::memcpy(m->head.data, src, bytes);
-      m->head_type = src_f16 ? halo::HeadType::F16 : halo::HeadType::F32;
+      m->head_type = halo::head_type_of(type);
       m->head_data = m->head.data;
     }
     return HALO_OK;
@@ -369,7 +372,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, halo::place_codes(m->pool, *mat, int_arg(info, 2), src, length, int_arg(info, 6), true));
   }
 
-  // mapFloat(which: "embedding" | "head", path, offset, length, dtype: "f16" | "f32", int8Head) → status: the token
+  // mapFloat(which: "embedding" | "head", path, offset, length, dtype: "f16" | "bf16" | "f32", int8Head) → status: the token
   // embedding or an untied LM head borrowed from a file mapping.
   Napi::Value MapFloat(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -380,21 +383,21 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
               "mapFloat(which, path, offset, length, dtype, int8Head)"))
       return env.Undefined();
     const std::string which = info[0].As<Napi::String>().Utf8Value(), dtype = info[4].As<Napi::String>().Utf8Value();
-    if ((which != "embedding" && which != "head") || (dtype != "f16" && dtype != "f32")) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-    const bool f16 = dtype == "f16";
+    if ((which != "embedding" && which != "head") || (dtype != "f16" && dtype != "bf16" && dtype != "f32")) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    const halo::FloatType type = dtype == "f32" ? halo::FloatType::F32 : dtype == "f16" ? halo::FloatType::F16 : halo::FloatType::BF16;
     size_t length = 0;
     halo_status status = HALO_OK;
     const uint8_t* src = file_range(m, info, 1, &length, &status);
     if (src == nullptr) return Napi::Number::New(env, status);
-    const size_t elem = f16 ? 2 : 4;
+    const size_t elem = halo::float_bytes(type);
     if (length != static_cast<size_t>(m->c.vocab) * m->c.hidden * elem || reinterpret_cast<uintptr_t>(src) % elem != 0)
       return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     if (which == "embedding") {
       m->embedding_data = src;
-      m->embedding_f16 = f16;
+      m->embedding_type = type;
       return Napi::Number::New(env, HALO_OK);
     }
-    return Napi::Number::New(env, install_head(m, src, f16, true, info[5].As<Napi::Boolean>().Value()));
+    return Napi::Number::New(env, install_head(m, src, type, true, info[5].As<Napi::Boolean>().Value()));
   }
 
   Napi::Value AllocSlot(const Napi::CallbackInfo& info) {
@@ -525,16 +528,17 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     out.Set("threads", m->pool->size());
     out.Set("hugePages", m->arena.huge);
     out.Set("arenaBytes", static_cast<double>(m->arena_used));
-    out.Set("headType", m->head_type == halo::HeadType::F16 ? "f16" : m->head_type == halo::HeadType::F32 ? "f32" : "int8");
+    static const char* const kHeadNames[] = {"f16", "f32", "int8", "bf16"};  // HeadType order
+    out.Set("headType", kHeadNames[static_cast<int>(m->head_type)]);
     // Weight bytes borrowed from file mappings (zero-copy) rather than held in the arena or copied.
     double mapped = 0;
     for (const halo::Layer& L : m->layers)
       for (const halo::Matrix* mat : {&L.qkv, &L.o, &L.gate_up, &L.down})
         if (mat->mapped) mapped += static_cast<double>(mat->rows) * mat->nb * sizeof(halo_block_i2);
-    const size_t table = static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->embedding_f16 ? 2 : 4);
+    const size_t table = static_cast<size_t>(m->c.vocab) * m->c.hidden * halo::float_bytes(m->embedding_type);
     if (m->embedding_data != nullptr && m->embedding_data != m->embedding.data) mapped += static_cast<double>(table);
     if (m->head_data != nullptr && m->head_data != m->head.data && m->head_data != m->embedding_data)
-      mapped += static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F16 ? 2 : 4));
+      mapped += static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F32 ? 4 : 2));
     out.Set("mappedBytes", mapped);
     return out;
   }
@@ -695,7 +699,7 @@ Napi::Value OpAttention(const Napi::CallbackInfo& info) {
   return f32_copy(env, out.data(), out.size());
 }
 
-// lmHead(isa, threads, x, kind "f16"|"f32"|"int8", head: Uint16Array|Float32Array, vocab, hidden) → Float32Array
+// lmHead(isa, threads, x, kind "f16"|"bf16"|"f32"|"int8", head: Uint16Array|Float32Array, vocab, hidden) → Float32Array
 Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const halo_kernels* k = kernels_arg(info, 0);
@@ -725,7 +729,7 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
     xq.resize(static_cast<size_t>(n) * stride);
     xs.resize(n);
     halo_head_i8_activations(x.Data(), n, hidden, stride, xq.data(), xs.data());
-  } else if (!((kind == "f16" && head.TypedArrayType() == napi_uint16_array) || (kind == "f32" && head.TypedArrayType() == napi_float32_array))) {
+  } else if (!(((kind == "f16" || kind == "bf16") && head.TypedArrayType() == napi_uint16_array) || (kind == "f32" && head.TypedArrayType() == napi_float32_array))) {
     return Napi::Number::New(env, HALO_BAD_ARGUMENT);
   }
   const int workers = pool->size();
@@ -734,6 +738,7 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
     halo::split_range(vocab, workers, i, 16, &r0, &r1);
     if (r0 >= r1) return;
     if (kind == "f16") k->head_f16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
+    else if (kind == "bf16") k->head_bf16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "f32") k->head_f32(static_cast<const float*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else k->head_i8(q8.data(), q8_scales.data(), hidden, r0, r1, xq.data(), xs.data(), HALO_HEAD_I8_STRIDE(hidden), n, out.data() + r0, vocab);
   });

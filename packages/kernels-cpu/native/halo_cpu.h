@@ -75,6 +75,8 @@ typedef struct halo_kernels {
   void (*head_f16)(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
   /* Same with f32 weights. */
   void (*head_f32)(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
+  /* Same with bf16 weights (the Hugging Face checkpoints' embedding), widened exactly to f32 (bits << 16). */
+  void (*head_bf16)(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
   /*
    * Int8 weights with a per-row scale and int8 activations (W8A8): q [n][stride] and s [n] are the logit rows
    * quantised once per step by halo_head_i8_activations (stride a multiple of 64 ≥ hidden, zeros past hidden);
@@ -142,6 +144,16 @@ void halo_kv_i8_row(const float* x, int n, int8_t* codes, float* scale);
 void halo_head_i8_activations(const float* x, int n, int hidden, int stride, int8_t* q, double* s);
 /* The q stride halo_head_i8_activations and head_i8 use for `hidden` (a multiple of 64). */
 #define HALO_HEAD_I8_STRIDE(hidden) (((hidden) + 63) / 64 * 64)
+
+/* bf16 bits to f32: exact (the high half of an f32). */
+static inline float halo_bf16_to_f32(uint16_t bits) {
+  union {
+    uint32_t u;
+    float f;
+  } v;
+  v.u = (uint32_t)bits << 16;
+  return v.f;
+}
 
 /* Scalar half-precision conversions (round to nearest even), used by the _ref kernels and loaders. */
 uint16_t halo_f32_to_f16_ref(float value);

@@ -164,6 +164,17 @@ void head_f16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int
       [&](int r, int k) { return halo_f16_to_f32_ref(w[static_cast<size_t>(r) * hidden + k]); });
 }
 
+void head_bf16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
+  head_generic(
+      hidden, r0, r1, x, n, y, y_stride,
+      [&](int r, int h) {
+        const uint16_t* p = w + static_cast<size_t>(r) * hidden + h;
+        if ((h & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(p) + 2048, _MM_HINT_T0);  // once per 64 bytes
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+      },
+      [&](int r, int k) { return halo_bf16_to_f32(w[static_cast<size_t>(r) * hidden + k]); });
+}
+
 void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
   head_generic(
       hidden, r0, r1, x, n, y, y_stride,
@@ -369,6 +380,6 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx2 = {
-    "avx2",   gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_i8, attn_tile,
+    "avx2",   gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, attn_tile,
     quantize_i8, f32_to_f16, f16_to_f32, silu_mul,
 };

@@ -264,6 +264,15 @@ void head_f16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int
   });
 }
 
+void head_bf16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
+  head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m, int ahead_rows) {
+    const uint16_t* p = w + static_cast<size_t>(r) * hidden + h;
+    if ((h & 31) == 0)
+      _mm_prefetch(ahead_rows == 0 ? reinterpret_cast<const char*>(p) + 2048 : reinterpret_cast<const char*>(p + static_cast<size_t>(ahead_rows) * hidden), _MM_HINT_T0);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+  });
+}
+
 void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
   head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m, int ahead_rows) {
     const float* p = w + static_cast<size_t>(r) * hidden + h;
@@ -543,6 +552,6 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx512vnni = {
-    "avx512vnni", gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_i8, attn_tile,
+    "avx512vnni", gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, attn_tile,
     quantize_i8,  f32_to_f16,  f16_to_f32, silu_mul,
 };

@@ -180,6 +180,17 @@ void head_f16_ref(const uint16_t* w, int hidden, int r0, int r1, const float* x,
   }
 }
 
+void head_bf16_ref(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
+  for (int t = 0; t < n; t++) {
+    for (int r = r0; r < r1; r++) {
+      const uint16_t* row = w + static_cast<size_t>(r) * hidden;
+      float sum = 0;
+      for (int h = 0; h < hidden; h++) sum += halo_bf16_to_f32(row[h]) * x[static_cast<size_t>(t) * hidden + h];
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] = sum;
+    }
+  }
+}
+
 void head_f32_ref(const float* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
   for (int t = 0; t < n; t++) {
     for (int r = r0; r < r1; r++) {
@@ -215,6 +226,6 @@ void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_ref = {
-    "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_i8_ref, halo_attn_tile_ref,
+    "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_bf16_ref, head_i8_ref, halo_attn_tile_ref,
     halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref,
 };

@@ -540,6 +540,17 @@ void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, f
 
 // ---------------------------------------------------------------- small ops
 
+void float_row(const halo_kernels* k, FloatType t, const void* base, size_t row, int n, float* out) {
+  const size_t at = row * static_cast<size_t>(n);
+  switch (t) {
+    case FloatType::F16: k->f16_to_f32(out, static_cast<const uint16_t*>(base) + at, n); break;
+    case FloatType::BF16:
+      for (int i = 0; i < n; i++) out[i] = halo_bf16_to_f32(static_cast<const uint16_t*>(base)[at + i]);
+      break;
+    default: std::memcpy(out, static_cast<const float*>(base) + at, sizeof(float) * n); break;
+  }
+}
+
 void rms_norm_rows(const float* x, const float* w, int d, int n, double eps, float* out) {
   for (int t = 0; t < n; t++) {
     const float* xr = x + static_cast<size_t>(t) * d;
@@ -901,8 +912,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   grow(delta, static_cast<size_t>(n) * std::max(hidden, inter));
   for (int t = 0; t < n; t++) {
     float* xr = x.data() + static_cast<size_t>(t) * hidden;
-    if (embedding_f16) k->f16_to_f32(xr, static_cast<const uint16_t*>(embedding_data) + static_cast<size_t>(tokens[t]) * hidden, hidden);
-    else std::memcpy(xr, static_cast<const float*>(embedding_data) + static_cast<size_t>(tokens[t]) * hidden, sizeof(float) * hidden);
+    float_row(k, embedding_type, embedding_data, static_cast<size_t>(tokens[t]), hidden, xr);
   }
   rope_table(positions, n, hd, c.rope_theta, rope_table_);
   const size_t elem = c.kv_elem();
@@ -1034,6 +1044,9 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
         break;
       case HeadType::F32:
         k->head_f32(static_cast<const float*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
+        break;
+      case HeadType::BF16:
+        k->head_bf16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
         break;
       case HeadType::I8:
         k->head_i8(static_cast<const int8_t*>(head_data), head_scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride,

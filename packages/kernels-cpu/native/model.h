@@ -90,7 +90,15 @@ struct Layer {
   Matrix qkv, o, gate_up, down;  // q|k|v and gate|up fused by rows
 };
 
-enum class HeadType { F16 = 0, F32 = 1, I8 = 2 };
+enum class HeadType { F16 = 0, F32 = 1, I8 = 2, BF16 = 3 };
+
+/** Storage of a float table (the embedding, a float head). bf16 is what Hugging Face checkpoints ship. */
+enum class FloatType { F32 = 0, F16 = 1, BF16 = 2 };
+inline size_t float_bytes(FloatType t) { return t == FloatType::F32 ? 4 : 2; }
+/** The head that reads a float table of this type as is. */
+inline HeadType head_type_of(FloatType t) { return t == FloatType::F32 ? HeadType::F32 : t == FloatType::F16 ? HeadType::F16 : HeadType::BF16; }
+/** Row `row` of a [rows][n] float table widened to f32 (exact for every type). */
+void float_row(const halo_kernels* k, FloatType t, const void* base, size_t row, int n, float* out);
 
 /** A whole file mapped read-only (weights borrowed from it stay valid while the model lives). */
 struct FileMap {
@@ -111,10 +119,10 @@ struct Model {
   Region arena;                    // every ternary code block, in execution order
   size_t arena_used = 0;
   std::vector<std::unique_ptr<FileMap>> maps;  // files weights are borrowed from, one mapping per path
-  Region embedding;                // [vocab][hidden] f16 or f32, when copied
+  Region embedding;                // [vocab][hidden] f16, bf16 or f32, when copied
   const void* embedding_data = nullptr;  // embedding.data, or a mapped file's bytes
-  bool embedding_f16 = true;
-  Region head;                     // [vocab][hidden] f16 / f32 / i8, unless tied to the embedding
+  FloatType embedding_type = FloatType::F16;
+  Region head;                     // [vocab][hidden] f16 / bf16 / f32 / i8, unless tied to the embedding
   const void* head_data = nullptr; // head.data, or embedding.data when tied
   HeadType head_type = HeadType::F16;
   std::vector<float> head_scales;  // [vocab] for I8

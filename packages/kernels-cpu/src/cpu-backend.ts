@@ -15,7 +15,7 @@ import {
   type WeightsTernaryTensor,
 } from "@halo/kernels";
 import { KernelsCpuErrorCode } from "./errors.js";
-import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeModelHandle } from "./native-binding.js";
+import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeFloatDtype, type NativeModelHandle } from "./native-binding.js";
 import { CpuLoadedModel } from "./cpu-loaded-model.js";
 import { fuseScales, nativeScales } from "./scales.js";
 import { cpuOps } from "./cpu-ops.js";
@@ -60,19 +60,19 @@ function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw new HaloError(KernelsErrorCode.KERNELS_ABORTED, "model loading was cancelled", { cause: signal.reason });
 }
 
-/** f16 tensors as their raw half bits (copied when unaligned); anything else decoded to f32. */
-function floatPayload(tensor: WeightsFloatTensor): Uint16Array | Float32Array {
-  if (tensor.dtype === "f16") {
+/** f16 and bf16 tensors as their raw 16-bit patterns (copied when unaligned); anything else decoded to f32. */
+function floatPayload(tensor: WeightsFloatTensor): { readonly values: Uint16Array | Float32Array; readonly dtype: NativeFloatDtype } {
+  if (tensor.dtype === "f16" || tensor.dtype === "bf16") {
     const bytes = tensor.bytes();
-    if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-    return new Uint16Array(Uint8Array.from(bytes).buffer);
+    const values = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(Uint8Array.from(bytes).buffer);
+    return { values, dtype: tensor.dtype };
   }
-  return tensor.toFloat32();
+  return { values: tensor.toFloat32(), dtype: "f32" };
 }
 
-/** An f16/f32 tensor's file range (with its dtype), when it can be mapped as is. */
-function floatRange(tensor: WeightsFloatTensor, native: NativeModelHandle, field: string): (WeightsFileRange & { readonly dtype: "f16" | "f32" }) | null {
-  if (tensor.dtype !== "f16" && tensor.dtype !== "f32") return null;
+/** An f16/bf16/f32 tensor's file range (with its dtype), when it can be mapped as is. */
+function floatRange(tensor: WeightsFloatTensor, native: NativeModelHandle, field: string): (WeightsFileRange & { readonly dtype: NativeFloatDtype }) | null {
+  if (tensor.dtype !== "f16" && tensor.dtype !== "bf16" && tensor.dtype !== "f32") return null;
   const range = mappable(tensor, native, field);
   return range === null ? null : { ...range, dtype: tensor.dtype };
 }
@@ -275,12 +275,13 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
       }
       try {
         const total = c.numLayers + 1;
-        // f16/f32 embedding and head in a file are borrowed from its mapping; anything else is decoded and copied.
+        // f16/bf16/f32 embedding and head in a file are borrowed from its mapping; anything else is decoded and copied.
         const embeddingRange = floatRange(weights.tokenEmbedding, model, "tokenEmbedding");
         if (embeddingRange !== null) {
           checkStatus(model.mapFloat!("embedding", embeddingRange.path, embeddingRange.offset, embeddingRange.length, embeddingRange.dtype, false), "mapping the token embedding", "tokenEmbedding");
         } else {
-          checkStatus(model.setEmbedding(floatPayload(weights.tokenEmbedding)), "copying the token embedding", "tokenEmbedding");
+          const embedding = floatPayload(weights.tokenEmbedding);
+          checkStatus(model.setEmbedding(embedding.values, embedding.dtype === "bf16"), "copying the token embedding", "tokenEmbedding");
         }
         if (c.tiedEmbeddings || weights.lmHead === null) {
           checkStatus(model.setHead("tied", null, resolved.int8Head), "preparing the LM head", "tokenEmbedding");
@@ -290,7 +291,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
             checkStatus(model.mapFloat!("head", headRange.path, headRange.offset, headRange.length, headRange.dtype, resolved.int8Head), "mapping the LM head", "lmHead");
           } else {
             const head = floatPayload(weights.lmHead);
-            checkStatus(model.setHead(head instanceof Uint16Array ? "f16" : "f32", head, resolved.int8Head), "preparing the LM head", "lmHead");
+            checkStatus(model.setHead(head.dtype, head.values, resolved.int8Head), "preparing the LM head", "lmHead");
           }
         }
         checkStatus(model.setNorm(-1, 0, weights.outputNorm.toFloat32()), "copying the output norm", "outputNorm");

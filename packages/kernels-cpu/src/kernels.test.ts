@@ -71,7 +71,7 @@ describe("ternary GEMV/GEMM kernels", () => {
 
 describe("LM head kernels", () => {
   for (const isa of simd) {
-    for (const kind of ["f16", "f32", "int8"] as const) {
+    for (const kind of ["f16", "bf16", "f32", "int8"] as const) {
       it(`${isa} ${kind} head equals scalar within ${MAX_REL_ERROR_HEAD_F32_ACCUMULATION} of Σ|w·x|`, () => {
         const random = new SeededRandom(22);
         for (const hidden of [1, 7, 16, 33, 100, 257]) {
@@ -79,7 +79,8 @@ describe("LM head kernels", () => {
             const vocab = 37;
             const weights = random.floats(vocab * hidden, 0.5);
             const x = random.floats(n * hidden, 2);
-            const head = kind === "f16" ? Uint16Array.from(native.f16Round("scalar", weights), (v) => f16Bits(v)) : weights;
+            const head =
+              kind === "f16" ? Uint16Array.from(native.f16Round("scalar", weights), (v) => f16Bits(v)) : kind === "bf16" ? new Uint16Array(weights.buffer).filter((_, i) => i % 2 === 1) : weights;
             const want = native.lmHead("scalar", 1, x, kind, head, vocab, hidden) as Float32Array;
             const got = native.lmHead(isa, 2, x, kind, head, vocab, hidden) as Float32Array;
             for (let t = 0; t < n; t++) {

@@ -166,6 +166,17 @@ void check_heads(const halo_kernels* k) {
     compare_head<uint16_t, Fn>(k, "head_f16", rows, hidden, n, w16, x,
         [&](int a, int b, float* y, int s) { k->head_f16(w16.data(), hidden, a, b, x.data(), n, y, s); },
         [&](int a, int b, float* y, int s) { ref->head_f16(w16.data(), hidden, a, b, x.data(), n, y, s); }, w16v);
+    std::vector<uint16_t> wb(wf.size());  // bf16: the high half of each f32
+    std::vector<float> wbv(wf.size());
+    for (size_t i = 0; i < wf.size(); i++) {
+      uint32_t bits;
+      std::memcpy(&bits, &wf[i], 4);
+      wb[i] = static_cast<uint16_t>(bits >> 16);
+      wbv[i] = halo_bf16_to_f32(wb[i]);
+    }
+    compare_head<uint16_t, Fn>(k, "head_bf16", rows, hidden, n, wb, x,
+        [&](int a, int b, float* y, int s) { k->head_bf16(wb.data(), hidden, a, b, x.data(), n, y, s); },
+        [&](int a, int b, float* y, int s) { ref->head_bf16(wb.data(), hidden, a, b, x.data(), n, y, s); }, wbv);
     compare_head<float, Fn>(k, "head_f32", rows, hidden, n, wf, x,
         [&](int a, int b, float* y, int s) { k->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); },
         [&](int a, int b, float* y, int s) { ref->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); }, wf);
