@@ -205,7 +205,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, halo::pack_rows(*mat, int_arg(info, 2), trits.Data(), rows));
   }
 
-  // packCodes(layer, role, row0, bytes: Uint8Array, rowCount, packing: "halo-v2" | "tq2_0" | "int8" | "i2_s" | "halo-i2x256") → status;
+  // packCodes(layer, role, row0, bytes: Uint8Array, rowCount, packing: "halo-v2" | "tq2_0" | "int8" | "i2_s" | "hf-packed" |
+  // "halo-i2x256") → status;
   // rows packed on the pool (halo-i2x256 is the kernels' own layout: checked and copied).
   Napi::Value PackCodes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -224,6 +225,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     else if (packing == "tq2_0") source = halo::PackedSource::Tq2_0;
     else if (packing == "int8") source = halo::PackedSource::Int8;
     else if (packing == "i2_s") source = halo::PackedSource::I2S;
+    else if (packing == "hf-packed") source = halo::PackedSource::HfPacked;
     else if (packing != "halo-i2x256") return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     if (mat == nullptr || mat->codes == nullptr || rows < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     if (packing == "halo-i2x256") return Napi::Number::New(env, halo::place_codes(m->pool, *mat, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows, false));

@@ -356,6 +356,7 @@ size_t packed_row_bytes(PackedSource packing, int cols) {
     case PackedSource::Tq2_0: return static_cast<size_t>(cols) / 256 * 66;
     case PackedSource::Int8: return static_cast<size_t>(cols);
     case PackedSource::I2S: return static_cast<size_t>(cols) / 4;
+    case PackedSource::HfPacked: return static_cast<size_t>(cols);  // per byte row, which holds four matrix rows
   }
   return 0;
 }
@@ -365,7 +366,12 @@ halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int ro
   if (packing == PackedSource::Tq2_0 && m.cols % 256 != 0) return HALO_BAD_ARGUMENT;
   if (packing == PackedSource::I2S && m.cols % 128 != 0) return HALO_BAD_ARGUMENT;
   const size_t row_bytes = packed_row_bytes(packing, m.cols);
-  if (src_bytes / row_bytes < static_cast<size_t>(rows)) return HALO_BAD_ARGUMENT;
+  if (packing == PackedSource::HfPacked) {
+    if (rows % 4 != 0 || src_bytes / row_bytes < static_cast<size_t>(rows / 4)) return HALO_BAD_ARGUMENT;
+  } else if (src_bytes / row_bytes < static_cast<size_t>(rows)) {
+    return HALO_BAD_ARGUMENT;
+  }
+  const int quarter = rows / 4;  // HfPacked: byte rows
   const auto& lut = halo_v2_lut();
   const int padded = m.nb * HALO_I2_BLOCK;
   std::atomic<int> cursor{0};
@@ -378,11 +384,16 @@ halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int ro
       if (r0 >= rows) break;
       const int r1 = std::min(rows, r0 + kChunk);
       for (int r = r0; r < r1; r++) {
-        const uint8_t* in = src + row_bytes * static_cast<size_t>(r);
         // One block code per weight of the row, then code 1 (w = 0) as padding.
-        if (packing == PackedSource::HaloV2) {
+        if (packing == PackedSource::HfPacked) {
+          const uint8_t* qs = src + row_bytes * static_cast<size_t>(r % quarter);
+          const int shift = 2 * (r / quarter);
+          for (int k = 0; k < m.cols; k++) codes[k] = kCode2[(qs[k] >> shift) & 3];
+        } else if (packing == PackedSource::HaloV2) {
+          const uint8_t* in = src + row_bytes * static_cast<size_t>(r);
           for (size_t b = 0; b < row_bytes; b++) std::memcpy(&codes[4 * b], &lut[in[b]], 4);
         } else if (packing == PackedSource::Tq2_0) {
+          const uint8_t* in = src + row_bytes * static_cast<size_t>(r);
           // 66-byte blocks: weight 128h + 32n + m in bits 2n of byte 32h + m, then the f16 d (ignored: scales come separately).
           for (int j = 0; j < m.nb; j++) {
             const uint8_t* qs = in + static_cast<size_t>(j) * 66;
@@ -392,6 +403,7 @@ halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int ro
                 for (int i = 0; i < 32; i++) c[128 * h + 32 * n + i] = kCode2[(qs[32 * h + i] >> (2 * n)) & 3];
           }
         } else if (packing == PackedSource::I2S) {
+          const uint8_t* in = src + row_bytes * static_cast<size_t>(r);
           // 32-byte blocks of 128 weights, the first quarter of the block in each byte's top bits.
           for (int b = 0; b < m.cols / 128; b++) {
             const uint8_t* qs = in + static_cast<size_t>(b) * 32;
@@ -405,6 +417,7 @@ halo_status pack_codes(ThreadPool* pool, Matrix& m, PackedSource packing, int ro
             }
           }
         } else {
+          const uint8_t* in = src + row_bytes * static_cast<size_t>(r);
           bool ok = true;
           for (int k = 0; k < m.cols; k++) {
             const int t = static_cast<int8_t>(in[k]);

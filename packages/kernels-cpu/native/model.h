@@ -168,6 +168,8 @@ enum class PackedSource {
   I2S,     // bitnet.cpp I2_S (x86 layout): per 128 weights 32 bytes, byte j holds weights j, 32+j, 64+j, 96+j in
            // bits 7..6, 5..4, 3..2, 1..0; 00 = -1, 01 = 0, 10 = +1, 11 = 0; rows of cols/4 bytes (cols % 128 == 0),
            // the tensor's f32 scale and padding follow the last row
+  HfPacked,  // Hugging Face BitNet packed: uint8 [rows/4][cols]; row r of the matrix is byte row r % (rows/4) at bits
+             // 2·(r / (rows/4)); code c → c − 1, 3 → 0 (rows % 4 == 0; each call packs a whole tensor)
 };
 /** Bytes of one stored row of `cols` weights. */
 size_t packed_row_bytes(PackedSource packing, int cols);

@@ -119,7 +119,7 @@ const ROLE_DOWN = 3;
  * refused; `halo-i2x256` is the kernels' own layout, only checked and copied — or mapped, see `mappable`);
  * every other packing (`tq1_0`, the seed packings, …) goes through `decodeRows` in int8 chunks.
  */
-const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s", "halo-i2x256"]);
+const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed", "halo-i2x256"]);
 /** The kernels' own layout (64-byte blocks of 256 codes): mapped from the file with no copy when it comes from one. */
 const KERNEL_PACKING = "halo-i2x256";
 

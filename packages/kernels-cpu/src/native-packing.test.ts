@@ -1,4 +1,4 @@
-// The loader's native fast paths (halo-v2, tq2_0, int8, i2_s bytes) give the same packed model (identical logits) as decodeRows.
+// The loader's native fast paths (halo-v2, tq2_0, int8, i2_s, hf-packed bytes) give the same packed model (identical logits) as decodeRows.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { conformanceModel, type ModelWeights, type WeightsLayer, type WeightsTernaryTensor } from "@halo/kernels";
@@ -8,6 +8,7 @@ import { createBackend } from "./cpu-backend.js";
 const HALO_V2 = ternaryCodec("halo-v2");
 const TQ2_0 = ternaryCodec("tq2_0");
 const I2_S = ternaryCodec("i2_s");
+const HF_PACKED = ternaryCodec("hf-packed");
 const TERNARY_KEYS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 
 /** Deterministic bit noise (mulberry32) for the codes and trailing bits the format leaves free. */
@@ -22,7 +23,7 @@ function noise(seed: number): () => number {
   };
 }
 
-type Stored = "halo-v2" | "tq2_0" | "int8" | "i2_s";
+type Stored = "halo-v2" | "tq2_0" | "int8" | "i2_s" | "hf-packed";
 
 /**
  * Re-encodes a tensor in a stored packing. For halo-v2 and tq2_0 about half of the `01` (w = 0)
@@ -54,6 +55,13 @@ function stored(tensor: WeightsTernaryTensor, format: Stored, packing: string, s
     }
     const b = bytes;
     decodeRows = (rowStart, rowCount, out) => HALO_V2.decodeRows(b, rows, cols, rowStart, rowCount, out);
+  } else if (format === "hf-packed") {
+    bytes = HF_PACKED.encode(trits, rows, cols);
+    for (let at = 0; at < bytes.length; at++) {
+      for (let shift = 0; shift < 8; shift += 2) if (((bytes[at]! >> shift) & 3) === 1 && random() < 0.5) bytes[at] = bytes[at]! | (3 << shift);
+    }
+    const b = bytes;
+    decodeRows = (rowStart, rowCount, out) => HF_PACKED.decodeRows(b, rows, cols, rowStart, rowCount, out);
   } else if (format === "i2_s") {
     bytes = I2_S.encode(trits, rows, cols, { scale: { kind: "tensor", value: 1 } });
     const codeBytes = (rows * cols) / 4; // then the f32 scale and padding
@@ -113,8 +121,8 @@ async function expectSameLogits(weights: ModelWeights, seed: number, threads: nu
 
 describe("native repacking from stored bytes", () => {
   it.each([
-    ["synth tiny relu2", synthModel({ shape: "tiny", seed: 11 }), ["halo-v2", "tq2_0", "int8", "i2_s"]],
-    ["synth tiny-gqa silu untied", synthModel({ shape: "tiny-gqa", activation: "silu", untiedHead: true, seed: 12 }), ["halo-v2", "tq2_0", "int8", "i2_s"]],
+    ["synth tiny relu2", synthModel({ shape: "tiny", seed: 11 }), ["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed"]],
+    ["synth tiny-gqa silu untied", synthModel({ shape: "tiny-gqa", activation: "silu", untiedHead: true, seed: 12 }), ["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed"]],
     ["conformance, cols not a multiple of 4", conformanceModel({ seed: 5, hiddenSize: 50, intermediateSize: 83, scaleKind: "tensor" }), ["halo-v2", "int8"]],
   ] as const)("%s: identical logits via bytes() and via decodeRows", async (_name, weights, formats) => {
     for (const threads of [1, 2, 3]) await expectSameLogits(weights, threads, threads, formats);
@@ -141,7 +149,7 @@ describe("native repacking from stored bytes", () => {
   });
 
   it("refuses stored bytes shorter than the rows need, and int8 trits outside {-1, 0, 1}", async () => {
-    for (const format of ["halo-v2", "tq2_0", "int8"] as const) {
+    for (const format of ["halo-v2", "tq2_0", "int8", "hf-packed"] as const) {
       const weights = withPacking(synthModel({ shape: "tiny", seed: 13 }), format, format, 1);
       const layer = weights.layers[0]!;
       const short: WeightsTernaryTensor = { ...layer.o, bytes: () => layer.o.bytes().subarray(1) };
