@@ -205,8 +205,9 @@ void check_dots_and_conversions(const halo_kernels* k) {
   }
   // attn_tile: float64 scores, softmax and weighted sums against the scalar twin, f32, f16 and int8 rows.
   for (int trial = 0; trial < 45; trial++) {
-    const int group = uniform(1, 5), hd = uniform(1, 140), span = uniform(1, HALO_ATTN_TILE), stride = hd + uniform(0, 9);
-    const int kv = trial % 3, scale_stride = uniform(1, 4);
+    // Every other trial a head dimension that is a multiple of 8 (the NEON tile's vector path; others fall back).
+    const int group = uniform(1, 5), hd = trial % 2 == 0 ? 8 * uniform(1, 17) : uniform(1, 140), span = uniform(1, HALO_ATTN_TILE);
+    const int stride = hd + uniform(0, 9), kv = trial % 3, scale_stride = uniform(1, 4);
     std::vector<float> q(static_cast<size_t>(group) * hd), kf(static_cast<size_t>(span) * stride), vf(kf.size());
     for (auto& v : q) v = normal();
     for (auto& v : kf) v = 3 * normal();
@@ -297,7 +298,7 @@ void check_pool_ops(const halo_kernels* k) {
     }
   }
   for (int trial = 0; trial < 15; trial++) {
-    const int kvh = uniform(1, 3), group = uniform(1, 3), heads = kvh * group, hd = 2 * uniform(1, 40), length = uniform(1, 90), n = uniform(1, 4);
+    const int kvh = uniform(1, 3), group = uniform(1, 5), heads = kvh * group, hd = 2 * uniform(1, 40), length = uniform(1, 90), n = uniform(1, 4);
     const int kv_dtype = trial % 3;
     const size_t kv = static_cast<size_t>(length) * kvh * hd;
     std::vector<float> q(static_cast<size_t>(n) * heads * hd), keys(kv), values(kv);
