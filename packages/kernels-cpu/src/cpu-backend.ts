@@ -38,7 +38,7 @@ export interface CpuBackendOptions {
    */
   readonly isa?: CpuIsa;
   /**
-   * LM head storage: `"f16"` (default; exact for f16 weights, f32 kept for other dtypes) or
+   * LM head storage: `"f16"` (default: the weights as stored — f16, bf16 or f32, exact; other dtypes as f32) or
    * `"int8"` (per-row absmax scale: half the bytes of f16, a measured quality cost — see README).
    */
   readonly lmHead?: "f16" | "int8";

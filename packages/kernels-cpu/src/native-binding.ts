@@ -14,10 +14,10 @@ import { KernelsCpuErrorCode } from "./errors.js";
  */
 export type CpuIsa = "auto" | "scalar" | "avx2" | "avx512vnni" | "amx" | "neon" | "neondotprod";
 
-/** @internal Config the native model is created with. */
-/** Float tables the native side reads as stored: f16 and bf16 as their 16-bit patterns, f32. */
+/** @internal Float tables the native side reads as stored: f16 and bf16 as their 16-bit patterns, f32. */
 export type NativeFloatDtype = "f16" | "bf16" | "f32";
 
+/** @internal Config the native model is created with. */
 export interface NativeConfig {
   hidden: number;
   intermediate: number;
