@@ -4,26 +4,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { referenceBackend, TOLERANCES, type LoadedModel, type ModelWeights } from "@halo/kernels";
+import { referenceBackend, TOLERANCES, type ModelWeights } from "@halo/kernels";
 import { openModel, synthModel, writeHfSnapshotSync, type HaloModel } from "@halo/h1b-format";
 import { createBackend } from "./cpu-backend.js";
 import type { CpuLoadedModel } from "./cpu-loaded-model.js";
+import { promptLogits } from "./prompt-logits.test-support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "halo-bf16-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Logits of every position of one prompt step. */
-async function promptLogits(model: LoadedModel, tokens: number[]): Promise<Float32Array> {
-  const slot = model.allocateSequence();
-  const logits = await model.step({
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => i),
-    slots: new Int32Array(tokens.length).fill(slot),
-    logitRows: Int32Array.from(tokens, (_, i) => i),
-  });
-  model.freeSequence(slot);
-  return logits;
-}
 
 /** The same weights with every fileRange() hidden, so the backend must copy. */
 function inMemory(weights: ModelWeights): ModelWeights {

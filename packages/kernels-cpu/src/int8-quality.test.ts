@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { conformanceModel, type ModelWeights } from "@halo/kernels";
 import { synthModel } from "@halo/h1b-format";
 import { createBackend } from "./cpu-backend.js";
+import { promptLogits } from "./prompt-logits.test-support.js";
 
 /** The int8 head must keep the greedy choice on at least this share of positions. */
 const MIN_TOP1_AGREEMENT_INT8_HEAD = 0.9;
@@ -26,13 +27,7 @@ function logSoftmax(logits: Float32Array, offset: number, length: number): Float
 /** Logits of every position of `tokens` as one prompt step. */
 async function allLogits(weights: ModelWeights, options: { lmHead: "f16" | "int8"; kvDtype: "f16" | "int8" }, tokens: number[]): Promise<Float32Array> {
   const model = await createBackend({ threads: 2, lmHead: options.lmHead }).loadModel(weights, { contextLength: 128, kvDtype: options.kvDtype });
-  const slot = model.allocateSequence();
-  const logits = await model.step({
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => i),
-    slots: new Int32Array(tokens.length).fill(slot),
-    logitRows: Int32Array.from(tokens, (_, i) => i),
-  });
+  const logits = await promptLogits(model, tokens);
   model.dispose();
   return logits;
 }
