@@ -60,7 +60,10 @@ const halo_kernels* kernels_for(const std::string& isa) {
   const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && avx2;
   const bool amx = vnni && amx_usable();
-  if (isa == "auto") return amx ? halo_kernels_amx() : vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
+  // `auto` takes the unverified AMX path only when asked to (HALO_CPU_AMX=1) until it has run on AMX hardware.
+  const char* amx_opt_in = std::getenv("HALO_CPU_AMX");
+  const bool amx_auto = amx && amx_opt_in != nullptr && std::strcmp(amx_opt_in, "1") == 0;
+  if (isa == "auto") return amx_auto ? halo_kernels_amx() : vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
   if (isa == "amx") return amx ? halo_kernels_amx() : nullptr;
   if (isa == "avx512vnni") return vnni ? &halo_kernels_avx512vnni : nullptr;
   if (isa == "avx2") return avx2 ? &halo_kernels_avx2 : nullptr;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { KernelsErrorCode, conformanceModel, runConformance, ternaryTensorOf, type ModelWeights } from "@halo/kernels";
-import { createBackend } from "./cpu-backend.js";
+import { autoIsa, createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
 import { KernelsCpuErrorCode } from "./errors.js";
 import type { CpuLoadedModel } from "./cpu-loaded-model.js";
@@ -35,6 +35,22 @@ describe("createBackend options", () => {
       } catch (error) {
         expect(isHaloError(error) && error.code).toBe(KernelsCpuErrorCode.KERNELS_CPU_ISA_UNSUPPORTED);
       }
+    }
+  });
+
+  it("auto skips the unverified amx path unless HALO_CPU_AMX=1 asks for it", () => {
+    const saved = process.env.HALO_CPU_AMX;
+    try {
+      delete process.env.HALO_CPU_AMX;
+      expect(autoIsa(["amx", "avx512vnni", "avx2", "scalar"])).toBe("avx512vnni");
+      expect(autoIsa(["avx2", "scalar"])).toBe("avx2");
+      process.env.HALO_CPU_AMX = "1";
+      expect(autoIsa(["amx", "avx512vnni", "avx2", "scalar"])).toBe("amx");
+      process.env.HALO_CPU_AMX = "0";
+      expect(autoIsa(["amx", "avx512vnni"])).toBe("avx512vnni");
+    } finally {
+      if (saved === undefined) delete process.env.HALO_CPU_AMX;
+      else process.env.HALO_CPU_AMX = saved;
     }
   });
 

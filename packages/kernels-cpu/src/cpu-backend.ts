@@ -32,9 +32,9 @@ export interface CpuBackendOptions {
   /** Worker threads (the stepping thread included). Whole number in [1, 1024]. Default: hardware threads. */
   readonly threads?: number;
   /**
-   * Kernel path. Default `process.env.HALO_CPU_ISA`, else `"auto"` (the best this CPU runs: `amx` first where the CPU,
-   * the OS and the process permission allow it). `amx` is unverified on AMX hardware (its tile logic is checked through
-   * an exact emulation).
+   * Kernel path. Default `process.env.HALO_CPU_ISA`, else `"auto"` (the best this CPU runs). `amx` is unverified on AMX
+   * hardware (its tile logic is checked through an exact emulation), so `auto` takes it only with `HALO_CPU_AMX=1`;
+   * `isa: "amx"` forces it where the CPU, the OS and the process permission allow it.
    */
   readonly isa?: CpuIsa;
   /**
@@ -75,6 +75,14 @@ function floatRange(tensor: WeightsFloatTensor, native: NativeModelHandle, field
   if (tensor.dtype !== "f16" && tensor.dtype !== "bf16" && tensor.dtype !== "f32") return null;
   const range = mappable(tensor, native, field);
   return range === null ? null : { ...range, dtype: tensor.dtype };
+}
+
+/**
+ * @internal The path `auto` runs: the best listed, except that the AMX path — unverified on AMX hardware — is taken only
+ * when `HALO_CPU_AMX=1` asks for it (or `isa: "amx"` forces it); otherwise AVX-512 VNNI runs on AMX CPUs.
+ */
+export function autoIsa(isas: readonly string[]): string {
+  return isas.find((isa) => isa !== "amx" || process.env.HALO_CPU_AMX === "1") ?? "scalar";
 }
 
 interface ResolvedCpuOptions {
@@ -225,7 +233,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     maxSequences: 256,
     maxHeadDim: Infinity,
   };
-  const isaName = resolved.isa === "auto" && native !== null ? native.isas()[0]! : resolved.isa;
+  const isaName = resolved.isa === "auto" && native !== null ? autoIsa(native.isas()) : resolved.isa;
   const backend: Backend = {
     name: "cpu",
     async probe(): Promise<BackendProbe> {

@@ -1,6 +1,9 @@
 // The AMX-INT8 GEMM on real tiles against its scalar twin; runs only where availableIsas() lists "amx".
 import { describe, expect, it } from "vitest";
 import { SeededRandom } from "@halo/kernels";
+import { synthModel } from "@halo/h1b-format";
+import { createBackend } from "./cpu-backend.js";
+import type { CpuLoadedModel } from "./cpu-loaded-model.js";
 import { nativeBinding } from "./native-binding.js";
 
 const native = nativeBinding();
@@ -28,7 +31,25 @@ describe.skipIf(!hasAmx)(`amx gemm_i2 on AMX tiles (${NEEDS})`, () => {
     }
   });
 
-  it("is what auto picks", () => {
+  it("is listed first; a model loaded with auto runs it only when HALO_CPU_AMX=1 asks for it", async () => {
     expect(native.isas()[0]).toBe("amx");
+    const isaOf = async (): Promise<string> => {
+      const model = (await createBackend({ threads: 1 }).loadModel(synthModel({ shape: "tiny", seed: 1 }), { contextLength: 8 })) as CpuLoadedModel;
+      try {
+        return model.nativeInfo().isa;
+      } finally {
+        model.dispose();
+      }
+    };
+    const saved = process.env.HALO_CPU_AMX;
+    try {
+      delete process.env.HALO_CPU_AMX;
+      expect(await isaOf()).toBe("avx512vnni");
+      process.env.HALO_CPU_AMX = "1";
+      expect(await isaOf()).toBe("amx");
+    } finally {
+      if (saved === undefined) delete process.env.HALO_CPU_AMX;
+      else process.env.HALO_CPU_AMX = saved;
+    }
   });
 });
