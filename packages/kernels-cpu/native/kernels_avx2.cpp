@@ -269,7 +269,16 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     }
     for (; d < hdp; d++) dst[d] = 0;
   };
+  const size_t elem = kv == HALO_KV_F32 ? 4 : kv == HALO_KV_F16 ? 2 : 1;
   for (int p = 0; p < span; p++) {
+    // Rows a whole KV width apart stream from DRAM at long contexts: fetch 8 rows ahead.
+    if (p + 8 < span) {
+      const size_t ahead = static_cast<size_t>(p + 8) * stride * elem;
+      for (size_t b = 0; b < static_cast<size_t>(hd) * elem; b += 64) {
+        _mm_prefetch(static_cast<const char*>(keys) + ahead + b, _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(values) + ahead + b, _MM_HINT_T0);
+      }
+    }
     const bool i8 = kv == HALO_KV_I8;
     widen(keys, static_cast<size_t>(p) * stride, i8 ? key_scales[static_cast<size_t>(p) * scale_stride] : 0.0f, kd + static_cast<size_t>(p) * hdp);
     widen(values, static_cast<size_t>(p) * stride, i8 ? value_scales[static_cast<size_t>(p) * scale_stride] : 0.0f, vd + static_cast<size_t>(p) * hdp);
