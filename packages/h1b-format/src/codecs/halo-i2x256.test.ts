@@ -1,7 +1,7 @@
 // halo-i2x256 (the CPU kernels' halo_block_i2 layout): a hand-computed example, round trips and row ranges.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { isHaloError } from "@halo/errors";
+import { codeOf } from "../error-code.test-support.js";
 import { ternaryCodec, ternaryPackings } from "./registry.js";
 import { HALO_I2X256_BLOCK_BYTES, haloI2x256Codec, haloI2x256RowBytes } from "./halo-i2x256.js";
 
@@ -9,16 +9,6 @@ function decodeAll(bytes: Uint8Array, rows: number, cols: number): Int8Array {
   const out = new Int8Array(rows * cols);
   haloI2x256Codec.decodeRows(bytes, rows, cols, 0, rows, out);
   return out;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isHaloError(error)) return error.code;
-    throw error;
-  }
-  return "no error";
 }
 
 /** Trits in {-1, 0, 1} of a `rows × cols` matrix. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { isHaloError } from "@halo/errors";
+import { codeOf } from "../error-code.test-support.js";
 import "./seed.js";
 import { ternaryCodec } from "./registry.js";
 import { f16Table } from "./plain.js";
@@ -16,16 +16,6 @@ function decodeAll(packing: string, bytes: Uint8Array, rows: number, cols: numbe
   const out = new Int8Array(rows * cols);
   ternaryCodec(packing).decodeRows(bytes, rows, cols, 0, rows, out);
   return out;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isHaloError(error)) return error.code;
-    throw error;
-  }
-  return "no error";
 }
 
 describe("seed codecs: §1.6 worked example", () => {

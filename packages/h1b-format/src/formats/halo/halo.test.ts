@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { isHaloError } from "@halo/errors";
+import { codeOf } from "../../error-code.test-support.js";
 import "../../index.js";
 import { memorySource } from "../../core/byte-source.js";
 import { floatTensor, ternaryTensor } from "../../core/tensors.js";
@@ -28,16 +28,6 @@ function trits(t: TernaryTensor): Int8Array {
   const out = new Int8Array(t.rows * t.cols);
   t.decodeRows(0, t.rows, out);
   return out;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isHaloError(error)) return error.code;
-    throw error;
-  }
-  return "no error";
 }
 
 /** Asserts two models hold the same weights, tokenizer and config (packings may differ). */

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
+import { codeOf } from "../../error-code.test-support.js";
 import { memorySource, type ByteSource } from "../../core/byte-source.js";
 import { openSafetensors, readSafetensors } from "./read-safetensors.js";
 import { safetensorsHeader, writeSafetensors, type SafetensorsWriteEntry } from "./write-safetensors.js";
@@ -39,16 +40,6 @@ function rawFile(header: unknown, data: Uint8Array, lengthOverride?: bigint): Ui
   out.set(json, 8);
   out.set(data, 8 + json.length);
   return out;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isHaloError(error)) return error.code;
-    throw error;
-  }
-  return "no error";
 }
 
 /** Wraps a source, failing the test if any read asks for more bytes than the file holds. */
