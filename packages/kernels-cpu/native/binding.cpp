@@ -122,7 +122,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     }
     const std::string kv_name = c.Get("kvDtype").IsString() ? c.Get("kvDtype").As<Napi::String>().Utf8Value() : std::string();
     const int kv_dtype = kv_name == "f32" ? HALO_KV_F32 : kv_name == "f16" ? HALO_KV_F16 : kv_name == "int8" ? HALO_KV_I8 : -1;
-    if (!need(env, kv_dtype >= 0, "config.kvDtype must be \"f32\", \"f16\" or \"int8\"")) return;
+    if (!need(env, kv_dtype >= 0, "config.kvDtype must be \"f32\", \"f16\" or \"int8\"; got \"" + kv_name + "\" (pass one of them)")) return;
     auto model = std::make_shared<Model>();
     model->c = {static_cast<int>(num("hidden")), static_cast<int>(num("intermediate")), static_cast<int>(num("layers")),
                 static_cast<int>(num("heads")), static_cast<int>(num("kvHeads")), static_cast<int>(num("headDim")),

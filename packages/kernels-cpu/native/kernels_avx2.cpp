@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 #include "halo_cpu.h"
+#include "exp_poly.h"
 
 namespace {
 
@@ -220,13 +221,11 @@ void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1
 inline __m256d exp_pd(__m256d x) {
   const __m256d tiny = _mm256_cmp_pd(x, _mm256_set1_pd(-708.0), _CMP_LT_OQ);
   x = _mm256_max_pd(x, _mm256_set1_pd(-708.0));
-  const __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93147180369123816490e-01), x);
-  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.90821492927058770002e-10), r);
-  static constexpr double kInvFactorial[14] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
-                                               1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
-  __m256d p = _mm256_set1_pd(kInvFactorial[13]);
-  for (int i = 12; i >= 0; i--) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kInvFactorial[i]));
+  const __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(halo_exp::kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(halo_exp::kLn2Hi), x);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(halo_exp::kLn2Lo), r);
+  __m256d p = _mm256_set1_pd(halo_exp::kInvFactorial[halo_exp::kDegree]);
+  for (int i = halo_exp::kDegree - 1; i >= 0; i--) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(halo_exp::kInvFactorial[i]));
   const __m256i bits = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
   return _mm256_andnot_pd(tiny, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
 }

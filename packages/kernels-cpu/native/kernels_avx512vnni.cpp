@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 #include "halo_cpu.h"
+#include "exp_poly.h"
 
 namespace {
 
@@ -334,13 +335,11 @@ inline __mmask8 tail8(int left) { return left >= 8 ? static_cast<__mmask8>(0xff)
 // (scalef). Below −745 the result is 0, as the exact exp rounds there.
 inline __m512d exp_pd(__m512d x) {
   x = _mm512_max_pd(x, _mm512_set1_pd(-746.0));
-  const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), x);
-  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), r);
-  static constexpr double kInvFactorial[14] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
-                                               1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
-  __m512d p = _mm512_set1_pd(kInvFactorial[13]);
-  for (int i = 12; i >= 0; i--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInvFactorial[i]));
+  const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(halo_exp::kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(halo_exp::kLn2Hi), x);
+  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(halo_exp::kLn2Lo), r);
+  __m512d p = _mm512_set1_pd(halo_exp::kInvFactorial[halo_exp::kDegree]);
+  for (int i = halo_exp::kDegree - 1; i >= 0; i--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(halo_exp::kInvFactorial[i]));
   return _mm512_scalef_pd(p, k);
 }
 

@@ -761,10 +761,14 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
       }
     }
   };
-  if (units == 1 || pool->size() == 1) {
-    for (int unit = 0; unit < units; unit++) run_unit(unit);
+  // Merges on this thread: one worker, or too few rows to be worth another pool job.
+  auto merge_here = [&] {
     thread_local std::vector<double> acc;
     for (int t = 0; t < args.n; t++) merge_row(t, acc);
+  };
+  if (units == 1 || pool->size() == 1) {
+    for (int unit = 0; unit < units; unit++) run_unit(unit);
+    merge_here();
     return;
   }
   std::atomic<int> cursor{0};
@@ -774,8 +778,7 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
       },
       args.n < 8 ? args.prefetch : nullptr, args.n < 8 ? args.prefetch_bytes : 0);
   if (args.n < 8) {
-    thread_local std::vector<double> acc;
-    for (int t = 0; t < args.n; t++) merge_row(t, acc);
+    merge_here();
     return;
   }
   std::atomic<int> row_cursor{0};
