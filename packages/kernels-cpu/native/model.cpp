@@ -942,8 +942,10 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   const size_t scale_layer_stride = static_cast<size_t>(c.context) * c.kv_heads;
   const size_t value_scales_offset = static_cast<size_t>(c.layers) * scale_layer_stride;
   auto slot_scales = [&](int slot) { return reinterpret_cast<float*>(static_cast<char*>(slots[slot]->data) + scales_at); };
-  std::vector<const void*> key_ptrs(n), value_ptrs(n);
-  std::vector<const float*> key_scale_ptrs(n), value_scale_ptrs(n);
+  grow(key_ptrs, n);
+  grow(value_ptrs, n);
+  grow(key_scale_ptrs, n);
+  grow(value_scale_ptrs, n);
   for (int l = 0; l < c.layers; l++) {
     Layer& L = layers[l];
     const Matrix* after_down = l + 1 < c.layers ? &layers[l + 1].qkv : nullptr;

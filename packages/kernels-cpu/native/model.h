@@ -131,6 +131,8 @@ struct Model {
   std::mutex step_mutex;
   // Scratch, grown to the largest batch seen.
   std::vector<float> x, normed, qkv_out, attn_out, gate_up_out, delta;
+  std::vector<const void*> key_ptrs, value_ptrs;              // per row of a step: its sequence's keys / values
+  std::vector<const float*> key_scale_ptrs, value_scale_ptrs;  // and, for an int8 cache, their scales
   Activations act;
   std::vector<float> attn_partial;
   std::vector<double> rope_table_;  // [n][head_dim] cos|sin of this step's positions
