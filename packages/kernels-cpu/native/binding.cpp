@@ -280,15 +280,16 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, HALO_OK);
   }
 
-  // setHead(kind: "tied" | "f16" | "bf16" | "f32", values?, int8: boolean) → status. int8 quantises rows (absmax/127,
-  // half even).
+  // setHead(kind: "tied" | "f16" | "bf16" | "f32", values?, quant: "none" | "int8" | "int4") → status. int8 quantises
+  // rows (absmax/127, half even), int4 as halo_head_i4_row.
   Napi::Value SetHead(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
-    if (!need(env, info.Length() >= 3 && info[0].IsString() && info[2].IsBoolean(), "setHead(kind, values, int8)")) return env.Undefined();
+    if (!need(env, info.Length() >= 3 && info[0].IsString() && info[2].IsString(), "setHead(kind, values, quant)")) return env.Undefined();
     const std::string kind = info[0].As<Napi::String>().Utf8Value();
-    const bool int8 = info[2].As<Napi::Boolean>().Value();
+    const int quant = head_quant(info[2]);
+    if (quant < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
     const void* src = nullptr;
     halo::FloatType type = halo::FloatType::F32;
@@ -305,23 +306,44 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
       src = static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
     }
-    return Napi::Number::New(env, install_head(m, src, type, kind == "tied", int8));
+    return Napi::Number::New(env, install_head(m, src, type, kind == "tied", quant));
   }
 
-  // The LM head from `src` ([vocab][hidden] of `type`): quantised to int8 rows, borrowed (tied or mapped: `borrow`),
-  // or copied.
-  halo_status install_head(Model* m, const void* src, halo::FloatType type, bool borrow, bool int8) {
+  // The head storage a setHead / mapFloat argument names: 0 none (float as given), 1 int8, 2 int4; −1 unknown.
+  static int head_quant(const Napi::Value& v) {
+    const std::string name = v.As<Napi::String>().Utf8Value();
+    return name == "none" ? 0 : name == "int8" ? 1 : name == "int4" ? 2 : -1;
+  }
+
+  // The LM head from `src` ([vocab][hidden] of `type`): quantised to int8 or int4 rows (split over the pool), borrowed
+  // (tied or mapped: `borrow`), or copied.
+  halo_status install_head(Model* m, const void* src, halo::FloatType type, bool borrow, int quant) {
     const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
-    const int hidden = m->c.hidden;
-    if (int8) {
-      if (!m->head.allocate(count, huge_pages_)) return HALO_OUT_OF_MEMORY;
-      m->head_scales.assign(m->c.vocab, 0.0f);
-      std::vector<float> row(hidden);
-      for (int r = 0; r < m->c.vocab; r++) {
-        halo::float_row(m->k, type, src, static_cast<size_t>(r), hidden, row.data());
-        m->head_scales[r] = halo::quantize_head_row(row.data(), hidden, static_cast<int8_t*>(m->head.data) + static_cast<size_t>(r) * hidden);
-      }
-      m->head_type = halo::HeadType::I8;
+    const int hidden = m->c.hidden, vocab = m->c.vocab;
+    if (quant != 0) {
+      const int stride = HALO_HEAD_I8_STRIDE(hidden), groups = stride / HALO_HEAD_I4_GROUP;
+      if (quant == 2 && hidden > HALO_HEAD_I4_MAX_HIDDEN) return HALO_BAD_ARGUMENT;
+      const size_t row_bytes = quant == 1 ? static_cast<size_t>(hidden) : static_cast<size_t>(stride) / 2;
+      if (!m->head.allocate(row_bytes * vocab, huge_pages_)) return HALO_OUT_OF_MEMORY;
+      m->head_scales.assign(vocab, 0.0f);
+      m->head_sub.assign(quant == 2 ? static_cast<size_t>(vocab) * groups : 0, 0);
+      m->head_sums.assign(quant == 2 ? vocab : 0, 0);
+      uint8_t* dst = static_cast<uint8_t*>(m->head.data);
+      const int workers = m->pool->size();
+      m->pool->run([&](int i) {
+        int r0, r1;
+        halo::split_range(vocab, workers, i, 16, &r0, &r1);
+        std::vector<float> row(hidden);
+        for (int r = r0; r < r1; r++) {
+          halo::float_row(m->k, type, src, static_cast<size_t>(r), hidden, row.data());
+          if (quant == 1)
+            m->head_scales[r] = halo::quantize_head_row(row.data(), hidden, reinterpret_cast<int8_t*>(dst) + static_cast<size_t>(r) * hidden);
+          else
+            halo_head_i4_row(row.data(), hidden, dst + static_cast<size_t>(r) * row_bytes, m->head_sub.data() + static_cast<size_t>(r) * groups,
+                             &m->head_scales[r], &m->head_sums[r]);
+        }
+      });
+      m->head_type = quant == 1 ? halo::HeadType::I8 : halo::HeadType::I4;
       m->head_data = m->head.data;
     } else if (borrow) {
       m->head_type = halo::head_type_of(type);
@@ -374,15 +396,15 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, halo::place_codes(m->pool, *mat, int_arg(info, 2), src, length, int_arg(info, 6), true));
   }
 
-  // mapFloat(which: "embedding" | "head", path, offset, length, dtype: "f16" | "bf16" | "f32", int8Head) → status: the token
-  // embedding or an untied LM head borrowed from a file mapping.
+  // mapFloat(which: "embedding" | "head", path, offset, length, dtype: "f16" | "bf16" | "f32", quant: "none" | "int8" |
+  // "int4") → status: the token embedding or an untied LM head borrowed from a file mapping (or quantised from it).
   Napi::Value MapFloat(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
     if (!need(env, info.Length() >= 6 && info[0].IsString() && info[1].IsString() && info[2].IsNumber() && info[3].IsNumber() &&
-                       info[4].IsString() && info[5].IsBoolean(),
-              "mapFloat(which, path, offset, length, dtype, int8Head)"))
+                       info[4].IsString() && info[5].IsString(),
+              "mapFloat(which, path, offset, length, dtype, quant)"))
       return env.Undefined();
     const std::string which = info[0].As<Napi::String>().Utf8Value(), dtype = info[4].As<Napi::String>().Utf8Value();
     if ((which != "embedding" && which != "head") || (dtype != "f16" && dtype != "bf16" && dtype != "f32")) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
@@ -399,7 +421,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       m->embedding_type = type;
       return Napi::Number::New(env, HALO_OK);
     }
-    return Napi::Number::New(env, install_head(m, src, type, true, info[5].As<Napi::Boolean>().Value()));
+    const int quant = head_quant(info[5]);
+    if (quant < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    return Napi::Number::New(env, install_head(m, src, type, true, quant));
   }
 
   Napi::Value AllocSlot(const Napi::CallbackInfo& info) {
@@ -530,7 +554,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     out.Set("threads", m->pool->size());
     out.Set("hugePages", m->arena.huge);
     out.Set("arenaBytes", static_cast<double>(m->arena_used));
-    static const char* const kHeadNames[] = {"f16", "f32", "int8", "bf16"};  // HeadType order
+    static const char* const kHeadNames[] = {"f16", "f32", "int8", "bf16", "int4"};  // HeadType order
     out.Set("headType", kHeadNames[static_cast<int>(m->head_type)]);
     // Weight bytes borrowed from file mappings (zero-copy) rather than held in the arena or copied.
     double mapped = 0;
@@ -701,7 +725,7 @@ Napi::Value OpAttention(const Napi::CallbackInfo& info) {
   return f32_copy(env, out.data(), out.size());
 }
 
-// lmHead(isa, threads, x, kind "f16"|"bf16"|"f32"|"int8", head: Uint16Array|Float32Array, vocab, hidden) → Float32Array
+// lmHead(isa, threads, x, kind "f16"|"bf16"|"f32"|"int8"|"int4", head: Uint16Array|Float32Array, vocab, hidden) → Float32Array
 Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const halo_kernels* k = kernels_arg(info, 0);
@@ -719,15 +743,27 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   const void* data = static_cast<const char*>(head.ArrayBuffer().Data()) + head.ByteOffset();
   std::vector<float> out(static_cast<size_t>(n) * vocab);
   std::vector<int8_t> q8, xq;
+  std::vector<uint8_t> q4, q4_sub;
+  std::vector<int32_t> q4_sums;
   std::vector<float> q8_scales;
   std::vector<double> xs;
-  if (kind == "int8") {
-    if (head.TypedArrayType() != napi_float32_array) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  const int stride = HALO_HEAD_I8_STRIDE(hidden);
+  if (kind == "int8" || kind == "int4") {
+    if (head.TypedArrayType() != napi_float32_array || (kind == "int4" && hidden > HALO_HEAD_I4_MAX_HIDDEN)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     const float* f = static_cast<const float*>(data);
-    q8.resize(static_cast<size_t>(vocab) * hidden);
     q8_scales.resize(vocab);
-    for (int r = 0; r < vocab; r++) q8_scales[r] = halo::quantize_head_row(f + static_cast<size_t>(r) * hidden, hidden, q8.data() + static_cast<size_t>(r) * hidden);
-    const int stride = HALO_HEAD_I8_STRIDE(hidden);
+    if (kind == "int8") {
+      q8.resize(static_cast<size_t>(vocab) * hidden);
+      for (int r = 0; r < vocab; r++) q8_scales[r] = halo::quantize_head_row(f + static_cast<size_t>(r) * hidden, hidden, q8.data() + static_cast<size_t>(r) * hidden);
+    } else {
+      const int groups = stride / HALO_HEAD_I4_GROUP;
+      q4.resize(static_cast<size_t>(vocab) * stride / 2);
+      q4_sub.resize(static_cast<size_t>(vocab) * groups);
+      q4_sums.resize(vocab);
+      for (int r = 0; r < vocab; r++)
+        halo_head_i4_row(f + static_cast<size_t>(r) * hidden, hidden, q4.data() + static_cast<size_t>(r) * stride / 2, q4_sub.data() + static_cast<size_t>(r) * groups,
+                         &q8_scales[r], &q4_sums[r]);
+    }
     xq.resize(static_cast<size_t>(n) * stride);
     xs.resize(n);
     halo_head_i8_activations(x.Data(), n, hidden, stride, xq.data(), xs.data());
@@ -742,7 +778,8 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
     if (kind == "f16") k->head_f16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "bf16") k->head_bf16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "f32") k->head_f32(static_cast<const float*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
-    else k->head_i8(q8.data(), q8_scales.data(), hidden, r0, r1, xq.data(), xs.data(), HALO_HEAD_I8_STRIDE(hidden), n, out.data() + r0, vocab);
+    else if (kind == "int8") k->head_i8(q8.data(), q8_scales.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, out.data() + r0, vocab);
+    else k->head_i4(q4.data(), q4_sub.data(), q8_scales.data(), q4_sums.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, out.data() + r0, vocab);
   });
   return f32_copy(env, out.data(), out.size());
 }

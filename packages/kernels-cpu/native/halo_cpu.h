@@ -85,6 +85,14 @@ typedef struct halo_kernels {
   void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s,
                   int stride, int n, float* y, int y_stride);
   /*
+   * Int4 weights (halo_head_i4_row's layout: per row stride/2 bytes of nibble codes, stride/64 u8 group scales `sub`, an
+   * f32 row scale and row_sum = Σ_g sub[g]·Σ_{h∈g} c[h]) with the head_i8 activations:
+   * y = f32(f64(Σ_g sub[r][g] · Σ_{h∈g} q[h]·c[r][h]) · scale[r] / s), c = nibble − 8; the integer sum is exact (int64)
+   * on every path. row_sum lets a path bias the activations to unsigned (q + 128) and subtract 128·row_sum.
+   */
+  void (*head_i4)(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int hidden, int r0,
+                  int r1, const int8_t* q, const double* s, int stride, int n, float* y, int y_stride);
+  /*
    * Attention of `group` query heads (q: [group][hd] f32) over `span` key and value rows stored as `kv` (a
    * halo_kv_dtype; row i at element i·stride), in float64 with exact f32 products: s = (q·k)·scale, m = max s,
    * l = Σ exp(s − m), o = Σ exp(s − m)·v. out: [group][hd + 2] as m, l, o[hd]. scratch: ≥ HALO_ATTN_SCRATCH(group,
@@ -144,6 +152,20 @@ void halo_kv_i8_row(const float* x, int n, int8_t* codes, float* scale);
 void halo_head_i8_activations(const float* x, int n, int hidden, int stride, int8_t* q, double* s);
 /* The q stride halo_head_i8_activations and head_i8 use for `hidden` (a multiple of 64). */
 #define HALO_HEAD_I8_STRIDE(hidden) (((hidden) + 63) / 64 * 64)
+
+/* Weights per int4 head group (one u8 sub-scale each). */
+#define HALO_HEAD_I4_GROUP 64
+/* Largest hidden size the int4 head takes: its int32 SIMD lanes stay exact up to here (see head_i4). */
+#define HALO_HEAD_I4_MAX_HIDDEN 65536
+/*
+ * One LM head row as int4 (the "int4" head): stride = HALO_HEAD_I8_STRIDE(hidden), groups of 64 weights. Group g's
+ * ideal scale d_g = max|x| / 7 over the group (NaN ignored); *scale = f32(max_g d_g / 255); sub[g] =
+ * clamp(round_half_even(d_g / scale), 0, 255); codes c = clamp(round_half_even(x / (sub[g]·scale)), −7, 7) (0 where
+ * sub[g] is 0 or x is NaN), stored as the nibble c + 8: byte 32·g + j holds weight 64·g + j in its low nibble and
+ * 64·g + 32 + j in its high nibble (padding past hidden: c = 0). A row whose largest d_g is 0 or not finite stores
+ * scale 0 and zero codes. *sum = Σ_g sub[g]·Σ c. 4.15 bits per weight at hidden 2560 (codes, sub-scales, scale, sum).
+ */
+void halo_head_i4_row(const float* x, int hidden, uint8_t* codes, uint8_t* sub, float* scale, int32_t* sum);
 
 /* bf16 bits to f32: exact (the high half of an f32). */
 static inline float halo_bf16_to_f32(uint16_t bits) {

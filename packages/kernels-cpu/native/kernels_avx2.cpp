@@ -216,6 +216,51 @@ void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1
   }
 }
 
+// Int4 head, 4 tokens per pass: per 64-weight group the low and high nibbles of 32 bytes as signed codes (c = nibble −
+// 8), vpmaddubsw of the biased activations (q + 128, u8) with them (|pair| ≤ 2·255·7: no saturation), vpmaddwd by the
+// group's sub-scale into s32 lanes, the two halves in separate accumulators (≤ 2·3570·255 per group and lane: exact
+// below HALO_HEAD_I4_MAX_HIDDEN); summed in int64, then 128·row_sum removes the bias.
+void head_i4(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int /*hidden*/, int r0, int r1,
+             const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
+  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __m256i low = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+  const int groups = stride / HALO_HEAD_I4_GROUP;
+  const size_t row_bytes = static_cast<size_t>(stride) / 2;
+  for (int t0 = 0; t0 < n; t0 += 4) {
+    const int tn = n - t0 < 4 ? n - t0 : 4;
+    for (int r = r0; r < r1; r++) {
+      const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+      const uint8_t* sg = sub + static_cast<size_t>(r) * groups;
+      __m256i acc_lo[4], acc_hi[4];
+      for (int t = 0; t < 4; t++) acc_lo[t] = acc_hi[t] = _mm256_setzero_si256();
+      for (int g = 0; g < groups; g++) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + 32 * g) + 1024, _MM_HINT_T0);
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * g));
+        const __m256i c_lo = _mm256_sub_epi8(_mm256_and_si256(raw, low), eight);
+        const __m256i c_hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low), eight);
+        const __m256i sv = _mm256_set1_epi16(static_cast<short>(sg[g]));
+        for (int t = 0; t < tn; t++) {
+          const int8_t* qg = q + static_cast<size_t>(t0 + t) * stride + HALO_HEAD_I4_GROUP * g;
+          const __m256i a_lo = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qg)), bias);
+          const __m256i a_hi = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qg + 32)), bias);
+          acc_lo[t] = _mm256_add_epi32(acc_lo[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a_lo, c_lo), sv));
+          acc_hi[t] = _mm256_add_epi32(acc_hi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a_hi, c_hi), sv));
+        }
+      }
+      const int64_t correction = 128 * static_cast<int64_t>(row_sum[r]);
+      for (int t = 0; t < tn; t++) {
+        const __m256i wide = _mm256_add_epi64(
+            _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc_lo[t])), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc_lo[t], 1))),
+            _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc_hi[t])), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc_hi[t], 1))));
+        alignas(32) int64_t lanes[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), wide);
+        const int64_t total = lanes[0] + lanes[1] + lanes[2] + lanes[3] - correction;
+        y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(total) * row_scale[r] / s[t0 + t]);
+      }
+    }
+  }
+}
+
 // exp(x) for x ≤ 0 in float64 to ~1 ulp: x = k·ln2 + r, degree-13 Taylor polynomial of e^r, then ·2^k built in the
 // exponent field. Below −708 (where 2^k would need a subnormal) the result is 0: attention adds it to a sum ≥ 1.
 inline __m256d exp_pd(__m256d x) {
@@ -388,6 +433,6 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx2 = {
-    "avx2",   gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, attn_tile,
+    "avx2",   gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, head_i4, attn_tile,
     quantize_i8, f32_to_f16, f16_to_f32, silu_mul,
 };

@@ -119,6 +119,44 @@ extern "C" void halo_head_i8_activations(const float* x, int n, int hidden, int 
   }
 }
 
+extern "C" void halo_head_i4_row(const float* x, int hidden, uint8_t* codes, uint8_t* sub, float* scale, int32_t* sum) {
+  const int stride = HALO_HEAD_I8_STRIDE(hidden), groups = stride / HALO_HEAD_I4_GROUP;
+  std::vector<double> ideal(static_cast<size_t>(groups), 0.0);
+  double top = 0;
+  for (int g = 0; g < groups; g++) {
+    float absmax = 0;
+    for (int h = g * HALO_HEAD_I4_GROUP; h < hidden && h < (g + 1) * HALO_HEAD_I4_GROUP; h++)
+      absmax = std::fabs(x[h]) > absmax ? std::fabs(x[h]) : absmax;  // NaN compares false: ignored
+    ideal[g] = static_cast<double>(absmax) / 7.0;
+    top = ideal[g] > top ? ideal[g] : top;
+  }
+  const float s = static_cast<float>(top / 255.0);
+  const bool usable = top > 0 && std::isfinite(top) && s > 0;
+  int32_t total = 0;
+  for (int g = 0; g < groups; g++) {
+    // nearbyint rounds half to even in the default mode; every value is clamped before a cast.
+    const double r = usable ? std::nearbyint(ideal[g] / static_cast<double>(s)) : 0.0;
+    const int sg = r > 255 ? 255 : r < 0 ? 0 : static_cast<int>(r);
+    sub[g] = static_cast<uint8_t>(sg);
+    const double step = static_cast<double>(sg) * static_cast<double>(s);
+    int group_sum = 0;
+    for (int j = 0; j < HALO_HEAD_I4_GROUP / 2; j++) {
+      int c[2] = {0, 0};
+      for (int half = 0; half < 2; half++) {
+        const int h = g * HALO_HEAD_I4_GROUP + half * (HALO_HEAD_I4_GROUP / 2) + j;
+        if (h >= hidden || step == 0) continue;
+        const double v = std::nearbyint(static_cast<double>(x[h]) / step);
+        c[half] = v > 7 ? 7 : v < -7 ? -7 : v == v ? static_cast<int>(v) : 0;
+      }
+      codes[g * (HALO_HEAD_I4_GROUP / 2) + j] = static_cast<uint8_t>((c[0] + 8) | ((c[1] + 8) << 4));
+      group_sum += c[0] + c[1];
+    }
+    total += sg * group_sum;
+  }
+  *scale = usable ? s : 0.0f;
+  *sum = total;
+}
+
 extern "C" int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q) {
   int32_t sum = 0;
   for (int i = 0; i < n; i++) {
@@ -215,6 +253,30 @@ void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, in
 }
 
 
+void head_i4_ref(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* /*row_sum*/, int /*hidden*/, int r0,
+                 int r1, const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
+  const int groups = stride / HALO_HEAD_I4_GROUP;
+  const size_t row_bytes = static_cast<size_t>(stride) / 2;
+  for (int t = 0; t < n; t++) {
+    const int8_t* qt = q + static_cast<size_t>(t) * stride;
+    for (int r = r0; r < r1; r++) {
+      const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+      int64_t total = 0;
+      for (int g = 0; g < groups; g++) {
+        int32_t dot = 0;
+        for (int j = 0; j < HALO_HEAD_I4_GROUP / 2; j++) {
+          const uint8_t byte = row[g * (HALO_HEAD_I4_GROUP / 2) + j];
+          dot += static_cast<int32_t>(qt[g * HALO_HEAD_I4_GROUP + j]) * ((byte & 15) - 8) +
+                 static_cast<int32_t>(qt[g * HALO_HEAD_I4_GROUP + HALO_HEAD_I4_GROUP / 2 + j]) * ((byte >> 4) - 8);
+        }
+        total += static_cast<int64_t>(sub[static_cast<size_t>(r) * groups + g]) * dot;
+      }
+      y[static_cast<size_t>(t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(total) * row_scale[r] / s[t]);
+    }
+  }
+}
+
+
 void f32_to_f16_ref(uint16_t* dst, const float* src, int n) {
   for (int i = 0; i < n; i++) dst[i] = halo_f32_to_f16_ref(src[i]);
 }
@@ -226,6 +288,6 @@ void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_ref = {
-    "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_bf16_ref, head_i8_ref, halo_attn_tile_ref,
+    "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_bf16_ref, head_i8_ref, head_i4_ref, halo_attn_tile_ref,
     halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref,
 };

@@ -876,7 +876,10 @@ void Model::norm_quantize(const float* in, const float* weight, int d, int n) {
 bool Model::ready() const {
   const size_t q_dim = static_cast<size_t>(c.heads) * c.head_dim;
   if (embedding_data == nullptr || head_data == nullptr || output_norm.size() != static_cast<size_t>(c.hidden)) return false;
-  if (head_type == HeadType::I8 && head_scales.size() != static_cast<size_t>(c.vocab)) return false;
+  if ((head_type == HeadType::I8 || head_type == HeadType::I4) && head_scales.size() != static_cast<size_t>(c.vocab)) return false;
+  if (head_type == HeadType::I4 && (head_sums.size() != static_cast<size_t>(c.vocab) ||
+                                    head_sub.size() != static_cast<size_t>(c.vocab) * (HALO_HEAD_I8_STRIDE(c.hidden) / HALO_HEAD_I4_GROUP)))
+    return false;
   for (const Layer& L : layers) {
     if (L.attn_norm.size() != static_cast<size_t>(c.hidden) || L.attn_sub_norm.size() != q_dim ||
         L.ffn_norm.size() != static_cast<size_t>(c.hidden) || L.ffn_sub_norm.size() != static_cast<size_t>(c.intermediate))
@@ -1042,13 +1045,13 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
   }
   clock.lap(6);
-  // Final norm of the wanted rows (quantised once here for an int8 head), then the LM head split by vocabulary rows.
+  // Final norm of the wanted rows (quantised once here for an int8 or int4 head), then the LM head split by vocabulary rows.
   grow(head_in, static_cast<size_t>(n_logits) * hidden);
   float* const wanted = head_in.data();
   for (int i = 0; i < n_logits; i++)
     rms_norm_rows(x.data() + static_cast<size_t>(logit_rows[i]) * hidden, output_norm.data(), hidden, 1, c.eps, wanted + static_cast<size_t>(i) * hidden);
   const int q_stride = HALO_HEAD_I8_STRIDE(hidden);
-  if (head_type == HeadType::I8) {
+  if (head_type == HeadType::I8 || head_type == HeadType::I4) {
     grow(head_q, static_cast<size_t>(n_logits) * q_stride);
     grow(head_qs, static_cast<size_t>(n_logits));
     halo_head_i8_activations(wanted, n_logits, hidden, q_stride, head_q.data(), head_qs.data());
@@ -1072,6 +1075,10 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
       case HeadType::I8:
         k->head_i8(static_cast<const int8_t*>(head_data), head_scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride,
                    n_logits, y, c.vocab);
+        break;
+      case HeadType::I4:
+        k->head_i4(static_cast<const uint8_t*>(head_data), head_sub.data(), head_scales.data(), head_sums.data(), hidden, r0, r1,
+                   head_q.data(), head_qs.data(), q_stride, n_logits, y, c.vocab);
         break;
     }
    }

@@ -90,7 +90,7 @@ struct Layer {
   Matrix qkv, o, gate_up, down;  // q|k|v and gate|up fused by rows
 };
 
-enum class HeadType { F16 = 0, F32 = 1, I8 = 2, BF16 = 3 };
+enum class HeadType { F16 = 0, F32 = 1, I8 = 2, BF16 = 3, I4 = 4 };
 
 /** Storage of a float table (the embedding, a float head). bf16 is what Hugging Face checkpoints ship. */
 enum class FloatType { F32 = 0, F16 = 1, BF16 = 2 };
@@ -122,10 +122,12 @@ struct Model {
   Region embedding;                // [vocab][hidden] f16, bf16 or f32, when copied
   const void* embedding_data = nullptr;  // embedding.data, or a mapped file's bytes
   FloatType embedding_type = FloatType::F16;
-  Region head;                     // [vocab][hidden] f16 / bf16 / f32 / i8, unless tied to the embedding
+  Region head;                     // [vocab][hidden] f16 / bf16 / f32 / i8, [vocab][stride/2] i4, unless tied
   const void* head_data = nullptr; // head.data, or embedding.data when tied
   HeadType head_type = HeadType::F16;
-  std::vector<float> head_scales;  // [vocab] for I8
+  std::vector<float> head_scales;  // [vocab] row scales for I8 and I4
+  std::vector<uint8_t> head_sub;    // I4: [vocab][HALO_HEAD_I8_STRIDE(hidden) / 64] group sub-scales
+  std::vector<int32_t> head_sums;   // I4: [vocab] Σ_g sub·Σ codes (halo_head_i4_row)
   std::vector<float> output_norm;
   std::vector<std::unique_ptr<Region>> slots;  // per slot: keys then values, [layers][context][kv_heads·head_dim] each
   std::mutex step_mutex;
@@ -137,8 +139,8 @@ struct Model {
   std::vector<float> attn_partial;
   std::vector<double> rope_table_;  // [n][head_dim] cos|sin of this step's positions
   std::vector<float> head_in;       // [n_logits][hidden] normed rows the LM head reads
-  std::vector<int8_t> head_q;       // int8 head: those rows quantised ([n_logits][HALO_HEAD_I8_STRIDE])
-  std::vector<double> head_qs;      // int8 head: their scales
+  std::vector<int8_t> head_q;       // int8 / int4 head: those rows quantised ([n_logits][HALO_HEAD_I8_STRIDE])
+  std::vector<double> head_qs;      // int8 / int4 head: their scales
 
   /** RMSNorm of in [n][d] into `normed`, then quantised into `act`, rows split over the pool. */
   void norm_quantize(const float* in, const float* weight, int d, int n);

@@ -58,18 +58,20 @@ describe("bf16 embedding and head", () => {
     });
   }
 
-  it("an int8 head is built from bf16 rows", async () => {
-    const path = join(dir, "int8-from-bf16");
-    writeHfSnapshotSync(cases[0]![1], path, { floatDtype: "bf16" });
-    const weights = await openModel(path);
-    try {
-      const model = (await createBackend({ threads: 2, lmHead: "int8" }).loadModel(weights, { contextLength: 16 })) as CpuLoadedModel;
-      expect(model.nativeInfo().headType).toBe("int8");
-      const logits = await promptLogits(model, [1, 2, 3]);
-      expect(logits.every(Number.isFinite)).toBe(true);
-      model.dispose();
-    } finally {
-      weights.close();
-    }
-  });
+  for (const head of ["int8", "int4"] as const) {
+    it(`an ${head} head is built from bf16 rows`, async () => {
+      const path = join(dir, `${head}-from-bf16`);
+      writeHfSnapshotSync(cases[0]![1], path, { floatDtype: "bf16" });
+      const weights = await openModel(path);
+      try {
+        const model = (await createBackend({ threads: 2, lmHead: head }).loadModel(weights, { contextLength: 16 })) as CpuLoadedModel;
+        expect(model.nativeInfo().headType).toBe(head);
+        const logits = await promptLogits(model, [1, 2, 3]);
+        expect(logits.every(Number.isFinite)).toBe(true);
+        model.dispose();
+      } finally {
+        weights.close();
+      }
+    });
+  }
 });

@@ -89,13 +89,13 @@ describe("bad input becomes a HaloError, never a crash", () => {
     expect(await codeOf(() => createBackend({ threads: 2 }).loadModel(broken, { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
   });
 
-  it("reports its kernel path, huge pages and head type; int8 head on request", async () => {
+  it("reports its kernel path, huge pages and head type; int8 and int4 heads on request", async () => {
     const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
-    for (const isa of availableIsas()) {
-      const model = (await createBackend({ threads: 2, isa, lmHead: "int8" }).loadModel(weights, { contextLength: 8 })) as CpuLoadedModel;
+    for (const [isa, lmHead] of availableIsas().flatMap((isa) => [[isa, "int8"], [isa, "int4"]] as const)) {
+      const model = (await createBackend({ threads: 2, isa, lmHead }).loadModel(weights, { contextLength: 8 })) as CpuLoadedModel;
       const info = model.nativeInfo();
       expect(info.isa).toBe(isa);
-      expect(info.headType).toBe("int8");
+      expect(info.headType).toBe(lmHead);
       expect(typeof info.hugePages).toBe("boolean");
       model.dispose();
       expect(await codeOf(() => model.nativeInfo())).toBe(KernelsErrorCode.KERNELS_DISPOSED);

@@ -15,7 +15,7 @@ import {
   type WeightsTernaryTensor,
 } from "@halo/kernels";
 import { KernelsCpuErrorCode } from "./errors.js";
-import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeFloatDtype, type NativeModelHandle } from "./native-binding.js";
+import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeFloatDtype, type NativeHeadQuant, type NativeModelHandle } from "./native-binding.js";
 import { CpuLoadedModel } from "./cpu-loaded-model.js";
 import { fuseScales, nativeScales } from "./scales.js";
 import { cpuOps } from "./cpu-ops.js";
@@ -38,15 +38,21 @@ export interface CpuBackendOptions {
    */
   readonly isa?: CpuIsa;
   /**
-   * LM head storage: `"f16"` (default: the weights as stored — f16, bf16 or f32, exact; other dtypes as f32) or
-   * `"int8"` (per-row absmax scale: half the bytes of f16, a measured quality cost — see README).
+   * LM head storage: `"f16"` (default: the weights as stored — f16, bf16 or f32, exact; other dtypes as f32),
+   * `"int8"` (per-row absmax scale: half the bytes of f16) or `"int4"` (groups of 64 with a u8 sub-scale and an f32 row
+   * scale: 4.15 bits per weight at hidden 2560, about a quarter of f16's bytes). Both quantised forms have a measured
+   * quality cost — see the README.
    */
-  readonly lmHead?: "f16" | "int8";
+  readonly lmHead?: CpuLmHead;
   /** Advise the weight arena into transparent huge pages. Default true (`HALO_CPU_HUGEPAGES=0` turns it off). */
   readonly hugePages?: boolean;
   /** Most tokens per step. Default 4096. */
   readonly maxBatchTokens?: number;
 }
+
+/** LM head storages `createBackend` takes (see {@link CpuBackendOptions.lmHead}). */
+export type CpuLmHead = "f16" | "int8" | "int4";
+const LM_HEADS: readonly CpuLmHead[] = ["f16", "int8", "int4"];
 
 const ISAS: readonly CpuIsa[] = ["auto", "scalar", "avx2", "avx512vnni", "amx", "neon", "neondotprod"];
 /** Rows decoded per `decodeRows` call while repacking: bounds the int8 staging buffer to ~4 MiB. */
@@ -88,7 +94,7 @@ export function autoIsa(isas: readonly string[]): string {
 interface ResolvedCpuOptions {
   readonly threads: number;
   readonly isa: string;
-  readonly int8Head: boolean;
+  readonly headQuant: NativeHeadQuant;
   readonly hugePages: boolean;
   readonly maxBatchTokens: number;
 }
@@ -101,7 +107,7 @@ function resolveOptions(options: CpuBackendOptions, native: NativeBinding | null
   const isa = options.isa ?? ((process.env.HALO_CPU_ISA as CpuIsa | undefined) || "auto");
   if (!ISAS.includes(isa)) throw badOption("isa", "unknown instruction-set path", ISAS.join(", "), isa);
   const lmHead = options.lmHead ?? "f16";
-  if (lmHead !== "f16" && lmHead !== "int8") throw badOption("lmHead", "unknown LM head storage", "f16 or int8", lmHead);
+  if (!LM_HEADS.includes(lmHead)) throw badOption("lmHead", "unknown LM head storage", LM_HEADS.join(", "), lmHead);
   const maxBatchTokens = options.maxBatchTokens ?? 4096;
   if (!Number.isSafeInteger(maxBatchTokens) || maxBatchTokens < 1) throw badOption("maxBatchTokens", "maxBatchTokens must be a whole number ≥ 1", "≥ 1", maxBatchTokens);
   const hugePages = options.hugePages ?? process.env.HALO_CPU_HUGEPAGES !== "0";
@@ -113,7 +119,7 @@ function resolveOptions(options: CpuBackendOptions, native: NativeBinding | null
       hint: "Pick one of the listed paths, or leave isa (and HALO_CPU_ISA) unset for the best available",
     });
   }
-  return { threads, isa, int8Head: lmHead === "int8", hugePages, maxBatchTokens };
+  return { threads, isa, headQuant: lmHead === "f16" ? "none" : lmHead, hugePages, maxBatchTokens };
 }
 
 const ROLE_QKV = 0;
@@ -286,20 +292,20 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
         // f16/bf16/f32 embedding and head in a file are borrowed from its mapping; anything else is decoded and copied.
         const embeddingRange = floatRange(weights.tokenEmbedding, model, "tokenEmbedding");
         if (embeddingRange !== null) {
-          checkStatus(model.mapFloat!("embedding", embeddingRange.path, embeddingRange.offset, embeddingRange.length, embeddingRange.dtype, false), "mapping the token embedding", "tokenEmbedding");
+          checkStatus(model.mapFloat!("embedding", embeddingRange.path, embeddingRange.offset, embeddingRange.length, embeddingRange.dtype, "none"), "mapping the token embedding", "tokenEmbedding");
         } else {
           const embedding = floatPayload(weights.tokenEmbedding);
           checkStatus(model.setEmbedding(embedding.values, embedding.dtype === "bf16"), "copying the token embedding", "tokenEmbedding");
         }
         if (c.tiedEmbeddings || weights.lmHead === null) {
-          checkStatus(model.setHead("tied", null, resolved.int8Head), "preparing the LM head", "tokenEmbedding");
+          checkStatus(model.setHead("tied", null, resolved.headQuant), "preparing the LM head", "tokenEmbedding");
         } else {
           const headRange = floatRange(weights.lmHead, model, "lmHead");
           if (headRange !== null) {
-            checkStatus(model.mapFloat!("head", headRange.path, headRange.offset, headRange.length, headRange.dtype, resolved.int8Head), "mapping the LM head", "lmHead");
+            checkStatus(model.mapFloat!("head", headRange.path, headRange.offset, headRange.length, headRange.dtype, resolved.headQuant), "mapping the LM head", "lmHead");
           } else {
             const head = floatPayload(weights.lmHead);
-            checkStatus(model.setHead(head.dtype, head.values, resolved.int8Head), "preparing the LM head", "lmHead");
+            checkStatus(model.setHead(head.dtype, head.values, resolved.headQuant), "preparing the LM head", "lmHead");
           }
         }
         checkStatus(model.setNorm(-1, 0, weights.outputNorm.toFloat32()), "copying the output norm", "outputNorm");

@@ -19,7 +19,7 @@ export interface CpuModelInfo {
   readonly hugePages: boolean;
   /** Bytes of packed ternary weights (arena space reserved; untouched where matrices are mapped instead). */
   readonly arenaBytes: number;
-  /** `f16`, `f32` or `int8`. */
+  /** How the LM head is stored: `f16`, `bf16`, `f32`, `int8` or `int4`. */
   readonly headType: string;
   /** Weight bytes borrowed from mappings of the model file (zero-copy loads of `halo-i2x256` and f16/f32 tables). */
   readonly mappedBytes: number;

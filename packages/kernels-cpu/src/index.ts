@@ -1,6 +1,6 @@
 // @halo/kernels-cpu: the native CPU backend (C++ SIMD kernels chosen at run time, persistent thread pool).
 export { createBackend } from "./cpu-backend.js";
-export type { CpuBackendOptions } from "./cpu-backend.js";
+export type { CpuBackendOptions, CpuLmHead } from "./cpu-backend.js";
 export { CpuLoadedModel } from "./cpu-loaded-model.js";
 export type { CpuModelInfo } from "./cpu-loaded-model.js";
 export { KernelsCpuErrorCode } from "./errors.js";

@@ -71,7 +71,7 @@ describe("ternary GEMV/GEMM kernels", () => {
 
 describe("LM head kernels", () => {
   for (const isa of simd) {
-    for (const kind of ["f16", "bf16", "f32", "int8"] as const) {
+    for (const kind of ["f16", "bf16", "f32", "int8", "int4"] as const) {
       it(`${isa} ${kind} head equals scalar within ${MAX_REL_ERROR_HEAD_F32_ACCUMULATION} of Σ|w·x|`, () => {
         const random = new SeededRandom(22);
         for (const hidden of [1, 7, 16, 33, 100, 257]) {

@@ -16,6 +16,8 @@ export type CpuIsa = "auto" | "scalar" | "avx2" | "avx512vnni" | "amx" | "neon" 
 
 /** @internal Float tables the native side reads as stored: f16 and bf16 as their 16-bit patterns, f32. */
 export type NativeFloatDtype = "f16" | "bf16" | "f32";
+/** How the binding stores the LM head: as the float table given, or quantised to int8 or int4 rows. */
+export type NativeHeadQuant = "none" | "int8" | "int4";
 
 /** @internal Config the native model is created with. */
 export interface NativeConfig {
@@ -45,10 +47,10 @@ export interface NativeModelHandle {
   /** Rows stored as halo-i2x256 at `[offset, offset + length)` of `path`, borrowed from a mapping of the file. */
   mapCodes?(layer: number, role: number, row0: number, path: string, offset: number, length: number, rowCount: number): number;
   /** The token embedding or an untied head borrowed from a mapping of the file. */
-  mapFloat?(which: "embedding" | "head", path: string, offset: number, length: number, dtype: NativeFloatDtype, int8Head: boolean): number;
+  mapFloat?(which: "embedding" | "head", path: string, offset: number, length: number, dtype: NativeFloatDtype, quant: NativeHeadQuant): number;
   /** Uint16Array: f16 bits, or bf16 bits when `bf16`. */
   setEmbedding(values: Uint16Array | Float32Array, bf16?: boolean): number;
-  setHead(kind: "tied" | NativeFloatDtype, values: Uint16Array | Float32Array | null, int8: boolean): number;
+  setHead(kind: "tied" | NativeFloatDtype, values: Uint16Array | Float32Array | null, quant: NativeHeadQuant): number;
   allocSlot(slot: number): number;
   freeSlot(slot: number): number;
   step(tokens: Int32Array, positions: Int32Array, slots: Int32Array, logitRows: Int32Array): Promise<Float32Array>;
@@ -65,7 +67,7 @@ export interface NativeBinding {
   rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array;
   rope(x: Float32Array, positions: Int32Array, heads: number, headDim: number, theta: number): Float32Array;
   attention(isa: string, threads: number, q: Float32Array, keys: Float32Array, values: Float32Array, positions: Int32Array, heads: number, kvHeads: number, headDim: number, tile: number, kvDtype: "f32" | "f16" | "int8"): Float32Array | number;
-  lmHead(isa: string, threads: number, x: Float32Array, kind: NativeFloatDtype | "int8", head: Uint16Array | Float32Array, vocab: number, hidden: number): Float32Array | number;
+  lmHead(isa: string, threads: number, x: Float32Array, kind: NativeFloatDtype | "int8" | "int4", head: Uint16Array | Float32Array, vocab: number, hidden: number): Float32Array | number;
   gemmRaw(isa: string, trits: Int8Array, rows: number, cols: number, x: Int8Array, blocks: boolean): Int32Array | number;
   f16Round(isa: string, x: Float32Array): Float32Array;
   isas(): string[];

@@ -190,6 +190,87 @@ void check_heads(const halo_kernels* k) {
   }
 }
 
+// halo_head_i4_row's codes against its definition: each weight within half a step of c·sub·scale unless clamped at ±7,
+// the largest group's sub-scale 255, padding codes 0 and the stored row sum Σ sub·Σc.
+void check_head_i4_row() {
+  for (int trial = 0; trial < 60; trial++) {
+    const int hidden = uniform(1, 300), stride = HALO_HEAD_I8_STRIDE(hidden), groups = stride / HALO_HEAD_I4_GROUP;
+    std::vector<float> x(hidden);
+    for (int h = 0; h < hidden; h++) x[h] = normal() * (trial % 3 == 0 ? std::ldexp(1.0f, uniform(-20, 4)) : 1.0f);
+    if (trial % 5 == 1) std::fill(x.begin(), x.begin() + std::min(hidden, 64), 0.0f);  // an all-zero group
+    if (trial == 7) std::fill(x.begin(), x.end(), 0.0f);                               // an all-zero row
+    if (trial % 11 == 2) x[uniform(0, hidden - 1)] = std::nanf("");                    // NaN is ignored, coded 0
+    std::vector<uint8_t> codes(stride / 2, 0xee), sub(groups, 0xee);
+    float scale = -1;
+    int32_t sum = -1;
+    halo_head_i4_row(x.data(), hidden, codes.data(), sub.data(), &scale, &sum);
+    int32_t want_sum = 0;
+    int top = 0;
+    for (int g = 0; g < groups; g++) {
+      top = std::max(top, static_cast<int>(sub[g]));
+      const double step = static_cast<double>(sub[g]) * scale;
+      int group_sum = 0;
+      for (int j = 0; j < HALO_HEAD_I4_GROUP; j++) {
+        const int h = g * HALO_HEAD_I4_GROUP + j;
+        const uint8_t byte = codes[g * 32 + (j & 31)];
+        const int c = (j < 32 ? byte & 15 : byte >> 4) - 8;
+        group_sum += c;
+        if (c < -7 || c > 7) return fail("head_i4_row code out of range");
+        if (h >= hidden || std::isnan(x[h])) {
+          if (c != 0) return fail("head_i4_row padding or NaN not coded 0");
+          continue;
+        }
+        const double err = std::fabs(static_cast<double>(x[h]) - c * step);
+        const bool clamped = (c == 7 || c == -7) && std::fabs(static_cast<double>(x[h])) >= 7 * step;
+        if (!(err <= 0.5 * step * (1 + 1e-12) || clamped || step == 0)) return fail("head_i4_row error above half a step");
+      }
+      want_sum += sub[g] * group_sum;
+    }
+    if (sum != want_sum) return fail("head_i4_row row sum");
+    bool any = false;
+    for (float v : x) any = any || (v != 0 && !std::isnan(v));
+    if (any && (top != 255 || !(scale > 0))) return fail("head_i4_row: the largest group's sub-scale is not 255");
+    if (!any && (scale != 0 || sum != 0 || top != 0)) return fail("head_i4_row: an all-zero row needs scale 0");
+  }
+}
+
+// head_i4 on every path equals the scalar twin exactly (the integer sum is exact, one float64 formula), including the
+// largest hidden size with the largest codes, sub-scales and activations (the int32 lane bound).
+void check_head_i4(const halo_kernels* k) {
+  const halo_kernels* ref = &halo_kernels_ref;
+  for (int trial = 0; trial < 31; trial++) {
+    const bool extreme = trial == 30;
+    const int rows = extreme ? 3 : uniform(1, 37), hidden = extreme ? HALO_HEAD_I4_MAX_HIDDEN : uniform(1, 300), n = extreme ? 2 : uniform(1, 6);
+    const int stride = HALO_HEAD_I8_STRIDE(hidden), groups = stride / HALO_HEAD_I4_GROUP;
+    std::vector<float> x(static_cast<size_t>(n) * hidden), w(hidden), scales(rows);
+    for (auto& v : x) v = extreme ? 1.0f : normal();
+    if (extreme) for (int h = 0; h < hidden; h++) x[hidden + h] = -1.0f;  // token 1: q = −127 everywhere
+    std::vector<uint8_t> codes(static_cast<size_t>(rows) * stride / 2), sub(static_cast<size_t>(rows) * groups);
+    std::vector<int32_t> sums(rows);
+    for (int r = 0; r < rows; r++) {
+      for (int h = 0; h < hidden; h++) w[h] = extreme ? (r == 1 ? -1.0f : 1.0f) : normal() * (r % 4 == 0 ? 1e-3f : 1.0f);
+      halo_head_i4_row(w.data(), hidden, codes.data() + static_cast<size_t>(r) * stride / 2, sub.data() + static_cast<size_t>(r) * groups, &scales[r], &sums[r]);
+    }
+    std::vector<int8_t> xq(static_cast<size_t>(n) * stride);
+    std::vector<double> xs(n);
+    halo_head_i8_activations(x.data(), n, hidden, stride, xq.data(), xs.data());
+    const int r0 = uniform(0, rows - 1), r1 = uniform(r0 + 1, rows), span = r1 - r0, y_stride = span + uniform(0, 3);
+    std::vector<float> got(static_cast<size_t>(n) * y_stride, -7.0f), want(got.size(), -7.0f);
+    k->head_i4(codes.data(), sub.data(), scales.data(), sums.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, got.data(), y_stride);
+    ref->head_i4(codes.data(), sub.data(), scales.data(), sums.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, want.data(), y_stride);
+    if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) return fail(tag(k, "head_i4", rows, hidden, n));
+    if (extreme) {
+      // Every weight ±1 codes ±7 with sub 255: logit = ±(127·7·255·hidden)·scale/s exactly.
+      for (int t = 0; t < n; t++)
+        for (int r = r0; r < r1; r++) {
+          const double sign = (r == 1 ? -1.0 : 1.0) * (t == 1 ? -1.0 : 1.0);
+          const float exact = static_cast<float>(sign * 127.0 * 7 * 255 * hidden * scales[r] / xs[t]);
+          if (want[static_cast<size_t>(t) * y_stride + (r - r0)] != exact) return fail(tag(k, "head_i4 extreme (scalar twin)", rows, hidden, n));
+        }
+    }
+  }
+}
+
 void check_dots_and_conversions(const halo_kernels* k) {
   const halo_kernels* ref = &halo_kernels_ref;
   // quantize_i8: codes and their sum identical to the scalar twin, ties and clamps included.
@@ -401,11 +482,13 @@ int main() {
   check_halo_v2_packer();
   check_thread_pool();
   check_kv_i8_row();
+  check_head_i4_row();
   std::vector<std::string> isas = halo::available_isas();
   for (const std::string& isa : isas) {
     const halo_kernels* k = halo::kernels_for(isa);
     check_gemm(k);
     check_heads(k);
+    check_head_i4(k);
     check_dots_and_conversions(k);
     check_pool_ops(k);
     std::printf("%s: %s\n", isa.c_str(), failures == 0 ? "ok" : "FAILED");
