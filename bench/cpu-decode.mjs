@@ -4,7 +4,7 @@
 //   flock /tmp/heavy.lock node bench/cpu-decode.mjs [--halo-only] [--quick]
 // Prints JSON lines: the measured 2-thread read bandwidth; for each engine decode tok/s at context 64 (128 greedy
 // tokens after a 64-token prompt) and at context ~1024 (32 tokens after a 960-token prompt), prefill tok/s of a
-// 512-token prompt (best of 2); halo also with the int8 head, eight sequences decoding together, and the load time
+// 512-token prompt (best of 2); halo also with the int8 and the int4 head, eight sequences decoding together, and the load time
 // of the .halo container (zero-copy: halo-i2x256 matrices and the f16 embedding mapped from the file), and everything
 // again with the int8 KV cache (bytes per token still counted at f16 KV: the difference is < 0.5 %); then ratios.
 import { existsSync, mkdirSync } from "node:fs";
@@ -136,7 +136,7 @@ async function haloRun(label, options, kvDtype = "f16") {
   for (const s of slots) model.freeSequence(s);
   model.dispose();
   weights.close();
-  const headBytes = VOCAB * HIDDEN * (info.headType === "int8" ? 1 : 2) + (info.headType === "int8" ? VOCAB * 4 : 0);
+  const headBytes = headBytesOf(info.headType);
   const bytes64 = bytesPerToken(info.arenaBytes, headBytes, PROMPT + DECODE / 2);
   const result = {
     engine: `halo cpu ${label}`,
@@ -155,6 +155,14 @@ async function haloRun(label, options, kvDtype = "f16") {
   };
   print(result);
   return result;
+}
+
+/** Bytes the LM head reads per token: f16 rows, int8 rows + an f32 scale, or int4 (nibbles, u8 group sub-scales, f32 row scale, i32 row sum). */
+function headBytesOf(headType) {
+  const stride = Math.ceil(HIDDEN / 64) * 64;
+  if (headType === "int8") return VOCAB * (HIDDEN + 4);
+  if (headType === "int4") return VOCAB * (stride / 2 + stride / 64 + 8);
+  return VOCAB * HIDDEN * 2;
 }
 
 async function llamaRun() {
@@ -205,6 +213,7 @@ async function llamaRun() {
 const load = await containerLoad();
 const f16 = await haloRun("f16 head", {});
 const int8 = await haloRun("int8 head", { lmHead: "int8" });
+const int4 = await haloRun("int4 head", { lmHead: "int4" });
 const int8Kv = await haloRun("f16 head, int8 KV", {}, "int8");
 if (!args.has("--halo-only")) {
   const peer = await llamaRun();
@@ -212,6 +221,7 @@ if (!args.has("--halo-only")) {
     ratios: {
       decode64: round(f16.decodeTokS / peer.decodeTokS, 2),
       decode64Int8Head: round(int8.decodeTokS / peer.decodeTokS, 2),
+      decode64Int4Head: round(int4.decodeTokS / peer.decodeTokS, 2),
       decode1024: round(f16.decode1024TokS / peer.decode1024TokS, 2),
       decode1024Int8Kv: round(int8Kv.decode1024TokS / peer.decode1024TokS, 2),
       prefill512: round(f16.prefillTokS / peer.prefillTokS, 2),
@@ -219,6 +229,6 @@ if (!args.has("--halo-only")) {
       roofline: f16.bandwidthUtilisation,
       containerLoadMs: load.loadMs,
     },
-    targets: { decode64: 2, decode64Int8Head: 3, decode1024: 2, prefill512: 4, batch8VsOne: 4, roofline: 0.85, containerLoadMs: 300 },
+    targets: { decode64: 2, decode64Int8Head: 3, decode64Int4Head: 3, decode1024: 2, prefill512: 4, batch8VsOne: 4, roofline: 0.85, containerLoadMs: 300 },
   });
 }

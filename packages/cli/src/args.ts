@@ -79,18 +79,30 @@ export function numberFlag(
 
 /** KV cache dtypes `--kv-dtype` accepts (what `@halo/kernels`' `KvDtype` names). */
 export const KV_DTYPES = ["f16", "f32", "int8"] as const;
+/** LM head storages `--lm-head` accepts (what `@halo/engine`'s `lmHead` option names). */
+export const LM_HEADS = ["f16", "int8", "int4"] as const;
 
-/** Reads `--kv-dtype` (undefined when absent); anything but f16, f32 or int8 is a usage error. */
-export function kvDtypeFlag(command: string, values: Record<string, unknown>): (typeof KV_DTYPES)[number] | undefined {
-  const raw = values["kv-dtype"];
+/** Reads a flag that must be one of `choices` (undefined when absent); anything else is a usage error. */
+function choiceFlag<T extends string>(command: string, values: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
+  const raw = values[name];
   if (raw === undefined) return undefined;
-  if (typeof raw !== "string" || !(KV_DTYPES as readonly string[]).includes(raw)) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --kv-dtype must be ${KV_DTYPES.join(", ")}; got "${String(raw)}"`, {
-      field: "kv-dtype",
+  if (typeof raw !== "string" || !(choices as readonly string[]).includes(raw)) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --${name} must be ${choices.join(", ")}; got "${String(raw)}"`, {
+      field: name,
       actual: raw,
     });
   }
-  return raw as (typeof KV_DTYPES)[number];
+  return raw as T;
+}
+
+/** Reads `--kv-dtype` (undefined when absent); anything but f16, f32 or int8 is a usage error. */
+export function kvDtypeFlag(command: string, values: Record<string, unknown>): (typeof KV_DTYPES)[number] | undefined {
+  return choiceFlag(command, values, "kv-dtype", KV_DTYPES);
+}
+
+/** Reads `--lm-head` (undefined when absent); anything but f16, int8 or int4 is a usage error. */
+export function lmHeadFlag(command: string, values: Record<string, unknown>): (typeof LM_HEADS)[number] | undefined {
+  return choiceFlag(command, values, "lm-head", LM_HEADS);
 }
 
 /** Renders a command's help text. */

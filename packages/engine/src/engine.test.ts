@@ -214,3 +214,30 @@ describe("backend auto-selection", () => {
     reference.dispose();
   });
 });
+
+describe("lmHead option", () => {
+  it("gives the cpu backend the quantised head asked for: perplexity moves a little, not a lot", async () => {
+    const text = "The quick brown fox jumps over the lazy dog. Language models predict the next token.";
+    const score = async (lmHead: "f16" | "int8" | "int4") => {
+      const engine = await loadModel(synthModel({ seed: 6 }), { backend: "cpu", lmHead, contextLength: 64 });
+      const { meanNll } = await engine.perplexity(engine.tokenize(text), { contextLength: 32 });
+      engine.dispose();
+      return meanNll;
+    };
+    const exact = await score("f16");
+    for (const head of ["int8", "int4"] as const) {
+      const quantised = await score(head);
+      expect(quantised, head).not.toBe(exact);
+      expect(Math.abs(quantised - exact) / exact, head).toBeLessThan(0.05);
+    }
+  });
+
+  it("refuses a quantised head where it cannot apply, and unknown storages", async () => {
+    await expect(loadModel(synthModel(), { backend: "reference", lmHead: "int4" })).rejects.toMatchObject({
+      code: "ENGINE_NO_BACKEND",
+      message: expect.stringMatching(/lmHead int4 needs the cpu backend/) as unknown,
+    });
+    await expect(loadModel(synthModel(), { backend: referenceBackend(), lmHead: "int8" })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
+    await expect(loadModel(synthModel(), { lmHead: "q4" as "int4" })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
+  });
+});

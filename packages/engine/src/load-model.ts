@@ -36,11 +36,22 @@ export interface LoadModelOptions {
   readonly tokenizer?: string;
   /** Threads for native backends. Default: all cores. */
   readonly threads?: number;
+  /**
+   * LM head storage for native backends: `"f16"` (default: exact, the weights as stored), `"int8"` (half the bytes) or
+   * `"int4"` (about a quarter). The quantised forms trade accuracy for decode speed (top-1 agreement and KL divergence
+   * against the exact head are in `docs/benchmarks.md`); the reference backend computes the head exactly only.
+   */
+  readonly lmHead?: LmHeadStorage;
   /** Called as loading advances. */
   readonly onProgress?: (progress: LoadModelProgress) => void;
   /** Cancels loading (rejects with `ENGINE_ABORTED`). */
   readonly signal?: AbortSignal;
 }
+
+/** LM head storages {@link LoadModelOptions.lmHead} takes. */
+export const LM_HEAD_STORAGES = ["f16", "int8", "int4"] as const;
+/** One of {@link LM_HEAD_STORAGES}. */
+export type LmHeadStorage = (typeof LM_HEAD_STORAGES)[number];
 
 /** Names of the backends {@link loadModel} knows, in `"auto"` preference order. */
 export const BACKEND_NAMES = ["cpu", "reference"] as const;
@@ -51,14 +62,16 @@ const NATIVE_BACKEND_PACKAGES: Record<string, string> = { cpu: "@halo/kernels-cp
 /** Reason a backend cannot be used, or the backend. */
 type Candidate = { readonly backend: Backend } | { readonly name: string; readonly reason: string };
 
-async function resolveBackend(name: string, threads: number | undefined): Promise<Candidate> {
-  if (name === "reference") return { backend: referenceBackend() };
+async function resolveBackend(name: string, threads: number | undefined, lmHead: LmHeadStorage): Promise<Candidate> {
+  if (name === "reference") {
+    return lmHead === "f16" ? { backend: referenceBackend() } : { name, reason: `computes the LM head exactly only (lmHead ${lmHead} needs the cpu backend)` };
+  }
   const packageName = NATIVE_BACKEND_PACKAGES[name];
   if (packageName === undefined) return { name, reason: `unknown backend (known: ${BACKEND_NAMES.join(", ")})` };
   try {
-    const module = (await import(packageName)) as { createBackend?: (options: { threads?: number }) => Backend };
+    const module = (await import(packageName)) as { createBackend?: (options: { threads?: number; lmHead?: LmHeadStorage }) => Backend };
     if (typeof module.createBackend !== "function") return { name, reason: `${packageName} does not export createBackend()` };
-    return { backend: module.createBackend(threads === undefined ? {} : { threads }) };
+    return { backend: module.createBackend({ ...(threads === undefined ? {} : { threads }), ...(lmHead === "f16" ? {} : { lmHead }) }) };
   } catch (cause) {
     return { name, reason: `${packageName} is not installed or failed to load (${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)})` };
   }
@@ -95,6 +108,17 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
   }
   if (options.maxSequences !== undefined) checkInteger("maxSequences", options.maxSequences, 1, 4096);
   if (options.threads !== undefined) checkInteger("threads", options.threads, 1, 1024);
+  const lmHead = options.lmHead ?? "f16";
+  if (!(LM_HEAD_STORAGES as readonly unknown[]).includes(lmHead)) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown LM head storage", { field: "lmHead", expected: LM_HEAD_STORAGES.join(", "), actual: lmHead });
+  }
+  if (lmHead !== "f16" && typeof options.backend === "object") {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "lmHead applies to the backends loadModel creates by name", {
+      field: "lmHead",
+      actual: lmHead,
+      hint: "Create the Backend object with its own head option (createBackend({ lmHead }) in @halo/kernels-cpu), or pass backend: \"cpu\"",
+    });
+  }
   options.signal?.throwIfAborted();
   options.onProgress?.({ phase: "open", fraction: 0 });
   const openOptions = {
@@ -128,7 +152,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
     let chosen: Backend | null = typeof wanted === "object" ? wanted : null;
     for (const name of names) {
       if (chosen !== null) break;
-      const candidate = await resolveBackend(name, options.threads);
+      const candidate = await resolveBackend(name, options.threads, lmHead);
       if (!("backend" in candidate)) {
         rejected.push(`${candidate.name}: ${candidate.reason}`);
         continue;

@@ -8,7 +8,7 @@ import { yieldingBackend } from "./yielding-backend.js";
  * Loads a model for serving: like `loadModel`, except that synchronous backends (the TypeScript
  * `reference` backend, or a Backend object) are wrapped with {@link yieldingBackend} so HTTP keeps
  * flowing between steps. `"auto"` tries the native `cpu` backend first and falls back to the
- * wrapped reference backend.
+ * wrapped reference backend. A quantised `lmHead` goes straight to `loadModel` (only native backends take it).
  *
  * @example
  * ```ts
@@ -18,6 +18,9 @@ import { yieldingBackend } from "./yielding-backend.js";
  */
 export async function loadServingEngine(source: Parameters<typeof loadModel>[0], options: LoadModelOptions = {}): Promise<Engine> {
   const wanted = options.backend ?? "auto";
+  // A quantised LM head needs a native backend (their steps already run off the event loop); loadModel says why the
+  // reference backend cannot take it.
+  if (options.lmHead !== undefined && options.lmHead !== "f16") return loadModel(source, options);
   if (typeof wanted === "object") return loadModel(source, { ...options, backend: yieldingBackend(wanted) });
   if (wanted === "reference") return loadModel(source, { ...options, backend: yieldingBackend(referenceBackend()) });
   if (wanted !== "auto") return loadModel(source, options);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { shapeConfig, synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../main.js";
-import { bytesPerDecodedToken } from "./bench.js";
+import { bytesPerDecodedToken, headBytesPerWeight } from "./bench.js";
 
 const dir = mkdtempSync(join(tmpdir(), "halo-bench-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,6 +58,45 @@ describe("halo bench", () => {
     const code = await main(["bench", "--model", "x", "--kv-dtype", "q4"], { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} });
     expect(code).toBe(2);
     expect(err.join("")).toMatch(/--kv-dtype must be f16, f32, int8; got "q4"/);
+  });
+
+  it("counts the quantised heads' bytes as the cpu backend stores them", () => {
+    expect(headBytesPerWeight("f16", 2560)).toBe(2);
+    expect(headBytesPerWeight("int8", 2560) * 2560).toBe(2560 + 4); // codes + f32 row scale
+    expect(headBytesPerWeight("int4", 2560) * 2560).toBe(1280 + 40 + 4 + 4); // nibbles + u8 per 64 + f32 scale + i32 sum
+    expect(headBytesPerWeight("int4", 100) * 100).toBe(64 + 2 + 8); // rows padded to 128
+  });
+
+  it("runs the cpu backend with the int4 head it is asked for, counting fewer bytes per token", async () => {
+    const path = join(dir, "tiny-head.halo");
+    await writeHalo(synthModel({ seed: 5 }), path);
+    const bench = async (extra: string[]) => {
+      const out: string[] = [];
+      const code = await main(
+        ["bench", "--model", path, "--backend", "cpu", "--threads", "1", "--prompt-tokens", "8", "--gen-tokens", "3", "--decode-context", "4", "--bandwidth", "30", "--json", ...extra],
+        { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} },
+      );
+      expect(code).toBe(0);
+      return JSON.parse(out.join("")) as Record<string, number | string>;
+    };
+    const exact = await bench([]);
+    const int4 = await bench(["--lm-head", "int4"]);
+    expect(exact["lmHead"]).toBe("f16");
+    expect(int4["lmHead"]).toBe("int4");
+    expect(int4["backend"]).toBe("cpu");
+    expect(int4["bytesPerToken"] as number).toBeLessThan(exact["bytesPerToken"] as number);
+  });
+
+  it("rejects an unknown LM head storage, and a quantised head on the reference backend", async () => {
+    const err: string[] = [];
+    const io = { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} };
+    expect(await main(["bench", "--model", "x", "--lm-head", "q4"], io)).toBe(2);
+    expect(err.join("")).toMatch(/--lm-head must be f16, int8, int4; got "q4"/);
+    const path = join(dir, "tiny-ref.halo");
+    await writeHalo(synthModel({ seed: 6 }), path);
+    err.length = 0;
+    expect(await main(["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--lm-head", "int8"], io)).not.toBe(0);
+    expect(err.join("")).toMatch(/needs the cpu backend/);
   });
 
   it("rejects bad numbers", async () => {

@@ -1,6 +1,6 @@
 // `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
 import { loadModel, type Engine, type RequestEndEvent } from "@halo/engine";
-import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -13,8 +13,9 @@ const FLAGS: Record<string, FlagSpec> = {
   backend: { type: "string", description: "auto | cpu | reference (default auto)" },
   bandwidth: { type: "string", description: "measured memory read bandwidth in GB/s for the roofline (default: the CPU backend's probe, if it has one)" },
   "ternary-bits": { type: "string", description: "bits per ternary weight the backend reads (default 2)" },
-  "head-bytes": { type: "string", description: "bytes per LM-head weight the backend reads (default 2: f16)" },
+  "head-bytes": { type: "string", description: "bytes per LM-head weight the backend reads (default: 2 for f16, what --lm-head int8 or int4 stores)" },
   "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default: the backend's, f16 where offered)" },
+  "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4" },
   json: { type: "boolean", description: "print one JSON object" },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
@@ -36,6 +37,8 @@ export interface BenchResult {
   readonly threads: number | null;
   /** KV cache storage the engine ran with. */
   readonly kvDtype: string;
+  /** LM head storage asked for (`f16` is the weights as stored). */
+  readonly lmHead: string;
   readonly loadMs: number;
   readonly promptTokens: number;
   readonly prefillTokensPerSecond: number;
@@ -102,6 +105,17 @@ async function probeBandwidth(): Promise<number | null> {
   }
 }
 
+/**
+ * Bytes per LM-head weight the cpu backend reads for a head storage: f16 2; int8 one byte plus an f32 row scale; int4
+ * (rows padded to 64) half a byte, a u8 sub-scale per 64 weights, an f32 row scale and an i32 row sum.
+ */
+export function headBytesPerWeight(lmHead: "f16" | "int8" | "int4", hidden: number): number {
+  const stride = Math.ceil(hidden / 64) * 64;
+  if (lmHead === "int8") return (hidden + 4) / hidden;
+  if (lmHead === "int4") return (stride / 2 + stride / 64 + 8) / hidden;
+  return 2;
+}
+
 /** Runs `halo bench`. */
 export async function benchCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values } = parseFlags("bench", argv, FLAGS);
@@ -116,9 +130,10 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
   const threads = numberFlag("bench", values, "threads", { integer: true, min: 1, max: 1024 });
   const batch = numberFlag("bench", values, "batch", { integer: true, min: 1, max: 256 }) ?? 1;
   const ternaryBits = numberFlag("bench", values, "ternary-bits", { min: 1, max: 8 }) ?? 2;
-  const headBytes = numberFlag("bench", values, "head-bytes", { min: 0.25, max: 4 }) ?? 2;
+  const headBytesFlag = numberFlag("bench", values, "head-bytes", { min: 0.25, max: 4 });
   let bandwidth = numberFlag("bench", values, "bandwidth", { min: 0.1 }) ?? null;
   const kvDtype = kvDtypeFlag("bench", values);
+  const lmHead = lmHeadFlag("bench", values);
 
   const started = performance.now();
   const engine = await loadModel(modelPath, {
@@ -127,6 +142,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     maxSequences: batch,
     ...(threads !== undefined ? { threads } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
+    ...(lmHead !== undefined ? { lmHead } : {}),
   });
   const loadMs = performance.now() - started;
   try {
@@ -147,6 +163,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       aggregate = ends.reduce((n, e) => n + e.usage.completionTokens - 1, 0) / Math.max(1e-9, seconds - prefillSeconds);
     }
     bandwidth ??= await probeBandwidth();
+    const headBytes = headBytesFlag ?? headBytesPerWeight(lmHead ?? "f16", engine.config.hiddenSize);
     const bytesPerToken = bytesPerDecodedToken(engine.config, { ternaryBits, headBytes, context: decodeContext + genTokens / 2, kvDtype: engine.kvDtype });
     const roofline = bandwidth === null ? null : (bandwidth * 1e9) / bytesPerToken;
     const result: BenchResult = {
@@ -154,6 +171,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       backend: engine.backend,
       threads: threads ?? null,
       kvDtype: engine.kvDtype,
+      lmHead: lmHead ?? "f16",
       loadMs: Math.round(loadMs),
       promptTokens,
       prefillTokensPerSecond: round(prefill.timings.prefillTokensPerSecond),

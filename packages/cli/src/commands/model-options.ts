@@ -1,7 +1,7 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import type { Engine } from "@halo/engine";
 import { loadServingEngine } from "@halo/server";
-import { kvDtypeFlag, numberFlag, type FlagSpec } from "../args.js";
+import { kvDtypeFlag, lmHeadFlag, numberFlag, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { resolveModel } from "../hub/resolve-model.js";
 
@@ -18,6 +18,7 @@ export const MODEL_FLAGS: Record<string, FlagSpec> = {
   threads: { type: "string", description: "threads for native backends (default: all cores)" },
   "context-length": { type: "string", description: "KV positions (default: min(model, 4096))" },
   "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache, see docs/benchmarks.md for its cost)" },
+  "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
 };
 
@@ -42,11 +43,12 @@ export function samplingFlags(command: string, values: Record<string, unknown>):
   };
 }
 
-/** Resolves `--model` (or the default model) and loads it with the backend/threads/context/KV flags (steps yield to the event loop). */
+/** Resolves `--model` (or the default model) and loads it with the backend/threads/context/KV/head flags (steps yield to the event loop). */
 export async function loadFromFlags(command: string, values: Record<string, unknown>, ctx: CommandContext): Promise<Engine> {
   const threads = numberFlag(command, values, "threads", { integer: true, min: 1, max: 1024 });
   const contextLength = numberFlag(command, values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag(command, values);
+  const lmHead = lmHeadFlag(command, values);
   samplingFlags(command, values);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // loadServingEngine wraps synchronous backends so every step yields to the event loop: without
@@ -56,6 +58,7 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
+    ...(lmHead !== undefined ? { lmHead } : {}),
     maxSequences: 1,
   });
 }

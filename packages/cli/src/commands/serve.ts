@@ -2,7 +2,7 @@
 import { HaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
 import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
-import { helpText, kvDtypeFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -24,6 +24,7 @@ const FLAGS: Record<string, FlagSpec> = {
   threads: { type: "string", description: "threads for native backends (default: all cores)" },
   "context-length": { type: "string", description: "KV positions per sequence (default: min(model, 4096))" },
   "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache)" },
+  "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
   "log-level": { type: "string", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -75,6 +76,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const threads = numberFlag("serve", values, "threads", { integer: true, min: 1, max: 1024 });
   const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag("serve", values);
+  const lmHead = lmHeadFlag("serve", values);
   const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --log-level must be debug, info, warn or error", { actual: logLevel });
@@ -90,6 +92,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
+    ...(lmHead !== undefined ? { lmHead } : {}),
   };
   const engine = loadServingEngine(source ?? synthModel({ shape: "tiny", seed: 1 }), loadOptions);
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
