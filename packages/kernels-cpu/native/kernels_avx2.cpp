@@ -54,17 +54,39 @@ inline void block_dot(const halo_block_i2* blk, const int8_t* x, int x_stride, i
   for (int t = 0; t < T; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
 }
 
+// T tokens × one row at a time: each block's 8 code vectors decoded once into registers, then per token 8 vpmaddubsw
+// summed as s16 (≤ 8 × 512, no saturation: codes ≤ 2, |x| ≤ 128) and widened once with vpmaddwd. Tokens outer, codes
+// inner: the old codes-outer order let GCC hoist all 8·T products and spill them (75 → 91 G MAC/s at 64 tokens on
+// one Zen 3 core, interleaved lab runs).
 template <int T>
 void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y,
                   int y_stride, const char* end, const char* next) {
+  const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
   for (int r = r0; r < r1; r++) {
     const halo_block_i2* row = w + static_cast<size_t>(r) * nb;
     __m256i acc[T];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
     for (int b = 0; b < nb; b++) {
       prefetch_stream(reinterpret_cast<const char*>(row + b) + kPrefetchBytes, end, next);
-      block_dot<T>(row + b, x, x_stride, b, acc);
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[b].qs));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[b].qs + 32));
+      __m256i c[8];  // c[2j] codes of k = 64j + 0..31, c[2j + 1] of 64j + 32..63
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        c[2 * j] = _mm256_and_si256(_mm256_srli_epi16(lo, 2 * j), mask);
+        c[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * j), mask);
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) {
+        const int8_t* xb = x + static_cast<size_t>(t) * x_stride + b * 256;
+        __m256i s16 = _mm256_maddubs_epi16(c[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));
+#pragma GCC unroll 8
+        for (int i = 1; i < 8; i++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(c[i], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 32 * i))));
+        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16, ones));
+      }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) y[static_cast<size_t>(t) * y_stride + (r - r0)] = hsum_i32(acc[t]);
   }
 }
