@@ -370,10 +370,14 @@ void head_i4_pass(const uint8_t* w, const uint8_t* sub, const float* row_scale, 
 
 void head_i4(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int /*hidden*/, int r0, int r1,
              const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
-  for (int t0 = 0; t0 < n; t0 += 4) {
+  for (int t0 = 0; t0 < n; t0 += 8) {
     const int8_t* xt = q + static_cast<size_t>(t0) * stride;
     float* yt = y + static_cast<size_t>(t0) * y_stride;
-    switch (n - t0 < 4 ? n - t0 : 4) {
+    switch (n - t0 < 8 ? n - t0 : 8) {
+      case 8: head_i4_pass<8>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 7: head_i4_pass<7>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 6: head_i4_pass<6>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
+      case 5: head_i4_pass<5>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
       case 4: head_i4_pass<4>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
       case 3: head_i4_pass<3>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
       case 2: head_i4_pass<2>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
