@@ -309,80 +309,137 @@ inline __m256d exp_pd(__m256d x) {
   return _mm256_andnot_pd(tiny, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
 }
 
-// Lane j = Σ lanes of a[j] (4 vectors to one).
-inline __m256d reduce4(const __m256d* a) {
-  const __m256d t0 = _mm256_hadd_pd(a[0], a[1]);  // a0₀+a0₁, a1₀+a1₁, a0₂+a0₃, a1₂+a1₃
-  const __m256d t1 = _mm256_hadd_pd(a[2], a[3]);
-  return _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20), _mm256_permute2f128_pd(t0, t1, 0x31));
+// 4 elements of a key/value row (a halo_kv_dtype; int8 rows read as f32(code · row_scale), one f32 rounding as in the
+// scalar twin) widened to float64; only `left` (< 4: a row's tail) are read, the other lanes are 0.
+inline __m256d widen4(const void* base, size_t offset, int kv, float row_scale, int left) {
+  if (left >= 4) {
+    __m128 v;
+    if (kv == HALO_KV_F16) {
+      v = _mm256_castps256_ps128(_mm256_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + offset))));
+    } else if (kv == HALO_KV_I8) {
+      int32_t four;
+      std::memcpy(&four, static_cast<const int8_t*>(base) + offset, 4);
+      v = _mm_mul_ps(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(four))), _mm_set1_ps(row_scale));
+    } else {
+      v = _mm_loadu_ps(static_cast<const float*>(base) + offset);
+    }
+    return _mm256_cvtps_pd(v);
+  }
+  alignas(32) double lanes[4] = {0, 0, 0, 0};
+  for (int i = 0; i < left; i++) {
+    if (kv == HALO_KV_F16) lanes[i] = halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[offset + i]);
+    else if (kv == HALO_KV_I8) lanes[i] = static_cast<float>(static_cast<const int8_t*>(base)[offset + i]) * row_scale;
+    else lanes[i] = static_cast<const float*>(base)[offset + i];
+  }
+  return _mm256_load_pd(lanes);
+}
+
+// Prefetches one key/value row (hd elements of `kv`) into L1: at long contexts the rows stream from DRAM a whole KV
+// width apart, which the hardware prefetchers follow poorly.
+inline void prefetch_row(const void* base, size_t offset, int kv, int hd) {
+  const size_t elem = kv == HALO_KV_F32 ? 4 : kv == HALO_KV_F16 ? 2 : 1;
+  const char* p = static_cast<const char*>(base) + offset * elem;
+  for (size_t b = 0; b < static_cast<size_t>(hd) * elem; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+// Scores of G query heads (qd: [G][hdp] float64, zero past hd) against 2 key rows at a time, the keys widened in
+// registers once for the G heads (no float64 copy of the tile: writing and re-reading it cost more than converting).
+// 2·G ≤ 8 independent FMA chains.
+template <int G>
+void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, int stride, const float* scales, int scale_stride, int span,
+                 double scale, double* s, int sp) {
+  for (int p0 = 0; p0 < span; p0 += 2) {
+    __m256d acc[G][2];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm256_setzero_pd();
+    const int p1 = p0 + 1 < span ? p0 + 1 : p0;
+    const size_t rows[2] = {static_cast<size_t>(p0) * stride, static_cast<size_t>(p1) * stride};
+    const float row_scales[2] = {kv == HALO_KV_I8 ? scales[static_cast<size_t>(p0) * scale_stride] : 0.0f,
+                                 kv == HALO_KV_I8 ? scales[static_cast<size_t>(p1) * scale_stride] : 0.0f};
+    constexpr int kAhead = 8;  // rows
+    for (int j = 0; j < 2; j++)
+      if (p0 + kAhead + j < span) prefetch_row(keys, static_cast<size_t>(p0 + kAhead + j) * stride, kv, hd);
+    for (int d = 0; d < hdp; d += 4) {
+      const __m256d k0 = widen4(keys, rows[0] + d, kv, row_scales[0], hd - d), k1 = widen4(keys, rows[1] + d, kv, row_scales[1], hd - d);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) {
+        const __m256d qv = _mm256_loadu_pd(qd + static_cast<size_t>(g) * hdp + d);
+        acc[g][0] = _mm256_fmadd_pd(k0, qv, acc[g][0]);
+        acc[g][1] = _mm256_fmadd_pd(k1, qv, acc[g][1]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      // Lanes 0|1 of h = (Σ acc[g][0], Σ acc[g][1]) after the horizontal adds.
+      const __m256d h = _mm256_hadd_pd(acc[g][0], acc[g][1]);
+      const __m128d two = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+      double pair[2];
+      _mm_storeu_pd(pair, _mm_mul_pd(two, _mm_set1_pd(scale)));
+      s[static_cast<size_t>(g) * sp + p0] = pair[0];
+      if (p0 + 1 < span) s[static_cast<size_t>(g) * sp + p0 + 1] = pair[1];
+    }
+  }
+}
+
+// Weighted sums of value rows for G heads (weights w: [G][sp]), 4·C dimensions (C register accumulators per head) at a
+// time, each value chunk widened once for the G heads; G·C = 8 independent FMA chains.
+template <int G, int C>
+void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int kv, int stride, const float* scales, int scale_stride,
+                 int span, double* out) {
+  for (int d0 = 0; d0 < hdp; d0 += 4 * C) {
+    const int chunks = (hdp - d0) / 4 < C ? (hdp - d0) / 4 : C;
+    __m256d acc[G][C];
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+      for (int c = 0; c < C; c++) acc[g][c] = _mm256_setzero_pd();
+    for (int p = 0; p < span; p++) {
+      if (d0 == 0 && p + 8 < span) prefetch_row(values, static_cast<size_t>(p + 8) * stride, kv, hd);
+      const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
+      __m256d v[C];
+#pragma GCC unroll 8
+      for (int c = 0; c < C; c++) v[c] = c < chunks ? widen4(values, static_cast<size_t>(p) * stride + d0 + 4 * c, kv, row_scale, hd - d0 - 4 * c) : _mm256_setzero_pd();
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) {
+        const __m256d wv = _mm256_broadcast_sd(w + static_cast<size_t>(g) * sp + p);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) acc[g][c] = _mm256_fmadd_pd(wv, v[c], acc[g][c]);
+      }
+    }
+    for (int g = 0; g < G; g++)
+      for (int c = 0; c < chunks; c++) {
+        alignas(32) double lanes[4];
+        _mm256_store_pd(lanes, acc[g][c]);
+        for (int i = 0; i < 4 && d0 + 4 * c + i < hd; i++) out[static_cast<size_t>(g) * (hd + 2) + 2 + d0 + 4 * c + i] = lanes[i];
+      }
+  }
 }
 
 void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
                const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
   const int hdp = (hd + 7) / 8 * 8;
-  double* kd = scratch;                               // [span][hdp] keys widened to float64, zero past hd
-  double* vd = kd + static_cast<size_t>(span) * hdp;  // [span][hdp] values
-  double* qd = vd + static_cast<size_t>(span) * hdp;  // [group][hdp] queries
+  double* qd = scratch;                               // [group][hdp] queries widened to float64, zero past hd
   double* s = qd + static_cast<size_t>(group) * hdp;  // [group][span + 8] scores, then weights
   const int sp = span + 8;
-  // Int8 rows read as f32(code · row_scale): the f32 product is one rounding, as in the scalar twin.
-  auto widen = [&](const void* base, size_t offset, float row_scale, double* dst) {
-    int d = 0;
-    for (; d + 4 <= hd; d += 4) {
-      __m128 v;
-      if (kv == HALO_KV_F16) {
-        v = _mm256_castps256_ps128(_mm256_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + offset + d))));
-      } else if (kv == HALO_KV_I8) {
-        int32_t four;
-        std::memcpy(&four, static_cast<const int8_t*>(base) + offset + d, 4);
-        v = _mm_mul_ps(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(four))), _mm_set1_ps(row_scale));
-      } else {
-        v = _mm_loadu_ps(static_cast<const float*>(base) + offset + d);
-      }
-      _mm256_storeu_pd(dst + d, _mm256_cvtps_pd(v));
-    }
-    for (; d < hd; d++) {
-      if (kv == HALO_KV_F16) dst[d] = halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[offset + d]);
-      else if (kv == HALO_KV_I8) dst[d] = static_cast<float>(static_cast<const int8_t*>(base)[offset + d]) * row_scale;
-      else dst[d] = static_cast<const float*>(base)[offset + d];
-    }
-    for (; d < hdp; d++) dst[d] = 0;
-  };
-  const size_t elem = kv == HALO_KV_F32 ? 4 : kv == HALO_KV_F16 ? 2 : 1;
-  for (int p = 0; p < span; p++) {
-    // Rows a whole KV width apart stream from DRAM at long contexts: fetch 8 rows ahead.
-    if (p + 8 < span) {
-      const size_t ahead = static_cast<size_t>(p + 8) * stride * elem;
-      for (size_t b = 0; b < static_cast<size_t>(hd) * elem; b += 64) {
-        _mm_prefetch(static_cast<const char*>(keys) + ahead + b, _MM_HINT_T0);
-        _mm_prefetch(static_cast<const char*>(values) + ahead + b, _MM_HINT_T0);
-      }
-    }
-    const bool i8 = kv == HALO_KV_I8;
-    widen(keys, static_cast<size_t>(p) * stride, i8 ? key_scales[static_cast<size_t>(p) * scale_stride] : 0.0f, kd + static_cast<size_t>(p) * hdp);
-    widen(values, static_cast<size_t>(p) * stride, i8 ? value_scales[static_cast<size_t>(p) * scale_stride] : 0.0f, vd + static_cast<size_t>(p) * hdp);
-  }
   for (int g = 0; g < group; g++) {
     int d = 0;
     for (; d < hd; d++) qd[static_cast<size_t>(g) * hdp + d] = q[static_cast<size_t>(g) * hd + d];
     for (; d < hdp; d++) qd[static_cast<size_t>(g) * hdp + d] = 0;
   }
-  const __m256d scale_v = _mm256_set1_pd(scale);
-  for (int g = 0; g < group; g++) {
+  // Scores, 4 query heads at a time.
+  for (int g = 0; g < group; g += 4) {
     const double* qg = qd + static_cast<size_t>(g) * hdp;
     double* sg = s + static_cast<size_t>(g) * sp;
-    for (int p0 = 0; p0 < span; p0 += 4) {
-      __m256d acc[4];
-      const double* rows[4];
-      for (int j = 0; j < 4; j++) {
-        acc[j] = _mm256_setzero_pd();
-        rows[j] = kd + static_cast<size_t>(p0 + j < span ? p0 + j : 0) * hdp;
-      }
-      for (int d = 0; d < hdp; d += 4) {
-        const __m256d qv = _mm256_loadu_pd(qg + d);
-        for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_pd(_mm256_loadu_pd(rows[j] + d), qv, acc[j]);
-      }
-      _mm256_storeu_pd(sg + p0, _mm256_mul_pd(reduce4(acc), scale_v));
+    switch (group - g < 4 ? group - g : 4) {
+      case 4: attn_scores<4>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+      case 3: attn_scores<3>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+      case 2: attn_scores<2>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+      default: attn_scores<1>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
     }
+  }
+  // Softmax weights.
+  for (int g = 0; g < group; g++) {
+    double* sg = s + static_cast<size_t>(g) * sp;
     double m = -INFINITY;
     for (int p = 0; p < span; p++) m = sg[p] > m ? sg[p] : m;
     for (int p = span; p < span + 4; p++) sg[p] = -INFINITY;  // lanes past the span weigh 0
@@ -395,23 +452,18 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     }
     double* o = out + static_cast<size_t>(g) * (hd + 2);
     o[0] = m;
-    {
-      __m128d l2 = _mm_add_pd(_mm256_castpd256_pd128(lv), _mm256_extractf128_pd(lv, 1));
-      o[1] = _mm_cvtsd_f64(_mm_add_sd(l2, _mm_unpackhi_pd(l2, l2)));
-    }
-    // Weighted sum of values, 8 dimensions (2 register accumulators) at a time; hdp is a multiple of 8.
-    for (int d0 = 0; d0 < hdp; d0 += 8) {
-      __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
-      for (int p = 0; p < span; p++) {
-        const __m256d wv = _mm256_set1_pd(sg[p]);
-        const double* row = vd + static_cast<size_t>(p) * hdp + d0;
-        a0 = _mm256_fmadd_pd(wv, _mm256_loadu_pd(row), a0);
-        a1 = _mm256_fmadd_pd(wv, _mm256_loadu_pd(row + 4), a1);
-      }
-      double lanes[8];
-      _mm256_storeu_pd(lanes, a0);
-      _mm256_storeu_pd(lanes + 4, a1);
-      for (int i = 0; i < 8 && d0 + i < hd; i++) o[2 + d0 + i] = lanes[i];
+    __m128d l2 = _mm_add_pd(_mm256_castpd256_pd128(lv), _mm256_extractf128_pd(lv, 1));
+    o[1] = _mm_cvtsd_f64(_mm_add_sd(l2, _mm_unpackhi_pd(l2, l2)));
+  }
+  // Weighted sums of values, 4 heads × 8 dimensions (or fewer heads × more dimensions) at a time.
+  for (int g = 0; g < group; g += 4) {
+    const double* wg = s + static_cast<size_t>(g) * sp;
+    double* og = out + static_cast<size_t>(g) * (hd + 2);
+    switch (group - g < 4 ? group - g : 4) {
+      case 4: attn_values<4, 2>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+      case 3: attn_values<3, 2>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+      case 2: attn_values<2, 4>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+      default: attn_values<1, 8>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
     }
   }
 }
