@@ -329,62 +329,7 @@ void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1
   }
 }
 
-// Int4 head, TN tokens per pass. Per 64-weight group: 32 bytes of nibbles widened to 64 signed codes (c = nibble − 8),
-// vpmaddubsw of the biased activations (q + 128 ≤ 255, as u8) with them (|pair| ≤ 2·255·7, no saturation), vpdpwssd by
-// the group's sub-scale into s32 lanes (≤ 2·3570·255 per group and lane, exact below HALO_HEAD_I4_MAX_HIDDEN); the
-// lanes are summed in int64 and 128·row_sum removes the bias.
-template <int TN>
-void head_i4_pass(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int stride, int r0, int r1,
-                  const int8_t* q, const double* s, float* y, int y_stride) {
-  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-  const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
-  const int groups = stride / HALO_HEAD_I4_GROUP;
-  const size_t row_bytes = static_cast<size_t>(stride) / 2;
-  for (int r = r0; r < r1; r++) {
-    const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
-    const uint8_t* sg = sub + static_cast<size_t>(r) * groups;
-    __m512i acc[TN];
-#pragma GCC unroll 8
-    for (int t = 0; t < TN; t++) acc[t] = _mm512_setzero_si512();
-    for (int g = 0; g < groups; g++) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + 32 * g) + 1024, _MM_HINT_T0);
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * g));
-      const __m512i nib = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
-      const __m512i c = _mm512_sub_epi8(_mm512_and_si512(nib, low), eight);
-      const __m512i sv = _mm512_set1_epi16(static_cast<short>(sg[g]));
-#pragma GCC unroll 8
-      for (int t = 0; t < TN; t++) {
-        const __m512i a = _mm512_xor_si512(_mm512_loadu_si512(q + static_cast<size_t>(t) * stride + HALO_HEAD_I4_GROUP * g), bias);
-        acc[t] = _mm512_dpwssd_epi32(acc[t], _mm512_maddubs_epi16(a, c), sv);
-      }
-    }
-    const int64_t correction = 128 * static_cast<int64_t>(row_sum[r]);
-#pragma GCC unroll 8
-    for (int t = 0; t < TN; t++) {
-      const __m512i wide = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[t])), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[t], 1)));
-      y[static_cast<size_t>(t) * y_stride + (r - r0)] =
-          static_cast<float>(static_cast<double>(_mm512_reduce_add_epi64(wide) - correction) * row_scale[r] / s[t]);
-    }
-  }
-}
-
-void head_i4(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int /*hidden*/, int r0, int r1,
-             const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
-  for (int t0 = 0; t0 < n; t0 += 8) {
-    const int8_t* xt = q + static_cast<size_t>(t0) * stride;
-    float* yt = y + static_cast<size_t>(t0) * y_stride;
-    switch (n - t0 < 8 ? n - t0 : 8) {
-      case 8: head_i4_pass<8>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-      case 7: head_i4_pass<7>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-      case 6: head_i4_pass<6>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-      case 5: head_i4_pass<5>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-      case 4: head_i4_pass<4>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-      case 3: head_i4_pass<3>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-      case 2: head_i4_pass<2>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-      default: head_i4_pass<1>(w, sub, row_scale, row_sum, stride, r0, r1, xt, s + t0, yt, y_stride); break;
-    }
-  }
-}
+#include "head_i4_avx512.inc"
 
 inline __mmask8 tail8(int left) { return left >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << left) - 1u); }
 

@@ -1,5 +1,6 @@
 // Builds test/native/kernel-check.cpp with every native kernel source under ASan + UBSan and runs it, then (x86-64)
 // test/native/amx-check.cpp against kernels_amx.cpp built with -DHALO_AMX_EMULATE (its tiles on the software model);
+// test/native/avx512-i4-check.cpp (the AVX-512 int4 head on a software model of its intrinsics, every machine);
 // non-zero on any failure or report. Usage: node scripts/sanitize.mjs [--cxx g++] [--keep]. Compiles at most 2
 // translation units at a time.
 import { spawn, spawnSync } from "node:child_process";
@@ -28,6 +29,8 @@ const sources = [
 ];
 // The AMX check: the AMX kernel on the tile model, with the tables it compares against and falls back to.
 const amxOnly = X64 ? [["native/kernels_amx.cpp", [...AVX512VNNI, "-DHALO_AMX_EMULATE"], "emulated"], ["test/native/amx-check.cpp", []]] : [];
+// The AVX-512 int4 head on the intrinsics model: portable C++, run on every machine.
+const emulatedOnly = [["test/native/avx512-i4-check.cpp", [`-I${join(root, "test", "native")}`]]];
 const amxSources = X64 ? ["native/kernels_ref.cpp", "native/kernels_avx512vnni.cpp", "native/kernels_amx.cpp:emulated", "test/native/amx-check.cpp"] : [];
 
 const work = mkdtempSync(join(tmpdir(), "halo-sanitize-"));
@@ -83,9 +86,10 @@ try {
   if (!probeRun.reported || probeRun.status === 0) throw new Error("AddressSanitizer did not report a heap overflow in the probe; the sanitizer build is not working");
 
   // 2. The kernel checks, then the AMX check (its object list shares the ref and VNNI objects).
-  const objects = await compileAll([...sources, ...amxOnly]);
+  const objects = await compileAll([...sources, ...amxOnly, ...emulatedOnly]);
   const binaries = [["kernel-check", sources.map(([source]) => objectOf(source))]];
   if (X64) binaries.push(["amx-check", amxSources.map(objectOf)]);
+  binaries.push(["avx512-i4-check", ["native/kernels_ref.cpp", "test/native/avx512-i4-check.cpp"].map(objectOf)]);
   let failed = false;
   for (const [name, list] of binaries) {
     const binary = join(work, name);
