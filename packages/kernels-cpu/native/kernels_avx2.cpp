@@ -2,6 +2,7 @@
 #include <immintrin.h>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #include "halo_cpu.h"
 #include "exp_poly.h"
@@ -309,14 +310,16 @@ inline __m256d exp_pd(__m256d x) {
   return _mm256_andnot_pd(tiny, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
 }
 
-// 4 elements of a key/value row (a halo_kv_dtype; int8 rows read as f32(code · row_scale), one f32 rounding as in the
-// scalar twin) widened to float64; only `left` (< 4: a row's tail) are read, the other lanes are 0.
-inline __m256d widen4(const void* base, size_t offset, int kv, float row_scale, int left) {
-  if (left >= 4) {
+// 4 elements of a key/value row (KV a halo_kv_dtype; int8 rows read as f32(code · row_scale), one f32 rounding as in
+// the scalar twin) widened to float64. Unless Full, only `left` (< 4: a row's tail) are read and the other lanes are 0.
+// KV and Full are template arguments so the loops that call this carry no per-element branches.
+template <int KV, bool Full>
+inline __m256d widen4(const void* base, size_t offset, float row_scale, int left) {
+  if (Full || left >= 4) {
     __m128 v;
-    if (kv == HALO_KV_F16) {
+    if (KV == HALO_KV_F16) {
       v = _mm256_castps256_ps128(_mm256_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + offset))));
-    } else if (kv == HALO_KV_I8) {
+    } else if (KV == HALO_KV_I8) {
       int32_t four;
       std::memcpy(&four, static_cast<const int8_t*>(base) + offset, 4);
       v = _mm_mul_ps(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(four))), _mm_set1_ps(row_scale));
@@ -327,8 +330,8 @@ inline __m256d widen4(const void* base, size_t offset, int kv, float row_scale, 
   }
   alignas(32) double lanes[4] = {0, 0, 0, 0};
   for (int i = 0; i < left; i++) {
-    if (kv == HALO_KV_F16) lanes[i] = halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[offset + i]);
-    else if (kv == HALO_KV_I8) lanes[i] = static_cast<float>(static_cast<const int8_t*>(base)[offset + i]) * row_scale;
+    if (KV == HALO_KV_F16) lanes[i] = halo_f16_to_f32_ref(static_cast<const uint16_t*>(base)[offset + i]);
+    else if (KV == HALO_KV_I8) lanes[i] = static_cast<float>(static_cast<const int8_t*>(base)[offset + i]) * row_scale;
     else lanes[i] = static_cast<const float*>(base)[offset + i];
   }
   return _mm256_load_pd(lanes);
@@ -345,9 +348,10 @@ inline void prefetch_row(const void* base, size_t offset, int kv, int hd) {
 // Scores of G query heads (qd: [G][hdp] float64, zero past hd) against 2 key rows at a time, the keys widened in
 // registers once for the G heads (no float64 copy of the tile: writing and re-reading it cost more than converting).
 // 2·G ≤ 8 independent FMA chains.
-template <int G>
-void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, int stride, const float* scales, int scale_stride, int span,
+template <int G, int KV, bool Full>
+void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride, const float* scales, int scale_stride, int span,
                  double scale, double* s, int sp) {
+  constexpr int kv = KV;
   for (int p0 = 0; p0 < span; p0 += 2) {
     __m256d acc[G][2];
 #pragma GCC unroll 4
@@ -360,7 +364,7 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, in
     for (int j = 0; j < 2; j++)
       if (p0 + kAhead + j < span) prefetch_row(keys, static_cast<size_t>(p0 + kAhead + j) * stride, kv, hd);
     for (int d = 0; d < hdp; d += 4) {
-      const __m256d k0 = widen4(keys, rows[0] + d, kv, row_scales[0], hd - d), k1 = widen4(keys, rows[1] + d, kv, row_scales[1], hd - d);
+      const __m256d k0 = widen4<KV, Full>(keys, rows[0] + d, row_scales[0], hd - d), k1 = widen4<KV, Full>(keys, rows[1] + d, row_scales[1], hd - d);
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
         const __m256d qv = _mm256_loadu_pd(qd + static_cast<size_t>(g) * hdp + d);
@@ -383,9 +387,10 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, in
 
 // Weighted sums of value rows for G heads (weights w: [G][sp]), 4·C dimensions (C register accumulators per head) at a
 // time, each value chunk widened once for the G heads; G·C = 8 independent FMA chains.
-template <int G, int C>
-void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int kv, int stride, const float* scales, int scale_stride,
+template <int G, int C, int KV, bool Full>
+void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int stride, const float* scales, int scale_stride,
                  int span, double* out) {
+  constexpr int kv = KV;
   for (int d0 = 0; d0 < hdp; d0 += 4 * C) {
     const int chunks = (hdp - d0) / 4 < C ? (hdp - d0) / 4 : C;
     __m256d acc[G][C];
@@ -398,7 +403,8 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
       const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
       __m256d v[C];
 #pragma GCC unroll 8
-      for (int c = 0; c < C; c++) v[c] = c < chunks ? widen4(values, static_cast<size_t>(p) * stride + d0 + 4 * c, kv, row_scale, hd - d0 - 4 * c) : _mm256_setzero_pd();
+      for (int c = 0; c < C; c++)
+        v[c] = c < chunks ? widen4<KV, Full>(values, static_cast<size_t>(p) * stride + d0 + 4 * c, row_scale, hd - d0 - 4 * c) : _mm256_setzero_pd();
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
         const __m256d wv = _mm256_broadcast_sd(w + static_cast<size_t>(g) * sp + p);
@@ -406,12 +412,33 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
         for (int c = 0; c < C; c++) acc[g][c] = _mm256_fmadd_pd(wv, v[c], acc[g][c]);
       }
     }
+    // Stored with constant indices once the loop is done: indexing acc by the run-time chunk count here made GCC keep
+    // a stack copy of every accumulator, written on each position (8 stores per 8 FMAs, ~3× slower).
+    alignas(32) double lanes[G][4 * C];
+#pragma GCC unroll 4
     for (int g = 0; g < G; g++)
-      for (int c = 0; c < chunks; c++) {
-        alignas(32) double lanes[4];
-        _mm256_store_pd(lanes, acc[g][c]);
-        for (int i = 0; i < 4 && d0 + 4 * c + i < hd; i++) out[static_cast<size_t>(g) * (hd + 2) + 2 + d0 + 4 * c + i] = lanes[i];
-      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; c++) _mm256_store_pd(lanes[g] + 4 * c, acc[g][c]);
+    for (int g = 0; g < G; g++)
+      for (int i = 0; i < 4 * chunks && d0 + i < hd; i++) out[static_cast<size_t>(g) * (hd + 2) + 2 + d0 + i] = lanes[g][i];
+  }
+}
+
+// Calls body(kv tag, full tag) with the KV dtype and "every 4-element chunk is whole" (hd a multiple of 8) as
+// compile-time constants (std::integral_constant), so each instantiation's inner loops have no dtype or tail branches.
+template <typename Body>
+void attn_dispatch(int kv, bool full, Body body) {
+  using F16 = std::integral_constant<int, HALO_KV_F16>;
+  using I8 = std::integral_constant<int, HALO_KV_I8>;
+  using F32 = std::integral_constant<int, HALO_KV_F32>;
+  if (full) {
+    if (kv == HALO_KV_F16) body(F16{}, std::true_type{});
+    else if (kv == HALO_KV_I8) body(I8{}, std::true_type{});
+    else body(F32{}, std::true_type{});
+  } else {
+    if (kv == HALO_KV_F16) body(F16{}, std::false_type{});
+    else if (kv == HALO_KV_I8) body(I8{}, std::false_type{});
+    else body(F32{}, std::false_type{});
   }
 }
 
@@ -427,16 +454,20 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     for (; d < hdp; d++) qd[static_cast<size_t>(g) * hdp + d] = 0;
   }
   // Scores, 4 query heads at a time.
-  for (int g = 0; g < group; g += 4) {
-    const double* qg = qd + static_cast<size_t>(g) * hdp;
-    double* sg = s + static_cast<size_t>(g) * sp;
-    switch (group - g < 4 ? group - g : 4) {
-      case 4: attn_scores<4>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-      case 3: attn_scores<3>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-      case 2: attn_scores<2>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-      default: attn_scores<1>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+  attn_dispatch(kv, hd == hdp, [&](auto kv_tag, auto full_tag) {
+    constexpr int KV = decltype(kv_tag)::value;
+    constexpr bool Full = decltype(full_tag)::value;
+    for (int g = 0; g < group; g += 4) {
+      const double* qg = qd + static_cast<size_t>(g) * hdp;
+      double* sg = s + static_cast<size_t>(g) * sp;
+      switch (group - g < 4 ? group - g : 4) {
+        case 4: attn_scores<4, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+        case 3: attn_scores<3, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+        case 2: attn_scores<2, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+        default: attn_scores<1, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+      }
     }
-  }
+  });
   // Softmax weights.
   for (int g = 0; g < group; g++) {
     double* sg = s + static_cast<size_t>(g) * sp;
@@ -456,16 +487,20 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     o[1] = _mm_cvtsd_f64(_mm_add_sd(l2, _mm_unpackhi_pd(l2, l2)));
   }
   // Weighted sums of values, 4 heads × 8 dimensions (or fewer heads × more dimensions) at a time.
-  for (int g = 0; g < group; g += 4) {
-    const double* wg = s + static_cast<size_t>(g) * sp;
-    double* og = out + static_cast<size_t>(g) * (hd + 2);
-    switch (group - g < 4 ? group - g : 4) {
-      case 4: attn_values<4, 2>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
-      case 3: attn_values<3, 2>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
-      case 2: attn_values<2, 4>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
-      default: attn_values<1, 8>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+  attn_dispatch(kv, hd == hdp, [&](auto kv_tag, auto full_tag) {
+    constexpr int KV = decltype(kv_tag)::value;
+    constexpr bool Full = decltype(full_tag)::value;
+    for (int g = 0; g < group; g += 4) {
+      const double* wg = s + static_cast<size_t>(g) * sp;
+      double* og = out + static_cast<size_t>(g) * (hd + 2);
+      switch (group - g < 4 ? group - g : 4) {
+        case 4: attn_values<4, 2, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+        case 3: attn_values<3, 2, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+        case 2: attn_values<2, 4, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+        default: attn_values<1, 8, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+      }
     }
-  }
+  });
 }
 
 // exp_pd's 2^k is built in the exponent field, valid for k ≤ 1023: −g above 709 is clamped there (e^709 ≈ 8e307, so
