@@ -6,4 +6,6 @@ export type { CpuModelInfo } from "./cpu-loaded-model.js";
 export { KernelsCpuErrorCode } from "./errors.js";
 export type { KernelsCpuErrorCodeName } from "./errors.js";
 export { availableIsas } from "./available-isas.js";
+export { measureReadBandwidth } from "./bandwidth.js";
+export type { ReadBandwidthOptions } from "./bandwidth.js";
 export type { CpuIsa } from "./native-binding.js";

@@ -72,6 +72,7 @@ export interface NativeBinding {
   f16Round(isa: string, x: Float32Array): Float32Array;
   isas(): string[];
   hardwareThreads(): number;
+  measureReadBandwidth(threads: number, mib: number): Promise<number> | number;
 }
 
 /** Native status codes (halo_cpu.h `halo_status`). */

@@ -87,6 +87,21 @@ describe("halo bench", () => {
     expect(int4["bytesPerToken"] as number).toBeLessThan(exact["bytesPerToken"] as number);
   });
 
+  it("measures the read bandwidth itself for the roofline when --bandwidth is not given", async () => {
+    const path = join(dir, "tiny-probe.halo");
+    await writeHalo(synthModel({ seed: 7 }), path);
+    const out: string[] = [];
+    const code = await main(
+      ["bench", "--model", path, "--backend", "cpu", "--threads", "2", "--prompt-tokens", "8", "--gen-tokens", "3", "--decode-context", "4", "--json"],
+      { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} },
+    );
+    expect(code).toBe(0);
+    const result = JSON.parse(out.join("")) as Record<string, number | null>;
+    expect(result["bandwidthGBs"]).toBeGreaterThan(0.5);
+    expect(result["rooflineTokensPerSecond"]).toBeCloseTo(((result["bandwidthGBs"] as number) * 1e9) / (result["bytesPerToken"] as number), 0);
+    expect(typeof result["bandwidthUtilisation"]).toBe("number");
+  });
+
   it("rejects an unknown LM head storage, and a quantised head on the reference backend", async () => {
     const err: string[] = [];
     const io = { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} };

@@ -95,11 +95,12 @@ async function runToEnd(stream: AsyncIterable<unknown>): Promise<RequestEndEvent
   return end;
 }
 
-async function probeBandwidth(): Promise<number | null> {
+async function probeBandwidth(threads: number | undefined): Promise<number | null> {
   try {
     const name = "@halo/kernels-cpu";
-    const module = (await import(name)) as { measureReadBandwidth?: () => number | Promise<number> };
-    return typeof module.measureReadBandwidth === "function" ? await module.measureReadBandwidth() : null;
+    const module = (await import(name)) as { measureReadBandwidth?: (options?: { threads?: number }) => Promise<number> };
+    if (typeof module.measureReadBandwidth !== "function") return null;
+    return round(await module.measureReadBandwidth(threads === undefined ? {} : { threads }));
   } catch {
     return null;
   }
@@ -162,7 +163,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       const prefillSeconds = Math.max(...ends.map((e) => (e.timings.queuedMs + e.timings.prefillMs) / 1000));
       aggregate = ends.reduce((n, e) => n + e.usage.completionTokens - 1, 0) / Math.max(1e-9, seconds - prefillSeconds);
     }
-    bandwidth ??= await probeBandwidth();
+    bandwidth ??= await probeBandwidth(threads);
     const headBytes = headBytesFlag ?? headBytesPerWeight(lmHead ?? "f16", engine.config.hiddenSize);
     const bytesPerToken = bytesPerDecodedToken(engine.config, { ternaryBits, headBytes, context: decodeContext + genTokens / 2, kvDtype: engine.kvDtype });
     const roofline = bandwidth === null ? null : (bandwidth * 1e9) / bytesPerToken;

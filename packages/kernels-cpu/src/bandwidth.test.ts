@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { isHaloError } from "@halo/errors";
+import { measureReadBandwidth } from "./bandwidth.js";
+import { KernelsCpuErrorCode } from "./errors.js";
+
+/** Below this, a read of 64 MiB from memory would be broken rather than slow (a DDR4 channel streams ~20 GB/s). */
+const MIN_PLAUSIBLE_GBPS = 0.5;
+/** Above this, the passes could not have come from DRAM on any current machine (a bug in the byte count or timer). */
+const MAX_PLAUSIBLE_GBPS = 2000;
+
+async function codeOf(run: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await run();
+  } catch (error) {
+    return isHaloError(error) ? error.code : "not a HaloError";
+  }
+  return undefined;
+}
+
+describe("measureReadBandwidth", () => {
+  it("measures a plausible read rate with one and two threads, off the JS thread", async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const [one, two] = [await measureReadBandwidth({ threads: 1, mib: 64 }), await measureReadBandwidth({ threads: 2, mib: 64 })];
+    clearInterval(timer);
+    for (const gbps of [one, two]) {
+      expect(Number.isFinite(gbps)).toBe(true);
+      expect(gbps).toBeGreaterThan(MIN_PLAUSIBLE_GBPS);
+      expect(gbps).toBeLessThan(MAX_PLAUSIBLE_GBPS);
+    }
+    // The event loop kept turning while the probe ran.
+    expect(ticks).toBeGreaterThan(0);
+  });
+
+  it("refuses impossible options with KERNELS_CPU_BAD_OPTION", async () => {
+    for (const options of [{ threads: 0 }, { threads: 10_000 }, { threads: 1.5 }, { mib: 1 }, { mib: 1e9 }, { mib: Number.NaN }]) {
+      expect(await codeOf(() => measureReadBandwidth(options)), JSON.stringify(options)).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
+    }
+  });
+});
