@@ -50,6 +50,9 @@ export interface CpuBackendOptions {
   readonly maxBatchTokens?: number;
 }
 
+/** The widest hidden size the int4 head's int32 SIMD lanes stay exact for (HALO_HEAD_I4_MAX_HIDDEN in halo_cpu.h). */
+const INT4_HEAD_MAX_HIDDEN = 65536;
+
 /** LM head storages `createBackend` takes (see {@link CpuBackendOptions.lmHead}). */
 export type CpuLmHead = "f16" | "int8" | "int4";
 const LM_HEADS: readonly CpuLmHead[] = ["f16", "int8", "int4"];
@@ -254,6 +257,9 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
       }
       const options = validateLoad(weights, loadOptions, capabilities);
       const c = weights.config;
+      if (resolved.headQuant === "int4" && c.hiddenSize > INT4_HEAD_MAX_HIDDEN) {
+        throw badOption("lmHead", "the int4 LM head takes models with a hidden size up to 65,536", `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`, c.hiddenSize);
+      }
       const qDim = c.numHeads * c.headDim;
       const kvDim = c.numKvHeads * c.headDim;
       const blocks = (cols: number): number => Math.ceil(cols / 256) * 64;
