@@ -159,8 +159,9 @@ void halo_head_i8_activations(const float* x, int n, int hidden, int stride, int
 #define HALO_HEAD_I4_MAX_HIDDEN 65536
 /*
  * One LM head row as int4 (the "int4" head): stride = HALO_HEAD_I8_STRIDE(hidden), groups of 64 weights. Group g's
- * ideal scale d_g = max|x| / 7 over the group (NaN ignored); *scale = f32(max_g d_g / 255); sub[g] =
- * clamp(round_half_even(d_g / scale), 0, 255); codes c = clamp(round_half_even(x / (sub[g]·scale)), −7, 7) (0 where
+ * ideal scale d_g is, among f32(max|x| / 7) × {1, 0.95, 0.9, 0.85, 0.8, 0.75} (NaN ignored), the one whose rounding
+ * to [−7, 7] has the least squared error (clipping the largest weights can lower it). *scale = f32(max_g d_g / 255);
+ * sub[g] = clamp(round_half_even(d_g / scale), 0, 255); codes c = clamp(round_half_even(x / (sub[g]·scale)), −7, 7) (0 where
  * sub[g] is 0 or x is NaN), stored as the nibble c + 8: byte 32·g + j holds weight 64·g + j in its low nibble and
  * 64·g + 32 + j in its high nibble (padding past hidden: c = 0). A row whose largest d_g is 0 or not finite stores
  * scale 0 and zero codes. *sum = Σ_g sub[g]·Σ c. 4.15 bits per weight at hidden 2560 (codes, sub-scales, scale, sum).

@@ -127,7 +127,23 @@ extern "C" void halo_head_i4_row(const float* x, int hidden, uint8_t* codes, uin
     float absmax = 0;
     for (int h = g * HALO_HEAD_I4_GROUP; h < hidden && h < (g + 1) * HALO_HEAD_I4_GROUP; h++)
       absmax = std::fabs(x[h]) > absmax ? std::fabs(x[h]) : absmax;  // NaN compares false: ignored
-    ideal[g] = static_cast<double>(absmax) / 7.0;
+    // The clipping that minimises the group's squared error among scales absmax/7 × {1, 0.95, …, 0.75} (only chooses
+    // the scale, so float arithmetic and magic-number rounding — exact here, |v| ≤ 10 — are fine; NaN is skipped).
+    double best = static_cast<double>(absmax) / 7.0;
+    float best_err = -1;
+    const int h0 = g * HALO_HEAD_I4_GROUP, h1 = hidden < h0 + HALO_HEAD_I4_GROUP ? hidden : h0 + HALO_HEAD_I4_GROUP;
+    for (int m = 0; m < 6 && absmax > 0 && std::isfinite(absmax); m++) {
+      const float d = absmax / 7.0f * (1.0f - 0.05f * static_cast<float>(m)), inv = 1.0f / d;
+      float err = 0;
+      for (int h = h0; h < h1; h++) {
+        const float v = x[h] == x[h] ? x[h] : 0.0f;
+        float c = (v * inv + 12582912.0f) - 12582912.0f;  // round half to even (1.5·2^23)
+        c = c > 7.0f ? 7.0f : c < -7.0f ? -7.0f : c;
+        err += (v - c * d) * (v - c * d);
+      }
+      if (best_err < 0 || err < best_err) best_err = err, best = static_cast<double>(d);
+    }
+    ideal[g] = best;
     top = ideal[g] > top ? ideal[g] : top;
   }
   const float s = static_cast<float>(top / 255.0);

@@ -11,7 +11,7 @@ const MIN_TOP1_AGREEMENT_INT8_HEAD = 0.9;
 /** Mean KL(f16 ‖ int8) in nats per position must stay below this. */
 const MAX_MEAN_KL_INT8_HEAD = 0.01;
 /** The int4 head must keep the greedy choice on at least this share of positions. */
-const MIN_TOP1_AGREEMENT_INT4_HEAD = 0.8;
+const MIN_TOP1_AGREEMENT_INT4_HEAD = 0.85;
 /** Mean KL(f16 ‖ int4) in nats per position must stay below this. */
 const MAX_MEAN_KL_INT4_HEAD = 0.05;
 /** The int8 KV cache must keep the greedy choice on at least this share of positions. */
