@@ -68,6 +68,57 @@ halo::ThreadPool* pool_arg(const Napi::CallbackInfo& info, size_t i) {
   return halo::pool_for(static_cast<int>(t));
 }
 
+// ---------------------------------------------------------------- promise workers
+
+// An AsyncWorker settling a promise from a halo_status. OnOK/OnError also run while an env is being torn down (a
+// worker_thread terminated mid-call): then no napi call that reaches JS can succeed, and a node-addon-api helper that
+// "throws" on failure would be a fatal error. So the promise is settled with raw napi calls whose failures are
+// ignored; the env is going away with the promise.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, const char* failure) : Napi::AsyncWorker(env), failure_(failure) {
+    if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) deferred_ = nullptr;
+  }
+  /** The promise; empty when napi could not make one (then the worker must not be queued). */
+  Napi::Value Promise() { return deferred_ == nullptr ? Napi::Value() : Napi::Value(Env(), promise_); }
+
+ protected:
+  /** The value to resolve with once status_ is HALO_OK; nullptr when it could not be made (rejected as out of memory). */
+  virtual napi_value Result(napi_env env) = 0;
+  void OnOK() override { Settle(); }
+  void OnError(const Napi::Error&) override {
+    if (status_ == HALO_OK) status_ = HALO_BAD_ARGUMENT;
+    Settle();
+  }
+  halo_status status_ = HALO_OK;
+
+ private:
+  void Settle() {
+    napi_env env = Env();
+    if (status_ == HALO_OK) {
+      if (napi_value value = Result(env)) {
+        napi_resolve_deferred(env, deferred_, value);
+        return;
+      }
+      status_ = HALO_OUT_OF_MEMORY;
+    }
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    napi_value message = nullptr, error = nullptr, code = nullptr;
+    if (napi_create_string_utf8(env, failure_, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
+    if (napi_create_error(env, nullptr, message, &error) != napi_ok) return;
+    if (napi_create_int32(env, static_cast<int32_t>(status_), &code) == napi_ok) napi_set_named_property(env, error, "haloStatus", code);
+    napi_reject_deferred(env, deferred_, error);
+  }
+
+  const char* failure_;
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
+};
+
 // ---------------------------------------------------------------- NativeModel
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
@@ -456,16 +507,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, HALO_OK);
   }
 
-  class StepWorker : public Napi::AsyncWorker {
+  class StepWorker : public PromiseWorker {
    public:
     StepWorker(Napi::Env env, std::shared_ptr<Model> model, std::vector<int32_t> tokens, std::vector<int32_t> positions,
                std::vector<int32_t> slots, std::vector<int32_t> logit_rows)
-        : Napi::AsyncWorker(env), model_(std::move(model)),
-          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)) {
-      if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) deferred_ = nullptr;
-    }
-    /** The step's promise; empty when napi could not make one (then the worker must not be queued). */
-    Napi::Value Promise() { return deferred_ == nullptr ? Napi::Value() : Napi::Value(Env(), promise_); }
+        : PromiseWorker(env, "step failed"), model_(std::move(model)),
+          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)) {}
 
    protected:
     void Execute() override {
@@ -477,48 +524,22 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         status_ = HALO_OUT_OF_MEMORY;
       }
     }
-    // OnOK/OnError also run while an env is being torn down (a worker_thread terminated mid-step): then no napi call
-    // that reaches JS can succeed, and a node-addon-api helper that "throws" on failure would be a fatal error. So the
-    // promise is settled with raw napi calls whose failures are ignored; the env is going away with the promise.
-    void OnOK() override { Settle(); }
-    void OnError(const Napi::Error&) override {
-      if (status_ == HALO_OK) status_ = HALO_BAD_ARGUMENT;
-      Settle();
+    // The logits as a Float32Array.
+    napi_value Result(napi_env env) override {
+      void* data = nullptr;
+      napi_value buffer = nullptr, array = nullptr;
+      const size_t bytes = logits_.size() * sizeof(float);
+      if (napi_create_arraybuffer(env, bytes, &data, &buffer) != napi_ok ||
+          napi_create_typedarray(env, napi_float32_array, logits_.size(), buffer, 0, &array) != napi_ok)
+        return nullptr;
+      if (bytes != 0) std::memcpy(data, logits_.data(), bytes);
+      return array;
     }
 
    private:
-    void Settle() {
-      napi_env env = Env();
-      if (status_ == HALO_OK) {
-        void* data = nullptr;
-        napi_value buffer = nullptr, array = nullptr;
-        const size_t bytes = logits_.size() * sizeof(float);
-        if (napi_create_arraybuffer(env, bytes, &data, &buffer) == napi_ok &&
-            napi_create_typedarray(env, napi_float32_array, logits_.size(), buffer, 0, &array) == napi_ok) {
-          if (bytes != 0) std::memcpy(data, logits_.data(), bytes);
-          napi_resolve_deferred(env, deferred_, array);
-          return;
-        }
-        status_ = HALO_OUT_OF_MEMORY;
-      }
-      bool pending = false;
-      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-        napi_value ignored;
-        napi_get_and_clear_last_exception(env, &ignored);
-      }
-      napi_value message = nullptr, error = nullptr, code = nullptr;
-      if (napi_create_string_utf8(env, "step failed", NAPI_AUTO_LENGTH, &message) != napi_ok) return;
-      if (napi_create_error(env, nullptr, message, &error) != napi_ok) return;
-      if (napi_create_int32(env, static_cast<int32_t>(status_), &code) == napi_ok) napi_set_named_property(env, error, "haloStatus", code);
-      napi_reject_deferred(env, deferred_, error);
-    }
-
-    napi_deferred deferred_ = nullptr;
-    napi_value promise_ = nullptr;
     std::shared_ptr<Model> model_;
     std::vector<int32_t> tokens_, positions_, slots_, logit_rows_;
     std::vector<float> logits_;
-    halo_status status_ = HALO_OK;
   };
 
   // step(tokens, positions, slots, logitRows: Int32Array) → Promise<Float32Array>
@@ -847,12 +868,9 @@ Napi::Value HardwareThreads(const Napi::CallbackInfo& info) {
 // measureReadBandwidth(threads, mib) → Promise<number>: DRAM read bandwidth in GB/s, the median of 7 read-reduce passes
 // over `mib` MiB (first touched by the same pool workers, huge pages advised), split across `threads` pool workers.
 // Off the JS thread; rejects with haloStatus on a bad argument or a failed allocation.
-class BandwidthWorker : public Napi::AsyncWorker {
+class BandwidthWorker : public PromiseWorker {
  public:
-  BandwidthWorker(Napi::Env env, halo::ThreadPool* pool, size_t bytes) : Napi::AsyncWorker(env), pool_(pool), bytes_(bytes) {
-    if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) deferred_ = nullptr;
-  }
-  Napi::Value Promise() { return deferred_ == nullptr ? Napi::Value() : Napi::Value(Env(), promise_); }
+  BandwidthWorker(Napi::Env env, halo::ThreadPool* pool, size_t bytes) : PromiseWorker(env, "bandwidth probe failed"), pool_(pool), bytes_(bytes) {}
 
  protected:
   void Execute() override {
@@ -888,34 +906,15 @@ class BandwidthWorker : public Napi::AsyncWorker {
     std::sort(rates.begin(), rates.end());
     gbps_ = rates[rates.size() / 2];  // the loads feed `sink`, an atomic, so none is optimised away
   }
-  void OnOK() override { Settle(); }
-  void OnError(const Napi::Error&) override {
-    if (status_ == HALO_OK) status_ = HALO_BAD_ARGUMENT;
-    Settle();
+  napi_value Result(napi_env env) override {
+    napi_value value = nullptr;
+    return napi_create_double(env, gbps_, &value) == napi_ok ? value : nullptr;
   }
 
  private:
-  // Raw napi calls whose failures are ignored, as StepWorker's: the env may be going away (a terminated worker thread).
-  void Settle() {
-    napi_env env = Env();
-    if (status_ == HALO_OK) {
-      napi_value value = nullptr;
-      if (napi_create_double(env, gbps_, &value) == napi_ok) napi_resolve_deferred(env, deferred_, value);
-      return;
-    }
-    napi_value message = nullptr, error = nullptr, code = nullptr;
-    if (napi_create_string_utf8(env, "bandwidth probe failed", NAPI_AUTO_LENGTH, &message) != napi_ok) return;
-    if (napi_create_error(env, nullptr, message, &error) != napi_ok) return;
-    if (napi_create_int32(env, static_cast<int32_t>(status_), &code) == napi_ok) napi_set_named_property(env, error, "haloStatus", code);
-    napi_reject_deferred(env, deferred_, error);
-  }
-
-  napi_deferred deferred_ = nullptr;
-  napi_value promise_ = nullptr;
   halo::ThreadPool* pool_;
   size_t bytes_;
   double gbps_ = 0;
-  halo_status status_ = HALO_OK;
 };
 
 Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info) {
