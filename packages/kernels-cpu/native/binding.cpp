@@ -342,8 +342,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (m == nullptr) return env.Undefined();
     if (!need(env, info.Length() >= 3 && info[0].IsString() && info[2].IsString(), "setHead(kind, values, quant)")) return env.Undefined();
     const std::string kind = info[0].As<Napi::String>().Utf8Value();
-    const int quant = head_quant(info[2]);
-    if (quant < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    bool quantised = false;
+    halo::HeadType quant = halo::HeadType::I8;
+    if (!head_quant(info[2], &quantised, &quant)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
     const void* src = nullptr;
     halo::FloatType type = halo::FloatType::F32;
@@ -360,50 +361,31 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
       src = static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
     }
-    return Napi::Number::New(env, install_head(m, src, type, kind == "tied", quant));
+    return Napi::Number::New(env, install_head(m, src, type, kind == "tied", quantised, quant));
   }
 
-  // The head storage a setHead / mapFloat argument names: 0 none (float as given), 1 int8, 2 int4; −1 unknown.
-  static int head_quant(const Napi::Value& v) {
+  // The head storage a setHead / mapFloat argument names: "none" (float as given: *quantised false), "int8" or "int4";
+  // false for anything else.
+  static bool head_quant(const Napi::Value& v, bool* quantised, halo::HeadType* type) {
     const std::string name = v.As<Napi::String>().Utf8Value();
-    return name == "none" ? 0 : name == "int8" ? 1 : name == "int4" ? 2 : -1;
+    *quantised = name != "none";
+    *type = name == "int4" ? halo::HeadType::I4 : halo::HeadType::I8;
+    return name == "none" || name == "int8" || name == "int4";
   }
 
-  // The LM head from `src` ([vocab][hidden] of `type`): quantised to int8 or int4 rows (split over the pool), borrowed
-  // (tied or mapped: `borrow`), or copied.
-  halo_status install_head(Model* m, const void* src, halo::FloatType type, bool borrow, int quant) {
-    const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
-    const int hidden = m->c.hidden, vocab = m->c.vocab;
-    if (quant != 0) {
-      const int stride = HALO_HEAD_I8_STRIDE(hidden), groups = stride / HALO_HEAD_I4_GROUP;
-      if (quant == 2 && hidden > HALO_HEAD_I4_MAX_HIDDEN) return HALO_BAD_ARGUMENT;
-      const size_t row_bytes = quant == 1 ? static_cast<size_t>(hidden) : static_cast<size_t>(stride) / 2;
-      if (!m->head.allocate(row_bytes * vocab, huge_pages_)) return HALO_OUT_OF_MEMORY;
-      m->head_scales.assign(vocab, 0.0f);
-      m->head_sub.assign(quant == 2 ? static_cast<size_t>(vocab) * groups : 0, 0);
-      m->head_sums.assign(quant == 2 ? vocab : 0, 0);
-      uint8_t* dst = static_cast<uint8_t*>(m->head.data);
-      const int workers = m->pool->size();
-      m->pool->run([&](int i) {
-        int r0, r1;
-        halo::split_range(vocab, workers, i, 16, &r0, &r1);
-        std::vector<float> row(hidden);
-        for (int r = r0; r < r1; r++) {
-          halo::float_row(m->k, type, src, static_cast<size_t>(r), hidden, row.data());
-          if (quant == 1)
-            m->head_scales[r] = halo::quantize_head_row(row.data(), hidden, reinterpret_cast<int8_t*>(dst) + static_cast<size_t>(r) * hidden);
-          else
-            halo_head_i4_row(row.data(), hidden, dst + static_cast<size_t>(r) * row_bytes, m->head_sub.data() + static_cast<size_t>(r) * groups,
-                             &m->head_scales[r], &m->head_sums[r]);
-        }
-      });
-      m->head_type = quant == 1 ? halo::HeadType::I8 : halo::HeadType::I4;
-      m->head_data = m->head.data;
+  // The LM head from `src` ([vocab][hidden] of `type`): quantised to `quant` rows, borrowed (tied or mapped: `borrow`),
+  // or copied.
+  halo_status install_head(Model* m, const void* src, halo::FloatType type, bool borrow, bool quantised, halo::HeadType quant) {
+    if (quantised) {
+      const halo_status status = halo::quantize_head(m->pool, m->k, type, src, m->c.vocab, m->c.hidden, quant, huge_pages_, m->quantised_head);
+      if (status != HALO_OK) return status;
+      m->head_type = quant;
+      m->head_data = m->quantised_head.codes.data;
     } else if (borrow) {
       m->head_type = halo::head_type_of(type);
       m->head_data = src;
     } else {
-      const size_t bytes = count * halo::float_bytes(type);
+      const size_t bytes = static_cast<size_t>(m->c.vocab) * m->c.hidden * halo::float_bytes(type);
       if (!m->head.allocate(bytes, huge_pages_)) return HALO_OUT_OF_MEMORY;
       std::memcpy(m->head.data, src, bytes);
       m->head_type = halo::head_type_of(type);
@@ -475,9 +457,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       m->embedding_type = type;
       return Napi::Number::New(env, HALO_OK);
     }
-    const int quant = head_quant(info[5]);
-    if (quant < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-    return Napi::Number::New(env, install_head(m, src, type, true, quant));
+    bool quantised = false;
+    halo::HeadType quant = halo::HeadType::I8;
+    if (!head_quant(info[5], &quantised, &quant)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    return Napi::Number::New(env, install_head(m, src, type, true, quantised, quant));
   }
 
   Napi::Value AllocSlot(const Napi::CallbackInfo& info) {
@@ -587,7 +570,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         if (mat->mapped) mapped += static_cast<double>(mat->rows) * mat->nb * sizeof(halo_block_i2);
     const size_t table = static_cast<size_t>(m->c.vocab) * m->c.hidden * halo::float_bytes(m->embedding_type);
     if (m->embedding_data != nullptr && m->embedding_data != m->embedding.data) mapped += static_cast<double>(table);
-    if (m->head_data != nullptr && m->head_data != m->head.data && m->head_data != m->embedding_data)
+    if (m->head_data != nullptr && m->head_data != m->head.data && m->head_data != m->embedding_data &&
+        m->head_data != m->quantised_head.codes.data)
       mapped += static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F32 ? 4 : 2));
     out.Set("mappedBytes", mapped);
     return out;
@@ -766,28 +750,15 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   const int n = static_cast<int>(x.ElementLength() / hidden);
   const void* data = static_cast<const char*>(head.ArrayBuffer().Data()) + head.ByteOffset();
   std::vector<float> out(static_cast<size_t>(n) * vocab);
-  std::vector<int8_t> q8, xq;
-  std::vector<uint8_t> q4, q4_sub;
-  std::vector<int32_t> q4_sums;
-  std::vector<float> q8_scales;
+  halo::QuantisedHead quantised;
+  std::vector<int8_t> xq;
   std::vector<double> xs;
   const int stride = HALO_HEAD_I8_STRIDE(hidden);
   if (kind == "int8" || kind == "int4") {
-    if (head.TypedArrayType() != napi_float32_array || (kind == "int4" && hidden > HALO_HEAD_I4_MAX_HIDDEN)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-    const float* f = static_cast<const float*>(data);
-    q8_scales.resize(vocab);
-    if (kind == "int8") {
-      q8.resize(static_cast<size_t>(vocab) * hidden);
-      for (int r = 0; r < vocab; r++) q8_scales[r] = halo::quantize_head_row(f + static_cast<size_t>(r) * hidden, hidden, q8.data() + static_cast<size_t>(r) * hidden);
-    } else {
-      const int groups = stride / HALO_HEAD_I4_GROUP;
-      q4.resize(static_cast<size_t>(vocab) * stride / 2);
-      q4_sub.resize(static_cast<size_t>(vocab) * groups);
-      q4_sums.resize(vocab);
-      for (int r = 0; r < vocab; r++)
-        halo_head_i4_row(f + static_cast<size_t>(r) * hidden, hidden, q4.data() + static_cast<size_t>(r) * stride / 2, q4_sub.data() + static_cast<size_t>(r) * groups,
-                         &q8_scales[r], &q4_sums[r]);
-    }
+    if (head.TypedArrayType() != napi_float32_array) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    const halo_status status = halo::quantize_head(pool, k, halo::FloatType::F32, data, vocab, hidden,
+                                                   kind == "int8" ? halo::HeadType::I8 : halo::HeadType::I4, false, quantised);
+    if (status != HALO_OK) return Napi::Number::New(env, status);
     xq.resize(static_cast<size_t>(n) * stride);
     xs.resize(n);
     halo_head_i8_activations(x.Data(), n, hidden, stride, xq.data(), xs.data());
@@ -802,8 +773,12 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
     if (kind == "f16") k->head_f16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "bf16") k->head_bf16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "f32") k->head_f32(static_cast<const float*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
-    else if (kind == "int8") k->head_i8(q8.data(), q8_scales.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, out.data() + r0, vocab);
-    else k->head_i4(q4.data(), q4_sub.data(), q8_scales.data(), q4_sums.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, out.data() + r0, vocab);
+    else if (kind == "int8")
+      k->head_i8(static_cast<const int8_t*>(quantised.codes.data), quantised.scales.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n,
+                 out.data() + r0, vocab);
+    else
+      k->head_i4(static_cast<const uint8_t*>(quantised.codes.data), quantised.sub.data(), quantised.scales.data(), quantised.sums.data(), hidden,
+                 r0, r1, xq.data(), xs.data(), stride, n, out.data() + r0, vocab);
   });
   return f32_copy(env, out.data(), out.size());
 }
@@ -875,8 +850,8 @@ class BandwidthWorker : public PromiseWorker {
  protected:
   void Execute() override {
     halo::Region region;
-    if (pool_ == nullptr || !region.allocate(bytes_, true)) {
-      status_ = pool_ == nullptr ? HALO_BAD_ARGUMENT : HALO_OUT_OF_MEMORY;
+    if (!region.allocate(bytes_, true)) {
+      status_ = HALO_OUT_OF_MEMORY;
       return;
     }
     uint64_t* const data = static_cast<uint64_t*>(region.data);

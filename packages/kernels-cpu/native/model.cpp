@@ -218,6 +218,34 @@ float quantize_head_row(const float* row, int hidden, int8_t* dst) {
   return scale;
 }
 
+halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType type, const void* src, int vocab, int hidden, HeadType quant,
+                          bool huge_pages, QuantisedHead& out) {
+  if (quant != HeadType::I8 && (quant != HeadType::I4 || hidden > HALO_HEAD_I4_MAX_HIDDEN)) return HALO_BAD_ARGUMENT;
+  const bool i4 = quant == HeadType::I4;
+  const int groups = HALO_HEAD_I8_STRIDE(hidden) / HALO_HEAD_I4_GROUP;
+  const size_t row_bytes = i4 ? static_cast<size_t>(HALO_HEAD_I8_STRIDE(hidden)) / 2 : static_cast<size_t>(hidden);
+  if (!out.codes.allocate(row_bytes * vocab, huge_pages)) return HALO_OUT_OF_MEMORY;
+  out.scales.assign(vocab, 0.0f);
+  out.sub.assign(i4 ? static_cast<size_t>(vocab) * groups : 0, 0);
+  out.sums.assign(i4 ? vocab : 0, 0);
+  uint8_t* const codes = static_cast<uint8_t*>(out.codes.data);
+  const int workers = pool->size();
+  pool->run([&](int i) {
+    int r0, r1;
+    split_range(vocab, workers, i, 16, &r0, &r1);
+    std::vector<float> row(hidden);
+    for (int r = r0; r < r1; r++) {
+      float_row(k, type, src, static_cast<size_t>(r), hidden, row.data());
+      uint8_t* dst = codes + static_cast<size_t>(r) * row_bytes;
+      if (i4)
+        halo_head_i4_row(row.data(), hidden, dst, out.sub.data() + static_cast<size_t>(r) * groups, &out.scales[r], &out.sums[r]);
+      else
+        out.scales[r] = quantize_head_row(row.data(), hidden, reinterpret_cast<int8_t*>(dst));
+    }
+  });
+  return HALO_OK;
+}
+
 // ---------------------------------------------------------------- activations
 
 // Round half to even without SSE4.1 or a libm call: adding and subtracting 1.5·2^52 (1.5·2^23 for
@@ -876,9 +904,9 @@ void Model::norm_quantize(const float* in, const float* weight, int d, int n) {
 bool Model::ready() const {
   const size_t q_dim = static_cast<size_t>(c.heads) * c.head_dim;
   if (embedding_data == nullptr || head_data == nullptr || output_norm.size() != static_cast<size_t>(c.hidden)) return false;
-  if ((head_type == HeadType::I8 || head_type == HeadType::I4) && head_scales.size() != static_cast<size_t>(c.vocab)) return false;
-  if (head_type == HeadType::I4 && (head_sums.size() != static_cast<size_t>(c.vocab) ||
-                                    head_sub.size() != static_cast<size_t>(c.vocab) * (HALO_HEAD_I8_STRIDE(c.hidden) / HALO_HEAD_I4_GROUP)))
+  if ((head_type == HeadType::I8 || head_type == HeadType::I4) && quantised_head.scales.size() != static_cast<size_t>(c.vocab)) return false;
+  if (head_type == HeadType::I4 && (quantised_head.sums.size() != static_cast<size_t>(c.vocab) ||
+                                    quantised_head.sub.size() != static_cast<size_t>(c.vocab) * (HALO_HEAD_I8_STRIDE(c.hidden) / HALO_HEAD_I4_GROUP)))
     return false;
   for (const Layer& L : layers) {
     if (L.attn_norm.size() != static_cast<size_t>(c.hidden) || L.attn_sub_norm.size() != q_dim ||
@@ -1073,11 +1101,12 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
         k->head_bf16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
         break;
       case HeadType::I8:
-        k->head_i8(static_cast<const int8_t*>(head_data), head_scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride,
+        k->head_i8(static_cast<const int8_t*>(head_data), quantised_head.scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride,
                    n_logits, y, c.vocab);
         break;
       case HeadType::I4:
-        k->head_i4(static_cast<const uint8_t*>(head_data), head_sub.data(), head_scales.data(), head_sums.data(), hidden, r0, r1,
+        k->head_i4(static_cast<const uint8_t*>(head_data), quantised_head.sub.data(), quantised_head.scales.data(), quantised_head.sums.data(),
+                   hidden, r0, r1,
                    head_q.data(), head_qs.data(), q_stride, n_logits, y, c.vocab);
         break;
     }

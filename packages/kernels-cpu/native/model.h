@@ -100,6 +100,20 @@ inline HeadType head_type_of(FloatType t) { return t == FloatType::F32 ? HeadTyp
 /** Row `row` of a [rows][n] float table widened to f32 (exact for every type). */
 void float_row(const halo_kernels* k, FloatType t, const void* base, size_t row, int n, float* out);
 
+/** An LM head quantised to int8 (HeadType::I8) or int4 (HeadType::I4) rows, with what its kernel reads besides them. */
+struct QuantisedHead {
+  Region codes;                // I8: [vocab][hidden] int8; I4: [vocab][HALO_HEAD_I8_STRIDE(hidden) / 2] nibbles
+  std::vector<float> scales;   // [vocab] row scales
+  std::vector<uint8_t> sub;    // I4: [vocab][HALO_HEAD_I8_STRIDE(hidden) / 64] group sub-scales
+  std::vector<int32_t> sums;   // I4: [vocab] Σ_g sub·Σ codes (halo_head_i4_row)
+};
+/**
+ * Quantises `src` ([vocab][hidden] of `type`) to `quant` (I8: quantize_head_row, I4: halo_head_i4_row) into `out`,
+ * rows split over the pool. HALO_BAD_ARGUMENT for another HeadType or an int4 head wider than HALO_HEAD_I4_MAX_HIDDEN.
+ */
+halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType type, const void* src, int vocab, int hidden, HeadType quant,
+                          bool huge_pages, QuantisedHead& out);
+
 /** A whole file mapped read-only (weights borrowed from it stay valid while the model lives). */
 struct FileMap {
   std::string path;
@@ -122,12 +136,10 @@ struct Model {
   Region embedding;                // [vocab][hidden] f16, bf16 or f32, when copied
   const void* embedding_data = nullptr;  // embedding.data, or a mapped file's bytes
   FloatType embedding_type = FloatType::F16;
-  Region head;                     // [vocab][hidden] f16 / bf16 / f32 / i8, [vocab][stride/2] i4, unless tied
-  const void* head_data = nullptr; // head.data, or embedding.data when tied
+  Region head;                     // [vocab][hidden] f16 / bf16 / f32 when copied (not tied, not mapped)
+  QuantisedHead quantised_head;    // the I8 / I4 head
+  const void* head_data = nullptr; // head.data, quantised_head.codes.data, a mapped file's bytes, or the embedding
   HeadType head_type = HeadType::F16;
-  std::vector<float> head_scales;  // [vocab] row scales for I8 and I4
-  std::vector<uint8_t> head_sub;    // I4: [vocab][HALO_HEAD_I8_STRIDE(hidden) / 64] group sub-scales
-  std::vector<int32_t> head_sums;   // I4: [vocab] Σ_g sub·Σ codes (halo_head_i4_row)
   std::vector<float> output_norm;
   std::vector<std::unique_ptr<Region>> slots;  // per slot: keys then values, [layers][context][kv_heads·head_dim] each
   std::mutex step_mutex;
