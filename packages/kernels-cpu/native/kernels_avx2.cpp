@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 #include "halo_cpu.h"
+#include "head_tiles.h"
 #include "exp_poly.h"
 
 namespace {
@@ -221,31 +222,25 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
 void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n,
              float* y, int y_stride) {
   const __m256i ones = _mm256_set1_epi16(1);
-  // 16-row tiles outside the token groups, so more than 4 logit rows stream the weights from DRAM once.
-  for (int rt = r0; rt < r1; rt += 16) {
-    for (int t0 = 0; t0 < n; t0 += 4) {
-      const int tn = n - t0 < 4 ? n - t0 : 4;
-      for (int r = rt; r < r1 && r < rt + 16; r++) {
-        const int8_t* row = w + static_cast<size_t>(r) * hidden;
-        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-        int h = 0;
-        for (; h + 32 <= hidden; h += 32) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + h) + 1024, _MM_HINT_T0);
-          const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + h));
-          const __m256i aw = _mm256_abs_epi8(wv);
-          for (int t = 0; t < tn; t++) {
-            const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + static_cast<size_t>(t0 + t) * stride + h));
-            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qv, wv)), ones));
-          }
-        }
-        for (int t = 0; t < tn; t++) {
-          int32_t dot = hsum_i32(acc[t]);
-          for (int k = h; k < hidden; k++) dot += static_cast<int32_t>(q[static_cast<size_t>(t0 + t) * stride + k]) * row[k];
-          y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(dot) * row_scale[r] / s[t0 + t]);
-        }
+  halo::for_head_rows(r0, r1, n, 4, [&](int r, int t0, int tn) {
+    const int8_t* row = w + static_cast<size_t>(r) * hidden;
+    __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    int h = 0;
+    for (; h + 32 <= hidden; h += 32) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + h) + 1024, _MM_HINT_T0);
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + h));
+      const __m256i aw = _mm256_abs_epi8(wv);
+      for (int t = 0; t < tn; t++) {
+        const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + static_cast<size_t>(t0 + t) * stride + h));
+        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qv, wv)), ones));
       }
     }
-  }
+    for (int t = 0; t < tn; t++) {
+      int32_t dot = hsum_i32(acc[t]);
+      for (int k = h; k < hidden; k++) dot += static_cast<int32_t>(q[static_cast<size_t>(t0 + t) * stride + k]) * row[k];
+      y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(dot) * row_scale[r] / s[t0 + t]);
+    }
+  });
 }
 
 // Int4 head, 4 tokens per pass: per 64-weight group the low and high nibbles of 32 bytes as signed codes (c = nibble −
@@ -258,42 +253,36 @@ void head_i4(const uint8_t* w, const uint8_t* sub, const float* row_scale, const
   const __m256i low = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
   const int groups = stride / HALO_HEAD_I4_GROUP;
   const size_t row_bytes = static_cast<size_t>(stride) / 2;
-  // 16-row tiles outside the token groups, so more than 4 logit rows stream the weights from DRAM once.
-  for (int rt = r0; rt < r1; rt += 16) {
-    for (int t0 = 0; t0 < n; t0 += 4) {
-      const int tn = n - t0 < 4 ? n - t0 : 4;
-      for (int r = rt; r < r1 && r < rt + 16; r++) {
-        const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
-        const uint8_t* sg = sub + static_cast<size_t>(r) * groups;
-        __m256i acc_lo[4], acc_hi[4];
-        for (int t = 0; t < 4; t++) acc_lo[t] = acc_hi[t] = _mm256_setzero_si256();
-        for (int g = 0; g < groups; g++) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + 32 * g) + 1024, _MM_HINT_T0);
-          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * g));
-          const __m256i c_lo = _mm256_sub_epi8(_mm256_and_si256(raw, low), eight);
-          const __m256i c_hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low), eight);
-          const __m256i sv = _mm256_set1_epi16(static_cast<short>(sg[g]));
-          for (int t = 0; t < tn; t++) {
-            const int8_t* qg = q + static_cast<size_t>(t0 + t) * stride + HALO_HEAD_I4_GROUP * g;
-            const __m256i a_lo = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qg)), bias);
-            const __m256i a_hi = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qg + 32)), bias);
-            acc_lo[t] = _mm256_add_epi32(acc_lo[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a_lo, c_lo), sv));
-            acc_hi[t] = _mm256_add_epi32(acc_hi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a_hi, c_hi), sv));
-          }
-        }
-        const int64_t correction = 128 * static_cast<int64_t>(row_sum[r]);
-        for (int t = 0; t < tn; t++) {
-          const __m256i wide = _mm256_add_epi64(
-              _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc_lo[t])), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc_lo[t], 1))),
-              _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc_hi[t])), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc_hi[t], 1))));
-          alignas(32) int64_t lanes[4];
-          _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), wide);
-          const int64_t total = lanes[0] + lanes[1] + lanes[2] + lanes[3] - correction;
-          y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(total) * row_scale[r] / s[t0 + t]);
-        }
+  halo::for_head_rows(r0, r1, n, 4, [&](int r, int t0, int tn) {
+    const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+    const uint8_t* sg = sub + static_cast<size_t>(r) * groups;
+    __m256i acc_lo[4], acc_hi[4];
+    for (int t = 0; t < 4; t++) acc_lo[t] = acc_hi[t] = _mm256_setzero_si256();
+    for (int g = 0; g < groups; g++) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + 32 * g) + 1024, _MM_HINT_T0);
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * g));
+      const __m256i c_lo = _mm256_sub_epi8(_mm256_and_si256(raw, low), eight);
+      const __m256i c_hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low), eight);
+      const __m256i sv = _mm256_set1_epi16(static_cast<short>(sg[g]));
+      for (int t = 0; t < tn; t++) {
+        const int8_t* qg = q + static_cast<size_t>(t0 + t) * stride + HALO_HEAD_I4_GROUP * g;
+        const __m256i a_lo = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qg)), bias);
+        const __m256i a_hi = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qg + 32)), bias);
+        acc_lo[t] = _mm256_add_epi32(acc_lo[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a_lo, c_lo), sv));
+        acc_hi[t] = _mm256_add_epi32(acc_hi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a_hi, c_hi), sv));
       }
     }
-  }
+    const int64_t correction = 128 * static_cast<int64_t>(row_sum[r]);
+    for (int t = 0; t < tn; t++) {
+      const __m256i wide = _mm256_add_epi64(
+          _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc_lo[t])), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc_lo[t], 1))),
+          _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc_hi[t])), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc_hi[t], 1))));
+      alignas(32) int64_t lanes[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), wide);
+      const int64_t total = lanes[0] + lanes[1] + lanes[2] + lanes[3] - correction;
+      y[static_cast<size_t>(t0 + t) * y_stride + (r - r0)] = static_cast<float>(static_cast<double>(total) * row_scale[r] / s[t0 + t]);
+    }
+  });
 }
 
 // exp(x) for x ≤ 0 in float64 to ~1 ulp: x = k·ln2 + r, degree-13 Taylor polynomial of e^r, then ·2^k built in the
@@ -351,18 +340,17 @@ inline void prefetch_row(const void* base, size_t offset, int kv, int hd) {
 template <int G, int KV, bool Full>
 void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride, const float* scales, int scale_stride, int span,
                  double scale, double* s, int sp) {
-  constexpr int kv = KV;
   for (int p0 = 0; p0 < span; p0 += 2) {
     __m256d acc[G][2];
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm256_setzero_pd();
     const int p1 = p0 + 1 < span ? p0 + 1 : p0;
     const size_t rows[2] = {static_cast<size_t>(p0) * stride, static_cast<size_t>(p1) * stride};
-    const float row_scales[2] = {kv == HALO_KV_I8 ? scales[static_cast<size_t>(p0) * scale_stride] : 0.0f,
-                                 kv == HALO_KV_I8 ? scales[static_cast<size_t>(p1) * scale_stride] : 0.0f};
+    const float row_scales[2] = {KV == HALO_KV_I8 ? scales[static_cast<size_t>(p0) * scale_stride] : 0.0f,
+                                 KV == HALO_KV_I8 ? scales[static_cast<size_t>(p1) * scale_stride] : 0.0f};
     constexpr int kAhead = 8;  // rows
     for (int j = 0; j < 2; j++)
-      if (p0 + kAhead + j < span) prefetch_row(keys, static_cast<size_t>(p0 + kAhead + j) * stride, kv, hd);
+      if (p0 + kAhead + j < span) prefetch_row(keys, static_cast<size_t>(p0 + kAhead + j) * stride, KV, hd);
     for (int d = 0; d < hdp; d += 4) {
       const __m256d k0 = widen4<KV, Full>(keys, rows[0] + d, row_scales[0], hd - d), k1 = widen4<KV, Full>(keys, rows[1] + d, row_scales[1], hd - d);
 #pragma GCC unroll 4
@@ -390,7 +378,6 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride
 template <int G, int C, int KV, bool Full>
 void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int stride, const float* scales, int scale_stride,
                  int span, double* out) {
-  constexpr int kv = KV;
   for (int d0 = 0; d0 < hdp; d0 += 4 * C) {
     const int chunks = (hdp - d0) / 4 < C ? (hdp - d0) / 4 : C;
     __m256d acc[G][C];
@@ -399,8 +386,8 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
 #pragma GCC unroll 8
       for (int c = 0; c < C; c++) acc[g][c] = _mm256_setzero_pd();
     for (int p = 0; p < span; p++) {
-      if (d0 == 0 && p + 8 < span) prefetch_row(values, static_cast<size_t>(p + 8) * stride, kv, hd);
-      const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
+      if (d0 == 0 && p + 8 < span) prefetch_row(values, static_cast<size_t>(p + 8) * stride, KV, hd);
+      const float row_scale = KV == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
       __m256d v[C];
 #pragma GCC unroll 8
       for (int c = 0; c < C; c++)
@@ -421,6 +408,27 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
       for (int c = 0; c < C; c++) _mm256_store_pd(lanes[g] + 4 * c, acc[g][c]);
     for (int g = 0; g < G; g++)
       for (int i = 0; i < 4 * chunks && d0 + i < hd; i++) out[static_cast<size_t>(g) * (hd + 2) + 2 + d0 + i] = lanes[g][i];
+  }
+}
+
+// Softmax weights of `group` query heads in place (scores s: [group][sp]); out[g] gets m = the max score and l = Σ weights.
+void attn_softmax(double* s, int sp, int span, int group, int hd, double* out) {
+  for (int g = 0; g < group; g++) {
+    double* sg = s + static_cast<size_t>(g) * sp;
+    double m = -INFINITY;
+    for (int p = 0; p < span; p++) m = sg[p] > m ? sg[p] : m;
+    for (int p = span; p < span + 4; p++) sg[p] = -INFINITY;  // lanes past the span weigh 0
+    const __m256d m_v = _mm256_set1_pd(m);
+    __m256d lv = _mm256_setzero_pd();
+    for (int p = 0; p < span; p += 4) {
+      const __m256d w = exp_pd(_mm256_sub_pd(_mm256_loadu_pd(sg + p), m_v));
+      _mm256_storeu_pd(sg + p, w);
+      lv = _mm256_add_pd(lv, w);
+    }
+    double* o = out + static_cast<size_t>(g) * (hd + 2);
+    o[0] = m;
+    __m128d l2 = _mm_add_pd(_mm256_castpd256_pd128(lv), _mm256_extractf128_pd(lv, 1));
+    o[1] = _mm_cvtsd_f64(_mm_add_sd(l2, _mm_unpackhi_pd(l2, l2)));
   }
 }
 
@@ -453,10 +461,10 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     for (; d < hd; d++) qd[static_cast<size_t>(g) * hdp + d] = q[static_cast<size_t>(g) * hd + d];
     for (; d < hdp; d++) qd[static_cast<size_t>(g) * hdp + d] = 0;
   }
-  // Scores, 4 query heads at a time.
   attn_dispatch(kv, hd == hdp, [&](auto kv_tag, auto full_tag) {
     constexpr int KV = decltype(kv_tag)::value;
     constexpr bool Full = decltype(full_tag)::value;
+    // Scores, 4 query heads at a time.
     for (int g = 0; g < group; g += 4) {
       const double* qg = qd + static_cast<size_t>(g) * hdp;
       double* sg = s + static_cast<size_t>(g) * sp;
@@ -467,29 +475,8 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
         default: attn_scores<1, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
       }
     }
-  });
-  // Softmax weights.
-  for (int g = 0; g < group; g++) {
-    double* sg = s + static_cast<size_t>(g) * sp;
-    double m = -INFINITY;
-    for (int p = 0; p < span; p++) m = sg[p] > m ? sg[p] : m;
-    for (int p = span; p < span + 4; p++) sg[p] = -INFINITY;  // lanes past the span weigh 0
-    const __m256d m_v = _mm256_set1_pd(m);
-    __m256d lv = _mm256_setzero_pd();
-    for (int p = 0; p < span; p += 4) {
-      const __m256d w = exp_pd(_mm256_sub_pd(_mm256_loadu_pd(sg + p), m_v));
-      _mm256_storeu_pd(sg + p, w);
-      lv = _mm256_add_pd(lv, w);
-    }
-    double* o = out + static_cast<size_t>(g) * (hd + 2);
-    o[0] = m;
-    __m128d l2 = _mm_add_pd(_mm256_castpd256_pd128(lv), _mm256_extractf128_pd(lv, 1));
-    o[1] = _mm_cvtsd_f64(_mm_add_sd(l2, _mm_unpackhi_pd(l2, l2)));
-  }
-  // Weighted sums of values, 4 heads × 8 dimensions (or fewer heads × more dimensions) at a time.
-  attn_dispatch(kv, hd == hdp, [&](auto kv_tag, auto full_tag) {
-    constexpr int KV = decltype(kv_tag)::value;
-    constexpr bool Full = decltype(full_tag)::value;
+    attn_softmax(s, sp, span, group, hd, out);
+    // Weighted sums of values, 4 heads × 8 dimensions (or fewer heads × more dimensions) at a time.
     for (int g = 0; g < group; g += 4) {
       const double* wg = s + static_cast<size_t>(g) * sp;
       double* og = out + static_cast<size_t>(g) * (hd + 2);

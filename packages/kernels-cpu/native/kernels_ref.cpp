@@ -124,14 +124,13 @@ extern "C" void halo_head_i4_row(const float* x, int hidden, uint8_t* codes, uin
   std::vector<double> ideal(static_cast<size_t>(groups), 0.0);
   double top = 0;
   for (int g = 0; g < groups; g++) {
+    const int h0 = g * HALO_HEAD_I4_GROUP, h1 = hidden < h0 + HALO_HEAD_I4_GROUP ? hidden : h0 + HALO_HEAD_I4_GROUP;
     float absmax = 0;
-    for (int h = g * HALO_HEAD_I4_GROUP; h < hidden && h < (g + 1) * HALO_HEAD_I4_GROUP; h++)
-      absmax = std::fabs(x[h]) > absmax ? std::fabs(x[h]) : absmax;  // NaN compares false: ignored
+    for (int h = h0; h < h1; h++) absmax = std::fabs(x[h]) > absmax ? std::fabs(x[h]) : absmax;  // NaN compares false: ignored
     // The clipping that minimises the group's squared error among scales absmax/7 × {1, 0.95, …, 0.75} (only chooses
     // the scale, so float arithmetic and magic-number rounding — exact here, |v| ≤ 10 — are fine; NaN is skipped).
     double best = static_cast<double>(absmax) / 7.0;
     float best_err = -1;
-    const int h0 = g * HALO_HEAD_I4_GROUP, h1 = hidden < h0 + HALO_HEAD_I4_GROUP ? hidden : h0 + HALO_HEAD_I4_GROUP;
     for (int m = 0; m < 6 && absmax > 0 && std::isfinite(absmax); m++) {
       const float d = absmax / 7.0f * (1.0f - 0.05f * static_cast<float>(m)), inv = 1.0f / d;
       float err = 0;
