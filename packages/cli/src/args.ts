@@ -1,5 +1,6 @@
 // Typed flag parsing on top of node:util parseArgs, with one-line usage errors.
 import { parseArgs } from "node:util";
+import { LM_HEAD_STORAGES, type LmHeadStorage } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { CliErrorCode } from "./errors.js";
 
@@ -79,8 +80,6 @@ export function numberFlag(
 
 /** KV cache dtypes `--kv-dtype` accepts (what `@halo/kernels`' `KvDtype` names). */
 export const KV_DTYPES = ["f16", "f32", "int8"] as const;
-/** LM head storages `--lm-head` accepts (what `@halo/engine`'s `lmHead` option names). */
-export const LM_HEADS = ["f16", "int8", "int4"] as const;
 
 /** Reads a flag that must be one of `choices` (undefined when absent); anything else is a usage error. */
 function choiceFlag<T extends string>(command: string, values: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
@@ -101,8 +100,8 @@ export function kvDtypeFlag(command: string, values: Record<string, unknown>): (
 }
 
 /** Reads `--lm-head` (undefined when absent); anything but f16, int8 or int4 is a usage error. */
-export function lmHeadFlag(command: string, values: Record<string, unknown>): (typeof LM_HEADS)[number] | undefined {
-  return choiceFlag(command, values, "lm-head", LM_HEADS);
+export function lmHeadFlag(command: string, values: Record<string, unknown>): LmHeadStorage | undefined {
+  return choiceFlag(command, values, "lm-head", LM_HEAD_STORAGES);
 }
 
 /** Renders a command's help text. */

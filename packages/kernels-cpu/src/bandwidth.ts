@@ -1,7 +1,6 @@
 // measureReadBandwidth: the machine's DRAM read bandwidth, for roofline figures (halo bench, bench/).
-import { HaloError } from "@halo/errors";
-import { KernelsCpuErrorCode } from "./errors.js";
-import { checkStatus, fromNative, nativeBinding } from "./native-binding.js";
+import { badOption } from "./errors.js";
+import { fromNative, nativeBinding, statusError } from "./native-binding.js";
 
 /** Options of {@link measureReadBandwidth}. */
 export interface ReadBandwidthOptions {
@@ -9,10 +8,6 @@ export interface ReadBandwidthOptions {
   readonly threads?: number;
   /** MiB read per pass: far above the last-level cache, so the passes stream from DRAM. Whole number in [64, 65536]. Default 512. */
   readonly mib?: number;
-}
-
-function badOption(field: string, summary: string, expected: string, actual: unknown): HaloError {
-  return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION, summary, { field, expected, actual });
 }
 
 /**
@@ -38,10 +33,8 @@ export async function measureReadBandwidth(options: ReadBandwidthOptions = {}): 
     throw badOption("mib", "mib must be a whole number from 64 to 65536 (MiB read per pass)", "an integer in [64, 65536]", mib);
   }
   const result = native.measureReadBandwidth(threads, mib);
-  if (typeof result === "number") {
-    checkStatus(result, "measuring the read bandwidth", "mib");
-    throw new HaloError(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION, "the bandwidth probe returned no measurement", { actual: result });
-  }
+  // A number is the status of a call the binding refused before starting (the options were checked above).
+  if (typeof result === "number") throw statusError(result, "measuring the read bandwidth", "mib");
   try {
     return await result;
   } catch (error) {

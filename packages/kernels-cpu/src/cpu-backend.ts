@@ -14,7 +14,7 @@ import {
   type WeightsFloatTensor,
   type WeightsTernaryTensor,
 } from "@halo/kernels";
-import { KernelsCpuErrorCode } from "./errors.js";
+import { badOption, KernelsCpuErrorCode } from "./errors.js";
 import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeFloatDtype, type NativeHeadQuant, type NativeModelHandle } from "./native-binding.js";
 import { CpuLoadedModel } from "./cpu-loaded-model.js";
 import { fuseScales, nativeScales } from "./scales.js";
@@ -60,10 +60,6 @@ const LM_HEADS: readonly CpuLmHead[] = ["f16", "int8", "int4"];
 const ISAS: readonly CpuIsa[] = ["auto", "scalar", "avx2", "avx512vnni", "amx", "neon", "neondotprod"];
 /** Rows decoded per `decodeRows` call while repacking: bounds the int8 staging buffer to ~4 MiB. */
 const STAGING_BYTES = 4 << 20;
-
-function badOption(field: string, summary: string, expected: unknown, actual: unknown): HaloError {
-  return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION, summary, { field, expected, actual });
-}
 
 function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw new HaloError(KernelsErrorCode.KERNELS_ABORTED, "model loading was cancelled", { cause: signal.reason });
@@ -258,7 +254,8 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
       const options = validateLoad(weights, loadOptions, capabilities);
       const c = weights.config;
       if (resolved.headQuant === "int4" && c.hiddenSize > INT4_HEAD_MAX_HIDDEN) {
-        throw badOption("lmHead", "the int4 LM head takes models with a hidden size up to 65,536", `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`, c.hiddenSize);
+        throw badOption("lmHead", "the int4 LM head takes models with a hidden size up to 65,536", `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`, c.hiddenSize,
+          'Use lmHead "int8" or "f16" for this model');
       }
       const qDim = c.numHeads * c.headDim;
       const kvDim = c.numKvHeads * c.headDim;

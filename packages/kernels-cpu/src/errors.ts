@@ -1,5 +1,5 @@
 // Error codes of @halo/kernels-cpu (documented in docs/errors.md); contract misuse reuses @halo/kernels' codes.
-import { defineErrorCodes } from "@halo/errors";
+import { defineErrorCodes, HaloError } from "@halo/errors";
 
 /**
  * Codes only the CPU backend throws. Misuse of the backend contract (bad batches, unknown slots,
@@ -21,3 +21,8 @@ export const KernelsCpuErrorCode = defineErrorCodes({
 
 /** Union of the codes in {@link KernelsCpuErrorCode}. */
 export type KernelsCpuErrorCodeName = Exclude<keyof typeof KernelsCpuErrorCode, "describe">;
+
+/** @internal A KERNELS_CPU_BAD_OPTION error for option `field`: what was expected, what was found, and what to do. */
+export function badOption(field: string, summary: string, expected: unknown, actual: unknown, hint?: string): HaloError {
+  return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION, summary, { field, expected, actual, ...(hint === undefined ? {} : { hint }) });
+}

@@ -1,5 +1,5 @@
 // `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
-import { loadModel, type Engine, type RequestEndEvent } from "@halo/engine";
+import { loadModel, type Engine, type LmHeadStorage, type RequestEndEvent } from "@halo/engine";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 
@@ -110,7 +110,7 @@ async function probeBandwidth(threads: number | undefined): Promise<number | nul
  * Bytes per LM-head weight the cpu backend reads for a head storage: f16 2; int8 one byte plus an f32 row scale; int4
  * (rows padded to 64) half a byte, a u8 sub-scale per 64 weights, an f32 row scale and an i32 row sum.
  */
-export function headBytesPerWeight(lmHead: "f16" | "int8" | "int4", hidden: number): number {
+export function headBytesPerWeight(lmHead: LmHeadStorage, hidden: number): number {
   const stride = Math.ceil(hidden / 64) * 64;
   if (lmHead === "int8") return (hidden + 4) / hidden;
   if (lmHead === "int4") return (stride / 2 + stride / 64 + 8) / hidden;
