@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { synthModel, writeGguf, readGguf, readHalo, writeHalo } from "../packages/h1b-format/dist/index.js";
 import { createBackend } from "../packages/kernels-cpu/dist/index.js";
+import { headBytesPerWeight } from "../packages/cli/dist/index.js";
 import { measureBandwidth } from "./bandwidth.mjs";
 
 const THREADS = 2;
@@ -136,7 +137,7 @@ async function haloRun(label, options, kvDtype = "f16") {
   for (const s of slots) model.freeSequence(s);
   model.dispose();
   weights.close();
-  const headBytes = headBytesOf(info.headType);
+  const headBytes = VOCAB * HIDDEN * headBytesPerWeight(info.headType, HIDDEN);
   const bytes64 = bytesPerToken(info.arenaBytes, headBytes, PROMPT + DECODE / 2);
   const result = {
     engine: `halo cpu ${label}`,
@@ -155,14 +156,6 @@ async function haloRun(label, options, kvDtype = "f16") {
   };
   print(result);
   return result;
-}
-
-/** Bytes the LM head reads per token: f16 rows, int8 rows + an f32 scale, or int4 (nibbles, u8 group sub-scales, f32 row scale, i32 row sum). */
-function headBytesOf(headType) {
-  const stride = Math.ceil(HIDDEN / 64) * 64;
-  if (headType === "int8") return VOCAB * (HIDDEN + 4);
-  if (headType === "int4") return VOCAB * (stride / 2 + stride / 64 + 8);
-  return VOCAB * HIDDEN * 2;
 }
 
 async function llamaRun() {
