@@ -1,9 +1,12 @@
 // gemv_lab.cpp: kernel lab for the ternary GEMV/GEMM and f16 head: bandwidth of each ISA path over a 2B-sized stream.
 // Build: g++ -O3 -std=c++17 -fopenmp dev/gemv_lab.cpp native/kernels_ref.cpp native/kernels_avx2.cpp native/kernels_avx512vnni.cpp \
-//   -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -Inative -o /tmp/gemv_lab   (lab only: not the shipped flags)
+//   native/kernels_amx.cpp -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mamx-tile -mamx-int8 -Inative \
+//   -o /tmp/gemv_lab   (lab only: not the shipped flags; the AMX row runs first where the OS grants tile state)
 // Run:   /tmp/gemv_lab [threads] [tokens]
 #include <omp.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,9 +28,11 @@ int main(int argc, char** argv) {
   memset(w, 0x5a, bytes);
   std::vector<int8_t> x(static_cast<size_t>(n) * K, 3);
   std::vector<int32_t> y(rows * n);
-  const halo_kernels* kernels[] = {&halo_kernels_avx512vnni, &halo_kernels_avx2, &halo_kernels_ref};
+  // AMX: Linux hands out tile state only after ARCH_REQ_XCOMP_PERM (0x1023) for XTILEDATA (18).
+  const bool amx = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  const halo_kernels* kernels[] = {amx ? halo_kernels_amx() : &halo_kernels_ref, &halo_kernels_avx512vnni, &halo_kernels_avx2, &halo_kernels_ref};
   for (const halo_kernels* k : kernels) {
-    if (k == &halo_kernels_ref && n > 1) continue;
+    if (k == &halo_kernels_ref && (n > 1 || k == kernels[0])) continue;
     double best = 1e9;
     for (int rep = 0; rep < (k == &halo_kernels_ref ? 1 : 5); rep++) {
       auto t0 = std::chrono::steady_clock::now();

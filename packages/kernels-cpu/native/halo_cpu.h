@@ -115,6 +115,13 @@ typedef struct halo_kernels {
    * g = gate[i], u = up[i]; exp to ~1 ulp on the SIMD paths (the scalar twin calls std::exp).
    */
   void (*silu_mul)(const float* gate, const float* up, int n, float* out);
+  /*
+   * The per-token GEMM epilogue: y[t·y_stride + r] = f32(f64(raw[t·count + r] − correction[t]) · f64(row_scale[r]) /
+   * f64(act_scale[t])) for r < count, t < n. Every path rounds the same two float64 operations, so all give the
+   * same floats.
+   */
+  void (*scale_dots)(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale,
+                     const float* row_scale, float* y, int y_stride);
 } halo_kernels;
 
 extern const halo_kernels halo_kernels_ref;
@@ -123,11 +130,15 @@ extern const halo_kernels halo_kernels_avx512vnni;
 extern const halo_kernels halo_kernels_neon;          /* aarch64 only */
 extern const halo_kernels halo_kernels_neon_dotprod;  /* aarch64 only, needs HWCAP_ASIMDDP */
 /* x86-64 only: the avx512vnni table with the AMX-INT8 gemm_i2 (kernels_amx.cpp), built on first call; call it only
-   when the CPU, the OS and the process permission allow AMX (model.cpp checks). Unverified on AMX hardware. */
+   when the CPU, the OS and the process permission allow AMX (model.cpp checks). */
 extern const halo_kernels* halo_kernels_amx(void);
 
 /* The scalar silu_mul (the NEON tables' entry). */
 void halo_silu_mul_ref(const float* gate, const float* up, int n, float* out);
+
+/* The scalar scale_dots (the NEON tables' entry). */
+void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale,
+                         const float* row_scale, float* y, int y_stride);
 
 /* The scalar quantize_i8 (the SIMD paths use it for their tails). */
 int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q);

@@ -2,10 +2,10 @@
 // and the "amx" kernel table (the AVX-512 VNNI table with this gemm_i2). x86-64 only; compiled alone with the AMX flags,
 // called only when model.cpp found AMX-TILE, AMX-INT8, the OS tile state and the Linux permission.
 //
-// UNVERIFIED ON AMX HARDWARE: no machine this was written on has AMX. Built with -DHALO_AMX_EMULATE the same source
-// runs its tile steps on an exact software model (amx_emulate.h), and test/native/amx-check.cpp compares that build
-// with gemm_i2_ref under ASan/UBSan; the tile instructions themselves, their speed and the run-time detection have
-// never executed.
+// Verified on AMX hardware (a 2-vCPU Sapphire-Rapids-class Xeon under KVM, session 5): kernels-amx.test.ts compares
+// it with the scalar twin bit for bit there. Built with -DHALO_AMX_EMULATE the same source runs its tile steps on an
+// exact software model (amx_emulate.h), which test/native/amx-check.cpp compares with gemm_i2_ref under ASan/UBSan on
+// any x86-64 CPU.
 //
 // Mapping (per 64-wide K chunk):
 //   A tile = 16 weight rows × 64 codes (u8, one shift+mask of a halo_block_i2 line), loaded with stride 64;
@@ -13,17 +13,21 @@
 //   C tile = 16 rows × 16 tokens int32, C[m][t] = Σ_k code[m][k]·x[t][k], stored and transposed into y[token][row].
 // Tiles: C 0..3 (row tile i, token tile j → 2i + j), A 4 and 5, B 6 and 7: a 2 × 2 block reuses each A and B load
 // twice. Row tails are zero codes in A and token tails zero activations in B (both add 0); only real rows and tokens
-// are written. Fewer than kMinTokens tokens go to the AVX-512 VNNI kernel (a 16-token tile would be mostly padding).
+// are written. Fewer than kMinTokens tokens go to the AVX-512 VNNI kernel (there the tiles' padding costs more than it saves).
 //
 // Tile configuration: every call configures the tiles itself (LDTILECFG is per thread, and a pool worker may run
 // other code between calls) and ends with TILERELEASE, so tile state is back in its init state whenever the kernel is
 // not running: no thread_local "configured" flag to go stale, and a thread outside the kernel carries no 8 KB of
 // TILEDATA through context switches. The cost is one LDTILECFG + TILERELEASE per call, small beside the call's work (≥ 16 tokens).
 //
-// Performance notes (none measured — no AMX here): the activations are re-laid per call (a 16 × 16 dword transpose,
-// ~4 shuffles per 64 bytes), a cost shared by the rows of the call (the model hands out chunks of ≥ 16 rows); the
-// codes of kRowBlock rows are unpacked once per token block of kTokenBlock. Candidates to measure on hardware:
-// caching the B layout across the calls of one step, K-blocking so A and B stay in L1, other blockings of the 8 tiles.
+// Performance (measured on that Xeon, 2 threads over the 2B shape's 521 MB of codes, dev/gemv_lab.cpp): TDPBUSD runs
+// at ~4.6 ns, so a pass is bound by streaming and unpacking codes, not by tile arithmetic. Up to kStreamTokens tokens
+// (stream_block) a pass takes 29 ms at 1-4 tokens, 31 ms at 8, 37 ms at 16 and 52 ms at 32, where the AVX-512 VNNI
+// kernel takes 20, 30, 48, 79 and 154 ms: equal at 4 tokens (kMinTokens), 1.5× at 8, 3× at 32. Two things made
+// stream_block fast: unpacking a block at a time into L1 (rather than whole rows through L2) and a software prefetch of
+// the row tiles after next into L2, spread over the unpack loop (tile loads hold back the core's own memory
+// parallelism: without it a pass took 54 ms at any token count). Prompts (more than kStreamTokens) unpack kRowBlock rows
+// once per kTokenBlock tokens and run 2 × 2 tile blocks out of L2.
 #if defined(__x86_64__)
 
 #include <immintrin.h>
@@ -72,7 +76,8 @@ constexpr int kChunk = 64;         // K per tile step: A colsb, 4 × B rows
 constexpr int kTileBytes = 1024;   // 16 × 64
 constexpr int kRowBlock = 64;      // rows whose codes are unpacked at once (A scratch: kRowBlock × K bytes)
 constexpr int kTokenBlock = 256;   // tokens laid out at once (B scratch: kTokenBlock × K bytes)
-constexpr int kMinTokens = 16;     // below this the AVX-512 VNNI kernel
+constexpr int kStreamTokens = 32;  // up to this many tokens, stream_block (codes unpacked per block into L1)
+constexpr int kMinTokens = 4;      // below this the AVX-512 VNNI kernel (equal at 4 tokens, ahead from 5: README)
 
 // The 64-byte LDTILECFG operand, palette 1.
 struct alignas(64) TileConfig {
@@ -156,11 +161,20 @@ void layout_activations(const int8_t* x, int x_stride, int t0, int count, int ch
   }
 }
 
+// One row's 256 codes of block `codes` as 4 A-tile rows of 64 u8 codes: quarter j at at + j·quarter_stride.
+inline void unpack_block_row(const halo_block_i2& codes, uint8_t* at, size_t quarter_stride) {
+  const __m512i mask = _mm512_set1_epi8(3);
+  const __m512i v = _mm512_loadu_si512(codes.qs);
+  _mm512_store_si512(at, _mm512_and_si512(v, mask));
+  _mm512_store_si512(at + quarter_stride, _mm512_and_si512(_mm512_srli_epi16(v, 2), mask));
+  _mm512_store_si512(at + 2 * quarter_stride, _mm512_and_si512(_mm512_srli_epi16(v, 4), mask));
+  _mm512_store_si512(at + 3 * quarter_stride, _mm512_and_si512(_mm512_srli_epi16(v, 6), mask));
+}
+
 // Codes of rows [r, r + count) (count ≤ kRowBlock) into A tiles; rows of the last tile past count are zeros.
 void unpack_codes(const halo_block_i2* w, int nb, int r, int count, uint8_t* a) {
   const int chunks = nb * 4;
   const int tiles = (count + kTile - 1) / kTile;
-  const __m512i mask = _mm512_set1_epi8(3);
   for (int i = 0; i < tiles; i++) {
     uint8_t* base = a + static_cast<size_t>(i) * chunks * kTileBytes;
     for (int m = 0; m < kTile; m++) {
@@ -170,14 +184,7 @@ void unpack_codes(const halo_block_i2* w, int nb, int r, int count, uint8_t* a) 
         continue;
       }
       const halo_block_i2* codes = w + static_cast<size_t>(r + row) * nb;
-      for (int blk = 0; blk < nb; blk++) {
-        const __m512i v = _mm512_loadu_si512(codes[blk].qs);
-        uint8_t* at = base + static_cast<size_t>(4 * blk) * kTileBytes + m * 64;
-        _mm512_store_si512(at, _mm512_and_si512(v, mask));
-        _mm512_store_si512(at + kTileBytes, _mm512_and_si512(_mm512_srli_epi16(v, 2), mask));
-        _mm512_store_si512(at + 2 * kTileBytes, _mm512_and_si512(_mm512_srli_epi16(v, 4), mask));
-        _mm512_store_si512(at + 3 * kTileBytes, _mm512_and_si512(_mm512_srli_epi16(v, 6), mask));
-      }
+      for (int blk = 0; blk < nb; blk++) unpack_block_row(codes[blk], base + static_cast<size_t>(4 * blk) * kTileBytes + m * 64, kTileBytes);
     }
   }
 }
@@ -189,6 +196,27 @@ inline void write_tile(const int32_t* c, int rows, int tokens, int32_t* y, int y
   transpose16_epi32(in, out);
   const __mmask16 keep = rows >= kTile ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rows) - 1u);
   for (int t = 0; t < tokens; t++) _mm512_mask_storeu_epi32(y + static_cast<size_t>(t) * y_stride, keep, out[t]);
+}
+
+// The C tiles of a 2 × 2 block (those the template uses) into y: `rows` real rows and `tokens` real tokens (≤ 32 each).
+template <bool TwoRows, bool TwoTokens>
+void store_block(int rows, int tokens, int32_t* y, int y_stride) {
+  alignas(64) int32_t c[kTile * kTile];
+  const int rows0 = rows < kTile ? rows : kTile, tokens0 = tokens < kTile ? tokens : kTile;
+  HALO_TILE_STORED(0, c, 64);
+  write_tile(c, rows0, tokens0, y, y_stride);
+  if (TwoTokens) {
+    HALO_TILE_STORED(1, c, 64);
+    write_tile(c, rows0, tokens - kTile, y + static_cast<size_t>(kTile) * y_stride, y_stride);
+  }
+  if (TwoRows) {
+    HALO_TILE_STORED(2, c, 64);
+    write_tile(c, rows - kTile, tokens0, y + kTile, y_stride);
+    if (TwoTokens) {
+      HALO_TILE_STORED(3, c, 64);
+      write_tile(c, rows - kTile, tokens - kTile, y + static_cast<size_t>(kTile) * y_stride + kTile, y_stride);
+    }
+  }
 }
 
 // One block of up to 2 row tiles × 2 token tiles over all K chunks. a0/a1: A tiles of chunk 0 (next chunk +1 KB),
@@ -215,22 +243,53 @@ void tile_block(const uint8_t* a0, const uint8_t* a1, const int8_t* b0, const in
       if (TwoTokens) HALO_TILE_DPBUSD(3, 5, 7);
     }
   }
-  alignas(64) int32_t c[kTile * kTile];
-  const int rows0 = rows < kTile ? rows : kTile, tokens0 = tokens < kTile ? tokens : kTile;
-  HALO_TILE_STORED(0, c, 64);
-  write_tile(c, rows0, tokens0, y, y_stride);
-  if (TwoTokens) {
-    HALO_TILE_STORED(1, c, 64);
-    write_tile(c, rows0, tokens - kTile, y + static_cast<size_t>(kTile) * y_stride, y_stride);
+  store_block<TwoRows, TwoTokens>(rows, tokens, y, y_stride);
+}
+
+// Few tokens (one or two B tiles): a pass over the rows costs more in unpacking codes than in tile arithmetic, and
+// unpacking whole row blocks (unpack_codes) writes 4 bytes per code byte through L2. Here the codes of up to 2 row
+// tiles are unpacked one 256-wide block at a time into an 8 KB buffer that stays in L1 and is read back by the next 4
+// chunks' tile loads. `abuf`: 2 × 4 A tiles; rows of a tile past `rows` are zero codes.
+template <bool TwoRows, bool TwoTokens>
+void stream_block(const halo_block_i2* w, int nb, int row0, int rows, const int8_t* b0, const int8_t* b1, int tokens, uint8_t* abuf,
+                  int32_t* y, int y_stride) {
+  constexpr size_t kQuarter = kTileBytes;      // next chunk's A tile in abuf
+  constexpr size_t kRowTile = 4 * kTileBytes;  // second row tile's 4 A tiles
+  const int real = rows < 2 * kTile ? rows : 2 * kTile;
+  for (int m = real; m < (TwoRows ? 2 : 1) * kTile; m++) {
+    uint8_t* at = abuf + (m / kTile) * kRowTile + (m % kTile) * 64;
+    for (int j = 0; j < 4; j++) _mm512_store_si512(at + j * kQuarter, _mm512_setzero_si512());
   }
-  if (TwoRows) {
-    HALO_TILE_STORED(2, c, 64);
-    write_tile(c, rows - kTile, tokens0, y + kTile, y_stride);
-    if (TwoTokens) {
-      HALO_TILE_STORED(3, c, 64);
-      write_tile(c, rows - kTile, tokens - kTile, y + static_cast<size_t>(kTile) * y_stride + kTile, y_stride);
+  HALO_TILE_ZERO(0);
+  if (TwoTokens) HALO_TILE_ZERO(1);
+  if (TwoRows) HALO_TILE_ZERO(2);
+  if (TwoRows && TwoTokens) HALO_TILE_ZERO(3);
+  const halo_block_i2* first = w + static_cast<size_t>(row0) * nb;
+  // The tile loads hold back the out-of-order core's memory parallelism: the next 2 row tiles (the same number of
+  // bytes as these) are prefetched, 2 KB per block, so that their codes are in cache when their turn comes.
+  const char* ahead = reinterpret_cast<const char*>(first + static_cast<size_t>(4 * kTile) * nb);
+  for (int blk = 0; blk < nb; blk++) {
+    for (int m = 0; m < real; m++) {
+      _mm_prefetch(ahead + (static_cast<size_t>(blk) * 2 * kTile + m) * 64, _MM_HINT_T1);
+      unpack_block_row(first[static_cast<size_t>(m) * nb + blk], abuf + (m / kTile) * kRowTile + (m % kTile) * 64, kQuarter);
+    }
+    for (int j = 0; j < 4; j++) {
+      const size_t at = static_cast<size_t>(4 * blk + j) * kTileBytes;
+      HALO_TILE_LOADD(4, abuf + j * kQuarter, 64);
+      HALO_TILE_LOADD(6, b0 + at, 64);
+      HALO_TILE_DPBUSD(0, 4, 6);
+      if (TwoTokens) {
+        HALO_TILE_LOADD(7, b1 + at, 64);
+        HALO_TILE_DPBUSD(1, 4, 7);
+      }
+      if (TwoRows) {
+        HALO_TILE_LOADD(5, abuf + kRowTile + j * kQuarter, 64);
+        HALO_TILE_DPBUSD(2, 5, 6);
+        if (TwoTokens) HALO_TILE_DPBUSD(3, 5, 7);
+      }
     }
   }
+  store_block<TwoRows, TwoTokens>(rows, tokens, y, y_stride);
 }
 
 void gemm_i2_amx(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
@@ -238,8 +297,8 @@ void gemm_i2_amx(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x
   const int chunks = nb * 4;
   const int token_block = n < kTokenBlock ? (n + kTile - 1) / kTile * kTile : kTokenBlock;
   const int row_block = r1 - r0 < kRowBlock ? (r1 - r0 + kTile - 1) / kTile * kTile : kRowBlock;
-  if (n < kMinTokens || r1 <= r0 || nb <= 0 ||
-      !tl_scratch.reserve(static_cast<size_t>(row_block) * chunks * kChunk, static_cast<size_t>(token_block) * chunks * kChunk)) {
+  const size_t a_bytes = n <= kStreamTokens ? 8 * kTileBytes : static_cast<size_t>(row_block) * chunks * kChunk;
+  if (n < kMinTokens || r1 <= r0 || nb <= 0 || !tl_scratch.reserve(a_bytes, static_cast<size_t>(token_block) * chunks * kChunk)) {
     halo_kernels_avx512vnni.gemm_i2(w, nb, r0, r1, x, x_stride, n, y, y_stride, prefetch_next);
     return;
   }
@@ -254,6 +313,20 @@ void gemm_i2_amx(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x
   uint8_t* a = tl_scratch.a;
   int8_t* b = tl_scratch.b;
   const size_t tile_span = static_cast<size_t>(chunks) * kTileBytes;  // one A or B tile over all of K
+  if (n <= kStreamTokens) {
+    layout_activations(x, x_stride, 0, n, chunks, b);
+    const int8_t* b1 = b + tile_span;
+    for (int r = r0; r < r1; r += 2 * kTile) {
+      const int rw = r1 - r < 2 * kTile ? r1 - r : 2 * kTile;
+      int32_t* yt = y + (r - r0);
+      if (rw > kTile && n > kTile) stream_block<true, true>(w, nb, r, rw, b, b1, n, a, yt, y_stride);
+      else if (rw > kTile) stream_block<true, false>(w, nb, r, rw, b, b, n, a, yt, y_stride);
+      else if (n > kTile) stream_block<false, true>(w, nb, r, rw, b, b1, n, a, yt, y_stride);
+      else stream_block<false, false>(w, nb, r, rw, b, b, n, a, yt, y_stride);
+    }
+    HALO_TILE_RELEASE();
+    return;
+  }
   for (int tb = 0; tb < n; tb += kTokenBlock) {
     const int tokens = n - tb < kTokenBlock ? n - tb : kTokenBlock;
     layout_activations(x, x_stride, tb, tokens, chunks, b);

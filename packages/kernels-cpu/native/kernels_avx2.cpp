@@ -538,9 +538,26 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
   for (; i < n; i++) dst[i] = halo_f16_to_f32_ref(src[i]);
 }
 
+void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale,
+                float* y, int y_stride) {
+  for (int t = 0; t < n; t++) {
+    const int32_t* rt = raw + static_cast<size_t>(t) * count;
+    float* yt = y + static_cast<size_t>(t) * y_stride;
+    const __m128i c = _mm_set1_epi32(correction[t]);
+    const __m256d s = _mm256_set1_pd(act_scale[t]);
+    int r = 0;
+    for (; r + 4 <= count; r += 4) {
+      const __m256d dot = _mm256_cvtepi32_pd(_mm_sub_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rt + r)), c));
+      const __m256d v = _mm256_div_pd(_mm256_mul_pd(dot, _mm256_cvtps_pd(_mm_loadu_ps(row_scale + r))), s);
+      _mm_storeu_ps(yt + r, _mm256_cvtpd_ps(v));
+    }
+    if (r < count) halo_scale_dots_ref(rt + r, count - r, 1, correction + t, act_scale + t, row_scale + r, yt + r, 0);
+  }
+}
+
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx2 = {
     "avx2",   gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, head_i4, attn_tile,
-    quantize_i8, f32_to_f16, f16_to_f32, silu_mul,
+    quantize_i8, f32_to_f16, f16_to_f32, silu_mul, scale_dots,
 };

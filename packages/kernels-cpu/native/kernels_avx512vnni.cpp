@@ -550,9 +550,25 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
   }
 }
 
+void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale,
+                float* y, int y_stride) {
+  for (int t = 0; t < n; t++) {
+    const int32_t* rt = raw + static_cast<size_t>(t) * count;
+    float* yt = y + static_cast<size_t>(t) * y_stride;
+    const __m256i c = _mm256_set1_epi32(correction[t]);
+    const __m512d s = _mm512_set1_pd(act_scale[t]);
+    for (int r = 0; r < count; r += 8) {
+      const __mmask8 m = tail8(count - r);
+      const __m512d dot = _mm512_cvtepi32_pd(_mm256_sub_epi32(_mm256_maskz_loadu_epi32(m, rt + r), c));
+      const __m512d v = _mm512_div_pd(_mm512_mul_pd(dot, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, row_scale + r))), s);
+      _mm256_mask_storeu_ps(yt + r, m, _mm512_cvtpd_ps(v));
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx512vnni = {
     "avx512vnni", gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, head_i4, attn_tile,
-    quantize_i8,  f32_to_f16,  f16_to_f32, silu_mul,
+    quantize_i8,  f32_to_f16,  f16_to_f32, silu_mul, scale_dots,
 };

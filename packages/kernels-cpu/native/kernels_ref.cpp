@@ -302,7 +302,18 @@ void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
 
 }  // namespace
 
+void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale,
+                         const float* row_scale, float* y, int y_stride) {
+  for (int t = 0; t < n; t++) {
+    const double s = act_scale[t];
+    for (int r = 0; r < count; r++) {
+      const int32_t dot = raw[static_cast<size_t>(t) * count + r] - correction[t];
+      y[static_cast<size_t>(t) * y_stride + r] = static_cast<float>(static_cast<double>(dot) * row_scale[r] / s);
+    }
+  }
+}
+
 extern "C" const halo_kernels halo_kernels_ref = {
     "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_bf16_ref, head_i8_ref, head_i4_ref, halo_attn_tile_ref,
-    halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref,
+    halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref, halo_scale_dots_ref,
 };

@@ -36,7 +36,7 @@ namespace halo {
 // bits 17 TILECFG and 18 TILEDATA) and, on Linux, this process's permission to use TILEDATA (arch_prctl
 // ARCH_REQ_XCOMP_PERM, Linux ≥ 5.16; without it the first tile instruction is a SIGILL). Asked once per process; a
 // refusal (an older kernel, a thread's sigaltstack too small for the tile state) leaves the path unlisted.
-// Compiled here, at the baseline ISA, because it runs on every x86-64 CPU. Unverified on AMX hardware.
+// Compiled here, at the baseline ISA, because it runs on every x86-64 CPU.
 static bool amx_usable() {
   static const bool usable = [] {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -60,10 +60,7 @@ const halo_kernels* kernels_for(const std::string& isa) {
   const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && avx2;
   const bool amx = vnni && amx_usable();
-  // `auto` takes the unverified AMX path only when asked to (HALO_CPU_AMX=1) until it has run on AMX hardware.
-  const char* amx_opt_in = std::getenv("HALO_CPU_AMX");
-  const bool amx_auto = amx && amx_opt_in != nullptr && std::strcmp(amx_opt_in, "1") == 0;
-  if (isa == "auto") return amx_auto ? halo_kernels_amx() : vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
+  if (isa == "auto") return amx ? halo_kernels_amx() : vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
   if (isa == "amx") return amx ? halo_kernels_amx() : nullptr;
   if (isa == "avx512vnni") return vnni ? &halo_kernels_avx512vnni : nullptr;
   if (isa == "avx2") return avx2 ? &halo_kernels_avx2 : nullptr;
@@ -529,14 +526,7 @@ void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, f
                                    : next != nullptr ? static_cast<const void*>(next->codes) : nullptr;
       tl_raw.resize(static_cast<size_t>(n) * count);
       k->gemm_i2(m.codes, m.nb, r0, r1, a.values.data(), a.padded, n, tl_raw.data(), count, pf);
-      for (int t = 0; t < n; t++) {
-        const double s = a.scales[t];
-        const int32_t correction = a.row_sums[t];
-        for (int r = r0; r < r1; r++) {
-          const int32_t dot = tl_raw[static_cast<size_t>(t) * count + (r - r0)] - correction;
-          y[static_cast<size_t>(t) * y_stride + r] = static_cast<float>(static_cast<double>(dot) * m.scales[r] / s);
-        }
-      }
+      k->scale_dots(tl_raw.data(), count, n, a.row_sums.data(), a.scales.data(), m.scales.data() + r0, y + r0, y_stride);
       return;
     }
     if (blocked) {

@@ -38,20 +38,10 @@ describe("createBackend options", () => {
     }
   });
 
-  it("auto skips the unverified amx path unless HALO_CPU_AMX=1 asks for it", () => {
-    const saved = process.env.HALO_CPU_AMX;
-    try {
-      delete process.env.HALO_CPU_AMX;
-      expect(autoIsa(["amx", "avx512vnni", "avx2", "scalar"])).toBe("avx512vnni");
-      expect(autoIsa(["avx2", "scalar"])).toBe("avx2");
-      process.env.HALO_CPU_AMX = "1";
-      expect(autoIsa(["amx", "avx512vnni", "avx2", "scalar"])).toBe("amx");
-      process.env.HALO_CPU_AMX = "0";
-      expect(autoIsa(["amx", "avx512vnni"])).toBe("avx512vnni");
-    } finally {
-      if (saved === undefined) delete process.env.HALO_CPU_AMX;
-      else process.env.HALO_CPU_AMX = saved;
-    }
+  it("auto runs the best path the addon lists, amx included", () => {
+    expect(autoIsa(["amx", "avx512vnni", "avx2", "scalar"])).toBe("amx");
+    expect(autoIsa(["avx2", "scalar"])).toBe("avx2");
+    expect(autoIsa([])).toBe("scalar");
   });
 
   it("probes available and names its kernels", async () => {

@@ -32,9 +32,9 @@ export interface CpuBackendOptions {
   /** Worker threads (the stepping thread included). Whole number in [1, 1024]. Default: hardware threads. */
   readonly threads?: number;
   /**
-   * Kernel path. Default `process.env.HALO_CPU_ISA`, else `"auto"` (the best this CPU runs). `amx` is unverified on AMX
-   * hardware (its tile logic is checked through an exact emulation), so `auto` takes it only with `HALO_CPU_AMX=1`;
-   * `isa: "amx"` forces it where the CPU, the OS and the process permission allow it.
+   * Kernel path. Default `process.env.HALO_CPU_ISA`, else `"auto"`: the best this CPU runs (`amx` where the CPU, the
+   * OS and the process permission allow it, then `avx512vnni`, `avx2`, `scalar`; `neondotprod`, `neon`, `scalar` on
+   * aarch64).
    */
   readonly isa?: CpuIsa;
   /**
@@ -82,12 +82,9 @@ function floatRange(tensor: WeightsFloatTensor, native: NativeModelHandle, field
   return range === null ? null : { ...range, dtype: tensor.dtype };
 }
 
-/**
- * @internal The path `auto` runs: the best listed, except that the AMX path — unverified on AMX hardware — is taken only
- * when `HALO_CPU_AMX=1` asks for it (or `isa: "amx"` forces it); otherwise AVX-512 VNNI runs on AMX CPUs.
- */
+/** @internal The path `auto` runs: the first (best) the native addon lists. */
 export function autoIsa(isas: readonly string[]): string {
-  return isas.find((isa) => isa !== "amx" || process.env.HALO_CPU_AMX === "1") ?? "scalar";
+  return isas[0] ?? "scalar";
 }
 
 interface ResolvedCpuOptions {

@@ -11,10 +11,11 @@ const hasAmx = native.isas().includes("amx");
 const NEEDS =
   "needs a CPU with AMX-INT8 (Intel Sapphire Rapids or later) on Linux >= 5.16; without one, `pnpm sanitize` checks the tile logic on an emulation (test/native/amx-check.cpp)";
 if (!hasAmx) console.warn(`kernels-amx test skipped: ${NEEDS}`);
-// Around the 16-wide tiles and the 2 × 2 tile blocks; below 16 tokens the path is the avx512vnni kernel (kernels.test.ts).
+// Around the 16-wide tiles and the 2 × 2 tile blocks, both sides of the few-token stream path (≤ 32 tokens); below 4
+// tokens the path is the avx512vnni kernel (kernels.test.ts).
 const ROWS = [1, 15, 16, 17, 33, 80] as const;
 const COLS = [256, 300, 700] as const;
-const TOKENS = [16, 17, 33, 70, 300] as const;
+const TOKENS = [3, 4, 8, 16, 17, 32, 33, 70, 300] as const;
 
 describe.skipIf(!hasAmx)(`amx gemm_i2 on AMX tiles (${NEEDS})`, () => {
   it("equals the scalar twin exactly over row and token tails", () => {
@@ -31,25 +32,13 @@ describe.skipIf(!hasAmx)(`amx gemm_i2 on AMX tiles (${NEEDS})`, () => {
     }
   });
 
-  it("is listed first; a model loaded with auto runs it only when HALO_CPU_AMX=1 asks for it", async () => {
+  it("is listed first, and a model loaded with auto runs it", async () => {
     expect(native.isas()[0]).toBe("amx");
-    const isaOf = async (): Promise<string> => {
-      const model = (await createBackend({ threads: 1 }).loadModel(synthModel({ shape: "tiny", seed: 1 }), { contextLength: 8 })) as CpuLoadedModel;
-      try {
-        return model.nativeInfo().isa;
-      } finally {
-        model.dispose();
-      }
-    };
-    const saved = process.env.HALO_CPU_AMX;
+    const model = (await createBackend({ threads: 1 }).loadModel(synthModel({ shape: "tiny", seed: 1 }), { contextLength: 8 })) as CpuLoadedModel;
     try {
-      delete process.env.HALO_CPU_AMX;
-      expect(await isaOf()).toBe("avx512vnni");
-      process.env.HALO_CPU_AMX = "1";
-      expect(await isaOf()).toBe("amx");
+      expect(model.nativeInfo().isa).toBe("amx");
     } finally {
-      if (saved === undefined) delete process.env.HALO_CPU_AMX;
-      else process.env.HALO_CPU_AMX = saved;
+      model.dispose();
     }
   });
 });

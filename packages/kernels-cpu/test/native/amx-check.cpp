@@ -151,7 +151,7 @@ void check_case(const halo_kernels* amx, const Case& c) {
   }
   // The tile path must have run (and only) where it is meant to, and left the tiles released.
   const long tiles_r = (c.rows + 15) / 16, tiles_t = (c.n + 15) / 16;
-  const long expected = c.n < 16 ? 0 : tiles_r * tiles_t * c.nb * 4;
+  const long expected = c.n < 4 ? 0 : tiles_r * tiles_t * c.nb * 4;  // kMinTokens = 4
   if (dp != expected) fail(describe(c) + ": " + std::to_string(dp) + " TDPBUSDs, expected " + std::to_string(expected));
   if (halo_amx_emu::state.configured) fail(describe(c) + ": tiles still configured after the call (no TILERELEASE)");
 }
@@ -160,7 +160,7 @@ void check_gemm(const halo_kernels* amx) {
   int cases = 0;
   // Every row tail against every token tail around the 16-wide tiles and the 2 × 2 blocks.
   const int rows_list[] = {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 79, 80};
-  const int n_list[] = {1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 70};
+  const int n_list[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 70};
   for (int rows : rows_list) {
     for (int n : n_list) {
       // K only repeats the same chunk loop, so short rows keep this sweep quick; the random shapes below take nb to 12.

@@ -257,8 +257,9 @@ void check_dots_and_conversions(const halo_kernels* k) {
   }
   // attn_tile: float64 scores, softmax and weighted sums against the scalar twin, f32, f16 and int8 rows.
   for (int trial = 0; trial < 45; trial++) {
-    // Every other trial a head dimension that is a multiple of 8 (the NEON tile's vector path; others fall back).
-    const int group = uniform(1, 5), hd = trial % 2 == 0 ? 8 * uniform(1, 17) : uniform(1, 140), span = uniform(1, HALO_ATTN_TILE);
+    // Every other trial a head dimension that is a multiple of 8 (the NEON tile's vector path; others fall back); every
+    // fourth as many query heads as a prompt's rows give one call (up to 16 rows × 4 heads).
+    const int group = trial % 4 == 3 ? uniform(8, 64) : uniform(1, 5), hd = trial % 2 == 0 ? 8 * uniform(1, 17) : uniform(1, 140), span = uniform(1, HALO_ATTN_TILE);
     const int stride = hd + uniform(0, 9), kv = trial % 3, scale_stride = uniform(1, 4);
     std::vector<float> q(static_cast<size_t>(group) * hd), kf(static_cast<size_t>(span) * stride), vf(kf.size());
     for (auto& v : q) v = normal();
@@ -293,6 +294,19 @@ void check_dots_and_conversions(const halo_kernels* k) {
     ref->silu_mul(gate.data(), up.data(), n, out_ref.data());
     for (int i = 0; i < n; i++)
       if (!(std::fabs(out[i] - out_ref[i]) <= std::ldexp(std::fabs(out_ref[i]), -23) + 1e-37)) { fail(tag(k, "silu_mul", n, i, trial)); break; }
+  }
+  // scale_dots: the GEMM epilogue, bit-exact (the same two float64 roundings on every path), row tails and y strides.
+  for (int trial = 0; trial < 40; trial++) {
+    const int count = uniform(1, 70), n = uniform(1, 5), y_stride = count + uniform(0, 9);
+    std::vector<int32_t> raw(static_cast<size_t>(count) * n), correction(n);
+    std::vector<float> act(n), rows(count), out(static_cast<size_t>(n) * y_stride, 7.0f), out_ref(out);
+    for (auto& v : raw) v = trial % 4 == 0 ? uniform(-(1 << 30), 1 << 30) : uniform(-300000, 300000);
+    for (auto& v : correction) v = uniform(-100000, 100000);
+    for (auto& v : act) v = static_cast<float>(127.0 / (1e-5 + std::fabs(normal())));
+    for (auto& v : rows) v = static_cast<float>(std::fabs(normal()) + 1e-3);
+    k->scale_dots(raw.data(), count, n, correction.data(), act.data(), rows.data(), out.data(), y_stride);
+    ref->scale_dots(raw.data(), count, n, correction.data(), act.data(), rows.data(), out_ref.data(), y_stride);
+    if (std::memcmp(out.data(), out_ref.data(), sizeof(float) * out.size()) != 0) fail(tag(k, "scale_dots", count, n, trial));
   }
   // f16 → f32: all 65536 patterns, bit-exact (NaN stays NaN).
   std::vector<uint16_t> all(65536);
