@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 #include "halo_cpu.h"
+#include "attn_dispatch.h"
 #include "head_tiles.h"
 #include "exp_poly.h"
 
@@ -432,24 +433,6 @@ void attn_softmax(double* s, int sp, int span, int group, int hd, double* out) {
   }
 }
 
-// Calls body(kv tag, full tag) with the KV dtype and "every 4-element chunk is whole" (hd a multiple of 8) as
-// compile-time constants (std::integral_constant), so each instantiation's inner loops have no dtype or tail branches.
-template <typename Body>
-void attn_dispatch(int kv, bool full, Body body) {
-  using F16 = std::integral_constant<int, HALO_KV_F16>;
-  using I8 = std::integral_constant<int, HALO_KV_I8>;
-  using F32 = std::integral_constant<int, HALO_KV_F32>;
-  if (full) {
-    if (kv == HALO_KV_F16) body(F16{}, std::true_type{});
-    else if (kv == HALO_KV_I8) body(I8{}, std::true_type{});
-    else body(F32{}, std::true_type{});
-  } else {
-    if (kv == HALO_KV_F16) body(F16{}, std::false_type{});
-    else if (kv == HALO_KV_I8) body(I8{}, std::false_type{});
-    else body(F32{}, std::false_type{});
-  }
-}
-
 void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
                const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
   const int hdp = (hd + 7) / 8 * 8;
@@ -461,7 +444,8 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     for (; d < hd; d++) qd[static_cast<size_t>(g) * hdp + d] = q[static_cast<size_t>(g) * hd + d];
     for (; d < hdp; d++) qd[static_cast<size_t>(g) * hdp + d] = 0;
   }
-  attn_dispatch(kv, hd == hdp, [&](auto kv_tag, auto full_tag) {
+  // Full: hd is a multiple of 8, so every 4-element chunk is whole.
+  halo::attn_dispatch(kv, hd == hdp, [&](auto kv_tag, auto full_tag) {
     constexpr int KV = decltype(kv_tag)::value;
     constexpr bool Full = decltype(full_tag)::value;
     // Scores, 4 query heads at a time.

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+#include "attn_dispatch.h"
 #include "halo_cpu.h"
 #include "exp_poly.h"
 
@@ -345,35 +346,54 @@ inline __m512d exp_pd(__m512d x) {
   return _mm512_scalef_pd(p, k);
 }
 
-// 8 elements of a key/value row (a halo_kv_dtype; int8 rows read as f32(code · row_scale)) widened to float64;
-// lanes past `m` are 0.
-inline __m512d widen8(const void* base, size_t offset, int kv, float row_scale, __mmask8 m) {
+// 8 elements of a key/value row stored as KV (int8 rows read as f32(code · row_scale)) widened to float64. Full: the
+// 8 elements all lie within the row (plain loads); otherwise lanes past `m` are 0.
+template <int KV, bool Full>
+inline __m512d widen8(const void* base, size_t offset, float row_scale, __mmask8 m) {
   __m256 v;
-  if (kv == HALO_KV_F16) {
-    v = _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + offset));
-  } else if (kv == HALO_KV_I8) {
-    const __m128i codes = _mm_maskz_loadu_epi8(static_cast<__mmask16>(m), static_cast<const int8_t*>(base) + offset);
+  if (KV == HALO_KV_F16) {
+    const uint16_t* p = static_cast<const uint16_t*>(base) + offset;
+    v = _mm256_cvtph_ps(Full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)) : _mm_maskz_loadu_epi16(m, p));
+  } else if (KV == HALO_KV_I8) {
+    const int8_t* p = static_cast<const int8_t*>(base) + offset;
+    const __m128i codes = Full ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)) : _mm_maskz_loadu_epi8(static_cast<__mmask16>(m), p);
     v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), _mm256_set1_ps(row_scale));
   } else {
-    v = _mm256_maskz_loadu_ps(m, static_cast<const float*>(base) + offset);
+    const float* p = static_cast<const float*>(base) + offset;
+    v = Full ? _mm256_loadu_ps(p) : _mm256_maskz_loadu_ps(m, p);
   }
   return _mm512_cvtps_pd(v);
 }
 
-// Prefetches one key/value row (hd elements of `kv`) into L1: keys and values stream from DRAM at long contexts, with
-// rows a whole KV width apart, which the hardware prefetchers follow poorly.
+// Prefetches one key/value row (hd elements of `kv`) into L1 (`hint` _MM_HINT_T0) or L2 (_MM_HINT_T1): keys and
+// values stream from DRAM at long contexts, with rows a whole KV width apart, which the hardware prefetchers follow poorly.
+template <int Hint>
 inline void prefetch_row(const void* base, size_t offset, int kv, int hd) {
   const size_t elem = kv == HALO_KV_F32 ? 4 : kv == HALO_KV_F16 ? 2 : 1;
   const char* p = static_cast<const char*>(base) + offset * elem;
-  for (size_t b = 0; b < static_cast<size_t>(hd) * elem; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+  for (size_t b = 0; b < static_cast<size_t>(hd) * elem; b += 64) _mm_prefetch(p + b, static_cast<_mm_hint>(Hint));
 }
 
-// Scores of G query heads (qd: [G][hdp] float64) against 4 key rows at a time, widened on the fly (no float64 copy
-// of the tile: its write and re-read through L2 cost more than the conversions).
-template <int G>
-void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, int stride, const float* scales, int scale_stride, int span,
-                 double scale, double* s, int sp) {
-  const __m512d scale_v = _mm512_set1_pd(scale);
+// The four sums of a[0..3]'s lanes, in lanes 0..3 of the result (a transpose-add tree: 10 shuffles and adds where four
+// separate reductions take ~28).
+inline __m256d sum4(const __m512d a[4]) {
+  const __m512d s01 = _mm512_add_pd(_mm512_unpacklo_pd(a[0], a[1]), _mm512_unpackhi_pd(a[0], a[1]));  // per 128-bit lane: a0, a1 pairs
+  const __m512d s23 = _mm512_add_pd(_mm512_unpacklo_pd(a[2], a[3]), _mm512_unpackhi_pd(a[2], a[3]));
+  // Lanes 0,2 of s01 | lanes 0,2 of s23, plus lanes 1,3 of each: (a0, a1) in 128-bit lanes 0–1, (a2, a3) in 2–3.
+  const __m512d t = _mm512_add_pd(_mm512_shuffle_f64x2(s01, s23, 0x88), _mm512_shuffle_f64x2(s01, s23, 0xDD));
+  // 128-bit lanes 0 and 2 | 1 and 3: (a0, a1, a2, a3) in the low 256 bits.
+  const __m512d u = _mm512_add_pd(_mm512_shuffle_f64x2(t, t, 0x08), _mm512_shuffle_f64x2(t, t, 0x0D));
+  return _mm512_castpd512_pd256(u);
+}
+
+// Scores of G query heads (qd: [G][hdp] float64, zero past hd) against 4 key rows at a time, the keys widened in
+// registers once for the G heads (no float64 copy of the tile: its write and re-read through L2 cost more than the
+// conversions). `values`, where not null, are pulled into L2 at the same pace (the first pass over the keys does it),
+// so that the weighted sums after the softmax do not start on cold rows.
+template <int G, int KV, bool Full>
+void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride, const float* scales, int scale_stride, int span,
+                 double scale, double* s, int sp, const void* values) {
+  const __m256d scale_v = _mm256_set1_pd(scale);
   for (int p0 = 0; p0 < span; p0 += 4) {
     __m512d acc[G][4];
 #pragma GCC unroll 4
@@ -386,17 +406,19 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, in
     for (int j = 0; j < 4; j++) {
       const int p = p0 + j < span ? p0 + j : 0;
       rows[j] = static_cast<size_t>(p) * stride;
-      row_scales[j] = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
+      row_scales[j] = KV == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
     }
     constexpr int kAhead = 8;  // rows
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++)
-      if (p0 + kAhead + j < span) prefetch_row(keys, static_cast<size_t>(p0 + kAhead + j) * stride, kv, hd);
+    for (int j = 0; j < 4; j++) {
+      if (p0 + kAhead + j < span) prefetch_row<_MM_HINT_T0>(keys, static_cast<size_t>(p0 + kAhead + j) * stride, KV, hd);
+      if (values != nullptr && p0 + j < span) prefetch_row<_MM_HINT_T1>(values, static_cast<size_t>(p0 + j) * stride, KV, hd);
+    }
     for (int d = 0; d < hdp; d += 8) {
       const __mmask8 m = tail8(hd - d);
       __m512d kd[4];
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; j++) kd[j] = widen8(keys, rows[j] + d, kv, row_scales[j], m);
+      for (int j = 0; j < 4; j++) kd[j] = widen8<KV, Full>(keys, rows[j] + d, row_scales[j], m);
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
         const __m512d qv = _mm512_loadu_pd(qd + static_cast<size_t>(g) * hdp + d);
@@ -405,51 +427,54 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int kv, in
       }
     }
 #pragma GCC unroll 4
-    for (int g = 0; g < G; g++) {
-      const __m256d sums = _mm256_set_pd(_mm512_reduce_add_pd(acc[g][3]), _mm512_reduce_add_pd(acc[g][2]), _mm512_reduce_add_pd(acc[g][1]),
-                                         _mm512_reduce_add_pd(acc[g][0]));
-      _mm256_storeu_pd(s + static_cast<size_t>(g) * sp + p0, _mm256_mul_pd(sums, _mm512_castpd512_pd256(scale_v)));
-    }
+    for (int g = 0; g < G; g++) _mm256_storeu_pd(s + static_cast<size_t>(g) * sp + p0, _mm256_mul_pd(sum4(acc[g]), scale_v));
   }
 }
 
-// Weighted sums of value rows for G heads (weights w: [G][sp]), 32 dimensions (4 register accumulators per head)
-// at a time, each value row widened once per chunk for all G heads.
-template <int G>
-void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int kv, int stride, const float* scales, int scale_stride,
-                 int span, double* out) {
-  for (int d0 = 0; d0 < hdp; d0 += 32) {
-    const int chunks = (hdp - d0) / 8 < 4 ? (hdp - d0) / 8 : 4;
-    __m512d acc[G][4];
+// One pass of attn_values: dimensions [d0, d0 + 8·chunks) of G heads (Whole: chunks == C, no per-chunk test in the
+// position loop), the accumulators stored into lanes[G][8·C] with constant indices once the loop is done (indexing
+// them by a run-time chunk count made GCC keep a stack copy of each, written at every position).
+template <int G, int C, int KV, bool Full, bool Whole>
+inline void values_pass(const double* w, int sp, int hd, const void* values, int stride, const float* scales, int scale_stride, int span,
+                        int d0, int chunks, double (*lanes)[8 * C]) {
+  __m512d acc[G][C];
 #pragma GCC unroll 4
-    for (int g = 0; g < G; g++)
+  for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) acc[g][c] = _mm512_setzero_pd();
+  for (int p = 0; p < span; p++) {
+    if (d0 == 0 && p + 8 < span) prefetch_row<_MM_HINT_T0>(values, static_cast<size_t>(p + 8) * stride, KV, hd);
+    const float row_scale = KV == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
+    __m512d v[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++)
+      v[c] = Whole || c < chunks ? widen8<KV, Full>(values, static_cast<size_t>(p) * stride + d0 + 8 * c, row_scale, tail8(hd - d0 - 8 * c))
+                                 : _mm512_setzero_pd();
 #pragma GCC unroll 4
-      for (int c = 0; c < 4; c++) acc[g][c] = _mm512_setzero_pd();
-    if (chunks == 4) {
-      for (int p = 0; p < span; p++) {
-        if (d0 == 0 && p + 8 < span) prefetch_row(values, static_cast<size_t>(p + 8) * stride, kv, hd);
-        const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
-        __m512d v[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) v[c] = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, kv, row_scale, tail8(hd - d0 - 8 * c));
-#pragma GCC unroll 4
-        for (int g = 0; g < G; g++) {
-          const __m512d wv = _mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]);
-#pragma GCC unroll 4
-          for (int c = 0; c < 4; c++) acc[g][c] = _mm512_fmadd_pd(wv, v[c], acc[g][c]);
-        }
-      }
-    } else {
-      for (int p = 0; p < span; p++) {
-        const float row_scale = kv == HALO_KV_I8 ? scales[static_cast<size_t>(p) * scale_stride] : 0.0f;
-        for (int c = 0; c < chunks; c++) {
-          const __m512d v = widen8(values, static_cast<size_t>(p) * stride + d0 + 8 * c, kv, row_scale, tail8(hd - d0 - 8 * c));
-          for (int g = 0; g < G; g++) acc[g][c] = _mm512_fmadd_pd(_mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]), v, acc[g][c]);
-        }
-      }
+    for (int g = 0; g < G; g++) {
+      const __m512d wv = _mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; c++) acc[g][c] = _mm512_fmadd_pd(wv, v[c], acc[g][c]);
     }
-    for (int g = 0; g < G; g++)
-      for (int c = 0; c < chunks; c++) _mm512_mask_storeu_pd(out + static_cast<size_t>(g) * (hd + 2) + 2 + d0 + 8 * c, tail8(hd - d0 - 8 * c), acc[g][c]);
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) _mm512_store_pd(lanes[g] + 8 * c, acc[g][c]);
+}
+
+// Weighted sums of value rows for G heads (weights w: [G][sp]), 8·C dimensions (C register accumulators per head) at
+// a time, each value chunk widened once for the G heads.
+template <int G, int C, int KV, bool Full>
+void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int stride, const float* scales, int scale_stride,
+                 int span, double* out) {
+  alignas(64) double lanes[G][8 * C];
+  for (int d0 = 0; d0 < hdp; d0 += 8 * C) {
+    const int chunks = (hdp - d0) / 8 < C ? (hdp - d0) / 8 : C;
+    if (chunks == C) values_pass<G, C, KV, Full, true>(w, sp, hd, values, stride, scales, scale_stride, span, d0, chunks, lanes);
+    else values_pass<G, C, KV, Full, false>(w, sp, hd, values, stride, scales, scale_stride, span, d0, chunks, lanes);
+    const int width = hd - d0 < 8 * chunks ? hd - d0 : 8 * chunks;
+    for (int g = 0; g < G; g++) std::memcpy(out + static_cast<size_t>(g) * (hd + 2) + 2 + d0, lanes[g], sizeof(double) * width);
   }
 }
 
@@ -464,46 +489,52 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
       const __mmask8 m = tail8(hd - d);
       _mm512_storeu_pd(qd + static_cast<size_t>(g) * hdp + d, _mm512_maskz_cvtps_pd(m, _mm256_maskz_loadu_ps(m, q + static_cast<size_t>(g) * hd + d)));
     }
-  // Scores, 4 query heads at a time.
-  for (int g = 0; g < group; g += 4) {
-    const double* qg = qd + static_cast<size_t>(g) * hdp;
-    double* sg = s + static_cast<size_t>(g) * sp;
-    switch (group - g < 4 ? group - g : 4) {
-      case 4: attn_scores<4>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-      case 3: attn_scores<3>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-      case 2: attn_scores<2>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-      default: attn_scores<1>(qg, hdp, hd, keys, kv, stride, key_scales, scale_stride, span, scale, sg, sp); break;
+  // Full: hd is a multiple of 8, so every 8-element chunk is whole.
+  halo::attn_dispatch(kv, hd == hdp, [&](auto kv_tag, auto full_tag) {
+    constexpr int KV = decltype(kv_tag)::value;
+    constexpr bool Full = decltype(full_tag)::value;
+    // Scores, 4 query heads at a time.
+    for (int g = 0; g < group; g += 4) {
+      const double* qg = qd + static_cast<size_t>(g) * hdp;
+      double* sg = s + static_cast<size_t>(g) * sp;
+      const void* pull = g == 0 ? values : nullptr;
+      switch (group - g < 4 ? group - g : 4) {
+        case 4: attn_scores<4, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp, pull); break;
+        case 3: attn_scores<3, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp, pull); break;
+        case 2: attn_scores<2, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp, pull); break;
+        default: attn_scores<1, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp, pull); break;
+      }
     }
-  }
-  // Softmax weights.
-  for (int g = 0; g < group; g++) {
-    double* sg = s + static_cast<size_t>(g) * sp;
-    __m512d mv = _mm512_set1_pd(-INFINITY);
-    for (int p = 0; p < span; p += 8) mv = _mm512_max_pd(mv, _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), tail8(span - p), sg + p));
-    const double m = _mm512_reduce_max_pd(mv);
-    const __m512d m_v = _mm512_set1_pd(m);
-    __m512d lv = _mm512_setzero_pd();
-    for (int p = 0; p < span; p += 8) {
-      const __mmask8 mk = tail8(span - p);
-      const __m512d w = _mm512_maskz_mov_pd(mk, exp_pd(_mm512_sub_pd(_mm512_loadu_pd(sg + p), m_v)));
-      _mm512_storeu_pd(sg + p, w);
-      lv = _mm512_add_pd(lv, w);
+    // Softmax weights.
+    for (int g = 0; g < group; g++) {
+      double* sg = s + static_cast<size_t>(g) * sp;
+      __m512d mv = _mm512_set1_pd(-INFINITY);
+      for (int p = 0; p < span; p += 8) mv = _mm512_max_pd(mv, _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), tail8(span - p), sg + p));
+      const double m = _mm512_reduce_max_pd(mv);
+      const __m512d m_v = _mm512_set1_pd(m);
+      __m512d lv = _mm512_setzero_pd();
+      for (int p = 0; p < span; p += 8) {
+        const __mmask8 mk = tail8(span - p);
+        const __m512d w = _mm512_maskz_mov_pd(mk, exp_pd(_mm512_sub_pd(_mm512_loadu_pd(sg + p), m_v)));
+        _mm512_storeu_pd(sg + p, w);
+        lv = _mm512_add_pd(lv, w);
+      }
+      double* o = out + static_cast<size_t>(g) * (hd + 2);
+      o[0] = m;
+      o[1] = _mm512_reduce_add_pd(lv);
     }
-    double* o = out + static_cast<size_t>(g) * (hd + 2);
-    o[0] = m;
-    o[1] = _mm512_reduce_add_pd(lv);
-  }
-  // Weighted sums of values, 4 heads at a time.
-  for (int g = 0; g < group; g += 4) {
-    const double* wg = s + static_cast<size_t>(g) * sp;
-    double* og = out + static_cast<size_t>(g) * (hd + 2);
-    switch (group - g < 4 ? group - g : 4) {
-      case 4: attn_values<4>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
-      case 3: attn_values<3>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
-      case 2: attn_values<2>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
-      default: attn_values<1>(wg, sp, hd, hdp, values, kv, stride, value_scales, scale_stride, span, og); break;
+    // Weighted sums of values: 4 heads × 32 dimensions (16 FMA chains), or fewer heads × more dimensions.
+    for (int g = 0; g < group; g += 4) {
+      const double* wg = s + static_cast<size_t>(g) * sp;
+      double* og = out + static_cast<size_t>(g) * (hd + 2);
+      switch (group - g < 4 ? group - g : 4) {
+        case 4: attn_values<4, 4, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+        case 3: attn_values<3, 4, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+        case 2: attn_values<2, 8, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+        default: attn_values<1, 8, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
+      }
     }
-  }
+  });
 }
 
 void silu_mul(const float* gate, const float* up, int n, float* out) {
