@@ -298,7 +298,7 @@ void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int strid
     for (int h = 0; h < hidden; h += 64) {
       const int left = hidden - h;
       const __mmask64 m = left >= 64 ? ~static_cast<__mmask64>(0) : (static_cast<__mmask64>(1) << left) - 1;
-      _mm_prefetch(reinterpret_cast<const char*>(row + h) + 1024, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(row + h) + 2048, _MM_HINT_T0);
       const __m512i wv = _mm512_maskz_loadu_epi8(m, row + h);
 #pragma GCC unroll 8
       for (int t = 0; t < TN; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], _mm512_xor_si512(_mm512_loadu_si512(q + static_cast<size_t>(t) * stride + h), bias), wv);
