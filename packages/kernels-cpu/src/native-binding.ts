@@ -8,9 +8,8 @@ import { KernelsErrorCode } from "@halo/kernels";
 import { KernelsCpuErrorCode } from "./errors.js";
 
 /**
- * Instruction-set paths of the native kernels. `auto` picks the best this CPU runs. `amx` (x86-64, AMX-INT8 GEMM for
- * 16 or more tokens, the `avx512vnni` kernels otherwise) is unverified on AMX hardware: its tile logic is checked
- * through an exact emulation.
+ * Instruction-set paths of the native kernels. `auto` picks the best this CPU runs. `amx` (x86-64): the AMX-INT8 GEMM
+ * from 4 tokens, the `avx512vnni` kernels otherwise.
  */
 export type CpuIsa = "auto" | "scalar" | "avx2" | "avx512vnni" | "amx" | "neon" | "neondotprod";
 
