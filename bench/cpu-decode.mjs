@@ -217,6 +217,9 @@ if (!args.has("--halo-only")) {
       decode64Int4Head: round(int4.decodeTokS / peer.decodeTokS, 2),
       decode1024: round(f16.decode1024TokS / peer.decode1024TokS, 2),
       decode1024Int8Kv: round(int8Kv.decode1024TokS / peer.decode1024TokS, 2),
+      // The context-1024 target names no head; these are halo's quantised heads against the peer's f16 head.
+      decode1024Int8Head: round(int8.decode1024TokS / peer.decode1024TokS, 2),
+      decode1024Int4Head: round(int4.decode1024TokS / peer.decode1024TokS, 2),
       prefill512: round(f16.prefillTokS / peer.prefillTokS, 2),
       batch8VsOne: f16.batch8Ratio,
       roofline: f16.bandwidthUtilisation,
