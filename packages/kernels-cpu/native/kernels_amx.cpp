@@ -219,6 +219,24 @@ void store_block(int rows, int tokens, int32_t* y, int y_stride) {
   }
 }
 
+// One 64-wide K chunk of a 2 × 2 block: A tiles a0 (rows 0–15) and a1 (16–31), B tiles b0 (tokens 0–15) and b1
+// (16–31) into C tiles 0..3 (those the template uses); each A and B load serves two TDPBUSDs.
+template <bool TwoRows, bool TwoTokens>
+inline void tile_step(const uint8_t* a0, const uint8_t* a1, const int8_t* b0, const int8_t* b1) {
+  HALO_TILE_LOADD(4, a0, 64);
+  HALO_TILE_LOADD(6, b0, 64);
+  HALO_TILE_DPBUSD(0, 4, 6);
+  if (TwoTokens) {
+    HALO_TILE_LOADD(7, b1, 64);
+    HALO_TILE_DPBUSD(1, 4, 7);
+  }
+  if (TwoRows) {
+    HALO_TILE_LOADD(5, a1, 64);
+    HALO_TILE_DPBUSD(2, 5, 6);
+    if (TwoTokens) HALO_TILE_DPBUSD(3, 5, 7);
+  }
+}
+
 // One block of up to 2 row tiles × 2 token tiles over all K chunks. a0/a1: A tiles of chunk 0 (next chunk +1 KB),
 // b0/b1 likewise for B; rows / tokens: the real rows and tokens of the block (up to 32 each).
 template <bool TwoRows, bool TwoTokens>
@@ -230,18 +248,7 @@ void tile_block(const uint8_t* a0, const uint8_t* a1, const int8_t* b0, const in
   if (TwoRows && TwoTokens) HALO_TILE_ZERO(3);
   for (int c = 0; c < chunks; c++) {
     const size_t at = static_cast<size_t>(c) * kTileBytes;
-    HALO_TILE_LOADD(4, a0 + at, 64);
-    HALO_TILE_LOADD(6, b0 + at, 64);
-    HALO_TILE_DPBUSD(0, 4, 6);
-    if (TwoTokens) {
-      HALO_TILE_LOADD(7, b1 + at, 64);
-      HALO_TILE_DPBUSD(1, 4, 7);
-    }
-    if (TwoRows) {
-      HALO_TILE_LOADD(5, a1 + at, 64);
-      HALO_TILE_DPBUSD(2, 5, 6);
-      if (TwoTokens) HALO_TILE_DPBUSD(3, 5, 7);
-    }
+    tile_step<TwoRows, TwoTokens>(a0 + at, a1 + at, b0 + at, b1 + at);
   }
   store_block<TwoRows, TwoTokens>(rows, tokens, y, y_stride);
 }
@@ -275,18 +282,7 @@ void stream_block(const halo_block_i2* w, int nb, int row0, int rows, const int8
     }
     for (int j = 0; j < 4; j++) {
       const size_t at = static_cast<size_t>(4 * blk + j) * kTileBytes;
-      HALO_TILE_LOADD(4, abuf + j * kQuarter, 64);
-      HALO_TILE_LOADD(6, b0 + at, 64);
-      HALO_TILE_DPBUSD(0, 4, 6);
-      if (TwoTokens) {
-        HALO_TILE_LOADD(7, b1 + at, 64);
-        HALO_TILE_DPBUSD(1, 4, 7);
-      }
-      if (TwoRows) {
-        HALO_TILE_LOADD(5, abuf + kRowTile + j * kQuarter, 64);
-        HALO_TILE_DPBUSD(2, 5, 6);
-        if (TwoTokens) HALO_TILE_DPBUSD(3, 5, 7);
-      }
+      tile_step<TwoRows, TwoTokens>(abuf + j * kQuarter, abuf + kRowTile + j * kQuarter, b0 + at, b1 + at);
     }
   }
   store_block<TwoRows, TwoTokens>(rows, tokens, y, y_stride);
