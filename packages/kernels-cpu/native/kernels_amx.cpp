@@ -18,7 +18,8 @@
 // Tile configuration: every call configures the tiles itself (LDTILECFG is per thread, and a pool worker may run
 // other code between calls) and ends with TILERELEASE, so tile state is back in its init state whenever the kernel is
 // not running: no thread_local "configured" flag to go stale, and a thread outside the kernel carries no 8 KB of
-// TILEDATA through context switches. The cost is one LDTILECFG + TILERELEASE per call, small beside the call's work (≥ 16 tokens).
+// TILEDATA through context switches. The cost is one LDTILECFG + TILERELEASE per call, small beside the call's work
+// (≥ 4 tokens over ≥ 16 rows).
 //
 // Performance (measured on that Xeon, 2 threads over the 2B shape's 521 MB of codes, dev/gemv_lab.cpp): TDPBUSD runs
 // at ~4.6 ns, so a pass is bound by streaming and unpacking codes, not by tile arithmetic. Up to kStreamTokens tokens
