@@ -12,6 +12,7 @@
 #include "avx512_emulate.h"
 
 namespace {
+constexpr int kPrefetchFarBytes = 8192;  // kernels_avx512vnni.cpp's, which the .inc reads
 #include "head_i4_avx512.inc"
 
 #define HALO_CHECK_SEED 20261206

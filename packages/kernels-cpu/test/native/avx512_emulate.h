@@ -22,6 +22,7 @@ struct __m512i {
 };
 
 #define _MM_HINT_T0 1
+#define _MM_HINT_T1 2
 inline void _mm_prefetch(const char*, int) {}
 
 namespace halo_avx512_emu {
