@@ -118,6 +118,20 @@ bool Region::allocate(size_t size, bool huge_pages) {
   return true;
 }
 
+bool Model::in_file_map(const void* p) const {
+  const char* at = static_cast<const char*>(p);
+  for (const auto& map : maps)
+    if (at >= static_cast<const char*>(map->data) && at < static_cast<const char*>(map->data) + map->bytes) return true;
+  return false;
+}
+
+void drop_pages(const void* p, size_t bytes) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 FileMap::~FileMap() {
   if (data != nullptr) munmap(data, bytes);
 }

@@ -114,6 +114,10 @@ struct QuantisedHead {
 halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType type, const void* src, int vocab, int hidden, HeadType quant,
                           bool huge_pages, QuantisedHead& out);
 
+/** Drops this process's mappings of the whole pages inside [p, p + bytes) of a file mapping (MADV_DONTNEED: the
+ *  page cache keeps them, RSS does not; a later read faults them back in). Advice only: failures are ignored. */
+void drop_pages(const void* p, size_t bytes);
+
 /** A whole file mapped read-only (weights borrowed from it stay valid while the model lives). */
 struct FileMap {
   std::string path;
@@ -158,6 +162,8 @@ struct Model {
   void norm_quantize(const float* in, const float* weight, int d, int n);
   /** Maps `path` (once per path, pages populated) and returns its bytes. */
   halo_status map_file(const std::string& path, const uint8_t** data, size_t* bytes);
+  /** Whether `p` points into one of the file mappings. */
+  bool in_file_map(const void* p) const;
   halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);
   /** Every tensor a step reads has been set (a step on a half-loaded model is refused, not a crash). */
   bool ready() const;

@@ -120,15 +120,29 @@ describe("zero-copy loads from a mapped file", () => {
       const blockBytes = (cols: number): number => Math.ceil(cols / 256) * 64;
       const q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
       const perLayer = { qkv: (q + 2 * kv) * blockBytes(c.hiddenSize), o: c.hiddenSize * blockBytes(q), gateUp: 2 * c.intermediateSize * blockBytes(c.hiddenSize), down: c.hiddenSize * blockBytes(c.intermediateSize) };
-      const embedding = weights.tokenEmbedding.bytes().byteLength;
-      const adjacent = await logitsOf(mappedWeights(weights, `${label}-adjacent.bin`, { gap: 0 }));
+      // A tied embedding is the LM head, read whole every token: it is copied out of the mapping into huge pages
+      // (HALO_CPU_COPY_HEAD=0 keeps it borrowed); an untied one is only looked up by row and stays borrowed.
+      const embedding = c.tiedEmbeddings ? 0 : weights.tokenEmbedding.bytes().byteLength;
+      const adjacentWeights = mappedWeights(weights, `${label}-adjacent.bin`, { gap: 0 });
+      const adjacent = await logitsOf(adjacentWeights);
       expect(adjacent.logits).toEqual(original.logits);
-      // Everything borrowed: every matrix (fused parts adjacent in the file) and the embedding.
-      expect(adjacent.mappedBytes).toBe(embedding + c.numLayers * (perLayer.qkv + perLayer.o + perLayer.gateUp + perLayer.down));
+      // Everything else borrowed: every matrix (fused parts adjacent in the file) and the embedding.
+      const matrices = c.numLayers * (perLayer.qkv + perLayer.o + perLayer.gateUp + perLayer.down);
+      expect(adjacent.mappedBytes).toBe(embedding + matrices);
       const gaps = await logitsOf(mappedWeights(weights, `${label}-gaps.bin`, { gap: 64 }));
       expect(gaps.logits).toEqual(original.logits);
       // Fused q|k|v and gate|up fall back to arena copies; single-part matrices and the embedding stay borrowed.
       expect(gaps.mappedBytes).toBe(embedding + c.numLayers * (perLayer.o + perLayer.down));
+      const saved = process.env.HALO_CPU_COPY_HEAD;
+      process.env.HALO_CPU_COPY_HEAD = "0";
+      try {
+        const borrowed = await logitsOf(adjacentWeights);
+        expect(borrowed.logits).toEqual(original.logits);
+        expect(borrowed.mappedBytes).toBe(weights.tokenEmbedding.bytes().byteLength + matrices);
+      } finally {
+        if (saved === undefined) delete process.env.HALO_CPU_COPY_HEAD;
+        else process.env.HALO_CPU_COPY_HEAD = saved;
+      }
     });
   }
 
