@@ -449,28 +449,17 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     constexpr int KV = decltype(kv_tag)::value;
     constexpr bool Full = decltype(full_tag)::value;
     // Scores, 4 query heads at a time.
-    for (int g = 0; g < group; g += 4) {
-      const double* qg = qd + static_cast<size_t>(g) * hdp;
-      double* sg = s + static_cast<size_t>(g) * sp;
-      switch (group - g < 4 ? group - g : 4) {
-        case 4: attn_scores<4, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-        case 3: attn_scores<3, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-        case 2: attn_scores<2, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-        default: attn_scores<1, KV, Full>(qg, hdp, hd, keys, stride, key_scales, scale_stride, span, scale, sg, sp); break;
-      }
-    }
+    halo::for_head_passes(group, [&](auto heads, int g) {
+      attn_scores<decltype(heads)::value, KV, Full>(qd + static_cast<size_t>(g) * hdp, hdp, hd, keys, stride, key_scales, scale_stride, span,
+                                                    scale, s + static_cast<size_t>(g) * sp, sp);
+    });
     attn_softmax(s, sp, span, group, hd, out);
     // Weighted sums of values, 4 heads × 8 dimensions (or fewer heads × more dimensions) at a time.
-    for (int g = 0; g < group; g += 4) {
-      const double* wg = s + static_cast<size_t>(g) * sp;
-      double* og = out + static_cast<size_t>(g) * (hd + 2);
-      switch (group - g < 4 ? group - g : 4) {
-        case 4: attn_values<4, 2, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
-        case 3: attn_values<3, 2, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
-        case 2: attn_values<2, 4, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
-        default: attn_values<1, 8, KV, Full>(wg, sp, hd, hdp, values, stride, value_scales, scale_stride, span, og); break;
-      }
-    }
+    halo::for_head_passes(group, [&](auto heads, int g) {
+      constexpr int G = decltype(heads)::value;
+      attn_values<G, G >= 3 ? 2 : 8 / G, KV, Full>(s + static_cast<size_t>(g) * sp, sp, hd, hdp, values, stride, value_scales, scale_stride,
+                                                   span, out + static_cast<size_t>(g) * (hd + 2));
+    });
   });
 }
 
