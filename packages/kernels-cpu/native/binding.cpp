@@ -398,9 +398,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   // A float head read whole every token that lies in a file mapping: copied into huge pages (m->embedding when it is
   // the embedding — the tied head —, else m->head) and its mapped pages dropped (MADV_DONTNEED: the page cache keeps
   // them, this process's RSS does not); returns where the head now is. Through the page cache's 4 KB pages the 2B f16
-  // head streamed ~20 % slower (25–25.6 vs 20.4–22 ms a token on the AMX Xeon). The copy (~0.1 s for 657 MB on 2
-  // threads) is skipped — the head stays borrowed — when HALO_CPU_COPY_HEAD=0, when huge pages are off, or when the
-  // allocation fails.
+  // head streamed ~20 % slower (27–28.5 vs 22–23.5 ms a token on the AMX Xeon, interleaved A/B). The copy takes ~0.1 s
+  // for 657 MB on 2 threads, more for a process's first huge pages (the kernel compacts memory: README); it is skipped
+  // — the head stays borrowed — with HALO_CPU_COPY_HEAD=0, with huge pages off, or when the allocation fails.
   const void* copy_streamed_table(Model* m, const void* src, halo::FloatType type) {
     const char* copy_env = std::getenv("HALO_CPU_COPY_HEAD");
     if (!huge_pages_ || (copy_env != nullptr && std::strcmp(copy_env, "0") == 0) || !m->in_file_map(src)) return src;
