@@ -11,6 +11,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -343,9 +344,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (m == nullptr) return env.Undefined();
     if (!need(env, info.Length() >= 3 && info[0].IsString() && info[2].IsString(), "setHead(kind, values, quant)")) return env.Undefined();
     const std::string kind = info[0].As<Napi::String>().Utf8Value();
-    bool quantised = false;
-    halo::HeadType quant = halo::HeadType::I8;
-    if (!head_quant(info[2], &quantised, &quant)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    std::optional<halo::HeadType> quant;
+    if (!head_quant(info[2], &quant)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     const size_t count = static_cast<size_t>(m->c.vocab) * m->c.hidden;
     const void* src = nullptr;
     halo::FloatType type = halo::FloatType::F32;
@@ -362,25 +362,27 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (arr.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
       src = static_cast<const char*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
     }
-    return Napi::Number::New(env, install_head(m, src, type, kind == "tied", quantised, quant));
+    return Napi::Number::New(env, install_head(m, src, type, kind == "tied", quant));
   }
 
-  // The head storage a setHead / mapFloat argument names: "none" (float as given: *quantised false), "int8" or "int4";
+  // The head storage a setHead / mapFloat argument names: "none" (the floats as given: no value), "int8" or "int4";
   // false for anything else.
-  static bool head_quant(const Napi::Value& v, bool* quantised, halo::HeadType* type) {
+  static bool head_quant(const Napi::Value& v, std::optional<halo::HeadType>* quant) {
     const std::string name = v.As<Napi::String>().Utf8Value();
-    *quantised = name != "none";
-    *type = name == "int4" ? halo::HeadType::I4 : halo::HeadType::I8;
-    return name == "none" || name == "int8" || name == "int4";
+    if (name == "none") quant->reset();
+    else if (name == "int8") *quant = halo::HeadType::I8;
+    else if (name == "int4") *quant = halo::HeadType::I4;
+    else return false;
+    return true;
   }
 
   // The LM head from `src` ([vocab][hidden] of `type`): quantised to `quant` rows, borrowed (tied or mapped: `borrow`),
   // or copied.
-  halo_status install_head(Model* m, const void* src, halo::FloatType type, bool borrow, bool quantised, halo::HeadType quant) {
-    if (quantised) {
-      const halo_status status = halo::quantize_head(m->pool, m->k, type, src, m->c.vocab, m->c.hidden, quant, huge_pages_, m->quantised_head);
+  halo_status install_head(Model* m, const void* src, halo::FloatType type, bool borrow, std::optional<halo::HeadType> quant) {
+    if (quant.has_value()) {
+      const halo_status status = halo::quantize_head(m->pool, m->k, type, src, m->c.vocab, m->c.hidden, *quant, huge_pages_, m->quantised_head);
       if (status != HALO_OK) return status;
-      m->head_type = quant;
+      m->head_type = *quant;
       m->head_data = m->quantised_head.codes.data;
     } else if (borrow) {
       m->head_type = halo::head_type_of(type);
@@ -484,10 +486,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       m->embedding_type = type;
       return Napi::Number::New(env, HALO_OK);
     }
-    bool quantised = false;
-    halo::HeadType quant = halo::HeadType::I8;
-    if (!head_quant(info[5], &quantised, &quant)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-    return Napi::Number::New(env, install_head(m, src, type, true, quantised, quant));
+    std::optional<halo::HeadType> quant;
+    if (!head_quant(info[5], &quant)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    return Napi::Number::New(env, install_head(m, src, type, true, quant));
   }
 
   Napi::Value AllocSlot(const Napi::CallbackInfo& info) {
