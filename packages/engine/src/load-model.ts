@@ -110,12 +110,18 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
   if (options.threads !== undefined) checkInteger("threads", options.threads, 1, 1024);
   const lmHead = options.lmHead ?? "f16";
   if (!(LM_HEAD_STORAGES as readonly unknown[]).includes(lmHead)) {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown LM head storage", { field: "lmHead", expected: LM_HEAD_STORAGES.join(", "), actual: lmHead });
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown LM head storage", {
+      field: "lmHead",
+      expected: LM_HEAD_STORAGES.join(", "),
+      actual: lmHead,
+      hint: "Pass one of those, or leave lmHead out for the exact f16 head",
+    });
   }
   if (lmHead !== "f16" && typeof options.backend === "object") {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "lmHead applies to the backends loadModel creates by name", {
       field: "lmHead",
-      actual: lmHead,
+      expected: 'lmHead "f16" with a Backend object, or a backend given by name',
+      actual: `lmHead "${lmHead}" with a Backend object`,
       hint: "Create the Backend object with its own head option (createBackend({ lmHead }) in @halo/kernels-cpu), or pass backend: \"cpu\"",
     });
   }

@@ -13,8 +13,9 @@ export interface ReadBandwidthOptions {
 /**
  * DRAM read bandwidth in GB/s (10^9 bytes per second): the median of 7 read-reduce passes over `mib` MiB, split across
  * `threads` workers of the CPU backend's thread pool, each first touching its own part, with huge pages advised and a
- * software prefetch 2 KB ahead as halo's kernels stream their weights (the same method as `bench/bandwidth.c`). Runs off the JS thread; takes about a second for the default 512 MiB. A decode step that reads
- * B bytes per token cannot run faster than this ÷ B tokens per second — the roofline `halo bench` reports against.
+ * software prefetch 2 KB ahead as halo's kernels stream their weights (the same method as `bench/bandwidth.c`). Runs
+ * off the JS thread; takes about a second for the default 512 MiB. A decode step that reads B bytes per token cannot
+ * run faster than this ÷ B tokens per second — the roofline `halo bench` reports against.
  *
  * @example
  * ```ts
