@@ -4,6 +4,7 @@ import type { LoadedModel, WeightsConfig } from "@halo/kernels";
 import { createSampler } from "@halo/sampler";
 import type { ChatMessage, StreamDecoder, Tokenizer } from "@halo/tokenizer";
 import { Channel } from "./channel.js";
+import { fitChatToContext, type ContextFit } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
 import type { FinishReason, GenerateEvent } from "./events.js";
 import { checkGenerateOptions, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
@@ -137,12 +138,27 @@ export class Engine {
     return this.generate({ ...options, prompt });
   }
 
-  /** {@link generate} on messages rendered with the chat template (generation prompt appended). */
+  /**
+   * {@link generate} on messages rendered with the chat template (generation prompt appended).
+   * A conversation that does not fit the context window with room for the answer is shortened
+   * by `options.contextShift` (default: drop the oldest turns, keep the system prompt and the
+   * newest user message; see {@link fitChatToContext}); `request-start` says how many messages
+   * were dropped, and `request-end.contextFull` says when the answer was cut by the context.
+   *
+   * @example
+   * ```ts
+   * for await (const e of engine.chat(history, { maxTokens: 128 })) {
+   *   if (e.type === "request-start" && e.droppedMessages > 0) console.warn(`dropped ${e.droppedMessages} old messages`);
+   *   if (e.type === "token-delta") process.stdout.write(e.text);
+   * }
+   * ```
+   */
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}): AsyncIterable<GenerateEvent> {
     this.checkAlive();
     checkGenerateOptions(options);
-    const ids = this.requireTokenizer().encodeChat(messages, this.templateOptions(options.template));
-    return this.run(ids, options);
+    const tokenizer = this.requireTokenizer();
+    const fit = this.fitChat(messages, options, (kept) => tokenizer.encodeChat(kept, this.templateOptions(options.template)));
+    return this.run(fit.ids, options, undefined, fit.droppedMessages);
   }
 
   /**
@@ -244,8 +260,13 @@ export class Engine {
   }
 
   /** @internal Sessions run through here with their own slot. */
-  runInSlot(prompt: number[], options: GenerateOptions, slot: SlotContinuation): AsyncIterable<GenerateEvent> {
-    return this.run(prompt, options, slot);
+  runInSlot(prompt: number[], options: GenerateOptions, slot: SlotContinuation, droppedMessages = 0): AsyncIterable<GenerateEvent> {
+    return this.run(prompt, options, slot, droppedMessages);
+  }
+
+  /** @internal Applies the request's context policy to a chat (sessions call it with their own template). */
+  fitChat(messages: readonly ChatMessage[], options: ChatOptions, encode: (messages: readonly ChatMessage[]) => number[]): ContextFit {
+    return fitChatToContext(messages, { contextLength: this.contextLength, maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS, policy: options.contextShift, encode });
   }
 
   /** @internal A session released its slot: queued requests may start. */
@@ -277,7 +298,7 @@ export class Engine {
     return new Session(this, options);
   }
 
-  private run(prompt: number[], options: GenerateOptions, continuation?: SlotContinuation): AsyncIterable<GenerateEvent> {
+  private run(prompt: number[], options: GenerateOptions, continuation?: SlotContinuation, droppedMessages = 0): AsyncIterable<GenerateEvent> {
     const vocab = this.config.vocabSize;
     for (const id of prompt) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) {
@@ -322,6 +343,7 @@ export class Engine {
     let startedAt = submittedAt;
     let firstTokenAt = 0;
     let finishReason: FinishReason = "length";
+    let contextFull = false;
     let text = "";
     const task: SequenceTask = {
       pending: [...prompt],
@@ -358,6 +380,7 @@ export class Engine {
         // position is the row that produced these logits; the new token goes at position + 1.
         if (generated.length >= maxTokens || position + 2 >= this.contextLength) {
           finishReason = "length";
+          contextFull = position + 2 >= this.contextLength;
           return null;
         }
         return [result.token];
@@ -383,6 +406,8 @@ export class Engine {
         channel.push({
           type: "request-end",
           finishReason,
+          contextFull,
+          contextTokens: start + prompt.length + generated.length,
           text,
           stopString: decoder?.stopString ?? null,
           tokenIds: generated,
@@ -405,7 +430,7 @@ export class Engine {
     if (options.signal?.aborted === true) task.cancelled = true;
     options.signal?.addEventListener("abort", abort, { once: true });
     channel.onCancel = abort;
-    channel.push({ type: "request-start", promptTokens: prompt.length });
+    channel.push({ type: "request-start", promptTokens: prompt.length, contextTokens: start + prompt.length, contextLength: this.contextLength, droppedMessages });
     this.promptTokens += prompt.length;
     this.scheduler.submit(task);
     return channel;

@@ -26,8 +26,17 @@ export interface Timings {
 /** First event of every generation. */
 export interface RequestStartEvent {
   readonly type: "request-start";
-  /** Tokens of the prompt (after the chat template and BOS). */
+  /** Tokens of the prompt (after the chat template and BOS) that this request runs (a session's cached prefix is not counted). */
   readonly promptTokens: number;
+  /** KV positions the sequence holds once the prompt is in (a session's cached prefix included). */
+  readonly contextTokens: number;
+  /** KV positions of the sequence: the answer ends (`contextFull`) when they are all used. */
+  readonly contextLength: number;
+  /**
+   * Messages dropped from a chat to make it fit the context window (the `contextShift` policy);
+   * 0 when nothing was dropped and for plain generations.
+   */
+  readonly droppedMessages: number;
 }
 
 /** One generated token and the text it completes (possibly empty while a character or stop string is pending). */
@@ -45,7 +54,14 @@ export interface TokenDeltaEvent {
 /** Last event of every generation (also after an abort). */
 export interface RequestEndEvent {
   readonly type: "request-end";
+  /**
+   * `"length"` is kept for both limits (as OpenAI does); `contextFull` tells which one it was.
+   */
   readonly finishReason: FinishReason;
+  /** True when the answer ended because the context window was full (not `maxTokens`, not a stop). */
+  readonly contextFull: boolean;
+  /** KV positions the sequence used at the end: prompt (with a session's cached prefix) plus generated tokens. */
+  readonly contextTokens: number;
   /** The full generated text (without the stop string or stop token). */
   readonly text: string;
   /** The stop string that ended the text, when one did. */

@@ -2,6 +2,7 @@
 import { HaloError } from "@halo/errors";
 import { SAMPLER_OPTION_KEYS, type SamplerOptions } from "@halo/sampler";
 import type { ChatMessage } from "@halo/tokenizer";
+import type { ContextShiftPolicy } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
 
 /** Options shared by {@link Engine.generate}, {@link Engine.complete} and {@link Engine.chat}. */
@@ -27,6 +28,12 @@ export interface GenerateRequest extends GenerateOptions {
 export interface ChatOptions extends GenerateOptions {
   /** A built-in template name (`bitnet`, `llama3`) or Jinja source. Default: the model's own template. */
   readonly template?: string;
+  /**
+   * What to do when the conversation does not fit the context window with room for the answer.
+   * Default `"drop-oldest"`: drop whole oldest turns, never the system prompt or the newest user
+   * message (see {@link ContextShiftPolicy}); `request-start` reports `droppedMessages`.
+   */
+  readonly contextShift?: ContextShiftPolicy;
 }
 
 export type { ChatMessage };

@@ -5,7 +5,7 @@ import { referenceBackend, type ActivationQuant, type Backend, type KvDtype } fr
 import { Tokenizer } from "@halo/tokenizer";
 import { Engine } from "./engine.js";
 import { EngineErrorCode } from "./errors.js";
-import { checkInteger } from "./generate-options.js";
+import { checkInteger, checkOptionKeys, type UnlistedKeys } from "./generate-options.js";
 
 /** Progress of {@link loadModel}: opening the file, then the backend taking the weights. */
 export interface LoadModelProgress {
@@ -47,6 +47,33 @@ export interface LoadModelOptions {
   /** Cancels loading (rejects with `ENGINE_ABORTED`). */
   readonly signal?: AbortSignal;
 }
+
+/**
+ * Every key {@link LoadModelOptions} takes; {@link loadModel} refuses any other (a misspelt
+ * `context_length` would otherwise load with the default). A new option is one line here.
+ *
+ * @example
+ * ```ts
+ * LOAD_MODEL_OPTION_KEYS.includes("contextLength"); // true
+ * ```
+ */
+export const LOAD_MODEL_OPTION_KEYS = [
+  "backend",
+  "contextLength",
+  "maxSequences",
+  "kvDtype",
+  "activationQuant",
+  "format",
+  "tokenizer",
+  "threads",
+  "lmHead",
+  "onProgress",
+  "signal",
+] as const satisfies ReadonlyArray<keyof LoadModelOptions>;
+
+// The build fails naming any option added to LoadModelOptions but not to LOAD_MODEL_OPTION_KEYS (it would be refused at run time).
+const everyLoadOptionListed: Record<UnlistedKeys<LoadModelOptions, typeof LOAD_MODEL_OPTION_KEYS>, never> = {};
+void everyLoadOptionListed;
 
 /** LM head storages {@link LoadModelOptions.lmHead} takes. */
 export const LM_HEAD_STORAGES = ["f16", "int8", "int4"] as const;
@@ -106,6 +133,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       actual: typeof source,
     });
   }
+  checkOptionKeys("loadModel", options, LOAD_MODEL_OPTION_KEYS);
   if (options.maxSequences !== undefined) checkInteger("maxSequences", options.maxSequences, 1, 4096);
   if (options.threads !== undefined) checkInteger("threads", options.threads, 1, 1024);
   const lmHead = options.lmHead ?? "f16";

@@ -38,6 +38,44 @@ describe("Session", () => {
     expect(() => session.chat("x")).toThrow(/after dispose/);
   });
 
+  it("drops the oldest turns when the context is full, keeps the system prompt, and stays correct with the cached prefix", async () => {
+    await using engine = await loadModel(synthModel({ seed: 12 }), { backend: "reference", contextLength: 96 });
+    const options = { maxTokens: 8, temperature: 0, ignoreEos: true } as const;
+    const session = engine.createSession({ system: "Be brief." });
+    let dropped = 0;
+    for (let turn = 1; turn <= 8; turn++) {
+      const before = session.messages.slice();
+      const cachedBefore = session.cachedTokens.slice();
+      let start: { droppedMessages: number; contextTokens: number; promptTokens: number } | null = null;
+      let result: RequestEndEvent | null = null;
+      for await (const e of session.chat(`Question number ${turn}, please?`, options)) {
+        if (e.type === "request-start") start = e;
+        if (e.type === "request-end") result = e;
+      }
+      if (start === null || result === null) throw new Error("incomplete turn");
+      expect(session.messages[0]).toEqual({ role: "system", content: "Be brief." });
+      expect(session.messages.at(-2)).toEqual({ role: "user", content: `Question number ${turn}, please?` });
+      expect(session.messages.at(-1)).toEqual({ role: "assistant", content: result.text });
+      // The session forgot exactly the dropped messages: whole turns, oldest first.
+      expect(session.messages.length).toBe(before.length + 2 - start.droppedMessages);
+      expect(session.messages.slice(1, -2)).toEqual(before.slice(1 + start.droppedMessages));
+      expect(start.contextTokens + options.maxTokens).toBeLessThanOrEqual(96);
+      // Only the tokens after the longest matching cached prefix ran; after a drop that prefix ends within the system prompt.
+      const fresh = await end(engine.chat(session.messages.slice(0, -1), options));
+      const ids = [...engine.tokenizer!.encodeChat(session.messages.slice(0, -1))];
+      let common = 0;
+      while (common < cachedBefore.length && common < ids.length - 1 && cachedBefore[common] === ids[common]) common++;
+      expect(start.promptTokens).toBe(ids.length - common);
+      expect(start.contextTokens).toBe(ids.length);
+      // Same answer as the kept conversation run from scratch: the reused KV is right.
+      expect(result.tokenIds).toEqual(fresh.tokenIds);
+      dropped += start.droppedMessages;
+    }
+    expect(dropped).toBeGreaterThan(0);
+    expect(session.messages.length).toBeLessThan(1 + 2 * 8);
+    session.dispose();
+  });
+
   it("refuses a second turn while one runs, resets, and frees its slot", async () => {
     await using engine = await loadModel(synthModel({ seed: 12 }), { backend: "reference", contextLength: 128, maxSequences: 1 });
     const session = engine.createSession();

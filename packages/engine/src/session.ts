@@ -63,16 +63,27 @@ export class Session {
 
   /**
    * Adds a user message (or several messages) and streams the assistant's answer, which is added
-   * to {@link messages} when the turn ends (also on abort, with the text so far).
+   * to {@link messages} when the turn ends (also on abort, with the text so far). When the
+   * conversation no longer fits the context window, `options.contextShift` (default: drop the
+   * oldest turns, keep the system prompt) shortens it and {@link messages} loses the dropped
+   * turns too; the cached KV is reused up to the first token that changed (the system prompt).
+   *
+   * @example
+   * ```ts
+   * for await (const e of session.chat("And then?", { maxTokens: 64 })) {
+   *   if (e.type === "request-start" && e.droppedMessages > 0) console.warn(`forgot the ${e.droppedMessages} oldest messages`);
+   * }
+   * ```
    */
   chat(content: string | readonly ChatMessage[], options: ChatOptions = {}): AsyncIterable<GenerateEvent> {
     const added = typeof content === "string" ? [{ role: "user", content }] : [...content];
     const template = options.template ?? this.template;
     const tokenizer = this.requireReady();
     const conversation = [...this.messages, ...added];
-    const ids = tokenizer.encodeChat(conversation, template === undefined ? {} : { template });
-    const stream = this.continueWith(ids, options);
-    this.messages.push(...added);
+    // Too long for the context: the policy drops old turns (the session forgets them too).
+    const fit = this.engine.fitChat(conversation, options, (kept) => tokenizer.encodeChat(kept, template === undefined ? {} : { template }));
+    const stream = this.continueWith(fit.ids, options, fit.droppedMessages);
+    this.messages.splice(0, this.messages.length, ...fit.messages);
     const messages = this.messages;
     return {
       async *[Symbol.asyncIterator]() {
@@ -115,7 +126,7 @@ export class Session {
     }
   }
 
-  private continueWith(ids: number[], options: GenerateOptions): AsyncIterable<GenerateEvent> {
+  private continueWith(ids: number[], options: GenerateOptions, droppedMessages = 0): AsyncIterable<GenerateEvent> {
     this.checkIdle();
     // Longest cached prefix that still matches, leaving at least one token to run.
     let keep = 0;
@@ -135,7 +146,7 @@ export class Session {
         const length = this.disposed ? 0 : model.sequenceLength(this.slot);
         this.cached = [...ids, ...generated].slice(0, length);
       },
-    });
+    }, droppedMessages);
   }
 
   private requireReady() {

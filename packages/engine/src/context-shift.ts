@@ -1,0 +1,238 @@
+// What a chat does when its conversation no longer fits the context window: drop the oldest turns, refuse, or a caller's policy.
+import { HaloError } from "@halo/errors";
+import type { ChatMessage } from "@halo/tokenizer";
+import { EngineErrorCode } from "./errors.js";
+
+/** Facts a {@link ContextShiftFunction} decides with. */
+export interface ContextShiftInfo {
+  /** KV positions of the sequence. */
+  readonly contextLength: number;
+  /** Tokens of the whole conversation as rendered with the chat template (BOS included). */
+  readonly promptTokens: number;
+  /** Tokens kept free for the answer: see {@link answerRoom}. */
+  readonly answerRoom: number;
+  /** The most prompt tokens that still leave {@link answerRoom}: `contextLength - answerRoom`. */
+  readonly maxPromptTokens: number;
+  /** Tokens of other messages rendered with the same template (to try candidates). */
+  countTokens(messages: readonly ChatMessage[]): number;
+}
+
+/**
+ * A custom context policy: given the conversation that does not fit and the facts above, return
+ * the messages to run instead (fewer, shorter or summarised). Called only when the rendered
+ * conversation exceeds `info.maxPromptTokens`. What it returns must fit in the context window
+ * (fewer than `contextLength` tokens), or the chat fails with `ENGINE_CONTEXT_OVERFLOW`.
+ *
+ * @example
+ * ```ts
+ * // Keep the system prompt and only the newest message.
+ * const lastOnly: ContextShiftFunction = (messages) => [...messages.filter((m) => m.role === "system"), messages.at(-1)!];
+ * engine.chat(messages, { contextShift: lastOnly });
+ * ```
+ */
+export type ContextShiftFunction = (messages: readonly ChatMessage[], info: ContextShiftInfo) => readonly ChatMessage[];
+
+/**
+ * What a chat does when the conversation does not fit the context window with room for the answer:
+ * - `"drop-oldest"` (default): drop the fewest whole oldest turns (a user message and the replies
+ *   after it) that make it fit; system messages and the newest user message are never dropped.
+ * - `"error"`: never change the messages; a prompt that leaves no room for even one token fails
+ *   with `ENGINE_CONTEXT_OVERFLOW`, a shorter one runs and its answer may be cut by the context.
+ * - a {@link ContextShiftFunction}.
+ */
+export type ContextShiftPolicy = "drop-oldest" | "error" | ContextShiftFunction;
+
+/** The named policies (for flags and request fields). */
+export const CONTEXT_SHIFT_POLICIES = ["drop-oldest", "error"] as const;
+
+/** What {@link fitChatToContext} decided. */
+export interface ContextFit {
+  /** The messages that run (the input itself when nothing was dropped). */
+  readonly messages: readonly ChatMessage[];
+  /** Their prompt token ids. */
+  readonly ids: number[];
+  /** How many messages were removed (0 when the conversation fitted). */
+  readonly droppedMessages: number;
+  /** Tokens the whole conversation needed before anything was removed. */
+  readonly promptTokensBefore: number;
+}
+
+/** Options of {@link fitChatToContext}. */
+export interface FitChatOptions {
+  readonly contextLength: number;
+  /** The request's `maxTokens` (the answer room is derived from it). */
+  readonly maxTokens: number;
+  /** Default `"drop-oldest"`. */
+  readonly policy?: ContextShiftPolicy | undefined;
+  /** Messages → prompt token ids, with the template the request uses. */
+  readonly encode: (messages: readonly ChatMessage[]) => number[];
+}
+
+/**
+ * Tokens a chat keeps free for the answer when it drops old turns: `maxTokens`, but at most a
+ * quarter of the context (so a large `maxTokens` does not throw away most of the conversation),
+ * and at least 1. An answer longer than this room still runs until the context is full.
+ *
+ * @example
+ * ```ts
+ * answerRoom(4096, 256); // 256
+ * answerRoom(64, 512);   // 16
+ * answerRoom(64, 0);     // 1
+ * ```
+ */
+export function answerRoom(contextLength: number, maxTokens: number): number {
+  return Math.max(1, Math.min(maxTokens, Math.floor(contextLength / 4)));
+}
+
+/** Throws `ENGINE_BAD_OPTION` unless `policy` is a named policy or a function. */
+export function checkContextShift(policy: unknown): ContextShiftPolicy {
+  if (policy === undefined) return "drop-oldest";
+  if (typeof policy === "function" || (typeof policy === "string" && (CONTEXT_SHIFT_POLICIES as readonly string[]).includes(policy))) {
+    return policy as ContextShiftPolicy;
+  }
+  throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "contextShift must be a policy name or a function", {
+    field: "contextShift",
+    expected: `${CONTEXT_SHIFT_POLICIES.map((p) => `"${p}"`).join(" or ")} or (messages, info) => messages`,
+    actual: policy,
+  });
+}
+
+/**
+ * The turns of a conversation that may be dropped, oldest first: index lists of the non-system
+ * messages before the newest user message, each starting at a user message (a leading reply
+ * without its question is a turn of its own).
+ */
+function droppableTurns(messages: readonly ChatMessage[]): number[][] {
+  let newest = -1;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.role === "user") {
+      newest = i;
+      break;
+    }
+  }
+  if (newest < 0) newest = messages.length - 1;
+  const turns: number[][] = [];
+  for (let i = 0; i < newest; i++) {
+    const role = messages[i]!.role;
+    if (role === "system") continue;
+    if (role === "user" || turns.length === 0) turns.push([i]);
+    else turns.at(-1)!.push(i);
+  }
+  return turns;
+}
+
+function withoutTurns(messages: readonly ChatMessage[], turns: readonly number[][], count: number): ChatMessage[] {
+  const dropped = new Set(turns.slice(0, count).flat());
+  return messages.filter((_, i) => !dropped.has(i));
+}
+
+function overflow(message: string, tokens: number, contextLength: number, hint: string): HaloError {
+  return new HaloError(EngineErrorCode.ENGINE_CONTEXT_OVERFLOW, message, {
+    field: "messages",
+    expected: `fewer than ${contextLength} prompt tokens (room for at least one new token)`,
+    actual: `${tokens} tokens`,
+    hint,
+  });
+}
+
+function checkMessages(value: unknown): readonly ChatMessage[] {
+  if (Array.isArray(value) && value.every((m) => typeof m === "object" && m !== null && typeof m.role === "string" && typeof m.content === "string")) {
+    return value as ChatMessage[];
+  }
+  throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "the contextShift function must return an array of chat messages", {
+    field: "contextShift",
+    expected: "an array of { role, content } objects",
+    actual: Array.isArray(value) ? "an array with other values" : typeof value,
+  });
+}
+
+/**
+ * Fits a conversation into the context window with a {@link ContextShiftPolicy}: renders it, and
+ * when the prompt leaves less than {@link answerRoom} tokens free, applies the policy. With
+ * `"drop-oldest"` it drops the fewest whole oldest turns that leave that room (found by bisection,
+ * so a long conversation costs a few renders, not one per turn); when even dropping every older
+ * turn does not leave the room, it runs with all of them dropped as long as the prompt leaves at
+ * least one token. Throws `ENGINE_CONTEXT_OVERFLOW` when the system prompt and newest message
+ * alone fill the context, and `ENGINE_BAD_OPTION` for a policy that is neither a name nor a function.
+ * {@link Engine.chat} and {@link Session.chat} call it; servers that render chats themselves can too.
+ *
+ * @example
+ * ```ts
+ * const fit = fitChatToContext(messages, {
+ *   contextLength: engine.contextLength,
+ *   maxTokens: 256,
+ *   encode: (m) => engine.tokenizer!.encodeChat(m),
+ * });
+ * if (fit.droppedMessages > 0) console.warn(`dropped the ${fit.droppedMessages} oldest messages`);
+ * ```
+ */
+export function fitChatToContext(messages: readonly ChatMessage[], options: FitChatOptions): ContextFit {
+  const policy = checkContextShift(options.policy);
+  const { contextLength, encode } = options;
+  const ids = encode(messages);
+  const room = answerRoom(contextLength, options.maxTokens);
+  const budget = contextLength - room;
+  const fitted = (kept: readonly ChatMessage[], keptIds: number[]): ContextFit => ({
+    messages: kept,
+    ids: keptIds,
+    droppedMessages: Math.max(0, messages.length - kept.length),
+    promptTokensBefore: ids.length,
+  });
+  if (ids.length <= budget) return fitted(messages, ids);
+
+  if (policy === "error") {
+    if (ids.length < contextLength) return fitted(messages, ids);
+    throw overflow(
+      "the conversation does not fit in the context window, and the context policy is \"error\"",
+      ids.length,
+      contextLength,
+      'Start a new conversation, use contextShift: "drop-oldest" to drop the oldest turns, or load the model with a larger contextLength',
+    );
+  }
+
+  if (typeof policy === "function") {
+    const kept = checkMessages(policy(messages, { contextLength, promptTokens: ids.length, answerRoom: room, maxPromptTokens: budget, countTokens: (m) => encode(m).length }));
+    const keptIds = encode(kept);
+    if (keptIds.length >= contextLength) {
+      throw overflow(
+        "the messages the contextShift function returned still do not fit in the context window",
+        keptIds.length,
+        contextLength,
+        "Return fewer or shorter messages from the contextShift function, or load the model with a larger contextLength",
+      );
+    }
+    return fitted(kept, keptIds);
+  }
+
+  // drop-oldest: the smallest number of whole turns whose removal leaves the answer room.
+  const turns = droppableTurns(messages);
+  const render = (count: number): { kept: ChatMessage[]; ids: number[] } => {
+    const kept = withoutTurns(messages, turns, count);
+    return { kept, ids: encode(kept) };
+  };
+  let best = render(turns.length);
+  if (best.ids.length >= contextLength) {
+    throw overflow(
+      turns.length > 0
+        ? `the newest message does not fit in the context window even after dropping all ${turns.length} older turn${turns.length === 1 ? "" : "s"}`
+        : "the newest message does not fit in the context window",
+      best.ids.length,
+      contextLength,
+      "Shorten the newest message or the system prompt, or load the model with a larger contextLength",
+    );
+  }
+  if (best.ids.length <= budget) {
+    // Invariant: dropping `high` turns fits the budget, dropping `low` does not.
+    let low = 0;
+    let high = turns.length;
+    while (high - low > 1) {
+      const middle = (low + high) >> 1;
+      const candidate = render(middle);
+      if (candidate.ids.length <= budget) {
+        high = middle;
+        best = candidate;
+      } else low = middle;
+    }
+  }
+  return fitted(best.kept, best.ids);
+}
