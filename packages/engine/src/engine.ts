@@ -7,7 +7,7 @@ import { Channel } from "./channel.js";
 import { fitChatToContext, type ContextFit } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
 import type { FinishReason, GenerateEvent } from "./events.js";
-import { checkGenerateOptions, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
+import { CHAT_OPTION_KEYS, checkGenerateOptions, GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
 import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
 import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
@@ -128,13 +128,14 @@ export class Engine {
    */
   generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
     this.checkAlive();
-    checkGenerateOptions(request);
+    checkGenerateOptions(request, GENERATE_REQUEST_KEYS);
     const prompt = typeof request.prompt === "string" ? this.tokenize(request.prompt) : [...request.prompt];
     return this.run(prompt, request);
   }
 
   /** {@link generate} with a text prompt. */
   complete(prompt: string, options: GenerateOptions = {}): AsyncIterable<GenerateEvent> {
+    checkGenerateOptions(options, GENERATE_OPTION_KEYS, "complete");
     return this.generate({ ...options, prompt });
   }
 
@@ -155,7 +156,7 @@ export class Engine {
    */
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}): AsyncIterable<GenerateEvent> {
     this.checkAlive();
-    checkGenerateOptions(options);
+    checkGenerateOptions(options, CHAT_OPTION_KEYS, "chat");
     const tokenizer = this.requireTokenizer();
     const fit = this.fitChat(messages, options, (kept) => tokenizer.encodeChat(kept, this.templateOptions(options.template)));
     return this.run(fit.ids, options, undefined, fit.droppedMessages);

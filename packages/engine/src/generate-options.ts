@@ -1,5 +1,5 @@
 // Options of a generation request and their validation.
-import { HaloError } from "@halo/errors";
+import { closestMatch, HaloError } from "@halo/errors";
 import { SAMPLER_OPTION_KEYS, type SamplerOptions } from "@halo/sampler";
 import type { ChatMessage } from "@halo/tokenizer";
 import type { ContextShiftPolicy } from "./context-shift.js";
@@ -38,6 +38,87 @@ export interface ChatOptions extends GenerateOptions {
 
 export type { ChatMessage };
 
+/**
+ * Every key {@link GenerateOptions} takes: the sampler's and the engine's own. Anything else is
+ * refused (`top_p` would otherwise be ignored without a word). A new option is one line here.
+ *
+ * @example
+ * ```ts
+ * GENERATE_OPTION_KEYS.includes("maxTokens"); // true
+ * ```
+ */
+export const GENERATE_OPTION_KEYS = [
+  ...SAMPLER_OPTION_KEYS,
+  "maxTokens",
+  "stop",
+  "stopTokenIds",
+  "ignoreEos",
+  "signal",
+] as const satisfies ReadonlyArray<keyof GenerateOptions>;
+
+/**
+ * Every key a {@link GenerateRequest} takes: {@link GENERATE_OPTION_KEYS} and `prompt`.
+ *
+ * @example
+ * ```ts
+ * GENERATE_REQUEST_KEYS.includes("prompt"); // true
+ * ```
+ */
+export const GENERATE_REQUEST_KEYS = [...GENERATE_OPTION_KEYS, "prompt"] as const satisfies ReadonlyArray<keyof GenerateRequest>;
+
+/**
+ * Every key {@link ChatOptions} takes: {@link GENERATE_OPTION_KEYS} and the chat-only ones. A new
+ * chat option is one line here.
+ *
+ * @example
+ * ```ts
+ * CHAT_OPTION_KEYS.includes("template"); // true
+ * ```
+ */
+export const CHAT_OPTION_KEYS = [
+  ...GENERATE_OPTION_KEYS,
+  "template",
+  "contextShift",
+] as const satisfies ReadonlyArray<keyof ChatOptions>;
+
+/** Keys of `T` missing from the list `K`. */
+export type UnlistedKeys<T, K extends readonly unknown[]> = Exclude<keyof T, K[number]>;
+
+// The build fails naming any option added to an interface above but not to its key list (it would be refused at run time).
+const everyOptionListed: Record<
+  UnlistedKeys<GenerateOptions, typeof GENERATE_OPTION_KEYS> | UnlistedKeys<GenerateRequest, typeof GENERATE_REQUEST_KEYS> | UnlistedKeys<ChatOptions, typeof CHAT_OPTION_KEYS>,
+  never
+> = {};
+void everyOptionListed;
+
+/**
+ * Throws `ENGINE_BAD_OPTION` for the first key of `options` not in `keys`, naming it and, for a
+ * likely misspelling (`top_p`, `max_tokens`, `temprature`), the key that was meant.
+ *
+ * @example
+ * ```ts
+ * checkOptionKeys("generate", { top_p: 0.5 }, GENERATE_OPTION_KEYS); // throws: … Did you mean topP?
+ * ```
+ */
+export function checkOptionKeys(what: string, options: unknown, keys: readonly string[]): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `${what} options must be an object`, {
+      field: "options",
+      expected: "an object (or nothing, for the defaults)",
+      actual: options === null ? "null" : Array.isArray(options) ? "an array" : typeof options,
+    });
+  }
+  for (const key of Object.keys(options)) {
+    if (keys.includes(key)) continue;
+    const meant = closestMatch(key, keys);
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `unknown ${what} option`, {
+      field: key,
+      expected: `one of ${keys.join(", ")}`,
+      hint: meant !== undefined ? `Did you mean ${meant}? Options are camelCase` : "Remove it, or check its spelling against the list",
+    });
+  }
+}
+
 /** The sampler's fields of a request (the sampler refuses keys it does not know). */
 export function samplerOptionsOf(options: GenerateOptions): SamplerOptions {
   const out: Record<string, unknown> = {};
@@ -57,8 +138,12 @@ export function checkInteger(field: string, value: unknown, min: number, max: nu
   return value;
 }
 
-/** Validates the engine-level fields of a request (sampler fields are validated by the sampler). */
-export function checkGenerateOptions(options: GenerateOptions): void {
+/**
+ * Validates a request's keys against `keys` (default {@link GENERATE_OPTION_KEYS}) and its
+ * engine-level fields (sampler fields are validated by the sampler).
+ */
+export function checkGenerateOptions(options: GenerateOptions, keys: readonly string[] = GENERATE_OPTION_KEYS, what = "generate"): void {
+  checkOptionKeys(what, options, keys);
   if (options.maxTokens !== undefined) checkInteger("maxTokens", options.maxTokens, 0, 1 << 24);
   if (options.stop !== undefined) {
     if (!Array.isArray(options.stop) || options.stop.some((s) => typeof s !== "string" || s.length === 0)) {

@@ -1,8 +1,9 @@
 // @halo/engine: open any ternary model file, pick a backend, stream tokens.
-export { loadModel, BACKEND_NAMES, LM_HEAD_STORAGES } from "./load-model.js";
+export { loadModel, BACKEND_NAMES, LM_HEAD_STORAGES, LOAD_MODEL_OPTION_KEYS } from "./load-model.js";
 export type { LoadModelOptions, LoadModelProgress, LmHeadStorage } from "./load-model.js";
 export { Engine, DEFAULT_MAX_TOKENS } from "./engine.js";
 export type { EngineStats } from "./engine.js";
+export { GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, CHAT_OPTION_KEYS } from "./generate-options.js";
 export type { GenerateOptions, GenerateRequest, ChatOptions, ChatMessage } from "./generate-options.js";
 export type {
   GenerateEvent,

@@ -4,7 +4,7 @@ import type { ChatMessage } from "@halo/tokenizer";
 import type { Engine } from "./engine.js";
 import { EngineErrorCode } from "./errors.js";
 import type { GenerateEvent } from "./events.js";
-import type { ChatOptions, GenerateOptions } from "./generate-options.js";
+import { CHAT_OPTION_KEYS, checkGenerateOptions, type ChatOptions, type GenerateOptions } from "./generate-options.js";
 
 /** Options of {@link Engine.createSession}. */
 export interface SessionOptions {
@@ -76,6 +76,7 @@ export class Session {
    * ```
    */
   chat(content: string | readonly ChatMessage[], options: ChatOptions = {}): AsyncIterable<GenerateEvent> {
+    checkGenerateOptions(options, CHAT_OPTION_KEYS, "chat");
     const added = typeof content === "string" ? [{ role: "user", content }] : [...content];
     const template = options.template ?? this.template;
     const tokenizer = this.requireReady();
@@ -97,6 +98,7 @@ export class Session {
 
   /** Continues the session with raw text (BOS not added) or token ids, without a chat template. */
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncIterable<GenerateEvent> {
+    checkGenerateOptions(options);
     const ids =
       typeof prompt === "string"
         ? this.requireReady().encode(prompt, { addSpecialTokens: this.cached.length === 0 })
