@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs, when missing (CI machines start bare).
+# Installs the Debian packages halo needs and are missing: a clean machine has Node.js alone.
+#   setup-system.sh            what the test command needs (CI, README command 2): the C++ toolchain for the
+#                              native CPU backend, Chromium for the chat-page test, the aarch64 cross compiler
+#                              and qemu-user for the NEON check.
+#   setup-system.sh --runtime  what running halo from a clone needs (README command 1): the C++ toolchain only.
+#                              Not root and missing: says what to install and exits 0 (the build then says the
+#                              native backend was skipped and halo runs on the slow reference backend).
 set -euo pipefail
+mode=tests
+[ "${1:-}" = "--runtime" ] && mode=runtime
 need=()
+# node-gyp builds @halo/kernels-cpu's addon with a C++17 compiler, make and python3.
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
-# Headless browser for the @halo/server chat page test (driven by playwright-core); optional when not
-# root (the test skips and says so without it).
-if [ "$(id -u)" = "0" ] && ! command -v chromium >/dev/null 2>&1; then need+=(chromium); fi
-# @halo/kernels-cpu test:ci steps: the aarch64 cross-compile of the NEON kernels and their run under qemu-user.
-# (libasan/libubsan for its sanitizer run come with Debian's g++.)
-command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu)
-command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = "0" ]; then
-    apt-get update -qq && apt-get install -y -qq "${need[@]}"
-  else
-    echo "missing system packages: ${need[*]} (install them with apt-get)" >&2
-    exit 1
-  fi
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ "$mode" = tests ]; then
+  # Headless browser for the @halo/server chat page test (driven by playwright-core).
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # @halo/kernels-cpu cross-check: the aarch64 cross-compile of the NEON kernels and their run under qemu-user.
+  # (libasan/libubsan for its sanitizer run come with Debian's g++; strip comes with binutils.)
+  command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu)
+  command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 fi
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup-system: installing ${need[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  exit 0
+fi
+echo "setup-system: missing system packages: ${need[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${need[*]}) and run this command again." >&2
+[ "$mode" = runtime ] && exit 0
+exit 1

@@ -20,9 +20,15 @@ declare const document: {
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`page test skipped: ${CHROMIUM} is missing (install it with \`apt-get install -y chromium\`, as scripts/setup-system.sh does)`);
+// The test command (scripts/test-ci.mjs) sets HALO_REQUIRE_BROWSER=1: there a missing browser fails instead of skipping.
+const browserRequired = process.env["HALO_REQUIRE_BROWSER"] === "1";
+if (!haveChromium && !browserRequired) console.warn(`page test skipped: ${CHROMIUM} is missing (install it with \`apt-get install -y chromium\`, as scripts/setup-system.sh does)`);
 
 describe("the chat page in headless Chromium", () => {
+  it.runIf(!haveChromium && browserRequired)("has a browser to run in (HALO_REQUIRE_BROWSER=1)", () => {
+    expect.fail(`${CHROMIUM} is missing; the test command installs it with scripts/setup-system.sh (apt-get install -y chromium, as root)`);
+  });
+
   it.skipIf(!haveChromium)("streams a typed prompt's reply into the page while the live stats update; saves a screenshot", async () => {
     const { chromium } = await import("playwright-core");
     const tiny = await startTinyServer({ parallel: 2, statsIntervalMs: 100 });

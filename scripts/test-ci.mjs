@@ -1,0 +1,36 @@
+// `corepack pnpm test:ci` (README command 2, what .ci/run runs): installs the system packages the tests need, then
+// builds, typechecks and tests every package, checks the error docs and package manifests, installs the packed
+// tarballs with no compiler, and runs the native sanitizer and aarch64 cross checks. Stops at the first failure.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+// Here nothing may quietly skip: the native build, the browser test and the cross check must run.
+const env = { ...process.env, HALO_REQUIRE_NATIVE: "1", HALO_REQUIRE_BROWSER: "1", TURBO_TELEMETRY_DISABLED: "1" };
+
+const STEPS = [
+  ["system packages", "bash", ["scripts/setup-system.sh"]],
+  ["build", "turbo", ["run", "build", "--concurrency=1"]],
+  ["typecheck", "turbo", ["run", "typecheck", "--concurrency=1"]],
+  ["test", "turbo", ["run", "test", "--concurrency=1"]],
+  ["error codes documented", "node", ["scripts/check-errors-documented.mjs"]],
+  ["package manifests", "node", ["scripts/check-packages.mjs"]],
+  ["npm install of the tarballs without a compiler", "node", ["scripts/pack-install-test.mjs", "--prebuild"]],
+  ["native sanitizers", "pnpm", ["--filter", "@halo/kernels-cpu", "sanitize"]],
+  ["aarch64 cross check", "pnpm", ["--filter", "@halo/kernels-cpu", "cross-check"]],
+];
+
+for (const [label, command, args] of STEPS) {
+  const started = Date.now();
+  console.log(`\ntest:ci: ${label} (${[command, ...args].join(" ")})`);
+  const result = spawnSync(command, args, { cwd: root, env, stdio: "inherit" });
+  if (result.error !== undefined) {
+    console.error(`test:ci: ${label}: cannot run ${command}: ${result.error.message}`);
+    process.exit(1);
+  }
+  if (result.status !== 0) {
+    console.error(`test:ci: ${label} FAILED (exit ${result.status ?? result.signal})`);
+    process.exit(result.status ?? 1);
+  }
+  console.log(`test:ci: ${label}: ok in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
