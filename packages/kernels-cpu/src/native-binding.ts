@@ -101,7 +101,9 @@ export function nativeBinding(): NativeBinding {
         path: existsSync(prebuilt) ? prebuilt : local,
         expected: `a prebuilt ${process.platform}-${process.arch} N-API addon in ${prebuilt}, or a local build at ${local}`,
         actual: cause instanceof Error ? cause.message.split("\n")[0] : String(cause),
-        hint: "Run `pnpm --filter @halo/kernels-cpu build` (needs a C++17 compiler and node-gyp), or use the reference backend",
+        hint:
+          "Fix: `npm rebuild @halo/kernels-cpu` (takes the prebuilt addon where one ships for this platform, else builds from source " +
+          "with g++, make and python3); in a clone of the halo repository: `corepack pnpm --filter @halo/kernels-cpu build`",
         cause,
       });
     }
