@@ -28,7 +28,7 @@ export type {
   TernaryRole,
   NormRole,
 } from "./core/model.js";
-export { validateConfig, shapeConfig } from "./core/config.js";
+export { CONFIG_LIMITS, validateConfig, shapeConfig } from "./core/config.js";
 export type { ShapeName } from "./core/config.js";
 export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
 export type { TensorBytes } from "./core/tensors.js";
@@ -154,5 +154,7 @@ export { openModel, sniffFormat, readTokenizerFile, ACCEPTED_FORMATS } from "./o
 export type { OpenModelOptions, SniffResult } from "./open.js";
 export { convertModel, CONVERT_FORMATS } from "./convert.js";
 export { runCli } from "./cli/run-cli.js";
+export { describeModel } from "./cli/describe-model.js";
+export type { ModelSummary, TensorSummary } from "./cli/describe-model.js";
 export type { CliIo } from "./cli/cli-io.js";
 export type { ConvertFormat, ConvertOptions, ConvertReport } from "./convert.js";

@@ -172,7 +172,28 @@ function checkSize(layout: H1bLayout, source: ByteSource): void {
   });
 }
 
-function sidecarPath(path: string, option: string | false | undefined): string | null {
+/**
+ * Refuses a file with at least one f32 embedding row (4 · hidden_size bytes) after the last layer.
+ * The format has no size field, so a header whose dimensions were changed downwards (fewer KV
+ * heads, a smaller FFN, fewer layers or tokens) still "fits" and would run as garbage; the seed
+ * writers never leave more than a few bytes of padding.
+ */
+function checkTrailing(layout: H1bLayout, dims: H1bDims, source: ByteSource): void {
+  const trailing = source.byteLength - Number(layout.totalBytes);
+  const limit = 4 * dims.hiddenSize;
+  if (trailing < limit) return;
+  throw new HaloError(H1bErrorCode.H1B_BAD_DIMENSION, "the file is larger than its header's dimensions describe", {
+    path: source.path,
+    offset: Number(layout.totalBytes),
+    field: "cfg[0..5]",
+    expected: `${layout.totalBytes} bytes for the declared dimensions (plus fewer than ${limit} trailing bytes)`,
+    actual: `${source.byteLength} bytes (${trailing} after the last layer)`,
+    hint: "The header's dimensions (intermediate_size, num_kv_heads, num_layers, vocab_size) do not match the weights; download or convert the model again",
+  });
+}
+
+/** @internal The `.htok` a `.h1b` is read with: the option's, else `<stem>.htok` when it exists. */
+export function sidecarPath(path: string, option: string | false | undefined): string | null {
   if (option === false) return null;
   if (option !== undefined) return option;
   if (path.startsWith("<")) return null;
@@ -241,6 +262,7 @@ function openModel(source: ByteSource, options: ReadH1bOptions): HaloModel {
   const packing = packingOf(format);
   const layout = h1bLayout(dims, header.version, format, path);
   checkSize(layout, source);
+  checkTrailing(layout, dims, source);
 
   const hs = dims.hiddenSize;
   const headDim = hs / dims.numHeads;
