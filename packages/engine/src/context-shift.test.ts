@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
-import { answerRoom, fitChatToContext, type ChatMessage, type ContextShiftInfo, type GenerateEvent, loadModel, type RequestEndEvent, type RequestStartEvent } from "./index.js";
+import { answerRoom, fitChatToContext, fitChatToContextAsync, type ChatMessage, type ContextShiftInfo, type GenerateEvent, loadModel, type RequestEndEvent, type RequestStartEvent } from "./index.js";
 
 // A transparent encoder: one token per message header, one per character of content, one for the
 // generation prompt. Any encoder works; this one makes the expected token counts easy to state.
@@ -118,6 +118,23 @@ describe("fitChatToContext", () => {
     const broken = (() => "nope") as unknown as typeof keepAll;
     expect(overflowOf(() => fitChatToContext(conversation, { contextLength: 20, maxTokens: 8, policy: broken, encode })).code).toBe("ENGINE_BAD_OPTION");
     expect(overflowOf(() => fitChatToContext(conversation, { contextLength: 20, maxTokens: 8, policy: "shift" as "error", encode })).message).toMatch(/contextShift must be/);
+  });
+});
+
+describe("fitChatToContextAsync", () => {
+  it("decides as the sync version, and treats null (known too long) as not fitting without a count", async () => {
+    for (const contextLength of [30, 45, 60, 80, 200]) {
+      const sync = fitChatToContext(conversation, { contextLength, maxTokens: 4, encode });
+      const async = await fitChatToContextAsync(conversation, { contextLength, maxTokens: 4, encode: async (m) => encode(m) });
+      expect(async).toEqual(sync);
+    }
+    // An encoder with a sound bound (every character is a token): 60 characters or more cannot fit a context of 60.
+    const bounded = async (m: readonly ChatMessage[]): Promise<number[] | null> => (m.reduce((n, x) => n + x.content.length, 0) >= 60 ? null : encode(m));
+    const fit = await fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, encode: bounded });
+    expect(fit.promptTokensBefore).toBeNull();
+    expect(fit.messages).toEqual(fitChatToContext(conversation, { contextLength: 60, maxTokens: 4, encode }).messages);
+    await expect(fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, policy: "error", encode: bounded })).rejects.toThrow(/more than 60 tokens/);
+    await expect(fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, policy: (() => []) as unknown as "error", encode: bounded })).rejects.toThrow(/named context policy/);
   });
 });
 

@@ -53,8 +53,8 @@ export interface ContextFit {
   readonly ids: number[];
   /** How many messages were removed (0 when the conversation fitted). */
   readonly droppedMessages: number;
-  /** Tokens the whole conversation needed before anything was removed. */
-  readonly promptTokensBefore: number;
+  /** Tokens the whole conversation needed before anything was removed (null: an async encoder said "too long" without counting). */
+  readonly promptTokensBefore: number | null;
 }
 
 /** Options of {@link fitChatToContext}. */
@@ -126,7 +126,7 @@ function withoutTurns(messages: readonly ChatMessage[], turns: readonly number[]
   return messages.filter((_, i) => !dropped.has(i));
 }
 
-function overflow(message: string, tokens: number, contextLength: number, hint: string): HaloError {
+function overflow(message: string, tokens: number | string, contextLength: number, hint: string): HaloError {
   return new HaloError(EngineErrorCode.ENGINE_CONTEXT_OVERFLOW, message, {
     field: "messages",
     expected: `fewer than ${contextLength} prompt tokens (room for at least one new token)`,
@@ -144,6 +144,90 @@ function checkMessages(value: unknown): readonly ChatMessage[] {
     expected: "an array of { role, content } objects",
     actual: Array.isArray(value) ? "an array with other values" : typeof value,
   });
+}
+
+/** Options of {@link fitChatToContextAsync}: an encoder that may yield to the event loop. */
+export interface FitChatAsyncOptions extends Omit<FitChatOptions, "encode" | "policy"> {
+  /** Default `"drop-oldest"`. A custom function needs {@link fitChatToContext} (its `countTokens` is synchronous). */
+  readonly policy?: "drop-oldest" | "error" | undefined;
+  /**
+   * Messages → prompt token ids, or null when the messages are known not to fit the context
+   * without tokenizing them (a byte bound), which spares tokenizing a long conversation.
+   */
+  readonly encode: (messages: readonly ChatMessage[]) => Promise<number[] | null>;
+}
+
+// The decision as a generator: it yields the messages it needs encoded and gets their ids back
+// (null: certainly longer than the context), so one algorithm serves sync and async encoders.
+function* fitSteps(messages: readonly ChatMessage[], contextLength: number, maxTokens: number, policy: ContextShiftPolicy, countTokens: ((m: readonly ChatMessage[]) => number) | null): Generator<readonly ChatMessage[], ContextFit, number[] | null> {
+  const full = yield messages;
+  const room = answerRoom(contextLength, maxTokens);
+  const budget = contextLength - room;
+  const length = (ids: number[] | null): number => ids?.length ?? Number.POSITIVE_INFINITY;
+  const fitted = (kept: readonly ChatMessage[], keptIds: number[]): ContextFit => ({
+    messages: kept,
+    ids: keptIds,
+    droppedMessages: Math.max(0, messages.length - kept.length),
+    promptTokensBefore: full?.length ?? null,
+  });
+  const shown = (ids: number[] | null): number | string => ids?.length ?? `more than ${contextLength}`;
+  if (full !== null && full.length <= budget) return fitted(messages, full);
+
+  if (policy === "error") {
+    if (full !== null && full.length < contextLength) return fitted(messages, full);
+    throw overflow(
+      "the conversation does not fit in the context window, and the context policy is \"error\"",
+      shown(full),
+      contextLength,
+      'Start a new conversation, use contextShift: "drop-oldest" to drop the oldest turns, or load the model with a larger contextLength',
+    );
+  }
+
+  if (typeof policy === "function") {
+    if (countTokens === null || full === null) throw new Error("unreachable: custom policies run synchronously");
+    const kept = checkMessages(policy(messages, { contextLength, promptTokens: full.length, answerRoom: room, maxPromptTokens: budget, countTokens }));
+    const keptIds = yield kept;
+    if (keptIds === null || keptIds.length >= contextLength) {
+      throw overflow(
+        "the messages the contextShift function returned still do not fit in the context window",
+        shown(keptIds),
+        contextLength,
+        "Return fewer or shorter messages from the contextShift function, or load the model with a larger contextLength",
+      );
+    }
+    return fitted(kept, keptIds);
+  }
+
+  // drop-oldest: the smallest number of whole turns whose removal leaves the answer room.
+  const turns = droppableTurns(messages);
+  let kept = withoutTurns(messages, turns, turns.length);
+  let ids = turns.length === 0 ? full : yield kept;
+  if (ids === null || ids.length >= contextLength) {
+    throw overflow(
+      turns.length > 0
+        ? `the newest message does not fit in the context window even after dropping all ${turns.length} older turn${turns.length === 1 ? "" : "s"}`
+        : "the newest message does not fit in the context window",
+      shown(ids),
+      contextLength,
+      "Shorten the newest message or the system prompt, or load the model with a larger contextLength",
+    );
+  }
+  if (ids.length <= budget) {
+    // Invariant: dropping `high` turns fits the budget, dropping `low` does not.
+    let low = 0;
+    let high = turns.length;
+    while (high - low > 1) {
+      const middle = (low + high) >> 1;
+      const candidate = withoutTurns(messages, turns, middle);
+      const candidateIds = yield candidate;
+      if (length(candidateIds) <= budget) {
+        high = middle;
+        kept = candidate;
+        ids = candidateIds!;
+      } else low = middle;
+    }
+  }
+  return fitted(kept, ids);
 }
 
 /**
@@ -168,71 +252,37 @@ function checkMessages(value: unknown): readonly ChatMessage[] {
  */
 export function fitChatToContext(messages: readonly ChatMessage[], options: FitChatOptions): ContextFit {
   const policy = checkContextShift(options.policy);
-  const { contextLength, encode } = options;
-  const ids = encode(messages);
-  const room = answerRoom(contextLength, options.maxTokens);
-  const budget = contextLength - room;
-  const fitted = (kept: readonly ChatMessage[], keptIds: number[]): ContextFit => ({
-    messages: kept,
-    ids: keptIds,
-    droppedMessages: Math.max(0, messages.length - kept.length),
-    promptTokensBefore: ids.length,
-  });
-  if (ids.length <= budget) return fitted(messages, ids);
+  const steps = fitSteps(messages, options.contextLength, options.maxTokens, policy, (m) => options.encode(m).length);
+  let step = steps.next();
+  while (step.done !== true) step = steps.next(options.encode(step.value));
+  return step.value;
+}
 
-  if (policy === "error") {
-    if (ids.length < contextLength) return fitted(messages, ids);
-    throw overflow(
-      "the conversation does not fit in the context window, and the context policy is \"error\"",
-      ids.length,
-      contextLength,
-      'Start a new conversation, use contextShift: "drop-oldest" to drop the oldest turns, or load the model with a larger contextLength',
-    );
-  }
-
+/**
+ * {@link fitChatToContext} with an asynchronous encoder (one that tokenizes in slices, or knows
+ * from the byte length alone that a text cannot fit): the same decisions, for the named policies.
+ *
+ * @example
+ * ```ts
+ * const fit = await fitChatToContextAsync(messages, {
+ *   contextLength: engine.contextLength,
+ *   maxTokens: 256,
+ *   encode: async (m) => engine.tokenizer!.encodeChat(m),
+ * });
+ * ```
+ */
+export async function fitChatToContextAsync(messages: readonly ChatMessage[], options: FitChatAsyncOptions): Promise<ContextFit> {
+  const policy = checkContextShift(options.policy);
   if (typeof policy === "function") {
-    const kept = checkMessages(policy(messages, { contextLength, promptTokens: ids.length, answerRoom: room, maxPromptTokens: budget, countTokens: (m) => encode(m).length }));
-    const keptIds = encode(kept);
-    if (keptIds.length >= contextLength) {
-      throw overflow(
-        "the messages the contextShift function returned still do not fit in the context window",
-        keptIds.length,
-        contextLength,
-        "Return fewer or shorter messages from the contextShift function, or load the model with a larger contextLength",
-      );
-    }
-    return fitted(kept, keptIds);
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "fitChatToContextAsync takes a named context policy", {
+      field: "contextShift",
+      expected: `${CONTEXT_SHIFT_POLICIES.map((p) => `"${p}"`).join(" or ")}`,
+      actual: "a function",
+      hint: "Use fitChatToContext (synchronous) for a custom policy function",
+    });
   }
-
-  // drop-oldest: the smallest number of whole turns whose removal leaves the answer room.
-  const turns = droppableTurns(messages);
-  const render = (count: number): { kept: ChatMessage[]; ids: number[] } => {
-    const kept = withoutTurns(messages, turns, count);
-    return { kept, ids: encode(kept) };
-  };
-  let best = render(turns.length);
-  if (best.ids.length >= contextLength) {
-    throw overflow(
-      turns.length > 0
-        ? `the newest message does not fit in the context window even after dropping all ${turns.length} older turn${turns.length === 1 ? "" : "s"}`
-        : "the newest message does not fit in the context window",
-      best.ids.length,
-      contextLength,
-      "Shorten the newest message or the system prompt, or load the model with a larger contextLength",
-    );
-  }
-  if (best.ids.length <= budget) {
-    // Invariant: dropping `high` turns fits the budget, dropping `low` does not.
-    let low = 0;
-    let high = turns.length;
-    while (high - low > 1) {
-      const middle = (low + high) >> 1;
-      const candidate = render(middle);
-      if (candidate.ids.length <= budget) {
-        high = middle;
-        best = candidate;
-      } else low = middle;
-    }
-  }
-  return fitted(best.kept, best.ids);
+  const steps = fitSteps(messages, options.contextLength, options.maxTokens, policy, null);
+  let step = steps.next();
+  while (step.done !== true) step = steps.next(await options.encode(step.value));
+  return step.value;
 }

@@ -15,8 +15,8 @@ export type {
   Timings,
 } from "./events.js";
 export { Session } from "./session.js";
-export { fitChatToContext, answerRoom, CONTEXT_SHIFT_POLICIES } from "./context-shift.js";
-export type { ContextShiftPolicy, ContextShiftFunction, ContextShiftInfo, ContextFit, FitChatOptions } from "./context-shift.js";
+export { fitChatToContext, fitChatToContextAsync, answerRoom, CONTEXT_SHIFT_POLICIES } from "./context-shift.js";
+export type { ContextShiftPolicy, ContextShiftFunction, ContextShiftInfo, ContextFit, FitChatOptions, FitChatAsyncOptions } from "./context-shift.js";
 export type { SessionOptions } from "./session.js";
 export { tokenNll } from "./perplexity.js";
 export type { PerplexityOptions, PerplexityResult } from "./perplexity.js";
