@@ -16,6 +16,7 @@ export const H1bErrorCode = defineErrorCodes({
   H1B_BAD_METADATA: "Metadata (GGUF key/value, JSON header, config.json) is malformed or has the wrong type.",
   H1B_MISSING_FILE: "A file the format needs (shard, config.json, sidecar) does not exist.",
   H1B_CHECKSUM_MISMATCH: "A tensor's stored checksum does not match its bytes.",
+  H1B_NON_FINITE: "A float tensor (embedding, LM head, norm) or a ternary scale holds NaN or ±Infinity; the message names the tensor and the element.",
   H1B_LOSSY_CONVERSION: "The conversion would change weights (for example to Sherry's 3:4 sparsity); pass force to accept it.",
   H1B_UNKNOWN_FORMAT: "The file's format could not be recognised from its bytes or name.",
   H1B_BAD_ARGUMENT: "An option or argument passed to the API or CLI is invalid.",

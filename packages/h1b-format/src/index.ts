@@ -25,11 +25,14 @@ export type {
   ModelFormat,
   ModelSource,
   HaloModel,
+  StoredChecksum,
   TernaryRole,
   NormRole,
 } from "./core/model.js";
 export { CONFIG_LIMITS, validateConfig, shapeConfig } from "./core/config.js";
 export type { ShapeName } from "./core/config.js";
+export { verifyModelWeights, firstNonFinite, crc32Combine, defaultCacheDir } from "./core/verify-weights.js";
+export type { VerifyWeightsOptions, WeightsVerifyReport } from "./core/verify-weights.js";
 export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
 export type { TensorBytes } from "./core/tensors.js";
 export {

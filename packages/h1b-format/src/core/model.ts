@@ -207,6 +207,27 @@ export interface ModelSource {
   readonly path: string;
 }
 
+/**
+ * A byte range of a model's source with the checksum its file stores for it (`.halo`: every
+ * tensor and scale tensor). `verifyModelWeights` recomputes them.
+ *
+ * @example
+ * ```ts
+ * for (const c of model.checksums ?? []) console.log(c.name, c.crc32, c.fileRange()?.offset);
+ * ```
+ */
+export interface StoredChecksum {
+  /** The tensor's name in the file (`token_embd`, `blk.0.q.scale`). */
+  readonly name: string;
+  /** CRC-32 (IEEE, as zlib computes it) of the stored bytes, 8 lowercase hex digits. */
+  readonly crc32: string;
+  readonly byteLength: number;
+  /** The stored bytes. */
+  bytes(): Uint8Array;
+  /** Where the bytes lie in a file, or null for a memory source. */
+  fileRange(): TensorFileRange | null;
+}
+
 /** A loaded model: config, lazy tensors, tokenizer and metadata. Call `close()` when done. */
 export interface HaloModel {
   readonly config: ModelConfig;
@@ -229,6 +250,8 @@ export interface HaloModel {
    * slots and trailing bytes). Keys are namespaced by format: `h1b.trailing`, `gguf.kv.*`.
    */
   readonly extras?: ReadonlyMap<string, Uint8Array>;
+  /** Checksums the file stores for its tensors (`.halo` only); absent for formats without them. */
+  readonly checksums?: readonly StoredChecksum[];
   /** Releases file handles. Tensors must not be used afterwards. */
   close(): void;
 }

@@ -10,6 +10,7 @@ import {
   type FloatTensor,
   type HaloModel,
   type LayerTensors,
+  type StoredChecksum,
   type TernaryScale,
   type TernaryTensor,
   type TokenizerPayload,
@@ -78,8 +79,9 @@ function readHeaderFrom(source: ByteSource): HaloHeaderInfo {
  * source (for example an mmap'd buffer) tensor bytes are views, never copies, and every tensor
  * starts at a multiple of the file's alignment (≥ 64 B).
  *
- * Tensor checksums are not verified here (that is {@link verifyHalo}'s job); the header,
- * preamble and tokenizer blobs are.
+ * Tensor checksums are not verified here (that is `verifyModelWeights`'s job at load, and
+ * {@link verifyHalo}'s for the whole file); they are exposed as `model.checksums`. The header,
+ * preamble and tokenizer blobs are verified.
  *
  * @example
  * ```ts
@@ -170,6 +172,15 @@ function buildModel(source: ByteSource, { preamble, header }: HaloHeaderInfo): H
   const extras = new Map<string, Uint8Array>();
   for (const e of header.extras) extras.set(e.key, readBlob(e.blob).slice());
 
+  const filePath = source.filePath ?? null;
+  const checksums: StoredChecksum[] = header.tensors.map((t) => ({
+    name: t.name,
+    crc32: t.crc32,
+    byteLength: t.length,
+    bytes: () => source.read(t.offset, t.length),
+    fileRange: () => (filePath === null ? null : { path: filePath, offset: t.offset, length: t.length }),
+  }));
+
   return {
     config: header.config,
     tokenEmbedding: get<FloatTensor>("tokenEmbedding", null),
@@ -181,6 +192,7 @@ function buildModel(source: ByteSource, { preamble, header }: HaloHeaderInfo): H
     metadata: { ...header.metadata, [HALO_PROVENANCE_KEY]: JSON.stringify(header.provenance) },
     source: { format: "halo", version: preamble.version, path },
     ...(extras.size > 0 ? { extras } : {}),
+    checksums,
     close(): void {
       source.close();
     },
