@@ -1,8 +1,10 @@
-// Runs publint and @arethetypeswrong/cli (ESM-only profile: the packages are ESM by design) on every package.
+// Runs publint and @arethetypeswrong/cli (ESM-only profile: the packages are ESM by design) on every package, and
+// checks that every repository path the READMEs and docs/ name exists (check-doc-paths.mjs).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { missingDocPaths } from "./check-doc-paths.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const binDir = join(root, "node_modules", ".bin");
@@ -18,6 +20,10 @@ for (const name of readdirSync(join(root, "packages"))) {
     if (!ok) console.log(`${result.stdout}${result.stderr}`);
   }
 }
+const missing = missingDocPaths();
+console.log(`${missing.length === 0 ? "ok  " : "FAIL"} doc paths every path named in README.md, docs/ and packages/*/README.md exists`);
+for (const line of missing) console.log(`     missing: ${line}`);
+if (missing.length > 0) failed++;
 if (failed > 0) {
   console.error(`check-packages: ${failed} check(s) failed`);
   process.exit(1);
