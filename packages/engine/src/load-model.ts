@@ -1,6 +1,6 @@
 // loadModel: open any model file h1b-format reads, build its tokenizer, pick a backend, start an Engine.
 import { HaloError, isHaloError } from "@halo/errors";
-import { openModel, type HaloModel, type ModelFormat } from "@halo/h1b-format";
+import { openModel, verifyModelWeights, type HaloModel, type ModelFormat } from "@halo/h1b-format";
 import { referenceBackend, type ActivationQuant, type Backend, type KvDtype } from "@halo/kernels";
 import { Tokenizer } from "@halo/tokenizer";
 import { Engine } from "./engine.js";
@@ -46,6 +46,15 @@ export interface LoadModelOptions {
   readonly onProgress?: (progress: LoadModelProgress) => void;
   /** Cancels loading (rejects with `ENGINE_ABORTED`). */
   readonly signal?: AbortSignal;
+  /**
+   * Check the weights before the backend takes them (default true): a `.halo` file's stored CRC-32
+   * of every tensor, and for every format the float tensors (embedding, head, norms) and ternary
+   * scales for NaN/Infinity (`H1B_CHECKSUM_MISMATCH`, `H1B_NON_FINITE`). The pass runs in worker
+   * threads and a file that passed is remembered in `$HALO_CACHE_DIR` (default `~/.cache/halo`), so
+   * only the first load of a file pays it (see `verifyModelWeights` in `@halo/h1b-format`).
+   * `false` skips it and loads whatever the bytes say.
+   */
+  readonly verify?: boolean;
 }
 
 /**
@@ -69,6 +78,7 @@ export const LOAD_MODEL_OPTION_KEYS = [
   "lmHead",
   "onProgress",
   "signal",
+  "verify",
 ] as const satisfies ReadonlyArray<keyof LoadModelOptions>;
 
 // The build fails naming any option added to LoadModelOptions but not to LOAD_MODEL_OPTION_KEYS (it would be refused at run time).
@@ -79,6 +89,21 @@ void everyLoadOptionListed;
 export const LM_HEAD_STORAGES = ["f16", "int8", "int4"] as const;
 /** One of {@link LM_HEAD_STORAGES}. */
 export type LmHeadStorage = (typeof LM_HEAD_STORAGES)[number];
+
+/** The load-time weight check ({@link LoadModelOptions.verify}); a cancelled pass rejects with `ENGINE_ABORTED`. */
+async function verifyWeights(model: HaloModel, options: LoadModelOptions): Promise<void> {
+  if (options.verify !== undefined && typeof options.verify !== "boolean") {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "verify must be true or false", { field: "verify", expected: "a boolean", actual: typeof options.verify });
+  }
+  try {
+    await verifyModelWeights(model, options.signal === undefined ? {} : { signal: options.signal });
+  } catch (error) {
+    if (options.signal?.aborted === true && !isHaloError(error)) {
+      throw new HaloError(EngineErrorCode.ENGINE_ABORTED, "loading was cancelled", { path: model.source.path, cause: error });
+    }
+    throw error;
+  }
+}
 
 /** Names of the backends {@link loadModel} knows, in `"auto"` preference order. */
 export const BACKEND_NAMES = ["cpu", "reference"] as const;
@@ -163,6 +188,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
   const ownsModel = typeof source === "string";
   try {
     options.onProgress?.({ phase: "open", fraction: 1 });
+    if (options.verify !== false) await verifyWeights(model, options);
     const config = model.config;
     const contextLength = checkInteger(
       "contextLength",
