@@ -2,6 +2,7 @@
 import { loadModel, type Engine, type LmHeadStorage, type RequestEndEvent } from "@halo/engine";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", short: "m", description: "model file or snapshot directory" },
@@ -17,6 +18,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default: the backend's, f16 where offered)" },
   "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4" },
   json: { type: "boolean", description: "print one JSON object" },
+  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
 
@@ -144,6 +146,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     ...(threads !== undefined ? { threads } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...(lmHead !== undefined ? { lmHead } : {}),
+    ...verifyOption(values),
   });
   const loadMs = performance.now() - started;
   try {

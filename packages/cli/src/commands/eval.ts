@@ -4,6 +4,7 @@ import { HaloError } from "@halo/errors";
 import { loadModel } from "@halo/engine";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -12,6 +13,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "logits-out": { type: "string", short: "o", description: "output file: float32 little-endian [n_tokens][vocab]" },
   backend: { type: "string", description: "auto | cpu | reference (default auto)" },
   threads: { type: "string", description: "threads for native backends" },
+  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
 
@@ -54,6 +56,7 @@ export async function evalCommand(argv: readonly string[], ctx: CommandContext):
     backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
     maxSequences: 1,
     ...(threads !== undefined ? { threads } : {}),
+    ...verifyOption(values),
   });
   try {
     const vocab = engine.config.vocabSize;

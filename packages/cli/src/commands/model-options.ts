@@ -5,6 +5,14 @@ import { kvDtypeFlag, lmHeadFlag, numberFlag, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { resolveModel } from "../hub/resolve-model.js";
 
+/** Help of `--no-verify` (every command that loads a model). */
+export const NO_VERIFY_HELP = "skip the load-time weight check (the .halo checksums, NaN/Inf in norms, scales and embedding); a file that passed once is remembered in $HALO_CACHE_DIR (default ~/.cache/halo)";
+
+/** The load option `--no-verify` selects: `{ verify: false }` when given, else nothing. */
+export function verifyOption(values: Record<string, unknown>): { readonly verify?: false } {
+  return values["no-verify"] === true ? { verify: false } : {};
+}
+
 /** Model and sampling flags of `halo run` and `halo chat`. */
 export const MODEL_FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
@@ -20,6 +28,7 @@ export const MODEL_FLAGS: Record<string, FlagSpec> = {
   "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache, see docs/benchmarks.md for its cost)" },
   "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
+  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
 };
 
 /** Sampling options read from {@link MODEL_FLAGS}. */
@@ -59,6 +68,7 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...(lmHead !== undefined ? { lmHead } : {}),
+    ...verifyOption(values),
     maxSequences: 1,
   });
 }

@@ -4,6 +4,7 @@ import { loadModel } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { ExitCode } from "../main.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -16,6 +17,7 @@ const FLAGS: Record<string, FlagSpec> = {
   backend: { type: "string", description: "auto | cpu | reference (default auto)" },
   threads: { type: "string", description: "threads for native backends (default: all cores)" },
   json: { type: "boolean", description: "print the result as JSON" },
+  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
 
@@ -50,6 +52,7 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     maxSequences: 1,
+    ...verifyOption(values),
   });
   const started = Date.now();
   try {

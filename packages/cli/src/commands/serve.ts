@@ -4,6 +4,7 @@ import { synthModel } from "@halo/h1b-format";
 import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
 
@@ -27,6 +28,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
   "log-level": { type: "string", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
+  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
 
@@ -93,6 +95,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...(lmHead !== undefined ? { lmHead } : {}),
+    ...verifyOption(values),
   };
   const engine = loadServingEngine(source ?? synthModel({ shape: "tiny", seed: 1 }), loadOptions);
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
