@@ -1,7 +1,7 @@
 // Typed flag parsing on top of node:util parseArgs, with one-line usage errors.
 import { parseArgs } from "node:util";
 import { LM_HEAD_STORAGES, type LmHeadStorage } from "@halo/engine";
-import { HaloError } from "@halo/errors";
+import { closestMatch, HaloError } from "@halo/errors";
 import { CliErrorCode } from "./errors.js";
 
 /** A flag of a command. */
@@ -10,6 +10,27 @@ export interface FlagSpec {
   readonly short?: string;
   readonly description: string;
   readonly multiple?: boolean;
+  /** What a string flag's value is, shown in help as `--name <placeholder>` (`n`, `float`, `path`, `port`…). */
+  readonly placeholder?: string;
+}
+
+/** Node's parseArgs message, in CLI words: `Unknown option '--bogus'. To specify…` → `unknown flag --bogus. Did you mean --bogs?` */
+function usageFromParseArgs(command: string, error: Error & { code?: string }, flags: Readonly<Record<string, FlagSpec>>): HaloError {
+  const hint = `Run \`halo ${command} --help\` for its flags`;
+  const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(error.message);
+  if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && unknown !== null) {
+    const [, dashes, name] = unknown;
+    const meant = dashes === "--" ? closestMatch(name!, Object.keys(flags)) : undefined;
+    return new HaloError(CliErrorCode.CLI_USAGE, `unknown flag ${dashes}${name}`, {
+      hint: meant !== undefined ? `Did you mean --${meant}? ${hint}` : hint,
+    });
+  }
+  const missing = /^Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument missing/.exec(error.message);
+  if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && missing !== null) {
+    const spec = flags[missing[1]!.slice(2)];
+    return new HaloError(CliErrorCode.CLI_USAGE, `${missing[1]} needs a value${spec?.placeholder !== undefined ? ` (<${spec.placeholder}>)` : ""}`, { hint });
+  }
+  return new HaloError(CliErrorCode.CLI_USAGE, error.message.replace(/\.$/, ""), { hint });
 }
 
 /** Parses `argv` against `flags`; unknown flags and stray positionals are usage errors. */
@@ -32,7 +53,7 @@ export function parseFlags(
       strict: true,
     });
     if (parsed.positionals.length > positionals) {
-      throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: unexpected argument`, {
+      throw new HaloError(CliErrorCode.CLI_USAGE, "unexpected argument", {
         actual: parsed.positionals[positionals],
         hint: `Run \`halo ${command} --help\``,
       });
@@ -40,9 +61,7 @@ export function parseFlags(
     return { values: parsed.values as Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals };
   } catch (error) {
     if (error instanceof HaloError) throw error;
-    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: ${(error as Error).message}`, {
-      hint: `Run \`halo ${command} --help\``,
-    });
+    throw usageFromParseArgs(command, error as Error & { code?: string }, flags);
   }
 }
 
@@ -50,7 +69,7 @@ export function parseFlags(
 export function requireString(command: string, values: Record<string, unknown>, name: string): string {
   const value = values[name];
   if (typeof value !== "string" || value.length === 0) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --${name} is required`, {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `--${name} is required`, {
       hint: `Run \`halo ${command} --help\``,
     });
   }
@@ -70,7 +89,7 @@ export function numberFlag(
   const min = options.min ?? -Infinity;
   const max = options.max ?? Infinity;
   if (!Number.isFinite(value) || (options.integer === true && !Number.isInteger(value)) || value < min || value > max) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --${name} must be ${options.integer === true ? "a whole number" : "a number"}${Number.isFinite(min) ? ` ≥ ${min}` : ""}${Number.isFinite(max) ? ` ≤ ${max}` : ""}`, {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `--${name} must be ${options.integer === true ? "a whole number" : "a number"}${Number.isFinite(min) ? ` ≥ ${min}` : ""}${Number.isFinite(max) ? ` ≤ ${max}` : ""}`, {
       field: name,
       actual: raw,
     });
@@ -86,7 +105,7 @@ function choiceFlag<T extends string>(command: string, values: Record<string, un
   const raw = values[name];
   if (raw === undefined) return undefined;
   if (typeof raw !== "string" || !(choices as readonly string[]).includes(raw)) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, `halo ${command}: --${name} must be ${choices.join(", ")}; got "${String(raw)}"`, {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `--${name} must be ${choices.join(", ")}; got "${String(raw)}"`, {
       field: name,
       actual: raw,
     });
@@ -109,7 +128,7 @@ export function helpText(usage: string, summary: string, flags: Readonly<Record<
   const width = Math.max(...Object.keys(flags).map((n) => n.length)) + 4;
   const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];
   for (const [name, spec] of Object.entries(flags)) {
-    const left = `${spec.short !== undefined ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? " <value>" : ""}`;
+    const left = `${spec.short !== undefined ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? ` <${spec.placeholder ?? "value"}>` : ""}`;
     lines.push(`  ${left.padEnd(width + 14)}${spec.description}`);
   }
   lines.push("", "Examples:", ...examples.map((e) => `  ${e}`), "");

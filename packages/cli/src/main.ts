@@ -1,5 +1,6 @@
 // The `halo` command's dispatcher: subcommands, help, one-line errors and exit codes.
-import { isHaloError } from "@halo/errors";
+import { closestMatch, HaloError, isHaloError } from "@halo/errors";
+import { isBrokenPipe } from "./broken-pipe.js";
 import { benchCommand } from "./commands/bench.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
@@ -10,7 +11,10 @@ import { pplCommand } from "./commands/ppl.js";
 import { pullCommand } from "./commands/pull.js";
 import { runCommand } from "./commands/run.js";
 import { serveCommand } from "./commands/serve.js";
+import { modelsCommand, rmCommand } from "./commands/models.js";
 import type { CommandContext } from "./context.js";
+import { CliErrorCode } from "./errors.js";
+import { versionText } from "./version.js";
 
 /** Exit codes of `halo` (documented in the package README). */
 export const ExitCode = {
@@ -33,6 +37,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   run: { run: runCommand, summary: "answer one prompt, streaming (default model pulled on first use)" },
   chat: { run: chatCommand, summary: "talk with a model in the terminal" },
   pull: { run: pullCommand, summary: "download a model from the Hugging Face hub into the cache" },
+  models: { run: modelsCommand, summary: "list the cached models (halo's cache and the Hugging Face cache) with sizes" },
+  rm: { run: rmCommand, summary: "delete a model from halo's cache" },
   inspect: { run: h1bCommand("inspect"), summary: "show a model file's format, config, tensors and sizes" },
   convert: { run: h1bCommand("convert"), summary: "convert a model to another format (.halo, .h1b, GGUF, HF)" },
   verify: { run: h1bCommand("verify"), summary: "check a model file is sound (exit 0 only then)" },
@@ -46,13 +52,33 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
 export function mainHelp(): string {
   const lines = ["Usage: halo <command> [options]", "", "Commands:"];
   for (const [name, { summary }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${summary}`);
-  lines.push("", "Run `halo <command> --help` for a command's options and examples.", "Add --verbose to any command to see stack traces.", "");
+  lines.push(
+    "",
+    "Run `halo <command> --help` for a command's options and examples.",
+    "Add --verbose to any command to see stack traces. `halo --version` (-V) prints the versions.",
+    "",
+  );
   return lines.join("\n");
 }
 
 /**
+ * The one error line of `halo`: `halo <command>: <message> [CODE]`, the command named once (a
+ * message that already starts with it is not prefixed again); the hint, when there is one, ends
+ * the message. `label` is `halo <command>` or, before a command is known, `halo`.
+ */
+function errorLine(label: string, error: HaloError): string {
+  const message = error.message.startsWith(`${label}: `) ? error.message.slice(label.length + 2) : error.message;
+  return `${label}: ${message} [${error.code}]\n`;
+}
+
+/**
  * Runs `halo` with `argv` (without the node and script paths) and returns the exit code.
- * Errors print one line (a stack trace with `--verbose`).
+ * Errors print one line, `halo <command>: <message> [CODE]` (a stack trace with `--verbose`).
+ *
+ * @example
+ * ```ts
+ * const code = await main(["run", "--model", "tiny.halo", "Hello"], { stdout: process.stdout, stderr: process.stderr, env: process.env });
+ * ```
  */
 export async function main(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const verbose = argv.includes("--verbose");
@@ -62,22 +88,35 @@ export async function main(argv: readonly string[], ctx: CommandContext): Promis
     ctx.stdout.write(mainHelp());
     return name === undefined ? ExitCode.USAGE : ExitCode.OK;
   }
+  if (name === "--version" || name === "-V") {
+    ctx.stdout.write(versionText());
+    return ExitCode.OK;
+  }
   const command = COMMANDS[name];
   if (command === undefined) {
-    ctx.stderr.write(`halo: unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(", ")}. Run \`halo --help\`.\n`);
+    const names = Object.keys(COMMANDS);
+    const meant = closestMatch(name, names);
+    const what = name.startsWith("-") ? `unknown option "${name}" before a command` : `unknown command "${name}"`;
+    const error = new HaloError(CliErrorCode.CLI_USAGE, what, {
+      hint: `${meant !== undefined ? `Did you mean \`halo ${meant}\`? ` : ""}Commands: ${names.join(", ")} (\`halo --help\`)`,
+    });
+    ctx.stderr.write(errorLine("halo", error));
     return ExitCode.USAGE;
   }
+  const label = `halo ${name}`;
   try {
     return await command.run(rest, ctx);
   } catch (error) {
+    // The reader of our output went away (`halo … | head`): nothing to report.
+    if (isBrokenPipe(error)) return ExitCode.OK;
     if (isHaloError(error)) {
-      ctx.stderr.write(`halo ${name}: ${error.message} [${error.code}]\n`);
+      ctx.stderr.write(errorLine(label, error));
       if (verbose && error.stack !== undefined) ctx.stderr.write(`${error.stack}\n`);
-      return error.code === "CLI_USAGE" ? ExitCode.USAGE : ExitCode.ERROR;
+      return error.code === CliErrorCode.CLI_USAGE ? ExitCode.USAGE : ExitCode.ERROR;
     }
-    ctx.stderr.write(`halo ${name}: internal error: ${error instanceof Error ? error.message : String(error)}\n`);
-    if (verbose && error instanceof Error && error.stack !== undefined) ctx.stderr.write(`${error.stack}\n`);
-    else ctx.stderr.write("Run again with --verbose for the stack trace, and please report it.\n");
+    const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+    const stack = verbose && error instanceof Error && error.stack !== undefined ? `${error.stack}\n` : "";
+    ctx.stderr.write(`${label}: internal error: ${message}${stack === "" ? " (run again with --verbose for the stack trace, and please report it)" : ""}\n${stack}`);
     return ExitCode.INTERNAL;
   }
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { shapeConfig, synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../main.js";
-import { bytesPerDecodedToken, headBytesPerWeight } from "./bench.js";
+import { bytesPerDecodedToken, fitBenchLengths, headBytesPerWeight } from "./bench.js";
 
 const dir = mkdtempSync(join(tmpdir(), "halo-bench-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -119,5 +119,41 @@ describe("halo bench", () => {
     const code = await main(["bench", "--model", "x", "--batch", "abc"], { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} });
     expect(code).toBe(2);
     expect(err.join("")).toMatch(/--batch must be a whole number/);
+  });
+});
+
+describe("halo bench lengths", () => {
+  it("keeps the defaults where they fit and scales them down together where they do not", () => {
+    expect(fitBenchLengths(4096, {})).toEqual({ promptTokens: 512, genTokens: 128, decodeContext: 64, scaled: false });
+    const small = fitBenchLengths(512, {});
+    expect(small).toEqual({ promptTokens: 408, genTokens: 103, decodeContext: 64, scaled: true });
+    expect(Math.max(small.promptTokens, small.decodeContext) + small.genTokens + 1).toBeLessThanOrEqual(512);
+    const tiny = fitBenchLengths(40, {});
+    expect(Math.max(tiny.promptTokens, tiny.decodeContext) + tiny.genTokens + 1).toBeLessThanOrEqual(40);
+    expect(tiny.scaled).toBe(true);
+    // One length given: the other takes what is left.
+    expect(fitBenchLengths(512, { promptTokens: 500 })).toMatchObject({ promptTokens: 500, genTokens: 11 });
+    expect(fitBenchLengths(512, { genTokens: 200 })).toMatchObject({ promptTokens: 311, genTokens: 200 });
+  });
+
+  it("refuses a given combination that cannot fit, with the numbers and lengths that would", () => {
+    expect(() => fitBenchLengths(512, { promptTokens: 600, genTokens: 128 })).toThrow(
+      /context holds 512 positions.*expected max\(--prompt-tokens, --decode-context\) \+ --gen-tokens \+ 1 ≤ 512; found max\(600, 64\) \+ 128 \+ 1 = 729\. Lower them, e.g\. --prompt-tokens 383 --gen-tokens 128/,
+    );
+    expect(() => fitBenchLengths(512, { promptTokens: 511 })).toThrow(/--gen-tokens/);
+  });
+
+  it("runs on a 512-position model with its own defaults, saying what it chose", async () => {
+    const path = join(dir, "tiny-defaults.halo");
+    await writeHalo(synthModel({ seed: 8 }), path);
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: {} };
+    expect(await main(["bench", "--model", path, "--backend", "cpu", "--threads", "1", "--bandwidth", "30", "--json"], io)).toBe(0);
+    expect(JSON.parse(out.join(""))).toMatchObject({ promptTokens: 408, genTokens: 103, decodeContext: 64 });
+    expect(err.join("")).toMatch(/^halo bench: the model's context holds 512 positions; defaults lowered to fit: measuring --prompt-tokens 408 --gen-tokens 103 --decode-context 64\n/);
+    err.length = 0;
+    expect(await main(["bench", "--model", path, "--prompt-tokens", "600", "--gen-tokens", "128"], io)).toBe(2);
+    expect(err.join("")).toMatch(/^halo bench: the model's context holds 512 positions, too few for what was asked; .*= 729\. Lower them.*\[CLI_USAGE\]\n$/);
   });
 });

@@ -2,21 +2,24 @@
 import { loadModel, type Engine, type LmHeadStorage, type RequestEndEvent } from "@halo/engine";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { HaloError } from "@halo/errors";
+import { openModel } from "@halo/h1b-format";
+import { CliErrorCode } from "../errors.js";
 import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: "string", short: "m", description: "model file or snapshot directory" },
-  "prompt-tokens": { type: "string", description: "prompt length for the prefill measurement (default 512)" },
-  "gen-tokens": { type: "string", description: "tokens decoded per sequence (default 128)" },
-  "decode-context": { type: "string", description: "prompt length before the decode measurement (default 64)" },
-  threads: { type: "string", description: "threads for native backends (default: all cores)" },
-  batch: { type: "string", description: "sequences decoding together (default 1)" },
-  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
-  bandwidth: { type: "string", description: "measured memory read bandwidth in GB/s for the roofline (default: the CPU backend's probe, if it has one)" },
-  "ternary-bits": { type: "string", description: "bits per ternary weight the backend reads (default 2)" },
-  "head-bytes": { type: "string", description: "bytes per LM-head weight the backend reads (default: 2 for f16, what --lm-head int8 or int4 stores)" },
-  "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default: the backend's, f16 where offered)" },
-  "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4" },
+  model: { type: "string", placeholder: "path", short: "m", description: "model file or snapshot directory" },
+  "prompt-tokens": { type: "string", placeholder: "n", description: "prompt length for the prefill measurement (default 512, less when the model's context is smaller)" },
+  "gen-tokens": { type: "string", placeholder: "n", description: "tokens decoded per sequence (default 128, less when the model's context is smaller)" },
+  "decode-context": { type: "string", placeholder: "n", description: "prompt length before the decode measurement (default 64)" },
+  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
+  batch: { type: "string", placeholder: "n", description: "sequences decoding together (default 1)" },
+  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
+  bandwidth: { type: "string", placeholder: "GB/s", description: "measured memory read bandwidth in GB/s for the roofline (default: the CPU backend's probe, if it has one)" },
+  "ternary-bits": { type: "string", placeholder: "bits", description: "bits per ternary weight the backend reads (default 2)" },
+  "head-bytes": { type: "string", placeholder: "bytes", description: "bytes per LM-head weight the backend reads (default: 2 for f16, what --lm-head int8 or int4 stores)" },
+  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default: the backend's, f16 where offered)" },
+  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4" },
   json: { type: "boolean", description: "print one JSON object" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -119,6 +122,68 @@ export function headBytesPerWeight(lmHead: LmHeadStorage, hidden: number): numbe
   return 2;
 }
 
+/** `halo bench`'s lengths when not given (scaled down together for models with a context under 641 positions). */
+export const BENCH_DEFAULTS = { promptTokens: 512, genTokens: 128, decodeContext: 64 } as const;
+
+/** The lengths `halo bench` measures with, and whether defaults were scaled down to fit. */
+export interface BenchLengths {
+  readonly promptTokens: number;
+  readonly genTokens: number;
+  readonly decodeContext: number;
+  /** True when a default was lowered to fit the context (the command says so). */
+  readonly scaled: boolean;
+}
+
+/**
+ * Picks the prefill prompt, generated and decode-context lengths for a model whose context holds
+ * `maxContext` positions: the given ones as given, the others from {@link BENCH_DEFAULTS}, lowered
+ * (both in the same 4:1 ratio when neither is given) so that `max(prompt, decode context) +
+ * generated + 1 ≤ maxContext`. A given combination that cannot fit is a `CLI_USAGE` error naming
+ * the numbers and lengths that would fit.
+ *
+ * @example
+ * ```ts
+ * fitBenchLengths(512, {}); // { promptTokens: 408, genTokens: 103, decodeContext: 64, scaled: true }
+ * fitBenchLengths(4096, {}); // { promptTokens: 512, genTokens: 128, decodeContext: 64, scaled: false }
+ * ```
+ */
+export function fitBenchLengths(maxContext: number, given: { promptTokens?: number; genTokens?: number; decodeContext?: number }): BenchLengths {
+  const budget = maxContext - 1; // positions for max(prompt, decode context) + generated
+  let promptTokens = given.promptTokens ?? BENCH_DEFAULTS.promptTokens;
+  let genTokens = given.genTokens ?? BENCH_DEFAULTS.genTokens;
+  let scaled = false;
+  if (promptTokens + genTokens > budget) {
+    if (given.promptTokens === undefined && given.genTokens === undefined) {
+      genTokens = Math.max(2, Math.ceil(budget / 5));
+      promptTokens = budget - genTokens;
+      scaled = true;
+    } else if (given.genTokens === undefined) {
+      genTokens = budget - promptTokens;
+      scaled = true;
+    } else if (given.promptTokens === undefined) {
+      promptTokens = budget - genTokens;
+      scaled = true;
+    }
+  }
+  const decodeContext = given.decodeContext ?? Math.max(1, Math.min(BENCH_DEFAULTS.decodeContext, budget - genTokens));
+  if (decodeContext !== BENCH_DEFAULTS.decodeContext && given.decodeContext === undefined) scaled = true;
+  const needed = Math.max(promptTokens, decodeContext) + genTokens + 1;
+  if (promptTokens < 1 || genTokens < 2 || needed > maxContext) {
+    // Keep the asked generated length when it leaves room for a prompt, else split 4:1 as the defaults do.
+    const fitGen = genTokens >= 2 && genTokens <= budget / 2 ? genTokens : Math.max(2, Math.ceil(budget / 5));
+    const fitPrompt = budget - fitGen;
+    throw new HaloError(CliErrorCode.CLI_USAGE, `the model's context holds ${maxContext} positions, too few for what was asked`, {
+      expected: `max(--prompt-tokens, --decode-context) + --gen-tokens + 1 ≤ ${maxContext}`,
+      actual: `max(${promptTokens}, ${decodeContext}) + ${genTokens} + 1 = ${needed}`,
+      hint:
+        budget < 3
+          ? "This model's context is too small to benchmark"
+          : `Lower them, e.g. --prompt-tokens ${fitPrompt} --gen-tokens ${fitGen}${decodeContext > fitPrompt ? ` --decode-context ${Math.min(BENCH_DEFAULTS.decodeContext, fitPrompt)}` : ""}, or leave them out to let bench choose`,
+    });
+  }
+  return { promptTokens, genTokens, decodeContext, scaled };
+}
+
 /** Runs `halo bench`. */
 export async function benchCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values } = parseFlags("bench", argv, FLAGS);
@@ -127,9 +192,9 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     return 0;
   }
   const modelPath = requireString("bench", values, "model");
-  const promptTokens = numberFlag("bench", values, "prompt-tokens", { integer: true, min: 1 }) ?? 512;
-  const genTokens = numberFlag("bench", values, "gen-tokens", { integer: true, min: 2 }) ?? 128;
-  const decodeContext = numberFlag("bench", values, "decode-context", { integer: true, min: 1 }) ?? 64;
+  const givenPrompt = numberFlag("bench", values, "prompt-tokens", { integer: true, min: 1 });
+  const givenGen = numberFlag("bench", values, "gen-tokens", { integer: true, min: 2 });
+  const givenDecodeContext = numberFlag("bench", values, "decode-context", { integer: true, min: 1 });
   const threads = numberFlag("bench", values, "threads", { integer: true, min: 1, max: 1024 });
   const batch = numberFlag("bench", values, "batch", { integer: true, min: 1, max: 256 }) ?? 1;
   const ternaryBits = numberFlag("bench", values, "ternary-bits", { min: 1, max: 8 }) ?? 2;
@@ -139,15 +204,39 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
   const lmHead = lmHeadFlag("bench", values);
 
   const started = performance.now();
-  const engine = await loadModel(modelPath, {
-    backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
-    contextLength: Math.max(promptTokens, decodeContext) + genTokens + 1,
-    maxSequences: batch,
-    ...(threads !== undefined ? { threads } : {}),
-    ...(kvDtype !== undefined ? { kvDtype } : {}),
-    ...(lmHead !== undefined ? { lmHead } : {}),
-    ...verifyOption(values),
-  });
+  // Opened first to size the run to the model's context; loadModel then takes the open file.
+  const model = await openModel(modelPath);
+  let engine: Engine;
+  let promptTokens: number;
+  let genTokens: number;
+  let decodeContext: number;
+  try {
+    const maxContext = model.config.maxPositionEmbeddings;
+    const lengths = fitBenchLengths(maxContext, {
+      ...(givenPrompt !== undefined ? { promptTokens: givenPrompt } : {}),
+      ...(givenGen !== undefined ? { genTokens: givenGen } : {}),
+      ...(givenDecodeContext !== undefined ? { decodeContext: givenDecodeContext } : {}),
+    });
+    ({ promptTokens, genTokens, decodeContext } = lengths);
+    if (lengths.scaled) {
+      ctx.stderr.write(
+        `halo bench: the model's context holds ${maxContext} positions; defaults lowered to fit: ` +
+          `measuring --prompt-tokens ${promptTokens} --gen-tokens ${genTokens} --decode-context ${decodeContext}\n`,
+      );
+    }
+    engine = await loadModel(model, {
+      backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
+      contextLength: Math.max(promptTokens, decodeContext) + genTokens + 1,
+      maxSequences: batch,
+      ...(threads !== undefined ? { threads } : {}),
+      ...(kvDtype !== undefined ? { kvDtype } : {}),
+      ...(lmHead !== undefined ? { lmHead } : {}),
+      ...verifyOption(values),
+    });
+  } catch (error) {
+    model.close();
+    throw error;
+  }
   const loadMs = performance.now() - started;
   try {
     const vocab = engine.config.vocabSize;
@@ -197,6 +286,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     }
   } finally {
     engine.dispose();
+    model.close();
   }
   return 0;
 }

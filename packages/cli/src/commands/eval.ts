@@ -8,11 +8,11 @@ import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: "string", short: "m", description: "model file or Hugging Face snapshot directory" },
-  tokens: { type: "string", description: "comma-separated token ids, run from position 0" },
-  "logits-out": { type: "string", short: "o", description: "output file: float32 little-endian [n_tokens][vocab]" },
-  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", description: "threads for native backends" },
+  model: { type: "string", placeholder: "path", short: "m", description: "model file or Hugging Face snapshot directory" },
+  tokens: { type: "string", placeholder: "id,id,…", description: "comma-separated token ids, run from position 0" },
+  "logits-out": { type: "string", placeholder: "path", short: "o", description: "output file: float32 little-endian [n_tokens][vocab]" },
+  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
+  threads: { type: "string", placeholder: "n", description: "threads for native backends" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
@@ -32,7 +32,7 @@ export function parseTokenList(text: string): number[] {
   const ids = parts.map((s) => (/^\d+$/.test(s) ? Number(s) : NaN));
   const bad = ids.findIndex((id) => !Number.isSafeInteger(id));
   if (parts.length === 0 || bad >= 0) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, "halo eval: --tokens must be comma-separated token ids", {
+    throw new HaloError(CliErrorCode.CLI_USAGE, "--tokens must be comma-separated token ids", {
       field: "tokens",
       expected: "e.g. 128000,9906,1917",
       actual: parts[bad] ?? text,

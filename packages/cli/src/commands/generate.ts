@@ -5,10 +5,10 @@ import type { CommandContext } from "../context.js";
 import { MODEL_FLAGS } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: "string", short: "m", description: "model file or Hugging Face snapshot directory" },
-  prompt: { type: "string", short: "p", description: "the prompt text (BOS is added per the tokenizer)" },
-  "max-tokens": { type: "string", short: "n", description: "most tokens to generate (default 256)" },
-  temperature: { type: "string", short: "t", description: "sampling temperature; 0 = greedy (default 0.8)" },
+  model: { type: "string", placeholder: "path", short: "m", description: "model file or Hugging Face snapshot directory" },
+  prompt: { type: "string", placeholder: "text", short: "p", description: "the prompt text (BOS is added per the tokenizer)" },
+  "max-tokens": { type: "string", placeholder: "n", short: "n", description: "most tokens to generate (default 256)" },
+  temperature: { type: "string", placeholder: "float", short: "t", description: "sampling temperature; 0 = greedy (default 0.8)" },
   // The same flags as `halo run` / `halo chat`.
   seed: MODEL_FLAGS["seed"]!,
   "top-k": MODEL_FLAGS["top-k"]!,

@@ -10,12 +10,12 @@ import { ExitCode } from "../main.js";
 import { resolveModel } from "../hub/resolve-model.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: "string", short: "m", description: "model file, snapshot directory or owner/name" },
-  "text-file": { type: "string", short: "f", description: "UTF-8 text to score (e.g. wikitext-2 test)" },
-  "context-length": { type: "string", short: "c", description: "tokens per window (default: the model's context, at most 4096)" },
-  stride: { type: "string", description: "window advance; smaller than --context-length gives a sliding window (default: no overlap)" },
-  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", description: "threads for native backends (default: all cores)" },
+  model: { type: "string", placeholder: "path|owner/name", short: "m", description: "model file, snapshot directory or owner/name" },
+  "text-file": { type: "string", placeholder: "path", short: "f", description: "UTF-8 text to score (e.g. wikitext-2 test)" },
+  "context-length": { type: "string", placeholder: "n", short: "c", description: "tokens per window (default: the model's context, at most 4096)" },
+  stride: { type: "string", placeholder: "n", description: "window advance; smaller than --context-length gives a sliding window (default: no overlap)" },
+  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
+  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
   json: { type: "boolean", description: "print the result as JSON" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },

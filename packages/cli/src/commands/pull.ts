@@ -10,7 +10,7 @@ import { parsePullSpec } from "../hub/pull.js";
 import { pullWithProgress } from "../hub/resolve-model.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  include: { type: "string", multiple: true, description: "only files matching this glob (repeatable), e.g. '*.gguf'" },
+  include: { type: "string", placeholder: "glob", multiple: true, description: "only files matching this glob (repeatable), e.g. '*.gguf'" },
   convert: { type: "boolean", description: "also write the snapshot as model.halo (faster to load)" },
   progress: { type: "boolean", description: "draw the progress bar even when stderr is not a terminal" },
   json: { type: "boolean", description: "print the result as JSON" },
@@ -46,7 +46,7 @@ export async function pullCommand(argv: readonly string[], ctx: CommandContext):
   }
   const target = positionals[0];
   if (target === undefined) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, "halo pull: which model?", { hint: "e.g. `halo pull microsoft/bitnet-b1.58-2B-4T`" });
+    throw new HaloError(CliErrorCode.CLI_USAGE, "which model?", { hint: "e.g. `halo pull microsoft/bitnet-b1.58-2B-4T`" });
   }
   const spec = parsePullSpec(target);
   const started = Date.now();

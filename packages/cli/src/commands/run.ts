@@ -8,7 +8,7 @@ import { loadFromFlags, MODEL_FLAGS, samplingFlags, statsLine } from "./model-op
 
 const FLAGS: Record<string, FlagSpec> = {
   ...MODEL_FLAGS,
-  prompt: { type: "string", short: "p", description: "the prompt (or give it as arguments, or pipe it on stdin)" },
+  prompt: { type: "string", placeholder: "text", short: "p", description: "the prompt (or give it as arguments, or pipe it on stdin)" },
   raw: { type: "boolean", description: "complete the text as is, without the chat template" },
   stats: { type: "boolean", description: "print token counts and tok/s to stderr at the end" },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -45,7 +45,7 @@ export async function runCommand(argv: readonly string[], ctx: CommandContext): 
   const stdin = ctx.stdin;
   if (prompt === undefined && stdin !== undefined && stdin.isTTY !== true) prompt = (await readAll(stdin)).trim();
   if (prompt === undefined || prompt === "") {
-    throw new HaloError(CliErrorCode.CLI_USAGE, "halo run: no prompt", { hint: 'Give one: halo run "your question" (or --prompt, or pipe it on stdin)' });
+    throw new HaloError(CliErrorCode.CLI_USAGE, "no prompt", { hint: 'Give one: halo run "your question" (or --prompt, or pipe it on stdin)' });
   }
   const engine = await loadFromFlags("run", values, ctx);
   const controller = new AbortController();

@@ -1,6 +1,6 @@
 // `halo serve`: the OpenAI-compatible HTTP server (@halo/server) on a model file, or on a tiny demo model.
 import { HaloError } from "@halo/errors";
-import { synthModel } from "@halo/h1b-format";
+import { openModel, synthModel } from "@halo/h1b-format";
 import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
@@ -9,24 +9,24 @@ import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: "string", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
+  model: { type: "string", placeholder: "path|owner/name", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
   demo: { type: "boolean", description: "serve a tiny synthetic model with RANDOM weights (gibberish output) to try the API and page" },
-  host: { type: "string", description: "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)" },
-  port: { type: "string", description: "TCP port (default 8080; 0 picks a free one)" },
-  parallel: { type: "string", description: "sequences generating at once (default 4)" },
-  queue: { type: "string", description: "requests that may wait for a sequence; more get 429 (default 64)" },
-  "api-key": { type: "string", multiple: true, description: "accepted Bearer key (repeat, or comma-separate); also HALO_API_KEY" },
-  "api-key-file": { type: "string", description: "file with one key per line; also HALO_API_KEY_FILE" },
-  "cors-origin": { type: "string", multiple: true, description: "browser origin allowed to call the API (repeat; * patterns, or * for any)" },
-  timeout: { type: "string", description: "seconds one request may take, queue wait included (default 600)" },
-  "max-body": { type: "string", description: "largest request body in bytes (default 4194304)" },
-  "model-id": { type: "string", description: "the model id clients send (default: the file name)" },
-  backend: { type: "string", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", description: "threads for native backends (default: all cores)" },
-  "context-length": { type: "string", description: "KV positions per sequence (default: min(model, 4096))" },
-  "kv-dtype": { type: "string", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache)" },
-  "lm-head": { type: "string", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
-  "log-level": { type: "string", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
+  host: { type: "string", placeholder: "address", description: "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)" },
+  port: { type: "string", placeholder: "port", description: "TCP port (default 8080; 0 picks a free one)" },
+  parallel: { type: "string", placeholder: "n", description: "sequences generating at once (default 4)" },
+  queue: { type: "string", placeholder: "n", description: "requests that may wait for a sequence; more get 429 (default 64)" },
+  "api-key": { type: "string", placeholder: "key", multiple: true, description: "accepted Bearer key (repeat, or comma-separate); also HALO_API_KEY" },
+  "api-key-file": { type: "string", placeholder: "path", description: "file with one key per line; also HALO_API_KEY_FILE" },
+  "cors-origin": { type: "string", placeholder: "origin", multiple: true, description: "browser origin allowed to call the API (repeat; * patterns, or * for any)" },
+  timeout: { type: "string", placeholder: "seconds", description: "seconds one request may take, queue wait included (default 600)" },
+  "max-body": { type: "string", placeholder: "bytes", description: "largest request body in bytes (default 4194304)" },
+  "model-id": { type: "string", placeholder: "id", description: "the model id clients send (default: the file name)" },
+  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
+  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
+  "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
+  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache)" },
+  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  "log-level": { type: "string", placeholder: "debug|info|warn|error", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -56,7 +56,8 @@ function list(value: unknown): string[] {
 
 /**
  * Runs `halo serve` until SIGINT/SIGTERM (or `stop` aborts, for embedding and tests), then shuts
- * down gracefully. Prints where it listens at once (the model loads in the background; /health
+ * down gracefully. Opens the model file first (a missing or malformed model fails before
+ * anything listens), then prints where it listens (the weights load in the background; /health
  * answers 503 meanwhile) and what it loaded when ready.
  */
 export async function serveCommand(argv: readonly string[], ctx: CommandContext, stop?: AbortSignal): Promise<number> {
@@ -67,7 +68,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   }
   const demo = values["demo"] === true;
   if (demo && values["model"] !== undefined) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --demo and --model exclude each other", { hint: "Drop --demo to serve your model" });
+    throw new HaloError(CliErrorCode.CLI_USAGE, "--demo and --model exclude each other", { hint: "Drop --demo to serve your model" });
   }
   const host = (values["host"] as string | undefined) ?? "127.0.0.1";
   const port = numberFlag("serve", values, "port", { integer: true, min: 0, max: 65535 }) ?? 8080;
@@ -81,13 +82,16 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const lmHead = lmHeadFlag("serve", values);
   const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --log-level must be debug, info, warn or error", { actual: logLevel });
+    throw new HaloError(CliErrorCode.CLI_USAGE, "--log-level must be debug, info, warn or error", { actual: logLevel });
   }
   const keys = parseKeyList([...list(values["api-key"]), ...(ctx.env["HALO_API_KEY"] !== undefined ? [ctx.env["HALO_API_KEY"]] : [])]);
   const keyFile = (values["api-key-file"] as string | undefined) ?? ctx.env["HALO_API_KEY_FILE"];
   if (keyFile !== undefined) keys.push(...readApiKeyFile(keyFile));
 
   const source = demo ? null : await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
+  // A model that does not exist or does not parse fails here, before "listening": opening reads the
+  // header only (the weights load in the background below, with /health at 503 until they are in).
+  if (source !== null) (await openModel(source)).close();
   const loadOptions = {
     backend: ((values["backend"] as string | undefined) ?? (demo ? "reference" : "auto")) as "auto",
     maxSequences: parallel,

@@ -5,6 +5,7 @@ import { HaloError, isHaloError } from "@halo/errors";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { modelCacheDir, snapshotDir } from "./cache-dir.js";
+import { hfHubCacheDir, hfSnapshotDir, loadableSnapshot } from "./hf-cache.js";
 import { hubOptionsFromEnv, OFFLINE_HINT } from "./hub-client.js";
 import { ProgressBar } from "./progress-bar.js";
 import { parsePullSpec, pull, readMarker, type PullOptions, type PullResult, type PullSpec } from "./pull.js";
@@ -66,7 +67,8 @@ function loadablePath(dir: string): string {
 
 /**
  * Resolves `--model`: an existing path is used as is; `owner/name[@rev]` that is not a path is
- * taken from the cache or pulled; no value means {@link DEFAULT_MODEL_REPO}, cached or pulled on
+ * taken from halo's cache, else from a complete snapshot in the Hugging Face hub cache (saying so
+ * on stderr), else pulled; no value means {@link DEFAULT_MODEL_REPO}, cached or pulled on
  * first use. Offline without a cached default it throws `CLI_NO_MODEL` saying what to do.
  *
  * @example
@@ -84,6 +86,13 @@ export async function resolveModel(model: string | undefined, ctx: CommandContex
   // A snapshot pulled with --include holds only some files: pull the rest before using it.
   const marker = await readMarker(dir);
   if (marker !== undefined && marker.include.length === 0) return loadablePath(dir);
+  // Already downloaded with the Hugging Face tools: use that snapshot rather than a second copy.
+  const hfDir = hfSnapshotDir(hfHubCacheDir(ctx.env), spec.repo, spec.revision);
+  const fromHf = hfDir === null ? null : loadableSnapshot(hfDir);
+  if (fromHf !== null) {
+    ctx.stderr.write(`halo: using ${spec.repo} from the Hugging Face cache (${fromHf}), not downloading it.\n`);
+    return fromHf;
+  }
   try {
     await pullWithProgress(spec, ctx, { progress: options.progress, announce: `halo: ${spec.repo} is not in the cache (${dir}); pulling it once.\n` });
   } catch (error) {
