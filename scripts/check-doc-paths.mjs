@@ -66,9 +66,10 @@ export function missingDocPaths() {
     const text = readFileSync(join(root, file), "utf8").replace(/^```[\s\S]*?^```/gm, "");
     const paths = new Set();
     for (const match of text.matchAll(/`([^`\n]+)`/g)) for (const path of candidatePaths(match[1], file)) paths.add(path);
+    // Links resolve against the doc's own directory only, as a Markdown viewer resolves them.
     for (const match of text.matchAll(/\]\(([^)\s]+)\)/g)) {
       const target = match[1].replace(/#.*$/, "");
-      if (target !== "" && !/^[a-z]+:/.test(target)) paths.add(target);
+      if (target !== "" && !/^[a-z]+:/.test(target) && !existsSync(join(root, dirname(file), target))) missing.push(`${file}: ${target} (link)`);
     }
     for (const path of paths) {
       if (GENERATED_PATHS.some((g) => path.replace(/^\.\//, "").startsWith(g)) || path.split("/").some((s) => GENERATED.has(s))) continue;
