@@ -1,4 +1,4 @@
-// loadServingEngine: loadModel with a backend that never starves the server's event loop.
+// loadServingEngine: loadModel for a server (the scheduler already yields between steps; the wrapper adds one more turn).
 import { loadModel, type Engine, type LoadModelOptions } from "@halo/engine";
 import { isHaloError } from "@halo/errors";
 import { referenceBackend } from "@halo/kernels";
@@ -6,9 +6,11 @@ import { yieldingBackend } from "./yielding-backend.js";
 
 /**
  * Loads a model for serving: like `loadModel`, except that synchronous backends (the TypeScript
- * `reference` backend, or a Backend object) are wrapped with {@link yieldingBackend} so HTTP keeps
- * flowing between steps. `"auto"` tries the native `cpu` backend first and falls back to the
- * wrapped reference backend. A quantised `lmHead` goes straight to `loadModel` (only native backends take it).
+ * `reference` backend, or a Backend object) are wrapped with {@link yieldingBackend}. The engine's
+ * scheduler already yields to the event loop before every step, so `loadModel` alone keeps HTTP
+ * flowing between steps too; the wrapper only adds one more event-loop turn per step. `"auto"` tries
+ * the native `cpu` backend first and falls back to the wrapped reference backend. A quantised
+ * `lmHead` goes straight to `loadModel` (only native backends take it).
  *
  * @example
  * ```ts

@@ -60,8 +60,8 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
   const lmHead = lmHeadFlag(command, values);
   samplingFlags(command, values);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
-  // loadServingEngine wraps synchronous backends so every step yields to the event loop: without
-  // it, Ctrl-C (a keypress or SIGINT) is not seen until the whole answer has been generated.
+  // The engine's scheduler yields to the event loop before every step, so Ctrl-C (a keypress or SIGINT) is seen
+  // between tokens on any backend; loadServingEngine only adds its wrapper's extra turn.
   return loadServingEngine(path, {
     backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
     ...(threads !== undefined ? { threads } : {}),
