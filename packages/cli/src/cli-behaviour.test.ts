@@ -95,6 +95,19 @@ describe("one error format", () => {
     }
   });
 
+  it("inspect, convert and verify (h1b's commands) print their errors the same way", async () => {
+    writeFileSync(join(dir, "junk.halo"), "junk");
+    const junk = capture();
+    expect(await main(["verify", join(dir, "junk.halo")], junk.ctx)).toBe(1);
+    expect(junk.err.join("")).toMatch(/^halo verify: file ends inside the \.halo preamble .*\[H1B_TRUNCATED\]\n$/);
+    const noPath = capture();
+    expect(await main(["inspect"], noPath.ctx)).toBe(2);
+    expect(noPath.err.join("")).toMatch(/^halo inspect: halo inspect takes one path; .*Run `halo inspect --help` for usage and examples \[H1B_BAD_ARGUMENT\]\n$/);
+    const flag = capture();
+    expect(await main(["inspect", modelPath, "--frobnicate"], flag.ctx)).toBe(2);
+    expect(flag.err.join("")).toBe("halo inspect: unknown flag --frobnicate. Run `halo inspect --help` for its flags [CLI_USAGE]\n");
+  });
+
   it("no message thrown in the CLI's sources starts with `halo <command>:` itself (main.ts adds it)", () => {
     const sources: string[] = [];
     const walk = (path: string): void => {

@@ -6,8 +6,25 @@ import type { CommandContext } from "../context.js";
 export const H1B_COMMANDS = ["inspect", "convert", "verify"] as const;
 
 /** Renames `h1b <command>` to `halo <command>` in help and error lines. */
-function rename(text: string): string {
-  return text.replace(/\bh1b (inspect|convert|verify|synth|--help)\b/g, "halo $1").replace(/^h1b\b/, "halo");
+function rename(text: string, name: string): string {
+  return text
+    .replace(/`h1b --help`/g, `\`halo ${name} --help\``)
+    .replace(/\bh1b (inspect|convert|verify|synth|--help)\b/g, "halo $1")
+    .replace(/^h1b\b/, "halo");
+}
+
+/**
+ * An h1b error line in halo's one error format, `halo <command>: <message> [CODE]`: h1b writes
+ * `h1b <command>: CODE: message`, and `h1b: …` for flags it cannot parse (a usage error).
+ */
+export function haloErrorLine(line: string, name: string): string {
+  const coded = /^h1b [\w-]+: ([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(line);
+  if (coded !== null) return `halo ${name}: ${rename(coded[2]!, name)} [${coded[1]}]`;
+  const unknown = /^h1b: Unknown option '([^']+)'/.exec(line);
+  if (unknown !== null) return `halo ${name}: unknown flag ${unknown[1]}. Run \`halo ${name} --help\` for its flags [CLI_USAGE]`;
+  const usage = /^h1b: ([\s\S]*?)\.?$/.exec(line);
+  if (usage !== null) return `halo ${name}: ${rename(usage[1]!, name)} [CLI_USAGE]`;
+  return rename(line, name);
 }
 
 /**
@@ -22,7 +39,7 @@ function rename(text: string): string {
 export function h1bCommand(name: (typeof H1B_COMMANDS)[number]): (argv: readonly string[], ctx: CommandContext) => Promise<number> {
   return (argv, ctx) =>
     runCli([name, ...argv], {
-      out: (text) => ctx.stdout.write(`${argv.includes("--help") || argv.includes("-h") ? rename(text) : text}\n`),
-      err: (text) => ctx.stderr.write(`${rename(text)}\n`),
+      out: (text) => ctx.stdout.write(`${argv.includes("--help") || argv.includes("-h") ? rename(text, name) : text}\n`),
+      err: (text) => ctx.stderr.write(`${haloErrorLine(text, name)}\n`),
     });
 }
