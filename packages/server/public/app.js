@@ -2,6 +2,8 @@
 const $ = (id) => document.getElementById(id);
 const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const history = [];
+// The bubble of each history entry, so that turns the server dropped can be greyed out.
+const historyBubbles = [];
 const sparkValues = [];
 let controller = null;
 
@@ -73,6 +75,9 @@ function showStats(s) {
   $("stat-active").textContent = `${s.active} / ${s.parallel}`;
   $("stat-queued").textContent = `${s.queued}`;
   $("stat-kv").textContent = `${number.format(s.kvUsage * 100)} %`;
+  // Tokens each running generation holds (prompt + answer so far) out of the context length.
+  const held = s.contextTokens ?? [];
+  $("stat-context").textContent = s.contextLength ? `${held.length ? held.join(", ") : "0"} / ${s.contextLength}` : "–";
   $("stat-requests").textContent = `${s.completedRequests}`;
   $("stat-tokens").textContent = `${s.generatedTokens}`;
   $("stat-updated").textContent = `updated ${new Date().toLocaleTimeString()} · up ${Math.round(s.uptimeSeconds)} s`;
@@ -137,6 +142,21 @@ function addMessage(role, text) {
   return el;
 }
 
+/** A one-line note in the conversation (context full, turns dropped). */
+function addNote(text, kind) {
+  const el = document.createElement("div");
+  el.className = `note ${kind}`;
+  el.textContent = text;
+  $("messages").append(el);
+  return el;
+}
+
+/** The server dropped the oldest `count` messages of the conversation to fit its context: forget them here too. */
+function forgetOldest(count) {
+  history.splice(0, count);
+  for (const el of historyBubbles.splice(0, count)) el.classList.add("dropped");
+}
+
 function setBusy(busy) {
   $("send").disabled = busy;
   $("stop").disabled = !busy;
@@ -144,7 +164,7 @@ function setBusy(busy) {
 
 async function send(prompt) {
   history.push({ role: "user", content: prompt });
-  addMessage("user", prompt);
+  historyBubbles.push(addMessage("user", prompt));
   const bubble = addMessage("assistant", "");
   bubble.dataset.state = "streaming";
   const text = document.createTextNode("");
@@ -172,6 +192,12 @@ async function send(prompt) {
       signal: controller.signal,
     });
     if (!response.ok) throw new Error(await errorText(response));
+    const dropped = Number(response.headers.get("x-halo-context-dropped") ?? 0);
+    if (dropped > 0) {
+      forgetOldest(dropped);
+      const note = addNote(`Context full: the server dropped the ${dropped === 1 ? "oldest message" : `${dropped} oldest messages`} (greyed out); the model no longer sees them.`, "context");
+      bubble.before(note);
+    }
     await readSse(
       response,
       (data) => {
@@ -190,19 +216,28 @@ async function send(prompt) {
         if (choice?.finish_reason && chunk.timings) {
           const t = chunk.timings;
           meta = `${t.predicted_n} tokens · ${number.format(t.predicted_per_second)} tok/s · prompt ${t.prompt_n} tokens in ${number.format(t.prompt_ms)} ms · ${choice.finish_reason}`;
+          if (chunk.halo) meta += ` · context ${chunk.halo.context_tokens} / ${chunk.halo.context_length}`;
+          if (chunk.halo?.context_full) {
+            meta += " (full: answer cut)";
+            bubble.dataset.contextFull = "true";
+          }
         }
         return true;
       },
       controller.signal,
     );
     history.push({ role: "assistant", content: reply });
+    historyBubbles.push(bubble);
   } catch (error) {
     if (controller.signal.aborted) meta = "stopped";
     else {
       bubble.classList.add("error");
       meta = `error: ${error.message}`;
     }
-    if (reply) history.push({ role: "assistant", content: reply });
+    if (reply) {
+      history.push({ role: "assistant", content: reply });
+      historyBubbles.push(bubble);
+    }
   } finally {
     bubble.dataset.state = "done";
     if (meta) {
@@ -232,6 +267,7 @@ $("prompt").addEventListener("keydown", (event) => {
 $("stop").addEventListener("click", () => controller?.abort());
 $("clear").addEventListener("click", () => {
   history.length = 0;
+  historyBubbles.length = 0;
   $("messages").replaceChildren();
 });
 

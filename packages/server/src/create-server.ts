@@ -9,6 +9,7 @@ import type { Registry } from "prom-client";
 import { AdmissionQueue } from "./admission-queue.js";
 import { createApiKeyCheck } from "./api-keys.js";
 import { createCorsPolicy, preflightHeaders } from "./cors.js";
+import type { ServerContextShift } from "./chat-context.js";
 import { ServerErrorCode } from "./errors.js";
 import { serveGeneration, type GenerationContext, type GenerationOutcome } from "./generation.js";
 import { LiveRate } from "./live-rate.js";
@@ -53,6 +54,13 @@ export interface CreateServerOptions {
   readonly statsIntervalMs?: number;
   /** Milliseconds between SSE keep-alive comments on generation streams. Default 15 000. */
   readonly keepAliveMs?: number;
+  /**
+   * What `/v1/chat/completions` does when a conversation does not fit the context window with room
+   * for the answer: `"drop-oldest"` (default) drops the oldest turns, keeps the system prompt and
+   * says so (header `x-halo-context-dropped`, body field `halo.dropped_messages`); `"error"`
+   * answers 400 `context_length_exceeded` when no token would fit.
+   */
+  readonly contextShift?: ServerContextShift;
   /** Dispose the engine when the server closes. Default false (the caller owns it). */
   readonly disposeEngineOnClose?: boolean;
 }
@@ -83,6 +91,10 @@ export interface ServerStats {
   readonly uptimeSeconds: number;
   /** Whether API requests need a key. */
   readonly auth: boolean;
+  /** KV positions each running generation holds now (prompt + answer so far), out of `contextLength`. */
+  readonly contextTokens: readonly number[];
+  /** Messages dropped from chats to fit the context since start. */
+  readonly droppedMessages: number;
 }
 
 /** The address a server listens on. */
@@ -201,7 +213,12 @@ export function createServer(options: CreateServerOptions): HaloServer {
   const admission = new AdmissionQueue(parallel, maxQueue);
   const decodeRate = new LiveRate(2000);
   const promptRate = new LiveRate(2000);
-  const totals = { completed: 0, generated: 0, prompt: 0, kvPositions: 0, durationMsSum: 0 };
+  const totals = { completed: 0, generated: 0, prompt: 0, kvPositions: 0, durationMsSum: 0, droppedMessages: 0 };
+  const contextHeld = new Map<object, number>();
+  const contextShift = options.contextShift ?? "drop-oldest";
+  if (contextShift !== "drop-oldest" && contextShift !== "error") {
+    throw new HaloError(ServerErrorCode.SERVER_BAD_OPTION, 'createServer: contextShift must be "drop-oldest" or "error"', { field: "contextShift", actual: contextShift });
+  }
   const inflight = new Set<Promise<void>>();
 
   const modelId = (): string | null => {
@@ -229,6 +246,8 @@ export function createServer(options: CreateServerOptions): HaloServer {
     promptTokens: totals.prompt,
     uptimeSeconds: (Date.now() - startedAt) / 1000,
     auth: authEnabled,
+    contextTokens: [...contextHeld.values()],
+    droppedMessages: totals.droppedMessages,
   });
 
   const metrics = new ServerMetrics(() => {
@@ -289,6 +308,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
     requestTimeoutMs,
     defaultMaxTokens,
     keepAliveMs,
+    contextShift,
     shutdownSignal: shutdown.signal,
     hooks: {
       promptProcessed: (n) => {
@@ -308,6 +328,13 @@ export function createServer(options: CreateServerOptions): HaloServer {
       finished: (ms) => {
         totals.completed++;
         totals.durationMsSum += ms;
+      },
+      contextHeld: (sequence, tokens) => {
+        if (tokens > 0) contextHeld.set(sequence, tokens);
+        else contextHeld.delete(sequence);
+      },
+      messagesDropped: (count) => {
+        totals.droppedMessages += count;
       },
     },
   });

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ChatMessage, Engine, GenerateEvent, RequestEndEvent } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import type { AdmissionQueue } from "./admission-queue.js";
+import { CONTEXT_DROPPED_HEADER, contextReport, fitChatRequest, type ContextReport, type ServerContextShift } from "./chat-context.js";
 import { ServerErrorCode } from "./errors.js";
 import { toOpenAiError } from "./openai-error.js";
 import {
@@ -29,6 +30,10 @@ export interface GenerationHooks {
   kvPositions(delta: number): void;
   /** A generation finished normally after `ms`. */
   finished(ms: number): void;
+  /** KV positions `sequence` (one object per running generation) holds now; 0 when it ended. */
+  contextHeld(sequence: object, tokens: number): void;
+  /** A chat was shortened to fit the context by dropping `count` messages. */
+  messagesDropped(count: number): void;
 }
 
 /** What a generation needs from its server. @internal */
@@ -39,6 +44,8 @@ export interface GenerationContext {
   readonly requestTimeoutMs: number;
   readonly defaultMaxTokens: number;
   readonly keepAliveMs: number;
+  /** What a chat that does not fit the context does. */
+  readonly contextShift: ServerContextShift;
   /** Aborted when a shutdown gives up waiting for running requests. */
   readonly shutdownSignal: AbortSignal;
   readonly hooks: GenerationHooks;
@@ -68,11 +75,17 @@ export function encodeChatPrompt(engine: Engine, messages: readonly ChatMessage[
   return ids;
 }
 
-function promptIds(engine: Engine, request: ParsedRequest): { ids: number[]; echo: string } {
-  if (request.kind === "chat") return { ids: encodeChatPrompt(engine, request.messages), echo: "" };
-  if (typeof request.prompt === "string") return { ids: engine.tokenize(request.prompt), echo: request.echo ? request.prompt : "" };
+async function promptIds(context: GenerationContext, request: ParsedRequest): Promise<{ ids: number[]; echo: string; droppedMessages: number }> {
+  const { engine } = context;
+  if (request.kind === "chat") {
+    // A conversation longer than the context drops its oldest turns (the server's contextShift policy).
+    const encode = async (messages: readonly ChatMessage[]): Promise<number[]> => encodeChatPrompt(engine, messages);
+    const fit = await fitChatRequest(engine, request.messages, request.maxTokens ?? context.defaultMaxTokens, context.contextShift, encode);
+    return { ids: fit.ids, echo: "", droppedMessages: fit.droppedMessages };
+  }
+  if (typeof request.prompt === "string") return { ids: engine.tokenize(request.prompt), echo: request.echo ? request.prompt : "", droppedMessages: 0 };
   const ids = [...request.prompt];
-  return { ids, echo: request.echo ? engine.detokenize(ids, { skipSpecialTokens: true }) : "" };
+  return { ids, echo: request.echo ? engine.detokenize(ids, { skipSpecialTokens: true }) : "", droppedMessages: 0 };
 }
 
 function timeoutError(ms: number): HaloError {
@@ -105,7 +118,10 @@ export async function serveGeneration(
   arrivedAt: number,
 ): Promise<GenerationOutcome> {
   const { engine } = context;
-  const { ids, echo } = promptIds(engine, request);
+  const { ids, echo, droppedMessages } = await promptIds(context, request);
+  if (droppedMessages > 0) context.hooks.messagesDropped(droppedMessages);
+  const report = (end: RequestEndEvent): ContextReport => contextReport(end, droppedMessages, engine.contextLength);
+  const answerHeaders = request.kind === "chat" ? { ...headers, [CONTEXT_DROPPED_HEADER]: String(droppedMessages) } : headers;
   const field = request.kind === "chat" ? "messages" : "prompt";
   if (ids.length === 0) throw new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, "the prompt has no tokens", { field, expected: "at least one token" });
   if (ids.length >= engine.contextLength) {
@@ -152,9 +168,11 @@ export async function serveGeneration(
   }
   const admittedAt = performance.now();
   let kvHeld = 0;
+  const sequence = {};
   const holdKv = (n: number): void => {
     kvHeld += n;
     context.hooks.kvPositions(n);
+    context.hooks.contextHeld(sequence, kvHeld);
   };
   try {
     const maxTokens = request.maxTokens ?? Math.max(1, Math.min(context.defaultMaxTokens, engine.contextLength - ids.length));
@@ -179,8 +197,8 @@ export async function serveGeneration(
       if (extra > 0) context.hooks.tokensGenerated(extra);
     };
     const answer = request.stream
-      ? await streamAnswer(context, res, request, headers, events, echo, onEvent, () => cause, (t) => (keepAlive = t))
-      : await jsonAnswer(context, res, request, headers, events, echo, onEvent, () => cause);
+      ? await streamAnswer(context, res, request, answerHeaders, events, echo, onEvent, () => cause, (t) => (keepAlive = t), report)
+      : await jsonAnswer(context, res, request, answerHeaders, events, echo, onEvent, () => cause, report);
     finishCounts(answer.end);
     if (answer.end !== null && answer.end.finishReason !== "abort") context.hooks.finished(performance.now() - admittedAt);
     return {
@@ -192,6 +210,7 @@ export async function serveGeneration(
     };
   } finally {
     context.hooks.kvPositions(-kvHeld);
+    context.hooks.contextHeld(sequence, 0);
     release();
     cleanup();
   }
@@ -221,6 +240,7 @@ async function streamAnswer(
   onEvent: (event: GenerateEvent) => void,
   causeOf: () => AbortCause | null,
   setKeepAlive: (timer: NodeJS.Timeout) => void,
+  report: (end: RequestEndEvent) => ContextReport,
 ): Promise<Answer> {
   const chat = request.kind === "chat";
   const id = completionId(chat ? "chatcmpl" : "cmpl");
@@ -279,7 +299,7 @@ async function streamAnswer(
     }
     return { status: cause === "client" ? 499 : 200, end };
   }
-  sendSseData(res, chunk({}, null, end.finishReason, { timings: timingsOf(end) }));
+  sendSseData(res, chunk({}, null, end.finishReason, { timings: timingsOf(end), halo: report(end) }));
   if (request.includeUsage) sendSseData(res, { ...base, choices: [], usage: usageOf(end) });
   sendSseDone(res);
   return { status: 200, end };
@@ -294,6 +314,7 @@ async function jsonAnswer(
   echo: string,
   onEvent: (event: GenerateEvent) => void,
   causeOf: () => AbortCause | null,
+  report: (end: RequestEndEvent) => ContextReport,
 ): Promise<Answer> {
   const chat = request.kind === "chat";
   const chatLogprobs: ChatLogprob[] = [];
@@ -338,6 +359,7 @@ async function jsonAnswer(
         ],
         usage: usageOf(end),
         timings: timingsOf(end),
+        halo: report(end),
       }
     : {
         id: completionId("cmpl"),
@@ -346,6 +368,7 @@ async function jsonAnswer(
         choices: [{ text: echo + end.text, index: 0, logprobs: request.logprobs ? textLogprobs : null, finish_reason: end.finishReason }],
         usage: usageOf(end),
         timings: timingsOf(end),
+        halo: report(end),
       };
   const text = JSON.stringify(body);
   res.writeHead(200, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(text)) });

@@ -1,6 +1,8 @@
 // @halo/server: an OpenAI-compatible HTTP server for halo with live stats, a chat page, limits and many users at once.
 export { createServer } from "./create-server.js";
 export type { CreateServerOptions, HaloServer, ServerStats, ListenAddress } from "./create-server.js";
+export { CONTEXT_DROPPED_HEADER } from "./chat-context.js";
+export type { ServerContextShift, ContextReport } from "./chat-context.js";
 export { createJsonLogger, silentLogger } from "./logger.js";
 export type { Logger, LogLevel } from "./logger.js";
 export { readApiKeyFile, parseKeyList, createApiKeyCheck } from "./api-keys.js";

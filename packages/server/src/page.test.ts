@@ -15,6 +15,7 @@ interface PageNode {
 declare const document: {
   getElementById(id: string): PageNode | null;
   querySelector(selector: string): PageNode | null;
+  querySelectorAll(selector: string): { readonly length: number };
   readonly body: { readonly dataset: Record<string, string | undefined> };
 };
 const CHROMIUM = "/usr/bin/chromium";
@@ -84,4 +85,47 @@ describe("the chat page in headless Chromium", () => {
       await tiny.close();
     }
   }, 60_000);
+
+  it.skipIf(!haveChromium)("keeps chatting when the context is full: a note says the server dropped the oldest turns, which are greyed out", async () => {
+    const { chromium } = await import("playwright-core");
+    const tiny = await startTinyServer({ parallel: 1, statsIntervalMs: 100, contextLength: 64 });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+      const pageErrors: string[] = [];
+      page.on("pageerror", (error) => pageErrors.push(error.message));
+      await page.goto(`${tiny.url}/`);
+      await page.waitForFunction(() => document.getElementById("status")?.textContent === "ready");
+      expect(await page.textContent("#stat-context")).toBe("0 / 64");
+      await page.click("#settings summary");
+      await page.fill("#temperature", "0");
+      await page.fill("#max-tokens", "12");
+      const answers = page.locator(".msg.assistant");
+      for (let turn = 1; turn <= 6; turn++) {
+        await page.fill("#prompt", `Question number ${turn}, please?`);
+        await page.click("#send");
+        await page.waitForFunction((n) => document.querySelectorAll(".msg.assistant[data-state='done']").length === n, turn, { timeout: 30_000 });
+      }
+      // Every turn got an answer, none an error, and at least one note says turns were dropped.
+      expect(await page.locator(".msg.error").count()).toBe(0);
+      expect(await answers.count()).toBe(6);
+      const notes = await page.locator(".note.context").allTextContents();
+      expect(notes.length).toBeGreaterThan(0);
+      expect(notes[0]).toMatch(/^Context full: the server dropped the \d+ oldest messages \(greyed out\)/);
+      expect(await page.locator(".msg.dropped").count()).toBeGreaterThan(0);
+      // The newest answer still has text and the context it used.
+      expect(await answers.last().locator(".meta").textContent()).toMatch(/context \d+ \/ 64/);
+      expect(tiny.app.stats().droppedMessages).toBeGreaterThan(0);
+      expect(pageErrors).toEqual([]);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: `${ARTIFACTS}chat-page-context-full.png`, fullPage: true });
+    } finally {
+      await browser.close();
+      await tiny.close();
+    }
+  }, 90_000);
 });

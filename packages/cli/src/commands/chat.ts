@@ -5,10 +5,12 @@ import type { ChatMessage, Engine } from "@halo/engine";
 import { helpText, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { ExitCode } from "../main.js";
+import { CONTEXT_SHIFT_FLAG, contextShiftFlag, type ContextShiftFlag } from "./context-shift-flag.js";
 import { loadFromFlags, MODEL_FLAGS, samplingFlags, statsLine, type SamplingFlags } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   ...MODEL_FLAGS,
+  "context-shift": CONTEXT_SHIFT_FLAG,
   help: { type: "boolean", short: "h", description: "show this help" },
 };
 
@@ -16,11 +18,12 @@ const FLAGS: Record<string, FlagSpec> = {
 export const CHAT_COMMANDS = [
   "/system <text>  set the system prompt (keeps the conversation)",
   "/reset          forget the conversation (keeps the system prompt)",
-  "/stats          token counts and speed of the last answer and the session",
+  "/stats          token counts and speed of the last answer and the session, and how full the context is",
   "/help           this list",
   "/exit           leave (also /bye or Ctrl-D)",
   'Multi-line input: end a line with \\ to continue it, or wrap text in """ lines.',
   "Ctrl-C stops the current answer; at the prompt it clears the line; twice on an empty line quits.",
+  "When the conversation fills the context, the oldest turns are dropped (the system prompt stays) and a note says so.",
 ].join("\n");
 
 /** Help text of `halo chat`. */
@@ -81,31 +84,56 @@ interface Totals {
   promptTokens: number;
   completionTokens: number;
   last: string | undefined;
+  /** KV positions the last answer left in use (prompt + answer). */
+  contextTokens: number;
+  /** Messages dropped to fit the context, this session. */
+  droppedMessages: number;
+}
+
+/** `the 2 oldest messages`, `the oldest message`. */
+function oldest(count: number): string {
+  return count === 1 ? "the oldest message" : `the ${count} oldest messages`;
 }
 
 async function answer(
   engine: Engine,
   messages: ChatMessage[],
-  sampling: SamplingFlags,
+  sampling: SamplingFlags & { readonly contextShift: ContextShiftFlag },
   signal: AbortSignal,
   ctx: CommandContext,
   totals: Totals,
+  onDropped: (count: number) => void,
 ): Promise<string | undefined> {
   try {
     for await (const event of engine.chat(messages, { ...sampling, signal })) {
       if (event.type === "token-delta") ctx.stdout.write(event.text);
-      else if (event.type === "request-end") {
+      else if (event.type === "request-start" && event.droppedMessages > 0) {
+        // The engine dropped whole oldest turns; forget them here too, so the history matches what the model saw.
+        onDropped(event.droppedMessages);
+        totals.droppedMessages += event.droppedMessages;
+        ctx.stderr.write(`halo chat: context full: dropped ${oldest(event.droppedMessages)} (the prompt is now ${event.contextTokens} of ${event.contextLength} tokens)\n`);
+      } else if (event.type === "request-end") {
         ctx.stdout.write(event.finishReason === "abort" ? " [stopped]\n" : "\n");
+        if (event.contextFull) {
+          const next = sampling.contextShift === "error" ? "/reset starts a new conversation" : "the next message drops the oldest turns";
+          ctx.stderr.write(`halo chat: the answer was cut: the context is full (${event.contextTokens} of ${engine.contextLength} tokens); ${next}\n`);
+        }
         totals.answers++;
         totals.promptTokens += event.usage.promptTokens;
         totals.completionTokens += event.usage.completionTokens;
+        totals.contextTokens = event.contextTokens;
         totals.last = statsLine(event, engine.backend);
         return event.text;
       }
     }
   } catch (error) {
     if (!isHaloError(error)) throw error;
-    ctx.stderr.write(`halo chat: ${error.message} [${error.code}]${error.code === "ENGINE_CONTEXT_OVERFLOW" ? " — /reset starts a new conversation" : ""}\n`);
+    if (error.code === "ENGINE_CONTEXT_OVERFLOW") {
+      const what = sampling.contextShift === "error" ? "the conversation no longer fits" : "the message does not fit, even after dropping every older turn,";
+      const ways = ["/reset starts a new conversation", "a shorter message or --system prompt fits", `a larger --context-length (now ${engine.contextLength}) gives more room`];
+      if (sampling.contextShift === "error") ways.push("--context-shift drop-oldest drops the oldest turns instead");
+      ctx.stderr.write(`halo chat: ${what} in the context window (${String(error.actual)}, room for ${engine.contextLength - 1}): ${ways.join("; ")} [${error.code}]\n`);
+    } else ctx.stderr.write(`halo chat: ${error.message} [${error.code}]\n`);
   }
   return undefined;
 }
@@ -117,14 +145,14 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
     ctx.stdout.write(chatHelp);
     return ExitCode.OK;
   }
-  const sampling = samplingFlags("chat", values);
+  const sampling = { ...samplingFlags("chat", values), contextShift: contextShiftFlag("chat", values) ?? "drop-oldest" };
   const engine = await loadFromFlags("chat", values, ctx);
   const input = ctx.stdin ?? process.stdin;
   const terminal = input.isTTY === true;
   const rl = createInterface({ input, ...(terminal ? { output: process.stdout, terminal: true } : { terminal: false }) });
   let system = values["system"] as string | undefined;
   let history: ChatMessage[] = [];
-  const totals: Totals = { answers: 0, promptTokens: 0, completionTokens: 0, last: undefined };
+  const totals: Totals = { answers: 0, promptTokens: 0, completionTokens: 0, last: undefined, contextTokens: 0, droppedMessages: 0 };
   const reader = new MultiLineReader();
   let generating: AbortController | undefined;
   let lastInterrupt = 0;
@@ -169,13 +197,15 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
         if (command === "/exit" || command === "/bye" || command === "/quit") break;
         if (command === "/reset") {
           history = [];
+          totals.contextTokens = 0;
           ctx.stdout.write("(conversation cleared)\n");
         } else if (command === "/system") {
           system = rest.length > 0 ? trimmed.slice(command.length).trim() : undefined;
           ctx.stdout.write(system === undefined ? "(system prompt removed)\n" : "(system prompt set)\n");
         } else if (command === "/stats") {
           ctx.stdout.write(
-            `${totals.last ?? "no answer yet"}\nsession: ${totals.answers} answers, ${totals.promptTokens} prompt tokens, ${totals.completionTokens} answer tokens; ${history.length} messages in the conversation\n`,
+            `${totals.last ?? "no answer yet"}\nsession: ${totals.answers} answers, ${totals.promptTokens} prompt tokens, ${totals.completionTokens} answer tokens; ${history.length} messages in the conversation\n` +
+              `context: ${totals.contextTokens} of ${engine.contextLength} tokens in use (last prompt + answer); ${totals.droppedMessages} old messages dropped to fit\n`,
           );
         } else if (command === "/help") {
           ctx.stdout.write(`${CHAT_COMMANDS}\n`);
@@ -187,7 +217,7 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
       }
       const messages: ChatMessage[] = [...(system !== undefined ? [{ role: "system" as const, content: system }] : []), ...history, { role: "user", content: text }];
       generating = new AbortController();
-      const reply = await answer(engine, messages, sampling, generating.signal, ctx, totals);
+      const reply = await answer(engine, messages, sampling, generating.signal, ctx, totals, (count) => history.splice(0, count));
       generating = undefined;
       if (reply !== undefined) history.push({ role: "user", content: text }, { role: "assistant", content: reply });
       prompt();

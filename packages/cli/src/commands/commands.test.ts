@@ -107,6 +107,32 @@ describe("halo chat", () => {
     expect(out).not.toContain("ignored");
   });
 
+  it("keeps answering when the conversation fills the context: drops the oldest turns with a note; /stats shows the context in use", async () => {
+    const questions = ["Hello there, how are you?", "Tell me more about it please", "And even more now", "One more", "And the last one"];
+    const stdin = new PassThrough();
+    const c = capture({}, stdin);
+    stdin.end([...questions, "/stats"].join("\n") + "\n");
+    const flags = ["--model", modelPath, "--backend", "reference", "-t", "0", "-n", "30", "--context-length", "64", "--system", "Be brief."];
+    expect(await main(["chat", ...flags], c.ctx)).toBe(0);
+    const err = c.err.join("");
+    expect(err).not.toMatch(/CONTEXT_OVERFLOW/);
+    const notes = err.match(/^halo chat: context full: dropped the \d+ oldest messages \(the prompt is now \d+ of 64 tokens\)$/gm) ?? [];
+    expect(notes.length).toBeGreaterThanOrEqual(2);
+    const out = c.out.join("");
+    expect(out).toMatch(/session: 5 answers, /);
+    expect(out).toMatch(/context: \d+ of 64 tokens in use \(last prompt \+ answer\); [1-9]\d* old messages dropped to fit/);
+
+    // The same conversation with --context-shift error stops at the full context and says what to do, in flags.
+    const strictIn = new PassThrough();
+    const strict = capture({}, strictIn);
+    strictIn.end(questions.join("\n") + "\n");
+    expect(await main(["chat", ...flags, "--context-shift", "error"], strict.ctx)).toBe(0);
+    expect(strict.err.join("")).toMatch(/halo chat: the conversation no longer fits in the context window .*\/reset starts a new conversation.*--context-length.*--context-shift drop-oldest.*\[ENGINE_CONTEXT_OVERFLOW\]/);
+    const bad = capture();
+    expect(await main(["chat", ...flags, "--context-shift", "shift"], bad.ctx)).toBe(2);
+    expect(bad.err.join("")).toMatch(/--context-shift must be drop-oldest or error/);
+  });
+
   it("Ctrl-C (a real SIGINT) stops the current answer and the conversation goes on", async () => {
     const stdin = new PassThrough();
     let interrupted = false;

@@ -85,4 +85,30 @@ describe("halo serve", () => {
     await main(["--help"], c.ctx);
     expect(c.out.join("")).toMatch(/serve\s+OpenAI-compatible HTTP server/);
   });
+
+  it("--context-shift picks what a chat that fills the context does: drop-oldest (default) answers and says so, error refuses", async () => {
+    const conversation: Array<{ role: string; content: string }> = [];
+    for (let i = 1; i <= 8; i++) conversation.push({ role: "user", content: `Question number ${i}?` }, { role: "assistant", content: `Answer ${i}.` });
+    conversation.push({ role: "user", content: "Last one?" });
+    const ask = (url: string): Promise<Response> =>
+      fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages: conversation, max_tokens: 4 }) });
+    for (const policy of [[], ["--context-shift", "error"]]) {
+      const { out, ctx } = capture();
+      const stop = new AbortController();
+      const running = serveCommand(["--demo", "--port", "0", "--context-length", "64", ...policy], ctx, stop.signal);
+      const response = await ask(await readyUrl(out));
+      if (policy.length === 0) {
+        expect(response.status).toBe(200);
+        expect(Number(response.headers.get("x-halo-context-dropped"))).toBeGreaterThan(0);
+      } else {
+        expect(response.status).toBe(400);
+        expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(/--context-shift drop-oldest/);
+      }
+      stop.abort();
+      expect(await running).toBe(0);
+    }
+    const bad = capture();
+    expect(await main(["serve", "--demo", "--context-shift", "rotate"], bad.ctx)).toBe(2);
+    expect(bad.err.join("")).toMatch(/--context-shift must be drop-oldest or error/);
+  });
 });

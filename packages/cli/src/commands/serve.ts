@@ -6,6 +6,7 @@ import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpe
 import type { CommandContext } from "../context.js";
 import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
+import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -26,6 +27,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
   "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache)" },
   "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  "context-shift": CONTEXT_SHIFT_FLAG,
   "log-level": { type: "string", placeholder: "debug|info|warn|error", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
@@ -80,6 +82,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag("serve", values);
   const lmHead = lmHeadFlag("serve", values);
+  const contextShift = contextShiftFlag("serve", values);
   const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new HaloError(CliErrorCode.CLI_USAGE, "--log-level must be debug, info, warn or error", { actual: logLevel });
@@ -113,6 +116,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     logger: createJsonLogger(ctx.stderr, logLevel),
     disposeEngineOnClose: true,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+    ...(contextShift !== undefined ? { contextShift } : {}),
     ...(modelId !== undefined ? { modelId } : {}),
     ...(demo ? { modelLabel: DEMO_LABEL } : {}),
   });
