@@ -26,7 +26,7 @@ export function contextShiftFlag(command: string, values: Record<string, unknown
   const raw = values["context-shift"];
   if (raw === undefined) return undefined;
   if (typeof raw !== "string" || !(CONTEXT_SHIFT_POLICIES as readonly string[]).includes(raw)) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, `--context-shift must be ${CONTEXT_SHIFT_POLICIES.join(" or ")}; got "${String(raw)}"`, {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `--context-shift must be ${CONTEXT_SHIFT_POLICIES.join(" or ")}`, {
       field: "context-shift",
       actual: raw,
       hint: "drop-oldest drops the oldest turns when the context is full; error stops with an error instead",
