@@ -113,11 +113,27 @@ describe("bad requests", () => {
     expect([missing.status, missing.error.param]).toEqual([400, "prompt"]);
   });
 
-  it("empty messages are 400; unknown fields are ignored", async () => {
+  it("empty messages are 400; unknown fields are refused naming the field, the listed ignored ones reported, null is absent", async () => {
     const { status, error } = await errorOf(await chat({ messages: [] }));
     expect([status, error.param]).toEqual([400, "messages"]);
-    const ok = await chat({ messages, max_tokens: 2, some_future_field: { x: 1 }, metadata: null, temperature: null });
+    for (const [body, param] of [
+      [{ messages, max_tokens: 2, grammar: "root ::= \"a\"" }, "grammar"],
+      [{ messages, max_tokens: 2, some_future_field: { x: 1 } }, "some_future_field"],
+      [{ messages, max_tokens: 2, stream: true, stream_options: { include_usage: true, chunk_size: 3 } }, "stream_options.chunk_size"],
+      [{ messages: [{ role: "user", content: "hi", images: [] }], max_tokens: 2 }, "messages[0].images"],
+    ] as const) {
+      const refused = await errorOf(await chat(body));
+      expect([refused.status, refused.error.param, refused.error.code, refused.error.halo_code]).toEqual([400, param, "unknown_field", "SERVER_UNKNOWN_FIELD"]);
+    }
+    const completion = await errorOf(await postJson(`${tiny.url}/v1/completions`, { prompt: "x", max_tokens: 2, grammar: "root ::= x" }, auth));
+    expect([completion.status, completion.error.param]).toEqual([400, "grammar"]);
+    const tokenize = await errorOf(await postJson(`${tiny.url}/tokenize`, { content: "x", add_bos: true }, auth));
+    expect([tokenize.status, tokenize.error.param]).toEqual([400, "add_bos"]);
+    const ok = await chat({ messages: [{ role: "user", content: "Hello", name: "ada" }], max_tokens: 2, metadata: { run: "1" }, store: false, some_future_field: null, temperature: null });
     expect(ok.status).toBe(200);
+    expect(ok.headers.get("x-halo-ignored-fields")).toBe("metadata, store, messages[0].name");
+    const plain = await chat({ messages, max_tokens: 2 });
+    expect(plain.headers.get("x-halo-ignored-fields")).toBeNull();
   });
 
   it("n > 1, tools, image parts, json response_format and several prompts are refused clearly (400 unsupported_value)", async () => {

@@ -4,11 +4,12 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from "node:net";
 import { basename, extname } from "node:path";
 import type { Engine } from "@halo/engine";
-import { HaloError } from "@halo/errors";
+import { HaloError, isHaloError } from "@halo/errors";
 import type { Registry } from "prom-client";
 import { AdmissionQueue } from "./admission-queue.js";
 import { createApiKeyCheck } from "./api-keys.js";
 import { createCorsPolicy, preflightHeaders } from "./cors.js";
+import { createHostCheck } from "./host-check.js";
 import type { ServerContextShift } from "./chat-context.js";
 import { ServerErrorCode } from "./errors.js";
 import { serveGeneration, type GenerationContext, type GenerationOutcome } from "./generation.js";
@@ -20,8 +21,10 @@ import { toOpenAiError } from "./openai-error.js";
 import { loadStaticAssets } from "./pages.js";
 import { parseChatRequest, parseCompletionRequest } from "./parse-request.js";
 import { readJsonBody } from "./read-body.js";
-import { badField, booleanField, stringField } from "./request-fields.js";
+import { badField, booleanField, checkKnownFields, clipText, stringField } from "./request-fields.js";
 import { requestIdOf } from "./request-id.js";
+import { decodePathSegment, parseRequestTarget } from "./request-target.js";
+import { setWriteTimeout } from "./sse.js";
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -46,6 +49,18 @@ export interface CreateServerOptions {
   readonly apiKeys?: readonly string[];
   /** Browser origins allowed besides the server's own (`"*"`, exact origins, `*` patterns). Default none. */
   readonly corsOrigins?: readonly string[];
+  /**
+   * `Host` names accepted besides loopback names and the address a request arrived at, checked
+   * before anything else when no API key is configured (a DNS-rebinding guard): exact names
+   * (`"halo.example.com"`, the public name behind a reverse proxy), `".example.com"` for a domain
+   * and its subdomains, or `"*"` for any. Default none.
+   */
+  readonly allowedHosts?: readonly string[];
+  /**
+   * Milliseconds a streaming answer may wait for a client that does not read it (writes buffered
+   * and not drained); then the connection is closed and the sequence freed. Default 30 000.
+   */
+  readonly writeTimeoutMs?: number;
   /** Structured logger. Default: JSON lines on stderr at `info`. */
   readonly logger?: Logger;
   /** `max_tokens` when a request gives none (also capped by the context). Default 1024. */
@@ -117,7 +132,8 @@ export interface HaloServer {
    * Graceful shutdown: refuses new requests (503), fails queued ones (503), lets running
    * generations finish for up to `graceMs` (default 10 000), then cancels the rest (their streams
    * end with an error record and `[DONE]`), closes every connection and, when configured,
-   * disposes the engine. Idempotent.
+   * disposes the engine. Idempotent; a later call with a shorter `graceMs` (a second Ctrl-C)
+   * cancels sooner, the same way, and returns the same promise.
    */
   close(options?: { graceMs?: number }): Promise<void>;
   /** Resolves when the engine is ready; rejects when loading failed. */
@@ -161,6 +177,10 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ["/_live/stats", { name: "live", method: "GET", public: false, needsEngine: false }],
 ]);
 
+// Body fields of the llama-server-style token routes; anything else is refused (SERVER_UNKNOWN_FIELD).
+const TOKENIZE_FIELDS: ReadonlySet<string> = new Set(["content", "add_special", "parse_special", "with_pieces"]);
+const DETOKENIZE_FIELDS: ReadonlySet<string> = new Set(["tokens"]);
+
 function checkOption(name: string, value: number | undefined, min: number, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min) {
@@ -196,6 +216,13 @@ export function createServer(options: CreateServerOptions): HaloServer {
   const defaultMaxTokens = checkOption("defaultMaxTokens", options.defaultMaxTokens, 1, 1024);
   const statsIntervalMs = checkOption("statsIntervalMs", options.statsIntervalMs, 10, 1500);
   const keepAliveMs = checkOption("keepAliveMs", options.keepAliveMs, 10, 15_000);
+  const writeTimeoutMs = checkOption("writeTimeoutMs", options.writeTimeoutMs, 1, 30_000);
+  for (const [i, entry] of (options.allowedHosts ?? []).entries()) {
+    if (typeof entry !== "string" || entry.length === 0) {
+      throw new HaloError(ServerErrorCode.SERVER_BAD_OPTION, "createServer: allowedHosts entries must be non-empty host names", { field: `allowedHosts[${i}]`, actual: entry });
+    }
+  }
+  const hostAllowed = createHostCheck(options.allowedHosts ?? []);
   const logger = options.logger ?? createJsonLogger(process.stderr, "info");
   const authorized = createApiKeyCheck(options.apiKeys ?? []);
   const authEnabled = (options.apiKeys ?? []).length > 0;
@@ -342,16 +369,16 @@ export function createServer(options: CreateServerOptions): HaloServer {
   const checkModel = (requested: string | undefined): void => {
     const id = modelId();
     if (requested === undefined || requested === id) return;
-    throw new HaloError(ServerErrorCode.SERVER_UNKNOWN_MODEL, `the model '${requested}' does not exist on this server`, {
+    throw new HaloError(ServerErrorCode.SERVER_UNKNOWN_MODEL, `the model '${clipText(requested, 64)}' does not exist on this server`, {
       field: "model",
       expected: `"${id}" (see GET /v1/models)`,
-      actual: requested,
+      actual: requested.length > 64 ? `a ${requested.length}-character name` : requested,
     });
   };
 
   async function dispatch(
     route: Route,
-    url: URL,
+    path: string,
     req: IncomingMessage,
     res: ServerResponse,
     headers: Record<string, string>,
@@ -375,7 +402,10 @@ export function createServer(options: CreateServerOptions): HaloServer {
         return { status: 200 };
       }
       case "live":
-        feed.subscribe(res, headers);
+        if (req.method === "HEAD") {
+          res.writeHead(200, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform" });
+          res.end();
+        } else feed.subscribe(res, headers);
         return { status: 200 };
       default:
         break;
@@ -386,13 +416,14 @@ export function createServer(options: CreateServerOptions): HaloServer {
       return { status: 200 };
     }
     if (route.name === "model") {
-      const requested = decodeURIComponent(url.pathname.slice("/v1/models/".length));
+      const requested = decodePathSegment(path.slice("/v1/models/".length), "model");
       checkModel(requested);
       writeJson(res, 200, modelCard(loaded), headers);
       return { status: 200 };
     }
     const body = await readJsonBody(req, maxBodyBytes);
     if (route.name === "tokenize") {
+      checkKnownFields(body, TOKENIZE_FIELDS);
       const content = stringField(body, "content");
       if (content === undefined) throw badField("content", "a string", body["content"]);
       const ids = loaded.tokenize(content, { addSpecialTokens: booleanField(body, "add_special") ?? false, allowSpecial: booleanField(body, "parse_special") ?? true });
@@ -401,6 +432,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
       return { status: 200 };
     }
     if (route.name === "detokenize") {
+      checkKnownFields(body, DETOKENIZE_FIELDS);
       const tokens = body["tokens"];
       if (!Array.isArray(tokens) || tokens.some((id) => typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= loaded.config.vocabSize)) {
         throw badField("tokens", `an array of token ids in [0, ${loaded.config.vocabSize})`, tokens);
@@ -410,6 +442,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
     }
     const parsed = route.name === "chat" ? parseChatRequest(body, loaded.config.vocabSize) : parseCompletionRequest(body, loaded.config.vocabSize);
     checkModel(parsed.model);
+    if (parsed.ignoredFields.length > 0) headers["x-halo-ignored-fields"] = parsed.ignoredFields.join(", ");
     const outcome = await serveGeneration(generationContext(loaded), req, res, parsed, headers, arrivedAt);
     return { ...outcome, ...(parsed.user !== undefined ? { user: parsed.user } : {}), stream: parsed.stream } as Partial<GenerationOutcome> & { status: number };
   }
@@ -430,31 +463,49 @@ export function createServer(options: CreateServerOptions): HaloServer {
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const arrivedAt = performance.now();
-    const requestId = requestIdOf(req.headers["x-request-id"]);
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const headers: Record<string, string> = { "x-request-id": requestId };
+    const headers: Record<string, string> = {};
+    let requestId = "";
+    let path = "";
     let routeLabel = "other";
     let extra: Record<string, unknown> = {};
     const finish = (status: number): void => {
-      const seconds = (performance.now() - arrivedAt) / 1000;
-      metrics.requestDone(routeLabel, status, seconds);
-      logger.log(status >= 500 ? "error" : status >= 400 && status !== 499 ? "warn" : "info", "request", {
-        requestId,
-        method: req.method,
-        path: url.pathname,
-        status,
-        durationMs: Math.round(seconds * 10000) / 10,
-        ...extra,
-      });
+      try {
+        const seconds = (performance.now() - arrivedAt) / 1000;
+        metrics.requestDone(routeLabel, status, seconds);
+        logger.log(status >= 500 ? "error" : status >= 400 && status !== 499 ? "warn" : "info", "request", {
+          requestId,
+          method: req.method,
+          path: clipText(path, 200),
+          status,
+          durationMs: Math.round(seconds * 10000) / 10,
+          ...extra,
+        });
+      } catch {
+        // A failing logger or metric must not take the process down with it.
+      }
     };
+    // Every byte of the request (line, headers, body) is read inside this one guarded task: a throw
+    // anywhere becomes an error answer (or a 499 when the client is gone), never an uncaught exception.
     const task = (async (): Promise<void> => {
       let status = 500;
       try {
+        requestId = requestIdOf(req.headers["x-request-id"]);
+        headers["x-request-id"] = requestId;
+        setWriteTimeout(res, writeTimeoutMs);
+        if (!authEnabled && !hostAllowed(req.headers.host, req.socket?.localAddress)) {
+          throw new HaloError(ServerErrorCode.SERVER_FORBIDDEN_HOST, "this server does not answer to that Host name", {
+            expected: "a loopback name, the address the server listens on, or a name in its allowed-host list",
+            actual: clipText(req.headers.host ?? "", 64),
+            hint: "Behind a reverse proxy or a DNS name, start the server with --allowed-host <name> (createServer allowedHosts), or configure an API key",
+          });
+        }
+        const target = parseRequestTarget(req.url);
+        path = target.path;
         const decision = cors(req.headers.origin, req.headers.host);
         Object.assign(headers, decision.headers);
         if (!decision.allowed) {
           throw new HaloError(ServerErrorCode.SERVER_FORBIDDEN_ORIGIN, "this origin may not call the server", {
-            actual: req.headers.origin,
+            actual: clipText(req.headers.origin ?? "", 64),
             hint: "Start the server with the origin in its CORS allow-list (--cors-origin)",
           });
         }
@@ -464,7 +515,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
           status = 204;
           return;
         }
-        const asset = req.method === "GET" || req.method === "HEAD" ? assets.get(url.pathname) : undefined;
+        const asset = req.method === "GET" || req.method === "HEAD" ? assets.get(path) : undefined;
         if (asset !== undefined) {
           routeLabel = "page";
           res.writeHead(200, { ...headers, "content-type": asset.contentType, "content-length": String(asset.body.length), "cache-control": "no-cache" });
@@ -472,16 +523,17 @@ export function createServer(options: CreateServerOptions): HaloServer {
           status = 200;
           return;
         }
-        const route = ROUTES.get(url.pathname) ?? (url.pathname.startsWith("/v1/models/") ? ({ name: "model", method: "GET", public: false, needsEngine: true } as const) : undefined);
+        const route = ROUTES.get(path) ?? (path.startsWith("/v1/models/") ? ({ name: "model", method: "GET", public: false, needsEngine: true } as const) : undefined);
         if (route === undefined) {
-          throw new HaloError(ServerErrorCode.SERVER_NOT_FOUND, `no route ${req.method ?? "GET"} ${url.pathname}`, {
+          throw new HaloError(ServerErrorCode.SERVER_NOT_FOUND, `no route ${clipText(req.method ?? "GET", 16)} ${clipText(path, 100)}`, {
             hint: "Routes: /v1/chat/completions, /v1/completions, /v1/models, /health, /tokenize, /detokenize, /metrics, /_live/stats, /",
           });
         }
-        routeLabel = route.name === "model" ? "/v1/models/{id}" : url.pathname;
-        if (req.method !== route.method) {
-          headers["allow"] = route.method;
-          throw new HaloError(ServerErrorCode.SERVER_METHOD_NOT_ALLOWED, `${url.pathname} takes ${route.method}, not ${req.method ?? "?"}`);
+        routeLabel = route.name === "model" ? "/v1/models/{id}" : path;
+        // HEAD is GET without a body (node drops the body of a HEAD answer); POST routes take POST only.
+        if (req.method !== route.method && !(req.method === "HEAD" && route.method === "GET")) {
+          headers["allow"] = route.method === "GET" ? "GET, HEAD" : route.method;
+          throw new HaloError(ServerErrorCode.SERVER_METHOD_NOT_ALLOWED, `${path} takes ${headers["allow"]}, not ${clipText(req.method ?? "?", 16)}`);
         }
         if (!route.public && !authorized(req.headers.authorization)) {
           throw new HaloError(ServerErrorCode.SERVER_UNAUTHORIZED, "a valid API key is required", {
@@ -493,16 +545,26 @@ export function createServer(options: CreateServerOptions): HaloServer {
         if (route.needsEngine && engine === null && loadError !== null) {
           throw new HaloError(ServerErrorCode.SERVER_LOAD_FAILED, "the model failed to load", { actual: loadError instanceof Error ? loadError.message : String(loadError) });
         }
-        const outcome = await dispatch(route, url, req, res, headers, arrivedAt);
+        const outcome = await dispatch(route, path, req, res, headers, arrivedAt);
         const { status: answered, ...rest } = outcome;
         status = answered;
         extra = rest;
       } catch (error) {
-        if (res.headersSent && !res.writableEnded) res.end();
-        status = res.headersSent ? res.statusCode : writeError(res, error, headers);
-        if (status >= 500) extra = { ...extra, error: error instanceof Error ? error.message : String(error) };
-        else if (error instanceof Error) extra = { ...extra, error: error.message.slice(0, 200) };
-        if (status === 413) res.once("finish", () => req.destroy());
+        try {
+          if (isHaloError(error) && error.code === ServerErrorCode.SERVER_CLIENT_GONE) {
+            status = 499;
+            if (!res.writableEnded) res.destroy();
+          } else {
+            if (res.headersSent && !res.writableEnded) res.end();
+            status = res.headersSent ? res.statusCode : writeError(res, error, headers);
+          }
+          if (status >= 500) extra = { ...extra, error: error instanceof Error ? error.message : String(error) };
+          else if (error instanceof Error) extra = { ...extra, error: error.message.slice(0, 200) };
+          if (status === 413) res.once("finish", () => req.destroy());
+        } catch {
+          // The answer itself failed (socket gone mid-write): nothing more can be sent.
+          res.destroy();
+        }
       } finally {
         finish(status);
       }
@@ -513,10 +575,23 @@ export function createServer(options: CreateServerOptions): HaloServer {
 
   const server = createHttpServer({ requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, handle);
 
+  // Resolves the grace wait early; a later close() with a shorter grace schedules it sooner.
+  let cutGrace: (() => void) | null = null;
+  let graceEndsAt = Infinity;
+
   async function close(closeOptions: { graceMs?: number } = {}): Promise<void> {
-    if (closing !== null) return closing;
-    const graceMs = closeOptions.graceMs ?? 10_000;
+    const graceMs = Math.max(0, closeOptions.graceMs ?? 10_000);
+    if (closing !== null) {
+      // A second signal (or caller) in a hurry: cancel running generations sooner, still through
+      // the normal path (error record + [DONE] on streams), never by cutting connections.
+      if (performance.now() + graceMs < graceEndsAt) {
+        graceEndsAt = performance.now() + graceMs;
+        setTimeout(() => cutGrace?.(), graceMs).unref();
+      }
+      return closing;
+    }
     shuttingDown = true;
+    graceEndsAt = performance.now() + graceMs;
     closing = (async () => {
       logger.log("info", "shutdown-start", { active: admission.activeCount, queued: admission.waitingCount, graceMs });
       const stopped = new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
@@ -524,7 +599,10 @@ export function createServer(options: CreateServerOptions): HaloServer {
       admission.rejectWaiting(new HaloError(ServerErrorCode.SERVER_SHUTTING_DOWN, "the server is shutting down; the queued request was not started"));
       feed.closeAll();
       const settled = (): Promise<void> => Promise.allSettled([...inflight]).then(() => undefined);
-      const graceTimer = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), graceMs).unref());
+      const graceTimer = new Promise<"timeout">((resolve) => {
+        cutGrace = () => resolve("timeout");
+        setTimeout(() => resolve("timeout"), graceMs).unref();
+      });
       const first = await Promise.race([settled().then(() => "done" as const), graceTimer]);
       if (first === "timeout") {
         logger.log("warn", "shutdown-cancel", { active: admission.activeCount });

@@ -15,6 +15,7 @@ import {
   type ChatLogprob,
 } from "./openai-shapes.js";
 import type { ParsedRequest } from "./parse-request.js";
+import { checkPromptBytes, encodeChatPromptAsync, tokenizeInSlices } from "./prompt-tokens.js";
 import { completionId } from "./request-id.js";
 import { sendSseComment, sendSseData, sendSseDone, startSse } from "./sse.js";
 
@@ -75,15 +76,19 @@ export function encodeChatPrompt(engine: Engine, messages: readonly ChatMessage[
   return ids;
 }
 
+// Text prompts are refused before tokenizing when their bytes cannot fit, and tokenized in slices (prompt-tokens.ts).
 async function promptIds(context: GenerationContext, request: ParsedRequest): Promise<{ ids: number[]; echo: string; droppedMessages: number }> {
   const { engine } = context;
   if (request.kind === "chat") {
     // A conversation longer than the context drops its oldest turns (the server's contextShift policy).
-    const encode = async (messages: readonly ChatMessage[]): Promise<number[]> => encodeChatPrompt(engine, messages);
+    const encode = (messages: readonly ChatMessage[]): Promise<number[]> => encodeChatPromptAsync(engine, messages);
     const fit = await fitChatRequest(engine, request.messages, request.maxTokens ?? context.defaultMaxTokens, context.contextShift, encode);
     return { ids: fit.ids, echo: "", droppedMessages: fit.droppedMessages };
   }
-  if (typeof request.prompt === "string") return { ids: engine.tokenize(request.prompt), echo: request.echo ? request.prompt : "", droppedMessages: 0 };
+  if (typeof request.prompt === "string") {
+    await checkPromptBytes(engine, Buffer.byteLength(request.prompt), "prompt");
+    return { ids: await tokenizeInSlices(engine, request.prompt), echo: request.echo ? request.prompt : "", droppedMessages: 0 };
+  }
   const ids = [...request.prompt];
   return { ids, echo: request.echo ? engine.detokenize(ids, { skipSpecialTokens: true }) : "", droppedMessages: 0 };
 }

@@ -20,4 +20,17 @@ describe("toOpenAiError", () => {
     expect(toOpenAiError(new HaloError("KERNELS_NATIVE_FAILED", "oom")).status).toBe(500);
     expect(toOpenAiError(new Error("boom"))).toMatchObject({ status: 500, body: { error: { type: "api_error", halo_code: "SERVER_INTERNAL" } } });
   });
+
+  it("words engine and sampler messages in the request's field names", () => {
+    const answer = toOpenAiError(new HaloError("ENGINE_BAD_OPTION", "maxTokens must be a whole number in [0, 16777216]", { field: "maxTokens", expected: "an integer", actual: 1e9 }));
+    expect(answer.body.error.param).toBe("max_tokens");
+    expect(answer.body.error.message).toContain("max_tokens must be");
+    expect(answer.body.error.message).not.toMatch(/maxTokens/);
+    expect(toOpenAiError(new HaloError("SAMPLER_BAD_OPTION", "topP out of range; repeatLastN too")).body.error.message).toBe("top_p out of range; repeat_last_n too");
+  });
+
+  it("no candidates to sample (every logit NaN or -Infinity) is the model's fault: 500 model_error", () => {
+    const answer = toOpenAiError(new HaloError("SAMPLER_NO_CANDIDATES", "no token can be sampled", { field: "logits" }));
+    expect(answer).toMatchObject({ status: 500, body: { error: { type: "api_error", code: "model_error", halo_code: "SERVER_MODEL_FAILED", param: null } } });
+  });
 });

@@ -34,6 +34,13 @@ const FIELD_NAMES: Readonly<Record<string, string>> = {
   topLogprobs: "top_logprobs",
 };
 
+// Engine and sampler messages name their own option ("maxTokens must be …"); the client reads its field.
+const ENGINE_NAME_PATTERN = new RegExp(`\\b(${Object.keys(FIELD_NAMES).join("|")})\\b`, "g");
+
+function inRequestTerms(message: string): string {
+  return message.replace(ENGINE_NAME_PATTERN, (name) => FIELD_NAMES[name] ?? name);
+}
+
 function paramOf(field: string | undefined): string | null {
   if (field === undefined) return null;
   const head = /^[A-Za-z]+/.exec(field)?.[0];
@@ -73,6 +80,23 @@ export function toOpenAiError(error: unknown): OpenAiErrorAnswer {
       const kind = SERVER_ERROR_HTTP[error.code];
       return { status: kind.status, body: { error: { message: error.message, type: kind.type, param, code: kind.code, halo_code: error.code } } };
     }
+    // With the server's bounds on every sampler option (logit_bias within ±100, finite
+    // temperature…), no request can leave every candidate at -Infinity: only the model's own
+    // non-finite logits do. That is a model or backend fault, never the client's.
+    if (error.code === "SAMPLER_NO_CANDIDATES") {
+      return {
+        status: 500,
+        body: {
+          error: {
+            message: "the model produced no usable logits (every value NaN or -Infinity); the model file or the backend is faulty",
+            type: "api_error",
+            param: null,
+            code: SERVER_ERROR_HTTP.SERVER_MODEL_FAILED.code,
+            halo_code: "SERVER_MODEL_FAILED",
+          },
+        },
+      };
+    }
     if (error.code === "ENGINE_CONTEXT_OVERFLOW") {
       return {
         status: 400,
@@ -80,7 +104,7 @@ export function toOpenAiError(error: unknown): OpenAiErrorAnswer {
       };
     }
     if (CLIENT_CODES.has(error.code) || error.code.startsWith("SAMPLER_")) {
-      return { status: 400, body: { error: { message: error.message, type: "invalid_request_error", param, code: "invalid_value", halo_code: error.code } } };
+      return { status: 400, body: { error: { message: inRequestTerms(error.message), type: "invalid_request_error", param, code: "invalid_value", halo_code: error.code } } };
     }
     if (error.code === "ENGINE_DISPOSED") {
       return { status: 503, body: { error: { message: error.message, type: "unavailable_error", param: null, code: "shutting_down", halo_code: error.code } } };

@@ -104,7 +104,7 @@ describe("parseChatRequest", () => {
         try {
           parseChatRequest(candidate as Record<string, unknown>, VOCAB);
         } catch (error) {
-          return isHaloError(error) && /^SERVER_(BAD_REQUEST|UNSUPPORTED)$/.test(error.code) && typeof error.field === "string";
+          return isHaloError(error) && /^SERVER_(BAD_REQUEST|UNSUPPORTED|UNKNOWN_FIELD)$/.test(error.code) && typeof error.field === "string";
         }
         return true;
       }),

@@ -3,6 +3,7 @@ import type { ChatMessage, GenerateOptions } from "@halo/engine";
 import {
   badField,
   booleanField,
+  checkKnownFields,
   logitBiasField,
   numberField,
   objectField,
@@ -29,7 +30,53 @@ export interface ParsedCommon {
   readonly topLogprobs: number;
   /** OpenAI's `user` (logged, not otherwise used). */
   readonly user: string | undefined;
+  /** Fields present that this server accepts but does not act on ({@link IGNORED_FIELDS}), reported in `x-halo-ignored-fields`. */
+  readonly ignoredFields: readonly string[];
 }
+
+/** The engine's largest `maxTokens`, in request terms. */
+const MAX_TOKENS_LIMIT = 1 << 24;
+
+const COMMON_FIELDS = [
+  "model",
+  "stream",
+  "stream_options",
+  "max_tokens",
+  "max_completion_tokens",
+  "temperature",
+  "top_p",
+  "top_k",
+  "min_p",
+  "presence_penalty",
+  "frequency_penalty",
+  "repeat_penalty",
+  "repeat_last_n",
+  "logit_bias",
+  "seed",
+  "stop",
+  "ignore_eos",
+  "n",
+  "tools",
+  "functions",
+  "tool_choice",
+  "function_call",
+  "response_format",
+  "user",
+];
+
+/** Fields of a chat body this server reads (acts on, or refuses values it cannot honour). */
+export const CHAT_FIELDS: ReadonlySet<string> = new Set([...COMMON_FIELDS, "messages", "logprobs", "top_logprobs"]);
+/** Fields of a text completion body this server reads. */
+export const COMPLETION_FIELDS: ReadonlySet<string> = new Set([...COMMON_FIELDS, "prompt", "echo", "best_of", "suffix", "logprobs"]);
+/**
+ * Fields OpenAI clients send that change nothing about the generated text, which this server
+ * accepts, does not act on, and names in the `x-halo-ignored-fields` answer header. Every other
+ * unknown field is refused with 400 `unknown_field`.
+ */
+export const IGNORED_FIELDS: ReadonlySet<string> = new Set(["metadata", "store", "service_tier", "parallel_tool_calls"]);
+const MESSAGE_FIELDS: ReadonlySet<string> = new Set(["role", "content", "tool_calls"]);
+const IGNORED_MESSAGE_FIELDS: ReadonlySet<string> = new Set(["name", "tool_call_id"]);
+const STREAM_OPTION_FIELDS: ReadonlySet<string> = new Set(["include_usage"]);
 
 /** A validated chat completion request. */
 export interface ParsedChatRequest extends ParsedCommon {
@@ -51,19 +98,26 @@ export type ParsedRequest = ParsedChatRequest | ParsedCompletionRequest;
 
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
-function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, topLogprobs: number): ParsedCommon {
+function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, topLogprobs: number, ignoredFields: readonly string[]): ParsedCommon {
   const n = numberField(body, "n", { integer: true, min: 1 });
   if (n !== undefined && n !== 1) throw unsupported("n", "only one choice per request (n = 1)", n, "Send n separate requests; they run concurrently");
   const tools = body["tools"] ?? body["functions"];
   if (Array.isArray(tools) && tools.length > 0) throw unsupported(body["tools"] !== undefined ? "tools" : "functions", "tool calling", "a tool list");
+  for (const field of ["tool_choice", "function_call"]) {
+    const choice = body[field];
+    if (choice !== undefined && choice !== null && choice !== "none" && choice !== "auto") throw unsupported(field, "tool calling (only \"none\" or \"auto\" without tools)", choice);
+  }
   const format = objectField(body, "response_format");
   if (format !== undefined && format["type"] !== "text") throw unsupported("response_format", "only { type: \"text\" }", format["type"]);
 
   const stream = booleanField(body, "stream") ?? false;
   const streamOptions = objectField(body, "stream_options");
+  const ignored = [...ignoredFields];
+  if (streamOptions !== undefined) checkKnownFields(streamOptions, STREAM_OPTION_FIELDS, new Set(), "stream_options.");
   const includeUsage = streamOptions === undefined ? false : (booleanField(streamOptions, "include_usage") ?? false);
   const maxTokens =
-    numberField(body, "max_completion_tokens", { integer: true, min: 1 }) ?? numberField(body, "max_tokens", { integer: true, min: 1 });
+    numberField(body, "max_completion_tokens", { integer: true, min: 1, max: MAX_TOKENS_LIMIT }) ??
+    numberField(body, "max_tokens", { integer: true, min: 1, max: MAX_TOKENS_LIMIT });
 
   const options: Record<string, unknown> = {};
   const set = (key: string, value: unknown): void => {
@@ -96,6 +150,7 @@ function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, top
     logprobs,
     topLogprobs,
     user: stringField(body, "user"),
+    ignoredFields: ignored,
   };
 }
 
@@ -123,7 +178,9 @@ function messageContent(message: JsonObject, index: number): string {
 }
 
 /**
- * Validates a `/v1/chat/completions` body. Unknown fields are ignored as OpenAI does; known
+ * Validates a `/v1/chat/completions` body. Unknown fields throw `SERVER_UNKNOWN_FIELD` naming
+ * the field, except the few in {@link IGNORED_FIELDS}, which are accepted and reported in
+ * `ignoredFields`; `null` reads as absent for every field; known
  * fields of the wrong type or range throw `SERVER_BAD_REQUEST` naming the field; features this
  * server lacks (`n > 1`, tools, image parts, JSON response formats) throw `SERVER_UNSUPPORTED`.
  * `developer` messages are passed to the template as `system`.
@@ -138,9 +195,12 @@ export function parseChatRequest(body: JsonObject, vocabSize: number): ParsedCha
   const raw = body["messages"];
   if (!Array.isArray(raw)) throw badField("messages", "a non-empty array of messages", raw);
   if (raw.length === 0) throw badField("messages", "at least one message", "an empty array");
+  const ignoredTop = checkKnownFields(body, CHAT_FIELDS, IGNORED_FIELDS);
+  const ignoredMessageFields: string[] = [];
   const messages = raw.map((entry: unknown, i): ChatMessage => {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw badField(`messages[${i}]`, "an object with role and content", entry);
     const message = entry as JsonObject;
+    ignoredMessageFields.push(...checkKnownFields(message, MESSAGE_FIELDS, IGNORED_MESSAGE_FIELDS, `messages[${i}].`));
     const role = message["role"];
     if (typeof role !== "string" || !ROLES.has(role)) throw badField(`messages[${i}].role`, `one of ${[...ROLES].join(", ")}`, role);
     return { role: role === "developer" ? "system" : role, content: messageContent(message, i) };
@@ -148,7 +208,7 @@ export function parseChatRequest(body: JsonObject, vocabSize: number): ParsedCha
   const logprobs = booleanField(body, "logprobs") ?? false;
   const topLogprobs = numberField(body, "top_logprobs", { integer: true, min: 0, max: 20 }) ?? 0;
   if (topLogprobs > 0 && !logprobs) throw badField("top_logprobs", "logprobs: true alongside top_logprobs", topLogprobs);
-  return { kind: "chat", messages, ...parseCommon(body, vocabSize, logprobs, topLogprobs) };
+  return { kind: "chat", messages, ...parseCommon(body, vocabSize, logprobs, topLogprobs, [...ignoredTop, ...ignoredMessageFields]) };
 }
 
 function isTokenArray(value: unknown): value is number[] {
@@ -167,6 +227,7 @@ function isTokenArray(value: unknown): value is number[] {
  * ```
  */
 export function parseCompletionRequest(body: JsonObject, vocabSize: number): ParsedCompletionRequest {
+  const ignoredTop = checkKnownFields(body, COMPLETION_FIELDS, IGNORED_FIELDS);
   let prompt: unknown = body["prompt"];
   if (prompt === undefined || prompt === null) throw badField("prompt", "a string, or token ids", prompt);
   if (Array.isArray(prompt) && prompt.length === 1 && (typeof prompt[0] === "string" || isTokenArray(prompt[0]))) prompt = prompt[0];
@@ -187,6 +248,6 @@ export function parseCompletionRequest(body: JsonObject, vocabSize: number): Par
     kind: "completion",
     prompt,
     echo: booleanField(body, "echo") ?? false,
-    ...parseCommon(body, vocabSize, logprobCount !== undefined, logprobCount ?? 0),
+    ...parseCommon(body, vocabSize, logprobCount !== undefined, logprobCount ?? 0, ignoredTop),
   };
 }

@@ -11,11 +11,15 @@ function tooLarge(limit: number, actual: string): HaloError {
   });
 }
 
+function clientGone(cause: Error | undefined): HaloError {
+  return new HaloError(ServerErrorCode.SERVER_CLIENT_GONE, "the client closed the connection before the body ended", cause !== undefined ? { cause } : {});
+}
+
 /**
  * Reads `req`'s body as a JSON object. Refuses (`SERVER_BODY_TOO_LARGE`) a declared
  * `Content-Length` above `limit` before reading anything, and stops reading as soon as a body
  * without a length passes `limit`; refuses (`SERVER_BAD_JSON`) text that is not JSON or JSON that
- * is not an object.
+ * is not an object; rejects with `SERVER_CLIENT_GONE` when the client aborts the upload.
  *
  * @example
  * ```ts
@@ -41,13 +45,15 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
       cleanup();
       resolve();
     };
+    // An aborted upload (ECONNRESET, "aborted") or a closed socket is the client leaving, not a
+    // server fault: SERVER_CLIENT_GONE, logged as 499, nothing answered.
     const onError = (error: Error): void => {
       cleanup();
-      reject(error);
+      reject(clientGone(error));
     };
     const onClose = (): void => {
       cleanup();
-      reject(new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, "the client closed the connection before the body ended"));
+      reject(clientGone(undefined));
     };
     const cleanup = (): void => {
       req.off("data", onData);

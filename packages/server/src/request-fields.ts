@@ -169,3 +169,47 @@ export function logitBiasField(body: JsonObject, vocabSize: number): Record<stri
   }
   return out;
 }
+
+/**
+ * `text` cut to `max` characters with an ellipsis, for echoing client strings in errors and logs.
+ *
+ * @example
+ * ```ts
+ * clipText("a".repeat(3_000_000), 64).length; // 65
+ * ```
+ */
+export function clipText(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/**
+ * Refuses (`SERVER_UNKNOWN_FIELD`, HTTP 400 naming it) the first field of `body` that is neither in
+ * `known` nor in `ignored` and is not `null` (null reads as absent for every field). Returns the
+ * `ignored` fields present, which the caller reports (`x-halo-ignored-fields`): a field is acted
+ * on, refused, or listed as ignored — never silently dropped. `prefix` names nested objects
+ * (`stream_options.`, `messages[0].`).
+ *
+ * @example
+ * ```ts
+ * checkKnownFields({ content: "hi", grammar: "root ::= x" }, new Set(["content"])); // throws: 'grammar'
+ * checkKnownFields({ content: "hi", store: false }, new Set(["content"]), new Set(["store"])); // ["store"]
+ * ```
+ */
+export function checkKnownFields(body: JsonObject, known: ReadonlySet<string>, ignored: ReadonlySet<string> = new Set(), prefix = ""): string[] {
+  const present: string[] = [];
+  for (const key of Object.keys(body)) {
+    if (known.has(key) || body[key] === null) continue;
+    if (ignored.has(key)) {
+      present.push(prefix + key);
+      continue;
+    }
+    const field = prefix + clipText(key, 64);
+    throw new HaloError(ServerErrorCode.SERVER_UNKNOWN_FIELD, `unknown field '${field}': this server does not support it and does not ignore fields`, {
+      field,
+      expected: `one of ${[...known, ...ignored].sort().join(", ")}`,
+      actual: describe(body[key]),
+      hint: "Remove the field; the server README lists the fields it reads and the few it accepts and ignores",
+    });
+  }
+  return present;
+}

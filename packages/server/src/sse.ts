@@ -1,6 +1,49 @@
 // Server-sent events: headers, `data:` records, comments, and the OpenAI `[DONE]` terminator.
 import type { ServerResponse } from "node:http";
 
+const writeTimeouts = new WeakMap<ServerResponse, number>();
+const armed = new WeakSet<ServerResponse>();
+
+/**
+ * Sets how long writes to `res` may stay buffered because the client does not read: once an SSE
+ * write finds the buffer full (`write` returns false, or `end` leaves bytes unsent), the
+ * connection is destroyed unless it drains within `ms`. Destroying it closes the answer, which the
+ * generation sees as a departed client: its sequence is freed and its buffers released.
+ *
+ * @example
+ * ```ts
+ * setWriteTimeout(res, 30_000);
+ * ```
+ */
+export function setWriteTimeout(res: ServerResponse, ms: number): void {
+  writeTimeouts.set(res, ms);
+}
+
+function armWriteTimeout(res: ServerResponse): void {
+  const ms = writeTimeouts.get(res);
+  if (ms === undefined || armed.has(res) || res.destroyed) return;
+  armed.add(res);
+  const timer = setTimeout(() => {
+    disarm();
+    res.destroy();
+  }, ms);
+  timer.unref();
+  const disarm = (): void => {
+    clearTimeout(timer);
+    armed.delete(res);
+    res.off("drain", disarm);
+    res.off("finish", disarm);
+    res.off("close", disarm);
+  };
+  res.once("drain", disarm);
+  res.once("finish", disarm);
+  res.once("close", disarm);
+}
+
+function write(res: ServerResponse, text: string): void {
+  if (!res.write(text)) armWriteTimeout(res);
+}
+
 /**
  * Starts an SSE answer (`text/event-stream`, no caching, no proxy buffering) and sends the headers
  * at once so the client sees the stream open.
@@ -33,7 +76,7 @@ export function startSse(res: ServerResponse, headers: Readonly<Record<string, s
  */
 export function sendSseData(res: ServerResponse, value: unknown): boolean {
   if (res.writableEnded || res.destroyed) return false;
-  res.write(`data: ${JSON.stringify(value)}\n\n`);
+  write(res, `data: ${JSON.stringify(value)}\n\n`);
   return true;
 }
 
@@ -46,7 +89,7 @@ export function sendSseData(res: ServerResponse, value: unknown): boolean {
  * ```
  */
 export function sendSseComment(res: ServerResponse, text: string): void {
-  if (!res.writableEnded && !res.destroyed) res.write(`: ${text}\n\n`);
+  if (!res.writableEnded && !res.destroyed) write(res, `: ${text}\n\n`);
 }
 
 /**
@@ -60,4 +103,5 @@ export function sendSseComment(res: ServerResponse, text: string): void {
 export function sendSseDone(res: ServerResponse): void {
   if (res.writableEnded || res.destroyed) return;
   res.end("data: [DONE]\n\n");
+  if (res.writableLength > 0 && !res.writableFinished) armWriteTimeout(res);
 }

@@ -19,6 +19,12 @@ const FLAGS: Record<string, FlagSpec> = {
   "api-key": { type: "string", placeholder: "key", multiple: true, description: "accepted Bearer key (repeat, or comma-separate); also HALO_API_KEY" },
   "api-key-file": { type: "string", placeholder: "path", description: "file with one key per line; also HALO_API_KEY_FILE" },
   "cors-origin": { type: "string", placeholder: "origin", multiple: true, description: "browser origin allowed to call the API (repeat; * patterns, or * for any)" },
+  "allowed-host": {
+    type: "string",
+    placeholder: "host",
+    multiple: true,
+    description: "Host name the server answers to besides loopback and its own address, when no API key is set (repeat; .example.com for subdomains, * for any): the public name behind a reverse proxy",
+  },
   timeout: { type: "string", placeholder: "seconds", description: "seconds one request may take, queue wait included (default 600)" },
   "max-body": { type: "string", placeholder: "bytes", description: "largest request body in bytes (default 4194304)" },
   "model-id": { type: "string", placeholder: "id", description: "the model id clients send (default: the file name)" },
@@ -39,7 +45,9 @@ export const serveHelp = helpText(
   "halo serve [--model <path|owner/name>] [--host 127.0.0.1] [--port 8080] [--parallel n] [--api-key k] [--demo]",
   "Serves the model over HTTP with OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models),\n" +
     "/health, /tokenize, /detokenize, /metrics (Prometheus), /_live/stats and a chat page at /.\n" +
-    "Logs are JSON lines on stderr. Ctrl-C (or SIGTERM) finishes running requests, then exits.",
+    "Logs are JSON lines on stderr. Ctrl-C (or SIGTERM) finishes running requests, then exits; a second one\n" +
+    "cancels them (streams still end with an error record and [DONE]). Without an API key only loopback\n" +
+    "names and the server's own address are accepted as Host (a DNS-rebinding guard): add others with --allowed-host.",
   FLAGS,
   [
     "halo serve --demo --port 8080",
@@ -113,6 +121,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     requestTimeoutMs: Math.round(timeout * 1000),
     apiKeys: keys,
     corsOrigins: list(values["cors-origin"]),
+    allowedHosts: list(values["allowed-host"]),
     logger: createJsonLogger(ctx.stderr, logLevel),
     disposeEngineOnClose: true,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
@@ -156,7 +165,20 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     process.off("SIGTERM", onSignal);
   }
   ctx.stdout.write("halo serve: shutting down (finishing running requests)…\n");
-  await app.close({ graceMs: 10_000 });
+  // A second Ctrl-C/SIGTERM cancels running requests now, through the server (streams end with an
+  // error record and [DONE]) instead of the default signal action cutting them.
+  const onSecondSignal = (): void => {
+    ctx.stdout.write("halo serve: second signal — cancelling running requests\n");
+    void app.close({ graceMs: 0 });
+  };
+  process.on("SIGINT", onSecondSignal);
+  process.on("SIGTERM", onSecondSignal);
+  try {
+    await app.close({ graceMs: 10_000 });
+  } finally {
+    process.off("SIGINT", onSecondSignal);
+    process.off("SIGTERM", onSecondSignal);
+  }
   ctx.stdout.write("halo serve: stopped\n");
   return 0;
 }

@@ -1,0 +1,86 @@
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Engine } from "@halo/engine";
+import { synthModel } from "@halo/h1b-format";
+import { loadServingEngine } from "./index.js";
+import { SLICE_CHARS, checkPromptBytes, encodeChatPromptAsync, longestTokenBytes, tokenizeInSlices } from "./prompt-tokens.js";
+import { encodeChatPrompt } from "./generation.js";
+
+let engine: Engine;
+
+beforeAll(async () => {
+  engine = await loadServingEngine(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1 });
+});
+afterAll(() => engine.dispose());
+
+// Text rich in slice boundaries and in the cases around them: newlines after punctuation and
+// spaces, space runs, digits, contractions, non-ASCII letters, combining marks, special-token text.
+const piece = fc.constantFrom("Hello", "world", " ", "  ", "\n", "\n\n", " \n", ".", "!\n", "It's", "'s", "123", "4567", "é", "É", "e\u0301", "中文", "😀", "\t", "<|eot_id|>", "<|begin_of_text|>", "x", "a b", "-", "\r\n");
+const text = fc.array(piece, { maxLength: 400 }).map((parts) => parts.join(""));
+
+describe("tokenizeInSlices", () => {
+  it("gives exactly the one-shot ids, with and without special tokens (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(text, fc.boolean(), fc.boolean(), async (t, addSpecialTokens, allowSpecial) => {
+        // Repeat the text past the slice size so the sliced path runs.
+        const long = t.length === 0 ? t : t.repeat(Math.ceil((SLICE_CHARS * 2.5) / t.length));
+        const options = { addSpecialTokens, allowSpecial };
+        expect(await tokenizeInSlices(engine, long, options)).toEqual(engine.tokenize(long, options));
+      }),
+      { numRuns: 40 },
+    );
+  }, 60_000);
+
+  it("matches one-shot encoding on a 2 MB prose text, tokenizing at most one slice per event-loop turn", async () => {
+    const words = ["the", "ternary", "weights", "of", "a", "model", "1.58", "bits,", "It's", "über", "naïve"];
+    let prose = "";
+    for (let i = 0; prose.length < 2_000_000; i++) prose += words[(i * 7 + (i >> 3)) % words.length] + (i % 17 === 0 ? ".\n" : " ");
+    const oneShot = engine.tokenize(prose);
+    // Watch the real tokenizer: how much text each synchronous call gets, and how many turns the loop takes meanwhile.
+    const calls: number[] = [];
+    const tokenize = engine.tokenize.bind(engine);
+    const watched = Object.create(engine) as Engine;
+    Object.defineProperty(watched, "tokenize", { value: (t: string, o?: Parameters<Engine["tokenize"]>[1]) => (calls.push(t.length), tokenize(t, o)) });
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const sliced = await tokenizeInSlices(watched, prose);
+    ticking = false;
+    expect(sliced).toEqual(oneShot);
+    // A slice is SLICE_CHARS plus the distance to the next boundary (a word here): ~1 ms of tokenizing.
+    expect(Math.max(...calls)).toBeLessThan(SLICE_CHARS + 64);
+    expect(calls.reduce((sum, n) => sum + Math.min(n, SLICE_CHARS + 64), 0)).toBeGreaterThanOrEqual(prose.length);
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(prose.length / (SLICE_CHARS + 64)) - 1);
+  }, 30_000);
+
+  it("chat prompts encode as the synchronous encoder does", async () => {
+    const messages = [
+      { role: "system" as const, content: "Be brief.\nAnswer in English." },
+      { role: "user" as const, content: "word ".repeat(4000) + "\nWhat now?" },
+    ];
+    expect(await encodeChatPromptAsync(engine, messages)).toEqual(encodeChatPrompt(engine, messages));
+  });
+});
+
+describe("the byte bound", () => {
+  it("holds: no text has more bytes than its tokens × the longest token (property)", async () => {
+    const longest = await longestTokenBytes(engine);
+    fc.assert(
+      fc.property(fc.oneof(text, fc.string({ unit: "binary", maxLength: 300 })), (t) => {
+        expect(engine.tokenize(t, { addSpecialTokens: false, allowSpecial: true }).length * longest).toBeGreaterThanOrEqual(Buffer.byteLength((t as unknown as { toWellFormed(): string }).toWellFormed()));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("refuses only prompts whose bytes exceed context × 4 × the longest token", async () => {
+    const perToken = (await longestTokenBytes(engine)) * 4;
+    const fits = perToken * (engine.contextLength - 1);
+    await expect(checkPromptBytes(engine, fits, "prompt")).resolves.toBeUndefined();
+    await expect(checkPromptBytes(engine, fits + 1, "prompt")).rejects.toMatchObject({ code: "SERVER_CONTEXT_OVERFLOW", field: "prompt" });
+  });
+});

@@ -1,0 +1,206 @@
+// Prompt admission before tokenizing (a byte bound on the token count) and tokenizing in slices that never hold the event loop.
+import type { ChatMessage, Engine } from "@halo/engine";
+import { HaloError } from "@halo/errors";
+import { ServerErrorCode } from "./errors.js";
+
+/**
+ * How much Unicode normalization can shrink text, in UTF-8 bytes: NFKC maps a 4-byte
+ * mathematical letter (U+1D400 𝐀) to a 1-byte ASCII letter; Hangul jamo compose 9 bytes into 3;
+ * Lowercase maps the 3-byte Kelvin sign to `k`. Byte-level BPE tokenizers (Llama-3, GPT-2) have no
+ * normalizer and shrink nothing; the factor keeps the bound sound for those that do. (A `Replace`
+ * normalizer that deletes text could shrink more; no tokenizer halo ships has one.)
+ */
+export const NORMALIZATION_SHRINK = 4;
+
+/** Text longer than this (UTF-16 units) is encoded in slices with an event-loop turn between them. */
+export const SLICE_CHARS = 16_384;
+
+const tokenBytes = new WeakMap<Engine, Promise<number>>();
+const splitSafe = new WeakMap<Engine, boolean>();
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * The UTF-8 length of the longest token the engine's tokenizer decodes (special tokens included,
+ * never below 4: a tokenizer's unknown-character token stands for one character of up to 4
+ * bytes). Decoding a raw-byte token that is not valid UTF-8 yields U+FFFD (3 bytes) per byte at
+ * most, which only overstates the length. Computed once per engine, in slices.
+ * @internal
+ */
+export function longestTokenBytes(engine: Engine): Promise<number> {
+  let known = tokenBytes.get(engine);
+  if (known === undefined) {
+    known = (async () => {
+      let longest = 4;
+      const started = { at: performance.now() };
+      for (let id = 0; id < engine.config.vocabSize; id++) {
+        try {
+          longest = Math.max(longest, Buffer.byteLength(engine.detokenize([id])));
+        } catch {
+          // An id without a token (a gap in the vocabulary) never appears in an encoding.
+        }
+        if ((id & 1023) === 1023 && performance.now() - started.at > 10) {
+          await yieldToLoop();
+          started.at = performance.now();
+        }
+      }
+      return longest;
+    })();
+    tokenBytes.set(engine, known);
+  }
+  return known;
+}
+
+/**
+ * Refuses (`SERVER_CONTEXT_OVERFLOW`) a prompt of `bytes` UTF-8 bytes that cannot fit in the
+ * context whatever its tokens are, before any tokenizing. The rule: every token stands for at most
+ * `longest × NORMALIZATION_SHRINK` bytes of the prompt (`longest` = {@link longestTokenBytes}; the
+ * decoded tokens of a prompt concatenate to its normalized text, which is at least
+ * 1/NORMALIZATION_SHRINK of its bytes), so a prompt needs at least
+ * `ceil(bytes / (longest × NORMALIZATION_SHRINK))` tokens; when that reaches the context (which
+ * must keep room for one new token) it cannot fit. Prompts under the bound are tokenized and
+ * checked exactly.
+ * @internal
+ */
+export async function checkPromptBytes(engine: Engine, bytes: number, field: string): Promise<void> {
+  const perToken = (await longestTokenBytes(engine)) * NORMALIZATION_SHRINK;
+  const fewest = Math.ceil(bytes / perToken);
+  if (fewest >= engine.contextLength) {
+    throw new HaloError(ServerErrorCode.SERVER_CONTEXT_OVERFLOW, "the prompt does not fit in the model's context window", {
+      field,
+      expected: `fewer than ${engine.contextLength} prompt tokens (room for at least one new token)`,
+      actual: `${bytes} bytes, at least ${fewest} tokens (no token of this model stands for more than ${perToken} bytes)`,
+      hint: "Shorten the prompt, or start the server with a larger context length",
+    });
+  }
+}
+
+// A slice boundary b (the right side starts at b) is either
+//   newline rule: text[b-1] is "\n", text[b-2] is not whitespace, text[b] is a letter or digit
+//                 (the newline stays on the left), or
+//   space rule:   text[b] is a single " " between letters (text[b-1] and text[b+1]); the space
+//                 goes right, with the word it prefixes.
+// Why encoding the two sides apart gives the same ids, for the pre-tokenizers halo implements for
+// byte-level BPE (Llama-3 and GPT-2 split patterns, Digits, Whitespace, Punctuation) without a
+// prefix-adding step: BPE never merges across pre-tokenizer pieces, and in the full text a piece
+// ends exactly at b. Newline rule: letter runs, digit groups and punctuation runs stop at the
+// newline; the Llama-3 pieces `[\r\n]*` after punctuation and `\s*[\r\n]+` end at it (the next
+// character is not a line break); GPT-2's `\s+(?!\S)` and `\s+` both take the lone newline; and
+// the optional one-character prefix of a letter run (` ?\p{L}+`, `[^\r\n\p{L}\p{N}]?\p{L}+`) is
+// never a newline. Space rule: the letter run on the left stops at the space, and ` ?\p{L}+` /
+// `[^\r\n\p{L}\p{N}]?\p{L}+` take the space with the word on both sides. Matching of the left side
+// is unchanged because every piece before b ends at or before b and none of them looks past it.
+// Added (special) tokens of halo's models (`<|…|>`) contain no space or newline. A tokenizer that
+// adds a prefix to a text (Prepend normalizer, add_prefix_space, Metaspace) would change the right
+// side; the probe below detects that, and such a tokenizer is encoded in one piece.
+function isBoundary(text: string, b: number): boolean {
+  const at = text.charCodeAt(b);
+  if (at === 32) {
+    const before = text[b - 1];
+    const after = text[b + 1];
+    return before !== undefined && after !== undefined && /^\p{L}$/u.test(before) && /^\p{L}$/u.test(after);
+  }
+  if (text.charCodeAt(b - 1) !== 10) return false;
+  const previous = text[b - 2];
+  const next = text[b];
+  return previous !== undefined && next !== undefined && !/\s/.test(previous) && /^[\p{L}\p{N}]$/u.test(next);
+}
+
+const PROBES = [
+  "Hello.\nWorld",
+  "a\nb",
+  "x!\n1",
+  "one two",
+  "It's fine\nthen",
+  "<|eot_id|>\nuser",
+  "é\nÉ",
+  "  1\n22",
+  "def f():\n    return 1\nprint",
+  "word word",
+];
+
+type EncodeOptions = { readonly addSpecialTokens?: boolean; readonly allowSpecial?: boolean };
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
+}
+
+function canSplit(engine: Engine): boolean {
+  let known = splitSafe.get(engine);
+  if (known === undefined) {
+    known = PROBES.every((probe) => {
+      for (let b = probe.length - 1; b > 0; b--) {
+        if (!isBoundary(probe, b)) continue;
+        for (const allowSpecial of [false, true]) {
+          const options = { addSpecialTokens: false, allowSpecial };
+          const whole = engine.tokenize(probe, options);
+          const split = [...engine.tokenize(probe.slice(0, b), options), ...engine.tokenize(probe.slice(b), options)];
+          if (!sameIds(whole, split)) return false;
+        }
+      }
+      return true;
+    });
+    splitSafe.set(engine, known);
+  }
+  return known;
+}
+
+/** Prefix and suffix ids `options` add around any text (BOS, a post-processor's EOS), or null when they cannot be told apart. */
+function specialWrap(engine: Engine, options: EncodeOptions): { prefix: number[]; suffix: number[] } | null {
+  if (options.addSpecialTokens === false) return { prefix: [], suffix: [] };
+  const inner = engine.tokenize("x", { ...options, addSpecialTokens: false });
+  const outer = engine.tokenize("x", options);
+  const extra = outer.length - inner.length;
+  let found: { prefix: number[]; suffix: number[] } | null = null;
+  for (let at = 0; at <= extra; at++) {
+    if (!sameIds(outer.slice(at, at + inner.length), inner)) continue;
+    if (found !== null) return null;
+    found = { prefix: outer.slice(0, at), suffix: outer.slice(at + inner.length) };
+  }
+  return found;
+}
+
+/**
+ * `engine.tokenize(text, options)`, the same ids, without holding the event loop for long: text
+ * over {@link SLICE_CHARS} is cut at slice boundaries (see the note on `isBoundary`) and each
+ * slice encoded in its own event-loop turn. A tokenizer that fails the boundary probe, or text
+ * with no boundary, is encoded in one piece (its length is already bounded by
+ * {@link checkPromptBytes}).
+ * @internal
+ */
+export async function tokenizeInSlices(engine: Engine, text: string, options: EncodeOptions = {}): Promise<number[]> {
+  if (text.length <= SLICE_CHARS || !canSplit(engine)) return engine.tokenize(text, options);
+  const wrap = specialWrap(engine, options);
+  if (wrap === null) return engine.tokenize(text, options);
+  const inner = { ...options, addSpecialTokens: false };
+  const out = [...wrap.prefix];
+  let start = 0;
+  while (start < text.length) {
+    let end = text.length;
+    if (text.length - start > SLICE_CHARS) {
+      end = start + SLICE_CHARS;
+      while (end < text.length && !isBoundary(text, end)) end++;
+    }
+    const ids = engine.tokenize(text.slice(start, end), inner);
+    for (const id of ids) out.push(id);
+    start = end;
+    if (start < text.length) await yieldToLoop();
+  }
+  for (const id of wrap.suffix) out.push(id);
+  return out;
+}
+
+/**
+ * Prompt ids of chat messages, as `Engine.chat` feeds the model: the chat template, special tokens
+ * recognised, BOS added when the tokenizer adds one and the template did not. Refuses a rendered
+ * prompt that cannot fit before tokenizing it, and tokenizes in slices.
+ * @internal
+ */
+export async function encodeChatPromptAsync(engine: Engine, messages: readonly ChatMessage[]): Promise<number[]> {
+  const text = engine.renderChat(messages);
+  await checkPromptBytes(engine, Buffer.byteLength(text), "messages");
+  const ids = await tokenizeInSlices(engine, text, { allowSpecial: true, addSpecialTokens: false });
+  const bos = engine.tokenizer?.bosTokenId ?? null;
+  if (bos !== null && ids[0] !== bos && engine.tokenize("").includes(bos)) ids.unshift(bos);
+  return ids;
+}
