@@ -42,7 +42,14 @@ export type ContextShiftFunction = (messages: readonly ChatMessage[], info: Cont
  */
 export type ContextShiftPolicy = "drop-oldest" | "error" | ContextShiftFunction;
 
-/** The named policies (for flags and request fields). */
+/**
+ * The named policies (for flags and request fields).
+ *
+ * @example
+ * ```ts
+ * CONTEXT_SHIFT_POLICIES.includes("drop-oldest"); // true
+ * ```
+ */
 export const CONTEXT_SHIFT_POLICIES = ["drop-oldest", "error"] as const;
 
 /** What {@link fitChatToContext} decided. */

@@ -8,10 +8,24 @@ import { ServerErrorCode } from "./errors.js";
  * room for the answer: `"drop-oldest"` (default) drops the oldest turns and keeps the system
  * prompt and the newest user message; `"error"` answers 400 `context_length_exceeded` when the
  * prompt leaves no room at all. See `fitChatToContext` in `@halo/engine`.
+ *
+ * @example
+ * ```ts
+ * createServer({ engine, contextShift: "error" });
+ * ```
  */
 export type ServerContextShift = "drop-oldest" | "error";
 
-/** The response header that says how many messages the server dropped (0 when none). */
+/**
+ * The response header of `/v1/chat/completions` that says how many messages the server dropped
+ * to fit the context (0 when none).
+ *
+ * @example
+ * ```ts
+ * const response = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers, body });
+ * const dropped = Number(response.headers.get(CONTEXT_DROPPED_HEADER) ?? 0);
+ * ```
+ */
 export const CONTEXT_DROPPED_HEADER = "x-halo-context-dropped";
 
 /**
@@ -65,7 +79,16 @@ export async function fitChatRequest(
   }
 }
 
-/** The `halo` field of an answer: context use of the request (extra top-level field; OpenAI clients ignore it). */
+/**
+ * The `halo` field of an answer: context use of the request (an extra top-level field of the JSON
+ * body and of a stream's finish chunk; OpenAI clients ignore it).
+ *
+ * @example
+ * ```ts
+ * const body = await response.json();
+ * if (body.halo?.context_full) console.warn("the answer was cut: the context is full");
+ * ```
+ */
 export interface ContextReport {
   /** Messages the server dropped from the conversation to fit it (0 when none, and for completions). */
   readonly dropped_messages: number;
