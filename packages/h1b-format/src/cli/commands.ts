@@ -5,6 +5,7 @@ import { NORM_ROLES, TERNARY_ROLES, type HaloModel } from "../core/model.js";
 import { convertModel, CONVERT_FORMATS, type ConvertFormat, type ConvertReport } from "../convert.js";
 import { openModel, sniffFormat } from "../open.js";
 import { verifyHalo } from "../formats/halo/verify-halo.js";
+import { verifyModelWeights } from "../core/verify-weights.js";
 import { synthModel } from "../synth/synth-model.js";
 import type { ShapeName } from "../core/config.js";
 import { describeModel, type ModelSummary } from "./describe-model.js";
@@ -156,7 +157,7 @@ export async function verifyCommand(positionals: readonly string[], _options: Co
       const report = verifyHalo(path, { checksums: true, onProgress: (done, total) => bar.update(done, total) });
       bytesChecked = report.bytesChecked;
       tensors = report.tensors;
-      method = "structure + CRC-32 of every tensor and blob";
+      method = "structure + CRC-32 of every tensor and blob + no NaN/Inf in float tensors and scales";
     } else {
       const model = await openModel(path);
       try {
@@ -181,7 +182,14 @@ export async function verifyCommand(positionals: readonly string[], _options: Co
       } finally {
         model.close();
       }
-      method = `structure + every tensor readable (${format} has no checksums)`;
+      method = `structure + every tensor readable + no NaN/Inf in float tensors and scales (${format} has no checksums)`;
+    }
+    // The scan loadModel runs (verifyModelWeights); checksums were just recomputed above, and nothing is remembered.
+    const scanned = await openModel(path);
+    try {
+      await verifyModelWeights(scanned, { checksums: false, cacheDir: null });
+    } finally {
+      scanned.close();
     }
   } finally {
     bar.done();
