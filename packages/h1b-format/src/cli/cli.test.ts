@@ -88,6 +88,17 @@ describe("h1b CLI (built binary)", () => {
     expect(missing.stderr).toMatch(/H1B_MISSING_FILE/);
   });
 
+  it("verify refuses NaN in a float tensor of a format without checksums, naming the tensor", () => {
+    h1b("synth", "--seed", "6", "-o", "nan.h1b");
+    const bytes = readFileSync(join(dir, "nan.h1b"));
+    bytes.writeFloatLE(Number.NaN, 52 + 4 * 1000); // the f32 embedding starts after the 52-byte v2 header
+    writeFileSync(join(dir, "nan.h1b"), bytes);
+    const result = h1b("verify", "nan.h1b");
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^h1b verify: H1B_NON_FINITE: tensor token_embd holds a non-finite value/);
+    expect(result.stderr).toMatch(/row 3, column 232/);
+  });
+
   it("convert refuses a lossy target without --force, then converts and the result verifies", () => {
     h1b("synth", "--seed", "5", "-o", "src.halo");
     const refused = h1b("convert", "src.halo", "-o", "out.gguf", "--format", "gguf-tq2_0");

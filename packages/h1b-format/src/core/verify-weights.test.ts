@@ -201,6 +201,22 @@ describe("verifyModelWeights", () => {
     }
   });
 
+  it("checksums: false scans only, and its remembered pass never stands in for the checksums", async () => {
+    const cacheDir = join(dir, "cache-scan-only");
+    const path = writeVariant("scan-only.halo", (bytes) => {
+      bytes[embd.offset + 9]! ^= 0x01;
+    });
+    const model = readHalo(path);
+    try {
+      const scan = await verifyModelWeights(model, { cacheDir, checksums: false });
+      expect(scan).toMatchObject({ result: "checked", checksums: 0, remembered: true });
+      expect(scan.tensorsScanned).toBeGreaterThan(0);
+      expect((await rejection(verifyModelWeights(model, { cacheDir }))).code).toBe("H1B_CHECKSUM_MISMATCH");
+    } finally {
+      model.close();
+    }
+  });
+
   it("takes its cache folder from HALO_CACHE_DIR by default", async () => {
     const cacheDir = join(dir, "env-cache");
     const before = process.env.HALO_CACHE_DIR;

@@ -25,6 +25,8 @@ export interface VerifyWeightsOptions {
   readonly threads?: number;
   /** Cancels the pass (rejects with the signal's reason). */
   readonly signal?: AbortSignal;
+  /** Recompute stored checksums (default true); `false` runs the finite scan only (a caller that checked them already). */
+  readonly checksums?: boolean;
 }
 
 /** What {@link verifyModelWeights} did. */
@@ -246,11 +248,11 @@ interface Item {
   fileRange(): TensorFileRange | null;
 }
 
-function itemsOf(model: HaloModel): Item[] {
+function itemsOf(model: HaloModel, checksumsToo: boolean): Item[] {
   const items = new Map<string, Item>();
   const floats: FloatTensor[] = [model.tokenEmbedding, model.outputNorm, ...(model.lmHead === null ? [] : [model.lmHead])];
   for (const layer of model.layers) floats.push(layer.attnNorm, layer.attnSubNorm, layer.ffnNorm, layer.ffnSubNorm);
-  const checksums = new Map((model.checksums ?? []).map((c) => [c.name, c]));
+  const checksums = new Map((checksumsToo ? (model.checksums ?? []) : []).map((c) => [c.name, c]));
   for (const t of floats) {
     const stored = checksums.get(t.name);
     checksums.delete(t.name);
@@ -309,7 +311,7 @@ export function defaultCacheDir(): string {
 }
 
 /** Identity of every file the model's bytes come from, or null when some bytes are not in a file. */
-function fileIdentity(items: readonly Item[]): string | null {
+function fileIdentity(items: readonly Item[], checks: string): string | null {
   const paths = new Set<string>();
   for (const item of items) {
     const range = item.fileRange();
@@ -320,7 +322,7 @@ function fileIdentity(items: readonly Item[]): string | null {
     const s = fs.statSync(path, { bigint: true });
     return { path, dev: String(s.dev), ino: String(s.ino), size: String(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
   });
-  return JSON.stringify({ version: VERIFY_VERSION, files });
+  return JSON.stringify({ version: VERIFY_VERSION, checks, files });
 }
 
 function cacheEntry(cacheDir: string, identity: string): string {
@@ -379,9 +381,10 @@ function pieceBytes(scan: string | null): number {
 export async function verifyModelWeights(model: HaloModel, options: VerifyWeightsOptions = {}): Promise<WeightsVerifyReport> {
   const started = performance.now();
   const path = model.source.path;
-  const items = itemsOf(model);
+  const items = itemsOf(model, options.checksums ?? true);
   const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
-  const identity = fileIdentity(items);
+  // A scan-only pass is remembered apart from a full one, so it never stands in for the checksums.
+  const identity = fileIdentity(items, (options.checksums ?? true) ? "checksums+finite" : "finite");
   const elapsed = (): number => (performance.now() - started) / 1000;
   if (cacheDir !== null && identity !== null && remembered(cacheDir, identity)) {
     return { result: "cached", checksums: 0, bytesChecksummed: 0, tensorsScanned: 0, bytesScanned: 0, remembered: true, seconds: elapsed() };
