@@ -3,7 +3,16 @@ import { describe, expect, it } from "vitest";
 import { synthTokenizerJson } from "@halo/h1b-format";
 import { isHaloError } from "@halo/errors";
 import { llama3Files } from "../test/llama3-fixture.js";
-import { BITNET_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE, renderChatTemplate } from "./chat-template.js";
+import {
+  BITNET_CHAT_TEMPLATE,
+  BUILTIN_CHAT_TEMPLATE_NAMES,
+  BUILTIN_CHAT_TEMPLATES,
+  LLAMA3_CHAT_TEMPLATE,
+  PLAIN_CHAT_TEMPLATE,
+  checkChatTemplate,
+  isBuiltinChatTemplate,
+  renderChatTemplate,
+} from "./chat-template.js";
 import { Tokenizer } from "./tokenizer.js";
 
 const files = llama3Files();
@@ -32,6 +41,23 @@ describe("built-in templates", () => {
     expect(renderChatTemplate(LLAMA3_CHAT_TEMPLATE, [{ role: "user", content: "Hi" }], false, { bos_token: "<|begin_of_text|>" })).toBe(
       "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
     );
+  });
+
+  it("plain fallback: `role: content` turns ended by EOS when there is one, else by a newline, then `assistant: `", () => {
+    expect(renderChatTemplate(PLAIN_CHAT_TEMPLATE, messages.slice(0, 2), true, { eos_token: "</s>" })).toBe(
+      "system: You are a helpful assistant.</s>\nuser: What is 2+2?</s>\nassistant: ",
+    );
+    expect(renderChatTemplate(PLAIN_CHAT_TEMPLATE, messages, false)).toBe(
+      "system: You are a helpful assistant.\nuser: What is 2+2?\nassistant: 4\nuser: Thanks!\n",
+    );
+  });
+
+  it("names every built-in, and checks Jinja without rendering it", () => {
+    expect(Object.keys(BUILTIN_CHAT_TEMPLATES)).toEqual([...BUILTIN_CHAT_TEMPLATE_NAMES]);
+    expect(isBuiltinChatTemplate("plain")).toBe(true);
+    expect(isBuiltinChatTemplate(PLAIN_CHAT_TEMPLATE)).toBe(false);
+    expect(() => checkChatTemplate(PLAIN_CHAT_TEMPLATE)).not.toThrow();
+    expect(() => checkChatTemplate("{% for x in %}")).toThrow(/does not parse/);
   });
 
   it("reports templates that do not parse or that raise", () => {
@@ -70,6 +96,16 @@ describe("Tokenizer chat templates", () => {
       expect((error as Error).message).toMatch(/template: "bitnet"/);
     }
     expect(bare.applyChatTemplate([{ role: "user", content: "Hi" }], { template: "bitnet" })).toBe("User: Hi<|eot_id|>Assistant: ");
+  });
+
+  it("the plain fallback on a tokenizer without Llama-3 tokens ends turns with its EOS id", () => {
+    const rename = (text: string): string => text.replaceAll("<|begin_of_text|>", "<s>").replaceAll("<|end_of_text|>", "</s>").replaceAll("<|eot_id|>", "<unused_0>");
+    const config = { ...(JSON.parse(rename(synth.tokenizerConfigJson)) as object), eos_token: "</s>", chat_template: undefined };
+    const foreign = Tokenizer.fromJson(rename(synth.tokenizerJson), config);
+    const ids = foreign.encodeChat([{ role: "user", content: "Hi" }], { template: "plain" });
+    expect(foreign.decode(ids)).toBe("<s>user: Hi</s>\nassistant: ");
+    expect(ids.filter((id) => id === foreign.eosTokenId)).toHaveLength(1);
+    expect(foreign.stopTokenIds).toContain(foreign.eosTokenId);
   });
 });
 

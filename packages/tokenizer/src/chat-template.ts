@@ -1,4 +1,4 @@
-// Chat templates: rendering Jinja templates with @huggingface/jinja, and the built-in BitNet and Llama-3 ones.
+// Chat templates: rendering Jinja templates with @huggingface/jinja, and the built-in BitNet, Llama-3 and plain ones.
 import { HaloError } from "@halo/errors";
 import { Template } from "@huggingface/jinja";
 import { TokenizerErrorCode } from "./errors.js";
@@ -44,8 +44,36 @@ export const LLAMA3_CHAT_TEMPLATE =
   "{{ message['content'] | trim }}<|eot_id|>{% endfor %}" +
   "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
 
+/**
+ * The fallback for models whose file carries no template and whose vocabulary implies none:
+ * `role: content` per message (content trimmed) ended by the tokenizer's EOS token when it has
+ * one, a newline between turns, then `assistant: ` with the generation prompt. Ending turns with
+ * EOS makes the model's own end-of-text token end its answer.
+ *
+ * @example
+ * ```ts
+ * renderChatTemplate(PLAIN_CHAT_TEMPLATE, [{ role: "user", content: "Hi" }], true, { eos_token: "</s>" });
+ * // "user: Hi</s>\nassistant: "
+ * ```
+ */
+export const PLAIN_CHAT_TEMPLATE =
+  "{% for message in messages %}{{ message['role'] }}: {{ message['content'] | trim }}" +
+  "{% if eos_token is defined %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}assistant: {% endif %}";
+
+/**
+ * Names of the built-in templates: `bitnet` (BitNet-b1.58-2B-4T), `llama3` (Llama-3 headers) and
+ * `plain` (the fallback).
+ *
+ * @example
+ * ```ts
+ * BUILTIN_CHAT_TEMPLATE_NAMES.includes("plain"); // true
+ * ```
+ */
+export const BUILTIN_CHAT_TEMPLATE_NAMES = ["bitnet", "llama3", "plain"] as const;
+
 /** Names of the built-in templates. */
-export type BuiltinChatTemplate = "bitnet" | "llama3";
+export type BuiltinChatTemplate = (typeof BUILTIN_CHAT_TEMPLATE_NAMES)[number];
 
 /**
  * The built-in templates by name.
@@ -58,9 +86,55 @@ export type BuiltinChatTemplate = "bitnet" | "llama3";
 export const BUILTIN_CHAT_TEMPLATES: Readonly<Record<BuiltinChatTemplate, string>> = {
   bitnet: BITNET_CHAT_TEMPLATE,
   llama3: LLAMA3_CHAT_TEMPLATE,
+  plain: PLAIN_CHAT_TEMPLATE,
 };
 
+/**
+ * True when `name` is one of {@link BUILTIN_CHAT_TEMPLATE_NAMES}.
+ *
+ * @example
+ * ```ts
+ * isBuiltinChatTemplate("bitnet"); // true
+ * isBuiltinChatTemplate("{{ messages }}"); // false
+ * ```
+ */
+export function isBuiltinChatTemplate(name: string): name is BuiltinChatTemplate {
+  return (BUILTIN_CHAT_TEMPLATE_NAMES as readonly string[]).includes(name);
+}
+
 const compiled = new Map<string, Template>();
+
+function compile(template: string): Template {
+  let program = compiled.get(template);
+  if (program !== undefined) return program;
+  try {
+    program = new Template(template);
+  } catch (cause) {
+    throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_TEMPLATE, "chat template does not parse", {
+      expected: "a Jinja template",
+      actual: template.length > 80 ? `${template.slice(0, 80)}…` : template,
+      hint: cause instanceof Error ? cause.message : String(cause),
+      cause,
+    });
+  }
+  if (compiled.size > 64) compiled.clear();
+  compiled.set(template, program);
+  return program;
+}
+
+/**
+ * Parses a Jinja chat template without rendering it; throws `TOKENIZER_BAD_TEMPLATE` when it does
+ * not parse. Lets a caller refuse a bad template when it is given rather than at the first chat.
+ *
+ * @example
+ * ```ts
+ * checkChatTemplate("{% for m in messages %}{{ m.content }}{% endfor %}"); // fine
+ * checkChatTemplate("{% for x in %}"); // throws TOKENIZER_BAD_TEMPLATE
+ * ```
+ */
+export function checkChatTemplate(template: string): void {
+  compile(template);
+}
 
 /**
  * Renders a Jinja chat template. Variables: `messages`, `add_generation_prompt`, plus
@@ -78,21 +152,7 @@ export function renderChatTemplate(
   addGenerationPrompt: boolean,
   variables: Readonly<Record<string, unknown>> = {},
 ): string {
-  let program = compiled.get(template);
-  if (program === undefined) {
-    try {
-      program = new Template(template);
-    } catch (cause) {
-      throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_TEMPLATE, "chat template does not parse", {
-        expected: "a Jinja template",
-        actual: template.length > 80 ? `${template.slice(0, 80)}…` : template,
-        hint: cause instanceof Error ? cause.message : String(cause),
-        cause,
-      });
-    }
-    if (compiled.size > 64) compiled.clear();
-    compiled.set(template, program);
-  }
+  const program = compile(template);
   try {
     return program.render({
       ...variables,

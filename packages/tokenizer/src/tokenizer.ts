@@ -44,7 +44,7 @@ export interface DecodeOptions {
 export interface ChatTemplateOptions {
   /** Append the assistant's turn opener. Default true. */
   readonly addGenerationPrompt?: boolean;
-  /** A built-in template name or Jinja source. Default: the file's own template, else an error. */
+  /** A built-in template name (`bitnet`, `llama3`, `plain`) or Jinja source. Default: the file's own template, else an error. */
   readonly template?: BuiltinChatTemplate | (string & {});
   /** Extra template variables. */
   readonly variables?: Readonly<Record<string, unknown>>;
@@ -296,7 +296,7 @@ export class Tokenizer {
     if (template === undefined) {
       if (this.chatTemplate !== null) return this.chatTemplate;
       throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_TEMPLATE, "the tokenizer has no chat template", {
-        hint: 'Pass { template: "bitnet" } or { template: "llama3" }, or Jinja source',
+        hint: 'Pass { template: "bitnet" }, { template: "llama3" } or { template: "plain" }, or Jinja source (@halo/engine picks one for every model it loads)',
       });
     }
     return (BUILTIN_CHAT_TEMPLATES as Record<string, string>)[template] ?? template;
