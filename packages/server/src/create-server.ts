@@ -24,7 +24,7 @@ import { readJsonBody } from "./read-body.js";
 import { badField, booleanField, checkKnownFields, clipText, stringField } from "./request-fields.js";
 import { requestIdOf } from "./request-id.js";
 import { decodePathSegment, parseRequestTarget } from "./request-target.js";
-import { setWriteTimeout } from "./sse.js";
+import { setWriteTimeout, watchUnsentAnswer } from "./sse.js";
 
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
@@ -567,6 +567,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
         }
       } finally {
         finish(status);
+        watchUnsentAnswer(res);
       }
     })();
     inflight.add(task);

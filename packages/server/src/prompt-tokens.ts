@@ -66,13 +66,17 @@ export async function checkPromptBytes(engine: Engine, bytes: number, field: str
   const perToken = (await longestTokenBytes(engine)) * NORMALIZATION_SHRINK;
   const fewest = Math.ceil(bytes / perToken);
   if (fewest >= engine.contextLength) {
-    throw new HaloError(ServerErrorCode.SERVER_CONTEXT_OVERFLOW, "the prompt does not fit in the model's context window", {
-      field,
-      expected: `fewer than ${engine.contextLength} prompt tokens (room for at least one new token)`,
-      actual: `${bytes} bytes, at least ${fewest} tokens (no token of this model stands for more than ${perToken} bytes)`,
-      hint: "Shorten the prompt, or start the server with a larger context length",
-    });
+    throw overflow(engine, field, `${bytes} bytes, at least ${fewest} tokens (no token of this model stands for more than ${perToken} bytes)`);
   }
+}
+
+function overflow(engine: Engine, field: string, actual: string): HaloError {
+  return new HaloError(ServerErrorCode.SERVER_CONTEXT_OVERFLOW, "the prompt does not fit in the model's context window", {
+    field,
+    expected: `fewer than ${engine.contextLength} prompt tokens (room for at least one new token)`,
+    actual,
+    hint: "Shorten the prompt, or start the server with a larger context length",
+  });
 }
 
 // A slice boundary b (the right side starts at b) is either
@@ -165,10 +169,11 @@ function specialWrap(engine: Engine, options: EncodeOptions): { prefix: number[]
  * over {@link SLICE_CHARS} is cut at slice boundaries (see the note on `isBoundary`) and each
  * slice encoded in its own event-loop turn. A tokenizer that fails the boundary probe, or text
  * with no boundary, is encoded in one piece (its length is already bounded by
- * {@link checkPromptBytes}).
+ * {@link checkPromptBytes}). With `stopAt`, stops after the slice that reaches `stopAt` ids and
+ * returns the ids so far (a prefix of the full encoding, which has at least that many).
  * @internal
  */
-export async function tokenizeInSlices(engine: Engine, text: string, options: EncodeOptions = {}): Promise<number[]> {
+export async function tokenizeInSlices(engine: Engine, text: string, options: EncodeOptions = {}, stopAt = Infinity): Promise<number[]> {
   if (text.length <= SLICE_CHARS || !canSplit(engine)) return engine.tokenize(text, options);
   const wrap = specialWrap(engine, options);
   if (wrap === null) return engine.tokenize(text, options);
@@ -183,6 +188,7 @@ export async function tokenizeInSlices(engine: Engine, text: string, options: En
     }
     const ids = engine.tokenize(text.slice(start, end), inner);
     for (const id of ids) out.push(id);
+    if (out.length >= stopAt) return out;
     start = end;
     if (start < text.length) await yieldToLoop();
   }
@@ -192,15 +198,29 @@ export async function tokenizeInSlices(engine: Engine, text: string, options: En
 
 /**
  * Prompt ids of chat messages, as `Engine.chat` feeds the model: the chat template, special tokens
- * recognised, BOS added when the tokenizer adds one and the template did not. Refuses a rendered
- * prompt that cannot fit before tokenizing it, and tokenizes in slices.
+ * recognised, BOS added when the tokenizer adds one and the template did not. Refuses
+ * (`SERVER_CONTEXT_OVERFLOW`) a rendered prompt whose bytes cannot fit before tokenizing it, and
+ * tokenizes in slices.
  * @internal
  */
 export async function encodeChatPromptAsync(engine: Engine, messages: readonly ChatMessage[]): Promise<number[]> {
   const text = engine.renderChat(messages);
   await checkPromptBytes(engine, Buffer.byteLength(text), "messages");
+  // Encoded whole (in slices): the chat context policy measures candidates by their token count.
   const ids = await tokenizeInSlices(engine, text, { allowSpecial: true, addSpecialTokens: false });
   const bos = engine.tokenizer?.bosTokenId ?? null;
   if (bos !== null && ids[0] !== bos && engine.tokenize("").includes(bos)) ids.unshift(bos);
+  return ids;
+}
+
+/**
+ * Prompt ids of a text completion prompt (BOS per the tokenizer), refused (`SERVER_CONTEXT_OVERFLOW`)
+ * from its bytes before tokenizing, or as soon as its slices reach the context; tokenized in slices.
+ * @internal
+ */
+export async function encodeTextPromptAsync(engine: Engine, prompt: string): Promise<number[]> {
+  await checkPromptBytes(engine, Buffer.byteLength(prompt), "prompt");
+  const ids = await tokenizeInSlices(engine, prompt, {}, engine.contextLength);
+  if (ids.length >= engine.contextLength) throw overflow(engine, "prompt", `at least ${ids.length} tokens`);
   return ids;
 }

@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type ServerResponse } from "node:http
 import type { AddressInfo } from "node:net";
 import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
-import { sendSseData, sendSseDone, setWriteTimeout, startSse } from "./sse.js";
+import { sendSseData, sendSseDone, setWriteTimeout, startSse, watchUnsentAnswer } from "./sse.js";
 
 const RECORD = { text: "x".repeat(64 * 1024) };
 
@@ -64,5 +64,26 @@ describe("SSE write timeout", () => {
     expect(await closed).toBe(50);
     stop();
     expect(text).toContain("data: [DONE]");
+  }, 15_000);
+
+  it("closes the connection of a client that does not take a large finished answer", async () => {
+    let resolveClosed: (unsent: number) => void = () => {};
+    const closed = new Promise<number>((resolve) => (resolveClosed = resolve));
+    const server = createHttpServer((_req, res: ServerResponse) => {
+      setWriteTimeout(res, 200);
+      const socket = res.socket!;
+      socket.on("close", () => resolveClosed(socket.writableLength));
+      res.end(Buffer.alloc(48 << 20, 0x61));
+      watchUnsentAnswer(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const socket = connect((server.address() as AddressInfo).port, "127.0.0.1");
+    socket.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    socket.pause();
+    const unsent = await Promise.race([closed, new Promise<string>((resolve) => setTimeout(() => resolve("still open"), 10_000))]);
+    socket.destroy();
+    server.closeAllConnections();
+    server.close();
+    expect(typeof unsent).toBe("number");
   }, 15_000);
 });

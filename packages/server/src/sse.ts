@@ -40,6 +40,35 @@ function armWriteTimeout(res: ServerResponse): void {
   res.once("close", disarm);
 }
 
+/**
+ * Arms the write timeout (see {@link setWriteTimeout}) for an answer that has ended but whose
+ * bytes the client has not taken yet (a large JSON body to a client that does not read): the
+ * connection is destroyed unless its socket drains in time. No-op for answers still being written (live
+ * feeds, streams: their writes arm it themselves) and for answers already flushed.
+ *
+ * @example
+ * ```ts
+ * res.end(largeJson);
+ * watchUnsentAnswer(res);
+ * ```
+ */
+export function watchUnsentAnswer(res: ServerResponse): void {
+  // An ended answer is handed to the socket at once ('finish'); what the client has not taken
+  // waits in the socket's own buffer, so that is where to look.
+  const socket = res.socket;
+  const ms = writeTimeouts.get(res);
+  if (!res.writableEnded || ms === undefined || socket === null || socket.destroyed || socket.writableLength === 0) return;
+  const timer = setTimeout(() => socket.destroy(), ms);
+  timer.unref();
+  const disarm = (): void => {
+    clearTimeout(timer);
+    socket.off("drain", disarm);
+    socket.off("close", disarm);
+  };
+  socket.once("drain", disarm);
+  socket.once("close", disarm);
+}
+
 function write(res: ServerResponse, text: string): void {
   if (!res.write(text)) armWriteTimeout(res);
 }
@@ -103,5 +132,5 @@ export function sendSseComment(res: ServerResponse, text: string): void {
 export function sendSseDone(res: ServerResponse): void {
   if (res.writableEnded || res.destroyed) return;
   res.end("data: [DONE]\n\n");
-  if (res.writableLength > 0 && !res.writableFinished) armWriteTimeout(res);
+  watchUnsentAnswer(res);
 }
