@@ -2,12 +2,13 @@
 import { HaloError } from "@halo/errors";
 import type { LoadedModel, WeightsConfig } from "@halo/kernels";
 import { createSampler } from "@halo/sampler";
-import type { ChatMessage, StreamDecoder, Tokenizer } from "@halo/tokenizer";
+import type { ChatMessage, ChatTemplateOptions, StreamDecoder, Tokenizer } from "@halo/tokenizer";
+import type { ChatTemplateChoice } from "./chat-template-choice.js";
 import { Channel } from "./channel.js";
 import { fitChatToContext, type ContextFit } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
 import type { FinishReason, GenerateEvent } from "./events.js";
-import { CHAT_OPTION_KEYS, checkGenerateOptions, GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
+import { CHAT_OPTION_KEYS, checkGenerateOptions, GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, checkTemplateVariables, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
 import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
 import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
@@ -18,7 +19,7 @@ export interface EngineParts {
   readonly tokenizer: Tokenizer | null;
   readonly backendName: string;
   readonly source: string;
-  readonly chatTemplate: string | null;
+  readonly chatTemplate: ChatTemplateChoice;
   readonly eosTokenIds: readonly number[];
   readonly maxBatchTokens: number;
   readonly loadMs: number;
@@ -64,6 +65,20 @@ export class Engine {
   readonly contextLength: number;
   /** KV cache dtype in use. */
   readonly kvDtype: string;
+  /**
+   * The chat template {@link chat}, {@link renderChat} and sessions use when a call names none, and
+   * where it came from: `loadModel`'s `chatTemplate` option (origin `option`), the model file's own
+   * (`file`), or inferred from the architecture and vocabulary (`inferred`; `plain` when nothing
+   * better is known), so every model with a tokenizer can chat.
+   *
+   * @example
+   * ```ts
+   * const engine = await loadModel("tiny.h1b");
+   * console.log(`${engine.chatTemplate.name} (${engine.chatTemplate.reason})`);
+   * // "bitnet (inferred: BitNet architecture with Llama-3 vocabulary)"
+   * ```
+   */
+  readonly chatTemplate: ChatTemplateChoice;
 
   private readonly model: LoadedModel;
   private readonly scheduler: Scheduler;
@@ -83,6 +98,7 @@ export class Engine {
     this.loadMs = parts.loadMs;
     this.contextLength = parts.model.options.contextLength;
     this.kvDtype = parts.model.options.kvDtype;
+    this.chatTemplate = parts.chatTemplate;
     this.scheduler = new Scheduler(parts.model, {
       maxBatchTokens: parts.maxBatchTokens,
       prefillChunk: Math.min(parts.maxBatchTokens, 256),
@@ -107,10 +123,14 @@ export class Engine {
     return this.requireTokenizer().decode(ids, options);
   }
 
-  /** Renders messages with the model's chat template (or `template`) to the prompt text. */
-  renderChat(messages: readonly ChatMessage[], template?: string): string {
+  /**
+   * Renders messages with {@link chatTemplate} (or `template`: a built-in name or Jinja source) to
+   * the prompt text, the generation prompt appended; `templateVariables` reach the template as in
+   * {@link ChatOptions.templateVariables}.
+   */
+  renderChat(messages: readonly ChatMessage[], template?: string, templateVariables?: Readonly<Record<string, unknown>>): string {
     const tokenizer = this.requireTokenizer();
-    return tokenizer.applyChatTemplate(messages, this.templateOptions(template));
+    return tokenizer.applyChatTemplate(messages, this.chatTemplateOptions(template, templateVariables));
   }
 
   /**
@@ -158,7 +178,7 @@ export class Engine {
     this.checkAlive();
     checkGenerateOptions(options, CHAT_OPTION_KEYS, "chat");
     const tokenizer = this.requireTokenizer();
-    const fit = this.fitChat(messages, options, (kept) => tokenizer.encodeChat(kept, this.templateOptions(options.template)));
+    const fit = this.fitChat(messages, options, (kept) => tokenizer.encodeChat(kept, this.chatTemplateOptions(options.template, options.templateVariables)));
     return this.run(fit.ids, options, undefined, fit.droppedMessages);
   }
 
@@ -235,10 +255,18 @@ export class Engine {
     this.dispose();
   }
 
-  private templateOptions(template: string | undefined): { template?: string } {
-    if (template !== undefined) return { template };
-    if (this.parts.chatTemplate !== null) return { template: this.parts.chatTemplate };
-    return {};
+  /**
+   * @internal The tokenizer options that render a chat: `template` or the engine's, and the
+   * checked `variables` merged over `defaults` (a session's, checked when it was created).
+   */
+  chatTemplateOptions(
+    template: string | undefined,
+    variables: Readonly<Record<string, unknown>> | undefined,
+    defaults?: Readonly<Record<string, unknown>>,
+  ): ChatTemplateOptions {
+    if (variables !== undefined) checkTemplateVariables(variables);
+    const merged = defaults === undefined ? variables : { ...defaults, ...variables };
+    return { template: template ?? this.chatTemplate.source, ...(merged !== undefined ? { variables: merged } : {}) };
   }
 
   private checkAlive(): void {

@@ -26,8 +26,19 @@ export interface GenerateRequest extends GenerateOptions {
 
 /** Options of {@link Engine.chat}. */
 export interface ChatOptions extends GenerateOptions {
-  /** A built-in template name (`bitnet`, `llama3`) or Jinja source. Default: the model's own template. */
+  /** A built-in template name (`bitnet`, `llama3`, `plain`) or Jinja source. Default: the engine's `chatTemplate`. */
   readonly template?: string;
+  /**
+   * Extra variables the Jinja template reads, beside `messages` and `add_generation_prompt` (set by
+   * the renderer) and `bos_token`/`eos_token` (set by the tokenizer; these override them): `tools`,
+   * `date_string`, whatever the template uses. A plain object; a template that reads none ignores them.
+   *
+   * @example
+   * ```ts
+   * engine.chat(messages, { templateVariables: { date_string: "26 Jul 2024", tools: [weatherTool] } });
+   * ```
+   */
+  readonly templateVariables?: Readonly<Record<string, unknown>>;
   /**
    * What to do when the conversation does not fit the context window with room for the answer.
    * Default `"drop-oldest"`: drop whole oldest turns, never the system prompt or the newest user
@@ -78,6 +89,7 @@ export const GENERATE_REQUEST_KEYS = [...GENERATE_OPTION_KEYS, "prompt"] as cons
 export const CHAT_OPTION_KEYS = [
   ...GENERATE_OPTION_KEYS,
   "template",
+  "templateVariables",
   "contextShift",
 ] as const satisfies ReadonlyArray<keyof ChatOptions>;
 
@@ -124,6 +136,33 @@ export function samplerOptionsOf(options: GenerateOptions): SamplerOptions {
   const out: Record<string, unknown> = {};
   for (const key of SAMPLER_OPTION_KEYS) if (options[key] !== undefined) out[key] = options[key];
   return out as SamplerOptions;
+}
+
+// Variables the renderer sets for every chat; templateVariables cannot replace them.
+const RESERVED_TEMPLATE_VARIABLES = ["messages", "add_generation_prompt"];
+
+/**
+ * Throws `ENGINE_BAD_OPTION` unless `value` is a plain object (`{…}`: not an array, a class
+ * instance or null) that does not set `messages` or `add_generation_prompt`.
+ */
+export function checkTemplateVariables(value: unknown, field = "templateVariables"): void {
+  const prototype: unknown = typeof value === "object" && value !== null ? Object.getPrototypeOf(value) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `${field} must be a plain object of template variables`, {
+      field,
+      expected: 'a plain object such as { date_string: "26 Jul 2024", tools: [...] }',
+      actual: value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "object" ? "an object with a class" : typeof value,
+    });
+  }
+  const reserved = RESERVED_TEMPLATE_VARIABLES.filter((name) => Object.hasOwn(value as object, name));
+  if (reserved.length > 0) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `${field} cannot set ${reserved.join(" or ")}`, {
+      field: `${field}.${reserved[0]}`,
+      expected: "variables other than messages and add_generation_prompt",
+      actual: reserved.join(", "),
+      hint: "Give the conversation as the chat's messages; the generation prompt is always added",
+    });
+  }
 }
 
 /** Throws `ENGINE_BAD_OPTION` unless `value` is a whole number in `[min, max]`. */

@@ -3,6 +3,7 @@ import { HaloError, isHaloError } from "@halo/errors";
 import { openModel, verifyModelWeights, type HaloModel, type ModelFormat } from "@halo/h1b-format";
 import { referenceBackend, type ActivationQuant, type Backend, type KvDtype } from "@halo/kernels";
 import { Tokenizer } from "@halo/tokenizer";
+import { chooseChatTemplate } from "./chat-template-choice.js";
 import { Engine } from "./engine.js";
 import { EngineErrorCode } from "./errors.js";
 import { checkInteger, checkOptionKeys, type UnlistedKeys } from "./generate-options.js";
@@ -34,6 +35,13 @@ export interface LoadModelOptions {
   readonly format?: ModelFormat;
   /** A tokenizer file (`tokenizer.json` or `.htok`) to use instead of the model's own. */
   readonly tokenizer?: string;
+  /**
+   * The chat template `chat` and sessions use: a built-in name (`bitnet`, `llama3`, `plain`) or Jinja
+   * source. Default: the model file's own, else one inferred from the architecture and vocabulary
+   * (see {@link chooseChatTemplate}); {@link Engine.chatTemplate} says which and why. Jinja that does
+   * not parse is refused here (`TOKENIZER_BAD_TEMPLATE`), before the weights load.
+   */
+  readonly chatTemplate?: string;
   /** Threads for native backends. Default: all cores. */
   readonly threads?: number;
   /**
@@ -74,6 +82,7 @@ export const LOAD_MODEL_OPTION_KEYS = [
   "activationQuant",
   "format",
   "tokenizer",
+  "chatTemplate",
   "threads",
   "lmHead",
   "onProgress",
@@ -205,6 +214,10 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
         hint: "Pass the tokenizer that belongs to this model",
       });
     }
+    const chatTemplate = chooseChatTemplate(model, {
+      tokenizer,
+      ...(options.chatTemplate !== undefined ? { requested: options.chatTemplate } : {}),
+    });
 
     const wanted = options.backend ?? "auto";
     const names = typeof wanted === "object" ? [] : wanted === "auto" ? [...BACKEND_NAMES] : [wanted];
@@ -245,7 +258,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       tokenizer,
       backendName: chosen.name,
       source: model.source.path,
-      chatTemplate: model.chatTemplate,
+      chatTemplate,
       eosTokenIds: [...eos],
       maxBatchTokens: Math.max(1, Math.min(caps.maxBatchTokens, 512)),
       loadMs: performance.now() - started,

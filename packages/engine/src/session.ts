@@ -4,14 +4,16 @@ import type { ChatMessage } from "@halo/tokenizer";
 import type { Engine } from "./engine.js";
 import { EngineErrorCode } from "./errors.js";
 import type { GenerateEvent } from "./events.js";
-import { CHAT_OPTION_KEYS, checkGenerateOptions, type ChatOptions, type GenerateOptions } from "./generate-options.js";
+import { CHAT_OPTION_KEYS, checkGenerateOptions, checkTemplateVariables, type ChatOptions, type GenerateOptions } from "./generate-options.js";
 
 /** Options of {@link Engine.createSession}. */
 export interface SessionOptions {
   /** A system message placed first in the conversation. */
   readonly system?: string;
-  /** Chat template (built-in name or Jinja source). Default: the model's own. */
+  /** Chat template (built-in name or Jinja source). Default: the engine's `chatTemplate`. */
   readonly template?: string;
+  /** Template variables for every turn (`tools`, `date_string`, …); a turn's own `templateVariables` are merged over them. */
+  readonly templateVariables?: Readonly<Record<string, unknown>>;
 }
 
 /** @internal How a generation continues a session's slot and reports back. */
@@ -37,6 +39,7 @@ export class Session {
   private busy = false;
   private disposed = false;
   private readonly template: string | undefined;
+  private readonly templateVariables: Readonly<Record<string, unknown>> | undefined;
 
   /** @internal Use {@link Engine.createSession}. */
   constructor(
@@ -44,6 +47,8 @@ export class Session {
     options: SessionOptions,
   ) {
     this.template = options.template;
+    if (options.templateVariables !== undefined) checkTemplateVariables(options.templateVariables);
+    this.templateVariables = options.templateVariables;
     if (options.system !== undefined) this.messages.push({ role: "system", content: options.system });
     try {
       this.slot = engine.loadedModel.allocateSequence();
@@ -81,8 +86,9 @@ export class Session {
     const template = options.template ?? this.template;
     const tokenizer = this.requireReady();
     const conversation = [...this.messages, ...added];
+    const templateOptions = this.engine.chatTemplateOptions(template, options.templateVariables, this.templateVariables);
     // Too long for the context: the policy drops old turns (the session forgets them too).
-    const fit = this.engine.fitChat(conversation, options, (kept) => tokenizer.encodeChat(kept, template === undefined ? {} : { template }));
+    const fit = this.engine.fitChat(conversation, options, (kept) => tokenizer.encodeChat(kept, templateOptions));
     const stream = this.continueWith(fit.ids, options, fit.droppedMessages);
     this.messages.splice(0, this.messages.length, ...fit.messages);
     const messages = this.messages;
