@@ -87,6 +87,8 @@ export interface ServerStats {
   readonly label: string | null;
   readonly backend: string | null;
   readonly contextLength: number | null;
+  /** The chat template `/v1/chat/completions` renders with, and where it came from (see `Engine.chatTemplate`); null while loading. */
+  readonly chatTemplate: { readonly name: string; readonly origin: string; readonly reason: string } | null;
   readonly parallel: number;
   readonly maxQueue: number;
   /** Generations running now. */
@@ -181,6 +183,12 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
 const TOKENIZE_FIELDS: ReadonlySet<string> = new Set(["content", "add_special", "parse_special", "with_pieces"]);
 const DETOKENIZE_FIELDS: ReadonlySet<string> = new Set(["tokens"]);
 
+/** What the server tells about the engine's chat template (its Jinja source stays out of stats). */
+function templateInfo(engine: Engine): { name: string; origin: string; reason: string } {
+  const { name, origin, reason } = engine.chatTemplate;
+  return { name, origin, reason };
+}
+
 function checkOption(name: string, value: number | undefined, min: number, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min) {
@@ -261,6 +269,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
     label: options.modelLabel ?? null,
     backend: engine?.backend ?? null,
     contextLength: engine?.contextLength ?? null,
+    chatTemplate: engine === null ? null : templateInfo(engine),
     parallel,
     maxQueue,
     active: admission.activeCount,
@@ -292,7 +301,14 @@ export function createServer(options: CreateServerOptions): HaloServer {
   const ready = Promise.resolve(options.engine).then(
     (loaded) => {
       engine = loaded;
-      logger.log("info", "model-ready", { model: modelId(), backend: loaded.backend, contextLength: loaded.contextLength, loadMs: Math.round(loaded.loadMs) });
+      logger.log("info", "model-ready", {
+        model: modelId(),
+        backend: loaded.backend,
+        contextLength: loaded.contextLength,
+        chatTemplate: loaded.chatTemplate.name,
+        chatTemplateOrigin: loaded.chatTemplate.reason,
+        loadMs: Math.round(loaded.loadMs),
+      });
     },
     (error: unknown) => {
       loadError = error;
@@ -456,6 +472,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
       backend: loaded.backend,
       context_length: loaded.contextLength,
       vocab_size: loaded.config.vocabSize,
+      chat_template: templateInfo(loaded),
       parallel,
       ...(options.modelLabel !== undefined ? { label: options.modelLabel } : {}),
     },
