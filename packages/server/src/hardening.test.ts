@@ -255,9 +255,10 @@ describe("admission before work", () => {
       expect(answer.body.error.code).toBe("context_length_exceeded");
       expect(answer.body.error.message).toContain("bytes");
     }
-    expect(healthMs).toBeLessThan(2000);
-    expect(performance.now() - started).toBeLessThan(10_000);
-  }, 30_000);
+    // Before prompts were refused from their size, /health waited 7–10 s behind their tokenizing.
+    expect(healthMs).toBeLessThan(3000);
+    expect(performance.now() - started).toBeLessThan(25_000);
+  }, 40_000);
 
   it("a completion prompt over the byte bound is refused the same way", async () => {
     const response = await postJson(`${tiny.url}/v1/completions`, { prompt: "x".repeat(1_000_000) });

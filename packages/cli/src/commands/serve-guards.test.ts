@@ -60,6 +60,13 @@ describe("halo serve --allowed-host", () => {
       expect(await running).toBe(0);
     }
   }, 60_000);
+
+  it("refuses a value that is not a host name, in flag terms", async () => {
+    const ctx = { stdout: { write: () => {} }, stderr: { write: () => {} }, env: {} };
+    for (const bad of ["https://halo.example.com", "halo.example.com/v1", ""]) {
+      await expect(serveCommand(["--demo", "--port", "0", "--allowed-host", bad], ctx)).rejects.toMatchObject({ code: "CLI_USAGE", message: expect.stringContaining("--allowed-host") });
+    }
+  });
 });
 
 describe("halo serve signals", () => {

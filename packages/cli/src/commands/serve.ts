@@ -64,6 +64,19 @@ function list(value: unknown): string[] {
   return Array.isArray(value) ? (value as string[]) : typeof value === "string" ? [value] : [];
 }
 
+function allowedHosts(value: unknown): string[] {
+  const hosts = list(value);
+  const bad = hosts.find((host) => !/^(\*|\.?[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$/.test(host));
+  if (bad !== undefined) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --allowed-host takes a host name", {
+      expected: "a name (halo.example.com), .example.com for a domain and its subdomains, an address, or *",
+      actual: bad,
+      hint: "Give the name without scheme, path or port: --allowed-host halo.example.com",
+    });
+  }
+  return hosts;
+}
+
 /**
  * Runs `halo serve` until SIGINT/SIGTERM (or `stop` aborts, for embedding and tests), then shuts
  * down gracefully. Opens the model file first (a missing or malformed model fails before
@@ -95,6 +108,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new HaloError(CliErrorCode.CLI_USAGE, "--log-level must be debug, info, warn or error", { actual: logLevel });
   }
+  const hosts = allowedHosts(values["allowed-host"]);
   const keys = parseKeyList([...list(values["api-key"]), ...(ctx.env["HALO_API_KEY"] !== undefined ? [ctx.env["HALO_API_KEY"]] : [])]);
   const keyFile = (values["api-key-file"] as string | undefined) ?? ctx.env["HALO_API_KEY_FILE"];
   if (keyFile !== undefined) keys.push(...readApiKeyFile(keyFile));
@@ -121,7 +135,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     requestTimeoutMs: Math.round(timeout * 1000),
     apiKeys: keys,
     corsOrigins: list(values["cors-origin"]),
-    allowedHosts: list(values["allowed-host"]),
+    allowedHosts: hosts,
     logger: createJsonLogger(ctx.stderr, logLevel),
     disposeEngineOnClose: true,
     ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
