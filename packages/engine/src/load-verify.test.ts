@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openModel, readHaloHeader, synthModel, writeGguf, writeHalo } from "@halo/h1b-format";
 import { loadModel } from "./index.js";
@@ -107,6 +109,18 @@ describe("loadModel verifies the weights it loads", () => {
     writeFileSync(bad, bytes);
     await expect(loadModel(bad, { backend: "reference", contextLength: 32 })).rejects.toMatchObject({ code: "H1B_NON_FINITE", field: "token_embd" });
     await expect(loadModel(path, { backend: "reference", contextLength: 32 }).then((e) => e.dispose())).resolves.toBeUndefined();
+  });
+
+  it("the verification workers run in a process started with --input-type=module (they are CommonJS)", () => {
+    const script = `
+      const { readHalo, verifyModelWeights } = await import("@halo/h1b-format");
+      const model = readHalo(${JSON.stringify(halo)});
+      const report = await verifyModelWeights(model, { cacheDir: null, threads: 2 });
+      model.close();
+      console.log(report.checksums);`;
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", cwd: fileURLToPath(new URL("..", import.meta.url)) });
+    expect(result.stderr).toBe("");
+    expect(Number(result.stdout.trim())).toBeGreaterThan(30);
   });
 
   it("refuses non-finite weights of a model passed in memory, and a verify option that is not a boolean", async () => {

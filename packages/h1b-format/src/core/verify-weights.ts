@@ -172,7 +172,8 @@ async function runInWorkers(jobs: readonly Job[], threads: number, signal: Abort
   const workers: Worker[] = [];
   try {
     const lanes = Array.from({ length: Math.min(threads, jobs.length) }, () => {
-      const worker = new Worker(WORKER_SOURCE, { eval: true });
+      // execArgv []: the source is CommonJS, and an inherited --input-type=module would make it ESM.
+      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
       workers.push(worker);
       return new Promise<void>((resolve, reject) => {
         const take = (): void => {
