@@ -125,12 +125,11 @@ export function lmHeadFlag(command: string, values: Record<string, unknown>): Lm
 
 /** Renders a command's help text. */
 export function helpText(usage: string, summary: string, flags: Readonly<Record<string, FlagSpec>>, examples: readonly string[]): string {
-  const width = Math.max(...Object.keys(flags).map((n) => n.length)) + 4;
+  const lefts = Object.entries(flags).map(([name, spec]) => `${spec.short !== undefined ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? ` <${spec.placeholder ?? "value"}>` : ""}`);
+  // At least two spaces after the longest flag with its placeholder (`--chat-template <name|file>`).
+  const width = Math.max(Math.max(...Object.keys(flags).map((n) => n.length)) + 18, ...lefts.map((left) => left.length + 2));
   const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];
-  for (const [name, spec] of Object.entries(flags)) {
-    const left = `${spec.short !== undefined ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? ` <${spec.placeholder ?? "value"}>` : ""}`;
-    lines.push(`  ${left.padEnd(width + 14)}${spec.description}`);
-  }
+  Object.values(flags).forEach((spec, i) => lines.push(`  ${lefts[i]!.padEnd(width)}${spec.description}`));
   lines.push("", "Examples:", ...examples.map((e) => `  ${e}`), "");
   return lines.join("\n");
 }

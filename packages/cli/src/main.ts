@@ -11,6 +11,7 @@ import { pplCommand } from "./commands/ppl.js";
 import { pullCommand } from "./commands/pull.js";
 import { runCommand } from "./commands/run.js";
 import { serveCommand } from "./commands/serve.js";
+import { showCommand } from "./commands/show.js";
 import { modelsCommand, rmCommand } from "./commands/models.js";
 import type { CommandContext } from "./context.js";
 import { CliErrorCode } from "./errors.js";
@@ -39,6 +40,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   pull: { run: pullCommand, summary: "download a model from the Hugging Face hub into the cache" },
   models: { run: modelsCommand, summary: "list the cached models (halo's cache and the Hugging Face cache) with sizes" },
   rm: { run: rmCommand, summary: "delete a model from halo's cache" },
+  show: { run: showCommand, summary: "what a model is and how halo runs it: config, packing, chat template, files" },
   inspect: { run: h1bCommand("inspect"), summary: "show a model file's format, config, tensors and sizes" },
   convert: { run: h1bCommand("convert"), summary: "convert a model to another format (.halo, .h1b, GGUF, HF)" },
   verify: { run: h1bCommand("verify"), summary: "check a model file is sound (exit 0 only then)" },

@@ -1,9 +1,55 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
-import type { Engine } from "@halo/engine";
+import { readFileSync } from "node:fs";
+import { BUILTIN_CHAT_TEMPLATE_NAMES, type ChatTemplateChoice, type Engine } from "@halo/engine";
+import { HaloError } from "@halo/errors";
 import { loadServingEngine } from "@halo/server";
 import { kvDtypeFlag, lmHeadFlag, numberFlag, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
+
+/** Help of `--chat-template` (`run`, `chat`, `serve`, `show`). */
+export const CHAT_TEMPLATE_FLAG_HELP = `chat template: ${BUILTIN_CHAT_TEMPLATE_NAMES.join(" | ")} or a Jinja file (default: the model's own, else inferred; \`halo show\` says which)`;
+
+/**
+ * Reads `--chat-template`: a built-in name is passed as is, anything else must be a readable file
+ * whose text is the Jinja source. Undefined when the flag is absent; otherwise a usage error
+ * naming the built-ins.
+ */
+export function chatTemplateFlag(command: string, values: Record<string, unknown>): { template: string; file: string | null } | undefined {
+  const raw = values["chat-template"];
+  if (raw === undefined) return undefined;
+  const value = String(raw);
+  if ((BUILTIN_CHAT_TEMPLATE_NAMES as readonly string[]).includes(value)) return { template: value, file: null };
+  let text: string;
+  try {
+    text = readFileSync(value, "utf8");
+  } catch (cause) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `--chat-template must be ${BUILTIN_CHAT_TEMPLATE_NAMES.join(", ")} or a readable Jinja file`, {
+      field: "chat-template",
+      actual: `${value} (${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : ((cause as Error).message ?? String(cause))})`,
+      hint: "Name a built-in template, or give the path of a file holding the template's Jinja source",
+      cause,
+    });
+  }
+  if (text.trim() === "") {
+    throw new HaloError(CliErrorCode.CLI_USAGE, `the --chat-template file is empty`, {
+      field: "chat-template",
+      actual: value,
+      hint: `Put the template's Jinja source in it, or name a built-in: ${BUILTIN_CHAT_TEMPLATE_NAMES.join(", ")}`,
+    });
+  }
+  return { template: text, file: value };
+}
+
+/**
+ * Where an engine's chat template came from, in the CLI's words: the engine's reason, or
+ * `--chat-template [file]` when the flag chose it.
+ */
+export function chatTemplateOrigin(choice: ChatTemplateChoice, flag: { readonly file: string | null } | undefined): string {
+  if (choice.origin !== "option" || flag === undefined) return choice.reason;
+  return flag.file === null ? "--chat-template" : `--chat-template ${flag.file}`;
+}
 
 /** Help of `--no-verify` (every command that loads a model). */
 export const NO_VERIFY_HELP = "skip the load-time weight check (the .halo checksums, NaN/Inf in norms, scales and embedding); a file that passed once is remembered in $HALO_CACHE_DIR (default ~/.cache/halo)";
@@ -27,6 +73,7 @@ export const MODEL_FLAGS: Record<string, FlagSpec> = {
   "context-length": { type: "string", placeholder: "n", description: "KV positions (default: min(model, 4096))" },
   "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache, see docs/benchmarks.md for its cost)" },
   "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
 };
@@ -59,6 +106,7 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
   const kvDtype = kvDtypeFlag(command, values);
   const lmHead = lmHeadFlag(command, values);
   samplingFlags(command, values);
+  const chatTemplate = chatTemplateFlag(command, values);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // The engine's scheduler yields to the event loop before every step, so Ctrl-C (a keypress or SIGINT) is seen
   // between tokens on any backend; loadServingEngine only adds its wrapper's extra turn.
@@ -69,6 +117,7 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...(lmHead !== undefined ? { lmHead } : {}),
     ...verifyOption(values),
+    ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
     maxSequences: 1,
   });
 }

@@ -8,6 +8,7 @@ import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
+import { CHAT_TEMPLATE_FLAG_HELP, chatTemplateFlag, chatTemplateOrigin } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path|owner/name", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
@@ -33,6 +34,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
   "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache)" },
   "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
   "context-shift": CONTEXT_SHIFT_FLAG,
   "log-level": { type: "string", placeholder: "debug|info|warn|error", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
@@ -104,6 +106,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const kvDtype = kvDtypeFlag("serve", values);
   const lmHead = lmHeadFlag("serve", values);
   const contextShift = contextShiftFlag("serve", values);
+  const chatTemplate = chatTemplateFlag("serve", values);
   const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new HaloError(CliErrorCode.CLI_USAGE, "--log-level must be debug, info, warn or error", { actual: logLevel });
@@ -125,6 +128,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...(lmHead !== undefined ? { lmHead } : {}),
     ...verifyOption(values),
+    ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
   };
   const engine = loadServingEngine(source ?? synthModel({ shape: "tiny", seed: 1 }), loadOptions);
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
@@ -166,7 +170,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
       const loaded = await engine;
       ctx.stdout.write(
         `halo serve: ready on ${url} — model "${s.model}" (${demo ? DEMO_LABEL : source}), ${s.backend} backend, ` +
-          `context ${s.contextLength}, ${parallel} parallel, queue ${maxQueue}; loaded in ${(loaded.loadMs / 1000).toFixed(1)} s. ` +
+          `context ${s.contextLength}, chat template ${loaded.chatTemplate.name} (${chatTemplateOrigin(loaded.chatTemplate, chatTemplate)}), ${parallel} parallel, queue ${maxQueue}; loaded in ${(loaded.loadMs / 1000).toFixed(1)} s. ` +
           `Chat page: ${url}/  API: ${url}/v1\n`,
       );
       if (!stopped.signal.aborted) await new Promise((resolve) => stopped.signal.addEventListener("abort", resolve, { once: true }));

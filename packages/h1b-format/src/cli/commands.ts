@@ -61,7 +61,7 @@ function printSummary(io: CliIo, s: ModelSummary, allTensors: boolean): void {
       `vocab ${c.vocabSize}, context ${c.maxPositionEmbeddings}, rope θ ${c.ropeTheta}, eps ${c.rmsNormEps}, ${c.activation}, ` +
       `${c.tiedEmbeddings ? "tied" : "untied"} head${c.hadamardRotated ? ", Hadamard-rotated" : ""}`,
   );
-  io.out(`  bos ${c.bosTokenId ?? "none"}, eos ${c.eosTokenIds.join(", ") || "none"}; tokenizer ${s.tokenizer ?? "none"}; chat template ${s.chatTemplate ? "yes" : "no"}`);
+  io.out(`  bos ${c.bosTokenId ?? "none"}, eos ${c.eosTokenIds.join(", ") || "none"}; tokenizer ${s.tokenizer ?? "none"}; chat template ${s.chatTemplate ? "in the file" : "none in the file (halo infers one: see `halo show`)"}`);
   const t = s.totals;
   io.out(
     `  ${formatCount(t.parameters)} parameters: ${formatCount(t.ternaryWeights)} ternary weights in ${formatBytes(t.ternaryBytes)} ` +

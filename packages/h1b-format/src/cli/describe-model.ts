@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { NORM_ROLES, TERNARY_ROLES, type FloatTensor, type HaloModel, type TernaryTensor } from "../core/model.js";
 import { ternaryCodec } from "../codecs/registry.js";
 import { readHaloHeader } from "../formats/halo/read-halo.js";
+import { sidecarPath } from "../formats/h1b/read-h1b.js";
 
 /** One tensor row of the summary. */
 export interface TensorSummary {
@@ -26,9 +27,13 @@ export interface ModelSummary {
   readonly path: string;
   readonly format: string;
   readonly version: number | null;
+  /** Bytes of `path` (every file under it, for a snapshot directory). */
   readonly fileBytes: number;
+  /** The files the model is read from and their sizes: the model file and its `.htok` sidecar, or a snapshot directory's entries. */
+  readonly files: readonly { readonly path: string; readonly bytes: number }[];
   readonly config: HaloModel["config"];
   readonly tokenizer: string | null;
+  /** Whether the file carries a chat template (when it does not, `@halo/engine` infers one). */
   readonly chatTemplate: boolean;
   readonly metadata: Readonly<Record<string, string>>;
   readonly totals: {
@@ -52,11 +57,31 @@ function sizeOf(path: string): number {
   return stat.isDirectory() ? readdirSync(path).reduce((sum, name) => sum + sizeOf(join(path, name)), 0) : stat.size;
 }
 
+function filesOf(model: HaloModel, path: string): { path: string; bytes: number }[] {
+  if (statSync(path).isDirectory()) return readdirSync(path).sort().map((name) => ({ path: join(path, name), bytes: sizeOf(join(path, name)) }));
+  const files = [{ path, bytes: statSync(path).size }];
+  const htok = model.source.format === "h1b" && model.tokenizer?.kind === "htok" ? sidecarPath(path, undefined) : null;
+  if (htok !== null) files.push({ path: htok, bytes: statSync(htok).size });
+  return files;
+}
+
 function count(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Builds the summary without reading any tensor bytes (scales are already in memory). */
+/**
+ * What `h1b inspect` shows of an opened model — format, config, tokenizer kind, whether a chat
+ * template is stored, tensors with packing and bits per weight, totals, files and sizes — built
+ * without reading any tensor bytes (scales are already in memory).
+ *
+ * @example
+ * ```ts
+ * const model = await openModel("tiny.h1b");
+ * const summary = describeModel(model, "tiny.h1b");
+ * console.log(summary.totals.ternaryBitsPerWeight, summary.files); // 2, [{ path: "tiny.h1b", … }, { path: "tiny.htok", … }]
+ * model.close();
+ * ```
+ */
 export function describeModel(model: HaloModel, path: string): ModelSummary {
   const tensors: TensorSummary[] = [];
   const float = (t: FloatTensor, layer: number | null): void => {
@@ -90,6 +115,7 @@ export function describeModel(model: HaloModel, path: string): ModelSummary {
     format: model.source.format,
     version: model.source.version,
     fileBytes,
+    files: filesOf(model, path),
     config: model.config,
     tokenizer: model.tokenizer === null ? null : model.tokenizer.kind,
     chatTemplate: model.chatTemplate !== null,
