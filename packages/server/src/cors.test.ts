@@ -19,6 +19,11 @@ describe("CORS policy", () => {
     expect(createCorsPolicy(["*"])("https://anything", "h").allowed).toBe(true);
   });
 
+  it("exposes the answer headers a browser client reads (request id, retry, context and ignored-field reports)", () => {
+    const exposed = createCorsPolicy(["*"])("https://anything", "h").headers["access-control-expose-headers"]!.split(", ");
+    expect(exposed).toEqual(expect.arrayContaining(["x-request-id", "retry-after", "x-halo-context-dropped", "x-halo-ignored-fields"]));
+  });
+
   it("allows the headers a preflight asks for, when they are plain header names", () => {
     expect(preflightHeaders("authorization, x-stainless-os")["access-control-allow-headers"]).toBe("authorization, x-stainless-os");
     expect(preflightHeaders("a\r\nb")["access-control-allow-headers"]).toBe("authorization, content-type, x-request-id");

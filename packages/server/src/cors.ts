@@ -40,7 +40,7 @@ export function createCorsPolicy(allowList: readonly string[]): (origin: string 
         allowed: true,
         headers: {
           "access-control-allow-origin": origin,
-          "access-control-expose-headers": "x-request-id, retry-after, x-halo-context-dropped",
+          "access-control-expose-headers": "x-request-id, retry-after, x-halo-context-dropped, x-halo-ignored-fields",
           vary: "Origin",
         },
       };
