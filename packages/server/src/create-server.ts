@@ -20,6 +20,7 @@ import { ServerMetrics } from "./metrics.js";
 import { toOpenAiError } from "./openai-error.js";
 import { loadStaticAssets } from "./pages.js";
 import { parseChatRequest, parseCompletionRequest } from "./parse-request.js";
+import { longestTokenBytes } from "./prompt-tokens.js";
 import { readJsonBody } from "./read-body.js";
 import { badField, booleanField, checkKnownFields, clipText, stringField } from "./request-fields.js";
 import { requestIdOf } from "./request-id.js";
@@ -317,6 +318,11 @@ export function createServer(options: CreateServerOptions): HaloServer {
     },
   );
   ready.catch(() => {});
+  // Prompt admission's byte bound needs the longest token: measure it (in slices) before the first request waits for it.
+  void ready.then(
+    () => (engine !== null ? longestTokenBytes(engine) : undefined),
+    () => undefined,
+  );
 
   const retryAfterSeconds = (): number => {
     const mean = totals.completed > 0 ? totals.durationMsSum / totals.completed / 1000 : 5;
