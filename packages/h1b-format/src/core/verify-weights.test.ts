@@ -75,6 +75,16 @@ describe("firstNonFinite", () => {
       bf16[at] = 0x7fc0;
       expect(firstNonFinite(new Uint8Array(bf16.buffer), "bf16")).toBe(at);
     }
+    // Long runs (the word-at-a-time path) and unaligned views (the byte path) agree.
+    const long = new Uint16Array(5000).fill(f32ToF16(1.5));
+    long[4321] = 0x7e00;
+    expect(firstNonFinite(new Uint8Array(long.buffer), "f16")).toBe(4321);
+    expect(firstNonFinite(new Uint8Array(long.buffer).subarray(2), "f16")).toBe(4320);
+    const longF32 = new Float32Array(3000).fill(-2);
+    longF32[2999] = Number.POSITIVE_INFINITY;
+    expect(firstNonFinite(new Uint8Array(longF32.buffer), "f32")).toBe(2999);
+    expect(firstNonFinite(new Uint8Array(longF32.buffer, 4), "f32")).toBe(2998);
+    expect(firstNonFinite(new Uint8Array(new Float32Array(3000).fill(3.4e38).buffer), "f32")).toBe(-1);
     const q8 = new Uint8Array(34 * 3);
     new DataView(q8.buffer).setUint16(68, 0x7e00, true);
     expect(firstNonFinite(q8, "q8_0")).toBe(64);
