@@ -144,8 +144,19 @@ describe("request line and path", () => {
         ]),
       ).join("\r\n");
     const bodies = ["", "{", '{"messages":[{"role":"user","content":"hi"}],"max_tokens":1}', '{"content":"hi"}', noise(40)];
+    // Request-shaped JSON with random values where the server reads fields, sent with a matching Content-Length.
+    const values = (): unknown =>
+      pick<unknown>([null, true, -1, 0, 1.5, 1e308, "", noise(12), "%E0", [], [1, -2], [noise(4)], {}, { [noise(5)]: noise(5) }, [{ role: "user", content: noise(8) }]]);
+    const json = (): string => {
+      const body: Record<string, unknown> = { max_tokens: 1 };
+      for (let i = random(6); i > 0; i--) {
+        body[pick(["messages", "prompt", "model", "stream", "stop", "logit_bias", "temperature", "n", "tools", "content", "tokens", "stream_options", noise(6)])] = values();
+      }
+      return JSON.stringify(body);
+    };
     const deadline = performance.now() + 25_000;
     let sent = 0;
+    const serverErrors: string[] = [];
     while (sent < 2000 && performance.now() < deadline) {
       const batch = Array.from({ length: 50 }, () => {
         // Mostly requests node's parser lets through to the handler (valid method, version and Host), some garbage.
@@ -153,15 +164,24 @@ describe("request line and path", () => {
         const line = wellFormed
           ? `${pick(["GET", "POST", "HEAD", "OPTIONS", "PUT"])} ${targets()} ${pick(["HTTP/1.1", "HTTP/1.0"])}\r\nHost: 127.0.0.1:${target}`
           : `${pick(methods)} ${targets()} ${pick(["HTTP/1.1", "HTTP/9.9", noise(8)])}`;
+        if (wellFormed && random(3) === 0) {
+          const body = json();
+          const path = pick(["/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize", "/v1/models"]);
+          return raw(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${target}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, 300, target);
+        }
         const extra = wellFormed && random(2) === 0 ? "" : `\r\n${headers()}`;
         return raw(`${line}${extra}\r\n\r\n${pick(bodies)}`, 300, target);
       });
-      await Promise.all(batch);
+      for (const answer of await Promise.all(batch)) {
+        const status = statusOf(answer);
+        if (status >= 500 && status !== 503) serverErrors.push(answer.slice(0, 300));
+      }
       sent += batch.length;
       if (exited.code !== null) break;
     }
     try {
       expect(exited).toEqual({ code: null, error: null });
+      expect(serverErrors).toEqual([]);
       expect(sent).toBeGreaterThanOrEqual(500);
       const health = await fetch(`${ready.url}/health`);
       expect(health.status).toBe(200);
