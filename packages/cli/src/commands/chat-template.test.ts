@@ -8,6 +8,7 @@ import { loadModel, type ChatMessage } from "@halo/engine";
 import { runCli, synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../main.js";
 import { serveCommand } from "./serve.js";
+import { readyUrl } from "../../test/ready-url.js";
 
 let dir: string;
 /** The seed .h1b (+ .htok) `h1b synth` writes, as in the issue. */
@@ -201,16 +202,6 @@ describe("halo show", () => {
     expect(inspect.out.join("")).toContain("chat template none in the file (halo infers one: see `halo show`)");
   });
 });
-
-async function readyUrl(out: string[]): Promise<string> {
-  const end = performance.now() + 20_000;
-  for (;;) {
-    const line = out.find((l) => l.includes("ready on "));
-    if (line !== undefined) return /ready on (http:\/\/[^ ]+)/.exec(line)![1]!;
-    if (performance.now() > end) throw new Error(`serve did not get ready: ${out.join("")}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** The first record of the `/_live/stats` SSE feed. */
 async function firstStatsRecord(url: string): Promise<unknown> {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../main.js";
 import { DEMO_MODEL_ID, serveCommand } from "./serve.js";
+import { readyUrl } from "../../test/ready-url.js";
 
 let dir: string;
 let modelPath: string;
@@ -20,16 +21,6 @@ function capture(env: Record<string, string> = {}): { out: string[]; err: string
   const out: string[] = [];
   const err: string[] = [];
   return { out, err, ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env } };
-}
-
-async function readyUrl(out: string[]): Promise<string> {
-  const end = performance.now() + 20_000;
-  for (;;) {
-    const line = out.find((l) => l.includes("ready on "));
-    if (line !== undefined) return /ready on (http:\/\/[^ ]+)/.exec(line)![1]!;
-    if (performance.now() > end) throw new Error(`serve did not get ready: ${out.join("")}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe("halo serve", () => {
