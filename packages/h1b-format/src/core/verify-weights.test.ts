@@ -146,6 +146,35 @@ describe("verifyModelWeights", () => {
     }
   });
 
+  it("refuses all of 300 random data-flip mutants of a .halo (1–8 bytes inside tensors)", async () => {
+    const { header } = readHaloHeader(haloPath);
+    let loaded = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat({ max: header.tensors.length - 1 }), fc.double({ min: 0, max: 1, maxExcluded: true }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 }),
+        async (flips) => {
+          const bytes = new Uint8Array(haloBytes);
+          const flipped = new Set<number>(); // a byte flipped twice could flip back
+          for (const [t, where, xor] of flips) {
+            const entry = header.tensors[t]!;
+            const at = entry.offset + Math.floor(where * entry.length);
+            if (flipped.has(at)) continue;
+            flipped.add(at);
+            bytes[at]! ^= xor;
+          }
+          try {
+            await verifyModelWeights(readHalo(memorySource(bytes, "flip.halo")), { cacheDir: null });
+            loaded++;
+          } catch (error) {
+            expect((error as HaloError).code).toBe("H1B_CHECKSUM_MISMATCH");
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(loaded).toBe(0);
+  });
+
   it("refuses NaN in the embedding of a file without checksums (.h1b), naming tensor, row, column and file offset", async () => {
     const model = synthModel({ shape: "tiny", seed: 2 });
     const bytes = encodeH1b(model);
