@@ -12,12 +12,15 @@ import { CHAT_OPTION_KEYS, checkGenerateOptions, GENERATE_OPTION_KEYS, GENERATE_
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
 import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
 import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
+import type { SkippedBackend } from "./load-model.js";
 
 /** What an {@link Engine} was built from. @internal */
 export interface EngineParts {
   readonly model: LoadedModel;
   readonly tokenizer: Tokenizer | null;
   readonly backendName: string;
+  /** Backends tried before the one that runs, with why each was passed over. */
+  readonly skippedBackends?: readonly SkippedBackend[];
   readonly source: string;
   readonly chatTemplate: ChatTemplateChoice;
   readonly eosTokenIds: readonly number[];
@@ -57,6 +60,17 @@ export class Engine {
   readonly tokenizer: Tokenizer | null;
   /** Name of the backend running the model (`reference`, `cpu`, …). */
   readonly backend: string;
+  /**
+   * Backends `loadModel` tried before {@link backend} and why each could not run the model (not installed, the
+   * native addon failed to load, unsupported architecture…), each reason ending with its fix. Empty when the first
+   * choice runs. Apps should show it: running on `reference` because `cpu` failed to load is orders of magnitude slower.
+   *
+   * @example
+   * ```ts
+   * for (const { name, reason } of engine.skippedBackends) console.warn(`${name} backend not used: ${reason}`);
+   * ```
+   */
+  readonly skippedBackends: readonly SkippedBackend[];
   /** The path the model was loaded from. */
   readonly source: string;
   /** Milliseconds `loadModel` took. */
@@ -94,6 +108,7 @@ export class Engine {
     this.config = parts.model.config;
     this.tokenizer = parts.tokenizer;
     this.backend = parts.backendName;
+    this.skippedBackends = parts.skippedBackends ?? [];
     this.source = parts.source;
     this.loadMs = parts.loadMs;
     this.contextLength = parts.model.options.contextLength;

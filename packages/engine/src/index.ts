@@ -1,6 +1,6 @@
 // @halo/engine: open any ternary model file, pick a backend, stream tokens.
 export { loadModel, BACKEND_NAMES, LM_HEAD_STORAGES, LOAD_MODEL_OPTION_KEYS } from "./load-model.js";
-export type { LoadModelOptions, LoadModelProgress, LmHeadStorage } from "./load-model.js";
+export type { LoadModelOptions, LoadModelProgress, LmHeadStorage, BackendChoice, SkippedBackend } from "./load-model.js";
 export { Engine, DEFAULT_MAX_TOKENS } from "./engine.js";
 export type { EngineStats } from "./engine.js";
 export { chooseChatTemplate } from "./chat-template-choice.js";

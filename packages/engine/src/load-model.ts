@@ -20,9 +20,10 @@ export interface LoadModelOptions {
   /**
    * `"auto"` (default) picks the fastest available backend that supports the model: `cpu`
    * (package `@halo/kernels-cpu`, when installed) then `reference`. A name forces that backend;
-   * a {@link Backend} object uses it directly.
+   * a {@link Backend} object uses it directly; a list is tried in order (the first that loads and
+   * supports the model runs). Backends passed over are listed in {@link Engine.skippedBackends} with why.
    */
-  readonly backend?: "auto" | "reference" | "cpu" | Backend;
+  readonly backend?: BackendChoice | readonly BackendChoice[];
   /** KV positions per sequence. Default min(model's trained context, 4096). */
   readonly contextLength?: number;
   /** Sequences that can run at once (each holds a KV slot). Default 4. */
@@ -99,6 +100,15 @@ export const LM_HEAD_STORAGES = ["f16", "int8", "int4"] as const;
 /** One of {@link LM_HEAD_STORAGES}. */
 export type LmHeadStorage = (typeof LM_HEAD_STORAGES)[number];
 
+/** One entry of {@link LoadModelOptions.backend}: `"auto"`, a backend name, or a {@link Backend} object. */
+export type BackendChoice = "auto" | "reference" | "cpu" | Backend;
+
+/** A backend {@link loadModel} passed over, and why (not installed, failed to load, does not support the model). */
+export interface SkippedBackend {
+  readonly name: string;
+  readonly reason: string;
+}
+
 /** The load-time weight check ({@link LoadModelOptions.verify}); a cancelled pass rejects with `ENGINE_ABORTED`. */
 async function verifyWeights(model: HaloModel, options: LoadModelOptions): Promise<void> {
   if (options.verify !== undefined && typeof options.verify !== "boolean") {
@@ -134,8 +144,16 @@ async function resolveBackend(name: string, threads: number | undefined, lmHead:
     if (typeof module.createBackend !== "function") return { name, reason: `${packageName} does not export createBackend()` };
     return { backend: module.createBackend({ ...(threads === undefined ? {} : { threads }), ...(lmHead === "f16" ? {} : { lmHead }) }) };
   } catch (cause) {
-    return { name, reason: `${packageName} is not installed or failed to load (${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)})` };
+    const code = (cause as { code?: unknown } | null)?.code;
+    if (code === "ERR_MODULE_NOT_FOUND" && cause instanceof Error && cause.message.includes(packageName)) {
+      return { name, reason: `${packageName} is not installed. Fix: npm install ${packageName}` };
+    }
+    return { name, reason: `${packageName} failed to load (${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}). Fix: npm rebuild ${packageName}` };
   }
+}
+
+function isChoiceList(value: BackendChoice | readonly BackendChoice[]): value is readonly BackendChoice[] {
+  return Array.isArray(value);
 }
 
 function supports(backend: Backend, model: HaloModel): string | null {
@@ -179,7 +197,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       hint: "Pass one of those, or leave lmHead out for the exact f16 head",
     });
   }
-  if (lmHead !== "f16" && typeof options.backend === "object") {
+  if (lmHead !== "f16" && options.backend !== undefined && (isChoiceList(options.backend) ? options.backend : [options.backend]).some((b) => typeof b === "object")) {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "lmHead applies to the backends loadModel creates by name", {
       field: "lmHead",
       expected: 'lmHead "f16" with a Backend object, or a backend given by name',
@@ -220,26 +238,34 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
     });
 
     const wanted = options.backend ?? "auto";
-    const names = typeof wanted === "object" ? [] : wanted === "auto" ? [...BACKEND_NAMES] : [wanted];
-    const rejected: string[] = [];
-    let chosen: Backend | null = typeof wanted === "object" ? wanted : null;
-    for (const name of names) {
-      if (chosen !== null) break;
-      const candidate = await resolveBackend(name, options.threads, lmHead);
+    const choices: readonly BackendChoice[] = isChoiceList(wanted) ? wanted : [wanted];
+    const order = choices.flatMap((choice): (string | Backend)[] => (choice === "auto" ? [...BACKEND_NAMES] : [choice]));
+    const skipped: SkippedBackend[] = [];
+    let chosen: Backend | null = null;
+    for (const entry of order) {
+      const candidate = typeof entry === "object" ? { backend: entry } : await resolveBackend(entry, options.threads, lmHead);
       if (!("backend" in candidate)) {
-        rejected.push(`${candidate.name}: ${candidate.reason}`);
+        skipped.push({ name: candidate.name, reason: candidate.reason });
         continue;
+      }
+      // A Backend object given alone is used as given (its probe is its own business); in a list it is probed like the rest.
+      if (order.length === 1 && typeof entry === "object") {
+        chosen = entry;
+        break;
       }
       const probe = await candidate.backend.probe();
       const unsupported = probe.available ? supports(candidate.backend, model) : probe.reason;
-      if (unsupported !== null) rejected.push(`${candidate.backend.name}: ${unsupported}`);
-      else chosen = candidate.backend;
+      if (unsupported !== null) skipped.push({ name: candidate.backend.name, reason: unsupported });
+      else {
+        chosen = candidate.backend;
+        break;
+      }
     }
     if (chosen === null) {
       throw new HaloError(EngineErrorCode.ENGINE_NO_BACKEND, "no backend can run this model", {
         path: model.source.path,
-        actual: rejected.join("; "),
-        hint: 'Install @halo/kernels-cpu for the native backend, or pass backend: "reference"',
+        actual: skipped.map((s) => `${s.name}: ${s.reason}`).join("; "),
+        hint: 'Install @halo/kernels-cpu for the native backend (npm install @halo/kernels-cpu), or pass backend: "reference"',
       });
     }
     const caps = chosen.capabilities();
@@ -257,6 +283,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       model: loaded,
       tokenizer,
       backendName: chosen.name,
+      skippedBackends: skipped,
       source: model.source.path,
       chatTemplate,
       eosTokenIds: [...eos],

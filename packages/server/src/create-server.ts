@@ -87,6 +87,8 @@ export interface ServerStats {
   readonly model: string | null;
   readonly label: string | null;
   readonly backend: string | null;
+  /** Backends passed over at load, with why and the fix (empty when the first choice runs; see `Engine.skippedBackends`). */
+  readonly skippedBackends: readonly { readonly name: string; readonly reason: string }[];
   readonly contextLength: number | null;
   /** The chat template `/v1/chat/completions` renders with, and where it came from (see `Engine.chatTemplate`); null while loading. */
   readonly chatTemplate: { readonly name: string; readonly origin: string; readonly reason: string } | null;
@@ -269,6 +271,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
     model: modelId(),
     label: options.modelLabel ?? null,
     backend: engine?.backend ?? null,
+    skippedBackends: engine?.skippedBackends ?? [],
     contextLength: engine?.contextLength ?? null,
     chatTemplate: engine === null ? null : templateInfo(engine),
     parallel,
@@ -310,6 +313,9 @@ export function createServer(options: CreateServerOptions): HaloServer {
         chatTemplateOrigin: loaded.chatTemplate.reason,
         loadMs: Math.round(loaded.loadMs),
       });
+      for (const skipped of loaded.skippedBackends) {
+        logger.log("warn", "backend-skipped", { backend: skipped.name, reason: skipped.reason, running: loaded.backend });
+      }
     },
     (error: unknown) => {
       loadError = error;
@@ -476,6 +482,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
     owned_by: "halo",
     meta: {
       backend: loaded.backend,
+      ...(loaded.skippedBackends.length > 0 ? { skipped_backends: loaded.skippedBackends } : {}),
       context_length: loaded.contextLength,
       vocab_size: loaded.config.vocabSize,
       chat_template: templateInfo(loaded),

@@ -1,11 +1,12 @@
 // `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
 import { loadModel, type Engine, type LmHeadStorage, type RequestEndEvent } from "@halo/engine";
+import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
+import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { HaloError } from "@halo/errors";
 import { openModel } from "@halo/h1b-format";
 import { CliErrorCode } from "../errors.js";
-import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or snapshot directory" },
@@ -237,6 +238,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     model.close();
     throw error;
   }
+  writeBackendNotice("bench", engine, ctx);
   const loadMs = performance.now() - started;
   try {
     const vocab = engine.config.vocabSize;

@@ -76,12 +76,16 @@ async function importAsEngine(name: string): Promise<{ module?: Record<string, u
     } catch {
       // not installed at all
     }
-    return { error: besideCli ? "installed, but @halo/engine cannot resolve it from its own location (engine falls back to reference)" : "not installed" };
+    return {
+      error: besideCli
+        ? `installed, but @halo/engine cannot resolve it from its own location (engine falls back to reference). Fix: install both side by side (npm install @halo/engine ${name})`
+        : `not installed. Fix: npm install ${name}`,
+    };
   }
   try {
     return { module: (await import(pathToFileURL(resolved).href)) as Record<string, unknown> };
   } catch (cause) {
-    return { error: `failed to load: ${cause instanceof Error ? cause.message.split("\n")[0]! : String(cause)}` };
+    return { error: `failed to load: ${cause instanceof Error ? cause.message.split("\n")[0]! : String(cause)}. Fix: npm rebuild ${name}` };
   }
 }
 

@@ -1,5 +1,6 @@
 // `halo eval`: run token ids from position 0 as one sequence and write every position's logits.
 import { open } from "node:fs/promises";
+import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
 import { loadModel } from "@halo/engine";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
@@ -58,6 +59,7 @@ export async function evalCommand(argv: readonly string[], ctx: CommandContext):
     ...(threads !== undefined ? { threads } : {}),
     ...verifyOption(values),
   });
+  writeBackendNotice("eval", engine, ctx);
   try {
     const vocab = engine.config.vocabSize;
     let file;

@@ -1,5 +1,6 @@
 // `halo generate`: stream a completion of a prompt to stdout.
 import { loadModel } from "@halo/engine";
+import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { MODEL_FLAGS } from "./model-options.js";
@@ -51,6 +52,7 @@ export async function generateCommand(argv: readonly string[], ctx: CommandConte
     ...(contextLength !== undefined ? { contextLength } : {}),
     maxSequences: 1,
   });
+  writeBackendNotice("generate", engine, ctx);
   try {
     const controller = new AbortController();
     const onSigint = (): void => controller.abort();

@@ -1,9 +1,9 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import { readFileSync } from "node:fs";
-import { BUILTIN_CHAT_TEMPLATE_NAMES, type ChatTemplateChoice, type Engine } from "@halo/engine";
+import { BUILTIN_CHAT_TEMPLATE_NAMES, loadModel, type ChatTemplateChoice, type Engine } from "@halo/engine";
 import { HaloError } from "@halo/errors";
-import { loadServingEngine } from "@halo/server";
 import { kvDtypeFlag, lmHeadFlag, numberFlag, type FlagSpec } from "../args.js";
+import { writeBackendNotice } from "../backend-notice.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -108,9 +108,8 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
   samplingFlags(command, values);
   const chatTemplate = chatTemplateFlag(command, values);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
-  // The engine's scheduler yields to the event loop before every step, so Ctrl-C (a keypress or SIGINT) is seen
-  // between tokens on any backend; loadServingEngine only adds its wrapper's extra turn.
-  return loadServingEngine(path, {
+  // The engine's scheduler yields to the event loop before every step, so Ctrl-C is seen between tokens on any backend.
+  const engine = await loadModel(path, {
     backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
@@ -120,6 +119,8 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
     maxSequences: 1,
   });
+  writeBackendNotice(command, engine, ctx);
+  return engine;
 }
 
 /** One line of request statistics. */

@@ -1,5 +1,6 @@
 // `halo ppl`: perplexity of a text file (the seed's independent windows, or a sliding window with --stride).
 import { readFile } from "node:fs/promises";
+import { writeBackendNotice } from "../backend-notice.js";
 import { loadModel } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
@@ -54,6 +55,7 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
     maxSequences: 1,
     ...verifyOption(values),
   });
+  writeBackendNotice("ppl", engine, ctx);
   const started = Date.now();
   try {
     const result = await engine.perplexity(text, { ...(contextLength !== undefined ? { contextLength } : {}), ...(stride !== undefined ? { stride } : {}) });

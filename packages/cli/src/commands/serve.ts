@@ -1,5 +1,6 @@
 // `halo serve`: the OpenAI-compatible HTTP server (@halo/server) on a model file, or on a tiny demo model.
 import { HaloError } from "@halo/errors";
+import { writeBackendNotice } from "../backend-notice.js";
 import { openModel, synthModel } from "@halo/h1b-format";
 import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
@@ -70,7 +71,7 @@ function allowedHosts(value: unknown): string[] {
   const hosts = list(value);
   const bad = hosts.find((host) => !/^(\*|\.?[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$/.test(host));
   if (bad !== undefined) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, "halo serve: --allowed-host takes a host name", {
+    throw new HaloError(CliErrorCode.CLI_USAGE, "--allowed-host takes a host name", {
       expected: "a name (halo.example.com), .example.com for a domain and its subdomains, an address, or *",
       actual: bad,
       hint: "Give the name without scheme, path or port: --allowed-host halo.example.com",
@@ -168,6 +169,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     if (ready) {
       const s = app.stats();
       const loaded = await engine;
+      writeBackendNotice("serve", loaded, ctx);
       ctx.stdout.write(
         `halo serve: ready on ${url} — model "${s.model}" (${demo ? DEMO_LABEL : source}), ${s.backend} backend, ` +
           `context ${s.contextLength}, chat template ${loaded.chatTemplate.name} (${chatTemplateOrigin(loaded.chatTemplate, chatTemplate)}), ${parallel} parallel, queue ${maxQueue}; loaded in ${(loaded.loadMs / 1000).toFixed(1)} s. ` +
