@@ -264,14 +264,15 @@ interface Item {
 }
 
 function itemsOf(model: HaloModel, checksumsToo: boolean): Item[] {
-  const items = new Map<string, Item>();
+  const items: Item[] = [];
   const floats: FloatTensor[] = [model.tokenEmbedding, model.outputNorm, ...(model.lmHead === null ? [] : [model.lmHead])];
   for (const layer of model.layers) floats.push(layer.attnNorm, layer.attnSubNorm, layer.ffnNorm, layer.ffnSubNorm);
+  // A float tensor and its stored checksum (same name in a .halo) are checked in one read.
   const checksums = new Map((checksumsToo ? (model.checksums ?? []) : []).map((c) => [c.name, c]));
   for (const t of floats) {
     const stored = checksums.get(t.name);
     checksums.delete(t.name);
-    items.set(t.name, {
+    items.push({
       name: t.name,
       byteLength: t.byteLength,
       crc32: stored?.crc32 ?? null,
@@ -282,9 +283,9 @@ function itemsOf(model: HaloModel, checksumsToo: boolean): Item[] {
     });
   }
   for (const c of checksums.values()) {
-    items.set(c.name, { name: c.name, byteLength: c.byteLength, crc32: c.crc32, scan: null, shape: null, bytes: () => c.bytes(), fileRange: () => c.fileRange() });
+    items.push({ name: c.name, byteLength: c.byteLength, crc32: c.crc32, scan: null, shape: null, bytes: () => c.bytes(), fileRange: () => c.fileRange() });
   }
-  return [...items.values()];
+  return items;
 }
 
 function where(item: Item, index: number, range: TensorFileRange | null, dtype: string): { actual: string; offset?: number } {
