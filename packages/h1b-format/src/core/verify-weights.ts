@@ -60,6 +60,12 @@ const SCAN_VALUES: Record<string, number> = { f32: 1, f16: 1, bf16: 1, q8_0: 32,
  * Index of the first value whose encoding is NaN or ±Infinity in `bytes` of `dtype`, or -1.
  * Block types (q8_0, q4_k, q6_k) are non-finite exactly when a block's f16 scale is; the index is
  * the block's first value. Self-contained: its source text also runs inside the workers.
+ *
+ * @example
+ * ```ts
+ * firstNonFinite(new Uint8Array(new Float32Array([1, NaN]).buffer), "f32"); // 1
+ * firstNonFinite(model.tokenEmbedding.bytes(), model.tokenEmbedding.dtype); // -1 when all finite
+ * ```
  */
 export function firstNonFinite(bytes: Uint8Array, dtype: string): number {
   const n = bytes.byteLength;
@@ -320,7 +326,15 @@ function crcError(path: string, item: Item, actual: number): HaloError {
   });
 }
 
-/** The default cache folder: `$HALO_CACHE_DIR`, else `~/.cache/halo`. */
+/**
+ * The default cache folder: `$HALO_CACHE_DIR`, else `~/.cache/halo`. {@link verifyModelWeights}
+ * remembers verified files in its `verified/` folder.
+ *
+ * @example
+ * ```ts
+ * rmSync(join(defaultCacheDir(), "verified"), { recursive: true, force: true }); // forget every verified file
+ * ```
+ */
 export function defaultCacheDir(): string {
   const fromEnv = process.env.HALO_CACHE_DIR;
   return fromEnv !== undefined && fromEnv !== "" ? fromEnv : join(homedir(), ".cache", "halo");
