@@ -224,6 +224,8 @@ describe("native-backend mutation fuzz (open → verify → load → step)", () 
   for (const name of (process.env.HALO_FUZZ_FORMATS ?? "halo,h1b,gguf,safetensors").split(",")) {
     it(`${name}: ${RUNS} mutants give only HaloErrors or a step: no crash, hang or unbounded allocation`, async (context) => {
       if (backend === null) {
+        // test:ci sets HALO_REQUIRE_NATIVE=1: there the native backend must be present, and this must not skip.
+        if (process.env.HALO_REQUIRE_NATIVE === "1") throw new Error(`native-fuzz: @halo/kernels-cpu is not usable (${skipReason}) but HALO_REQUIRE_NATIVE=1`);
         console.log(`native-fuzz skipped: @halo/kernels-cpu is not usable here (${skipReason}); build it with \`pnpm --filter @halo/kernels-cpu build\``);
         context.skip();
         return;
