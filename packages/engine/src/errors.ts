@@ -11,6 +11,7 @@ export const EngineErrorCode = defineErrorCodes({
   ENGINE_DISPOSED: "The engine was used after dispose().",
   ENGINE_ABORTED: "Loading was cancelled through its AbortSignal.",
   ENGINE_BAD_MODEL: "The model's config cannot be run (mismatched vocabulary, missing tensors).",
+  ENGINE_MODEL_CHANGED: "The model file was replaced or modified after its weights were verified and before the backend had taken them; load it again.",
 });
 
 /** Union of the codes in {@link EngineErrorCode}. */

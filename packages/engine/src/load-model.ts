@@ -1,6 +1,6 @@
 // loadModel: open any model file h1b-format reads, build its tokenizer, pick a backend, start an Engine.
 import { HaloError, isHaloError } from "@halo/errors";
-import { openModel, verifyModelWeights, type HaloModel, type ModelFormat } from "@halo/h1b-format";
+import { changedFile, openModel, verifyModelWeights, type HaloModel, type ModelFormat, type VerifiedFile } from "@halo/h1b-format";
 import { referenceBackend, type ActivationQuant, type Backend, type KvDtype } from "@halo/kernels";
 import { Tokenizer } from "@halo/tokenizer";
 import { chooseChatTemplate } from "./chat-template-choice.js";
@@ -109,19 +109,38 @@ export interface SkippedBackend {
   readonly reason: string;
 }
 
-/** The load-time weight check ({@link LoadModelOptions.verify}); a cancelled pass rejects with `ENGINE_ABORTED`. */
-async function verifyWeights(model: HaloModel, options: LoadModelOptions): Promise<void> {
+/**
+ * The load-time weight check ({@link LoadModelOptions.verify}); a cancelled pass rejects with
+ * `ENGINE_ABORTED`. Resolves with the files whose bytes were verified, for {@link checkUnchanged}.
+ */
+async function verifyWeights(model: HaloModel, options: LoadModelOptions): Promise<readonly VerifiedFile[]> {
   if (options.verify !== undefined && typeof options.verify !== "boolean") {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "verify must be true or false", { field: "verify", expected: "a boolean", actual: typeof options.verify });
   }
   try {
-    await verifyModelWeights(model, options.signal === undefined ? {} : { signal: options.signal });
+    return (await verifyModelWeights(model, options.signal === undefined ? {} : { signal: options.signal })).files;
   } catch (error) {
     if (options.signal?.aborted === true && !isHaloError(error)) {
       throw new HaloError(EngineErrorCode.ENGINE_ABORTED, "loading was cancelled", { path: model.source.path, cause: error });
     }
     throw error;
   }
+}
+
+/**
+ * A backend maps a file by its path after the check: a file replaced in between would run
+ * unverified bytes, so once the backend holds them the files must still be the ones verified.
+ */
+function checkUnchanged(files: readonly VerifiedFile[], loaded: { dispose(): void }, path: string): void {
+  const changed = changedFile(files);
+  if (changed === null) return;
+  loaded.dispose();
+  throw new HaloError(EngineErrorCode.ENGINE_MODEL_CHANGED, "the model file changed while it was loading", {
+    path,
+    expected: "the file whose weights were verified",
+    actual: changed,
+    hint: "Something replaced or wrote the file during the load; load it again once it is complete",
+  });
 }
 
 /** Names of the backends {@link loadModel} knows, in `"auto"` preference order. */
@@ -215,7 +234,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
   const ownsModel = typeof source === "string";
   try {
     options.onProgress?.({ phase: "open", fraction: 1 });
-    if (options.verify !== false) await verifyWeights(model, options);
+    const verifiedFiles = options.verify === false ? [] : await verifyWeights(model, options);
     const config = model.config;
     const contextLength = checkInteger(
       "contextLength",
@@ -278,6 +297,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       onProgress: ({ done, total }) => options.onProgress?.({ phase: "weights", fraction: total > 0 ? done / total : 1 }),
     });
+    checkUnchanged(verifiedFiles, loaded, model.source.path);
     const eos = new Set<number>(config.eosTokenIds);
     return new Engine({
       model: loaded,

@@ -1,5 +1,5 @@
 // loadModel's load-time verification (issue 15): what is loaded is what was verified; verify: false opts out.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openModel, readHaloHeader, synthModel, writeGguf, writeHalo } from "@halo/h1b-format";
+import { referenceBackend, type Backend } from "@halo/kernels";
 import { loadModel } from "./index.js";
 
 const TOKENS = [506, 84, 104, 101, 32];
@@ -121,6 +122,33 @@ describe("loadModel verifies the weights it loads", () => {
     const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", cwd: fileURLToPath(new URL("..", import.meta.url)) });
     expect(result.stderr).toBe("");
     expect(Number(result.stdout.trim())).toBeGreaterThan(30);
+  });
+
+  it("refuses a file replaced between the check and the backend taking it (ENGINE_MODEL_CHANGED)", async () => {
+    const path = join(dir, "swapped.halo");
+    writeFileSync(path, haloBytes);
+    const reference = referenceBackend();
+    let disposed = 0;
+    // A backend that, while it loads, sees the file replaced by another (as a download finishing or a copy would).
+    const swapping: Backend = {
+      name: "swapping",
+      probe: () => reference.probe(),
+      capabilities: () => reference.capabilities(),
+      async loadModel(weights, options) {
+        writeFileSync(`${path}.new`, haloBytes);
+        renameSync(`${path}.new`, path);
+        const loaded = await reference.loadModel(weights, options);
+        return Object.assign(Object.create(Object.getPrototypeOf(loaded) as object) as typeof loaded, loaded, {
+          dispose: () => {
+            disposed++;
+            loaded.dispose();
+          },
+        });
+      },
+    };
+    await expect(loadModel(path, { backend: swapping, contextLength: 32 })).rejects.toMatchObject({ code: "ENGINE_MODEL_CHANGED", path });
+    expect(disposed).toBe(1);
+    await expect(loadModel(path, { backend: swapping, contextLength: 32, verify: false }).then((e) => e.dispose())).resolves.toBeUndefined();
   });
 
   it("refuses non-finite weights of a model passed in memory, and a verify option that is not a boolean", async () => {

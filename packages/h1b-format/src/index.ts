@@ -31,8 +31,8 @@ export type {
 } from "./core/model.js";
 export { CONFIG_LIMITS, validateConfig, shapeConfig } from "./core/config.js";
 export type { ShapeName } from "./core/config.js";
-export { verifyModelWeights, firstNonFinite, crc32Combine, defaultCacheDir } from "./core/verify-weights.js";
-export type { VerifyWeightsOptions, WeightsVerifyReport } from "./core/verify-weights.js";
+export { verifyModelWeights, changedFile, firstNonFinite, crc32Combine, defaultCacheDir } from "./core/verify-weights.js";
+export type { VerifyWeightsOptions, WeightsVerifyReport, VerifiedFile } from "./core/verify-weights.js";
 export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
 export type { TensorBytes } from "./core/tensors.js";
 export {

@@ -1,7 +1,7 @@
 // verifyModelWeights: stored CRCs and finite floats checked before a backend takes the weights, in workers or inline, remembered per file.
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { crc32 } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
@@ -15,7 +15,7 @@ import { readHalo, readHaloHeader } from "../formats/halo/read-halo.js";
 import { encodeH1b } from "../formats/h1b/write-h1b.js";
 import { readH1b } from "../formats/h1b/read-h1b.js";
 import { h1bLayout } from "../formats/h1b/h1b-layout.js";
-import { crc32Combine, firstNonFinite, verifyModelWeights } from "./verify-weights.js";
+import { changedFile, crc32Combine, firstNonFinite, verifyModelWeights } from "./verify-weights.js";
 
 let dir: string;
 let haloPath: string;
@@ -254,6 +254,26 @@ describe("verifyModelWeights", () => {
     } finally {
       model.close();
     }
+  });
+
+  it("reports the files it verified, and changedFile catches one replaced since", async () => {
+    const path = writeVariant("replaced.halo", () => {});
+    const model = readHalo(path);
+    let report;
+    try {
+      report = await verifyModelWeights(model, { cacheDir: null });
+    } finally {
+      model.close();
+    }
+    expect(report.files.map((f) => f.path)).toEqual([resolve(path)]);
+    expect(changedFile(report.files)).toBeNull();
+    writeFileSync(`${path}.new`, haloBytes);
+    renameSync(`${path}.new`, path); // same bytes, another inode: not the file that was verified
+    expect(changedFile(report.files)).toMatch(/replaced\.halo \((ino|ctimeNs|mtimeNs)/);
+    rmSync(path);
+    expect(changedFile(report.files)).toMatch(/gone/);
+    const inMemory = await verifyModelWeights(readHalo(memorySource(haloBytes, "m.halo")), { cacheDir: null });
+    expect(inMemory.files).toEqual([]);
   });
 
   it("takes its cache folder from HALO_CACHE_DIR by default", async () => {

@@ -29,6 +29,16 @@ export interface VerifyWeightsOptions {
   readonly checksums?: boolean;
 }
 
+/** Identity of a file whose bytes were verified (bigint fields as decimal strings). */
+export interface VerifiedFile {
+  readonly path: string;
+  readonly dev: string;
+  readonly ino: string;
+  readonly size: string;
+  readonly mtimeNs: string;
+  readonly ctimeNs: string;
+}
+
 /** What {@link verifyModelWeights} did. */
 export interface WeightsVerifyReport {
   /** `cached`: the same unchanged file(s) passed before and nothing was read; `checked`: the pass ran. */
@@ -41,6 +51,11 @@ export interface WeightsVerifyReport {
   readonly bytesScanned: number;
   /** Whether the pass was written to the cache (false when it ran from memory or the folder is not writable). */
   readonly remembered: boolean;
+  /**
+   * The files the verified bytes came from, as they were before the pass (empty for a model in
+   * memory); {@link changedFile} tells whether one has changed since.
+   */
+  readonly files: readonly VerifiedFile[];
   readonly seconds: number;
 }
 
@@ -340,19 +355,48 @@ export function defaultCacheDir(): string {
   return fromEnv !== undefined && fromEnv !== "" ? fromEnv : join(homedir(), ".cache", "halo");
 }
 
-/** Identity of every file the model's bytes come from, or null when some bytes are not in a file. */
-function fileIdentity(items: readonly Item[], checks: string): string | null {
+/** Every file the model's bytes come from, or null when some bytes are not in a file. */
+function filesOf(items: readonly Item[]): VerifiedFile[] | null {
   const paths = new Set<string>();
   for (const item of items) {
     const range = item.fileRange();
     if (range === null) return null;
     paths.add(range.path);
   }
-  const files = [...paths].sort().map((path) => {
-    const s = fs.statSync(path, { bigint: true });
-    return { path, dev: String(s.dev), ino: String(s.ino), size: String(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
-  });
-  return JSON.stringify({ version: VERIFY_VERSION, checks, files });
+  return [...paths].sort().map(identify);
+}
+
+function identify(path: string): VerifiedFile {
+  const s = fs.statSync(path, { bigint: true });
+  return { path, dev: String(s.dev), ino: String(s.ino), size: String(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
+}
+
+/**
+ * The first of `files` that is no longer the file that was verified (another inode or device, a
+ * different size, mtime or ctime, or gone), described in words; null when every one is unchanged.
+ * A caller that maps the files by path after {@link verifyModelWeights} calls it once the mapping
+ * is made, so a file replaced in between is caught.
+ *
+ * @example
+ * ```ts
+ * const report = await verifyModelWeights(model);
+ * const loaded = await backend.loadModel(model, options); // maps the file by path
+ * if (changedFile(report.files) !== null) throw new Error("the file changed while loading");
+ * ```
+ */
+export function changedFile(files: readonly VerifiedFile[]): string | null {
+  for (const before of files) {
+    let now: VerifiedFile;
+    try {
+      now = identify(before.path);
+    } catch {
+      return `${before.path} (gone)`;
+    }
+    for (const key of ["dev", "ino", "size", "mtimeNs", "ctimeNs"] as const) {
+      if (now[key] !== before[key]) return `${before.path} (${key} ${before[key]} → ${now[key]})`;
+    }
+  }
+  return null;
 }
 
 function cacheEntry(cacheDir: string, identity: string): string {
@@ -413,11 +457,13 @@ export async function verifyModelWeights(model: HaloModel, options: VerifyWeight
   const path = model.source.path;
   const items = itemsOf(model, options.checksums ?? true);
   const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
+  const files = filesOf(items);
   // A scan-only pass is remembered apart from a full one, so it never stands in for the checksums.
-  const identity = fileIdentity(items, (options.checksums ?? true) ? "checksums+finite" : "finite");
+  const checks = (options.checksums ?? true) ? "checksums+finite" : "finite";
+  const identity = files === null ? null : JSON.stringify({ version: VERIFY_VERSION, checks, files });
   const elapsed = (): number => (performance.now() - started) / 1000;
   if (cacheDir !== null && identity !== null && remembered(cacheDir, identity)) {
-    return { result: "cached", checksums: 0, bytesChecksummed: 0, tensorsScanned: 0, bytesScanned: 0, remembered: true, seconds: elapsed() };
+    return { result: "cached", checksums: 0, bytesChecksummed: 0, tensorsScanned: 0, bytesScanned: 0, remembered: true, files: files ?? [], seconds: elapsed() };
   }
   options.signal?.throwIfAborted();
 
@@ -519,5 +565,5 @@ export async function verifyModelWeights(model: HaloModel, options: VerifyWeight
     }
   }
   const rememberedNow = cacheDir !== null && identity !== null && remember(cacheDir, identity);
-  return { result: "checked", checksums, bytesChecksummed, tensorsScanned, bytesScanned, remembered: rememberedNow, seconds: elapsed() };
+  return { result: "checked", checksums, bytesChecksummed, tensorsScanned, bytesScanned, remembered: rememberedNow, files: files ?? [], seconds: elapsed() };
 }
