@@ -1,5 +1,5 @@
 // verifyModelWeights: stored CRCs and finite floats checked before a backend takes the weights, in workers or inline, remembered per file.
-import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { crc32 } from "node:zlib";
@@ -274,6 +274,27 @@ describe("verifyModelWeights", () => {
     expect(changedFile(report.files)).toMatch(/gone/);
     const inMemory = await verifyModelWeights(readHalo(memorySource(haloBytes, "m.halo")), { cacheDir: null });
     expect(inMemory.files).toEqual([]);
+  });
+
+  it("keeps at most 256 entries, dropping the oldest", async () => {
+    const cacheDir = join(dir, "cache-full");
+    const folder = join(cacheDir, "verified");
+    mkdirSync(folder, { recursive: true });
+    for (let i = 0; i < 300; i++) {
+      writeFileSync(join(folder, `old-${i}.json`), "{}");
+      utimesSync(join(folder, `old-${i}.json`), new Date(1000 * i), new Date(1000 * i));
+    }
+    const model = readHalo(haloPath);
+    try {
+      expect((await verifyModelWeights(model, { cacheDir })).remembered).toBe(true);
+      expect((await verifyModelWeights(model, { cacheDir })).result).toBe("cached");
+    } finally {
+      model.close();
+    }
+    const left = readdirSync(folder);
+    expect(left).toHaveLength(256);
+    expect(left).not.toContain("old-0.json");
+    expect(left).toContain("old-299.json");
   });
 
   it("takes its cache folder from HALO_CACHE_DIR by default", async () => {

@@ -418,10 +418,26 @@ function remember(cacheDir: string, identity: string): boolean {
     const temp = `${path}.${process.pid}.tmp`;
     fs.writeFileSync(temp, identity);
     fs.renameSync(temp, path);
-    return true;
   } catch {
     // A read-only or missing home is not an error: the next load checks again.
     return false;
+  }
+  prune(join(cacheDir, "verified"));
+  return true;
+}
+
+/** Most entries kept in `verified/`; beyond it the least recently written go (each is one small file). */
+const MAX_REMEMBERED = 256;
+
+/** Keeps `verified/` bounded: files that are gone or replaced leave entries nothing will match again. */
+function prune(folder: string): void {
+  try {
+    const names = fs.readdirSync(folder).filter((name) => name.endsWith(".json"));
+    if (names.length <= MAX_REMEMBERED) return;
+    const byAge = names.map((name) => ({ name, mtime: fs.statSync(join(folder, name)).mtimeMs })).sort((a, b) => a.mtime - b.mtime);
+    for (const { name } of byAge.slice(0, names.length - MAX_REMEMBERED)) fs.rmSync(join(folder, name), { force: true });
+  } catch {
+    // Another process pruning at the same time, or a folder we may not list: the next write tries again.
   }
 }
 
@@ -443,7 +459,8 @@ function pieceBytes(scan: string | null): number {
  * thread. A file that passed is remembered in the cache folder by device, inode, size, mtime and
  * ctime (any write, copy, `touch` or rename-over changes one of them), so later loads of the same
  * file cost one `stat` per file. The cache guards against corruption in transit and on disk before
- * the first load, not against bit rot after it or a hostile cache folder.
+ * the first load, not against bit rot after it or a hostile cache folder. The folder keeps the 256
+ * most recently verified files' entries.
  *
  * @example
  * ```ts
