@@ -45,7 +45,7 @@
     },
     {
       "target_name": "halo_cpu",
-      "sources": ["native/binding.cpp", "native/model.cpp", "native/kernels_ref.cpp"],
+      "sources": ["native/binding.cpp", "native/model.cpp", "native/file_map.cpp", "native/kernels_ref.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++14"],

@@ -87,6 +87,8 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   /** The value to resolve with once status_ is HALO_OK; nullptr when it could not be made (rejected as out of memory). */
   virtual napi_value Result(napi_env env) = 0;
+  /** Adds what the rejection needs besides its status to `error` (raw napi calls whose failures are ignored). */
+  virtual void Annotate(napi_env, napi_value) {}
   void OnOK() override { Settle(); }
   void OnError(const Napi::Error&) override {
     if (status_ == HALO_OK) status_ = HALO_BAD_ARGUMENT;
@@ -113,6 +115,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     if (napi_create_string_utf8(env, failure_, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
     if (napi_create_error(env, nullptr, message, &error) != napi_ok) return;
     if (napi_create_int32(env, static_cast<int32_t>(status_), &code) == napi_ok) napi_set_named_property(env, error, "haloStatus", code);
+    Annotate(env, error);
     napi_reject_deferred(env, deferred_, error);
   }
 
@@ -531,9 +534,39 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         logits_.resize(logit_rows_.size() * static_cast<size_t>(model_->c.vocab));
         status_ = model_->step(tokens_.data(), positions_.data(), slots_.data(), static_cast<int>(tokens_.size()),
                                logit_rows_.data(), static_cast<int>(logit_rows_.size()), logits_.data());
+        if (status_ == HALO_FILE_CHANGED) change_ = model_->file_change_copy();
       } catch (const std::exception&) {  // bad_alloc / length_error: the step's only throwing operations are allocations
         status_ = HALO_OUT_OF_MEMORY;
       }
+    }
+    // HALO_FILE_CHANGED: error.fileChange = { path, sizeBefore, sizeAfter, modifiedBefore, modifiedAfter (ms since the
+    // epoch), inodeBefore, inodeAfter, faulted, statFailed }, for the message the TypeScript side writes.
+    void Annotate(napi_env env, napi_value error) override {
+      if (status_ != HALO_FILE_CHANGED || !change_.changed) return;
+      napi_value object = nullptr;
+      if (napi_create_object(env, &object) != napi_ok) return;
+      auto number = [&](const char* key, double v) {
+        napi_value value = nullptr;
+        if (napi_create_double(env, v, &value) == napi_ok) napi_set_named_property(env, object, key, value);
+      };
+      auto boolean = [&](const char* key, bool v) {
+        napi_value value = nullptr;
+        if (napi_get_boolean(env, v, &value) == napi_ok) napi_set_named_property(env, object, key, value);
+      };
+      auto millis = [](const struct timespec& t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6; };
+      napi_value path = nullptr;
+      if (napi_create_string_utf8(env, change_.path.c_str(), change_.path.size(), &path) == napi_ok) napi_set_named_property(env, object, "path", path);
+      number("sizeBefore", static_cast<double>(change_.before.size));
+      number("modifiedBefore", millis(change_.before.modified));
+      number("inodeBefore", static_cast<double>(change_.before.inode));
+      if (!change_.stat_failed) {
+        number("sizeAfter", static_cast<double>(change_.after.size));
+        number("modifiedAfter", millis(change_.after.modified));
+        number("inodeAfter", static_cast<double>(change_.after.inode));
+      }
+      boolean("faulted", change_.faulted);
+      boolean("statFailed", change_.stat_failed);
+      napi_set_named_property(env, error, "fileChange", object);
     }
     // The logits as a Float32Array.
     napi_value Result(napi_env env) override {
@@ -551,6 +584,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     std::shared_ptr<Model> model_;
     std::vector<int32_t> tokens_, positions_, slots_, logit_rows_;
     std::vector<float> logits_;
+    halo::FileChange change_;
   };
 
   // step(tokens, positions, slots, logitRows: Int32Array) → Promise<Float32Array>

@@ -15,7 +15,8 @@ typedef enum halo_status {
   HALO_BAD_ARGUMENT = 1,   /* shapes, lengths, options */
   HALO_OUT_OF_MEMORY = 2,  /* an allocation failed */
   HALO_BAD_WEIGHTS = 3,    /* a trit outside {-1, 0, 1} */
-  HALO_DISPOSED = 4        /* a handle used after free */
+  HALO_DISPOSED = 4,       /* a handle used after free */
+  HALO_FILE_CHANGED = 5    /* a mapped model file changed (shrank, was rewritten) since it was mapped */
 } halo_status;
 
 /*

@@ -132,10 +132,6 @@ void drop_pages(const void* p, size_t bytes) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-FileMap::~FileMap() {
-  if (data != nullptr) munmap(data, bytes);
-}
-
 halo_status Model::map_file(const std::string& path, const uint8_t** out, size_t* out_bytes) {
   for (const auto& map : maps) {
     if (map->path == path) {
@@ -144,28 +140,25 @@ halo_status Model::map_file(const std::string& path, const uint8_t** out, size_t
       return HALO_OK;
     }
   }
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return HALO_BAD_ARGUMENT;
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
-    close(fd);
-    return HALO_BAD_ARGUMENT;
-  }
-  int flags = MAP_PRIVATE;
-#ifdef MAP_POPULATE
-  flags |= MAP_POPULATE;  // page tables filled now (from the page cache when warm), not on the first token
-#endif
-  void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, flags, fd, 0);
-  close(fd);
-  if (p == MAP_FAILED) return HALO_OUT_OF_MEMORY;
   auto map = std::make_unique<FileMap>();
-  map->path = path;
-  map->data = p;
-  map->bytes = static_cast<size_t>(st.st_size);
-  *out = static_cast<const uint8_t*>(p);
+  const halo_status status = file_map_open(path, *map);
+  if (status != HALO_OK) return status;
+  *out = static_cast<const uint8_t*>(map->data);
   *out_bytes = map->bytes;
   maps.push_back(std::move(map));
   return HALO_OK;
+}
+
+halo_status Model::check_files() {
+  if (file_change.changed) return HALO_FILE_CHANGED;
+  for (const auto& map : maps)
+    if (file_map_changed(*map, &file_change)) return HALO_FILE_CHANGED;
+  return HALO_OK;
+}
+
+FileChange Model::file_change_copy() {
+  std::lock_guard<std::mutex> lock(step_mutex);
+  return file_change;
 }
 
 namespace {
@@ -949,6 +942,9 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   const int q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;
   const int qkv_rows = q_dim + 2 * kv_dim;
   const int inter = c.intermediate;
+  // Weights borrowed from a file that changed since it was mapped can no longer be trusted: refused before the step
+  // reads them, and checked again after it (a change or a zero-filled fault during the step discards its logits).
+  if (check_files() != HALO_OK) return HALO_FILE_CHANGED;
   // Everything is checked before any KV row is written: a refused step leaves the caches as they were.
   if (n <= 0 || n_logits < 0 || !ready()) return HALO_BAD_ARGUMENT;
   for (int t = 0; t < n; t++) {
@@ -1117,7 +1113,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
    }
   });
   clock.lap(7);
-  return HALO_OK;
+  return check_files();
 }
 
 }  // namespace halo

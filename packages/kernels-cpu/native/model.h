@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <vector>
+#include "file_map.h"
 #include "halo_cpu.h"
 #include "thread_pool.h"
 
@@ -118,17 +119,6 @@ halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType typ
  *  page cache keeps them, RSS does not; a later read faults them back in). Advice only: failures are ignored. */
 void drop_pages(const void* p, size_t bytes);
 
-/** A whole file mapped read-only (weights borrowed from it stay valid while the model lives). */
-struct FileMap {
-  std::string path;
-  void* data = nullptr;
-  size_t bytes = 0;
-  FileMap() = default;
-  FileMap(const FileMap&) = delete;
-  FileMap& operator=(const FileMap&) = delete;
-  ~FileMap();
-};
-
 struct Model {
   Config c{};
   const halo_kernels* k = nullptr;
@@ -137,6 +127,7 @@ struct Model {
   Region arena;                    // every ternary code block, in execution order
   size_t arena_used = 0;
   std::vector<std::unique_ptr<FileMap>> maps;  // files weights are borrowed from, one mapping per path
+  FileChange file_change;          // set (under step_mutex) once a mapped file is found changed; never cleared
   Region embedding;                // [vocab][hidden] f16, bf16 or f32, when copied
   const void* embedding_data = nullptr;  // embedding.data, or a mapped file's bytes
   FloatType embedding_type = FloatType::F16;
@@ -162,6 +153,10 @@ struct Model {
   void norm_quantize(const float* in, const float* weight, int d, int n);
   /** Maps `path` (once per path, pages populated) and returns its bytes. */
   halo_status map_file(const std::string& path, const uint8_t** data, size_t* bytes);
+  /** HALO_FILE_CHANGED (and file_change set) when a mapped file changed since it was mapped, now or before. */
+  halo_status check_files();
+  /** A copy of file_change, taken under step_mutex. */
+  FileChange file_change_copy();
   /** Whether `p` points into one of the file mappings. */
   bool in_file_map(const void* p) const;
   halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);

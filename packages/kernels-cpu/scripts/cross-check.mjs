@@ -1,4 +1,5 @@
-// Cross-compiles every aarch64 native source (NEON kernels included) and runs the kernel checks under qemu-aarch64.
+// Cross-compiles every aarch64 native source (NEON kernels included) and runs the kernel checks and the file-mapping
+// guard check under qemu-aarch64.
 // Usage: node scripts/cross-check.mjs [--no-run]. Needs g++-aarch64-linux-gnu (and qemu-user unless --no-run);
 // scripts/setup-system.sh installs both. The x86 kernel TUs (kernels_avx2/avx512vnni) are x86-only and not built here.
 import { spawnSync } from "node:child_process";
@@ -37,7 +38,7 @@ const work = mkdtempSync(join(tmpdir(), "halo-aarch64-"));
 try {
   if (!has(cxx)) throw new Error(`${cxx} not found: apt-get install -y g++-aarch64-linux-gnu (scripts/setup-system.sh does)`);
   // 1. Every TU binding.gyp builds on arm64, with the flags of the CI brief.
-  for (const source of ["kernels_ref.cpp", "model.cpp", "kernels_neon.cpp", "kernels_neon_dotprod.cpp"]) {
+  for (const source of ["kernels_ref.cpp", "model.cpp", "file_map.cpp", "kernels_neon.cpp", "kernels_neon_dotprod.cpp"]) {
     compile(`${source} (armv8.2-a+dotprod)`, [...CHECK, "-c", join(native, source), "-o", join(work, `${source}.o`)]);
   }
   // The plain-NEON table must also build for baseline ARMv8-A (no dotprod): that is the CPU it exists for.
@@ -59,7 +60,7 @@ try {
     const binary = join(work, "kernel-check");
     const baseline = CHECK.filter((f) => f !== "-Werror" && !f.startsWith("-march")).concat("-march=armv8-a");
     compile("kernel-check (static, armv8-a + the dotprod TU)", [
-      ...baseline, "-pthread", "-static", join(native, "kernels_ref.cpp"), join(native, "model.cpp"),
+      ...baseline, "-pthread", "-static", join(native, "kernels_ref.cpp"), join(native, "model.cpp"), join(native, "file_map.cpp"),
       join(root, "test", "native", "kernel-check.cpp"), join(work, "neon-base.o"), join(work, "kernels_neon_dotprod.cpp.o"), "-o", binary,
     ]);
     for (const [cpu, expected] of [["max", "neondotprod"], ["cortex-a53", "neon"]]) {
@@ -71,6 +72,13 @@ try {
       if (!result.stdout.startsWith(`${expected}: ok`)) throw new Error(`-cpu ${cpu}: expected ${expected} to be the first path checked`);
       console.log(`cross-check: kernel checks pass under ${qemu} -cpu ${cpu}`);
     }
+    // The SIGBUS guard of model file mappings: its si_addr and MAP_FIXED replacement on arm64.
+    const fileMapCheck = join(work, "file-map-check");
+    compile("file-map-check (static, armv8-a)", [...baseline, "-pthread", "-static", join(native, "file_map.cpp"), join(root, "test", "native", "file-map-check.cpp"), "-o", fileMapCheck]);
+    const guard = spawnSync(qemu, ["-cpu", "max", fileMapCheck], { encoding: "utf8" });
+    process.stdout.write(guard.stdout);
+    process.stderr.write(guard.stderr);
+    if (guard.status !== 0) throw new Error(`file-map-check failed under ${qemu} (exit ${guard.status})`);
   }
 } catch (error) {
   console.error(`cross-check: ${error instanceof Error ? error.message : String(error)}`);

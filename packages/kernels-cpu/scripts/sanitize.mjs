@@ -1,8 +1,8 @@
 // Builds test/native/kernel-check.cpp with every native kernel source under ASan + UBSan and runs it, then (x86-64)
 // test/native/amx-check.cpp against kernels_amx.cpp built with -DHALO_AMX_EMULATE (its tiles on the software model);
 // test/native/avx512-i4-check.cpp (the AVX-512 int4 head on a software model of its intrinsics, every machine);
-// non-zero on any failure or report. Usage: node scripts/sanitize.mjs [--cxx g++] [--keep]. Compiles at most 2
-// translation units at a time.
+// test/native/file-map-check.cpp (the SIGBUS guard of model file mappings); non-zero on any failure or report.
+// Usage: node scripts/sanitize.mjs [--cxx g++] [--keep]. Compiles at most 2 translation units at a time.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ const AVX512VNNI = ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-ma
 const sources = [
   ["native/kernels_ref.cpp", []],
   ["native/model.cpp", []],
+  ["native/file_map.cpp", []],
   ["test/native/kernel-check.cpp", []],
   ...(X64 ? [["native/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]], ["native/kernels_avx512vnni.cpp", AVX512VNNI], ["native/kernels_amx.cpp", [...AVX512VNNI, "-mamx-tile", "-mamx-int8"]]] : []),
   ...(ARM64 ? [["native/kernels_neon.cpp", []], ["native/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+dotprod"]]] : []),
@@ -31,6 +32,8 @@ const sources = [
 const amxOnly = X64 ? [["native/kernels_amx.cpp", [...AVX512VNNI, "-DHALO_AMX_EMULATE"], "emulated"], ["test/native/amx-check.cpp", []]] : [];
 // The AVX-512 int4 head on the intrinsics model: portable C++, run on every machine.
 const emulatedOnly = [["test/native/avx512-i4-check.cpp", [`-I${join(root, "test", "native")}`]]];
+// The SIGBUS guard of file mappings (native/file_map.cpp).
+const fileMapOnly = [["test/native/file-map-check.cpp", []]];
 const amxSources = X64 ? ["native/kernels_ref.cpp", "native/kernels_avx512vnni.cpp", "native/kernels_amx.cpp:emulated", "test/native/amx-check.cpp"] : [];
 
 const work = mkdtempSync(join(tmpdir(), "halo-sanitize-"));
@@ -86,10 +89,11 @@ try {
   if (!probeRun.reported || probeRun.status === 0) throw new Error("AddressSanitizer did not report a heap overflow in the probe; the sanitizer build is not working");
 
   // 2. The kernel checks, then the AMX check (its object list shares the ref and VNNI objects).
-  const objects = await compileAll([...sources, ...amxOnly, ...emulatedOnly]);
+  const objects = await compileAll([...sources, ...amxOnly, ...emulatedOnly, ...fileMapOnly]);
   const binaries = [["kernel-check", sources.map(([source]) => objectOf(source))]];
   if (X64) binaries.push(["amx-check", amxSources.map(objectOf)]);
   binaries.push(["avx512-i4-check", ["native/kernels_ref.cpp", "test/native/avx512-i4-check.cpp"].map(objectOf)]);
+  binaries.push(["file-map-check", ["native/file_map.cpp", "test/native/file-map-check.cpp"].map(objectOf)]);
   let failed = false;
   for (const [name, list] of binaries) {
     const binary = join(work, name);
@@ -106,7 +110,7 @@ try {
     console.error(`sanitize: FAILED after ${seconds} s`);
     process.exitCode = 1;
   } else {
-    console.log(`sanitize: ASan + UBSan clean over ${objects.length} translation units, ${binaries.map(([name]) => name).join(" and ")} (${cxx}) in ${seconds} s`);
+    console.log(`sanitize: ASan + UBSan clean over ${objects.length} translation units, ${binaries.map(([name]) => name).join(", ")} (${cxx}) in ${seconds} s`);
   }
 } catch (error) {
   console.error(`sanitize: ${error instanceof Error ? error.message : String(error)}`);

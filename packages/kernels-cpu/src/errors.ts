@@ -17,6 +17,8 @@ export const KernelsCpuErrorCode = defineErrorCodes({
   KERNELS_CPU_BAD_OPTION: "A createBackend option (threads, isa, lmHead, hugePages, maxBatchTokens) or a measureReadBandwidth option (threads, mib) is out of range or unknown.",
   KERNELS_CPU_ISA_UNSUPPORTED: "The instruction set forced with `isa` or HALO_CPU_ISA is not available on this CPU.",
   KERNELS_CPU_NATIVE_FAILED: "The native code returned a failure status (out of memory, or an argument it refused).",
+  KERNELS_CPU_MODEL_FILE_CHANGED:
+    "A model file whose weights are mapped changed while the model was loaded (truncated, or rewritten in place as `cp` onto it does): the step is discarded and the model refuses every later step. Restart or load the model again; replace model files by writing a new file and renaming it over the old one (`mv new.halo model.halo`), which a running model does not notice.",
 });
 
 /** Union of the codes in {@link KernelsCpuErrorCode}. */

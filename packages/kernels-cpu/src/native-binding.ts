@@ -75,7 +75,23 @@ export interface NativeBinding {
 }
 
 /** Native status codes (halo_cpu.h `halo_status`). */
-export const NativeStatus = { OK: 0, BAD_ARGUMENT: 1, OUT_OF_MEMORY: 2, BAD_WEIGHTS: 3, DISPOSED: 4 } as const;
+export const NativeStatus = { OK: 0, BAD_ARGUMENT: 1, OUT_OF_MEMORY: 2, BAD_WEIGHTS: 3, DISPOSED: 4, FILE_CHANGED: 5 } as const;
+
+/** @internal What the binding attaches to a FILE_CHANGED rejection (`error.fileChange`): the file when mapped and now. */
+export interface NativeFileChange {
+  readonly path: string;
+  readonly sizeBefore: number;
+  /** Modification time, milliseconds since the epoch. */
+  readonly modifiedBefore: number;
+  readonly inodeBefore: number;
+  /** Absent when fstat failed. */
+  readonly sizeAfter?: number;
+  readonly modifiedAfter?: number;
+  readonly inodeAfter?: number;
+  /** A read of the mapping faulted (the file shrank under it) and was answered with zeros. */
+  readonly faulted: boolean;
+  readonly statFailed: boolean;
+}
 
 let cached: NativeBinding | HaloError | undefined;
 
@@ -130,11 +146,49 @@ export function statusError(status: number, what: string, field?: string, cause?
       return new HaloError(KernelsErrorCode.KERNELS_BAD_WEIGHTS, `${what}: a ternary weight is outside {-1, 0, 1}`, { ...details, expected: "-1, 0 or 1" });
     case NativeStatus.DISPOSED:
       return new HaloError(KernelsErrorCode.KERNELS_DISPOSED, `${what}: the model was disposed`, { ...details, hint: "Load the model again" });
+    case NativeStatus.FILE_CHANGED:
+      return fileChangedError(what, (cause as { fileChange?: NativeFileChange } | undefined)?.fileChange, details);
     case NativeStatus.OUT_OF_MEMORY:
       return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_FAILED, `${what}: out of memory`, { ...details, hint: "Use a smaller contextLength or maxSequences" });
     default:
       return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_FAILED, `${what}: native status ${status}`, details);
   }
+}
+
+function timeText(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
+}
+
+/** @internal The KERNELS_CPU_MODEL_FILE_CHANGED error: which file, what changed, why the model stops, what to do. */
+export function fileChangedError(what: string, change: NativeFileChange | undefined, details: { field?: string; cause?: unknown }): HaloError {
+  const path = change?.path ?? "(a mapped model file)";
+  const changes: string[] = [];
+  if (change !== undefined) {
+    if (change.sizeAfter !== undefined && change.sizeAfter !== change.sizeBefore) changes.push(`size ${change.sizeBefore} → ${change.sizeAfter} bytes`);
+    if (change.modifiedAfter !== undefined && change.modifiedAfter !== change.modifiedBefore) {
+      changes.push(`modified ${timeText(change.modifiedBefore)} → ${timeText(change.modifiedAfter)}`);
+    }
+    if (change.inodeAfter !== undefined && change.inodeAfter !== change.inodeBefore) changes.push(`inode ${change.inodeBefore} → ${change.inodeAfter}`);
+    if (change.faulted) changes.push("a read of its mapping went past the file's new end (caught; the read gave zeros)");
+    if (change.statFailed) changes.push("it can no longer be stat'ed");
+  }
+  const found = changes.length > 0 ? changes.join(", ") : "it changed";
+  const expected =
+    change === undefined ? "the file as it was when the model was loaded" : `the file as it was when the model was loaded: ${change.sizeBefore} bytes, modified ${timeText(change.modifiedBefore)}`;
+  return new HaloError(
+    KernelsCpuErrorCode.KERNELS_CPU_MODEL_FILE_CHANGED,
+    `${what}: the model file changed while the model was loaded, so the weights in memory can no longer be trusted: ` +
+      "this step's result was discarded and the model refuses every later step",
+    {
+      ...details,
+      path,
+      expected,
+      actual: found,
+      hint:
+        "Restart halo (or load the model again) to use the file as it is now. To replace a model file that is in use, write the new file " +
+        "next to it and rename it over the old one (`mv new.halo model.halo`): a running model keeps reading the old file and is not disturbed",
+    },
+  );
 }
 
 /** @internal Converts an exception of the binding into a HaloError (passes HaloErrors through). */

@@ -1,0 +1,46 @@
+// file-change.mjs: a model whose weights are mapped from a .halo file, stepped while that file is truncated, rewritten
+// in place or replaced by rename. Run by src/file-change.test.ts in a child process: a SIGBUS here is a failed test
+// there, not a dead test runner. Usage: node test/file-change.mjs <truncate|shrink|overwrite|rename> <dir>.
+// Prints one JSON line: { mappedBytes, before, after: [outcome, outcome], same } where an outcome is
+// { ok: true, logits0 } or { ok: false, code, message }.
+import { readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readHalo, synthModel, writeHalo } from "@halo/h1b-format";
+import { createBackend } from "../dist/index.js";
+
+const [mode, dir] = process.argv.slice(2);
+const path = join(dir, `${mode}.halo`);
+await writeHalo(synthModel({ shape: "tiny", seed: 1 }), path);
+const other = join(dir, `${mode}-other.halo`);
+await writeHalo(synthModel({ shape: "tiny", seed: 2 }), other);
+
+const model = await createBackend({ threads: 2 }).loadModel(readHalo(path), { contextLength: 64 });
+const { mappedBytes } = model.nativeInfo();
+const slot = model.allocateSequence();
+const batch = { tokens: Int32Array.of(5, 9, 2), positions: Int32Array.of(0, 1, 2), slots: Int32Array.of(slot, slot, slot), logitRows: Int32Array.of(2) };
+// Each step prefills the slot from position 0 again, so an unchanged model gives the same logits every time.
+async function step() {
+  model.truncateSequence(slot, 0);
+  try {
+    return { ok: true, logits: await model.step(batch) };
+  } catch (error) {
+    return { ok: false, code: error.code, message: error.message };
+  }
+}
+
+const before = await step();
+const size = readFileSync(path).byteLength;
+if (mode === "truncate") truncateSync(path, 0);
+else if (mode === "shrink") truncateSync(path, Math.floor(size / 2));
+else if (mode === "overwrite") {
+  const bytes = readFileSync(other);
+  if (bytes.byteLength !== size) throw new Error(`the two tiny models differ in size (${size} vs ${bytes.byteLength}): the overwrite case needs equal sizes`);
+  writeFileSync(path, bytes);  // same path, same inode, same size: O_TRUNC then write, as cp does
+} else if (mode === "rename") renameSync(other, path);
+else throw new Error(`unknown mode ${mode}`);
+const after = [await step(), await step()];
+
+const same = before.ok && after.every((o) => o.ok && o.logits.length === before.logits.length && o.logits.every((v, i) => Object.is(v, before.logits[i])));
+const outcome = (o) => (o.ok ? { ok: true, logits0: o.logits[0] } : { ok: false, code: o.code, message: o.message });
+model.dispose();
+console.log(JSON.stringify({ mappedBytes, before: outcome(before), after: after.map(outcome), same }));
