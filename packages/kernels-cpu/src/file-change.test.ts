@@ -26,7 +26,7 @@ interface Report {
 }
 
 /** Runs one scenario in a child process (a SIGBUS there is a failed assertion here) and returns its report. */
-function scenario(mode: "truncate" | "shrink" | "overwrite" | "rename"): Report {
+function scenario(mode: "truncate" | "shrink" | "overwrite" | "rename" | "during"): Report {
   const child = spawnSync(process.execPath, [SCRIPT, mode, dir], { encoding: "utf8", timeout: 60_000 });
   const detail = `exit ${child.status}, signal ${child.signal ?? "none"}, stderr: ${child.stderr.slice(0, 2000)}`;
   expect(child.signal, detail).toBeNull();
@@ -60,6 +60,10 @@ describe("a model file that changes under a loaded model", () => {
 
   it("rewritten in place with other bytes of the same size: rejects (never steps on swapped weights)", () => {
     expectStopped(scenario("overwrite"), join(dir, "overwrite.halo"), /modified \S+ → \S+/);
+  });
+
+  it("truncated while a step reads it: that step and every later one reject, the process lives", () => {
+    expectStopped(scenario("during"), join(dir, "during.halo"), /size \d+ → 0 bytes/);
   });
 
   it("replaced by renaming another file over it: keeps stepping with unchanged logits", () => {

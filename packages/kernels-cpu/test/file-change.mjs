@@ -1,6 +1,9 @@
 // file-change.mjs: a model whose weights are mapped from a .halo file, stepped while that file is truncated, rewritten
 // in place or replaced by rename. Run by src/file-change.test.ts in a child process: a SIGBUS here is a failed test
-// there, not a dead test runner. Usage: node test/file-change.mjs <truncate|shrink|overwrite|rename> <dir>.
+// there, not a dead test runner. Usage: node test/file-change.mjs <truncate|shrink|overwrite|rename|during> <dir>.
+// `during` truncates the file while a 500-token step runs on the native thread (that step reads a page past the new
+// end and the SIGBUS handler answers it, unless the truncation lands before or after the step: timing decides which
+// check catches it, never whether one does).
 // Prints one JSON line: { mappedBytes, before, after: [outcome, outcome], same } where an outcome is
 // { ok: true, logits0 } or { ok: false, code, message }.
 import { readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
@@ -14,7 +17,7 @@ await writeHalo(synthModel({ shape: "tiny", seed: 1 }), path);
 const other = join(dir, `${mode}-other.halo`);
 await writeHalo(synthModel({ shape: "tiny", seed: 2 }), other);
 
-const model = await createBackend({ threads: 2 }).loadModel(readHalo(path), { contextLength: 64 });
+const model = await createBackend({ threads: 2 }).loadModel(readHalo(path), { contextLength: 512 });
 const { mappedBytes } = model.nativeInfo();
 const slot = model.allocateSequence();
 const batch = { tokens: Int32Array.of(5, 9, 2), positions: Int32Array.of(0, 1, 2), slots: Int32Array.of(slot, slot, slot), logitRows: Int32Array.of(2) };
@@ -30,7 +33,19 @@ async function step() {
 
 const before = await step();
 const size = readFileSync(path).byteLength;
-if (mode === "truncate") truncateSync(path, 0);
+let inFlight = null;
+if (mode === "during") {
+  const n = 500;
+  model.truncateSequence(slot, 0);
+  const long = { tokens: Int32Array.from({ length: n }, (_, i) => i % 200), positions: Int32Array.from({ length: n }, (_, i) => i), slots: new Int32Array(n).fill(slot), logitRows: Int32Array.of(n - 1) };
+  const pending = model.step(long).then(
+    (logits) => ({ ok: true, logits }),
+    (error) => ({ ok: false, code: error.code, message: error.message }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 2));
+  truncateSync(path, 0);
+  inFlight = await pending;
+} else if (mode === "truncate") truncateSync(path, 0);
 else if (mode === "shrink") truncateSync(path, Math.floor(size / 2));
 else if (mode === "overwrite") {
   const bytes = readFileSync(other);
@@ -38,7 +53,7 @@ else if (mode === "overwrite") {
   writeFileSync(path, bytes);  // same path, same inode, same size: O_TRUNC then write, as cp does
 } else if (mode === "rename") renameSync(other, path);
 else throw new Error(`unknown mode ${mode}`);
-const after = [await step(), await step()];
+const after = inFlight === null ? [await step(), await step()] : [inFlight, await step()];
 
 const same = before.ok && after.every((o) => o.ok && o.logits.length === before.logits.length && o.logits.every((v, i) => Object.is(v, before.logits[i])));
 const outcome = (o) => (o.ok ? { ok: true, logits0: o.logits[0] } : { ok: false, code: o.code, message: o.message });
