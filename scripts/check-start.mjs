@@ -15,7 +15,10 @@ if (command === undefined || !command.includes("corepack pnpm start")) {
 }
 const LIMIT_MS = 300_000;
 console.log(`check-start: running README command 1: ${command}`);
-const child = spawn("bash", ["-c", command], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+// No hub: the command must then serve the labelled demo model (what README says it does offline). With a reachable hub
+// it would pull the 1.2 GB default model, which is not what a CI check should depend on.
+const env = { ...process.env, HF_ENDPOINT: "http://127.0.0.1:9" };
+const child = spawn("bash", ["-c", command], { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
 let output = "";
 let url = null;
 let finished = false;

@@ -40,7 +40,7 @@ describe("backend choice and the skipped-backend report", () => {
       else {
         expect(engine.backend).toBe("reference");
         expect(engine.skippedBackends.map((s) => s.name)).toEqual(["cpu"]);
-        expect(engine.skippedBackends[0]!.reason).toMatch(/Fix: npm (install|rebuild) @halo\/kernels-cpu/);
+        expect(engine.skippedBackends[0]!.reason).toMatch(/Fix: `?npm (install|rebuild) @halo\/kernels-cpu/);
       }
     } finally {
       engine.dispose();
