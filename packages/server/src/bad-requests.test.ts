@@ -121,6 +121,7 @@ describe("bad requests", () => {
       [{ messages, max_tokens: 2, some_future_field: { x: 1 } }, "some_future_field"],
       [{ messages, max_tokens: 2, stream: true, stream_options: { include_usage: true, chunk_size: 3 } }, "stream_options.chunk_size"],
       [{ messages: [{ role: "user", content: "hi", images: [] }], max_tokens: 2 }, "messages[0].images"],
+      [{ messages: [{ role: "user", content: [{ type: "text", text: "hi", cache_control: { type: "ephemeral" } }] }], max_tokens: 2 }, "messages[0].content[0].cache_control"],
     ] as const) {
       const refused = await errorOf(await chat(body));
       expect([refused.status, refused.error.param, refused.error.code, refused.error.halo_code]).toEqual([400, param, "unknown_field", "SERVER_UNKNOWN_FIELD"]);
@@ -129,9 +130,14 @@ describe("bad requests", () => {
     expect([completion.status, completion.error.param]).toEqual([400, "grammar"]);
     const tokenize = await errorOf(await postJson(`${tiny.url}/tokenize`, { content: "x", add_bos: true }, auth));
     expect([tokenize.status, tokenize.error.param]).toEqual([400, "add_bos"]);
-    const ok = await chat({ messages: [{ role: "user", content: "Hello", name: "ada" }], max_tokens: 2, metadata: { run: "1" }, store: false, some_future_field: null, temperature: null });
+    const named = [
+      { role: "user", content: "Hello", name: "ada" },
+      { role: "assistant", content: "Hi", name: "bot" },
+      { role: "user", content: "Hello again", name: "ada" },
+    ];
+    const ok = await chat({ messages: named, max_tokens: 2, metadata: { run: "1" }, store: false, some_future_field: null, temperature: null });
     expect(ok.status).toBe(200);
-    expect(ok.headers.get("x-halo-ignored-fields")).toBe("metadata, store, messages[0].name");
+    expect(ok.headers.get("x-halo-ignored-fields")).toBe("metadata, store, messages[*].name");
     const plain = await chat({ messages, max_tokens: 2 });
     expect(plain.headers.get("x-halo-ignored-fields")).toBeNull();
   });

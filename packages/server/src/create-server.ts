@@ -19,7 +19,7 @@ import { createJsonLogger, type Logger } from "./logger.js";
 import { ServerMetrics } from "./metrics.js";
 import { toOpenAiError } from "./openai-error.js";
 import { loadStaticAssets } from "./pages.js";
-import { parseChatRequest, parseCompletionRequest } from "./parse-request.js";
+import { ignoredFieldsHeader, parseChatRequest, parseCompletionRequest } from "./parse-request.js";
 import { longestTokenBytes } from "./prompt-tokens.js";
 import { readJsonBody } from "./read-body.js";
 import { badField, booleanField, checkKnownFields, clipText, stringField } from "./request-fields.js";
@@ -470,7 +470,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
     }
     const parsed = route.name === "chat" ? parseChatRequest(body, loaded.config.vocabSize) : parseCompletionRequest(body, loaded.config.vocabSize);
     checkModel(parsed.model);
-    if (parsed.ignoredFields.length > 0) headers["x-halo-ignored-fields"] = parsed.ignoredFields.join(", ");
+    if (parsed.ignoredFields.length > 0) headers["x-halo-ignored-fields"] = ignoredFieldsHeader(parsed.ignoredFields);
     const outcome = await serveGeneration(generationContext(loaded), req, res, parsed, headers, arrivedAt);
     return { ...outcome, ...(parsed.user !== undefined ? { user: parsed.user } : {}), stream: parsed.stream } as Partial<GenerationOutcome> & { status: number };
   }

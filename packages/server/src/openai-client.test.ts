@@ -76,6 +76,14 @@ describe("openai npm client", () => {
     expect(text).toBe(plain.choices[0]!.text);
   });
 
+  it("a chat of 1000 messages that each carry `name` is answered (the ignored-fields header names the field once)", async () => {
+    // The client's HTTP stack (undici) refuses answers with more than 16 KiB of headers.
+    const many = Array.from({ length: 1000 }, (_, i) => ({ role: i % 2 === 0 ? ("user" as const) : ("assistant" as const), content: "hi", name: `speaker${i % 2}` }));
+    const { data, response } = await client.chat.completions.create({ model: "tiny", messages: many, max_tokens: 2, temperature: 0 }).withResponse();
+    expect(data.choices).toHaveLength(1);
+    expect(response.headers.get("x-halo-ignored-fields")).toBe("messages[*].name");
+  });
+
   it("errors surface as the client's typed errors", async () => {
     await expect(client.chat.completions.create({ model: "gpt-4o", messages })).rejects.toMatchObject({ status: 404, code: "model_not_found" });
     await expect(client.chat.completions.create({ model: "tiny", messages, temperature: 5 })).rejects.toBeInstanceOf(OpenAI.BadRequestError);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
-import { parseChatRequest, parseCompletionRequest } from "./parse-request.js";
+import { IGNORED_FIELDS_HEADER_BYTES, ignoredFieldsHeader, parseChatRequest, parseCompletionRequest } from "./parse-request.js";
 
 const VOCAB = 512;
 const messages = [{ role: "user", content: "Hi" }];
@@ -127,3 +127,16 @@ describe("parseCompletionRequest", () => {
     expect(() => parseCompletionRequest({ prompt: ["a", "b"] }, VOCAB)).toThrow(/several prompts/);
   });
 });
+
+describe("ignoredFieldsHeader", () => {
+  it("lists each field once and cuts the list at IGNORED_FIELDS_HEADER_BYTES with the count left out", () => {
+    expect(ignoredFieldsHeader(["store", "messages[*].name", "store", "messages[*].name"])).toBe("store, messages[*].name");
+    const fields = Array.from({ length: 500 }, (_, i) => `field_${i}`);
+    const header = ignoredFieldsHeader(fields);
+    const shown = header.split(", ").filter((f) => f.startsWith("field_")).length;
+    expect(Buffer.byteLength(header)).toBeLessThanOrEqual(IGNORED_FIELDS_HEADER_BYTES + 32);
+    expect(header.endsWith(`, …and ${500 - shown} more`)).toBe(true);
+    expect(shown).toBeGreaterThan(50);
+  });
+});
+

@@ -76,7 +76,32 @@ export const COMPLETION_FIELDS: ReadonlySet<string> = new Set([...COMMON_FIELDS,
 export const IGNORED_FIELDS: ReadonlySet<string> = new Set(["metadata", "store", "service_tier", "parallel_tool_calls"]);
 const MESSAGE_FIELDS: ReadonlySet<string> = new Set(["role", "content", "tool_calls"]);
 const IGNORED_MESSAGE_FIELDS: ReadonlySet<string> = new Set(["name", "tool_call_id"]);
+const PART_FIELDS: ReadonlySet<string> = new Set(["type", "text"]);
 const STREAM_OPTION_FIELDS: ReadonlySet<string> = new Set(["include_usage"]);
+
+/** The most bytes of field names the `x-halo-ignored-fields` answer header carries (HTTP clients cap header sizes: undici at 16 KiB in all). */
+export const IGNORED_FIELDS_HEADER_BYTES = 1024;
+
+/**
+ * The `x-halo-ignored-fields` header value: `fields` once each, comma-separated, cut at
+ * {@link IGNORED_FIELDS_HEADER_BYTES} with `…and N more`.
+ *
+ * @example
+ * ```ts
+ * ignoredFieldsHeader(["store", "messages[*].name", "store"]); // "store, messages[*].name"
+ * ```
+ * @internal
+ */
+export function ignoredFieldsHeader(fields: readonly string[]): string {
+  const unique = [...new Set(fields)];
+  let value = "";
+  for (let i = 0; i < unique.length; i++) {
+    const next = value === "" ? unique[i]! : `${value}, ${unique[i]!}`;
+    if (Buffer.byteLength(next) > IGNORED_FIELDS_HEADER_BYTES) return `${value}, …and ${unique.length - i} more`;
+    value = next;
+  }
+  return value;
+}
 
 /** A validated chat completion request. */
 export interface ParsedChatRequest extends ParsedCommon {
@@ -112,7 +137,8 @@ function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, top
 
   const stream = booleanField(body, "stream") ?? false;
   const streamOptions = objectField(body, "stream_options");
-  const ignored = [...ignoredFields];
+  // Each field once (`messages[*].name` for every message that carries it).
+  const ignored = [...new Set(ignoredFields)];
   if (streamOptions !== undefined) checkKnownFields(streamOptions, STREAM_OPTION_FIELDS, new Set(), "stream_options.");
   const includeUsage = streamOptions === undefined ? false : (booleanField(streamOptions, "include_usage") ?? false);
   const maxTokens =
@@ -168,9 +194,10 @@ function messageContent(message: JsonObject, index: number): string {
   if (!Array.isArray(content)) throw badField(field, "a string or an array of text parts", content);
   const texts: string[] = [];
   content.forEach((part: unknown, j) => {
-    if (typeof part !== "object" || part === null) throw badField(`${field}[${j}]`, "a content part object", part);
+    if (typeof part !== "object" || part === null || Array.isArray(part)) throw badField(`${field}[${j}]`, "a content part object", part);
     const { type, text } = part as { type?: unknown; text?: unknown };
     if (type !== "text") throw unsupported(`${field}[${j}].type`, "only text content parts (this model reads text)", type);
+    checkKnownFields(part as JsonObject, PART_FIELDS, new Set(), `${field}[${j}].`);
     if (typeof text !== "string") throw badField(`${field}[${j}].text`, "a string", text);
     texts.push(text);
   });
@@ -200,7 +227,9 @@ export function parseChatRequest(body: JsonObject, vocabSize: number): ParsedCha
   const messages = raw.map((entry: unknown, i): ChatMessage => {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw badField(`messages[${i}]`, "an object with role and content", entry);
     const message = entry as JsonObject;
-    ignoredMessageFields.push(...checkKnownFields(message, MESSAGE_FIELDS, IGNORED_MESSAGE_FIELDS, `messages[${i}].`));
+    // Refusals name the message; ignored fields get a wildcard index, one entry however many messages carry them.
+    const prefix = `messages[${i}].`;
+    for (const field of checkKnownFields(message, MESSAGE_FIELDS, IGNORED_MESSAGE_FIELDS, prefix)) ignoredMessageFields.push(`messages[*].${field.slice(prefix.length)}`);
     const role = message["role"];
     if (typeof role !== "string" || !ROLES.has(role)) throw badField(`messages[${i}].role`, `one of ${[...ROLES].join(", ")}`, role);
     return { role: role === "developer" ? "system" : role, content: messageContent(message, i) };
