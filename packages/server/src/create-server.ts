@@ -186,10 +186,15 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
 const TOKENIZE_FIELDS: ReadonlySet<string> = new Set(["content", "add_special", "parse_special", "with_pieces"]);
 const DETOKENIZE_FIELDS: ReadonlySet<string> = new Set(["tokens"]);
 
-/** What the server tells about the engine's chat template (its Jinja source stays out of stats). */
+/**
+ * What the server tells about the engine's chat template (its Jinja source stays out of stats).
+ * The engine's reason for a template its caller chose names `loadModel`'s option; HTTP clients
+ * and the log get words that fit a server instead.
+ */
 function templateInfo(engine: Engine): { name: string; origin: string; reason: string } {
   const { name, origin, reason } = engine.chatTemplate;
-  return { name, origin, reason };
+  if (origin !== "option") return { name, origin, reason };
+  return { name, origin, reason: name === "custom" ? "Jinja given by the server operator" : "chosen by the server operator" };
 }
 
 function checkOption(name: string, value: number | undefined, min: number, fallback: number): number {
@@ -310,7 +315,8 @@ export function createServer(options: CreateServerOptions): HaloServer {
         backend: loaded.backend,
         contextLength: loaded.contextLength,
         chatTemplate: loaded.chatTemplate.name,
-        chatTemplateOrigin: loaded.chatTemplate.reason,
+        chatTemplateOrigin: loaded.chatTemplate.origin,
+        chatTemplateReason: templateInfo(loaded).reason,
         loadMs: Math.round(loaded.loadMs),
       });
       for (const skipped of loaded.skippedBackends) {
