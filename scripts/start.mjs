@@ -7,15 +7,31 @@ const bin = fileURLToPath(new URL("../packages/cli/dist/bin.js", import.meta.url
 const extra = process.argv.slice(2).filter((a) => a !== "--");
 const ctx = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 
+// A duplicate of one Ctrl-C (the terminal's signal to the group plus pnpm forwarding it) arrives within this window.
+const DUPLICATE_SIGNAL_MS = 1000;
+
 function serve(args) {
-  const child = spawn(process.execPath, [bin, "serve", ...args, ...extra], { stdio: "inherit" });
+  // `halo serve` gets its own process group: a terminal Ctrl-C reaches this script's group only, and this
+  // script forwards it once, so the server never takes one Ctrl-C for the second ("cancel running requests").
+  const child = spawn(process.execPath, [bin, "serve", ...args, ...extra], { stdio: "inherit", detached: true });
   let stopping = false;
-  for (const signal of ["SIGINT", "SIGTERM"]) {
-    process.on(signal, () => {
-      stopping = true;
-      child.kill(signal);
-    });
-  }
+  let lastSignalAt = -Infinity;
+  const forward = (signal) => {
+    stopping = true;
+    const now = Date.now();
+    // A deliberate second Ctrl-C (seconds later) still reaches the server; the same one seen twice does not.
+    if (now - lastSignalAt >= DUPLICATE_SIGNAL_MS) child.kill(signal);
+    lastSignalAt = now;
+  };
+  process.on("SIGINT", () => forward("SIGINT"));
+  process.on("SIGTERM", () => forward("SIGTERM"));
+  // The terminal closing: the server, outside the terminal's group, would not hear it.
+  process.on("SIGHUP", () => forward("SIGTERM"));
+  // However this script ends (an uncaught error included; SIGKILL cannot be caught), the server, in a group of its own, must not outlive it.
+  const reap = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  };
+  process.on("exit", reap);
   // Stopped on request (Ctrl-C, SIGTERM) after a graceful shutdown: that is success.
   child.on("exit", (code, signal) => process.exit(stopping && (code === 0 || code === 130 || signal !== null) ? 0 : (code ?? 1)));
 }
