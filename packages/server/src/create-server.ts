@@ -17,7 +17,7 @@ import { LiveRate } from "./live-rate.js";
 import { LiveStatsFeed } from "./live-stats.js";
 import { createJsonLogger, type Logger } from "./logger.js";
 import { ServerMetrics } from "./metrics.js";
-import { toOpenAiError } from "./openai-error.js";
+import { isModelFailure, toOpenAiError } from "./openai-error.js";
 import { loadStaticAssets } from "./pages.js";
 import { ignoredFieldsHeader, parseChatRequest, parseCompletionRequest } from "./parse-request.js";
 import { longestTokenBytes } from "./prompt-tokens.js";
@@ -248,6 +248,13 @@ export function createServer(options: CreateServerOptions): HaloServer {
 
   let engine: Engine | null = null;
   let loadError: unknown = null;
+  // Set once the model can no longer run (isModelFailure): /health reports it until the server is restarted.
+  let modelFailure: unknown = null;
+  const noteFailure = (error: unknown): void => {
+    if (modelFailure !== null || !isModelFailure(error)) return;
+    modelFailure = error;
+    logger.log("error", "model-failed", { error: error instanceof Error ? error.message : String(error) });
+  };
   let shuttingDown = false;
   let closing: Promise<void> | null = null;
   const shutdown = new AbortController();
@@ -272,7 +279,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
   };
 
   const stats = (): ServerStats => ({
-    status: shuttingDown ? "shutting-down" : engine !== null ? "ready" : loadError !== null ? "failed" : "loading",
+    status: shuttingDown ? "shutting-down" : modelFailure !== null ? "failed" : engine !== null ? "ready" : loadError !== null ? "failed" : "loading",
     model: modelId(),
     label: options.modelLabel ?? null,
     backend: engine?.backend ?? null,
@@ -348,6 +355,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
   };
 
   const writeError = (res: ServerResponse, error: unknown, headers: Readonly<Record<string, string>>): number => {
+    noteFailure(error);
     const { status, body } = toOpenAiError(error);
     if (res.headersSent) {
       if (!res.writableEnded) res.end();
@@ -397,6 +405,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
       messagesDropped: (count) => {
         totals.droppedMessages += count;
       },
+      streamFailed: noteFailure,
     },
   });
 
@@ -425,6 +434,12 @@ export function createServer(options: CreateServerOptions): HaloServer {
         if (loaded === null) {
           if (loadError !== null) throw new HaloError(ServerErrorCode.SERVER_LOAD_FAILED, "the model failed to load", { cause: loadError, actual: String((loadError as Error).message ?? loadError) });
           throw new HaloError(ServerErrorCode.SERVER_LOADING, "Loading model");
+        }
+        if (modelFailure !== null) {
+          const message = modelFailure instanceof Error ? modelFailure.message : String(modelFailure);
+          throw new HaloError(ServerErrorCode.SERVER_MODEL_FAILED, `the model can no longer run, so this server answers every generation with an error: ${message}`, {
+            cause: modelFailure,
+          });
         }
         writeJson(res, 200, { status: "ok", model: modelId(), active: admission.activeCount, queued: admission.waitingCount }, headers);
         return { status: 200 };

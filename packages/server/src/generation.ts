@@ -35,6 +35,8 @@ export interface GenerationHooks {
   contextHeld(sequence: object, tokens: number): void;
   /** A chat was shortened to fit the context by dropping `count` messages. */
   messagesDropped(count: number): void;
+  /** A generation failed with `error` after its answer started streaming (the server cannot see it otherwise). */
+  streamFailed(error: unknown): void;
 }
 
 /** What a generation needs from its server. @internal */
@@ -287,6 +289,7 @@ async function streamAnswer(
       } else if (event.type === "request-end") end = event;
     }
   } catch (error) {
+    context.hooks.streamFailed(error);
     sendSseData(res, toOpenAiError(error).body);
     sendSseDone(res);
     return { status: 200, end };

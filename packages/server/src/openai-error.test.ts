@@ -29,6 +29,13 @@ describe("toOpenAiError", () => {
     expect(toOpenAiError(new HaloError("SAMPLER_BAD_OPTION", "topP out of range; repeatLastN too")).body.error.message).toBe("top_p out of range; repeat_last_n too");
   });
 
+  it("a model file changed under the loaded model is a model failure: 500 model_error with the backend's message", () => {
+    const message = "step: the model file changed while the model was loaded (/m/model.halo)";
+    const answer = toOpenAiError(new HaloError("KERNELS_CPU_MODEL_FILE_CHANGED", message, { field: "step" }));
+    expect(answer).toMatchObject({ status: 500, body: { error: { type: "api_error", code: "model_error", halo_code: "SERVER_MODEL_FAILED", param: null } } });
+    expect(answer.body.error.message).toContain(message);
+  });
+
   it("no candidates to sample (every logit NaN or -Infinity) is the model's fault: 500 model_error", () => {
     const answer = toOpenAiError(new HaloError("SAMPLER_NO_CANDIDATES", "no token can be sampled", { field: "logits" }));
     expect(answer).toMatchObject({ status: 500, body: { error: { type: "api_error", code: "model_error", halo_code: "SERVER_MODEL_FAILED", param: null } } });

@@ -48,6 +48,23 @@ function paramOf(field: string | undefined): string | null {
   return field;
 }
 
+// Codes of other packages that mean the loaded model can no longer run at all (not this request's fault, and not
+// transient): answered as SERVER_MODEL_FAILED with the backend's own message, which says what happened and what to do.
+const MODEL_FAILURE_CODES = new Set(["KERNELS_CPU_MODEL_FILE_CHANGED"]);
+
+/**
+ * @internal Whether `error` says the loaded model can no longer run (its model file changed under it): every later request
+ * would fail the same way, so the server reports it on `/health` until it is restarted.
+ *
+ * @example
+ * ```ts
+ * isModelFailure(new HaloError("KERNELS_CPU_MODEL_FILE_CHANGED", "the model file changed")); // true
+ * ```
+ */
+export function isModelFailure(error: unknown): boolean {
+  return isHaloError(error) && MODEL_FAILURE_CODES.has(error.code);
+}
+
 function isServerCode(code: string): code is ServerErrorCodeName {
   return Object.prototype.hasOwnProperty.call(SERVER_ERROR_HTTP, code);
 }
@@ -96,6 +113,10 @@ export function toOpenAiError(error: unknown): OpenAiErrorAnswer {
           },
         },
       };
+    }
+    if (isModelFailure(error)) {
+      const kind = SERVER_ERROR_HTTP.SERVER_MODEL_FAILED;
+      return { status: kind.status, body: { error: { message: error.message, type: kind.type, param: null, code: kind.code, halo_code: "SERVER_MODEL_FAILED" } } };
     }
     if (error.code === "ENGINE_CONTEXT_OVERFLOW") {
       return {

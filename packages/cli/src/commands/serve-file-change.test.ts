@@ -1,0 +1,123 @@
+// `halo serve` on a model whose weights are mapped from its file: the file truncated, then rewritten, under a streaming
+// request. The process must keep running (no SIGBUS), the request end with a model error, and /health keep answering.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { synthModel, writeHalo } from "@halo/h1b-format";
+
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), "../..");
+let dir: string;
+let modelPath: string;
+let otherBytes: Uint8Array;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "halo-serve-file-change-"));
+  modelPath = join(dir, "model.halo");
+  await writeHalo(synthModel({ shape: "tiny", seed: 1 }), modelPath);
+  const other = join(dir, "other.halo");
+  await writeHalo(synthModel({ shape: "tiny", seed: 2 }), other);
+  otherBytes = readFileSync(other);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Reads an SSE body's `data:` payloads; `onRecord` sees each as it arrives. */
+async function readRecords(response: Response, onRecord: (record: string) => void): Promise<string[]> {
+  const records: string[] = [];
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    let end = pending.indexOf("\n\n");
+    while (end >= 0) {
+      const event = pending.slice(0, end);
+      pending = pending.slice(end + 2);
+      for (const line of event.split("\n")) {
+        if (!line.startsWith("data: ")) continue;
+        records.push(line.slice(6));
+        onRecord(line.slice(6));
+      }
+      end = pending.indexOf("\n\n");
+    }
+  }
+  return records;
+}
+
+describe("halo serve while its model file changes", () => {
+  it("keeps running: the in-flight stream ends with model_error, later requests get 500 model_error, /health reports the failure", async () => {
+    // The command as users run it: bin.ts bundled on its own, in a child process (a SIGBUS there fails this test).
+    const out = join(packageDir, "node_modules", ".cache", `halo-serve-file-change-test-${process.pid}`);
+    const tsup = join(packageDir, "../../node_modules/.bin/tsup");
+    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], { cwd: packageDir, stdio: "pipe" });
+    // --backend cpu: the native backend maps the .halo file's weights (the reference backend would copy them).
+    const child = spawn(
+      process.execPath,
+      [join(out, "bin.js"), "serve", "--model", modelPath, "--backend", "cpu", "--threads", "2", "--port", "0", "--parallel", "1", "--log-level", "info"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`serve did not get ready: ${stdout} ${stderr}`)), 60_000);
+        child.stdout.on("data", (d: Buffer) => {
+          stdout += d.toString();
+          const ready = /ready on (http:\/\/[^ ]+)/.exec(stdout);
+          if (ready !== null) {
+            clearTimeout(timer);
+            resolve(ready[1]!);
+          }
+        });
+        void exited.then(({ code, signal }) => reject(new Error(`serve exited (${code ?? signal}) before it was ready: ${stderr}`)));
+      });
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+
+      const response = await fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "Go", max_tokens: 100_000, temperature: 0, ignore_eos: true, stream: true }),
+      });
+      expect(response.status).toBe(200);
+      // Once tokens stream, the file is cut to nothing and then rewritten in place with another model's bytes (what a
+      // partial, then complete, `cp other.halo model.halo` does), while the request keeps stepping.
+      let changed = false;
+      const records = await readRecords(response, () => {
+        if (changed) return;
+        changed = true;
+        truncateSync(modelPath, 0);
+        setTimeout(() => writeFileSync(modelPath, otherBytes), 20);
+      });
+      expect(changed).toBe(true);
+      expect(records.at(-1)).toBe("[DONE]");
+      const last = JSON.parse(records.at(-2)!) as { error?: { code: string; halo_code: string; message: string } };
+      expect(last.error).toMatchObject({ code: "model_error", halo_code: "SERVER_MODEL_FAILED" });
+      expect(last.error!.message).toContain(modelPath);
+      expect(last.error!.message).toMatch(/changed while the model was loaded/);
+
+      // A new request is refused the same way: the model never steps on the swapped weights.
+      const again = await fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "Go", max_tokens: 4 }),
+      });
+      expect(again.status).toBe(500);
+      expect(((await again.json()) as { error: { code: string } }).error.code).toBe("model_error");
+
+      const health = await fetch(`${url}/health`);
+      expect(health.status).toBe(500);
+      const healthBody = (await health.json()) as { error: { code: string; halo_code: string; message: string } };
+      expect(healthBody.error).toMatchObject({ code: "model_error", halo_code: "SERVER_MODEL_FAILED" });
+      expect(healthBody.error.message).toContain(modelPath);
+      expect(stderr).toMatch(/"model-failed"/);
+      expect(child.exitCode).toBeNull();
+      expect(child.signalCode).toBeNull();
+    } finally {
+      child.kill("SIGKILL");
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
