@@ -66,6 +66,21 @@ describe("halo serve", () => {
     expect(await running).toBe(0);
   });
 
+  it("--host 0.0.0.0 prints a loopback URL the Host check accepts, and says how other machines reach it", async () => {
+    const { out, ctx } = capture();
+    const stop = new AbortController();
+    const running = serveCommand(["--demo", "--host", "0.0.0.0", "--port", "0"], ctx, stop.signal);
+    const url = await readyUrl(out);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(out.join("")).not.toContain("0.0.0.0");
+    expect(out[0]).toContain("a name given with --allowed-host");
+    expect(out.join("")).toContain(`Chat page: ${url}/`);
+    // The printed page answers: its Host is a loopback address.
+    expect((await fetch(`${url}/`)).status).toBe(200);
+    stop.abort();
+    expect(await running).toBe(0);
+  });
+
   it("refuses --demo with --model, a bad port, and is listed in `halo --help`", async () => {
     const a = capture();
     expect(await main(["serve", "--demo", "--model", modelPath], a.ctx)).toBe(2);

@@ -81,6 +81,19 @@ function allowedHosts(value: unknown): string[] {
 }
 
 /**
+ * The URL to print for a server listening at `url` on `address`: bound to every interface
+ * (`0.0.0.0`, `::`), the listening address is no name a client may send as `Host` (the server's
+ * Host check refuses it), so the loopback address stands in, with a note for other machines.
+ */
+function shownUrl(address: string, port: number, url: string): { url: string; note: string } {
+  if (address !== "0.0.0.0" && address !== "::") return { url, note: "" };
+  return {
+    url: address === "::" ? `http://[::1]:${port}` : `http://127.0.0.1:${port}`,
+    note: ` (all interfaces; from other machines use this machine's address, or a name given with --allowed-host)`,
+  };
+}
+
+/**
  * Runs `halo serve` until SIGINT/SIGTERM (or `stop` aborts, for embedding and tests), then shuts
  * down gracefully. Opens the model file first (a missing or malformed model fails before
  * anything listens), then prints where it listens (the weights load in the background; /health
@@ -148,13 +161,14 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...(modelId !== undefined ? { modelId } : {}),
     ...(demo ? { modelLabel: DEMO_LABEL } : {}),
   });
-  const { url } = await app.listen(port, host).catch(async (error: unknown) => {
+  const listening = await app.listen(port, host).catch(async (error: unknown) => {
     await app.close({ graceMs: 0 });
     await engine.then((e) => e.dispose()).catch(() => {});
     throw error;
   });
+  const { url, note } = shownUrl(listening.host, listening.port, listening.url);
   const what = demo ? `the demo model (${DEMO_LABEL})` : source!;
-  ctx.stdout.write(`halo serve: listening on ${url} — loading ${what}${keys.length > 0 ? `; ${keys.length} API key(s) required` : ""}\n`);
+  ctx.stdout.write(`halo serve: listening on ${url}${note} — loading ${what}${keys.length > 0 ? `; ${keys.length} API key(s) required` : ""}\n`);
 
   const stopped = new AbortController();
   const onSignal = (): void => stopped.abort();
