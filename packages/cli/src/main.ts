@@ -66,11 +66,17 @@ export function mainHelp(): string {
 /**
  * The one error line of `halo`: `halo <command>: <message> [CODE]`, the command named once (a
  * message that already starts with it is not prefixed again); the hint, when there is one, ends
- * the message. `label` is `halo <command>` or, before a command is known, `halo`.
+ * the message, and line breaks inside it are escaped (`\n`), so the error is always one line.
+ * `label` is `halo <command>` or, before a command is known, `halo`.
  */
 function errorLine(label: string, error: HaloError): string {
   const message = error.message.startsWith(`${label}: `) ? error.message.slice(label.length + 2) : error.message;
-  return `${label}: ${message} [${error.code}]\n`;
+  return `${label}: ${oneLine(message)} [${error.code}]\n`;
+}
+
+/** A message on one line: line breaks it quotes (a file's text, a parser's excerpt) are written `\n`. */
+function oneLine(text: string): string {
+  return text.replace(/\r\n|\r|\n/g, "\\n");
 }
 
 /**

@@ -154,11 +154,27 @@ describe("--chat-template", () => {
     const e = capture();
     expect(await main(["run", "--model", gguf, "--chat-template", empty, "hi"], e.ctx)).toBe(2);
     expect(e.err.join("")).toMatch(/--chat-template file is empty/);
+    // Refused by the flag parser (a usage error), on one line although the file's text spans two.
     const broken = join(dir, "broken.jinja");
-    writeFileSync(broken, "{% for m in %}");
+    writeFileSync(broken, "{{ bos_token }}\n{% for m in %}");
+    for (const command of ["run", "chat", "serve", "show"]) {
+      const b = capture();
+      const args = command === "show" ? [gguf] : ["--model", gguf, ...(command === "run" ? ["hi"] : [])];
+      expect(await main([command, ...args, "--backend", "reference", "--chat-template", broken].filter((a) => command !== "show" || a !== "--backend" && a !== "reference"), b.ctx)).toBe(2);
+      const text = b.err.join("");
+      expect(text).toMatch(new RegExp(`^halo ${command}: the --chat-template file does not parse as a Jinja template.*${broken.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*\\[CLI_USAGE\\]\\n$`));
+      expect(text.split("\n")).toHaveLength(2);
+      // serve never got as far as listening.
+      expect(b.out.join("")).not.toMatch(/listening/);
+    }
+  });
+
+  it("an error message that quotes text with line breaks is still one line", async () => {
     const b = capture();
-    expect(await main(["run", "--model", gguf, "--backend", "reference", "--chat-template", broken, "hi"], b.ctx)).toBe(1);
-    expect(b.err.join("")).toMatch(/chat template does not parse.*\[TOKENIZER_BAD_TEMPLATE\]\n$/);
+    expect(await main(["run", "--model", join(dir, "two\nlines.halo"), "hi"], b.ctx)).toBe(1);
+    const text = b.err.join("");
+    expect(text.trimEnd().split("\n")).toHaveLength(1);
+    expect(text).toContain("two\\nlines.halo");
   });
 });
 

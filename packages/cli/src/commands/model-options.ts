@@ -1,7 +1,8 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import { readFileSync } from "node:fs";
 import { BUILTIN_CHAT_TEMPLATE_NAMES, loadModel, type ChatTemplateChoice, type Engine } from "@halo/engine";
-import { HaloError } from "@halo/errors";
+import { HaloError, isHaloError } from "@halo/errors";
+import { checkChatTemplate } from "@halo/tokenizer";
 import { kvDtypeFlag, lmHeadFlag, numberFlag, type FlagSpec } from "../args.js";
 import { writeBackendNotice } from "../backend-notice.js";
 import type { CommandContext } from "../context.js";
@@ -13,8 +14,8 @@ export const CHAT_TEMPLATE_FLAG_HELP = `chat template: ${BUILTIN_CHAT_TEMPLATE_N
 
 /**
  * Reads `--chat-template`: a built-in name is passed as is, anything else must be a readable file
- * whose text is the Jinja source. Undefined when the flag is absent; otherwise a usage error
- * naming the built-ins.
+ * whose text is Jinja source that parses (checked here, so `halo serve` refuses it before it
+ * listens). Undefined when the flag is absent; otherwise a usage error naming the built-ins.
  */
 export function chatTemplateFlag(command: string, values: Record<string, unknown>): { template: string; file: string | null } | undefined {
   const raw = values["chat-template"];
@@ -37,6 +38,18 @@ export function chatTemplateFlag(command: string, values: Record<string, unknown
       field: "chat-template",
       actual: value,
       hint: `Put the template's Jinja source in it, or name a built-in: ${BUILTIN_CHAT_TEMPLATE_NAMES.join(", ")}`,
+    });
+  }
+  try {
+    checkChatTemplate(text);
+  } catch (cause) {
+    if (!isHaloError(cause)) throw cause;
+    const parser = cause.cause instanceof Error ? cause.cause.message : cause.message;
+    throw new HaloError(CliErrorCode.CLI_USAGE, `the --chat-template file does not parse as a Jinja template`, {
+      field: "chat-template",
+      actual: `${value}: ${parser}`,
+      hint: `Fix the template's syntax, or name a built-in: ${BUILTIN_CHAT_TEMPLATE_NAMES.join(", ")}`,
+      cause,
     });
   }
   return { template: text, file: value };
