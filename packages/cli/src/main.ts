@@ -1,6 +1,7 @@
 // The `halo` command's dispatcher: subcommands, help, one-line errors and exit codes.
 import { closestMatch, HaloError, isHaloError } from "@halo/errors";
 import { isBrokenPipe } from "./broken-pipe.js";
+import { inCliTerms, isFlagOption } from "./cli-terms.js";
 import { benchCommand } from "./commands/bench.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
@@ -66,12 +67,13 @@ export function mainHelp(): string {
 /**
  * The one error line of `halo`: `halo <command>: <message> [CODE]`, the command named once (a
  * message that already starts with it is not prefixed again); the hint, when there is one, ends
- * the message, and line breaks inside it are escaped (`\n`), so the error is always one line.
+ * the message. Option names of the JavaScript API are written as the flags that set them
+ * (`contextLength` → `--context-length`), and line breaks inside it are escaped (`\n`), so the error is always one line.
  * `label` is `halo <command>` or, before a command is known, `halo`.
  */
 function errorLine(label: string, error: HaloError): string {
   const message = error.message.startsWith(`${label}: `) ? error.message.slice(label.length + 2) : error.message;
-  return `${label}: ${oneLine(message)} [${error.code}]\n`;
+  return `${label}: ${oneLine(inCliTerms(message))} [${error.code}]\n`;
 }
 
 /** A message on one line: line breaks it quotes (a file's text, a parser's excerpt) are written `\n`. */
@@ -120,7 +122,9 @@ export async function main(argv: readonly string[], ctx: CommandContext): Promis
     if (isHaloError(error)) {
       ctx.stderr.write(errorLine(label, error));
       if (verbose && error.stack !== undefined) ctx.stderr.write(`${error.stack}\n`);
-      return error.code === CliErrorCode.CLI_USAGE ? ExitCode.USAGE : ExitCode.ERROR;
+      // A load option the engine refused came from a flag: wrong usage, like a flag the parser refused.
+      const usage = error.code === CliErrorCode.CLI_USAGE || (error.code === "ENGINE_BAD_OPTION" && isFlagOption(error.field));
+      return usage ? ExitCode.USAGE : ExitCode.ERROR;
     }
     const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
     const stack = verbose && error instanceof Error && error.stack !== undefined ? `${error.stack}\n` : "";

@@ -133,7 +133,19 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const source = demo ? null : await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // A model that does not exist or does not parse fails here, before "listening": opening reads the
   // header only (the weights load in the background below, with /health at 503 until they are in).
-  if (source !== null) (await openModel(source)).close();
+  // So does a --context-length the model cannot take (the engine would refuse it only once loading).
+  const demoModel = source === null ? synthModel({ shape: "tiny", seed: 1 }) : null;
+  const model = demoModel ?? (await openModel(source!));
+  const maxPositions = model.config.maxPositionEmbeddings;
+  if (demoModel === null) model.close();
+  if (contextLength !== undefined && contextLength > maxPositions) {
+    throw new HaloError(CliErrorCode.CLI_USAGE, "--context-length is larger than the model's context", {
+      field: "context-length",
+      expected: `at most ${maxPositions} (the model's max position embeddings)`,
+      actual: contextLength,
+      hint: `Pass --context-length ${maxPositions} or less, or leave it out for min(model, 4096)`,
+    });
+  }
   const loadOptions = {
     backend: ((values["backend"] as string | undefined) ?? (demo ? "reference" : "auto")) as "auto",
     maxSequences: parallel,
@@ -144,7 +156,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...verifyOption(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
   };
-  const engine = loadServingEngine(source ?? synthModel({ shape: "tiny", seed: 1 }), loadOptions);
+  const engine = loadServingEngine(source ?? demoModel!, loadOptions);
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
   const app = createServer({
     engine,
