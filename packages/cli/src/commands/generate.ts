@@ -3,7 +3,7 @@ import { loadModel } from "@halo/engine";
 import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { MODEL_FLAGS } from "./model-options.js";
+import { MODEL_FLAGS, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or Hugging Face snapshot directory" },
@@ -17,6 +17,7 @@ const FLAGS: Record<string, FlagSpec> = {
   backend: MODEL_FLAGS["backend"]!,
   threads: MODEL_FLAGS["threads"]!,
   "context-length": MODEL_FLAGS["context-length"]!,
+  "no-verify": MODEL_FLAGS["no-verify"]!,
   stats: { type: "boolean", description: "print token counts and tok/s to stderr at the end" },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
@@ -50,6 +51,7 @@ export async function generateCommand(argv: readonly string[], ctx: CommandConte
     backend: backend as "auto",
     ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
+    ...verifyOption(values),
     maxSequences: 1,
   });
   writeBackendNotice("generate", engine, ctx);

@@ -55,4 +55,12 @@ describe("--no-verify", () => {
     expect(await main(["run", "--model", flipped, "--backend", "reference", "-t", "0", "-n", "2", "hi"], capture().ctx)).not.toBe(0);
     expect(await main(["run", "--model", flipped, "--backend", "reference", "-t", "0", "-n", "2", "--no-verify", "hi"], capture().ctx)).toBe(0);
   });
+
+  it("halo generate takes --no-verify too", async () => {
+    const refused = capture();
+    expect(await main(["generate", "--model", flipped, "--backend", "reference", "-t", "0", "-n", "2", "--prompt", "hi"], refused.ctx)).not.toBe(0);
+    expect(refused.err.join("")).toMatch(/token_embd/);
+    const forced = capture();
+    expect(await main(["generate", "--model", flipped, "--backend", "reference", "-t", "0", "-n", "2", "--no-verify", "--prompt", "hi"], forced.ctx)).toBe(0);
+  });
 });
