@@ -138,7 +138,7 @@ async function answer(
   return undefined;
 }
 
-/** Runs `halo chat`. */
+/** Runs `halo chat`. With piped (not terminal) input it answers every turn, printing each failure, and exits 1 when any turn failed. */
 export async function chatCommand(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const { values } = parseFlags("chat", argv, FLAGS);
   if (values["help"] === true) {
@@ -154,6 +154,8 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
   let history: ChatMessage[] = [];
   const totals: Totals = { answers: 0, promptTokens: 0, completionTokens: 0, last: undefined, contextTokens: 0, droppedMessages: 0 };
   const reader = new MultiLineReader();
+  // Turns that failed (each printed its error): piped input goes on to its end, then exits 1 when any did.
+  let failedTurns = 0;
   let generating: AbortController | undefined;
   let lastInterrupt = 0;
   const prompt = (): void => {
@@ -220,6 +222,7 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
       const reply = await answer(engine, messages, sampling, generating.signal, ctx, totals, (count) => history.splice(0, count));
       generating = undefined;
       if (reply !== undefined) history.push({ role: "user", content: text }, { role: "assistant", content: reply });
+      else failedTurns++;
       prompt();
     }
   } finally {
@@ -227,5 +230,5 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
     rl.close();
     engine.dispose();
   }
-  return ExitCode.OK;
+  return !terminal && failedTurns > 0 ? ExitCode.ERROR : ExitCode.OK;
 }

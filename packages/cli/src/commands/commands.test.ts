@@ -122,11 +122,17 @@ describe("halo chat", () => {
     expect(out).toMatch(/session: 5 answers, /);
     expect(out).toMatch(/context: \d+ of 64 tokens in use \(last prompt \+ answer\); [1-9]\d* old messages dropped to fit/);
 
-    // The same conversation with --context-shift error stops at the full context and says what to do, in flags.
+    // The same conversation with --context-shift error stops at the full context and says what to do, in flags;
+    // piped, it goes on through the rest of the input (a /reset and a new turn answer) and exits 1 for the failed turns.
     const strictIn = new PassThrough();
     const strict = capture({}, strictIn);
-    strictIn.end(questions.join("\n") + "\n");
-    expect(await main(["chat", ...flags, "--context-shift", "error"], strict.ctx)).toBe(0);
+    strictIn.end([...questions, "/reset", "Hi", "/stats"].join("\n") + "\n");
+    expect(await main(["chat", ...flags, "--context-shift", "error"], strict.ctx)).toBe(1);
+    const failures = strict.err.join("").match(/\[ENGINE_CONTEXT_OVERFLOW\]$/gm) ?? [];
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    const answered = Number(/session: (\d+) answers/.exec(strict.out.join(""))![1]);
+    expect(answered + failures.length).toBe(questions.length + 1);
+    expect(strict.out.join("")).toMatch(/\(conversation cleared\)\n[^\n]*\n[^]*session: /);
     expect(strict.err.join("")).toMatch(/halo chat: the conversation no longer fits in the context window .*\/reset starts a new conversation.*--context-length.*--context-shift drop-oldest.*\[ENGINE_CONTEXT_OVERFLOW\]/);
     const bad = capture();
     expect(await main(["chat", ...flags, "--context-shift", "shift"], bad.ctx)).toBe(2);
