@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type ChatMessage } from "@halo/engine";
-import { runCli, synthModel, writeHalo } from "@halo/h1b-format";
+import { openModel, runCli, synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../main.js";
 import { serveCommand } from "./serve.js";
 import { readyUrl } from "../../test/ready-url.js";
@@ -188,6 +188,21 @@ describe("halo show", () => {
     expect(text).toMatch(/weights {8}ternary halo-v2, 2\.000 bits\/weight, row scale: 14 tensors, .*\n {17}f32: 10 tensors/);
     expect(text).toContain(`chat template  bitnet — ${INFERRED} (none in the file)\n`);
     expect(text).toMatch(/files {10}.*tiny\.h1b {2}\S+ KiB\n {17}.*tiny\.htok {2}\S+ KiB\n$/);
+
+    // A file whose template does not parse: the reason says so, and nothing claims the file has none.
+    const brokenTemplate = join(dir, "broken-template.halo");
+    // Made from the template-less .halo (the synthetic model's tokenizer carries a template of its own).
+    const source = await openModel(halo);
+    try {
+      await writeHalo({ ...source, chatTemplate: "{% for m in %}" }, brokenTemplate);
+    } finally {
+      source.close();
+    }
+    const broken = capture();
+    expect(await main(["show", brokenTemplate], broken.ctx)).toBe(0);
+    const brokenLine = broken.out.join("").split("\n").find((l) => l.includes("chat template"))!;
+    expect(brokenLine).toMatch(/the template in the model file does not parse/);
+    expect(brokenLine).not.toMatch(/none in the file/);
 
     const withTemplate = capture();
     expect(await main(["show", haloWithTemplate], withTemplate.ctx)).toBe(0);

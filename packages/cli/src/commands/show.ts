@@ -97,7 +97,9 @@ function printShow(ctx: CommandContext, s: ModelShow, template: ChatTemplateChoi
     const detail = g.kind === "ternary" ? `ternary ${g.type}, ${g.bitsPerWeight!.toFixed(3)} bits/weight, ${g.scale} scale` : `${g.type}`;
     row(i === 0 ? "weights" : "", `${detail}: ${g.tensors} tensor${g.tensors === 1 ? "" : "s"}, ${formatBytes(g.bytes)}`);
   });
-  row("chat template", `${template.name} — ${origin}${template.origin === "inferred" ? " (none in the file)" : ""}`);
+  // An inferred template whose reason starts "inferred:" had nothing to pass over; otherwise the reason says what the file held.
+  const noneInFile = template.origin === "inferred" && template.reason.startsWith("inferred:");
+  row("chat template", `${template.name} — ${origin}${noneInFile ? " (none in the file)" : ""}`);
   s.files.forEach((f, i) => row(i === 0 ? "files" : "", `${f.path}  ${formatBytes(f.bytes)}`));
 }
 
