@@ -59,7 +59,7 @@ export interface LoadModelOptions {
    * Check the weights before the backend takes them (default true): a `.halo` file's stored CRC-32
    * of every tensor, and for every format the float tensors (embedding, head, norms) and ternary
    * scales for NaN/Infinity (`H1B_CHECKSUM_MISMATCH`, `H1B_NON_FINITE`). The pass runs in worker
-   * threads and a file that passed is remembered in `$HALO_CACHE_DIR` (default `~/.cache/halo`), so
+   * threads and a file that passed is remembered in `$HALO_CACHE_DIR/.verified/` (default `~/.cache/halo/models`), so
    * only the first load of a file pays it (see `verifyModelWeights` in `@halo/h1b-format`).
    * `false` skips it and loads whatever the bytes say.
    */

@@ -72,7 +72,7 @@ describe("loadModel verifies the weights it loads", () => {
   it("loads a sound .halo (and remembers it in HALO_CACHE_DIR)", async () => {
     const logits = await lastLogits(halo);
     expect(logits.every(Number.isFinite)).toBe(true);
-    expect(readFileSync(join(dir, "cache", "verified", (await import("node:fs")).readdirSync(join(dir, "cache", "verified"))[0]!), "utf8")).toContain("tiny.halo");
+    expect(readFileSync(join(dir, "cache", ".verified", (await import("node:fs")).readdirSync(join(dir, "cache", ".verified"))[0]!), "utf8")).toContain("tiny.halo");
   });
 
   it("refuses a .halo with 8 flipped bytes of token_embd (H1B_CHECKSUM_MISMATCH); verify: false loads it anyway", async () => {

@@ -32,6 +32,7 @@ export type {
 export { CONFIG_LIMITS, validateConfig, shapeConfig } from "./core/config.js";
 export type { ShapeName } from "./core/config.js";
 export { verifyModelWeights, changedFile, firstNonFinite, crc32Combine, defaultCacheDir } from "./core/verify-weights.js";
+export { modelCacheDir, VERIFIED_DIR_NAME } from "./core/cache-dir.js";
 export type { VerifyWeightsOptions, WeightsVerifyReport, VerifiedFile } from "./core/verify-weights.js";
 export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
 export type { TensorBytes } from "./core/tensors.js";

@@ -65,7 +65,7 @@ export function chatTemplateOrigin(choice: ChatTemplateChoice, flag: { readonly 
 }
 
 /** Help of `--no-verify` (every command that loads a model). */
-export const NO_VERIFY_HELP = "skip the load-time weight check (the .halo checksums, NaN/Inf in norms, scales and embedding); a file that passed once is remembered in $HALO_CACHE_DIR (default ~/.cache/halo)";
+export const NO_VERIFY_HELP = "skip the load-time weight check (the .halo checksums, NaN/Inf in norms, scales and embedding); a file that passed once is remembered in $HALO_CACHE_DIR/.verified (default ~/.cache/halo/models/.verified)";
 
 /** The load option `--no-verify` selects: `{ verify: false }` when given, else nothing. */
 export function verifyOption(values: Record<string, unknown>): { readonly verify?: false } {

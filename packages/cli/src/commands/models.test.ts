@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, sy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { synthModel, writeHfSnapshot } from "@halo/h1b-format";
+import { synthModel, writeHalo, writeHfSnapshot } from "@halo/h1b-format";
 import { COMPLETE_MARKER } from "../hub/cache-dir.js";
 import { hfHubCacheDir } from "../hub/hf-cache.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -136,5 +136,34 @@ describe("halo models / halo rm", () => {
     const path = haloEntry("acme/by-path", "main", true);
     expect(await main(["rm", path], byPath.ctx)).toBe(0);
     expect(existsSync(path)).toBe(false);
+  });
+
+  it("verified-file records live in HALO_CACHE_DIR/.verified: halo models does not list them and halo rm refuses them", async () => {
+    const cache = join(dir, "halo");
+    const model = join(dir, "verify-me.halo");
+    await writeHalo(synthModel({ seed: 3 }), model);
+    // Loading verifies the weights and remembers the file in the cache halo pulls into (the engine reads process.env).
+    const previous = process.env.HALO_CACHE_DIR;
+    process.env.HALO_CACHE_DIR = cache;
+    try {
+      expect(await main(["run", "--model", model, "--backend", "reference", "-t", "0", "-n", "1", "hi"], capture().ctx)).toBe(0);
+    } finally {
+      if (previous === undefined) delete process.env.HALO_CACHE_DIR;
+      else process.env.HALO_CACHE_DIR = previous;
+    }
+    expect(readdirSync(join(cache, ".verified")).length).toBeGreaterThan(0);
+    expect(existsSync(join(cache, "verified"))).toBe(false);
+    // A dot-directory shaped like owner/name/revision is not a model either.
+    mkdirSync(join(cache, ".hidden", "name", "main"), { recursive: true });
+    const json = capture();
+    expect(await main(["models", "--json"], json.ctx)).toBe(0);
+    const names = (JSON.parse(json.out.join("")) as { models: { name: string }[] }).models.map((m) => m.name);
+    expect(names.filter((n) => n.startsWith(".") || n.startsWith("verified"))).toEqual([]);
+    for (const target of [join(cache, ".verified"), join(cache, ".verified", readdirSync(join(cache, ".verified"))[0]!)]) {
+      const refused = capture();
+      expect(await main(["rm", target], refused.ctx)).toBe(2);
+      expect(refused.err.join("")).toMatch(/^halo rm: refusing to delete \.verified: it holds halo's own records, not a model.*\[CLI_USAGE\]\n$/);
+    }
+    expect(readdirSync(join(cache, ".verified")).length).toBeGreaterThan(0);
   });
 });

@@ -1,23 +1,8 @@
 // Where pulled models live: $HALO_CACHE_DIR, else ~/.cache/halo/models (XDG_CACHE_HOME respected).
-import { homedir } from "node:os";
 import { join } from "node:path";
 
-/**
- * The model cache root: `$HALO_CACHE_DIR` when set, else `$XDG_CACHE_HOME/halo/models`, else
- * `~/.cache/halo/models`.
- *
- * @example
- * ```ts
- * modelCacheDir({ HALO_CACHE_DIR: "/data/models" }); // "/data/models"
- * ```
- */
-export function modelCacheDir(env: Readonly<Record<string, string | undefined>>): string {
-  const explicit = env["HALO_CACHE_DIR"];
-  if (explicit !== undefined && explicit !== "") return explicit;
-  const xdg = env["XDG_CACHE_HOME"];
-  const base = xdg !== undefined && xdg !== "" ? xdg : join(env["HOME"] ?? homedir(), ".cache");
-  return join(base, "halo", "models");
-}
+// One rule for the model cache and the verified-files records inside it (`.verified/`): @halo/h1b-format's.
+export { modelCacheDir } from "@halo/h1b-format";
 
 /**
  * The directory of one repository revision in the cache: `<root>/<owner>/<name>/<revision>`.

@@ -2,6 +2,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { HaloError } from "@halo/errors";
+import { VERIFIED_DIR_NAME } from "@halo/h1b-format";
 import { CliErrorCode } from "../errors.js";
 import { COMPLETE_MARKER, modelCacheDir } from "./cache-dir.js";
 import { hfHubCacheDir, listHfCache } from "./hf-cache.js";
@@ -33,10 +34,11 @@ function sizeOf(path: string): number {
   return total;
 }
 
+/** The directories in `path`, dot-directories left out: they are halo's own records (`.verified/`), never models. */
 function subdirectories(path: string): string[] {
   try {
     return readdirSync(path, { withFileTypes: true })
-      .filter((e) => e.isDirectory())
+      .filter((e) => e.isDirectory() && !e.name.startsWith("."))
       .map((e) => e.name)
       .sort();
   } catch {
@@ -56,7 +58,8 @@ function filesUnder(root: string, prefix: string): string[] {
 
 /**
  * Models in halo's cache: `<root>/<owner>/<name>/<revision>/` snapshots (complete once
- * `.halo-complete.json` is written) and files pulled by URL under `<root>/urls/`.
+ * `.halo-complete.json` is written) and files pulled by URL under `<root>/urls/`. Dot-directories
+ * (`.verified/`, the verified-files records) are not models.
  *
  * @example
  * ```ts
@@ -136,7 +139,7 @@ function pruneEmptyParents(root: string, dir: string): void {
  * Deletes a model from halo's cache and returns what went: `owner/name` removes every cached
  * revision of it, `owner/name@revision` one, `urls/<host>/<path>` one file pulled by URL, and a
  * path removes that file or directory if it lies inside the cache. Refuses (`CLI_USAGE`) a path
- * outside halo's cache and (`CLI_MODEL_NOT_CACHED`) a name that is not cached — saying when it
+ * outside halo's cache or in one of its dot-directories (halo's records, such as `.verified/`) and (`CLI_MODEL_NOT_CACHED`) a name that is not cached — saying when it
  * is in the Hugging Face cache, which halo never deletes from — listing what is cached.
  *
  * @example
@@ -157,6 +160,14 @@ export function removeCachedModel(env: Readonly<Record<string, string | undefine
         path,
         expected: `a model name (\`halo models\` lists them) or a path inside ${root}`,
         hint: "halo rm deletes only what halo pulled; remove other files yourself",
+      });
+    }
+    const hidden = relative(root, path).split(sep).find((part) => part.startsWith("."));
+    if (hidden !== undefined) {
+      throw new HaloError(CliErrorCode.CLI_USAGE, `refusing to delete ${hidden}: it holds halo's own records, not a model`, {
+        path,
+        expected: "a model name (`halo models` lists them) or a model's path in the cache",
+        hint: hidden === VERIFIED_DIR_NAME ? `Deleting it only makes the next loads verify their weights again; do it yourself if you mean to` : "Remove it yourself if you mean to",
       });
     }
     if (!existsSync(path)) chosen = [];

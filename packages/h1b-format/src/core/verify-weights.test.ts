@@ -225,7 +225,7 @@ describe("verifyModelWeights", () => {
       }
     };
     expect(await run()).toBe("checked");
-    expect(readdirSync(join(cacheDir, "verified"))).toHaveLength(1);
+    expect(readdirSync(join(cacheDir, ".verified"))).toHaveLength(1);
     expect(await run()).toBe("cached");
     // Corrupt it in place and give it back its old mtime: the ctime still changes.
     const bytes = new Uint8Array(readFileSync(path));
@@ -278,7 +278,7 @@ describe("verifyModelWeights", () => {
 
   it("keeps at most 256 entries, dropping the oldest", async () => {
     const cacheDir = join(dir, "cache-full");
-    const folder = join(cacheDir, "verified");
+    const folder = join(cacheDir, ".verified");
     mkdirSync(folder, { recursive: true });
     for (let i = 0; i < 300; i++) {
       writeFileSync(join(folder, `old-${i}.json`), "{}");
@@ -309,7 +309,7 @@ describe("verifyModelWeights", () => {
       } finally {
         model.close();
       }
-      expect(readdirSync(join(cacheDir, "verified"))).toHaveLength(1);
+      expect(readdirSync(join(cacheDir, ".verified"))).toHaveLength(1);
     } finally {
       if (before === undefined) delete process.env.HALO_CACHE_DIR;
       else process.env.HALO_CACHE_DIR = before;

@@ -1,20 +1,22 @@
 // verifyModelWeights: load-time integrity of a model's bytes (stored CRC-32s, finite floats), checked in workers and remembered per file.
 import * as fs from "node:fs";
 import { createHash } from "node:crypto";
-import { availableParallelism, homedir } from "node:os";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import * as zlib from "node:zlib";
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
+import { modelCacheDir, VERIFIED_DIR_NAME } from "./cache-dir.js";
 import type { FloatTensor, HaloModel, TensorFileRange, TernaryTensor } from "./model.js";
 
 /** Options of {@link verifyModelWeights}. */
 export interface VerifyWeightsOptions {
   /**
    * Where a verified file is remembered (by device, inode, size, mtime and ctime), so the next load
-   * of the same unchanged file skips the pass. `null` never remembers. Default `$HALO_CACHE_DIR`,
-   * else `~/.cache/halo` (entries go in its `verified/` folder).
+   * of the same unchanged file skips the pass. `null` never remembers. Default {@link defaultCacheDir}:
+   * halo's model cache (`$HALO_CACHE_DIR`, else `$XDG_CACHE_HOME/halo/models`, else
+   * `~/.cache/halo/models`). Entries go in its `.verified/` folder.
    */
   readonly cacheDir?: string | null;
   /**
@@ -342,17 +344,17 @@ function crcError(path: string, item: Item, actual: number): HaloError {
 }
 
 /**
- * The default cache folder: `$HALO_CACHE_DIR`, else `~/.cache/halo`. {@link verifyModelWeights}
- * remembers verified files in its `verified/` folder.
+ * The default cache folder: halo's model cache, `$HALO_CACHE_DIR`, else
+ * `$XDG_CACHE_HOME/halo/models`, else `~/.cache/halo/models` (the same rule as `halo pull`).
+ * {@link verifyModelWeights} remembers verified files in its `.verified/` folder.
  *
  * @example
  * ```ts
- * rmSync(join(defaultCacheDir(), "verified"), { recursive: true, force: true }); // forget every verified file
+ * rmSync(join(defaultCacheDir(), ".verified"), { recursive: true, force: true }); // forget every verified file
  * ```
  */
 export function defaultCacheDir(): string {
-  const fromEnv = process.env.HALO_CACHE_DIR;
-  return fromEnv !== undefined && fromEnv !== "" ? fromEnv : join(homedir(), ".cache", "halo");
+  return modelCacheDir(process.env);
 }
 
 /** Every file the model's bytes come from, or null when some bytes are not in a file. */
@@ -400,7 +402,7 @@ export function changedFile(files: readonly VerifiedFile[]): string | null {
 }
 
 function cacheEntry(cacheDir: string, identity: string): string {
-  return join(cacheDir, "verified", `${createHash("sha256").update(identity).digest("hex")}.json`);
+  return join(cacheDir, VERIFIED_DIR_NAME, `${createHash("sha256").update(identity).digest("hex")}.json`);
 }
 
 function remembered(cacheDir: string, identity: string): boolean {
@@ -414,7 +416,7 @@ function remembered(cacheDir: string, identity: string): boolean {
 function remember(cacheDir: string, identity: string): boolean {
   const path = cacheEntry(cacheDir, identity);
   try {
-    fs.mkdirSync(join(cacheDir, "verified"), { recursive: true });
+    fs.mkdirSync(join(cacheDir, VERIFIED_DIR_NAME), { recursive: true });
     const temp = `${path}.${process.pid}.tmp`;
     fs.writeFileSync(temp, identity);
     fs.renameSync(temp, path);
@@ -422,14 +424,14 @@ function remember(cacheDir: string, identity: string): boolean {
     // A read-only or missing home is not an error: the next load checks again.
     return false;
   }
-  prune(join(cacheDir, "verified"));
+  prune(join(cacheDir, VERIFIED_DIR_NAME));
   return true;
 }
 
-/** Most entries kept in `verified/`; beyond it the least recently written go (each is one small file). */
+/** Most entries kept in `.verified/`; beyond it the least recently written go (each is one small file). */
 const MAX_REMEMBERED = 256;
 
-/** Keeps `verified/` bounded: files that are gone or replaced leave entries nothing will match again. */
+/** Keeps `.verified/` bounded: files that are gone or replaced leave entries nothing will match again. */
 function prune(folder: string): void {
   try {
     const names = fs.readdirSync(folder).filter((name) => name.endsWith(".json"));
