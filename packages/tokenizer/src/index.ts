@@ -1,5 +1,5 @@
 // @halo/tokenizer: Llama-3 byte-level BPE identical to Hugging Face tokenizers, chat templates, streaming decode.
-export { Tokenizer } from "./tokenizer.js";
+export { CHAT_ENCODE_OPTIONS, Tokenizer } from "./tokenizer.js";
 export type { TokenizerLoadOptions, EncodeOptions, DecodeOptions, ChatTemplateOptions } from "./tokenizer.js";
 export { StreamDecoder } from "./stream-decoder.js";
 export type { StreamDecoderOptions } from "./stream-decoder.js";

@@ -54,6 +54,17 @@ export interface ChatTemplateOptions {
 const END_TOKENS = ["<|eot_id|>", "<|end_of_text|>", "<|im_end|>", "<|end|>", "<|endoftext|>"];
 
 /**
+ * How {@link Tokenizer.encodeChat} encodes rendered chat text: special-token text (`<|eot_id|>`)
+ * recognised, no BOS or EOS added ({@link Tokenizer.addChatBos} adds BOS where needed).
+ *
+ * @example
+ * ```ts
+ * tokenizer.encode(rendered, CHAT_ENCODE_OPTIONS);
+ * ```
+ */
+export const CHAT_ENCODE_OPTIONS: Readonly<EncodeOptions> = Object.freeze({ allowSpecial: true, addSpecialTokens: false });
+
+/**
  * A byte-level BPE tokenizer whose ids and text are identical to Hugging Face `tokenizers` for
  * the same `tokenizer.json` (Llama-3 split regex, `ignore_merges`, added tokens, TemplateProcessing,
  * ByteLevel decoder). Any JavaScript string encodes: lone surrogates become U+FFFD first, as
@@ -286,8 +297,21 @@ export class Tokenizer {
    * ```
    */
   encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
-    const text = this.applyChatTemplate(messages, options);
-    const ids = this.encode(text, { allowSpecial: true, addSpecialTokens: false });
+    return this.addChatBos(this.encode(this.applyChatTemplate(messages, options), CHAT_ENCODE_OPTIONS));
+  }
+
+  /**
+   * The last step of {@link encodeChat}, for callers that encode the rendered text themselves
+   * (in slices, say) with {@link CHAT_ENCODE_OPTIONS}: prepends BOS when this tokenizer adds one
+   * and the template did not render it. Changes and returns `ids`.
+   *
+   * @example
+   * ```ts
+   * const text = tokenizer.applyChatTemplate(messages, { template: "plain" });
+   * const ids = tokenizer.addChatBos(tokenizer.encode(text, CHAT_ENCODE_OPTIONS)); // = tokenizer.encodeChat(messages, { template: "plain" })
+   * ```
+   */
+  addChatBos(ids: number[]): number[] {
     if (this.bosTokenId !== null && ids[0] !== this.bosTokenId && this.prefix.includes(this.bosTokenId)) ids.unshift(this.bosTokenId);
     return ids;
   }
