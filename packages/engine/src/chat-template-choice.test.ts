@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel, type HaloModel } from "@halo/h1b-format";
 import { Tokenizer } from "@halo/tokenizer";
-import { chooseChatTemplate, loadModel, type GenerateEvent } from "./index.js";
+import { chooseChatTemplate, loadModel, PLAIN_TURN_STOP, type GenerateEvent } from "./index.js";
 
 /** A synthetic model whose file and tokenizer config carry no chat template. */
 function bareModel(seed = 3): HaloModel {
@@ -50,7 +50,7 @@ describe("chooseChatTemplate", () => {
     const model = synthModel({ seed: 1 });
     expect(chooseChatTemplate(model)).toMatchObject({ name: "bitnet", origin: "file", reason: "from the model file" });
     const custom = "{% for m in messages %}{{ m.content }}{% endfor %}";
-    expect(chooseChatTemplate({ ...model, chatTemplate: custom })).toEqual({ name: "embedded", origin: "file", reason: "from the model file", source: custom });
+    expect(chooseChatTemplate({ ...model, chatTemplate: custom })).toEqual({ name: "embedded", origin: "file", reason: "from the model file", source: custom, stopStrings: [] });
     expect(chooseChatTemplate({ ...model, chatTemplate: null })).toMatchObject({ name: "bitnet", origin: "file", reason: "from the tokenizer's config" });
   });
 
@@ -105,6 +105,33 @@ describe("loadModel's chat template", () => {
     expect(ids[0]).toBe(engine.tokenizer!.tokenToId("<s>"));
     expect(ids).toContain(engine.tokenizer!.eosTokenId);
     expect(await promptTokens(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0 }))).toBe(ids.length);
+  });
+
+  it("plain with a tokenizer that has no EOS stops at the next user turn; chat and sessions add it to the caller's stop", async () => {
+    const model = foreignVocabularyModel();
+    if (model.tokenizer?.kind !== "hf-json") throw new Error("unreachable");
+    // No token the loader takes for EOS: "</s>" renamed too, and no eos_token in the config.
+    const rename = (text: string): string => text.replaceAll("</s>", "<unused_3>");
+    const config = JSON.parse(rename(model.tokenizer.tokenizerConfigJson!)) as Record<string, unknown>;
+    delete config["eos_token"];
+    const noEos: HaloModel = { ...model, tokenizer: { ...model.tokenizer, tokenizerJson: rename(model.tokenizer.tokenizerJson), tokenizerConfigJson: JSON.stringify(config) } };
+    expect(chooseChatTemplate(model).stopStrings).toEqual([]); // EOS ends its turns
+    expect(chooseChatTemplate(synthModel({ seed: 1 }), { requested: "plain" }).stopStrings).toEqual([]);
+    await using engine = await loadModel(noEos, { backend: "reference", contextLength: 128 });
+    expect(engine.tokenizer!.eosTokenId).toBeNull();
+    expect(engine.chatTemplate).toMatchObject({ name: "plain", stopStrings: [PLAIN_TURN_STOP] });
+    expect(engine.renderChat([{ role: "user", content: "Hi" }])).toBe("user: Hi\nassistant: ");
+    // What reaches the scheduler: the caller's stop strings, then the template's.
+    const seen: Array<readonly string[] | undefined> = [];
+    const run = (engine as unknown as { run: (...args: unknown[]) => unknown }).run.bind(engine);
+    (engine as unknown as { run: unknown }).run = (prompt: unknown, options: { stop?: readonly string[] }, ...rest: unknown[]) => (seen.push(options.stop), run(prompt, options, ...rest));
+    await promptTokens(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0, stop: ["###"] }));
+    await promptTokens(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0 }));
+    await promptTokens(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0, template: "{% for m in messages %}{{ m.content }}{% endfor %}" }));
+    const session = engine.createSession();
+    await promptTokens(session.chat("Hi", { maxTokens: 2, temperature: 0, stop: [PLAIN_TURN_STOP] }));
+    session.dispose();
+    expect(seen).toEqual([["###", PLAIN_TURN_STOP], [PLAIN_TURN_STOP], undefined, [PLAIN_TURN_STOP]]);
   });
 
   it("chatTemplate names a built-in or gives Jinja; a bad one is refused before the weights load", async () => {

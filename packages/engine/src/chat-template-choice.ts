@@ -17,7 +17,7 @@ export type ChatTemplateOrigin = "option" | "file" | "inferred";
  * @example
  * ```ts
  * const engine = await loadModel("tiny.h1b");
- * engine.chatTemplate; // { name: "bitnet", origin: "inferred", reason: "inferred: BitNet architecture with Llama-3 vocabulary", source: "{% for … %}" }
+ * engine.chatTemplate; // { name: "bitnet", origin: "inferred", reason: "inferred: BitNet architecture with Llama-3 vocabulary", source: "{% for … %}", stopStrings: [] }
  * ```
  */
 export interface ChatTemplateChoice {
@@ -33,6 +33,51 @@ export interface ChatTemplateChoice {
   readonly reason: string;
   /** The Jinja source that renders the messages. */
   readonly source: string;
+  /**
+   * Stop strings a chat with this template needs besides the model's end-of-turn tokens, which
+   * `Engine.chat` and `Session.chat` add to the caller's `stop` when they render with this
+   * template: `["\nuser:"]` for `plain` with a tokenizer that has no EOS token (turns then end
+   * with a bare newline, and a model would go on to write the user's next turn); `[]` otherwise.
+   */
+  readonly stopStrings: readonly string[];
+}
+
+/** What ends the model's turn with the `plain` template when no EOS token does (the next turn's header). */
+export const PLAIN_TURN_STOP = "\nuser:";
+
+/**
+ * True when `source` is a built-in template (its name or its exact Jinja). Each of them renders every message with its role
+ * text and its content (trimmed, nothing else removed), so a message adds at least one token and
+ * the rendered prompt holds at least the trimmed content's bytes: rules a caller may use to refuse
+ * or shorten a conversation before rendering it. A file's or caller's Jinja may skip messages or
+ * content, so neither rule is assumed for it.
+ *
+ * @example
+ * ```ts
+ * rendersEveryMessage(engine.chatTemplate.source); // true for bitnet, llama3, plain
+ * ```
+ */
+export function rendersEveryMessage(source: string): boolean {
+  return builtinOf(source) !== null;
+}
+
+/** The built-in template `template` names or spells out, or null. */
+function builtinOf(template: string): BuiltinChatTemplate | null {
+  return isBuiltinChatTemplate(template) ? template : builtinNamed(template);
+}
+
+/**
+ * The {@link ChatTemplateChoice.stopStrings} of a template (name or source) rendered by `tokenizer`.
+ * @internal
+ */
+export function templateStopStrings(source: string, tokenizer: Tokenizer | null): readonly string[] {
+  return stopStringsFor(builtinOf(source) ?? "custom", () => tokenizer);
+}
+
+function stopStringsFor(name: ChatTemplateChoice["name"], tokenizer: () => Tokenizer | null): readonly string[] {
+  if (name !== "plain") return [];
+  const built = tokenizer();
+  return built === null || built.eosTokenId === null ? [PLAIN_TURN_STOP] : [];
 }
 
 /** What {@link chooseChatTemplate} reads of a model (an `@halo/h1b-format` `HaloModel` fits). */
@@ -70,6 +115,7 @@ function inferred(architecture: string, tokenizer: Tokenizer | null, note: strin
     origin: "inferred",
     reason: `${note}inferred: ${why}`,
     source: BUILTIN_CHAT_TEMPLATES[name],
+    stopStrings: stopStringsFor(name, () => tokenizer),
   });
   if (missing.length === 0 && architecture === "bitnet") return pick("bitnet", "BitNet architecture with Llama-3 vocabulary");
   if (missing.length === 0 && architecture === "llama") return pick("llama3", "Llama architecture with Llama-3 vocabulary");
@@ -109,6 +155,12 @@ export function chooseChatTemplate(
   options: { readonly requested?: string; readonly tokenizer?: Tokenizer | null } = {},
 ): ChatTemplateChoice {
   const { requested } = options;
+  // Built only when needed (a 128k vocabulary takes a moment).
+  let built: Tokenizer | null | undefined = options.tokenizer;
+  const tokenizer = (): Tokenizer | null => {
+    if (built === undefined) built = model.tokenizer === null ? null : Tokenizer.fromPayload(model.tokenizer);
+    return built;
+  };
   if (requested !== undefined) {
     if (typeof requested !== "string" || requested.trim() === "") {
       throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "chatTemplate must be a built-in template name or Jinja source", {
@@ -119,17 +171,12 @@ export function chooseChatTemplate(
       });
     }
     if (isBuiltinChatTemplate(requested)) {
-      return { name: requested, origin: "option", reason: "chosen by name (chatTemplate option)", source: BUILTIN_CHAT_TEMPLATES[requested] };
+      return { name: requested, origin: "option", reason: "chosen by name (chatTemplate option)", source: BUILTIN_CHAT_TEMPLATES[requested], stopStrings: stopStringsFor(requested, tokenizer) };
     }
     checkChatTemplate(requested);
-    return { name: builtinNamed(requested) ?? "custom", origin: "option", reason: "Jinja given by the caller (chatTemplate option)", source: requested };
+    const name = builtinNamed(requested) ?? "custom";
+    return { name, origin: "option", reason: "Jinja given by the caller (chatTemplate option)", source: requested, stopStrings: stopStringsFor(name, tokenizer) };
   }
-  // Built only when the file's own template does not settle it (a 128k vocabulary takes a moment).
-  let built: Tokenizer | null | undefined = options.tokenizer;
-  const tokenizer = (): Tokenizer | null => {
-    if (built === undefined) built = model.tokenizer === null ? null : Tokenizer.fromPayload(model.tokenizer);
-    return built;
-  };
   const own: readonly [() => string | null, string][] = [
     [() => model.chatTemplate, "the model file"],
     [() => tokenizer()?.chatTemplate ?? null, "the tokenizer's config"],
@@ -139,7 +186,10 @@ export function chooseChatTemplate(
     const source = read();
     if (source === null || source.trim() === "") continue;
     const problem = parseProblem(source);
-    if (problem === null) return { name: builtinNamed(source) ?? "embedded", origin: "file", reason: `from ${where}`, source };
+    if (problem === null) {
+      const name = builtinNamed(source) ?? "embedded";
+      return { name, origin: "file", reason: `from ${where}`, source, stopStrings: stopStringsFor(name, tokenizer) };
+    }
     note = `the template in ${where} does not parse (${problem}); `;
   }
   return inferred(model.config.architecture, tokenizer(), note);

@@ -138,6 +138,37 @@ describe("fitChatToContextAsync", () => {
   });
 });
 
+describe("oneTokenPerMessage", () => {
+  // 30 000 one-character turns: the encoder counts what it is asked to render.
+  const many: ChatMessage[] = [system, ...Array.from({ length: 30_000 }, (_, i) => turn(i).map((m) => ({ ...m, content: "x" }))).flat(), { role: "user", content: "newest" }];
+
+  it("never renders a candidate of contextLength messages or more, and decides as without it", () => {
+    const rendered: number[] = [];
+    const counting = (m: readonly ChatMessage[]): number[] => (rendered.push(m.length), encode(m));
+    const fit = fitChatToContext(many, { contextLength: 256, maxTokens: 16, encode: counting, oneTokenPerMessage: true });
+    expect(Math.max(...rendered)).toBeLessThan(256);
+    expect(rendered.length).toBeLessThan(40);
+    expect(fit).toEqual({ ...fitChatToContext(many, { contextLength: 256, maxTokens: 16, encode }), promptTokensBefore: null });
+    expect(() => fitChatToContext(many, { contextLength: 256, maxTokens: 16, encode: counting, policy: "error", oneTokenPerMessage: true })).toThrow(/more than 256 tokens/);
+  });
+
+  it("the async variant lets the event loop run between candidate renders", async () => {
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    let renders = 0;
+    const fit = await fitChatToContextAsync(many, { contextLength: 256, maxTokens: 16, encode: async (m) => (renders++, encode(m)), oneTokenPerMessage: true });
+    ticking = false;
+    expect(fit.messages.length).toBeLessThan(256);
+    expect(renders).toBeGreaterThan(5);
+    expect(turns).toBeGreaterThanOrEqual(renders - 1);
+  });
+});
+
 async function run(stream: AsyncIterable<GenerateEvent>): Promise<{ start: RequestStartEvent; end: RequestEndEvent }> {
   let start: RequestStartEvent | null = null;
   let end: RequestEndEvent | null = null;

@@ -73,6 +73,14 @@ export interface FitChatOptions {
   readonly policy?: ContextShiftPolicy | undefined;
   /** Messages → prompt token ids, with the template the request uses. */
   readonly encode: (messages: readonly ChatMessage[]) => number[];
+  /**
+   * Every message renders to at least one token (true of the built-in templates, see
+   * `rendersEveryMessage`). Then a candidate of `contextLength` messages or more cannot fit and is
+   * passed over without rendering it, so a conversation of many short messages costs renders of
+   * at most `contextLength` messages, not of all of them. Default false (a template may skip
+   * messages).
+   */
+  readonly oneTokenPerMessage?: boolean | undefined;
 }
 
 /**
@@ -153,6 +161,9 @@ function checkMessages(value: unknown): readonly ChatMessage[] {
   });
 }
 
+const yieldToLoop = (): Promise<void> =>
+  new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
+
 /** Options of {@link fitChatToContextAsync}: an encoder that may yield to the event loop. */
 export interface FitChatAsyncOptions extends Omit<FitChatOptions, "encode" | "policy"> {
   /** Default `"drop-oldest"`. A custom function needs {@link fitChatToContext} (its `countTokens` is synchronous). */
@@ -166,8 +177,20 @@ export interface FitChatAsyncOptions extends Omit<FitChatOptions, "encode" | "po
 
 // The decision as a generator: it yields the messages it needs encoded and gets their ids back
 // (null: certainly longer than the context), so one algorithm serves sync and async encoders.
-function* fitSteps(messages: readonly ChatMessage[], contextLength: number, maxTokens: number, policy: ContextShiftPolicy, countTokens: ((m: readonly ChatMessage[]) => number) | null): Generator<readonly ChatMessage[], ContextFit, number[] | null> {
-  const full = yield messages;
+function* fitSteps(
+  messages: readonly ChatMessage[],
+  contextLength: number,
+  maxTokens: number,
+  policy: ContextShiftPolicy,
+  countTokens: ((m: readonly ChatMessage[]) => number) | null,
+  oneTokenPerMessage: boolean,
+): Generator<readonly ChatMessage[], ContextFit, number[] | null> {
+  // Candidates that certainly do not fit are not rendered (null: longer than the context).
+  function* measure(candidate: readonly ChatMessage[]): Generator<readonly ChatMessage[], number[] | null, number[] | null> {
+    if (oneTokenPerMessage && candidate.length >= contextLength) return null;
+    return yield candidate;
+  }
+  const full = yield* measure(messages);
   const room = answerRoom(contextLength, maxTokens);
   const budget = contextLength - room;
   const length = (ids: number[] | null): number => ids?.length ?? Number.POSITIVE_INFINITY;
@@ -193,7 +216,7 @@ function* fitSteps(messages: readonly ChatMessage[], contextLength: number, maxT
   if (typeof policy === "function") {
     if (countTokens === null || full === null) throw new Error("unreachable: custom policies run synchronously");
     const kept = checkMessages(policy(messages, { contextLength, promptTokens: full.length, answerRoom: room, maxPromptTokens: budget, countTokens }));
-    const keptIds = yield kept;
+    const keptIds = yield* measure(kept);
     if (keptIds === null || keptIds.length >= contextLength) {
       throw overflow(
         "the messages the contextShift function returned still do not fit in the context window",
@@ -208,7 +231,7 @@ function* fitSteps(messages: readonly ChatMessage[], contextLength: number, maxT
   // drop-oldest: the smallest number of whole turns whose removal leaves the answer room.
   const turns = droppableTurns(messages);
   let kept = withoutTurns(messages, turns, turns.length);
-  let ids = turns.length === 0 ? full : yield kept;
+  let ids = turns.length === 0 ? full : yield* measure(kept);
   if (ids === null || ids.length >= contextLength) {
     throw overflow(
       turns.length > 0
@@ -226,7 +249,7 @@ function* fitSteps(messages: readonly ChatMessage[], contextLength: number, maxT
     while (high - low > 1) {
       const middle = (low + high) >> 1;
       const candidate = withoutTurns(messages, turns, middle);
-      const candidateIds = yield candidate;
+      const candidateIds = yield* measure(candidate);
       if (length(candidateIds) <= budget) {
         high = middle;
         kept = candidate;
@@ -259,7 +282,7 @@ function* fitSteps(messages: readonly ChatMessage[], contextLength: number, maxT
  */
 export function fitChatToContext(messages: readonly ChatMessage[], options: FitChatOptions): ContextFit {
   const policy = checkContextShift(options.policy);
-  const steps = fitSteps(messages, options.contextLength, options.maxTokens, policy, (m) => options.encode(m).length);
+  const steps = fitSteps(messages, options.contextLength, options.maxTokens, policy, (m) => options.encode(m).length, options.oneTokenPerMessage === true);
   let step = steps.next();
   while (step.done !== true) step = steps.next(options.encode(step.value));
   return step.value;
@@ -267,7 +290,8 @@ export function fitChatToContext(messages: readonly ChatMessage[], options: FitC
 
 /**
  * {@link fitChatToContext} with an asynchronous encoder (one that tokenizes in slices, or knows
- * from the byte length alone that a text cannot fit): the same decisions, for the named policies.
+ * from the byte length alone that a text cannot fit): the same decisions, for the named policies,
+ * with an event-loop turn between one candidate's encoding and the next.
  *
  * @example
  * ```ts
@@ -288,8 +312,14 @@ export async function fitChatToContextAsync(messages: readonly ChatMessage[], op
       hint: "Use fitChatToContext (synchronous) for a custom policy function",
     });
   }
-  const steps = fitSteps(messages, options.contextLength, options.maxTokens, policy, null);
+  const steps = fitSteps(messages, options.contextLength, options.maxTokens, policy, null, options.oneTokenPerMessage === true);
   let step = steps.next();
-  while (step.done !== true) step = steps.next(await options.encode(step.value));
+  let first = true;
+  while (step.done !== true) {
+    // Each candidate is rendered synchronously: let other work run between them.
+    if (!first) await yieldToLoop();
+    first = false;
+    step = steps.next(await options.encode(step.value));
+  }
   return step.value;
 }

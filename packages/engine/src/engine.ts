@@ -3,7 +3,7 @@ import { HaloError } from "@halo/errors";
 import type { LoadedModel, WeightsConfig } from "@halo/kernels";
 import { createSampler } from "@halo/sampler";
 import type { ChatMessage, ChatTemplateOptions, StreamDecoder, Tokenizer } from "@halo/tokenizer";
-import type { ChatTemplateChoice } from "./chat-template-choice.js";
+import { rendersEveryMessage, templateStopStrings, type ChatTemplateChoice } from "./chat-template-choice.js";
 import { Channel } from "./channel.js";
 import { fitChatToContext, type ContextFit } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
@@ -193,8 +193,9 @@ export class Engine {
     this.checkAlive();
     checkGenerateOptions(options, CHAT_OPTION_KEYS, "chat");
     const tokenizer = this.requireTokenizer();
-    const fit = this.fitChat(messages, options, (kept) => tokenizer.encodeChat(kept, this.chatTemplateOptions(options.template, options.templateVariables)));
-    return this.run(fit.ids, options, undefined, fit.droppedMessages);
+    const templateOptions = this.chatTemplateOptions(options.template, options.templateVariables);
+    const fit = this.fitChat(messages, options, templateOptions.template!, (kept) => tokenizer.encodeChat(kept, templateOptions));
+    return this.run(fit.ids, this.withTemplateStops(options, templateOptions.template!), undefined, fit.droppedMessages);
   }
 
   /**
@@ -308,9 +309,27 @@ export class Engine {
     return this.run(prompt, options, slot, droppedMessages);
   }
 
-  /** @internal Applies the request's context policy to a chat (sessions call it with their own template). */
-  fitChat(messages: readonly ChatMessage[], options: ChatOptions, encode: (messages: readonly ChatMessage[]) => number[]): ContextFit {
-    return fitChatToContext(messages, { contextLength: this.contextLength, maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS, policy: options.contextShift, encode });
+  /** @internal Applies the request's context policy to a chat rendered with `templateSource` (sessions call it with their own template). */
+  fitChat(messages: readonly ChatMessage[], options: ChatOptions, templateSource: string, encode: (messages: readonly ChatMessage[]) => number[]): ContextFit {
+    return fitChatToContext(messages, {
+      contextLength: this.contextLength,
+      maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS,
+      policy: options.contextShift,
+      encode,
+      oneTokenPerMessage: rendersEveryMessage(templateSource),
+    });
+  }
+
+  /**
+   * @internal `options` with the stop strings a chat rendered with `templateSource` needs
+   * ({@link ChatTemplateChoice.stopStrings}) added to the caller's `stop`.
+   */
+  withTemplateStops<T extends GenerateOptions>(options: T, templateSource: string): T {
+    const extra = templateSource === this.chatTemplate.source ? this.chatTemplate.stopStrings : templateStopStrings(templateSource, this.tokenizer);
+    if (extra.length === 0) return options;
+    const stop = [...(options.stop ?? [])];
+    for (const text of extra) if (!stop.includes(text)) stop.push(text);
+    return { ...options, stop };
   }
 
   /** @internal A session released its slot: queued requests may start. */

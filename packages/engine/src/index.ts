@@ -3,9 +3,9 @@ export { loadModel, BACKEND_NAMES, LM_HEAD_STORAGES, LOAD_MODEL_OPTION_KEYS } fr
 export type { LoadModelOptions, LoadModelProgress, LmHeadStorage, BackendChoice, SkippedBackend } from "./load-model.js";
 export { Engine, DEFAULT_MAX_TOKENS } from "./engine.js";
 export type { EngineStats } from "./engine.js";
-export { chooseChatTemplate } from "./chat-template-choice.js";
+export { chooseChatTemplate, rendersEveryMessage, PLAIN_TURN_STOP } from "./chat-template-choice.js";
 export type { ChatTemplateChoice, ChatTemplateOrigin, ChatTemplateModel } from "./chat-template-choice.js";
-export { BUILTIN_CHAT_TEMPLATE_NAMES } from "@halo/tokenizer";
+export { BUILTIN_CHAT_TEMPLATE_NAMES, CHAT_ENCODE_OPTIONS } from "@halo/tokenizer";
 export type { BuiltinChatTemplate } from "@halo/tokenizer";
 export { GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, CHAT_OPTION_KEYS } from "./generate-options.js";
 export type { GenerateOptions, GenerateRequest, ChatOptions, ChatMessage } from "./generate-options.js";

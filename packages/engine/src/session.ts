@@ -88,8 +88,8 @@ export class Session {
     const conversation = [...this.messages, ...added];
     const templateOptions = this.engine.chatTemplateOptions(template, options.templateVariables, this.templateVariables);
     // Too long for the context: the policy drops old turns (the session forgets them too).
-    const fit = this.engine.fitChat(conversation, options, (kept) => tokenizer.encodeChat(kept, templateOptions));
-    const stream = this.continueWith(fit.ids, options, fit.droppedMessages);
+    const fit = this.engine.fitChat(conversation, options, templateOptions.template!, (kept) => tokenizer.encodeChat(kept, templateOptions));
+    const stream = this.continueWith(fit.ids, this.engine.withTemplateStops(options, templateOptions.template!), fit.droppedMessages);
     this.messages.splice(0, this.messages.length, ...fit.messages);
     const messages = this.messages;
     return {
