@@ -65,19 +65,6 @@ export interface GenerationOutcome {
 
 type AbortCause = "client" | "timeout" | "shutdown";
 
-/**
- * Prompt ids of chat messages: the engine's chat template, special tokens recognised, BOS added
- * when the tokenizer adds one and the template did not (what `Engine.chat` feeds the model).
- * @internal
- */
-export function encodeChatPrompt(engine: Engine, messages: readonly ChatMessage[]): number[] {
-  const text = engine.renderChat(messages);
-  const ids = engine.tokenize(text, { allowSpecial: true, addSpecialTokens: false });
-  const bos = engine.tokenizer?.bosTokenId ?? null;
-  if (bos !== null && ids[0] !== bos && engine.tokenize("").includes(bos)) ids.unshift(bos);
-  return ids;
-}
-
 // Text prompts are refused before tokenizing when their bytes cannot fit, and tokenized in slices that stop at the context (prompt-tokens.ts).
 async function promptIds(context: GenerationContext, request: ParsedRequest): Promise<{ ids: number[]; echo: string; droppedMessages: number }> {
   const { engine } = context;

@@ -6,7 +6,6 @@ import type { Engine } from "@halo/engine";
 import { synthModel } from "@halo/h1b-format";
 import { loadServingEngine } from "./index.js";
 import { SLICE_CHARS, checkPromptBytes, encodeChatPromptAsync, encodeTextPromptAsync, longestTokenBytes, tokenizeInSlices } from "./prompt-tokens.js";
-import { encodeChatPrompt } from "./generation.js";
 
 let engine: Engine;
 
@@ -59,12 +58,22 @@ describe("tokenizeInSlices", () => {
     expect(turns).toBeGreaterThanOrEqual(Math.floor(prose.length / (SLICE_CHARS + 64)) - 1);
   }, 30_000);
 
-  it("chat prompts encode as the synchronous encoder does; a long rendered chat slices to the same ids", async () => {
+  it("chat prompts encode as Engine.chat encodes them; a long rendered chat slices to the same ids", async () => {
     const short = [
       { role: "system" as const, content: "Be brief.\nAnswer in English." },
       { role: "user" as const, content: "What now?" },
     ];
-    expect(await encodeChatPromptAsync(engine, short)).toEqual(encodeChatPrompt(engine, short));
+    // What Engine.chat feeds the model: the engine's tokenizer.encodeChat with the engine's template options.
+    expect(await encodeChatPromptAsync(engine, short)).toEqual(engine.tokenizer!.encodeChat(short, engine.chatTemplateOptions(undefined, undefined)));
+    // The plain template renders no BOS: the tokenizer's addChatBos adds it, as in Engine.chat.
+    const plain = await loadServingEngine(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1, chatTemplate: "plain" });
+    try {
+      const ids = await encodeChatPromptAsync(plain, short);
+      expect(ids[0]).toBe(plain.tokenizer!.bosTokenId);
+      expect(ids).toEqual(plain.tokenizer!.encodeChat(short, plain.chatTemplateOptions(undefined, undefined)));
+    } finally {
+      plain.dispose();
+    }
     const rendered = engine.renderChat([...short, { role: "user" as const, content: "word ".repeat(4000) + "\nWhat now?" }]);
     expect(rendered.length).toBeGreaterThan(SLICE_CHARS);
     const options = { allowSpecial: true, addSpecialTokens: false };

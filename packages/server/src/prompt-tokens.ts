@@ -1,5 +1,5 @@
 // Prompt admission before tokenizing (a byte bound on the token count) and tokenizing in slices that never hold the event loop.
-import type { ChatMessage, Engine } from "@halo/engine";
+import { CHAT_ENCODE_OPTIONS, type ChatMessage, type Engine } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { ServerErrorCode } from "./errors.js";
 
@@ -197,20 +197,19 @@ export async function tokenizeInSlices(engine: Engine, text: string, options: En
 }
 
 /**
- * Prompt ids of chat messages, as `Engine.chat` feeds the model: the chat template, special tokens
- * recognised, BOS added when the tokenizer adds one and the template did not. Refuses
- * (`SERVER_CONTEXT_OVERFLOW`) a rendered prompt whose bytes cannot fit before tokenizing it, and
- * tokenizes in slices.
+ * Prompt ids of chat messages, as `Engine.chat` feeds the model (`Tokenizer.encodeChat` with the
+ * engine's template): rendered by the engine, encoded with `CHAT_ENCODE_OPTIONS` in slices, BOS
+ * added by the tokenizer's own `addChatBos`. Refuses (`SERVER_CONTEXT_OVERFLOW`) a prompt whose
+ * bytes cannot fit before tokenizing it.
  * @internal
  */
 export async function encodeChatPromptAsync(engine: Engine, messages: readonly ChatMessage[]): Promise<number[]> {
   const text = engine.renderChat(messages);
   await checkPromptBytes(engine, Buffer.byteLength(text), "messages");
   // Encoded whole (in slices): the chat context policy measures candidates by their token count.
-  const ids = await tokenizeInSlices(engine, text, { allowSpecial: true, addSpecialTokens: false });
-  const bos = engine.tokenizer?.bosTokenId ?? null;
-  if (bos !== null && ids[0] !== bos && engine.tokenize("").includes(bos)) ids.unshift(bos);
-  return ids;
+  const ids = await tokenizeInSlices(engine, text, CHAT_ENCODE_OPTIONS);
+  // renderChat threw already for a model without a tokenizer.
+  return engine.tokenizer!.addChatBos(ids);
 }
 
 /**
