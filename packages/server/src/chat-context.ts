@@ -1,5 +1,5 @@
 // A chat request that fills the context: the server's context policy, and how the answer reports it (header and `halo` field).
-import { fitChatToContextAsync, type ChatMessage, type ContextFit, type Engine, type RequestEndEvent } from "@halo/engine";
+import { fitChatToContextAsync, rendersEveryMessage, type ChatMessage, type ContextFit, type Engine, type RequestEndEvent } from "@halo/engine";
 import { HaloError, isHaloError } from "@halo/errors";
 import { ServerErrorCode } from "./errors.js";
 
@@ -55,7 +55,14 @@ export async function fitChatRequest(
     }
   };
   try {
-    return await fitChatToContextAsync(messages, { contextLength: engine.contextLength, maxTokens, policy, encode: measured });
+    // A built-in template renders every message to at least one token: candidates of contextLength messages or more are not rendered.
+    return await fitChatToContextAsync(messages, {
+      contextLength: engine.contextLength,
+      maxTokens,
+      policy,
+      encode: measured,
+      oneTokenPerMessage: rendersEveryMessage(engine.chatTemplate.source),
+    });
   } catch (error) {
     if (!isHaloError(error) || error.code !== "ENGINE_CONTEXT_OVERFLOW") throw error;
     // The last candidate tried was the shortest; when the byte bound refused it, its message says more.

@@ -1,5 +1,5 @@
 // Prompt admission before tokenizing (a byte bound on the token count) and tokenizing in slices that never hold the event loop.
-import { CHAT_ENCODE_OPTIONS, type ChatMessage, type Engine } from "@halo/engine";
+import { CHAT_ENCODE_OPTIONS, rendersEveryMessage, type ChatMessage, type Engine } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { ServerErrorCode } from "./errors.js";
 
@@ -200,10 +200,17 @@ export async function tokenizeInSlices(engine: Engine, text: string, options: En
  * Prompt ids of chat messages, as `Engine.chat` feeds the model (`Tokenizer.encodeChat` with the
  * engine's template): rendered by the engine, encoded with `CHAT_ENCODE_OPTIONS` in slices, BOS
  * added by the tokenizer's own `addChatBos`. Refuses (`SERVER_CONTEXT_OVERFLOW`) a prompt whose
- * bytes cannot fit before tokenizing it.
+ * bytes cannot fit before tokenizing it — and, with a built-in template (`rendersEveryMessage`:
+ * every message's trimmed content appears in the rendered text), before rendering it, from the
+ * messages' content bytes alone (rendering tens of thousands of messages holds the event loop).
  * @internal
  */
 export async function encodeChatPromptAsync(engine: Engine, messages: readonly ChatMessage[]): Promise<number[]> {
+  if (rendersEveryMessage(engine.chatTemplate.source)) {
+    let contentBytes = 0;
+    for (const message of messages) contentBytes += Buffer.byteLength(message.content.trim());
+    await checkPromptBytes(engine, contentBytes, "messages");
+  }
   const text = engine.renderChat(messages);
   await checkPromptBytes(engine, Buffer.byteLength(text), "messages");
   // Encoded whole (in slices): the chat context policy measures candidates by their token count.
