@@ -20,7 +20,7 @@ import { ServerMetrics } from "./metrics.js";
 import { isModelFailure, toOpenAiError } from "./openai-error.js";
 import { loadStaticAssets } from "./pages.js";
 import { ignoredFieldsHeader, parseChatRequest, parseCompletionRequest } from "./parse-request.js";
-import { longestTokenBytes } from "./prompt-tokens.js";
+import { detokenizeInSlices, longestTokenBytes, MAX_PIECES, piecesInSlices, tokenizeInSlices } from "./prompt-tokens.js";
 import { readJsonBody } from "./read-body.js";
 import { badField, booleanField, checkKnownFields, clipText, stringField } from "./request-fields.js";
 import { requestIdOf } from "./request-id.js";
@@ -475,8 +475,19 @@ export function createServer(options: CreateServerOptions): HaloServer {
       checkKnownFields(body, TOKENIZE_FIELDS);
       const content = stringField(body, "content");
       if (content === undefined) throw badField("content", "a string", body["content"]);
-      const ids = loaded.tokenize(content, { addSpecialTokens: booleanField(body, "add_special") ?? false, allowSpecial: booleanField(body, "parse_special") ?? true });
-      const tokens = booleanField(body, "with_pieces") === true ? ids.map((id) => ({ id, piece: loaded.detokenize([id]) })) : ids;
+      const encoding = { addSpecialTokens: booleanField(body, "add_special") ?? false, allowSpecial: booleanField(body, "parse_special") ?? true };
+      const withPieces = booleanField(body, "with_pieces") === true;
+      // In slices, so a few megabytes of text do not hold the event loop; with pieces, no further than the cap.
+      const ids = await tokenizeInSlices(loaded, content, encoding, withPieces ? MAX_PIECES + 1 : Infinity);
+      if (withPieces && ids.length > MAX_PIECES) {
+        throw new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, `with_pieces answers for at most ${MAX_PIECES} tokens`, {
+          field: "with_pieces",
+          expected: `content of at most ${MAX_PIECES} tokens with with_pieces`,
+          actual: `content of more than ${MAX_PIECES} tokens`,
+          hint: "Leave with_pieces out for long content (the ids alone have no cap), or send the content in parts",
+        });
+      }
+      const tokens = withPieces ? await piecesInSlices(loaded, ids) : ids;
       writeJson(res, 200, { tokens }, headers);
       return { status: 200 };
     }
@@ -486,7 +497,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
       if (!Array.isArray(tokens) || tokens.some((id) => typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= loaded.config.vocabSize)) {
         throw badField("tokens", `an array of token ids in [0, ${loaded.config.vocabSize})`, tokens);
       }
-      writeJson(res, 200, { content: loaded.detokenize(tokens as number[]) }, headers);
+      writeJson(res, 200, { content: await detokenizeInSlices(loaded, tokens as number[]) }, headers);
       return { status: 200 };
     }
     const parsed = route.name === "chat" ? parseChatRequest(body, loaded.config.vocabSize) : parseCompletionRequest(body, loaded.config.vocabSize);

@@ -196,6 +196,42 @@ export async function tokenizeInSlices(engine: Engine, text: string, options: En
   return out;
 }
 
+/** The most tokens `/tokenize` with `with_pieces` answers for (each id becomes an object with its text). */
+export const MAX_PIECES = 16_384;
+
+/** Ids per synchronous step of {@link detokenizeInSlices} and {@link piecesInSlices}. */
+const DECODE_SLICE_IDS = 16_384;
+
+/**
+ * `engine.detokenize(ids)`, the same text, decoded {@link DECODE_SLICE_IDS} ids per event-loop
+ * turn through the tokenizer's stream decoder (which holds back a character split across slices).
+ * @internal
+ */
+export async function detokenizeInSlices(engine: Engine, ids: readonly number[]): Promise<string> {
+  if (ids.length <= DECODE_SLICE_IDS || engine.tokenizer === null) return engine.detokenize(ids);
+  const decoder = engine.tokenizer.createStreamDecoder();
+  let text = "";
+  for (let start = 0; start < ids.length; start += DECODE_SLICE_IDS) {
+    if (start > 0) await yieldToLoop();
+    text += decoder.push(ids.slice(start, start + DECODE_SLICE_IDS));
+  }
+  return text + decoder.flush();
+}
+
+/**
+ * Each id with its own text (`/tokenize` `with_pieces`), {@link DECODE_SLICE_IDS} per event-loop
+ * turn. Callers cap `ids` at {@link MAX_PIECES}.
+ * @internal
+ */
+export async function piecesInSlices(engine: Engine, ids: readonly number[]): Promise<{ id: number; piece: string }[]> {
+  const pieces: { id: number; piece: string }[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    if (i > 0 && i % DECODE_SLICE_IDS === 0) await yieldToLoop();
+    pieces.push({ id: ids[i]!, piece: engine.detokenize([ids[i]!]) });
+  }
+  return pieces;
+}
+
 /**
  * Prompt ids of chat messages, as `Engine.chat` feeds the model (`Tokenizer.encodeChat` with the
  * engine's template): rendered by the engine, encoded with `CHAT_ENCODE_OPTIONS` in slices, BOS
