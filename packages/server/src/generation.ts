@@ -169,7 +169,9 @@ export async function serveGeneration(
   };
   try {
     const maxTokens = request.maxTokens ?? Math.max(1, Math.min(context.defaultMaxTokens, engine.contextLength - ids.length));
-    const events = engine.generate({ ...request.options, prompt: ids, maxTokens, signal: controller.signal });
+    // A chat stops where Engine.chat would (the template's stop strings join the request's).
+    const options = request.kind === "chat" ? engine.withTemplateStops(request.options, engine.chatTemplate.source) : request.options;
+    const events = engine.generate({ ...options, prompt: ids, maxTokens, signal: controller.signal });
     holdKv(ids.length);
     const run: RunState = { firstTokenAt: 0, counted: 0 };
     const onEvent = (event: GenerateEvent): void => {
