@@ -72,23 +72,36 @@ export function verifyOption(values: Record<string, unknown>): { readonly verify
   return values["no-verify"] === true ? { verify: false } : {};
 }
 
+/** The model file flag of every command that loads one (`run`, `chat`, `serve`). */
+export const MODEL_FLAG: FlagSpec = {
+  type: "string",
+  placeholder: "path|owner/name",
+  short: "m",
+  description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)",
+};
+
+/** How the model is loaded and run: the flags `run`, `chat` and `serve` share. */
+export const LOAD_FLAGS: Record<string, FlagSpec> = {
+  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
+  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
+  "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
+  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache, see docs/benchmarks.md for its cost)" },
+  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
+  progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
+  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
+};
+
 /** Model and sampling flags of `halo run` and `halo chat`. */
 export const MODEL_FLAGS: Record<string, FlagSpec> = {
-  model: { type: "string", placeholder: "path|owner/name", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
+  model: MODEL_FLAG,
   system: { type: "string", placeholder: "text", short: "s", description: "system prompt" },
   "max-tokens": { type: "string", placeholder: "n", short: "n", description: "most tokens per answer (default 512)" },
   temperature: { type: "string", placeholder: "float", short: "t", description: "sampling temperature; 0 = greedy (default 0.7)" },
   seed: { type: "string", placeholder: "int", description: "RNG seed for reproducible sampling" },
   "top-k": { type: "string", placeholder: "n", description: "keep the k most likely tokens (default 40)" },
   "top-p": { type: "string", placeholder: "float", description: "nucleus mass (default 0.95)" },
-  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
-  "context-length": { type: "string", placeholder: "n", description: "KV positions (default: min(model, 4096))" },
-  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache, see docs/benchmarks.md for its cost)" },
-  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
-  "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
-  progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
-  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
+  ...LOAD_FLAGS,
 };
 
 /** Sampling options read from {@link MODEL_FLAGS}. */

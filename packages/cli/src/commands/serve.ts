@@ -5,14 +5,13 @@ import { openModel, synthModel } from "@halo/h1b-format";
 import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
-import { CHAT_TEMPLATE_FLAG_HELP, chatTemplateFlag, chatTemplateOrigin } from "./model-options.js";
+import { chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: "string", placeholder: "path|owner/name", short: "m", description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)" },
+  model: MODEL_FLAG,
   demo: { type: "boolean", description: "serve a tiny synthetic model with RANDOM weights (gibberish output) to try the API and page" },
   host: { type: "string", placeholder: "address", description: "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)" },
   port: { type: "string", placeholder: "port", description: "TCP port (default 8080; 0 picks a free one)" },
@@ -30,16 +29,9 @@ const FLAGS: Record<string, FlagSpec> = {
   timeout: { type: "string", placeholder: "seconds", description: "seconds one request may take, queue wait included (default 600)" },
   "max-body": { type: "string", placeholder: "bytes", description: "largest request body in bytes (default 4194304)" },
   "model-id": { type: "string", placeholder: "id", description: "the model id clients send (default: the file name)" },
-  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
-  "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
-  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache)" },
-  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
-  "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
+  ...LOAD_FLAGS,
   "context-shift": CONTEXT_SHIFT_FLAG,
   "log-level": { type: "string", placeholder: "debug|info|warn|error", description: "debug | info | warn | error (JSON lines on stderr; default info)" },
-  progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
-  "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
 
