@@ -1,37 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { referenceBackend, type Backend, type LoadedModel, type StepBatch } from "@halo/kernels";
+import type { Backend } from "@halo/kernels";
 import { synthModel } from "@halo/h1b-format";
 import type { Engine } from "@halo/engine";
 import { createServer, loadServingEngine, silentLogger, type HaloServer } from "./index.js";
-import { postJson, readSseRecords } from "../test/tiny-server.js";
+import { postJson, readSseRecords, referenceWithStep } from "../test/tiny-server.js";
 
 // A model whose forward pass yields NaN logits (as a corrupt weight file or a broken kernel does):
 // the reference backend's real step, with its output overwritten.
 function nanBackend(): Backend {
-  const inner = referenceBackend();
-  return {
-    name: "nan-logits",
-    probe: () => inner.probe(),
-    capabilities: () => inner.capabilities(),
-    loadModel: async (weights, options) => {
-      const model = await inner.loadModel(weights, options);
-      const poisoned: LoadedModel = {
-        get config() {
-          return model.config;
-        },
-        get options() {
-          return model.options;
-        },
-        allocateSequence: () => model.allocateSequence(),
-        freeSequence: (slot) => model.freeSequence(slot),
-        truncateSequence: (slot, length) => model.truncateSequence(slot, length),
-        sequenceLength: (slot) => model.sequenceLength(slot),
-        step: async (batch: StepBatch) => (await model.step(batch)).fill(Number.NaN),
-        dispose: () => model.dispose(),
-      };
-      return poisoned;
-    },
-  };
+  return referenceWithStep("nan-logits", async (inner, batch) => (await inner.step(batch)).fill(Number.NaN));
 }
 
 let engine: Engine;

@@ -2,44 +2,21 @@
 // with model_error, later requests get 500 model_error, /health reports the failure, and the server keeps answering.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HaloError } from "@halo/errors";
-import { referenceBackend, type Backend, type LoadedModel, type StepBatch } from "@halo/kernels";
+import type { Backend } from "@halo/kernels";
 import { synthModel } from "@halo/h1b-format";
 import type { Engine } from "@halo/engine";
 import { createServer, loadServingEngine, type HaloServer, type Logger } from "./index.js";
-import { postJson, readSseRecords } from "../test/tiny-server.js";
+import { postJson, readSseRecords, referenceWithStep } from "../test/tiny-server.js";
 
 const MESSAGE = "step: the model file changed while the model was loaded (/models/model.halo); found size 586304 → 0 bytes";
 
 // The reference backend's real steps until `stopped` is set, then the CPU backend's sticky rejection.
 const state = { steps: 0, stopAfter: Number.POSITIVE_INFINITY };
 function stoppingBackend(): Backend {
-  const inner = referenceBackend();
-  return {
-    name: "stopping",
-    probe: () => inner.probe(),
-    capabilities: () => inner.capabilities(),
-    loadModel: async (weights, options) => {
-      const model = await inner.loadModel(weights, options);
-      const wrapped: LoadedModel = {
-        get config() {
-          return model.config;
-        },
-        get options() {
-          return model.options;
-        },
-        allocateSequence: () => model.allocateSequence(),
-        freeSequence: (slot) => model.freeSequence(slot),
-        truncateSequence: (slot, length) => model.truncateSequence(slot, length),
-        sequenceLength: (slot) => model.sequenceLength(slot),
-        step: async (batch: StepBatch) => {
-          if (++state.steps > state.stopAfter) throw new HaloError("KERNELS_CPU_MODEL_FILE_CHANGED", MESSAGE);
-          return model.step(batch);
-        },
-        dispose: () => model.dispose(),
-      };
-      return wrapped;
-    },
-  };
+  return referenceWithStep("stopping", async (inner, batch) => {
+    if (++state.steps > state.stopAfter) throw new HaloError("KERNELS_CPU_MODEL_FILE_CHANGED", MESSAGE);
+    return inner.step(batch);
+  });
 }
 
 const logged: Array<{ msg: string; fields: Readonly<Record<string, unknown>> }> = [];

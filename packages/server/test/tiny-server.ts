@@ -1,6 +1,7 @@
 // Test support: a listening server on a tiny synthetic model, and an SSE reader for raw fetch answers.
 import type { Engine } from "@halo/engine";
 import { synthModel } from "@halo/h1b-format";
+import { referenceBackend, type Backend, type LoadedModel, type StepBatch } from "@halo/kernels";
 import { createServer, loadServingEngine, type CreateServerOptions, type HaloServer } from "../src/index.js";
 import type { Logger } from "../src/logger.js";
 
@@ -54,4 +55,35 @@ export async function readSseRecords(response: Response): Promise<string[]> {
 /** POSTs JSON. */
 export function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+}
+
+/**
+ * The reference backend under another name, with each step going through `step` (which calls the real one through
+ * `inner`): a model whose forward pass fails or returns bad logits the way a broken file or kernel would.
+ */
+export function referenceWithStep(name: string, step: (inner: LoadedModel, batch: StepBatch) => Promise<Float32Array>): Backend {
+  const reference = referenceBackend();
+  return {
+    name,
+    probe: () => reference.probe(),
+    capabilities: () => reference.capabilities(),
+    loadModel: async (weights, options) => {
+      const model = await reference.loadModel(weights, options);
+      const wrapped: LoadedModel = {
+        get config() {
+          return model.config;
+        },
+        get options() {
+          return model.options;
+        },
+        allocateSequence: () => model.allocateSequence(),
+        freeSequence: (slot) => model.freeSequence(slot),
+        truncateSequence: (slot, length) => model.truncateSequence(slot, length),
+        sequenceLength: (slot) => model.sequenceLength(slot),
+        step: (batch: StepBatch) => step(model, batch),
+        dispose: () => model.dispose(),
+      };
+      return wrapped;
+    },
+  };
 }
