@@ -234,7 +234,6 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
   const ownsModel = typeof source === "string";
   try {
     options.onProgress?.({ phase: "open", fraction: 1 });
-    const verifiedFiles = options.verify === false ? [] : await verifyWeights(model, options);
     const config = model.config;
     const contextLength = checkInteger(
       "contextLength",
@@ -255,6 +254,8 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       tokenizer,
       ...(options.chatTemplate !== undefined ? { requested: options.chatTemplate } : {}),
     });
+    // The cheap checks above (options against the header, the template) come first; then every weight byte is read.
+    const verifiedFiles = options.verify === false ? [] : await verifyWeights(model, options);
 
     const wanted = options.backend ?? "auto";
     const choices: readonly BackendChoice[] = isChoiceList(wanted) ? wanted : [wanted];
