@@ -85,12 +85,24 @@ describe("halo serve while its model file changes", () => {
       // Once tokens stream, the file is cut to nothing and then rewritten in place with another model's bytes (what a
       // partial, then complete, `cp other.halo model.halo` does), while the request keeps stepping.
       let changed = false;
+      let rewritten: Promise<void> = Promise.resolve();
       const records = await readRecords(response, () => {
         if (changed) return;
         changed = true;
         truncateSync(modelPath, 0);
-        setTimeout(() => writeFileSync(modelPath, otherBytes), 20);
+        // Awaited below: the stream may end before the rewrite, which must still happen inside this test.
+        rewritten = new Promise((resolve, reject) =>
+          setTimeout(() => {
+            try {
+              writeFileSync(modelPath, otherBytes);
+              resolve();
+            } catch (error) {
+              reject(error instanceof Error ? error : new Error(String(error)));
+            }
+          }, 20),
+        );
       });
+      await rewritten;
       expect(changed).toBe(true);
       expect(records.at(-1)).toBe("[DONE]");
       const last = JSON.parse(records.at(-2)!) as { error?: { code: string; halo_code: string; message: string } };
