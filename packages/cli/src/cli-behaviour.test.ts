@@ -9,19 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthModel, writeHalo } from "@halo/h1b-format";
 import { quietOnBrokenPipe } from "./broken-pipe.js";
 import { main, mainHelp } from "./main.js";
+import { captureOutput } from "../test/capture.js";
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 let dir: string;
 let modelPath: string;
 
-function capture(env: Record<string, string> = {}): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: { HALO_CACHE_DIR: join(dir, "cache"), HF_HUB_CACHE: join(dir, "hf"), HF_ENDPOINT: "http://127.0.0.1:1", ...env } },
-  };
+function capture(env: Record<string, string> = {}) {
+  return captureOutput({ HALO_CACHE_DIR: join(dir, "cache"), HF_HUB_CACHE: join(dir, "hf"), HF_ENDPOINT: "http://127.0.0.1:1", ...env });
 }
 
 beforeAll(async () => {

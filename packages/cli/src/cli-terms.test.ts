@@ -6,18 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthModel, writeHalo } from "@halo/h1b-format";
 import { inCliTerms } from "./cli-terms.js";
 import { main } from "./main.js";
+import { captureOutput } from "../test/capture.js";
 
 let dir: string;
 let modelPath: string;
 
-function capture(): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: { HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1" } },
-  };
+function capture() {
+  return captureOutput({ HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1" });
 }
 
 beforeAll(async () => {

@@ -5,14 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthModel, writeHalo } from "@halo/h1b-format";
 import { loadModel } from "@halo/engine";
 import { main, parseTokenList } from "./index.js";
+import { captureOutput } from "../test/capture.js";
 
 let dir: string;
 let modelPath: string;
 
-function capture(): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: {} } };
+function capture() {
+  return captureOutput({});
 }
 
 beforeAll(async () => {

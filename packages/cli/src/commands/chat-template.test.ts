@@ -9,6 +9,7 @@ import { openModel, runCli, synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../main.js";
 import { serveCommand } from "./serve.js";
 import { readyUrl } from "../../test/ready-url.js";
+import { captureOutput } from "../../test/capture.js";
 
 let dir: string;
 /** The seed .h1b (+ .htok) `h1b synth` writes, as in the issue. */
@@ -22,19 +23,8 @@ let haloWithTemplate: string;
 
 const INFERRED = "inferred: BitNet architecture with Llama-3 vocabulary";
 
-function capture(stdin?: PassThrough): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    ctx: {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => err.push(t) },
-      env: { HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1" },
-      ...(stdin !== undefined ? { stdin } : {}),
-    },
-  };
+function capture(stdin?: PassThrough) {
+  return captureOutput({ HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1" }, stdin);
 }
 
 async function h1bCli(args: string[]): Promise<void> {

@@ -9,19 +9,14 @@ import { startFakeHub, type FakeHub } from "../../test/fake-hub.js";
 import { main } from "../index.js";
 import { MultiLineReader } from "./chat.js";
 import { parseCpuinfo } from "./doctor.js";
+import { captureOutput } from "../../test/capture.js";
 
 let dir: string;
 let modelPath: string;
 let hub: FakeHub;
 
-function capture(env: Record<string, string> = {}, stdin?: PassThrough): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: { HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1", ...env }, ...(stdin !== undefined ? { stdin } : {}) },
-  };
+function capture(env: Record<string, string> = {}, stdin?: PassThrough) {
+  return captureOutput({ HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1", ...env }, stdin);
 }
 
 async function greedyChat(messages: ChatMessage[], maxTokens: number): Promise<string> {

@@ -7,23 +7,14 @@ import { COMPLETE_MARKER } from "../hub/cache-dir.js";
 import { hfHubCacheDir } from "../hub/hf-cache.js";
 import { resolveModel } from "../hub/resolve-model.js";
 import { main } from "../main.js";
+import { captureOutput } from "../../test/capture.js";
 
 let dir: string;
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 
-function capture(env: Record<string, string> = {}): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    ctx: {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => err.push(t) },
-      // An unreachable hub: anything that is not found in a cache fails instead of downloading.
-      env: { HALO_CACHE_DIR: join(dir, "halo"), HF_HUB_CACHE: join(dir, "hf"), HF_ENDPOINT: "http://127.0.0.1:1", ...env },
-    },
-  };
+/** An unreachable hub: anything that is not found in a cache fails instead of downloading. */
+function capture(env: Record<string, string> = {}) {
+  return captureOutput({ HALO_CACHE_DIR: join(dir, "halo"), HF_HUB_CACHE: join(dir, "hf"), HF_ENDPOINT: "http://127.0.0.1:1", ...env });
 }
 
 /** A repository in huggingface_hub's layout: blobs/, refs/main, snapshots/<commit>/<file> → ../../blobs/<file>. */

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readHaloHeader, synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../index.js";
+import { captureOutput } from "../../test/capture.js";
 
 let dir: string;
 let flipped: string;
@@ -28,10 +29,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function capture(): { out: string[]; err: string[]; ctx: Parameters<typeof main>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: { HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1" } } };
+function capture() {
+  return captureOutput({ HALO_CACHE_DIR: join(dir, "cache"), HF_ENDPOINT: "http://127.0.0.1:1" });
 }
 
 describe("--no-verify", () => {

@@ -6,6 +6,7 @@ import { synthModel, writeHalo } from "@halo/h1b-format";
 import { main } from "../main.js";
 import { DEMO_MODEL_ID, serveCommand } from "./serve.js";
 import { readyUrl } from "../../test/ready-url.js";
+import { captureOutput } from "../../test/capture.js";
 
 let dir: string;
 let modelPath: string;
@@ -17,10 +18,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function capture(env: Record<string, string> = {}): { out: string[]; err: string[]; ctx: Parameters<typeof serveCommand>[1] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, ctx: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env } };
+function capture(env: Record<string, string> = {}) {
+  return captureOutput(env);
 }
 
 describe("halo serve", () => {
