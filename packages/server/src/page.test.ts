@@ -27,15 +27,20 @@ const browserRequired = process.env["HALO_REQUIRE_BROWSER"] === "1";
 const skipPage = !haveChromium && !browserRequired;
 if (skipPage) console.warn(`page test skipped: ${CHROMIUM} is missing (install it with \`apt-get install -y chromium\`, as scripts/setup-system.sh does)`);
 
+/** Headless Debian Chromium with the flags this sandboxed, offline machine needs (no background networking, no sandbox as root). */
+async function launchChromium(): Promise<import("playwright-core").Browser> {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
 describe("the chat page in headless Chromium", () => {
   it.skipIf(skipPage)("streams a typed prompt's reply into the page while the live stats update; saves a screenshot", async () => {
-    const { chromium } = await import("playwright-core");
     const tiny = await startTinyServer({ parallel: 2, statsIntervalMs: 100 });
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
       const pageErrors: string[] = [];
@@ -85,13 +90,8 @@ describe("the chat page in headless Chromium", () => {
   }, 60_000);
 
   it.skipIf(skipPage)("keeps chatting when the context is full: a note says the server dropped the oldest turns, which are greyed out", async () => {
-    const { chromium } = await import("playwright-core");
     const tiny = await startTinyServer({ parallel: 1, statsIntervalMs: 100, contextLength: 64 });
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
       const pageErrors: string[] = [];
