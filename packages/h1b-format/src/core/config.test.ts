@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { HaloError } from "@halo/errors";
 import "../index.js";
 import { CONFIG_LIMITS, shapeConfig, validateConfig } from "./config.js";
 import type { ModelConfig } from "./model.js";
@@ -16,16 +15,7 @@ import { HALO_PREAMBLE_BYTES } from "../formats/halo/halo-layout.js";
 import { encodeH1b } from "../formats/h1b/write-h1b.js";
 import { readH1b } from "../formats/h1b/read-h1b.js";
 import { cfgOffset } from "../formats/h1b/h1b-layout.js";
-
-function thrown(fn: () => unknown): HaloError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof HaloError) return error;
-    throw error;
-  }
-  throw new Error("expected a HaloError");
-}
+import { caught } from "../error-code.test-support.js";
 
 const tiny = shapeConfig("tiny");
 
@@ -55,7 +45,7 @@ describe("validateConfig ranges", () => {
     ["vocabSize × hiddenSize (embedding)", { vocabSize: 4_000_000, hiddenSize: 65_536 }],
   ];
   it.each(cases)("refuses %s out of range, naming field, range and a remedy", (field, change) => {
-    const error = thrown(() => validateConfig({ ...tiny, ...change }, "m.halo"));
+    const error = caught(() => validateConfig({ ...tiny, ...change }, "m.halo"));
     expect(error.code).toBe("H1B_BAD_DIMENSION");
     expect(error.field).toBe(field);
     expect(error.path).toBe("m.halo");
@@ -89,7 +79,7 @@ describe("headers that used to pass verify", () => {
       odv.setBigUint64(24, BigInt(edited.byteLength), true);
       odv.setUint32(56, crc32(edited), true);
       odv.setUint32(60, crc32(out.subarray(0, 60)), true);
-      const error = thrown(() => readHalo(memorySource(out, "eps.halo")));
+      const error = caught(() => readHalo(memorySource(out, "eps.halo")));
       expect(error.code).toBe("H1B_BAD_DIMENSION");
       expect(error.field).toBe("rmsNormEps");
       expect(error.actual).toBe(9.2e18);
@@ -110,7 +100,7 @@ describe("headers that used to pass verify", () => {
   });
 
   it(".h1b: intermediate_size 1 is refused (the file is larger than the header describes)", () => {
-    const error = thrown(() => readH1b(memorySource(withCfg(1, 1), "ffn.h1b")));
+    const error = caught(() => readH1b(memorySource(withCfg(1, 1), "ffn.h1b")));
     expect(error.code).toBe("H1B_BAD_DIMENSION");
     expect(String(error.actual)).toMatch(/after the last layer/);
     expect(error.message).toMatch(/intermediate_size/);
@@ -122,11 +112,11 @@ describe("headers that used to pass verify", () => {
       [2, 1],
       [5, 511],
     ] as const) {
-      expect(thrown(() => readH1b(memorySource(withCfg(index, value), "dims.h1b"))).code).toBe("H1B_BAD_DIMENSION");
+      expect(caught(() => readH1b(memorySource(withCfg(index, value), "dims.h1b"))).code).toBe("H1B_BAD_DIMENSION");
     }
   });
 
   it(".h1b: more KV heads than the weights hold is refused as truncated", () => {
-    expect(thrown(() => readH1b(memorySource(withCfg(4, 4), "kv.h1b"))).code).toBe("H1B_TRUNCATED");
+    expect(caught(() => readH1b(memorySource(withCfg(4, 4), "kv.h1b"))).code).toBe("H1B_TRUNCATED");
   });
 });

@@ -3,18 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { HaloError } from "@halo/errors";
 import { htokToTokenizerPayload, readHtok, writeHtok, type HtokData } from "./htok.js";
-
-function caught(fn: () => unknown): HaloError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof HaloError) return error;
-    throw error;
-  }
-  throw new Error("expected a HaloError");
-}
+import { caught } from "../../error-code.test-support.js";
 
 /** research/seed-system.md §2, written out by hand: vocab ["a","b","ab"], one merge (0,1)→2, bos 0, eos 1. */
 const HAND = Uint8Array.from([

@@ -2,21 +2,11 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { HaloError } from "@halo/errors";
 import { memorySource } from "../../core/byte-source.js";
 import { floatTensor } from "../../core/tensors.js";
 import { f32ToF16 } from "../../core/half.js";
 import { encodeMedusa, readMedusa, writeMedusa, type MedusaHead } from "./medusa.js";
-
-function caught(fn: () => unknown): HaloError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof HaloError) return error;
-    throw error;
-  }
-  throw new Error("expected a HaloError");
-}
+import { caught } from "../../error-code.test-support.js";
 
 /** Four heads of `hd × hd` fp16 matrices with distinct values per head and matrix. */
 function heads(hd: number): MedusaHead[] {

@@ -2,25 +2,15 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { HaloError } from "@halo/errors";
 import { memorySource } from "../../core/byte-source.js";
 import { TERNARY_ROLES } from "../../core/model.js";
 import { handBuiltH1b, type HandBuiltOptions } from "./h1b-fixtures.js";
 import { readH1b } from "./read-h1b.js";
 import { writeHtok } from "./htok.js";
+import { caught } from "../../error-code.test-support.js";
 
 const SMALL = { hs: 32, is: 64, layers: 2, heads: 2, kvHeads: 1, vocab: 8 } as const;
 const BONSAI = { hs: 128, is: 128, layers: 1, heads: 2, kvHeads: 1, vocab: 4 } as const;
-
-function caught(fn: () => unknown): HaloError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof HaloError) return error;
-    throw error;
-  }
-  throw new Error("expected a HaloError");
-}
 
 function patch(bytes: Uint8Array, offset: number, value: number, kind: "i32" | "f32" = "i32"): Uint8Array {
   const copy = bytes.slice();

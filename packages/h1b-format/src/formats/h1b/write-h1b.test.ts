@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { HaloError } from "@halo/errors";
 import { memorySource } from "../../core/byte-source.js";
 import { TERNARY_ROLES, type HaloModel, type TernaryTensor } from "../../core/model.js";
 import { ternaryTensor } from "../../core/tensors.js";
@@ -14,18 +13,9 @@ import { handBuiltH1b } from "./h1b-fixtures.js";
 import { readH1b } from "./read-h1b.js";
 import { encodeH1b, writeH1b } from "./write-h1b.js";
 import { writeHtok } from "./htok.js";
+import { caught } from "../../error-code.test-support.js";
 
 const SMALL = { hs: 32, is: 64, layers: 2, heads: 2, kvHeads: 1, vocab: 8 } as const;
-
-function caught(fn: () => unknown): HaloError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof HaloError) return error;
-    throw error;
-  }
-  throw new Error("expected a HaloError");
-}
 
 function trits(tensor: TernaryTensor): Int8Array {
   const out = new Int8Array(tensor.rows * tensor.cols);
