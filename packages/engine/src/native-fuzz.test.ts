@@ -13,6 +13,7 @@ import {
   readH1b,
   readHalo,
   readHfSnapshotSync,
+  Rng,
   synthModel,
   verifyModelWeights,
   writeGguf,
@@ -48,16 +49,10 @@ const SHAPE: ModelConfig = {
   maxPositionEmbeddings: 64,
 };
 
-/** mulberry32: a seeded RNG so a failing mutant is reproducible from HALO_FUZZ_SEED and its index. */
+/** A seeded RNG (h1b-format's synthetic-model generator) so a failing mutant is reproducible from HALO_FUZZ_SEED and its index. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const generator = new Rng(seed);
+  return () => generator.float();
 }
 
 interface Target {
