@@ -80,6 +80,11 @@ export class Engine {
   /** KV cache dtype in use. */
   readonly kvDtype: string;
   /**
+   * Sequences the backend holds at once (KV slots): generations beyond it queue, and each
+   * {@link Session} holds one. A server's parallel request limit should equal it.
+   */
+  readonly maxSequences: number;
+  /**
    * The chat template {@link chat}, {@link renderChat} and sessions use when a call names none, and
    * where it came from: `loadModel`'s `chatTemplate` option (origin `option`), the model file's own
    * (`file`), or inferred from the architecture and vocabulary (`inferred`; `plain` when nothing
@@ -113,6 +118,7 @@ export class Engine {
     this.loadMs = parts.loadMs;
     this.contextLength = parts.model.options.contextLength;
     this.kvDtype = parts.model.options.kvDtype;
+    this.maxSequences = parts.model.options.maxSequences;
     this.chatTemplate = parts.chatTemplate;
     this.scheduler = new Scheduler(parts.model, {
       maxBatchTokens: parts.maxBatchTokens,
@@ -196,6 +202,20 @@ export class Engine {
     const templateOptions = this.chatTemplateOptions(options.template, options.templateVariables);
     const fit = this.fitChat(messages, options, templateOptions.template!, (kept) => tokenizer.encodeChat(kept, templateOptions));
     return this.run(fit.ids, this.withTemplateStops(options, templateOptions.template!), undefined, fit.droppedMessages);
+  }
+
+  /**
+   * The prompt ids {@link chat} would run for `messages` (before any context shift): rendered with
+   * `options.template` or the engine's chat template and its variables, BOS added per the tokenizer.
+   *
+   * @example
+   * ```ts
+   * const ids = engine.encodeChat([{ role: "user", content: "Hi" }]);
+   * ```
+   */
+  encodeChat(messages: readonly ChatMessage[], options: Pick<ChatOptions, "template" | "templateVariables"> = {}): number[] {
+    const tokenizer = this.requireTokenizer();
+    return tokenizer.encodeChat(messages, this.chatTemplateOptions(options.template, options.templateVariables));
   }
 
   /**

@@ -232,6 +232,11 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     kvDtypes: ["f16", "f32", "int8"],
     activationQuants: ["per-token", "q8k-block"],
     maxBatchTokens: resolved.maxBatchTokens,
+    preferredBatchTokens: Math.min(resolved.maxBatchTokens, 512),
+    outputs: ["logits"],
+    hiddenRows: false,
+    copySequence: false,
+    sequenceTransfer: false,
     maxSequences: 256,
     maxHeadDim: Infinity,
   };

@@ -1,5 +1,6 @@
 // @halo/kernels-cpu: the native CPU backend (C++ SIMD kernels chosen at run time, persistent thread pool).
 export { createBackend } from "./cpu-backend.js";
+export { backendFactory } from "./cpu-factory.js";
 export type { CpuBackendOptions, CpuLmHead } from "./cpu-backend.js";
 export { CpuLoadedModel } from "./cpu-loaded-model.js";
 export type { CpuModelInfo } from "./cpu-loaded-model.js";

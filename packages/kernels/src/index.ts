@@ -13,20 +13,25 @@ export type {
 } from "./contract/weights.js";
 export type {
   Backend,
+  BackendFactory,
   BackendProbe,
+  BackendMemory,
   BackendCapabilities,
+  MemoryEstimate,
   LoadOptions,
   LoadProgress,
   KvDtype,
   ActivationQuant,
 } from "./contract/backend.js";
-export type { LoadedModel, StepBatch, ResolvedLoadOptions } from "./contract/loaded-model.js";
+export { CONTRACT_VERSION, KV_DTYPES, ACTIVATION_QUANTS } from "./contract/backend.js";
+export type { LoadedModel, StepBatch, StepOutput, StepResult, SequenceState, ResolvedLoadOptions } from "./contract/loaded-model.js";
+export { forwardBatch, argmaxRows, topKRows } from "./contract/forward.js";
 export type { KernelOps, AttentionInput, QuantizedActivations, MaybePromise } from "./contract/kernel-ops.js";
 export { validateLoad } from "./contract/validate-load.js";
-export { validateBatch } from "./contract/validate-batch.js";
+export { validateBatch, validateOutputs, requireLogitsOnly } from "./contract/validate-batch.js";
 export type { BatchLimits } from "./contract/validate-batch.js";
 
-export { referenceBackend } from "./reference/reference-backend.js";
+export { referenceBackend, referenceBackendFactory } from "./reference/reference-backend.js";
 export type { ReferenceBackendOptions } from "./reference/reference-backend.js";
 export type { RopeAngleMode } from "./reference/rope.js";
 export { referenceOps, decodeTernary } from "./reference/reference-ops.js";

@@ -1,7 +1,23 @@
 // The backend contract: what every backend (reference, cpu, hip, xdna) answers and how a model is loaded.
 import type { KernelOps } from "./kernel-ops.js";
-import type { LoadedModel } from "./loaded-model.js";
-import type { ModelWeights } from "./weights.js";
+import type { LoadedModel, StepOutput } from "./loaded-model.js";
+import type { ModelWeights, WeightsConfig } from "./weights.js";
+
+/**
+ * Version of this contract. A backend package declares the version it implements
+ * ({@link BackendFactory.contractVersion}); the engine refuses a factory built for another version
+ * with a message naming both, instead of calling methods it may not have.
+ *
+ * History: 1 — `step` only; 2 — factories and discovery, `forward` outputs (argmax, top-k, hidden
+ * rows), `copySequence`, `exportSequence` / `importSequence`, `estimateMemory`, `probe().memory`,
+ * `preferredBatchTokens`.
+ *
+ * @example
+ * ```ts
+ * if (factory.contractVersion !== CONTRACT_VERSION) console.warn(`${factory.name} speaks contract ${factory.contractVersion}`);
+ * ```
+ */
+export const CONTRACT_VERSION = 2;
 
 /**
  * Storage type of the KV cache. `f16` rounds every cached key and value to half precision. `int8`
@@ -15,7 +31,18 @@ import type { ModelWeights } from "./weights.js";
  * const kvDtype: KvDtype = "f16";
  * ```
  */
-export type KvDtype = "f32" | "f16" | "int8";
+export type KvDtype = (typeof KV_DTYPES)[number];
+
+/**
+ * Every KV cache storage the contract defines, the one list the engine, server and CLI read (a
+ * backend says which it runs in {@link BackendCapabilities.kvDtypes}).
+ *
+ * @example
+ * ```ts
+ * KV_DTYPES.includes("f16"); // true
+ * ```
+ */
+export const KV_DTYPES = ["f32", "f16", "int8"] as const;
 
 /**
  * How activations are quantised to int8 before each ternary matmul.
@@ -28,7 +55,63 @@ export type KvDtype = "f32" | "f16" | "int8";
  * await backend.loadModel(weights, { contextLength: 512, activationQuant: "q8k-block" });
  * ```
  */
-export type ActivationQuant = "per-token" | "q8k-block";
+export type ActivationQuant = (typeof ACTIVATION_QUANTS)[number];
+
+/**
+ * Every activation quantisation scheme the contract defines.
+ *
+ * @example
+ * ```ts
+ * ACTIVATION_QUANTS; // ["per-token", "q8k-block"]
+ * ```
+ */
+export const ACTIVATION_QUANTS = ["per-token", "q8k-block"] as const;
+
+/**
+ * Memory a backend allocates from (host RAM for a CPU backend, device memory for a GPU or NPU),
+ * as {@link BackendProbe.memory} reports it.
+ *
+ * @example
+ * ```ts
+ * const memory: BackendMemory = { kind: "host", totalBytes: 24e9, freeBytes: 20e9 };
+ * ```
+ */
+export interface BackendMemory {
+  /** `host`: the process's RAM; `device`: memory of an accelerator. */
+  readonly kind: "host" | "device";
+  readonly totalBytes: number;
+  /** Free now (a snapshot; other processes change it). */
+  readonly freeBytes: number;
+}
+
+/**
+ * What a backend would allocate for a model, from {@link Backend.estimateMemory}, before loading it.
+ *
+ * @example
+ * ```ts
+ * const e = backend.estimateMemory?.(weights.config, { contextLength: 4096, maxSequences: 4 });
+ * if (e !== undefined && e.totalBytes > free) console.warn("will not fit");
+ * ```
+ */
+export interface MemoryEstimate {
+  /** Weights held (packed ternary, norms, embedding, LM head), counting file-mapped bytes too. */
+  readonly weightsBytes: number;
+  /** Of {@link weightsBytes}: the LM head as stored (the embedding when tied). */
+  readonly headBytes: number;
+  /** One KV position of one sequence, all layers, keys and values (scales included). */
+  readonly kvBytesPerPosition: number;
+  /** `maxSequences × contextLength × kvBytesPerPosition`: the whole KV cache if every slot is filled. */
+  readonly kvBytes: number;
+  /** Activations and other buffers a step of `preferredBatchTokens` rows needs. */
+  readonly scratchBytes: number;
+  /** `weightsBytes + kvBytes + scratchBytes`. */
+  readonly totalBytes: number;
+  /**
+   * Bytes one decode step of one sequence reads besides its KV: the packed ternary weights, the
+   * norms and the LM head (the embedding row is negligible) — the numerator of a bandwidth roofline.
+   */
+  readonly decodeReadBytes: number;
+}
 
 /**
  * The answer of {@link Backend.probe}.
@@ -44,6 +127,13 @@ export interface BackendProbe {
   readonly available: boolean;
   /** Why not (or a note on what was found when available), in words. */
   readonly reason: string;
+  /** The memory it allocates from, when it can tell. */
+  readonly memory?: BackendMemory;
+  /**
+   * Facts worth showing a user (`halo doctor` prints them): the kernel path chosen, devices
+   * found, driver versions. Keys are short words, values one line each.
+   */
+  readonly details?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -76,6 +166,24 @@ export interface BackendCapabilities {
   readonly activationQuants: readonly ActivationQuant[];
   /** Most tokens one `step` takes. */
   readonly maxBatchTokens: number;
+  /**
+   * Rows per step the backend runs well (at most {@link maxBatchTokens}): the engine's scheduler
+   * fills steps up to this many rows and splits prompts into chunks of half of it, so a GPU can ask
+   * for large steps and a CPU for cache-sized ones.
+   */
+  readonly preferredBatchTokens: number;
+  /**
+   * Outputs {@link LoadedModel.forward} computes on the backend (`"logits"` always; `"argmax"`
+   * and `"top-k"` save copying whole logit rows off a device). Outputs not listed are derived on
+   * the host from logits by {@link forwardBatch}.
+   */
+  readonly outputs: readonly StepOutput[];
+  /** Whether `forward` returns final hidden states (`StepBatch.hiddenRows`, for Medusa-style heads). */
+  readonly hiddenRows: boolean;
+  /** Whether loaded models implement {@link LoadedModel.copySequence}. */
+  readonly copySequence: boolean;
+  /** Whether loaded models implement {@link LoadedModel.exportSequence} and {@link LoadedModel.importSequence}. */
+  readonly sequenceTransfer: boolean;
   /** Most sequences a loaded model holds at once. */
   readonly maxSequences: number;
   /** Most heads of width `headDim` it handles (attention kernels have limits; Infinity when none). */
@@ -153,8 +261,51 @@ export interface Backend {
    */
   loadModel(weights: ModelWeights, options: LoadOptions): Promise<LoadedModel>;
   /**
+   * What {@link loadModel} would allocate for a model of this config with these options, without
+   * loading it. Optional capability (contract 2); the engine reports it and refuses a load that
+   * cannot fit {@link BackendProbe.memory}.
+   */
+  estimateMemory?(config: WeightsConfig, options: LoadOptions): MemoryEstimate;
+  /**
    * Kernel-level entry points for the conformance suite's per-op checks. Optional: a backend
    * without them is checked end to end only.
    */
   readonly ops?: KernelOps;
+}
+
+/**
+ * How a backend package plugs in: the engine discovers installed packages named `@halo/kernels-*`
+ * whose `package.json` declares `"halo": { "backend": true }` and whose entry point exports
+ * `backendFactory`, or takes factories (and {@link Backend} objects) passed to it directly. The
+ * engine, server and CLI never import a backend by name; they list factories, probe them and
+ * create the chosen one with the caller's options, untouched.
+ *
+ * @example
+ * ```ts
+ * export const backendFactory: BackendFactory = {
+ *   contractVersion: CONTRACT_VERSION,
+ *   name: "mygpu",
+ *   priority: 200,
+ *   description: "My GPU kernels",
+ *   probe: async () => ({ available: false, reason: "no GPU found" }),
+ *   create: (options) => createMyGpuBackend(options),
+ * };
+ * ```
+ */
+export interface BackendFactory {
+  /** The {@link CONTRACT_VERSION} the backend implements. */
+  readonly contractVersion: number;
+  /** Short stable name users select it by (`cpu`, `hip`, …); also the key of its options in `backendOptions`. */
+  readonly name: string;
+  /** Order in `"auto"`: higher first (reference 0, cpu 100, GPU backends above). */
+  readonly priority: number;
+  /** One line on what it is, for `halo doctor`. */
+  readonly description: string;
+  /** Whether it can run here, without creating anything heavy. Never throws. */
+  probe(): Promise<BackendProbe>;
+  /**
+   * Creates the backend with its own options (passed through from the caller untouched). Throws
+   * `KERNELS_BAD_OPTION` for an option it does not know or a bad value, naming the option.
+   */
+  create(options?: Readonly<Record<string, unknown>>): Backend;
 }

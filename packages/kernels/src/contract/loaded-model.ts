@@ -3,6 +3,17 @@ import type { ActivationQuant, KvDtype } from "./backend.js";
 import type { WeightsConfig } from "./weights.js";
 
 /**
+ * What {@link LoadedModel.forward} returns for the rows in `logitRows`: whole logit rows, the
+ * greedy token only, or the `topK` best ids with their logits.
+ *
+ * @example
+ * ```ts
+ * const output: StepOutput = "argmax";
+ * ```
+ */
+export type StepOutput = "logits" | "argmax" | "top-k";
+
+/**
  * One step's input: `n` rows, each a token of some sequence at its position. Rows of the same
  * slot must continue that sequence in order (`positions` = its current length, +1, +2, …); rows of
  * different slots may interleave. Prefill (many rows of one slot), decode of many sequences (one
@@ -31,6 +42,64 @@ export interface StepBatch {
    * come back in this order. Typically the last row of each sequence; every row for verification.
    */
   readonly logitRows: Int32Array;
+  /**
+   * What `forward` returns for `logitRows` (contract 2). Default `"logits"`. `step` takes only
+   * `"logits"` (or none).
+   */
+  readonly output?: StepOutput;
+  /** With `output: "top-k"`: how many ids per row, 1 … vocabSize. */
+  readonly topK?: number;
+  /**
+   * Rows whose final hidden state (the residual stream after the last layer, before the output
+   * norm) `forward` returns, strictly increasing (contract 2; needs `capabilities.hiddenRows`).
+   */
+  readonly hiddenRows?: Int32Array;
+}
+
+/**
+ * The result of {@link LoadedModel.forward}.
+ *
+ * @example
+ * ```ts
+ * const { argmax } = await forwardBatch(model, { ...batch, output: "argmax" });
+ * ```
+ */
+export interface StepResult {
+  /** `[logitRows.length][vocabSize]` with output `"logits"`; empty otherwise. */
+  readonly logits: Float32Array;
+  /** `[logitRows.length]` the greedy token of each row (lowest id on ties) with output `"argmax"`. */
+  readonly argmax?: Int32Array;
+  /**
+   * With output `"top-k"`: `[logitRows.length][k]` ids and their logits, best first (higher logit,
+   * then lower id).
+   */
+  readonly topK?: { readonly k: number; readonly ids: Int32Array; readonly logits: Float32Array };
+  /** `[hiddenRows.length][hiddenSize]` final hidden states, when `hiddenRows` was given. */
+  readonly hidden?: Float32Array;
+}
+
+/**
+ * One sequence's KV cache in a backend-neutral form ({@link LoadedModel.exportSequence}): keys
+ * (after RoPE) and values of every layer and position as float32 rows, holding the values the
+ * source cache stored (its f16 or int8 rounding already applied). Another backend imports it to
+ * continue the sequence: prefill on one backend, decode on another.
+ *
+ * @example
+ * ```ts
+ * const state = prefillModel.exportSequence!(slot);
+ * const continued = decodeModel.importSequence!(state);
+ * ```
+ */
+export interface SequenceState {
+  /** Positions held. */
+  readonly length: number;
+  readonly numLayers: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  /** `[numLayers][length][numKvHeads·headDim]` */
+  readonly keys: Float32Array;
+  /** `[numLayers][length][numKvHeads·headDim]` */
+  readonly values: Float32Array;
 }
 
 /**
@@ -85,6 +154,26 @@ export interface LoadedModel {
    * the logits of `logitRows` as one Float32Array `[logitRows.length][vocabSize]`.
    */
   step(batch: StepBatch): Promise<Float32Array>;
+  /**
+   * The step with contract-2 outputs: `batch.output` (`argmax` / `top-k` computed where the backend
+   * lists them in `capabilities.outputs`) and `batch.hiddenRows`. Optional: {@link forwardBatch}
+   * falls back to `step` and derives argmax / top-k on the host.
+   */
+  forward?(batch: StepBatch): Promise<StepResult>;
+  /**
+   * Makes slot `to` (allocated, any length) a copy of slot `from`'s KV (same length), for prefix
+   * sharing and `n > 1` completions. Optional capability (`capabilities.copySequence`).
+   */
+  copySequence?(from: number, to: number): void;
+  /** The KV of a slot in backend-neutral form. Optional capability (`capabilities.sequenceTransfer`). */
+  exportSequence?(slot: number): SequenceState;
+  /**
+   * Allocates a slot holding `state` (rounded through this model's KV dtype) and returns its id;
+   * the next position to step is `state.length`. Throws `KERNELS_BAD_ARGUMENT` when the shape does
+   * not match this model, `KERNELS_CONTEXT_OVERFLOW` when it is longer than the context,
+   * `KERNELS_NO_FREE_SLOT`. Optional capability (`capabilities.sequenceTransfer`).
+   */
+  importSequence?(state: SequenceState): number;
   /** Releases weights and KV. Every later call throws `KERNELS_DISPOSED`; calling it twice is allowed. */
   dispose(): void;
 }

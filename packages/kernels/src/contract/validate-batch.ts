@@ -64,6 +64,7 @@ export function validateBatch(batch: StepBatch, limits: BatchLimits): void {
       });
     }
   }
+  validateOutputs(batch, limits.vocabSize);
   const next = new Map<number, number>();
   for (let i = 0; i < n; i++) {
     const token = tokens[i]!;
@@ -104,5 +105,72 @@ export function validateBatch(batch: StepBatch, limits: BatchLimits): void {
       });
     }
     next.set(slot, expected + 1);
+  }
+}
+
+/**
+ * Validates a batch's contract-2 output fields: `output` one of `logits`, `argmax`, `top-k`; `topK`
+ * a whole number in `[1, vocabSize]` with `top-k` (and absent otherwise); `hiddenRows` an
+ * Int32Array of strictly increasing row indices. Throws `KERNELS_BAD_BATCH`. {@link validateBatch}
+ * calls it; {@link forwardBatch} calls it before falling back to `step`.
+ *
+ * @example
+ * ```ts
+ * validateOutputs({ ...batch, output: "top-k", topK: 5 }, 512);
+ * ```
+ */
+export function validateOutputs(batch: StepBatch, vocabSize: number): void {
+  const output = batch.output ?? "logits";
+  if (output !== "logits" && output !== "argmax" && output !== "top-k") {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "unknown step output", { field: "output", expected: "logits, argmax or top-k", actual: output });
+  }
+  if (output === "top-k") {
+    const k = batch.topK;
+    if (typeof k !== "number" || !Number.isSafeInteger(k) || k < 1 || k > vocabSize) {
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "topK must be a whole number from 1 to the vocabulary size", {
+        field: "topK",
+        expected: `an integer in [1, ${vocabSize}]`,
+        actual: k,
+      });
+    }
+  } else if (batch.topK !== undefined) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "topK only applies to output \"top-k\"", { field: "topK", expected: "absent", actual: batch.topK, hint: 'Pass output: "top-k" with it, or leave topK out' });
+  }
+  const hidden = batch.hiddenRows;
+  if (hidden === undefined) return;
+  if (!(hidden instanceof Int32Array)) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "batch arrays must be Int32Array", { field: "hiddenRows", expected: "Int32Array", actual: Object.prototype.toString.call(hidden) });
+  }
+  const n = batch.tokens.length;
+  for (let i = 0; i < hidden.length; i++) {
+    const row = hidden[i]!;
+    const previous = i === 0 ? -1 : hidden[i - 1]!;
+    if (row < 0 || row >= n || row <= previous) {
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "hiddenRows must be strictly increasing row indices of the batch", {
+        field: `hiddenRows[${i}]`,
+        expected: `an index in (${previous}, ${n})`,
+        actual: row,
+      });
+    }
+  }
+}
+
+/**
+ * Refuses contract-2 outputs in a plain `step` call (which returns logits only), pointing at
+ * `forward` / `forwardBatch`. Throws `KERNELS_BAD_BATCH`.
+ *
+ * @example
+ * ```ts
+ * requireLogitsOnly(batch); // at the top of a backend's step()
+ * ```
+ */
+export function requireLogitsOnly(batch: StepBatch): void {
+  if ((batch.output !== undefined && batch.output !== "logits") || (batch.hiddenRows !== undefined && batch.hiddenRows.length > 0)) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "step() returns logits only", {
+      field: batch.output !== undefined && batch.output !== "logits" ? "output" : "hiddenRows",
+      expected: 'output "logits" and no hiddenRows',
+      actual: batch.output ?? "hiddenRows",
+      hint: "Call forward() (or forwardBatch(model, batch) from @halo/kernels) for argmax, top-k or hidden rows",
+    });
   }
 }

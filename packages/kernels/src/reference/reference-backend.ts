@@ -1,7 +1,7 @@
 // The reference backend: plain TypeScript, float32 storage and float64 reductions; the definition of correct numerics.
 import { HaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
-import type { Backend, BackendCapabilities, BackendProbe, LoadOptions } from "../contract/backend.js";
+import { CONTRACT_VERSION, type Backend, type BackendCapabilities, type BackendFactory, type BackendProbe, type LoadOptions } from "../contract/backend.js";
 import type { LoadedModel } from "../contract/loaded-model.js";
 import type { ModelWeights } from "../contract/weights.js";
 import { validateLoad } from "../contract/validate-load.js";
@@ -79,6 +79,11 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
     kvDtypes: ["f32", "f16", "int8"],
     activationQuants: ["per-token", "q8k-block"],
     maxBatchTokens,
+    preferredBatchTokens: Math.min(maxBatchTokens, 512),
+    outputs: ["logits", "argmax", "top-k"],
+    hiddenRows: true,
+    copySequence: true,
+    sequenceTransfer: true,
     maxSequences: options.maxSequences ?? 256,
     maxHeadDim: Infinity,
   };
@@ -118,3 +123,42 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
     },
   };
 }
+
+/** Option keys {@link referenceBackendFactory} creates with (those of {@link ReferenceBackendOptions}). */
+const REFERENCE_OPTION_KEYS = ["splitKvTile", "maxBatchTokens", "ropeAngles", "maxSequences"] as const satisfies ReadonlyArray<keyof ReferenceBackendOptions>;
+
+/**
+ * The reference backend as a {@link BackendFactory}: always available, lowest priority in `"auto"`
+ * (it is the slowest), created with {@link ReferenceBackendOptions} (any other key is refused with
+ * `KERNELS_BAD_OPTION`).
+ *
+ * @example
+ * ```ts
+ * const backend = referenceBackendFactory.create({ splitKvTile: 64 });
+ * ```
+ */
+export const referenceBackendFactory: BackendFactory = {
+  contractVersion: CONTRACT_VERSION,
+  name: "reference",
+  priority: 0,
+  description: "TypeScript reference kernels: the definition of the numerics; runs everywhere, slowly",
+  async probe(): Promise<BackendProbe> {
+    return { available: true, reason: "plain TypeScript; runs everywhere (slow: one thread, no SIMD)" };
+  },
+  create(options: Readonly<Record<string, unknown>> = {}): Backend {
+    if (typeof options !== "object" || options === null || Array.isArray(options)) {
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "reference backend options must be an object", { field: "reference", expected: "an object", actual: options === null ? "null" : typeof options });
+    }
+    for (const key of Object.keys(options)) {
+      if (!(REFERENCE_OPTION_KEYS as readonly string[]).includes(key)) {
+        throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, `the reference backend has no option "${key}"`, {
+          field: `reference.${key}`,
+          expected: REFERENCE_OPTION_KEYS.join(", "),
+          actual: key,
+          hint: "Options of other backends go under their own name in backendOptions",
+        });
+      }
+    }
+    return referenceBackend(options as ReferenceBackendOptions);
+  },
+};

@@ -1,0 +1,65 @@
+// backendFactory: how the engine discovers the CPU backend (package.json "halo": { "backend": true } + this export).
+import { freemem, totalmem } from "node:os";
+import { HaloError } from "@halo/errors";
+import { CONTRACT_VERSION, KernelsErrorCode, type Backend, type BackendFactory, type BackendProbe } from "@halo/kernels";
+import { autoIsa, createBackend, type CpuBackendOptions } from "./cpu-backend.js";
+import { nativeBinding } from "./native-binding.js";
+
+/** Option keys the factory creates with (those of {@link CpuBackendOptions}). */
+const CPU_OPTION_KEYS = ["threads", "isa", "lmHead", "hugePages", "maxBatchTokens"] as const satisfies ReadonlyArray<keyof CpuBackendOptions>;
+
+/**
+ * The CPU backend as a {@link BackendFactory}, found by the engine's backend discovery: priority
+ * 100 (above reference), created with {@link CpuBackendOptions} (`backendOptions: { cpu: { threads, lmHead } }`
+ * in `loadModel`). `probe()` loads the native addon and reports the kernel path `auto` picks, the
+ * instruction sets this CPU runs and host memory.
+ *
+ * @example
+ * ```ts
+ * import { backendFactory } from "@halo/kernels-cpu";
+ * const probe = await backendFactory.probe();
+ * const backend = backendFactory.create({ threads: 2, lmHead: "int8" });
+ * ```
+ */
+export const backendFactory: BackendFactory = {
+  contractVersion: CONTRACT_VERSION,
+  name: "cpu",
+  priority: 100,
+  description: "native C++ kernels (AVX2 / AVX-512 VNNI / AMX / NEON chosen at run time) on a persistent thread pool",
+  async probe(): Promise<BackendProbe> {
+    const memory = { kind: "host" as const, totalBytes: totalmem(), freeBytes: freemem() };
+    let isas: readonly string[];
+    let threads: number;
+    try {
+      const native = nativeBinding();
+      isas = native.isas();
+      threads = native.hardwareThreads() || 1;
+    } catch (error) {
+      return { available: false, reason: error instanceof Error ? error.message : String(error), memory };
+    }
+    const forced = process.env.HALO_CPU_ISA;
+    const kernelPath = forced !== undefined && forced !== "" && forced !== "auto" ? forced : autoIsa(isas);
+    return {
+      available: true,
+      reason: `native ${kernelPath} kernels, ${threads} threads`,
+      memory,
+      details: { kernelPath, isas: isas.join(", "), threads: String(threads), ...(forced ? { HALO_CPU_ISA: forced } : {}) },
+    };
+  },
+  create(options: Readonly<Record<string, unknown>> = {}): Backend {
+    if (typeof options !== "object" || options === null || Array.isArray(options)) {
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "cpu backend options must be an object", { field: "cpu", expected: "an object", actual: options === null ? "null" : typeof options });
+    }
+    for (const key of Object.keys(options)) {
+      if (!(CPU_OPTION_KEYS as readonly string[]).includes(key)) {
+        throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, `the cpu backend has no option "${key}"`, {
+          field: `cpu.${key}`,
+          expected: CPU_OPTION_KEYS.join(", "),
+          actual: key,
+          hint: "Options of other backends go under their own name in backendOptions",
+        });
+      }
+    }
+    return createBackend(options as CpuBackendOptions);
+  },
+};

@@ -1,0 +1,99 @@
+// forwardBatch: the contract-2 step for any loaded model, deriving argmax / top-k on the host when a backend has no forward().
+import { HaloError } from "@halo/errors";
+import { KernelsErrorCode } from "../errors.js";
+import type { LoadedModel, StepBatch, StepResult } from "./loaded-model.js";
+import { validateOutputs } from "./validate-batch.js";
+
+/**
+ * The greedy id of each of `rows` rows of `vocab` logits: the highest logit, the lowest id on ties
+ * (NaN never wins; a row of NaN gives 0). The definition every backend's on-device argmax matches.
+ *
+ * @example
+ * ```ts
+ * argmaxRows(Float32Array.of(1, 3, 3, 0), 1, 4); // Int32Array [1]
+ * ```
+ */
+export function argmaxRows(logits: Float32Array, rows: number, vocab: number): Int32Array {
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const base = r * vocab;
+    let best = 0;
+    let bestValue = -Infinity;
+    for (let i = 0; i < vocab; i++) {
+      const v = logits[base + i]!;
+      if (v > bestValue) {
+        bestValue = v;
+        best = i;
+      }
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
+/**
+ * The `k` best ids of each of `rows` rows of `vocab` logits with their logits, best first (higher
+ * logit, then lower id; NaN ranks last). The definition every backend's on-device top-k matches.
+ *
+ * @example
+ * ```ts
+ * topKRows(Float32Array.of(1, 3, 3, 0), 1, 4, 2); // { k: 2, ids: [1, 2], logits: [3, 3] }
+ * ```
+ */
+export function topKRows(logits: Float32Array, rows: number, vocab: number, k: number): { k: number; ids: Int32Array; logits: Float32Array } {
+  const ids = new Int32Array(rows * k);
+  const values = new Float32Array(rows * k);
+  const order = new Int32Array(vocab);
+  for (let r = 0; r < rows; r++) {
+    const row = logits.subarray(r * vocab, (r + 1) * vocab);
+    for (let i = 0; i < vocab; i++) order[i] = i;
+    const key = (i: number): number => (Number.isNaN(row[i]!) ? -Infinity : row[i]!);
+    // A full sort keeps this the obviously-correct twin; backends may select instead.
+    const sorted = Array.from(order).sort((a, b) => key(b) - key(a) || (Number.isNaN(row[a]!) ? 1 : 0) - (Number.isNaN(row[b]!) ? 1 : 0) || a - b);
+    for (let j = 0; j < k; j++) {
+      ids[r * k + j] = sorted[j]!;
+      values[r * k + j] = row[sorted[j]!]!;
+    }
+  }
+  return { k, ids, logits: values };
+}
+
+/**
+ * Runs a contract-2 step on any {@link LoadedModel}: its own `forward` when it has one, else `step`
+ * with argmax / top-k derived on the host from the logits. A batch with `hiddenRows` on a model
+ * without `forward` is refused with `KERNELS_UNSUPPORTED_CONFIG` (its backend cannot return hidden
+ * states). The engine steps every backend through here.
+ *
+ * @example
+ * ```ts
+ * const { argmax } = await forwardBatch(model, { ...batch, output: "argmax" });
+ * ```
+ */
+export async function forwardBatch(model: LoadedModel, batch: StepBatch): Promise<StepResult> {
+  if (typeof model.forward === "function") return model.forward(batch);
+  if (batch.hiddenRows !== undefined && batch.hiddenRows.length > 0) {
+    throw new HaloError(KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG, "this backend does not return hidden states", {
+      field: "hiddenRows",
+      expected: "a backend whose capabilities().hiddenRows is true",
+      actual: `${batch.hiddenRows.length} hidden rows`,
+      hint: "Use a backend that lists hiddenRows (reference, cpu), or run without Medusa heads",
+    });
+  }
+  validateOutputs(batch, model.config.vocabSize);
+  const output = batch.output ?? "logits";
+  const { output: _output, topK: _topK, hiddenRows: _hidden, ...plain } = batch;
+  void _output;
+  void _hidden;
+  const logits = await model.step(plain);
+  return deriveOutputs(logits, batch.logitRows.length, model.config.vocabSize, output, _topK);
+}
+
+/**
+ * @internal The {@link StepResult} of `output` from host logits (what backends without on-device
+ * argmax / top-k return from `forward`).
+ */
+export function deriveOutputs(logits: Float32Array, rows: number, vocab: number, output: StepBatch["output"], topK: number | undefined): StepResult {
+  if (output === undefined || output === "logits") return { logits };
+  if (output === "argmax") return { logits: new Float32Array(0), argmax: argmaxRows(logits, rows, vocab) };
+  return { logits: new Float32Array(0), topK: topKRows(logits, rows, vocab, topK ?? 1) };
+}
