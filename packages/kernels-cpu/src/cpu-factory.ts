@@ -4,6 +4,7 @@ import { HaloError } from "@halo/errors";
 import { CONTRACT_VERSION, KernelsErrorCode, type Backend, type BackendFactory, type BackendProbe } from "@halo/kernels";
 import { autoIsa, createBackend, type CpuBackendOptions } from "./cpu-backend.js";
 import { nativeBinding } from "./native-binding.js";
+import { measureReadBandwidth } from "./bandwidth.js";
 
 /** Option keys the factory creates with (those of {@link CpuBackendOptions}). */
 const CPU_OPTION_KEYS = ["threads", "isa", "lmHead", "hugePages", "maxBatchTokens"] as const satisfies ReadonlyArray<keyof CpuBackendOptions>;
@@ -61,5 +62,9 @@ export const backendFactory: BackendFactory = {
       }
     }
     return createBackend(options as CpuBackendOptions);
+  },
+  async measureReadBandwidth(options: Readonly<Record<string, unknown>> = {}): Promise<number> {
+    const threads = options["threads"];
+    return measureReadBandwidth(typeof threads === "number" ? { threads } : {});
   },
 };

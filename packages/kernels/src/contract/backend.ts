@@ -308,4 +308,10 @@ export interface BackendFactory {
    * `KERNELS_BAD_OPTION` for an option it does not know or a bad value, naming the option.
    */
   create(options?: Readonly<Record<string, unknown>>): Backend;
+  /**
+   * Read bandwidth of the memory the backend streams weights from, in GB/s (10^9 bytes/s), for
+   * rooflines (`halo bench`): a decode step reading B bytes per token cannot beat this ÷ B. Takes
+   * the same options as {@link create} (e.g. `threads`). Optional.
+   */
+  measureReadBandwidth?(options?: Readonly<Record<string, unknown>>): Promise<number>;
 }
