@@ -23,6 +23,7 @@ export type {
   KvDtype,
   ActivationQuant,
 } from "./contract/backend.js";
+export type { PackingCodec, PackingEncodeOptions } from "./contract/packing.js";
 export { CONTRACT_VERSION, KV_DTYPES, ACTIVATION_QUANTS } from "./contract/backend.js";
 export type { LoadedModel, StepBatch, StepOutput, StepResult, SequenceState, ResolvedLoadOptions } from "./contract/loaded-model.js";
 export { forwardBatch, argmaxRows, topKRows } from "./contract/forward.js";

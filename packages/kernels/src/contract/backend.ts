@@ -2,6 +2,7 @@
 import type { KernelOps } from "./kernel-ops.js";
 import type { LoadedModel, StepOutput } from "./loaded-model.js";
 import type { ModelWeights, WeightsConfig } from "./weights.js";
+import type { PackingCodec } from "./packing.js";
 
 /**
  * Version of this contract. A backend package declares the version it implements
@@ -314,4 +315,9 @@ export interface BackendFactory {
    * the same options as {@link create} (e.g. `threads`). Optional.
    */
   measureReadBandwidth?(options?: Readonly<Record<string, unknown>>): Promise<number>;
+  /**
+   * The backend's own weight layouts ({@link PackingCodec}), which converters can store a model in
+   * so this backend loads it zero-copy, and which readers need to decode such a file. Optional.
+   */
+  readonly packings?: readonly PackingCodec[];
 }
