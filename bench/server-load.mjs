@@ -10,7 +10,7 @@
 //      TTFT = request sent → first content chunk, over the c clients (median and max).
 //   2. while c other streams are decoding (each past its first token), one probe request is sent: its TTFT is
 //      "time to first token under load" (the server has c + 1 slots, so the probe never waits in the queue).
-// Build first: pnpm --filter @halo/server build (and @halo/h1b-format for the tiny model).
+// Build first: pnpm --filter @halo/server build (and @halo/engine, and @halo/h1b-format for the tiny model).
 import { request } from "node:http";
 import { once } from "node:events";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
@@ -33,7 +33,8 @@ if (!isMainThread) {
     const cpu = await import(new URL("packages/kernels-cpu/dist/index.js", root).href);
     chosen = cpu.createBackend(threads !== null ? { threads } : {});
   }
-  const engine = await server.loadServingEngine(source, {
+  const { loadModel } = await import(new URL("packages/engine/dist/index.js", root).href);
+  const engine = await loadModel(source, {
     backend: chosen,
     maxSequences: parallel,
     ...(contextLength !== null ? { contextLength } : {}),

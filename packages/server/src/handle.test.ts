@@ -2,9 +2,9 @@ import { IncomingMessage, ServerResponse, createServer as createHttpServer } fro
 import { Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadServingEngine, createServer, silentLogger, type HaloServer } from "./index.js";
+import { createServer, silentLogger, type HaloServer } from "./index.js";
 import { synthModel } from "@halo/h1b-format";
-import type { Engine } from "@halo/engine";
+import { loadModel, type Engine } from "@halo/engine";
 
 // The factory without a listening socket: `handle(req, res)` on hand-made request/response objects,
 // and mounted inside another node server.
@@ -13,7 +13,7 @@ let engine: Engine;
 let app: HaloServer;
 
 beforeAll(async () => {
-  engine = await loadServingEngine(synthModel({ seed: 3 }), { backend: "reference", contextLength: 128, maxSequences: 2 });
+  engine = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 128, maxSequences: 2 });
   app = createServer({ engine, parallel: 2, logger: silentLogger, modelId: "tiny" });
   await app.ready;
 });

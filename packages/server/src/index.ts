@@ -14,5 +14,3 @@ export { parseChatRequest, parseCompletionRequest } from "./parse-request.js";
 export type { ParsedChatRequest, ParsedCompletionRequest, ParsedRequest, ParsedCommon } from "./parse-request.js";
 export { ServerErrorCode, SERVER_ERROR_HTTP } from "./errors.js";
 export type { ServerErrorCodeName, HttpErrorKind } from "./errors.js";
-export { loadServingEngine } from "./load-engine.js";
-export { yieldingBackend } from "./yielding-backend.js";

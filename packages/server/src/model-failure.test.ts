@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Backend } from "@halo/kernels";
 import { synthModel } from "@halo/h1b-format";
-import type { Engine } from "@halo/engine";
-import { createServer, loadServingEngine, silentLogger, type HaloServer } from "./index.js";
+import { loadModel, type Engine } from "@halo/engine";
+import { createServer, silentLogger, type HaloServer } from "./index.js";
 import { postJson, readSseRecords, referenceWithStep } from "../test/tiny-server.js";
 
 // A model whose forward pass yields NaN logits (as a corrupt weight file or a broken kernel does):
@@ -16,7 +16,7 @@ let app: HaloServer;
 let url: string;
 
 beforeAll(async () => {
-  engine = await loadServingEngine(synthModel({ seed: 3 }), { backend: nanBackend(), contextLength: 128, maxSequences: 2 });
+  engine = await loadModel(synthModel({ seed: 3 }), { backend: nanBackend(), contextLength: 128, maxSequences: 2 });
   app = createServer({ engine, parallel: 2, logger: silentLogger, modelId: "tiny" });
   url = (await app.listen(0, "127.0.0.1")).url;
 });

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HaloError } from "@halo/errors";
 import type { Backend } from "@halo/kernels";
 import { synthModel } from "@halo/h1b-format";
-import type { Engine } from "@halo/engine";
-import { createServer, loadServingEngine, type HaloServer, type Logger } from "./index.js";
+import { loadModel, type Engine } from "@halo/engine";
+import { createServer, type HaloServer, type Logger } from "./index.js";
 import { postJson, readSseRecords, referenceWithStep } from "../test/tiny-server.js";
 
 const MESSAGE = "step: the model file changed while the model was loaded (/models/model.halo); found size 586304 → 0 bytes";
@@ -26,7 +26,7 @@ let app: HaloServer;
 let url: string;
 
 beforeAll(async () => {
-  engine = await loadServingEngine(synthModel({ seed: 3 }), { backend: stoppingBackend(), contextLength: 128, maxSequences: 2 });
+  engine = await loadModel(synthModel({ seed: 3 }), { backend: stoppingBackend(), contextLength: 128, maxSequences: 2 });
   app = createServer({ engine, parallel: 2, logger, modelId: "tiny" });
   url = (await app.listen(0, "127.0.0.1")).url;
 });

@@ -2,15 +2,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Engine } from "@halo/engine";
+import { loadModel, type Engine } from "@halo/engine";
 import { synthModel } from "@halo/h1b-format";
-import { loadServingEngine } from "./index.js";
 import { SLICE_CHARS, checkPromptBytes, encodeChatPromptAsync, encodeTextPromptAsync, longestTokenBytes, tokenizeInSlices } from "./prompt-tokens.js";
 
 let engine: Engine;
 
 beforeAll(async () => {
-  engine = await loadServingEngine(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1 });
+  engine = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1 });
 });
 afterAll(() => engine.dispose());
 
@@ -66,7 +65,7 @@ describe("tokenizeInSlices", () => {
     // What Engine.chat feeds the model: the engine's tokenizer.encodeChat with the engine's template options.
     expect(await encodeChatPromptAsync(engine, short)).toEqual(engine.tokenizer!.encodeChat(short, engine.chatTemplateOptions(undefined, undefined)));
     // The plain template renders no BOS: the tokenizer's addChatBos adds it, as in Engine.chat.
-    const plain = await loadServingEngine(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1, chatTemplate: "plain" });
+    const plain = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1, chatTemplate: "plain" });
     try {
       const ids = await encodeChatPromptAsync(plain, short);
       expect(ids[0]).toBe(plain.tokenizer!.bosTokenId);

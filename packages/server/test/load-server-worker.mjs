@@ -10,11 +10,12 @@ setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc");
 const dist = new URL("../dist/index.js", import.meta.url);
 if (!existsSync(fileURLToPath(dist))) throw new Error("packages/server/dist is missing: run `pnpm --filter @halo/server build` first");
-const { createServer, loadServingEngine, silentLogger } = await import(dist.href);
+const { createServer, silentLogger } = await import(dist.href);
+const { loadModel } = await import("@halo/engine");
 const { synthModel } = await import("@halo/h1b-format");
 
 const { parallel, maxQueue, contextLength = 256 } = workerData;
-const engine = await loadServingEngine(synthModel({ seed: 3 }), { backend: "reference", contextLength, maxSequences: parallel });
+const engine = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength, maxSequences: parallel });
 const app = createServer({ engine, parallel, maxQueue, logger: silentLogger, modelId: "tiny" });
 const { url } = await app.listen(0, "127.0.0.1");
 parentPort.postMessage({ type: "ready", url });

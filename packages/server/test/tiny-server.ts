@@ -1,8 +1,8 @@
 // Test support: a listening server on a tiny synthetic model, and an SSE reader for raw fetch answers.
-import type { Engine } from "@halo/engine";
+import { loadModel, type Engine } from "@halo/engine";
 import { synthModel } from "@halo/h1b-format";
 import { referenceBackend, type Backend, type LoadedModel, type StepBatch } from "@halo/kernels";
-import { createServer, loadServingEngine, type CreateServerOptions, type HaloServer } from "../src/index.js";
+import { createServer, type CreateServerOptions, type HaloServer } from "../src/index.js";
 import type { Logger } from "../src/logger.js";
 
 /** A running tiny server. */
@@ -20,7 +20,7 @@ export type TinyServerOptions = Partial<Omit<CreateServerOptions, "engine">> & {
 /** Loads a tiny synthetic model (vocab 512, BitNet chat template) and serves it on 127.0.0.1:<free port>. */
 export async function startTinyServer(options: TinyServerOptions = {}): Promise<TinyServer> {
   const parallel = options.parallel ?? 4;
-  const engine = await loadServingEngine(synthModel({ seed: options.seed ?? 3 }), { backend: "reference", contextLength: options.contextLength ?? 256, maxSequences: parallel });
+  const engine = await loadModel(synthModel({ seed: options.seed ?? 3 }), { backend: "reference", contextLength: options.contextLength ?? 256, maxSequences: parallel });
   const logs: Array<Record<string, unknown>> = [];
   const logger: Logger = { log: (level, msg, fields = {}) => logs.push({ level, msg, ...fields }) };
   const { contextLength: _c, seed: _s, ...rest } = options;

@@ -2,7 +2,8 @@
 import { HaloError } from "@halo/errors";
 import { writeBackendNotice } from "../backend-notice.js";
 import { openModel, synthModel } from "@halo/h1b-format";
-import { createJsonLogger, createServer, loadServingEngine, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
+import { loadModel } from "@halo/engine";
+import { createJsonLogger, createServer, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
 import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
@@ -148,7 +149,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...verifyOption(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
   };
-  const engine = loadServingEngine(source ?? demoModel!, loadOptions);
+  const engine = loadModel(source ?? demoModel!, loadOptions);
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
   const app = createServer({
     engine,
