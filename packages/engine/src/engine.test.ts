@@ -241,3 +241,24 @@ describe("lmHead option", () => {
     await expect(loadModel(synthModel(), { lmHead: "q4" as "int4" })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
   });
 });
+
+describe("Engine.stats().kv", () => {
+  it("counts the slots and positions of running generations and of sessions, idle ones included", async () => {
+    await using engine = await loadModel(synthModel({ seed: 4 }), { backend: "reference", contextLength: 64, maxSequences: 3 });
+    const empty = engine.stats().kv;
+    expect(empty).toMatchObject({ slotsInUse: 0, maxSequences: 3, positionsInUse: 0, positionsCapacity: 3 * 64 });
+    const session = engine.createSession();
+    const idle = await collect(session.generate([500, 1, 2, 3], { maxTokens: 5, temperature: 0, ignoreEos: true }));
+    // The session keeps the prompt and every sampled token that was fed back (the last one never was).
+    expect(engine.stats().kv).toMatchObject({ slotsInUse: 1, positionsInUse: idle.end.contextTokens - 1 });
+    let during: ReturnType<typeof engine.stats>["kv"] | null = null;
+    for await (const e of engine.generate({ prompt: [500, 9, 9], maxTokens: 6, temperature: 0, ignoreEos: true })) {
+      if (e.type === "token-delta" && during === null) during = engine.stats().kv;
+    }
+    expect(during?.slotsInUse).toBe(2);
+    expect(during!.positionsInUse).toBeGreaterThanOrEqual(idle.end.contextTokens - 1 + 3);
+    expect(engine.stats().kv.slotsInUse).toBe(1);
+    session.dispose();
+    expect(engine.stats().kv).toMatchObject({ slotsInUse: 0, positionsInUse: 0 });
+  });
+});

@@ -1,6 +1,6 @@
 // The Engine: a loaded model with its tokenizer, backend and scheduler; generate, chat, complete, perplexity.
 import { HaloError } from "@halo/errors";
-import type { LoadedModel, WeightsConfig } from "@halo/kernels";
+import type { BackendFactory, LoadedModel, MemoryEstimate, WeightsConfig } from "@halo/kernels";
 import { createSampler } from "@halo/sampler";
 import type { ChatMessage, ChatTemplateOptions, StreamDecoder, Tokenizer } from "@halo/tokenizer";
 import { rendersEveryMessage, templateStopStrings, type ChatTemplateChoice } from "./chat-template-choice.js";
@@ -24,10 +24,42 @@ export interface EngineParts {
   readonly source: string;
   readonly chatTemplate: ChatTemplateChoice;
   readonly eosTokenIds: readonly number[];
+  /** Rows per scheduler step: the backend's `capabilities.preferredBatchTokens`; prompts run in chunks of half of it. */
   readonly maxBatchTokens: number;
   readonly loadMs: number;
+  /** What the backend said it would allocate (`Backend.estimateMemory`), when it can tell. */
+  readonly memoryEstimate?: MemoryEstimate;
+  /** The factory that created the running backend; absent when a Backend object was passed. */
+  readonly backendFactory?: BackendFactory;
   /** Called by dispose (closes the model file). */
   readonly close: () => void;
+}
+
+/**
+ * What the KV cache holds now ({@link EngineStats.kv}): slots taken by running generations and by
+ * sessions (an idle session keeps its slot and its cached positions), and the positions filled.
+ *
+ * @example
+ * ```ts
+ * const { kv } = engine.stats();
+ * console.log(`${kv.slotsInUse}/${kv.maxSequences} slots, ${((100 * kv.positionsInUse) / kv.positionsCapacity).toFixed(1)}% of KV`);
+ * ```
+ */
+export interface KvUsage {
+  /** KV slots held now: running generations plus every live {@link Session}. */
+  readonly slotsInUse: number;
+  /** Slots the backend holds at most ({@link Engine.maxSequences}). */
+  readonly maxSequences: number;
+  /** KV positions filled across the slots in use (the sum of their sequence lengths). */
+  readonly positionsInUse: number;
+  /** `maxSequences × contextLength`. */
+  readonly positionsCapacity: number;
+  /** Bytes of one KV position (every layer, keys and values), when the backend estimates its memory. */
+  readonly bytesPerPosition?: number;
+  /** `positionsInUse × bytesPerPosition`, when that is known. */
+  readonly bytesInUse?: number;
+  /** `positionsCapacity × bytesPerPosition`, when that is known. */
+  readonly bytesCapacity?: number;
 }
 
 /** Live counters of an engine (for servers and `/stats`). */
@@ -36,6 +68,8 @@ export interface EngineStats extends SchedulerStats {
   readonly generatedTokens: number;
   /** Prompt tokens processed since load. */
   readonly promptTokens: number;
+  /** KV cache occupancy. */
+  readonly kv: KvUsage;
 }
 
 /** Default `maxTokens` of a generation. */
@@ -98,8 +132,32 @@ export class Engine {
    * ```
    */
   readonly chatTemplate: ChatTemplateChoice;
+  /**
+   * What the running backend estimated it allocates for this model and these options
+   * (`Backend.estimateMemory`: weights, KV, scratch, bytes read per decode step), or null when
+   * the backend cannot tell. `halo bench` builds its roofline from `decodeReadBytes`.
+   *
+   * @example
+   * ```ts
+   * const e = engine.memoryEstimate;
+   * if (e !== null) console.log(`${(e.totalBytes / 2 ** 30).toFixed(2)} GiB`);
+   * ```
+   */
+  readonly memoryEstimate: MemoryEstimate | null;
+  /**
+   * The factory that created the running backend (discovered or passed in), or null when
+   * `loadModel` was given a Backend object; e.g. `measureReadBandwidth` for a roofline.
+   *
+   * @example
+   * ```ts
+   * const gbps = await engine.backendFactory?.measureReadBandwidth?.();
+   * ```
+   */
+  readonly backendFactory: BackendFactory | null;
 
   private readonly model: LoadedModel;
+  /** Slots held by live sessions (outside the scheduler between turns). */
+  private readonly sessionSlots = new Set<number>();
   private readonly scheduler: Scheduler;
   private readonly parts: EngineParts;
   private disposed = false;
@@ -120,15 +178,42 @@ export class Engine {
     this.kvDtype = parts.model.options.kvDtype;
     this.maxSequences = parts.model.options.maxSequences;
     this.chatTemplate = parts.chatTemplate;
+    this.memoryEstimate = parts.memoryEstimate ?? null;
+    this.backendFactory = parts.backendFactory ?? null;
     this.scheduler = new Scheduler(parts.model, {
       maxBatchTokens: parts.maxBatchTokens,
-      prefillChunk: Math.min(parts.maxBatchTokens, 256),
+      prefillChunk: Math.max(1, Math.floor(parts.maxBatchTokens / 2)),
     });
   }
 
-  /** Live counters. */
+  /**
+   * Live counters: sequences running and queued, steps and rows run, tokens since load, and what
+   * the KV cache holds ({@link KvUsage}).
+   *
+   * @example
+   * ```ts
+   * const { activeSequences, queuedSequences, kv } = engine.stats();
+   * ```
+   */
   stats(): EngineStats {
-    return { ...this.scheduler.stats(), generatedTokens: this.generatedTokens, promptTokens: this.promptTokens };
+    return { ...this.scheduler.stats(), generatedTokens: this.generatedTokens, promptTokens: this.promptTokens, kv: this.kvUsage() };
+  }
+
+  private kvUsage(): KvUsage {
+    const slots = new Set<number>([...this.scheduler.ownedSlots(), ...this.sessionSlots]);
+    let positionsInUse = 0;
+    if (!this.disposed) for (const slot of slots) positionsInUse += this.model.sequenceLength(slot);
+    const positionsCapacity = this.maxSequences * this.contextLength;
+    const bytesPerPosition = this.memoryEstimate?.kvBytesPerPosition;
+    return {
+      slotsInUse: this.disposed ? 0 : slots.size,
+      maxSequences: this.maxSequences,
+      positionsInUse,
+      positionsCapacity,
+      ...(bytesPerPosition !== undefined
+        ? { bytesPerPosition, bytesInUse: positionsInUse * bytesPerPosition, bytesCapacity: positionsCapacity * bytesPerPosition }
+        : {}),
+    };
   }
 
   /**
@@ -352,8 +437,18 @@ export class Engine {
     return { ...options, stop };
   }
 
+  /** @internal A session takes a slot of its own (counted in {@link stats}). */
+  allocateSessionSlot(): number {
+    this.checkAlive();
+    const slot = this.model.allocateSequence();
+    this.sessionSlots.add(slot);
+    return slot;
+  }
+
   /** @internal A session released its slot: queued requests may start. */
-  slotFreed(): void {
+  freeSessionSlot(slot: number): void {
+    if (!this.sessionSlots.delete(slot) || this.disposed) return;
+    this.model.freeSequence(slot);
     this.scheduler.wake();
   }
 

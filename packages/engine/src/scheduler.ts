@@ -86,6 +86,11 @@ export class Scheduler {
     return { activeSequences: this.live.length, queuedSequences: this.waiting.length, steps: this.steps, rows: this.rows };
   }
 
+  /** Slots the scheduler allocated for running tasks (a session's slot is its owner's to count). */
+  ownedSlots(): number[] {
+    return this.live.filter((live) => live.owned).map((live) => live.slot);
+  }
+
   /** Cancels everything (dispose): each task ends with `error`. */
   cancelAll(error: unknown): void {
     this.fatal = error;

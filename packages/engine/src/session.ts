@@ -51,7 +51,7 @@ export class Session {
     this.templateVariables = options.templateVariables;
     if (options.system !== undefined) this.messages.push({ role: "system", content: options.system });
     try {
-      this.slot = engine.loadedModel.allocateSequence();
+      this.slot = engine.allocateSessionSlot();
     } catch (cause) {
       throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "no free sequence slot for a new session", {
         field: "maxSequences",
@@ -126,12 +126,7 @@ export class Session {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    try {
-      this.engine.loadedModel.freeSequence(this.slot);
-      this.engine.slotFreed();
-    } catch {
-      // the engine itself was disposed: its slots are gone already
-    }
+    this.engine.freeSessionSlot(this.slot);
   }
 
   private continueWith(ids: number[], options: GenerateOptions, droppedMessages = 0): AsyncIterable<GenerateEvent> {
