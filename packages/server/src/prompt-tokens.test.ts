@@ -57,26 +57,35 @@ describe("tokenizeInSlices", () => {
     expect(turns).toBeGreaterThanOrEqual(Math.floor(prose.length / (SLICE_CHARS + 64)) - 1);
   }, 30_000);
 
-  it("chat prompts encode as Engine.chat encodes them; a long rendered chat slices to the same ids", async () => {
+  it("chat prompts encode as Engine.chat encodes them (engine.encodeChat), short or long, with or without a BOS-less template", async () => {
     const short = [
       { role: "system" as const, content: "Be brief.\nAnswer in English." },
       { role: "user" as const, content: "What now?" },
     ];
-    // What Engine.chat feeds the model: the engine's tokenizer.encodeChat with the engine's template options.
-    expect(await encodeChatPromptAsync(engine, short)).toEqual(engine.tokenizer!.encodeChat(short, engine.chatTemplateOptions(undefined, undefined)));
+    expect(await encodeChatPromptAsync(engine, short)).toEqual(engine.encodeChat(short));
     // The plain template renders no BOS: the tokenizer's addChatBos adds it, as in Engine.chat.
     const plain = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1, chatTemplate: "plain" });
     try {
       const ids = await encodeChatPromptAsync(plain, short);
       expect(ids[0]).toBe(plain.tokenizer!.bosTokenId);
-      expect(ids).toEqual(plain.tokenizer!.encodeChat(short, plain.chatTemplateOptions(undefined, undefined)));
+      expect(ids).toEqual(plain.encodeChat(short));
     } finally {
       plain.dispose();
     }
-    const rendered = engine.renderChat([...short, { role: "user" as const, content: "word ".repeat(4000) + "\nWhat now?" }]);
-    expect(rendered.length).toBeGreaterThan(SLICE_CHARS);
-    const options = { allowSpecial: true, addSpecialTokens: false };
-    expect(await tokenizeInSlices(engine, rendered, options)).toEqual(engine.tokenize(rendered, options));
+    // A rendered chat over SLICE_CHARS is encoded in slices (each tokenize call about one slice) to the same ids.
+    const wide = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 512, maxSequences: 1 });
+    try {
+      const long = [...short, { role: "user" as const, content: "word ".repeat(3500) + "\nWhat now?" }];
+      expect(wide.renderChat(long).length).toBeGreaterThan(SLICE_CHARS);
+      const calls: number[] = [];
+      const watched = Object.create(wide) as Engine;
+      Object.defineProperty(watched, "tokenize", { value: (t: string, o?: Parameters<Engine["tokenize"]>[1]) => (calls.push(t.length), wide.tokenize(t, o)) });
+      expect(await encodeChatPromptAsync(watched, long)).toEqual(wide.encodeChat(long));
+      expect(calls.filter((n) => n > 1000).length).toBeGreaterThanOrEqual(2);
+      expect(Math.max(...calls)).toBeLessThan(SLICE_CHARS + 64);
+    } finally {
+      wide.dispose();
+    }
   });
 });
 

@@ -233,12 +233,15 @@ export async function piecesInSlices(engine: Engine, ids: readonly number[]): Pr
 }
 
 /**
- * Prompt ids of chat messages, as `Engine.chat` feeds the model (`Tokenizer.encodeChat` with the
- * engine's template): rendered by the engine, encoded with `CHAT_ENCODE_OPTIONS` in slices, BOS
- * added by the tokenizer's own `addChatBos`. Refuses (`SERVER_CONTEXT_OVERFLOW`) a prompt whose
- * bytes cannot fit before tokenizing it — and, with a built-in template (`rendersEveryMessage`:
- * every message's trimmed content appears in the rendered text), before rendering it, from the
- * messages' content bytes alone (rendering tens of thousands of messages holds the event loop).
+ * `engine.encodeChat(messages)`: the prompt ids `Engine.chat` feeds the model (rendered with the
+ * engine's template, BOS per the tokenizer), with what a server adds around it. First a byte bound:
+ * a prompt whose bytes cannot fit is refused (`SERVER_CONTEXT_OVERFLOW`) before it is tokenized —
+ * and, with a built-in template (`rendersEveryMessage`: every message's trimmed content appears in
+ * the rendered text), before it is rendered, from the messages' content bytes alone (rendering tens
+ * of thousands of messages holds the event loop). Then, for a rendered text over
+ * {@link SLICE_CHARS}, responsiveness: `Tokenizer.encodeChat`'s own steps (`CHAT_ENCODE_OPTIONS`,
+ * then `addChatBos`) with the encoding done by {@link tokenizeInSlices}, which gives the same ids.
+ * Shorter texts go through `engine.encodeChat` itself.
  * @internal
  */
 export async function encodeChatPromptAsync(engine: Engine, messages: readonly ChatMessage[]): Promise<number[]> {
@@ -249,10 +252,10 @@ export async function encodeChatPromptAsync(engine: Engine, messages: readonly C
   }
   const text = engine.renderChat(messages);
   await checkPromptBytes(engine, Buffer.byteLength(text), "messages");
+  if (text.length <= SLICE_CHARS) return engine.encodeChat(messages);
   // Encoded whole (in slices): the chat context policy measures candidates by their token count.
-  const ids = await tokenizeInSlices(engine, text, CHAT_ENCODE_OPTIONS);
   // renderChat threw already for a model without a tokenizer.
-  return engine.tokenizer!.addChatBos(ids);
+  return engine.tokenizer!.addChatBos(await tokenizeInSlices(engine, text, CHAT_ENCODE_OPTIONS));
 }
 
 /**
