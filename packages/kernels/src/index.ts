@@ -28,7 +28,8 @@ export { CONTRACT_VERSION, KV_DTYPES, ACTIVATION_QUANTS } from "./contract/backe
 export type { LoadedModel, StepBatch, StepOutput, StepResult, SequenceState, ResolvedLoadOptions } from "./contract/loaded-model.js";
 export { forwardBatch, argmaxRows, topKRows } from "./contract/forward.js";
 export type { KernelOps, AttentionInput, QuantizedActivations, MaybePromise } from "./contract/kernel-ops.js";
-export { validateLoad } from "./contract/validate-load.js";
+export { validateLoad, resolveLoadOptions } from "./contract/validate-load.js";
+export { validateSequenceState } from "./contract/validate-sequence-state.js";
 export { validateBatch, validateOutputs, requireLogitsOnly } from "./contract/validate-batch.js";
 export type { BatchLimits } from "./contract/validate-batch.js";
 

@@ -161,16 +161,26 @@ export interface LoadedModel {
    */
   forward?(batch: StepBatch): Promise<StepResult>;
   /**
-   * Makes slot `to` (allocated, any length) a copy of slot `from`'s KV (same length), for prefix
-   * sharing and `n > 1` completions. Optional capability (`capabilities.copySequence`).
+   * Makes slot `to` (allocated, any length) an exact copy of slot `from`'s KV (same length, same
+   * cached values), for prefix sharing and `n > 1` completions; afterwards the two sequences are
+   * independent (stepping or truncating one never changes the other). `from === to` is allowed and
+   * changes nothing. Throws `KERNELS_UNKNOWN_SLOT` when either slot is not allocated. Optional
+   * capability (`capabilities.copySequence`).
    */
   copySequence?(from: number, to: number): void;
-  /** The KV of a slot in backend-neutral form. Optional capability (`capabilities.sequenceTransfer`). */
+  /**
+   * The KV of a slot in backend-neutral form: a copy the caller may keep and change (the model's
+   * cache is not affected). Throws `KERNELS_UNKNOWN_SLOT`. Optional capability
+   * (`capabilities.sequenceTransfer`).
+   */
   exportSequence?(slot: number): SequenceState;
   /**
-   * Allocates a slot holding `state` (rounded through this model's KV dtype) and returns its id;
-   * the next position to step is `state.length`. Throws `KERNELS_BAD_ARGUMENT` when the shape does
-   * not match this model, `KERNELS_CONTEXT_OVERFLOW` when it is longer than the context,
+   * Allocates a slot holding `state` and returns its id; the next position to step is
+   * `state.length`. Every row is rounded through this model's KV dtype exactly as a step's own rows
+   * are, and copied (the caller may change `state` afterwards). Checks as `validateSequenceState`
+   * does before taking a slot: `KERNELS_BAD_ARGUMENT` when the shape does not match this model, the
+   * arrays are not Float32Arrays of `numLayers · length · numKvHeads · headDim` values, or a value is
+   * not finite; `KERNELS_CONTEXT_OVERFLOW` when `length > contextLength`; then
    * `KERNELS_NO_FREE_SLOT`. Optional capability (`capabilities.sequenceTransfer`).
    */
   importSequence?(state: SequenceState): number;

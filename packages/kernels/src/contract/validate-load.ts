@@ -3,7 +3,7 @@ import { HaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
 import type { BackendCapabilities, LoadOptions } from "./backend.js";
 import type { ResolvedLoadOptions } from "./loaded-model.js";
-import type { ModelWeights, WeightsFloatTensor, WeightsTernaryTensor } from "./weights.js";
+import type { ModelWeights, WeightsConfig, WeightsFloatTensor, WeightsTernaryTensor } from "./weights.js";
 
 const TERNARY_ROLES = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 const NORM_ROLES = ["attnNorm", "attnSubNorm", "ffnNorm", "ffnSubNorm"] as const;
@@ -76,24 +76,7 @@ export function validateLoad(weights: ModelWeights, options: LoadOptions, capabi
   if (!(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta)) throw unsupported("ropeTheta", "RoPE θ must be positive", "> 0", c.ropeTheta);
   if (!(c.rmsNormEps > 0) || !Number.isFinite(c.rmsNormEps)) throw unsupported("rmsNormEps", "RMSNorm epsilon must be positive", "> 0", c.rmsNormEps);
 
-  const resolved: ResolvedLoadOptions = {
-    contextLength: options.contextLength,
-    maxSequences: options.maxSequences ?? 1,
-    kvDtype: options.kvDtype ?? "f32",
-    activationQuant: options.activationQuant ?? "per-token",
-  };
-  if (!Number.isSafeInteger(resolved.contextLength) || resolved.contextLength < 1 || resolved.contextLength > c.maxPositionEmbeddings) {
-    throw badOption("contextLength", "contextLength out of range", `a whole number in [1, ${c.maxPositionEmbeddings}]`, resolved.contextLength);
-  }
-  if (!Number.isSafeInteger(resolved.maxSequences) || resolved.maxSequences < 1 || resolved.maxSequences > capabilities.maxSequences) {
-    throw badOption("maxSequences", "maxSequences out of range", `a whole number in [1, ${capabilities.maxSequences}]`, resolved.maxSequences);
-  }
-  if (!capabilities.kvDtypes.includes(resolved.kvDtype)) {
-    throw badOption("kvDtype", "unsupported KV cache dtype", capabilities.kvDtypes.join(" or "), resolved.kvDtype);
-  }
-  if (!capabilities.activationQuants.includes(resolved.activationQuant)) {
-    throw badOption("activationQuant", "unsupported activation quantisation", capabilities.activationQuants.join(" or "), resolved.activationQuant);
-  }
+  const resolved = resolveLoadOptions(c, options, capabilities);
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
   if (resolved.activationQuant === "q8k-block") {
@@ -150,5 +133,39 @@ export function validateLoad(weights: ModelWeights, options: LoadOptions, capabi
     for (const role of NORM_ROLES) floatShape(`layers[${l}].${role}`, layer[role], [normLengths[role]]);
     for (const role of TERNARY_ROLES) ternaryShape(`layers[${l}].${role}`, layer[role], shapes[role][0], shapes[role][1]);
   });
+  return resolved;
+}
+
+/**
+ * Resolves load options to their defaults and checks them against a model config and a backend's
+ * capabilities: `contextLength` in `[1, maxPositionEmbeddings]`, `maxSequences` in
+ * `[1, capabilities.maxSequences]`, a `kvDtype` and `activationQuant` the backend lists. Throws
+ * `KERNELS_BAD_OPTION`. {@link validateLoad} calls it; `estimateMemory` implementations call it to
+ * refuse the same options a load would.
+ *
+ * @example
+ * ```ts
+ * const { contextLength, maxSequences, kvDtype } = resolveLoadOptions(config, options, backend.capabilities());
+ * ```
+ */
+export function resolveLoadOptions(c: WeightsConfig, options: LoadOptions, capabilities: BackendCapabilities): ResolvedLoadOptions {
+  const resolved: ResolvedLoadOptions = {
+    contextLength: options.contextLength,
+    maxSequences: options.maxSequences ?? 1,
+    kvDtype: options.kvDtype ?? "f32",
+    activationQuant: options.activationQuant ?? "per-token",
+  };
+  if (!Number.isSafeInteger(resolved.contextLength) || resolved.contextLength < 1 || resolved.contextLength > c.maxPositionEmbeddings) {
+    throw badOption("contextLength", "contextLength out of range", `a whole number in [1, ${c.maxPositionEmbeddings}]`, resolved.contextLength);
+  }
+  if (!Number.isSafeInteger(resolved.maxSequences) || resolved.maxSequences < 1 || resolved.maxSequences > capabilities.maxSequences) {
+    throw badOption("maxSequences", "maxSequences out of range", `a whole number in [1, ${capabilities.maxSequences}]`, resolved.maxSequences);
+  }
+  if (!capabilities.kvDtypes.includes(resolved.kvDtype)) {
+    throw badOption("kvDtype", "unsupported KV cache dtype", capabilities.kvDtypes.join(" or "), resolved.kvDtype);
+  }
+  if (!capabilities.activationQuants.includes(resolved.activationQuant)) {
+    throw badOption("activationQuant", "unsupported activation quantisation", capabilities.activationQuants.join(" or "), resolved.activationQuant);
+  }
   return resolved;
 }

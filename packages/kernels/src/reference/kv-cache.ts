@@ -100,6 +100,48 @@ export class KvCache {
     }
   }
 
+  /**
+   * Makes `to` an exact copy of `from`: its length and every layer's first `length` key and value
+   * rows (positions past the length are never read, so they are left as they were).
+   */
+  copy(from: SequenceCache, to: SequenceCache): void {
+    if (from === to) return;
+    const rowValues = from.length * this.kvWidth;
+    for (let l = 0; l < this.numLayers; l++) {
+      const start = l * this.contextLength * this.kvWidth;
+      to.keys.set(from.keys.subarray(start, start + rowValues), start);
+      to.values.set(from.values.subarray(start, start + rowValues), start);
+    }
+    to.length = from.length;
+  }
+
+  /** Copies of a sequence's keys and values, `[numLayers][length][kvWidth]` each (the rounded values the cache holds). */
+  exportRows(cache: SequenceCache): { keys: Float32Array; values: Float32Array } {
+    const rowValues = cache.length * this.kvWidth;
+    const keys = new Float32Array(this.numLayers * rowValues);
+    const values = new Float32Array(this.numLayers * rowValues);
+    for (let l = 0; l < this.numLayers; l++) {
+      const start = l * this.contextLength * this.kvWidth;
+      keys.set(cache.keys.subarray(start, start + rowValues), l * rowValues);
+      values.set(cache.values.subarray(start, start + rowValues), l * rowValues);
+    }
+    return { keys, values };
+  }
+
+  /**
+   * Writes `length` positions of `[numLayers][length][kvWidth]` keys and values into a sequence
+   * through {@link write} (so they are rounded exactly as a step's own rows are) and sets its length.
+   */
+  importRows(cache: SequenceCache, length: number, keys: Float32Array, values: Float32Array): void {
+    for (let l = 0; l < this.numLayers; l++) {
+      for (let p = 0; p < length; p++) {
+        const offset = (l * length + p) * this.kvWidth;
+        this.write(cache, l, p, keys, offset, values, offset);
+      }
+    }
+    cache.length = length;
+  }
+
   /** Views of a layer's keys and values for positions `0 … length-1`. */
   layerView(cache: SequenceCache, layer: number, length: number): { keys: Float32Array; values: Float32Array } {
     const start = layer * this.contextLength * this.kvWidth;

@@ -1,9 +1,10 @@
 // The reference backend: plain TypeScript, float32 storage and float64 reductions; the definition of correct numerics.
 import { HaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
-import { CONTRACT_VERSION, type Backend, type BackendCapabilities, type BackendFactory, type BackendProbe, type LoadOptions } from "../contract/backend.js";
+import { CONTRACT_VERSION, type Backend, type BackendCapabilities, type BackendFactory, type BackendProbe, type LoadOptions, type MemoryEstimate } from "../contract/backend.js";
 import type { LoadedModel } from "../contract/loaded-model.js";
-import type { ModelWeights } from "../contract/weights.js";
+import type { ModelWeights, WeightsConfig } from "../contract/weights.js";
+import { referenceMemoryEstimate } from "./reference-memory.js";
 import { validateLoad } from "../contract/validate-load.js";
 import { decodeTernary, referenceOps } from "./reference-ops.js";
 import { ReferenceLoadedModel, type ReferenceLayer } from "./reference-model.js";
@@ -61,6 +62,7 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
   const splitKvTile = options.splitKvTile ?? 0;
   const maxBatchTokens = options.maxBatchTokens ?? 4096;
   const angles = options.ropeAngles ?? "float64";
+  const maxSequences = options.maxSequences ?? 256;
   if (angles !== "float64" && angles !== "ggml-f32") {
     throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "unknown RoPE angle mode", { field: "ropeAngles", expected: "float64 or ggml-f32", actual: angles });
   }
@@ -69,6 +71,9 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
   }
   if (!Number.isSafeInteger(maxBatchTokens) || maxBatchTokens < 1) {
     throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "maxBatchTokens must be a whole number ≥ 1", { field: "maxBatchTokens", actual: maxBatchTokens });
+  }
+  if (!Number.isSafeInteger(maxSequences) || maxSequences < 1) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "maxSequences must be a whole number ≥ 1", { field: "maxSequences", actual: maxSequences });
   }
   const capabilities: BackendCapabilities = {
     architectures: ["bitnet"],
@@ -84,7 +89,7 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
     hiddenRows: true,
     copySequence: true,
     sequenceTransfer: true,
-    maxSequences: options.maxSequences ?? 256,
+    maxSequences,
     maxHeadDim: Infinity,
   };
   return {
@@ -94,6 +99,7 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
       return { available: true, reason: "plain TypeScript; runs everywhere" };
     },
     capabilities: () => capabilities,
+    estimateMemory: (config: WeightsConfig, loadOptions: LoadOptions): MemoryEstimate => referenceMemoryEstimate(config, loadOptions, capabilities),
     async loadModel(weights: ModelWeights, loadOptions: LoadOptions): Promise<LoadedModel> {
       checkAborted(loadOptions.signal);
       const resolved = validateLoad(weights, loadOptions, capabilities);

@@ -1,9 +1,11 @@
 // The reference backend's LoadedModel: the BitNet b1.58 forward pass over a batch, op by op, in plain TypeScript.
 import { HaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
-import type { LoadedModel, ResolvedLoadOptions, StepBatch } from "../contract/loaded-model.js";
+import type { LoadedModel, ResolvedLoadOptions, SequenceState, StepBatch, StepResult } from "../contract/loaded-model.js";
 import type { WeightsConfig } from "../contract/weights.js";
-import { validateBatch } from "../contract/validate-batch.js";
+import { requireLogitsOnly, validateBatch } from "../contract/validate-batch.js";
+import { deriveOutputs } from "../contract/forward.js";
+import { validateSequenceState } from "../contract/validate-sequence-state.js";
 import { KvCache } from "./kv-cache.js";
 import { rmsNormRows } from "./rms-norm.js";
 import { quantizeActivations } from "./quantize.js";
@@ -133,8 +135,64 @@ export class ReferenceLoadedModel implements LoadedModel {
     return this.stepSync(batch);
   }
 
-  /** The forward pass, synchronously (the reference blocks the thread it runs on). */
+  /** {@link step}, synchronously (the reference blocks the thread it runs on). Logits only. */
   stepSync(batch: StepBatch): Float32Array {
+    requireLogitsOnly(batch);
+    return this.run(batch).logits;
+  }
+
+  /**
+   * The step with contract-2 outputs: logits, or the argmax / top-k of the logits as
+   * `argmaxRows` / `topKRows` define them, plus the hidden states of `hiddenRows`.
+   */
+  async forward(batch: StepBatch): Promise<StepResult> {
+    return this.forwardSync(batch);
+  }
+
+  /** {@link forward}, synchronously. */
+  forwardSync(batch: StepBatch): StepResult {
+    const { logits, hidden } = this.run(batch);
+    const result = deriveOutputs(logits, batch.logitRows.length, this.config.vocabSize, batch.output, batch.topK);
+    return hidden === undefined ? result : { ...result, hidden };
+  }
+
+  /**
+   * Makes `to` an exact copy of `from` (length and every cached position). `from === to` is
+   * allowed and changes nothing.
+   */
+  copySequence(from: number, to: number): void {
+    this.live();
+    const source = this.slotCache(from, "from");
+    const target = this.slotCache(to, "to");
+    this.cache.copy(source, target);
+  }
+
+  /** A copy of a slot's KV as float32 rows (the values its cache holds, already rounded through the KV dtype). */
+  exportSequence(slot: number): SequenceState {
+    this.live();
+    const cache = this.slotCache(slot, "slot");
+    const { keys, values } = this.cache.exportRows(cache);
+    return { length: cache.length, numLayers: this.config.numLayers, numKvHeads: this.config.numKvHeads, headDim: this.config.headDim, keys, values };
+  }
+
+  /**
+   * Allocates a slot holding `state`, each row written through the KV dtype exactly as a step writes
+   * it. Everything is checked before a slot is taken; non-finite keys or values are refused
+   * (`KERNELS_BAD_ARGUMENT`), since no step of finite weights writes them.
+   */
+  importSequence(state: SequenceState): number {
+    this.live();
+    validateSequenceState(state, this.config, this.options.contextLength);
+    const slot = this.allocateSequence();
+    this.cache.importRows(this.cache.get(slot)!, state.length, state.keys, state.values);
+    return slot;
+  }
+
+  /**
+   * The forward pass of a validated batch: every row through every layer (appending its keys and
+   * values), then the output norm and head for `logitRows`, and the residual stream of `hiddenRows`.
+   */
+  private run(batch: StepBatch): { logits: Float32Array; hidden: Float32Array | undefined } {
     const weights = this.live();
     validateBatch(batch, {
       vocabSize: this.config.vocabSize,
@@ -197,7 +255,13 @@ export class ReferenceLoadedModel implements LoadedModel {
     const wanted = new Float32Array(logitRows.length * hidden);
     for (let i = 0; i < logitRows.length; i++) wanted.set(x.subarray(logitRows[i]! * hidden, (logitRows[i]! + 1) * hidden), i * hidden);
     const finalNormed = rmsNormRows(wanted, weights.outputNorm, eps);
-    return lmHeadRows(finalNormed, weights.head, c.vocabSize, hidden);
+    const logits = lmHeadRows(finalNormed, weights.head, c.vocabSize, hidden);
+    // [hiddenRows.length][hidden] residual stream after the last layer, before the output norm
+    const hiddenRows = batch.hiddenRows;
+    if (hiddenRows === undefined || hiddenRows.length === 0) return { logits, hidden: hiddenRows === undefined ? undefined : new Float32Array(0) };
+    const states = new Float32Array(hiddenRows.length * hidden);
+    for (let i = 0; i < hiddenRows.length; i++) states.set(x.subarray(hiddenRows[i]! * hidden, (hiddenRows[i]! + 1) * hidden), i * hidden);
+    return { logits, hidden: states };
   }
 
   dispose(): void {
