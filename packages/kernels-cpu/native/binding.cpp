@@ -142,6 +142,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("allocSlot", &NativeModel::Guard<&NativeModel::AllocSlot>),
                            InstanceMethod("freeSlot", &NativeModel::Guard<&NativeModel::FreeSlot>),
                            InstanceMethod("step", &NativeModel::Guard<&NativeModel::Step>),
+                           InstanceMethod("copySlot", &NativeModel::Guard<&NativeModel::CopySlot>),
+                           InstanceMethod("exportSlot", &NativeModel::Guard<&NativeModel::ExportSlot>),
+                           InstanceMethod("importSlot", &NativeModel::Guard<&NativeModel::ImportSlot>),
                            InstanceMethod("info", &NativeModel::Guard<&NativeModel::Info>),
                            InstanceMethod("dispose", &NativeModel::Guard<&NativeModel::Dispose>),
                        });
@@ -521,20 +524,44 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, HALO_OK);
   }
 
+  // What a step call returns: the logits as a Float32Array (the 4-argument step), or an object with the outputs its
+  // options asked for (contract 2's forward).
+  enum class StepOutput { Legacy, Logits, Argmax, TopK };
+
   class StepWorker : public PromiseWorker {
    public:
     StepWorker(Napi::Env env, std::shared_ptr<Model> model, std::vector<int32_t> tokens, std::vector<int32_t> positions,
-               std::vector<int32_t> slots, std::vector<int32_t> logit_rows)
+               std::vector<int32_t> slots, std::vector<int32_t> logit_rows, StepOutput output, int top_k, std::vector<int32_t> hidden_rows)
         : PromiseWorker(env, "step failed"), model_(std::move(model)),
-          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)) {}
+          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)),
+          output_(output), top_k_(top_k), hidden_rows_(std::move(hidden_rows)) {}
 
    protected:
     void Execute() override {
       try {
-        logits_.resize(logit_rows_.size() * static_cast<size_t>(model_->c.vocab));
+        const size_t rows = logit_rows_.size();
+        const int vocab = model_->c.vocab;
+        logits_.resize(rows * static_cast<size_t>(vocab));
+        hidden_.resize(hidden_rows_.size() * static_cast<size_t>(model_->c.hidden));
         status_ = model_->step(tokens_.data(), positions_.data(), slots_.data(), static_cast<int>(tokens_.size()),
-                               logit_rows_.data(), static_cast<int>(logit_rows_.size()), logits_.data());
+                               logit_rows_.data(), static_cast<int>(rows), logits_.data(), hidden_rows_.data(),
+                               static_cast<int>(hidden_rows_.size()), hidden_.data());
         if (status_ == HALO_FILE_CHANGED) change_ = model_->file_change_copy();
+        if (status_ != HALO_OK) return;
+        // Argmax / top-k from the logits here, off the JS thread: only ids (and k logits) cross into JS.
+        if (output_ == StepOutput::Argmax) {
+          argmax_.resize(rows);
+          halo::argmax_rows(logits_.data(), static_cast<int>(rows), vocab, argmax_.data());
+        } else if (output_ == StepOutput::TopK) {
+          if (top_k_ < 1 || top_k_ > vocab) {
+            status_ = HALO_BAD_ARGUMENT;
+            return;
+          }
+          top_ids_.resize(rows * static_cast<size_t>(top_k_));
+          top_values_.resize(top_ids_.size());
+          halo::top_k_rows(logits_.data(), static_cast<int>(rows), vocab, top_k_, top_ids_.data(), top_values_.data());
+        }
+        if (output_ == StepOutput::Argmax || output_ == StepOutput::TopK) std::vector<float>().swap(logits_);
       } catch (const std::exception&) {  // bad_alloc / length_error: the step's only throwing operations are allocations
         status_ = HALO_OUT_OF_MEMORY;
       }
@@ -568,26 +595,48 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       boolean("statFailed", change_.stat_failed);
       napi_set_named_property(env, error, "fileChange", object);
     }
-    // The logits as a Float32Array.
+    // The logits as a Float32Array (Legacy), else { logits, argmax?, topKIds?, topKLogits?, hidden? }.
     napi_value Result(napi_env env) override {
-      void* data = nullptr;
-      napi_value buffer = nullptr, array = nullptr;
-      const size_t bytes = logits_.size() * sizeof(float);
-      if (napi_create_arraybuffer(env, bytes, &data, &buffer) != napi_ok ||
-          napi_create_typedarray(env, napi_float32_array, logits_.size(), buffer, 0, &array) != napi_ok)
+      napi_value logits = typed_copy(env, napi_float32_array, logits_.data(), logits_.size(), sizeof(float));
+      if (output_ == StepOutput::Legacy || logits == nullptr) return logits;
+      napi_value object = nullptr;
+      if (napi_create_object(env, &object) != napi_ok || napi_set_named_property(env, object, "logits", logits) != napi_ok) return nullptr;
+      auto put = [&](const char* key, napi_typedarray_type type, const void* data, size_t count, size_t size) {
+        napi_value value = typed_copy(env, type, data, count, size);
+        return value != nullptr && napi_set_named_property(env, object, key, value) == napi_ok;
+      };
+      if (output_ == StepOutput::Argmax && !put("argmax", napi_int32_array, argmax_.data(), argmax_.size(), sizeof(int32_t))) return nullptr;
+      if (output_ == StepOutput::TopK && (!put("topKIds", napi_int32_array, top_ids_.data(), top_ids_.size(), sizeof(int32_t)) ||
+                                          !put("topKLogits", napi_float32_array, top_values_.data(), top_values_.size(), sizeof(float))))
         return nullptr;
-      if (bytes != 0) std::memcpy(data, logits_.data(), bytes);
-      return array;
+      if (!hidden_rows_.empty() && !put("hidden", napi_float32_array, hidden_.data(), hidden_.size(), sizeof(float))) return nullptr;
+      return object;
     }
 
    private:
+    // A new typed array holding a copy of `count` elements of `size` bytes; nullptr when napi fails.
+    static napi_value typed_copy(napi_env env, napi_typedarray_type type, const void* src, size_t count, size_t size) {
+      void* data = nullptr;
+      napi_value buffer = nullptr, array = nullptr;
+      if (napi_create_arraybuffer(env, count * size, &data, &buffer) != napi_ok || napi_create_typedarray(env, type, count, buffer, 0, &array) != napi_ok)
+        return nullptr;
+      if (count != 0) std::memcpy(data, src, count * size);
+      return array;
+    }
+
     std::shared_ptr<Model> model_;
     std::vector<int32_t> tokens_, positions_, slots_, logit_rows_;
-    std::vector<float> logits_;
+    StepOutput output_;
+    int top_k_;
+    std::vector<int32_t> hidden_rows_;
+    std::vector<float> logits_, hidden_, top_values_;
+    std::vector<int32_t> argmax_, top_ids_;
     halo::FileChange change_;
   };
 
-  // step(tokens, positions, slots, logitRows: Int32Array) → Promise<Float32Array>
+  // step(tokens, positions, slots, logitRows: Int32Array) → Promise<Float32Array>;
+  // step(tokens, positions, slots, logitRows, { output: "logits" | "argmax" | "top-k", topK?, hiddenRows?: Int32Array })
+  //   → Promise<{ logits, argmax?, topKIds?, topKLogits?, hidden? }>
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!model_) {
@@ -604,7 +653,30 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto tokens = vec(info[0]), positions = vec(info[1]), slots = vec(info[2]), rows = vec(info[3]);
     if (!need(env, !tokens.empty() && positions.size() == tokens.size() && slots.size() == tokens.size(), "step arrays differ in length"))
       return env.Undefined();
-    auto* worker = new StepWorker(env, model_, std::move(tokens), std::move(positions), std::move(slots), std::move(rows));
+    StepOutput output = StepOutput::Legacy;
+    int top_k = 0;
+    std::vector<int32_t> hidden_rows;
+    if (info.Length() >= 5 && !info[4].IsUndefined()) {
+      if (!need(env, info[4].IsObject(), "step options must be an object")) return env.Undefined();
+      Napi::Object options = info[4].As<Napi::Object>();
+      const Napi::Value name = options.Get("output");
+      const std::string kind = name.IsString() ? name.As<Napi::String>().Utf8Value() : name.IsUndefined() ? "logits" : "";
+      output = kind == "logits" ? StepOutput::Logits : kind == "argmax" ? StepOutput::Argmax : kind == "top-k" ? StepOutput::TopK : StepOutput::Legacy;
+      if (!need(env, output != StepOutput::Legacy, "step options.output must be \"logits\", \"argmax\" or \"top-k\"")) return env.Undefined();
+      if (output == StepOutput::TopK) {
+        const Napi::Value k = options.Get("topK");
+        const double kd = k.IsNumber() ? k.As<Napi::Number>().DoubleValue() : 0;
+        if (!need(env, kd >= 1 && kd <= model_->c.vocab && std::floor(kd) == kd, "step options.topK must be a whole number in [1, vocab]")) return env.Undefined();
+        top_k = static_cast<int>(kd);
+      }
+      const Napi::Value hidden = options.Get("hiddenRows");
+      if (!hidden.IsUndefined()) {
+        if (!need(env, typed<int32_t>(hidden, napi_int32_array), "step options.hiddenRows must be an Int32Array")) return env.Undefined();
+        hidden_rows = vec(hidden);
+      }
+    }
+    auto* worker = new StepWorker(env, model_, std::move(tokens), std::move(positions), std::move(slots), std::move(rows), output, top_k,
+                                  std::move(hidden_rows));
     Napi::Value promise = worker->Promise();
     if (promise.IsEmpty()) {
       delete worker;  // never queued: nothing else owns it
@@ -612,6 +684,67 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     }
     worker->Queue();
     return promise;
+  }
+
+  // copySlot(from, to, length) → status: slot `to` gets the first `length` positions of `from` (both allocated).
+  Napi::Value CopySlot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 3 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber(), "copySlot(from, to, length)")) return env.Undefined();
+    return Napi::Number::New(env, m->copy_slot(int_arg(info, 0), int_arg(info, 1), int_arg(info, 2)));
+  }
+
+  // The slot, length and [layers][length][kv_heads·head_dim] key and value arrays of exportSlot / importSlot; false
+  // (status in *status) when they do not fit the model.
+  bool kv_rows_args(Model* m, const Napi::CallbackInfo& info, const char* usage, int* slot, int* length, float** keys, float** values,
+                    halo_status* status) {
+    Napi::Env env = info.Env();
+    *status = HALO_BAD_ARGUMENT;
+    if (!need(env, info.Length() >= 4 && info[0].IsNumber() && info[1].IsNumber() && typed<float>(info[2], napi_float32_array) &&
+                       typed<float>(info[3], napi_float32_array),
+              usage))
+      return false;
+    const double length_value = info[1].As<Napi::Number>().DoubleValue();
+    if (!(length_value >= 0 && length_value <= m->c.context) || std::floor(length_value) != length_value) return false;
+    *slot = int_arg(info, 0);
+    *length = static_cast<int>(length_value);
+    auto k = info[2].As<Napi::Float32Array>(), v = info[3].As<Napi::Float32Array>();
+    const size_t count = static_cast<size_t>(m->c.layers) * static_cast<size_t>(*length) * m->c.kv_heads * m->c.head_dim;
+    if (k.ElementLength() != count || v.ElementLength() != count) return false;
+    *keys = k.Data();
+    *values = v.Data();
+    return true;
+  }
+
+  // exportSlot(slot, length, keys, values: Float32Array [layers][length][kv_heads·head_dim]) → status: fills keys and
+  // values with the slot's first `length` positions as attention reads them.
+  Napi::Value ExportSlot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    int slot = 0, length = 0;
+    float *keys = nullptr, *values = nullptr;
+    halo_status status = HALO_OK;
+    if (!kv_rows_args(m, info, "exportSlot(slot, length, keys, values)", &slot, &length, &keys, &values, &status)) {
+      return env.IsExceptionPending() ? env.Undefined() : Napi::Number::New(env, status);
+    }
+    return Napi::Number::New(env, m->export_slot(slot, length, keys, values));
+  }
+
+  // importSlot(slot, length, keys, values: Float32Array [layers][length][kv_heads·head_dim]) → status: writes them into
+  // the slot's first `length` positions, rounded through the KV dtype as a step's write is.
+  Napi::Value ImportSlot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    int slot = 0, length = 0;
+    float *keys = nullptr, *values = nullptr;
+    halo_status status = HALO_OK;
+    if (!kv_rows_args(m, info, "importSlot(slot, length, keys, values)", &slot, &length, &keys, &values, &status)) {
+      return env.IsExceptionPending() ? env.Undefined() : Napi::Number::New(env, status);
+    }
+    return Napi::Number::New(env, m->import_slot(slot, length, keys, values));
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -636,6 +769,25 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         m->head_data != m->quantised_head.codes.data)
       mapped += static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F32 ? 4 : 2));
     out.Set("mappedBytes", mapped);
+    // What the model holds besides the arena (estimateMemory is checked against these): the embedding table, the LM
+    // head as stored (0 when it is the embedding itself), norms and matrix scales, and one KV slot.
+    out.Set("embeddingBytes", static_cast<double>(table));
+    double head = 0;
+    if (m->head_type == halo::HeadType::I8 || m->head_type == halo::HeadType::I4) {
+      const size_t codes = m->head_type == halo::HeadType::I8 ? static_cast<size_t>(m->c.vocab) * m->c.hidden
+                                                              : static_cast<size_t>(m->c.vocab) * (HALO_HEAD_I8_STRIDE(m->c.hidden) / 2);
+      head = static_cast<double>(codes + (m->quantised_head.scales.size() + m->quantised_head.sums.size()) * 4 + m->quantised_head.sub.size());
+    } else if (m->head_data != nullptr && m->head_data != m->embedding_data) {
+      head = static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F32 ? 4 : 2));
+    }
+    out.Set("headBytes", head);
+    double small = static_cast<double>(m->output_norm.size() * sizeof(float));
+    for (const halo::Layer& L : m->layers) {
+      small += static_cast<double>((L.attn_norm.size() + L.attn_sub_norm.size() + L.ffn_norm.size() + L.ffn_sub_norm.size()) * sizeof(float));
+      for (const halo::Matrix* mat : {&L.qkv, &L.o, &L.gate_up, &L.down}) small += static_cast<double>(mat->scales.size() * sizeof(float));
+    }
+    out.Set("normAndScaleBytes", small);
+    out.Set("kvSlotBytes", static_cast<double>(m->c.kv_slot_bytes()));
     return out;
   }
 
@@ -890,6 +1042,38 @@ Napi::Value F16Round(const Napi::CallbackInfo& info) {
   return f32_copy(env, back.data(), back.size());
 }
 
+// argmaxRows(logits: Float32Array [rows][vocab], rows, vocab) → Int32Array: the worker's argmax, for its tests.
+Napi::Value ArgmaxRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!need(env, info.Length() >= 3 && typed<float>(info[0], napi_float32_array) && info[1].IsNumber() && info[2].IsNumber(), "argmaxRows(logits, rows, vocab)"))
+    return env.Undefined();
+  auto logits = info[0].As<Napi::Float32Array>();
+  const int rows = int_arg(info, 1), vocab = int_arg(info, 2);
+  if (rows < 0 || vocab <= 0 || logits.ElementLength() != static_cast<size_t>(rows) * vocab) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  auto out = Napi::Int32Array::New(env, rows);
+  halo::argmax_rows(logits.Data(), rows, vocab, out.Data());
+  return out;
+}
+
+// topKRows(logits: Float32Array [rows][vocab], rows, vocab, k) → { ids: Int32Array, logits: Float32Array } [rows][k]: the
+// worker's top-k, for its tests.
+Napi::Value TopKRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!need(env, info.Length() >= 4 && typed<float>(info[0], napi_float32_array) && info[1].IsNumber() && info[2].IsNumber() && info[3].IsNumber(),
+            "topKRows(logits, rows, vocab, k)"))
+    return env.Undefined();
+  auto logits = info[0].As<Napi::Float32Array>();
+  const int rows = int_arg(info, 1), vocab = int_arg(info, 2), k = int_arg(info, 3);
+  if (rows < 0 || vocab <= 0 || k < 1 || k > vocab || logits.ElementLength() != static_cast<size_t>(rows) * vocab) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  auto ids = Napi::Int32Array::New(env, static_cast<size_t>(rows) * k);
+  auto values = Napi::Float32Array::New(env, static_cast<size_t>(rows) * k);
+  halo::top_k_rows(logits.Data(), rows, vocab, k, ids.Data(), values.Data());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ids", ids);
+  out.Set("logits", values);
+  return out;
+}
+
 Napi::Value Isas(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto list = halo::available_isas();
@@ -986,6 +1170,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lmHead", Napi::Function::New(env, Guarded<OpLmHead>));
   exports.Set("gemmRaw", Napi::Function::New(env, Guarded<GemmRaw>));
   exports.Set("f16Round", Napi::Function::New(env, Guarded<F16Round>));
+  exports.Set("argmaxRows", Napi::Function::New(env, Guarded<ArgmaxRows>));
+  exports.Set("topKRows", Napi::Function::New(env, Guarded<TopKRows>));
   exports.Set("isas", Napi::Function::New(env, Guarded<Isas>));
   exports.Set("hardwareThreads", Napi::Function::New(env, Guarded<HardwareThreads>));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, Guarded<MeasureReadBandwidth>));

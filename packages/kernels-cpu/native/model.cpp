@@ -935,7 +935,8 @@ int attention_tile(int n, int kv_heads, int workers, const int32_t* positions) {
 }  // namespace
 
 halo_status Model::step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
-                        const int32_t* logit_rows, int n_logits, float* logits) {
+                        const int32_t* logit_rows, int n_logits, float* logits, const int32_t* hidden_rows, int n_hidden,
+                        float* hidden_out) {
   std::lock_guard<std::mutex> lock(step_mutex);
   PhaseClock clock;
   const int hidden = c.hidden, hd = c.head_dim;
@@ -954,6 +955,9 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   }
   for (int i = 0; i < n_logits; i++)
     if (logit_rows[i] < 0 || logit_rows[i] >= n) return HALO_BAD_ARGUMENT;
+  if (n_hidden < 0 || (n_hidden > 0 && (hidden_rows == nullptr || hidden_out == nullptr))) return HALO_BAD_ARGUMENT;
+  for (int i = 0; i < n_hidden; i++)
+    if (hidden_rows[i] < 0 || hidden_rows[i] >= n) return HALO_BAD_ARGUMENT;
   grow(x, static_cast<size_t>(n) * hidden);
   grow(normed, static_cast<size_t>(n) * std::max({hidden, q_dim, inter}));
   grow(qkv_out, static_cast<size_t>(n) * qkv_rows);
@@ -966,11 +970,11 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   }
   rope_table(positions, n, hd, c.rope_theta, rope_table_);
   const size_t elem = c.kv_elem();
-  const size_t layer_stride = static_cast<size_t>(c.context) * kv_dim;  // elements per layer per slot
-  const size_t values_offset = static_cast<size_t>(c.layers) * layer_stride;
+  const size_t layer_stride = kv_layer_stride();  // elements per layer per slot
+  const size_t values_offset = kv_values_offset();
   // Int8 slots: scales [2][layers][context][kv_heads] f32 after the codes (Config::kv_slot_bytes).
-  const size_t scales_at = (2 * values_offset + 3) / 4 * 4;
-  const size_t scale_layer_stride = static_cast<size_t>(c.context) * c.kv_heads;
+  const size_t scales_at = kv_scales_at();
+  const size_t scale_layer_stride = kv_scale_layer_stride();
   const size_t value_scales_offset = static_cast<size_t>(c.layers) * scale_layer_stride;
   auto slot_scales = [&](int slot) { return reinterpret_cast<float*>(static_cast<char*>(slots[slot]->data) + scales_at); };
   grow(key_ptrs, n);
@@ -991,23 +995,8 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
       rope_apply(qkv_out.data() + static_cast<size_t>(t0) * qkv_rows + q_dim, qkv_rows, rope_table_.data() + static_cast<size_t>(t0) * hd, t1 - t0,
                  c.kv_heads, hd);
       for (int t = t0; t < t1; t++) {
-        char* base = static_cast<char*>(slots[slot_ids[t]]->data);
-        const size_t at = static_cast<size_t>(l) * layer_stride + static_cast<size_t>(positions[t]) * kv_dim;
         const float* kr = qkv_out.data() + static_cast<size_t>(t) * qkv_rows + q_dim;
-        const float* vr = kr + kv_dim;
-        if (c.kv_dtype == HALO_KV_F16) {
-          k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + at, kr, kv_dim);
-          k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + values_offset + at, vr, kv_dim);
-        } else if (c.kv_dtype == HALO_KV_I8) {
-          float* scales = slot_scales(slot_ids[t]) + static_cast<size_t>(l) * scale_layer_stride + static_cast<size_t>(positions[t]) * c.kv_heads;
-          for (int h = 0; h < c.kv_heads; h++) {
-            halo_kv_i8_row(kr + h * hd, hd, reinterpret_cast<int8_t*>(base) + at + h * hd, scales + h);
-            halo_kv_i8_row(vr + h * hd, hd, reinterpret_cast<int8_t*>(base) + values_offset + at + h * hd, scales + value_scales_offset + h);
-          }
-        } else {
-          std::memcpy(reinterpret_cast<float*>(base) + at, kr, sizeof(float) * kv_dim);
-          std::memcpy(reinterpret_cast<float*>(base) + values_offset + at, vr, sizeof(float) * kv_dim);
-        }
+        write_kv(slot_ids[t], l, positions[t], kr, kr + kv_dim);
       }
     });
     for (int t = 0; t < n; t++) {
@@ -1073,6 +1062,9 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
   }
   clock.lap(6);
+  // Hidden states for Medusa-style heads: the residual stream after the last layer, before the output norm.
+  for (int i = 0; i < n_hidden; i++)
+    std::memcpy(hidden_out + static_cast<size_t>(i) * hidden, x.data() + static_cast<size_t>(hidden_rows[i]) * hidden, sizeof(float) * hidden);
   // Final norm of the wanted rows (quantised once here for an int8 or int4 head), then the LM head split by vocabulary rows.
   grow(head_in, static_cast<size_t>(n_logits) * hidden);
   float* const wanted = head_in.data();
@@ -1114,6 +1106,158 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   });
   clock.lap(7);
   return check_files();
+}
+
+// ---------------------------------------------------------------- KV slots: one write path, copy, export, import
+
+void Model::write_kv(int slot, int layer, int position, const float* key, const float* value) {
+  const int hd = c.head_dim, kv_dim = c.kv_heads * hd;
+  char* base = static_cast<char*>(slots[slot]->data);
+  const size_t at = static_cast<size_t>(layer) * kv_layer_stride() + static_cast<size_t>(position) * kv_dim;
+  const size_t values_offset = kv_values_offset();
+  if (c.kv_dtype == HALO_KV_F16) {
+    k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + at, key, kv_dim);
+    k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + values_offset + at, value, kv_dim);
+  } else if (c.kv_dtype == HALO_KV_I8) {
+    float* scales = reinterpret_cast<float*>(base + kv_scales_at()) + static_cast<size_t>(layer) * kv_scale_layer_stride() +
+                    static_cast<size_t>(position) * c.kv_heads;
+    const size_t value_scales_offset = static_cast<size_t>(c.layers) * kv_scale_layer_stride();
+    for (int h = 0; h < c.kv_heads; h++) {
+      halo_kv_i8_row(key + h * hd, hd, reinterpret_cast<int8_t*>(base) + at + h * hd, scales + h);
+      halo_kv_i8_row(value + h * hd, hd, reinterpret_cast<int8_t*>(base) + values_offset + at + h * hd, scales + value_scales_offset + h);
+    }
+  } else {
+    std::memcpy(reinterpret_cast<float*>(base) + at, key, sizeof(float) * kv_dim);
+    std::memcpy(reinterpret_cast<float*>(base) + values_offset + at, value, sizeof(float) * kv_dim);
+  }
+}
+
+void Model::read_kv(int slot, int layer, int position, float* key, float* value) const {
+  const int hd = c.head_dim, kv_dim = c.kv_heads * hd;
+  const char* base = static_cast<const char*>(slots[slot]->data);
+  const size_t at = static_cast<size_t>(layer) * kv_layer_stride() + static_cast<size_t>(position) * kv_dim;
+  const size_t values_offset = kv_values_offset();
+  if (c.kv_dtype == HALO_KV_F16) {
+    k->f16_to_f32(key, reinterpret_cast<const uint16_t*>(base) + at, kv_dim);
+    k->f16_to_f32(value, reinterpret_cast<const uint16_t*>(base) + values_offset + at, kv_dim);
+  } else if (c.kv_dtype == HALO_KV_I8) {
+    const float* scales = reinterpret_cast<const float*>(base + kv_scales_at()) + static_cast<size_t>(layer) * kv_scale_layer_stride() +
+                          static_cast<size_t>(position) * c.kv_heads;
+    const float* value_scales = scales + static_cast<size_t>(c.layers) * kv_scale_layer_stride();
+    const int8_t* key_codes = reinterpret_cast<const int8_t*>(base) + at;
+    const int8_t* value_codes = key_codes + values_offset;
+    // As attn_tile reads a cached row: the f32 product of the code and its row's scale.
+    for (int h = 0; h < c.kv_heads; h++) {
+      for (int d = 0; d < hd; d++) {
+        key[h * hd + d] = static_cast<float>(key_codes[h * hd + d]) * scales[h];
+        value[h * hd + d] = static_cast<float>(value_codes[h * hd + d]) * value_scales[h];
+      }
+    }
+  } else {
+    std::memcpy(key, reinterpret_cast<const float*>(base) + at, sizeof(float) * kv_dim);
+    std::memcpy(value, reinterpret_cast<const float*>(base) + values_offset + at, sizeof(float) * kv_dim);
+  }
+}
+
+namespace {
+
+bool slot_live(const Model& m, int slot) { return slot >= 0 && slot < static_cast<int>(m.slots.size()) && m.slots[slot] != nullptr; }
+
+}  // namespace
+
+halo_status Model::copy_slot(int from, int to, int length) {
+  std::lock_guard<std::mutex> lock(step_mutex);
+  if (!slot_live(*this, from) || !slot_live(*this, to) || length < 0 || length > c.context) return HALO_BAD_ARGUMENT;
+  if (from == to || length == 0) return HALO_OK;
+  const char* src = static_cast<const char*>(slots[from]->data);
+  char* dst = static_cast<char*>(slots[to]->data);
+  const size_t elem = c.kv_elem();
+  const size_t row_bytes = static_cast<size_t>(c.kv_heads) * c.head_dim * elem;
+  for (int l = 0; l < c.layers; l++) {
+    for (const size_t part : {size_t{0}, kv_values_offset()}) {
+      const size_t at = (part + static_cast<size_t>(l) * kv_layer_stride()) * elem;
+      std::memcpy(dst + at, src + at, row_bytes * static_cast<size_t>(length));
+    }
+  }
+  if (c.kv_dtype == HALO_KV_I8) {
+    const size_t scale_bytes = static_cast<size_t>(length) * c.kv_heads * sizeof(float);
+    for (int which = 0; which < 2; which++) {
+      for (int l = 0; l < c.layers; l++) {
+        const size_t at = kv_scales_at() + (static_cast<size_t>(which * c.layers + l) * kv_scale_layer_stride()) * sizeof(float);
+        std::memcpy(dst + at, src + at, scale_bytes);
+      }
+    }
+  }
+  return HALO_OK;
+}
+
+halo_status Model::export_slot(int slot, int length, float* keys, float* values) {
+  std::lock_guard<std::mutex> lock(step_mutex);
+  if (!slot_live(*this, slot) || length < 0 || length > c.context) return HALO_BAD_ARGUMENT;
+  const size_t kv_dim = static_cast<size_t>(c.kv_heads) * c.head_dim;
+  for (int l = 0; l < c.layers; l++)
+    for (int p = 0; p < length; p++) {
+      const size_t at = (static_cast<size_t>(l) * length + p) * kv_dim;
+      read_kv(slot, l, p, keys + at, values + at);
+    }
+  return HALO_OK;
+}
+
+halo_status Model::import_slot(int slot, int length, const float* keys, const float* values) {
+  std::lock_guard<std::mutex> lock(step_mutex);
+  if (!slot_live(*this, slot) || length < 0 || length > c.context) return HALO_BAD_ARGUMENT;
+  const size_t kv_dim = static_cast<size_t>(c.kv_heads) * c.head_dim;
+  // Layers split over the pool (an int8 import rounds every value; a long context is millions of them).
+  const int workers = pool->size();
+  pool->run([&](int i) {
+    int l0, l1;
+    split_range(c.layers, workers, i, 1, &l0, &l1);
+    for (int l = l0; l < l1; l++)
+      for (int p = 0; p < length; p++) {
+        const size_t at = (static_cast<size_t>(l) * length + p) * kv_dim;
+        write_kv(slot, l, p, keys + at, values + at);
+      }
+  });
+  return HALO_OK;
+}
+
+// ---------------------------------------------------------------- argmax and top-k of logit rows
+
+void argmax_rows(const float* logits, int rows, int vocab, int32_t* out) {
+  for (int r = 0; r < rows; r++) {
+    const float* row = logits + static_cast<size_t>(r) * vocab;
+    int best = 0;
+    float best_value = -INFINITY;
+    for (int i = 0; i < vocab; i++) {
+      if (row[i] > best_value) {  // strictly greater: the lowest id wins ties; NaN never compares greater
+        best_value = row[i];
+        best = i;
+      }
+    }
+    out[r] = best;
+  }
+}
+
+void top_k_rows(const float* logits, int rows, int vocab, int k, int32_t* ids, float* values) {
+  std::vector<int32_t> order(static_cast<size_t>(vocab));
+  for (int r = 0; r < rows; r++) {
+    const float* row = logits + static_cast<size_t>(r) * vocab;
+    // Higher logit first (NaN ranked as −∞), then a number before NaN, then the lower id: a strict weak order.
+    auto better = [row](int32_t a, int32_t b) {
+      const float va = row[a], vb = row[b];
+      const bool na = std::isnan(va), nb = std::isnan(vb);
+      const float ka = na ? -INFINITY : va, kb = nb ? -INFINITY : vb;
+      if (ka != kb) return ka > kb;
+      if (na != nb) return nb;
+      return a < b;
+    };
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
+    for (int j = 0; j < k; j++) {
+      ids[static_cast<size_t>(r) * k + j] = order[j];
+      values[static_cast<size_t>(r) * k + j] = row[order[j]];
+    }
+  }
 }
 
 }  // namespace halo

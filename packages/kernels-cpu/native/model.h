@@ -136,7 +136,7 @@ struct Model {
   const void* head_data = nullptr; // head.data, quantised_head.codes.data, a mapped file's bytes, or the embedding
   HeadType head_type = HeadType::F16;
   std::vector<float> output_norm;
-  std::vector<std::unique_ptr<Region>> slots;  // per slot: keys then values, [layers][context][kv_heads·head_dim] each
+  std::vector<std::unique_ptr<Region>> slots;  // per slot: keys, values [layers][context][kv_heads·head_dim], int8 scales
   std::mutex step_mutex;
   // Scratch, grown to the largest batch seen.
   std::vector<float> x, normed, qkv_out, attn_out, gate_up_out, delta;
@@ -162,9 +162,47 @@ struct Model {
   halo_status alloc_matrix(Matrix& m, int rows, int cols, int scale_block, const float* scales);
   /** Every tensor a step reads has been set (a step on a half-loaded model is refused, not a crash). */
   bool ready() const;
+  /**
+   * One forward pass of n rows: appends their keys and values to their slots, writes the logits of `logit_rows`
+   * ([n_logits][vocab]) and, when `n_hidden` > 0, the residual stream of `hidden_rows` after the last layer, before
+   * the output norm ([n_hidden][hidden]). Every argument is checked before any KV row is written.
+   */
   halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
-                   const int32_t* logit_rows, int n_logits, float* logits);
+                   const int32_t* logit_rows, int n_logits, float* logits, const int32_t* hidden_rows = nullptr,
+                   int n_hidden = 0, float* hidden = nullptr);
+
+  // KV slot layout (Config::kv_slot_bytes): keys then values [layers][context][kv_heads·head_dim] of kv_elem() bytes,
+  // then for int8 the key scales and value scales [layers][context][kv_heads] f32 at kv_scales_at() bytes.
+  /** Elements of one layer of one slot's keys (or values). */
+  size_t kv_layer_stride() const { return static_cast<size_t>(c.context) * c.kv_heads * c.head_dim; }
+  /** Element offset of the values after the keys. */
+  size_t kv_values_offset() const { return static_cast<size_t>(c.layers) * kv_layer_stride(); }
+  /** Byte offset of the int8 scales. */
+  size_t kv_scales_at() const { return (2 * kv_values_offset() * c.kv_elem() + 3) / 4 * 4; }
+  /** Scales of one layer of one slot's keys (or values). */
+  size_t kv_scale_layer_stride() const { return static_cast<size_t>(c.context) * c.kv_heads; }
+  /**
+   * Stores one position's key and value rows (`[kv_heads·head_dim]` f32 each) of one layer in an allocated slot as its
+   * dtype stores them (f16 through the kernels' conversion, int8 per KV head with halo_kv_i8_row, f32 as is): the one
+   * KV write of a step and of import_slot. Rows of different positions may be written concurrently.
+   */
+  void write_kv(int slot, int layer, int position, const float* key, const float* value);
+  /** One stored position's key and value rows widened to f32 exactly as attention reads them (f32(code·scale) for int8). */
+  void read_kv(int slot, int layer, int position, float* key, float* value) const;
+  /** Slot `to` gets the first `length` positions of slot `from` (codes and int8 scales), under step_mutex. */
+  halo_status copy_slot(int from, int to, int length);
+  /** Positions [0, length) of a slot as f32 rows `keys`/`values` [layers][length][kv_heads·head_dim], under step_mutex. */
+  halo_status export_slot(int slot, int length, float* keys, float* values);
+  /** Writes f32 rows [layers][length][kv_heads·head_dim] into positions [0, length) of a slot through write_kv. */
+  halo_status import_slot(int slot, int length, const float* keys, const float* values);
 };
+
+/** The greedy id of each of `rows` rows of `vocab` logits: highest logit, lowest id on ties, NaN never wins (a row with
+ *  no value above −∞ gives 0). The twin of argmaxRows in @halo/kernels. */
+void argmax_rows(const float* logits, int rows, int vocab, int32_t* out);
+/** The `k` best ids of each row with their logits, best first: higher logit, then lower id; NaN ranks last (below −∞).
+ *  The twin of topKRows in @halo/kernels. ids, values: [rows][k]; 1 ≤ k ≤ vocab. */
+void top_k_rows(const float* logits, int rows, int vocab, int k, int32_t* ids, float* values);
 
 /** One LM head row as int8 with its scale absmax/127 (round to nearest, clamped to ±127); returns the scale. */
 float quantize_head_row(const float* row, int hidden, int8_t* dst);

@@ -3,20 +3,24 @@ import { statSync } from "node:fs";
 import { HaloError } from "@halo/errors";
 import {
   KernelsErrorCode,
+  resolveLoadOptions,
   validateLoad,
   type Backend,
   type BackendCapabilities,
   type BackendProbe,
   type LoadOptions,
   type LoadedModel,
+  type MemoryEstimate,
   type ModelWeights,
+  type WeightsConfig,
   type WeightsFileRange,
   type WeightsFloatTensor,
   type WeightsTernaryTensor,
 } from "@halo/kernels";
 import { badOption, KernelsCpuErrorCode } from "./errors.js";
 import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeFloatDtype, type NativeHeadQuant, type NativeModelHandle } from "./native-binding.js";
-import { CpuLoadedModel } from "./cpu-loaded-model.js";
+import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
+import { cpuMemoryEstimate, packedArenaBytes } from "./cpu-memory.js";
 import { fuseScales, nativeScales } from "./scales.js";
 import { cpuOps } from "./cpu-ops.js";
 
@@ -201,7 +205,9 @@ async function packMatrix(native: NativeModelHandle, layer: number, role: number
  * Makes the CPU backend: C++ kernels through node-addon-api with the SIMD path chosen at run time
  * (AVX-512 VNNI, AVX2, or scalar), a persistent thread pool, ternary weights repacked once at
  * load into 2-bit `vpdpbusd`-ready blocks (q|k|v and gate|up fused), weights in huge pages, an f16
- * (or int8) LM head and an f16/f32 KV cache. One `step` is one native async call.
+ * (or int8 / int4) LM head and an f32/f16/int8 KV cache. One `step` (or `forward`) is one native
+ * async call; `forward` computes argmax / top-k natively and returns hidden rows, loaded models copy,
+ * export and import a sequence's KV, and `estimateMemory` sizes a load before it happens.
  *
  * @example
  * ```ts
@@ -212,6 +218,9 @@ async function packMatrix(native: NativeModelHandle, layer: number, role: number
  * const slot = model.allocateSequence();
  * const logits = await model.step({ tokens: Int32Array.of(1), positions: Int32Array.of(0),
  *   slots: Int32Array.of(slot), logitRows: Int32Array.of(0) });
+ * const { argmax } = await model.forward!({ tokens: Int32Array.of(7), positions: Int32Array.of(1),
+ *   slots: Int32Array.of(slot), logitRows: Int32Array.of(0), output: "argmax" });
+ * const estimate = backend.estimateMemory!(model.config, { contextLength: 256, kvDtype: "f16" });
  * ```
  */
 export function createBackend(options: CpuBackendOptions = {}): Backend {
@@ -223,6 +232,8 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     missing = error as HaloError;
   }
   const resolved = resolveOptions(options, native);
+  // An addon built before contract 2 (a stale prebuild) has no native argmax, top-k, hidden rows or slot transfers.
+  const contract2 = native !== null && hasContract2(native);
   const capabilities: BackendCapabilities = {
     architectures: ["bitnet"],
     activations: ["relu2", "silu"],
@@ -233,10 +244,10 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     activationQuants: ["per-token", "q8k-block"],
     maxBatchTokens: resolved.maxBatchTokens,
     preferredBatchTokens: Math.min(resolved.maxBatchTokens, 512),
-    outputs: ["logits"],
-    hiddenRows: false,
-    copySequence: false,
-    sequenceTransfer: false,
+    outputs: contract2 ? ["logits", "argmax", "top-k"] : ["logits"],
+    hiddenRows: contract2,
+    copySequence: contract2,
+    sequenceTransfer: contract2,
     maxSequences: 256,
     maxHeadDim: Infinity,
   };
@@ -248,6 +259,10 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
       return { available: true, reason: `native ${isaName} kernels, ${resolved.threads} threads (CPU has ${native.isas().join(", ")})` };
     },
     capabilities: () => capabilities,
+    estimateMemory(config: WeightsConfig, loadOptions: LoadOptions): MemoryEstimate {
+      const options = resolveLoadOptions(config, loadOptions, capabilities);
+      return cpuMemoryEstimate(config, { ...options, headQuant: resolved.headQuant, batchTokens: capabilities.preferredBatchTokens });
+    },
     async loadModel(weights: ModelWeights, loadOptions: LoadOptions): Promise<LoadedModel> {
       checkAborted(loadOptions.signal);
       if (native === null) {
@@ -259,12 +274,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
         throw badOption("lmHead", "the int4 LM head takes models with a hidden size up to 65,536", `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`, c.hiddenSize,
           'Use lmHead "int8" or "f16" for this model');
       }
-      const qDim = c.numHeads * c.headDim;
-      const kvDim = c.numKvHeads * c.headDim;
-      const blocks = (cols: number): number => Math.ceil(cols / 256) * 64;
-      const arenaBytes =
-        c.numLayers *
-        ((qDim + 2 * kvDim) * blocks(c.hiddenSize) + c.hiddenSize * blocks(qDim) + 2 * c.intermediateSize * blocks(c.hiddenSize) + c.hiddenSize * blocks(c.intermediateSize));
+      const arenaBytes = packedArenaBytes(c);
       let model: NativeModelHandle;
       try {
         model = new native.NativeModel(

@@ -1,7 +1,25 @@
 // The CPU backend's LoadedModel: slot bookkeeping and validation in TypeScript, the whole step in one native call.
 import { HaloError } from "@halo/errors";
-import { KernelsErrorCode, validateBatch, type LoadedModel, type ResolvedLoadOptions, type StepBatch, type WeightsConfig } from "@halo/kernels";
-import { checkStatus, fromNative, type NativeModelHandle } from "./native-binding.js";
+import {
+  KernelsErrorCode,
+  requireLogitsOnly,
+  validateBatch,
+  validateSequenceState,
+  type LoadedModel,
+  type ResolvedLoadOptions,
+  type SequenceState,
+  type StepBatch,
+  type StepResult,
+  type WeightsConfig,
+} from "@halo/kernels";
+import { checkStatus, fromNative, type NativeBinding, type NativeModelHandle, type NativeStepOptions } from "./native-binding.js";
+import { KernelsCpuErrorCode } from "./errors.js";
+
+/** @internal Whether the addon has contract 2's native calls (argmax / top-k / hidden rows, slot copy / export / import). */
+export function hasContract2(native: NativeBinding): boolean {
+  const prototype = native.NativeModel.prototype as Partial<NativeModelHandle>;
+  return typeof prototype.copySlot === "function" && typeof prototype.exportSlot === "function" && typeof prototype.importSlot === "function";
+}
 
 /**
  * What the native side reports about a loaded model.
@@ -23,6 +41,14 @@ export interface CpuModelInfo {
   readonly headType: string;
   /** Weight bytes borrowed from mappings of the model file (zero-copy loads of `halo-i2x256` and f16/f32 tables). */
   readonly mappedBytes: number;
+  /** Bytes of the token embedding as held (copied or mapped). */
+  readonly embeddingBytes: number;
+  /** Bytes of the LM head as held besides the embedding: 0 for a tied f16/bf16/f32 head (it reads the embedding). */
+  readonly headBytes: number;
+  /** Bytes of the norms and the ternary matrices' scales. */
+  readonly normAndScaleBytes: number;
+  /** Bytes of one sequence's KV slot (keys, values and int8 scales for the whole context) before page rounding. */
+  readonly kvSlotBytes: number;
 }
 
 /**
@@ -55,18 +81,38 @@ export class CpuLoadedModel implements LoadedModel {
     return this.native;
   }
 
-  private slotLength(slot: number): number {
+  private slotLength(slot: number, field = "slot"): number {
     const length = Number.isInteger(slot) && slot >= 0 ? this.lengths[slot] : undefined;
     if (length === undefined) {
-      throw new HaloError(KernelsErrorCode.KERNELS_UNKNOWN_SLOT, "slot is not allocated", { field: "slot", actual: slot, hint: "Call allocateSequence() and use the id it returns" });
+      throw new HaloError(KernelsErrorCode.KERNELS_UNKNOWN_SLOT, "slot is not allocated", { field, actual: slot, hint: "Call allocateSequence() and use the id it returns" });
     }
     return length;
   }
 
-  /** Kernel path, threads, huge pages and head type in use. */
+  /** The native handle, refusing an addon built before contract 2 (a stale prebuild) with the fix. */
+  private contract2(what: string): Required<Pick<NativeModelHandle, "copySlot" | "exportSlot" | "importSlot">> & NativeModelHandle {
+    const native = this.live();
+    if (typeof native.copySlot !== "function" || typeof native.exportSlot !== "function" || typeof native.importSlot !== "function") {
+      throw new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING, `${what} needs a native addon built for backend contract 2`, {
+        expected: "an addon with copySlot, exportSlot and importSlot",
+        actual: "an addon built before contract 2 (a stale prebuild or build)",
+        hint: "Rebuild it: `npm rebuild @halo/kernels-cpu`, or in a clone of halo `corepack pnpm --filter @halo/kernels-cpu build`",
+      });
+    }
+    return native as Required<Pick<NativeModelHandle, "copySlot" | "exportSlot" | "importSlot">> & NativeModelHandle;
+  }
+
+  /** Kernel path, threads, huge pages, head type and the bytes held, as the native side reports them. */
   nativeInfo(): CpuModelInfo {
     const info = this.live().info();
-    return { ...info, mappedBytes: info.mappedBytes ?? 0 };
+    return {
+      ...info,
+      mappedBytes: info.mappedBytes ?? 0,
+      embeddingBytes: info.embeddingBytes ?? 0,
+      headBytes: info.headBytes ?? 0,
+      normAndScaleBytes: info.normAndScaleBytes ?? 0,
+      kvSlotBytes: info.kvSlotBytes ?? 0,
+    };
   }
 
   allocateSequence(): number {
@@ -105,25 +151,133 @@ export class CpuLoadedModel implements LoadedModel {
     return this.slotLength(slot);
   }
 
-  async step(batch: StepBatch): Promise<Float32Array> {
-    const native = this.live();
+  private validate(batch: StepBatch): void {
     validateBatch(batch, {
       vocabSize: this.config.vocabSize,
       contextLength: this.options.contextLength,
       maxBatchTokens: this.maxBatchTokens,
       sequenceLength: (slot) => (Number.isInteger(slot) && slot >= 0 ? this.lengths[slot] : undefined),
     });
+  }
+
+  /** After a step: each slot's length covers the positions it stepped. */
+  private advance(batch: StepBatch): void {
+    for (let i = 0; i < batch.tokens.length; i++) {
+      const slot = batch.slots[i]!;
+      if (this.lengths[slot] !== undefined) this.lengths[slot] = Math.max(this.lengths[slot]!, batch.positions[i]! + 1);
+    }
+  }
+
+  async step(batch: StepBatch): Promise<Float32Array> {
+    requireLogitsOnly(batch);
+    const native = this.live();
+    this.validate(batch);
     let logits: Float32Array;
     try {
       logits = await native.step(batch.tokens, batch.positions, batch.slots, batch.logitRows);
     } catch (error) {
       throw fromNative(error, "step");
     }
-    for (let i = 0; i < batch.tokens.length; i++) {
-      const slot = batch.slots[i]!;
-      if (this.lengths[slot] !== undefined) this.lengths[slot] = Math.max(this.lengths[slot]!, batch.positions[i]! + 1);
-    }
+    this.advance(batch);
     return logits;
+  }
+
+  /**
+   * The step with contract-2 outputs, in one native call: `output: "argmax"` / `"top-k"` are computed
+   * from the logits in the native worker (only ids and k logits reach JavaScript; ties go to the
+   * lowest id, NaN never wins — `argmaxRows` / `topKRows` of @halo/kernels), and `hiddenRows` returns
+   * the residual stream after the last layer, before the output norm.
+   *
+   * @example
+   * ```ts
+   * const { argmax, hidden } = await model.forward({ ...batch, output: "argmax", hiddenRows: Int32Array.of(0) });
+   * ```
+   */
+  async forward(batch: StepBatch): Promise<StepResult> {
+    const native = this.contract2("forward");
+    this.validate(batch);
+    const output = batch.output ?? "logits";
+    const options: NativeStepOptions = { output };
+    if (output === "top-k") options.topK = batch.topK!;
+    if (batch.hiddenRows !== undefined) options.hiddenRows = batch.hiddenRows;
+    let result;
+    try {
+      result = await native.step(batch.tokens, batch.positions, batch.slots, batch.logitRows, options);
+    } catch (error) {
+      throw fromNative(error, "forward");
+    }
+    this.advance(batch);
+    return {
+      logits: result.logits,
+      ...(output === "argmax" ? { argmax: result.argmax ?? new Int32Array(0) } : {}),
+      ...(output === "top-k" ? { topK: { k: batch.topK!, ids: result.topKIds ?? new Int32Array(0), logits: result.topKLogits ?? new Float32Array(0) } } : {}),
+      ...(batch.hiddenRows !== undefined ? { hidden: result.hidden ?? new Float32Array(0) } : {}),
+    };
+  }
+
+  /**
+   * Makes slot `to` (allocated) an exact copy of slot `from`'s KV: the first `sequenceLength(from)`
+   * positions of every layer's keys and values (and int8 scales), copied natively. Waits for a step
+   * in flight. `from === to` changes nothing.
+   *
+   * @example
+   * ```ts
+   * const fork = model.allocateSequence();
+   * model.copySequence(prompt, fork); // n > 1 completions share the prefilled prompt
+   * ```
+   */
+  copySequence(from: number, to: number): void {
+    const native = this.contract2("copySequence");
+    const length = this.slotLength(from, "from");
+    this.slotLength(to, "to");
+    checkStatus(native.copySlot(from, to, length), "copying a sequence", "to");
+    this.lengths[to] = length;
+  }
+
+  /**
+   * The KV of a slot as float32 rows `[numLayers][length][numKvHeads·headDim]`, read natively as
+   * attention reads them (f16 widened, int8 as `f32(code · scale)`). Waits for a step in flight.
+   *
+   * @example
+   * ```ts
+   * const state = model.exportSequence(slot);
+   * const moved = otherModel.importSequence!(state);
+   * ```
+   */
+  exportSequence(slot: number): SequenceState {
+    const native = this.contract2("exportSequence");
+    const length = this.slotLength(slot);
+    const { numLayers, numKvHeads, headDim } = this.config;
+    const size = numLayers * length * numKvHeads * headDim;
+    const keys = new Float32Array(size);
+    const values = new Float32Array(size);
+    checkStatus(native.exportSlot(slot, length, keys, values), "exporting a sequence", "slot");
+    return { length, numLayers, numKvHeads, headDim, keys, values };
+  }
+
+  /**
+   * Allocates a slot holding `state` and returns its id: every row is written natively through the
+   * step's own KV write (f16 rounding; int8 per KV head with its scale, round-half-even and clamp).
+   * Checked first with `validateSequenceState` (`KERNELS_BAD_ARGUMENT`, `KERNELS_CONTEXT_OVERFLOW`),
+   * then `KERNELS_NO_FREE_SLOT`.
+   *
+   * @example
+   * ```ts
+   * const slot = model.importSequence(referenceModel.exportSequence!(prefilled));
+   * ```
+   */
+  importSequence(state: SequenceState): number {
+    const native = this.contract2("importSequence");
+    validateSequenceState(state, this.config, this.options.contextLength);
+    const slot = this.allocateSequence();
+    try {
+      checkStatus(native.importSlot(slot, state.length, state.keys, state.values), "importing a sequence", "state");
+    } catch (error) {
+      this.freeSequence(slot);
+      throw error;
+    }
+    this.lengths[slot] = state.length;
+    return slot;
   }
 
   dispose(): void {

@@ -53,9 +53,46 @@ export interface NativeModelHandle {
   allocSlot(slot: number): number;
   freeSlot(slot: number): number;
   step(tokens: Int32Array, positions: Int32Array, slots: Int32Array, logitRows: Int32Array): Promise<Float32Array>;
-  /** `mappedBytes` is absent from addons built before zero-copy loads (a stale prebuild). */
-  info(): { isa: string; threads: number; hugePages: boolean; arenaBytes: number; headType: string; mappedBytes?: number };
+  /** The step with contract-2 outputs: argmax / top-k computed natively from the logits, hidden rows copied before the output norm. */
+  step(tokens: Int32Array, positions: Int32Array, slots: Int32Array, logitRows: Int32Array, options: NativeStepOptions): Promise<NativeStepResult>;
+  /** Slot `to` gets the first `length` positions of slot `from` (codes and int8 scales), under the step mutex. */
+  copySlot?(from: number, to: number, length: number): number;
+  /** Fills `keys`/`values` `[layers][length][kvHeads·headDim]` with a slot's first `length` positions as attention reads them. */
+  exportSlot?(slot: number, length: number, keys: Float32Array, values: Float32Array): number;
+  /** Writes `[layers][length][kvHeads·headDim]` rows into a slot's first `length` positions, rounded as a step's KV write. */
+  importSlot?(slot: number, length: number, keys: Float32Array, values: Float32Array): number;
+  /** `mappedBytes` is absent from addons built before zero-copy loads (a stale prebuild), the byte counts from those before contract 2. */
+  info(): {
+    isa: string;
+    threads: number;
+    hugePages: boolean;
+    arenaBytes: number;
+    headType: string;
+    mappedBytes?: number;
+    embeddingBytes?: number;
+    headBytes?: number;
+    normAndScaleBytes?: number;
+    kvSlotBytes?: number;
+  };
   dispose(): void;
+}
+
+/** @internal Options of the native step that make it return a {@link NativeStepResult}. */
+export interface NativeStepOptions {
+  output: "logits" | "argmax" | "top-k";
+  topK?: number;
+  hiddenRows?: Int32Array;
+}
+
+/** @internal What the native step returns with options: empty logits unless output is "logits". */
+export interface NativeStepResult {
+  logits: Float32Array;
+  argmax?: Int32Array;
+  /** `[rows][topK]` */
+  topKIds?: Int32Array;
+  topKLogits?: Float32Array;
+  /** `[hiddenRows.length][hidden]` */
+  hidden?: Float32Array;
 }
 
 /** @internal The addon's exports. Op functions return a status number when they refuse the arguments. */
@@ -69,6 +106,10 @@ export interface NativeBinding {
   lmHead(isa: string, threads: number, x: Float32Array, kind: NativeFloatDtype | "int8" | "int4", head: Uint16Array | Float32Array, vocab: number, hidden: number): Float32Array | number;
   gemmRaw(isa: string, trits: Int8Array, rows: number, cols: number, x: Int8Array, blocks: boolean): Int32Array | number;
   f16Round(isa: string, x: Float32Array): Float32Array;
+  /** The forward worker's argmax of `rows` rows of `vocab` logits (for its tests). */
+  argmaxRows?(logits: Float32Array, rows: number, vocab: number): Int32Array | number;
+  /** The forward worker's top-k (for its tests). */
+  topKRows?(logits: Float32Array, rows: number, vocab: number, k: number): { ids: Int32Array; logits: Float32Array } | number;
   isas(): string[];
   hardwareThreads(): number;
   measureReadBandwidth(threads: number, mib: number): Promise<number> | number;
