@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
 import { referenceBackend } from "@halo/kernels";
-import { loadModel, type GenerateEvent, type RequestEndEvent } from "./index.js";
+import { discoverBackends, loadModel, type GenerateEvent, type LoadModelOptions, type RequestEndEvent } from "./index.js";
 
 async function collect(stream: AsyncIterable<GenerateEvent>): Promise<{ events: GenerateEvent[]; end: RequestEndEvent }> {
   const events: GenerateEvent[] = [];
@@ -202,12 +202,8 @@ describe("backend auto-selection", () => {
     const reference = await loadModel(model(), { backend: "reference", contextLength: 64 });
     const run = async (engine: typeof auto) =>
       (await collect(engine.generate({ prompt: [506, 72, 101, 108, 108, 111], maxTokens: 16, temperature: 0, ignoreEos: true }))).end.tokenIds;
-    let native: boolean;
-    try {
-      native = (await import("@halo/kernels-cpu")) !== undefined;
-    } catch {
-      native = false;
-    }
+    const cpu = (await discoverBackends()).factories.find((f) => f.name === "cpu");
+    const native = cpu !== undefined && (await cpu.probe()).available;
     expect(auto.backend).toBe(native ? "cpu" : "reference");
     expect(await run(auto)).toEqual(await run(reference));
     auto.dispose();
@@ -219,7 +215,7 @@ describe("lmHead option", () => {
   it("gives the cpu backend the quantised head asked for: perplexity moves a little, not a lot", async () => {
     const text = "The quick brown fox jumps over the lazy dog. Language models predict the next token.";
     const score = async (lmHead: "f16" | "int8" | "int4") => {
-      const engine = await loadModel(synthModel({ seed: 6 }), { backend: "cpu", lmHead, contextLength: 64 });
+      const engine = await loadModel(synthModel({ seed: 6 }), { backend: "cpu", backendOptions: { cpu: { lmHead } }, contextLength: 64 });
       const { meanNll } = await engine.perplexity(engine.tokenize(text), { contextLength: 32 });
       engine.dispose();
       return meanNll;
@@ -232,13 +228,14 @@ describe("lmHead option", () => {
     }
   });
 
-  it("refuses a quantised head where it cannot apply, and unknown storages", async () => {
-    await expect(loadModel(synthModel(), { backend: "reference", lmHead: "int4" })).rejects.toMatchObject({
-      code: "ENGINE_NO_BACKEND",
-      message: expect.stringMatching(/lmHead int4 needs the cpu backend/) as unknown,
+  it("says where the old top-level option went, and lets the cpu backend refuse unknown storages", async () => {
+    await expect(loadModel(synthModel(), { backend: "reference", lmHead: "int4" } as LoadModelOptions)).rejects.toMatchObject({
+      code: "ENGINE_BAD_OPTION",
+      field: "lmHead",
+      message: expect.stringMatching(/lmHead moved to backendOptions\.cpu\.lmHead/) as unknown,
     });
-    await expect(loadModel(synthModel(), { backend: referenceBackend(), lmHead: "int8" })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
-    await expect(loadModel(synthModel(), { lmHead: "q4" as "int4" })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
+    await expect(loadModel(synthModel(), { backend: referenceBackend(), backendOptions: { reference: { maxBatchTokens: 8 } } })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
+    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lmHead: "q4" } } })).rejects.toMatchObject({ code: "KERNELS_BAD_OPTION" });
   });
 });
 

@@ -69,6 +69,14 @@ describe("option keys", () => {
     const error = await rejectionOf(loadModel("/nonexistent/model.halo", { context_length: 128 } as never));
     expect(error.code).toBe("ENGINE_BAD_OPTION");
     expect(error.message).toMatch(/unknown loadModel option \(field context_length\).*Did you mean contextLength\?/);
-    expect(LOAD_MODEL_OPTION_KEYS).toContain("lmHead");
+    expect(LOAD_MODEL_OPTION_KEYS).toContain("backendOptions");
+  });
+
+  it("loadModel says where threads and lmHead went (each backend takes its own options)", async () => {
+    const threads = await rejectionOf(loadModel("/nonexistent/model.halo", { threads: 4 } as never));
+    expect(threads).toMatchObject({ code: "ENGINE_BAD_OPTION", field: "threads" });
+    expect(threads.message).toMatch(/threads moved to backendOptions\.cpu\.threads/);
+    expect(LOAD_MODEL_OPTION_KEYS).not.toContain("threads");
+    expect(LOAD_MODEL_OPTION_KEYS).not.toContain("lmHead");
   });
 });

@@ -1,8 +1,19 @@
 // loadModel: open any model file h1b-format reads, build its tokenizer, pick a backend, start an Engine.
 import { HaloError, isHaloError } from "@halo/errors";
 import { changedFile, openModel, verifyModelWeights, type HaloModel, type ModelFormat, type VerifiedFile } from "@halo/h1b-format";
-import { referenceBackend, type ActivationQuant, type Backend, type KvDtype } from "@halo/kernels";
+import {
+  KV_DTYPES,
+  type ActivationQuant,
+  type Backend,
+  type BackendCapabilities,
+  type BackendFactory,
+  type BackendProbe,
+  type KvDtype,
+  type LoadOptions,
+  type MemoryEstimate,
+} from "@halo/kernels";
 import { Tokenizer } from "@halo/tokenizer";
+import { discoverBackends, isBackendFactory, isBackendObject, type BackendDiscovery } from "./backend-registry.js";
 import { chooseChatTemplate } from "./chat-template-choice.js";
 import { Engine } from "./engine.js";
 import { EngineErrorCode } from "./errors.js";
@@ -15,20 +26,35 @@ export interface LoadModelProgress {
   readonly fraction: number;
 }
 
+/**
+ * Options each backend is created with, by backend name: `{ cpu: { threads: 8, lmHead: "int8" } }`.
+ * Each entry reaches that backend's factory (`BackendFactory.create`) untouched; the factory checks
+ * it and refuses what it does not know (`KERNELS_BAD_OPTION`, naming the option).
+ */
+export type BackendOptions = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
   /**
-   * `"auto"` (default) picks the fastest available backend that supports the model: `cpu`
-   * (package `@halo/kernels-cpu`, when installed) then `reference`. A name forces that backend;
-   * a {@link Backend} object uses it directly; a list is tried in order (the first that loads and
-   * supports the model runs). Backends passed over are listed in {@link Engine.skippedBackends} with why.
+   * `"auto"` (default) tries every installed backend (see {@link discoverBackends}), highest
+   * priority first — e.g. `cpu` (package `@halo/kernels-cpu`, installed with the engine) then
+   * `reference` — and runs the first that is available, supports the model and fits in its memory.
+   * A name forces that backend; a {@link BackendFactory} or {@link Backend} object is used directly;
+   * a list is tried in order. Backends passed over are listed in {@link Engine.skippedBackends} with why.
    */
   readonly backend?: BackendChoice | readonly BackendChoice[];
+  /**
+   * Options of each backend, by its name (`{ cpu: { threads: 8, lmHead: "int8" } }`), passed to its
+   * factory untouched (see {@link BackendOptions}). A key naming no installed backend is refused
+   * (`ENGINE_BAD_OPTION`, listing the installed ones); a bad option is refused by the backend
+   * (`KERNELS_BAD_OPTION`), never skipped over.
+   */
+  readonly backendOptions?: BackendOptions;
   /** KV positions per sequence. Default min(model's trained context, 4096). */
   readonly contextLength?: number;
   /** Sequences that can run at once (each holds a KV slot). Default 4. */
   readonly maxSequences?: number;
-  /** KV cache dtype. Default: the backend's first supported (`f16` where available). */
+  /** KV cache dtype, one of `KV_DTYPES` (`@halo/kernels`). Default: `f16` where the backend runs it, else its first. */
   readonly kvDtype?: KvDtype;
   /** Activation quantisation. Default `per-token` (BitNet's). */
   readonly activationQuant?: ActivationQuant;
@@ -43,14 +69,6 @@ export interface LoadModelOptions {
    * not parse is refused here (`TOKENIZER_BAD_TEMPLATE`), before the weights load.
    */
   readonly chatTemplate?: string;
-  /** Threads for native backends. Default: all cores. */
-  readonly threads?: number;
-  /**
-   * LM head storage for native backends: `"f16"` (default: exact, the weights as stored), `"int8"` (half the bytes) or
-   * `"int4"` (about a quarter). The quantised forms trade accuracy for decode speed (top-1 agreement and KL divergence
-   * against the exact head are in `docs/benchmarks.md`); the reference backend computes the head exactly only.
-   */
-  readonly lmHead?: LmHeadStorage;
   /** Called as loading advances. */
   readonly onProgress?: (progress: LoadModelProgress) => void;
   /** Cancels loading (rejects with `ENGINE_ABORTED`). */
@@ -77,6 +95,7 @@ export interface LoadModelOptions {
  */
 export const LOAD_MODEL_OPTION_KEYS = [
   "backend",
+  "backendOptions",
   "contextLength",
   "maxSequences",
   "kvDtype",
@@ -84,8 +103,6 @@ export const LOAD_MODEL_OPTION_KEYS = [
   "format",
   "tokenizer",
   "chatTemplate",
-  "threads",
-  "lmHead",
   "onProgress",
   "signal",
   "verify",
@@ -95,16 +112,19 @@ export const LOAD_MODEL_OPTION_KEYS = [
 const everyLoadOptionListed: Record<UnlistedKeys<LoadModelOptions, typeof LOAD_MODEL_OPTION_KEYS>, never> = {};
 void everyLoadOptionListed;
 
-/** LM head storages {@link LoadModelOptions.lmHead} takes. */
-export const LM_HEAD_STORAGES = ["f16", "int8", "int4"] as const;
-/** One of {@link LM_HEAD_STORAGES}. */
-export type LmHeadStorage = (typeof LM_HEAD_STORAGES)[number];
+// Options of one backend that loadModel took before backends had their own options (contract 1), and where they went.
+const MOVED_LOAD_OPTIONS: Readonly<Record<string, string>> = { threads: "backendOptions.cpu.threads", lmHead: "backendOptions.cpu.lmHead" };
 
-/** One entry of {@link LoadModelOptions.backend}: `"auto"`, a backend name, or a {@link Backend} object. */
-export type BackendChoice = "auto" | "reference" | "cpu" | Backend;
+/**
+ * One entry of {@link LoadModelOptions.backend}: `"auto"`, an installed backend's name (`"cpu"`,
+ * `"reference"`, …), a {@link BackendFactory} (created with its `backendOptions` entry) or a
+ * {@link Backend} object (used as it is).
+ */
+export type BackendChoice = string | Backend | BackendFactory;
 
-/** A backend {@link loadModel} passed over, and why (not installed, failed to load, does not support the model). */
+/** A backend {@link loadModel} passed over, and why (not installed, refused, unavailable, does not support the model, does not fit). */
 export interface SkippedBackend {
+  /** The backend's name, or the package's when the package was refused before its name was known. */
   readonly name: string;
   readonly reason: string;
 }
@@ -143,34 +163,6 @@ function checkUnchanged(files: readonly VerifiedFile[], loaded: { dispose(): voi
   });
 }
 
-/** Names of the backends {@link loadModel} knows, in `"auto"` preference order. */
-export const BACKEND_NAMES = ["cpu", "reference"] as const;
-
-// Imported by name at run time so @halo/engine installs without the native package.
-const NATIVE_BACKEND_PACKAGES: Record<string, string> = { cpu: "@halo/kernels-cpu" };
-
-/** Reason a backend cannot be used, or the backend. */
-type Candidate = { readonly backend: Backend } | { readonly name: string; readonly reason: string };
-
-async function resolveBackend(name: string, threads: number | undefined, lmHead: LmHeadStorage): Promise<Candidate> {
-  if (name === "reference") {
-    return lmHead === "f16" ? { backend: referenceBackend() } : { name, reason: `computes the LM head exactly only (lmHead ${lmHead} needs the cpu backend)` };
-  }
-  const packageName = NATIVE_BACKEND_PACKAGES[name];
-  if (packageName === undefined) return { name, reason: `unknown backend (known: ${BACKEND_NAMES.join(", ")})` };
-  try {
-    const module = (await import(packageName)) as { createBackend?: (options: { threads?: number; lmHead?: LmHeadStorage }) => Backend };
-    if (typeof module.createBackend !== "function") return { name, reason: `${packageName} does not export createBackend()` };
-    return { backend: module.createBackend({ ...(threads === undefined ? {} : { threads }), ...(lmHead === "f16" ? {} : { lmHead }) }) };
-  } catch (cause) {
-    const code = (cause as { code?: unknown } | null)?.code;
-    if (code === "ERR_MODULE_NOT_FOUND" && cause instanceof Error && cause.message.includes(packageName)) {
-      return { name, reason: `${packageName} is not installed. Fix: npm install ${packageName}` };
-    }
-    return { name, reason: `${packageName} failed to load (${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}). Fix: npm rebuild ${packageName}` };
-  }
-}
-
 function isChoiceList(value: BackendChoice | readonly BackendChoice[]): value is readonly BackendChoice[] {
   return Array.isArray(value);
 }
@@ -183,15 +175,118 @@ function supports(backend: Backend, model: HaloModel): string | null {
   return null;
 }
 
+/** Checks the options that need no file: moved and unknown keys, integers, kvDtype, the shape of backend and backendOptions. */
+function checkLoadOptions(options: LoadModelOptions): void {
+  if (typeof options === "object" && options !== null) {
+    for (const [key, moved] of Object.entries(MOVED_LOAD_OPTIONS)) {
+      if (!(key in options)) continue;
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `${key} moved to ${moved}`, {
+        field: key,
+        expected: `backendOptions: { cpu: { ${key}: … } } (each backend takes its own options)`,
+        actual: key,
+        hint: `Pass backendOptions: { cpu: { ${key}: … } } instead; only the cpu backend takes it`,
+      });
+    }
+  }
+  checkOptionKeys("loadModel", options, LOAD_MODEL_OPTION_KEYS);
+  if (options.maxSequences !== undefined) checkInteger("maxSequences", options.maxSequences, 1, 4096);
+  if (options.kvDtype !== undefined && !(KV_DTYPES as readonly unknown[]).includes(options.kvDtype)) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown KV cache dtype", { field: "kvDtype", expected: KV_DTYPES.join(", "), actual: options.kvDtype, hint: "Pass one of those, or leave kvDtype out for the backend's default" });
+  }
+  const backendOptions: unknown = options.backendOptions;
+  if (backendOptions !== undefined) {
+    if (typeof backendOptions !== "object" || backendOptions === null || Array.isArray(backendOptions)) {
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "backendOptions must be an object of options by backend name", {
+        field: "backendOptions",
+        expected: "{ cpu: { threads: 8 }, … }",
+        actual: backendOptions === null ? "null" : Array.isArray(backendOptions) ? "an array" : typeof backendOptions,
+      });
+    }
+    for (const [name, value] of Object.entries(backendOptions)) {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `backendOptions.${name} must be an object of that backend's options`, {
+          field: `backendOptions.${name}`,
+          expected: "an object such as { threads: 8 }",
+          actual: value === null ? "null" : Array.isArray(value) ? "an array" : typeof value,
+        });
+      }
+    }
+  }
+  const wanted = options.backend ?? "auto";
+  for (const choice of isChoiceList(wanted) ? wanted : [wanted]) {
+    if (typeof choice === "string" || isBackendFactory(choice) || isBackendObject(choice)) continue;
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown kind of backend choice", {
+      field: "backend",
+      expected: '"auto", a backend name, a BackendFactory or a Backend object (or a list of those)',
+      actual: choice === null ? "null" : typeof choice,
+    });
+  }
+}
+
+/**
+ * The candidates a choice list stands for, in order: factories (by name through discovery, or passed
+ * in) and Backend objects; names that are not installed become skipped entries.
+ */
+function expandChoices(choices: readonly BackendChoice[], discovery: BackendDiscovery, skipped: SkippedBackend[]): (Backend | BackendFactory)[] {
+  const out: (Backend | BackendFactory)[] = [];
+  const seen = new Set<string>();
+  const add = (candidate: Backend | BackendFactory): void => {
+    if (isBackendFactory(candidate)) {
+      if (seen.has(candidate.name)) return;
+      seen.add(candidate.name);
+    }
+    out.push(candidate);
+  };
+  let reportedRefused = false;
+  for (const choice of choices) {
+    if (typeof choice !== "string") add(choice);
+    else if (choice === "auto") {
+      // Packages that declare a backend but could not be offered were "tried" too: say why once.
+      if (!reportedRefused) for (const r of discovery.refused) skipped.push({ name: r.name ?? r.packageName.replace(/^@halo\/kernels-/, ""), reason: `${r.packageName} ${r.reason}` });
+      reportedRefused = true;
+      for (const factory of discovery.factories) add(factory);
+    } else {
+      const factory = discovery.factories.find((f) => f.name === choice);
+      if (factory !== undefined) add(factory);
+      else skipped.push({ name: choice, reason: notInstalled(choice, discovery) });
+    }
+  }
+  return out;
+}
+
+function notInstalled(name: string, discovery: BackendDiscovery): string {
+  const refused = discovery.refused.find((r) => r.name === name || r.packageName === `@halo/kernels-${name}`);
+  if (refused !== undefined) return `${refused.packageName} ${refused.reason}`;
+  return `no installed backend is named "${name}" (installed: ${discovery.factories.map((f) => f.name).join(", ")}). Fix: install its package (npm install @halo/kernels-${name}), or pick an installed one`;
+}
+
+/** Why creating a backend failed, for the skipped list (a bad option is not a reason to skip: it is thrown). */
+function createFailure(cause: unknown): string {
+  if (isHaloError(cause) && cause.code === "KERNELS_BAD_OPTION") throw cause;
+  return `create() failed: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`;
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}
+
 /**
  * Opens a model file (a `.halo` container, seed `.h1b`, GGUF, or a Hugging Face snapshot
  * directory) or takes an already-open {@link HaloModel}, builds its tokenizer, chooses a backend
+ * (see {@link LoadModelOptions.backend}; installed backends are found by {@link discoverBackends})
  * and returns a ready {@link Engine}. The file is closed once the backend has taken the weights.
+ * A backend that can say what it allocates (`estimateMemory`) and how much memory it has
+ * (`probe().memory`) and does not fit is passed over; when none fits the load is refused with
+ * `ENGINE_OUT_OF_MEMORY`.
  *
  * @example
  * ```ts
  * import { loadModel } from "@halo/engine";
- * const engine = await loadModel("bitnet-2b.halo", { contextLength: 2048, onProgress: (p) => console.log(p) });
+ * const engine = await loadModel("bitnet-2b.halo", {
+ *   contextLength: 2048,
+ *   backendOptions: { cpu: { threads: 4 } },
+ *   onProgress: (p) => console.log(p),
+ * });
  * const ids = engine.tokenize("Hello");
  * engine.dispose();
  * ```
@@ -204,25 +299,30 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       actual: typeof source,
     });
   }
-  checkOptionKeys("loadModel", options, LOAD_MODEL_OPTION_KEYS);
-  if (options.maxSequences !== undefined) checkInteger("maxSequences", options.maxSequences, 1, 4096);
-  if (options.threads !== undefined) checkInteger("threads", options.threads, 1, 1024);
-  const lmHead = options.lmHead ?? "f16";
-  if (!(LM_HEAD_STORAGES as readonly unknown[]).includes(lmHead)) {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown LM head storage", {
-      field: "lmHead",
-      expected: LM_HEAD_STORAGES.join(", "),
-      actual: lmHead,
-      hint: "Pass one of those, or leave lmHead out for the exact f16 head",
+  checkLoadOptions(options);
+  const wanted = options.backend ?? "auto";
+  const choices: readonly BackendChoice[] = isChoiceList(wanted) ? wanted : [wanted];
+  const backendOptions = options.backendOptions ?? {};
+  const passedFactories = choices.filter((c): c is BackendFactory => isBackendFactory(c));
+  const discovery = await discoverBackends({ factories: passedFactories });
+  for (const name of Object.keys(backendOptions)) {
+    if (discovery.factories.some((f) => f.name === name)) continue;
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `backendOptions.${name} names no installed backend`, {
+      field: `backendOptions.${name}`,
+      expected: `options of an installed backend: ${discovery.factories.map((f) => f.name).join(", ")}`,
+      actual: name,
+      hint: notInstalled(name, discovery),
     });
   }
-  if (lmHead !== "f16" && options.backend !== undefined && (isChoiceList(options.backend) ? options.backend : [options.backend]).some((b) => typeof b === "object")) {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "lmHead applies to the backends loadModel creates by name", {
-      field: "lmHead",
-      expected: 'lmHead "f16" with a Backend object, or a backend given by name',
-      actual: `lmHead "${lmHead}" with a Backend object`,
-      hint: "Create the Backend object with its own head option (createBackend({ lmHead }) in @halo/kernels-cpu), or pass backend: \"cpu\"",
-    });
+  for (const choice of choices) {
+    if (isBackendObject(choice) && backendOptions[choice.name] !== undefined) {
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `backendOptions.${choice.name} cannot reach a Backend object, which is already created`, {
+        field: `backendOptions.${choice.name}`,
+        expected: "options for backends loadModel creates (given by name or as a BackendFactory)",
+        actual: `a Backend object named ${choice.name}`,
+        hint: "Create the Backend object with those options yourself, or pass its factory or name instead",
+      });
+    }
   }
   options.signal?.throwIfAborted();
   options.onProgress?.({ phase: "open", fraction: 0 });
@@ -257,63 +357,105 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
     // The cheap checks above (options against the header, the template) come first; then every weight byte is read.
     const verifiedFiles = options.verify === false ? [] : await verifyWeights(model, options);
 
-    const wanted = options.backend ?? "auto";
-    const choices: readonly BackendChoice[] = isChoiceList(wanted) ? wanted : [wanted];
-    const order = choices.flatMap((choice): (string | Backend)[] => (choice === "auto" ? [...BACKEND_NAMES] : [choice]));
     const skipped: SkippedBackend[] = [];
-    let chosen: Backend | null = null;
+    const order = expandChoices(choices, discovery, skipped);
+    const loadOptionsFor = (caps: BackendCapabilities): LoadOptions => {
+      const kvDtype = options.kvDtype ?? (caps.kvDtypes.includes("f16") ? "f16" : caps.kvDtypes[0]);
+      return {
+        contextLength,
+        maxSequences: options.maxSequences ?? 4,
+        ...(kvDtype !== undefined ? { kvDtype } : {}),
+        activationQuant: options.activationQuant ?? "per-token",
+      };
+    };
+    let chosen: { backend: Backend; factory: BackendFactory | null; estimate: MemoryEstimate | null } | null = null;
+    const tooBig: string[] = [];
     for (const entry of order) {
-      const candidate = typeof entry === "object" ? { backend: entry } : await resolveBackend(entry, options.threads, lmHead);
-      if (!("backend" in candidate)) {
-        skipped.push({ name: candidate.name, reason: candidate.reason });
+      let backend: Backend;
+      let probe: BackendProbe | null;
+      const factory = isBackendFactory(entry) ? entry : null;
+      if (factory !== null) {
+        probe = await factory.probe();
+        if (!probe.available) {
+          skipped.push({ name: factory.name, reason: probe.reason });
+          continue;
+        }
+        const own = backendOptions[factory.name];
+        try {
+          backend = own === undefined ? factory.create() : factory.create(own);
+        } catch (cause) {
+          skipped.push({ name: factory.name, reason: createFailure(cause) });
+          continue;
+        }
+      } else {
+        backend = entry as Backend;
+        // A Backend object given alone is used as given (its probe is its own business); in a list it is probed like the rest.
+        probe = order.length === 1 ? null : await backend.probe();
+        if (probe !== null && !probe.available) {
+          skipped.push({ name: backend.name, reason: probe.reason });
+          continue;
+        }
+      }
+      const unsupported = supports(backend, model);
+      if (unsupported !== null) {
+        skipped.push({ name: backend.name, reason: unsupported });
         continue;
       }
-      // A Backend object given alone is used as given (its probe is its own business); in a list it is probed like the rest.
-      if (order.length === 1 && typeof entry === "object") {
-        chosen = entry;
-        break;
+      const estimate = backend.estimateMemory?.(config, loadOptionsFor(backend.capabilities())) ?? null;
+      const memory = probe?.memory;
+      if (estimate !== null && memory !== undefined && estimate.totalBytes > memory.totalBytes) {
+        const reason =
+          `needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightsBytes)}, KV ${gib(estimate.kvBytes)}, scratch ${gib(estimate.scratchBytes)}) ` +
+          `but has ${gib(memory.totalBytes)} of ${memory.kind} memory`;
+        skipped.push({ name: backend.name, reason });
+        tooBig.push(`${backend.name}: ${reason}`);
+        continue;
       }
-      const probe = await candidate.backend.probe();
-      const unsupported = probe.available ? supports(candidate.backend, model) : probe.reason;
-      if (unsupported !== null) skipped.push({ name: candidate.backend.name, reason: unsupported });
-      else {
-        chosen = candidate.backend;
-        break;
-      }
+      chosen = { backend, factory, estimate };
+      break;
     }
     if (chosen === null) {
+      if (tooBig.length > 0) {
+        throw new HaloError(EngineErrorCode.ENGINE_OUT_OF_MEMORY, "the model with these options does not fit in the memory of any backend that can run it", {
+          path: model.source.path,
+          actual: skipped.map((s) => `${s.name}: ${s.reason}`).join("; "),
+          hint: `Lower contextLength (now ${contextLength}) or maxSequences (now ${options.maxSequences ?? 4}), or pick a smaller kvDtype (${KV_DTYPES.join(", ")}; int8 is about a quarter of f32)`,
+        });
+      }
       throw new HaloError(EngineErrorCode.ENGINE_NO_BACKEND, "no backend can run this model", {
         path: model.source.path,
         actual: skipped.map((s) => `${s.name}: ${s.reason}`).join("; "),
-        hint: 'Install @halo/kernels-cpu for the native backend (npm install @halo/kernels-cpu), or pass backend: "reference"',
+        hint: 'Install a backend package (npm install @halo/kernels-cpu for the native CPU backend), or pass backend: "reference"',
       });
     }
-    const caps = chosen.capabilities();
-    const kvDtype = options.kvDtype ?? (caps.kvDtypes.includes("f16") ? "f16" : caps.kvDtypes[0]);
-    const loaded = await chosen.loadModel(model, {
-      contextLength,
-      maxSequences: options.maxSequences ?? 4,
-      ...(kvDtype !== undefined ? { kvDtype } : {}),
-      activationQuant: options.activationQuant ?? "per-token",
+    const { backend, factory, estimate } = chosen;
+    const caps = backend.capabilities();
+    const loaded = await backend.loadModel(model, {
+      ...loadOptionsFor(caps),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       onProgress: ({ done, total }) => options.onProgress?.({ phase: "weights", fraction: total > 0 ? done / total : 1 }),
     });
     checkUnchanged(verifiedFiles, loaded, model.source.path);
     const eos = new Set<number>(config.eosTokenIds);
-    return new Engine({
+    // A backend of contract 1 (a Backend object from older code) has no preferredBatchTokens: the engine's former cap.
+    const preferred = typeof caps.preferredBatchTokens === "number" ? caps.preferredBatchTokens : Math.min(caps.maxBatchTokens, 512);
+    const parts = {
       model: loaded,
       tokenizer,
-      backendName: chosen.name,
+      backendName: backend.name,
       skippedBackends: skipped,
       source: model.source.path,
       chatTemplate,
       eosTokenIds: [...eos],
-      maxBatchTokens: Math.max(1, Math.min(caps.maxBatchTokens, 512)),
+      maxBatchTokens: Math.max(1, Math.min(preferred, caps.maxBatchTokens)),
       loadMs: performance.now() - started,
+      ...(estimate !== null ? { memoryEstimate: estimate, kvBytesPerPosition: estimate.kvBytesPerPosition } : {}),
+      ...(factory !== null ? { backendFactory: factory } : {}),
       close: () => {
         if (ownsModel) model.close();
       },
-    });
+    };
+    return new Engine(parts);
   } catch (error) {
     if (ownsModel) model.close();
     if (isHaloError(error) && error.code === "KERNELS_ABORTED") {
