@@ -45,6 +45,9 @@ export type { ConformanceOptions, ConformanceHarness } from "./conformance/run-c
 export type { ConformanceCheck } from "./conformance/op-checks.js";
 export { opChecks } from "./conformance/op-checks.js";
 export { modelChecks, greedyRun, argmax } from "./conformance/model-checks.js";
+export { capabilityChecks } from "./conformance/capability-checks.js";
+export { checkKvHandoff } from "./conformance/kv-handoff.js";
+export type { KvHandoffOptions, KvHandoffResult } from "./conformance/kv-handoff.js";
 export type { ConformanceTestModel, ModelCheckOptions } from "./conformance/model-checks.js";
 export { conformanceModel, floatTensorOf, ternaryTensorOf } from "./conformance/test-model.js";
 export type { ConformanceModelOptions } from "./conformance/test-model.js";

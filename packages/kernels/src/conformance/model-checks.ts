@@ -53,7 +53,8 @@ export function argmax(values: Float32Array, offset = 0, length = values.length 
   return best;
 }
 
-function rows(slot: number, tokens: readonly number[], start: number, logits: "last" | "all"): Parameters<LoadedModel["step"]>[0] {
+/** @internal One slot's rows `tokens` from position `start`, wanting the logits of the last row or of all. */
+export function rows(slot: number, tokens: readonly number[], start: number, logits: "last" | "all"): Parameters<LoadedModel["step"]>[0] {
   return {
     tokens: Int32Array.from(tokens),
     positions: Int32Array.from(tokens, (_, i) => start + i),
@@ -85,7 +86,8 @@ export async function greedyRun(model: LoadedModel, prompt: readonly number[], c
   return { tokens, logits };
 }
 
-function promptFor(seed: number, length: number, vocab: number): number[] {
+/** @internal A seeded random prompt of `length` ids below `vocab`. */
+export function promptFor(seed: number, length: number, vocab: number): number[] {
   const random = new SeededRandom(seed);
   return Array.from({ length }, () => random.int(vocab));
 }

@@ -5,6 +5,7 @@ import type { Backend } from "../contract/backend.js";
 import { conformanceModel } from "./test-model.js";
 import { modelChecks, type ConformanceTestModel, type ModelCheckOptions } from "./model-checks.js";
 import { opChecks, type ConformanceCheck } from "./op-checks.js";
+import { capabilityChecks } from "./capability-checks.js";
 
 /**
  * Options of {@link conformanceChecks}.
@@ -57,8 +58,10 @@ export function defaultConformanceModels(): ConformanceTestModel[] {
 }
 
 /**
- * Every conformance check for a backend: the per-op checks (when the backend exposes `ops`)
- * and the whole-model checks against the reference backend. Each check's `run` rejects with a
+ * Every conformance check for a backend: the per-op checks (when the backend exposes `ops`),
+ * the whole-model checks against the reference backend, and the checks of the contract-2
+ * capabilities ({@link capabilityChecks}: outputs, hidden rows, copySequence, sequence transfer,
+ * estimateMemory — each run when the backend claims it). Each check's `run` rejects with a
  * `KERNELS_CONFORMANCE_MISMATCH` HaloError naming the case, the index and the values.
  *
  * @example
@@ -72,7 +75,8 @@ export function defaultConformanceModels(): ConformanceTestModel[] {
 export async function conformanceChecks(factory: () => Backend | Promise<Backend>, options: ConformanceOptions = {}): Promise<ConformanceCheck[]> {
   const backend = await factory();
   const ops = backend.ops === undefined ? [] : opChecks(backend.ops);
-  return [...ops, ...modelChecks(factory, options.models ?? defaultConformanceModels(), options)];
+  const models = options.models ?? defaultConformanceModels();
+  return [...ops, ...modelChecks(factory, models, options), ...capabilityChecks(factory, models, options)];
 }
 
 /**
@@ -120,7 +124,8 @@ export function runConformance(
       }),
     );
   }
-  checks.push(...modelChecks(factory, options.models ?? defaultConformanceModels(), options));
+  const models = options.models ?? defaultConformanceModels();
+  checks.push(...modelChecks(factory, models, options), ...capabilityChecks(factory, models, options));
   harness.describe(`conformance: ${options.name ?? "backend"}`, () => {
     for (const check of checks) harness.it(check.name, check.run, options.timeoutMs ?? 120_000);
   });

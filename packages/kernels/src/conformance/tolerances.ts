@@ -29,6 +29,17 @@ export const TOLERANCES = {
   modelLogits: 5e-2,
   /** Same sequence computed batched vs alone, prefill vs token by token, rewritten vs fresh: max |Δ|. */
   batchInvariance: 1e-4,
+  /**
+   * Final hidden states (`hiddenRows`, before the output norm) against the reference backend:
+   * |Δ| / max(|expected| of the row) — about the relative distance {@link modelLogits} allows.
+   */
+  hiddenStates: 2e-2,
+  /**
+   * KV hand-off: decode logits after a prefill on another backend (exported and imported) against
+   * the decoding backend alone: max |Δ|. The two prefills differ by up to what {@link modelLogits}
+   * allows, so this is the same bound.
+   */
+  kvHandoff: 5e-2,
 } as const;
 
 /** Names of {@link TOLERANCES}. */
