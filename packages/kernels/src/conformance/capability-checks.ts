@@ -287,7 +287,8 @@ function claimChecks(factory: () => Backend | Promise<Backend>, testModel: Confo
         const caps = backend.capabilities();
         const model = await backend.loadModel(weights, { contextLength });
         const missing: string[] = [];
-        if ((caps.hiddenRows || caps.outputs.some((o) => o !== "logits")) && typeof model.forward !== "function") missing.push("forward");
+        const deviceOutputs = Array.isArray(caps.outputs) && caps.outputs.some((o) => o !== "logits");
+        if ((caps.hiddenRows || deviceOutputs) && typeof model.forward !== "function") missing.push("forward");
         if (caps.copySequence && typeof model.copySequence !== "function") missing.push("copySequence");
         if (caps.sequenceTransfer && typeof model.exportSequence !== "function") missing.push("exportSequence");
         if (caps.sequenceTransfer && typeof model.importSequence !== "function") missing.push("importSequence");
