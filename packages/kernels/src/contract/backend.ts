@@ -175,8 +175,10 @@ export interface BackendCapabilities {
   readonly preferredBatchTokens: number;
   /**
    * Outputs {@link LoadedModel.forward} computes on the backend (`"logits"` always; `"argmax"`
-   * and `"top-k"` save copying whole logit rows off a device). Outputs not listed are derived on
-   * the host from logits by {@link forwardBatch}.
+   * and `"top-k"` save copying whole logit rows off a device). A backend's `forward` answers every
+   * output all the same (the unlisted ones derived from its logits on the host, as
+   * `forwardBatch` does for a backend without `forward`), equal to `argmaxRows` / `topKRows` of its
+   * logits — the conformance suite checks both paths.
    */
   readonly outputs: readonly StepOutput[];
   /** Whether `forward` returns final hidden states (`StepBatch.hiddenRows`, for Medusa-style heads). */
