@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
-import { referenceBackend } from "@halo/kernels";
+import { referenceBackend, type Backend, type LoadedModel } from "@halo/kernels";
 import { discoverBackends, loadModel, type GenerateEvent, type LoadModelOptions, type RequestEndEvent } from "./index.js";
 
 async function collect(stream: AsyncIterable<GenerateEvent>): Promise<{ events: GenerateEvent[]; end: RequestEndEvent }> {
@@ -257,5 +257,72 @@ describe("Engine.stats().kv", () => {
     expect(engine.stats().kv.slotsInUse).toBe(1);
     session.dispose();
     expect(engine.stats().kv).toMatchObject({ slotsInUse: 0, positionsInUse: 0 });
+  });
+});
+
+/** The reference backend with every step's output kind recorded; `forward: false` hides its forward (a logits-only backend). */
+function recordingReference(outputs: string[], forward: boolean): Backend {
+  const reference = referenceBackend();
+  return {
+    name: forward ? "reference-recorded" : "reference-step-only",
+    probe: () => reference.probe(),
+    capabilities: () => reference.capabilities(),
+    loadModel: async (weights, options) => {
+      const model = await reference.loadModel(weights, options);
+      const wrapped: LoadedModel = {
+        get config() {
+          return model.config;
+        },
+        get options() {
+          return model.options;
+        },
+        allocateSequence: () => model.allocateSequence(),
+        freeSequence: (slot) => model.freeSequence(slot),
+        truncateSequence: (slot, length) => model.truncateSequence(slot, length),
+        sequenceLength: (slot) => model.sequenceLength(slot),
+        step: (batch) => {
+          outputs.push("step");
+          return model.step(batch);
+        },
+        ...(forward
+          ? {
+              forward: (batch: Parameters<NonNullable<LoadedModel["forward"]>>[0]) => {
+                outputs.push(batch.output ?? "logits");
+                return model.forward!(batch);
+              },
+            }
+          : {}),
+        dispose: () => model.dispose(),
+      };
+      return wrapped;
+    },
+  };
+}
+
+describe("greedy through the backend's argmax", () => {
+  it("asks for argmax only for plain greedy requests, and gives the same tokens as sampling the logits", async () => {
+    const viaArgmax: string[] = [];
+    const viaLogits: string[] = [];
+    await using argmaxEngine = await loadModel(synthModel({ seed: 5 }), { backend: recordingReference(viaArgmax, true), contextLength: 128 });
+    await using logitsEngine = await loadModel(synthModel({ seed: 5 }), { backend: recordingReference(viaLogits, false), contextLength: 128 });
+    for (const prompt of [[500, 72, 101, 108, 108, 111], [500, 1], [500, 9, 8, 7, 6, 5, 4, 3, 2, 1]]) {
+      const request = { prompt, maxTokens: 20, temperature: 0, ignoreEos: true } as const;
+      viaArgmax.length = 0;
+      const argmaxRun = await collect(argmaxEngine.generate(request));
+      expect(viaArgmax.length).toBeGreaterThan(0);
+      expect(new Set(viaArgmax)).toEqual(new Set(["argmax"]));
+      viaLogits.length = 0;
+      const logitsRun = await collect(logitsEngine.generate(request));
+      expect(new Set(viaLogits)).toEqual(new Set(["step"]));
+      expect(argmaxRun.end.tokenIds).toEqual(logitsRun.end.tokenIds);
+      expect(argmaxRun.end.text).toBe(logitsRun.end.text);
+      // Logprobs, penalties or a bias need the logit rows: the same engine asks for logits then.
+      for (const extra of [{ logprobs: true }, { repeatPenalty: 1.1 }, { logitBias: { 7: -1 } }]) {
+        viaArgmax.length = 0;
+        const run = await collect(argmaxEngine.generate({ ...request, ...extra }));
+        expect(new Set(viaArgmax), JSON.stringify(extra)).toEqual(new Set(["logits"]));
+        if ("logprobs" in extra) expect(run.end.tokenIds).toEqual(argmaxRun.end.tokenIds);
+      }
+    }
   });
 });

@@ -1,17 +1,18 @@
 // The Engine: a loaded model with its tokenizer, backend and scheduler; generate, chat, complete, perplexity.
 import { HaloError } from "@halo/errors";
 import type { BackendFactory, LoadedModel, MemoryEstimate, WeightsConfig } from "@halo/kernels";
-import { createSampler } from "@halo/sampler";
-import type { ChatMessage, ChatTemplateOptions, StreamDecoder, Tokenizer } from "@halo/tokenizer";
+import type { ChatMessage, ChatTemplateOptions, Tokenizer } from "@halo/tokenizer";
 import { rendersEveryMessage, templateStopStrings, type ChatTemplateChoice } from "./chat-template-choice.js";
-import { Channel } from "./channel.js";
 import { fitChatToContext, type ContextFit } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
-import type { FinishReason, GenerateEvent } from "./events.js";
+import type { GenerateEvent } from "./events.js";
 import { CHAT_OPTION_KEYS, checkGenerateOptions, GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, checkTemplateVariables, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
 import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
+import { SamplingStep } from "./sampling-step.js";
 import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
+import { planEveryRow, planLastRow } from "./step-plan.js";
+import { TokenEmitter } from "./token-emitter.js";
 import type { SkippedBackend } from "./load-model.js";
 
 /** What an {@link Engine} was built from. @internal */
@@ -348,13 +349,14 @@ export class Engine {
     let chain: Promise<void> = Promise.resolve();
     await new Promise<void>((resolve, reject) => {
       this.scheduler.submit({
-        pending: [...ids],
-        logits: "all",
+        prompt: [...ids],
         cancelled: false,
-        onLogits: (logits, rows) => {
-          const copy = logits.slice(0, rows * vocab);
+        plan: (pending, maxRows) => planEveryRow(pending.length, maxRows),
+        onStep: ({ logits, positions }) => {
+          const rows = positions.length;
+          const copy = logits!.slice(0, rows * vocab);
           chain = chain.then(() => onRows(copy, rows));
-          return [];
+          return { append: [] };
         },
         onEnd: (error) => (error !== null && error !== undefined ? reject(error) : resolve()),
       });
@@ -503,103 +505,41 @@ export class Engine {
         hint: "Shorten the prompt or load the model with a larger contextLength",
       });
     }
-    const sampler = createSampler(samplerOptionsOf(options), { vocabSize: vocab });
-    const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
-    const stopIds = new Set<number>(options.stopTokenIds ?? []);
+    const sampling = new SamplingStep(samplerOptionsOf(options), vocab, prompt);
+    const stopTokenIds = new Set<number>(options.stopTokenIds ?? []);
     if (options.ignoreEos !== true) {
-      for (const id of this.parts.eosTokenIds) stopIds.add(id);
-      for (const id of this.tokenizer?.stopTokenIds ?? []) stopIds.add(id);
+      for (const id of this.parts.eosTokenIds) stopTokenIds.add(id);
+      for (const id of this.tokenizer?.stopTokenIds ?? []) stopTokenIds.add(id);
     }
-    const decoder: StreamDecoder | null =
-      this.tokenizer === null
-        ? null
-        : this.tokenizer.createStreamDecoder({ stopStrings: options.stop ?? [], skipSpecialTokens: true });
-    const channel = new Channel<GenerateEvent>();
-    const history: number[] = [...prompt];
-    const generated: number[] = [];
-    const submittedAt = performance.now();
-    let startedAt = submittedAt;
-    let firstTokenAt = 0;
-    let finishReason: FinishReason = "length";
-    let contextFull = false;
-    let text = "";
+    const emitter = new TokenEmitter({
+      tokenizer: this.tokenizer,
+      stopStrings: options.stop ?? [],
+      stopTokenIds,
+      maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS,
+      contextLength: this.contextLength,
+      promptTokens: prompt.length,
+      cachedTokens: start,
+      droppedMessages,
+    });
+    // The scheduler glue: feed the prompt, then each sampled token; the last row's output is sampled.
     const task: SequenceTask = {
-      pending: [...prompt],
-      logits: "last" as const,
+      prompt,
       cancelled: false,
       ...(continuation !== undefined ? { slot: { id: continuation.slot, length: continuation.length } } : {}),
-      onStart: (): void => {
-        startedAt = performance.now();
-      },
-      onLogits: (logits: Float32Array, _rows: number, position: number): number[] | null => {
-        if (firstTokenAt === 0) firstTokenAt = performance.now();
-        if (maxTokens === 0) return null;
-        const result = sampler.sample(logits, history);
-        generated.push(result.token);
-        history.push(result.token);
+      onStart: () => emitter.stepStarted(),
+      plan: (pending, maxRows) => planLastRow(pending.length, maxRows, sampling.output),
+      onStep: (outputs) => {
+        emitter.outputsArrived();
+        if (!emitter.wantsTokens) return null;
+        const last = outputs.positions.length - 1;
+        const sample = sampling.next(outputs, last);
         this.generatedTokens++;
-        if (stopIds.has(result.token)) {
-          finishReason = "stop";
-          return null;
-        }
-        const piece = decoder === null ? "" : decoder.push(result.token);
-        text += piece;
-        channel.push({
-          type: "token-delta",
-          tokenId: result.token,
-          text: piece,
-          ...(result.logprob !== undefined ? { logprob: result.logprob } : {}),
-          ...(result.topLogprobs !== undefined ? { topLogprobs: result.topLogprobs } : {}),
-        });
-        if (decoder?.stopped === true) {
-          finishReason = "stop";
-          return null;
-        }
-        // position is the row that produced these logits; the new token goes at position + 1.
-        if (generated.length >= maxTokens || position + 2 >= this.contextLength) {
-          finishReason = "length";
-          contextFull = position + 2 >= this.contextLength;
-          return null;
-        }
-        return [result.token];
+        return emitter.accept(sample, outputs.positions[last]!) ? { append: [sample.token] } : null;
       },
-      onEnd: (error: unknown): void => {
-        continuation?.onEnd(generated, error);
-        if (error !== null && error !== undefined) {
-          channel.close(error);
-          return;
-        }
-        if (task.cancelled) finishReason = "abort";
-        if (decoder !== null && !decoder.stopped) {
-          const tail = decoder.flush();
-          if (tail.length > 0) {
-            text += tail;
-            channel.push({ type: "token-delta", tokenId: -1, text: tail });
-          }
-        }
-        const end = performance.now();
-        const prefillMs = (firstTokenAt || end) - startedAt;
-        const decodeMs = firstTokenAt === 0 ? 0 : end - firstTokenAt;
-        const decoded = Math.max(0, generated.length - 1);
-        channel.push({
-          type: "request-end",
-          finishReason,
-          contextFull,
-          contextTokens: start + prompt.length + generated.length,
-          text,
-          stopString: decoder?.stopString ?? null,
-          tokenIds: generated,
-          usage: { promptTokens: prompt.length, completionTokens: generated.length, totalTokens: prompt.length + generated.length },
-          timings: {
-            queuedMs: startedAt - submittedAt,
-            prefillMs,
-            decodeMs,
-            prefillTokensPerSecond: prefillMs > 0 ? (prompt.length * 1000) / prefillMs : 0,
-            decodeTokensPerSecond: decodeMs > 0 ? (decoded * 1000) / decodeMs : 0,
-          },
-        });
-        channel.close();
+      onEnd: (error) => {
+        continuation?.onEnd(emitter.generated, error);
         options.signal?.removeEventListener("abort", abort);
+        emitter.end(error, task.cancelled);
       },
     };
     const abort = (): void => {
@@ -607,10 +547,10 @@ export class Engine {
     };
     if (options.signal?.aborted === true) task.cancelled = true;
     options.signal?.addEventListener("abort", abort, { once: true });
-    channel.onCancel = abort;
-    channel.push({ type: "request-start", promptTokens: prompt.length, contextTokens: start + prompt.length, contextLength: this.contextLength, droppedMessages });
+    emitter.events.onCancel = abort;
+    emitter.start();
     this.promptTokens += prompt.length;
     this.scheduler.submit(task);
-    return channel;
+    return emitter.events;
   }
 }

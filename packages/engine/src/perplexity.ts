@@ -3,6 +3,7 @@ import { HaloError } from "@halo/errors";
 import { EngineErrorCode } from "./errors.js";
 import { checkInteger } from "./generate-options.js";
 import type { SequenceTask } from "./scheduler.js";
+import { planEveryRow } from "./step-plan.js";
 
 /** Options of {@link Engine.perplexity}. */
 export interface PerplexityOptions {
@@ -79,21 +80,21 @@ export async function perplexityOf(
     windows++;
     await new Promise<void>((resolve, reject) => {
       const task: SequenceTask = {
-        pending: [...chunk],
-        logits: "all",
+        prompt: chunk,
         cancelled: false,
-        onLogits(logits, rows, firstPosition) {
+        plan: (pending, maxRows) => planEveryRow(pending.length, maxRows),
+        onStep({ logits, positions }) {
           if (options.signal?.aborted === true) {
             task.cancelled = true;
             return null;
           }
-          for (let r = 0; r < rows; r++) {
-            const target = begin + firstPosition + r + 1; // the row at position p predicts token p+1
+          for (let r = 0; r < positions.length; r++) {
+            const target = begin + positions[r]! + 1; // the row at position p predicts token p+1
             if (target >= end || target < firstTarget) continue;
-            nllSum += tokenNll(logits.subarray(r * vocab, (r + 1) * vocab), ids[target]!);
+            nllSum += tokenNll(logits!.subarray(r * vocab, (r + 1) * vocab), ids[target]!);
             scored++;
           }
-          return [];
+          return { append: [] };
         },
         onEnd(error) {
           if (error !== null && error !== undefined) reject(error);

@@ -1,16 +1,19 @@
-// Continuous batching: every live sequence contributes rows to one backend step; new ones join between steps.
-import type { LoadedModel } from "@halo/kernels";
+// Continuous batching: every live sequence contributes rows to one backend step, as its step plan says; new ones join between steps.
+import { HaloError } from "@halo/errors";
+import { argmaxRows, forwardBatch, type LoadedModel, type StepResult } from "@halo/kernels";
+import { EngineErrorCode } from "./errors.js";
+import type { StepOutputs, StepPlan, SequenceUpdate } from "./step-plan.js";
 
 /**
- * One sequence the scheduler drives. The scheduler feeds `pending` tokens (prompt chunks, then
- * each sampled token), asks for logits where the task wants them, and calls back.
+ * One sequence the scheduler drives. It keeps the sequence's pending queue (tokens not yet in the
+ * KV cache, starting with `prompt`) and its length; each step it offers the task up to
+ * `maxRows` pending tokens, the task's {@link plan} says how many to feed and which rows to
+ * return, and {@link onStep} answers with tokens to queue and, to rewind, a length to keep.
  * @internal
  */
 export interface SequenceTask {
-  /** Tokens still to run, oldest first. The scheduler consumes from the front. */
-  pending: number[];
-  /** `"last"`: logits of the last pending row only when the queue empties; `"all"`: every row. */
-  readonly logits: "last" | "all";
+  /** The first tokens to run (a prompt), oldest first. */
+  readonly prompt: readonly number[];
   /** Set by the owner to stop the task at the next step boundary. */
   cancelled: boolean;
   /**
@@ -22,22 +25,41 @@ export interface SequenceTask {
   /** Called when the task first runs in a step. */
   onStart?(): void;
   /**
-   * Logits for this task's requested rows of one step (`rows` rows of `vocab` floats, in order,
-   * starting at sequence position `firstPosition`). Return tokens to append to `pending`, or
-   * `null` to finish the task.
+   * This step's plan, given the pending tokens (`pending.length ≥ 1`), how many of them the step
+   * can take, and the sequence's length (the position of `pending[0]`).
    */
-  onLogits(logits: Float32Array, rows: number, firstPosition: number): number[] | null;
+  plan(pending: readonly number[], maxRows: number, length: number): StepPlan;
+  /**
+   * The outputs of the rows the plan asked for (called only when it asked for some). Return the
+   * tokens to queue and optionally a rewind, or `null` to finish the task. The task also ends
+   * when nothing is left pending.
+   */
+  onStep(outputs: StepOutputs): SequenceUpdate | null;
   /** Called once when the task ends (finished, cancelled or failed); the slot is already free. */
   onEnd(error: unknown): void;
 }
 
 interface Live {
   readonly task: SequenceTask;
+  readonly pending: number[];
   slot: number;
+  /** Positions the sequence holds (the position of `pending[0]`). */
   position: number;
   started: boolean;
   /** True when the scheduler allocated the slot (and so frees it). */
   owned: boolean;
+}
+
+/** One live sequence's rows in the step being built. */
+interface Part {
+  readonly live: Live;
+  readonly plan: StepPlan;
+  /** Batch row of the plan's first fed token. */
+  readonly firstRow: number;
+  /** Index of its first output row among the batch's `logitRows`. */
+  readonly firstOutput: number;
+  /** Index of its first hidden row among the batch's `hiddenRows`. */
+  readonly firstHidden: number;
 }
 
 /** Options of {@link Scheduler}. @internal */
@@ -130,7 +152,7 @@ export class Scheduler {
       }
       if (task.slot !== undefined) {
         this.waiting.shift();
-        this.live.push({ task, slot: task.slot.id, position: task.slot.length, started: false, owned: false });
+        this.live.push({ task, pending: [...task.prompt], slot: task.slot.id, position: task.slot.length, started: false, owned: false });
         continue;
       }
       let slot: number;
@@ -141,7 +163,7 @@ export class Scheduler {
         return;
       }
       this.waiting.shift();
-      this.live.push({ task, slot, position: 0, started: false, owned: true });
+      this.live.push({ task, pending: [...task.prompt], slot, position: 0, started: false, owned: true });
     }
   }
 
@@ -170,42 +192,10 @@ export class Scheduler {
       for (const live of [...this.live]) if (live.task.cancelled) this.finish(live, null);
       this.admit();
       if (this.live.length === 0) return; // idle, or every slot is held by a session: wake() resumes
-
-      // Decoding sequences (one pending token) first, so a long prompt never stalls them.
-      const order = [...this.live].sort((a, b) => a.task.pending.length - b.task.pending.length);
-      const tokens: number[] = [];
-      const positions: number[] = [];
-      const slots: number[] = [];
-      const logitRows: number[] = [];
-      const parts: Array<{ live: Live; count: number; firstRow: number; logitCount: number; firstPosition: number }> = [];
-      let budget = this.options.maxBatchTokens;
-      for (const live of order) {
-        if (budget === 0) break;
-        const pending = live.task.pending;
-        if (pending.length === 0) continue;
-        const count = Math.min(pending.length, this.options.prefillChunk, budget);
-        budget -= count;
-        const firstRow = tokens.length;
-        let logitCount = 0;
-        let firstLogitPosition = live.position;
-        for (let i = 0; i < count; i++) {
-          tokens.push(pending[i]!);
-          positions.push(live.position + i);
-          slots.push(live.slot);
-        }
-        if (live.task.logits === "all") {
-          for (let i = 0; i < count; i++) logitRows.push(firstRow + i);
-          logitCount = count;
-        } else if (count === pending.length) {
-          logitRows.push(firstRow + count - 1);
-          logitCount = 1;
-          firstLogitPosition = live.position + count - 1;
-        }
-        parts.push({ live, count, firstRow, logitCount, firstPosition: firstLogitPosition });
-      }
+      const parts = this.planStep();
       if (parts.length === 0) {
         // Live tasks with nothing pending cannot progress: end them.
-        for (const live of [...this.live]) if (live.task.pending.length === 0) this.finish(live, null);
+        for (const live of [...this.live]) if (live.pending.length === 0) this.finish(live, null);
         continue;
       }
       for (const part of parts) {
@@ -214,43 +204,147 @@ export class Scheduler {
           part.live.task.onStart?.();
         }
       }
-      let logits: Float32Array;
+      const result = await this.runStep(parts);
+      if (result === null) continue;
+      for (const part of parts) this.deliver(part, result.result, result.output);
+    }
+  }
+
+  /** Asks every live sequence for its plan, shortest queue first, within the batch budget. */
+  private planStep(): Part[] {
+    // Decoding sequences (one pending token) first, so a long prompt never stalls them.
+    const order = [...this.live].sort((a, b) => a.pending.length - b.pending.length);
+    const parts: Part[] = [];
+    let budget = this.options.maxBatchTokens;
+    let rows = 0;
+    let outputs = 0;
+    let hidden = 0;
+    for (const live of order) {
+      if (budget === 0) break;
+      if (live.pending.length === 0) continue;
+      const maxRows = Math.min(live.pending.length, this.options.prefillChunk, budget);
+      let plan: StepPlan;
       try {
-        logits = await this.model.step({
-          tokens: Int32Array.from(tokens),
-          positions: Int32Array.from(positions),
-          slots: Int32Array.from(slots),
-          logitRows: Int32Array.from(logitRows),
-        });
+        plan = live.task.plan(live.pending, maxRows, live.position);
+        checkPlan(plan, maxRows, this.model);
       } catch (error) {
-        // A step error belongs to every sequence in it; others continue.
-        for (const part of parts) this.finish(part.live, error);
+        this.finish(live, error);
         continue;
       }
-      this.steps++;
-      this.rows += tokens.length;
-      const vocab = this.model.config.vocabSize;
-      let logitOffset = 0;
-      for (const part of parts) {
-        const { live, count, logitCount } = part;
-        live.task.pending.splice(0, count);
-        live.position += count;
-        if (logitCount === 0) continue;
-        const rows = logits.subarray(logitOffset * vocab, (logitOffset + logitCount) * vocab);
-        logitOffset += logitCount;
-        let next: number[] | null;
-        try {
-          next = live.task.cancelled ? null : live.task.onLogits(rows, logitCount, part.firstPosition);
-        } catch (error) {
-          this.finish(live, error);
-          continue;
-        }
-        if (next === null) this.finish(live, null);
-        else {
-          live.task.pending.push(...next);
-          if (live.task.pending.length === 0) this.finish(live, null);
-        }
-      }
+      parts.push({ live, plan, firstRow: rows, firstOutput: outputs, firstHidden: hidden });
+      budget -= plan.feed;
+      rows += plan.feed;
+      outputs += plan.outputRows.length;
+      hidden += plan.hiddenRows?.length ?? 0;
     }
+    return parts;
+  }
+
+  /**
+   * Runs the planned rows as one backend step. The step returns argmax only when every plan with
+   * outputs asked for argmax and the backend computes it itself (`forward`); otherwise logits,
+   * from which argmax is derived per sequence. Null when the step failed (its sequences are ended).
+   */
+  private async runStep(parts: readonly Part[]): Promise<{ result: StepResult; output: "logits" | "argmax" } | null> {
+    const tokens: number[] = [];
+    const positions: number[] = [];
+    const slots: number[] = [];
+    const logitRows: number[] = [];
+    const hiddenRows: number[] = [];
+    let allArgmax = true;
+    for (const { live, plan, firstRow } of parts) {
+      for (let i = 0; i < plan.feed; i++) {
+        tokens.push(live.pending[i]!);
+        positions.push(live.position + i);
+        slots.push(live.slot);
+      }
+      for (const row of plan.outputRows) logitRows.push(firstRow + row);
+      for (const row of plan.hiddenRows ?? []) hiddenRows.push(firstRow + row);
+      if (plan.outputRows.length > 0 && plan.output !== "argmax") allArgmax = false;
+    }
+    const output = allArgmax && logitRows.length > 0 && typeof this.model.forward === "function" ? "argmax" : "logits";
+    let result: StepResult;
+    try {
+      result = await forwardBatch(this.model, {
+        tokens: Int32Array.from(tokens),
+        positions: Int32Array.from(positions),
+        slots: Int32Array.from(slots),
+        logitRows: Int32Array.from(logitRows),
+        ...(output === "argmax" ? { output } : {}),
+        ...(hiddenRows.length > 0 ? { hiddenRows: Int32Array.from(hiddenRows) } : {}),
+      });
+    } catch (error) {
+      // A step error belongs to every sequence in it; others continue.
+      for (const part of parts) this.finish(part.live, error);
+      return null;
+    }
+    this.steps++;
+    this.rows += tokens.length;
+    return { result, output };
+  }
+
+  /** Advances one sequence past its fed rows and hands it its outputs; applies its answer. */
+  private deliver(part: Part, result: StepResult, output: "logits" | "argmax"): void {
+    const { live, plan } = part;
+    live.pending.splice(0, plan.feed);
+    const firstPosition = live.position;
+    live.position += plan.feed;
+    const count = plan.outputRows.length;
+    const hiddenCount = plan.hiddenRows?.length ?? 0;
+    if (count === 0 && hiddenCount === 0) {
+      // A plan that fed everything and asked for nothing has nothing more to do.
+      if (live.pending.length === 0) this.finish(live, null);
+      return;
+    }
+    const vocab = this.model.config.vocabSize;
+    const hiddenSize = this.model.config.hiddenSize;
+    const logits = output === "logits" ? result.logits.subarray(part.firstOutput * vocab, (part.firstOutput + count) * vocab) : null;
+    let argmax: Int32Array | null = null;
+    if (plan.output === "argmax" && count > 0) {
+      argmax = output === "argmax" ? result.argmax!.subarray(part.firstOutput, part.firstOutput + count) : argmaxRows(logits!, count, vocab);
+    }
+    const outputs: StepOutputs = {
+      positions: plan.outputRows.map((row) => firstPosition + row),
+      logits,
+      argmax,
+      hidden: hiddenCount > 0 && result.hidden !== undefined ? result.hidden.subarray(part.firstHidden * hiddenSize, (part.firstHidden + hiddenCount) * hiddenSize) : null,
+      length: live.position,
+    };
+    let update: SequenceUpdate | null;
+    try {
+      update = live.task.cancelled ? null : live.task.onStep(outputs);
+      if (update !== null && update.keepLength !== undefined && update.keepLength !== live.position) {
+        const keep = update.keepLength;
+        if (!Number.isInteger(keep) || keep < 0 || keep > live.position) {
+          throw new Error(`internal: a task kept ${keep} positions of a sequence of ${live.position}`);
+        }
+        this.model.truncateSequence(live.slot, keep);
+        live.position = keep;
+      }
+    } catch (error) {
+      this.finish(live, error);
+      return;
+    }
+    if (update === null) this.finish(live, null);
+    else {
+      live.pending.push(...update.append);
+      if (live.pending.length === 0) this.finish(live, null);
+    }
+  }
+}
+
+/** Throws unless `plan` is one the scheduler can run (a task's programming error, or hidden rows on a backend without them). */
+function checkPlan(plan: StepPlan, maxRows: number, model: LoadedModel): void {
+  const rowsOk = (rows: readonly number[]): boolean => rows.every((row, i) => Number.isInteger(row) && row >= 0 && row < plan.feed && (i === 0 || row > rows[i - 1]!));
+  if (!Number.isInteger(plan.feed) || plan.feed < 1 || plan.feed > maxRows || !rowsOk(plan.outputRows) || !rowsOk(plan.hiddenRows ?? [])) {
+    throw new Error(`internal: a step plan fed ${plan.feed} of at most ${maxRows} rows with outputs [${plan.outputRows.join(", ")}]`);
+  }
+  if ((plan.hiddenRows?.length ?? 0) > 0 && typeof model.forward !== "function") {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "this backend does not return hidden states", {
+      field: "hiddenRows",
+      expected: "a backend whose capabilities().hiddenRows is true (its models have forward())",
+      actual: "a model without forward()",
+      hint: "Load the model on a backend that lists hiddenRows (reference), or run without Medusa heads",
+    });
   }
 }

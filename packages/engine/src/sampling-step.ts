@@ -1,0 +1,44 @@
+// Sampling one sequence: its sampler chain and token history, and whether the backend's argmax can stand in for it.
+import { createSampler, type SampleResult, type SamplerChain, type SamplerOptions } from "@halo/sampler";
+import type { RowOutput, StepOutputs } from "./step-plan.js";
+
+/**
+ * The sampling half of a generation: a seeded sampler chain and the history its penalties read
+ * (the prompt this request runs, then each sampled token). For a request that is plain greedy —
+ * temperature 0 with no logprobs, penalties or logit bias — the greedy token of a row is its
+ * argmax, so {@link output} is `"argmax"` and a backend may return ids instead of logit rows;
+ * whenever logits come back anyway, the chain samples them exactly as before.
+ *
+ * @example
+ * ```ts
+ * const sampling = new SamplingStep({ temperature: 0 }, vocabSize, prompt);
+ * const { token } = sampling.next(outputs, outputs.positions.length - 1);
+ * ```
+ * @internal
+ */
+export class SamplingStep {
+  /** What a row must return for {@link next}: `"argmax"` for plain greedy, else `"logits"`. */
+  readonly output: RowOutput;
+  private readonly sampler: SamplerChain;
+  private readonly vocab: number;
+  private readonly history: number[];
+
+  constructor(options: SamplerOptions, vocab: number, prompt: readonly number[]) {
+    this.sampler = createSampler(options, { vocabSize: vocab });
+    this.vocab = vocab;
+    this.history = [...prompt];
+    const stages = this.sampler.stages;
+    const plainGreedy = !this.sampler.options.logprobs && stages.length === 2 && stages[0] === "sanitize" && stages[1] === "greedy";
+    this.output = plainGreedy ? "argmax" : "logits";
+  }
+
+  /** Samples the token after output row `row` and appends it to the history. */
+  next(outputs: StepOutputs, row: number): SampleResult {
+    let result: SampleResult;
+    if (outputs.logits !== null) result = this.sampler.sample(outputs.logits.subarray(row * this.vocab, (row + 1) * this.vocab), this.history);
+    else if (outputs.argmax !== null && this.output === "argmax") result = { token: outputs.argmax[row]! };
+    else throw new Error("internal: a step returned neither the logits nor the argmax a sampling step needs");
+    this.history.push(result.token);
+    return result;
+  }
+}
