@@ -10,6 +10,7 @@ import { TERNARY_ROLES, type HaloModel, type TernaryTensor } from "./core/model.
 import { scaleAt } from "./core/tensors.js";
 import { convertModel, type ConvertFormat } from "./convert.js";
 import { openModel, sniffFormat, readTokenizerFile } from "./open.js";
+import { testBackendCodec } from "./codecs/backend-codec.test-support.js";
 
 /** f16 has 11 significant bits: a rounded scale is within 2^-11 relative. */
 const MAX_REL_ERROR_F16_SCALE = 2 ** -11;
@@ -88,26 +89,29 @@ describe("convertModel → openModel", () => {
   it("reports a lossless conversion as not lossy, with its re-packing", async () => {
     const report = await convertModel(model, join(dir, "r.halo"), { format: "halo" });
     expect(report.lossy).toBe(false);
-    expect(report.changes).toEqual(["ternary packing int8 → halo-i2x256 (14 tensors)"]);
+    expect(report.changes).toEqual(["ternary packing int8 → halo-v2 (14 tensors)"]);
+    const backend = await convertModel(model, join(dir, "r-backend.halo"), { format: "halo", codecs: [testBackendCodec("halo-i2x256")] });
+    expect(backend.changes).toEqual(["ternary packing int8 → halo-i2x256 (14 tensors)"]);
     const h1b = await convertModel(model, join(dir, "r.h1b"), { format: "h1b" });
     expect(h1b.lossy).toBe(false);
     expect(h1b.changes.join("\n")).toMatch(/chat template not stored/);
   });
 
   it("is a lossless intermediate: .h1b → .halo → .h1b and GGUF → .halo → GGUF are byte-identical", async () => {
+    const codecs = [testBackendCodec("halo-i2x256")];
     for (const [format, file, packing] of [["h1b-v2", "m2.h1b", "halo-v2"], ["gguf-tq2_0", "m2.gguf", "tq2_0"]] as const) {
       const original = join(dir, file);
       const source = await openModel(original);
       const viaHalo = join(dir, `via-${file}.halo`);
       // Seed .h1b widens the f16 embedding to f32; the container narrows it back, exactly. The
-      // ternary matrices are re-packed into the kernels' layout and back, losslessly.
+      // ternary matrices are re-packed into a backend's layout (the codec passed) and back, losslessly.
       const expected = [
         ...(format === "h1b-v2" ? ["token_embd f32 → f16 (every value exact)"] : []),
         `ternary packing ${packing} → halo-i2x256 (14 tensors)`,
       ];
-      expect((await convertModel(source, viaHalo, { format: "halo" })).changes).toEqual(expected);
+      expect((await convertModel(source, viaHalo, { format: "halo", codecs })).changes).toEqual(expected);
       source.close();
-      const container = await openModel(viaHalo);
+      const container = await openModel(viaHalo, { codecs });
       const back = join(dir, `back-${file}`);
       await convertModel(container, back, { format, force: true });
       container.close();

@@ -10,6 +10,7 @@ import { toHtokTokenizer } from "./core/tokenizer-payload.js";
 import { writeHalo, type WriteProgress } from "./formats/halo/write-halo.js";
 import { HALO_PROVENANCE_KEY } from "./formats/halo/read-halo.js";
 import type { HaloPackingOption } from "./formats/halo/choose-packing.js";
+import { checkCodecs, type TernaryCodecs } from "./codecs/registry.js";
 import { writeH1b } from "./formats/h1b/write-h1b.js";
 import { writeGguf } from "./formats/gguf/write-gguf.js";
 import { writeHfSnapshot } from "./formats/hf/write-hf-snapshot.js";
@@ -46,8 +47,13 @@ export interface ConvertOptions {
   readonly force?: boolean;
   /** Progress of writers that stream (halo, GGUF): bytes written and total. */
   readonly onProgress?: (bytesDone: number, bytesTotal: number) => void;
-  /** Ternary packing for `halo` output (see `writeHalo`). Default `"auto"`. */
+  /** Ternary packing for `halo` output (see `writeHalo`). Default `"auto"`: the first of `codecs`, else `halo-v2`. */
   readonly packing?: HaloPackingOption;
+  /**
+   * Codecs of a backend's own layouts for `halo` output (see `writeHalo`), for this call only —
+   * e.g. `backendFactory.packings`; the first is what `"auto"` stores. Default none.
+   */
+  readonly codecs?: TernaryCodecs;
 }
 
 /** What {@link convertModel} wrote and changed. */
@@ -132,13 +138,14 @@ function sizeOf(path: string): number {
  * @example
  * ```ts
  * const model = await openModel("bitnet.h1b");
- * const report = await convertModel(model, "bitnet.halo", { format: "halo" });
- * console.log(report.changes); // ["ternary packing …"] or []
+ * const report = await convertModel(model, "bitnet.halo", { format: "halo", codecs: backendFactory.packings });
+ * console.log(report.changes); // ["ternary packing halo-v2 → halo-i2x256 (210 tensors)"]
  * ```
  */
 export async function convertModel(input: HaloModel, outputPath: string, options: ConvertOptions): Promise<ConvertReport> {
   const force = options.force ?? false;
   const format = options.format;
+  const codecs = checkCodecs(options.codecs ?? []);
   const changes: string[] = [];
   let lossy = false;
   let writer: unknown;
@@ -160,6 +167,7 @@ export async function convertModel(input: HaloModel, outputPath: string, options
   if (format === "halo") {
     const report = await writeHalo(input, outputPath, {
       force,
+      codecs,
       ...(options.packing === undefined ? {} : { packing: options.packing }),
       ...(options.onProgress === undefined ? {} : { onProgress: (p: WriteProgress) => options.onProgress!(p.bytesDone, p.bytesTotal) }),
     });

@@ -1,7 +1,6 @@
 // @halo/h1b-format: read, validate, write and convert every ternary model file users have.
 import "./codecs/plain.js";
 import "./codecs/seed.js";
-import "./codecs/halo-i2x256.js";
 import "./codecs/hf-packed.js";
 import "./codecs/ggml.js";
 
@@ -37,14 +36,15 @@ export type { VerifyWeightsOptions, WeightsVerifyReport, VerifiedFile } from "./
 export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
 export type { TensorBytes } from "./core/tensors.js";
 export {
-  registerTernaryCodec,
   registerFloatCodec,
   ternaryCodec,
+  findTernaryCodec,
+  checkCodecs,
   floatCodec,
   ternaryPackings,
   floatByteLength,
 } from "./codecs/registry.js";
-export type { TernaryCodec, FloatCodec, EncodeOptions } from "./codecs/registry.js";
+export type { TernaryCodec, TernaryCodecs, FloatCodec, EncodeOptions } from "./codecs/registry.js";
 export { synthModel } from "./synth/synth-model.js";
 export type { SynthOptions } from "./synth/synth-model.js";
 export {
@@ -66,7 +66,6 @@ export {
   BONSAI_BLOCK,
 } from "./codecs/seed.js";
 export { hfPackedCodec } from "./codecs/hf-packed.js";
-export { haloI2x256Codec, haloI2x256RowBytes, HALO_I2X256_BLOCK, HALO_I2X256_BLOCK_BYTES } from "./codecs/halo-i2x256.js";
 export { SAFETENSORS_DTYPE_BYTES, isSafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
 export type { SafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
 export { readSafetensors, openSafetensors, MAX_SAFETENSORS_HEADER_BYTES } from "./formats/safetensors/read-safetensors.js";
@@ -88,7 +87,7 @@ export type {
   HaloProvenance,
 } from "./formats/halo/halo-layout.js";
 export { readHalo, readHaloHeader, HALO_PROVENANCE_KEY } from "./formats/halo/read-halo.js";
-export type { HaloHeaderInfo } from "./formats/halo/read-halo.js";
+export type { HaloHeaderInfo, ReadHaloOptions } from "./formats/halo/read-halo.js";
 export { writeHalo, HALO_CONVERTER } from "./formats/halo/write-halo.js";
 export type { WriteHaloOptions, HaloWriteReport, WriteProgress } from "./formats/halo/write-halo.js";
 export { verifyHalo } from "./formats/halo/verify-halo.js";
@@ -160,5 +159,5 @@ export { convertModel, CONVERT_FORMATS } from "./convert.js";
 export { runCli } from "./cli/run-cli.js";
 export { describeModel } from "./cli/describe-model.js";
 export type { ModelSummary, TensorSummary } from "./cli/describe-model.js";
-export type { CliIo } from "./cli/cli-io.js";
+export type { CliIo, RunCliOptions } from "./cli/cli-io.js";
 export type { ConvertFormat, ConvertOptions, ConvertReport } from "./convert.js";

@@ -10,6 +10,7 @@ import { readH1b } from "./formats/h1b/read-h1b.js";
 import { readGguf } from "./formats/gguf/read-gguf.js";
 import { readHfSnapshot } from "./formats/hf/read-hf-snapshot.js";
 import { htokToTokenizerPayload, readHtok } from "./formats/h1b/htok.js";
+import { checkCodecs, type TernaryCodecs } from "./codecs/registry.js";
 
 /** What {@link sniffFormat} recognised, and from what. */
 export interface SniffResult {
@@ -29,6 +30,14 @@ export interface OpenModelOptions {
    * (its sibling `tokenizer_config.json` is read too) or a seed `.htok`.
    */
   readonly tokenizer?: string;
+  /**
+   * Codecs of packings that are not h1b-format's own — a backend's layouts, e.g.
+   * `backendFactory.packings` of `@halo/kernels-cpu` for `halo-i2x256` — for this call only
+   * (`@halo/engine` passes those of every installed backend). A `.halo` matrix in a packing
+   * without a codec here still opens (`bytes()` / `fileRange()` work, so the backend that owns
+   * the layout maps it) but `decodeRows` throws `H1B_UNKNOWN_DTYPE`. Default none.
+   */
+  readonly codecs?: TernaryCodecs;
 }
 
 /**
@@ -136,20 +145,24 @@ export function sniffFormat(path: string): SniffResult {
  * Opens any model halo reads — `.halo`, seed `.h1b` (+ `.htok` sidecar), GGUF, or a Hugging
  * Face snapshot directory (or its `model.safetensors`) — recognised by {@link sniffFormat}.
  * Only headers, scales and the tokenizer are read; tensors load lazily. Call `close()` when done.
+ * A backend's own layout inside a `.halo` decodes only with that backend's codecs
+ * (`options.codecs`).
  *
  * @example
  * ```ts
  * const model = await openModel("ggml-model-tq2_0.gguf");
  * console.log(model.source.format, model.config.numLayers); // "gguf" 30
  * model.close();
+ * const cpu = await openModel("model.halo", { codecs: backendFactory.packings }); // halo-i2x256 decodes too
  * ```
  */
 export async function openModel(path: string, options: OpenModelOptions = {}): Promise<HaloModel> {
+  const codecs = checkCodecs(options.codecs ?? []);
   const sniffed: SniffResult = options.format === undefined ? sniffFormat(path) : { format: options.format, path, evidence: "format option" };
   let model: HaloModel;
   switch (sniffed.format) {
     case "halo":
-      model = readHalo(sniffed.path);
+      model = readHalo(sniffed.path, { codecs });
       break;
     case "h1b":
       model = readH1b(sniffed.path);

@@ -62,10 +62,11 @@ describe("h1b CLI (built binary)", () => {
     expect(summary).toMatchObject({ format: "halo", version: 1, config: { hiddenSize: 256, activation: "silu", numLayers: 2 } });
     expect(summary.totals.ternaryBitsPerWeight).toBe(2);
     expect(summary.tensors).toHaveLength(2 + 2 * 11);
-    expect(summary.container.provenance.changes).toEqual(["ternary packing int8 → halo-i2x256 (14 tensors)"]);
+    // h1b sees no backend: "auto" stores h1b-format's own halo-v2.
+    expect(summary.container.provenance.changes).toEqual(["ternary packing int8 → halo-v2 (14 tensors)"]);
     const text = h1b("inspect", "tiny.halo");
     expect(text.stdout).toMatch(/2\.0000 bits\/weight/);
-    expect(text.stdout).toMatch(/blk\.0\.down +halo-i2x256 +\[256, 512\]/);
+    expect(text.stdout).toMatch(/blk\.0\.down +halo-v2 +\[256, 512\]/);
     const verify = h1b("verify", "tiny.halo", "--json");
     expect(verify.status).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, format: "halo", tensors: 38 });
@@ -145,5 +146,32 @@ describe("h1b CLI (built binary)", () => {
     expect(h1b("synth", "--shape", "huge", "--seed", "1", "-o", "x.halo").stderr).toMatch(/unknown --shape.*tiny, tiny-gqa, bitnet-2b-4t/);
     expect(h1b("synth", "--shape", "tiny", "-o", "x.halo").status).toBe(2);
     expect(h1b("synth", "--shape", "tiny", "--seed", "1").stderr).toMatch(/missing -o/);
+  });
+});
+
+describe("runCli with a backend's codecs (as `halo convert` embeds it)", () => {
+  it("stores the first passed layout under --packing auto, names it in help, and needs it to re-pack", async () => {
+    const { runCli } = await import("./run-cli.js");
+    const { testBackendCodec } = await import("../codecs/backend-codec.test-support.js");
+    const codecs = [testBackendCodec("halo-i2x256")];
+    const run = async (args: string[], withCodecs: boolean): Promise<{ status: number; out: string; err: string }> => {
+      let out = "";
+      let err = "";
+      const status = await runCli(args, { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) }, withCodecs ? { codecs } : {});
+      return { status, out, err };
+    };
+    const path = join(dir, "backend.halo");
+    expect((await run(["synth", "--seed", "8", "-o", path], true)).status).toBe(0);
+    const summary = JSON.parse((await run(["inspect", path, "--json"], false)).out); // opens without the codec
+    expect(summary.tensors.find((t: { name: string }) => t.name === "blk.0.q").type).toBe("halo-i2x256");
+    expect(summary.totals.ternaryBitsPerWeight).toBe(2);
+    expect((await run(["verify", path], false)).status).toBe(0); // checksums and scan: no decoding
+    expect((await run(["convert", "--help"], true)).out).toMatch(/Backend layouts passed in: halo-i2x256; --packing auto stores halo-i2x256/);
+    expect((await run(["convert", "--help"], false)).out).toMatch(/No backend layouts were passed in: --packing auto stores halo-v2/);
+    const without = await run(["convert", path, "-o", join(dir, "backend.h1b")], false);
+    expect(without.status).toBe(1);
+    expect(without.err).toMatch(/H1B_UNKNOWN_DTYPE.*codecs: backendFactory\.packings/);
+    expect((await run(["convert", path, "-o", join(dir, "backend.h1b")], true)).status).toBe(0);
+    expect((await run(["convert", join(dir, "backend.h1b"), "-o", join(dir, "v2.halo"), "--packing", "halo-v2"], true)).status).toBe(0);
   });
 });

@@ -87,7 +87,7 @@ function formatCount(n: number): string {
 /** `h1b inspect <path>` */
 export async function inspectCommand(positionals: readonly string[], options: CommandOptions, io: CliIo): Promise<number> {
   const path = onePath(positionals, "inspect");
-  const model = await openModel(path);
+  const model = await openModel(path, { codecs: io.codecs });
   try {
     const summary = describeModel(model, path);
     if (io.json) io.out(JSON.stringify(summary, null, 2));
@@ -118,6 +118,7 @@ async function writeModel(model: HaloModel, output: string, format: ConvertForma
       format,
       force: options.force ?? false,
       onProgress: (done, total) => bar.update(done, total),
+      codecs: io.codecs,
       ...(options.packing === undefined ? {} : { packing: options.packing }),
     });
     bar.done();
@@ -134,7 +135,7 @@ export async function convertCommand(positionals: readonly string[], options: Co
   const output = requireOutput(options);
   const format = outputFormat(options, output);
   if (options.packing !== undefined && format !== "halo") throw usageError("--packing applies to --format halo only", { field: "packing", actual: format });
-  const model = await openModel(input, options.tokenizer === undefined ? {} : { tokenizer: options.tokenizer });
+  const model = await openModel(input, { codecs: io.codecs, ...(options.tokenizer === undefined ? {} : { tokenizer: options.tokenizer }) });
   try {
     await writeModel(model, output, format, options, io);
   } finally {
@@ -159,7 +160,7 @@ export async function verifyCommand(positionals: readonly string[], _options: Co
       tensors = report.tensors;
       method = "structure + CRC-32 of every tensor and blob + no NaN/Inf in float tensors and scales";
     } else {
-      const model = await openModel(path);
+      const model = await openModel(path, { codecs: io.codecs });
       try {
         const all = [model.tokenEmbedding, model.outputNorm, ...(model.lmHead === null ? [] : [model.lmHead])];
         const total = [...all, ...model.layers.flatMap((l) => [...NORM_ROLES.map((r) => l[r]), ...TERNARY_ROLES.map((r) => l[r])])].reduce((a, t) => a + t.byteLength, 0);
@@ -185,7 +186,7 @@ export async function verifyCommand(positionals: readonly string[], _options: Co
       method = `structure + every tensor readable + no NaN/Inf in float tensors and scales (${format} has no checksums)`;
     }
     // The scan loadModel runs (verifyModelWeights); checksums were just recomputed above, and nothing is remembered.
-    const scanned = await openModel(path);
+    const scanned = await openModel(path, { codecs: io.codecs });
     try {
       await verifyModelWeights(scanned, { checksums: false, cacheDir: null });
     } finally {

@@ -53,7 +53,10 @@ Options:
   -o, --output <path>     output file (directory for hf-packed / hf-bf16)
   --format <name>         ${FORMATS}
   --tokenizer <file>      use this tokenizer.json or .htok instead of the model's own
-  --packing <name>        ternary packing inside a .halo (default: auto)
+  --packing <name>        ternary packing inside a .halo: auto (default), a format packing
+                          (halo-v2, tq1-v4, int8, …) or a backend layout passed in. h1b sees
+                          no backends, so auto stores halo-v2; \`halo convert\` passes the
+                          installed backends' layouts and auto stores the best one's
   --force                 accept lossy conversions
 
 Examples:

@@ -5,7 +5,8 @@ import { H1bErrorCode } from "../errors.js";
 import packageJson from "../../package.json" with { type: "json" };
 import { HELP } from "./help.js";
 import { convertCommand, inspectCommand, synthCommand, verifyCommand, type CommandOptions } from "./commands.js";
-import type { CliIo } from "./cli-io.js";
+import type { CliIo, RunCliOptions } from "./cli-io.js";
+import { checkCodecs } from "../codecs/registry.js";
 
 const OPTIONS = {
   json: { type: "boolean" },
@@ -31,11 +32,17 @@ const COMMANDS = { inspect: inspectCommand, convert: convertCommand, verify: ver
  * status: 0 success, 1 a file or conversion problem (one line on stderr), 2 a usage error.
  *
  * @example
+ * `options.codecs` lets a program that knows backends (the `halo` command) pass their layouts;
+ * the `h1b` binary writes and decodes h1b-format's own packings only.
+ *
+ * @example
  * ```ts
  * process.exitCode = await runCli(["inspect", "model.halo", "--json"]);
+ * await runCli(["convert", "m.gguf", "-o", "m.halo"], undefined, { codecs: backendFactory.packings });
  * ```
  */
-export async function runCli(argv: readonly string[], sinks: Pick<CliIo, "out" | "err"> = defaultSinks()): Promise<number> {
+export async function runCli(argv: readonly string[], sinks: Pick<CliIo, "out" | "err"> = defaultSinks(), runOptions: RunCliOptions = {}): Promise<number> {
+  const codecs = checkCodecs(runOptions.codecs ?? []);
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
@@ -44,7 +51,7 @@ export async function runCli(argv: readonly string[], sinks: Pick<CliIo, "out" |
     return 2;
   }
   const { values, positionals } = parsed;
-  const io: CliIo = { ...sinks, json: values.json ?? false, progress: values.progress ?? false, verbose: values.verbose ?? false };
+  const io: CliIo = { ...sinks, json: values.json ?? false, progress: values.progress ?? false, verbose: values.verbose ?? false, codecs };
   const [command, ...rest] = positionals;
   if (values.version) {
     io.out(packageJson.version);
@@ -57,6 +64,13 @@ export async function runCli(argv: readonly string[], sinks: Pick<CliIo, "out" |
       return 2;
     }
     io.out(help.trimEnd());
+    if (command === "convert") {
+      io.out(
+        codecs.length === 0
+          ? "\nNo backend layouts were passed in: --packing auto stores halo-v2."
+          : `\nBackend layouts passed in: ${codecs.map((c) => c.packing).join(", ")}; --packing auto stores ${codecs[0]!.packing}.`,
+      );
+    }
     return command === undefined && !values.help ? 2 : 0;
   }
   const run = COMMANDS[command as keyof typeof COMMANDS];

@@ -5,7 +5,16 @@ import type { FloatDType, TernaryPacking, TernaryScale } from "../core/model.js"
 
 /**
  * A ternary packing: byte size and lossless (or, where documented, lossy) encode/decode of whole
- * matrices. Scales are not part of the packing; they travel in {@link TernaryScale}.
+ * matrices. Scales are not part of the packing; they travel in {@link TernaryScale}. h1b-format's
+ * own format packings have one each; a backend's layout is any object of this shape passed in a
+ * call's `codecs` (`@halo/kernels`' `PackingCodec` matches it structurally).
+ *
+ * @example
+ * ```ts
+ * const codec: TernaryCodec = ternaryCodec("halo-v2");
+ * const bytes = codec.encode(trits, rows, cols);
+ * codec.decodeRows(bytes, rows, cols, 0, rows, new Int8Array(rows * cols));
+ * ```
  */
 export interface TernaryCodec {
   readonly packing: TernaryPacking;
@@ -62,7 +71,11 @@ export interface FloatCodec {
 const ternaryCodecs = new Map<string, TernaryCodec>();
 const floatCodecs = new Map<string, FloatCodec>();
 
-/** Adds (or replaces) a ternary packing codec. */
+/**
+ * Adds a format packing's codec to h1b-format's own table (the codecs modules call this once).
+ * Backends never register here: they pass their codecs to each call (`codecs` options).
+ * @internal
+ */
 export function registerTernaryCodec(codec: TernaryCodec): void {
   ternaryCodecs.set(codec.packing, codec);
 }
@@ -72,16 +85,118 @@ export function registerFloatCodec(codec: FloatCodec): void {
   floatCodecs.set(codec.dtype, codec);
 }
 
-/** The codec for a packing, or `H1B_UNKNOWN_DTYPE`. */
-export function ternaryCodec(packing: TernaryPacking): TernaryCodec {
-  const codec = ternaryCodecs.get(packing);
-  if (codec === undefined) {
-    throw new HaloError(H1bErrorCode.H1B_UNKNOWN_DTYPE, "unknown ternary packing", {
-      expected: `one of ${[...ternaryCodecs.keys()].join(", ")}`,
+/**
+ * Codecs of packings that are not h1b-format's own — a backend's layout, such as the CPU
+ * kernels' `halo-i2x256` in `@halo/kernels-cpu` — passed to one call (`openModel`, `readHalo`,
+ * `writeHalo`, `convertModel`, `runCli`) and used for that call only, on top of the format
+ * packings. Any object of the {@link TernaryCodec} shape is accepted; `@halo/kernels`'
+ * `PackingCodec` (what `BackendFactory.packings` lists) is one.
+ *
+ * @example
+ * ```ts
+ * import { backendFactory } from "@halo/kernels-cpu";
+ * const codecs: TernaryCodecs = backendFactory.packings ?? [];
+ * const model = await openModel("model.halo", { codecs });
+ * ```
+ */
+export type TernaryCodecs = readonly TernaryCodec[];
+
+/** Backend packings h1b-format knows the home of, for the hint of a missing codec (never a dependency). */
+const BACKEND_PACKING_PACKAGES: Readonly<Record<string, string>> = { "halo-i2x256": "@halo/kernels-cpu" };
+
+/**
+ * The hint of an error about a packing with no codec: pass the backend's codecs.
+ * @internal
+ */
+export function missingCodecHint(packing: string): string {
+  const home = BACKEND_PACKING_PACKAGES[packing];
+  return (
+    `${packing} is not a format packing of @halo/h1b-format: it is a backend's own layout. Pass that backend's codecs, ` +
+    "e.g. `openModel(path, { codecs: backendFactory.packings })` or `writeHalo(model, path, { codecs })` " +
+    `with the backendFactory of the @halo/kernels-* package that ships it${home === undefined ? "" : ` (${packing}: install ${home})`}; ` +
+    "@halo/engine passes the packings of every installed backend itself"
+  );
+}
+
+/**
+ * The codec for a packing: one of `codecs` (passed to this call) or a format packing, or null.
+ *
+ * @example
+ * ```ts
+ * findTernaryCodec("halo-v2"); // haloV2Codec
+ * findTernaryCodec("halo-i2x256"); // null: a backend's layout, not passed
+ * findTernaryCodec("halo-i2x256", backendFactory.packings); // the CPU backend's codec
+ * ```
+ */
+export function findTernaryCodec(packing: TernaryPacking, codecs: TernaryCodecs = []): TernaryCodec | null {
+  for (const codec of codecs) if (codec.packing === packing) return codec;
+  return ternaryCodecs.get(packing) ?? null;
+}
+
+/**
+ * The codec for a packing — one of `codecs` (passed to this call) or a format packing — or
+ * `H1B_UNKNOWN_DTYPE` naming the packings known to this call and how to pass a backend's codec.
+ *
+ * @example
+ * ```ts
+ * ternaryCodec("tq2_0").byteLength(2560, 2560);
+ * ternaryCodec("halo-i2x256", backendFactory.packings).encode(trits, rows, cols);
+ * ```
+ */
+export function ternaryCodec(packing: TernaryPacking, codecs: TernaryCodecs = []): TernaryCodec {
+  const codec = findTernaryCodec(packing, codecs);
+  if (codec === null) {
+    throw new HaloError(H1bErrorCode.H1B_UNKNOWN_DTYPE, `unknown ternary packing "${packing}"`, {
+      field: "packing",
+      expected: `one of ${[...codecs.map((c) => c.packing), ...ternaryCodecs.keys()].join(", ")}`,
       actual: packing,
+      hint: missingCodecHint(packing),
     });
   }
   return codec;
+}
+
+const CODEC_METHODS = ["checkShape", "byteLength", "encode", "decodeRows"] as const;
+
+/**
+ * Checks codecs passed to a call: each has the {@link TernaryCodec} shape, no two share a name,
+ * and none takes the name of a format packing (a name identifies one byte layout in every file)
+ * unless it is that packing's own codec. Throws `H1B_BAD_ARGUMENT`; returns the list unchanged.
+ *
+ * @example
+ * ```ts
+ * const codecs = checkCodecs(options.codecs ?? []);
+ * ```
+ */
+export function checkCodecs(codecs: unknown, field = "codecs"): TernaryCodecs {
+  const bad = (at: string, expected: string, actual: unknown): never => {
+    throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `invalid ${field}`, {
+      field: at,
+      expected,
+      actual,
+      hint: "Pass a backend's packing codecs as they are, e.g. `{ codecs: backendFactory.packings }`",
+    });
+  };
+  if (!Array.isArray(codecs)) return bad(field, "an array of packing codecs", codecs === null ? "null" : typeof codecs);
+  const seen = new Map<string, TernaryCodec>();
+  codecs.forEach((codec: unknown, i) => {
+    const at = `${field}[${i}]`;
+    if (typeof codec !== "object" || codec === null) return bad(at, "a packing codec object", codec === null ? "null" : typeof codec);
+    const c = codec as Partial<Record<string, unknown>>;
+    if (typeof c.packing !== "string" || c.packing === "" || c.packing === "auto") return bad(`${at}.packing`, "a packing name", c.packing);
+    if (typeof c.bitsPerWeight !== "number") return bad(`${at}.bitsPerWeight`, "a number", c.bitsPerWeight);
+    for (const method of CODEC_METHODS) {
+      if (typeof c[method] !== "function") return bad(`${at}.${method}`, "a function", typeof c[method]);
+    }
+    if (c.rowBytes !== undefined && typeof c.rowBytes !== "function") return bad(`${at}.rowBytes`, "a function or absent", typeof c.rowBytes);
+    const typed = codec as TernaryCodec;
+    const own = ternaryCodecs.get(typed.packing);
+    if (own !== undefined && own !== typed) return bad(`${at}.packing`, `a name that is not a format packing (${[...ternaryCodecs.keys()].join(", ")})`, typed.packing);
+    const earlier = seen.get(typed.packing);
+    if (earlier !== undefined && earlier !== typed) return bad(`${at}.packing`, "names that differ between codecs", typed.packing);
+    seen.set(typed.packing, typed);
+  });
+  return codecs as TernaryCodecs;
 }
 
 /** The codec for a float dtype, or `H1B_UNKNOWN_DTYPE`. */
@@ -96,7 +211,15 @@ export function floatCodec(dtype: FloatDType): FloatCodec {
   return codec;
 }
 
-/** Names of every registered ternary packing. */
+/**
+ * Names of h1b-format's own (format) ternary packings; a backend's layouts are not among them.
+ *
+ * @example
+ * ```ts
+ * ternaryPackings().includes("tq2_0"); // true
+ * ternaryPackings().includes("halo-i2x256"); // false: @halo/kernels-cpu ships it
+ * ```
+ */
 export function ternaryPackings(): string[] {
   return [...ternaryCodecs.keys()];
 }

@@ -11,6 +11,7 @@ import { fileSource, memorySource } from "./byte-source.js";
 import { readHalo } from "../formats/halo/read-halo.js";
 import { readGguf } from "../formats/gguf/read-gguf.js";
 import { readH1b } from "../formats/h1b/read-h1b.js";
+import { testBackendCodec } from "../codecs/backend-codec.test-support.js";
 import { NORM_ROLES, TERNARY_ROLES, type FloatTensor, type HaloModel, type TernaryTensor } from "./model.js";
 
 const dir = mkdtempSync(join(tmpdir(), "halo-file-range-"));
@@ -68,13 +69,20 @@ describe("fileRange()", () => {
     }
   });
 
-  it("a .halo file in the default packing gives halo-i2x256 matrices mappable in place", () => {
-    const model = readHalo(files["halo"]!);
-    const q = model.layers[0]!.q;
-    expect(q.packing).toBe("halo-i2x256");
-    expect(q.fileRange()).toEqual({ path: resolve(files["halo"]!), offset: expect.any(Number), length: q.byteLength });
-    expect(q.fileRange()!.offset % 64).toBe(0);
-    model.close();
+  it("a .halo file in a backend's packing gives matrices mappable in place, opened with or without its codec", async () => {
+    const path = join(dir, "backend.halo");
+    const codec = testBackendCodec("halo-i2x256");
+    await convertModel(synthModel({ shape: "tiny", seed: 32 }), path, { format: "halo", codecs: [codec] });
+    for (const codecs of [[codec], []]) {
+      const model = readHalo(path, { codecs });
+      const q = model.layers[0]!.q;
+      expect(q.packing).toBe("halo-i2x256");
+      expect(q.fileRange()).toEqual({ path: resolve(path), offset: expect.any(Number), length: q.byteLength });
+      expect(q.fileRange()!.offset % 64).toBe(0);
+      const range = q.fileRange()!;
+      expect(readFileSync(path).subarray(range.offset, range.offset + range.length).equals(Buffer.from(q.bytes()))).toBe(true);
+      model.close();
+    }
   });
 
   it("is null for memory sources, even when they were read from a file and named after it", () => {

@@ -3,7 +3,7 @@ import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
 import type { FloatDType, FloatTensor, TensorFileRange, TernaryPacking, TernaryScale, TernaryTensor } from "./model.js";
-import { floatByteLength, floatCodec, ternaryCodec } from "../codecs/registry.js";
+import { floatByteLength, floatCodec, missingCodecHint, ternaryCodec, type TernaryCodec, type TernaryCodecs } from "../codecs/registry.js";
 
 /** Where a tensor's bytes are: a source and a byte range, or bytes in memory. */
 export type TensorBytes = { readonly source: ByteSource; readonly offset: number } | { readonly data: Uint8Array };
@@ -65,7 +65,16 @@ export function floatTensor(name: string, dtype: FloatDType, shape: readonly num
   };
 }
 
-/** Builds a {@link TernaryTensor}; checks shape against the packing and the scale's size. */
+/**
+ * Builds a {@link TernaryTensor}; checks shape against the packing and the scale's size. The
+ * packing is a format packing or one of `codecs` (a backend's layout, passed for this call).
+ *
+ * @example
+ * ```ts
+ * const t = ternaryTensor("blk.0.q", "int8", 2, 3, { kind: "tensor", value: 0.5 }, { data: Uint8Array.of(1, 0, 255, 0, 1, 1) });
+ * const q = ternaryTensor("blk.0.q", "halo-i2x256", rows, cols, scale, { data: bytes }, backendFactory.packings);
+ * ```
+ */
 export function ternaryTensor(
   name: string,
   packing: TernaryPacking,
@@ -73,13 +82,53 @@ export function ternaryTensor(
   cols: number,
   scale: TernaryScale,
   location: TensorBytes,
+  codecs: TernaryCodecs = [],
 ): TernaryTensor {
-  const codec = ternaryCodec(packing);
+  const codec = ternaryCodec(packing, codecs);
   codec.checkShape(rows, cols, `tensor ${name}`);
   checkScale(name, rows, cols, scale);
   const byteLength = codec.byteLength(rows, cols);
   if ("data" in location) loader(location, byteLength); // length check
-  return lazyTernaryTensor(name, packing, rows, cols, scale, location);
+  return lazyTernaryTensor(name, packing, rows, cols, scale, location, codec);
+}
+
+/**
+ * A {@link TernaryTensor} in a packing this call has no codec for (a backend's layout read without
+ * that backend's codecs): `bytes()` and `fileRange()` work, so the backend can still map or copy
+ * the stored bytes, and `decodeRows` throws `H1B_UNKNOWN_DTYPE` saying how to pass the codec. The
+ * byte length is the file's (a reader checks it lies inside the file; nothing else can check it).
+ * @internal
+ */
+export function undecodableTernaryTensor(
+  name: string,
+  packing: TernaryPacking,
+  rows: number,
+  cols: number,
+  scale: TernaryScale,
+  location: TensorBytes,
+  byteLength: number,
+): TernaryTensor {
+  checkScale(name, rows, cols, scale);
+  const read = loader(location, byteLength);
+  return {
+    kind: "ternary",
+    name,
+    rows,
+    cols,
+    packing,
+    scale,
+    byteLength,
+    bytes: read,
+    fileRange: fileRangeOf(location, byteLength),
+    decodeRows(): void {
+      throw new HaloError(H1bErrorCode.H1B_UNKNOWN_DTYPE, `cannot decode ${name}: no codec for its packing "${packing}" was passed`, {
+        field: name,
+        expected: `a codec for ${packing} in the codecs option`,
+        actual: packing,
+        hint: missingCodecHint(packing),
+      });
+    },
+  };
 }
 
 /**
@@ -97,8 +146,8 @@ export function lazyTernaryTensor(
   cols: number,
   scale: TernaryScale,
   location: TensorBytes,
+  codec: TernaryCodec = ternaryCodec(packing),
 ): TernaryTensor {
-  const codec = ternaryCodec(packing);
   const byteLength = codec.byteLength(rows, cols);
   const read = "data" in location ? () => location.data : () => location.source.read(location.offset, byteLength);
   const rowBytes = codec.rowBytes?.(cols) ?? null;

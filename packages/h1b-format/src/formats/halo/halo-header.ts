@@ -3,7 +3,7 @@ import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
 import { validateConfig } from "../../core/config.js";
 import { NORM_ROLES, TERNARY_ROLES, normLength, ternaryShape, type ModelConfig } from "../../core/model.js";
-import { floatByteLength, ternaryCodec } from "../../codecs/registry.js";
+import { findTernaryCodec, floatByteLength, type TernaryCodecs } from "../../codecs/registry.js";
 import {
   HALO_DEFAULT_ALIGNMENT,
   HALO_MAX_ALIGNMENT,
@@ -90,9 +90,11 @@ function typeOf(value: unknown): string {
 /**
  * Parses the header bytes and checks them against the preamble: types of every field, a valid
  * config, tensor and blob ranges inside the data region, aligned and non-overlapping, byte
- * lengths matching dtype/packing and shape, every tensor the architecture needs present.
+ * lengths matching dtype/packing and shape, every tensor the architecture needs present. A ternary
+ * tensor in a packing with no codec here (a backend's layout, its codec not in `codecs`) keeps the
+ * byte length the header gives: only its range is checked.
  */
-export function parseHaloHeader(bytes: Uint8Array, preamble: HaloPreamble, path: string): HaloHeader {
+export function parseHaloHeader(bytes: Uint8Array, preamble: HaloPreamble, path: string, codecs: TernaryCodecs = []): HaloHeader {
   const c = new Checker(path);
   let raw: unknown;
   try {
@@ -165,7 +167,7 @@ export function parseHaloHeader(bytes: Uint8Array, preamble: HaloPreamble, path:
   const byKey = new Map<string, HaloTensorEntry>();
   const byName = new Map<string, HaloTensorEntry>();
   c.array(h.tensors, "tensors").forEach((value, i) => {
-    const entry = parseTensor(c, value, `tensors[${i}]`, config);
+    const entry = parseTensor(c, value, `tensors[${i}]`, config, codecs);
     if (byName.has(entry.name)) c.fail(`tensors[${i}].name`, "unique tensor names", entry.name);
     if (entry.kind !== "scale") {
       const key = tensorKey(entry.role, entry.layer);
@@ -331,7 +333,7 @@ function parseShape(c: Checker, value: unknown, field: string): number[] {
   return dims;
 }
 
-function parseTensor(c: Checker, value: unknown, field: string, config: ModelConfig): HaloTensorEntry {
+function parseTensor(c: Checker, value: unknown, field: string, config: ModelConfig, codecs: TernaryCodecs): HaloTensorEntry {
   const o = c.object(value, field);
   const name = c.string(o.name, `${field}.name`);
   const role = c.string(o.role, `${field}.role`);
@@ -357,11 +359,15 @@ function parseTensor(c: Checker, value: unknown, field: string, config: ModelCon
       if (layer === null) c.fail(`${field}.layer`, "a layer index for a ternary tensor", null);
       if (shape.length !== 2) c.fail(`${field}.shape`, "[rows, cols]", shape, H1bErrorCode.H1B_BAD_DIMENSION);
       const packing = c.string(o.packing, `${field}.packing`);
-      const codec = ternaryCodec(packing);
+      const codec = findTernaryCodec(packing, codecs);
       const rows = shape[0]!;
       const cols = shape[1]!;
-      codec.checkShape(rows, cols, name);
-      checkLength(codec.byteLength(rows, cols));
+      // Without the codec (a backend's layout read without its codecs) the length cannot be derived;
+      // the range checks below still hold it inside the data region.
+      if (codec !== null) {
+        codec.checkShape(rows, cols, name);
+        checkLength(codec.byteLength(rows, cols));
+      } else if (packing === "" || packing === "auto") c.fail(`${field}.packing`, "a packing name", packing);
       const s = c.object(o.scale, `${field}.scale`);
       const tensor = c.string(s.tensor, `${field}.scale.tensor`);
       let scale: HaloScaleEntry;

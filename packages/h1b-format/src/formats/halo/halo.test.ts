@@ -8,8 +8,10 @@ import { codeOf } from "../../error-code.test-support.js";
 import "../../index.js";
 import { memorySource } from "../../core/byte-source.js";
 import { floatTensor, ternaryTensor } from "../../core/tensors.js";
-import { ternaryCodec } from "../../codecs/registry.js";
-import { haloI2x256Codec } from "../../codecs/halo-i2x256.js";
+import { checkCodecs, ternaryCodec, ternaryPackings } from "../../codecs/registry.js";
+import { verifyModelWeights } from "../../core/verify-weights.js";
+import { testBackendCodec } from "../../codecs/backend-codec.test-support.js";
+import { haloV2Codec } from "../../codecs/seed.js";
 import { HALO_DEFAULT_PACKING } from "./choose-packing.js";
 import { bf16ToF32, f32ToBf16 } from "../../core/half.js";
 import { synthModel } from "../../synth/synth-model.js";
@@ -50,18 +52,19 @@ function expectSameModel(a: HaloModel, b: HaloModel): void {
 }
 
 describe("writeHalo / readHalo", () => {
-  it("round-trips the tiny synthetic model, repacking int8 to halo-i2x256 by default", async () => {
+  it("round-trips the tiny synthetic model, repacking int8 to halo-v2 by default (no codecs passed)", async () => {
     const model = synthModel({ shape: "tiny", seed: 5 });
     const path = join(dir, "tiny.halo");
     const report = await writeHalo(model, path);
-    expect(report.changes).toEqual(["ternary packing int8 → halo-i2x256 (14 tensors)"]);
+    expect(HALO_DEFAULT_PACKING).toBe("halo-v2");
+    expect(report.changes).toEqual(["ternary packing int8 → halo-v2 (14 tensors)"]);
     expect(report.lossy).toBe(false);
     const bytes = readFileSync(path);
     expect(report.byteLength).toBe(bytes.byteLength);
     expect([...bytes.subarray(0, 8)]).toEqual([...HALO_MAGIC]);
     const back = readHalo(path);
     expect(back.layers[0]!.q.packing).toBe(HALO_DEFAULT_PACKING);
-    expect(back.layers[0]!.q.bytes()).toEqual(haloI2x256Codec.encode(trits(model.layers[0]!.q), model.layers[0]!.q.rows, model.layers[0]!.q.cols));
+    expect(back.layers[0]!.q.bytes()).toEqual(haloV2Codec.encode(trits(model.layers[0]!.q), model.layers[0]!.q.rows, model.layers[0]!.q.cols));
     expect(back.source).toEqual({ format: "halo", version: 1, path });
     expectSameModel(model, back);
     const provenance = JSON.parse(back.metadata[HALO_PROVENANCE_KEY]!);
@@ -111,16 +114,17 @@ describe("writeHalo / readHalo", () => {
     expect(provenance.sourceFormat).toBe("halo");
     expect(provenance.previous.changes).toEqual(r1.changes);
     const auto = join(dir, "tq1-auto.halo");
-    const r3 = await writeHalo(twice, auto); // "auto" re-packs any source into the kernels' layout
-    expect(r3.changes).toEqual(["ternary packing tq1-v4 → halo-i2x256 (14 tensors)"]);
+    const r3 = await writeHalo(twice, auto); // "auto" without codecs re-packs any source into halo-v2
+    expect(r3.changes).toEqual(["ternary packing tq1-v4 → halo-v2 (14 tensors)"]);
     const third = readHalo(auto);
-    expect(third.layers[1]!.gate.packing).toBe("halo-i2x256");
+    expect(third.layers[1]!.gate.packing).toBe("halo-v2");
     expectSameModel(model, third);
-    const kept = join(dir, "i2x256-again.halo");
+    const kept = join(dir, "v2-again.halo");
     expect((await writeHalo(third, kept)).changes).toEqual([]); // already in the default: copied verbatim
   });
 
-  it('"auto" stores halo-i2x256 from every source packing, inline-scale ones included, losslessly', async () => {
+  it('"auto" stores the first passed codec\'s layout from every source packing, inline-scale ones included, losslessly', async () => {
+    const cpu = testBackendCodec("halo-i2x256");
     const model = synthModel({ seed: 14 });
     const decoded = model.layers.map((layer) => new Map(TERNARY_ROLES.map((role) => [role, trits(layer[role])])));
     const blockScaled = (t: TernaryTensor): TernaryTensor => ({ ...t, scale: { kind: "block", blockSize: 256, values: new Float32Array((t.rows * t.cols) / 256).fill(0.5) } });
@@ -140,9 +144,9 @@ describe("writeHalo / readHalo", () => {
         }),
       };
       const path = join(dir, `auto-from-${packing}.halo`);
-      const report = await writeHalo(repacked, path);
+      const report = await writeHalo(repacked, path, { codecs: [cpu] });
       expect(report.changes).toEqual([`ternary packing ${packing} → halo-i2x256 (14 tensors)`]);
-      const back = readHalo(path);
+      const back = readHalo(path, { codecs: [cpu] });
       back.layers.forEach((layer, l) => {
         for (const role of TERNARY_ROLES) {
           expect(layer[role].packing).toBe("halo-i2x256");
@@ -220,6 +224,7 @@ describe("writeHalo / readHalo", () => {
         fc.record({
           seed: fc.integer({ min: 0, max: 1000 }),
           packing: fc.constantFrom("auto", "int8", "halo-v2", "halo-i2x256", "tq1-v4"),
+          withCodec: fc.boolean(),
           alignment: fc.constantFrom(64, 128, 1024),
           untiedHead: fc.boolean(),
           layers: fc.integer({ min: 1, max: 2 }),
@@ -229,8 +234,14 @@ describe("writeHalo / readHalo", () => {
           const config = { ...synthModel().config, numLayers: p.layers, hiddenSize: 128, intermediateSize: 256, numHeads: 2, numKvHeads: 1, vocabSize: 512 };
           const model = synthModel({ shape: config, seed: p.seed, untiedHead: p.untiedHead, activation: p.activation });
           const path = join(dir, `prop-${p.seed}.halo`);
-          await writeHalo(model, path, { packing: p.packing, alignment: p.alignment });
-          const back = readHalo(path);
+          const codecs = p.withCodec ? [testBackendCodec("halo-i2x256")] : [];
+          if (p.packing === "halo-i2x256" && !p.withCodec) {
+            await expect(writeHalo(model, path, { packing: p.packing })).rejects.toMatchObject({ code: "H1B_UNKNOWN_DTYPE" });
+            return;
+          }
+          await writeHalo(model, path, { packing: p.packing, alignment: p.alignment, codecs });
+          const back = readHalo(path, { codecs });
+          if (p.packing === "auto") expect(back.layers[0]!.q.packing).toBe(p.withCodec ? "halo-i2x256" : "halo-v2");
           expectSameModel(model, back);
           expect(verifyHalo(path).bytesChecked).toBeGreaterThan(0);
           back.close();
@@ -300,6 +311,76 @@ describe("writeHalo / readHalo", () => {
     await writeHalo(synthModel({ seed: 9 }), a, { createdAt });
     await writeHalo(synthModel({ seed: 9 }), b, { createdAt });
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+  });
+});
+
+describe("a backend's packing, passed per call", () => {
+  const cpu = testBackendCodec("halo-i2x256");
+
+  it("is stored by \"auto\" when passed, decodes only when passed, and maps (bytes, fileRange) without it", async () => {
+    const model = synthModel({ seed: 31 });
+    const path = join(dir, "backend.halo");
+    const report = await writeHalo(model, path, { codecs: [cpu] });
+    expect(report.changes).toEqual(["ternary packing int8 → halo-i2x256 (14 tensors)"]);
+    const withCodec = readHalo(path, { codecs: [cpu] });
+    expectSameModel(model, withCodec);
+    const q = model.layers[0]!.q;
+    expect(withCodec.layers[0]!.q.bytes()).toEqual(cpu.encode(trits(q), q.rows, q.cols));
+
+    // Opened without the codec (as any tool that knows no backend does): the file opens, its
+    // bytes and file ranges are there for the backend to map, decoding says how to pass the codec.
+    const plain = readHalo(path);
+    const t = plain.layers[0]!.q;
+    expect(t.packing).toBe("halo-i2x256");
+    expect(t.byteLength).toBe(cpu.byteLength(t.rows, t.cols));
+    expect(t.bytes()).toEqual(withCodec.layers[0]!.q.bytes());
+    expect(t.fileRange()).toEqual(withCodec.layers[0]!.q.fileRange());
+    const error = (() => {
+      try {
+        t.decodeRows(0, 1, new Int8Array(t.cols));
+      } catch (e) {
+        return e as Error & { code?: string };
+      }
+      return null;
+    })();
+    expect(error).toMatchObject({ code: "H1B_UNKNOWN_DTYPE", field: "blk.0.q" });
+    expect(error!.message).toMatch(/openModel\(path, \{ codecs: backendFactory\.packings \}\)/);
+    expect(error!.message).toMatch(/install @halo\/kernels-cpu/);
+    // Load-time verification (CRC-32s, finite floats and scales) never decodes a matrix.
+    expect((await verifyModelWeights(plain, { cacheDir: null })).checksums).toBe(plain.checksums!.length);
+    expect(verifyHalo(path).bytesChecked).toBeGreaterThan(0);
+    // Copying its bytes needs no codec; re-packing it does.
+    const copy = join(dir, "backend-copy.halo");
+    expect((await writeHalo(plain, copy, { packing: (x) => x.packing })).changes).toEqual([]);
+    expect(readHalo(copy, { codecs: [cpu] }).layers[1]!.down.bytes()).toEqual(withCodec.layers[1]!.down.bytes());
+    await expect(writeHalo(plain, join(dir, "backend-v2.halo"))).rejects.toMatchObject({ code: "H1B_UNKNOWN_DTYPE" });
+    await writeHalo(readHalo(path, { codecs: [cpu] }), join(dir, "backend-v2.halo"));
+    expectSameModel(model, readHalo(join(dir, "backend-v2.halo")));
+    plain.close();
+    withCodec.close();
+  });
+
+  it("is never registered: a codec passed to one call is unknown to the next", async () => {
+    const model = synthModel({ seed: 32 });
+    await writeHalo(model, join(dir, "once.halo"), { packing: cpu });
+    expect(readHalo(join(dir, "once.halo")).layers[0]!.q.packing).toBe("halo-i2x256");
+    expect(ternaryPackings()).not.toContain("halo-i2x256");
+    expect(codeOf(() => ternaryCodec("halo-i2x256"))).toBe("H1B_UNKNOWN_DTYPE");
+    expect(ternaryCodec("halo-i2x256", [cpu])).toBe(cpu);
+    await expect(writeHalo(model, join(dir, "twice.halo"), { packing: "halo-i2x256" })).rejects.toMatchObject({ code: "H1B_UNKNOWN_DTYPE", field: "packing" });
+    await writeHalo(model, join(dir, "twice.halo"), { packing: "halo-i2x256", codecs: [cpu] });
+  });
+
+  it("refuses codecs that are malformed, shadow a format packing or share a name", async () => {
+    const model = synthModel({ seed: 33 });
+    const path = join(dir, "refused.halo");
+    const fake = { ...testBackendCodec(), packing: "tq2_0" };
+    const cases: unknown[] = [[fake], [cpu, testBackendCodec("halo-i2x256")], [{ ...cpu, decodeRows: undefined }], [null], "codecs"];
+    for (const codecs of cases) {
+      await expect(writeHalo(model, path, { codecs: codecs as never })).rejects.toMatchObject({ code: "H1B_BAD_ARGUMENT" });
+      expect(codeOf(() => checkCodecs(codecs))).toBe("H1B_BAD_ARGUMENT");
+    }
+    expect(checkCodecs([cpu, cpu, haloV2Codec])).toEqual([cpu, cpu, haloV2Codec]); // the same object twice, or a format packing's own codec
   });
 });
 

@@ -2,7 +2,8 @@
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
 import { fileSource, type ByteSource } from "../../core/byte-source.js";
-import { floatTensor, ternaryTensor } from "../../core/tensors.js";
+import { floatTensor, ternaryTensor, undecodableTernaryTensor } from "../../core/tensors.js";
+import { checkCodecs, findTernaryCodec, type TernaryCodecs } from "../../codecs/registry.js";
 import {
   NORM_ROLES,
   TERNARY_ROLES,
@@ -29,6 +30,18 @@ import { parseHaloHeader, tensorKey } from "./halo-header.js";
  */
 export const HALO_PROVENANCE_KEY = "halo.provenance";
 
+/** Options of {@link readHalo} and {@link readHaloHeader}. */
+export interface ReadHaloOptions {
+  /**
+   * Codecs of packings that are not h1b-format's own (a backend's layout, e.g.
+   * `backendFactory.packings` of `@halo/kernels-cpu` for `halo-i2x256`), for this call only.
+   * Without the codec of a stored packing the file still opens: those tensors' `bytes()` and
+   * `fileRange()` work (a backend that consumes the layout maps them), and `decodeRows` throws
+   * `H1B_UNKNOWN_DTYPE` saying how to pass the codec. Default none.
+   */
+  readonly codecs?: TernaryCodecs;
+}
+
 /** A parsed container header with its preamble and the source it came from. */
 export interface HaloHeaderInfo {
   readonly preamble: HaloPreamble;
@@ -44,17 +57,18 @@ export interface HaloHeaderInfo {
  * console.log(header.tensors.length, header.provenance.sourceFormat);
  * ```
  */
-export function readHaloHeader(pathOrSource: string | ByteSource): HaloHeaderInfo {
+export function readHaloHeader(pathOrSource: string | ByteSource, options: ReadHaloOptions = {}): HaloHeaderInfo {
+  const codecs = checkCodecs(options.codecs ?? []);
   const owned = typeof pathOrSource === "string";
   const source = owned ? fileSource(pathOrSource) : pathOrSource;
   try {
-    return readHeaderFrom(source);
+    return readHeaderFrom(source, codecs);
   } finally {
     if (owned) source.close();
   }
 }
 
-function readHeaderFrom(source: ByteSource): HaloHeaderInfo {
+function readHeaderFrom(source: ByteSource, codecs: TernaryCodecs): HaloHeaderInfo {
   const first = source.read(0, Math.min(HALO_PREAMBLE_BYTES, source.byteLength));
   const preamble = decodePreamble(first, source.path, source.byteLength);
   const headerBytes = source.read(preamble.headerOffset, preamble.headerLength);
@@ -69,7 +83,7 @@ function readHeaderFrom(source: ByteSource): HaloHeaderInfo {
       hint: "The file is corrupt; convert it again",
     });
   }
-  return { preamble, header: parseHaloHeader(headerBytes, preamble, source.path) };
+  return { preamble, header: parseHaloHeader(headerBytes, preamble, source.path, codecs) };
 }
 
 /**
@@ -83,25 +97,30 @@ function readHeaderFrom(source: ByteSource): HaloHeaderInfo {
  * {@link verifyHalo}'s for the whole file); they are exposed as `model.checksums`. The header,
  * preamble and tokenizer blobs are verified.
  *
+ * Matrices in a backend's layout decode only with that backend's codec passed in `codecs`
+ * (see {@link ReadHaloOptions}); without it they open undecodable but mappable.
+ *
  * @example
  * ```ts
- * const model = readHalo("bitnet-2b-4t.halo");
+ * import { backendFactory } from "@halo/kernels-cpu";
+ * const model = readHalo("bitnet-2b-4t.halo", { codecs: backendFactory.packings });
  * console.log(model.config.hiddenSize, model.layers[0]!.q.packing); // 2560 "halo-i2x256"
  * model.close();
  * ```
  */
-export function readHalo(pathOrSource: string | ByteSource): HaloModel {
+export function readHalo(pathOrSource: string | ByteSource, options: ReadHaloOptions = {}): HaloModel {
+  const codecs = checkCodecs(options.codecs ?? []);
   const owned = typeof pathOrSource === "string";
   const source = owned ? fileSource(pathOrSource) : pathOrSource;
   try {
-    return buildModel(source, readHeaderFrom(source));
+    return buildModel(source, readHeaderFrom(source, codecs), codecs);
   } catch (error) {
     if (owned) source.close();
     throw error;
   }
 }
 
-function buildModel(source: ByteSource, { preamble, header }: HaloHeaderInfo): HaloModel {
+function buildModel(source: ByteSource, { preamble, header }: HaloHeaderInfo, codecs: TernaryCodecs): HaloModel {
   const path = source.path;
   const blobs = new Map(header.blobs.map((b) => [b.name, b]));
   const readBlob = (name: string): Uint8Array => {
@@ -156,7 +175,11 @@ function buildModel(source: ByteSource, { preamble, header }: HaloHeaderInfo): H
           : t.scale.kind === "row"
             ? { kind: "row", values }
             : { kind: "block", blockSize: t.scale.blockSize, values };
-      tensors.set(tensorKey(t.role, t.layer), ternaryTensor(t.name, t.packing, t.shape[0], t.shape[1], scale, location));
+      const tensor =
+        findTernaryCodec(t.packing, codecs) === null
+          ? undecodableTernaryTensor(t.name, t.packing, t.shape[0], t.shape[1], scale, location, t.length)
+          : ternaryTensor(t.name, t.packing, t.shape[0], t.shape[1], scale, location, codecs);
+      tensors.set(tensorKey(t.role, t.layer), tensor);
     }
   }
   const get = <T>(role: string, layer: number | null): T => tensors.get(tensorKey(role, layer)) as T;

@@ -4,7 +4,7 @@ import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
 import { validateConfig } from "../../core/config.js";
 import { NORM_ROLES, TERNARY_ROLES, normLength, ternaryShape, type FloatTensor, type HaloModel, type TernaryTensor, type TokenizerPayload } from "../../core/model.js";
-import { floatCodec, ternaryCodec } from "../../codecs/registry.js";
+import { checkCodecs, floatCodec, type TernaryCodecs } from "../../codecs/registry.js";
 import packageJson from "../../../package.json" with { type: "json" };
 import {
   HALO_DEFAULT_ALIGNMENT,
@@ -45,11 +45,19 @@ export interface WriteProgress {
 /** Options of {@link writeHalo}. */
 export interface WriteHaloOptions {
   /**
-   * Ternary packing to store: `"auto"` (default) stores every matrix as `halo-i2x256` (the CPU
-   * kernels' layout, `HALO_DEFAULT_PACKING`) whatever the source packing; a registered
-   * packing name; or a function per tensor (`(t) => t.packing` keeps the source's bytes).
+   * Ternary packing to store: `"auto"` (default) stores every matrix in the first of `codecs`
+   * (a backend's own layout), else as `halo-v2` (`HALO_DEFAULT_PACKING`), whatever the source
+   * packing; a packing name (a format packing or one of `codecs`); a codec object; or a function
+   * per tensor (`(t) => t.packing` keeps the source's bytes).
    */
   readonly packing?: HaloPackingOption;
+  /**
+   * Codecs of packings that are not h1b-format's own — a backend's layouts, e.g.
+   * `backendFactory.packings` of `@halo/kernels-cpu` (`halo-i2x256`, which that backend maps
+   * zero-copy) — for this call only, never registered globally. The first is what `"auto"` stores.
+   * Default none.
+   */
+  readonly codecs?: TernaryCodecs;
   /** Alignment of every tensor and blob: a power of two, 64 (default) to 2 MiB. 4096 page-aligns tensors. */
   readonly alignment?: number;
   /** Accept lossy packings (Sherry's 3:4 sparsity); the report says how many weights changed. Default false. */
@@ -101,13 +109,16 @@ function alignUp(value: number, alignment: number): number {
  * Writes a model as a `.halo` container (spec: docs/formats/halo.md). Tensors are produced and
  * written one at a time (peak memory ≈ the largest tensor, plus its trits while one is re-packed),
  * into a temporary file renamed over `path` at the end, so a failed write never leaves a
- * half-written container behind. By default every ternary matrix is stored as `halo-i2x256`.
+ * half-written container behind. By default every ternary matrix is stored in the first of
+ * `codecs` (a backend's layout, so that backend maps the file), else as `halo-v2`.
  *
  * @example
  * ```ts
+ * import { backendFactory } from "@halo/kernels-cpu";
  * const model = synthModel({ shape: "tiny", seed: 1 });
- * const report = await writeHalo(model, "tiny.halo"); // int8 source → halo-i2x256
+ * const report = await writeHalo(model, "tiny.halo", { codecs: backendFactory.packings }); // int8 source → halo-i2x256
  * console.log(report.changes); // ["ternary packing int8 → halo-i2x256 (14 tensors)"]
+ * await writeHalo(model, "portable.halo"); // no codecs: halo-v2
  * ```
  */
 export async function writeHalo(model: HaloModel, path: string, options: WriteHaloOptions = {}): Promise<HaloWriteReport> {
@@ -119,6 +130,7 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
       actual: alignment,
     });
   }
+  const codecs = checkCodecs(options.codecs ?? []);
   checkModelShape(model, path);
   const changes: string[] = [...(options.changes ?? [])];
   const repacked = new Map<string, number>();
@@ -146,13 +158,12 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
     tensorItems.push(item({ name, role, layer, kind: "float", dtype: tensor.dtype, shape: [...tensor.shape], length: tensor.byteLength }, false, () => tensor.bytes()));
   };
   const addTernary = (tensor: TernaryTensor, name: string, role: string, layer: number): void => {
-    const packing = choosePacking(options.packing, tensor);
-    const codec = ternaryCodec(packing);
-    codec.checkShape(tensor.rows, tensor.cols, name);
+    const { packing, codec } = choosePacking(options.packing, tensor, codecs);
+    codec?.checkShape(tensor.rows, tensor.cols, name);
     if (packing !== tensor.packing && HALO_INLINE_SCALE_PACKINGS.includes(packing)) {
       throw new HaloError(H1bErrorCode.H1B_UNSUPPORTED, `the container stores ${packing} only from a ${packing} source`, {
         field: "packing",
-        expected: `a packing without inline scales (halo-i2x256, halo-v2, tq1-v4, int8, …) or a ${packing} source`,
+        expected: `a packing without inline scales (halo-v2, tq1-v4, int8, a backend's layout, …) or a ${packing} source`,
         actual: `${tensor.packing} → ${packing}`,
         hint: "Inline block scales would duplicate the scale tensor; write a GGUF for tq1_0/tq2_0 instead",
       });
@@ -172,10 +183,11 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
       tensor.scale.kind === "block"
         ? { kind: "block" as const, blockSize: tensor.scale.blockSize, tensor: scaleName }
         : { kind: tensor.scale.kind, tensor: scaleName };
-    const length = codec.byteLength(tensor.rows, tensor.cols);
+    // No codec only when the source is in the packing already: its bytes are copied as they are.
+    const length = codec === null ? tensor.byteLength : codec.byteLength(tensor.rows, tensor.cols);
     tensorItems.push(
       item({ name, role, layer, kind: "ternary", packing, shape: [tensor.rows, tensor.cols], scale, length }, false, () => {
-        if (packing === tensor.packing) return tensor.bytes();
+        if (packing === tensor.packing || codec === null) return tensor.bytes();
         const trits = new Int8Array(tensor.rows * tensor.cols);
         tensor.decodeRows(0, tensor.rows, trits);
         return codec.encode(trits, tensor.rows, tensor.cols, {
