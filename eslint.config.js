@@ -54,7 +54,7 @@ function restrictions(name, forbidden, shipped) {
   const message =
     `@halo/${name} sits below what it would import here (${where}); dependencies point down only: ` +
     "errors ← h1b-format, tokenizer, sampler, kernels ← kernels-* backends ← engine ← server ← cli, and no package " +
-    "imports a backend by name. See docs/code-style.md (\"Architecture rules\").";
+    'imports a backend by name. See docs/code-style.md ("Architecture rules").';
   const packageNames = forbidden.map((f) => `@halo/${f}`);
   return {
     "no-restricted-imports": ["error", { patterns: [{ group: forbidden.flatMap(patternsOf), message }] }],
@@ -99,7 +99,12 @@ const layering = Object.keys(LAYERS).flatMap((name) => {
   const srcForbidden = forbiddenFor(name, SRC_ALSO_FORBIDDEN[name] ?? []);
   const blocks = [];
   if (srcForbidden.length > 0) blocks.push({ name: `halo/layering/${name}/src`, files, ignores: TEST_FILES, rules: restrictions(name, srcForbidden, true) });
-  if (testForbidden.length > 0) blocks.push({ name: `halo/layering/${name}/tests`, files: TEST_FILES.map((t) => `packages/${name}/${t}`), rules: restrictions(name, testForbidden, false) });
+  if (testForbidden.length > 0)
+    blocks.push({
+      name: `halo/layering/${name}/tests`,
+      files: TEST_FILES.map((t) => `packages/${name}/${t}`),
+      rules: restrictions(name, testForbidden, false),
+    });
   return blocks;
 });
 
@@ -127,7 +132,10 @@ export default tseslint.config(
     linterOptions: { reportUnusedDisableDirectives: "error" },
     rules: {
       // `_`-prefixed names are deliberately unused (a destructured field left out, a callback's first parameter).
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrorsIgnorePattern: "^_", ignoreRestSiblings: true }],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrorsIgnorePattern: "^_", ignoreRestSiblings: true },
+      ],
       // `let s = seed; let a; [s, a] = splitMix64(s);` threads a state through tuple assignments: `a` cannot be a
       // const without splitting the tuple. Still reported when every name of a destructuring could be const.
       "prefer-const": ["error", { destructuring: "all" }],

@@ -33,7 +33,9 @@ const clangFormat = findClangFormat();
 const clang = run(clangFormat, check ? ["--dry-run", "--Werror", ...native] : ["-i", "--verbose", ...native]);
 if (clang.status !== 0) {
   failed = true;
-  console.error(check ? "format: clang-format found unformatted C/C++ (the warnings above)" : `format: clang-format failed (exit ${clang.status ?? clang.signal})`);
+  console.error(
+    check ? "format: clang-format found unformatted C/C++ (the warnings above)" : `format: clang-format failed (exit ${clang.status ?? clang.signal})`,
+  );
 }
 
 if (failed) {
