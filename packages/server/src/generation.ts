@@ -27,8 +27,6 @@ export interface GenerationHooks {
   tokensGenerated(tokens: number): void;
   /** Seconds from request to first token. */
   firstToken(seconds: number): void;
-  /** KV positions taken (+) or given back (−). */
-  kvPositions(delta: number): void;
   /** A generation finished normally after `ms`. */
   finished(ms: number): void;
   /** KV positions `sequence` (one object per running generation) holds now; 0 when it ended. */
@@ -164,7 +162,6 @@ export async function serveGeneration(
   const sequence = {};
   const holdKv = (n: number): void => {
     kvHeld += n;
-    context.hooks.kvPositions(n);
     context.hooks.contextHeld(sequence, kvHeld);
   };
   try {
@@ -204,7 +201,6 @@ export async function serveGeneration(
       queuedMs: admittedAt - arrivedAt,
     };
   } finally {
-    context.hooks.kvPositions(-kvHeld);
     context.hooks.contextHeld(sequence, 0);
     release();
     cleanup();

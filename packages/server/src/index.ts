@@ -1,6 +1,6 @@
 // @halo/server: an OpenAI-compatible HTTP server for halo with live stats, a chat page, limits and many users at once.
 export { createServer } from "./create-server.js";
-export type { CreateServerOptions, HaloServer, ServerStats, ListenAddress } from "./create-server.js";
+export type { CreateServerOptions, HaloServer, ServerStats, ServerKvUsage, ListenAddress } from "./create-server.js";
 export { CONTEXT_DROPPED_HEADER } from "./chat-context.js";
 export type { ServerContextShift, ContextReport } from "./chat-context.js";
 export { createJsonLogger, silentLogger } from "./logger.js";

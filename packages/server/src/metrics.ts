@@ -1,4 +1,5 @@
 // Prometheus metrics of a server (prom-client, one registry per server): requests, tokens, rates, queue, KV.
+import type { EngineStats } from "@halo/engine";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** Live values the gauges read at scrape time. */
@@ -7,6 +8,8 @@ export interface LiveGauges {
   readonly activeSequences: number;
   /** KV positions in use / KV positions available, in [0, 1]. */
   readonly kvUsage: number;
+  /** The engine's KV cache (`Engine.stats().kv`); null while the model loads. */
+  readonly kv: EngineStats["kv"] | null;
   readonly promptTokensPerSecond: number;
   readonly decodeTokensPerSecond: number;
 }
@@ -23,6 +26,9 @@ export interface LiveGauges {
  * | `halo_prompt_tokens_total`, `halo_generated_tokens_total` | counters |
  * | `halo_prompt_tokens_per_second`, `halo_decode_tokens_per_second` | gauges (last 2 s, all sequences) |
  * | `halo_queue_depth`, `halo_active_sequences`, `halo_kv_usage_ratio` | gauges |
+ * | `halo_kv_slots_in_use`, `halo_kv_slots` | gauges (KV slots held / the engine's `maxSequences`) |
+ * | `halo_kv_positions_in_use`, `halo_kv_positions_capacity` | gauges (KV positions filled / slots × context) |
+ * | `halo_kv_bytes_in_use`, `halo_kv_bytes_capacity` | gauges, only when the backend estimates its KV bytes ({@link ServerMetrics.addKvByteGauges}) |
  *
  * plus prom-client's default process metrics (`process_*`, `nodejs_*`).
  *
@@ -41,6 +47,8 @@ export class ServerMetrics {
   private readonly ttft: Histogram;
   private readonly promptTokens: Counter;
   private readonly generatedTokens: Counter;
+  private readonly gauge: (name: string, help: string, read: (g: LiveGauges) => number) => void;
+  private kvBytes = false;
 
   constructor(live: () => LiveGauges) {
     const registers = [this.registry];
@@ -60,7 +68,7 @@ export class ServerMetrics {
     });
     this.promptTokens = new Counter({ name: "halo_prompt_tokens_total", help: "Prompt tokens processed", registers });
     this.generatedTokens = new Counter({ name: "halo_generated_tokens_total", help: "Tokens generated", registers });
-    const gauge = (name: string, help: string, read: (g: LiveGauges) => number): void => {
+    this.gauge = (name, help, read) => {
       new Gauge({
         name,
         help,
@@ -70,12 +78,29 @@ export class ServerMetrics {
         },
       });
     };
+    const gauge = this.gauge;
     gauge("halo_prompt_tokens_per_second", "Prompt tokens processed per second over the last 2 s", (g) => g.promptTokensPerSecond);
     gauge("halo_decode_tokens_per_second", "Tokens generated per second over the last 2 s, all sequences together", (g) => g.decodeTokensPerSecond);
     gauge("halo_queue_depth", "Requests waiting for a sequence slot", (g) => g.queueDepth);
     gauge("halo_active_sequences", "Sequences generating now", (g) => g.activeSequences);
     gauge("halo_kv_usage_ratio", "KV cache positions in use over positions available", (g) => g.kvUsage);
+    gauge("halo_kv_slots_in_use", "KV slots held: running generations and live sessions", (g) => g.kv?.slotsInUse ?? 0);
+    gauge("halo_kv_slots", "KV slots the backend holds at most (the engine's maxSequences)", (g) => g.kv?.maxSequences ?? 0);
+    gauge("halo_kv_positions_in_use", "KV positions filled across the slots in use", (g) => g.kv?.positionsInUse ?? 0);
+    gauge("halo_kv_positions_capacity", "KV positions available: slots times context length", (g) => g.kv?.positionsCapacity ?? 0);
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Adds `halo_kv_bytes_in_use` and `halo_kv_bytes_capacity`, for an engine whose backend
+   * estimates its KV bytes (`kv.bytesPerPosition`); without an estimate they are left out rather
+   * than reported as 0. Idempotent.
+   */
+  addKvByteGauges(): void {
+    if (this.kvBytes) return;
+    this.kvBytes = true;
+    this.gauge("halo_kv_bytes_in_use", "Bytes of the KV positions filled (positions in use times bytes per position)", (g) => g.kv?.bytesInUse ?? 0);
+    this.gauge("halo_kv_bytes_capacity", "Bytes of KV cache the backend holds for every slot", (g) => g.kv?.bytesCapacity ?? 0);
   }
 
   /** Counts an answered request. */
