@@ -1,6 +1,6 @@
 // Typed flag parsing on top of node:util parseArgs, with one-line usage errors.
 import { parseArgs } from "node:util";
-import { LM_HEAD_STORAGES, type LmHeadStorage } from "@halo/engine";
+import { KV_DTYPES, type KvDtype } from "@halo/engine";
 import { closestMatch, HaloError } from "@halo/errors";
 import { CliErrorCode } from "./errors.js";
 
@@ -97,9 +97,6 @@ export function numberFlag(
   return value;
 }
 
-/** KV cache dtypes `--kv-dtype` accepts (what `@halo/kernels`' `KvDtype` names). */
-export const KV_DTYPES = ["f16", "f32", "int8"] as const;
-
 /** Reads a flag that must be one of `choices` (undefined when absent); anything else is a usage error. */
 function choiceFlag<T extends string>(command: string, values: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
   const raw = values[name];
@@ -113,14 +110,9 @@ function choiceFlag<T extends string>(command: string, values: Record<string, un
   return raw as T;
 }
 
-/** Reads `--kv-dtype` (undefined when absent); anything but f16, f32 or int8 is a usage error. */
-export function kvDtypeFlag(command: string, values: Record<string, unknown>): (typeof KV_DTYPES)[number] | undefined {
+/** Reads `--kv-dtype` (undefined when absent); anything but one of the contract's `KV_DTYPES` is a usage error. */
+export function kvDtypeFlag(command: string, values: Record<string, unknown>): KvDtype | undefined {
   return choiceFlag(command, values, "kv-dtype", KV_DTYPES);
-}
-
-/** Reads `--lm-head` (undefined when absent); anything but f16, int8 or int4 is a usage error. */
-export function lmHeadFlag(command: string, values: Record<string, unknown>): LmHeadStorage | undefined {
-  return choiceFlag(command, values, "lm-head", LM_HEAD_STORAGES);
 }
 
 /** Renders a command's help text. */

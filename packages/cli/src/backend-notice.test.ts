@@ -14,6 +14,12 @@ describe("writeBackendNotice", () => {
     expect(err()).toBe(`halo run: running on the reference backend (the TypeScript reference backend: correct but far slower); the cpu backend was not used: ${reason}\n`);
   });
 
+  it("says when options given for a backend had no effect because another runs", () => {
+    const { ctx, err } = capture();
+    writeBackendNotice("bench", { backend: "reference", skippedBackends: [] }, ctx, { cpu: { lmHead: "int8", threads: 2 }, reference: { splitKvTile: 64 } });
+    expect(err()).toBe("halo bench: --lm-head, --threads apply to the cpu backend, which does not run here (the reference backend runs): not used\n");
+  });
+
   it("says nothing when the first choice runs", () => {
     const { ctx, err } = capture();
     expect(writeBackendNotice("serve", { backend: "cpu", skippedBackends: [] }, ctx)).toEqual([]);

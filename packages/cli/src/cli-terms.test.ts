@@ -35,6 +35,11 @@ describe("inCliTerms", () => {
     expect(inCliTerms("runs on 4 threads")).toBe("runs on 4 threads");
     expect(inCliTerms("templateVariables cannot set messages")).toMatch(/^template variables \(no halo flag sets them\) cannot/);
   });
+
+  it("writes backend options as the flags that set them", () => {
+    expect(inCliTerms("pass backendOptions.cpu.threads and backendOptions.cpu.lmHead")).toBe("pass --threads and --lm-head");
+    expect(inCliTerms("backendOptions.hip.device must be a number (field backendOptions.hip)")).toBe("--backend-option hip.device must be a number (field --backend-option hip.…)");
+  });
 });
 
 describe("engine errors on the command line", () => {
@@ -54,13 +59,29 @@ describe("engine errors on the command line", () => {
     expect(text).not.toMatch(/contextLength/);
   });
 
-  it("--backend reference with --lm-head int8 names the flags", async () => {
-    const c = capture();
-    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--lm-head", "int8", "hi"], c.ctx)).toBe(1);
-    const text = c.err.join("");
-    expect(text).toMatch(/--lm-head int8 needs the cpu backend/);
-    expect(text).toMatch(/--backend reference \[ENGINE_NO_BACKEND\]\n$/);
-    expect(text).not.toMatch(/backend: "|lmHead/);
+  it("--lm-head goes to the cpu backend, which refuses a bad storage as a usage error in flag terms; on another backend it is reported unused", async () => {
+    const bad = capture();
+    expect(await main(["run", "--model", modelPath, "--backend", "cpu", "--lm-head", "q4", "hi"], bad.ctx)).toBe(2);
+    const text = bad.err.join("");
+    expect(text).toMatch(/^halo run: --lm-head: unknown LM head storage \(field --lm-head\); expected f16, int8, int4; found q4 \[CLI_USAGE\]\n$/);
+    expect(text).not.toMatch(/lmHead/);
+    const unused = capture();
+    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--lm-head", "int8", "--max-tokens", "2", "hi"], unused.ctx)).toBe(0);
+    expect(unused.err.join("")).toMatch(/halo run: --lm-head applies to the cpu backend, which does not run here \(the reference backend runs\): not used\n/);
+  });
+
+  it("--backend-option passes name.key=value to that backend (JSON values) and its refusal names the flag", async () => {
+    const ok = capture();
+    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "reference.splitKvTile=16", "--max-tokens", "2", "hi"], ok.ctx)).toBe(0);
+    const bad = capture();
+    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "reference.splitKvTlie=16", "hi"], bad.ctx)).toBe(2);
+    expect(bad.err.join("")).toMatch(/^halo run: --backend-option reference\.splitKvTlie: the reference backend has no option "splitKvTlie".*\[CLI_USAGE\]\n$/);
+    const unknown = capture();
+    expect(await main(["run", "--model", modelPath, "--backend-option", "nosuch.key=1", "hi"], unknown.ctx)).toBe(2);
+    expect(unknown.err.join("")).toMatch(/--backend-option nosuch\.…: .*names no installed backend.*expected options of an installed backend: .*reference.*\[CLI_USAGE\]/);
+    const malformed = capture();
+    expect(await main(["run", "--model", modelPath, "--backend-option", "threads=2", "hi"], malformed.ctx)).toBe(2);
+    expect(malformed.err.join("")).toMatch(/--backend-option must be name\.key=value/);
   });
 
   it("serve refuses --context-length beyond the model's context before it listens", async () => {

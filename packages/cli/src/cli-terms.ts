@@ -28,8 +28,9 @@ function flagText(option: string): string {
 /**
  * Rewrites an error message written for the JavaScript API in the CLI's flags:
  * `backend: "reference"` → `--backend reference`, `verify: false` → `--no-verify`,
- * `contextLength` → `--context-length` (see {@link FLAG_OF_OPTION}), and "load the model with a
- * larger contextLength" → "pass a larger --context-length".
+ * `contextLength` → `--context-length` (see {@link FLAG_OF_OPTION}), "load the model with a
+ * larger contextLength" → "pass a larger --context-length", and backend options
+ * (`backendOptions.cpu.threads` → `--threads`, `backendOptions.hip.device` → `--backend-option hip.device`).
  *
  * @example
  * ```ts
@@ -40,6 +41,10 @@ function flagText(option: string): string {
 export function inCliTerms(message: string): string {
   let text = message
     .replace(/load the model with a larger contextLength/g, "pass a larger --context-length")
+    // Backend options: the cpu backend's two have flags of their own, every other goes through --backend-option.
+    .replace(/\bbackendOptions\.cpu\.(threads|lmHead)\b/g, (_, key: string) => (key === "threads" ? "--threads" : "--lm-head"))
+    .replace(/\bbackendOptions\.([a-z][a-z0-9-]*)\.([A-Za-z_$][\w$]*)/g, "--backend-option $1.$2")
+    .replace(/\bbackendOptions\.([a-z][a-z0-9-]*)\b/g, "--backend-option $1.…")
     .replace(/\bbackend: "([a-z0-9-]+)"/g, "--backend $1")
     .replace(/\bverify: false\b/g, "--no-verify");
   for (const option of Object.keys(FLAG_OF_OPTION)) {

@@ -2,7 +2,7 @@
 export { main, mainHelp, ExitCode } from "./main.js";
 export type { CommandContext } from "./context.js";
 export { parseTokenList } from "./commands/eval.js";
-export { bytesPerDecodedToken, headBytesPerWeight } from "./commands/bench.js";
+export { bytesPerDecodedToken } from "./commands/bench.js";
 export { CliErrorCode } from "./errors.js";
 export type { CliErrorCodeName } from "./errors.js";
 export { modelCacheDir, snapshotDir, COMPLETE_MARKER } from "./hub/cache-dir.js";

@@ -235,7 +235,8 @@ describe("lmHead option", () => {
       message: expect.stringMatching(/lmHead moved to backendOptions\.cpu\.lmHead/) as unknown,
     });
     await expect(loadModel(synthModel(), { backend: referenceBackend(), backendOptions: { reference: { maxBatchTokens: 8 } } })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
-    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lmHead: "q4" } } })).rejects.toMatchObject({ code: "KERNELS_BAD_OPTION" });
+    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lmHead: "q4" } } })).rejects.toMatchObject({ code: "KERNELS_CPU_BAD_OPTION", field: "lmHead" });
+    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lm_head: "int4" } } })).rejects.toMatchObject({ code: "KERNELS_BAD_OPTION", field: "cpu.lm_head" });
   });
 });
 

@@ -47,7 +47,7 @@ export interface LoadModelOptions {
    * Options of each backend, by its name (`{ cpu: { threads: 8, lmHead: "int8" } }`), passed to its
    * factory untouched (see {@link BackendOptions}). A key naming no installed backend is refused
    * (`ENGINE_BAD_OPTION`, listing the installed ones); a bad option is refused by the backend
-   * (`KERNELS_BAD_OPTION`), never skipped over.
+   * (`KERNELS_BAD_OPTION` or the backend's own `*_BAD_OPTION`, e.g. `KERNELS_CPU_BAD_OPTION`), never skipped over.
    */
   readonly backendOptions?: BackendOptions;
   /** KV positions per sequence. Default min(model's trained context, 4096). */
@@ -260,9 +260,12 @@ function notInstalled(name: string, discovery: BackendDiscovery): string {
   return `no installed backend is named "${name}" (installed: ${discovery.factories.map((f) => f.name).join(", ")}). Fix: install its package (npm install @halo/kernels-${name}), or pick an installed one`;
 }
 
-/** Why creating a backend failed, for the skipped list (a bad option is not a reason to skip: it is thrown). */
+/**
+ * Why creating a backend failed, for the skipped list. A bad option is not a reason to skip: the
+ * factory's option errors (`KERNELS_BAD_OPTION`, or a backend's own `*_BAD_OPTION`) are thrown.
+ */
 function createFailure(cause: unknown): string {
-  if (isHaloError(cause) && cause.code === "KERNELS_BAD_OPTION") throw cause;
+  if (isHaloError(cause) && cause.code.endsWith("_BAD_OPTION")) throw cause;
   return `create() failed: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`;
 }
 

@@ -3,24 +3,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { shapeConfig, synthModel, writeHalo } from "@halo/h1b-format";
+import { referenceBackendFactory } from "@halo/engine";
 import { main } from "../main.js";
-import { bytesPerDecodedToken, fitBenchLengths, headBytesPerWeight } from "./bench.js";
+import { bytesPerDecodedToken, fitBenchLengths } from "./bench.js";
 
 const dir = mkdtempSync(join(tmpdir(), "halo-bench-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("halo bench", () => {
-  it("counts the 2B-4T shape's bytes per token as the research notes do (521 MB ternary + 657 MB f16 head)", () => {
+  it("counts the bytes per token the backend estimates: its decode reads plus the KV of the context, and a --head-bytes override", () => {
     const config = shapeConfig("bitnet-2b-4t");
-    const noKv = bytesPerDecodedToken(config, { ternaryBits: 2, headBytes: 2, context: 0 });
-    const ternary = (2_084_044_800 * 2) / 8;
-    const head = 128256 * 2560 * 2;
-    const norms = (30 * (2560 * 3 + 6912) + 2560) * 4;
-    expect(noKv).toBe(ternary + head + norms);
-    // KV: 76,800 bytes per cached position (30 layers × K and V × 5 heads × 128 × f16).
-    expect(bytesPerDecodedToken(config, { ternaryBits: 2, headBytes: 2, context: 10 }) - noKv).toBe(768_000);
-    // int8 KV: 640 code bytes + 5 f32 scales per layer, K and V, per position.
-    expect(bytesPerDecodedToken(config, { ternaryBits: 2, headBytes: 2, context: 10, kvDtype: "int8" }) - noKv).toBe(30 * 2 * (640 + 20) * 10);
+    const estimate = referenceBackendFactory.create().estimateMemory!(config, { contextLength: 4096, kvDtype: "f16" });
+    const noKv = bytesPerDecodedToken(estimate, { context: 0 });
+    expect(noKv).toBe(estimate.decodeReadBytes);
+    expect(bytesPerDecodedToken(estimate, { context: 10 }) - noKv).toBe(10 * estimate.kvBytesPerPosition);
+    // --head-bytes 0.5 counts the 128256 × 2560 head at half a byte per weight instead of as stored.
+    const headWeights = 128256 * 2560;
+    expect(bytesPerDecodedToken(estimate, { context: 0, headBytes: 0.5, headWeights })).toBe(estimate.decodeReadBytes - estimate.headBytes + headWeights / 2);
   });
 
   it("prints every required field as JSON on a tiny model", async () => {
@@ -57,14 +56,7 @@ describe("halo bench", () => {
     const err: string[] = [];
     const code = await main(["bench", "--model", "x", "--kv-dtype", "q4"], { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} });
     expect(code).toBe(2);
-    expect(err.join("")).toMatch(/--kv-dtype must be f16, f32, int8; got "q4"/);
-  });
-
-  it("counts the quantised heads' bytes as the cpu backend stores them", () => {
-    expect(headBytesPerWeight("f16", 2560)).toBe(2);
-    expect(headBytesPerWeight("int8", 2560) * 2560).toBe(2560 + 4); // codes + f32 row scale
-    expect(headBytesPerWeight("int4", 2560) * 2560).toBe(1280 + 40 + 4 + 4); // nibbles + u8 per 64 + f32 scale + i32 sum
-    expect(headBytesPerWeight("int4", 100) * 100).toBe(64 + 2 + 8); // rows padded to 128
+    expect(err.join("")).toMatch(/--kv-dtype must be f32, f16, int8; got "q4"/);
   });
 
   it("runs the cpu backend with the int4 head it is asked for, counting fewer bytes per token", async () => {
@@ -102,16 +94,27 @@ describe("halo bench", () => {
     expect(typeof result["bandwidthUtilisation"]).toBe("number");
   });
 
-  it("rejects an unknown LM head storage, and a quantised head on the reference backend", async () => {
+  it("leaves --lm-head to the cpu backend: it refuses an unknown storage (a usage error), and a run on another backend says it was not used", async () => {
     const err: string[] = [];
     const io = { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} };
-    expect(await main(["bench", "--model", "x", "--lm-head", "q4"], io)).toBe(2);
-    expect(err.join("")).toMatch(/--lm-head must be f16, int8, int4; got "q4"/);
     const path = join(dir, "tiny-ref.halo");
     await writeHalo(synthModel({ seed: 6 }), path);
+    expect(await main(["bench", "--model", path, "--backend", "cpu", "--prompt-tokens", "8", "--gen-tokens", "3", "--lm-head", "q4"], io)).toBe(2);
+    expect(err.join("")).toMatch(/halo bench: --lm-head: .*f16, int8, int4.*q4/);
     err.length = 0;
-    expect(await main(["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--lm-head", "int8"], io)).not.toBe(0);
-    expect(err.join("")).toMatch(/needs the cpu backend/);
+    expect(await main(["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--lm-head", "int8", "--json"], io)).toBe(0);
+    expect(err.join("")).toMatch(/--lm-head applies to the cpu backend, which does not run here \(the reference backend runs\): not used/);
+  });
+
+  it("says why there is no roofline when the running backend cannot measure its bandwidth", async () => {
+    const path = join(dir, "tiny-ref.halo");
+    const out: string[] = [];
+    const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} };
+    expect(await main(["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--json"], io)).toBe(0);
+    const result = JSON.parse(out.join("")) as Record<string, unknown>;
+    // The reference backend estimates its reads but cannot measure bandwidth: the roofline needs --bandwidth.
+    expect(result["bytesPerToken"]).toBeGreaterThan(0);
+    expect(result["rooflineUnavailable"]).toMatch(/the reference backend cannot measure its read bandwidth; pass --bandwidth/);
   });
 
   it("rejects bad numbers", async () => {

@@ -1,9 +1,9 @@
 // `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
-import { loadModel, type Engine, type LmHeadStorage, type RequestEndEvent } from "@halo/engine";
+import type { Engine, MemoryEstimate, RequestEndEvent } from "@halo/engine";
 import { writeBackendNotice } from "../backend-notice.js";
-import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { HaloError } from "@halo/errors";
 import { openModel } from "@halo/h1b-format";
 import { CliErrorCode } from "../errors.js";
@@ -13,14 +13,15 @@ const FLAGS: Record<string, FlagSpec> = {
   "prompt-tokens": { type: "string", placeholder: "n", description: "prompt length for the prefill measurement (default 512, less when the model's context is smaller)" },
   "gen-tokens": { type: "string", placeholder: "n", description: "tokens decoded per sequence (default 128, less when the model's context is smaller)" },
   "decode-context": { type: "string", placeholder: "n", description: "prompt length before the decode measurement (default 64)" },
-  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
   batch: { type: "string", placeholder: "n", description: "sequences decoding together (default 1)" },
-  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
-  bandwidth: { type: "string", placeholder: "GB/s", description: "measured memory read bandwidth in GB/s for the roofline (default: the CPU backend's probe, if it has one)" },
-  "ternary-bits": { type: "string", placeholder: "bits", description: "bits per ternary weight the backend reads (default 2)" },
-  "head-bytes": { type: "string", placeholder: "bytes", description: "bytes per LM-head weight the backend reads (default: 2 for f16, what --lm-head int8 or int4 stores)" },
-  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default: the backend's, f16 where offered)" },
-  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4" },
+  ...BACKEND_FLAGS,
+  bandwidth: { type: "string", placeholder: "GB/s", description: "measured memory read bandwidth in GB/s for the roofline (default: what the running backend measures, if it can)" },
+  "head-bytes": {
+    type: "string",
+    placeholder: "bytes",
+    description: "bytes per LM-head weight to count instead of what the running backend says it stores (its estimateMemory), to model another head storage",
+  },
+  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage (default: the backend's, f16 where offered)" },
   json: { type: "boolean", description: "print one JSON object" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -54,33 +55,30 @@ export interface BenchResult {
   readonly decodeTokensPerSecond: number;
   readonly aggregateDecodeTokensPerSecond: number;
   readonly peakRssMiB: number;
-  readonly bytesPerToken: number;
+  /** Bytes one decode step reads (the backend's estimate), or null when the backend cannot say. */
+  readonly bytesPerToken: number | null;
   readonly bandwidthGBs: number | null;
   readonly rooflineTokensPerSecond: number | null;
   readonly bandwidthUtilisation: number | null;
+  /** Why there is no roofline, when there is none (the backend has no `estimateMemory`, no bandwidth known). */
+  readonly rooflineUnavailable: string | null;
 }
 
 /**
- * Bytes one decode step reads at batch 1: every ternary weight at `ternaryBits`, the LM head at
- * `headBytes` per weight, norms in f32, and the KV cache of `context` positions in `kvDtype`
- * (default f16; int8 adds one f32 scale per KV head and position).
+ * Bytes one decode step of one sequence reads, from the running backend's own estimate: its
+ * `decodeReadBytes` (weights as it stores them, norms, LM head) plus `kvBytesPerPosition` for each of
+ * the `context` cached positions. `headBytes` counts the LM head at that many bytes per weight
+ * instead of as the backend stores it (`headWeights` = vocabulary × hidden size).
+ *
+ * @example
+ * ```ts
+ * const e = engine.memoryEstimate;
+ * if (e !== null) bytesPerDecodedToken(e, { context: 96 });
+ * ```
  */
-export function bytesPerDecodedToken(
-  config: Engine["config"],
-  options: { ternaryBits: number; headBytes: number; context: number; kvDtype?: string },
-): number {
-  const h = config.hiddenSize;
-  const q = config.numHeads * config.headDim;
-  const kv = config.numKvHeads * config.headDim;
-  const f = config.intermediateSize;
-  const ternaryPerLayer = q * h + 2 * kv * h + h * q + 3 * f * h;
-  const normsPerLayer = 2 * h + q + f;
-  const ternary = (config.numLayers * ternaryPerLayer * options.ternaryBits) / 8;
-  const norms = (config.numLayers * normsPerLayer + h) * 4;
-  const head = config.vocabSize * h * options.headBytes;
-  const kvRowBytes = options.kvDtype === "f32" ? kv * 4 : options.kvDtype === "int8" ? kv + config.numKvHeads * 4 : kv * 2;
-  const kvCache = config.numLayers * 2 * kvRowBytes * options.context;
-  return Math.round(ternary + norms + head + kvCache);
+export function bytesPerDecodedToken(estimate: MemoryEstimate, options: { context: number; headBytes?: number; headWeights?: number }): number {
+  const head = options.headBytes === undefined || options.headWeights === undefined ? estimate.headBytes : options.headBytes * options.headWeights;
+  return Math.round(estimate.decodeReadBytes - estimate.headBytes + head + estimate.kvBytesPerPosition * options.context);
 }
 
 function promptIds(count: number, vocab: number, salt: number): number[] {
@@ -101,26 +99,15 @@ async function runToEnd(stream: AsyncIterable<unknown>): Promise<RequestEndEvent
   return end;
 }
 
-async function probeBandwidth(threads: number | undefined): Promise<number | null> {
+/** The running backend's read bandwidth in GB/s (its factory's `measureReadBandwidth`, with its options), or null. */
+async function probeBandwidth(engine: Engine, options: Readonly<Record<string, unknown>> | undefined): Promise<number | null> {
+  const measure = engine.backendFactory?.measureReadBandwidth;
+  if (measure === undefined) return null;
   try {
-    const name = "@halo/kernels-cpu";
-    const module = (await import(name)) as { measureReadBandwidth?: (options?: { threads?: number }) => Promise<number> };
-    if (typeof module.measureReadBandwidth !== "function") return null;
-    return round(await module.measureReadBandwidth(threads === undefined ? {} : { threads }));
+    return round(await measure.call(engine.backendFactory, options ?? {}));
   } catch {
     return null;
   }
-}
-
-/**
- * Bytes per LM-head weight the cpu backend reads for a head storage: f16 2; int8 one byte plus an f32 row scale; int4
- * (rows padded to 64) half a byte, a u8 sub-scale per 64 weights, an f32 row scale and an i32 row sum.
- */
-export function headBytesPerWeight(lmHead: LmHeadStorage, hidden: number): number {
-  const stride = Math.ceil(hidden / 64) * 64;
-  if (lmHead === "int8") return (hidden + 4) / hidden;
-  if (lmHead === "int4") return (stride / 2 + stride / 64 + 8) / hidden;
-  return 2;
 }
 
 /** `halo bench`'s lengths when not given (scaled down together for models with a context under 641 positions). */
@@ -196,13 +183,13 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
   const givenPrompt = numberFlag("bench", values, "prompt-tokens", { integer: true, min: 1 });
   const givenGen = numberFlag("bench", values, "gen-tokens", { integer: true, min: 2 });
   const givenDecodeContext = numberFlag("bench", values, "decode-context", { integer: true, min: 1 });
+  const backend = backendFlags("bench", values);
   const threads = numberFlag("bench", values, "threads", { integer: true, min: 1, max: 1024 });
   const batch = numberFlag("bench", values, "batch", { integer: true, min: 1, max: 256 }) ?? 1;
-  const ternaryBits = numberFlag("bench", values, "ternary-bits", { min: 1, max: 8 }) ?? 2;
   const headBytesFlag = numberFlag("bench", values, "head-bytes", { min: 0.25, max: 4 });
   let bandwidth = numberFlag("bench", values, "bandwidth", { min: 0.1 }) ?? null;
   const kvDtype = kvDtypeFlag("bench", values);
-  const lmHead = lmHeadFlag("bench", values);
+  const lmHead = values["lm-head"] as string | undefined;
 
   const started = performance.now();
   // Opened first to size the run to the model's context; loadModel then takes the open file.
@@ -225,20 +212,18 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
           `measuring --prompt-tokens ${promptTokens} --gen-tokens ${genTokens} --decode-context ${decodeContext}\n`,
       );
     }
-    engine = await loadModel(model, {
-      backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
+    engine = await loadWithFlags(model, {
+      ...backend,
       contextLength: Math.max(promptTokens, decodeContext) + genTokens + 1,
       maxSequences: batch,
-      ...(threads !== undefined ? { threads } : {}),
       ...(kvDtype !== undefined ? { kvDtype } : {}),
-      ...(lmHead !== undefined ? { lmHead } : {}),
       ...verifyOption(values),
     });
   } catch (error) {
     model.close();
     throw error;
   }
-  writeBackendNotice("bench", engine, ctx);
+  writeBackendNotice("bench", engine, ctx, backend.backendOptions);
   const loadMs = performance.now() - started;
   try {
     const vocab = engine.config.vocabSize;
@@ -257,10 +242,22 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       const prefillSeconds = Math.max(...ends.map((e) => (e.timings.queuedMs + e.timings.prefillMs) / 1000));
       aggregate = ends.reduce((n, e) => n + e.usage.completionTokens - 1, 0) / Math.max(1e-9, seconds - prefillSeconds);
     }
-    bandwidth ??= await probeBandwidth(threads);
-    const headBytes = headBytesFlag ?? headBytesPerWeight(lmHead ?? "f16", engine.config.hiddenSize);
-    const bytesPerToken = bytesPerDecodedToken(engine.config, { ternaryBits, headBytes, context: decodeContext + genTokens / 2, kvDtype: engine.kvDtype });
-    const roofline = bandwidth === null ? null : (bandwidth * 1e9) / bytesPerToken;
+    bandwidth ??= await probeBandwidth(engine, backend.backendOptions?.[engine.backend]);
+    const estimate = engine.memoryEstimate;
+    const bytesPerToken =
+      estimate === null
+        ? null
+        : bytesPerDecodedToken(estimate, {
+            context: decodeContext + genTokens / 2,
+            ...(headBytesFlag !== undefined ? { headBytes: headBytesFlag, headWeights: engine.config.vocabSize * engine.config.hiddenSize } : {}),
+          });
+    const rooflineUnavailable =
+      bytesPerToken === null
+        ? `roofline unavailable: the ${engine.backend} backend has no estimateMemory`
+        : bandwidth === null
+          ? `roofline unavailable: the ${engine.backend} backend cannot measure its read bandwidth; pass --bandwidth <GB/s>`
+          : null;
+    const roofline = bandwidth === null || bytesPerToken === null ? null : (bandwidth * 1e9) / bytesPerToken;
     const result: BenchResult = {
       model: modelPath,
       backend: engine.backend,
@@ -280,11 +277,12 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       bandwidthGBs: bandwidth,
       rooflineTokensPerSecond: roofline === null ? null : round(roofline),
       bandwidthUtilisation: roofline === null ? null : round(single.timings.decodeTokensPerSecond / roofline, 3),
+      rooflineUnavailable,
     };
     if (values["json"] === true) ctx.stdout.write(`${JSON.stringify(result)}\n`);
     else {
-      for (const [key, value] of Object.entries(result)) ctx.stdout.write(`${key.padEnd(32)}${value === null ? "n/a" : String(value)}\n`);
-      if (bandwidth === null) ctx.stdout.write("(pass --bandwidth <GB/s> from bench/bandwidth to get the roofline share)\n");
+      for (const [key, value] of Object.entries(result)) if (key !== "rooflineUnavailable") ctx.stdout.write(`${key.padEnd(32)}${value === null ? "n/a" : String(value)}\n`);
+      if (rooflineUnavailable !== null) ctx.stdout.write(`(${rooflineUnavailable})\n`);
     }
   } finally {
     engine.dispose();

@@ -2,18 +2,16 @@
 import { open } from "node:fs/promises";
 import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
-import { loadModel } from "@halo/engine";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or Hugging Face snapshot directory" },
   tokens: { type: "string", placeholder: "id,id,…", description: "comma-separated token ids, run from position 0" },
   "logits-out": { type: "string", placeholder: "path", short: "o", description: "output file: float32 little-endian [n_tokens][vocab]" },
-  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", placeholder: "n", description: "threads for native backends" },
+  ...BACKEND_FLAGS,
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
@@ -52,14 +50,13 @@ export async function evalCommand(argv: readonly string[], ctx: CommandContext):
   const modelPath = requireString("eval", values, "model");
   const ids = parseTokenList(requireString("eval", values, "tokens"));
   const out = requireString("eval", values, "logits-out");
-  const threads = numberFlag("eval", values, "threads", { integer: true, min: 1, max: 1024 });
-  const engine = await loadModel(modelPath, {
-    backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
+  const backend = backendFlags("eval", values);
+  const engine = await loadWithFlags(modelPath, {
+    ...backend,
     maxSequences: 1,
-    ...(threads !== undefined ? { threads } : {}),
     ...verifyOption(values),
   });
-  writeBackendNotice("eval", engine, ctx);
+  writeBackendNotice("eval", engine, ctx, backend.backendOptions);
   try {
     const vocab = engine.config.vocabSize;
     let file;

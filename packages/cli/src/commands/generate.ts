@@ -1,9 +1,8 @@
 // `halo generate`: stream a completion of a prompt to stdout.
-import { loadModel } from "@halo/engine";
 import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { MODEL_FLAGS, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, loadWithFlags, MODEL_FLAGS, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or Hugging Face snapshot directory" },
@@ -14,8 +13,7 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: MODEL_FLAGS["seed"]!,
   "top-k": MODEL_FLAGS["top-k"]!,
   "top-p": MODEL_FLAGS["top-p"]!,
-  backend: MODEL_FLAGS["backend"]!,
-  threads: MODEL_FLAGS["threads"]!,
+  ...BACKEND_FLAGS,
   "context-length": MODEL_FLAGS["context-length"]!,
   "no-verify": MODEL_FLAGS["no-verify"]!,
   stats: { type: "boolean", description: "print token counts and tok/s to stderr at the end" },
@@ -44,17 +42,15 @@ export async function generateCommand(argv: readonly string[], ctx: CommandConte
   const seed = numberFlag("generate", values, "seed", { integer: true });
   const topK = numberFlag("generate", values, "top-k", { integer: true, min: 0 }) ?? 40;
   const topP = numberFlag("generate", values, "top-p", { min: 0, max: 1 }) ?? 0.95;
-  const threads = numberFlag("generate", values, "threads", { integer: true, min: 1, max: 1024 });
+  const backend = backendFlags("generate", values);
   const contextLength = numberFlag("generate", values, "context-length", { integer: true, min: 2 });
-  const backend = (values["backend"] as string | undefined) ?? "auto";
-  const engine = await loadModel(model, {
-    backend: backend as "auto",
-    ...(threads !== undefined ? { threads } : {}),
+  const engine = await loadWithFlags(model, {
+    ...backend,
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...verifyOption(values),
     maxSequences: 1,
   });
-  writeBackendNotice("generate", engine, ctx);
+  writeBackendNotice("generate", engine, ctx, backend.backendOptions);
   try {
     const controller = new AbortController();
     const onSigint = (): void => controller.abort();

@@ -1,9 +1,9 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import { readFileSync } from "node:fs";
-import { BUILTIN_CHAT_TEMPLATE_NAMES, loadModel, type ChatTemplateChoice, type Engine } from "@halo/engine";
+import { BUILTIN_CHAT_TEMPLATE_NAMES, KV_DTYPES, loadModel, type BackendOptions, type ChatTemplateChoice, type Engine, type LoadModelOptions } from "@halo/engine";
 import { HaloError, isHaloError } from "@halo/errors";
 import { checkChatTemplate } from "@halo/tokenizer";
-import { kvDtypeFlag, lmHeadFlag, numberFlag, type FlagSpec } from "../args.js";
+import { kvDtypeFlag, numberFlag, type FlagSpec } from "../args.js";
 import { writeBackendNotice } from "../backend-notice.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
@@ -80,17 +80,134 @@ export const MODEL_FLAG: FlagSpec = {
   description: "model file, snapshot directory or owner/name (default: microsoft/bitnet-b1.58-2B-4T, pulled once)",
 };
 
+/**
+ * The flags that choose the backend and set its options, the same in every command that loads a
+ * model. `--threads` and `--lm-head` are the cpu backend's options (`backendOptions.cpu`);
+ * `--backend-option name.key=value` sets any backend's, so a new backend needs no new flag.
+ */
+export const BACKEND_FLAGS: Record<string, FlagSpec> = {
+  backend: { type: "string", placeholder: "name", description: "auto, or an installed backend: cpu, reference, … (`halo doctor` lists them; default auto)" },
+  threads: { type: "string", placeholder: "n", description: "threads of the cpu backend (default: all cores)" },
+  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage of the cpu backend: f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  "backend-option": {
+    type: "string",
+    placeholder: "name.key=value",
+    multiple: true,
+    description: "an option of one backend, passed to it as is (repeat): cpu.threads=8, reference.splitKvTile=64; the value is read as JSON when it parses, else as text",
+  },
+};
+
 /** How the model is loaded and run: the flags `run`, `chat` and `serve` share. */
 export const LOAD_FLAGS: Record<string, FlagSpec> = {
-  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
+  backend: BACKEND_FLAGS["backend"]!,
+  threads: BACKEND_FLAGS["threads"]!,
   "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
-  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage: f16 | f32 | int8 (default f16; int8 halves the cache, see docs/benchmarks.md for its cost)" },
-  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage (cpu backend): f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  "kv-dtype": { type: "string", placeholder: KV_DTYPES.join("|"), description: `KV cache storage: ${KV_DTYPES.join(" | ")} (default f16; int8 is about a quarter of f32, see docs/benchmarks.md for its cost)` },
+  "lm-head": BACKEND_FLAGS["lm-head"]!,
+  "backend-option": BACKEND_FLAGS["backend-option"]!,
   "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
 };
+
+/** Flags that set an option of the cpu backend, by option. */
+const CPU_OPTION_FLAGS: Readonly<Record<string, string>> = { threads: "--threads", lmHead: "--lm-head" };
+
+/**
+ * Reads `--backend`, `--threads`, `--lm-head` and `--backend-option` into `loadModel`'s `backend` and
+ * `backendOptions` (`--threads 4` is `backendOptions.cpu.threads`; the backend checks the values).
+ * Flags a command does not define are absent from `values` and ignored.
+ *
+ * @example
+ * ```ts
+ * backendFlags("run", { threads: "4", "backend-option": ["cpu.lmHead=\"int8\""] }); // { backend: "auto", backendOptions: { cpu: { threads: 4, lmHead: "int8" } } }
+ * ```
+ */
+export function backendFlags(command: string, values: Record<string, unknown>, defaultBackend = "auto"): { backend: string; backendOptions?: BackendOptions } {
+  const options: Record<string, Record<string, unknown>> = {};
+  const set = (name: string, key: string, value: unknown, flag: string): void => {
+    const own = (options[name] ??= {});
+    if (key in own) {
+      throw new HaloError(CliErrorCode.CLI_USAGE, `${name}.${key} is set twice`, { field: flag.replace(/^--/, ""), hint: `Give ${flag} once (--threads and --lm-head set cpu.threads and cpu.lmHead)` });
+    }
+    own[key] = value;
+  };
+  const threads = numberFlag(command, values, "threads", { integer: true, min: 1, max: 1024 });
+  if (threads !== undefined) set("cpu", "threads", threads, "--threads");
+  const lmHead = values["lm-head"];
+  if (lmHead !== undefined) set("cpu", "lmHead", String(lmHead), "--lm-head");
+  const raw = values["backend-option"];
+  for (const entry of raw === undefined ? [] : Array.isArray(raw) ? (raw as unknown[]) : [raw]) {
+    const text = String(entry);
+    const match = /^([a-z][a-z0-9-]*)\.([A-Za-z_$][\w$]*)=(.*)$/s.exec(text);
+    if (match === null) {
+      throw new HaloError(CliErrorCode.CLI_USAGE, "--backend-option must be name.key=value", {
+        field: "backend-option",
+        expected: "e.g. cpu.threads=8 or reference.splitKvTile=64",
+        actual: text,
+      });
+    }
+    const [, name, key, valueText] = match as unknown as [string, string, string, string];
+    let value: unknown;
+    try {
+      value = JSON.parse(valueText);
+    } catch {
+      value = valueText;
+    }
+    set(name, key, value, `--backend-option ${name}.${key}`);
+  }
+  const backend = (values["backend"] as string | undefined) ?? defaultBackend;
+  return Object.keys(options).length === 0 ? { backend } : { backend, backendOptions: options };
+}
+
+/** The flag that set a backend option an error names (`cpu.threads` or `threads` → `--threads`). */
+function flagOfBackendField(field: string | undefined): string {
+  if (field === undefined) return "--backend-option";
+  const key = field.includes(".") ? field.slice(field.indexOf(".") + 1) : field;
+  const name = field.includes(".") ? field.slice(0, field.indexOf(".")) : "cpu";
+  return name === "cpu" && CPU_OPTION_FLAGS[key] !== undefined ? CPU_OPTION_FLAGS[key] : `--backend-option ${name}.${key}`;
+}
+
+/**
+ * An error about a backend option in the CLI's terms: a backend refusing an option
+ * (`KERNELS_BAD_OPTION`, `KERNELS_CPU_BAD_OPTION`, …) or `loadModel` refusing a `backendOptions` key
+ * becomes a usage error (exit 2) naming the flag that set it; any other error is returned as is.
+ *
+ * @example
+ * ```ts
+ * const engine = await loadModel(path, options).catch((e: unknown) => { throw backendOptionError(e); });
+ * ```
+ */
+export function backendOptionError(error: unknown): unknown {
+  if (!isHaloError(error)) return error;
+  const field = error.field;
+  if (error.code === "ENGINE_BAD_OPTION" && field?.startsWith("backendOptions.") === true) {
+    const name = field.slice("backendOptions.".length);
+    const flags = name === "cpu" ? Object.values(CPU_OPTION_FLAGS).join(" / ") : `--backend-option ${name}.…`;
+    return new HaloError(CliErrorCode.CLI_USAGE, `${flags}: ${error.message}`, { cause: error });
+  }
+  if (error.code !== "ENGINE_BAD_OPTION" && error.code.endsWith("_BAD_OPTION")) {
+    const flag = flagOfBackendField(field);
+    return new HaloError(CliErrorCode.CLI_USAGE, `${flag}: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+/**
+ * `loadModel` with the backend's option errors in the CLI's terms ({@link backendOptionError}).
+ *
+ * @example
+ * ```ts
+ * const engine = await loadWithFlags(path, { ...backendFlags("run", values), maxSequences: 1 });
+ * ```
+ */
+export async function loadWithFlags(source: Parameters<typeof loadModel>[0], options: LoadModelOptions): Promise<Engine> {
+  try {
+    return await loadModel(source, options);
+  } catch (error) {
+    throw backendOptionError(error);
+  }
+}
 
 /** Model and sampling flags of `halo run` and `halo chat`. */
 export const MODEL_FLAGS: Record<string, FlagSpec> = {
@@ -127,25 +244,22 @@ export function samplingFlags(command: string, values: Record<string, unknown>):
 
 /** Resolves `--model` (or the default model) and loads it with the backend/threads/context/KV/head flags (steps yield to the event loop). */
 export async function loadFromFlags(command: string, values: Record<string, unknown>, ctx: CommandContext): Promise<Engine> {
-  const threads = numberFlag(command, values, "threads", { integer: true, min: 1, max: 1024 });
+  const backend = backendFlags(command, values);
   const contextLength = numberFlag(command, values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag(command, values);
-  const lmHead = lmHeadFlag(command, values);
   samplingFlags(command, values);
   const chatTemplate = chatTemplateFlag(command, values);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // The engine's scheduler yields to the event loop before every step, so Ctrl-C is seen between tokens on any backend.
-  const engine = await loadModel(path, {
-    backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
-    ...(threads !== undefined ? { threads } : {}),
+  const engine = await loadWithFlags(path, {
+    ...backend,
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
-    ...(lmHead !== undefined ? { lmHead } : {}),
     ...verifyOption(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
     maxSequences: 1,
   });
-  writeBackendNotice(command, engine, ctx);
+  writeBackendNotice(command, engine, ctx, backend.backendOptions);
   return engine;
 }
 

@@ -1,11 +1,10 @@
 // `halo ppl`: perplexity of a text file (the seed's independent windows, or a sliding window with --stride).
 import { readFile } from "node:fs/promises";
 import { writeBackendNotice } from "../backend-notice.js";
-import { loadModel } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { ExitCode } from "../main.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -15,8 +14,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "text-file": { type: "string", placeholder: "path", short: "f", description: "UTF-8 text to score (e.g. wikitext-2 test)" },
   "context-length": { type: "string", placeholder: "n", short: "c", description: "tokens per window (default: the model's context, at most 4096)" },
   stride: { type: "string", placeholder: "n", description: "window advance; smaller than --context-length gives a sliding window (default: no overlap)" },
-  backend: { type: "string", placeholder: "auto|cpu|reference", description: "auto | cpu | reference (default auto)" },
-  threads: { type: "string", placeholder: "n", description: "threads for native backends (default: all cores)" },
+  ...BACKEND_FLAGS,
   json: { type: "boolean", description: "print the result as JSON" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -40,7 +38,7 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
   const textFile = requireString("ppl", values, "text-file");
   const contextLength = numberFlag("ppl", values, "context-length", { integer: true, min: 2 });
   const stride = numberFlag("ppl", values, "stride", { integer: true, min: 1 });
-  const threads = numberFlag("ppl", values, "threads", { integer: true, min: 1, max: 1024 });
+  const backend = backendFlags("ppl", values);
   let text: string;
   try {
     text = await readFile(textFile, "utf8");
@@ -48,14 +46,13 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
     throw new HaloError(CliErrorCode.CLI_IO, `cannot read the text file (${(error as NodeJS.ErrnoException).code ?? "error"})`, { path: textFile, hint: "Check the path" });
   }
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: false });
-  const engine = await loadModel(path, {
-    backend: ((values["backend"] as string | undefined) ?? "auto") as "auto",
-    ...(threads !== undefined ? { threads } : {}),
+  const engine = await loadWithFlags(path, {
+    ...backend,
     ...(contextLength !== undefined ? { contextLength } : {}),
     maxSequences: 1,
     ...verifyOption(values),
   });
-  writeBackendNotice("ppl", engine, ctx);
+  writeBackendNotice("ppl", engine, ctx, backend.backendOptions);
   const started = Date.now();
   try {
     const result = await engine.perplexity(text, { ...(contextLength !== undefined ? { contextLength } : {}), ...(stride !== undefined ? { stride } : {}) });

@@ -4,12 +4,12 @@ import { writeBackendNotice } from "../backend-notice.js";
 import { openModel, synthModel } from "@halo/h1b-format";
 import { loadModel } from "@halo/engine";
 import { createJsonLogger, createServer, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
-import { helpText, kvDtypeFlag, lmHeadFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
-import { chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
+import { backendFlags, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: MODEL_FLAG,
@@ -108,10 +108,9 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const maxQueue = numberFlag("serve", values, "queue", { integer: true, min: 0 }) ?? 64;
   const timeout = numberFlag("serve", values, "timeout", { min: 0.001 }) ?? 600;
   const maxBodyBytes = numberFlag("serve", values, "max-body", { integer: true, min: 1 });
-  const threads = numberFlag("serve", values, "threads", { integer: true, min: 1, max: 1024 });
+  const backend = backendFlags("serve", values, demo ? "reference" : "auto");
   const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag("serve", values);
-  const lmHead = lmHeadFlag("serve", values);
   const contextShift = contextShiftFlag("serve", values);
   const chatTemplate = chatTemplateFlag("serve", values);
   const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
@@ -140,12 +139,10 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     });
   }
   const loadOptions = {
-    backend: ((values["backend"] as string | undefined) ?? (demo ? "reference" : "auto")) as "auto",
+    ...backend,
     maxSequences: parallel,
-    ...(threads !== undefined ? { threads } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
-    ...(lmHead !== undefined ? { lmHead } : {}),
     ...verifyOption(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
   };
