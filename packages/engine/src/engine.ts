@@ -478,7 +478,8 @@ export class Engine {
     return new Session(this, options);
   }
 
-  private run(prompt: number[], options: GenerateOptions, continuation?: SlotContinuation, droppedMessages = 0): AsyncIterable<GenerateEvent> {
+  /** Throws unless `prompt` is a non-empty list of token ids that fits after `start` cached positions with room for one token. */
+  private checkPrompt(prompt: readonly number[], start: number): void {
     const vocab = this.config.vocabSize;
     for (const id of prompt) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) {
@@ -489,7 +490,6 @@ export class Engine {
         });
       }
     }
-    const start = continuation?.length ?? 0;
     if (prompt.length === 0) {
       throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "the prompt is empty", {
         field: "prompt",
@@ -505,6 +505,16 @@ export class Engine {
         hint: "Shorten the prompt or load the model with a larger contextLength",
       });
     }
+  }
+
+  /**
+   * One generation: a {@link SamplingStep} picks each token, a {@link TokenEmitter} turns tokens into
+   * events and says when to stop, and the scheduler task below feeds the prompt, then each token.
+   */
+  private run(prompt: number[], options: GenerateOptions, continuation?: SlotContinuation, droppedMessages = 0): AsyncIterable<GenerateEvent> {
+    const start = continuation?.length ?? 0;
+    this.checkPrompt(prompt, start);
+    const vocab = this.config.vocabSize;
     const sampling = new SamplingStep(samplerOptionsOf(options), vocab, prompt);
     const stopTokenIds = new Set<number>(options.stopTokenIds ?? []);
     if (options.ignoreEos !== true) {

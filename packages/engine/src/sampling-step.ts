@@ -1,5 +1,6 @@
 // Sampling one sequence: its sampler chain and token history, and whether the backend's argmax can stand in for it.
-import { createSampler, type SampleResult, type SamplerChain, type SamplerOptions } from "@halo/sampler";
+import { HaloError } from "@halo/errors";
+import { createSampler, SamplerErrorCode, type SampleResult, type SamplerChain, type SamplerOptions } from "@halo/sampler";
 import type { RowOutput, StepOutputs } from "./step-plan.js";
 
 /**
@@ -36,9 +37,20 @@ export class SamplingStep {
   next(outputs: StepOutputs, row: number): SampleResult {
     let result: SampleResult;
     if (outputs.logits !== null) result = this.sampler.sample(outputs.logits.subarray(row * this.vocab, (row + 1) * this.vocab), this.history);
-    else if (outputs.argmax !== null && this.output === "argmax") result = { token: outputs.argmax[row]! };
+    else if (outputs.argmax !== null && this.output === "argmax") result = { token: this.checkedArgmax(outputs.argmax[row]!) };
     else throw new Error("internal: a step returned neither the logits nor the argmax a sampling step needs");
     this.history.push(result.token);
     return result;
+  }
+
+  // A backend's argmax of a row with no finite logit is refused as the sampler refuses such a row.
+  private checkedArgmax(token: number): number {
+    if (Number.isInteger(token) && token >= 0 && token < this.vocab) return token;
+    throw new HaloError(SamplerErrorCode.SAMPLER_NO_CANDIDATES, "no token can be sampled: the backend's argmax found no finite logit", {
+      field: "argmax",
+      expected: `a token id in [0, ${this.vocab})`,
+      actual: token,
+      hint: "Check the model output for NaN (a corrupt weight file or a broken kernel)",
+    });
   }
 }
