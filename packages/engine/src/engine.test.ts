@@ -256,8 +256,16 @@ describe("Engine.stats().kv", () => {
     expect(during?.slotsInUse).toBe(2);
     expect(during!.positionsInUse).toBeGreaterThanOrEqual(idle.end.contextTokens - 1 + 3);
     expect(engine.stats().kv.slotsInUse).toBe(1);
+    // Bytes come from the backend's memory estimate (the reference has one).
+    const perPosition = engine.memoryEstimate?.kvBytesPerPosition;
+    expect(perPosition).toBeGreaterThan(0);
+    expect(engine.stats().kv).toMatchObject({
+      bytesPerPosition: perPosition,
+      bytesInUse: (idle.end.contextTokens - 1) * perPosition!,
+      bytesCapacity: 3 * 64 * perPosition!,
+    });
     session.dispose();
-    expect(engine.stats().kv).toMatchObject({ slotsInUse: 0, positionsInUse: 0 });
+    expect(engine.stats().kv).toMatchObject({ slotsInUse: 0, positionsInUse: 0, bytesInUse: 0 });
   });
 });
 
