@@ -334,4 +334,16 @@ describe("greedy through the backend's argmax", () => {
       }
     }
   });
+
+  it("on the cpu backend (argmax computed natively) gives the tokens of its logits path", async () => {
+    await using engine = await loadModel(synthModel({ seed: 5 }), { backend: "cpu", contextLength: 128 });
+    expect(typeof engine.loadedModel.forward, "the cpu model has forward(), so greedy asks it for argmax").toBe("function");
+    for (const prompt of [[500, 72, 101, 108, 108, 111], [500, 1], [500, 9, 8, 7, 6, 5, 4, 3, 2, 1]]) {
+      const request = { prompt, maxTokens: 24, temperature: 0, ignoreEos: true } as const;
+      const argmaxRun = await collect(engine.generate(request));
+      // logprobs need whole logit rows: the same greedy choice, made by the sampler from the logits.
+      const logitsRun = await collect(engine.generate({ ...request, logprobs: true }));
+      expect(argmaxRun.end.tokenIds).toEqual(logitsRun.end.tokenIds);
+    }
+  });
 });
