@@ -214,8 +214,9 @@ describe("halo doctor", () => {
     const c = capture();
     expect(await main(["doctor", "--json"], c.ctx)).toBe(0);
     const report = JSON.parse(c.out.join("")) as { backends: { name: string; available: boolean; detail: string }[]; cache: { dir: string }; versions: { node: string } };
-    expect(report.backends.map((b) => b.name)).toEqual(["cpu", "reference", "hip", "xdna"]);
-    expect(report.backends.find((b) => b.name === "hip")).toMatchObject({ available: false, detail: expect.stringMatching(/^not built/) });
+    // What is installed, as discovery finds it: no hard-coded device probes for backends that are not.
+    expect(report.backends.at(-1)).toMatchObject({ name: "reference", available: true });
+    expect(report.backends.map((b) => b.name)).not.toContain("hip");
     expect(report.cache.dir).toBe(join(dir, "cache"));
     expect(report.versions.node).toBe(process.versions.node);
     const text = capture();

@@ -1,9 +1,8 @@
-// `halo doctor`: what this machine offers halo — CPU and SIMD, the kernel path chosen, backends and why not, memory, cache, versions.
+// `halo doctor`: what this machine offers halo — CPU and SIMD, every installed backend's probe (and packages refused), memory, cache, versions.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { discoverBackends, type BackendFactory, type BackendMemory, type BackendProbe, type RefusedBackend } from "@halo/engine";
 import packageJson from "../../package.json" with { type: "json" };
 import { helpText, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
@@ -21,7 +20,7 @@ const FLAGS: Record<string, FlagSpec> = {
 /** Help text of `halo doctor`. */
 export const doctorHelp = helpText(
   "halo doctor [--json]",
-  "Reports the CPU and its SIMD features, the kernel path the CPU backend chooses, which\nbackends are available and why not (HIP and XDNA included), memory, the model cache and versions.",
+  "Reports the CPU and its SIMD features, every installed backend (found as `loadModel` finds them:\n@halo/kernels-* packages and HALO_BACKEND_PATH) with what its probe says — available or why not,\ndetails such as the kernel path, its memory — packages refused and why, the model cache and versions.",
   FLAGS,
   ["halo doctor", "halo doctor --json | jq .backends"],
 );
@@ -29,17 +28,33 @@ export const doctorHelp = helpText(
 /** SIMD features halo's kernels care about, as /proc/cpuinfo names them. */
 const SIMD_FLAGS = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_int8", "asimd", "asimddp", "sve"];
 
-/** One backend's status. */
+/** One installed backend as its probe describes it. */
 export interface BackendStatus {
   readonly name: string;
+  /** The package it came from (`@halo/kernels-cpu`), or null for the built-in reference backend. */
+  readonly package: string | null;
+  /** Its place in `auto`: higher runs first. */
+  readonly priority: number;
+  readonly description: string;
   readonly available: boolean;
+  /** The probe's reason: what was found, or why it cannot run here. */
   readonly detail: string;
+  /** The probe's details (kernel path, devices, …). */
+  readonly details: Readonly<Record<string, string>>;
+  /** The memory it allocates from, when its probe says. */
+  readonly memory: BackendMemory | null;
 }
 
 /** The doctor's report. */
 export interface DoctorReport {
+  /** The CPU; `kernelPath` is what the cpu backend's probe reports it chooses (null without one). */
   readonly cpu: { readonly model: string; readonly cores: number; readonly simd: readonly string[]; readonly kernelPath: string | null };
+  /** Installed backends, highest priority first. */
   readonly backends: readonly BackendStatus[];
+  /** Backend packages found but not usable, with why. */
+  readonly refusedBackends: readonly RefusedBackend[];
+  /** The node_modules directories searched for backends. */
+  readonly backendSearchPaths: readonly string[];
   readonly memory: { readonly totalBytes: number; readonly freeBytes: number };
   readonly cache: { readonly dir: string; readonly exists: boolean; readonly models: readonly string[]; readonly defaultModel: string; readonly defaultCached: boolean; readonly hubEndpoint: string; readonly hfToken: boolean };
   readonly versions: Readonly<Record<string, string>>;
@@ -59,59 +74,23 @@ export function parseCpuinfo(text: string): { model: string | undefined; simd: s
   return { model, simd: SIMD_FLAGS.filter((f) => flags.has(f)) };
 }
 
-/**
- * Imports a native backend package the way `@halo/engine` would (resolved from the engine's own
- * location), so the report says what `loadModel({ backend: "auto" })` will really get.
- */
-async function importAsEngine(name: string): Promise<{ module?: Record<string, unknown>; error?: string }> {
-  let resolved: string;
+/** A factory's probe as a status line; a probe that throws (the contract says it never does) is reported, not fatal. */
+async function backendStatus(factory: BackendFactory, packageName: string | null): Promise<BackendStatus> {
+  let probe: BackendProbe;
   try {
-    const engineEntry = createRequire(import.meta.url).resolve("@halo/engine");
-    resolved = createRequire(engineEntry).resolve(name);
-  } catch {
-    let besideCli = false;
-    try {
-      createRequire(import.meta.url).resolve(name);
-      besideCli = true;
-    } catch {
-      // not installed at all
-    }
-    return {
-      error: besideCli
-        ? `installed, but @halo/engine cannot resolve it from its own location (engine falls back to reference). Fix: install both side by side (npm install @halo/engine ${name})`
-        : `not installed. Fix: npm install ${name}`,
-    };
-  }
-  try {
-    return { module: (await import(pathToFileURL(resolved).href)) as Record<string, unknown> };
+    probe = await factory.probe();
   } catch (cause) {
-    return { error: `failed to load: ${cause instanceof Error ? cause.message.split("\n")[0]! : String(cause)}. Fix: npm rebuild ${name}` };
+    probe = { available: false, reason: `probe() threw: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}` };
   }
-}
-
-async function cpuBackend(): Promise<{ status: BackendStatus; kernelPath: string | null; version?: string }> {
-  const name = "@halo/kernels-cpu";
-  const { module, error } = await importAsEngine(name);
-  if (module === undefined) return { status: { name: "cpu", available: false, detail: `${name}: ${error}` }, kernelPath: null };
-  const create = module["createBackend"] as ((o: object) => { probe(): Promise<{ available: boolean; reason: string }> }) | undefined;
-  if (typeof create !== "function") return { status: { name: "cpu", available: false, detail: `${name} has no createBackend()` }, kernelPath: null };
-  try {
-    const probe = await create({}).probe();
-    let kernelPath: string | null = null;
-    const isas = module["availableIsas"] as (() => string[]) | undefined;
-    if (probe.available && typeof isas === "function") kernelPath = isas()[0] ?? null;
-    return { status: { name: "cpu", available: probe.available, detail: probe.reason }, kernelPath };
-  } catch (cause) {
-    return { status: { name: "cpu", available: false, detail: `probe failed: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}` }, kernelPath: null };
-  }
-}
-
-function deviceBackend(name: string, devices: readonly string[], what: string): BackendStatus {
-  const present = devices.filter((d) => existsSync(d));
   return {
-    name,
-    available: false,
-    detail: `not built: this release has no ${name} backend package; ${what} ${present.length > 0 ? `present (${present.join(", ")})` : `not present (${devices.join(", ")} missing)`}`,
+    name: factory.name,
+    package: packageName,
+    priority: factory.priority,
+    description: factory.description,
+    available: probe.available,
+    detail: probe.reason,
+    details: probe.details ?? {},
+    memory: probe.memory ?? null,
   };
 }
 
@@ -152,18 +131,22 @@ export async function doctorReport(env: Readonly<Record<string, string | undefin
     // not Linux: the model comes from os.cpus()
   }
   const parsed = parseCpuinfo(cpuinfo);
-  const cpu = await cpuBackend();
+  const discovery = await discoverBackends({ env });
+  const backends = await Promise.all(discovery.factories.map((f) => backendStatus(f, discovery.packages[f.name] ?? null)));
+  const cpuProbe = backends.find((b) => b.name === "cpu");
   const dir = modelCacheDir(env);
   const models = cachedModels(dir);
   const hub = hubOptionsFromEnv(env);
   return {
-    cpu: { model: parsed.model ?? cpus()[0]?.model ?? "unknown", cores: cpus().length, simd: parsed.simd, kernelPath: cpu.kernelPath },
-    backends: [
-      cpu.status,
-      { name: "reference", available: true, detail: "TypeScript reference kernels (always available, slow)" },
-      deviceBackend("hip", ["/dev/kfd", "/dev/dri/renderD128"], "AMD GPU device"),
-      deviceBackend("xdna", ["/dev/accel/accel0"], "AMD XDNA NPU device"),
-    ],
+    cpu: {
+      model: parsed.model ?? cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      simd: parsed.simd,
+      kernelPath: cpuProbe?.available === true ? (cpuProbe.details["kernelPath"] ?? null) : null,
+    },
+    backends,
+    refusedBackends: discovery.refused,
+    backendSearchPaths: discovery.searchPaths,
     memory: { totalBytes: totalmem(), freeBytes: freemem() },
     cache: {
       dir,
@@ -176,6 +159,17 @@ export async function doctorReport(env: Readonly<Record<string, string | undefin
     },
     versions: { halo: packageJson.version, node: process.versions.node, napi: process.versions.napi ?? "none", platform: `${process.platform}-${process.arch}` },
   };
+}
+
+/** The text lines of one backend: name, yes/no, the probe's reason; then its source, details and memory. */
+function backendLines(b: BackendStatus): string[] {
+  const facts = [
+    b.package ?? "built in",
+    `priority ${b.priority}`,
+    ...Object.entries(b.details).map(([key, value]) => `${key} ${value}`),
+    ...(b.memory !== null ? [`${b.memory.kind} memory ${formatBytes(b.memory.totalBytes)} total, ${formatBytes(b.memory.freeBytes)} free`] : []),
+  ];
+  return [`  ${b.name.padEnd(10)} ${b.available ? "yes" : "no "}  ${b.detail}`, `  ${"".padEnd(10)}      ${facts.join("; ")}`];
 }
 
 /** Runs `halo doctor`. */
@@ -193,9 +187,10 @@ export async function doctorCommand(argv: readonly string[], ctx: CommandContext
   const lines = [
     `CPU        ${r.cpu.model} (${r.cpu.cores} logical cores)`,
     `SIMD       ${r.cpu.simd.length > 0 ? r.cpu.simd.join(" ") : "none found"}`,
-    `kernels    ${r.cpu.kernelPath !== null ? `${r.cpu.kernelPath} (chosen by @halo/kernels-cpu)` : "native CPU kernels unavailable: the reference backend runs"}`,
-    "backends",
-    ...r.backends.map((b) => `  ${b.name.padEnd(10)} ${b.available ? "yes" : "no "}  ${b.detail}`),
+    `kernels    ${r.cpu.kernelPath !== null ? `${r.cpu.kernelPath} (chosen by the cpu backend)` : "no native CPU kernel path (the cpu backend is not installed or not available; see below)"}`,
+    "backends   (highest priority first: `--backend auto` runs the first that is available and fits the model)",
+    ...r.backends.flatMap((b) => backendLines(b)),
+    ...(r.refusedBackends.length > 0 ? ["refused", ...r.refusedBackends.map((x) => `  ${x.packageName}  ${x.reason}`)] : []),
     `memory     ${formatBytes(r.memory.totalBytes)} total, ${formatBytes(r.memory.freeBytes)} free`,
     `cache      ${r.cache.dir}${r.cache.exists ? "" : " (not created yet)"}`,
     `models     ${r.cache.models.length > 0 ? r.cache.models.join(", ") : "none"}`,
