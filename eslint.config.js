@@ -24,87 +24,83 @@ const LAYERS = {
   cli: 5,
 };
 
-// Beyond "nothing upward": imports that the shipped code of a package must not make (tests may).
+// Beyond "nothing upward": imports that the shipped code of a package must not make (tests may), and why.
+const BACKEND_BY_NAME =
+  'no package imports a backend by name: backends are found among the installed packages (`"halo": { "backend": true }` in their ' +
+  "package.json, exporting `backendFactory`) or passed in as objects";
+const FORMAT_IN_KERNELS =
+  "the backend contract and the backends do not depend on the file format: weights reach them as structural types " +
+  "(@halo/kernels' ModelWeights), and a backend's own packing codec lives with the backend";
 const SRC_ALSO_FORBIDDEN = {
-  // The contract and the backends do not depend on the file format: weights reach them as structural types, and a
-  // backend's own packing codec lives with the backend (docs/architecture.md).
-  kernels: ["h1b-format"],
-  "kernels-*": ["h1b-format"],
-  // No package imports a backend by name: backends are discovered (`"halo": { "backend": true }`) or passed in.
-  engine: ["kernels-*"],
-  server: ["kernels-*"],
-  cli: ["kernels-*"],
+  kernels: { "h1b-format": FORMAT_IN_KERNELS },
+  "kernels-*": { "h1b-format": FORMAT_IN_KERNELS },
+  engine: { "kernels-*": BACKEND_BY_NAME },
+  server: { "kernels-*": BACKEND_BY_NAME },
+  cli: { "kernels-*": BACKEND_BY_NAME },
 };
 
-/** The import patterns (gitignore style, as `no-restricted-imports` takes them) of `@halo/<name>` and its subpaths. */
-const patternsOf = (name) => [`@halo/${name}`, `@halo/${name}/*`];
+const SEE = 'See docs/code-style.md ("Architecture rules").';
+const UPWARD = "dependencies point down only (errors ← h1b-format, tokenizer, sampler, kernels ← kernels-* backends ← engine ← server ← cli)";
 
-/** The package directories a layer name covers (`kernels-*` is a glob over backend packages). */
-const directoriesOf = (name) => [`packages/${name}/**`];
-
-/** The restricted-import patterns for one package: everything of a higher layer, plus `extra`. */
-function forbiddenFor(name, extra) {
-  const rank = LAYERS[name];
-  const above = Object.keys(LAYERS).filter((other) => LAYERS[other] > rank);
-  return [...above, ...extra];
+/** `{ target: why }` for one package: every package of a higher layer, plus the src-only extras when `shipped`. */
+function forbiddenFor(name, shipped) {
+  const forbidden = {};
+  for (const other of Object.keys(LAYERS)) {
+    if (LAYERS[other] > LAYERS[name]) forbidden[other] = `@halo/${name} must not import @halo/${other}: ${UPWARD}`;
+  }
+  if (shipped) {
+    for (const [other, why] of Object.entries(SRC_ALSO_FORBIDDEN[name] ?? {})) {
+      forbidden[other] =
+        `@halo/${name} must not import ${other === "kernels-*" ? "a backend (@halo/kernels-*)" : `@halo/${other}`} in src/ (tests may): ${why}`;
+    }
+  }
+  return forbidden;
 }
 
-function restrictions(name, forbidden, shipped) {
-  const where = shipped ? "shipped code (src/, not tests)" : "any file";
-  const message =
-    `@halo/${name} sits below what it would import here (${where}); dependencies point down only: ` +
-    "errors ← h1b-format, tokenizer, sampler, kernels ← kernels-* backends ← engine ← server ← cli, and no package " +
-    'imports a backend by name. See docs/code-style.md ("Architecture rules").';
-  const packageNames = forbidden.map((f) => `@halo/${f}`);
+/** An esquery regex literal matching `@halo/<name>` (`kernels-*`: any backend) and its subpaths. */
+function regexOf(name) {
+  return `/^@halo\\/${name.replace("-*", "-[a-z0-9-]+")}(\\/.*)?$/`;
+}
+
+function restrictions(forbidden) {
+  const entries = Object.entries(forbidden);
   return {
-    "no-restricted-imports": ["error", { patterns: [{ group: forbidden.flatMap(patternsOf), message }] }],
-    // `import("@halo/…")` and `require("@halo/…")` and a bare `"@halo/kernels-cpu"` string handed to one of them.
+    // Static imports and re-exports.
+    "no-restricted-imports": [
+      "error",
+      { patterns: entries.map(([target, why]) => ({ group: [`@halo/${target}`, `@halo/${target}/*`], message: `${why}. ${SEE}` })) },
+    ],
+    // `import("@halo/…")`, `require("@halo/…")`, and (for backends) a string that is exactly a backend's package name:
+    // that is a backend named in code whatever loads it later (a name table, `import(name)`). Prose that mentions one
+    // ("npm install @halo/kernels-cpu") is fine.
     "no-restricted-syntax": [
       "error",
-      ...packageNames.map((pkg) => ({
-        selector: `ImportExpression > Literal[value=${regexOf(pkg)}]`,
-        message,
-      })),
-      ...packageNames.map((pkg) => ({
-        selector: `CallExpression[callee.name='require'] > Literal[value=${regexOf(pkg)}]`,
-        message,
-      })),
-      ...(forbidden.includes("kernels-*")
-        ? [
-            {
-              // A string that is exactly a backend's package name is a backend named in code, whatever imports it
-              // later (a name table, `import(name)`). Prose that mentions one ("npm install @halo/kernels-cpu") is fine.
-              selector: "Literal[value=/^@halo\\/kernels-[a-z0-9-]+(\\/.*)?$/]",
-              message,
-            },
-            {
-              selector: "TemplateLiteral[expressions.length=0] > TemplateElement[value.cooked=/^@halo\\/kernels-[a-z0-9-]+(\\/.*)?$/]",
-              message,
-            },
-          ]
-        : []),
+      ...entries.flatMap(([target, why]) => {
+        const message = `${why}. ${SEE}`;
+        const regex = regexOf(target);
+        // A backend's name anywhere but an import declaration (which no-restricted-imports reports) covers import(),
+        // require() and name tables alike.
+        const selectors =
+          target === "kernels-*"
+            ? [
+                `Literal[value=${regex}]:not(ImportDeclaration > Literal, ExportNamedDeclaration > Literal, ExportAllDeclaration > Literal)`,
+                `TemplateLiteral[expressions.length=0] > TemplateElement[value.cooked=${regex}]`,
+              ]
+            : [`ImportExpression > Literal[value=${regex}]`, `CallExpression[callee.name='require'] > Literal[value=${regex}]`];
+        return selectors.map((selector) => ({ selector, message }));
+      }),
     ],
   };
 }
 
-/** An esquery regex literal matching `@halo/<name>` (with `*` as any backend suffix) and its subpaths. */
-function regexOf(pkg) {
-  const body = pkg.replace("/", "\\/").replace("-*", "-[a-z0-9-]+");
-  return `/^${body}(\\/.*)?$/`;
-}
-
 const layering = Object.keys(LAYERS).flatMap((name) => {
-  const files = directoriesOf(name);
-  const testForbidden = forbiddenFor(name, []);
-  const srcForbidden = forbiddenFor(name, SRC_ALSO_FORBIDDEN[name] ?? []);
   const blocks = [];
-  if (srcForbidden.length > 0) blocks.push({ name: `halo/layering/${name}/src`, files, ignores: TEST_FILES, rules: restrictions(name, srcForbidden, true) });
-  if (testForbidden.length > 0)
-    blocks.push({
-      name: `halo/layering/${name}/tests`,
-      files: TEST_FILES.map((t) => `packages/${name}/${t}`),
-      rules: restrictions(name, testForbidden, false),
-    });
+  const src = forbiddenFor(name, true);
+  const tests = forbiddenFor(name, false);
+  if (Object.keys(src).length > 0)
+    blocks.push({ name: `halo/layering/${name}/src`, files: [`packages/${name}/**`], ignores: TEST_FILES, rules: restrictions(src) });
+  if (Object.keys(tests).length > 0)
+    blocks.push({ name: `halo/layering/${name}/tests`, files: TEST_FILES.map((t) => `packages/${name}/${t}`), rules: restrictions(tests) });
   return blocks;
 });
 
