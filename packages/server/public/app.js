@@ -72,9 +72,10 @@ function showStats(s) {
   $("backend").textContent = s.backend ? `${s.backend} backend · ${s.contextLength} ctx` : "";
   $("stat-tps").textContent = number.format(s.decodeTokensPerSecond);
   $("stat-prefill").textContent = number.format(s.promptTokensPerSecond);
-  $("stat-active").textContent = `${s.active} / ${s.parallel}`;
+  $("stat-active").textContent = `${s.active} / ${s.parallel ?? "–"}`;
   $("stat-queued").textContent = `${s.queued}`;
   $("stat-kv").textContent = `${number.format(s.kvUsage * 100)} %`;
+  $("stat-kv-detail").textContent = kvDetail(s.kv);
   // Tokens each running generation holds (prompt + answer so far) out of the context length.
   const held = s.contextTokens ?? [];
   $("stat-context").textContent = s.contextLength ? `${held.length ? held.join(", ") : "0"} / ${s.contextLength}` : "–";
@@ -86,6 +87,15 @@ function showStats(s) {
   sparkValues.push(s.decodeTokensPerSecond);
   if (sparkValues.length > 80) sparkValues.shift();
   drawSpark();
+}
+
+/** The engine's KV cache in words: slots held, and bytes (when the backend estimates them) or positions. */
+function kvDetail(kv) {
+  if (!kv) return "";
+  const MIB = 1024 * 1024;
+  const slots = `${kv.slotsInUse} / ${kv.maxSequences} slots`;
+  if (kv.bytesInUse !== undefined && kv.bytesCapacity !== undefined) return `${slots} · ${number.format(kv.bytesInUse / MIB)} / ${number.format(kv.bytesCapacity / MIB)} MiB`;
+  return `${slots} · ${kv.positionsInUse} / ${kv.positionsCapacity} positions`;
 }
 
 function drawSpark() {

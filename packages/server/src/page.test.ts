@@ -63,6 +63,8 @@ describe("the chat page in headless Chromium", () => {
       expect(early.state).toBe("streaming");
       // Live stats show the generation while it runs.
       await page.waitForFunction(() => document.getElementById("stat-active")?.textContent === "1 / 2" && Number(document.getElementById("stat-tps")?.textContent) > 0);
+      // The KV tile shows the engine's own numbers: one of its two slots held (then bytes or positions).
+      await page.waitForFunction(() => /^1 \/ 2 slots · [\d.,]+ \/ [\d.,]+ (MiB|positions)$/.test(document.getElementById("stat-kv-detail")?.textContent ?? ""));
       await page.waitForFunction(() => document.querySelector(".msg.assistant")?.getAttribute("data-state") === "done", undefined, { timeout: 30_000 });
       const final = await bubble.evaluate((el) => ({ text: (el as unknown as PageNode).firstChild?.data ?? "", meta: (el as unknown as PageNode).querySelector(".meta")?.textContent ?? "" }));
       expect(final.text.length).toBeGreaterThan(early.length);

@@ -17,14 +17,15 @@ export interface TinyServer {
 /** Options of {@link startTinyServer}. */
 export type TinyServerOptions = Partial<Omit<CreateServerOptions, "engine">> & { readonly contextLength?: number; readonly seed?: number };
 
-/** Loads a tiny synthetic model (vocab 512, BitNet chat template) and serves it on 127.0.0.1:<free port>. */
+/** Loads a tiny synthetic model (vocab 512, BitNet chat template; `parallel` KV slots, default 4) and serves it on 127.0.0.1:<free port>. */
 export async function startTinyServer(options: TinyServerOptions = {}): Promise<TinyServer> {
   const parallel = options.parallel ?? 4;
   const engine = await loadModel(synthModel({ seed: options.seed ?? 3 }), { backend: "reference", contextLength: options.contextLength ?? 256, maxSequences: parallel });
   const logs: Array<Record<string, unknown>> = [];
   const logger: Logger = { log: (level, msg, fields = {}) => logs.push({ level, msg, ...fields }) };
-  const { contextLength: _c, seed: _s, ...rest } = options;
-  const app = createServer({ modelId: "tiny", logger, ...rest, parallel, engine });
+  // `parallel` sizes the engine (maxSequences); the server takes its parallelism from the engine.
+  const { contextLength: _c, seed: _s, parallel: _p, ...rest } = options;
+  const app = createServer({ modelId: "tiny", logger, ...rest, engine });
   const { url } = await app.listen(0, "127.0.0.1");
   return {
     app,
