@@ -5,6 +5,7 @@ import { CONTRACT_VERSION, KernelsErrorCode, type Backend, type BackendFactory, 
 import { autoIsa, createBackend, type CpuBackendOptions } from "./cpu-backend.js";
 import { nativeBinding } from "./native-binding.js";
 import { measureReadBandwidth } from "./bandwidth.js";
+import { cpuPacking } from "./packing.js";
 
 /** Option keys the factory creates with (those of {@link CpuBackendOptions}). */
 const CPU_OPTION_KEYS = ["threads", "isa", "lmHead", "hugePages", "maxBatchTokens"] as const satisfies ReadonlyArray<keyof CpuBackendOptions>;
@@ -13,13 +14,15 @@ const CPU_OPTION_KEYS = ["threads", "isa", "lmHead", "hugePages", "maxBatchToken
  * The CPU backend as a {@link BackendFactory}, found by the engine's backend discovery: priority
  * 100 (above reference), created with {@link CpuBackendOptions} (`backendOptions: { cpu: { threads, lmHead } }`
  * in `loadModel`). `probe()` loads the native addon and reports the kernel path `auto` picks, the
- * instruction sets this CPU runs and host memory.
+ * instruction sets this CPU runs and host memory. `packings` lists {@link cpuPacking}
+ * (`halo-i2x256`, the kernels' own layout): writers store it, so loads map the file's weights.
  *
  * @example
  * ```ts
  * import { backendFactory } from "@halo/kernels-cpu";
  * const probe = await backendFactory.probe();
  * const backend = backendFactory.create({ threads: 2, lmHead: "int8" });
+ * await writeHalo(model, "m.halo", { codecs: backendFactory.packings }); // stored as halo-i2x256
  * ```
  */
 export const backendFactory: BackendFactory = {
@@ -27,6 +30,7 @@ export const backendFactory: BackendFactory = {
   name: "cpu",
   priority: 100,
   description: "native C++ kernels (AVX2 / AVX-512 VNNI / AMX / NEON chosen at run time) on a persistent thread pool",
+  packings: [cpuPacking],
   async probe(): Promise<BackendProbe> {
     const memory = { kind: "host" as const, totalBytes: totalmem(), freeBytes: freemem() };
     let isas: readonly string[];
