@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type ModelWeights, type WeightsFloatTensor, type WeightsLayer, type WeightsTernaryTensor } from "@halo/kernels";
-import { synthModel } from "@halo/h1b-format";
+import { openModel, synthModel, writeHalo } from "@halo/h1b-format";
 import { createBackend } from "./cpu-backend.js";
+import { backendFactory } from "./cpu-factory.js";
 import type { CpuLoadedModel } from "./cpu-loaded-model.js";
 
 const TERNARY_KEYS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
@@ -145,6 +146,39 @@ describe("zero-copy loads from a mapped file", () => {
       }
     });
   }
+
+  it(".halo end to end: written with the backend's packings it loads mapped, with the logits of a repacked load, codec passed or not", async () => {
+    const model = synthModel({ shape: "tiny-gqa", activation: "silu", seed: 25 });
+    const c = model.config;
+    const cpuPath = join(dir, "cpu-packing.halo");
+    const portablePath = join(dir, "portable.halo");
+    const report = await writeHalo(model, cpuPath, { codecs: backendFactory.packings ?? [] });
+    expect(report.changes).toContain(`ternary packing int8 → halo-i2x256 (${c.numLayers * TERNARY_KEYS.length} tensors)`);
+    await writeHalo(model, portablePath); // no codecs: h1b-format's own halo-v2, repacked at load
+    const withCodec = await openModel(cpuPath, { codecs: backendFactory.packings ?? [] });
+    const withoutCodec = await openModel(cpuPath); // what a tool that knows no backend opens: still mappable
+    const portable = await openModel(portablePath);
+    try {
+      expect(withCodec.layers[0]!.q.packing).toBe("halo-i2x256");
+      expect(portable.layers[0]!.q.packing).toBe("halo-v2");
+      const repacked = await logitsOf(portable);
+      const mapped = await logitsOf(withCodec);
+      const mappedWithout = await logitsOf(withoutCodec);
+      const blockBytes = (cols: number): number => Math.ceil(cols / 256) * 64;
+      const q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+      const matrices = c.numLayers * ((q + 2 * kv) * blockBytes(c.hiddenSize) + c.hiddenSize * blockBytes(q) + 2 * c.intermediateSize * blockBytes(c.hiddenSize) + c.hiddenSize * blockBytes(c.intermediateSize));
+      // Both files map the same embedding (or none); the halo-i2x256 file maps every matrix on top of it.
+      expect(mapped.mappedBytes).toBeGreaterThan(0);
+      expect(mapped.mappedBytes - repacked.mappedBytes).toBe(matrices);
+      expect(mappedWithout.mappedBytes).toBe(mapped.mappedBytes);
+      expect(mapped.logits).toEqual(repacked.logits);
+      expect(mappedWithout.logits).toEqual(repacked.logits);
+    } finally {
+      withCodec.close();
+      withoutCodec.close();
+      portable.close();
+    }
+  });
 
   it("refuses a code of 3 in mapped rows with a HaloError", async () => {
     const weights = mappedWeights(synthModel({ shape: "tiny", seed: 23 }), "corrupt.bin", { gap: 0, corrupt: true });
