@@ -150,7 +150,7 @@ for (const isa of availableIsas()) {
       cpu.dispose();
     });
 
-    it.each(KV_DTYPES)("%s: export → import into another model → decode equals decoding the original slot", async (kvDtype) => {
+    it.each(KV_DTYPES)("%s: export → import into another model → decode equals decoding the original slot (int8: within TOLERANCES.batchInvariance)", async (kvDtype) => {
       const source = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
       const target = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
       const slot = source.allocateSequence();
@@ -159,13 +159,23 @@ for (const isa of availableIsas()) {
       expect(state.keys).toHaveLength(c.numLayers * PROMPT.length * c.numKvHeads * c.headDim);
       const imported = target.importSequence!(state);
       expect(target.sequenceLength(imported)).toBe(PROMPT.length);
-      // Re-exported, the rows are the same bytes: a cached row rounds to itself.
+      // Re-exported: an f32 or f16 row is the same bytes (it rounds to itself). An int8 row is within an ulp of its
+      // scale: re-quantised, f32(f32(127·s) / 127) is s for about 99 % of scales and a neighbour of s otherwise.
       const again = target.exportSequence!(imported);
-      expect(bytesEqual(again.keys, state.keys) && bytesEqual(again.values, state.values)).toBe(true);
+      if (kvDtype === "int8") {
+        for (const field of ["keys", "values"] as const) {
+          state[field].forEach((v, i) => expect(Math.abs(again[field][i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -22));
+        }
+      } else {
+        expect(bytesEqual(again.keys, state.keys) && bytesEqual(again.values, state.values)).toBe(true);
+      }
       const moved = await decode(target, imported, prompt, 8);
       const stayed = await decode(source, slot, prompt, 8);
       expect(moved.tokens).toEqual(stayed.tokens);
-      moved.logits.forEach((logits, i) => expect(bytesEqual(logits, stayed.logits[i]!)).toBe(true));
+      moved.logits.forEach((logits, i) => {
+        if (kvDtype === "int8") expect(maxAbsDiff(logits, stayed.logits[i]!)).toBeLessThanOrEqual(TOLERANCES.batchInvariance);
+        else expect(bytesEqual(logits, stayed.logits[i]!)).toBe(true);
+      });
       source.dispose();
       target.dispose();
     });

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <random>
 #include <string>
@@ -431,6 +432,133 @@ void check_kv_i8_row() {
   if (scale != 0 || zc[0] != 0 || zc[1] != 0 || zc[2] != 0) fail("kv_i8_row zeros");
 }
 
+/**
+ * KV slots (contract 2): write_kv → read_kv as attention reads (f32 as is, f16 through the kernels' conversion, int8
+ * as f32(code·scale) of halo_kv_i8_row); export_slot equals read_kv row by row; import_slot writes what write_kv does;
+ * copy_slot copies exactly `length` positions (codes and int8 scales) and nothing past them; every slot's bytes past
+ * kv_slot_bytes stay untouched (the regions are page-rounded mmaps, so this stands in for ASan there); bad slots and
+ * lengths are refused.
+ */
+void check_kv_slots(const halo_kernels* k) {
+  for (int trial = 0; trial < 12; trial++) {
+    halo::Model m;
+    const int kv_heads = uniform(1, 3), head_dim = 2 * uniform(1, 20);
+    m.c = {8, 8, uniform(1, 3), kv_heads, kv_heads, head_dim, 8, uniform(1, 20), 3, 10000.0, 1e-5, true, trial % 3, true};
+    m.k = k;
+    m.pool = halo::pool_for(2);
+    m.slots.resize(3);
+    const size_t slot_bytes = m.c.kv_slot_bytes();
+    for (auto& slot : m.slots) {
+      slot = std::make_unique<halo::Region>();
+      if (!slot->allocate(slot_bytes, false)) return fail("kv slot allocate");
+      std::memset(slot->data, 0xA5, slot->bytes);
+    }
+    const int kv_dim = kv_heads * head_dim, ctx = m.c.context, layers = m.c.layers;
+    const std::string what = tag(k, (std::string("kv slots dtype ") + std::to_string(m.c.kv_dtype)).c_str(), layers, kv_dim, ctx);
+    // Rows of slot 0, through write_kv; what read_kv must give back.
+    std::vector<float> key(kv_dim), value(kv_dim), want_k(static_cast<size_t>(layers) * ctx * kv_dim), want_v(want_k.size());
+    std::vector<uint16_t> half(kv_dim);
+    for (int l = 0; l < layers; l++)
+      for (int p = 0; p < ctx; p++) {
+        for (int i = 0; i < kv_dim; i++) {
+          key[i] = normal() * (i % head_dim == 0 ? 50.0f : 1.0f);
+          value[i] = (i / head_dim) == 1 ? 0.0f : normal();  // a zero KV head: int8 scale 0
+        }
+        m.write_kv(0, l, p, key.data(), value.data());
+        float* wk = want_k.data() + (static_cast<size_t>(l) * ctx + p) * kv_dim;
+        float* wv = want_v.data() + (static_cast<size_t>(l) * ctx + p) * kv_dim;
+        for (int which = 0; which < 2; which++) {
+          const float* src = which == 0 ? key.data() : value.data();
+          float* dst = which == 0 ? wk : wv;
+          if (m.c.kv_dtype == HALO_KV_F32) {
+            std::memcpy(dst, src, sizeof(float) * kv_dim);
+          } else if (m.c.kv_dtype == HALO_KV_F16) {
+            k->f32_to_f16(half.data(), src, kv_dim);
+            k->f16_to_f32(dst, half.data(), kv_dim);
+          } else {
+            for (int h = 0; h < kv_heads; h++) {
+              std::vector<int8_t> codes(head_dim);
+              float scale = 0;
+              halo_kv_i8_row(src + h * head_dim, head_dim, codes.data(), &scale);
+              for (int d = 0; d < head_dim; d++) dst[h * head_dim + d] = static_cast<float>(codes[d]) * scale;
+            }
+          }
+        }
+      }
+    std::vector<float> got_k(want_k.size()), got_v(want_v.size());
+    if (m.export_slot(0, ctx, got_k.data(), got_v.data()) != HALO_OK) return fail(what + " export");
+    if (std::memcmp(got_k.data(), want_k.data(), want_k.size() * sizeof(float)) != 0 || std::memcmp(got_v.data(), want_v.data(), want_v.size() * sizeof(float)) != 0)
+      fail(what + " write_kv → export");
+    // import into slot 1 writes the same bytes write_kv wrote into slot 0 (the rows given are the originals' reads,
+    // which for f32 / f16 are the originals; for int8, compare the reads).
+    if (m.import_slot(1, ctx, got_k.data(), got_v.data()) != HALO_OK) return fail(what + " import");
+    std::vector<float> again_k(want_k.size()), again_v(want_v.size());
+    m.export_slot(1, ctx, again_k.data(), again_v.data());
+    for (size_t i = 0; i < again_k.size(); i++) {
+      const double tolerance = m.c.kv_dtype == HALO_KV_I8 ? std::fabs(want_k[i]) * std::ldexp(1.0, -22) : 0.0;
+      if (!(std::fabs(again_k[i] - want_k[i]) <= tolerance) || !(std::fabs(again_v[i] - want_v[i]) <= std::fabs(want_v[i]) * std::ldexp(1.0, -22))) {
+        fail(what + " import → export at " + std::to_string(i));
+        break;
+      }
+    }
+    // copy a prefix of slot 0 over slot 2 (which holds other rows first: slot 0's, negated and halved): positions <
+    // length are slot 0's, the rest still slot 2's own.
+    std::vector<float> other_k(got_k.size()), other_v(got_v.size());
+    for (size_t i = 0; i < other_k.size(); i++) {
+      other_k[i] = -0.5f * got_k[i];
+      other_v[i] = -0.5f * got_v[i] + 0.25f;
+    }
+    m.import_slot(2, ctx, other_k.data(), other_v.data());
+    std::vector<float> before_k(want_k.size()), before_v(want_v.size());
+    m.export_slot(2, ctx, before_k.data(), before_v.data());
+    const int length = uniform(0, ctx);
+    if (m.copy_slot(0, 2, length) != HALO_OK) return fail(what + " copy");
+    m.export_slot(2, ctx, again_k.data(), again_v.data());
+    for (int l = 0; l < layers; l++)
+      for (int p = 0; p < ctx; p++) {
+        const size_t at = (static_cast<size_t>(l) * ctx + p) * kv_dim;
+        const std::vector<float>& ek = p < length ? want_k : before_k;
+        const std::vector<float>& ev = p < length ? want_v : before_v;
+        if (std::memcmp(again_k.data() + at, ek.data() + at, sizeof(float) * kv_dim) != 0 || std::memcmp(again_v.data() + at, ev.data() + at, sizeof(float) * kv_dim) != 0) {
+          fail(what + " copy of " + std::to_string(length) + " at layer " + std::to_string(l) + " position " + std::to_string(p));
+          l = layers;
+          break;
+        }
+      }
+    // Nothing written past a slot's kv_slot_bytes.
+    for (int s = 0; s < 3; s++) {
+      const uint8_t* bytes = static_cast<const uint8_t*>(m.slots[s]->data);
+      for (size_t i = slot_bytes; i < m.slots[s]->bytes; i++)
+        if (bytes[i] != 0xA5) {
+          fail(what + " wrote past slot " + std::to_string(s) + "'s bytes at " + std::to_string(i));
+          break;
+        }
+    }
+    // Refusals: unknown slots, lengths outside [0, context].
+    m.slots[2].reset();
+    if (m.copy_slot(0, 2, 0) != HALO_BAD_ARGUMENT || m.copy_slot(2, 0, 0) != HALO_BAD_ARGUMENT || m.copy_slot(0, 3, 0) != HALO_BAD_ARGUMENT ||
+        m.copy_slot(0, 1, ctx + 1) != HALO_BAD_ARGUMENT || m.copy_slot(0, 1, -1) != HALO_BAD_ARGUMENT || m.export_slot(2, 0, nullptr, nullptr) != HALO_BAD_ARGUMENT ||
+        m.import_slot(-1, 0, nullptr, nullptr) != HALO_BAD_ARGUMENT || m.import_slot(0, ctx + 1, nullptr, nullptr) != HALO_BAD_ARGUMENT)
+      fail(what + " refusals");
+  }
+}
+
+/** argmax_rows / top_k_rows on rows with ties, NaN and ±∞ (the TypeScript twins are checked against them in cpu-forward.test.ts). */
+void check_argmax_top_k() {
+  const float row[7] = {NAN, 2, -INFINITY, 5, 5, NAN, 1};
+  int32_t best = -1;
+  halo::argmax_rows(row, 1, 7, &best);
+  if (best != 3) fail("argmax_rows tie / NaN");
+  const float none[2] = {NAN, -INFINITY};
+  halo::argmax_rows(none, 1, 2, &best);
+  if (best != 0) fail("argmax_rows of nothing above -inf");
+  int32_t ids[7];
+  float values[7];
+  halo::top_k_rows(row, 1, 7, 7, ids, values);
+  const int32_t want[7] = {3, 4, 1, 6, 2, 0, 5};
+  if (std::memcmp(ids, want, sizeof(want)) != 0 || values[0] != 5 || !std::isnan(values[6])) fail("top_k_rows order");
+}
+
 void check_thread_pool() {
   for (int threads : {1, 2, 3, 5}) {
     halo::ThreadPool pool(threads);
@@ -468,6 +596,7 @@ int main() {
   check_thread_pool();
   check_kv_i8_row();
   check_head_i4_row();
+  check_argmax_top_k();
   std::vector<std::string> isas = halo::available_isas();
   for (const std::string& isa : isas) {
     const halo_kernels* k = halo::kernels_for(isa);
@@ -476,6 +605,7 @@ int main() {
     check_head_i4(k);
     check_dots_and_conversions(k);
     check_pool_ops(k);
+    check_kv_slots(k);
     std::printf("%s: %s\n", isa.c_str(), failures == 0 ? "ok" : "FAILED");
   }
   if (failures != 0) {
