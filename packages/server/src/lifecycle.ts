@@ -56,32 +56,32 @@ export function takeEngine(state: ServerState, engine: Engine | Promise<Engine>,
   // An engine given as is must fit the options now: createServer throws rather than serve 503s.
   if (!isPromise(engine)) parallelFor(engine, settings.parallel);
   const ready = Promise.resolve(engine).then((loaded) => {
-      let parallel: number;
-      try {
-        parallel = parallelFor(loaded, settings.parallel);
-      } catch (error) {
-        // The server owns an engine it was told to dispose; it will never run this one.
-        if (settings.disposeEngineOnClose) loaded.dispose();
-        throw error;
-      }
-      state.parallel = parallel;
-      state.admission = new AdmissionQueue(parallel, settings.maxQueue);
-      state.engine = loaded;
-      if (loaded.stats().kv.bytesPerPosition !== undefined) state.metrics.addKvByteGauges();
-      logger.log("info", "model-ready", {
-        model: state.modelId(),
-        backend: loaded.backend,
-        contextLength: loaded.contextLength,
-        parallel,
-        maxSequences: loaded.maxSequences,
-        chatTemplate: loaded.chatTemplate.name,
-        chatTemplateOrigin: loaded.chatTemplate.origin,
-        chatTemplateReason: templateInfo(loaded).reason,
-        loadMs: Math.round(loaded.loadMs),
-      });
-      for (const skipped of loaded.skippedBackends) {
-        logger.log("warn", "backend-skipped", { backend: skipped.name, reason: skipped.reason, running: loaded.backend });
-      }
+    let parallel: number;
+    try {
+      parallel = parallelFor(loaded, settings.parallel);
+    } catch (error) {
+      // The server owns an engine it was told to dispose; it will never run this one.
+      if (settings.disposeEngineOnClose) loaded.dispose();
+      throw error;
+    }
+    state.parallel = parallel;
+    state.admission = new AdmissionQueue(parallel, settings.maxQueue);
+    state.engine = loaded;
+    if (loaded.stats().kv.bytesPerPosition !== undefined) state.metrics.addKvByteGauges();
+    logger.log("info", "model-ready", {
+      model: state.modelId(),
+      backend: loaded.backend,
+      contextLength: loaded.contextLength,
+      parallel,
+      maxSequences: loaded.maxSequences,
+      chatTemplate: loaded.chatTemplate.name,
+      chatTemplateOrigin: loaded.chatTemplate.origin,
+      chatTemplateReason: templateInfo(loaded).reason,
+      loadMs: Math.round(loaded.loadMs),
+    });
+    for (const skipped of loaded.skippedBackends) {
+      logger.log("warn", "backend-skipped", { backend: skipped.name, reason: skipped.reason, running: loaded.backend });
+    }
   });
   const taken = ready.catch((error: unknown) => {
     state.loadError = error;

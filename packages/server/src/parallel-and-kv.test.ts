@@ -140,7 +140,15 @@ describe("KV usage from engine.stats()", () => {
   });
 
   it("byte gauges appear once a backend's estimate is known, with the engine's byte counts", async () => {
-    const kv = { slotsInUse: 1, maxSequences: 2, positionsInUse: 10, positionsCapacity: 512, bytesPerPosition: 4096, bytesInUse: 40_960, bytesCapacity: 2_097_152 };
+    const kv = {
+      slotsInUse: 1,
+      maxSequences: 2,
+      positionsInUse: 10,
+      positionsCapacity: 512,
+      bytesPerPosition: 4096,
+      bytesInUse: 40_960,
+      bytesCapacity: 2_097_152,
+    };
     const metrics = new ServerMetrics(() => ({ queueDepth: 0, activeSequences: 1, kvUsage: 10 / 512, kv, promptTokensPerSecond: 0, decodeTokensPerSecond: 0 }));
     expect(await metrics.registry.metrics()).not.toContain("halo_kv_bytes");
     metrics.addKvByteGauges();

@@ -110,7 +110,9 @@ export function createRequestHandler(parts: RequestHandlerParts): (req: Incoming
         }
         const route = routeOf(path);
         if (route === undefined) {
-          throw new HaloError(ServerErrorCode.SERVER_NOT_FOUND, `no route ${clipText(req.method ?? "GET", 16)} ${clipText(path, 100)}`, { hint: `Routes: ${ROUTE_LIST}` });
+          throw new HaloError(ServerErrorCode.SERVER_NOT_FOUND, `no route ${clipText(req.method ?? "GET", 16)} ${clipText(path, 100)}`, {
+            hint: `Routes: ${ROUTE_LIST}`,
+          });
         }
         routeLabel = route.label ?? path;
         // HEAD is GET without a body (node drops the body of a HEAD answer); POST routes take POST only.
@@ -124,7 +126,8 @@ export function createRequestHandler(parts: RequestHandlerParts): (req: Incoming
             actual: req.headers.authorization === undefined ? "no Authorization header" : "a key that is not accepted",
           });
         }
-        if (state.shuttingDown && route.name !== "health") throw new HaloError(ServerErrorCode.SERVER_SHUTTING_DOWN, "the server is shutting down and takes no new requests");
+        if (state.shuttingDown && route.name !== "health")
+          throw new HaloError(ServerErrorCode.SERVER_SHUTTING_DOWN, "the server is shutting down and takes no new requests");
         const outcome: RouteResult = route.needsEngine ? await route.handle(call, state.requireEngine()) : await route.handle(call);
         const { status: answered, ...rest } = outcome;
         status = answered;

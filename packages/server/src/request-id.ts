@@ -1,7 +1,7 @@
 // Request ids: keep a sane inbound `x-request-id`, otherwise mint one.
 import { randomBytes } from "node:crypto";
 
-const SAFE_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The request id of a request: the client's `x-request-id` when it is 1–128 characters of

@@ -109,12 +109,18 @@ export function checkServerOptions(options: CreateServerOptions): ServerSettings
   const allowedHosts = options.allowedHosts ?? [];
   for (const [i, entry] of allowedHosts.entries()) {
     if (typeof entry !== "string" || entry.length === 0) {
-      throw new HaloError(ServerErrorCode.SERVER_BAD_OPTION, "createServer: allowedHosts entries must be non-empty host names", { field: `allowedHosts[${i}]`, actual: entry });
+      throw new HaloError(ServerErrorCode.SERVER_BAD_OPTION, "createServer: allowedHosts entries must be non-empty host names", {
+        field: `allowedHosts[${i}]`,
+        actual: entry,
+      });
     }
   }
   const contextShift = options.contextShift ?? "drop-oldest";
   if (contextShift !== "drop-oldest" && contextShift !== "error") {
-    throw new HaloError(ServerErrorCode.SERVER_BAD_OPTION, 'createServer: contextShift must be "drop-oldest" or "error"', { field: "contextShift", actual: contextShift });
+    throw new HaloError(ServerErrorCode.SERVER_BAD_OPTION, 'createServer: contextShift must be "drop-oldest" or "error"', {
+      field: "contextShift",
+      actual: contextShift,
+    });
   }
   return {
     parallel,

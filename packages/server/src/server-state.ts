@@ -156,7 +156,9 @@ export class ServerState {
   requireEngine(): Engine {
     if (this.engine !== null) return this.engine;
     if (this.loadError !== null) {
-      throw new HaloError(ServerErrorCode.SERVER_LOAD_FAILED, "the model failed to load", { actual: this.loadError instanceof Error ? this.loadError.message : String(this.loadError) });
+      throw new HaloError(ServerErrorCode.SERVER_LOAD_FAILED, "the model failed to load", {
+        actual: this.loadError instanceof Error ? this.loadError.message : String(this.loadError),
+      });
     }
     throw new HaloError(ServerErrorCode.SERVER_LOADING, "the model is still loading", { hint: "Poll GET /health until it answers 200" });
   }
@@ -173,7 +175,17 @@ export class ServerState {
     const admission = this.admission;
     if (admission === null) throw new HaloError(ServerErrorCode.SERVER_INTERNAL, "a generation started before the server's admission queue was made");
     const { requestTimeoutMs, defaultMaxTokens, keepAliveMs, contextShift } = this.settings;
-    return { engine, modelId: this.modelId() ?? "halo", admission, requestTimeoutMs, defaultMaxTokens, keepAliveMs, contextShift, shutdownSignal, hooks: this.hooks };
+    return {
+      engine,
+      modelId: this.modelId() ?? "halo",
+      admission,
+      requestTimeoutMs,
+      defaultMaxTokens,
+      keepAliveMs,
+      contextShift,
+      shutdownSignal,
+      hooks: this.hooks,
+    };
   }
 
   /** A snapshot of counters and live rates. */
@@ -181,7 +193,15 @@ export class ServerState {
     const engine = this.engine;
     const kv = engine === null ? null : engine.stats().kv;
     return {
-      status: this.shuttingDown ? "shutting-down" : this.modelFailure !== null ? "failed" : engine !== null ? "ready" : this.loadError !== null ? "failed" : "loading",
+      status: this.shuttingDown
+        ? "shutting-down"
+        : this.modelFailure !== null
+          ? "failed"
+          : engine !== null
+            ? "ready"
+            : this.loadError !== null
+              ? "failed"
+              : "loading",
       model: this.modelId(),
       label: this.settings.modelLabel ?? null,
       backend: engine?.backend ?? null,

@@ -22,16 +22,29 @@ export function healthRoutes(state: ServerState, feed: LiveStatsFeed): RouteGrou
       if (state.shuttingDown) throw new HaloError(ServerErrorCode.SERVER_SHUTTING_DOWN, "Shutting down");
       const { engine, loadError, modelFailure } = state;
       if (engine === null) {
-        if (loadError !== null) throw new HaloError(ServerErrorCode.SERVER_LOAD_FAILED, "the model failed to load", { cause: loadError, actual: String((loadError as Error).message ?? loadError) });
+        if (loadError !== null)
+          throw new HaloError(ServerErrorCode.SERVER_LOAD_FAILED, "the model failed to load", {
+            cause: loadError,
+            actual: String((loadError as Error).message ?? loadError),
+          });
         throw new HaloError(ServerErrorCode.SERVER_LOADING, "Loading model");
       }
       if (modelFailure !== null) {
         const message = modelFailure instanceof Error ? modelFailure.message : String(modelFailure);
-        throw new HaloError(ServerErrorCode.SERVER_MODEL_FAILED, `the model can no longer run, so this server answers every generation with an error: ${message}`, {
-          cause: modelFailure,
-        });
+        throw new HaloError(
+          ServerErrorCode.SERVER_MODEL_FAILED,
+          `the model can no longer run, so this server answers every generation with an error: ${message}`,
+          {
+            cause: modelFailure,
+          },
+        );
       }
-      writeJson(res, 200, { status: "ok", model: state.modelId(), active: state.admission?.activeCount ?? 0, queued: state.admission?.waitingCount ?? 0 }, headers);
+      writeJson(
+        res,
+        200,
+        { status: "ok", model: state.modelId(), active: state.admission?.activeCount ?? 0, queued: state.admission?.waitingCount ?? 0 },
+        headers,
+      );
       return { status: 200 };
     },
   };
