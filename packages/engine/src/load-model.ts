@@ -11,6 +11,7 @@ import {
   type KvDtype,
   type LoadOptions,
   type MemoryEstimate,
+  type PackingCodec,
 } from "@halo/kernels";
 import { Tokenizer } from "@halo/tokenizer";
 import { discoverBackends, isBackendFactory, isBackendObject, type BackendDiscovery } from "./backend-registry.js";
@@ -269,6 +270,17 @@ function createFailure(cause: unknown): string {
   return `create() failed: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`;
 }
 
+/**
+ * The weight layouts the installed backends ship ({@link BackendFactory.packings}), one codec per
+ * packing name (the highest-priority backend's), so a `.halo` stored in a backend's own layout opens
+ * whichever backend then runs it.
+ */
+function packingsOf(factories: readonly BackendFactory[]): PackingCodec[] {
+  const byName = new Map<string, PackingCodec>();
+  for (const factory of factories) for (const codec of factory.packings ?? []) if (!byName.has(codec.packing)) byName.set(codec.packing, codec);
+  return [...byName.values()];
+}
+
 function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
@@ -332,6 +344,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
   const openOptions = {
     ...(options.format !== undefined ? { format: options.format } : {}),
     ...(options.tokenizer !== undefined ? { tokenizer: options.tokenizer } : {}),
+    codecs: packingsOf(discovery.factories),
   };
   const model = typeof source === "string" ? await openModel(source, openOptions) : source;
   const ownsModel = typeof source === "string";
