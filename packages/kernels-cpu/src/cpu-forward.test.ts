@@ -5,7 +5,9 @@ import { isHaloError } from "@halo/errors";
 import { KernelsErrorCode, TOLERANCES, argmaxRows, conformanceModel, referenceBackend, topKRows, type LoadedModel, type StepBatch } from "@halo/kernels";
 import { createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
-import { nativeBinding } from "./native-binding.js";
+import { nativeBinding, type NativeBinding, type NativeModelHandle } from "./native-binding.js";
+import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
+import { KernelsCpuErrorCode } from "./errors.js";
 
 const weights = conformanceModel({ seed: 11, activation: "silu", scaleKind: "row", tiedEmbeddings: false, hiddenSize: 64, intermediateSize: 96, numHeads: 4, numKvHeads: 2 });
 const c = weights.config;
@@ -169,5 +171,20 @@ describe("cpu forward misuse", () => {
     expect(ok.argmax).toHaveLength(1);
     model.dispose();
     expect(await codeOf(() => model.forward!(rows(slot, [2], 1)))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+  });
+});
+
+describe("an addon built before contract 2 (a stale prebuild)", () => {
+  it("is detected, and the contract-2 methods name the rebuild instead of calling what is not there", async () => {
+    expect(hasContract2(nativeBinding())).toBe(true);
+    expect(hasContract2({ NativeModel: class {} } as unknown as NativeBinding)).toBe(false);
+    const stale = { step: async () => new Float32Array(c.vocabSize), allocSlot: () => 0, freeSlot: () => 0, dispose: () => {} } as unknown as NativeModelHandle;
+    const model = new CpuLoadedModel(c, { contextLength: 8, maxSequences: 2, kvDtype: "f32", activationQuant: "per-token" }, stale, 16);
+    const slot = model.allocateSequence();
+    expect(await model.step(rows(slot, [1], 0))).toHaveLength(c.vocabSize);
+    expect(await codeOf(() => model.forward(rows(slot, [1], 1, { output: "argmax" })))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
+    expect(await codeOf(() => model.copySequence(slot, model.allocateSequence()))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
+    expect(await codeOf(() => model.exportSequence(slot))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
+    expect(model.sequenceLength(slot)).toBe(1);
   });
 });
