@@ -1,5 +1,5 @@
 // `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
-import type { Engine, MemoryEstimate, RequestEndEvent } from "@halo/engine";
+import { KV_DTYPES, type Engine, type MemoryEstimate, type RequestEndEvent } from "@halo/engine";
 import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
@@ -21,7 +21,7 @@ const FLAGS: Record<string, FlagSpec> = {
     placeholder: "bytes",
     description: "bytes per LM-head weight to count instead of what the running backend says it stores (its estimateMemory), to model another head storage",
   },
-  "kv-dtype": { type: "string", placeholder: "f16|f32|int8", description: "KV cache storage (default: the backend's, f16 where offered)" },
+  "kv-dtype": { type: "string", placeholder: KV_DTYPES.join("|"), description: "KV cache storage (default: the backend's, f16 where offered)" },
   json: { type: "boolean", description: "print one JSON object" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
