@@ -181,6 +181,26 @@ describe("halo inspect / convert / verify", () => {
     expect(await main(["convert", "--help"], help.ctx)).toBe(0);
     expect(help.out.join("")).toMatch(/Usage: halo convert/);
   });
+
+  it("convert stores the best installed backend's layout by default (h1b, which sees no backend, stores halo-v2)", async () => {
+    const help = capture();
+    expect(await main(["convert", "--help"], help.ctx)).toBe(0);
+    // The CPU backend is installed in this workspace and is the only one with a layout of its own.
+    expect(help.out.join("")).toMatch(/Backend layouts passed in: halo-i2x256; --packing auto stores halo-i2x256/);
+    const viaHalo = join(dir, "default-layout.halo");
+    const conv = capture();
+    expect(await main(["convert", modelPath, "-o", viaHalo, "--json"], conv.ctx)).toBe(0);
+    expect(JSON.parse(conv.out.join("")).changes).toEqual(["ternary packing halo-v2 → halo-i2x256 (14 tensors)"]);
+    const inspect = capture();
+    expect(await main(["inspect", viaHalo, "--json"], inspect.ctx)).toBe(0);
+    expect(JSON.parse(inspect.out.join("")).tensors.find((t: { name: string }) => t.name === "blk.0.q").type).toBe("halo-i2x256");
+    // Back to a format packing: decoding the backend's layout needs its codec, which halo passes.
+    const back = capture();
+    expect(await main(["convert", viaHalo, "-o", join(dir, "back.h1b")], back.ctx)).toBe(0);
+    const sinks = { out: [] as string[], err: [] as string[] };
+    expect(await runCli(["convert", viaHalo, "-o", join(dir, "back2.h1b")], { out: (t) => sinks.out.push(t), err: (t) => sinks.err.push(t) })).toBe(1);
+    expect(sinks.err.join("")).toMatch(/H1B_UNKNOWN_DTYPE/);
+  });
 });
 
 describe("halo ppl", () => {

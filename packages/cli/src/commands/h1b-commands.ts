@@ -1,6 +1,7 @@
-// `halo inspect`, `halo convert`, `halo verify`: the h1b command's own implementations, run under the halo name.
+// `halo inspect`, `halo convert`, `halo verify`: the h1b command's own implementations, run under the halo name, with the installed backends' layouts.
 import { runCli } from "@halo/h1b-format";
 import type { CommandContext } from "../context.js";
+import { installedPackings } from "../installed-packings.js";
 
 /** The h1b subcommands halo exposes unchanged. */
 export const H1B_COMMANDS = ["inspect", "convert", "verify"] as const;
@@ -29,7 +30,10 @@ export function haloErrorLine(line: string, name: string): string {
 
 /**
  * A halo command that runs `h1b <name>` with the same flags, output and exit codes
- * (0 success, 1 a file or conversion problem, 2 a usage error).
+ * (0 success, 1 a file or conversion problem, 2 a usage error), and one difference: it passes the
+ * installed backends' packings ({@link installedPackings}), so `halo convert --packing auto`
+ * (the default) stores the best installed backend's own layout and every command decodes files
+ * stored in an installed backend's layout (`h1b` itself sees no backends and writes `halo-v2`).
  *
  * @example
  * ```ts
@@ -37,9 +41,13 @@ export function haloErrorLine(line: string, name: string): string {
  * ```
  */
 export function h1bCommand(name: (typeof H1B_COMMANDS)[number]): (argv: readonly string[], ctx: CommandContext) => Promise<number> {
-  return (argv, ctx) =>
-    runCli([name, ...argv], {
-      out: (text) => ctx.stdout.write(`${argv.includes("--help") || argv.includes("-h") ? rename(text, name) : text}\n`),
-      err: (text) => ctx.stderr.write(`${haloErrorLine(text, name)}\n`),
-    });
+  return async (argv, ctx) =>
+    runCli(
+      [name, ...argv],
+      {
+        out: (text) => ctx.stdout.write(`${argv.includes("--help") || argv.includes("-h") ? rename(text, name) : text}\n`),
+        err: (text) => ctx.stderr.write(`${haloErrorLine(text, name)}\n`),
+      },
+      { codecs: await installedPackings(ctx.env) },
+    );
 }

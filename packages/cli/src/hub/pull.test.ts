@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { synthModel, writeHfSnapshot } from "@halo/h1b-format";
+import { readHalo, synthModel, writeHfSnapshot } from "@halo/h1b-format";
 import { isHaloError } from "@halo/errors";
 import { startFakeHub, type FakeHub } from "../../test/fake-hub.js";
 import { COMPLETE_MARKER, modelCacheDir, snapshotDir } from "./cache-dir.js";
@@ -155,6 +155,8 @@ describe("pull from a hub on 127.0.0.1", () => {
     const converted = await pull(parsePullSpec("acme/tiny"), { hub: options, cacheDir: root, convert: true });
     expect(converted.converted).toBeDefined();
     expect(readFileSync(converted.converted!).subarray(0, 4).toString("latin1")).toBe("\x89HAL");
+    // Stored in the best installed backend's own layout (the CPU backend's, installed in this workspace).
+    expect(readHalo(converted.converted!).layers[0]!.q.packing).toBe("halo-i2x256");
   });
 
   it("resolves no --model to the default repo, pulling it once, and says what to do offline", async () => {

@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { HaloError, isHaloError } from "@halo/errors";
 import { convertModel, openModel } from "@halo/h1b-format";
+import { installedPackings } from "../installed-packings.js";
 import { CliErrorCode } from "../errors.js";
 import { COMPLETE_MARKER, snapshotDir } from "./cache-dir.js";
 import { downloadFile, type DownloadResult, type OpenWriter } from "./download-file.js";
@@ -133,7 +134,8 @@ export async function readMarker(dir: string): Promise<{ repo: string; revision:
  * Pulls a repository revision (every file, or those matching `include`) into
  * `<cacheDir>/<owner>/<name>/<revision>/`, or one file by URL into `<cacheDir>/urls/<host>/<path>`.
  * Files are checked against the hub's sizes and sha256; interrupted transfers resume. A marker
- * file records a complete snapshot. With `convert`, the snapshot is also written as `model.halo`.
+ * file records a complete snapshot. With `convert`, the snapshot is also written as `model.halo`, in
+ * the best installed backend's own layout (see `installedPackings`).
  *
  * @example
  * ```ts
@@ -207,9 +209,11 @@ export async function pull(spec: PullSpec, options: PullOptions): Promise<PullRe
   let converted: string | undefined;
   if (options.convert === true) {
     converted = join(dir, "model.halo");
-    const model = await openModel(spec.kind === "hub-file" ? join(dir, ...spec.file.split("/")) : dir);
+    // The installed backends' layouts: a snapshot in one opens decodable, and "auto" stores the best one's.
+    const codecs = await installedPackings();
+    const model = await openModel(spec.kind === "hub-file" ? join(dir, ...spec.file.split("/")) : dir, { codecs });
     try {
-      await convertModel(model, converted, { format: "halo" });
+      await convertModel(model, converted, { format: "halo", codecs });
     } finally {
       model.close();
     }
