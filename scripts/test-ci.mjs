@@ -1,6 +1,7 @@
 // `corepack pnpm test:ci` (README command 2, what .ci/run runs): installs the system packages the tests need, then
-// builds, typechecks and tests every package, checks the error docs and package manifests, installs the packed
-// tarballs with no compiler, and runs the native sanitizer and aarch64 cross checks. Stops at the first failure.
+// builds and typechecks every package, lints and checks the formatting of the repository, tests every package, checks
+// the error docs and package manifests, installs the packed tarballs with no compiler, and runs the native sanitizer
+// and aarch64 cross checks. Stops at the first failure.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
@@ -12,6 +13,9 @@ const STEPS = [
   ["system packages", "bash", ["scripts/setup-system.sh"]],
   ["build", "turbo", ["run", "build", "--concurrency=1"]],
   ["typecheck", "turbo", ["run", "typecheck", "--concurrency=1"]],
+  // docs/code-style.md: eslint (typescript-eslint + the package layering rules), then prettier and clang-format 19.
+  ["lint", "eslint", ["."]],
+  ["format", "node", ["scripts/format.mjs", "--check"]],
   ["test", "turbo", ["run", "test", "--concurrency=1"]],
   ["error codes documented", "node", ["scripts/check-errors-documented.mjs"]],
   ["package manifests", "node", ["scripts/check-packages.mjs"]],
