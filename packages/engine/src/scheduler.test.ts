@@ -238,4 +238,48 @@ describe("Scheduler step plans", () => {
     expect(scheduler.ownedSlots()).toEqual([]);
     model.dispose();
   });
+
+  for (const computeFirst of [true, false]) {
+    it(`cancelAll during a step ends every task once, with the error, and runs nothing after (the step ${computeFirst ? "succeeds" : "fails on the freed slots"})`, async () => {
+      const model = await loadReference();
+      let release: () => void = () => {};
+      let stepsStarted = 0;
+      let stepsSettled = 0;
+      const gated: LoadedModel = Object.assign(Object.create(model) as LoadedModel, {
+        forward: async (batch: Parameters<NonNullable<LoadedModel["forward"]>>[0]) => {
+          stepsStarted++;
+          const gate = new Promise<void>((resolve) => (release = resolve));
+          try {
+            if (computeFirst) {
+              const result = await model.forward!(batch);
+              await gate;
+              return result;
+            }
+            await gate;
+            return await model.forward!(batch);
+          } finally {
+            stepsSettled++;
+          }
+        },
+      });
+      const scheduler = new Scheduler(gated, { maxBatchTokens: 64, prefillChunk: 32 });
+      const ends: unknown[][] = [[], []];
+      const tasks = [0, 1].map((i) => {
+        const task = new PlainGreedy(PROMPT, 5);
+        task.onEnd = (error) => void ends[i]!.push(error);
+        scheduler.submit(task);
+        return task;
+      });
+      while (stepsStarted === 0) await new Promise((resolve) => setImmediate(resolve));
+      const disposed = new Error("disposed");
+      scheduler.cancelAll(disposed);
+      release();
+      while (stepsSettled === 0) await new Promise((resolve) => setImmediate(resolve));
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(ends).toEqual([[disposed], [disposed]]);
+      expect(tasks.map((t) => t.out)).toEqual([[], []]);
+      expect(stepsStarted).toBe(1);
+      model.dispose();
+    });
+  }
 });

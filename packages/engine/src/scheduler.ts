@@ -66,7 +66,7 @@ interface Part {
 export interface SchedulerOptions {
   /** Most rows in one step (all sequences together). */
   readonly maxBatchTokens: number;
-  /** Most prompt rows one sequence adds to a step, so decoding sequences are not starved. */
+  /** Most rows one sequence adds to a step (half of `maxBatchTokens` in the engine), so a long prompt never starves decoding sequences. */
   readonly prefillChunk: number;
 }
 
@@ -82,7 +82,7 @@ export interface SchedulerStats {
   readonly rows: number;
 }
 
-/** Runs every task's rows through `model.step`, many sequences per step. @internal */
+/** Runs every task's planned rows through `forwardBatch`, many sequences per step. @internal */
 export class Scheduler {
   private readonly waiting: SequenceTask[] = [];
   private readonly live: Live[] = [];
@@ -205,6 +205,8 @@ export class Scheduler {
         }
       }
       const result = await this.runStep(parts);
+      // Disposed during the step: cancelAll already ended every task.
+      if (this.fatal !== null) return;
       if (result === null) continue;
       for (const part of parts) this.deliver(part, result.result, result.output);
     }
@@ -274,8 +276,8 @@ export class Scheduler {
         ...(hiddenRows.length > 0 ? { hiddenRows: Int32Array.from(hiddenRows) } : {}),
       });
     } catch (error) {
-      // A step error belongs to every sequence in it; others continue.
-      for (const part of parts) this.finish(part.live, error);
+      // A step error belongs to every sequence in it; others continue. (After dispose, cancelAll ended them all.)
+      if (this.fatal === null) for (const part of parts) this.finish(part.live, error);
       return null;
     }
     this.steps++;
