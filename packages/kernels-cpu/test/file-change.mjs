@@ -9,15 +9,17 @@
 import { readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readHalo, synthModel, writeHalo } from "@halo/h1b-format";
-import { createBackend } from "../dist/index.js";
+import { cpuPacking, createBackend } from "../dist/index.js";
 
 const [mode, dir] = process.argv.slice(2);
 const path = join(dir, `${mode}.halo`);
-await writeHalo(synthModel({ shape: "tiny", seed: 1 }), path);
+// Stored in the kernels' own layout (halo-i2x256, the cpu codec), so the ternary weights are mapped from the file.
+const codecs = [cpuPacking];
+await writeHalo(synthModel({ shape: "tiny", seed: 1 }), path, { codecs });
 const other = join(dir, `${mode}-other.halo`);
-await writeHalo(synthModel({ shape: "tiny", seed: 2 }), other);
+await writeHalo(synthModel({ shape: "tiny", seed: 2 }), other, { codecs });
 
-const model = await createBackend({ threads: 2 }).loadModel(readHalo(path), { contextLength: 512 });
+const model = await createBackend({ threads: 2 }).loadModel(readHalo(path, { codecs }), { contextLength: 512 });
 const { mappedBytes } = model.nativeInfo();
 const slot = model.allocateSequence();
 const batch = { tokens: Int32Array.of(5, 9, 2), positions: Int32Array.of(0, 1, 2), slots: Int32Array.of(slot, slot, slot), logitRows: Int32Array.of(2) };
