@@ -9,7 +9,16 @@ import { nativeBinding, type NativeBinding, type NativeModelHandle } from "./nat
 import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
 import { KernelsCpuErrorCode } from "./errors.js";
 
-const weights = conformanceModel({ seed: 11, activation: "silu", scaleKind: "row", tiedEmbeddings: false, hiddenSize: 64, intermediateSize: 96, numHeads: 4, numKvHeads: 2 });
+const weights = conformanceModel({
+  seed: 11,
+  activation: "silu",
+  scaleKind: "row",
+  tiedEmbeddings: false,
+  hiddenSize: 64,
+  intermediateSize: 96,
+  numHeads: 4,
+  numKvHeads: 2,
+});
 const c = weights.config;
 const PROMPT = [3, 14, 15, 92, 65, 35, 89];
 

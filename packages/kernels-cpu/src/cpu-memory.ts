@@ -21,7 +21,13 @@ function blocks(cols: number): number {
 export function packedArenaBytes(c: WeightsConfig): number {
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
-  return c.numLayers * ((qDim + 2 * kvDim) * blocks(c.hiddenSize) + c.hiddenSize * blocks(qDim) + 2 * c.intermediateSize * blocks(c.hiddenSize) + c.hiddenSize * blocks(c.intermediateSize));
+  return (
+    c.numLayers *
+    ((qDim + 2 * kvDim) * blocks(c.hiddenSize) +
+      c.hiddenSize * blocks(qDim) +
+      2 * c.intermediateSize * blocks(c.hiddenSize) +
+      c.hiddenSize * blocks(c.intermediateSize))
+  );
 }
 
 /**

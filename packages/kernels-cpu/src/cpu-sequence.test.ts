@@ -1,11 +1,30 @@
 // Contract 2's sequence calls on the CPU backend: copySequence, exportSequence / importSequence, the KV hand-off.
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
-import { KernelsErrorCode, TOLERANCES, argmaxRows, conformanceModel, referenceBackend, type KvDtype, type LoadedModel, type SequenceState, type StepBatch } from "@halo/kernels";
+import {
+  KernelsErrorCode,
+  TOLERANCES,
+  argmaxRows,
+  conformanceModel,
+  referenceBackend,
+  type KvDtype,
+  type LoadedModel,
+  type SequenceState,
+  type StepBatch,
+} from "@halo/kernels";
 import { createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
 
-const weights = conformanceModel({ seed: 5, activation: "relu2", scaleKind: "row", hiddenSize: 64, intermediateSize: 96, numHeads: 4, numKvHeads: 2, headDim: 16 });
+const weights = conformanceModel({
+  seed: 5,
+  activation: "relu2",
+  scaleKind: "row",
+  hiddenSize: 64,
+  intermediateSize: 96,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 16,
+});
 const c = weights.config;
 const KV_DTYPES: readonly KvDtype[] = ["f32", "f16", "int8"];
 const PROMPT = [7, 1, 30, 22, 5, 61, 9, 40, 2, 18, 44];
@@ -150,35 +169,38 @@ for (const isa of availableIsas()) {
       cpu.dispose();
     });
 
-    it.each(KV_DTYPES)("%s: export → import into another model → decode equals decoding the original slot (int8: within TOLERANCES.batchInvariance)", async (kvDtype) => {
-      const source = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
-      const target = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
-      const slot = source.allocateSequence();
-      const prompt = await source.step(rows(slot, PROMPT, 0));
-      const state = source.exportSequence!(slot);
-      expect(state.keys).toHaveLength(c.numLayers * PROMPT.length * c.numKvHeads * c.headDim);
-      const imported = target.importSequence!(state);
-      expect(target.sequenceLength(imported)).toBe(PROMPT.length);
-      // Re-exported: an f32 or f16 row is the same bytes (it rounds to itself). An int8 row is within an ulp of its
-      // scale: re-quantised, f32(f32(127·s) / 127) is s for about 99 % of scales and a neighbour of s otherwise.
-      const again = target.exportSequence!(imported);
-      if (kvDtype === "int8") {
-        for (const field of ["keys", "values"] as const) {
-          state[field].forEach((v, i) => expect(Math.abs(again[field][i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -22));
+    it.each(KV_DTYPES)(
+      "%s: export → import into another model → decode equals decoding the original slot (int8: within TOLERANCES.batchInvariance)",
+      async (kvDtype) => {
+        const source = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
+        const target = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
+        const slot = source.allocateSequence();
+        const prompt = await source.step(rows(slot, PROMPT, 0));
+        const state = source.exportSequence!(slot);
+        expect(state.keys).toHaveLength(c.numLayers * PROMPT.length * c.numKvHeads * c.headDim);
+        const imported = target.importSequence!(state);
+        expect(target.sequenceLength(imported)).toBe(PROMPT.length);
+        // Re-exported: an f32 or f16 row is the same bytes (it rounds to itself). An int8 row is within an ulp of its
+        // scale: re-quantised, f32(f32(127·s) / 127) is s for about 99 % of scales and a neighbour of s otherwise.
+        const again = target.exportSequence!(imported);
+        if (kvDtype === "int8") {
+          for (const field of ["keys", "values"] as const) {
+            state[field].forEach((v, i) => expect(Math.abs(again[field][i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -22));
+          }
+        } else {
+          expect(bytesEqual(again.keys, state.keys) && bytesEqual(again.values, state.values)).toBe(true);
         }
-      } else {
-        expect(bytesEqual(again.keys, state.keys) && bytesEqual(again.values, state.values)).toBe(true);
-      }
-      const moved = await decode(target, imported, prompt, 8);
-      const stayed = await decode(source, slot, prompt, 8);
-      expect(moved.tokens).toEqual(stayed.tokens);
-      moved.logits.forEach((logits, i) => {
-        if (kvDtype === "int8") expect(maxAbsDiff(logits, stayed.logits[i]!)).toBeLessThanOrEqual(TOLERANCES.batchInvariance);
-        else expect(bytesEqual(logits, stayed.logits[i]!)).toBe(true);
-      });
-      source.dispose();
-      target.dispose();
-    });
+        const moved = await decode(target, imported, prompt, 8);
+        const stayed = await decode(source, slot, prompt, 8);
+        expect(moved.tokens).toEqual(stayed.tokens);
+        moved.logits.forEach((logits, i) => {
+          if (kvDtype === "int8") expect(maxAbsDiff(logits, stayed.logits[i]!)).toBeLessThanOrEqual(TOLERANCES.batchInvariance);
+          else expect(bytesEqual(logits, stayed.logits[i]!)).toBe(true);
+        });
+        source.dispose();
+        target.dispose();
+      },
+    );
 
     it("an empty sequence exports and imports; truncation shortens the export", async () => {
       const model = await backend.loadModel(weights, { contextLength: CONTEXT, maxSequences: 3, kvDtype: "f16" });
@@ -228,7 +250,9 @@ describe("KV hand-off between backends (TOLERANCES.kvHandoff)", () => {
     const referenceAlone = await decode(reference, referenceSlot, referencePrompt, steps);
     const viaCpu = await decode(reference, handedToReference, cpuPrompt, steps);
     expect(viaCpu.tokens).toEqual(referenceAlone.tokens);
-    viaCpu.logits.forEach((logits, i) => expect(maxAbsDiff(logits, referenceAlone.logits[i]!), `reference step ${i}`).toBeLessThanOrEqual(TOLERANCES.kvHandoff));
+    viaCpu.logits.forEach((logits, i) =>
+      expect(maxAbsDiff(logits, referenceAlone.logits[i]!), `reference step ${i}`).toBeLessThanOrEqual(TOLERANCES.kvHandoff),
+    );
     expect(viaCpu.tokens).toEqual(cpuAlone.tokens);
     cpu.dispose();
   });
@@ -242,11 +266,17 @@ describe("importSequence / exportSequence misuse", () => {
       try {
         model.importSequence!(bad);
       } catch (error) {
-        return isHaloError(error) ? { code: error.code, expected: error.expected, actual: error.actual } : { code: String(error), expected: undefined, actual: undefined };
+        return isHaloError(error)
+          ? { code: error.code, expected: error.expected, actual: error.actual }
+          : { code: String(error), expected: undefined, actual: undefined };
       }
       return { code: undefined, expected: undefined, actual: undefined };
     };
-    expect(refused({ ...state, numLayers: c.numLayers + 1 })).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_ARGUMENT, expected: c.numLayers, actual: c.numLayers + 1 });
+    expect(refused({ ...state, numLayers: c.numLayers + 1 })).toMatchObject({
+      code: KernelsErrorCode.KERNELS_BAD_ARGUMENT,
+      expected: c.numLayers,
+      actual: c.numLayers + 1,
+    });
     expect(refused({ ...state, numKvHeads: 1 })).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_ARGUMENT, expected: c.numKvHeads, actual: 1 });
     expect(refused({ ...state, headDim: 8 })).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_ARGUMENT, expected: c.headDim, actual: 8 });
     expect(refused({ ...state, keys: state.keys.subarray(1) }).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
