@@ -84,6 +84,15 @@ describe("engine errors on the command line", () => {
     expect(malformed.err.join("")).toMatch(/--backend-option must be name\.key=value/);
   });
 
+  it("serve refuses a backend name no installed backend has, and options for one, before it listens", async () => {
+    for (const [args, flag] of [[["--backend", "nosuch"], "--backend"], [["--backend-option", "nosuch.key=1"], "--backend-option nosuch\\.…"]] as const) {
+      const c = capture();
+      expect(await main(["serve", "--demo", "--port", "0", ...args], c.ctx)).toBe(2);
+      expect(c.out.join("")).not.toMatch(/listening/);
+      expect(c.err.join("")).toMatch(new RegExp(`^halo serve: ${flag}: no installed backend is named "nosuch".*expected auto or an installed backend: .*reference.*\\[CLI_USAGE\\]\\n$`));
+    }
+  });
+
   it("serve refuses --context-length beyond the model's context before it listens", async () => {
     for (const args of [["--model", modelPath], ["--demo"]]) {
       const c = capture();

@@ -1,6 +1,6 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import { readFileSync } from "node:fs";
-import { BUILTIN_CHAT_TEMPLATE_NAMES, KV_DTYPES, loadModel, type BackendOptions, type ChatTemplateChoice, type Engine, type LoadModelOptions } from "@halo/engine";
+import { BUILTIN_CHAT_TEMPLATE_NAMES, discoverBackends, KV_DTYPES, loadModel, type BackendOptions, type ChatTemplateChoice, type Engine, type LoadModelOptions } from "@halo/engine";
 import { HaloError, isHaloError } from "@halo/errors";
 import { checkChatTemplate } from "@halo/tokenizer";
 import { kvDtypeFlag, numberFlag, type FlagSpec } from "../args.js";
@@ -191,6 +191,32 @@ export function backendOptionError(error: unknown): unknown {
     return new HaloError(CliErrorCode.CLI_USAGE, `${flag}: ${error.message}`, { cause: error });
   }
   return error;
+}
+
+/**
+ * Checks `--backend` and the backends `backendOptions` names against the installed backends before
+ * anything starts (`halo serve` loads in the background, after it listens): a name no installed
+ * backend has is a usage error listing those that are.
+ *
+ * @example
+ * ```ts
+ * await checkBackendNames(backendFlags("serve", values));
+ * ```
+ */
+export async function checkBackendNames(options: { readonly backend: string; readonly backendOptions?: BackendOptions }): Promise<void> {
+  const installed = (await discoverBackends()).factories.map((f) => f.name);
+  const flagged: [string, string][] = [
+    ...(options.backend === "auto" ? [] : ([["--backend", options.backend]] as [string, string][])),
+    ...Object.keys(options.backendOptions ?? {}).map((name): [string, string] => [name === "cpu" ? "--threads / --lm-head" : `--backend-option ${name}.…`, name]),
+  ];
+  for (const [flag, name] of flagged) {
+    if (installed.includes(name)) continue;
+    throw new HaloError(CliErrorCode.CLI_USAGE, `${flag}: no installed backend is named "${name}"`, {
+      expected: `auto or an installed backend: ${installed.join(", ")}`,
+      actual: name,
+      hint: `Install its package (npm install @halo/kernels-${name}), or pick an installed one; \`halo doctor\` lists them and why any was refused`,
+    });
+  }
 }
 
 /**

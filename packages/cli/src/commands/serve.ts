@@ -9,7 +9,7 @@ import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
-import { backendFlags, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
+import { backendFlags, checkBackendNames, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: MODEL_FLAG,
@@ -109,6 +109,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const timeout = numberFlag("serve", values, "timeout", { min: 0.001 }) ?? 600;
   const maxBodyBytes = numberFlag("serve", values, "max-body", { integer: true, min: 1 });
   const backend = backendFlags("serve", values, demo ? "reference" : "auto");
+  await checkBackendNames(backend);
   const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag("serve", values);
   const contextShift = contextShiftFlag("serve", values);
@@ -185,7 +186,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     if (ready) {
       const s = app.stats();
       const loaded = await engine;
-      writeBackendNotice("serve", loaded, ctx);
+      writeBackendNotice("serve", loaded, ctx, backend.backendOptions);
       ctx.stdout.write(
         `halo serve: ready on ${url} — model "${s.model}" (${demo ? DEMO_LABEL : source}), ${s.backend} backend, ` +
           `context ${s.contextLength}, chat template ${loaded.chatTemplate.name} (${chatTemplateOrigin(loaded.chatTemplate, chatTemplate)}), ${parallel} parallel, queue ${maxQueue}; loaded in ${(loaded.loadMs / 1000).toFixed(1)} s. ` +
