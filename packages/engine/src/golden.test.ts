@@ -40,11 +40,36 @@ const REQUESTS: Record<string, GenerateRequest> = {
 };
 
 const EXPECTED: Record<string, Run> = {
-  "greedy": {
+  greedy: {
     tokenIds: [226, 510, 269, 420, 409, 498, 259, 457, 315, 311, 168, 201, 184, 467, 467, 467, 467, 467, 467, 467, 467, 467, 42, 142],
     text: "\ufffd anjumpshree sendser engineesber\ufffd\u0278 are are are are are are are are are*\ufffd",
     finishReason: "length",
-    deltas: ["", "", "\ufffd an", "jumps", "hree", " sends", "er", " engine", "es", "ber", "\ufffd", "", "\u0278", " are", " are", " are", " are", " are", " are", " are", " are", " are", "*", "\ufffd"],
+    deltas: [
+      "",
+      "",
+      "\ufffd an",
+      "jumps",
+      "hree",
+      " sends",
+      "er",
+      " engine",
+      "es",
+      "ber",
+      "\ufffd",
+      "",
+      "\u0278",
+      " are",
+      " are",
+      " are",
+      " are",
+      " are",
+      " are",
+      " are",
+      " are",
+      " are",
+      "*",
+      "\ufffd",
+    ],
   },
   "greedy token ids": {
     tokenIds: [75, 75, 135, 230, 48, 48, 48, 48, 48, 48, 48, 48, 48, 326, 326, 326],
@@ -52,17 +77,63 @@ const EXPECTED: Record<string, Run> = {
     finishReason: "length",
     deltas: ["K", "K", "\ufffd", "", "\ufffd0", "0", "0", "0", "0", "0", "0", "0", "0", " fo", " fo", " fo"],
   },
-  "seeded": {
+  seeded: {
     tokenIds: [336, 10, 188, 469, 388, 234, 329, 457, 352, 455, 502, 307, 130, 356, 11, 403, 123, 329, 329, 356, 110, 109, 256, 151],
     text: "(a\n\ufffd answerece\ufffd qu engineLangua code stepat\ufffdNumbers\u000bfun{ qu quNumbersnm t\ufffd",
     finishReason: "length",
-    deltas: ["(a", "\n", "\ufffd", " answer", "ece", "", "\ufffd qu", " engine", "Langua", " code", " step", "at", "\ufffd", "Numbers", "\u000b", "fun", "{", " qu", " qu", "Numbers", "n", "m", " t", "\ufffd"],
+    deltas: [
+      "(a",
+      "\n",
+      "\ufffd",
+      " answer",
+      "ece",
+      "",
+      "\ufffd qu",
+      " engine",
+      "Langua",
+      " code",
+      " step",
+      "at",
+      "\ufffd",
+      "Numbers",
+      "\u000b",
+      "fun",
+      "{",
+      " qu",
+      " qu",
+      "Numbers",
+      "n",
+      "m",
+      " t",
+      "\ufffd",
+    ],
   },
   "seeded with penalties": {
     tokenIds: [236, 463, 291, 16, 318, 380, 124, 64, 306, 94, 63, 138, 232, 84, 428, 463, 158, 284, 290, 447],
     text: "\ufffd useron\u0010odelction|@ar^?\ufffd\ufffdTnto user\ufffddeode +",
     finishReason: "length",
-    deltas: ["", "\ufffd user", "on", "\u0010", "odel", "ction", "|", "@", "ar", "^", "?", "\ufffd", "", "\ufffdT", "nto", " user", "\ufffd", "de", "ode", " +"],
+    deltas: [
+      "",
+      "\ufffd user",
+      "on",
+      "\u0010",
+      "odel",
+      "ction",
+      "|",
+      "@",
+      "ar",
+      "^",
+      "?",
+      "\ufffd",
+      "",
+      "\ufffdT",
+      "nto",
+      " user",
+      "\ufffd",
+      "de",
+      "ode",
+      " +",
+    ],
   },
   "greedy with logprobs": {
     tokenIds: [362, 154, 173, 12, 431, 494, 431, 323],
@@ -80,22 +151,77 @@ const EXPECTED: Record<string, Run> = {
   },
 };
 
-const TOGETHER_PROMPTS = [[500, 1, 2, 3], [500, 40, 41], [500, 7, 8, 9, 10, 11], [500, 99]];
-const TOGETHER_EXPECTED = [[66, 416, 318, 66, 356, 194, 40, 49, 475, 475], [18, 12, 382, 263, 411, 51, 309, 205, 196, 128], [490, 180, 198, 164, 127, 374, 164, 127, 281, 230], [154, 154, 29, 78, 68, 166, 31, 175, 474, 138]];
+const TOGETHER_PROMPTS = [
+  [500, 1, 2, 3],
+  [500, 40, 41],
+  [500, 7, 8, 9, 10, 11],
+  [500, 99],
+];
+const TOGETHER_EXPECTED = [
+  [66, 416, 318, 66, 356, 194, 40, 49, 475, 475],
+  [18, 12, 382, 263, 411, 51, 309, 205, 196, 128],
+  [490, 180, 198, 164, 127, 374, 164, 127, 281, 230],
+  [154, 154, 29, 78, 68, 166, 31, 175, 474, 138],
+];
 
 const CHAT_EXPECTED: Run = {
-    tokenIds: [288, 245, 298, 431, 385, 288, 59, 270, 375, 419, 140, 417, 375, 327, 494, 63, 63, 335, 63, 314, 378, 252, 313, 409, 408, 104, 282, 56, 90, 263, 308, 149, 59, 294, 427, 417, 411, 6, 375, 217],
-    text: "ight\ufffd woredictight;acatrijum\ufffdinusatri l quick?? weight?eightcales\ufffddshreehrehThe8Z sach\ufffd;umnumberinusik\u0006atri\ufffd",
-    finishReason: "length",
-    deltas: ["ight", "\ufffd", " w", "ore", "dict", "ight", ";", "ac", "atri", "jum", "\ufffd", "inus", "atri", " l", " quick", "?", "?", " weight", "?", "eight", "cales", "\ufffd", "ds", "hree", "hre", "h", "The", "8", "Z", " s", "ach", "\ufffd", ";", "um", "number", "inus", "ik", "\u0006", "atri", "", "\ufffd"],
-  };
+  tokenIds: [
+    288, 245, 298, 431, 385, 288, 59, 270, 375, 419, 140, 417, 375, 327, 494, 63, 63, 335, 63, 314, 378, 252, 313, 409, 408, 104, 282, 56, 90, 263, 308, 149,
+    59, 294, 427, 417, 411, 6, 375, 217,
+  ],
+  text: "ight\ufffd woredictight;acatrijum\ufffdinusatri l quick?? weight?eightcales\ufffddshreehrehThe8Z sach\ufffd;umnumberinusik\u0006atri\ufffd",
+  finishReason: "length",
+  deltas: [
+    "ight",
+    "\ufffd",
+    " w",
+    "ore",
+    "dict",
+    "ight",
+    ";",
+    "ac",
+    "atri",
+    "jum",
+    "\ufffd",
+    "inus",
+    "atri",
+    " l",
+    " quick",
+    "?",
+    "?",
+    " weight",
+    "?",
+    "eight",
+    "cales",
+    "\ufffd",
+    "ds",
+    "hree",
+    "hre",
+    "h",
+    "The",
+    "8",
+    "Z",
+    " s",
+    "ach",
+    "\ufffd",
+    ";",
+    "um",
+    "number",
+    "inus",
+    "ik",
+    "\u0006",
+    "atri",
+    "",
+    "\ufffd",
+  ],
+};
 
 const CHAT_STOP_EXPECTED: Run = {
-    tokenIds: [288, 245, 298, 431, 385, 288, 59, 270, 375, 419, 140, 417, 375, 327, 494, 63],
-    text: "ight\ufffd woredictight;acatrijum\ufffdinusatri l quick",
-    finishReason: "stop",
-    deltas: ["ight", "\ufffd", " w", "ore", "dict", "ight", ";", "ac", "atri", "jum", "\ufffd", "inus", "atri", " l", " quick", ""],
-  };
+  tokenIds: [288, 245, 298, 431, 385, 288, 59, 270, 375, 419, 140, 417, 375, 327, 494, 63],
+  text: "ight\ufffd woredictight;acatrijum\ufffdinusatri l quick",
+  finishReason: "stop",
+  deltas: ["ight", "\ufffd", " w", "ore", "dict", "ight", ";", "ac", "atri", "jum", "\ufffd", "inus", "atri", " l", " quick", ""],
+};
 
 function expectRun(actual: Run, expected: Run, name: string): void {
   expect(actual.tokenIds, name).toEqual(expected.tokenIds);
@@ -129,6 +255,10 @@ describe("golden runs (tiny synth model, reference backend)", () => {
   it("seeded chat, and the same chat cut by a stop string", async () => {
     await using engine = await load();
     expectRun(await run(engine.chat([{ role: "user", content: "Hello there" }], { maxTokens: 40, temperature: 0.6, seed: 3 })), CHAT_EXPECTED, "chat");
-    expectRun(await run(engine.chat([{ role: "user", content: "Hello there" }], { maxTokens: 40, temperature: 0.6, seed: 3, stop: ["?"] })), CHAT_STOP_EXPECTED, "chat with stop");
+    expectRun(
+      await run(engine.chat([{ role: "user", content: "Hello there" }], { maxTokens: 40, temperature: 0.6, seed: 3, stop: ["?"] })),
+      CHAT_STOP_EXPECTED,
+      "chat with stop",
+    );
   });
 });

@@ -16,29 +16,40 @@ function outputsOf(logits: Float32Array | null, argmax: Int32Array | null): Step
 describe("SamplingStep", () => {
   it("asks for argmax only when the request is plain greedy", () => {
     expect(new SamplingStep({ temperature: 0 }, VOCAB, [1]).output).toBe("argmax");
-    for (const options of [{}, { temperature: 0.5 }, { temperature: 0, logprobs: true }, { temperature: 0, repeatPenalty: 1.2 }, { temperature: 0, presencePenalty: 0.5 }, { temperature: 0, logitBias: { 3: 1 } }] as SamplerOptions[]) {
+    for (const options of [
+      {},
+      { temperature: 0.5 },
+      { temperature: 0, logprobs: true },
+      { temperature: 0, repeatPenalty: 1.2 },
+      { temperature: 0, presencePenalty: 0.5 },
+      { temperature: 0, logitBias: { 3: 1 } },
+    ] as SamplerOptions[]) {
       expect(new SamplingStep(options, VOCAB, [1]).output, JSON.stringify(options)).toBe("logits");
     }
   });
 
   it("samples logits exactly as the sampler chain with the same history, and plain greedy's argmax equals its sampled token", () => {
     fc.assert(
-      fc.property(fc.array(fc.float({ min: -20, max: 20, noNaN: true }), { minLength: VOCAB * 6, maxLength: VOCAB * 6 }), fc.integer({ min: 0, max: 1000 }), (values, seed) => {
-        const rows = Float32Array.from(values);
-        const options: SamplerOptions = { temperature: 0.8, repeatPenalty: 1.3, seed };
-        const step = new SamplingStep(options, VOCAB, [3, 4]);
-        const chain = createSampler(options, { vocabSize: VOCAB });
-        const history = [3, 4];
-        const greedy = new SamplingStep({ temperature: 0 }, VOCAB, []);
-        const argmax = argmaxRows(rows, 6, VOCAB);
-        for (let r = 0; r < 6; r++) {
-          const row = rows.slice(r * VOCAB, (r + 1) * VOCAB);
-          const expected = chain.sample(row, history).token;
-          history.push(expected);
-          expect(step.next(outputsOf(row, null), 0).token).toBe(expected);
-          expect(greedy.next(outputsOf(null, argmax.subarray(r, r + 1)), 0).token).toBe(greedy.next(outputsOf(row, null), 0).token);
-        }
-      }),
+      fc.property(
+        fc.array(fc.float({ min: -20, max: 20, noNaN: true }), { minLength: VOCAB * 6, maxLength: VOCAB * 6 }),
+        fc.integer({ min: 0, max: 1000 }),
+        (values, seed) => {
+          const rows = Float32Array.from(values);
+          const options: SamplerOptions = { temperature: 0.8, repeatPenalty: 1.3, seed };
+          const step = new SamplingStep(options, VOCAB, [3, 4]);
+          const chain = createSampler(options, { vocabSize: VOCAB });
+          const history = [3, 4];
+          const greedy = new SamplingStep({ temperature: 0 }, VOCAB, []);
+          const argmax = argmaxRows(rows, 6, VOCAB);
+          for (let r = 0; r < 6; r++) {
+            const row = rows.slice(r * VOCAB, (r + 1) * VOCAB);
+            const expected = chain.sample(row, history).token;
+            history.push(expected);
+            expect(step.next(outputsOf(row, null), 0).token).toBe(expected);
+            expect(greedy.next(outputsOf(null, argmax.subarray(r, r + 1)), 0).token).toBe(greedy.next(outputsOf(row, null), 0).token);
+          }
+        },
+      ),
     );
   });
 
@@ -50,7 +61,9 @@ describe("SamplingStep", () => {
     } catch (error) {
       expect(isHaloError(error) && error.code).toBe("SAMPLER_NO_CANDIDATES");
     }
-    expect(() => new SamplingStep({ temperature: 0 }, VOCAB, []).next(outputsOf(new Float32Array(VOCAB).fill(Number.NaN), null), 0)).toThrow(/no token can be sampled/);
+    expect(() => new SamplingStep({ temperature: 0 }, VOCAB, []).next(outputsOf(new Float32Array(VOCAB).fill(Number.NaN), null), 0)).toThrow(
+      /no token can be sampled/,
+    );
     // A sampling request never takes an argmax in place of the logits it needs.
     expect(() => new SamplingStep({ temperature: 1 }, VOCAB, []).next(outputsOf(null, Int32Array.of(1)), 0)).toThrow(/internal/);
   });

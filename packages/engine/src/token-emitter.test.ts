@@ -41,7 +41,13 @@ describe("TokenEmitter", () => {
     const { events, end } = await drain(emitter);
     expect(events[0]).toEqual({ type: "request-start", promptTokens: 4, contextTokens: 4, contextLength: 32, droppedMessages: 0 });
     expect(events.filter((e) => e.type === "token-delta").map((e) => e.tokenId)).toEqual([7, 8]);
-    expect(end).toMatchObject({ finishReason: "stop", contextFull: false, tokenIds: [7, 8, 2], contextTokens: 7, usage: { promptTokens: 4, completionTokens: 3, totalTokens: 7 } });
+    expect(end).toMatchObject({
+      finishReason: "stop",
+      contextFull: false,
+      tokenIds: [7, 8, 2],
+      contextTokens: 7,
+      usage: { promptTokens: 4, completionTokens: 3, totalTokens: 7 },
+    });
   });
 
   it("ends at maxTokens with length, and at a full context with length and contextFull", async () => {
@@ -77,12 +83,22 @@ describe("TokenEmitter", () => {
     whole.end(null, false);
     const all = await drain(whole);
     expect(all.end.text).toBe("one two three four");
-    expect(all.events.filter((e) => e.type === "token-delta").map((e) => e.text).join("")).toBe(all.end.text);
+    expect(
+      all.events
+        .filter((e) => e.type === "token-delta")
+        .map((e) => e.text)
+        .join(""),
+    ).toBe(all.end.text);
     const cut = new TokenEmitter({ ...BASE, tokenizer, maxTokens: 100, stopStrings: [" three"] });
     feed(cut, ids, 3);
     cut.end(null, false);
     const stopped = await drain(cut);
     expect(stopped.end).toMatchObject({ finishReason: "stop", text: "one two", stopString: " three" });
-    expect(stopped.events.filter((e) => e.type === "token-delta").map((e) => e.text).join("")).toBe("one two");
+    expect(
+      stopped.events
+        .filter((e) => e.type === "token-delta")
+        .map((e) => e.text)
+        .join(""),
+    ).toBe("one two");
   });
 });
