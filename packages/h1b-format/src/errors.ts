@@ -9,7 +9,8 @@ export const H1bErrorCode = defineErrorCodes({
   H1B_BAD_DIMENSION: "A dimension is zero, negative, not a whole number, inconsistent with another, or its product overflows.",
   H1B_BAD_FLAGS: "Flag bits that cannot be combined, or that the file's version does not allow.",
   H1B_BAD_OFFSET: "A tensor or table offset points outside the file, is misaligned, or overlaps another tensor.",
-  H1B_UNKNOWN_DTYPE: "A tensor type id or dtype name this reader does not know.",
+  H1B_UNKNOWN_DTYPE:
+    "A tensor type id or dtype name this reader does not know, or a backend's packing whose codec was not passed (decoding it needs `codecs`, e.g. `openModel(path, { codecs: backendFactory.packings })`).",
   H1B_UNSUPPORTED: "A valid file feature that halo does not support (the message names it).",
   H1B_MISSING_TENSOR: "A tensor the architecture needs is not in the file.",
   H1B_BAD_TENSOR: "A tensor has the wrong shape, dtype or contents for its role.",
