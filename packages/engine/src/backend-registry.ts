@@ -87,7 +87,10 @@ export function backendSearchPaths(options: Pick<DiscoverBackendsOptions, "env" 
   const env = options.env ?? process.env;
   const own = createRequire(import.meta.url).resolve.paths("@halo/kernels") ?? [];
   const fromCwd = createRequire(join(resolve(options.cwd ?? process.cwd()), "noop.js")).resolve.paths("@halo/kernels") ?? [];
-  const extra = (env["HALO_BACKEND_PATH"] ?? "").split(delimiter).filter((p) => p !== "").map((p) => resolve(p));
+  const extra = (env["HALO_BACKEND_PATH"] ?? "")
+    .split(delimiter)
+    .filter((p) => p !== "")
+    .map((p) => resolve(p));
   const seen = new Set<string>();
   const out: string[] = [];
   for (const dir of [...own, ...fromCwd, ...extra, ...(options.paths ?? []).map((p) => resolve(p))]) {
@@ -153,7 +156,8 @@ export function factoryProblem(value: unknown): string | null {
   if (factory.contractVersion !== CONTRACT_VERSION) {
     return `built for backend contract ${String(factory.contractVersion)}; this engine speaks ${CONTRACT_VERSION}`;
   }
-  if (typeof factory.name !== "string" || !/^[a-z][a-z0-9-]*$/.test(factory.name)) return `its name ${JSON.stringify(factory.name)} is not a short lower-case word`;
+  if (typeof factory.name !== "string" || !/^[a-z][a-z0-9-]*$/.test(factory.name))
+    return `its name ${JSON.stringify(factory.name)} is not a short lower-case word`;
   if (typeof factory.priority !== "number" || !Number.isFinite(factory.priority)) return `its priority ${String(factory.priority)} is not a finite number`;
   if (typeof factory.probe !== "function" || typeof factory.create !== "function") return "it lacks probe() or create()";
   return null;
@@ -166,7 +170,9 @@ function candidatePackages(searchPaths: readonly string[]): { readonly dir: stri
   for (const nodeModules of searchPaths) {
     let names: string[];
     try {
-      names = readdirSync(join(nodeModules, "@halo")).filter((n) => n.startsWith("kernels-")).sort();
+      names = readdirSync(join(nodeModules, "@halo"))
+        .filter((n) => n.startsWith("kernels-"))
+        .sort();
     } catch {
       continue;
     }
@@ -186,7 +192,9 @@ function candidatePackages(searchPaths: readonly string[]): { readonly dir: stri
   return out;
 }
 
-async function searchInstalled(searchPaths: readonly string[]): Promise<{ factories: { factory: BackendFactory; packageName: string; path: string }[]; refused: RefusedBackend[] }> {
+async function searchInstalled(
+  searchPaths: readonly string[],
+): Promise<{ factories: { factory: BackendFactory; packageName: string; path: string }[]; refused: RefusedBackend[] }> {
   const factories: { factory: BackendFactory; packageName: string; path: string }[] = [];
   const refused: RefusedBackend[] = [];
   for (const { dir, real, packageName } of candidatePackages(searchPaths)) {
@@ -194,7 +202,12 @@ async function searchInstalled(searchPaths: readonly string[]): Promise<{ factor
     try {
       pkg = JSON.parse(readFileSync(join(real, "package.json"), "utf8")) as PackageJson;
     } catch (cause) {
-      refused.push({ packageName, path: dir, name: null, reason: `its package.json cannot be read (${(cause as Error).message.split("\n")[0]}). Fix: reinstall ${packageName}` });
+      refused.push({
+        packageName,
+        path: dir,
+        name: null,
+        reason: `its package.json cannot be read (${(cause as Error).message.split("\n")[0]}). Fix: reinstall ${packageName}`,
+      });
       continue;
     }
     if (typeof pkg.halo !== "object" || pkg.halo === null || pkg.halo.backend !== true) continue; // Not a backend package (a helper sharing the prefix).
@@ -218,17 +231,32 @@ async function searchInstalled(searchPaths: readonly string[]): Promise<{ factor
       module = (await import(pathToFileURL(entry).href)) as { backendFactory?: unknown };
     } catch (cause) {
       const message = cause instanceof Error ? cause.message.split("\n")[0] : String(cause);
-      refused.push({ packageName, path: dir, name: null, reason: `failed to import (${message}). Fix: npm rebuild ${packageName}, or npm install ${packageName} again` });
+      refused.push({
+        packageName,
+        path: dir,
+        name: null,
+        reason: `failed to import (${message}). Fix: npm rebuild ${packageName}, or npm install ${packageName} again`,
+      });
       continue;
     }
     if (!("backendFactory" in module) || module.backendFactory === undefined) {
-      refused.push({ packageName, path: dir, name: null, reason: `declares itself a backend but does not export backendFactory. Fix: npm install ${packageName}@latest (a version built for contract ${CONTRACT_VERSION})` });
+      refused.push({
+        packageName,
+        path: dir,
+        name: null,
+        reason: `declares itself a backend but does not export backendFactory. Fix: npm install ${packageName}@latest (a version built for contract ${CONTRACT_VERSION})`,
+      });
       continue;
     }
     const problem = factoryProblem(module.backendFactory);
     const name = typeof (module.backendFactory as { name?: unknown } | null)?.name === "string" ? (module.backendFactory as { name: string }).name : null;
     if (problem !== null) {
-      refused.push({ packageName, path: dir, name, reason: `its backendFactory is unusable: ${problem}. Fix: npm install ${packageName}@latest (a version built for contract ${CONTRACT_VERSION})` });
+      refused.push({
+        packageName,
+        path: dir,
+        name,
+        reason: `its backendFactory is unusable: ${problem}. Fix: npm install ${packageName}@latest (a version built for contract ${CONTRACT_VERSION})`,
+      });
       continue;
     }
     factories.push({ factory: module.backendFactory as BackendFactory, packageName, path: dir });
@@ -276,7 +304,12 @@ export async function discoverBackends(options: DiscoverBackendsOptions = {}): P
   for (const { factory, packageName, path } of installed.factories) {
     if (chosen.has(factory.name)) {
       const other = packages[factory.name] ?? "the built-in reference backend";
-      refused.push({ packageName, path, name: factory.name, reason: `claims the backend name "${factory.name}", which ${other} already provides. Fix: uninstall one of them` });
+      refused.push({
+        packageName,
+        path,
+        name: factory.name,
+        reason: `claims the backend name "${factory.name}", which ${other} already provides. Fix: uninstall one of them`,
+      });
       continue;
     }
     chosen.set(factory.name, factory);

@@ -13,14 +13,17 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "halo-load-packings-"));
   const found = (await discoverBackends()).factories.find((f) => f.name === "cpu");
   if (found === undefined || (found.packings ?? []).length === 0) {
-    throw new Error("this test needs @halo/kernels-cpu (a workspace dependency of @halo/engine) with its packings: run `corepack pnpm install` and build packages/kernels-cpu");
+    throw new Error(
+      "this test needs @halo/kernels-cpu (a workspace dependency of @halo/engine) with its packings: run `corepack pnpm install` and build packages/kernels-cpu",
+    );
   }
   cpu = found;
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function greedy(engine: Engine): Promise<number[]> {
-  for await (const event of engine.generate({ prompt: [506, 72, 101], maxTokens: 6, temperature: 0, ignoreEos: true })) if (event.type === "request-end") return [...event.tokenIds];
+  for await (const event of engine.generate({ prompt: [506, 72, 101], maxTokens: 6, temperature: 0, ignoreEos: true }))
+    if (event.type === "request-end") return [...event.tokenIds];
   throw new Error("no request-end");
 }
 

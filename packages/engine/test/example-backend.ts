@@ -37,9 +37,15 @@ export function installExampleBackend(options: { outdated?: boolean } = {}): Ins
   if (options.outdated === true) {
     const factory = (name: string): string =>
       `export const backendFactory = { contractVersion: 1, name: "${name}", priority: 5000, description: "contract 1", probe: async () => ({ available: true, reason: "" }), create: () => { throw new Error("must not be created"); } };\n`;
-    for (const [dir, declared] of [["kernels-old", 1], ["kernels-stale", 2]] as const) {
+    for (const [dir, declared] of [
+      ["kernels-old", 1],
+      ["kernels-stale", 2],
+    ] as const) {
       mkdirSync(join(scope, dir));
-      writeFileSync(join(scope, dir, "package.json"), JSON.stringify({ name: `@halo/${dir}`, type: "module", main: "index.js", halo: { backend: true, contractVersion: declared } }));
+      writeFileSync(
+        join(scope, dir, "package.json"),
+        JSON.stringify({ name: `@halo/${dir}`, type: "module", main: "index.js", halo: { backend: true, contractVersion: declared } }),
+      );
       writeFileSync(join(scope, dir, "index.js"), factory(dir.slice("kernels-".length)));
     }
   }

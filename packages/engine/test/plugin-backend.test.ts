@@ -46,7 +46,9 @@ describe("a backend package found on HALO_BACKEND_PATH", () => {
     expect(factories[0]!.name).toBe("example");
     expect(factories.at(-1)).toBe(referenceBackendFactory);
     const byName = Object.fromEntries(refused.map((r) => [r.packageName, r.reason]));
-    expect(byName["@halo/kernels-old"]).toMatch(/declares backend contract 1 in package\.json; this engine speaks 2\. Fix: npm install @halo\/kernels-old@latest/);
+    expect(byName["@halo/kernels-old"]).toMatch(
+      /declares backend contract 1 in package\.json; this engine speaks 2\. Fix: npm install @halo\/kernels-old@latest/,
+    );
     expect(byName["@halo/kernels-stale"]).toMatch(/backendFactory is unusable: built for backend contract 1; this engine speaks 2/);
   });
 

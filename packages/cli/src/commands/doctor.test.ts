@@ -18,10 +18,14 @@ let elsewhere: string;
 beforeAll(() => {
   // The command as users run it: bin.ts bundled on its own, run in a child process whose cwd is the project.
   out = join(packageDir, "node_modules", ".cache", `halo-doctor-test-${process.pid}`);
-  execFileSync(join(packageDir, "../../node_modules/.bin/tsup"), ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
-    cwd: packageDir,
-    stdio: "pipe",
-  });
+  execFileSync(
+    join(packageDir, "../../node_modules/.bin/tsup"),
+    ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out],
+    {
+      cwd: packageDir,
+      stdio: "pipe",
+    },
+  );
   bin = join(out, "bin.js");
   project = installExampleBackend({ outdated: true });
   elsewhere = mkdtempSync(join(tmpdir(), "halo-doctor-elsewhere-"));
@@ -57,13 +61,17 @@ describe("halo doctor and installed backend packages", () => {
     expect(report.backends.at(-1)!.name).toBe("reference");
     expect(report.backendSearchPaths).toContain(join(project.root, "node_modules"));
     expect(report.refusedBackends.map((r) => r.packageName).sort()).toEqual(["@halo/kernels-old", "@halo/kernels-stale"]);
-    expect(report.refusedBackends.find((r) => r.packageName === "@halo/kernels-old")!.reason).toMatch(/declares backend contract 1 in package\.json; this engine speaks 2/);
+    expect(report.refusedBackends.find((r) => r.packageName === "@halo/kernels-old")!.reason).toMatch(
+      /declares backend contract 1 in package\.json; this engine speaks 2/,
+    );
     // The CPU kernel path comes from the cpu backend's own probe, when it is installed and runs.
     const cpu = report.backends.find((b) => b.name === "cpu");
     expect(report.cpu.kernelPath).toBe(cpu?.available === true ? cpu.details["kernelPath"] : null);
 
     const text = doctor([], project.root);
-    expect(text).toMatch(/\n {2}example +yes {2}example kernels \(reference numerics\)\n {8,}@halo\/kernels-example; priority 1000; device example-0; kernelPath reference; device memory /);
+    expect(text).toMatch(
+      /\n {2}example +yes {2}example kernels \(reference numerics\)\n {8,}@halo\/kernels-example; priority 1000; device example-0; kernelPath reference; device memory /,
+    );
     expect(text).toMatch(/\nrefused\n {2}@halo\/kernels-\w+ +.*contract 1/);
   });
 
@@ -76,6 +84,10 @@ describe("halo doctor and installed backend packages", () => {
 
   it("reports a backend whose probe says it cannot run here, with its reason", () => {
     const report = JSON.parse(doctor(["--json"], project.root, { HALO_EXAMPLE_UNAVAILABLE: "no example-0" })) as DoctorReport;
-    expect(report.backends.find((b) => b.name === "example")).toMatchObject({ available: false, detail: "example device missing (no example-0)", memory: null });
+    expect(report.backends.find((b) => b.name === "example")).toMatchObject({
+      available: false,
+      detail: "example device missing (no example-0)",
+      memory: null,
+    });
   });
 });

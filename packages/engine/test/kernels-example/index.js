@@ -45,7 +45,11 @@ export const backendFactory = {
       }
     }
     if (options.tag !== undefined && typeof options.tag !== "string") {
-      throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "example.tag must be a string", { field: "example.tag", expected: "a string", actual: typeof options.tag });
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "example.tag must be a string", {
+        field: "example.tag",
+        expected: "a string",
+        actual: typeof options.tag,
+      });
     }
     const inner = referenceBackendFactory.create(options.maxBatchTokens === undefined ? {} : { maxBatchTokens: options.maxBatchTokens });
     return {
