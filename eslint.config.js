@@ -6,8 +6,8 @@ import prettier from "eslint-config-prettier";
 import globals from "globals";
 import tseslint from "typescript-eslint";
 
-// Files that ship in a package's dist (its `src/`, less tests and test helpers) are held to the strict layering;
-// tests, test helpers, benches, labs and scripts may also import sideways and downwards, never upwards.
+// Tests and test helpers (also inside src/), and everything of a package outside src/ (benches, labs, scripts,
+// configs), do not ship: they may import sideways and downwards, never upwards. Shipped code is held to more.
 const TEST_FILES = ["**/*.test.ts", "**/*.test-support.ts", "**/test/**", "**/bench/**", "**/dev/**", "**/scripts/**", "**/*.config.ts"];
 
 // The layers, lowest first. A package may import only packages of a lower layer (and, in src, not every one of those:
@@ -93,14 +93,15 @@ function restrictions(forbidden) {
   };
 }
 
+// Every file of a package gets "nothing upward"; then the files that ship (src/, less tests and test helpers) get the
+// stricter list, which replaces the first for them (a later config object's rule setting wins in a flat config).
 const layering = Object.keys(LAYERS).flatMap((name) => {
   const blocks = [];
-  const src = forbiddenFor(name, true);
-  const tests = forbiddenFor(name, false);
-  if (Object.keys(src).length > 0)
-    blocks.push({ name: `halo/layering/${name}/src`, files: [`packages/${name}/**`], ignores: TEST_FILES, rules: restrictions(src) });
-  if (Object.keys(tests).length > 0)
-    blocks.push({ name: `halo/layering/${name}/tests`, files: TEST_FILES.map((t) => `packages/${name}/${t}`), rules: restrictions(tests) });
+  const anyFile = forbiddenFor(name, false);
+  const shipped = forbiddenFor(name, true);
+  if (Object.keys(anyFile).length > 0) blocks.push({ name: `halo/layering/${name}`, files: [`packages/${name}/**`], rules: restrictions(anyFile) });
+  if (Object.keys(shipped).length > 0)
+    blocks.push({ name: `halo/layering/${name}/src`, files: [`packages/${name}/src/**`], ignores: TEST_FILES, rules: restrictions(shipped) });
   return blocks;
 });
 
