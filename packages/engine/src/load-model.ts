@@ -16,7 +16,7 @@ import {
 import { Tokenizer } from "@halo/tokenizer";
 import { discoverBackends, isBackendFactory, isBackendObject, type BackendDiscovery } from "./backend-registry.js";
 import { chooseChatTemplate } from "./chat-template-choice.js";
-import { Engine } from "./engine.js";
+import { Engine, type EngineParts } from "./engine.js";
 import { EngineErrorCode } from "./errors.js";
 import { checkInteger, checkOptionKeys, type UnlistedKeys } from "./generate-options.js";
 
@@ -455,7 +455,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
     const eos = new Set<number>(config.eosTokenIds);
     // A backend of contract 1 (a Backend object from older code) has no preferredBatchTokens: the engine's former cap.
     const preferred = typeof caps.preferredBatchTokens === "number" ? caps.preferredBatchTokens : Math.min(caps.maxBatchTokens, 512);
-    const parts = {
+    const parts: EngineParts = {
       model: loaded,
       tokenizer,
       backendName: backend.name,
@@ -465,7 +465,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       eosTokenIds: [...eos],
       maxBatchTokens: Math.max(1, Math.min(preferred, caps.maxBatchTokens)),
       loadMs: performance.now() - started,
-      ...(estimate !== null ? { memoryEstimate: estimate, kvBytesPerPosition: estimate.kvBytesPerPosition } : {}),
+      ...(estimate !== null ? { memoryEstimate: estimate } : {}),
       ...(factory !== null ? { backendFactory: factory } : {}),
       close: () => {
         if (ownsModel) model.close();
