@@ -184,16 +184,19 @@ describe("cpu forward misuse", () => {
 });
 
 describe("an addon built before contract 2 (a stale prebuild)", () => {
-  it("is detected, and the contract-2 methods name the rebuild instead of calling what is not there", async () => {
+  it("is detected; forward derives argmax / top-k on the host, and hidden rows, copy and export name the rebuild", async () => {
     expect(hasContract2(nativeBinding())).toBe(true);
     expect(hasContract2({ NativeModel: class {} } as unknown as NativeBinding)).toBe(false);
     const stale = { step: async () => new Float32Array(c.vocabSize), allocSlot: () => 0, freeSlot: () => 0, dispose: () => {} } as unknown as NativeModelHandle;
     const model = new CpuLoadedModel(c, { contextLength: 8, maxSequences: 2, kvDtype: "f32", activationQuant: "per-token" }, stale, 16);
     const slot = model.allocateSequence();
     expect(await model.step(rows(slot, [1], 0))).toHaveLength(c.vocabSize);
-    expect(await codeOf(() => model.forward(rows(slot, [1], 1, { output: "argmax" })))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
+    // forward still answers what the old step can (argmax and top-k of its logits, on the host); hidden rows it cannot.
+    const { argmax } = await model.forward(rows(slot, [1], 1, { output: "argmax" }));
+    expect(argmax).toEqual(Int32Array.of(0));
+    expect(await codeOf(() => model.forward(rows(slot, [1], 2, { hiddenRows: Int32Array.of(0) })))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
     expect(await codeOf(() => model.copySequence(slot, model.allocateSequence()))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
     expect(await codeOf(() => model.exportSequence(slot))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
-    expect(model.sequenceLength(slot)).toBe(1);
+    expect(model.sequenceLength(slot)).toBe(2);
   });
 });

@@ -2,7 +2,9 @@
 import { HaloError } from "@halo/errors";
 import {
   KernelsErrorCode,
+  argmaxRows,
   requireLogitsOnly,
+  topKRows,
   validateBatch,
   validateSequenceState,
   type LoadedModel,
@@ -194,7 +196,11 @@ export class CpuLoadedModel implements LoadedModel {
    * ```
    */
   async forward(batch: StepBatch): Promise<StepResult> {
-    const native = this.contract2("forward");
+    const native = this.live();
+    if (typeof native.copySlot !== "function" && (batch.hiddenRows === undefined || batch.hiddenRows.length === 0)) {
+      return this.forwardOnStaleAddon(native, batch);
+    }
+    this.contract2("forward with hiddenRows");
     this.validate(batch);
     const output = batch.output ?? "logits";
     const options: NativeStepOptions = { output };
@@ -213,6 +219,24 @@ export class CpuLoadedModel implements LoadedModel {
       ...(output === "top-k" ? { topK: { k: batch.topK!, ids: result.topKIds ?? new Int32Array(0), logits: result.topKLogits ?? new Float32Array(0) } } : {}),
       ...(batch.hiddenRows !== undefined ? { hidden: result.hidden ?? new Float32Array(0) } : {}),
     };
+  }
+
+  /** An addon built before contract 2: its step, then argmax / top-k of the logits on this thread. */
+  private async forwardOnStaleAddon(native: NativeModelHandle, batch: StepBatch): Promise<StepResult> {
+    this.validate(batch);
+    let logits: Float32Array;
+    try {
+      logits = await native.step(batch.tokens, batch.positions, batch.slots, batch.logitRows);
+    } catch (error) {
+      throw fromNative(error, "forward");
+    }
+    this.advance(batch);
+    const rows = batch.logitRows.length;
+    const vocab = this.config.vocabSize;
+    const hidden = batch.hiddenRows === undefined ? {} : { hidden: new Float32Array(0) };
+    if (batch.output === "argmax") return { logits: new Float32Array(0), argmax: argmaxRows(logits, rows, vocab), ...hidden };
+    if (batch.output === "top-k") return { logits: new Float32Array(0), topK: topKRows(logits, rows, vocab, batch.topK!), ...hidden };
+    return { logits, ...hidden };
   }
 
   /**
