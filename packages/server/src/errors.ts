@@ -34,7 +34,7 @@ export const ServerErrorCode = defineErrorCodes({
     "The model produced unusable output (every logit NaN or -Infinity), or can no longer run because its model file changed while it was loaded (the message is the backend's, e.g. KERNELS_CPU_MODEL_FILE_CHANGED; /health then answers this too until the server is restarted): a fault of the model file or backend, not of the request (HTTP 500, code model_error).",
   SERVER_TIMEOUT: "The request took longer than the per-request timeout (queue wait plus generation) and was cancelled (HTTP 504).",
   SERVER_INTERNAL: "An unexpected failure while serving the request (HTTP 500): a bug, please report it.",
-  SERVER_BAD_OPTION: "createServer or `halo serve` got an invalid option (a port, a limit, an unreadable API key file).",
+  SERVER_BAD_OPTION: "createServer or `halo serve` got an invalid option (a port, a limit, an unreadable API key file, a `parallel` above the engine's `maxSequences`).",
 });
 
 /** Union of the codes in {@link ServerErrorCode}. */
