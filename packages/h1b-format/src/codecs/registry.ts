@@ -101,20 +101,16 @@ export function registerFloatCodec(codec: FloatCodec): void {
  */
 export type TernaryCodecs = readonly TernaryCodec[];
 
-/** Backend packings h1b-format knows the home of, for the hint of a missing codec (never a dependency). */
-const BACKEND_PACKING_PACKAGES: Readonly<Record<string, string>> = { "halo-i2x256": "@halo/kernels-cpu" };
-
 /**
  * The hint of an error about a packing with no codec: pass the backend's codecs.
  * @internal
  */
 export function missingCodecHint(packing: string): string {
-  const home = BACKEND_PACKING_PACKAGES[packing];
   return (
-    `${packing} is not a format packing of @halo/h1b-format: it is a backend's own layout. Pass that backend's codecs, ` +
+    `${packing} is not a format packing of @halo/h1b-format but a backend's own layout. Pass that backend's codecs, ` +
     "e.g. `openModel(path, { codecs: backendFactory.packings })` or `writeHalo(model, path, { codecs })` " +
-    `with the backendFactory of the @halo/kernels-* package that ships it${home === undefined ? "" : ` (${packing}: install ${home})`}; ` +
-    "@halo/engine passes the packings of every installed backend itself"
+    "with the backendFactory of the @halo/kernels-* package that ships it (halo-i2x256 is the CPU backend's: npm install @halo/kernels-cpu); " +
+    "@halo/engine and the halo command pass the packings of every installed backend themselves"
   );
 }
 
