@@ -2,7 +2,7 @@
 import { open } from "node:fs/promises";
 import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
-import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
+import { helpText, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { BACKEND_FLAGS, backendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
