@@ -126,8 +126,9 @@ describe("KV usage from engine.stats()", () => {
     expect(metrics).toMatch(/^halo_kv_positions_capacity 512$/m);
     expect(Number(/^halo_kv_positions_in_use (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(20);
     expect(Number(/^halo_kv_usage_ratio ([\d.e-]+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
-    // The reference backend estimates no bytes through this engine: no byte gauges rather than zeros.
+    // Byte gauges only when the backend estimates its KV bytes (no zeros that would read as "empty").
     if (kv.bytesPerPosition === undefined) expect(metrics).not.toContain("halo_kv_bytes_in_use");
+    else expect(Number(/^halo_kv_bytes_capacity (\d+)$/m.exec(metrics)?.[1])).toBe(kv.bytesPerPosition * 512);
     const live = await fetch(`${tiny.url}/_live/stats`);
     const reader = live.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
