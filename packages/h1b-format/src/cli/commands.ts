@@ -155,7 +155,7 @@ export async function verifyCommand(positionals: readonly string[], _options: Co
   let method: string;
   try {
     if (format === "halo") {
-      const report = verifyHalo(path, { checksums: true, onProgress: (done, total) => bar.update(done, total) });
+      const report = verifyHalo(path, { checksums: true, codecs: io.codecs, onProgress: (done, total) => bar.update(done, total) });
       bytesChecked = report.bytesChecked;
       tensors = report.tensors;
       method = "structure + CRC-32 of every tensor and blob + no NaN/Inf in float tensors and scales";

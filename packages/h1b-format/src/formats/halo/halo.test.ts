@@ -349,6 +349,9 @@ describe("a backend's packing, passed per call", () => {
     // Load-time verification (CRC-32s, finite floats and scales) never decodes a matrix.
     expect((await verifyModelWeights(plain, { cacheDir: null })).checksums).toBe(plain.checksums!.length);
     expect(verifyHalo(path).bytesChecked).toBeGreaterThan(0);
+    // With the codec the directory's lengths are checked against its sizes too.
+    expect(verifyHalo(path, { codecs: [cpu] }).bytesChecked).toBeGreaterThan(0);
+    expect(codeOf(() => verifyHalo(path, { codecs: [{ ...cpu, byteLength: (rows: number, cols: number) => rows * cols }] }))).toBe("H1B_BAD_TENSOR");
     // Copying its bytes needs no codec; re-packing it does.
     const copy = join(dir, "backend-copy.halo");
     expect((await writeHalo(plain, copy, { packing: (x) => x.packing })).changes).toEqual([]);

@@ -5,6 +5,7 @@ import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
 import { fileSource } from "../../core/byte-source.js";
 import { readHaloHeader } from "./read-halo.js";
+import type { TernaryCodecs } from "../../codecs/registry.js";
 
 /** Options of {@link verifyHalo}. */
 export interface VerifyHaloOptions {
@@ -12,6 +13,11 @@ export interface VerifyHaloOptions {
   readonly checksums?: boolean;
   /** Called as bytes are checked. */
   readonly onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /**
+   * Codecs of backends' layouts (e.g. `backendFactory.packings`): a matrix stored in one of them
+   * has its byte length checked against the codec's size; without its codec only its range is.
+   */
+  readonly codecs?: TernaryCodecs;
 }
 
 /** What {@link verifyHalo} checked. */
@@ -30,7 +36,8 @@ const CHUNK_BYTES = 8 * 1024 * 1024;
 
 /**
  * Verifies a container: preamble and header checksums, every header field, tensor ranges
- * (inside the file, aligned, non-overlapping), byte lengths against dtype/packing and shape,
+ * (inside the file, aligned, non-overlapping), byte lengths against dtype/packing and shape (a
+ * backend's layout: when its codec is in `codecs`),
  * the architecture's tensor set, and (default) the CRC-32 of every tensor and blob, read in
  * 8 MiB chunks so memory stays flat. Throws the first problem as a `HaloError`
  * (`H1B_CHECKSUM_MISMATCH`, `H1B_TRUNCATED`, `H1B_BAD_OFFSET`, …); returns a report when sound.
@@ -50,7 +57,7 @@ export function verifyHalo(path: string, options: VerifyHaloOptions = {}): HaloV
   const byteLength = source.byteLength;
   let header;
   try {
-    header = readHaloHeader(source).header;
+    header = readHaloHeader(source, options.codecs === undefined ? {} : { codecs: options.codecs }).header;
   } finally {
     source.close();
   }
