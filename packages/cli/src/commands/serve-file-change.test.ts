@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthModel, writeHalo } from "@halo/h1b-format";
+import { installedPackings } from "../installed-packings.js";
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), "../..");
 let dir: string;
@@ -16,9 +17,12 @@ let otherBytes: Uint8Array;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "halo-serve-file-change-"));
   modelPath = join(dir, "model.halo");
-  await writeHalo(synthModel({ shape: "tiny", seed: 1 }), modelPath);
+  // Stored in the installed cpu backend's own layout, so its matrices are mapped from the file (the case under test), not repacked.
+  const codecs = await installedPackings();
+  expect(codecs.map((c) => c.packing)).toContain("halo-i2x256");
+  await writeHalo(synthModel({ shape: "tiny", seed: 1 }), modelPath, { codecs });
   const other = join(dir, "other.halo");
-  await writeHalo(synthModel({ shape: "tiny", seed: 2 }), other);
+  await writeHalo(synthModel({ shape: "tiny", seed: 2 }), other, { codecs });
   otherBytes = readFileSync(other);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
