@@ -1226,7 +1226,7 @@ halo_status Model::import_slot(int slot, int length, const float* keys, const fl
 void argmax_rows(const float* logits, int rows, int vocab, int32_t* out) {
   for (int r = 0; r < rows; r++) {
     const float* row = logits + static_cast<size_t>(r) * vocab;
-    int best = 0;
+    int best = -1;  // stays -1 for a row with nothing above -inf (all NaN or -inf): nothing to sample
     float best_value = -INFINITY;
     for (int i = 0; i < vocab; i++) {
       if (row[i] > best_value) {  // strictly greater: the lowest id wins ties; NaN never compares greater

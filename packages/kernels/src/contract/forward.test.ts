@@ -35,11 +35,11 @@ function naiveRank(row: readonly number[]): number[] {
 }
 
 describe("argmaxRows", () => {
-  it("takes the lowest id on ties, never NaN, and 0 for a row of NaN", () => {
+  it("takes the lowest id on ties, never NaN, and −1 for a row with nothing above −∞", () => {
     expect(argmaxRows(Float32Array.of(1, 3, 3, 0), 1, 4)).toEqual(Int32Array.of(1));
     expect(argmaxRows(Float32Array.of(Number.NaN, 2, Number.NaN, 2), 1, 4)).toEqual(Int32Array.of(1));
-    expect(argmaxRows(Float32Array.of(Number.NaN, Number.NaN, Number.NaN), 1, 3)).toEqual(Int32Array.of(0));
-    expect(argmaxRows(Float32Array.of(-Infinity, -Infinity, Number.NaN, 5, 5, -1), 2, 3)).toEqual(Int32Array.of(0, 0));
+    expect(argmaxRows(Float32Array.of(Number.NaN, Number.NaN, Number.NaN), 1, 3)).toEqual(Int32Array.of(-1));
+    expect(argmaxRows(Float32Array.of(-Infinity, -Infinity, Number.NaN, 5, 5, -1), 2, 3)).toEqual(Int32Array.of(-1, 0));
   });
 
   it("property: the first id of the ranking (highest, NaN last, lowest id on ties)", () => {
@@ -49,10 +49,9 @@ describe("argmaxRows", () => {
         const got = argmaxRows(Float32Array.from(values), rows, vocab);
         for (let r = 0; r < rows; r++) {
           const row = values.slice(r * vocab, (r + 1) * vocab);
-          const allNaN = row.every((v) => Number.isNaN(v));
-          // A row of −Infinity and NaN only: nothing beats −Infinity's starting value, so 0.
-          const nothingFinite = row.every((v) => Number.isNaN(v) || v === -Infinity);
-          expect(got[r]).toBe(allNaN || nothingFinite ? 0 : naiveRank(row)[0]);
+          // A row of −Infinity and NaN only has nothing to sample: −1.
+          const nothingAbove = row.every((v) => Number.isNaN(v) || v === -Infinity);
+          expect(got[r]).toBe(nothingAbove ? -1 : naiveRank(row)[0]);
         }
       }),
     );

@@ -6,7 +6,8 @@ import { validateOutputs } from "./validate-batch.js";
 
 /**
  * The greedy id of each of `rows` rows of `vocab` logits: the highest logit, the lowest id on ties
- * (NaN never wins; a row of NaN gives 0). The definition every backend's on-device argmax matches.
+ * (NaN never wins). A row with no logit above −∞ (all NaN or −∞) gives −1: nothing can be sampled from
+ * it, and callers refuse it as the sampler refuses such a row. The definition every backend's on-device argmax matches.
  *
  * @example
  * ```ts
@@ -17,7 +18,7 @@ export function argmaxRows(logits: Float32Array, rows: number, vocab: number): I
   const out = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
     const base = r * vocab;
-    let best = 0;
+    let best = -1;
     let bestValue = -Infinity;
     for (let i = 0; i < vocab; i++) {
       const v = logits[base + i]!;

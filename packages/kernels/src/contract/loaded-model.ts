@@ -67,7 +67,10 @@ export interface StepBatch {
 export interface StepResult {
   /** `[logitRows.length][vocabSize]` with output `"logits"`; empty otherwise. */
   readonly logits: Float32Array;
-  /** `[logitRows.length]` the greedy token of each row (lowest id on ties) with output `"argmax"`. */
+  /**
+   * `[logitRows.length]` the greedy token of each row (lowest id on ties) with output `"argmax"`;
+   * −1 for a row with no logit above −∞ (a broken row: nothing can be sampled from it).
+   */
   readonly argmax?: Int32Array;
   /**
    * With output `"top-k"`: `[logitRows.length][k]` ids and their logits, best first (higher logit,
