@@ -9,8 +9,7 @@
 // again with the int8 KV cache (bytes per token still counted at f16 KV: the difference is < 0.5 %); then ratios.
 import { existsSync, mkdirSync } from "node:fs";
 import { synthModel, writeGguf, readGguf, readHalo, writeHalo } from "../packages/h1b-format/dist/index.js";
-import { createBackend } from "../packages/kernels-cpu/dist/index.js";
-import { headBytesPerWeight } from "../packages/cli/dist/index.js";
+import { backendFactory, createBackend } from "../packages/kernels-cpu/dist/index.js";
 import { measureBandwidth } from "./bandwidth.mjs";
 
 const THREADS = 2;
@@ -36,7 +35,8 @@ if (!existsSync(path)) {
 }
 if (!existsSync(haloPath)) {
   const t0 = performance.now();
-  await writeHalo(synthModel({ shape: "bitnet-2b-4t", activation: "relu2", seed: 0 }), haloPath);
+  // In the cpu backend's own layout (its codec passed explicitly), so the load maps the matrices instead of repacking.
+  await writeHalo(synthModel({ shape: "bitnet-2b-4t", activation: "relu2", seed: 0 }), haloPath, { codecs: backendFactory.packings });
   print({ wrote: haloPath, seconds: round((performance.now() - t0) / 1000) });
 }
 
@@ -137,7 +137,8 @@ async function haloRun(label, options, kvDtype = "f16") {
   for (const s of slots) model.freeSequence(s);
   model.dispose();
   weights.close();
-  const headBytes = VOCAB * HIDDEN * headBytesPerWeight(info.headType, HIDDEN);
+  // The head's bytes as this backend stores it (its own memory estimate: f16 as stored, or the int8 / int4 layout).
+  const headBytes = backend.estimateMemory(weights.config, { contextLength: 1024, maxSequences: BATCH, kvDtype }).headBytes;
   const bytes64 = bytesPerToken(info.arenaBytes, headBytes, PROMPT + DECODE / 2);
   const result = {
     engine: `halo cpu ${label}`,
