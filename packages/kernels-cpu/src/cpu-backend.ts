@@ -23,6 +23,7 @@ import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
 import { cpuMemoryEstimate, packedArenaBytes } from "./cpu-memory.js";
 import { fuseScales, nativeScales } from "./scales.js";
 import { cpuOps } from "./cpu-ops.js";
+import { cpuPacking } from "./packing.js";
 
 /**
  * Options of {@link createBackend}.
@@ -133,9 +134,9 @@ const ROLE_DOWN = 3;
  * refused; `halo-i2x256` is the kernels' own layout, only checked and copied — or mapped, see `mappable`);
  * every other packing (`tq1_0`, the seed packings, …) goes through `decodeRows` in int8 chunks.
  */
-const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed", "halo-i2x256"]);
-/** The kernels' own layout (64-byte blocks of 256 codes): mapped from the file with no copy when it comes from one. */
-const KERNEL_PACKING = "halo-i2x256";
+/** The kernels' own layout ({@link cpuPacking}, 64-byte blocks of 256 codes): mapped from the file with no copy when it comes from one. */
+const KERNEL_PACKING = cpuPacking.packing;
+const NATIVE_PACKINGS: ReadonlySet<string> = new Set(["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed", KERNEL_PACKING]);
 
 /**
  * The tensor's file range when the backend can map it (a file source, and an addon that has the map calls),
