@@ -94,15 +94,25 @@ export type TernaryScale =
   | { readonly kind: "block"; readonly blockSize: number; readonly values: Float32Array };
 
 /**
- * Names of the ternary packings halo knows. Each has a codec in the packing registry.
+ * Name of a ternary packing (a byte layout of trits). h1b-format's own format packings, each with
+ * a codec built in (`ternaryPackings()` lists them):
  * - `int8`: one signed byte per weight, row-major (the canonical unpacked form).
- * - `halo-i2x256`: the CPU kernels' 2-bit layout (64-byte blocks of 256 weights); what `.halo`
- *   files store by default.
- * - `halo-v2`, `sherry`, `tq1-v4`, `bonsai-tq2`, `bonsai-q1`: seed `.h1b` packings.
+ * - `halo-v2`, `sherry`, `tq1-v4`, `bonsai-tq2`, `bonsai-q1`: seed `.h1b` packings; `halo-v2` is
+ *   what `.halo` stores under `packing: "auto"` when no backend codecs are passed.
  * - `hf-packed`: Hugging Face uint8 `[out/4, in]`, four row quarters per byte.
  * - `i2_s`: Microsoft bitnet.cpp GGUF type 36 (x86 128-element blocks, MSB first).
  * - `tq1_0`, `tq2_0`: llama.cpp GGUF types 34 and 35 (256-weight blocks with an f16 scale each).
- * Kernel packages may register more (their own names).
+ *
+ * Any other name is a backend's own layout (e.g. `halo-i2x256` of `@halo/kernels-cpu`). Its codec
+ * ships with the backend and is passed to each call that needs it (the `codecs` option of
+ * `openModel`, `readHalo`, `writeHalo`, `convertModel`, `runCli`, …); nothing is registered
+ * globally. `packing: "auto"` stores the first passed codec's layout, else `halo-v2`.
+ *
+ * @example
+ * ```ts
+ * const packing: TernaryPacking = "tq2_0";
+ * const cpuLayout: TernaryPacking = backendFactory.packings![0]!.packing; // "halo-i2x256"
+ * ```
  */
 export type TernaryPacking = string;
 
