@@ -174,4 +174,27 @@ describe("runCli with a backend's codecs (as `halo convert` embeds it)", () => {
     expect((await run(["convert", path, "-o", join(dir, "backend.h1b")], true)).status).toBe(0);
     expect((await run(["convert", join(dir, "backend.h1b"), "-o", join(dir, "v2.halo"), "--packing", "halo-v2"], true)).status).toBe(0);
   });
+
+  it("returns exit status 2 with one H1B_BAD_ARGUMENT line for codecs that are not a codec list, instead of throwing", async () => {
+    const { runCli } = await import("./run-cli.js");
+    const { testBackendCodec } = await import("../codecs/backend-codec.test-support.js");
+    const { haloV2Codec } = await import("../codecs/seed.js");
+    const cases: { codecs: unknown; field: RegExp }[] = [
+      { codecs: "halo-i2x256", field: /\(field runOptions\.codecs\); expected an array/ },
+      { codecs: [{ packing: "halo-i2x256" }], field: /field runOptions\.codecs\[0\]\.bitsPerWeight/ },
+      { codecs: [{ ...haloV2Codec }], field: /field runOptions\.codecs\[0\]\.packing.*not a format packing/ },
+      { codecs: [testBackendCodec("a"), testBackendCodec("a")], field: /field runOptions\.codecs\[1\]\.packing.*names that differ/ },
+    ];
+    for (const { codecs, field } of cases) {
+      const out: string[] = [];
+      const err: string[] = [];
+      const status = await runCli(["--version"], { out: (t) => out.push(t), err: (t) => err.push(t) }, { codecs: codecs as never });
+      expect(status).toBe(2);
+      expect(out).toEqual([]);
+      expect(err).toHaveLength(1);
+      expect(err[0]).toMatch(/^h1b: H1B_BAD_ARGUMENT: invalid runOptions\.codecs/);
+      expect(err[0]).toMatch(field);
+      expect(err[0]).toMatch(/backendFactory\.packings/);
+    }
+  });
 });

@@ -29,10 +29,10 @@ const COMMANDS = { inspect: inspectCommand, convert: convertCommand, verify: ver
 
 /**
  * Runs the `h1b` command with `argv` (without `node` and the script) and returns the exit
- * status: 0 success, 1 a file or conversion problem (one line on stderr), 2 a usage error.
+ * status: 0 success, 1 a file or conversion problem (one line on stderr), 2 a usage error
+ * (including `runOptions.codecs` that fail {@link checkCodecs}: `H1B_BAD_ARGUMENT` on stderr).
  *
- * @example
- * `options.codecs` lets a program that knows backends (the `halo` command) pass their layouts;
+ * `runOptions.codecs` lets a program that knows backends (the `halo` command) pass their layouts;
  * the `h1b` binary writes and decodes h1b-format's own packings only.
  *
  * @example
@@ -42,7 +42,18 @@ const COMMANDS = { inspect: inspectCommand, convert: convertCommand, verify: ver
  * ```
  */
 export async function runCli(argv: readonly string[], sinks: Pick<CliIo, "out" | "err"> = defaultSinks(), runOptions: RunCliOptions = {}): Promise<number> {
-  const codecs = checkCodecs(runOptions.codecs ?? []);
+  let codecs;
+  try {
+    codecs = checkCodecs(runOptions.codecs ?? [], "runOptions.codecs");
+  } catch (error) {
+    // The embedding program passed something that is not a list of codecs: a usage error, one line.
+    if (isHaloError(error)) {
+      sinks.err(`h1b: ${error.code}: ${error.message}`);
+      return error.code === H1bErrorCode.H1B_BAD_ARGUMENT ? 2 : 1;
+    }
+    sinks.err(`h1b: unexpected error checking runOptions.codecs: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
