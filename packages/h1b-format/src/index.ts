@@ -36,7 +36,6 @@ export type { VerifyWeightsOptions, WeightsVerifyReport, VerifiedFile } from "./
 export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
 export type { TensorBytes } from "./core/tensors.js";
 export {
-  registerFloatCodec,
   ternaryCodec,
   findTernaryCodec,
   checkCodecs,

@@ -80,7 +80,11 @@ export function registerTernaryCodec(codec: TernaryCodec): void {
   ternaryCodecs.set(codec.packing, codec);
 }
 
-/** Adds (or replaces) a float dtype codec. */
+/**
+ * Adds a float dtype's codec to h1b-format's own table (the codecs modules call this once).
+ * Not exported from the package: float dtypes are a fixed part of the formats h1b-format reads.
+ * @internal
+ */
 export function registerFloatCodec(codec: FloatCodec): void {
   floatCodecs.set(codec.dtype, codec);
 }
