@@ -1,4 +1,8 @@
 // A stand-in for a backend's own packing in h1b-format's tests: h1b-format ships none, a backend passes its codec per call.
+// It is another implementation of halo-i2x256 (besides kernels-cpu's cpuPacking and its native packer) on purpose: an
+// independent oracle written from the spec in docs/formats/halo.md. h1b-format cannot depend on @halo/kernels-cpu (a backend
+// package that tests against h1b-format; the dependency would be a cycle and would put a backend in the format library).
+// kernels-cpu's packing.test.ts holds cpuPacking to the same spec and to golden bytes; a layout change must change both.
 import type { TernaryCodec } from "./registry.js";
 
 /**

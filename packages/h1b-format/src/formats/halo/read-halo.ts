@@ -30,7 +30,17 @@ import { parseHaloHeader, tensorKey } from "./halo-header.js";
  */
 export const HALO_PROVENANCE_KEY = "halo.provenance";
 
-/** Options of {@link readHalo} and {@link readHaloHeader}. */
+/**
+ * Options of {@link readHalo} and {@link readHaloHeader}.
+ *
+ * @example
+ * ```ts
+ * import { backendFactory } from "@halo/kernels-cpu";
+ * const options: ReadHaloOptions = { codecs: backendFactory.packings };
+ * const model = readHalo("cpu.halo", options); // halo-i2x256 tensors decode with the passed codec
+ * model.close();
+ * ```
+ */
 export interface ReadHaloOptions {
   /**
    * Codecs of packings that are not h1b-format's own (a backend's layout, e.g.
