@@ -54,8 +54,6 @@ export interface DiscoverBackendsOptions {
    * `node_modules` directories separated by the platform's path delimiter (`:` or `;`).
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
-  /** The directory whose module resolution paths are searched besides the engine's own (default `process.cwd()`). */
-  readonly cwd?: string;
   /** Search again instead of answering from the cache (a package installed since the last call). */
   readonly refresh?: boolean;
 }
@@ -75,25 +73,27 @@ interface PackageJson {
 
 /**
  * The `node_modules` directories discovery searches, in order: those on the module resolution
- * paths of `@halo/engine` itself, then of `cwd`, then each entry of `HALO_BACKEND_PATH`; only
- * existing directories, each once.
+ * paths of `@halo/engine` itself (with npm and pnpm layouts they reach the app's own
+ * `node_modules`, and a global install's siblings), then each entry of `HALO_BACKEND_PATH`, then
+ * `options.paths`; only existing directories, each once. The current directory is not searched:
+ * discovery imports the packages it finds, and running `halo` inside an untrusted checkout must not
+ * run that checkout's code (name a directory in `HALO_BACKEND_PATH` to add it).
  *
  * @example
  * ```ts
  * backendSearchPaths({ env: { HALO_BACKEND_PATH: "/opt/halo/node_modules" } });
  * ```
  */
-export function backendSearchPaths(options: Pick<DiscoverBackendsOptions, "env" | "cwd" | "paths"> = {}): string[] {
+export function backendSearchPaths(options: Pick<DiscoverBackendsOptions, "env" | "paths"> = {}): string[] {
   const env = options.env ?? process.env;
   const own = createRequire(import.meta.url).resolve.paths("@halo/kernels") ?? [];
-  const fromCwd = createRequire(join(resolve(options.cwd ?? process.cwd()), "noop.js")).resolve.paths("@halo/kernels") ?? [];
   const extra = (env["HALO_BACKEND_PATH"] ?? "")
     .split(delimiter)
     .filter((p) => p !== "")
     .map((p) => resolve(p));
   const seen = new Set<string>();
   const out: string[] = [];
-  for (const dir of [...own, ...fromCwd, ...extra, ...(options.paths ?? []).map((p) => resolve(p))]) {
+  for (const dir of [...own, ...extra, ...(options.paths ?? []).map((p) => resolve(p))]) {
     if (seen.has(dir)) continue;
     seen.add(dir);
     if (isDirectory(dir)) out.push(dir);
@@ -198,9 +198,9 @@ async function searchInstalled(
   const factories: { factory: BackendFactory; packageName: string; path: string }[] = [];
   const refused: RefusedBackend[] = [];
   for (const { dir, real, packageName } of candidatePackages(searchPaths)) {
-    let pkg: PackageJson;
+    let parsed: unknown;
     try {
-      pkg = JSON.parse(readFileSync(join(real, "package.json"), "utf8")) as PackageJson;
+      parsed = JSON.parse(readFileSync(join(real, "package.json"), "utf8"));
     } catch (cause) {
       refused.push({
         packageName,
@@ -210,8 +210,39 @@ async function searchInstalled(
       });
       continue;
     }
-    if (typeof pkg.halo !== "object" || pkg.halo === null || pkg.halo.backend !== true) continue; // Not a backend package (a helper sharing the prefix).
-    const declared = pkg.halo.contractVersion;
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      refused.push({
+        packageName,
+        path: dir,
+        name: null,
+        reason: `its package.json holds ${parsed === null ? "null" : Array.isArray(parsed) ? "an array" : typeof parsed}, not an object. Fix: reinstall ${packageName}`,
+      });
+      continue;
+    }
+    const pkg = parsed as PackageJson;
+    const marker: unknown = pkg.halo;
+    if (marker === undefined) continue; // Not a backend package (a helper sharing the prefix).
+    if (typeof marker !== "object" || marker === null || Array.isArray(marker)) {
+      refused.push({
+        packageName,
+        path: dir,
+        name: null,
+        reason: `its package.json "halo" is ${marker === null ? "null" : Array.isArray(marker) ? "an array" : typeof marker}, not { "backend": true, "contractVersion": ${CONTRACT_VERSION} }. Fix: npm install ${packageName}@latest, or remove "halo" if it is not a backend`,
+      });
+      continue;
+    }
+    const { backend } = marker as BackendMarker;
+    if (backend === undefined || backend === false) continue; // Declares no backend (a helper sharing the prefix).
+    if (backend !== true) {
+      refused.push({
+        packageName,
+        path: dir,
+        name: null,
+        reason: `its package.json says "halo": { "backend": ${JSON.stringify(backend)} }, not true. Fix: npm install ${packageName}@latest (a backend package says "backend": true)`,
+      });
+      continue;
+    }
+    const declared = (marker as BackendMarker).contractVersion;
     if (declared !== CONTRACT_VERSION) {
       refused.push({
         packageName,
@@ -278,7 +309,8 @@ function byPriority(a: BackendFactory, b: BackendFactory): number {
  * reference backend (always) and `options.factories`. Adding a backend is installing its package.
  *
  * The first package found claims a backend name; a later one claiming the same name is refused.
- * Answers are cached per set of search paths (a new `HALO_BACKEND_PATH` searches again).
+ * Answers are cached per set of search paths (a new `HALO_BACKEND_PATH` searches again; `refresh`
+ * searches again; a failed search is never cached).
  * Never throws for a bad package: it is listed in {@link BackendDiscovery.refused} with why.
  *
  * @example
@@ -296,24 +328,34 @@ export async function discoverBackends(options: DiscoverBackendsOptions = {}): P
   if (search === undefined) {
     search = searchInstalled(searchPaths);
     cache.set(key, search);
+    // A search that failed is not remembered: the next call searches again.
+    search.catch(() => {
+      if (cache.get(key) === search) cache.delete(key);
+    });
   }
   const installed = await search;
   const refused = [...installed.refused];
   const chosen = new Map<string, BackendFactory>([[referenceBackendFactory.name, referenceBackendFactory]]);
   const packages: Record<string, string> = {};
+  const paths: Record<string, string> = {};
   for (const { factory, packageName, path } of installed.factories) {
     if (chosen.has(factory.name)) {
-      const other = packages[factory.name] ?? "the built-in reference backend";
-      refused.push({
-        packageName,
-        path,
-        name: factory.name,
-        reason: `claims the backend name "${factory.name}", which ${other} already provides. Fix: uninstall one of them`,
-      });
+      const otherPackage = packages[factory.name];
+      const otherPath = paths[factory.name];
+      let reason: string;
+      if (otherPackage === undefined) {
+        reason = `claims the backend name "${factory.name}", which is the built-in reference backend's. Fix: npm install ${packageName}@latest, or uninstall it`;
+      } else if (otherPackage === packageName) {
+        reason = `is a second copy of ${packageName}: ${otherPath ?? "?"} is used, ${path} is ignored. Fix: remove one copy (npm dedupe, or delete the node_modules directory of the one you do not want)`;
+      } else {
+        reason = `claims the backend name "${factory.name}", which ${otherPackage} at ${otherPath ?? "?"} already provides; ${path} is ignored. Fix: uninstall one of the two packages`;
+      }
+      refused.push({ packageName, path, name: factory.name, reason });
       continue;
     }
     chosen.set(factory.name, factory);
     packages[factory.name] = packageName;
+    paths[factory.name] = path;
   }
   for (const factory of options.factories ?? []) {
     const problem = factoryProblem(factory);

@@ -1,7 +1,7 @@
 // The Engine: a loaded model with its tokenizer, backend and scheduler; generate, chat, complete, perplexity.
 import { HaloError } from "@halo/errors";
-import type { BackendFactory, LoadedModel, MemoryEstimate, WeightsConfig } from "@halo/kernels";
-import type { ChatMessage, ChatTemplateOptions, Tokenizer } from "@halo/tokenizer";
+import type { BackendCapabilities, BackendFactory, LoadedModel, MemoryEstimate, WeightsConfig } from "@halo/kernels";
+import { CHAT_ENCODE_OPTIONS, type ChatMessage, type ChatTemplateOptions, type EncodeOptions, type Tokenizer } from "@halo/tokenizer";
 import { rendersEveryMessage, templateStopStrings, type ChatTemplateChoice } from "./chat-template-choice.js";
 import { fitChatToContext, type ContextFit } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
@@ -25,8 +25,12 @@ export interface EngineParts {
   readonly source: string;
   readonly chatTemplate: ChatTemplateChoice;
   readonly eosTokenIds: readonly number[];
-  /** Rows per scheduler step: the backend's `capabilities.preferredBatchTokens`; prompts run in chunks of half of it. */
+  /** Rows per scheduler step: the backend's `capabilities.preferredBatchTokens`; prompts run in chunks of {@link prefillChunkOf} it. */
   readonly maxBatchTokens: number;
+  /** What the running backend returns besides logits (argmax, hidden rows): the scheduler asks by it. */
+  readonly capabilities: Pick<BackendCapabilities, "outputs" | "hiddenRows">;
+  /** Backends given `backendOptions` that are not the one running (their options did not apply). */
+  readonly unusedBackendOptions?: readonly string[];
   readonly loadMs: number;
   /** What the backend said it would allocate (`Backend.estimateMemory`), when it can tell. */
   readonly memoryEstimate?: MemoryEstimate;
@@ -71,6 +75,23 @@ export interface EngineStats extends SchedulerStats {
   readonly promptTokens: number;
   /** KV cache occupancy. */
   readonly kv: KvUsage;
+}
+
+/**
+ * Most prompt rows one sequence adds to a step, given the rows per step (`preferred`, the backend's
+ * `preferredBatchTokens`): up to 512 rows per step a prompt takes at most 256 of them (the engine's
+ * chunk before contract 2; a small batch is never halved), above 512 half of the step, so a long
+ * prompt never holds back the sequences decoding beside it.
+ *
+ * @example
+ * ```ts
+ * prefillChunkOf(64); // 64
+ * prefillChunkOf(512); // 256
+ * prefillChunkOf(2048); // 1024
+ * ```
+ */
+export function prefillChunkOf(preferred: number): number {
+  return preferred <= 512 ? Math.min(preferred, 256) : Math.floor(preferred / 2);
 }
 
 /** Default `maxTokens` of a generation. */
@@ -155,6 +176,17 @@ export class Engine {
    * ```
    */
   readonly backendFactory: BackendFactory | null;
+  /**
+   * The backends `loadModel` was given options for (`backendOptions`) that do not run this model,
+   * so their options did not apply — e.g. `["cpu"]` after `backend: "reference", backendOptions: { cpu: { threads: 8 } }`,
+   * or after "auto" fell back from cpu. Every option was still checked by its backend. Apps should say it.
+   *
+   * @example
+   * ```ts
+   * for (const name of engine.unusedBackendOptions) console.warn(`backendOptions.${name} not used: ${engine.backend} runs the model`);
+   * ```
+   */
+  readonly unusedBackendOptions: readonly string[];
 
   private readonly model: LoadedModel;
   /** Slots held by live sessions (outside the scheduler between turns). */
@@ -181,9 +213,11 @@ export class Engine {
     this.chatTemplate = parts.chatTemplate;
     this.memoryEstimate = parts.memoryEstimate ?? null;
     this.backendFactory = parts.backendFactory ?? null;
+    this.unusedBackendOptions = parts.unusedBackendOptions ?? [];
     this.scheduler = new Scheduler(parts.model, {
       maxBatchTokens: parts.maxBatchTokens,
-      prefillChunk: Math.max(1, Math.floor(parts.maxBatchTokens / 2)),
+      prefillChunk: Math.max(1, prefillChunkOf(parts.maxBatchTokens)),
+      capabilities: parts.capabilities,
     });
   }
 
@@ -300,8 +334,28 @@ export class Engine {
    * ```
    */
   encodeChat(messages: readonly ChatMessage[], options: Pick<ChatOptions, "template" | "templateVariables"> = {}): number[] {
+    return this.encodeRenderedChat(this.renderChat(messages, options.template, options.templateVariables));
+  }
+
+  /**
+   * The prompt ids of an already-rendered chat text ({@link renderChat}'s output), encoded exactly as
+   * {@link encodeChat} encodes it (`encodeChat` is `renderChat` then this): special-token text
+   * recognised, BOS added per the tokenizer when the template did not render it. With `encode`
+   * (an async tokenizer of the text with the options it is given, e.g. one that yields between
+   * slices), the text is tokenized by it and the same BOS step follows.
+   *
+   * @example
+   * ```ts
+   * const text = engine.renderChat([{ role: "user", content: "Hi" }]);
+   * const ids = engine.encodeRenderedChat(text); // = engine.encodeChat([{ role: "user", content: "Hi" }])
+   * ```
+   */
+  encodeRenderedChat(text: string): number[];
+  encodeRenderedChat(text: string, encode: (text: string, options: EncodeOptions) => Promise<number[]>): Promise<number[]>;
+  encodeRenderedChat(text: string, encode?: (text: string, options: EncodeOptions) => Promise<number[]>): number[] | Promise<number[]> {
     const tokenizer = this.requireTokenizer();
-    return tokenizer.encodeChat(messages, this.chatTemplateOptions(options.template, options.templateVariables));
+    if (encode === undefined) return tokenizer.addChatBos(tokenizer.encode(text, CHAT_ENCODE_OPTIONS));
+    return encode(text, CHAT_ENCODE_OPTIONS).then((ids) => tokenizer.addChatBos([...ids]));
   }
 
   /**
@@ -552,9 +606,9 @@ export class Engine {
         emitter.end(error, task.cancelled);
       },
     };
-    const abort = (): void => {
-      task.cancelled = true;
-    };
+    // A task still queued for a slot ends now (not when a slot frees); a running one at the next step.
+    const abort = (): void => this.scheduler.cancel(task);
+    if (continuation !== undefined) continuation.cancel = abort;
     if (options.signal?.aborted === true) task.cancelled = true;
     options.signal?.addEventListener("abort", abort, { once: true });
     emitter.events.onCancel = abort;

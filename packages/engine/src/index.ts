@@ -1,12 +1,12 @@
 // @halo/engine: open any ternary model file, pick a backend, stream tokens.
-export { loadModel, LOAD_MODEL_OPTION_KEYS } from "./load-model.js";
-export type { LoadModelOptions, LoadModelProgress, BackendChoice, BackendOptions, SkippedBackend } from "./load-model.js";
+export { loadModel, LOAD_MODEL_OPTION_KEYS, checkBackendChoice, installedPackings } from "./load-model.js";
+export type { LoadModelOptions, LoadModelProgress, BackendChoice, BackendChoiceCheck, BackendOptions, SkippedBackend } from "./load-model.js";
 export { discoverBackends, backendSearchPaths, factoryProblem, isBackendFactory } from "./backend-registry.js";
 export type { BackendDiscovery, RefusedBackend, DiscoverBackendsOptions } from "./backend-registry.js";
 // The contract's lists and types an app needs to pick options, re-exported so it need not depend on @halo/kernels.
 export { KV_DTYPES, CONTRACT_VERSION, referenceBackendFactory } from "@halo/kernels";
-export type { KvDtype, Backend, BackendFactory, BackendProbe, BackendMemory, MemoryEstimate } from "@halo/kernels";
-export { Engine, DEFAULT_MAX_TOKENS } from "./engine.js";
+export type { KvDtype, Backend, BackendFactory, BackendProbe, BackendMemory, MemoryEstimate, PackingCodec } from "@halo/kernels";
+export { Engine, DEFAULT_MAX_TOKENS, prefillChunkOf } from "./engine.js";
 export type { EngineStats, KvUsage } from "./engine.js";
 export { chooseChatTemplate, rendersEveryMessage, PLAIN_TURN_STOP } from "./chat-template-choice.js";
 export type { ChatTemplateChoice, ChatTemplateOrigin, ChatTemplateModel } from "./chat-template-choice.js";

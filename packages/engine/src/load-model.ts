@@ -1,4 +1,5 @@
 // loadModel: open any model file h1b-format reads, build its tokenizer, pick a backend, start an Engine.
+import { freemem, totalmem } from "node:os";
 import { HaloError, isHaloError } from "@halo/errors";
 import { changedFile, openModel, verifyModelWeights, type HaloModel, type ModelFormat, type VerifiedFile } from "@halo/h1b-format";
 import {
@@ -7,6 +8,7 @@ import {
   type Backend,
   type BackendCapabilities,
   type BackendFactory,
+  type BackendMemory,
   type BackendProbe,
   type KvDtype,
   type LoadOptions,
@@ -168,12 +170,41 @@ function isChoiceList(value: BackendChoice | readonly BackendChoice[]): value is
   return Array.isArray(value);
 }
 
-function supports(backend: Backend, model: HaloModel): string | null {
-  const caps = backend.capabilities();
-  if (!caps.architectures.includes(model.config.architecture)) return `architecture ${model.config.architecture} not supported`;
-  if (!caps.activations.includes(model.config.activation)) return `activation ${model.config.activation} not supported`;
-  if (model.config.headDim > caps.maxHeadDim) return `head width ${model.config.headDim} above ${caps.maxHeadDim}`;
+/** What a backend cannot take of the model or the load options: the field it concerns and why, or null when it takes all. */
+interface Unsupported {
+  /** The load option the backend cannot take, or null when the model itself is the problem. */
+  readonly field: "kvDtype" | "activationQuant" | "maxSequences" | null;
+  readonly reason: string;
+  readonly expected?: string;
+  readonly actual?: string | number;
+}
+
+function supports(caps: BackendCapabilities, model: HaloModel, options: LoadModelOptions): Unsupported | null {
+  if (!caps.architectures.includes(model.config.architecture)) return { field: null, reason: `architecture ${model.config.architecture} not supported` };
+  if (!caps.activations.includes(model.config.activation)) return { field: null, reason: `activation ${model.config.activation} not supported` };
+  if (model.config.headDim > caps.maxHeadDim) return { field: null, reason: `head width ${model.config.headDim} above ${caps.maxHeadDim}` };
+  if (options.kvDtype !== undefined && !caps.kvDtypes.includes(options.kvDtype)) {
+    return { field: "kvDtype", reason: `KV cache dtype ${options.kvDtype} not supported (it runs ${caps.kvDtypes.join(", ")})`, expected: caps.kvDtypes.join(", "), actual: options.kvDtype };
+  }
+  const quant = options.activationQuant ?? "per-token";
+  if (!caps.activationQuants.includes(quant)) {
+    return { field: "activationQuant", reason: `activation quantisation ${quant} not supported (it runs ${caps.activationQuants.join(", ")})`, expected: caps.activationQuants.join(", "), actual: quant };
+  }
+  const sequences = options.maxSequences ?? 4;
+  if (sequences > caps.maxSequences) {
+    return { field: "maxSequences", reason: `${sequences} sequences at once above its ${caps.maxSequences}`, expected: `at most ${caps.maxSequences}`, actual: sequences };
+  }
   return null;
+}
+
+/** The first line of what a thrown value says. */
+function firstLine(cause: unknown): string {
+  return cause instanceof Error ? (cause.message.split("\n")[0] ?? "") : String(cause);
+}
+
+/** The memory a backend that reports none is checked against: the host's (it allocates there, or says otherwise through probe().memory). */
+function hostMemory(): BackendMemory {
+  return { kind: "host", totalBytes: totalmem(), freeBytes: freemem() };
 }
 
 /** Checks the options that need no file: moved and unknown keys, integers, kvDtype, the shape of backend and backendOptions. */
@@ -193,6 +224,14 @@ function checkLoadOptions(options: LoadModelOptions): void {
   if (options.maxSequences !== undefined) checkInteger("maxSequences", options.maxSequences, 1, 4096);
   if (options.kvDtype !== undefined && !(KV_DTYPES as readonly unknown[]).includes(options.kvDtype)) {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown KV cache dtype", { field: "kvDtype", expected: KV_DTYPES.join(", "), actual: options.kvDtype, hint: "Pass one of those, or leave kvDtype out for the backend's default" });
+  }
+  checkBackendShape(options);
+}
+
+/** Checks the shape of `backend` and `backendOptions` (no discovery). */
+function checkBackendShape(options: Pick<LoadModelOptions, "backend" | "backendOptions">): void {
+  if (typeof options !== "object" || options === null) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "the backend choice must be an object", { expected: "{ backend?, backendOptions? }", actual: options === null ? "null" : typeof options });
   }
   const backendOptions: unknown = options.backendOptions;
   if (backendOptions !== undefined) {
@@ -271,50 +310,63 @@ function createFailure(cause: unknown): string {
 }
 
 /**
- * The weight layouts the installed backends ship ({@link BackendFactory.packings}), one codec per
- * packing name (the highest-priority backend's), so a `.halo` stored in a backend's own layout opens
- * whichever backend then runs it.
+ * The weight layouts the given backends ship ({@link BackendFactory.packings}), one codec per
+ * packing name (the first factory's that lists it: pass discovery's factories, highest priority
+ * first), so a `.halo` stored in a backend's own layout opens whichever backend then runs it.
+ * `loadModel` opens files with the installed backends' packings; converters store with them.
+ *
+ * @example
+ * ```ts
+ * import { discoverBackends, installedPackings } from "@halo/engine";
+ * const codecs = installedPackings((await discoverBackends()).factories);
+ * await convertModel(model, "model.halo", { format: "halo", codecs });
+ * ```
  */
-function packingsOf(factories: readonly BackendFactory[]): PackingCodec[] {
+export function installedPackings(factories: readonly BackendFactory[]): PackingCodec[] {
   const byName = new Map<string, PackingCodec>();
   for (const factory of factories) for (const codec of factory.packings ?? []) if (!byName.has(codec.packing)) byName.set(codec.packing, codec);
   return [...byName.values()];
 }
 
-function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+/** What {@link checkBackendChoice} found: the installed backends, and the options that will not apply. */
+export interface BackendChoiceCheck {
+  /** The installed backends ({@link discoverBackends}, with the factories passed in `backend`). */
+  readonly discovery: BackendDiscovery;
+  /**
+   * Backends given `backendOptions` that this choice can never run (`backend: "reference"` with
+   * `backendOptions.cpu`): their options were checked but will not apply. Empty with `"auto"` when
+   * every named backend is a candidate; a loaded {@link Engine.unusedBackendOptions} also names those
+   * passed over.
+   */
+  readonly unusedBackendOptions: readonly string[];
+}
+
+/** A checked choice: the candidates in order, each factory created with its options (or why create() failed), and the skipped names. */
+interface PreparedChoice extends BackendChoiceCheck {
+  readonly choices: readonly BackendChoice[];
+  readonly order: readonly (Backend | BackendFactory)[];
+  readonly created: ReadonlyMap<BackendFactory, Backend | { readonly failure: string }>;
+  readonly skipped: readonly SkippedBackend[];
+}
+
+/** Creates `factory` with its options: a bad option throws (the backend's `*_BAD_OPTION`); another failure is returned as why. */
+function createWith(factory: BackendFactory, own: Readonly<Record<string, unknown>> | undefined): Backend | { readonly failure: string } {
+  try {
+    return own === undefined ? factory.create() : factory.create(own);
+  } catch (cause) {
+    return { failure: createFailure(cause) };
+  }
 }
 
 /**
- * Opens a model file (a `.halo` container, seed `.h1b`, GGUF, or a Hugging Face snapshot
- * directory) or takes an already-open {@link HaloModel}, builds its tokenizer, chooses a backend
- * (see {@link LoadModelOptions.backend}; installed backends are found by {@link discoverBackends})
- * and returns a ready {@link Engine}. The file is closed once the backend has taken the weights.
- * A backend that can say what it allocates (`estimateMemory`) and how much memory it has
- * (`probe().memory`) and does not fit is passed over; when none fits the load is refused with
- * `ENGINE_OUT_OF_MEMORY`.
- *
- * @example
- * ```ts
- * import { loadModel } from "@halo/engine";
- * const engine = await loadModel("bitnet-2b.halo", {
- *   contextLength: 2048,
- *   backendOptions: { cpu: { threads: 4 } },
- *   onProgress: (p) => console.log(p),
- * });
- * const ids = engine.tokenize("Hello");
- * engine.dispose();
- * ```
+ * The backend half of {@link loadModel}'s checks, which needs no file: the shape of `backend` and
+ * `backendOptions`, every `backendOptions` key names an installed backend, and every backend a
+ * choice names or gives options to is created with its options (`create()` only checks them:
+ * allocation happens in `loadModel`), so a bad option value is refused (`KERNELS_BAD_OPTION`, or the
+ * backend's own `*_BAD_OPTION`) before any file is opened or verified. A choice that leaves no
+ * candidate (a single name not installed) is refused with `ENGINE_NO_BACKEND`.
  */
-export async function loadModel(source: string | HaloModel, options: LoadModelOptions = {}): Promise<Engine> {
-  const started = performance.now();
-  if (typeof source !== "string" && (typeof source !== "object" || source === null || !("layers" in source))) {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "loadModel takes a path or an opened HaloModel", {
-      field: "source",
-      actual: typeof source,
-    });
-  }
-  checkLoadOptions(options);
+async function prepareBackends(options: Pick<LoadModelOptions, "backend" | "backendOptions">, path: string | null): Promise<PreparedChoice> {
   const wanted = options.backend ?? "auto";
   const choices: readonly BackendChoice[] = isChoiceList(wanted) ? wanted : [wanted];
   const backendOptions = options.backendOptions ?? {};
@@ -339,12 +391,102 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       });
     }
   }
+  const skipped: SkippedBackend[] = [];
+  const order = expandChoices(choices, discovery, skipped);
+  const created = new Map<BackendFactory, Backend | { readonly failure: string }>();
+  for (const entry of order) if (isBackendFactory(entry)) created.set(entry, createWith(entry, backendOptions[entry.name]));
+  // Options of a backend the choice never runs are checked all the same (nothing is silently ignored), then reported unused.
+  const candidates = new Set(order.filter((e): e is BackendFactory => isBackendFactory(e)).map((f) => f.name));
+  const unusedBackendOptions: string[] = [];
+  for (const name of Object.keys(backendOptions)) {
+    if (candidates.has(name)) continue;
+    unusedBackendOptions.push(name);
+    createWith(discovery.factories.find((f) => f.name === name)!, backendOptions[name]);
+  }
+  if (order.length === 0) {
+    throw new HaloError(EngineErrorCode.ENGINE_NO_BACKEND, "no backend can run this model", {
+      ...(path !== null ? { path } : {}),
+      field: "backend",
+      expected: `an installed backend: ${discovery.factories.map((f) => f.name).join(", ")}`,
+      actual: skipped.map((s) => `${s.name}: ${s.reason}`).join("; "),
+      hint: "Install the backend's package, or pick an installed one",
+    });
+  }
+  return { discovery, unusedBackendOptions, choices, order, created, skipped };
+}
+
+/**
+ * Checks a backend choice the way {@link loadModel} does before it opens any file, without loading:
+ * the shape of `backend` and `backendOptions`, that every `backendOptions` key names an installed
+ * backend (`ENGINE_BAD_OPTION`, field `backendOptions.<name>`), that the choice leaves a candidate
+ * (`ENGINE_NO_BACKEND` for a single name not installed, field `backend`), and every named backend's
+ * options, by creating it (`KERNELS_BAD_OPTION` or the backend's own `*_BAD_OPTION`). Resolves with
+ * the discovery and the backends whose options this choice can never use. For apps that load later
+ * (a server that listens first) and want option errors now.
+ *
+ * @example
+ * ```ts
+ * import { checkBackendChoice } from "@halo/engine";
+ * const { unusedBackendOptions } = await checkBackendChoice({ backend: "reference", backendOptions: { cpu: { threads: 8 } } });
+ * for (const name of unusedBackendOptions) console.warn(`backendOptions.${name} will not be used`); // cpu
+ * ```
+ */
+export async function checkBackendChoice(options: Pick<LoadModelOptions, "backend" | "backendOptions"> = {}): Promise<BackendChoiceCheck> {
+  checkBackendShape(options);
+  const { discovery, unusedBackendOptions } = await prepareBackends(options, null);
+  return { discovery, unusedBackendOptions };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}
+
+/**
+ * Opens a model file (a `.halo` container, seed `.h1b`, GGUF, or a Hugging Face snapshot
+ * directory) or takes an already-open {@link HaloModel}, builds its tokenizer, chooses a backend
+ * (see {@link LoadModelOptions.backend}; installed backends are found by {@link discoverBackends})
+ * and returns a ready {@link Engine}. The file is closed once the backend has taken the weights.
+ * Every backend named in `backend` or `backendOptions` is created with its options before the file
+ * is opened, so option errors come before any weight is read ({@link checkBackendChoice} runs the
+ * same checks without loading). A backend that says what it allocates (`estimateMemory`) and needs
+ * more than the memory its `probe().memory` reports — or the host's (`os.totalmem()`) when it
+ * reports none — is passed over; when every backend that could run the model was passed over for
+ * memory the load is refused with `ENGINE_OUT_OF_MEMORY` (never a fallback to one that needs more).
+ * A backend whose `probe()`, `capabilities()` or `estimateMemory()` throws, or that cannot take the
+ * requested `kvDtype`, `activationQuant` or `maxSequences`, is passed over with why in
+ * {@link Engine.skippedBackends} (a single backend named alone refuses those options with `ENGINE_BAD_OPTION`).
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from "@halo/engine";
+ * const engine = await loadModel("bitnet-2b.halo", {
+ *   contextLength: 2048,
+ *   backendOptions: { cpu: { threads: 4 } },
+ *   onProgress: (p) => console.log(p),
+ * });
+ * const ids = engine.tokenize("Hello");
+ * engine.dispose();
+ * ```
+ */
+export async function loadModel(source: string | HaloModel, options: LoadModelOptions = {}): Promise<Engine> {
+  const started = performance.now();
+  if (typeof source !== "string" && (typeof source !== "object" || source === null || !("layers" in source))) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "loadModel takes a path or an opened HaloModel", {
+      field: "source",
+      actual: typeof source,
+    });
+  }
+  checkLoadOptions(options);
+  // Every backend named is created with its options before the file is opened: option errors come first.
+  const prepared = await prepareBackends(options, typeof source === "string" ? source : source.source.path);
+  const { discovery, choices, order, created } = prepared;
+  const backendOptions = options.backendOptions ?? {};
   options.signal?.throwIfAborted();
   options.onProgress?.({ phase: "open", fraction: 0 });
   const openOptions = {
     ...(options.format !== undefined ? { format: options.format } : {}),
     ...(options.tokenizer !== undefined ? { tokenizer: options.tokenizer } : {}),
-    codecs: packingsOf(discovery.factories),
+    codecs: installedPackings(discovery.factories),
   };
   const model = typeof source === "string" ? await openModel(source, openOptions) : source;
   const ownsModel = typeof source === "string";
@@ -373,8 +515,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
     // The cheap checks above (options against the header, the template) come first; then every weight byte is read.
     const verifiedFiles = options.verify === false ? [] : await verifyWeights(model, options);
 
-    const skipped: SkippedBackend[] = [];
-    const order = expandChoices(choices, discovery, skipped);
+    const skipped: SkippedBackend[] = [...prepared.skipped];
     const loadOptionsFor = (caps: BackendCapabilities): LoadOptions => {
       const kvDtype = options.kvDtype ?? (caps.kvDtypes.includes("f16") ? "f16" : caps.kvDtypes[0]);
       return {
@@ -384,56 +525,88 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
         activationQuant: options.activationQuant ?? "per-token",
       };
     };
-    let chosen: { backend: Backend; factory: BackendFactory | null; estimate: MemoryEstimate | null } | null = null;
-    const tooBig: string[] = [];
+    // One backend named explicitly (not "auto", not a list) gets precise errors for the options it cannot take.
+    const single = choices.length === 1 && choices[0] !== "auto";
+    let chosen: { backend: Backend; caps: BackendCapabilities; factory: BackendFactory | null; estimate: MemoryEstimate | null } | null = null;
+    const tooBig: { name: string; need: number; memory: BackendMemory; reported: boolean }[] = [];
     for (const entry of order) {
       let backend: Backend;
       let probe: BackendProbe | null;
       const factory = isBackendFactory(entry) ? entry : null;
-      if (factory !== null) {
-        probe = await factory.probe();
-        if (!probe.available) {
-          skipped.push({ name: factory.name, reason: probe.reason });
-          continue;
+      const name = factory?.name ?? (entry as Backend).name;
+      // A broken backend (probe, capabilities or estimateMemory throwing) is skipped with why, never the whole load.
+      try {
+        if (factory !== null) {
+          probe = await factory.probe();
+          if (!probe.available) {
+            skipped.push({ name, reason: probe.reason });
+            continue;
+          }
+          const made = created.get(factory)!;
+          if ("failure" in made) {
+            skipped.push({ name, reason: made.failure });
+            continue;
+          }
+          backend = made;
+        } else {
+          backend = entry as Backend;
+          // A Backend object given alone is used as given (its probe is its own business); in a list it is probed like the rest.
+          probe = order.length === 1 ? null : await backend.probe();
+          if (probe !== null && !probe.available) {
+            skipped.push({ name, reason: probe.reason });
+            continue;
+          }
         }
-        const own = backendOptions[factory.name];
-        try {
-          backend = own === undefined ? factory.create() : factory.create(own);
-        } catch (cause) {
-          skipped.push({ name: factory.name, reason: createFailure(cause) });
-          continue;
-        }
-      } else {
-        backend = entry as Backend;
-        // A Backend object given alone is used as given (its probe is its own business); in a list it is probed like the rest.
-        probe = order.length === 1 ? null : await backend.probe();
-        if (probe !== null && !probe.available) {
-          skipped.push({ name: backend.name, reason: probe.reason });
-          continue;
-        }
-      }
-      const unsupported = supports(backend, model);
-      if (unsupported !== null) {
-        skipped.push({ name: backend.name, reason: unsupported });
+      } catch (cause) {
+        skipped.push({ name, reason: `probe() failed: ${firstLine(cause)}` });
         continue;
       }
-      const estimate = backend.estimateMemory?.(config, loadOptionsFor(backend.capabilities())) ?? null;
-      const memory = probe?.memory;
-      if (estimate !== null && memory !== undefined && estimate.totalBytes > memory.totalBytes) {
+      let caps: BackendCapabilities;
+      try {
+        caps = backend.capabilities();
+      } catch (cause) {
+        skipped.push({ name, reason: `capabilities() failed: ${firstLine(cause)}` });
+        continue;
+      }
+      const unsupported = supports(caps, model, options);
+      if (unsupported !== null) {
+        if (single && unsupported.field !== null) {
+          throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, `the ${name} backend cannot take this ${unsupported.field}`, {
+            field: unsupported.field,
+            ...(unsupported.expected !== undefined ? { expected: unsupported.expected } : {}),
+            ...(unsupported.actual !== undefined ? { actual: unsupported.actual } : {}),
+            hint: `Pass one the ${name} backend runs, or another backend`,
+          });
+        }
+        skipped.push({ name, reason: unsupported.reason });
+        continue;
+      }
+      let estimate: MemoryEstimate | null;
+      try {
+        estimate = backend.estimateMemory?.(config, loadOptionsFor(caps)) ?? null;
+      } catch (cause) {
+        skipped.push({ name, reason: `estimateMemory() failed: ${firstLine(cause)}` });
+        continue;
+      }
+      // Every estimate is checked: against the memory the backend reports, else the host's.
+      const reported = probe?.memory !== undefined;
+      const memory = probe?.memory ?? hostMemory();
+      if (estimate !== null && estimate.totalBytes > memory.totalBytes) {
         const reason =
           `needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightsBytes)}, KV ${gib(estimate.kvBytes)}, scratch ${gib(estimate.scratchBytes)}) ` +
-          `but has ${gib(memory.totalBytes)} of ${memory.kind} memory`;
-        skipped.push({ name: backend.name, reason });
-        tooBig.push(`${backend.name}: ${reason}`);
+          `but has ${gib(memory.totalBytes)} of ${memory.kind} memory${reported ? "" : " (it reports none: the host's)"}`;
+        skipped.push({ name, reason });
+        tooBig.push({ name, need: estimate.totalBytes, memory, reported });
         continue;
       }
-      chosen = { backend, factory, estimate };
+      chosen = { backend, caps, factory, estimate };
       break;
     }
     if (chosen === null) {
       if (tooBig.length > 0) {
         throw new HaloError(EngineErrorCode.ENGINE_OUT_OF_MEMORY, "the model with these options does not fit in the memory of any backend that can run it", {
           path: model.source.path,
+          expected: tooBig.map((t) => `${t.name}: at most ${gib(t.memory.totalBytes)} (${t.memory.kind} memory)`).join("; "),
           actual: skipped.map((s) => `${s.name}: ${s.reason}`).join("; "),
           hint: `Lower contextLength (now ${contextLength}) or maxSequences (now ${options.maxSequences ?? 4}), or pick a smaller kvDtype (${KV_DTYPES.join(", ")}; int8 is about a quarter of f32)`,
         });
@@ -444,8 +617,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
         hint: 'Install a backend package (npm install @halo/kernels-cpu for the native CPU backend), or pass backend: "reference"',
       });
     }
-    const { backend, factory, estimate } = chosen;
-    const caps = backend.capabilities();
+    const { backend, caps, factory, estimate } = chosen;
     const loaded = await backend.loadModel(model, {
       ...loadOptionsFor(caps),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
@@ -464,6 +636,8 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       chatTemplate,
       eosTokenIds: [...eos],
       maxBatchTokens: Math.max(1, Math.min(preferred, caps.maxBatchTokens)),
+      capabilities: { outputs: caps.outputs ?? ["logits"], hiddenRows: caps.hiddenRows === true },
+      unusedBackendOptions: Object.keys(backendOptions).filter((name) => name !== backend.name),
       loadMs: performance.now() - started,
       ...(estimate !== null ? { memoryEstimate: estimate } : {}),
       ...(factory !== null ? { backendFactory: factory } : {}),

@@ -6,6 +6,8 @@ import type { StepOutputs, StepPlan, SequenceUpdate } from "./step-plan.js";
 
 const MODEL_SEED = 11;
 const PROMPT = [500, 72, 101, 108, 108, 111];
+/** What the reference backend returns (argmax natively, hidden rows): the scheduler decides by it. */
+const CAPS = referenceBackend().capabilities();
 
 async function loadReference(): Promise<LoadedModel> {
   return referenceBackend().loadModel(synthModel({ shape: "tiny", seed: MODEL_SEED }), { contextLength: 128, maxSequences: 2 });
@@ -13,7 +15,7 @@ async function loadReference(): Promise<LoadedModel> {
 
 /** Runs one task to its end on a fresh scheduler; resolves with the scheduler's step count. */
 function runTask(model: LoadedModel, task: SequenceTask, maxBatchTokens = 64): Promise<number> {
-  const scheduler = new Scheduler(model, { maxBatchTokens, prefillChunk: maxBatchTokens / 2 });
+  const scheduler = new Scheduler(model, { maxBatchTokens, prefillChunk: maxBatchTokens / 2, capabilities: CAPS });
   return new Promise<number>((resolve, reject) => {
     const onEnd = task.onEnd.bind(task);
     task.onEnd = (error) => {
@@ -216,7 +218,7 @@ describe("Scheduler step plans", () => {
 
   it("ends a task whose plan or rewind is impossible with an error, and keeps serving the others", async () => {
     const model = await loadReference();
-    const scheduler = new Scheduler(model, { maxBatchTokens: 64, prefillChunk: 32 });
+    const scheduler = new Scheduler(model, { maxBatchTokens: 64, prefillChunk: 32, capabilities: CAPS });
     const ended = (task: Omit<SequenceTask, "onEnd">): Promise<unknown> =>
       new Promise((resolve) => scheduler.submit({ ...task, onEnd: (error) => resolve(error) } as SequenceTask));
     const badFeed = ended({ prompt: [1, 2], cancelled: false, plan: () => ({ feed: 3, outputRows: [], output: "logits" }), onStep: () => null });
@@ -236,6 +238,76 @@ describe("Scheduler step plans", () => {
     expect(await good).toBeNull();
     expect(plain.out).toHaveLength(3);
     expect(scheduler.ownedSlots()).toEqual([]);
+    model.dispose();
+  });
+
+  it("a plan asking hidden rows of a backend without them fails alone; the sequence sharing its step runs on", async () => {
+    const model = await loadReference();
+    const scheduler = new Scheduler(model, { maxBatchTokens: 64, prefillChunk: 32, capabilities: { outputs: CAPS.outputs, hiddenRows: false } });
+    const wantsHidden = new Promise<unknown>((resolve) =>
+      scheduler.submit({
+        prompt: PROMPT,
+        cancelled: false,
+        plan: (pending) => ({ feed: pending.length, outputRows: [pending.length - 1], output: "logits", hiddenRows: [0] }),
+        onStep: () => null,
+        onEnd: (error) => resolve(error),
+      }),
+    );
+    const plain = new PlainGreedy(PROMPT, 3);
+    const good = new Promise<unknown>((resolve) => {
+      plain.onEnd = (error) => resolve(error);
+      scheduler.submit(plain);
+    });
+    expect(await wantsHidden).toMatchObject({ code: "ENGINE_BAD_OPTION", message: expect.stringMatching(/hidden states/) });
+    expect(await good).toBeNull();
+    expect(plain.out).toHaveLength(3);
+    model.dispose();
+  });
+
+  it("asks the backend for argmax only when its capabilities list it (a forward() alone is not enough)", async () => {
+    const lists: readonly (readonly ("logits" | "argmax" | "top-k")[])[] = [["logits"], ["logits", "argmax"]];
+    for (const outputs of lists) {
+      const model = await loadReference();
+      const asked: (string | undefined)[] = [];
+      const spy: LoadedModel = Object.assign(Object.create(model) as LoadedModel, {
+        forward: async (batch: Parameters<NonNullable<LoadedModel["forward"]>>[0]) => {
+          asked.push(batch.output);
+          return model.forward!(batch);
+        },
+      });
+      const scheduler = new Scheduler(spy, { maxBatchTokens: 64, prefillChunk: 32, capabilities: { outputs, hiddenRows: true } });
+      const plain = new PlainGreedy(PROMPT, 2);
+      await new Promise<unknown>((resolve) => {
+        plain.onEnd = (error) => resolve(error);
+        scheduler.submit(plain);
+      });
+      expect(plain.out).toHaveLength(2);
+      expect(asked.every((o) => o === (outputs.includes("argmax") ? "argmax" : undefined))).toBe(true);
+      model.dispose();
+    }
+  });
+
+  it("cancel() of a task queued behind a head blocked on slots ends it at once", async () => {
+    const model = await referenceBackend().loadModel(synthModel({ shape: "tiny", seed: MODEL_SEED }), { contextLength: 128, maxSequences: 1 });
+    const scheduler = new Scheduler(model, { maxBatchTokens: 64, prefillChunk: 32, capabilities: CAPS });
+    const long = new PlainGreedy(PROMPT, 40);
+    const longEnd = new Promise<unknown>((resolve) => {
+      long.onEnd = (error) => resolve(error);
+      scheduler.submit(long);
+    });
+    while (scheduler.stats().steps === 0) await new Promise((resolve) => setImmediate(resolve));
+    const queued = new PlainGreedy(PROMPT, 5);
+    let queuedEnded = false;
+    queued.onEnd = () => (queuedEnded = true);
+    scheduler.submit(queued);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(scheduler.stats().queuedSequences).toBe(1);
+    scheduler.cancel(queued);
+    expect(queuedEnded).toBe(true);
+    expect(scheduler.stats().queuedSequences).toBe(0);
+    expect(long.out.length).toBeLessThan(40);
+    expect(await longEnd).toBeNull();
+    expect(queued.out).toEqual([]);
     model.dispose();
   });
 
@@ -262,7 +334,7 @@ describe("Scheduler step plans", () => {
           }
         },
       });
-      const scheduler = new Scheduler(gated, { maxBatchTokens: 64, prefillChunk: 32 });
+      const scheduler = new Scheduler(gated, { maxBatchTokens: 64, prefillChunk: 32, capabilities: CAPS });
       const ends: unknown[][] = [[], []];
       const tasks = [0, 1].map((i) => {
         const task = new PlainGreedy(PROMPT, 5);

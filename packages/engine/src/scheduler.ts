@@ -1,6 +1,6 @@
 // Continuous batching: every live sequence contributes rows to one backend step, as its step plan says; new ones join between steps.
 import { HaloError } from "@halo/errors";
-import { argmaxRows, forwardBatch, type LoadedModel, type StepResult } from "@halo/kernels";
+import { argmaxRows, forwardBatch, type BackendCapabilities, type LoadedModel, type StepResult } from "@halo/kernels";
 import { EngineErrorCode } from "./errors.js";
 import type { StepOutputs, StepPlan, SequenceUpdate } from "./step-plan.js";
 
@@ -68,6 +68,11 @@ export interface SchedulerOptions {
   readonly maxBatchTokens: number;
   /** Most rows one sequence adds to a step (half of `maxBatchTokens` in the engine), so a long prompt never starves decoding sequences. */
   readonly prefillChunk: number;
+  /**
+   * What the backend returns besides logits (its `capabilities()`): a step asks the backend for
+   * argmax only when `outputs` lists it, and a plan asking hidden rows runs only when `hiddenRows` is true.
+   */
+  readonly capabilities: Pick<BackendCapabilities, "outputs" | "hiddenRows">;
 }
 
 /** Aggregate counters (for stats and metrics). */
@@ -121,6 +126,22 @@ export class Scheduler {
       this.release(live);
       live.task.onEnd(error);
     }
+  }
+
+  /**
+   * Cancels one task: a task still waiting for a slot is removed and ended now (`onEnd(null)`), so
+   * an aborted request queued behind a head blocked on slots does not wait for a slot to end; a
+   * running one ends at the next step boundary.
+   */
+  cancel(task: SequenceTask): void {
+    task.cancelled = true;
+    const index = this.waiting.indexOf(task);
+    if (index >= 0) {
+      this.waiting.splice(index, 1);
+      task.onEnd(null);
+      return;
+    }
+    if (this.live.some((live) => live.task === task)) this.kick();
   }
 
   /** Call when a KV slot was freed outside the scheduler (a session ended): queued tasks may start. */
@@ -228,7 +249,7 @@ export class Scheduler {
       let plan: StepPlan;
       try {
         plan = live.task.plan(live.pending, maxRows, live.position);
-        checkPlan(plan, maxRows, this.model);
+        checkPlan(plan, maxRows, this.options.capabilities);
       } catch (error) {
         this.finish(live, error);
         continue;
@@ -244,7 +265,7 @@ export class Scheduler {
 
   /**
    * Runs the planned rows as one backend step. The step returns argmax only when every plan with
-   * outputs asked for argmax and the backend computes it itself (`forward`); otherwise logits,
+   * outputs asked for argmax and the backend computes it itself (`capabilities.outputs` lists it); otherwise logits,
    * from which argmax is derived per sequence. Null when the step failed (its sequences are ended).
    */
   private async runStep(parts: readonly Part[]): Promise<{ result: StepResult; output: "logits" | "argmax" } | null> {
@@ -264,7 +285,7 @@ export class Scheduler {
       for (const row of plan.hiddenRows ?? []) hiddenRows.push(firstRow + row);
       if (plan.outputRows.length > 0 && plan.output !== "argmax") allArgmax = false;
     }
-    const output = allArgmax && logitRows.length > 0 && typeof this.model.forward === "function" ? "argmax" : "logits";
+    const output = allArgmax && logitRows.length > 0 && this.options.capabilities.outputs.includes("argmax") ? "argmax" : "logits";
     let result: StepResult;
     try {
       result = await forwardBatch(this.model, {
@@ -335,18 +356,21 @@ export class Scheduler {
   }
 }
 
-/** Throws unless `plan` is one the scheduler can run (a task's programming error, or hidden rows on a backend without them). */
-function checkPlan(plan: StepPlan, maxRows: number, model: LoadedModel): void {
+/**
+ * Throws unless `plan` is one the scheduler can run (a task's programming error, or hidden rows on a
+ * backend without them); the scheduler ends that sequence alone, the others of the step run.
+ */
+function checkPlan(plan: StepPlan, maxRows: number, caps: Pick<BackendCapabilities, "outputs" | "hiddenRows">): void {
   const rowsOk = (rows: readonly number[]): boolean => rows.every((row, i) => Number.isInteger(row) && row >= 0 && row < plan.feed && (i === 0 || row > rows[i - 1]!));
   if (!Number.isInteger(plan.feed) || plan.feed < 1 || plan.feed > maxRows || !rowsOk(plan.outputRows) || !rowsOk(plan.hiddenRows ?? [])) {
     throw new Error(`internal: a step plan fed ${plan.feed} of at most ${maxRows} rows with outputs [${plan.outputRows.join(", ")}]`);
   }
-  if ((plan.hiddenRows?.length ?? 0) > 0 && typeof model.forward !== "function") {
+  if ((plan.hiddenRows?.length ?? 0) > 0 && !caps.hiddenRows) {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "this backend does not return hidden states", {
       field: "hiddenRows",
-      expected: "a backend whose capabilities().hiddenRows is true (its models have forward())",
-      actual: "a model without forward()",
-      hint: "Load the model on a backend that lists hiddenRows (reference), or run without Medusa heads",
+      expected: "a backend whose capabilities().hiddenRows is true",
+      actual: "capabilities().hiddenRows is false",
+      hint: "Load the model on a backend that lists hiddenRows in its capabilities (reference and cpu do), or run without Medusa heads",
     });
   }
 }

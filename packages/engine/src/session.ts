@@ -23,6 +23,8 @@ export interface SlotContinuation {
   readonly length: number;
   /** Called when the generation ends (before its end event), with the tokens it sampled. */
   onEnd(generated: readonly number[], error: unknown): void;
+  /** Set by the engine when the turn is submitted: cancels it (it ends at the next step boundary, then `onEnd` runs). */
+  cancel?: () => void;
 }
 
 /**
@@ -38,6 +40,8 @@ export class Session {
   private slot: number;
   private busy = false;
   private disposed = false;
+  /** The turn running now (its cancel handle), or null between turns. */
+  private turn: SlotContinuation | null = null;
   private readonly template: string | undefined;
   private readonly templateVariables: Readonly<Record<string, unknown>> | undefined;
 
@@ -122,11 +126,16 @@ export class Session {
     this.cached = [];
   }
 
-  /** Frees the session's KV slot. Idempotent. */
+  /**
+   * Frees the session's KV slot. Idempotent. During a turn, the turn is cancelled (its stream ends
+   * with finish reason `abort`) and the slot is freed once the turn has left the scheduler, so no
+   * other generation is given the slot while the turn still steps it.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.engine.freeSessionSlot(this.slot);
+    if (this.turn !== null) this.turn.cancel?.();
+    else this.engine.freeSessionSlot(this.slot);
   }
 
   private continueWith(ids: number[], options: GenerateOptions, droppedMessages = 0): AsyncIterable<GenerateEvent> {
@@ -140,16 +149,30 @@ export class Session {
     const fresh = ids.slice(keep);
     this.busy = true;
     this.cached = ids.slice(0, keep);
-    return this.engine.runInSlot(fresh, options, {
+    const turn: SlotContinuation = {
       slot: this.slot,
       length: keep,
       onEnd: (generated) => {
         this.busy = false;
+        this.turn = null;
+        if (this.disposed) {
+          // dispose() during the turn: the slot is free to give away only now.
+          this.cached = [];
+          this.engine.freeSessionSlot(this.slot);
+          return;
+        }
         // What the slot holds now: the prompt and every generated token that was fed back.
-        const length = this.disposed ? 0 : model.sequenceLength(this.slot);
-        this.cached = [...ids, ...generated].slice(0, length);
+        this.cached = [...ids, ...generated].slice(0, model.sequenceLength(this.slot));
       },
-    }, droppedMessages);
+    };
+    this.turn = turn;
+    try {
+      return this.engine.runInSlot(fresh, options, turn, droppedMessages);
+    } catch (error) {
+      this.busy = false;
+      this.turn = null;
+      throw error;
+    }
   }
 
   private requireReady() {
