@@ -23,6 +23,8 @@ export const KernelsErrorCode = defineErrorCodes({
   KERNELS_DISPOSED: "The loaded model was used after dispose().",
   KERNELS_NO_FREE_SLOT: "allocateSequence() was called while all maxSequences slots are in use.",
   KERNELS_UNKNOWN_SLOT: "A slot id that is not allocated was passed to step, free or truncate.",
+  KERNELS_SLOT_BUSY:
+    "freeSequence or truncateSequence was called on a slot of a step still in flight (a backend whose steps run off the JavaScript thread); await the step's promise first.",
   KERNELS_BAD_BATCH: "A step batch is malformed: arrays of different lengths, empty, too large, or bad logit rows.",
   KERNELS_BAD_POSITION: "A token's position does not continue its sequence (gap, repeat or reorder); truncate first to rewrite.",
   KERNELS_CONTEXT_OVERFLOW: "A position or truncation length is at or past the contextLength the model was loaded with.",

@@ -25,8 +25,10 @@ export type {
 } from "./contract/backend.js";
 export type { PackingCodec, PackingEncodeOptions } from "./contract/packing.js";
 export { CONTRACT_VERSION, KV_DTYPES, ACTIVATION_QUANTS } from "./contract/backend.js";
+export { STEP_OUTPUTS } from "./contract/loaded-model.js";
+export { checkBackendOptions } from "./contract/backend-options.js";
 export type { LoadedModel, StepBatch, StepOutput, StepResult, SequenceState, ResolvedLoadOptions } from "./contract/loaded-model.js";
-export { forwardBatch, argmaxRows, topKRows } from "./contract/forward.js";
+export { forwardBatch, argmaxRows, topKRows, deriveOutputs } from "./contract/forward.js";
 export type { KernelOps, AttentionInput, QuantizedActivations, MaybePromise } from "./contract/kernel-ops.js";
 export { validateLoad, resolveLoadOptions } from "./contract/validate-load.js";
 export { validateSequenceState } from "./contract/validate-sequence-state.js";
@@ -41,8 +43,8 @@ export { roundHalfEven, roundToF16 } from "./reference/rounding.js";
 export { quantizePerToken, quantizeQ8K, PER_TOKEN_ABSMAX_FLOOR, Q8K_BLOCK } from "./reference/quantize.js";
 
 export { conformanceChecks, runConformance, defaultConformanceModels } from "./conformance/run-conformance.js";
-export type { ConformanceOptions, ConformanceHarness } from "./conformance/run-conformance.js";
-export type { ConformanceCheck } from "./conformance/op-checks.js";
+export type { ConformanceOptions, ConformanceHarness, ConformanceTestContext } from "./conformance/run-conformance.js";
+export type { ConformanceCheck, ConformanceSkip } from "./conformance/op-checks.js";
 export { opChecks } from "./conformance/op-checks.js";
 export { modelChecks, greedyRun, argmax } from "./conformance/model-checks.js";
 export { capabilityChecks } from "./conformance/capability-checks.js";

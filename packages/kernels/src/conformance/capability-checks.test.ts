@@ -2,11 +2,12 @@
 import { describe, expect, it, vi } from "vitest";
 import { isHaloError } from "@halo/errors";
 import type { Backend, BackendCapabilities } from "../contract/backend.js";
-import type { LoadedModel } from "../contract/loaded-model.js";
+import type { LoadedModel, SequenceState } from "../contract/loaded-model.js";
 import { referenceBackend } from "../reference/reference-backend.js";
+import { rmsNormRows } from "../reference/rms-norm.js";
 import { capabilityChecks } from "./capability-checks.js";
 import { checkKvHandoff } from "./kv-handoff.js";
-import { defaultConformanceModels } from "./run-conformance.js";
+import { defaultConformanceModels, runConformance, type ConformanceTestContext } from "./run-conformance.js";
 
 const [model] = defaultConformanceModels();
 const models = [model!];
@@ -80,11 +81,28 @@ describe("capability checks catch broken backends", () => {
     expect(await outcome(broken, "outputs/")).toBe(MISMATCH);
   });
 
-  it("hidden states taken after the output norm", async () => {
+  it("an argmax step that writes other KV than a plain step", async () => {
     const broken = wrapped((m) => ({
       forward: async (batch) => {
         const result = await m.forward!(batch);
-        return result.hidden === undefined ? result : { ...result, hidden: result.hidden.map((v) => v * 1.1) };
+        if (batch.output !== "argmax") return result;
+        // Rewrite the rows just stepped with the next token id each: the argmax is right, the cache is not.
+        const starts = new Map<number, number>();
+        batch.slots.forEach((slot, i) => starts.set(slot, Math.min(starts.get(slot) ?? Infinity, batch.positions[i]!)));
+        for (const [slot, start] of starts) m.truncateSequence(slot, start);
+        await m.step({ tokens: batch.tokens.map((t) => (t + 1) % m.config.vocabSize), positions: batch.positions, slots: batch.slots, logitRows: new Int32Array(0) });
+        return result;
+      },
+    }));
+    expect(await outcome(broken, "outputs/")).toBe(MISMATCH);
+  });
+
+  it("hidden states taken after the output norm", async () => {
+    const { outputNorm, config } = model!.weights;
+    const broken = wrapped((m) => ({
+      forward: async (batch) => {
+        const result = await m.forward!(batch);
+        return result.hidden === undefined || result.hidden.length === 0 ? result : { ...result, hidden: rmsNormRows(result.hidden, outputNorm.toFloat32(), config.rmsNormEps) };
       },
     }));
     expect(await outcome(broken, "hiddenRows/")).toBe(MISMATCH);
@@ -92,7 +110,7 @@ describe("capability checks catch broken backends", () => {
 
   it("an import that drops the last layer", async () => {
     const broken = wrapped((m) => ({
-      importSequence: (state) => {
+      importSequence: async (state) => {
         const perLayer = state.keys.length / state.numLayers;
         const keys = state.keys.slice();
         const values = state.values.slice();
@@ -107,10 +125,10 @@ describe("capability checks catch broken backends", () => {
 
   it("an export that hands out the same object twice (not a copy)", async () => {
     const broken = wrapped((m) => {
-      const cached = new Map<number, ReturnType<NonNullable<LoadedModel["exportSequence"]>>>();
+      const cached = new Map<number, SequenceState>();
       return {
-        exportSequence: (slot) => {
-          const state = cached.get(slot) ?? m.exportSequence!(slot);
+        exportSequence: async (slot) => {
+          const state = cached.get(slot) ?? (await m.exportSequence!(slot));
           cached.set(slot, state);
           return state;
         },
@@ -120,9 +138,9 @@ describe("capability checks catch broken backends", () => {
   });
 
   it("a copy that does nothing, and a copy that only copies the length", async () => {
-    expect(await outcome(wrapped(() => ({ copySequence: () => {} })), "copySequence/")).toBe(MISMATCH);
+    expect(await outcome(wrapped(() => ({ copySequence: async () => {} })), "copySequence/")).toBe(MISMATCH);
     const lengthOnly = wrapped((m) => ({
-      copySequence: (from, to) => {
+      copySequence: async (from, to) => {
         const target = m.sequenceLength(to);
         const length = m.sequenceLength(from);
         if (target >= length) m.truncateSequence(to, length);
@@ -134,9 +152,9 @@ describe("capability checks catch broken backends", () => {
 
   it("a copy that refuses from === to", async () => {
     const broken = wrapped((m) => ({
-      copySequence: (from, to) => {
+      copySequence: async (from, to) => {
         if (from === to) throw new Error("same slot");
-        m.copySequence!(from, to);
+        await m.copySequence!(from, to);
       },
     }));
     await expect(outcome(broken, "misuse/copySequence")).resolves.toMatch(/same slot/);
@@ -167,17 +185,38 @@ describe("capability checks catch broken backends", () => {
 });
 
 describe("capability checks on backends that claim nothing", () => {
-  it("pass, saying which capabilities were not claimed; the output checks still run through forwardBatch's host fallback", async () => {
+  const bare = wrapped(
+    () => ({ forward: undefined as never, copySequence: undefined as never, exportSequence: undefined as never, importSequence: undefined as never }),
+    { outputs: ["logits"], hiddenRows: false, copySequence: false, sequenceTransfer: false },
+    { estimateMemory: undefined as never },
+  );
+
+  it("skip the unclaimed checks with the reason (not a pass); the output checks still run through forwardBatch's host fallback", async () => {
+    const skipped: string[] = [];
+    const passed: string[] = [];
+    for (const check of capabilityChecks(bare, models, { promptLength: 6, contextLength: 32 })) {
+      const result = await check.run();
+      if (result === undefined) passed.push(check.name);
+      else skipped.push(`${check.name}: ${result.skipped}`);
+    }
+    for (const capability of ["hiddenRows", "copySequence", "sequenceTransfer", "estimateMemory"]) {
+      expect(skipped.some((line) => line.startsWith(`${capability}/`) && line.endsWith(`does not claim ${capability}`))).toBe(true);
+    }
+    expect(passed.some((name) => name.startsWith("outputs/"))).toBe(true);
+    expect(passed.some((name) => name.startsWith("hiddenRows/") || name.startsWith("copySequence/"))).toBe(false);
+  });
+
+  it("runConformance reports an unclaimed check through the runner's skip", async () => {
+    const bodies = new Map<string, (context?: ConformanceTestContext) => Promise<void>>();
+    runConformance(bare, { describe: (_name, body) => body(), it: (name, body) => void bodies.set(name, body) }, { hasOps: false, models });
+    const [name, body] = [...bodies].find(([name]) => name.startsWith("hiddenRows/"))!;
+    const skip = vi.fn();
+    await body({ skip });
+    expect(skip, name).toHaveBeenCalledWith("broken does not claim hiddenRows");
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
-    const bare = wrapped(
-      () => ({ forward: undefined as never, copySequence: undefined as never, exportSequence: undefined as never, importSequence: undefined as never }),
-      { outputs: ["logits"], hiddenRows: false, copySequence: false, sequenceTransfer: false },
-      { estimateMemory: undefined as never },
-    );
-    for (const check of capabilityChecks(bare, models, { promptLength: 6, contextLength: 32 })) await check.run();
-    const said = warn.mock.calls.map((call) => String(call[0]));
+    await body();
+    expect(warn.mock.calls.map((call) => String(call[0]))).toEqual([`conformance: ${name} not run: broken does not claim hiddenRows`]);
     warn.mockRestore();
-    for (const capability of ["hiddenRows", "copySequence", "sequenceTransfer", "estimateMemory"]) expect(said.some((line) => line.endsWith(`does not claim ${capability}`))).toBe(true);
   });
 
   it("the hand-off measures the reference against itself as exact", async () => {

@@ -3,7 +3,7 @@ import type { ActivationQuant, Backend, KvDtype } from "../contract/backend.js";
 import type { LoadedModel, SequenceState } from "../contract/loaded-model.js";
 import type { ModelWeights } from "../contract/weights.js";
 import { assertClose, assertEqualArrays, maxAbsDifference, mismatch } from "./assertions.js";
-import { argmax, rows } from "./model-checks.js";
+import { greedyToken, rows } from "./model-checks.js";
 import { TOLERANCES } from "./tolerances.js";
 
 /**
@@ -79,7 +79,7 @@ export async function checkKvHandoff(source: Backend, target: Backend, options: 
     const logits: Float32Array[] = [];
     for (let i = 0; i < count; i++) {
       logits.push(await model.step(rows(slot, [tokens[i]!], prompt.length + i, "last")));
-      if (i + 1 < count) tokens.push(argmax(logits[i]!, 0, vocab));
+      if (i + 1 < count) tokens.push(greedyToken(`${name}: decode step ${i}`, logits[i]!, vocab));
     }
     return { tokens, logits };
   };
@@ -89,7 +89,7 @@ export async function checkKvHandoff(source: Backend, target: Backend, options: 
   try {
     const slot = targetAlone.allocateSequence();
     const prefill = await targetAlone.step(rows(slot, prompt, 0, "last"));
-    alone = await decode(targetAlone, slot, argmax(prefill, 0, vocab));
+    alone = await decode(targetAlone, slot, greedyToken(`${name}: ${target.name} prefill`, prefill, vocab));
   } finally {
     targetAlone.dispose();
   }
@@ -100,8 +100,8 @@ export async function checkKvHandoff(source: Backend, target: Backend, options: 
   try {
     if (typeof from.exportSequence !== "function") throw mismatch(name, `${source.name} has no exportSequence`, { hint: "The source backend must implement sequenceTransfer" });
     const slot = from.allocateSequence();
-    first = argmax(await from.step(rows(slot, prompt, 0, "last")), 0, vocab);
-    state = from.exportSequence(slot);
+    first = greedyToken(`${name}: ${source.name} prefill`, await from.step(rows(slot, prompt, 0, "last")), vocab);
+    state = await from.exportSequence(slot);
   } finally {
     from.dispose();
   }
@@ -119,7 +119,7 @@ export async function checkKvHandoff(source: Backend, target: Backend, options: 
   const to = await target.loadModel(weights, loadOptions);
   try {
     if (typeof to.importSequence !== "function") throw mismatch(name, `${target.name} has no importSequence`, { hint: "The target backend must implement sequenceTransfer" });
-    const slot = to.importSequence(state);
+    const slot = await to.importSequence(state);
     if (to.sequenceLength(slot) !== prompt.length) throw mismatch(name, "the imported slot's length", { expected: prompt.length, actual: to.sequenceLength(slot) });
     const handed = await decode(to, slot, first);
     assertEqualArrays(`${name}: greedy tokens after ${source.name} → ${target.name} vs ${target.name} alone`, handed.tokens, alone.tokens);

@@ -2,6 +2,7 @@
 import { KernelsErrorCode } from "../errors.js";
 import type { ActivationQuant, Backend, KvDtype, LoadOptions } from "../contract/backend.js";
 import type { LoadedModel } from "../contract/loaded-model.js";
+import { argmaxRows } from "../contract/forward.js";
 import type { ModelWeights } from "../contract/weights.js";
 import { referenceBackend } from "../reference/reference-backend.js";
 import { assertClose, assertEqualArrays, assertThrowsCode, mismatch } from "./assertions.js";
@@ -40,7 +41,9 @@ export interface ModelCheckOptions {
 }
 
 /**
- * Index of the largest value; the lowest index wins exact ties (halo's greedy rule).
+ * Index of the largest of `length` values from `offset`, as {@link argmaxRows} ranks them (halo's
+ * greedy rule: lowest index on exact ties, NaN never wins, +∞ ranked as the largest finite
+ * float32); −1 when no value is above −∞.
  *
  * @example
  * ```ts
@@ -48,9 +51,14 @@ export interface ModelCheckOptions {
  * ```
  */
 export function argmax(values: Float32Array, offset = 0, length = values.length - offset): number {
-  let best = 0;
-  for (let i = 1; i < length; i++) if (values[offset + i]! > values[offset + best]!) best = i;
-  return best;
+  return argmaxRows(values.subarray(offset, offset + length), 1, length)[0]!;
+}
+
+/** @internal The greedy token of a logit row, refusing a row with nothing to sample (no logit above −∞). */
+export function greedyToken(check: string, logits: Float32Array, vocab: number): number {
+  const token = argmax(logits, 0, vocab);
+  if (token < 0) throw mismatch(check, "a logit row has no value above −∞ (all NaN or −∞): no greedy token", { expected: "a finite logit", actual: "none" });
+  return token;
 }
 
 /** @internal One slot's rows `tokens` from position `start`, wanting the logits of the last row or of all. */
@@ -78,7 +86,7 @@ export async function greedyRun(model: LoadedModel, prompt: readonly number[], c
   const logits: Float32Array[] = [await model.step(rows(slot, prompt, 0, "last"))];
   const tokens: number[] = [];
   for (let i = 0; i < count; i++) {
-    const next = argmax(logits[logits.length - 1]!, 0, vocab);
+    const next = greedyToken("greedy run", logits[logits.length - 1]!, vocab);
     tokens.push(next);
     if (i + 1 < count) logits.push(await model.step(rows(slot, [next], prompt.length + i, "last")));
   }
@@ -130,16 +138,14 @@ export function modelChecks(
           name: `model/${name} greedy ${activationQuant} kv=${kvDtype} matches reference`,
           run: async () => {
             const backend = await supports(activationQuant, kvDtype);
-            if (backend === null) {
-              console.warn(`conformance: ${name} greedy ${activationQuant} kv=${kvDtype} skipped: the backend does not offer this combination`);
-              return;
-            }
+            if (backend === null) return { skipped: `the backend does not offer activationQuant ${activationQuant} with kvDtype ${kvDtype}` };
             const want = await greedyRun(await load(reference, { activationQuant, kvDtype }), promptFor(1, promptLength, vocab), greedyTokens);
             const model = await load(backend, { activationQuant, kvDtype });
             const got = await greedyRun(model, promptFor(1, promptLength, vocab), greedyTokens);
             model.dispose();
             assertEqualArrays(`${name} greedy tokens`, got.tokens, want.tokens);
             got.logits.forEach((l, i) => assertClose(`${name} logits step ${i}`, l, want.logits[i]!, TOLERANCES.modelLogits, () => 1));
+            return undefined;
           },
         });
       }
@@ -201,10 +207,7 @@ export function modelChecks(
         name: `model/${name} prefill in one step equals token by token${kvDtype === undefined ? "" : ` kv=${kvDtype}`}`,
         run: async () => {
           const backend = await factory();
-          if (kvDtype !== undefined && !backend.capabilities().kvDtypes.includes(kvDtype)) {
-            console.warn(`conformance: ${name} prefill vs token by token kv=${kvDtype} skipped: the backend does not offer it`);
-            return;
-          }
+          if (kvDtype !== undefined && !backend.capabilities().kvDtypes.includes(kvDtype)) return { skipped: `${backend.name} does not offer kvDtype ${kvDtype}` };
           const prompt = promptFor(4, promptLength + 4, vocab);
           const model = await load(backend, kvDtype === undefined ? {} : { kvDtype });
           const slot = model.allocateSequence();
@@ -214,6 +217,7 @@ export function modelChecks(
           for (let i = 0; i < prompt.length; i++) stepped.push(...(await model.step(rows(single, [prompt[i]!], i, "last"))));
           model.dispose();
           assertClose(`${name} prefill vs token by token`, whole, stepped, TOLERANCES.batchInvariance, () => 1);
+          return undefined;
         },
       });
     }

@@ -27,7 +27,26 @@ import {
 export interface ConformanceCheck {
   /** `group/what`, e.g. `ops/ternary-matmul per-token tensor-scale`. */
   readonly name: string;
-  readonly run: () => Promise<void>;
+  /**
+   * Runs the check: resolves to nothing when it passed, to a {@link ConformanceSkip} when it did not
+   * run because the backend does not claim what it checks (not a pass), rejects when it failed.
+   */
+  readonly run: () => Promise<void | ConformanceSkip>;
+}
+
+/**
+ * What a {@link ConformanceCheck} resolves to when it did not run: the backend does not claim the
+ * capability or configuration it checks. `runConformance` reports it as a skipped test.
+ *
+ * @example
+ * ```ts
+ * const result = await check.run();
+ * if (result !== undefined) console.log(`skipped: ${result.skipped}`);
+ * ```
+ */
+export interface ConformanceSkip {
+  /** Why, in words (`cpu does not claim copySequence`). */
+  readonly skipped: string;
 }
 
 /** Row maxima of |x| for relative errors: `[n]`. */

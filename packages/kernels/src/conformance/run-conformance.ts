@@ -67,8 +67,8 @@ export function defaultConformanceModels(): ConformanceTestModel[] {
  * @example
  * ```ts
  * for (const check of await conformanceChecks(() => cpuBackend())) {
- *   await check.run();
- *   console.log("ok", check.name);
+ *   const skip = await check.run();
+ *   console.log(skip === undefined ? "ok" : `skipped (${skip.skipped})`, check.name);
  * }
  * ```
  */
@@ -90,12 +90,31 @@ export async function conformanceChecks(factory: () => Backend | Promise<Backend
  */
 export interface ConformanceHarness {
   describe(name: string, body: () => void): void;
-  it(name: string, body: () => Promise<void>, timeout?: number): void;
+  /**
+   * Registers a test. The body is called with the runner's test context: a check that did not run
+   * (a capability the backend does not claim) calls its `skip(note)` (vitest's and node:test's
+   * contexts have one), so the runner reports it as skipped, not passed; without one it warns on the console.
+   */
+  it(name: string, body: (context?: ConformanceTestContext) => Promise<void>, timeout?: number): void;
+}
+
+/**
+ * The part of a test runner's per-test context {@link runConformance} uses: marking a test skipped
+ * with the reason.
+ *
+ * @example
+ * ```ts
+ * const context: ConformanceTestContext = { skip: (note) => console.log(`skipped: ${note}`) };
+ * ```
+ */
+export interface ConformanceTestContext {
+  skip?(note?: string): void;
 }
 
 /**
  * Registers the conformance suite as tests of the caller's runner. Checks are listed at
- * registration, so the ops list comes from `backendInfo` (whether the backend has `ops`).
+ * registration, so the ops list comes from `backendInfo` (whether the backend has `ops`). A check of
+ * a capability or configuration the backend does not claim is reported as skipped with the reason.
  *
  * @example
  * ```ts
@@ -127,7 +146,18 @@ export function runConformance(
   const models = options.models ?? defaultConformanceModels();
   checks.push(...modelChecks(factory, models, options), ...capabilityChecks(factory, models, options));
   harness.describe(`conformance: ${options.name ?? "backend"}`, () => {
-    for (const check of checks) harness.it(check.name, check.run, options.timeoutMs ?? 120_000);
+    for (const check of checks) {
+      harness.it(
+        check.name,
+        async (context) => {
+          const result = await check.run();
+          if (result === undefined) return;
+          if (typeof context?.skip === "function") context.skip(result.skipped);
+          else console.warn(`conformance: ${check.name} not run: ${result.skipped}`);
+        },
+        options.timeoutMs ?? 120_000,
+      );
+    }
   });
 }
 

@@ -97,11 +97,21 @@ export interface BackendMemory {
 export interface MemoryEstimate {
   /** Weights held (packed ternary, norms, embedding, LM head), counting file-mapped bytes too. */
   readonly weightsBytes: number;
-  /** Of {@link weightsBytes}: the LM head as stored (the embedding when tied). */
+  /**
+   * Of {@link weightsBytes}: the LM head as the backend stores it — the embedding's bytes when a tied
+   * head reads the embedding as it is, the quantised head's bytes when the backend keeps its own
+   * (int8 / int4) copy of a tied or untied head.
+   */
   readonly headBytes: number;
-  /** One KV position of one sequence, all layers, keys and values (scales included). */
+  /**
+   * One KV position of one sequence, all layers, keys and values (scales included), before any
+   * allocation rounding: the rate at which a sequence's KV grows.
+   */
   readonly kvBytesPerPosition: number;
-  /** `maxSequences × contextLength × kvBytesPerPosition`: the whole KV cache if every slot is filled. */
+  /**
+   * The whole KV cache as allocated: at least `maxSequences × contextLength × kvBytesPerPosition`,
+   * more where a backend rounds each slot's allocation up (the CPU backend rounds a slot to 2 MiB).
+   */
   readonly kvBytes: number;
   /** Activations and other buffers a step of `preferredBatchTokens` rows needs. */
   readonly scratchBytes: number;

@@ -17,15 +17,35 @@ function thrown(run: () => unknown): { code: string | false; field: string | und
   return undefined;
 }
 
-/** Logit rows with many ties and some NaN / ±Infinity. */
+/** Largest finite float32 (the sampler's FLOAT32_MAX, what its greedy sanitises +Infinity to). */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Logit rows with many ties and the edge values: NaN, ±Infinity, ±FLOAT32_MAX, −0. */
 const logitRows = fc.integer({ min: 1, max: 12 }).chain((vocab) =>
   fc.tuple(
     fc.constant(vocab),
     fc.integer({ min: 1, max: 4 }).chain((rows) =>
-      fc.array(fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom(Number.NaN, Infinity, -Infinity, 0.5)), { minLength: rows * vocab, maxLength: rows * vocab }),
+      fc.array(fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom(Number.NaN, Infinity, -Infinity, FLOAT32_MAX, -FLOAT32_MAX, -0, 0.5)), {
+        minLength: rows * vocab,
+        maxLength: rows * vocab,
+      }),
     ),
   ),
 );
+
+/** The sampler's greedy, spelled out: sanitise (+Infinity → FLOAT32_MAX), then the highest, lowest id on ties, NaN and −Infinity never; −1 when none. */
+function samplerGreedy(row: readonly number[]): number {
+  let best = -1;
+  let bestValue = -Infinity;
+  row.forEach((raw, i) => {
+    const v = raw === Infinity ? FLOAT32_MAX : raw;
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+  });
+  return best;
+}
 
 /** The ranking rule spelled out: higher logit first, NaN last, lower id on ties. */
 function naiveRank(row: readonly number[]): number[] {
@@ -40,6 +60,13 @@ describe("argmaxRows", () => {
     expect(argmaxRows(Float32Array.of(Number.NaN, 2, Number.NaN, 2), 1, 4)).toEqual(Int32Array.of(1));
     expect(argmaxRows(Float32Array.of(Number.NaN, Number.NaN, Number.NaN), 1, 3)).toEqual(Int32Array.of(-1));
     expect(argmaxRows(Float32Array.of(-Infinity, -Infinity, Number.NaN, 5, 5, -1), 2, 3)).toEqual(Int32Array.of(-1, 0));
+    expect(argmaxRows(Float32Array.of(Number.NaN, 1, -Infinity), 1, 3)).toEqual(Int32Array.of(1)); // a leading NaN is not the answer
+  });
+
+  it("ranks +Infinity as FLOAT32_MAX, as the sampler's greedy does: FLOAT32_MAX at a lower id wins", () => {
+    expect(argmaxRows(Float32Array.of(0, FLOAT32_MAX, Infinity), 1, 3)).toEqual(Int32Array.of(1));
+    expect(argmaxRows(Float32Array.of(Infinity, FLOAT32_MAX), 1, 2)).toEqual(Int32Array.of(0));
+    expect(argmaxRows(Float32Array.of(-0, 0), 1, 2)).toEqual(Int32Array.of(0));
   });
 
   it("property: the first id of the ranking (highest, NaN last, lowest id on ties)", () => {
@@ -51,7 +78,8 @@ describe("argmaxRows", () => {
           const row = values.slice(r * vocab, (r + 1) * vocab);
           // A row of −Infinity and NaN only has nothing to sample: −1.
           const nothingAbove = row.every((v) => Number.isNaN(v) || v === -Infinity);
-          expect(got[r]).toBe(nothingAbove ? -1 : naiveRank(row)[0]);
+          expect(got[r]).toBe(nothingAbove ? -1 : naiveRank(row.map((v) => (v === Infinity ? FLOAT32_MAX : v)))[0]);
+          expect(got[r]).toBe(samplerGreedy(Array.from(Float32Array.from(row))));
         }
       }),
     );
@@ -82,7 +110,9 @@ describe("topKRows", () => {
           expect(Array.from(top.ids.subarray(r * k, (r + 1) * k))).toEqual(ranking.slice(0, k));
           expect(Array.from(top.logits.subarray(r * k, (r + 1) * k))).toEqual(ranking.slice(0, k).map((i) => Math.fround(row[i]!)));
           expect(Array.from(all.ids.subarray(r * vocab, (r + 1) * vocab)).sort((a, b) => a - b)).toEqual(row.map((_, i) => i)); // a permutation
-          if (row.some((v) => Number.isFinite(v) || v === Infinity)) expect(top.ids[r * k]).toBe(argmaxRows(logits, rows, vocab)[r]);
+          // top-k ranks +Infinity above FLOAT32_MAX (its logits are the row's own); argmaxRows ties them as the sampler does.
+          const sanitisingMatters = row.includes(Infinity) && row.includes(FLOAT32_MAX);
+          if (row.some((v) => Number.isFinite(v) || v === Infinity) && !sanitisingMatters) expect(top.ids[r * k]).toBe(argmaxRows(logits, rows, vocab)[r]);
         }
       }),
     );
@@ -174,7 +204,9 @@ describe("forwardBatch on a model without forward()", () => {
     await expect(forwardBatch(model, prompt(slot, { output: "top-k", topK: vocab + 1 }))).rejects.toMatchObject({ code: "KERNELS_BAD_BATCH", field: "topK" });
     await expect(forwardBatch(model, prompt(slot, { output: "argmax", topK: 2 }))).rejects.toMatchObject({ code: "KERNELS_BAD_BATCH", field: "topK" });
     expect(model.sequenceLength(slot)).toBe(0);
-    // An empty hiddenRows asks for nothing and is taken.
-    expect((await forwardBatch(model, prompt(slot, { hiddenRows: new Int32Array(0) }))).logits).toHaveLength(3 * vocab);
+    // An empty hiddenRows asks for nothing and is taken: an empty hidden comes back, as from every forward().
+    const empty = await forwardBatch(model, prompt(slot, { hiddenRows: new Int32Array(0) }));
+    expect(empty.logits).toHaveLength(3 * vocab);
+    expect(empty.hidden).toEqual(new Float32Array(0));
   });
 });

@@ -4,10 +4,15 @@ import { KernelsErrorCode } from "../errors.js";
 import type { LoadedModel, StepBatch, StepResult } from "./loaded-model.js";
 import { validateOutputs } from "./validate-batch.js";
 
+/** Largest finite float32: argmaxRows ranks +∞ as this, as the sampler's greedy (which sanitises +∞ to it first) does. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /**
  * The greedy id of each of `rows` rows of `vocab` logits: the highest logit, the lowest id on ties
- * (NaN never wins). A row with no logit above −∞ (all NaN or −∞) gives −1: nothing can be sampled from
- * it, and callers refuse it as the sampler refuses such a row. The definition every backend's on-device argmax matches.
+ * (NaN never wins; +∞ ranks as the largest finite float32, exactly as the sampler's greedy ranks it
+ * after sanitising, so `FLOAT32_MAX` at a lower id beats +∞ at a higher one). A row with no logit
+ * above −∞ (all NaN or −∞) gives −1: nothing can be sampled from it, and callers refuse it as the
+ * sampler refuses such a row. The definition every backend's on-device argmax matches.
  *
  * @example
  * ```ts
@@ -21,7 +26,8 @@ export function argmaxRows(logits: Float32Array, rows: number, vocab: number): I
     let best = -1;
     let bestValue = -Infinity;
     for (let i = 0; i < vocab; i++) {
-      const v = logits[base + i]!;
+      const raw = logits[base + i]!;
+      const v = raw > FLOAT32_MAX ? FLOAT32_MAX : raw;
       if (v > bestValue) {
         bestValue = v;
         best = i;
@@ -61,9 +67,10 @@ export function topKRows(logits: Float32Array, rows: number, vocab: number, k: n
 
 /**
  * Runs a contract-2 step on any {@link LoadedModel}: its own `forward` when it has one, else `step`
- * with argmax / top-k derived on the host from the logits. A batch with `hiddenRows` on a model
- * without `forward` is refused with `KERNELS_UNSUPPORTED_CONFIG` (its backend cannot return hidden
- * states). The engine steps every backend through here.
+ * with argmax / top-k derived on the host from the logits. A batch with non-empty `hiddenRows` on a
+ * model without `forward` is refused with `KERNELS_UNSUPPORTED_CONFIG` (its backend cannot return
+ * hidden states); an empty `hiddenRows` gives an empty `hidden`, as every `forward` does. The engine
+ * steps every backend through here.
  *
  * @example
  * ```ts
@@ -86,12 +93,21 @@ export async function forwardBatch(model: LoadedModel, batch: StepBatch): Promis
   void _output;
   void _hidden;
   const logits = await model.step(plain);
-  return deriveOutputs(logits, batch.logitRows.length, model.config.vocabSize, output, _topK);
+  const result = deriveOutputs(logits, batch.logitRows.length, model.config.vocabSize, output, _topK);
+  return _hidden === undefined ? result : { ...result, hidden: new Float32Array(0) };
 }
 
 /**
- * @internal The {@link StepResult} of `output` from host logits (what backends without on-device
- * argmax / top-k return from `forward`).
+ * The {@link StepResult} of `output` (no `hidden`) from host logits `[rows][vocab]`: the logits
+ * themselves, or {@link argmaxRows} / {@link topKRows} of them with empty logits — what a backend's
+ * `forward` returns for an output it does not compute on its device, and what {@link forwardBatch}
+ * returns for a backend without `forward`. `topK` is required with output `"top-k"` (validated
+ * batches carry it).
+ *
+ * @example
+ * ```ts
+ * const { argmax } = deriveOutputs(await model.step(batch), batch.logitRows.length, vocab, "argmax", undefined);
+ * ```
  */
 export function deriveOutputs(logits: Float32Array, rows: number, vocab: number, output: StepBatch["output"], topK: number | undefined): StepResult {
   if (output === undefined || output === "logits") return { logits };

@@ -11,7 +11,17 @@ import type { WeightsConfig } from "./weights.js";
  * const output: StepOutput = "argmax";
  * ```
  */
-export type StepOutput = "logits" | "argmax" | "top-k";
+export type StepOutput = (typeof STEP_OUTPUTS)[number];
+
+/**
+ * Every {@link StepOutput} the contract defines, the one list validators and backends read.
+ *
+ * @example
+ * ```ts
+ * STEP_OUTPUTS.includes("argmax"); // true
+ * ```
+ */
+export const STEP_OUTPUTS = ["logits", "argmax", "top-k"] as const;
 
 /**
  * One step's input: `n` rows, each a token of some sequence at its position. Rows of the same
@@ -77,7 +87,10 @@ export interface StepResult {
    * then lower id).
    */
   readonly topK?: { readonly k: number; readonly ids: Int32Array; readonly logits: Float32Array };
-  /** `[hiddenRows.length][hiddenSize]` final hidden states, when `hiddenRows` was given. */
+  /**
+   * `[hiddenRows.length][hiddenSize]` final hidden states: present exactly when `hiddenRows` was
+   * given (an empty `hiddenRows` gives an empty Float32Array), absent otherwise.
+   */
   readonly hidden?: Float32Array;
 }
 
@@ -143,11 +156,15 @@ export interface LoadedModel {
   readonly options: ResolvedLoadOptions;
   /** Reserves a KV slot for a new, empty sequence and returns its id. Throws `KERNELS_NO_FREE_SLOT`. */
   allocateSequence(): number;
-  /** Releases a slot. Throws `KERNELS_UNKNOWN_SLOT`. */
+  /**
+   * Releases a slot. Throws `KERNELS_UNKNOWN_SLOT`; a backend whose steps run off the calling
+   * thread throws `KERNELS_SLOT_BUSY` for a slot of a step still in flight (await the step first).
+   */
   freeSequence(slot: number): void;
   /**
    * Forgets positions `length …` of a sequence (rejected draft tokens, a rewound turn).
-   * `length` must be within `[0, sequenceLength(slot)]`.
+   * `length` must be within `[0, sequenceLength(slot)]`. Throws `KERNELS_SLOT_BUSY` as
+   * {@link freeSequence} does.
    */
   truncateSequence(slot: number, length: number): void;
   /** Number of positions a sequence holds (the next position to step). */
@@ -167,16 +184,18 @@ export interface LoadedModel {
    * Makes slot `to` (allocated, any length) an exact copy of slot `from`'s KV (same length, same
    * cached values), for prefix sharing and `n > 1` completions; afterwards the two sequences are
    * independent (stepping or truncating one never changes the other). `from === to` is allowed and
-   * changes nothing. Throws `KERNELS_UNKNOWN_SLOT` when either slot is not allocated. Optional
-   * capability (`capabilities.copySequence`).
+   * changes nothing. Asynchronous: a backend runs it after any step in flight has finished (a copy
+   * never sees half a step) and may copy off the calling thread. Rejects with `KERNELS_UNKNOWN_SLOT`
+   * when either slot is not allocated (checked once the copy runs). Optional capability
+   * (`capabilities.copySequence`).
    */
-  copySequence?(from: number, to: number): void;
+  copySequence?(from: number, to: number): Promise<void>;
   /**
    * The KV of a slot in backend-neutral form: a copy the caller may keep and change (the model's
-   * cache is not affected). Throws `KERNELS_UNKNOWN_SLOT`. Optional capability
-   * (`capabilities.sequenceTransfer`).
+   * cache is not affected). Asynchronous like {@link copySequence} (a slot's KV can be hundreds of
+   * MB). Rejects with `KERNELS_UNKNOWN_SLOT`. Optional capability (`capabilities.sequenceTransfer`).
    */
-  exportSequence?(slot: number): SequenceState;
+  exportSequence?(slot: number): Promise<SequenceState>;
   /**
    * Allocates a slot holding `state` and returns its id; the next position to step is
    * `state.length`. Every row is rounded through this model's KV dtype exactly as a step's own rows
@@ -184,9 +203,10 @@ export interface LoadedModel {
    * does before taking a slot: `KERNELS_BAD_ARGUMENT` when the shape does not match this model, the
    * arrays are not Float32Arrays of `numLayers · length · numKvHeads · headDim` values, or a value is
    * not finite; `KERNELS_CONTEXT_OVERFLOW` when `length > contextLength`; then
-   * `KERNELS_NO_FREE_SLOT`. Optional capability (`capabilities.sequenceTransfer`).
+   * `KERNELS_NO_FREE_SLOT` (rejections, as the method is asynchronous like {@link copySequence}).
+   * Optional capability (`capabilities.sequenceTransfer`).
    */
-  importSequence?(state: SequenceState): number;
+  importSequence?(state: SequenceState): Promise<number>;
   /** Releases weights and KV. Every later call throws `KERNELS_DISPOSED`; calling it twice is allowed. */
   dispose(): void;
 }

@@ -1,7 +1,7 @@
 // Checks a step batch against a model's state before any work, so a bad batch changes nothing.
 import { HaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
-import type { StepBatch } from "./loaded-model.js";
+import { STEP_OUTPUTS, type StepBatch } from "./loaded-model.js";
 
 /**
  * What {@link validateBatch} needs to know about the model.
@@ -121,8 +121,8 @@ export function validateBatch(batch: StepBatch, limits: BatchLimits): void {
  */
 export function validateOutputs(batch: StepBatch, vocabSize: number): void {
   const output = batch.output ?? "logits";
-  if (output !== "logits" && output !== "argmax" && output !== "top-k") {
-    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "unknown step output", { field: "output", expected: "logits, argmax or top-k", actual: output });
+  if (!(STEP_OUTPUTS as readonly string[]).includes(output)) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "unknown step output", { field: "output", expected: STEP_OUTPUTS.join(", "), actual: output });
   }
   if (output === "top-k") {
     const k = batch.topK;

@@ -1,5 +1,7 @@
 // The reference backend: plain TypeScript, float32 storage and float64 reductions; the definition of correct numerics.
+import { freemem, totalmem } from "node:os";
 import { HaloError } from "@halo/errors";
+import { checkBackendOptions } from "../contract/backend-options.js";
 import { KernelsErrorCode } from "../errors.js";
 import { CONTRACT_VERSION, type Backend, type BackendCapabilities, type BackendFactory, type BackendProbe, type LoadOptions, type MemoryEstimate } from "../contract/backend.js";
 import type { LoadedModel } from "../contract/loaded-model.js";
@@ -96,7 +98,7 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
     name: `reference${splitKvTile > 0 ? ` split-kv ${splitKvTile}` : ""}${angles === "float64" ? "" : ` rope ${angles}`}`,
     ops: referenceOps,
     async probe(): Promise<BackendProbe> {
-      return { available: true, reason: "plain TypeScript; runs everywhere" };
+      return { available: true, reason: "plain TypeScript; runs everywhere", memory: { kind: "host", totalBytes: totalmem(), freeBytes: freemem() } };
     },
     capabilities: () => capabilities,
     estimateMemory: (config: WeightsConfig, loadOptions: LoadOptions): MemoryEstimate => referenceMemoryEstimate(config, loadOptions, capabilities),
@@ -134,8 +136,8 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
 const REFERENCE_OPTION_KEYS = ["splitKvTile", "maxBatchTokens", "ropeAngles", "maxSequences"] as const satisfies ReadonlyArray<keyof ReferenceBackendOptions>;
 
 /**
- * The reference backend as a {@link BackendFactory}: always available, lowest priority in `"auto"`
- * (it is the slowest), created with {@link ReferenceBackendOptions} (any other key is refused with
+ * The reference backend as a {@link BackendFactory}: always available (its probe reports host
+ * memory), lowest priority in `"auto"` (it is the slowest), created with {@link ReferenceBackendOptions} (any other key is refused with
  * `KERNELS_BAD_OPTION`).
  *
  * @example
@@ -149,22 +151,10 @@ export const referenceBackendFactory: BackendFactory = {
   priority: 0,
   description: "TypeScript reference kernels: the definition of the numerics; runs everywhere, slowly",
   async probe(): Promise<BackendProbe> {
-    return { available: true, reason: "plain TypeScript; runs everywhere (slow: one thread, no SIMD)" };
+    // Host memory: the engine refuses loads that cannot fit (the reference holds float32 weights, more than cpu).
+    return { available: true, reason: "plain TypeScript; runs everywhere (slow: one thread, no SIMD)", memory: { kind: "host", totalBytes: totalmem(), freeBytes: freemem() } };
   },
   create(options: Readonly<Record<string, unknown>> = {}): Backend {
-    if (typeof options !== "object" || options === null || Array.isArray(options)) {
-      throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "reference backend options must be an object", { field: "reference", expected: "an object", actual: options === null ? "null" : typeof options });
-    }
-    for (const key of Object.keys(options)) {
-      if (!(REFERENCE_OPTION_KEYS as readonly string[]).includes(key)) {
-        throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, `the reference backend has no option "${key}"`, {
-          field: `reference.${key}`,
-          expected: REFERENCE_OPTION_KEYS.join(", "),
-          actual: key,
-          hint: "Options of other backends go under their own name in backendOptions",
-        });
-      }
-    }
-    return referenceBackend(options as ReferenceBackendOptions);
+    return referenceBackend(checkBackendOptions<ReferenceBackendOptions>("reference", REFERENCE_OPTION_KEYS, options));
   },
 };

@@ -38,6 +38,16 @@ function codeOf(run: () => unknown): string | undefined {
   return undefined;
 }
 
+/** The code a promise rejects with (copy / export / import are asynchronous). */
+async function rejectionOf(run: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await run();
+  } catch (error) {
+    return isHaloError(error) ? error.code : String(error);
+  }
+  return undefined;
+}
+
 describe("reference forward", () => {
   it("logits equal step's byte for byte; argmax and top-k are argmaxRows / topKRows of them", async () => {
     const model = await load();
@@ -88,10 +98,10 @@ describe("reference copySequence", () => {
     const b = model.allocateSequence();
     await model.step(rows(a, PROMPT, 0));
     await model.step(rows(b, [9, 9, 9, 9, 9, 9, 9, 9, 9, 9], 0)); // longer than A: the copy must shorten it
-    model.copySequence(a, b);
+    await model.copySequence(a, b);
     expect(model.sequenceLength(b)).toBe(PROMPT.length);
-    expect(model.exportSequence(b)).toEqual(model.exportSequence(a));
-    model.copySequence(a, a);
+    expect(await model.exportSequence(b)).toEqual(await model.exportSequence(a));
+    await model.copySequence(a, a);
     expect(model.sequenceLength(a)).toBe(PROMPT.length);
     const la = await model.step(rows(a, [7], PROMPT.length));
     const lb = await model.step(rows(b, [7], PROMPT.length));
@@ -99,10 +109,10 @@ describe("reference copySequence", () => {
     await model.step(rows(a, [1, 2], PROMPT.length + 1));
     model.truncateSequence(b, 2);
     expect(model.sequenceLength(a)).toBe(PROMPT.length + 3);
-    expect(codeOf(() => model.copySequence(a, 3))).toBe("KERNELS_UNKNOWN_SLOT");
-    expect(codeOf(() => model.copySequence(-1, a))).toBe("KERNELS_UNKNOWN_SLOT");
+    expect(await rejectionOf(() => model.copySequence(a, 3))).toBe("KERNELS_UNKNOWN_SLOT");
+    expect(await rejectionOf(() => model.copySequence(-1, a))).toBe("KERNELS_UNKNOWN_SLOT");
     model.dispose();
-    expect(codeOf(() => model.copySequence(a, b))).toBe("KERNELS_DISPOSED");
+    expect(await rejectionOf(() => model.copySequence(a, b))).toBe("KERNELS_DISPOSED");
   });
 });
 
@@ -112,13 +122,13 @@ describe("reference exportSequence / importSequence", () => {
       const model = await load({ kvDtype });
       const slot = model.allocateSequence();
       await model.step(rows(slot, PROMPT, 0));
-      const state = model.exportSequence(slot);
+      const state = await model.exportSequence(slot);
       expect(state).toMatchObject({ length: PROMPT.length, numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim });
       expect(state.keys).toHaveLength(c.numLayers * PROMPT.length * c.numKvHeads * c.headDim);
-      const imported = model.importSequence(state);
+      const imported = await model.importSequence(state);
       expect(model.sequenceLength(imported)).toBe(PROMPT.length);
       // Rows already rounded through the dtype round to themselves.
-      expect(model.exportSequence(imported)).toEqual(state);
+      expect(await model.exportSequence(imported)).toEqual(state);
       const original = await model.step(rows(slot, [5, 6], PROMPT.length));
       const continued = await model.step(rows(imported, [5, 6], PROMPT.length));
       expect(continued).toEqual(original);
@@ -129,20 +139,20 @@ describe("reference exportSequence / importSequence", () => {
     const model = await load();
     const slot = model.allocateSequence();
     await model.step(rows(slot, PROMPT, 0));
-    const state = model.exportSequence(slot);
-    const keep = model.exportSequence(slot);
+    const state = await model.exportSequence(slot);
+    const keep = await model.exportSequence(slot);
     state.keys.fill(1);
-    expect(model.exportSequence(slot)).toEqual(keep);
-    const imported = model.importSequence(keep);
+    expect(await model.exportSequence(slot)).toEqual(keep);
+    const imported = await model.importSequence(keep);
     keep.values.fill(2);
-    expect(model.exportSequence(imported)).toEqual(model.exportSequence(slot));
+    expect(await model.exportSequence(imported)).toEqual(await model.exportSequence(slot));
   });
 
   it("import rounds f32 rows through the KV dtype exactly as a step writes them", async () => {
     const f32 = await load();
     const slot = f32.allocateSequence();
     await f32.step(rows(slot, PROMPT, 0));
-    const state = f32.exportSequence(slot);
+    const state = await f32.exportSequence(slot);
     // Layer 0's keys and values do not depend on the cache (later layers read rounded rows), so an f16 or int8
     // step writes exactly the f32 rows rounded.
     const layer0 = PROMPT.length * c.numKvHeads * c.headDim;
@@ -150,8 +160,8 @@ describe("reference exportSequence / importSequence", () => {
       const model = await load({ kvDtype });
       const own = model.allocateSequence();
       await model.step(rows(own, PROMPT, 0));
-      const imported = model.exportSequence(model.importSequence(state));
-      const stepped = model.exportSequence(own);
+      const imported = await model.exportSequence(await model.importSequence(state));
+      const stepped = await model.exportSequence(own);
       expect(imported.keys.subarray(0, layer0)).toEqual(stepped.keys.subarray(0, layer0));
       expect(imported.values.subarray(0, layer0)).toEqual(stepped.values.subarray(0, layer0));
       expect(imported.keys.subarray(0, layer0)).not.toEqual(state.keys.subarray(0, layer0)); // it really rounded
@@ -162,7 +172,7 @@ describe("reference exportSequence / importSequence", () => {
     const model = await load({ maxSequences: 2, contextLength: 8 });
     const slot = model.allocateSequence();
     await model.step(rows(slot, [1, 2, 3], 0));
-    const good = model.exportSequence(slot);
+    const good = await model.exportSequence(slot);
     const size = (length: number): number => c.numLayers * length * c.numKvHeads * c.headDim;
     const bad: Array<[string, SequenceState, string, string]> = [
       ["numLayers", { ...good, numLayers: c.numLayers + 1 }, "KERNELS_BAD_ARGUMENT", "numLayers"],
@@ -178,20 +188,20 @@ describe("reference exportSequence / importSequence", () => {
     ];
     for (const [what, state, code, field] of bad) {
       try {
-        model.importSequence(state);
+        await model.importSequence(state);
         expect.unreachable(what);
       } catch (error) {
         expect({ what, code: isHaloError(error) && error.code, field: isHaloError(error) && error.field }).toEqual({ what, code, field });
       }
     }
-    expect(codeOf(() => model.importSequence(null as unknown as SequenceState))).toBe("KERNELS_BAD_ARGUMENT");
+    expect(await rejectionOf(() => model.importSequence(null as unknown as SequenceState))).toBe("KERNELS_BAD_ARGUMENT");
     // A full context is a valid state (its next step overflows).
-    const full = model.importSequence({ ...good, length: 8, keys: new Float32Array(size(8)), values: new Float32Array(size(8)) });
+    const full = await model.importSequence({ ...good, length: 8, keys: new Float32Array(size(8)), values: new Float32Array(size(8)) });
     expect(model.sequenceLength(full)).toBe(8);
-    expect(codeOf(() => model.importSequence(good))).toBe("KERNELS_NO_FREE_SLOT");
-    expect(codeOf(() => model.exportSequence(5))).toBe("KERNELS_UNKNOWN_SLOT");
+    expect(await rejectionOf(() => model.importSequence(good))).toBe("KERNELS_NO_FREE_SLOT");
+    expect(await rejectionOf(() => model.exportSequence(5))).toBe("KERNELS_UNKNOWN_SLOT");
     model.freeSequence(full);
-    expect(model.sequenceLength(model.importSequence({ ...good, length: 0, keys: new Float32Array(0), values: new Float32Array(0) }))).toBe(0);
+    expect(model.sequenceLength(await model.importSequence({ ...good, length: 0, keys: new Float32Array(0), values: new Float32Array(0) }))).toBe(0);
   });
 
   it("property: any finite state imports into an f32 cache and exports unchanged", async () => {
@@ -202,8 +212,8 @@ describe("reference exportSequence / importSequence", () => {
         const n = c.numLayers * length * width;
         const values = (salt: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(seed + salt * 7919 + i) * 1000));
         const state: SequenceState = { length, numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, keys: values(1), values: values(2) };
-        const slot = model.importSequence!(state);
-        expect(model.exportSequence!(slot)).toEqual(state);
+        const slot = await model.importSequence!(state);
+        expect(await model.exportSequence!(slot)).toEqual(state);
         model.freeSequence(slot);
       }),
       { numRuns: 40 },

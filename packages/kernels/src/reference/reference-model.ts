@@ -158,9 +158,10 @@ export class ReferenceLoadedModel implements LoadedModel {
 
   /**
    * Makes `to` an exact copy of `from` (length and every cached position). `from === to` is
-   * allowed and changes nothing.
+   * allowed and changes nothing. Asynchronous by the contract; the reference copies at once (its
+   * steps run on the calling thread, so none is ever in flight).
    */
-  copySequence(from: number, to: number): void {
+  async copySequence(from: number, to: number): Promise<void> {
     this.live();
     const source = this.slotCache(from, "from");
     const target = this.slotCache(to, "to");
@@ -168,7 +169,7 @@ export class ReferenceLoadedModel implements LoadedModel {
   }
 
   /** A copy of a slot's KV as float32 rows (the values its cache holds, already rounded through the KV dtype). */
-  exportSequence(slot: number): SequenceState {
+  async exportSequence(slot: number): Promise<SequenceState> {
     this.live();
     const cache = this.slotCache(slot, "slot");
     const { keys, values } = this.cache.exportRows(cache);
@@ -180,7 +181,7 @@ export class ReferenceLoadedModel implements LoadedModel {
    * it. Everything is checked before a slot is taken; non-finite keys or values are refused
    * (`KERNELS_BAD_ARGUMENT`), since no step of finite weights writes them.
    */
-  importSequence(state: SequenceState): number {
+  async importSequence(state: SequenceState): Promise<number> {
     this.live();
     validateSequenceState(state, this.config, this.options.contextLength);
     const slot = this.allocateSequence();
