@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
 import { referenceBackend, type Backend, type LoadedModel } from "@halo/kernels";
-import { discoverBackends, loadModel, type GenerateEvent, type LoadModelOptions, type RequestEndEvent } from "./index.js";
+import { discoverBackends, loadModel, prefillChunkOf, type GenerateEvent, type LoadModelOptions, type RequestEndEvent } from "./index.js";
 
 async function collect(stream: AsyncIterable<GenerateEvent>): Promise<{ events: GenerateEvent[]; end: RequestEndEvent }> {
   const events: GenerateEvent[] = [];
@@ -337,7 +337,7 @@ describe("greedy through the backend's argmax", () => {
 
   it("on the cpu backend (argmax computed natively) gives the tokens of its logits path", async () => {
     await using engine = await loadModel(synthModel({ seed: 5 }), { backend: "cpu", contextLength: 128 });
-    expect(typeof engine.loadedModel.forward, "the cpu model has forward(), so greedy asks it for argmax").toBe("function");
+    expect(engine.backendFactory!.create().capabilities().outputs, "cpu computes argmax itself, so greedy asks it for argmax").toContain("argmax");
     for (const prompt of [[500, 72, 101, 108, 108, 111], [500, 1], [500, 9, 8, 7, 6, 5, 4, 3, 2, 1]]) {
       const request = { prompt, maxTokens: 24, temperature: 0, ignoreEos: true } as const;
       const argmaxRun = await collect(engine.generate(request));
@@ -345,5 +345,45 @@ describe("greedy through the backend's argmax", () => {
       const logitsRun = await collect(engine.generate({ ...request, logprobs: true }));
       expect(argmaxRun.end.tokenIds).toEqual(logitsRun.end.tokenIds);
     }
+  });
+});
+
+describe("queueing, prompt chunks and rendered chats", () => {
+  it("a request aborted while queued behind a full engine ends promptly with finishReason abort", async () => {
+    await using engine = await loadModel(synthModel({ seed: 5 }), { backend: "reference", contextLength: 256, maxSequences: 1 });
+    const long = collect(engine.generate({ prompt: [500, 1], maxTokens: 200, temperature: 0, ignoreEos: true }));
+    while (engine.stats().steps === 0) await new Promise((resolve) => setImmediate(resolve));
+    // The head of the queue waits for the slot; the request behind it is the one aborted.
+    const head = collect(engine.generate({ prompt: [500, 3], maxTokens: 3, temperature: 0, ignoreEos: true }));
+    const controller = new AbortController();
+    const queued = collect(engine.generate({ prompt: [500, 2], maxTokens: 5, signal: controller.signal }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(engine.stats().queuedSequences).toBe(2);
+    const stepsAtAbort = engine.stats().steps;
+    controller.abort();
+    const { end } = await queued;
+    expect(end.finishReason).toBe("abort");
+    expect(end.tokenIds).toEqual([]);
+    // It ended while the long generation still held the only slot, not when the slot was freed.
+    expect(engine.stats().steps - stepsAtAbort).toBeLessThan(50);
+    expect(engine.stats().queuedSequences).toBe(1);
+    expect((await long).end.tokenIds).toHaveLength(200);
+    expect((await head).end.tokenIds).toHaveLength(3);
+  });
+
+  it("prompt chunks: min(preferred, 256) up to 512 rows per step (a small batch is never halved), half above", () => {
+    expect([1, 16, 64, 256, 300, 512, 513, 1024, 4096].map(prefillChunkOf)).toEqual([1, 16, 64, 256, 256, 256, 256, 512, 2048]);
+  });
+
+  it("encodeRenderedChat of renderChat's text is encodeChat", async () => {
+    await using engine = await loadModel(synthModel({ seed: 5 }), { backend: "reference", contextLength: 128 });
+    const messages = [
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "Hi <|eot_id|> there" },
+    ] as const;
+    const text = engine.renderChat(messages);
+    expect(engine.encodeRenderedChat(text)).toEqual(engine.encodeChat(messages));
+    const sliced = await engine.encodeRenderedChat(text, async (t, options) => engine.tokenize(t, options));
+    expect(sliced).toEqual(engine.encodeChat(messages));
   });
 });

@@ -93,4 +93,33 @@ describe("Session", () => {
     session.dispose();
     expect((await plain).tokenIds).toHaveLength(2);
   });
+
+  it("dispose during a streaming turn cancels it and frees the slot only once the turn has ended; the generation waiting for the slot then runs normally", async () => {
+    await using engine = await loadModel(synthModel({ seed: 12 }), { backend: "reference", contextLength: 256, maxSequences: 1 });
+    const request = { prompt: [500, 7, 8, 9], maxTokens: 6, temperature: 0, ignoreEos: true } as const;
+    const alone = await end(engine.generate(request));
+    const session = engine.createSession();
+    const turn = session.generate([500, 1, 2, 3], { maxTokens: 100, temperature: 0, ignoreEos: true });
+    const iterator = turn[Symbol.asyncIterator]();
+    let deltas = 0;
+    while (deltas < 2) {
+      const next = await iterator.next();
+      if (next.done === true) throw new Error("the turn ended early");
+      if (next.value.type === "token-delta") deltas++;
+    }
+    const waiting = end(engine.generate(request));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(engine.stats().queuedSequences).toBe(1);
+    session.dispose();
+    // The slot is still the turn's until it leaves the scheduler: nothing was admitted onto it.
+    expect(engine.stats().queuedSequences).toBe(1);
+    let turnEnd: RequestEndEvent | null = null;
+    for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) if (next.value.type === "request-end") turnEnd = next.value;
+    expect(turnEnd?.finishReason).toBe("abort");
+    expect(turnEnd!.tokenIds.length).toBeLessThan(100);
+    const other = await waiting;
+    expect(other.finishReason).toBe("length");
+    expect(other.tokenIds).toEqual(alone.tokenIds);
+    expect(engine.stats().kv.slotsInUse).toBe(0);
+  });
 });
