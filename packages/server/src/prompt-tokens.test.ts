@@ -63,6 +63,13 @@ describe("tokenizeInSlices", () => {
       { role: "user" as const, content: "What now?" },
     ];
     expect(await encodeChatPromptAsync(engine, short)).toEqual(engine.encodeChat(short));
+    // The chat template is rendered once per prompt (not again inside encodeChat).
+    let renders = 0;
+    const counted = Object.create(engine) as Engine;
+    Object.defineProperty(counted, "renderChat", { value: (...args: Parameters<Engine["renderChat"]>) => (renders++, engine.renderChat(...args)) });
+    Object.defineProperty(counted, "encodeChat", { value: () => { throw new Error("encodeChat renders again"); } });
+    expect(await encodeChatPromptAsync(counted, short)).toEqual(engine.encodeChat(short));
+    expect(renders).toBe(1);
     // The plain template renders no BOS: the tokenizer's addChatBos adds it, as in Engine.chat.
     const plain = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 256, maxSequences: 1, chatTemplate: "plain" });
     try {

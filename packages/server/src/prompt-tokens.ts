@@ -1,5 +1,5 @@
 // Prompt admission before tokenizing (a byte bound on the token count) and tokenizing in slices that never hold the event loop.
-import { CHAT_ENCODE_OPTIONS, rendersEveryMessage, type ChatMessage, type Engine } from "@halo/engine";
+import { rendersEveryMessage, type ChatMessage, type Engine } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { ServerErrorCode } from "./errors.js";
 
@@ -239,9 +239,9 @@ export async function piecesInSlices(engine: Engine, ids: readonly number[]): Pr
  * and, with a built-in template (`rendersEveryMessage`: every message's trimmed content appears in
  * the rendered text), before it is rendered, from the messages' content bytes alone (rendering tens
  * of thousands of messages holds the event loop). Then, for a rendered text over
- * {@link SLICE_CHARS}, responsiveness: `Tokenizer.encodeChat`'s own steps (`CHAT_ENCODE_OPTIONS`,
- * then `addChatBos`) with the encoding done by {@link tokenizeInSlices}, which gives the same ids.
- * Shorter texts go through `engine.encodeChat` itself.
+ * {@link SLICE_CHARS}, responsiveness: `engine.encodeRenderedChat` with the encoding done by
+ * {@link tokenizeInSlices}, which gives the same ids. The text is rendered once: shorter texts go
+ * through `engine.encodeRenderedChat(text)`, which is what `engine.encodeChat` does after rendering.
  * @internal
  */
 export async function encodeChatPromptAsync(engine: Engine, messages: readonly ChatMessage[]): Promise<number[]> {
@@ -250,12 +250,12 @@ export async function encodeChatPromptAsync(engine: Engine, messages: readonly C
     for (const message of messages) contentBytes += Buffer.byteLength(message.content.trim());
     await checkPromptBytes(engine, contentBytes, "messages");
   }
+  // Rendered once: the text is measured, then encoded as encodeChat encodes it (Engine.encodeRenderedChat).
   const text = engine.renderChat(messages);
   await checkPromptBytes(engine, Buffer.byteLength(text), "messages");
-  if (text.length <= SLICE_CHARS) return engine.encodeChat(messages);
+  if (text.length <= SLICE_CHARS) return engine.encodeRenderedChat(text);
   // Encoded whole (in slices): the chat context policy measures candidates by their token count.
-  // renderChat threw already for a model without a tokenizer.
-  return engine.tokenizer!.addChatBos(await tokenizeInSlices(engine, text, CHAT_ENCODE_OPTIONS));
+  return engine.encodeRenderedChat(text, (rendered, options) => tokenizeInSlices(engine, rendered, options));
 }
 
 /**
