@@ -69,11 +69,12 @@ export function mainHelp(): string {
  * message that already starts with it is not prefixed again); the hint, when there is one, ends
  * the message. Option names of the JavaScript API are written as the flags that set them
  * (`contextLength` → `--context-length`), and line breaks inside it are escaped (`\n`), so the error is always one line.
- * `label` is `halo <command>` or, before a command is known, `halo`.
+ * `label` is `halo <command>` or, before a command is known, `halo`; `command` picks the command's own flag
+ * for an option where it differs (`halo bench --batch` sets `maxSequences`).
  */
-function errorLine(label: string, error: HaloError): string {
+function errorLine(label: string, error: HaloError, command?: string): string {
   const message = error.message.startsWith(`${label}: `) ? error.message.slice(label.length + 2) : error.message;
-  return `${label}: ${oneLine(inCliTerms(message))} [${error.code}]\n`;
+  return `${label}: ${oneLine(inCliTerms(message, command))} [${error.code}]\n`;
 }
 
 /** A message on one line: line breaks it quotes (a file's text, a parser's excerpt) are written `\n`. */
@@ -120,7 +121,7 @@ export async function main(argv: readonly string[], ctx: CommandContext): Promis
     // The reader of our output went away (`halo … | head`): nothing to report.
     if (isBrokenPipe(error)) return ExitCode.OK;
     if (isHaloError(error)) {
-      ctx.stderr.write(errorLine(label, error));
+      ctx.stderr.write(errorLine(label, error, name));
       if (verbose && error.stack !== undefined) ctx.stderr.write(`${error.stack}\n`);
       // A load option the engine refused came from a flag: wrong usage, like a flag the parser refused.
       const usage = error.code === CliErrorCode.CLI_USAGE || (error.code === "ENGINE_BAD_OPTION" && isFlagOption(error.field));

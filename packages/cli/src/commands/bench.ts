@@ -3,10 +3,11 @@ import { KV_DTYPES, type Engine, type MemoryEstimate, type RequestEndEvent } fro
 import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { HaloError } from "@halo/errors";
 import { openModel } from "@halo/h1b-format";
 import { CliErrorCode } from "../errors.js";
+import { installedPackings } from "../installed-packings.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or snapshot directory" },
@@ -40,12 +41,16 @@ export const benchHelp = helpText(
 /** What `halo bench` reports. */
 export interface BenchResult {
   readonly model: string;
+  /** The running backend's name as the engine reports it (its display name, e.g. `reference split-kv 64`). */
   readonly backend: string;
-  readonly threads: number | null;
+  /**
+   * The options the running backend was created with: its `backendOptions` entry from `--threads`,
+   * `--lm-head` and `--backend-option` (`{ threads: 2, lmHead: "int4" }`); `{}` when it runs on its
+   * defaults. Options given for a backend that did not run are not here (bench says so on stderr).
+   */
+  readonly backendOptions: Readonly<Record<string, unknown>>;
   /** KV cache storage the engine ran with. */
   readonly kvDtype: string;
-  /** LM head storage asked for (`f16` is the weights as stored). */
-  readonly lmHead: string;
   readonly loadMs: number;
   readonly promptTokens: number;
   readonly prefillTokensPerSecond: number;
@@ -184,16 +189,16 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
   const givenGen = numberFlag("bench", values, "gen-tokens", { integer: true, min: 2 });
   const givenDecodeContext = numberFlag("bench", values, "decode-context", { integer: true, min: 1 });
   const backend = backendFlags("bench", values);
-  const threads = numberFlag("bench", values, "threads", { integer: true, min: 1, max: 1024 });
   const batch = numberFlag("bench", values, "batch", { integer: true, min: 1, max: 256 }) ?? 1;
   const headBytesFlag = numberFlag("bench", values, "head-bytes", { min: 0.25, max: 4 });
   let bandwidth = numberFlag("bench", values, "bandwidth", { min: 0.1 }) ?? null;
   const kvDtype = kvDtypeFlag("bench", values);
-  const lmHead = values["lm-head"] as string | undefined;
+  await checkBackendFlags(backend);
 
   const started = performance.now();
-  // Opened first to size the run to the model's context; loadModel then takes the open file.
-  const model = await openModel(modelPath);
+  // Opened first to size the run to the model's context; loadModel then takes the open file (with the
+  // installed backends' layouts, as loadModel opens one).
+  const model = await openModel(modelPath, { codecs: await installedPackings(ctx.env) });
   let engine: Engine;
   let promptTokens: number;
   let genTokens: number;
@@ -224,6 +229,8 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     throw error;
   }
   writeBackendNotice("bench", engine, ctx, backend.backendOptions);
+  // Options are given by factory name; the engine's backend name is the display name.
+  const runningOptions = backend.backendOptions?.[engine.backendFactory?.name ?? engine.backend] ?? {};
   const loadMs = performance.now() - started;
   try {
     const vocab = engine.config.vocabSize;
@@ -242,7 +249,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       const prefillSeconds = Math.max(...ends.map((e) => (e.timings.queuedMs + e.timings.prefillMs) / 1000));
       aggregate = ends.reduce((n, e) => n + e.usage.completionTokens - 1, 0) / Math.max(1e-9, seconds - prefillSeconds);
     }
-    bandwidth ??= await probeBandwidth(engine, backend.backendOptions?.[engine.backend]);
+    bandwidth ??= await probeBandwidth(engine, runningOptions);
     const estimate = engine.memoryEstimate;
     const bytesPerToken =
       estimate === null
@@ -261,9 +268,8 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     const result: BenchResult = {
       model: modelPath,
       backend: engine.backend,
-      threads: threads ?? null,
+      backendOptions: runningOptions,
       kvDtype: engine.kvDtype,
-      lmHead: lmHead ?? "f16",
       loadMs: Math.round(loadMs),
       promptTokens,
       prefillTokensPerSecond: round(prefill.timings.prefillTokensPerSecond),
@@ -281,7 +287,11 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     };
     if (values["json"] === true) ctx.stdout.write(`${JSON.stringify(result)}\n`);
     else {
-      for (const [key, value] of Object.entries(result)) if (key !== "rooflineUnavailable") ctx.stdout.write(`${key.padEnd(32)}${value === null ? "n/a" : String(value)}\n`);
+      for (const [key, value] of Object.entries(result)) {
+        if (key === "rooflineUnavailable") continue;
+        const text = value === null ? "n/a" : typeof value === "object" ? optionsText(value as Record<string, unknown>) : String(value);
+        ctx.stdout.write(`${key.padEnd(32)}${text}\n`);
+      }
       if (rooflineUnavailable !== null) ctx.stdout.write(`(${rooflineUnavailable})\n`);
     }
   } finally {
@@ -289,6 +299,12 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     model.close();
   }
   return 0;
+}
+
+/** `threads=2 lmHead="int4"`, or `(defaults)` for none. */
+function optionsText(options: Readonly<Record<string, unknown>>): string {
+  const entries = Object.entries(options);
+  return entries.length === 0 ? "(defaults)" : entries.map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(" ");
 }
 
 function round(value: number, digits = 2): number {

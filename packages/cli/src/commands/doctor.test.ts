@@ -1,7 +1,7 @@
 // `halo doctor` lists the backends that are installed, found as loadModel finds them: a backend package
-// installed into a project (or named by HALO_BACKEND_PATH) shows up with its probe, with no CLI edit.
+// named by HALO_BACKEND_PATH shows up with its probe, with no CLI edit; one in the current directory is never imported.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,7 @@ let project: InstalledExample;
 let elsewhere: string;
 
 beforeAll(() => {
-  // The command as users run it: bin.ts bundled on its own, run in a child process whose cwd is the project.
+  // The command as users run it: bin.ts bundled on its own, run in a child process.
   out = join(packageDir, "node_modules", ".cache", `halo-doctor-test-${process.pid}`);
   execFileSync(
     join(packageDir, "../../node_modules/.bin/tsup"),
@@ -44,8 +44,9 @@ function doctor(args: readonly string[], cwd: string, env: Record<string, string
 }
 
 describe("halo doctor and installed backend packages", () => {
-  it("lists a backend package installed in the project it runs in, with its probe, above cpu and reference; refused packages with why", () => {
-    const report = JSON.parse(doctor(["--json"], project.root)) as DoctorReport;
+  it("lists a backend package on HALO_BACKEND_PATH with its probe, above cpu and reference; refused packages with why", () => {
+    const withPath = { HALO_BACKEND_PATH: project.nodeModules };
+    const report = JSON.parse(doctor(["--json"], elsewhere, withPath)) as DoctorReport;
     const example = report.backends.find((b) => b.name === "example");
     expect(example).toEqual({
       name: "example",
@@ -59,20 +60,47 @@ describe("halo doctor and installed backend packages", () => {
     });
     expect(report.backends[0]!.name).toBe("example");
     expect(report.backends.at(-1)!.name).toBe("reference");
-    expect(report.backendSearchPaths).toContain(join(project.root, "node_modules"));
+    expect(report.backendSearchPaths).toContain(project.nodeModules);
     expect(report.refusedBackends.map((r) => r.packageName).sort()).toEqual(["@halo/kernels-old", "@halo/kernels-stale"]);
     expect(report.refusedBackends.find((r) => r.packageName === "@halo/kernels-old")!.reason).toMatch(
       /declares backend contract 1 in package\.json; this engine speaks 2/,
     );
-    // The CPU kernel path comes from the cpu backend's own probe, when it is installed and runs.
-    const cpu = report.backends.find((b) => b.name === "cpu");
-    expect(report.cpu.kernelPath).toBe(cpu?.available === true ? cpu.details["kernelPath"] : null);
+    // What a backend says about this machine (the cpu backend's kernel path included) is its probe's details, printed as given.
+    expect(Object.keys(report.cpu).sort()).toEqual(["cores", "model", "simd"]);
 
-    const text = doctor([], project.root);
+    const text = doctor([], elsewhere, withPath);
     expect(text).toMatch(
       /\n {2}example +yes {2}example kernels \(reference numerics\)\n {8,}@halo\/kernels-example; priority 1000; device example-0; kernelPath reference; device memory /,
     );
     expect(text).toMatch(/\nrefused\n {2}@halo\/kernels-\w+ +.*contract 1/);
+    for (const b of report.backends) for (const [key, value] of Object.entries(b.details)) expect(text).toContain(`${key} ${value}`);
+  });
+
+  it("never imports a backend package from the directory it runs in (an untrusted checkout)", () => {
+    // A project whose node_modules holds a backend package that leaves a mark when imported.
+    const checkout = mkdtempSync(join(tmpdir(), "halo-doctor-checkout-"));
+    try {
+      const pkg = join(checkout, "node_modules", "@halo", "kernels-planted");
+      mkdirSync(pkg, { recursive: true });
+      const mark = join(checkout, "imported");
+      writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "@halo/kernels-planted", type: "module", main: "index.js", halo: { backend: true, contractVersion: 2 } }));
+      writeFileSync(
+        join(pkg, "index.js"),
+        `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(mark)}, "imported");\n` +
+          `export const backendFactory = { contractVersion: 2, name: "planted", priority: 9999, description: "planted", probe: async () => ({ available: true, reason: "planted" }), create: () => { throw new Error("planted"); } };\n`,
+      );
+      const report = JSON.parse(doctor(["--json"], checkout)) as DoctorReport;
+      expect(existsSync(mark), "halo doctor imported a package from its working directory").toBe(false);
+      expect(report.backends.map((b) => b.name)).not.toContain("planted");
+      expect(report.refusedBackends.map((r) => r.packageName)).not.toContain("@halo/kernels-planted");
+      expect(report.backendSearchPaths).not.toContain(join(checkout, "node_modules"));
+      // The same package named on purpose is found (and imported): the test can fail.
+      const named = JSON.parse(doctor(["--json"], checkout, { HALO_BACKEND_PATH: join(checkout, "node_modules") })) as DoctorReport;
+      expect(named.backends.map((b) => b.name)).toContain("planted");
+      expect(existsSync(mark)).toBe(true);
+    } finally {
+      rmSync(checkout, { recursive: true, force: true });
+    }
   });
 
   it("finds it through HALO_BACKEND_PATH from any directory, and not without", () => {
@@ -83,7 +111,7 @@ describe("halo doctor and installed backend packages", () => {
   });
 
   it("reports a backend whose probe says it cannot run here, with its reason", () => {
-    const report = JSON.parse(doctor(["--json"], project.root, { HALO_EXAMPLE_UNAVAILABLE: "no example-0" })) as DoctorReport;
+    const report = JSON.parse(doctor(["--json"], elsewhere, { HALO_BACKEND_PATH: project.nodeModules, HALO_EXAMPLE_UNAVAILABLE: "no example-0" })) as DoctorReport;
     expect(report.backends.find((b) => b.name === "example")).toMatchObject({
       available: false,
       detail: "example device missing (no example-0)",

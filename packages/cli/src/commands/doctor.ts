@@ -20,7 +20,7 @@ const FLAGS: Record<string, FlagSpec> = {
 /** Help text of `halo doctor`. */
 export const doctorHelp = helpText(
   "halo doctor [--json]",
-  "Reports the CPU and its SIMD features, every installed backend (found as `loadModel` finds them:\n@halo/kernels-* packages and HALO_BACKEND_PATH) with what its probe says — available or why not,\ndetails such as the kernel path, its memory — packages refused and why, the model cache and versions.",
+  "Reports the CPU and its SIMD features, every installed backend (found as `loadModel` finds them:\n@halo/kernels-* packages installed beside @halo/engine, and HALO_BACKEND_PATH; never the current\ndirectory) with what its probe says — available or why not, its details (kernel path, devices, …),\nits memory — packages refused and why, the model cache and versions.",
   FLAGS,
   ["halo doctor", "halo doctor --json | jq .backends"],
 );
@@ -47,8 +47,8 @@ export interface BackendStatus {
 
 /** The doctor's report. */
 export interface DoctorReport {
-  /** The CPU; `kernelPath` is what the cpu backend's probe reports it chooses (null without one). */
-  readonly cpu: { readonly model: string; readonly cores: number; readonly simd: readonly string[]; readonly kernelPath: string | null };
+  /** The CPU as the OS reports it (what each backend makes of it is in its probe's `details`). */
+  readonly cpu: { readonly model: string; readonly cores: number; readonly simd: readonly string[] };
   /** Installed backends, highest priority first. */
   readonly backends: readonly BackendStatus[];
   /** Backend packages found but not usable, with why. */
@@ -120,7 +120,7 @@ function cachedModels(dir: string): string[] {
  * @example
  * ```ts
  * const report = await doctorReport(process.env);
- * console.log(report.cpu.kernelPath);
+ * for (const b of report.backends) console.log(b.name, b.available, b.details);
  * ```
  */
 export async function doctorReport(env: Readonly<Record<string, string | undefined>>): Promise<DoctorReport> {
@@ -133,7 +133,6 @@ export async function doctorReport(env: Readonly<Record<string, string | undefin
   const parsed = parseCpuinfo(cpuinfo);
   const discovery = await discoverBackends({ env });
   const backends = await Promise.all(discovery.factories.map((f) => backendStatus(f, discovery.packages[f.name] ?? null)));
-  const cpuProbe = backends.find((b) => b.name === "cpu");
   const dir = modelCacheDir(env);
   const models = cachedModels(dir);
   const hub = hubOptionsFromEnv(env);
@@ -142,7 +141,6 @@ export async function doctorReport(env: Readonly<Record<string, string | undefin
       model: parsed.model ?? cpus()[0]?.model ?? "unknown",
       cores: cpus().length,
       simd: parsed.simd,
-      kernelPath: cpuProbe?.available === true ? (cpuProbe.details["kernelPath"] ?? null) : null,
     },
     backends,
     refusedBackends: discovery.refused,
@@ -187,7 +185,6 @@ export async function doctorCommand(argv: readonly string[], ctx: CommandContext
   const lines = [
     `CPU        ${r.cpu.model} (${r.cpu.cores} logical cores)`,
     `SIMD       ${r.cpu.simd.length > 0 ? r.cpu.simd.join(" ") : "none found"}`,
-    `kernels    ${r.cpu.kernelPath !== null ? `${r.cpu.kernelPath} (chosen by the cpu backend)` : "no native CPU kernel path (the cpu backend is not installed or not available; see below)"}`,
     "backends   (highest priority first: `--backend auto` runs the first that is available and fits the model)",
     ...r.backends.flatMap((b) => backendLines(b)),
     ...(r.refusedBackends.length > 0 ? ["refused", ...r.refusedBackends.map((x) => `  ${x.packageName}  ${x.reason}`)] : []),

@@ -4,7 +4,7 @@ import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
 import { helpText, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -51,6 +51,7 @@ export async function evalCommand(argv: readonly string[], ctx: CommandContext):
   const ids = parseTokenList(requireString("eval", values, "tokens"));
   const out = requireString("eval", values, "logits-out");
   const backend = backendFlags("eval", values);
+  await checkBackendFlags(backend);
   const engine = await loadWithFlags(modelPath, {
     ...backend,
     maxSequences: 1,

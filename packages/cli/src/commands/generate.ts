@@ -2,7 +2,7 @@
 import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, loadWithFlags, MODEL_FLAGS, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, loadWithFlags, MODEL_FLAGS, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or Hugging Face snapshot directory" },
@@ -43,6 +43,7 @@ export async function generateCommand(argv: readonly string[], ctx: CommandConte
   const topK = numberFlag("generate", values, "top-k", { integer: true, min: 0 }) ?? 40;
   const topP = numberFlag("generate", values, "top-p", { min: 0, max: 1 }) ?? 0.95;
   const backend = backendFlags("generate", values);
+  await checkBackendFlags(backend);
   const contextLength = numberFlag("generate", values, "context-length", { integer: true, min: 2 });
   const engine = await loadWithFlags(model, {
     ...backend,

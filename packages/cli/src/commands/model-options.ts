@@ -1,10 +1,11 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import { readFileSync } from "node:fs";
-import { BUILTIN_CHAT_TEMPLATE_NAMES, discoverBackends, KV_DTYPES, loadModel, type BackendOptions, type ChatTemplateChoice, type Engine, type LoadModelOptions } from "@halo/engine";
+import { BUILTIN_CHAT_TEMPLATE_NAMES, checkBackendChoice, KV_DTYPES, loadModel, type BackendOptions, type ChatTemplateChoice, type Engine, type LoadModelOptions } from "@halo/engine";
 import { HaloError, isHaloError } from "@halo/errors";
 import { checkChatTemplate } from "@halo/tokenizer";
 import { kvDtypeFlag, numberFlag, type FlagSpec } from "../args.js";
 import { writeBackendNotice } from "../backend-notice.js";
+import { BACKEND_OPTION_FLAGS, backendOptionFlagSpecs, flagOfBackendOption, flagsOfBackend } from "../backend-option-flags.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -82,60 +83,72 @@ export const MODEL_FLAG: FlagSpec = {
 
 /**
  * The flags that choose the backend and set its options, the same in every command that loads a
- * model. `--threads` and `--lm-head` are the cpu backend's options (`backendOptions.cpu`);
- * `--backend-option name.key=value` sets any backend's, so a new backend needs no new flag.
+ * model: `--backend`, the flags of {@link BACKEND_OPTION_FLAGS} (`--threads`, `--lm-head`: the cpu
+ * backend's options) and `--backend-option name.key=value`, which sets any backend's, so a new
+ * backend needs no new flag.
  */
 export const BACKEND_FLAGS: Record<string, FlagSpec> = {
-  backend: { type: "string", placeholder: "name", description: "auto, or an installed backend: cpu, reference, … (`halo doctor` lists them; default auto)" },
-  threads: { type: "string", placeholder: "n", description: "threads of the cpu backend (default: all cores)" },
-  "lm-head": { type: "string", placeholder: "f16|int8|int4", description: "LM head storage of the cpu backend: f16 (exact, default) | int8 | int4 — faster decoding at a measured quality cost, see docs/benchmarks.md" },
+  backend: { type: "string", placeholder: "name", description: "auto, or an installed backend (`halo doctor` lists them; default auto)" },
+  ...backendOptionFlagSpecs(),
   "backend-option": {
     type: "string",
     placeholder: "name.key=value",
     multiple: true,
-    description: "an option of one backend, passed to it as is (repeat): cpu.threads=8, reference.splitKvTile=64; the value is read as JSON when it parses, else as text",
+    description: `an option of one backend, passed to it as is (repeat), e.g. ${exampleBackendOption()}; the value is read as JSON when it parses, else as text`,
   },
 };
 
+/** `name.key=value` of the first row of {@link BACKEND_OPTION_FLAGS}, for help and error texts. */
+function exampleBackendOption(): string {
+  const first = BACKEND_OPTION_FLAGS[0];
+  return first === undefined ? "name.key=value" : `${first.backend}.${first.key}=${first.value === "integer" ? "8" : '"…"'}`;
+}
+
 /** How the model is loaded and run: the flags `run`, `chat` and `serve` share. */
 export const LOAD_FLAGS: Record<string, FlagSpec> = {
-  backend: BACKEND_FLAGS["backend"]!,
-  threads: BACKEND_FLAGS["threads"]!,
+  ...BACKEND_FLAGS,
   "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
   "kv-dtype": { type: "string", placeholder: KV_DTYPES.join("|"), description: `KV cache storage: ${KV_DTYPES.join(" | ")} (default f16; int8 is about a quarter of f32, see docs/benchmarks.md for its cost)` },
-  "lm-head": BACKEND_FLAGS["lm-head"]!,
-  "backend-option": BACKEND_FLAGS["backend-option"]!,
   "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
 };
 
-/** Flags that set an option of the cpu backend, by option. */
-const CPU_OPTION_FLAGS: Readonly<Record<string, string>> = { threads: "--threads", lmHead: "--lm-head" };
+/** What the backend flags ask for: `loadModel`'s `backend` and `backendOptions`. */
+export interface BackendFlags {
+  readonly backend: string;
+  readonly backendOptions?: BackendOptions;
+}
 
 /**
- * Reads `--backend`, `--threads`, `--lm-head` and `--backend-option` into `loadModel`'s `backend` and
- * `backendOptions` (`--threads 4` is `backendOptions.cpu.threads`; the backend checks the values).
- * Flags a command does not define are absent from `values` and ignored.
+ * Reads `--backend`, the flags of {@link BACKEND_OPTION_FLAGS} (`--threads`, `--lm-head`) and
+ * `--backend-option` into `loadModel`'s `backend` and `backendOptions` (`--threads 4` is
+ * `backendOptions.cpu.threads`; the backend checks the values, see {@link checkBackendFlags}).
+ * Flags a command does not define are absent from `values` and ignored. An option set by two flags
+ * is a usage error.
  *
  * @example
  * ```ts
  * backendFlags("run", { threads: "4", "backend-option": ["cpu.lmHead=\"int8\""] }); // { backend: "auto", backendOptions: { cpu: { threads: 4, lmHead: "int8" } } }
  * ```
  */
-export function backendFlags(command: string, values: Record<string, unknown>, defaultBackend = "auto"): { backend: string; backendOptions?: BackendOptions } {
+export function backendFlags(command: string, values: Record<string, unknown>, defaultBackend = "auto"): BackendFlags {
   const options: Record<string, Record<string, unknown>> = {};
+  const setBy = new Map<string, string>();
   const set = (name: string, key: string, value: unknown, flag: string): void => {
     const own = (options[name] ??= {});
-    if (key in own) {
-      throw new HaloError(CliErrorCode.CLI_USAGE, `${name}.${key} is set twice`, { field: flag.replace(/^--/, ""), hint: `Give ${flag} once (--threads and --lm-head set cpu.threads and cpu.lmHead)` });
+    const first = setBy.get(`${name}.${key}`);
+    if (first !== undefined) {
+      throw new HaloError(CliErrorCode.CLI_USAGE, `${name}.${key} is set twice, by ${first} and by ${flag}`, { field: flag.replace(/^--/, ""), hint: "Give it once" });
     }
+    setBy.set(`${name}.${key}`, flag);
     own[key] = value;
   };
-  const threads = numberFlag(command, values, "threads", { integer: true, min: 1, max: 1024 });
-  if (threads !== undefined) set("cpu", "threads", threads, "--threads");
-  const lmHead = values["lm-head"];
-  if (lmHead !== undefined) set("cpu", "lmHead", String(lmHead), "--lm-head");
+  for (const row of BACKEND_OPTION_FLAGS) {
+    const name = row.flag.slice(2);
+    if (values[name] === undefined) continue;
+    set(row.backend, row.key, row.value === "integer" ? numberFlag(command, values, name, { integer: true }) : String(values[name]), row.flag);
+  }
   const raw = values["backend-option"];
   for (const entry of raw === undefined ? [] : Array.isArray(raw) ? (raw as unknown[]) : [raw]) {
     const text = String(entry);
@@ -143,7 +156,7 @@ export function backendFlags(command: string, values: Record<string, unknown>, d
     if (match === null) {
       throw new HaloError(CliErrorCode.CLI_USAGE, "--backend-option must be name.key=value", {
         field: "backend-option",
-        expected: "e.g. cpu.threads=8 or reference.splitKvTile=64",
+        expected: `e.g. ${exampleBackendOption()}`,
         actual: text,
       });
     }
@@ -160,62 +173,64 @@ export function backendFlags(command: string, values: Record<string, unknown>, d
   return Object.keys(options).length === 0 ? { backend } : { backend, backendOptions: options };
 }
 
-/** The flag that set a backend option an error names (`cpu.threads` or `threads` → `--threads`). */
-function flagOfBackendField(field: string | undefined): string {
-  if (field === undefined) return "--backend-option";
-  const key = field.includes(".") ? field.slice(field.indexOf(".") + 1) : field;
-  const name = field.includes(".") ? field.slice(0, field.indexOf(".")) : "cpu";
-  return name === "cpu" && CPU_OPTION_FLAGS[key] !== undefined ? CPU_OPTION_FLAGS[key] : `--backend-option ${name}.${key}`;
-}
-
 /**
- * An error about a backend option in the CLI's terms: a backend refusing an option
- * (`KERNELS_BAD_OPTION`, `KERNELS_CPU_BAD_OPTION`, …) or `loadModel` refusing a `backendOptions` key
- * becomes a usage error (exit 2) naming the flag that set it; any other error is returned as is.
+ * An error about the backend flags in the CLI's terms, as a usage error (exit 2) naming the flag:
+ * - `ENGINE_BAD_OPTION` on `backend` → `--backend: …`;
+ * - `ENGINE_BAD_OPTION` on `backendOptions.<name>` (no installed backend has that name) → the flags
+ *   that set that backend's options;
+ * - a backend refusing one of its options (`KERNELS_BAD_OPTION`, `KERNELS_CPU_BAD_OPTION`, …) whose
+ *   field is `<backend>.<key>` for an option in `given` → the flag that set it (`--threads`,
+ *   `--backend-option reference.splitKvTile`).
+ *
+ * Any other error is returned as is: a field with no backend name (`maxSequences`, `kvDtype`: the
+ * contract's checks of load options) is not a backend option's, and is not blamed on one. With
+ * `early` (the error came from checking the flags alone, before any model: {@link checkBackendFlags}),
+ * every `*_BAD_OPTION` came from creating a backend with `given` and is a usage error (the flag named
+ * when the field says it), and `ENGINE_NO_BACKEND` is `--backend` naming no installed backend.
  *
  * @example
  * ```ts
- * const engine = await loadModel(path, options).catch((e: unknown) => { throw backendOptionError(e); });
+ * const engine = await loadModel(path, options).catch((e: unknown) => { throw backendOptionError(e, options.backendOptions); });
  * ```
  */
-export function backendOptionError(error: unknown): unknown {
+export function backendOptionError(error: unknown, given: BackendOptions = {}, early = false): unknown {
   if (!isHaloError(error)) return error;
   const field = error.field;
-  if (error.code === "ENGINE_BAD_OPTION" && field?.startsWith("backendOptions.") === true) {
-    const name = field.slice("backendOptions.".length);
-    const flags = name === "cpu" ? Object.values(CPU_OPTION_FLAGS).join(" / ") : `--backend-option ${name}.…`;
-    return new HaloError(CliErrorCode.CLI_USAGE, `${flags}: ${error.message}`, { cause: error });
+  if (error.code === "ENGINE_BAD_OPTION" || (early && error.code === "ENGINE_NO_BACKEND")) {
+    if (field === "backend") return new HaloError(CliErrorCode.CLI_USAGE, `--backend: ${error.message}`, { cause: error });
+    if (field?.startsWith("backendOptions.") === true) {
+      return new HaloError(CliErrorCode.CLI_USAGE, `${flagsOfBackend(field.slice("backendOptions.".length))}: ${error.message}`, { cause: error });
+    }
+    return error;
   }
-  if (error.code !== "ENGINE_BAD_OPTION" && error.code.endsWith("_BAD_OPTION")) {
-    const flag = flagOfBackendField(field);
-    return new HaloError(CliErrorCode.CLI_USAGE, `${flag}: ${error.message}`, { cause: error });
+  if (!error.code.endsWith("_BAD_OPTION")) return error;
+  const dot = field?.indexOf(".") ?? -1;
+  const name = dot > 0 ? field!.slice(0, dot) : null;
+  const key = dot > 0 ? field!.slice(dot + 1) : null;
+  if (name !== null && key !== null && given[name] !== undefined && Object.hasOwn(given[name]!, key)) {
+    return new HaloError(CliErrorCode.CLI_USAGE, `${flagOfBackendOption(name, key)}: ${error.message}`, { cause: error });
   }
-  return error;
+  return early ? new HaloError(CliErrorCode.CLI_USAGE, error.message, { cause: error }) : error;
 }
 
 /**
- * Checks `--backend` and the backends `backendOptions` names against the installed backends before
- * anything starts (`halo serve` loads in the background, after it listens): a name no installed
- * backend has is a usage error listing those that are.
+ * Checks the backend flags before anything is resolved, downloaded, opened or verified (and before
+ * `halo serve` listens): `--backend` and every backend `backendOptions` names must be installed, and
+ * every backend given options is created with them, so a bad value (`--lm-head q4`) is refused by
+ * the backend now (the engine's `checkBackendChoice`). Errors are usage errors naming the flag
+ * ({@link backendOptionError}).
  *
  * @example
  * ```ts
- * await checkBackendNames(backendFlags("serve", values));
+ * const backend = backendFlags("run", values);
+ * await checkBackendFlags(backend);
  * ```
  */
-export async function checkBackendNames(options: { readonly backend: string; readonly backendOptions?: BackendOptions }): Promise<void> {
-  const installed = (await discoverBackends()).factories.map((f) => f.name);
-  const flagged: [string, string][] = [
-    ...(options.backend === "auto" ? [] : ([["--backend", options.backend]] as [string, string][])),
-    ...Object.keys(options.backendOptions ?? {}).map((name): [string, string] => [name === "cpu" ? "--threads / --lm-head" : `--backend-option ${name}.…`, name]),
-  ];
-  for (const [flag, name] of flagged) {
-    if (installed.includes(name)) continue;
-    throw new HaloError(CliErrorCode.CLI_USAGE, `${flag}: no installed backend is named "${name}"`, {
-      expected: `auto or an installed backend: ${installed.join(", ")}`,
-      actual: name,
-      hint: `Install its package (npm install @halo/kernels-${name}), or pick an installed one; \`halo doctor\` lists them and why any was refused`,
-    });
+export async function checkBackendFlags(flags: BackendFlags): Promise<void> {
+  try {
+    await checkBackendChoice(flags);
+  } catch (error) {
+    throw backendOptionError(error, flags.backendOptions, true);
   }
 }
 
@@ -231,7 +246,7 @@ export async function loadWithFlags(source: Parameters<typeof loadModel>[0], opt
   try {
     return await loadModel(source, options);
   } catch (error) {
-    throw backendOptionError(error);
+    throw backendOptionError(error, options.backendOptions);
   }
 }
 
@@ -275,6 +290,7 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
   const kvDtype = kvDtypeFlag(command, values);
   samplingFlags(command, values);
   const chatTemplate = chatTemplateFlag(command, values);
+  await checkBackendFlags(backend);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // The engine's scheduler yields to the event loop before every step, so Ctrl-C is seen between tokens on any backend.
   const engine = await loadWithFlags(path, {

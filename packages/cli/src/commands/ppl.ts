@@ -4,7 +4,7 @@ import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { ExitCode } from "../main.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -39,6 +39,7 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
   const contextLength = numberFlag("ppl", values, "context-length", { integer: true, min: 2 });
   const stride = numberFlag("ppl", values, "stride", { integer: true, min: 1 });
   const backend = backendFlags("ppl", values);
+  await checkBackendFlags(backend);
   let text: string;
   try {
     text = await readFile(textFile, "utf8");

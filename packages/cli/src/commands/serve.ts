@@ -9,7 +9,7 @@ import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
-import { backendFlags, checkBackendNames, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
+import { backendFlags, checkBackendFlags, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: MODEL_FLAG,
@@ -109,7 +109,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const timeout = numberFlag("serve", values, "timeout", { min: 0.001 }) ?? 600;
   const maxBodyBytes = numberFlag("serve", values, "max-body", { integer: true, min: 1 });
   const backend = backendFlags("serve", values, demo ? "reference" : "auto");
-  await checkBackendNames(backend);
+  await checkBackendFlags(backend);
   const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag("serve", values);
   const contextShift = contextShiftFlag("serve", values);
