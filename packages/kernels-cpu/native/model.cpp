@@ -17,6 +17,7 @@
 #endif
 
 #include <algorithm>
+#include <cfloat>
 #include <array>
 #include <atomic>
 #include <cmath>
@@ -1229,8 +1230,11 @@ void argmax_rows(const float* logits, int rows, int vocab, int32_t* out) {
     int best = -1;  // stays -1 for a row with nothing above -inf (all NaN or -inf): nothing to sample
     float best_value = -INFINITY;
     for (int i = 0; i < vocab; i++) {
-      if (row[i] > best_value) {  // strictly greater: the lowest id wins ties; NaN never compares greater
-        best_value = row[i];
+      // +inf ranks as FLT_MAX (the sampler's greedy sanitises +inf to FLOAT32_MAX first), so a lower id holding FLT_MAX
+      // ties with a higher id holding +inf and wins.
+      const float v = row[i] > FLT_MAX ? FLT_MAX : row[i];
+      if (v > best_value) {  // strictly greater: the lowest id wins ties; NaN never compares greater
+        best_value = v;
         best = i;
       }
     }

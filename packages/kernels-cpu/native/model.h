@@ -197,8 +197,9 @@ struct Model {
   halo_status import_slot(int slot, int length, const float* keys, const float* values);
 };
 
-/** The greedy id of each of `rows` rows of `vocab` logits: highest logit, lowest id on ties, NaN never wins (a row with
- *  no value above −∞ gives −1: nothing to sample). The twin of argmaxRows in @halo/kernels. */
+/** The greedy id of each of `rows` rows of `vocab` logits: highest logit (+∞ ranked as FLT_MAX, as the sampler's greedy
+ *  sanitises it), lowest id on ties, NaN never wins (a row with no value above −∞ gives −1: nothing to sample). The twin
+ *  of argmaxRows in @halo/kernels. */
 void argmax_rows(const float* logits, int rows, int vocab, int32_t* out);
 /** The `k` best ids of each row with their logits, best first: higher logit, then lower id; NaN ranks last (below −∞).
  *  The twin of topKRows in @halo/kernels. ids, values: [rows][k]; 1 ≤ k ≤ vocab. */

@@ -3,6 +3,7 @@ import { statSync } from "node:fs";
 import { HaloError } from "@halo/errors";
 import {
   KernelsErrorCode,
+  STEP_OUTPUTS,
   resolveLoadOptions,
   validateLoad,
   type Backend,
@@ -57,6 +58,13 @@ export interface CpuBackendOptions {
 
 /** The widest hidden size the int4 head's int32 SIMD lanes stay exact for (HALO_HEAD_I4_MAX_HIDDEN in halo_cpu.h). */
 const INT4_HEAD_MAX_HIDDEN = 65536;
+
+/** Refuses the int4 head for a model wider than its int32 lanes stay exact for (loadModel and estimateMemory alike). */
+function checkHeadFits(headQuant: NativeHeadQuant, c: WeightsConfig): void {
+  if (headQuant === "int4" && c.hiddenSize > INT4_HEAD_MAX_HIDDEN) {
+    throw badOption("lmHead", "the int4 LM head takes models with a hidden size up to 65,536", `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`, c.hiddenSize, 'Use lmHead "int8" or "f16" for this model');
+  }
+}
 
 /** LM head storages `createBackend` takes (see {@link CpuBackendOptions.lmHead}). */
 export type CpuLmHead = "f16" | "int8" | "int4";
@@ -245,7 +253,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     activationQuants: ["per-token", "q8k-block"],
     maxBatchTokens: resolved.maxBatchTokens,
     preferredBatchTokens: Math.min(resolved.maxBatchTokens, 512),
-    outputs: contract2 ? ["logits", "argmax", "top-k"] : ["logits"],
+    outputs: contract2 ? [...STEP_OUTPUTS] : ["logits"],
     hiddenRows: contract2,
     copySequence: contract2,
     sequenceTransfer: contract2,
@@ -262,6 +270,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     capabilities: () => capabilities,
     estimateMemory(config: WeightsConfig, loadOptions: LoadOptions): MemoryEstimate {
       const options = resolveLoadOptions(config, loadOptions, capabilities);
+      checkHeadFits(resolved.headQuant, config);
       return cpuMemoryEstimate(config, { ...options, headQuant: resolved.headQuant, batchTokens: capabilities.preferredBatchTokens });
     },
     async loadModel(weights: ModelWeights, loadOptions: LoadOptions): Promise<LoadedModel> {
@@ -271,10 +280,7 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
       }
       const options = validateLoad(weights, loadOptions, capabilities);
       const c = weights.config;
-      if (resolved.headQuant === "int4" && c.hiddenSize > INT4_HEAD_MAX_HIDDEN) {
-        throw badOption("lmHead", "the int4 LM head takes models with a hidden size up to 65,536", `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`, c.hiddenSize,
-          'Use lmHead "int8" or "f16" for this model');
-      }
+      checkHeadFits(resolved.headQuant, c);
       const arenaBytes = packedArenaBytes(c);
       let model: NativeModelHandle;
       try {

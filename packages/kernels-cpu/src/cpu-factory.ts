@@ -1,7 +1,6 @@
 // backendFactory: how the engine discovers the CPU backend (package.json "halo": { "backend": true } + this export).
 import { freemem, totalmem } from "node:os";
-import { HaloError } from "@halo/errors";
-import { CONTRACT_VERSION, KernelsErrorCode, type Backend, type BackendFactory, type BackendProbe } from "@halo/kernels";
+import { CONTRACT_VERSION, checkBackendOptions, type Backend, type BackendFactory, type BackendProbe } from "@halo/kernels";
 import { autoIsa, createBackend, type CpuBackendOptions } from "./cpu-backend.js";
 import { nativeBinding } from "./native-binding.js";
 import { measureReadBandwidth } from "./bandwidth.js";
@@ -52,20 +51,7 @@ export const backendFactory: BackendFactory = {
     };
   },
   create(options: Readonly<Record<string, unknown>> = {}): Backend {
-    if (typeof options !== "object" || options === null || Array.isArray(options)) {
-      throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "cpu backend options must be an object", { field: "cpu", expected: "an object", actual: options === null ? "null" : typeof options });
-    }
-    for (const key of Object.keys(options)) {
-      if (!(CPU_OPTION_KEYS as readonly string[]).includes(key)) {
-        throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, `the cpu backend has no option "${key}"`, {
-          field: `cpu.${key}`,
-          expected: CPU_OPTION_KEYS.join(", "),
-          actual: key,
-          hint: "Options of other backends go under their own name in backendOptions",
-        });
-      }
-    }
-    return createBackend(options as CpuBackendOptions);
+    return createBackend(checkBackendOptions<CpuBackendOptions>("cpu", CPU_OPTION_KEYS, options));
   },
   async measureReadBandwidth(options: Readonly<Record<string, unknown>> = {}): Promise<number> {
     const threads = options["threads"];

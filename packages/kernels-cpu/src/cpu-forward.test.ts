@@ -2,12 +2,11 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
-import { KernelsErrorCode, TOLERANCES, argmaxRows, conformanceModel, referenceBackend, topKRows, type LoadedModel, type StepBatch } from "@halo/kernels";
+import { KernelsErrorCode, TOLERANCES, argmaxRows, conformanceModel, forwardBatch, referenceBackend, topKRows, type LoadedModel, type StepBatch } from "@halo/kernels";
 import { createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
 import { nativeBinding, type NativeBinding, type NativeModelHandle } from "./native-binding.js";
 import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
-import { KernelsCpuErrorCode } from "./errors.js";
 
 const weights = conformanceModel({
   seed: 11,
@@ -41,11 +40,14 @@ async function codeOf(run: () => unknown): Promise<string | undefined> {
   return undefined;
 }
 
-/** Logits with the cases the greedy rule must get right: ties, NaN, ±Infinity, −0. */
+/** Largest finite float32 (the sampler's FLOAT32_MAX). */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Logits with the cases the greedy rule must get right: ties, NaN, ±Infinity, ±FLOAT32_MAX, −0. */
 const awkwardLogit = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: -3, max: 3 }).map((v) => v / 2) },
   { weight: 3, arbitrary: fc.float({ noNaN: false }) },
-  { weight: 1, arbitrary: fc.constantFrom(Number.NaN, Infinity, -Infinity, -0, 0) },
+  { weight: 2, arbitrary: fc.constantFrom(Number.NaN, Infinity, -Infinity, FLOAT32_MAX, -FLOAT32_MAX, -0, 0) },
 );
 
 describe("native argmax and top-k are argmaxRows / topKRows of @halo/kernels", () => {
@@ -56,6 +58,9 @@ describe("native argmax and top-k are argmaxRows / topKRows of @halo/kernels", (
     expect(native.argmaxRows!(Float32Array.of(Number.NaN, 2, Number.NaN, 2), 1, 4)).toEqual(Int32Array.of(1));
     expect(native.argmaxRows!(Float32Array.of(Number.NaN, -Infinity, Number.NaN), 1, 3)).toEqual(Int32Array.of(-1));
     expect(native.argmaxRows!(Float32Array.of(-Infinity, -5), 1, 2)).toEqual(Int32Array.of(1));
+    // +Infinity ranks as FLOAT32_MAX (the sampler's greedy sanitises it so): FLOAT32_MAX at a lower id wins the tie.
+    expect(native.argmaxRows!(Float32Array.of(0, FLOAT32_MAX, Infinity), 1, 3)).toEqual(Int32Array.of(1));
+    expect(native.argmaxRows!(Float32Array.of(Infinity, FLOAT32_MAX), 1, 2)).toEqual(Int32Array.of(0));
   });
 
   it("top-k: higher logit, then lower id; NaN last (after −∞)", () => {
@@ -133,6 +138,7 @@ for (const isa of availableIsas()) {
         const hiddenRows = Int32Array.of(0, 3, PROMPT.length - 1);
         const want = await reference.forward!(rows(reference.allocateSequence(), PROMPT, 0, { output: "argmax", hiddenRows }));
         const got = await cpu.forward!(rows(cpu.allocateSequence(), PROMPT, 0, { output: "argmax", hiddenRows }));
+        reference.dispose();
         expect(got.argmax).toEqual(want.argmax);
         expect(got.hidden).toHaveLength(hiddenRows.length * c.hiddenSize);
         for (let r = 0; r < hiddenRows.length; r++) {
@@ -184,7 +190,7 @@ describe("cpu forward misuse", () => {
 });
 
 describe("an addon built before contract 2 (a stale prebuild)", () => {
-  it("is detected; forward derives argmax / top-k on the host, and hidden rows, copy and export name the rebuild", async () => {
+  it("is detected; forward derives argmax / top-k on the host and refuses hidden rows naming the rebuild; copy / export / import are absent, as capabilities say", async () => {
     expect(hasContract2(nativeBinding())).toBe(true);
     expect(hasContract2({ NativeModel: class {} } as unknown as NativeBinding)).toBe(false);
     const stale = { step: async () => new Float32Array(c.vocabSize), allocSlot: () => 0, freeSlot: () => 0, dispose: () => {} } as unknown as NativeModelHandle;
@@ -194,9 +200,16 @@ describe("an addon built before contract 2 (a stale prebuild)", () => {
     // forward still answers what the old step can (argmax and top-k of its logits, on the host); hidden rows it cannot.
     const { argmax } = await model.forward(rows(slot, [1], 1, { output: "argmax" }));
     expect(argmax).toEqual(Int32Array.of(0));
-    expect(await codeOf(() => model.forward(rows(slot, [1], 2, { hiddenRows: Int32Array.of(0) })))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
-    expect(await codeOf(() => model.copySequence(slot, model.allocateSequence()))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
-    expect(await codeOf(() => model.exportSequence(slot))).toBe(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_MISSING);
-    expect(model.sequenceLength(slot)).toBe(2);
+    const { topK } = await model.forward(rows(slot, [1], 2, { output: "top-k", topK: 2, hiddenRows: new Int32Array(0) }));
+    expect(topK?.ids).toEqual(Int32Array.of(0, 1));
+    const refusal = await model.forward(rows(slot, [1], 3, { hiddenRows: Int32Array.of(0) })).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ code: KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG, field: "hiddenRows" });
+    expect(String((refusal as Error).message)).toMatch(/Rebuild it: `npm rebuild @halo\/kernels-cpu`/);
+    await expect(forwardBatch(model, rows(slot, [1], 3, { hiddenRows: Int32Array.of(0) }))).rejects.toMatchObject({ code: KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG });
+    for (const method of ["copySequence", "exportSequence", "importSequence"] as const) {
+      expect(method in model, method).toBe(false);
+      expect(typeof (model as LoadedModel)[method], method).toBe("undefined");
+    }
+    expect(model.sequenceLength(slot)).toBe(3);
   });
 });

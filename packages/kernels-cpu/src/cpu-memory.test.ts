@@ -46,12 +46,27 @@ describe("cpu estimateMemory", () => {
       expect(info.kvSlotBytes - options.contextLength * estimate.kvBytesPerPosition).toBeLessThan(4);
       const elem = kvDtype === "f32" ? 4 : kvDtype === "f16" ? 2 : 1;
       expect(estimate.kvBytesPerPosition).toBe(2 * c.numLayers * c.numKvHeads * (c.headDim * elem + (kvDtype === "int8" ? 4 : 0)));
-      expect(estimate.kvBytes).toBe(3 * 96 * estimate.kvBytesPerPosition);
+      // kvBytes: every slot as allocated, the native slot rounded up to 2 MiB (Region::allocate); the rate unrounded.
+      expect(estimate.kvBytes).toBe(3 * Math.ceil(info.kvSlotBytes / (2 << 20)) * (2 << 20));
+      expect(estimate.kvBytes).toBeGreaterThanOrEqual(3 * 96 * estimate.kvBytesPerPosition);
       expect(estimate.scratchBytes).toBeGreaterThan(backend.capabilities().preferredBatchTokens * c.vocabSize * 4);
       expect(estimate.totalBytes).toBe(estimate.weightsBytes + estimate.kvBytes + estimate.scratchBytes);
       model.dispose();
     },
   );
+
+  it("refuses the int4 head above hidden 65,536 as loadModel does", async () => {
+    const wide = { ...tiny, hiddenSize: 65_600 };
+    const backend = createBackend({ threads: 1, lmHead: "int4" });
+    let refusal: unknown;
+    try {
+      backend.estimateMemory!(wide, { contextLength: 8 });
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toMatchObject({ code: "KERNELS_CPU_BAD_OPTION", field: "lmHead", actual: 65_600 });
+    expect(createBackend({ threads: 1, lmHead: "int8" }).estimateMemory!(wide, { contextLength: 8 }).headBytes).toBe(wide.vocabSize * (65_600 + 4));
+  });
 
   it("refuses the options a load would refuse, with KERNELS_BAD_OPTION", () => {
     const backend = createBackend({ threads: 1 });

@@ -51,6 +51,22 @@ export function kvBytesPerPosition(c: WeightsConfig, kvDtype: KvDtype): number {
   return c.numLayers * 2 * (kvDim * elem + (kvDtype === "int8" ? c.numKvHeads * F32 : 0));
 }
 
+/** Slots are allocated in 2 MiB pieces (Region::allocate in model.cpp rounds every region up to a huge page). */
+export const KV_SLOT_ROUNDING = 2 * 1024 * 1024;
+
+/**
+ * @internal Bytes the native side allocates for one sequence's KV slot (Config::kv_slot_bytes: int8 codes padded to 4
+ * bytes before the scales), rounded up to {@link KV_SLOT_ROUNDING} as Region::allocate maps it.
+ */
+export function kvSlotAllocationBytes(c: WeightsConfig, contextLength: number, kvDtype: KvDtype): number {
+  const rows = c.numLayers * contextLength;
+  const kvDim = c.numKvHeads * c.headDim;
+  const elem = kvDtype === "f32" ? 4 : kvDtype === "f16" ? 2 : 1;
+  const codes = 2 * rows * kvDim * elem;
+  const slot = kvDtype === "int8" ? Math.ceil(codes / 4) * 4 + 2 * rows * c.numKvHeads * F32 : codes;
+  return Math.max(64, Math.ceil(slot / KV_SLOT_ROUNDING) * KV_SLOT_ROUNDING);
+}
+
 /** @internal What {@link cpuMemoryEstimate} needs besides the config. */
 export interface CpuMemoryOptions {
   readonly contextLength: number;
@@ -64,7 +80,9 @@ export interface CpuMemoryOptions {
 /**
  * @internal The CPU backend's memory for a model (see the README's "Memory" section): `weightsBytes` = the packed
  * arena + norms + one f32 scale per matrix row + the embedding (2 bytes a weight) + the LM head as `headQuant` stores
- * it (nothing more for a tied f16 head: it is the embedding); `kvBytes` = every slot filled; `scratchBytes` = the
+ * it (nothing more for a tied f16 head: it is the embedding; `headBytes` is the head as stored: the embedding's bytes
+ * for a tied f16 head, the quantised copy's for int8 / int4); `kvBytes` = `maxSequences` slots as allocated (each
+ * `contextLength × kvBytesPerPosition` rounded up to 2 MiB); `kvBytesPerPosition` = the unrounded rate; `scratchBytes` = the
  * buffers a step of `batchTokens` rows at the end of the context grows to (activations, attention partials, a logit
  * row for every row); `decodeReadBytes` = the arena, norms, scales, head and one embedding row.
  */
@@ -84,7 +102,7 @@ export function cpuMemoryEstimate(c: WeightsConfig, options: CpuMemoryOptions): 
   const headIsEmbedding = c.tiedEmbeddings && options.headQuant === "none";
   const weightsBytes = arena + scales + norms + embeddingBytes + (headIsEmbedding ? 0 : headBytes);
   const perPosition = kvBytesPerPosition(c, options.kvDtype);
-  const kvBytes = options.maxSequences * options.contextLength * perPosition;
+  const kvBytes = options.maxSequences * kvSlotAllocationBytes(c, options.contextLength, options.kvDtype);
 
   const n = options.batchTokens;
   const widest = Math.max(hidden, qDim, inter);

@@ -40,9 +40,10 @@ function rows(slot: number, tokens: readonly number[], start: number, extra: Par
   };
 }
 
-function codeOf(run: () => unknown): string | undefined {
+/** The code a promise rejects with (copy / export / import are asynchronous). */
+async function rejectionOf(run: () => Promise<unknown>): Promise<string | undefined> {
   try {
-    run();
+    await run();
   } catch (error) {
     return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
   }
@@ -106,9 +107,9 @@ for (const isa of availableIsas()) {
       const prompt = await model.step(rows(a, PROMPT, 0));
       const b = model.allocateSequence();
       await model.step(rows(b, [4, 4, 4], 0)); // `to` holds another sequence first: it is replaced whole
-      model.copySequence!(a, b);
+      await model.copySequence!(a, b);
       expect(model.sequenceLength(b)).toBe(PROMPT.length);
-      expect(bytesEqual(model.exportSequence!(b).keys, model.exportSequence!(a).keys)).toBe(true);
+      expect(bytesEqual((await model.exportSequence!(b)).keys, (await model.exportSequence!(a)).keys)).toBe(true);
       const fromCopy = await decode(model, b, prompt, 6);
       // The original, stepped after the copy went its own way, still decodes the same tokens and logits.
       const fromOriginal = await decode(model, a, prompt, 6);
@@ -118,8 +119,8 @@ for (const isa of availableIsas()) {
       model.truncateSequence(b, 2);
       await model.step(rows(b, [9, 9, 9], 2));
       const fresh = model.allocateSequence();
-      model.copySequence!(a, fresh);
-      expect(bytesEqual(model.exportSequence!(fresh).values, model.exportSequence!(a).values)).toBe(true);
+      await model.copySequence!(a, fresh);
+      expect(bytesEqual((await model.exportSequence!(fresh)).values, (await model.exportSequence!(a)).values)).toBe(true);
       model.dispose();
     });
 
@@ -128,21 +129,21 @@ for (const isa of availableIsas()) {
       const a = model.allocateSequence();
       const b = model.allocateSequence();
       await model.step(rows(b, PROMPT, 0));
-      model.copySequence!(a, b);
+      await model.copySequence!(a, b);
       expect(model.sequenceLength(b)).toBe(0);
       await model.step(rows(a, PROMPT, 0));
-      const before = model.exportSequence!(a);
-      model.copySequence!(a, a);
+      const before = await model.exportSequence!(a);
+      await model.copySequence!(a, a);
       expect(model.sequenceLength(a)).toBe(PROMPT.length);
-      expect(bytesEqual(model.exportSequence!(a).keys, before.keys)).toBe(true);
+      expect(bytesEqual((await model.exportSequence!(a)).keys, before.keys)).toBe(true);
       model.freeSequence(b);
-      expect(codeOf(() => model.copySequence!(a, b))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
-      expect(codeOf(() => model.copySequence!(b, a))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
-      expect(codeOf(() => model.copySequence!(-1, a))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
-      expect(codeOf(() => model.copySequence!(a, 1.5))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
+      expect(await rejectionOf(() => model.copySequence!(a, b))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
+      expect(await rejectionOf(() => model.copySequence!(b, a))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
+      expect(await rejectionOf(() => model.copySequence!(-1, a))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
+      expect(await rejectionOf(() => model.copySequence!(a, 1.5))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
       expect(model.sequenceLength(a)).toBe(PROMPT.length);
       model.dispose();
-      expect(codeOf(() => model.copySequence!(a, a))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+      expect(await rejectionOf(() => model.copySequence!(a, a))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
     });
   });
 
@@ -153,8 +154,8 @@ for (const isa of availableIsas()) {
       const cpu = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
       const reference = await referenceBackend().loadModel(weights, { contextLength: CONTEXT, kvDtype });
       const state = syntheticState(13, 42);
-      const got = cpu.exportSequence!(cpu.importSequence!(state));
-      const want = reference.exportSequence!(reference.importSequence!(state));
+      const got = await cpu.exportSequence!(await cpu.importSequence!(state));
+      const want = await reference.exportSequence!(await reference.importSequence!(state));
       expect(got.length).toBe(13);
       expect([got.numLayers, got.numKvHeads, got.headDim]).toEqual([c.numLayers, c.numKvHeads, c.headDim]);
       expect(valuesEqual(got.keys, want.keys)).toBe(true);
@@ -165,7 +166,7 @@ for (const isa of availableIsas()) {
       // The caller's arrays are copies both ways.
       got.keys.fill(0);
       state.keys.fill(0);
-      expect(valuesEqual(cpu.exportSequence!(0).keys, want.keys)).toBe(true);
+      expect(valuesEqual((await cpu.exportSequence!(0)).keys, want.keys)).toBe(true);
       cpu.dispose();
     });
 
@@ -176,13 +177,13 @@ for (const isa of availableIsas()) {
         const target = await backend.loadModel(weights, { contextLength: CONTEXT, kvDtype });
         const slot = source.allocateSequence();
         const prompt = await source.step(rows(slot, PROMPT, 0));
-        const state = source.exportSequence!(slot);
+        const state = await source.exportSequence!(slot);
         expect(state.keys).toHaveLength(c.numLayers * PROMPT.length * c.numKvHeads * c.headDim);
-        const imported = target.importSequence!(state);
+        const imported = await target.importSequence!(state);
         expect(target.sequenceLength(imported)).toBe(PROMPT.length);
         // Re-exported: an f32 or f16 row is the same bytes (it rounds to itself). An int8 row is within an ulp of its
         // scale: re-quantised, f32(f32(127·s) / 127) is s for about 99 % of scales and a neighbour of s otherwise.
-        const again = target.exportSequence!(imported);
+        const again = await target.exportSequence!(imported);
         if (kvDtype === "int8") {
           for (const field of ["keys", "values"] as const) {
             state[field].forEach((v, i) => expect(Math.abs(again[field][i]! - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -22));
@@ -204,16 +205,16 @@ for (const isa of availableIsas()) {
 
     it("an empty sequence exports and imports; truncation shortens the export", async () => {
       const model = await backend.loadModel(weights, { contextLength: CONTEXT, maxSequences: 3, kvDtype: "f16" });
-      const empty = model.exportSequence!(model.allocateSequence());
+      const empty = await model.exportSequence!(model.allocateSequence());
       expect(empty.length).toBe(0);
       expect(empty.keys).toHaveLength(0);
-      const slot = model.importSequence!(empty);
+      const slot = await model.importSequence!(empty);
       expect(model.sequenceLength(slot)).toBe(0);
       const full = model.allocateSequence();
       await model.step(rows(full, PROMPT, 0));
-      const whole = model.exportSequence!(full);
+      const whole = await model.exportSequence!(full);
       model.truncateSequence(full, 4);
-      const cut = model.exportSequence!(full);
+      const cut = await model.exportSequence!(full);
       expect(cut.length).toBe(4);
       const width = c.numKvHeads * c.headDim;
       for (let l = 0; l < c.numLayers; l++) {
@@ -234,7 +235,7 @@ describe("KV hand-off between backends (TOLERANCES.kvHandoff)", () => {
     // The reference prefills; the cpu decodes from its KV.
     const referenceSlot = reference.allocateSequence();
     const referencePrompt = await reference.step(rows(referenceSlot, PROMPT, 0));
-    const handedToCpu = cpu.importSequence!(reference.exportSequence!(referenceSlot));
+    const handedToCpu = await cpu.importSequence!(await reference.exportSequence!(referenceSlot));
     // The cpu alone.
     const cpuSlot = cpu.allocateSequence();
     const cpuPrompt = await cpu.step(rows(cpuSlot, PROMPT, 0));
@@ -246,7 +247,7 @@ describe("KV hand-off between backends (TOLERANCES.kvHandoff)", () => {
 
     // The cpu prefills (its slot truncated back to the prompt); the reference decodes from its KV.
     cpu.truncateSequence(cpuSlot, PROMPT.length);
-    const handedToReference = reference.importSequence!(cpu.exportSequence!(cpuSlot));
+    const handedToReference = await reference.importSequence!(await cpu.exportSequence!(cpuSlot));
     const referenceAlone = await decode(reference, referenceSlot, referencePrompt, steps);
     const viaCpu = await decode(reference, handedToReference, cpuPrompt, steps);
     expect(viaCpu.tokens).toEqual(referenceAlone.tokens);
@@ -262,9 +263,9 @@ describe("importSequence / exportSequence misuse", () => {
   it("refuses a state of another shape, a bad length, a too-long or non-finite state before taking a slot; unknown slots; no free slot; disposed", async () => {
     const model = await createBackend({ threads: 2 }).loadModel(weights, { contextLength: 8, maxSequences: 2, kvDtype: "int8" });
     const state = syntheticState(5, 7);
-    const refused = (bad: SequenceState): { code: string | undefined; expected: unknown; actual: unknown } => {
+    const refused = async (bad: SequenceState): Promise<{ code: string | undefined; expected: unknown; actual: unknown }> => {
       try {
-        model.importSequence!(bad);
+        await model.importSequence!(bad);
       } catch (error) {
         return isHaloError(error)
           ? { code: error.code, expected: error.expected, actual: error.actual }
@@ -272,37 +273,76 @@ describe("importSequence / exportSequence misuse", () => {
       }
       return { code: undefined, expected: undefined, actual: undefined };
     };
-    expect(refused({ ...state, numLayers: c.numLayers + 1 })).toMatchObject({
+    expect(await refused({ ...state, numLayers: c.numLayers + 1 })).toMatchObject({
       code: KernelsErrorCode.KERNELS_BAD_ARGUMENT,
       expected: c.numLayers,
       actual: c.numLayers + 1,
     });
-    expect(refused({ ...state, numKvHeads: 1 })).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_ARGUMENT, expected: c.numKvHeads, actual: 1 });
-    expect(refused({ ...state, headDim: 8 })).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_ARGUMENT, expected: c.headDim, actual: 8 });
-    expect(refused({ ...state, keys: state.keys.subarray(1) }).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
-    expect(refused({ ...state, values: new Float64Array(state.values.length) as never }).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
-    expect(refused({ ...state, length: 4 }).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
-    expect(refused({ ...state, length: -1 }).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect(await refused({ ...state, numKvHeads: 1 })).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_ARGUMENT, expected: c.numKvHeads, actual: 1 });
+    expect(await refused({ ...state, headDim: 8 })).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_ARGUMENT, expected: c.headDim, actual: 8 });
+    expect((await refused({ ...state, keys: state.keys.subarray(1) })).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect((await refused({ ...state, values: new Float64Array(state.values.length) as never })).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect((await refused({ ...state, length: 4 })).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect((await refused({ ...state, length: -1 })).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
     const nan = syntheticState(5, 7);
     nan.values[3] = Number.NaN;
-    expect(refused(nan).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
-    expect(refused(syntheticState(9, 1)).code).toBe(KernelsErrorCode.KERNELS_CONTEXT_OVERFLOW);
-    expect(refused(null as never).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect((await refused(nan)).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
+    expect((await refused(syntheticState(9, 1))).code).toBe(KernelsErrorCode.KERNELS_CONTEXT_OVERFLOW);
+    expect((await refused(null as never)).code).toBe(KernelsErrorCode.KERNELS_BAD_ARGUMENT);
     // None of those took a slot.
-    const a = model.importSequence!(state);
-    const b = model.importSequence!(syntheticState(8, 3));
+    const a = await model.importSequence!(state);
+    const b = await model.importSequence!(syntheticState(8, 3));
     expect([a, b]).toEqual([0, 1]);
     expect(model.sequenceLength(b)).toBe(8);
-    expect(refused(state).code).toBe(KernelsErrorCode.KERNELS_NO_FREE_SLOT);
+    expect((await refused(state)).code).toBe(KernelsErrorCode.KERNELS_NO_FREE_SLOT);
     model.freeSequence(b);
-    expect(codeOf(() => model.exportSequence!(b))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
-    expect(codeOf(() => model.exportSequence!(7))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
+    expect(await rejectionOf(() => model.exportSequence!(b))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
+    expect(await rejectionOf(() => model.exportSequence!(7))).toBe(KernelsErrorCode.KERNELS_UNKNOWN_SLOT);
     // The imported slot steps on from its length.
     const logits = await model.step(rows(a, [3], 5));
     expect(logits.every(Number.isFinite)).toBe(true);
     expect(model.sequenceLength(a)).toBe(6);
     model.dispose();
-    expect(codeOf(() => model.exportSequence!(a))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
-    expect(codeOf(() => model.importSequence!(state))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+    expect(await rejectionOf(() => model.exportSequence!(a))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+    expect(await rejectionOf(() => model.importSequence!(state))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+  });
+});
+
+describe("sequence calls and steps in flight", () => {
+  it("copy / export / import run after the step in flight; free / truncate of its slots are KERNELS_SLOT_BUSY until it settles", async () => {
+    const model = await createBackend({ threads: 2 }).loadModel(weights, { contextLength: CONTEXT, maxSequences: 4 });
+    for (const method of ["copySequence", "exportSequence", "importSequence"] as const) expect(Object.hasOwn(model, method), method).toBe(true);
+    const a = model.allocateSequence();
+    await model.step(rows(a, PROMPT, 0));
+    const b = model.allocateSequence();
+    await model.step(rows(b, [4, 4, 4], 0));
+    // A step of `to` in flight, then a copy into it: the copy lands after the step, so `to` ends as the copy
+    // (the step's promise must not set its length back to the 16 positions it stepped).
+    const long = Array.from({ length: 13 }, (_, i) => 20 + i);
+    const stepping = model.step(rows(b, long, 3));
+    for (const refuse of [() => model.truncateSequence(b, 0), () => model.freeSequence(b)]) {
+      expect(refuse).toThrow(expect.objectContaining({ code: KernelsErrorCode.KERNELS_SLOT_BUSY, field: "slot", actual: b }));
+    }
+    model.truncateSequence(a, PROMPT.length); // a slot no step writes is free to change
+    const copying = model.copySequence!(a, b);
+    await Promise.all([stepping, copying]);
+    expect(model.sequenceLength(b)).toBe(PROMPT.length);
+    expect(bytesEqual((await model.exportSequence!(b)).keys, (await model.exportSequence!(a)).keys)).toBe(true);
+    // An export asked for while its slot's prefill runs holds the prefill.
+    const d = model.allocateSequence();
+    const prefill = model.step(rows(d, PROMPT, 0));
+    const exported = await model.exportSequence!(d);
+    await prefill;
+    expect(exported.length).toBe(PROMPT.length);
+    expect(bytesEqual(exported.values, (await model.exportSequence!(a)).values)).toBe(true);
+    // An import asked for while a step runs waits for it too; a settled step's slots are free to change.
+    const next = model.step(rows(a, [3], PROMPT.length));
+    model.freeSequence(d);
+    const imported = await model.importSequence!(exported);
+    await next;
+    expect(model.sequenceLength(imported)).toBe(PROMPT.length);
+    model.truncateSequence(b, 0);
+    model.freeSequence(b);
+    model.dispose();
   });
 });

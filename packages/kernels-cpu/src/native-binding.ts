@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { HaloError } from "@halo/errors";
-import { KernelsErrorCode } from "@halo/kernels";
+import { KernelsErrorCode, type StepOutput } from "@halo/kernels";
 import { KernelsCpuErrorCode } from "./errors.js";
 
 /**
@@ -79,7 +79,7 @@ export interface NativeModelHandle {
 
 /** @internal Options of the native step that make it return a {@link NativeStepResult}. */
 export interface NativeStepOptions {
-  output: "logits" | "argmax" | "top-k";
+  output: StepOutput;
   topK?: number;
   hiddenRows?: Int32Array;
 }
