@@ -5,7 +5,15 @@ import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
-import { CONTRACT_VERSION, referenceBackend, referenceBackendFactory, type Backend, type BackendCapabilities, type BackendFactory, type BackendProbe } from "@halo/kernels";
+import {
+  CONTRACT_VERSION,
+  referenceBackend,
+  referenceBackendFactory,
+  type Backend,
+  type BackendCapabilities,
+  type BackendFactory,
+  type BackendProbe,
+} from "@halo/kernels";
 import { checkBackendChoice, loadModel } from "./index.js";
 
 /** A backend that is never available, with the reason a real one would give. */
@@ -132,7 +140,10 @@ describe("backend choice and the skipped-backend report", () => {
       expected: "f32",
       actual: "int8",
     });
-    await expect(loadModel(model(), { backend: few, maxSequences: 3, contextLength: 32 })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION", field: "maxSequences" });
+    await expect(loadModel(model(), { backend: few, maxSequences: 3, contextLength: 32 })).rejects.toMatchObject({
+      code: "ENGINE_BAD_OPTION",
+      field: "maxSequences",
+    });
   });
 
   it("out of memory: a backend with probe memory too small and one reporting none whose estimate exceeds the host's are both passed over — ENGINE_OUT_OF_MEMORY, no fallback", async () => {
@@ -140,7 +151,9 @@ describe("backend choice and the skipped-backend report", () => {
     const hostless = testFactory("hostless", { estimateBytes: totalmem() * 2 });
     const error = await loadModel(model(), { backend: [small, hostless], contextLength: 32 }).catch((e: unknown) => e);
     expect(isHaloError(error) && error.code).toBe("ENGINE_OUT_OF_MEMORY");
-    expect(error).toMatchObject({ expected: expect.stringMatching(/^small: at most 0\.00 GiB \(device memory\); hostless: at most .* GiB \(host memory\)$/) as unknown });
+    expect(error).toMatchObject({
+      expected: expect.stringMatching(/^small: at most 0\.00 GiB \(device memory\); hostless: at most .* GiB \(host memory\)$/) as unknown,
+    });
     expect((error as { actual: string }).actual).toMatch(/hostless: needs about .* but has .* of host memory \(it reports none: the host's\)/);
     expect((error as Error).message).toMatch(/Lower contextLength \(now 32\)/);
     expect(small.loads).toEqual([]);
@@ -163,7 +176,9 @@ describe("backend choice and the skipped-backend report", () => {
   });
 
   it("refuses when no entry can run, listing every reason", async () => {
-    const error = await loadModel(model(), { backend: [unavailable("a", "reason A"), unavailable("b", "reason B")], contextLength: 32 }).catch((e: unknown) => e);
+    const error = await loadModel(model(), { backend: [unavailable("a", "reason A"), unavailable("b", "reason B")], contextLength: 32 }).catch(
+      (e: unknown) => e,
+    );
     expect(isHaloError(error) && error.code).toBe("ENGINE_NO_BACKEND");
     expect((error as Error).message).toContain("a: reason A; b: reason B");
   });
@@ -175,7 +190,9 @@ describe("backend options are checked before the file is opened, and unused ones
   it("an unknown backend name or a bad option value fails before the (missing) file is opened", async () => {
     await expect(loadModel(missing, { backend: "nosuchbackend" })).rejects.toMatchObject({ code: "ENGINE_NO_BACKEND", field: "backend" });
     await expect(loadModel(missing, { backendOptions: { cpu: { thraeds: 8 } } })).rejects.toMatchObject({ code: "KERNELS_BAD_OPTION", field: "cpu.thraeds" });
-    await expect(loadModel(missing, { backend: "reference", backendOptions: { reference: { bogus: 1 } } })).rejects.toMatchObject({ code: "KERNELS_BAD_OPTION" });
+    await expect(loadModel(missing, { backend: "reference", backendOptions: { reference: { bogus: 1 } } })).rejects.toMatchObject({
+      code: "KERNELS_BAD_OPTION",
+    });
   });
 
   it("options of a backend that does not run are still checked, and named in unusedBackendOptions", async () => {
@@ -192,7 +209,9 @@ describe("backend options are checked before the file is opened, and unused ones
   });
 
   it("checkBackendChoice does the same checks without loading", async () => {
-    await expect(checkBackendChoice({ backend: "reference", backendOptions: { cpu: { threads: 1 } } })).resolves.toMatchObject({ unusedBackendOptions: ["cpu"] });
+    await expect(checkBackendChoice({ backend: "reference", backendOptions: { cpu: { threads: 1 } } })).resolves.toMatchObject({
+      unusedBackendOptions: ["cpu"],
+    });
     await expect(checkBackendChoice({ backendOptions: { cpu: { threads: 1 } } })).resolves.toMatchObject({ unusedBackendOptions: [] });
     await expect(checkBackendChoice({ backendOptions: { cpu: { thraeds: 1 } } })).rejects.toMatchObject({ code: "KERNELS_BAD_OPTION", field: "cpu.thraeds" });
     await expect(checkBackendChoice({ backendOptions: { nope: {} } })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION", field: "backendOptions.nope" });

@@ -46,7 +46,12 @@ describe("discoverBackends refuses bad packages with why", () => {
   it("a null manifest, a string marker, an import failure, no backendFactory export and an exports map without an import entry", async () => {
     const modules = nodeModules();
     writePackage(modules, "nullman", "null", factorySource("nullman"));
-    writePackage(modules, "stringy", JSON.stringify({ name: "@halo/kernels-stringy", type: "module", halo: { backend: "true", contractVersion: CONTRACT_VERSION } }), factorySource("stringy"));
+    writePackage(
+      modules,
+      "stringy",
+      JSON.stringify({ name: "@halo/kernels-stringy", type: "module", halo: { backend: "true", contractVersion: CONTRACT_VERSION } }),
+      factorySource("stringy"),
+    );
     writePackage(modules, "throws", manifest("throws"), 'throw new Error("boom at import");\n');
     writePackage(modules, "noexport", manifest("noexport"), "export const somethingElse = 1;\n");
     writePackage(modules, "requireonly", manifest("requireonly", { exports: { ".": { require: "./index.cjs" } } }), factorySource("requireonly"));
