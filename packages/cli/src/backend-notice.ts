@@ -1,6 +1,6 @@
 // One stderr line per backend that loadModel passed over, and per backend whose options were given but which does not run: nothing is silent.
 import type { BackendOptions, Engine } from "@halo/engine";
-import { flagOfBackendOption } from "./backend-option-flags.js";
+import { flagThatSet } from "./backend-option-flags.js";
 import type { CommandContext } from "./context.js";
 
 /**
@@ -30,7 +30,7 @@ export function writeBackendNotice(
   const lines = engine.skippedBackends.map((s) => `halo ${command}: running on the ${running} backend${what}; the ${s.name} backend was not used: ${s.reason}\n`);
   // Options are keyed by factory name: the running factory's were used whatever its display name.
   for (const name of engine.unusedBackendOptions.filter((n) => n !== running)) {
-    const given = Object.keys(backendOptions[name] ?? {}).map((key) => flagOfBackendOption(name, key));
+    const given = Object.keys(backendOptions[name] ?? {}).map((key) => flagThatSet(backendOptions, name, key));
     const flags = given.length > 0 ? given.join(", ") : `--backend-option ${name}.…`;
     lines.push(`halo ${command}: ${flags} ${given.length > 1 ? "apply" : "applies"} to the ${name} backend, which does not run here (the ${running} backend runs): not used\n`);
   }

@@ -78,3 +78,32 @@ export function flagOfBackendOption(backend: string, key: string): string {
 export function flagsOfBackend(backend: string): string {
   return [...BACKEND_OPTION_FLAGS.filter((f) => f.backend === backend).map((f) => f.flag), `--backend-option ${backend}.…`].join(" / ");
 }
+
+/** The flag that set each option, by `backend.key`, for option objects {@link recordSetters} saw. */
+const setters = new WeakMap<object, ReadonlyMap<string, string>>();
+
+/**
+ * Remembers which flag set each option of a `backendOptions` object (`cpu.lmHead` → `--backend-option
+ * cpu.lmHead` or `--lm-head`), for {@link flagThatSet}. Called by the parser that builds the object.
+ *
+ * @example
+ * ```ts
+ * recordSetters(options, new Map([["cpu.lmHead", "--backend-option cpu.lmHead"]]));
+ * ```
+ */
+export function recordSetters(backendOptions: object, byOption: ReadonlyMap<string, string>): void {
+  setters.set(backendOptions, byOption);
+}
+
+/**
+ * The flag that set option `key` of `backend` in `backendOptions`: the one the parser recorded, else
+ * {@link flagOfBackendOption}.
+ *
+ * @example
+ * ```ts
+ * flagThatSet(backendFlags("run", values).backendOptions, "cpu", "lmHead"); // "--lm-head" or "--backend-option cpu.lmHead"
+ * ```
+ */
+export function flagThatSet(backendOptions: object | undefined, backend: string, key: string): string {
+  return (backendOptions === undefined ? undefined : setters.get(backendOptions)?.get(`${backend}.${key}`)) ?? flagOfBackendOption(backend, key);
+}

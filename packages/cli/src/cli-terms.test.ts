@@ -66,10 +66,14 @@ describe("engine errors on the command line", () => {
     const bad = capture();
     expect(await main(["run", "--model", modelPath, "--backend", "cpu", "--lm-head", "q4", "hi"], bad.ctx)).toBe(2);
     const text = bad.err.join("");
-    expect(text).toMatch(/^halo run: --lm-head: unknown LM head storage \(field cpu\.lmHead\); expected f16, int8, int4; found q4 \[CLI_USAGE\]\n$/);
+    expect(text).toMatch(/^halo run: --lm-head: unknown LM head storage \(field (cpu\.)?lmHead\); expected f16, int8, int4; found q4 \[CLI_USAGE\]\n$/);
     const unused = capture();
     expect(await main(["run", "--model", modelPath, "--backend", "reference", "--lm-head", "int8", "--max-tokens", "2", "hi"], unused.ctx)).toBe(0);
     expect(unused.err.join("")).toMatch(/halo run: --lm-head applies to the cpu backend, which does not run here \(the reference backend runs\): not used\n/);
+    // The same option set with --backend-option is named as that flag.
+    const viaOption = capture();
+    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "cpu.lmHead=int8", "--max-tokens", "2", "hi"], viaOption.ctx)).toBe(0);
+    expect(viaOption.err.join("")).toMatch(/halo run: --backend-option cpu\.lmHead applies to the cpu backend/);
   });
 
   it("--backend-option passes name.key=value to that backend (JSON values) and its refusal names the flag", async () => {

@@ -5,7 +5,7 @@ import { HaloError, isHaloError } from "@halo/errors";
 import { checkChatTemplate } from "@halo/tokenizer";
 import { kvDtypeFlag, numberFlag, type FlagSpec } from "../args.js";
 import { writeBackendNotice } from "../backend-notice.js";
-import { BACKEND_OPTION_FLAGS, backendOptionFlagSpecs, flagOfBackendOption, flagsOfBackend } from "../backend-option-flags.js";
+import { BACKEND_OPTION_FLAGS, backendOptionFlagSpecs, flagsOfBackend, flagThatSet, recordSetters } from "../backend-option-flags.js";
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -170,7 +170,9 @@ export function backendFlags(command: string, values: Record<string, unknown>, d
     set(name, key, value, `--backend-option ${name}.${key}`);
   }
   const backend = (values["backend"] as string | undefined) ?? defaultBackend;
-  return Object.keys(options).length === 0 ? { backend } : { backend, backendOptions: options };
+  if (Object.keys(options).length === 0) return { backend };
+  recordSetters(options, setBy);
+  return { backend, backendOptions: options };
 }
 
 /**
@@ -187,15 +189,17 @@ export function backendFlags(command: string, values: Record<string, unknown>, d
  * `early` (the error came from checking the flags alone, before any model: {@link checkBackendFlags}),
  * every `*_BAD_OPTION` came from creating a backend with `given` and is a usage error (the flag named
  * when the field says it), and `ENGINE_NO_BACKEND` is `--backend` naming no installed backend.
+ * `backendField` is the `<backend>.<key>` the error is about when its own field lacks the backend's
+ * name and the caller found which backend refused (see {@link checkBackendFlags}).
  *
  * @example
  * ```ts
  * const engine = await loadModel(path, options).catch((e: unknown) => { throw backendOptionError(e, options.backendOptions); });
  * ```
  */
-export function backendOptionError(error: unknown, given: BackendOptions = {}, early = false): unknown {
+export function backendOptionError(error: unknown, given: BackendOptions = {}, early = false, backendField?: string): unknown {
   if (!isHaloError(error)) return error;
-  const field = error.field;
+  const field = backendField ?? error.field;
   if (error.code === "ENGINE_BAD_OPTION" || (early && error.code === "ENGINE_NO_BACKEND")) {
     if (field === "backend") return new HaloError(CliErrorCode.CLI_USAGE, `--backend: ${error.message}`, { cause: error });
     if (field?.startsWith("backendOptions.") === true) {
@@ -208,7 +212,7 @@ export function backendOptionError(error: unknown, given: BackendOptions = {}, e
   const name = dot > 0 ? field!.slice(0, dot) : null;
   const key = dot > 0 ? field!.slice(dot + 1) : null;
   if (name !== null && key !== null && given[name] !== undefined && Object.hasOwn(given[name]!, key)) {
-    return new HaloError(CliErrorCode.CLI_USAGE, `${flagOfBackendOption(name, key)}: ${error.message}`, { cause: error });
+    return new HaloError(CliErrorCode.CLI_USAGE, `${flagThatSet(given, name, key)}: ${error.message}`, { cause: error });
   }
   return early ? new HaloError(CliErrorCode.CLI_USAGE, error.message, { cause: error }) : error;
 }
@@ -230,8 +234,30 @@ export async function checkBackendFlags(flags: BackendFlags): Promise<void> {
   try {
     await checkBackendChoice(flags);
   } catch (error) {
-    throw backendOptionError(error, flags.backendOptions, true);
+    throw backendOptionError(error, flags.backendOptions, true, await refusingBackendField(error, flags));
   }
+}
+
+/**
+ * For a backend's `*_BAD_OPTION` whose field is a bare key (`lmHead`, from a backend that does not
+ * prefix its name), `<backend>.<key>` with the backend found, not guessed: each backend given that key
+ * is checked alone, and it counts only when exactly one of them refuses with the same code and field.
+ * Undefined otherwise (the error's own field stands).
+ */
+async function refusingBackendField(error: unknown, flags: BackendFlags): Promise<string | undefined> {
+  if (!isHaloError(error) || error.code === "ENGINE_BAD_OPTION" || !error.code.endsWith("_BAD_OPTION")) return undefined;
+  const field = error.field;
+  if (field === undefined || field.includes(".")) return undefined;
+  const refusing: string[] = [];
+  for (const [name, options] of Object.entries(flags.backendOptions ?? {})) {
+    if (!Object.hasOwn(options, field)) continue;
+    try {
+      await checkBackendChoice({ backendOptions: { [name]: options } });
+    } catch (alone) {
+      if (isHaloError(alone) && alone.code === error.code && alone.field === field) refusing.push(name);
+    }
+  }
+  return refusing.length === 1 ? `${refusing[0]}.${field}` : undefined;
 }
 
 /**
