@@ -2,7 +2,17 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
-import { KernelsErrorCode, TOLERANCES, argmaxRows, conformanceModel, forwardBatch, referenceBackend, topKRows, type LoadedModel, type StepBatch } from "@halo/kernels";
+import {
+  KernelsErrorCode,
+  TOLERANCES,
+  argmaxRows,
+  conformanceModel,
+  forwardBatch,
+  referenceBackend,
+  topKRows,
+  type LoadedModel,
+  type StepBatch,
+} from "@halo/kernels";
 import { createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
 import { nativeBinding, type NativeBinding, type NativeModelHandle } from "./native-binding.js";
@@ -205,7 +215,9 @@ describe("an addon built before contract 2 (a stale prebuild)", () => {
     const refusal = await model.forward(rows(slot, [1], 3, { hiddenRows: Int32Array.of(0) })).catch((error: unknown) => error);
     expect(refusal).toMatchObject({ code: KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG, field: "hiddenRows" });
     expect(String((refusal as Error).message)).toMatch(/Rebuild it: `npm rebuild @halo\/kernels-cpu`/);
-    await expect(forwardBatch(model, rows(slot, [1], 3, { hiddenRows: Int32Array.of(0) }))).rejects.toMatchObject({ code: KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG });
+    await expect(forwardBatch(model, rows(slot, [1], 3, { hiddenRows: Int32Array.of(0) }))).rejects.toMatchObject({
+      code: KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG,
+    });
     for (const method of ["copySequence", "exportSequence", "importSequence"] as const) {
       expect(method in model, method).toBe(false);
       expect(typeof (model as LoadedModel)[method], method).toBe("undefined");

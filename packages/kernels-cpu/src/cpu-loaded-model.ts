@@ -151,7 +151,11 @@ export class CpuLoadedModel implements LoadedModel {
   private slotLength(slot: number, field = "slot"): number {
     const length = Number.isInteger(slot) && slot >= 0 ? this.lengths[slot] : undefined;
     if (length === undefined) {
-      throw new HaloError(KernelsErrorCode.KERNELS_UNKNOWN_SLOT, "slot is not allocated", { field, actual: slot, hint: "Call allocateSequence() and use the id it returns" });
+      throw new HaloError(KernelsErrorCode.KERNELS_UNKNOWN_SLOT, "slot is not allocated", {
+        field,
+        actual: slot,
+        hint: "Call allocateSequence() and use the id it returns",
+      });
     }
     return length;
   }
@@ -240,7 +244,11 @@ export class CpuLoadedModel implements LoadedModel {
     const current = this.slotLength(slot);
     this.notBusy(slot, "truncateSequence");
     if (!Number.isSafeInteger(length) || length < 0 || length > current) {
-      throw new HaloError(KernelsErrorCode.KERNELS_BAD_POSITION, "truncation length outside the sequence", { field: "length", expected: `a whole number in [0, ${current}]`, actual: length });
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_POSITION, "truncation length outside the sequence", {
+        field: "length",
+        expected: `a whole number in [0, ${current}]`,
+        actual: length,
+      });
     }
     this.lengths[slot] = length;
   }

@@ -1,10 +1,9 @@
 // The option check every BackendFactory.create runs: an object whose keys are all the backend's own.
 import { HaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
-import type { BackendFactory } from "./backend.js";
 
 /**
- * Checks the options a {@link BackendFactory.create} was given: a plain object (not null, not an
+ * Checks the options a `BackendFactory.create` was given: a plain object (not null, not an
  * array) whose every key is one of `allowedKeys`. Throws `KERNELS_BAD_OPTION` naming the field as
  * `<backendName>.<key>` (the path under `backendOptions`) and listing the allowed keys. Returns the
  * options, typed as the backend's own.
