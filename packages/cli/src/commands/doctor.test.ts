@@ -83,7 +83,10 @@ describe("halo doctor and installed backend packages", () => {
       const pkg = join(checkout, "node_modules", "@halo", "kernels-planted");
       mkdirSync(pkg, { recursive: true });
       const mark = join(checkout, "imported");
-      writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "@halo/kernels-planted", type: "module", main: "index.js", halo: { backend: true, contractVersion: 2 } }));
+      writeFileSync(
+        join(pkg, "package.json"),
+        JSON.stringify({ name: "@halo/kernels-planted", type: "module", main: "index.js", halo: { backend: true, contractVersion: 2 } }),
+      );
       writeFileSync(
         join(pkg, "index.js"),
         `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(mark)}, "imported");\n` +
@@ -111,7 +114,9 @@ describe("halo doctor and installed backend packages", () => {
   });
 
   it("reports a backend whose probe says it cannot run here, with its reason", () => {
-    const report = JSON.parse(doctor(["--json"], elsewhere, { HALO_BACKEND_PATH: project.nodeModules, HALO_EXAMPLE_UNAVAILABLE: "no example-0" })) as DoctorReport;
+    const report = JSON.parse(
+      doctor(["--json"], elsewhere, { HALO_BACKEND_PATH: project.nodeModules, HALO_EXAMPLE_UNAVAILABLE: "no example-0" }),
+    ) as DoctorReport;
     expect(report.backends.find((b) => b.name === "example")).toMatchObject({
       available: false,
       detail: "example device missing (no example-0)",
