@@ -17,9 +17,9 @@
 #endif
 
 #include <algorithm>
-#include <cfloat>
 #include <array>
 #include <atomic>
+#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
