@@ -101,7 +101,8 @@ function run(args, options = {}) {
 const report = JSON.parse(run(["halo", "doctor", "--json"]).stdout);
 const cpu = report.backends.find((b) => b.name === "cpu");
 if (cpu?.available !== true) fail(`halo doctor: the CPU backend is not available from the prebuild: ${cpu?.detail}`);
-step(`halo doctor: cpu backend available (${cpu.detail}); kernel path ${report.cpu.kernelPath}`);
+step(`halo doctor: cpu backend available (${cpu.detail}); kernel path ${cpu.details?.kernelPath}`);
+if (typeof cpu.details?.kernelPath !== "string") fail(`halo doctor: the cpu backend's probe names no kernel path: ${JSON.stringify(cpu)}`);
 run(["h1b", "synth", "--shape", "tiny", "--seed", "1", "-o", "tiny.halo"]);
 const answer = run(["halo", "run", "--model", "tiny.halo", "--temperature", "0", "--max-tokens", "8", "--stats", "Hello"]);
 if (answer.stdout.trim() === "") fail("halo run printed nothing");

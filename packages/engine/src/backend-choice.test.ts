@@ -93,6 +93,16 @@ describe("backend choice and the skipped-backend report", () => {
     }
   });
 
+  it("options of the backend that runs are used, even when its display name carries them", async () => {
+    const engine = await loadModel(model(), { backend: "reference", backendOptions: { reference: { splitKvTile: 8 } }, contextLength: 32 });
+    try {
+      expect(engine.backend).toBe("reference split-kv 8");
+      expect(engine.unusedBackendOptions).toEqual([]);
+    } finally {
+      engine.dispose();
+    }
+  });
+
   it("reports nothing skipped when the first choice runs", async () => {
     const engine = await loadModel(model(), { backend: "reference", contextLength: 32 });
     try {

@@ -637,7 +637,8 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       eosTokenIds: [...eos],
       maxBatchTokens: Math.max(1, Math.min(preferred, caps.maxBatchTokens)),
       capabilities: { outputs: caps.outputs ?? ["logits"], hiddenRows: caps.hiddenRows === true },
-      unusedBackendOptions: Object.keys(backendOptions).filter((name) => name !== backend.name),
+      // By the factory's name (the key of backendOptions): a backend's display name may carry its options ("reference split-kv 64").
+      unusedBackendOptions: Object.keys(backendOptions).filter((name) => name !== (factory?.name ?? backend.name)),
       loadMs: performance.now() - started,
       ...(estimate !== null ? { memoryEstimate: estimate } : {}),
       ...(factory !== null ? { backendFactory: factory } : {}),
