@@ -4,6 +4,7 @@ import { isHaloError } from "@halo/errors";
 import { KernelsErrorCode, conformanceModel, runConformance, ternaryTensorOf, type ModelWeights } from "@halo/kernels";
 import { autoIsa, createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
+import { backendFactory } from "./cpu-factory.js";
 import { KernelsCpuErrorCode } from "./errors.js";
 import type { CpuLoadedModel } from "./cpu-loaded-model.js";
 
@@ -116,5 +117,15 @@ describe("bad input becomes a HaloError, never a crash", () => {
     expect(rb).toEqual(alone);
     a.dispose();
     b.dispose();
+  });
+});
+
+describe("backendFactory.create", () => {
+  it("takes the cpu options and refuses any other key or a non-object with KERNELS_BAD_OPTION (checkBackendOptions)", () => {
+    expect(backendFactory.create({ threads: 1, lmHead: "int8" }).name).toBe("cpu");
+    expect(() => backendFactory.create({ threads: 1, splitKvTile: 4 })).toThrow(
+      expect.objectContaining({ code: KernelsErrorCode.KERNELS_BAD_OPTION, field: "cpu.splitKvTile", expected: "threads, isa, lmHead, hugePages, maxBatchTokens" }),
+    );
+    expect(() => backendFactory.create([] as never)).toThrow(expect.objectContaining({ code: KernelsErrorCode.KERNELS_BAD_OPTION, field: "cpu" }));
   });
 });
