@@ -1246,11 +1246,12 @@ void top_k_rows(const float* logits, int rows, int vocab, int k, int32_t* ids, f
   std::vector<int32_t> order(static_cast<size_t>(vocab));
   for (int r = 0; r < rows; r++) {
     const float* row = logits + static_cast<size_t>(r) * vocab;
-    // Higher logit first (NaN ranked as −∞), then a number before NaN, then the lower id: a strict weak order.
+    // Higher logit first (NaN ranked as −∞, +∞ as FLT_MAX like argmax_rows), then a number before NaN, then the lower
+    // id: a strict weak order.
     auto better = [row](int32_t a, int32_t b) {
       const float va = row[a], vb = row[b];
       const bool na = std::isnan(va), nb = std::isnan(vb);
-      const float ka = na ? -INFINITY : va, kb = nb ? -INFINITY : vb;
+      const float ka = na ? -INFINITY : std::min(va, FLT_MAX), kb = nb ? -INFINITY : std::min(vb, FLT_MAX);
       if (ka != kb) return ka > kb;
       if (na != nb) return nb;
       return a < b;

@@ -73,6 +73,12 @@ describe("native argmax and top-k are argmaxRows / topKRows of @halo/kernels", (
     expect(native.argmaxRows!(Float32Array.of(Infinity, FLOAT32_MAX), 1, 2)).toEqual(Int32Array.of(0));
   });
 
+  it("top-k ties +∞ with FLOAT32_MAX (the lower id first), as argmax does", () => {
+    const out = native.topKRows!(Float32Array.of(0, 3.4028234663852886e38, Infinity), 1, 3, 2) as { ids: Int32Array; logits: Float32Array };
+    expect(Array.from(out.ids)).toEqual([1, 2]);
+    expect(Array.from(out.logits)).toEqual([3.4028234663852886e38, Infinity]);
+  });
+
   it("top-k: higher logit, then lower id; NaN last (after −∞)", () => {
     const out = native.topKRows!(Float32Array.of(Number.NaN, -Infinity, 2, 2, 5), 1, 5, 5);
     expect(out).not.toBeTypeOf("number");

@@ -54,7 +54,8 @@ export function topKRows(logits: Float32Array, rows: number, vocab: number, k: n
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * vocab, (r + 1) * vocab);
     for (let i = 0; i < vocab; i++) order[i] = i;
-    const key = (i: number): number => (Number.isNaN(row[i]!) ? -Infinity : row[i]!);
+    // NaN ranks below −∞; +∞ ties with FLOAT32_MAX (lower id first), as argmaxRows and the sampler's greedy rank it.
+    const key = (i: number): number => (Number.isNaN(row[i]!) ? -Infinity : Math.min(row[i]!, FLOAT32_MAX));
     // A full sort keeps this the obviously-correct twin; backends may select instead.
     const sorted = Array.from(order).sort((a, b) => key(b) - key(a) || (Number.isNaN(row[a]!) ? 1 : 0) - (Number.isNaN(row[b]!) ? 1 : 0) || a - b);
     for (let j = 0; j < k; j++) {
