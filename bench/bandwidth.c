@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define BYTES (1ull << 30)
 #define RUNS 5
@@ -52,8 +52,8 @@ int main(int argc, char** argv) {
     results[run] = BYTES / (t1 - t0) / 1e9;
   }
   qsort(results, RUNS, sizeof(double), compare);
-  printf("{\"threads\":%d,\"readGBps\":%.2f,\"minGBps\":%.2f,\"maxGBps\":%.2f,\"sink\":%llu}\n", threads, results[RUNS / 2], results[0],
-         results[RUNS - 1], (unsigned long long)(sink & 1));
+  printf("{\"threads\":%d,\"readGBps\":%.2f,\"minGBps\":%.2f,\"maxGBps\":%.2f,\"sink\":%llu}\n", threads, results[RUNS / 2], results[0], results[RUNS - 1],
+         (unsigned long long)(sink & 1));
   free(data);
   return 0;
 }

@@ -32,4 +32,13 @@ for (let i = 0; i < steps; i++) {
 times.sort((a, b) => a - b);
 model.dispose();
 weights.close();
-console.log(JSON.stringify({ snapshot: dir, openMs: Math.round(openMs), loadMs: Math.round(loadMs), headType: info.headType, mappedMB: Math.round(info.mappedBytes / 1e6), decodeMedianMs: +times[Math.floor(steps / 2)].toFixed(1) }));
+console.log(
+  JSON.stringify({
+    snapshot: dir,
+    openMs: Math.round(openMs),
+    loadMs: Math.round(loadMs),
+    headType: info.headType,
+    mappedMB: Math.round(info.mappedBytes / 1e6),
+    decodeMedianMs: +times[Math.floor(steps / 2)].toFixed(1),
+  }),
+);

@@ -48,7 +48,12 @@ function evict(path) {
 }
 
 async function warm(path) {
-  await new Promise((done, fail) => createReadStream(path, { highWaterMark: 8 << 20 }).on("data", () => {}).on("end", done).on("error", fail));
+  await new Promise((done, fail) =>
+    createReadStream(path, { highWaterMark: 8 << 20 })
+      .on("data", () => {})
+      .on("end", done)
+      .on("error", fail),
+  );
 }
 
 function child(script, env) {
@@ -115,7 +120,9 @@ rmSync(hitDir, { recursive: true, force: true });
 const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, node: process.version, fileBytes: statSync(file).size, backend: values.backend };
 if (values.json) console.log(JSON.stringify({ machine, results }, null, 2));
 else {
-  console.log(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; ${file} (${(machine.fileBytes / 1e9).toFixed(2)} GB), backend ${machine.backend}, median of ${runs}`);
+  console.log(
+    `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; ${file} (${(machine.fileBytes / 1e9).toFixed(2)} GB), backend ${machine.backend}, median of ${runs}`,
+  );
   const ms = (x) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
   for (const r of results) console.log(`${r.case.padEnd(50)} ${ms(r.medianMs).padStart(7)} ms   (${r.runsMs.map(ms).join(", ")})`);
 }

@@ -57,7 +57,12 @@ async function warm(path) {
     for (const name of readdirSync(path)) await warm(join(path, name));
     return;
   }
-  await new Promise((done, fail) => createReadStream(path, { highWaterMark: 8 << 20 }).on("data", () => {}).on("end", done).on("error", fail));
+  await new Promise((done, fail) =>
+    createReadStream(path, { highWaterMark: 8 << 20 })
+      .on("data", () => {})
+      .on("end", done)
+      .on("error", fail),
+  );
 }
 
 // The measured child: imports the built library, opens, touches, prints one JSON line.
@@ -149,6 +154,9 @@ if (values.json) {
     );
   }
   const halo = results.find((r) => r.format === "halo");
-  if (halo) console.log(`\nverifyHalo (checksums) over ${(halo.verifyCheckedBytes / 1e9).toFixed(2)} GB of tensors and blobs: ${(halo.verifyMs / 1000).toFixed(2)} s = ${halo.verifyGBps.toFixed(2)} GB/s`);
+  if (halo)
+    console.log(
+      `\nverifyHalo (checksums) over ${(halo.verifyCheckedBytes / 1e9).toFixed(2)} GB of tensors and blobs: ${(halo.verifyMs / 1000).toFixed(2)} s = ${halo.verifyGBps.toFixed(2)} GB/s`,
+    );
   console.log(`baseline RSS of node + the library before opening: ${results[0]?.baseRssMiB.toFixed(0)} MiB`);
 }

@@ -169,11 +169,21 @@ if (!isMainThread) {
   await once(worker, "message");
   await worker.terminate();
 
-  const report = { date: new Date().toISOString(), model: label, backend: ready.backend, contextLength: ready.contextLength, maxTokens, node: process.version, rows };
+  const report = {
+    date: new Date().toISOString(),
+    model: label,
+    backend: ready.backend,
+    contextLength: ready.contextLength,
+    maxTokens,
+    node: process.version,
+    rows,
+  };
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else {
     console.log(`\nModel: ${label}; backend ${ready.backend}; ${maxTokens} tokens per stream, greedy; server parallel ${parallel}.\n`);
-    console.log("| concurrent streams | aggregate tok/s | tok/s per stream | TTFT median (max), all starting together | TTFT of one more request while they decode |");
+    console.log(
+      "| concurrent streams | aggregate tok/s | tok/s per stream | TTFT median (max), all starting together | TTFT of one more request while they decode |",
+    );
     console.log("|---:|---:|---:|---:|---:|");
     for (const r of rows) {
       console.log(

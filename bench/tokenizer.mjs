@@ -37,15 +37,27 @@ function mixedDocuments(targetBytes) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const pick = (a) => a[Math.floor(rand() * a.length)];
-  const words = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were " +
+  const words = (
+    "the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were " +
     "her she there been one all would their we him has more when will who can said into its time only could new them some these " +
-    "model token engine weights ternary quantisation inference server stream latency throughput memory bandwidth kernel matrix").split(" ");
+    "model token engine weights ternary quantisation inference server stream latency throughput memory bandwidth kernel matrix"
+  ).split(" ");
   const code = [
-    "function add(a, b) {\n  return a + b;\n}\n", "for (let i = 0; i < n; i++) {\n    sum += values[i] * weights[i];\n}\n",
-    "def forward(self, x):\n        h = self.norm(x)\n        return x + self.attn(h)\n", "SELECT name, COUNT(*) FROM t GROUP BY name;\n",
+    "function add(a, b) {\n  return a + b;\n}\n",
+    "for (let i = 0; i < n; i++) {\n    sum += values[i] * weights[i];\n}\n",
+    "def forward(self, x):\n        h = self.norm(x)\n        return x + self.attn(h)\n",
+    "SELECT name, COUNT(*) FROM t GROUP BY name;\n",
     'const config = { "hidden_size": 2560, "num_heads": 20, "rope_theta": 500000.0 };\n',
   ];
-  const other = ["東京は日本の首都です。", "机器学习模型可以预测下一个词。", "Привет, как дела? ", "Größe und Maße. ", "مرحبا بالعالم ", "नमस्ते दुनिया ", "😀 👍🏽 👨‍👩‍👧 🇯🇵 "];
+  const other = [
+    "東京は日本の首都です。",
+    "机器学习模型可以预测下一个词。",
+    "Привет, как дела? ",
+    "Größe und Maße. ",
+    "مرحبا بالعالم ",
+    "नमस्ते दुनिया ",
+    "😀 👍🏽 👨‍👩‍👧 🇯🇵 ",
+  ];
   const docs = [];
   let bytes = 0;
   while (bytes < targetBytes) {
@@ -135,9 +147,7 @@ try {
     for (const d of docs) out.push((await hfLoad.instance.encode(d, null, { addSpecialTokens: true })).getIds());
     return out;
   });
-  const batch = await timeEncode(async () =>
-    (await hfLoad.instance.encodeBatch(docs, { addSpecialTokens: true })).map((e) => e.getIds()),
-  );
+  const batch = await timeEncode(async () => (await hfLoad.instance.encodeBatch(docs, { addSpecialTokens: true })).map((e) => e.getIds()));
   hfRows = [
     { name: "HF tokenizers 0.23 (Rust), encode per doc", load: hfLoad, enc: seq },
     { name: "HF tokenizers 0.23 (Rust), encodeBatch, 1 thread", load: hfLoad, enc: batch },

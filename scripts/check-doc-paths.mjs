@@ -47,10 +47,16 @@ function isDirectory(path) {
 function candidatePaths(span, file) {
   const out = [];
   for (let word of span.split(/\s+/)) {
-    word = word.replace(/^[("'[]+|[)"',;:\]]+$/g, "").replace(/:\d+(-\d+)?$/, "").replace(/#.*$/, "");
+    word = word
+      .replace(/^[("'[]+|[)"',;:\]]+$/g, "")
+      .replace(/:\d+(-\d+)?$/, "")
+      .replace(/#.*$/, "");
     if (!word.includes("/") || /^(\/|~|\$|https?:|[a-z]+:\/\/)/.test(word) || /[…<>*{}|=@?]/.test(word)) continue;
     if (word.startsWith("-")) continue;
-    const segments = word.replace(/^\.\//, "").split("/").filter((s) => s !== "");
+    const segments = word
+      .replace(/^\.\//, "")
+      .split("/")
+      .filter((s) => s !== "");
     if (segments.length === 0 || segments.some((s) => GENERATED.has(s))) continue;
     const first = segments[0];
     const namesDirectory = first === "." || first === ".." || REPO_DIRECTORIES.has(first) || bases(file).some((base) => isDirectory(join(root, base, first)));
@@ -73,9 +79,7 @@ export function missingDocPaths() {
     }
     for (const path of paths) {
       if (GENERATED_PATHS.some((g) => path.replace(/^\.\//, "").startsWith(g)) || path.split("/").some((s) => GENERATED.has(s))) continue;
-      const found = path.startsWith(".")
-        ? existsSync(join(root, dirname(file), path))
-        : bases(file).some((base) => existsSync(join(root, base, path)));
+      const found = path.startsWith(".") ? existsSync(join(root, dirname(file), path)) : bases(file).some((base) => existsSync(join(root, base, path)));
       if (!found) missing.push(`${file}: ${path}`);
     }
   }

@@ -12,7 +12,10 @@ let failed = 0;
 for (const name of readdirSync(join(root, "packages"))) {
   const dir = join(root, "packages", name);
   if (!existsSync(join(dir, "package.json")) || JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).private === true) continue;
-  for (const [tool, args] of [["publint", ["--strict"]], ["attw", ["--pack", ".", "--profile", "esm-only", "--format", "table-flipped"]]]) {
+  for (const [tool, args] of [
+    ["publint", ["--strict"]],
+    ["attw", ["--pack", ".", "--profile", "esm-only", "--format", "table-flipped"]],
+  ]) {
     const result = spawnSync(join(binDir, tool), args, { cwd: dir, encoding: "utf8" });
     const ok = result.status === 0;
     if (!ok) failed++;

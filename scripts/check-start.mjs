@@ -66,8 +66,11 @@ async function probe(base) {
     body: JSON.stringify({ model, messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0 }),
   });
   const body = await answer.json();
-  if (answer.status !== 200 || typeof body?.choices?.[0]?.message?.content !== "string") throw new Error(`chat completion answered ${answer.status}: ${JSON.stringify(body)}`);
-  console.log(`check-start: ${base} ready; /health 200; model ${model}; chat completion ${JSON.stringify(body.choices[0].message.content)} (${body.usage.completion_tokens} tokens)`);
+  if (answer.status !== 200 || typeof body?.choices?.[0]?.message?.content !== "string")
+    throw new Error(`chat completion answered ${answer.status}: ${JSON.stringify(body)}`);
+  console.log(
+    `check-start: ${base} ready; /health 200; model ${model}; chat completion ${JSON.stringify(body.choices[0].message.content)} (${body.usage.completion_tokens} tokens)`,
+  );
   const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
   stop("SIGINT");
   const { code, signal } = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve({ code: "timeout" }), 30_000))]);

@@ -50,7 +50,9 @@ for (const name of packages) {
   const added = readdirSync(tarballs).filter((f) => !before.has(f));
   if (manifest.name === "@halo/kernels-cpu") cpuTarball = join(tarballs, added[0]);
 }
-const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz")).map((f) => join(tarballs, f));
+const files = readdirSync(tarballs)
+  .filter((f) => f.endsWith(".tgz"))
+  .map((f) => join(tarballs, f));
 step(`packed ${files.length} packages: ${readdirSync(tarballs).join(", ")}`);
 if (cpuTarball === null) fail("@halo/kernels-cpu was not packed");
 const listing = execFileSync("tar", ["-tzf", cpuTarball], { encoding: "utf8" }).split("\n");
@@ -88,7 +90,8 @@ writeFileSync(join(app, "package.json"), JSON.stringify({ name: "halo-pack-insta
 const npm = (args) => spawnSync(process.execPath, [npmCli, ...args], { cwd: app, env, encoding: "utf8" });
 const install = npm(["install", "--no-audit", "--no-fund", "--loglevel=error", ...files]);
 if (install.status !== 0) fail(`npm install exited ${install.status}:\n${install.stdout}\n${install.stderr}`);
-if (/building from source|NOT built|node-gyp/i.test(install.stdout + install.stderr)) fail(`npm install tried to compile:\n${install.stdout}\n${install.stderr}`);
+if (/building from source|NOT built|node-gyp/i.test(install.stdout + install.stderr))
+  fail(`npm install tried to compile:\n${install.stdout}\n${install.stderr}`);
 step("npm install of every tarball (install scripts on, no compiler): ok, nothing compiled");
 
 function run(args, options = {}) {
@@ -121,11 +124,13 @@ step(`without the prebuild: ${fallback.stderr.split("\n").find((l) => l.includes
 // The fix the notice names, run without a compiler: it must not fail the install, and must say what is missing.
 const rebuild = npm(["rebuild", "@halo/kernels-cpu", "--foreground-scripts"]);
 if (rebuild.status !== 0) fail(`npm rebuild @halo/kernels-cpu without a compiler exited ${rebuild.status}:\n${rebuild.stdout}\n${rebuild.stderr}`);
-if (!/C\+\+17 compiler/.test(rebuild.stdout + rebuild.stderr)) fail(`npm rebuild without a compiler did not say what is missing:\n${rebuild.stdout}\n${rebuild.stderr}`);
+if (!/C\+\+17 compiler/.test(rebuild.stdout + rebuild.stderr))
+  fail(`npm rebuild without a compiler did not say what is missing:\n${rebuild.stdout}\n${rebuild.stderr}`);
 step("npm rebuild @halo/kernels-cpu without a compiler: exit 0 and names the missing toolchain");
 
 const offline = spawnSync(join(app, "node_modules", ".bin", "halo"), ["run", "hi"], { cwd: app, env, encoding: "utf8" });
-if (offline.status !== 1 || !/CLI_NO_MODEL/.test(offline.stderr)) fail(`offline halo run without --model: expected exit 1 and CLI_NO_MODEL, got ${offline.status}: ${offline.stderr}`);
+if (offline.status !== 1 || !/CLI_NO_MODEL/.test(offline.stderr))
+  fail(`offline halo run without --model: expected exit 1 and CLI_NO_MODEL, got ${offline.status}: ${offline.stderr}`);
 step("offline halo run without --model: one-line CLI_NO_MODEL error, exit 1");
 
 if (!keep) rmSync(work, { recursive: true, force: true });

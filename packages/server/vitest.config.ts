@@ -1,3 +1,11 @@
 import { defineConfig } from "vitest/config";
 
-export default defineConfig({ test: { include: ["src/**/*.test.ts", "test/**/*.test.ts"], setupFiles: ["../../scripts/fast-check-seed.ts"], globalSetup: ["../../scripts/test-cache-dir.ts"], testTimeout: 60_000, hookTimeout: 60_000 } });
+export default defineConfig({
+  test: {
+    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    setupFiles: ["../../scripts/fast-check-seed.ts"],
+    globalSetup: ["../../scripts/test-cache-dir.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});

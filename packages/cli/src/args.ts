@@ -89,10 +89,14 @@ export function numberFlag(
   const min = options.min ?? -Infinity;
   const max = options.max ?? Infinity;
   if (!Number.isFinite(value) || (options.integer === true && !Number.isInteger(value)) || value < min || value > max) {
-    throw new HaloError(CliErrorCode.CLI_USAGE, `--${name} must be ${options.integer === true ? "a whole number" : "a number"}${Number.isFinite(min) ? ` ≥ ${min}` : ""}${Number.isFinite(max) ? ` ≤ ${max}` : ""}`, {
-      field: name,
-      actual: raw,
-    });
+    throw new HaloError(
+      CliErrorCode.CLI_USAGE,
+      `--${name} must be ${options.integer === true ? "a whole number" : "a number"}${Number.isFinite(min) ? ` ≥ ${min}` : ""}${Number.isFinite(max) ? ` ≤ ${max}` : ""}`,
+      {
+        field: name,
+        actual: raw,
+      },
+    );
   }
   return value;
 }
@@ -117,7 +121,9 @@ export function kvDtypeFlag(command: string, values: Record<string, unknown>): K
 
 /** Renders a command's help text. */
 export function helpText(usage: string, summary: string, flags: Readonly<Record<string, FlagSpec>>, examples: readonly string[]): string {
-  const lefts = Object.entries(flags).map(([name, spec]) => `${spec.short !== undefined ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? ` <${spec.placeholder ?? "value"}>` : ""}`);
+  const lefts = Object.entries(flags).map(
+    ([name, spec]) => `${spec.short !== undefined ? `-${spec.short}, ` : "    "}--${name}${spec.type === "string" ? ` <${spec.placeholder ?? "value"}>` : ""}`,
+  );
   // At least two spaces after the longest flag with its placeholder (`--chat-template <name|file>`).
   const width = Math.max(Math.max(...Object.keys(flags).map((n) => n.length)) + 18, ...lefts.map((left) => left.length + 2));
   const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];

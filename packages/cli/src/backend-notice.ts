@@ -27,12 +27,16 @@ export function writeBackendNotice(
   const running = engine.backendFactory?.name ?? engine.backend;
   const description = engine.backendFactory?.description;
   const what = description === undefined || description === "" ? "" : ` (${description})`;
-  const lines = engine.skippedBackends.map((s) => `halo ${command}: running on the ${running} backend${what}; the ${s.name} backend was not used: ${s.reason}\n`);
+  const lines = engine.skippedBackends.map(
+    (s) => `halo ${command}: running on the ${running} backend${what}; the ${s.name} backend was not used: ${s.reason}\n`,
+  );
   // Options are keyed by factory name: the running factory's were used whatever its display name.
   for (const name of engine.unusedBackendOptions.filter((n) => n !== running)) {
     const given = Object.keys(backendOptions[name] ?? {}).map((key) => flagThatSet(backendOptions, name, key));
     const flags = given.length > 0 ? given.join(", ") : `--backend-option ${name}.…`;
-    lines.push(`halo ${command}: ${flags} ${given.length > 1 ? "apply" : "applies"} to the ${name} backend, which does not run here (the ${running} backend runs): not used\n`);
+    lines.push(
+      `halo ${command}: ${flags} ${given.length > 1 ? "apply" : "applies"} to the ${name} backend, which does not run here (the ${running} backend runs): not used\n`,
+    );
   }
   for (const line of lines) ctx.stderr.write(line);
   return lines;

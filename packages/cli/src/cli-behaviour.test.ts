@@ -97,7 +97,9 @@ describe("one error format", () => {
     expect(junk.err.join("")).toMatch(/^halo verify: file ends inside the \.halo preamble .*\[H1B_TRUNCATED\]\n$/);
     const noPath = capture();
     expect(await main(["inspect"], noPath.ctx)).toBe(2);
-    expect(noPath.err.join("")).toMatch(/^halo inspect: halo inspect takes one path; .*Run `halo inspect --help` for usage and examples \[H1B_BAD_ARGUMENT\]\n$/);
+    expect(noPath.err.join("")).toMatch(
+      /^halo inspect: halo inspect takes one path; .*Run `halo inspect --help` for usage and examples \[H1B_BAD_ARGUMENT\]\n$/,
+    );
     const flag = capture();
     expect(await main(["inspect", modelPath, "--frobnicate"], flag.ctx)).toBe(2);
     expect(flag.err.join("")).toBe("halo inspect: unknown flag --frobnicate. Run `halo inspect --help` for its flags [CLI_USAGE]\n");
@@ -186,13 +188,19 @@ describe("a closed stdout (halo … | head)", () => {
   it("the built binary exits 0 without a stack trace when its reader is gone before it writes (run and inspect)", async () => {
     const out = join(packageDir, "node_modules", ".cache", `halo-bin-test-${process.pid}`);
     const tsup = join(packageDir, "../../node_modules/.bin/tsup");
-    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], { cwd: packageDir, stdio: "pipe" });
+    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
+      cwd: packageDir,
+      stdio: "pipe",
+    });
     try {
       // Close the read end of the child's stdout at once, before the child has started (let alone written):
       // its first write then fails with EPIPE, however little it prints (the tiny model's tensors fit a pipe buffer).
       const closedBeforeFirstWrite = (args: string[]): Promise<{ code: number | null; stderr: string }> =>
         new Promise((resolveRun) => {
-          const child = spawn(process.execPath, [join(out, "bin.js"), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HF_ENDPOINT: "http://127.0.0.1:1" } });
+          const child = spawn(process.execPath, [join(out, "bin.js"), ...args], {
+            stdio: ["ignore", "pipe", "pipe"],
+            env: { ...process.env, HF_ENDPOINT: "http://127.0.0.1:1" },
+          });
           child.stdout.destroy();
           let stderr = "";
           child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));

@@ -25,7 +25,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("inCliTerms", () => {
   it("writes option names as flags", () => {
     expect(inCliTerms('… or pass backend: "reference"')).toBe("… or pass --backend reference");
-    expect(inCliTerms("contextLength must be a whole number in [2, 512] (field contextLength)")).toBe("--context-length must be a whole number in [2, 512] (field --context-length)");
+    expect(inCliTerms("contextLength must be a whole number in [2, 512] (field contextLength)")).toBe(
+      "--context-length must be a whole number in [2, 512] (field --context-length)",
+    );
     expect(inCliTerms("Shorten it, or load the model with a larger contextLength")).toBe("Shorten it, or pass a larger --context-length");
     expect(inCliTerms("maxSequences, kvDtype, maxTokens, chatTemplate, contextShift; verify: false")).toBe(
       "--parallel, --kv-dtype, --max-tokens, --chat-template, --context-shift; --no-verify",
@@ -40,8 +42,12 @@ describe("inCliTerms", () => {
 
   it("writes backend options as the flags that set them", () => {
     expect(inCliTerms("pass backendOptions.cpu.threads and backendOptions.cpu.lmHead")).toBe("pass --threads and --lm-head");
-    expect(inCliTerms("backendOptions.cpu.isa (field backendOptions.cpu)")).toBe("--backend-option cpu.isa (field --threads / --lm-head / --backend-option cpu.…)");
-    expect(inCliTerms("backendOptions.hip.device must be a number (field backendOptions.hip)")).toBe("--backend-option hip.device must be a number (field --backend-option hip.…)");
+    expect(inCliTerms("backendOptions.cpu.isa (field backendOptions.cpu)")).toBe(
+      "--backend-option cpu.isa (field --threads / --lm-head / --backend-option cpu.…)",
+    );
+    expect(inCliTerms("backendOptions.hip.device must be a number (field backendOptions.hip)")).toBe(
+      "--backend-option hip.device must be a number (field --backend-option hip.…)",
+    );
   });
 });
 
@@ -56,7 +62,9 @@ describe("engine errors on the command line", () => {
 
   it("a prompt too long for the context says to pass a larger --context-length", async () => {
     const c = capture();
-    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--context-length", "4", "hello there, how are you doing today?"], c.ctx)).toBe(1);
+    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--context-length", "4", "hello there, how are you doing today?"], c.ctx)).toBe(
+      1,
+    );
     const text = c.err.join("");
     expect(text).toMatch(/pass a larger --context-length \[ENGINE_CONTEXT_OVERFLOW\]\n$/);
     expect(text).not.toMatch(/contextLength/);
@@ -72,19 +80,25 @@ describe("engine errors on the command line", () => {
     expect(unused.err.join("")).toMatch(/halo run: --lm-head applies to the cpu backend, which does not run here \(the reference backend runs\): not used\n/);
     // The same option set with --backend-option is named as that flag.
     const viaOption = capture();
-    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "cpu.lmHead=int8", "--max-tokens", "2", "hi"], viaOption.ctx)).toBe(0);
+    expect(
+      await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "cpu.lmHead=int8", "--max-tokens", "2", "hi"], viaOption.ctx),
+    ).toBe(0);
     expect(viaOption.err.join("")).toMatch(/halo run: --backend-option cpu\.lmHead applies to the cpu backend/);
   });
 
   it("--backend-option passes name.key=value to that backend (JSON values) and its refusal names the flag", async () => {
     const ok = capture();
-    expect(await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "reference.splitKvTile=16", "--max-tokens", "2", "hi"], ok.ctx)).toBe(0);
+    expect(
+      await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "reference.splitKvTile=16", "--max-tokens", "2", "hi"], ok.ctx),
+    ).toBe(0);
     const bad = capture();
     expect(await main(["run", "--model", modelPath, "--backend", "reference", "--backend-option", "reference.splitKvTlie=16", "hi"], bad.ctx)).toBe(2);
     expect(bad.err.join("")).toMatch(/^halo run: --backend-option reference\.splitKvTlie: the reference backend has no option "splitKvTlie".*\[CLI_USAGE\]\n$/);
     const unknown = capture();
     expect(await main(["run", "--model", modelPath, "--backend-option", "nosuch.key=1", "hi"], unknown.ctx)).toBe(2);
-    expect(unknown.err.join("")).toMatch(/--backend-option nosuch\.…: .*names no installed backend.*expected options of an installed backend: .*reference.*\[CLI_USAGE\]/);
+    expect(unknown.err.join("")).toMatch(
+      /--backend-option nosuch\.…: .*names no installed backend.*expected options of an installed backend: .*reference.*\[CLI_USAGE\]/,
+    );
     const twice = capture();
     expect(await main(["run", "--model", modelPath, "--threads", "2", "--backend-option", "cpu.threads=3", "hi"], twice.ctx)).toBe(2);
     expect(twice.err.join("")).toMatch(/cpu\.threads is set twice, by --threads and by --backend-option cpu\.threads/);
@@ -121,7 +135,7 @@ describe("engine errors on the command line", () => {
     };
     const bad: [string[], RegExp][] = [
       [["--lm-head", "q4"], /: --lm-head: .*q4.*\[CLI_USAGE\]\n$/],
-      [["--backend-option", "cpu.lmHead=\"q4\""], /: --backend-option cpu\.lmHead: .*q4.*\[CLI_USAGE\]\n$/],
+      [["--backend-option", 'cpu.lmHead="q4"'], /: --backend-option cpu\.lmHead: .*q4.*\[CLI_USAGE\]\n$/],
       [["--backend-option", "reference.splitKvTlie=2"], /: --backend-option reference\.splitKvTlie: .*\[CLI_USAGE\]\n$/],
       [["--backend-option", "reference.splitKvTile=-1"], /: --backend-option reference\.splitKvTile: .*-1.*\[CLI_USAGE\]\n$/],
       [["--backend", "nosuch"], /: --backend: .*"nosuch".*\[CLI_USAGE\]\n$/],
@@ -132,7 +146,8 @@ describe("engine errors on the command line", () => {
         const c = capture();
         const code = await main([...args, ...flags], c.ctx);
         const text = c.err.join("");
-        if (code !== 2 || !new RegExp(`^halo ${command}` + pattern.source).test(text) || /listening/.test(c.out.join(""))) wrong.push(`${command} ${flags.join(" ")} → exit ${code}: ${text}`);
+        if (code !== 2 || !new RegExp(`^halo ${command}` + pattern.source).test(text) || /listening/.test(c.out.join("")))
+          wrong.push(`${command} ${flags.join(" ")} → exit ${code}: ${text}`);
       }
     }
     expect(wrong).toEqual([]);

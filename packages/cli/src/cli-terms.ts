@@ -68,5 +68,5 @@ export function inCliTerms(message: string, command?: string): string {
  * @internal
  */
 export function isFlagOption(field: string | undefined): boolean {
-  return field !== undefined && (field === "verify" || FLAG_OF_OPTION[field] !== undefined && FLAG_OF_OPTION[field] !== null || field === "backend");
+  return field !== undefined && (field === "verify" || (FLAG_OF_OPTION[field] !== undefined && FLAG_OF_OPTION[field] !== null) || field === "backend");
 }

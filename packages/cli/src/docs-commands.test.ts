@@ -14,7 +14,9 @@ function helpCommands(): string[] {
 
 /** The commands a table row lists after "the `halo` command: ", up to " (" or " |". */
 function rowCommands(file: string, rowStart: string): string[] {
-  const row = readFileSync(join(root, file), "utf8").split("\n").find((line) => line.startsWith(rowStart));
+  const row = readFileSync(join(root, file), "utf8")
+    .split("\n")
+    .find((line) => line.startsWith(rowStart));
   expect(row, `${file} has a row starting ${rowStart}`).toBeDefined();
   const list = /the `halo` command: ([a-z, ]+?)(?: \(| \|)/.exec(row!);
   expect(list, `${file}'s ${rowStart} row lists commands`).not.toBeNull();

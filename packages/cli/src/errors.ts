@@ -12,7 +12,8 @@ export const CliErrorCode = defineErrorCodes({
   CLI_DOWNLOAD_INTERRUPTED: "A download stopped before the expected number of bytes arrived; the partial file is kept and the next pull resumes it.",
   CLI_DOWNLOAD_CHECKSUM: "A downloaded file's size or sha256 differs from the hub's metadata; the file is deleted.",
   CLI_DISK_FULL: "The disk holding the model cache is full (ENOSPC) or not writable.",
-  CLI_MODEL_NOT_CACHED: "`halo rm` was given a model that is not in halo's cache (the message lists what is; models in the Hugging Face cache are only read, never deleted).",
+  CLI_MODEL_NOT_CACHED:
+    "`halo rm` was given a model that is not in halo's cache (the message lists what is; models in the Hugging Face cache are only read, never deleted).",
   CLI_NO_MODEL: "No --model was given and the default model is not cached and could not be downloaded.",
 });
 

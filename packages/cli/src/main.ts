@@ -129,7 +129,9 @@ export async function main(argv: readonly string[], ctx: CommandContext): Promis
     }
     const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
     const stack = verbose && error instanceof Error && error.stack !== undefined ? `${error.stack}\n` : "";
-    ctx.stderr.write(`${label}: internal error: ${message}${stack === "" ? " (run again with --verbose for the stack trace, and please report it)" : ""}\n${stack}`);
+    ctx.stderr.write(
+      `${label}: internal error: ${message}${stack === "" ? " (run again with --verbose for the stack trace, and please report it)" : ""}\n${stack}`,
+    );
     return ExitCode.INTERNAL;
   }
 }

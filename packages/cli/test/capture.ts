@@ -2,7 +2,10 @@
 import type { CommandContext } from "../src/context.js";
 
 /** Runs-in-process context: `out` and `err` collect what the command writes. */
-export function captureOutput(env: Readonly<Record<string, string | undefined>>, stdin?: CommandContext["stdin"]): { out: string[]; err: string[]; ctx: CommandContext } {
+export function captureOutput(
+  env: Readonly<Record<string, string | undefined>>,
+  stdin?: CommandContext["stdin"],
+): { out: string[]; err: string[]; ctx: CommandContext } {
   const out: string[] = [];
   const err: string[] = [];
   return {

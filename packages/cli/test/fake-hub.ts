@@ -45,7 +45,10 @@ export async function startFakeHub(repos: Readonly<Record<string, FakeRepo>>): P
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? "/", "http://x");
     requests.push({ url: url.pathname, range: req.headers.range, auth: req.headers.authorization });
-    const parts = url.pathname.split("/").filter((p) => p !== "").map(decodeURIComponent);
+    const parts = url.pathname
+      .split("/")
+      .filter((p) => p !== "")
+      .map(decodeURIComponent);
     const isApi = parts[0] === "api" && parts[1] === "models";
     const repoName = isApi ? `${parts[2]}/${parts[3]}` : `${parts[0]}/${parts[1]}`;
     const repo = repos[repoName];
@@ -68,7 +71,9 @@ export async function startFakeHub(repos: Readonly<Record<string, FakeRepo>>): P
           ? { rfilename: file, size: bytes.length, lfs: { sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.length } }
           : { rfilename: file, size: bytes.length, blobId: createHash("sha1").update(`blob ${bytes.length}\0`).update(bytes).digest("hex") };
       });
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: repoName, sha: "0123456789abcdef0123456789abcdef01234567", siblings }));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ id: repoName, sha: "0123456789abcdef0123456789abcdef01234567", siblings }));
       return;
     }
     if (parts[2] !== "resolve" || parts[3] !== "main") return void res.writeHead(404).end("no such path");

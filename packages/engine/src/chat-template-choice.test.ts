@@ -50,7 +50,13 @@ describe("chooseChatTemplate", () => {
     const model = synthModel({ seed: 1 });
     expect(chooseChatTemplate(model)).toMatchObject({ name: "bitnet", origin: "file", reason: "from the model file" });
     const custom = "{% for m in messages %}{{ m.content }}{% endfor %}";
-    expect(chooseChatTemplate({ ...model, chatTemplate: custom })).toEqual({ name: "embedded", origin: "file", reason: "from the model file", source: custom, stopStrings: [] });
+    expect(chooseChatTemplate({ ...model, chatTemplate: custom })).toEqual({
+      name: "embedded",
+      origin: "file",
+      reason: "from the model file",
+      source: custom,
+      stopStrings: [],
+    });
     expect(chooseChatTemplate({ ...model, chatTemplate: null })).toMatchObject({ name: "bitnet", origin: "file", reason: "from the tokenizer's config" });
   });
 
@@ -100,7 +106,12 @@ describe("loadModel's chat template", () => {
   it("a vocabulary without Llama-3 tokens chats with the plain template, turns ended by EOS", async () => {
     await using engine = await loadModel(foreignVocabularyModel(), { backend: "reference", contextLength: 128 });
     expect(engine.chatTemplate.name).toBe("plain");
-    expect(engine.renderChat([{ role: "system", content: "Be brief." }, { role: "user", content: " Hi " }])).toBe("system: Be brief.</s>\nuser: Hi</s>\nassistant: ");
+    expect(
+      engine.renderChat([
+        { role: "system", content: "Be brief." },
+        { role: "user", content: " Hi " },
+      ]),
+    ).toBe("system: Be brief.</s>\nuser: Hi</s>\nassistant: ");
     const ids = engine.tokenizer!.encodeChat([{ role: "user", content: "Hi" }], { template: "plain" });
     expect(ids[0]).toBe(engine.tokenizer!.tokenToId("<s>"));
     expect(ids).toContain(engine.tokenizer!.eosTokenId);
@@ -114,7 +125,10 @@ describe("loadModel's chat template", () => {
     const rename = (text: string): string => text.replaceAll("</s>", "<unused_3>");
     const config = JSON.parse(rename(model.tokenizer.tokenizerConfigJson!)) as Record<string, unknown>;
     delete config["eos_token"];
-    const noEos: HaloModel = { ...model, tokenizer: { ...model.tokenizer, tokenizerJson: rename(model.tokenizer.tokenizerJson), tokenizerConfigJson: JSON.stringify(config) } };
+    const noEos: HaloModel = {
+      ...model,
+      tokenizer: { ...model.tokenizer, tokenizerJson: rename(model.tokenizer.tokenizerJson), tokenizerConfigJson: JSON.stringify(config) },
+    };
     expect(chooseChatTemplate(model).stopStrings).toEqual([]); // EOS ends its turns
     expect(chooseChatTemplate(synthModel({ seed: 1 }), { requested: "plain" }).stopStrings).toEqual([]);
     await using engine = await loadModel(noEos, { backend: "reference", contextLength: 128 });
@@ -124,10 +138,15 @@ describe("loadModel's chat template", () => {
     // What reaches the scheduler: the caller's stop strings, then the template's.
     const seen: Array<readonly string[] | undefined> = [];
     const run = (engine as unknown as { run: (...args: unknown[]) => unknown }).run.bind(engine);
-    (engine as unknown as { run: unknown }).run = (prompt: unknown, options: { stop?: readonly string[] }, ...rest: unknown[]) => (seen.push(options.stop), run(prompt, options, ...rest));
+    (engine as unknown as { run: unknown }).run = (prompt: unknown, options: { stop?: readonly string[] }, ...rest: unknown[]) => (
+      seen.push(options.stop),
+      run(prompt, options, ...rest)
+    );
     await promptTokens(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0, stop: ["###"] }));
     await promptTokens(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0 }));
-    await promptTokens(engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0, template: "{% for m in messages %}{{ m.content }}{% endfor %}" }));
+    await promptTokens(
+      engine.chat([{ role: "user", content: "Hi" }], { maxTokens: 2, temperature: 0, template: "{% for m in messages %}{{ m.content }}{% endfor %}" }),
+    );
     const session = engine.createSession();
     await promptTokens(session.chat("Hi", { maxTokens: 2, temperature: 0, stop: [PLAIN_TURN_STOP] }));
     session.dispose();
@@ -137,9 +156,16 @@ describe("loadModel's chat template", () => {
   it("chatTemplate names a built-in or gives Jinja; a bad one is refused before the weights load", async () => {
     await using engine = await loadModel(synthModel({ seed: 1 }), { backend: "reference", contextLength: 64, chatTemplate: "llama3" });
     expect(engine.chatTemplate).toMatchObject({ name: "llama3", origin: "option" });
-    expect(engine.renderChat([{ role: "user", content: "Hi" }])).toBe("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-    await expect(loadModel(synthModel({ seed: 1 }), { backend: "reference", chatTemplate: "{% if %}" })).rejects.toMatchObject({ code: "TOKENIZER_BAD_TEMPLATE" });
-    await expect(loadModel(synthModel({ seed: 1 }), { backend: "reference", chatTemplate: "" })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION", field: "chatTemplate" });
+    expect(engine.renderChat([{ role: "user", content: "Hi" }])).toBe(
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+    );
+    await expect(loadModel(synthModel({ seed: 1 }), { backend: "reference", chatTemplate: "{% if %}" })).rejects.toMatchObject({
+      code: "TOKENIZER_BAD_TEMPLATE",
+    });
+    await expect(loadModel(synthModel({ seed: 1 }), { backend: "reference", chatTemplate: "" })).rejects.toMatchObject({
+      code: "ENGINE_BAD_OPTION",
+      field: "chatTemplate",
+    });
   });
 });
 

@@ -119,12 +119,7 @@ function inferred(architecture: string, tokenizer: Tokenizer | null, note: strin
   });
   if (missing.length === 0 && architecture === "bitnet") return pick("bitnet", "BitNet architecture with Llama-3 vocabulary");
   if (missing.length === 0 && architecture === "llama") return pick("llama3", "Llama architecture with Llama-3 vocabulary");
-  const vocabulary =
-    tokenizer === null
-      ? "no tokenizer"
-      : missing.length > 0
-        ? `no Llama-3 vocabulary (${missing.join(", ")} absent)`
-        : "Llama-3 vocabulary";
+  const vocabulary = tokenizer === null ? "no tokenizer" : missing.length > 0 ? `no Llama-3 vocabulary (${missing.join(", ")} absent)` : "Llama-3 vocabulary";
   const end = tokenizer === null || tokenizer.eosTokenId === null ? "turns end with a newline (no EOS token)" : "turns end with EOS";
   return pick("plain", `${ARCHITECTURE_NAMES[architecture] ?? architecture} architecture with ${vocabulary}; plain fallback, ${end}`);
 }
@@ -171,11 +166,23 @@ export function chooseChatTemplate(
       });
     }
     if (isBuiltinChatTemplate(requested)) {
-      return { name: requested, origin: "option", reason: "chosen by name (chatTemplate option)", source: BUILTIN_CHAT_TEMPLATES[requested], stopStrings: stopStringsFor(requested, tokenizer) };
+      return {
+        name: requested,
+        origin: "option",
+        reason: "chosen by name (chatTemplate option)",
+        source: BUILTIN_CHAT_TEMPLATES[requested],
+        stopStrings: stopStringsFor(requested, tokenizer),
+      };
     }
     checkChatTemplate(requested);
     const name = builtinNamed(requested) ?? "custom";
-    return { name, origin: "option", reason: "Jinja given by the caller (chatTemplate option)", source: requested, stopStrings: stopStringsFor(name, tokenizer) };
+    return {
+      name,
+      origin: "option",
+      reason: "Jinja given by the caller (chatTemplate option)",
+      source: requested,
+      stopStrings: stopStringsFor(name, tokenizer),
+    };
   }
   const own: readonly [() => string | null, string][] = [
     [() => model.chatTemplate, "the model file"],

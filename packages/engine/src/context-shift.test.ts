@@ -1,7 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
-import { answerRoom, fitChatToContext, fitChatToContextAsync, type ChatMessage, type ContextShiftInfo, type GenerateEvent, loadModel, type RequestEndEvent, type RequestStartEvent } from "./index.js";
+import {
+  answerRoom,
+  fitChatToContext,
+  fitChatToContextAsync,
+  type ChatMessage,
+  type ContextShiftInfo,
+  type GenerateEvent,
+  loadModel,
+  type RequestEndEvent,
+  type RequestStartEvent,
+} from "./index.js";
 
 // A transparent encoder: one token per message header, one per character of content, one for the
 // generation prompt. Any encoder works; this one makes the expected token counts easy to state.
@@ -114,10 +124,14 @@ describe("fitChatToContext", () => {
     expect(calls[0]!.countTokens([system])).toBe(tokens([system]));
 
     const keepAll = (messages: readonly ChatMessage[]): readonly ChatMessage[] => messages;
-    expect(overflowOf(() => fitChatToContext(conversation, { contextLength: 20, maxTokens: 8, policy: keepAll, encode })).message).toMatch(/contextShift function returned still do not fit/);
+    expect(overflowOf(() => fitChatToContext(conversation, { contextLength: 20, maxTokens: 8, policy: keepAll, encode })).message).toMatch(
+      /contextShift function returned still do not fit/,
+    );
     const broken = (() => "nope") as unknown as typeof keepAll;
     expect(overflowOf(() => fitChatToContext(conversation, { contextLength: 20, maxTokens: 8, policy: broken, encode })).code).toBe("ENGINE_BAD_OPTION");
-    expect(overflowOf(() => fitChatToContext(conversation, { contextLength: 20, maxTokens: 8, policy: "shift" as "error", encode })).message).toMatch(/contextShift must be/);
+    expect(overflowOf(() => fitChatToContext(conversation, { contextLength: 20, maxTokens: 8, policy: "shift" as "error", encode })).message).toMatch(
+      /contextShift must be/,
+    );
   });
 });
 
@@ -133,14 +147,22 @@ describe("fitChatToContextAsync", () => {
     const fit = await fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, encode: bounded });
     expect(fit.promptTokensBefore).toBeNull();
     expect(fit.messages).toEqual(fitChatToContext(conversation, { contextLength: 60, maxTokens: 4, encode }).messages);
-    await expect(fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, policy: "error", encode: bounded })).rejects.toThrow(/more than 60 tokens/);
-    await expect(fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, policy: (() => []) as unknown as "error", encode: bounded })).rejects.toThrow(/named context policy/);
+    await expect(fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, policy: "error", encode: bounded })).rejects.toThrow(
+      /more than 60 tokens/,
+    );
+    await expect(
+      fitChatToContextAsync(conversation, { contextLength: 60, maxTokens: 4, policy: (() => []) as unknown as "error", encode: bounded }),
+    ).rejects.toThrow(/named context policy/);
   });
 });
 
 describe("oneTokenPerMessage", () => {
   // 30 000 one-character turns: the encoder counts what it is asked to render.
-  const many: ChatMessage[] = [system, ...Array.from({ length: 30_000 }, (_, i) => turn(i).map((m) => ({ ...m, content: "x" }))).flat(), { role: "user", content: "newest" }];
+  const many: ChatMessage[] = [
+    system,
+    ...Array.from({ length: 30_000 }, (_, i) => turn(i).map((m) => ({ ...m, content: "x" }))).flat(),
+    { role: "user", content: "newest" },
+  ];
 
   it("never renders a candidate of contextLength messages or more, and decides as without it", () => {
     const rendered: number[] = [];
@@ -149,7 +171,9 @@ describe("oneTokenPerMessage", () => {
     expect(Math.max(...rendered)).toBeLessThan(256);
     expect(rendered.length).toBeLessThan(40);
     expect(fit).toEqual({ ...fitChatToContext(many, { contextLength: 256, maxTokens: 16, encode }), promptTokensBefore: null });
-    expect(() => fitChatToContext(many, { contextLength: 256, maxTokens: 16, encode: counting, policy: "error", oneTokenPerMessage: true })).toThrow(/more than 256 tokens/);
+    expect(() => fitChatToContext(many, { contextLength: 256, maxTokens: 16, encode: counting, policy: "error", oneTokenPerMessage: true })).toThrow(
+      /more than 256 tokens/,
+    );
   });
 
   it("the async variant lets the event loop run between candidate renders", async () => {

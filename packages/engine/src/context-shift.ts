@@ -161,8 +161,7 @@ function checkMessages(value: unknown): readonly ChatMessage[] {
   });
 }
 
-const yieldToLoop = (): Promise<void> =>
-  new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
 /** Options of {@link fitChatToContextAsync}: an encoder that may yield to the event loop. */
 export interface FitChatAsyncOptions extends Omit<FitChatOptions, "encode" | "policy"> {
@@ -206,7 +205,7 @@ function* fitSteps(
   if (policy === "error") {
     if (full !== null && full.length < contextLength) return fitted(messages, full);
     throw overflow(
-      "the conversation does not fit in the context window, and the context policy is \"error\"",
+      'the conversation does not fit in the context window, and the context policy is "error"',
       shown(full),
       contextLength,
       'Start a new conversation, use contextShift: "drop-oldest" to drop the oldest turns, or load the model with a larger contextLength',

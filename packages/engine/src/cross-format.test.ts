@@ -54,14 +54,18 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("the same model from every format", () => {
-  it.each(["relu2", "silu"] as const)("gives identical logits at every position (%s)", async (activation) => {
-    const expected = await logitsOf(synthModel({ seed: SEED, activation, exactScales: true }));
-    expect(expected.length).toBe(TOKENS.length * 512);
-    for (const [format, path] of Object.entries(paths[activation]!)) {
-      const actual = await logitsOf(path);
-      let maxDiff = 0;
-      for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
-      expect({ format, maxDiff }).toEqual({ format, maxDiff: 0 });
-    }
-  }, 120_000);
+  it.each(["relu2", "silu"] as const)(
+    "gives identical logits at every position (%s)",
+    async (activation) => {
+      const expected = await logitsOf(synthModel({ seed: SEED, activation, exactScales: true }));
+      expect(expected.length).toBe(TOKENS.length * 512);
+      for (const [format, path] of Object.entries(paths[activation]!)) {
+        const actual = await logitsOf(path);
+        let maxDiff = 0;
+        for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
+        expect({ format, maxDiff }).toEqual({ format, maxDiff: 0 });
+      }
+    },
+    120_000,
+  );
 });

@@ -71,7 +71,12 @@ describe("Engine.generate", () => {
 
   it("runs many sequences together with the same tokens as alone", async () => {
     const engine = await loadModel(synthModel({ seed: 5 }), { backend: "reference", contextLength: 128, maxSequences: 2 });
-    const prompts = [[500, 1, 2, 3], [500, 40, 41], [500, 7, 8, 9, 10, 11], [500, 99]];
+    const prompts = [
+      [500, 1, 2, 3],
+      [500, 40, 41],
+      [500, 7, 8, 9, 10, 11],
+      [500, 99],
+    ];
     const alone: number[][] = [];
     for (const prompt of prompts) alone.push((await collect(engine.generate({ prompt, maxTokens: 8, temperature: 0, ignoreEos: true }))).end.tokenIds.slice());
     // Four at once with two slots: two wait in the queue and join between steps.
@@ -83,7 +88,8 @@ describe("Engine.generate", () => {
 
   it("seeded sampling is reproducible", async () => {
     await using engine = await loadModel(synthModel({ seed: 2 }), { backend: "reference", contextLength: 64 });
-    const run = async () => (await collect(engine.generate({ prompt: [500, 3], maxTokens: 10, temperature: 0.9, topK: 20, seed: 1234, ignoreEos: true }))).end.tokenIds;
+    const run = async () =>
+      (await collect(engine.generate({ prompt: [500, 3], maxTokens: 10, temperature: 0.9, topK: 20, seed: 1234, ignoreEos: true }))).end.tokenIds;
     expect(await run()).toEqual(await run());
   });
 
@@ -234,9 +240,17 @@ describe("lmHead option", () => {
       field: "lmHead",
       message: expect.stringMatching(/lmHead moved to backendOptions\.cpu\.lmHead/) as unknown,
     });
-    await expect(loadModel(synthModel(), { backend: referenceBackend(), backendOptions: { reference: { maxBatchTokens: 8 } } })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION" });
-    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lmHead: "q4" } } })).rejects.toMatchObject({ code: "KERNELS_CPU_BAD_OPTION", field: "lmHead" });
-    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lm_head: "int4" } } })).rejects.toMatchObject({ code: "KERNELS_BAD_OPTION", field: "cpu.lm_head" });
+    await expect(loadModel(synthModel(), { backend: referenceBackend(), backendOptions: { reference: { maxBatchTokens: 8 } } })).rejects.toMatchObject({
+      code: "ENGINE_BAD_OPTION",
+    });
+    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lmHead: "q4" } } })).rejects.toMatchObject({
+      code: "KERNELS_CPU_BAD_OPTION",
+      field: "lmHead",
+    });
+    await expect(loadModel(synthModel(), { backend: "cpu", backendOptions: { cpu: { lm_head: "int4" } } })).rejects.toMatchObject({
+      code: "KERNELS_BAD_OPTION",
+      field: "cpu.lm_head",
+    });
   });
 });
 
@@ -314,7 +328,11 @@ describe("greedy through the backend's argmax", () => {
     const viaLogits: string[] = [];
     await using argmaxEngine = await loadModel(synthModel({ seed: 5 }), { backend: recordingReference(viaArgmax, true), contextLength: 128 });
     await using logitsEngine = await loadModel(synthModel({ seed: 5 }), { backend: recordingReference(viaLogits, false), contextLength: 128 });
-    for (const prompt of [[500, 72, 101, 108, 108, 111], [500, 1], [500, 9, 8, 7, 6, 5, 4, 3, 2, 1]]) {
+    for (const prompt of [
+      [500, 72, 101, 108, 108, 111],
+      [500, 1],
+      [500, 9, 8, 7, 6, 5, 4, 3, 2, 1],
+    ]) {
       const request = { prompt, maxTokens: 20, temperature: 0, ignoreEos: true } as const;
       viaArgmax.length = 0;
       const argmaxRun = await collect(argmaxEngine.generate(request));
@@ -338,7 +356,11 @@ describe("greedy through the backend's argmax", () => {
   it("on the cpu backend (argmax computed natively) gives the tokens of its logits path", async () => {
     await using engine = await loadModel(synthModel({ seed: 5 }), { backend: "cpu", contextLength: 128 });
     expect(engine.backendFactory!.create().capabilities().outputs, "cpu computes argmax itself, so greedy asks it for argmax").toContain("argmax");
-    for (const prompt of [[500, 72, 101, 108, 108, 111], [500, 1], [500, 9, 8, 7, 6, 5, 4, 3, 2, 1]]) {
+    for (const prompt of [
+      [500, 72, 101, 108, 108, 111],
+      [500, 1],
+      [500, 9, 8, 7, 6, 5, 4, 3, 2, 1],
+    ]) {
       const request = { prompt, maxTokens: 24, temperature: 0, ignoreEos: true } as const;
       const argmaxRun = await collect(engine.generate(request));
       // logprobs need whole logit rows: the same greedy choice, made by the sampler from the logits.

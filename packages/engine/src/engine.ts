@@ -6,7 +6,17 @@ import { rendersEveryMessage, templateStopStrings, type ChatTemplateChoice } fro
 import { fitChatToContext, type ContextFit } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
 import type { GenerateEvent } from "./events.js";
-import { CHAT_OPTION_KEYS, checkGenerateOptions, GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, checkTemplateVariables, samplerOptionsOf, type ChatOptions, type GenerateOptions, type GenerateRequest } from "./generate-options.js";
+import {
+  CHAT_OPTION_KEYS,
+  checkGenerateOptions,
+  GENERATE_OPTION_KEYS,
+  GENERATE_REQUEST_KEYS,
+  checkTemplateVariables,
+  samplerOptionsOf,
+  type ChatOptions,
+  type GenerateOptions,
+  type GenerateRequest,
+} from "./generate-options.js";
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
 import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
 import { SamplingStep } from "./sampling-step.js";

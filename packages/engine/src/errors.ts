@@ -11,7 +11,8 @@ export const EngineErrorCode = defineErrorCodes({
   ENGINE_DISPOSED: "The engine was used after dispose().",
   ENGINE_ABORTED: "Loading was cancelled through its AbortSignal.",
   ENGINE_BAD_MODEL: "The model's config cannot be run (mismatched vocabulary, missing tensors).",
-  ENGINE_OUT_OF_MEMORY: "The model with the chosen contextLength, maxSequences and kvDtype needs more memory than any backend that could run it has (its estimateMemory against probe().memory); lower them or pick another backend.",
+  ENGINE_OUT_OF_MEMORY:
+    "The model with the chosen contextLength, maxSequences and kvDtype needs more memory than any backend that could run it has (its estimateMemory against probe().memory); lower them or pick another backend.",
   ENGINE_MODEL_CHANGED: "The model file was replaced or modified after its weights were verified and before the backend had taken them; load it again.",
 });
 

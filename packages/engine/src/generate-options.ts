@@ -58,14 +58,9 @@ export type { ChatMessage };
  * GENERATE_OPTION_KEYS.includes("maxTokens"); // true
  * ```
  */
-export const GENERATE_OPTION_KEYS = [
-  ...SAMPLER_OPTION_KEYS,
-  "maxTokens",
-  "stop",
-  "stopTokenIds",
-  "ignoreEos",
-  "signal",
-] as const satisfies ReadonlyArray<keyof GenerateOptions>;
+export const GENERATE_OPTION_KEYS = [...SAMPLER_OPTION_KEYS, "maxTokens", "stop", "stopTokenIds", "ignoreEos", "signal"] as const satisfies ReadonlyArray<
+  keyof GenerateOptions
+>;
 
 /**
  * Every key a {@link GenerateRequest} takes: {@link GENERATE_OPTION_KEYS} and `prompt`.
@@ -86,19 +81,16 @@ export const GENERATE_REQUEST_KEYS = [...GENERATE_OPTION_KEYS, "prompt"] as cons
  * CHAT_OPTION_KEYS.includes("template"); // true
  * ```
  */
-export const CHAT_OPTION_KEYS = [
-  ...GENERATE_OPTION_KEYS,
-  "template",
-  "templateVariables",
-  "contextShift",
-] as const satisfies ReadonlyArray<keyof ChatOptions>;
+export const CHAT_OPTION_KEYS = [...GENERATE_OPTION_KEYS, "template", "templateVariables", "contextShift"] as const satisfies ReadonlyArray<keyof ChatOptions>;
 
 /** Keys of `T` missing from the list `K`. */
 export type UnlistedKeys<T, K extends readonly unknown[]> = Exclude<keyof T, K[number]>;
 
 // The build fails naming any option added to an interface above but not to its key list (it would be refused at run time).
 const everyOptionListed: Record<
-  UnlistedKeys<GenerateOptions, typeof GENERATE_OPTION_KEYS> | UnlistedKeys<GenerateRequest, typeof GENERATE_REQUEST_KEYS> | UnlistedKeys<ChatOptions, typeof CHAT_OPTION_KEYS>,
+  | UnlistedKeys<GenerateOptions, typeof GENERATE_OPTION_KEYS>
+  | UnlistedKeys<GenerateRequest, typeof GENERATE_REQUEST_KEYS>
+  | UnlistedKeys<ChatOptions, typeof CHAT_OPTION_KEYS>,
   never
 > = {};
 void everyOptionListed;

@@ -138,7 +138,11 @@ export interface SkippedBackend {
  */
 async function verifyWeights(model: HaloModel, options: LoadModelOptions): Promise<readonly VerifiedFile[]> {
   if (options.verify !== undefined && typeof options.verify !== "boolean") {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "verify must be true or false", { field: "verify", expected: "a boolean", actual: typeof options.verify });
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "verify must be true or false", {
+      field: "verify",
+      expected: "a boolean",
+      actual: typeof options.verify,
+    });
   }
   try {
     return (await verifyModelWeights(model, options.signal === undefined ? {} : { signal: options.signal })).files;
@@ -184,15 +188,30 @@ function supports(caps: BackendCapabilities, model: HaloModel, options: LoadMode
   if (!caps.activations.includes(model.config.activation)) return { field: null, reason: `activation ${model.config.activation} not supported` };
   if (model.config.headDim > caps.maxHeadDim) return { field: null, reason: `head width ${model.config.headDim} above ${caps.maxHeadDim}` };
   if (options.kvDtype !== undefined && !caps.kvDtypes.includes(options.kvDtype)) {
-    return { field: "kvDtype", reason: `KV cache dtype ${options.kvDtype} not supported (it runs ${caps.kvDtypes.join(", ")})`, expected: caps.kvDtypes.join(", "), actual: options.kvDtype };
+    return {
+      field: "kvDtype",
+      reason: `KV cache dtype ${options.kvDtype} not supported (it runs ${caps.kvDtypes.join(", ")})`,
+      expected: caps.kvDtypes.join(", "),
+      actual: options.kvDtype,
+    };
   }
   const quant = options.activationQuant ?? "per-token";
   if (!caps.activationQuants.includes(quant)) {
-    return { field: "activationQuant", reason: `activation quantisation ${quant} not supported (it runs ${caps.activationQuants.join(", ")})`, expected: caps.activationQuants.join(", "), actual: quant };
+    return {
+      field: "activationQuant",
+      reason: `activation quantisation ${quant} not supported (it runs ${caps.activationQuants.join(", ")})`,
+      expected: caps.activationQuants.join(", "),
+      actual: quant,
+    };
   }
   const sequences = options.maxSequences ?? 4;
   if (sequences > caps.maxSequences) {
-    return { field: "maxSequences", reason: `${sequences} sequences at once above its ${caps.maxSequences}`, expected: `at most ${caps.maxSequences}`, actual: sequences };
+    return {
+      field: "maxSequences",
+      reason: `${sequences} sequences at once above its ${caps.maxSequences}`,
+      expected: `at most ${caps.maxSequences}`,
+      actual: sequences,
+    };
   }
   return null;
 }
@@ -223,7 +242,12 @@ function checkLoadOptions(options: LoadModelOptions): void {
   checkOptionKeys("loadModel", options, LOAD_MODEL_OPTION_KEYS);
   if (options.maxSequences !== undefined) checkInteger("maxSequences", options.maxSequences, 1, 4096);
   if (options.kvDtype !== undefined && !(KV_DTYPES as readonly unknown[]).includes(options.kvDtype)) {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown KV cache dtype", { field: "kvDtype", expected: KV_DTYPES.join(", "), actual: options.kvDtype, hint: "Pass one of those, or leave kvDtype out for the backend's default" });
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "unknown KV cache dtype", {
+      field: "kvDtype",
+      expected: KV_DTYPES.join(", "),
+      actual: options.kvDtype,
+      hint: "Pass one of those, or leave kvDtype out for the backend's default",
+    });
   }
   checkBackendShape(options);
 }
@@ -231,7 +255,10 @@ function checkLoadOptions(options: LoadModelOptions): void {
 /** Checks the shape of `backend` and `backendOptions` (no discovery). */
 function checkBackendShape(options: Pick<LoadModelOptions, "backend" | "backendOptions">): void {
   if (typeof options !== "object" || options === null) {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "the backend choice must be an object", { expected: "{ backend?, backendOptions? }", actual: options === null ? "null" : typeof options });
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "the backend choice must be an object", {
+      expected: "{ backend?, backendOptions? }",
+      actual: options === null ? "null" : typeof options,
+    });
   }
   const backendOptions: unknown = options.backendOptions;
   if (backendOptions !== undefined) {
@@ -282,7 +309,9 @@ function expandChoices(choices: readonly BackendChoice[], discovery: BackendDisc
     if (typeof choice !== "string") add(choice);
     else if (choice === "auto") {
       // Packages that declare a backend but could not be offered were "tried" too: say why once.
-      if (!reportedRefused) for (const r of discovery.refused) skipped.push({ name: r.name ?? r.packageName.replace(/^@halo\/kernels-/, ""), reason: `${r.packageName} ${r.reason}` });
+      if (!reportedRefused)
+        for (const r of discovery.refused)
+          skipped.push({ name: r.name ?? r.packageName.replace(/^@halo\/kernels-/, ""), reason: `${r.packageName} ${r.reason}` });
       reportedRefused = true;
       for (const factory of discovery.factories) add(factory);
     } else {
@@ -401,7 +430,10 @@ async function prepareBackends(options: Pick<LoadModelOptions, "backend" | "back
   for (const name of Object.keys(backendOptions)) {
     if (candidates.has(name)) continue;
     unusedBackendOptions.push(name);
-    createWith(discovery.factories.find((f) => f.name === name)!, backendOptions[name]);
+    createWith(
+      discovery.factories.find((f) => f.name === name)!,
+      backendOptions[name],
+    );
   }
   if (order.length === 0) {
     throw new HaloError(EngineErrorCode.ENGINE_NO_BACKEND, "no backend can run this model", {
@@ -493,12 +525,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
   try {
     options.onProgress?.({ phase: "open", fraction: 1 });
     const config = model.config;
-    const contextLength = checkInteger(
-      "contextLength",
-      options.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096),
-      2,
-      config.maxPositionEmbeddings,
-    );
+    const contextLength = checkInteger("contextLength", options.contextLength ?? Math.min(config.maxPositionEmbeddings, 4096), 2, config.maxPositionEmbeddings);
     const tokenizer = model.tokenizer === null ? null : Tokenizer.fromPayload(model.tokenizer);
     if (tokenizer !== null && tokenizer.vocabSize > config.vocabSize) {
       throw new HaloError(EngineErrorCode.ENGINE_BAD_MODEL, "the tokenizer has more ids than the model's embedding", {

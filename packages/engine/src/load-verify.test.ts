@@ -40,7 +40,9 @@ function variant(name: string, edit: (bytes: Uint8Array, offset: number) => void
   const bytes = new Uint8Array(haloBytes);
   edit(bytes, entry.offset);
   if (reseal) {
-    const fresh = crc32(bytes.subarray(entry.offset, entry.offset + entry.length)).toString(16).padStart(8, "0");
+    const fresh = crc32(bytes.subarray(entry.offset, entry.offset + entry.length))
+      .toString(16)
+      .padStart(8, "0");
     const dv = new DataView(bytes.buffer);
     const headerLength = Number(dv.getBigUint64(24, true));
     const header = Buffer.from(bytes.subarray(64, 64 + headerLength)).toString("latin1");
@@ -72,13 +74,19 @@ describe("loadModel verifies the weights it loads", () => {
   it("loads a sound .halo (and remembers it in HALO_CACHE_DIR)", async () => {
     const logits = await lastLogits(halo);
     expect(logits.every(Number.isFinite)).toBe(true);
-    expect(readFileSync(join(dir, "cache", ".verified", (await import("node:fs")).readdirSync(join(dir, "cache", ".verified"))[0]!), "utf8")).toContain("tiny.halo");
+    expect(readFileSync(join(dir, "cache", ".verified", (await import("node:fs")).readdirSync(join(dir, "cache", ".verified"))[0]!), "utf8")).toContain(
+      "tiny.halo",
+    );
   });
 
   it("refuses a .halo with 8 flipped bytes of token_embd (H1B_CHECKSUM_MISMATCH); verify: false loads it anyway", async () => {
-    const path = variant("flipped.halo", (bytes, offset) => {
-      for (let i = 0; i < 8; i++) bytes[offset + 2 * (TOKENS[4]! * 256) + i]! ^= 0xff;
-    }, false);
+    const path = variant(
+      "flipped.halo",
+      (bytes, offset) => {
+        for (let i = 0; i < 8; i++) bytes[offset + 2 * (TOKENS[4]! * 256) + i]! ^= 0xff;
+      },
+      false,
+    );
     await expect(loadModel(path, { backend: "reference", contextLength: 32 })).rejects.toMatchObject({ code: "H1B_CHECKSUM_MISMATCH", field: "token_embd" });
     const unverified = await lastLogits(path, false);
     const sound = await lastLogits(halo);
@@ -86,9 +94,13 @@ describe("loadModel verifies the weights it loads", () => {
   });
 
   it("refuses NaN in a .halo embedding even behind a re-signed CRC (H1B_NON_FINITE, naming row and column)", async () => {
-    const path = variant("nan.halo", (bytes, offset) => {
-      new DataView(bytes.buffer).setUint16(offset + 2 * (7 * 256 + 3), 0x7e00, true);
-    }, true);
+    const path = variant(
+      "nan.halo",
+      (bytes, offset) => {
+        new DataView(bytes.buffer).setUint16(offset + 2 * (7 * 256 + 3), 0x7e00, true);
+      },
+      true,
+    );
     await expect(loadModel(path, { backend: "reference", contextLength: 32 })).rejects.toMatchObject({
       code: "H1B_NON_FINITE",
       field: "token_embd",
@@ -157,9 +169,14 @@ describe("loadModel verifies the weights it loads", () => {
     expect(norm.dtype).toBe("f32");
     const poisoned = {
       ...model,
-      layers: model.layers.map((l, i) => (i === 0 ? { ...l, attnNorm: { ...norm, bytes: () => new Uint8Array(new Float32Array(256).fill(Number.NaN).buffer) } } : l)),
+      layers: model.layers.map((l, i) =>
+        i === 0 ? { ...l, attnNorm: { ...norm, bytes: () => new Uint8Array(new Float32Array(256).fill(Number.NaN).buffer) } } : l,
+      ),
     };
     await expect(loadModel(poisoned, { backend: "reference", contextLength: 32 })).rejects.toMatchObject({ code: "H1B_NON_FINITE" });
-    await expect(loadModel(model, { backend: "reference", contextLength: 32, verify: "no" as unknown as boolean })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION", field: "verify" });
+    await expect(loadModel(model, { backend: "reference", contextLength: 32, verify: "no" as unknown as boolean })).rejects.toMatchObject({
+      code: "ENGINE_BAD_OPTION",
+      field: "verify",
+    });
   });
 });

@@ -246,7 +246,9 @@ describe("native-backend mutation fuzz (open → verify → load → step)", () 
         try {
           outcome = await attempt(target, work.subarray(0, length), verify, codes);
         } catch (error) {
-          throw new Error(`${name} mutant ${i} (HALO_FUZZ_SEED=${SEED}, verify ${verify}, ${describeEdit(target.base, work, length)}) threw a non-HaloError: ${error instanceof Error ? error.stack : String(error)}`);
+          throw new Error(
+            `${name} mutant ${i} (HALO_FUZZ_SEED=${SEED}, verify ${verify}, ${describeEdit(target.base, work, length)}) threw a non-HaloError: ${error instanceof Error ? error.stack : String(error)}`,
+          );
         }
         const ms = performance.now() - t0;
         slowest = Math.max(slowest, ms);
@@ -257,7 +259,11 @@ describe("native-backend mutation fuzz (open → verify → load → step)", () 
         if (i % 64 === 0) rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
       }
       const seconds = (performance.now() - started) / 1000;
-      const top = [...codes.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([c, n]) => `${c} ${n}`).join(", ");
+      const top = [...codes.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 6)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(", ");
       console.log(
         `native-fuzz ${name}: ${RUNS} mutants in ${seconds.toFixed(1)} s — ${refused} refused, ${stepped} loaded+stepped (${overflowed} verified but overflowing to a non-finite logit); ` +
           `slowest ${slowest.toFixed(0)} ms; rss +${((rssPeak - rssStart) / 2 ** 20).toFixed(0)} MiB; codes: ${top}`,

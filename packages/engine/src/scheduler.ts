@@ -330,7 +330,10 @@ export class Scheduler {
       positions: plan.outputRows.map((row) => firstPosition + row),
       logits,
       argmax,
-      hidden: hiddenCount > 0 && result.hidden !== undefined ? result.hidden.subarray(part.firstHidden * hiddenSize, (part.firstHidden + hiddenCount) * hiddenSize) : null,
+      hidden:
+        hiddenCount > 0 && result.hidden !== undefined
+          ? result.hidden.subarray(part.firstHidden * hiddenSize, (part.firstHidden + hiddenCount) * hiddenSize)
+          : null,
       length: live.position,
     };
     let update: SequenceUpdate | null;
@@ -361,7 +364,8 @@ export class Scheduler {
  * backend without them); the scheduler ends that sequence alone, the others of the step run.
  */
 function checkPlan(plan: StepPlan, maxRows: number, caps: Pick<BackendCapabilities, "outputs" | "hiddenRows">): void {
-  const rowsOk = (rows: readonly number[]): boolean => rows.every((row, i) => Number.isInteger(row) && row >= 0 && row < plan.feed && (i === 0 || row > rows[i - 1]!));
+  const rowsOk = (rows: readonly number[]): boolean =>
+    rows.every((row, i) => Number.isInteger(row) && row >= 0 && row < plan.feed && (i === 0 || row > rows[i - 1]!));
   if (!Number.isInteger(plan.feed) || plan.feed < 1 || plan.feed > maxRows || !rowsOk(plan.outputRows) || !rowsOk(plan.hiddenRows ?? [])) {
     throw new Error(`internal: a step plan fed ${plan.feed} of at most ${maxRows} rows with outputs [${plan.outputRows.join(", ")}]`);
   }

@@ -109,10 +109,7 @@ export class Session {
   /** Continues the session with raw text (BOS not added) or token ids, without a chat template. */
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncIterable<GenerateEvent> {
     checkGenerateOptions(options);
-    const ids =
-      typeof prompt === "string"
-        ? this.requireReady().encode(prompt, { addSpecialTokens: this.cached.length === 0 })
-        : [...prompt];
+    const ids = typeof prompt === "string" ? this.requireReady().encode(prompt, { addSpecialTokens: this.cached.length === 0 }) : [...prompt];
     return this.continueWith([...this.cached, ...ids], options);
   }
 

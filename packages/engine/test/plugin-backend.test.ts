@@ -103,7 +103,9 @@ describe("a backend package found on HALO_BACKEND_PATH", () => {
       const engine = await loadModel(tinyModel, { backend: ["example", "reference"], contextLength: 64 });
       try {
         expect(engine.backend).toBe("reference");
-        expect(engine.skippedBackends).toEqual([{ name: "example", reason: expect.stringMatching(/^needs about .* but has 0\.00 GiB of device memory$/) as unknown }]);
+        expect(engine.skippedBackends).toEqual([
+          { name: "example", reason: expect.stringMatching(/^needs about .* but has 0\.00 GiB of device memory$/) as unknown },
+        ]);
       } finally {
         engine.dispose();
       }

@@ -10,9 +10,7 @@ describe("HaloError", () => {
       actual: "47 47 55",
       hint: "Pass a .h1b file or convert it with `h1b convert`",
     });
-    expect(error.message).toBe(
-      'not an .h1b file (m.h1b, offset 0); expected 48 31 42; found 47 47 55. Pass a .h1b file or convert it with `h1b convert`',
-    );
+    expect(error.message).toBe("not an .h1b file (m.h1b, offset 0); expected 48 31 42; found 47 47 55. Pass a .h1b file or convert it with `h1b convert`");
     expect(error.code).toBe("H1B_BAD_MAGIC");
     expect(error.offset).toBe(0);
     expect(isHaloError(error)).toBe(true);

@@ -108,9 +108,6 @@ export class HaloError extends Error {
 export function isHaloError(value: unknown): value is HaloError {
   if (value instanceof HaloError) return true;
   return (
-    typeof value === "object" &&
-    value !== null &&
-    (value as { name?: unknown }).name === "HaloError" &&
-    typeof (value as { code?: unknown }).code === "string"
+    typeof value === "object" && value !== null && (value as { name?: unknown }).name === "HaloError" && typeof (value as { code?: unknown }).code === "string"
   );
 }

@@ -40,7 +40,11 @@ function expectSameWeights(a: HaloModel, b: HaloModel, scaleTolerance: number): 
       const x = layer[role];
       const y = b.layers[l]![role];
       expect(trits(y)).toEqual(trits(x));
-      for (const [r, c] of [[0, 0], [x.rows - 1, x.cols - 1], [x.rows >> 1, 0]] as const) {
+      for (const [r, c] of [
+        [0, 0],
+        [x.rows - 1, x.cols - 1],
+        [x.rows >> 1, 0],
+      ] as const) {
         const s = scaleAt(x.scale, x.cols, r, c);
         expect(Math.abs(scaleAt(y.scale, y.cols, r, c) - s) / s).toBeLessThanOrEqual(scaleTolerance);
       }
@@ -74,7 +78,11 @@ describe("convertModel → openModel", () => {
   }
 
   it("refuses lossy targets without force and reports what changed with it", async () => {
-    const code = async (p: Promise<unknown>): Promise<string> => p.then(() => "ok", (e: unknown) => (isHaloError(e) ? e.code : String(e)));
+    const code = async (p: Promise<unknown>): Promise<string> =>
+      p.then(
+        () => "ok",
+        (e: unknown) => (isHaloError(e) ? e.code : String(e)),
+      );
     expect(await code(convertModel(model, join(dir, "x.gguf"), { format: "gguf-tq2_0" }))).toBe("H1B_LOSSY_CONVERSION");
     expect(await code(convertModel(model, join(dir, "x3.h1b"), { format: "h1b-v3" }))).toBe("H1B_LOSSY_CONVERSION");
     expect(await code(convertModel(model, join(dir, "bf16"), { format: "hf-bf16" }))).toBe("H1B_LOSSY_CONVERSION");
@@ -99,16 +107,16 @@ describe("convertModel → openModel", () => {
 
   it("is a lossless intermediate: .h1b → .halo → .h1b and GGUF → .halo → GGUF are byte-identical", async () => {
     const codecs = [testBackendCodec("halo-i2x256")];
-    for (const [format, file, packing] of [["h1b-v2", "m2.h1b", "halo-v2"], ["gguf-tq2_0", "m2.gguf", "tq2_0"]] as const) {
+    for (const [format, file, packing] of [
+      ["h1b-v2", "m2.h1b", "halo-v2"],
+      ["gguf-tq2_0", "m2.gguf", "tq2_0"],
+    ] as const) {
       const original = join(dir, file);
       const source = await openModel(original);
       const viaHalo = join(dir, `via-${file}.halo`);
       // Seed .h1b widens the f16 embedding to f32; the container narrows it back, exactly. The
       // ternary matrices are re-packed into a backend's layout (the codec passed) and back, losslessly.
-      const expected = [
-        ...(format === "h1b-v2" ? ["token_embd f32 → f16 (every value exact)"] : []),
-        `ternary packing ${packing} → halo-i2x256 (14 tensors)`,
-      ];
+      const expected = [...(format === "h1b-v2" ? ["token_embd f32 → f16 (every value exact)"] : []), `ternary packing ${packing} → halo-i2x256 (14 tensors)`];
       expect((await convertModel(source, viaHalo, { format: "halo", codecs })).changes).toEqual(expected);
       source.close();
       const container = await openModel(viaHalo, { codecs });

@@ -215,7 +215,12 @@ export async function convertModel(input: HaloModel, outputPath: string, options
     const rounding = ternaryType === "i2_s" ? { changed: 0, maxRelativeError: 0 } : scaleRounding(input, (v) => f16ToF32(f32ToF16(v)));
     if (rounding.changed > 0) {
       if (!force) {
-        refuse("GGUF TQ blocks store scales as f16, which changes some of this model's scales", "scale", "f16-representable scales", `${rounding.changed} values change, up to ${rounding.maxRelativeError.toExponential(2)} relative`);
+        refuse(
+          "GGUF TQ blocks store scales as f16, which changes some of this model's scales",
+          "scale",
+          "f16-representable scales",
+          `${rounding.changed} values change, up to ${rounding.maxRelativeError.toExponential(2)} relative`,
+        );
       }
       changes.push(`${rounding.changed} scale values rounded to f16 (max relative error ${rounding.maxRelativeError.toExponential(2)})`);
       lossy = true;

@@ -35,35 +35,15 @@ export { modelCacheDir, VERIFIED_DIR_NAME } from "./core/cache-dir.js";
 export type { VerifyWeightsOptions, WeightsVerifyReport, VerifiedFile } from "./core/verify-weights.js";
 export { floatTensor, ternaryTensor, scaleAt } from "./core/tensors.js";
 export type { TensorBytes } from "./core/tensors.js";
-export {
-  ternaryCodec,
-  findTernaryCodec,
-  checkCodecs,
-  floatCodec,
-  ternaryPackings,
-  floatByteLength,
-} from "./codecs/registry.js";
+export { ternaryCodec, findTernaryCodec, checkCodecs, floatCodec, ternaryPackings, floatByteLength } from "./codecs/registry.js";
 export type { TernaryCodec, TernaryCodecs, FloatCodec, EncodeOptions } from "./codecs/registry.js";
 export { synthModel } from "./synth/synth-model.js";
 export type { SynthOptions } from "./synth/synth-model.js";
-export {
-  synthTokenizerJson,
-  synthSpecialIds,
-  SYNTH_SPECIAL_TOKENS,
-  BITNET_CHAT_TEMPLATE,
-} from "./synth/synth-tokenizer.js";
+export { synthTokenizerJson, synthSpecialIds, SYNTH_SPECIAL_TOKENS, BITNET_CHAT_TEMPLATE } from "./synth/synth-tokenizer.js";
 export type { SynthTokenizer } from "./synth/synth-tokenizer.js";
 export { byteToUnicode, LLAMA3_SPLIT_PATTERN } from "./synth/bpe-trainer.js";
 export { Rng, streamKey } from "./synth/rng.js";
-export {
-  haloV2Codec,
-  sherryCodec,
-  tq1V4Codec,
-  bonsaiTq2Codec,
-  bonsaiQ1Codec,
-  bonsaiScales,
-  BONSAI_BLOCK,
-} from "./codecs/seed.js";
+export { haloV2Codec, sherryCodec, tq1V4Codec, bonsaiTq2Codec, bonsaiQ1Codec, bonsaiScales, BONSAI_BLOCK } from "./codecs/seed.js";
 export { hfPackedCodec } from "./codecs/hf-packed.js";
 export { SAFETENSORS_DTYPE_BYTES, isSafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
 export type { SafetensorsDType } from "./formats/safetensors/safetensors-dtype.js";
@@ -119,13 +99,7 @@ export type { GgufWriteValue, GgufWriteTensorInfo } from "./formats/gguf/gguf-en
 export { writeGguf } from "./formats/gguf/write-gguf.js";
 export type { WriteGgufOptions, GgufWriteReport } from "./formats/gguf/write-gguf.js";
 export { toGgufTokenizer, toHfTokenizerJson, toHtokTokenizer, GGUF_TOKEN_TYPE } from "./core/tokenizer-payload.js";
-export type {
-  GgufTokenizerPayload,
-  HfTokenizerPayload,
-  HtokTokenizerPayload,
-  HtokConversion,
-  HfTokenizerOptions,
-} from "./core/tokenizer-payload.js";
+export type { GgufTokenizerPayload, HfTokenizerPayload, HtokTokenizerPayload, HtokConversion, HfTokenizerOptions } from "./core/tokenizer-payload.js";
 export { readH1b, readH1bHeader } from "./formats/h1b/read-h1b.js";
 export type { ReadH1bOptions, H1bHeader } from "./formats/h1b/read-h1b.js";
 export { writeH1b, encodeH1b } from "./formats/h1b/write-h1b.js";
@@ -142,14 +116,7 @@ export type { WriteHfOptions, HfWriteResult } from "./formats/hf/write-hf-snapsh
 export { parseHfConfig, toHfConfig, toHfGenerationConfig } from "./formats/hf/hf-config.js";
 export type { HfVariant } from "./formats/hf/hf-config.js";
 export { HF_EMBEDDING, HF_OUTPUT_NORM, HF_LM_HEAD, HF_TERNARY_MODULES, HF_NORM_MODULES, hfLayerTensor } from "./formats/hf/hf-tensor-names.js";
-export {
-  ABSMEAN_MIN_SCALE,
-  HF_SCALE_REL_TOLERANCE,
-  AbsSum,
-  absmeanParams,
-  ternarizeInto,
-  masterMagnitude,
-} from "./formats/hf/absmean-ternarize.js";
+export { ABSMEAN_MIN_SCALE, HF_SCALE_REL_TOLERANCE, AbsSum, absmeanParams, ternarizeInto, masterMagnitude } from "./formats/hf/absmean-ternarize.js";
 export type { AbsmeanParams } from "./formats/hf/absmean-ternarize.js";
 export { masterTernaryTensor } from "./formats/hf/master-ternary-tensor.js";
 export { openModel, sniffFormat, readTokenizerFile, ACCEPTED_FORMATS } from "./open.js";

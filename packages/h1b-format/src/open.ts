@@ -63,12 +63,16 @@ function readPrefix(path: string, length: number): Uint8Array {
     fd = openSync(path, "r");
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new HaloError(code === "ENOENT" ? H1bErrorCode.H1B_MISSING_FILE : H1bErrorCode.H1B_IO, code === "ENOENT" ? "file does not exist" : "cannot open file", {
-      path,
-      actual: code ?? String(cause),
-      hint: "Check the path and its permissions",
-      cause,
-    });
+    throw new HaloError(
+      code === "ENOENT" ? H1bErrorCode.H1B_MISSING_FILE : H1bErrorCode.H1B_IO,
+      code === "ENOENT" ? "file does not exist" : "cannot open file",
+      {
+        path,
+        actual: code ?? String(cause),
+        hint: "Check the path and its permissions",
+        cause,
+      },
+    );
   }
   try {
     const out = Buffer.alloc(length);
@@ -117,7 +121,8 @@ export function sniffFormat(path: string): SniffResult {
   const prefix = readPrefix(path, 16);
   if (hasHaloMagic(prefix)) return { format: "halo", path, evidence: `magic ${hex(HALO_MAGIC)}` };
   if (prefix[0] === 0x48 && prefix[1] === 0x31 && prefix[2] === 0x42) return { format: "h1b", path, evidence: "magic 48 31 42 (H1B)" };
-  if (prefix[0] === 0x47 && prefix[1] === 0x47 && prefix[2] === 0x55 && prefix[3] === 0x46) return { format: "gguf", path, evidence: "magic 47 47 55 46 (GGUF)" };
+  if (prefix[0] === 0x47 && prefix[1] === 0x47 && prefix[2] === 0x55 && prefix[3] === 0x46)
+    return { format: "gguf", path, evidence: "magic 47 47 55 46 (GGUF)" };
   if (looksLikeSafetensors(prefix, stat.size)) {
     const dir = dirname(path);
     if (isSnapshotDir(dir)) return { format: "hf-snapshot", path: dir, evidence: "safetensors header in a directory with config.json" };

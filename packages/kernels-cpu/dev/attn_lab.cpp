@@ -3,13 +3,16 @@
 //   -mavx512f -mavx512bw -mavx512vl -mavx512vnni -Inative -o /tmp/attn_lab   Run: /tmp/attn_lab [query heads per call]
 #include <chrono>
 #include <cstdio>
-#include <vector>
 #include <cstdlib>
+#include <vector>
 #include "halo_cpu.h"
 int main(int argc, char** argv) {
   const int group = argc > 1 ? atoi(argv[1]) : 4, span = 128, hd = 128, stride = 640;
   std::vector<float> q(group * hd, 0.1f), kf(span * stride), vf(span * stride);
-  for (size_t i = 0; i < kf.size(); i++) { kf[i] = (i % 13) * 0.01f; vf[i] = (i % 7) * 0.02f; }
+  for (size_t i = 0; i < kf.size(); i++) {
+    kf[i] = (i % 13) * 0.01f;
+    vf[i] = (i % 7) * 0.02f;
+  }
   std::vector<uint16_t> k16(kf.size()), v16(vf.size());
   halo_kernels_ref.f32_to_f16(k16.data(), kf.data(), kf.size());
   halo_kernels_ref.f32_to_f16(v16.data(), vf.data(), vf.size());

@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
   double best = 1e9;
   for (int rep = 0; rep < 5; rep++) {
     const auto t0 = std::chrono::steady_clock::now();
-    halo_kernels_avx512vnni.head_f16(static_cast<const uint16_t*>(head), static_cast<int>(hidden), 0, static_cast<int>(vocab), x.data(), n,
-                                     y.data(), static_cast<int>(vocab));
+    halo_kernels_avx512vnni.head_f16(static_cast<const uint16_t*>(head), static_cast<int>(hidden), 0, static_cast<int>(vocab), x.data(), n, y.data(),
+                                     static_cast<int>(vocab));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s < best) best = s;
   }

@@ -15,7 +15,7 @@ const now = () => performance.now();
 const round = (ms) => Math.round(ms);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-let t0 = now();
+const t0 = now();
 const weights = readHalo(path);
 const openMs = now() - t0;
 const ternary = weights.layers.flatMap((layer) => KEYS.map((key) => layer[key]));
@@ -74,7 +74,17 @@ function viaDecodeRows(w) {
 function preread(w) {
   const cache = (t) => {
     const bytes = t.bytes();
-    return Object.assign(Object.create(Object.getPrototypeOf(t)), t, { bytes: () => bytes, packing: t.packing, rows: t.rows, cols: t.cols, scale: t.scale, dtype: t.dtype, shape: t.shape, decodeRows: (...a) => t.decodeRows(...a), toFloat32: () => t.toFloat32() });
+    return Object.assign(Object.create(Object.getPrototypeOf(t)), t, {
+      bytes: () => bytes,
+      packing: t.packing,
+      rows: t.rows,
+      cols: t.cols,
+      scale: t.scale,
+      dtype: t.dtype,
+      shape: t.shape,
+      decodeRows: (...a) => t.decodeRows(...a),
+      toFloat32: () => t.toFloat32(),
+    });
   };
   return {
     ...w,

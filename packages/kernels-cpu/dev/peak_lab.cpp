@@ -31,21 +31,23 @@ void peak(const char* name, long n, V init, V x, V y, Op op, Sum sum) {
 }
 
 int main() {
-  peak("zmm dpbusd", 200000000L, _mm512_set1_epi32(1), _mm512_set1_epi8(1), _mm512_set1_epi8(2),
-       [](__m512i a, __m512i x, __m512i y) { return _mm512_dpbusd_epi32(a, x, y); },
-       [](const __m512i& a) { return static_cast<double>(_mm512_reduce_add_epi32(a)); });
-  peak("ymm dpbusd", 200000000L, _mm256_set1_epi32(1), _mm256_set1_epi8(1), _mm256_set1_epi8(2),
-       [](__m256i a, __m256i x, __m256i y) { return _mm256_dpbusd_epi32(a, x, y); },
-       [](const __m256i& a) { return static_cast<double>(_mm256_extract_epi32(a, 0)); });
-  peak("zmm fma_ps", 100000000L, _mm512_set1_ps(0.001f), _mm512_set1_ps(0.999f), _mm512_set1_ps(0.0001f),
-       [](__m512 a, __m512 x, __m512 y) { return _mm512_fmadd_ps(a, x, y); },
-       [](const __m512& a) { return static_cast<double>(_mm512_reduce_add_ps(a)); });
-  peak("zmm fma_pd", 100000000L, _mm512_set1_pd(0.001), _mm512_set1_pd(0.999), _mm512_set1_pd(0.0001),
-       [](__m512d a, __m512d x, __m512d y) { return _mm512_fmadd_pd(a, x, y); },
-       [](const __m512d& a) { return _mm512_reduce_add_pd(a); });
-  peak("ymm fma_pd", 100000000L, _mm256_set1_pd(0.001), _mm256_set1_pd(0.999), _mm256_set1_pd(0.0001),
-       [](__m256d a, __m256d x, __m256d y) { return _mm256_fmadd_pd(a, x, y); },
-       [](const __m256d& a) { return a[0] + a[1] + a[2] + a[3]; });
+  peak(
+      "zmm dpbusd", 200000000L, _mm512_set1_epi32(1), _mm512_set1_epi8(1), _mm512_set1_epi8(2),
+      [](__m512i a, __m512i x, __m512i y) { return _mm512_dpbusd_epi32(a, x, y); },
+      [](const __m512i& a) { return static_cast<double>(_mm512_reduce_add_epi32(a)); });
+  peak(
+      "ymm dpbusd", 200000000L, _mm256_set1_epi32(1), _mm256_set1_epi8(1), _mm256_set1_epi8(2),
+      [](__m256i a, __m256i x, __m256i y) { return _mm256_dpbusd_epi32(a, x, y); },
+      [](const __m256i& a) { return static_cast<double>(_mm256_extract_epi32(a, 0)); });
+  peak(
+      "zmm fma_ps", 100000000L, _mm512_set1_ps(0.001f), _mm512_set1_ps(0.999f), _mm512_set1_ps(0.0001f),
+      [](__m512 a, __m512 x, __m512 y) { return _mm512_fmadd_ps(a, x, y); }, [](const __m512& a) { return static_cast<double>(_mm512_reduce_add_ps(a)); });
+  peak(
+      "zmm fma_pd", 100000000L, _mm512_set1_pd(0.001), _mm512_set1_pd(0.999), _mm512_set1_pd(0.0001),
+      [](__m512d a, __m512d x, __m512d y) { return _mm512_fmadd_pd(a, x, y); }, [](const __m512d& a) { return _mm512_reduce_add_pd(a); });
+  peak(
+      "ymm fma_pd", 100000000L, _mm256_set1_pd(0.001), _mm256_set1_pd(0.999), _mm256_set1_pd(0.0001),
+      [](__m256d a, __m256d x, __m256d y) { return _mm256_fmadd_pd(a, x, y); }, [](const __m256d& a) { return a[0] + a[1] + a[2] + a[3]; });
 #if defined(LAB_AMX)
   // Linux hands out tile state only after ARCH_REQ_XCOMP_PERM (0x1023) for XTILEDATA (18).
   if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) {

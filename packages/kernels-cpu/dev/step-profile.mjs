@@ -7,11 +7,19 @@ const path = process.argv[2] ?? "/tmp/halo-bench/synth-2b-silu-tq2_0.gguf";
 const steps = Number(process.argv[3] ?? 20);
 const weights = readGguf(path);
 const promptLength = Number(process.env.PROMPT ?? 64);
-const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, { contextLength: promptLength + steps + 8, kvDtype: process.env.KV ?? "f16" });
+const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, {
+  contextLength: promptLength + steps + 8,
+  kvDtype: process.env.KV ?? "f16",
+});
 weights.close();
 const slot = model.allocateSequence();
 const prompt = Int32Array.from({ length: promptLength }, (_, i) => i + 5);
-await model.step({ tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), slots: new Int32Array(promptLength).fill(slot), logitRows: Int32Array.of(promptLength - 1) });
+await model.step({
+  tokens: prompt,
+  positions: Int32Array.from(prompt, (_, i) => i),
+  slots: new Int32Array(promptLength).fill(slot),
+  logitRows: Int32Array.of(promptLength - 1),
+});
 const times = [];
 for (let i = 0; i < steps; i++) {
   const t = performance.now();
@@ -19,5 +27,14 @@ for (let i = 0; i < steps; i++) {
   times.push(performance.now() - t);
 }
 times.sort((a, b) => a - b);
-console.log(JSON.stringify({ ...model.nativeInfo(), steps, medianMs: +times[Math.floor(steps / 2)].toFixed(1), p10Ms: +times[Math.floor(steps / 10)].toFixed(1), bestMs: +times[0].toFixed(1), worstMs: +times[steps - 1].toFixed(1) }));
+console.log(
+  JSON.stringify({
+    ...model.nativeInfo(),
+    steps,
+    medianMs: +times[Math.floor(steps / 2)].toFixed(1),
+    p10Ms: +times[Math.floor(steps / 10)].toFixed(1),
+    bestMs: +times[0].toFixed(1),
+    worstMs: +times[steps - 1].toFixed(1),
+  }),
+);
 model.dispose();

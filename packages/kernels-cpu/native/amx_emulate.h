@@ -122,17 +122,14 @@ inline void stored(int t, void* base, long stride) {
 }
 
 inline void dpbusd(int c, int a, int b) {
-  if (!usable(c, "tdpbusd: tile not configured") || !usable(a, "tdpbusd: tile not configured") ||
-      !usable(b, "tdpbusd: tile not configured"))
-    return;
+  if (!usable(c, "tdpbusd: tile not configured") || !usable(a, "tdpbusd: tile not configured") || !usable(b, "tdpbusd: tile not configured")) return;
   if (c == a || c == b || a == b) {
     fault("tdpbusd: the three tiles must differ");
     return;
   }
   State& st = state;  // one TLS lookup, not one per element
   const int m_rows = st.rows[c], k_dwords = st.colsb[a] / 4, n_dwords = st.colsb[c] / 4;
-  if (st.rows[a] != m_rows || st.rows[b] != k_dwords || st.colsb[b] != st.colsb[c] || st.colsb[a] % 4 != 0 ||
-      st.colsb[c] % 4 != 0) {
+  if (st.rows[a] != m_rows || st.rows[b] != k_dwords || st.colsb[b] != st.colsb[c] || st.colsb[a] % 4 != 0 || st.colsb[c] % 4 != 0) {
     fault("tdpbusd: shapes do not match (A.rows == C.rows, B.rows == A.colsb/4, B.colsb == C.colsb)");
     return;
   }

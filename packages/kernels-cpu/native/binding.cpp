@@ -166,7 +166,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
  private:
   void Construct(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!need(env, info.Length() >= 5 && info[0].IsObject() && info[3].IsNumber() && info[4].IsBoolean(), "NativeModel(config, isa, threads, arenaBytes, hugePages)")) return;
+    if (!need(env, info.Length() >= 5 && info[0].IsObject() && info[3].IsNumber() && info[4].IsBoolean(),
+              "NativeModel(config, isa, threads, arenaBytes, hugePages)"))
+      return;
     const halo_kernels* k = kernels_arg(info, 1);
     if (!need(env, k != nullptr, "unknown or unsupported ISA")) return;
     halo::ThreadPool* pool = pool_arg(info, 2);
@@ -186,19 +188,30 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     const int kv_dtype = kv_name == "f32" ? HALO_KV_F32 : kv_name == "f16" ? HALO_KV_F16 : kv_name == "int8" ? HALO_KV_I8 : -1;
     if (!need(env, kv_dtype >= 0, "config.kvDtype must be \"f32\", \"f16\" or \"int8\"; got \"" + kv_name + "\" (pass one of them)")) return;
     auto model = std::make_shared<Model>();
-    model->c = {static_cast<int>(num("hidden")), static_cast<int>(num("intermediate")), static_cast<int>(num("layers")),
-                static_cast<int>(num("heads")), static_cast<int>(num("kvHeads")), static_cast<int>(num("headDim")),
-                static_cast<int>(num("vocab")), static_cast<int>(num("context")), static_cast<int>(num("maxSequences")),
-                num("ropeTheta"), num("eps"), c.Get("relu2").ToBoolean().Value(), kv_dtype, c.Get("perToken").ToBoolean().Value()};
+    model->c = {static_cast<int>(num("hidden")),
+                static_cast<int>(num("intermediate")),
+                static_cast<int>(num("layers")),
+                static_cast<int>(num("heads")),
+                static_cast<int>(num("kvHeads")),
+                static_cast<int>(num("headDim")),
+                static_cast<int>(num("vocab")),
+                static_cast<int>(num("context")),
+                static_cast<int>(num("maxSequences")),
+                num("ropeTheta"),
+                num("eps"),
+                c.Get("relu2").ToBoolean().Value(),
+                kv_dtype,
+                c.Get("perToken").ToBoolean().Value()};
     const auto& cc = model->c;
-    if (!need(env, cc.hidden > 0 && cc.intermediate > 0 && cc.layers > 0 && cc.heads > 0 && cc.kv_heads > 0 &&
-                       cc.heads % cc.kv_heads == 0 && cc.head_dim > 0 && cc.head_dim % 2 == 0 && cc.vocab > 0 &&
-                       cc.context > 0 && cc.max_sequences > 0,
+    if (!need(env,
+              cc.hidden > 0 && cc.intermediate > 0 && cc.layers > 0 && cc.heads > 0 && cc.kv_heads > 0 && cc.heads % cc.kv_heads == 0 && cc.head_dim > 0 &&
+                  cc.head_dim % 2 == 0 && cc.vocab > 0 && cc.context > 0 && cc.max_sequences > 0,
               "bad model dimensions"))
       return;
     // Products the step computes in int (rows of the fused q|k|v and gate|up matrices).
-    if (!need(env, static_cast<int64_t>(cc.heads + 2 * cc.kv_heads) * cc.head_dim < (int64_t{1} << 30) &&
-                       static_cast<int64_t>(cc.intermediate) * 2 < (int64_t{1} << 30),
+    if (!need(env,
+              static_cast<int64_t>(cc.heads + 2 * cc.kv_heads) * cc.head_dim < (int64_t{1} << 30) &&
+                  static_cast<int64_t>(cc.intermediate) * 2 < (int64_t{1} << 30),
               "model dimensions too large"))
       return;
     model->k = k;
@@ -237,15 +250,15 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
-    if (!need(env, info.Length() >= 6 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && info[3].IsNumber() &&
-                       info[4].IsNumber() && typed<float>(info[5], napi_float32_array),
+    if (!need(env,
+              info.Length() >= 6 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && info[3].IsNumber() && info[4].IsNumber() &&
+                  typed<float>(info[5], napi_float32_array),
               "setMatrix(layer, role, rows, cols, scaleBlock, scales)"))
       return env.Undefined();
     halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
     const int rows = int_arg(info, 2), cols = int_arg(info, 3), block = int_arg(info, 4);
     auto scales = info[5].As<Napi::Float32Array>();
-    if (mat == nullptr || block <= 0 || cols <= 0 || rows <= 0 || cols % block != 0 ||
-        scales.ElementLength() != static_cast<size_t>(rows) * (cols / block))
+    if (mat == nullptr || block <= 0 || cols <= 0 || rows <= 0 || cols % block != 0 || scales.ElementLength() != static_cast<size_t>(rows) * (cols / block))
       return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     return Napi::Number::New(env, m->alloc_matrix(*mat, rows, cols, block, scales.Data()));
   }
@@ -255,8 +268,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
-    if (!need(env, info.Length() >= 5 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() &&
-                       typed<int8_t>(info[3], napi_int8_array) && info[4].IsNumber(),
+    if (!need(env,
+              info.Length() >= 5 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && typed<int8_t>(info[3], napi_int8_array) &&
+                  info[4].IsNumber(),
               "packRows(layer, role, row0, trits, rowCount)"))
       return env.Undefined();
     halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
@@ -274,8 +288,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
-    if (!need(env, info.Length() >= 6 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() &&
-                       typed<uint8_t>(info[3], napi_uint8_array) && info[4].IsNumber() && info[5].IsString(),
+    if (!need(env,
+              info.Length() >= 6 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && typed<uint8_t>(info[3], napi_uint8_array) &&
+                  info[4].IsNumber() && info[5].IsString(),
               "packCodes(layer, role, row0, bytes, rowCount, packing)"))
       return env.Undefined();
     halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
@@ -290,7 +305,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     else if (packing == "hf-packed") source = halo::PackedSource::HfPacked;
     else if (packing != "halo-i2x256") return Napi::Number::New(env, HALO_BAD_ARGUMENT);
     if (mat == nullptr || mat->codes == nullptr || rows < 0) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-    if (packing == "halo-i2x256") return Napi::Number::New(env, halo::place_codes(m->pool, *mat, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows, false));
+    if (packing == "halo-i2x256")
+      return Napi::Number::New(env, halo::place_codes(m->pool, *mat, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows, false));
     return Napi::Number::New(env, halo::pack_codes(m->pool, *mat, source, int_arg(info, 2), bytes.Data(), bytes.ElementLength(), rows));
   }
 
@@ -299,7 +315,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
-    if (!need(env, info.Length() >= 3 && info[0].IsNumber() && info[1].IsNumber() && typed<float>(info[2], napi_float32_array), "setNorm(layer, which, values)"))
+    if (!need(env, info.Length() >= 3 && info[0].IsNumber() && info[1].IsNumber() && typed<float>(info[2], napi_float32_array),
+              "setNorm(layer, which, values)"))
       return env.Undefined();
     const int layer = int_arg(info, 0), which = int_arg(info, 1);
     auto v = info[2].As<Napi::Float32Array>();
@@ -454,8 +471,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
-    if (!need(env, info.Length() >= 7 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && info[3].IsString() &&
-                       info[4].IsNumber() && info[5].IsNumber() && info[6].IsNumber(),
+    if (!need(env,
+              info.Length() >= 7 && info[0].IsNumber() && info[1].IsNumber() && info[2].IsNumber() && info[3].IsString() && info[4].IsNumber() &&
+                  info[5].IsNumber() && info[6].IsNumber(),
               "mapCodes(layer, role, row0, path, offset, length, rowCount)"))
       return env.Undefined();
     halo::Matrix* mat = matrix(m, int_arg(info, 0), int_arg(info, 1));
@@ -473,8 +491,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     Model* m = live(env);
     if (m == nullptr) return env.Undefined();
-    if (!need(env, info.Length() >= 6 && info[0].IsString() && info[1].IsString() && info[2].IsNumber() && info[3].IsNumber() &&
-                       info[4].IsString() && info[5].IsString(),
+    if (!need(env,
+              info.Length() >= 6 && info[0].IsString() && info[1].IsString() && info[2].IsNumber() && info[3].IsNumber() && info[4].IsString() &&
+                  info[5].IsString(),
               "mapFloat(which, path, offset, length, dtype, quant)"))
       return env.Undefined();
     const std::string which = info[0].As<Napi::String>().Utf8Value(), dtype = info[4].As<Napi::String>().Utf8Value();
@@ -530,11 +549,17 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   class StepWorker : public PromiseWorker {
    public:
-    StepWorker(Napi::Env env, std::shared_ptr<Model> model, std::vector<int32_t> tokens, std::vector<int32_t> positions,
-               std::vector<int32_t> slots, std::vector<int32_t> logit_rows, StepOutput output, int top_k, std::vector<int32_t> hidden_rows)
-        : PromiseWorker(env, "step failed"), model_(std::move(model)),
-          tokens_(std::move(tokens)), positions_(std::move(positions)), slots_(std::move(slots)), logit_rows_(std::move(logit_rows)),
-          output_(output), top_k_(top_k), hidden_rows_(std::move(hidden_rows)) {}
+    StepWorker(Napi::Env env, std::shared_ptr<Model> model, std::vector<int32_t> tokens, std::vector<int32_t> positions, std::vector<int32_t> slots,
+               std::vector<int32_t> logit_rows, StepOutput output, int top_k, std::vector<int32_t> hidden_rows)
+        : PromiseWorker(env, "step failed"),
+          model_(std::move(model)),
+          tokens_(std::move(tokens)),
+          positions_(std::move(positions)),
+          slots_(std::move(slots)),
+          logit_rows_(std::move(logit_rows)),
+          output_(output),
+          top_k_(top_k),
+          hidden_rows_(std::move(hidden_rows)) {}
 
    protected:
     void Execute() override {
@@ -543,9 +568,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         const int vocab = model_->c.vocab;
         logits_.resize(rows * static_cast<size_t>(vocab));
         hidden_.resize(hidden_rows_.size() * static_cast<size_t>(model_->c.hidden));
-        status_ = model_->step(tokens_.data(), positions_.data(), slots_.data(), static_cast<int>(tokens_.size()),
-                               logit_rows_.data(), static_cast<int>(rows), logits_.data(), hidden_rows_.data(),
-                               static_cast<int>(hidden_rows_.size()), hidden_.data());
+        status_ = model_->step(tokens_.data(), positions_.data(), slots_.data(), static_cast<int>(tokens_.size()), logit_rows_.data(), static_cast<int>(rows),
+                               logits_.data(), hidden_rows_.data(), static_cast<int>(hidden_rows_.size()), hidden_.data());
         if (status_ == HALO_FILE_CHANGED) change_ = model_->file_change_copy();
         if (status_ != HALO_OK) return;
         // Argmax / top-k from the logits here, off the JS thread: only ids (and k logits) cross into JS.
@@ -645,7 +669,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       return deferred.Promise();
     }
     for (size_t i = 0; i < 4; i++)
-      if (!need(env, info.Length() >= 4 && typed<int32_t>(info[i], napi_int32_array), "step(tokens, positions, slots, logitRows: Int32Array)")) return env.Undefined();
+      if (!need(env, info.Length() >= 4 && typed<int32_t>(info[i], napi_int32_array), "step(tokens, positions, slots, logitRows: Int32Array)"))
+        return env.Undefined();
     auto vec = [](const Napi::Value& v) {
       auto a = v.As<Napi::Int32Array>();
       return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
@@ -666,7 +691,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (output == StepOutput::TopK) {
         const Napi::Value k = options.Get("topK");
         const double kd = k.IsNumber() ? k.As<Napi::Number>().DoubleValue() : 0;
-        if (!need(env, kd >= 1 && kd <= model_->c.vocab && std::floor(kd) == kd, "step options.topK must be a whole number in [1, vocab]")) return env.Undefined();
+        if (!need(env, kd >= 1 && kd <= model_->c.vocab && std::floor(kd) == kd, "step options.topK must be a whole number in [1, vocab]"))
+          return env.Undefined();
         top_k = static_cast<int>(kd);
       }
       const Napi::Value hidden = options.Get("hiddenRows");
@@ -675,8 +701,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         hidden_rows = vec(hidden);
       }
     }
-    auto* worker = new StepWorker(env, model_, std::move(tokens), std::move(positions), std::move(slots), std::move(rows), output, top_k,
-                                  std::move(hidden_rows));
+    auto* worker =
+        new StepWorker(env, model_, std::move(tokens), std::move(positions), std::move(slots), std::move(rows), output, top_k, std::move(hidden_rows));
     Napi::Value promise = worker->Promise();
     if (promise.IsEmpty()) {
       delete worker;  // never queued: nothing else owns it
@@ -697,12 +723,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   // The slot, length and [layers][length][kv_heads·head_dim] key and value arrays of exportSlot / importSlot; false
   // (status in *status) when they do not fit the model.
-  bool kv_rows_args(Model* m, const Napi::CallbackInfo& info, const char* usage, int* slot, int* length, float** keys, float** values,
-                    halo_status* status) {
+  bool kv_rows_args(Model* m, const Napi::CallbackInfo& info, const char* usage, int* slot, int* length, float** keys, float** values, halo_status* status) {
     Napi::Env env = info.Env();
     *status = HALO_BAD_ARGUMENT;
-    if (!need(env, info.Length() >= 4 && info[0].IsNumber() && info[1].IsNumber() && typed<float>(info[2], napi_float32_array) &&
-                       typed<float>(info[3], napi_float32_array),
+    if (!need(env,
+              info.Length() >= 4 && info[0].IsNumber() && info[1].IsNumber() && typed<float>(info[2], napi_float32_array) &&
+                  typed<float>(info[3], napi_float32_array),
               usage))
       return false;
     const double length_value = info[1].As<Napi::Number>().DoubleValue();
@@ -765,8 +791,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         if (mat->mapped) mapped += static_cast<double>(mat->rows) * mat->nb * sizeof(halo_block_i2);
     const size_t table = static_cast<size_t>(m->c.vocab) * m->c.hidden * halo::float_bytes(m->embedding_type);
     if (m->embedding_data != nullptr && m->embedding_data != m->embedding.data) mapped += static_cast<double>(table);
-    if (m->head_data != nullptr && m->head_data != m->head.data && m->head_data != m->embedding_data &&
-        m->head_data != m->quantised_head.codes.data)
+    if (m->head_data != nullptr && m->head_data != m->head.data && m->head_data != m->embedding_data && m->head_data != m->quantised_head.codes.data)
       mapped += static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F32 ? 4 : 2));
     out.Set("mappedBytes", mapped);
     // What the model holds besides the arena (estimateMemory is checked against these): the embedding table, the LM
@@ -833,9 +858,9 @@ Napi::Value OpTernaryMatmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const halo_kernels* k = kernels_arg(info, 0);
   halo::ThreadPool* pool = pool_arg(info, 1);
-  if (!need(env, k != nullptr && pool != nullptr && info.Length() >= 9 && typed<int8_t>(info[2], napi_int8_array) && info[3].IsNumber() &&
-                     info[4].IsNumber() && info[5].IsNumber() && typed<float>(info[6], napi_float32_array) &&
-                     typed<float>(info[7], napi_float32_array) && info[8].IsBoolean(),
+  if (!need(env,
+            k != nullptr && pool != nullptr && info.Length() >= 9 && typed<int8_t>(info[2], napi_int8_array) && info[3].IsNumber() && info[4].IsNumber() &&
+                info[5].IsNumber() && typed<float>(info[6], napi_float32_array) && typed<float>(info[7], napi_float32_array) && info[8].IsBoolean(),
             "ternaryMatmul(isa, threads, trits, rows, cols, scaleBlock, scales, x, perToken)"))
     return env.Undefined();
   auto trits = info[2].As<Napi::Int8Array>();
@@ -864,7 +889,8 @@ Napi::Value OpTernaryMatmul(const Napi::CallbackInfo& info) {
 // rmsNorm(x, weight, eps) → Float32Array
 Napi::Value OpRmsNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!need(env, info.Length() >= 3 && typed<float>(info[0], napi_float32_array) && typed<float>(info[1], napi_float32_array) && info[2].IsNumber(), "rmsNorm(x, weight, eps)"))
+  if (!need(env, info.Length() >= 3 && typed<float>(info[0], napi_float32_array) && typed<float>(info[1], napi_float32_array) && info[2].IsNumber(),
+            "rmsNorm(x, weight, eps)"))
     return env.Undefined();
   auto x = info[0].As<Napi::Float32Array>();
   auto w = info[1].As<Napi::Float32Array>();
@@ -878,7 +904,10 @@ Napi::Value OpRmsNorm(const Napi::CallbackInfo& info) {
 // rope(x, positions: Int32Array, heads, headDim, theta) → Float32Array
 Napi::Value OpRope(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!need(env, info.Length() >= 5 && typed<float>(info[0], napi_float32_array) && typed<int32_t>(info[1], napi_int32_array) && info[2].IsNumber() && info[3].IsNumber() && info[4].IsNumber(), "rope(x, positions, heads, headDim, theta)"))
+  if (!need(env,
+            info.Length() >= 5 && typed<float>(info[0], napi_float32_array) && typed<int32_t>(info[1], napi_int32_array) && info[2].IsNumber() &&
+                info[3].IsNumber() && info[4].IsNumber(),
+            "rope(x, positions, heads, headDim, theta)"))
     return env.Undefined();
   auto x = info[0].As<Napi::Float32Array>();
   auto positions = info[1].As<Napi::Int32Array>();
@@ -895,9 +924,10 @@ Napi::Value OpAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const halo_kernels* k = kernels_arg(info, 0);
   halo::ThreadPool* pool = pool_arg(info, 1);
-  if (!need(env, k != nullptr && pool != nullptr && info.Length() >= 11 && typed<float>(info[2], napi_float32_array) && typed<float>(info[3], napi_float32_array) &&
-                     typed<float>(info[4], napi_float32_array) && typed<int32_t>(info[5], napi_int32_array) && info[6].IsNumber() && info[7].IsNumber() &&
-                     info[8].IsNumber() && info[9].IsNumber() && info[10].IsString(),
+  if (!need(env,
+            k != nullptr && pool != nullptr && info.Length() >= 11 && typed<float>(info[2], napi_float32_array) && typed<float>(info[3], napi_float32_array) &&
+                typed<float>(info[4], napi_float32_array) && typed<int32_t>(info[5], napi_int32_array) && info[6].IsNumber() && info[7].IsNumber() &&
+                info[8].IsNumber() && info[9].IsNumber() && info[10].IsString(),
             "attention(isa, threads, q, keys, values, positions, heads, kvHeads, headDim, tile, kvDtype)"))
     return env.Undefined();
   auto q = info[2].As<Napi::Float32Array>();
@@ -952,7 +982,9 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const halo_kernels* k = kernels_arg(info, 0);
   halo::ThreadPool* pool = pool_arg(info, 1);
-  if (!need(env, k != nullptr && pool != nullptr && info.Length() >= 7 && typed<float>(info[2], napi_float32_array) && info[3].IsString() && info[4].IsTypedArray() && info[5].IsNumber() && info[6].IsNumber(),
+  if (!need(env,
+            k != nullptr && pool != nullptr && info.Length() >= 7 && typed<float>(info[2], napi_float32_array) && info[3].IsString() &&
+                info[4].IsTypedArray() && info[5].IsNumber() && info[6].IsNumber(),
             "lmHead(isa, threads, x, kind, head, vocab, hidden)"))
     return env.Undefined();
   auto x = info[2].As<Napi::Float32Array>();
@@ -970,13 +1002,14 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   const int stride = HALO_HEAD_I8_STRIDE(hidden);
   if (kind == "int8" || kind == "int4") {
     if (head.TypedArrayType() != napi_float32_array) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-    const halo_status status = halo::quantize_head(pool, k, halo::FloatType::F32, data, vocab, hidden,
-                                                   kind == "int8" ? halo::HeadType::I8 : halo::HeadType::I4, false, quantised);
+    const halo_status status =
+        halo::quantize_head(pool, k, halo::FloatType::F32, data, vocab, hidden, kind == "int8" ? halo::HeadType::I8 : halo::HeadType::I4, false, quantised);
     if (status != HALO_OK) return Napi::Number::New(env, status);
     xq.resize(static_cast<size_t>(n) * stride);
     xs.resize(n);
     halo_head_i8_activations(x.Data(), n, hidden, stride, xq.data(), xs.data());
-  } else if (!(((kind == "f16" || kind == "bf16") && head.TypedArrayType() == napi_uint16_array) || (kind == "f32" && head.TypedArrayType() == napi_float32_array))) {
+  } else if (!(((kind == "f16" || kind == "bf16") && head.TypedArrayType() == napi_uint16_array) ||
+               (kind == "f32" && head.TypedArrayType() == napi_float32_array))) {
     return Napi::Number::New(env, HALO_BAD_ARGUMENT);
   }
   const int workers = pool->size();
@@ -988,11 +1021,11 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
     else if (kind == "bf16") k->head_bf16(static_cast<const uint16_t*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "f32") k->head_f32(static_cast<const float*>(data), hidden, r0, r1, x.Data(), n, out.data() + r0, vocab);
     else if (kind == "int8")
-      k->head_i8(static_cast<const int8_t*>(quantised.codes.data), quantised.scales.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n,
-                 out.data() + r0, vocab);
+      k->head_i8(static_cast<const int8_t*>(quantised.codes.data), quantised.scales.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, out.data() + r0,
+                 vocab);
     else
-      k->head_i4(static_cast<const uint8_t*>(quantised.codes.data), quantised.sub.data(), quantised.scales.data(), quantised.sums.data(), hidden,
-                 r0, r1, xq.data(), xs.data(), stride, n, out.data() + r0, vocab);
+      k->head_i4(static_cast<const uint8_t*>(quantised.codes.data), quantised.sub.data(), quantised.scales.data(), quantised.sums.data(), hidden, r0, r1,
+                 xq.data(), xs.data(), stride, n, out.data() + r0, vocab);
   });
   return f32_copy(env, out.data(), out.size());
 }
@@ -1001,7 +1034,9 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
 Napi::Value GemmRaw(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const halo_kernels* k = kernels_arg(info, 0);
-  if (!need(env, k != nullptr && info.Length() >= 6 && typed<int8_t>(info[1], napi_int8_array) && info[2].IsNumber() && info[3].IsNumber() && typed<int8_t>(info[4], napi_int8_array) && info[5].IsBoolean(),
+  if (!need(env,
+            k != nullptr && info.Length() >= 6 && typed<int8_t>(info[1], napi_int8_array) && info[2].IsNumber() && info[3].IsNumber() &&
+                typed<int8_t>(info[4], napi_int8_array) && info[5].IsBoolean(),
             "gemmRaw(isa, trits, rows, cols, x, blocks)"))
     return env.Undefined();
   auto trits = info[1].As<Napi::Int8Array>();
@@ -1045,7 +1080,8 @@ Napi::Value F16Round(const Napi::CallbackInfo& info) {
 // argmaxRows(logits: Float32Array [rows][vocab], rows, vocab) → Int32Array: the worker's argmax, for its tests.
 Napi::Value ArgmaxRows(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!need(env, info.Length() >= 3 && typed<float>(info[0], napi_float32_array) && info[1].IsNumber() && info[2].IsNumber(), "argmaxRows(logits, rows, vocab)"))
+  if (!need(env, info.Length() >= 3 && typed<float>(info[0], napi_float32_array) && info[1].IsNumber() && info[2].IsNumber(),
+            "argmaxRows(logits, rows, vocab)"))
     return env.Undefined();
   auto logits = info[0].As<Napi::Float32Array>();
   const int rows = int_arg(info, 1), vocab = int_arg(info, 2);
@@ -1064,7 +1100,8 @@ Napi::Value TopKRows(const Napi::CallbackInfo& info) {
     return env.Undefined();
   auto logits = info[0].As<Napi::Float32Array>();
   const int rows = int_arg(info, 1), vocab = int_arg(info, 2), k = int_arg(info, 3);
-  if (rows < 0 || vocab <= 0 || k < 1 || k > vocab || logits.ElementLength() != static_cast<size_t>(rows) * vocab) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  if (rows < 0 || vocab <= 0 || k < 1 || k > vocab || logits.ElementLength() != static_cast<size_t>(rows) * vocab)
+    return Napi::Number::New(env, HALO_BAD_ARGUMENT);
   auto ids = Napi::Int32Array::New(env, static_cast<size_t>(rows) * k);
   auto values = Napi::Float32Array::New(env, static_cast<size_t>(rows) * k);
   halo::top_k_rows(logits.Data(), rows, vocab, k, ids.Data(), values.Data());
@@ -1082,9 +1119,7 @@ Napi::Value Isas(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value HardwareThreads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(std::thread::hardware_concurrency()));
-}
+Napi::Value HardwareThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(std::thread::hardware_concurrency())); }
 
 // measureReadBandwidth(threads, mib) → Promise<number>: DRAM read bandwidth in GB/s, the median of 7 read-reduce passes
 // over `mib` MiB (first touched by the same pool workers, huge pages advised, software prefetch 2 KB ahead), split

@@ -27,8 +27,7 @@ struct GuardSlot {
   std::atomic<uintptr_t> begin{0}, end{0};  // page-aligned [begin, end) of the mapping
   std::atomic<int> faulted{0};
 };
-static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uintptr_t>::is_always_lock_free &&
-                  std::atomic<int>::is_always_lock_free,
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uintptr_t>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
               "the SIGBUS handler needs lock-free atomics");
 
 GuardSlot g_slots[kGuardSlots];
@@ -47,7 +46,7 @@ void chain(int sig, siginfo_t* info, void* context) {
   }
   const bool fault = info != nullptr && info->si_code > 0;  // raised by the CPU, not sent with kill / tgkill / sigqueue
   if (!fault && g_previous.sa_handler == SIG_IGN) return;   // a sent SIGBUS was ignored before us: still is
-  struct sigaction fallback {};
+  struct sigaction fallback{};
   fallback.sa_handler = SIG_DFL;
   sigemptyset(&fallback.sa_mask);
   sigaction(sig, &fallback, nullptr);
@@ -88,7 +87,7 @@ bool g_installed = false;
 bool install_guard() {
   std::lock_guard<std::mutex> lock(g_install_mutex);
   if (g_installed) return true;
-  struct sigaction action {};
+  struct sigaction action{};
   action.sa_sigaction = on_sigbus;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&action.sa_mask);
@@ -109,8 +108,7 @@ int guard_register(uintptr_t begin, uintptr_t end) {
     slot.begin.store(begin, std::memory_order_release);
     slot.end.store(end, std::memory_order_release);
     slot.faulted.store(0, std::memory_order_release);
-    for (int used = g_used.load(); used < i + 1 && !g_used.compare_exchange_weak(used, i + 1);) {
-    }
+    for (int used = g_used.load(); used < i + 1 && !g_used.compare_exchange_weak(used, i + 1);) {}
     slot.tag.store(generation << 2 | kLive, std::memory_order_release);
     return i;
   }
@@ -132,8 +130,7 @@ FileIdentity identity_of(const struct stat& st) {
 }
 
 bool same(const FileIdentity& a, const FileIdentity& b) {
-  return a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified.tv_sec == b.modified.tv_sec &&
-         a.modified.tv_nsec == b.modified.tv_nsec;
+  return a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec;
 }
 
 }  // namespace
@@ -151,7 +148,7 @@ halo_status file_map_open(const std::string& path, FileMap& out) {
   if (!install_guard()) return HALO_OUT_OF_MEMORY;
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return HALO_BAD_ARGUMENT;
-  struct stat st {};
+  struct stat st{};
   if (fstat(fd, &st) != 0 || st.st_size <= 0) {
     close(fd);
     return HALO_BAD_ARGUMENT;
@@ -185,7 +182,7 @@ halo_status file_map_open(const std::string& path, FileMap& out) {
 
 bool file_map_changed(const FileMap& map, FileChange* change) {
   const bool faulted = map.guard_slot >= 0 && g_slots[map.guard_slot].faulted.load(std::memory_order_acquire) != 0;
-  struct stat st {};
+  struct stat st{};
   const bool stat_failed = fstat(map.fd, &st) != 0;
   const FileIdentity now = stat_failed ? FileIdentity{} : identity_of(st);
   if (!faulted && !stat_failed && same(map.identity, now)) return false;

@@ -29,7 +29,7 @@ struct FileIdentity {
   uint64_t device = 0;
   uint64_t inode = 0;
   int64_t size = 0;
-  struct timespec modified {};
+  struct timespec modified{};
 };
 
 /** How a mapped file was found changed: its identity when mapped and now, whether a read faulted past its end. */

@@ -67,11 +67,9 @@ typedef struct halo_kernels {
    * caller subtracts Σx), rows r in [r0, r1), tokens t in [0, n). w: [rows][nb] blocks.
    * prefetch_next: the first bytes of the next weights this thread will stream (may be NULL).
    */
-  void (*gemm_i2)(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n,
-                  int32_t* y, int y_stride, const void* prefetch_next);
+  void (*gemm_i2)(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride, const void* prefetch_next);
   /* Per-256-block raw dots: y[(t·y_stride) + (r − r0)·nb + b], same inputs as gemm_i2. */
-  void (*gemm_i2_blocks)(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n,
-                         int32_t* y, int y_stride);
+  void (*gemm_i2_blocks)(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride);
   /* y[t·y_stride + (r − r0)] = Σ_h f16(w[r][h]) · x[t·hidden + h] for r in [r0, r1), t < n. */
   void (*head_f16)(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride);
   /* Same with f32 weights. */
@@ -83,16 +81,16 @@ typedef struct halo_kernels {
    * quantised once per step by halo_head_i8_activations (stride a multiple of 64 ≥ hidden, zeros past hidden);
    * y = f32(f64(Σ_h q[h]·w[r][h]) · scale[r] / s), the integer dot exact on every path.
    */
-  void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s,
-                  int stride, int n, float* y, int y_stride);
+  void (*head_i8)(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n, float* y,
+                  int y_stride);
   /*
    * Int4 weights (halo_head_i4_row's layout: per row stride/2 bytes of nibble codes, stride/64 u8 group scales `sub`, an
    * f32 row scale and row_sum = Σ_g sub[g]·Σ_{h∈g} c[h]) with the head_i8 activations:
    * y = f32(f64(Σ_g sub[r][g] · Σ_{h∈g} q[h]·c[r][h]) · scale[r] / s), c = nibble − 8; the integer sum is exact (int64)
    * on every path. row_sum lets a path bias the activations to unsigned (q + 128) and subtract 128·row_sum.
    */
-  void (*head_i4)(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int hidden, int r0,
-                  int r1, const int8_t* q, const double* s, int stride, int n, float* y, int y_stride);
+  void (*head_i4)(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int hidden, int r0, int r1, const int8_t* q,
+                  const double* s, int stride, int n, float* y, int y_stride);
   /*
    * Attention of `group` query heads (q: [group][hd] f32) over `span` key and value rows stored as `kv` (a
    * halo_kv_dtype; row i at element i·stride), in float64 with exact f32 products: s = (q·k)·scale, m = max s,
@@ -100,9 +98,8 @@ typedef struct halo_kernels {
    * hd, span) doubles. HALO_KV_I8 rows are int8 codes read as f32(code · scale), row i's scale at
    * key_scales[i·scale_stride] (value_scales likewise); the scale pointers are ignored for the other dtypes.
    */
-  void (*attn_tile)(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
-                    const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch,
-                    double* out);
+  void (*attn_tile)(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span, const float* key_scales,
+                    const float* value_scales, int scale_stride, double scale, double* scratch, double* out);
   /*
    * q[i] = clamp(round_half_even(double(x[i]) · s), −128, 127); returns Σ q[i]. Exact: every path gives the
    * same codes (the product of a float and a double-rounded scale is formed in float64, as the reference does).
@@ -121,8 +118,7 @@ typedef struct halo_kernels {
    * f64(act_scale[t])) for r < count, t < n. Every path rounds the same two float64 operations, so all give the
    * same floats.
    */
-  void (*scale_dots)(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale,
-                     const float* row_scale, float* y, int y_stride);
+  void (*scale_dots)(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale, float* y, int y_stride);
 } halo_kernels;
 
 extern const halo_kernels halo_kernels_ref;
@@ -138,16 +134,15 @@ extern const halo_kernels* halo_kernels_amx(void);
 void halo_silu_mul_ref(const float* gate, const float* up, int n, float* out);
 
 /* The scalar scale_dots (the NEON tables' entry). */
-void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale,
-                         const float* row_scale, float* y, int y_stride);
+void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale, float* y,
+                         int y_stride);
 
 /* The scalar quantize_i8 (the SIMD paths use it for their tails). */
 int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t* q);
 
 /* The scalar attention tile (also the NEON tables' entry: attention there is not vectorised yet). */
-void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
-                        const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch,
-                        double* out);
+void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span, const float* key_scales,
+                        const float* value_scales, int scale_stride, double scale, double* scratch, double* out);
 
 /*
  * One KV row of n values stored as int8 (KvDtype "int8", the reference's roundRowThroughInt8): a = max|x| (NaN

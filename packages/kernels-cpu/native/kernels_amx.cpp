@@ -153,8 +153,7 @@ void layout_activations(const int8_t* x, int x_stride, int t0, int count, int ch
     const int8_t* xt = x + static_cast<size_t>(t0 + j * kTile) * x_stride;
     for (int c = 0; c < chunks; c++) {
       __m512i in[16], out[16];
-      for (int t = 0; t < kTile; t++)
-        in[t] = t < valid ? _mm512_loadu_si512(xt + static_cast<size_t>(t) * x_stride + c * kChunk) : _mm512_setzero_si512();
+      for (int t = 0; t < kTile; t++) in[t] = t < valid ? _mm512_loadu_si512(xt + static_cast<size_t>(t) * x_stride + c * kChunk) : _mm512_setzero_si512();
       transpose16_epi32(in, out);
       int8_t* tile = b + (static_cast<size_t>(j) * chunks + c) * kTileBytes;
       for (int q = 0; q < kTile; q++) _mm512_store_si512(tile + q * 64, out[q]);
@@ -241,8 +240,7 @@ inline void tile_step(const uint8_t* a0, const uint8_t* a1, const int8_t* b0, co
 // One block of up to 2 row tiles × 2 token tiles over all K chunks. a0/a1: A tiles of chunk 0 (next chunk +1 KB),
 // b0/b1 likewise for B; rows / tokens: the real rows and tokens of the block (up to 32 each).
 template <bool TwoRows, bool TwoTokens>
-void tile_block(const uint8_t* a0, const uint8_t* a1, const int8_t* b0, const int8_t* b1, int chunks, int rows, int tokens,
-                int32_t* y, int y_stride) {
+void tile_block(const uint8_t* a0, const uint8_t* a1, const int8_t* b0, const int8_t* b1, int chunks, int rows, int tokens, int32_t* y, int y_stride) {
   HALO_TILE_ZERO(0);
   if (TwoTokens) HALO_TILE_ZERO(1);
   if (TwoRows) HALO_TILE_ZERO(2);
@@ -259,8 +257,7 @@ void tile_block(const uint8_t* a0, const uint8_t* a1, const int8_t* b0, const in
 // tiles are unpacked one 256-wide block at a time into an 8 KB buffer that stays in L1 and is read back by the next 4
 // chunks' tile loads. `abuf`: 2 × 4 A tiles; rows of a tile past `rows` are zero codes.
 template <bool TwoRows, bool TwoTokens>
-void stream_block(const halo_block_i2* w, int nb, int row0, int rows, const int8_t* b0, const int8_t* b1, int tokens, uint8_t* abuf,
-                  int32_t* y, int y_stride) {
+void stream_block(const halo_block_i2* w, int nb, int row0, int rows, const int8_t* b0, const int8_t* b1, int tokens, uint8_t* abuf, int32_t* y, int y_stride) {
   constexpr size_t kQuarter = kTileBytes;      // next chunk's A tile in abuf
   constexpr size_t kRowTile = 4 * kTileBytes;  // second row tile's 4 A tiles
   const int real = rows < 2 * kTile ? rows : 2 * kTile;
@@ -289,8 +286,7 @@ void stream_block(const halo_block_i2* w, int nb, int row0, int rows, const int8
   store_block<TwoRows, TwoTokens>(rows, tokens, y, y_stride);
 }
 
-void gemm_i2_amx(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
-                 int y_stride, const void* prefetch_next) {
+void gemm_i2_amx(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride, const void* prefetch_next) {
   const int chunks = nb * 4;
   const int token_block = n < kTokenBlock ? (n + kTile - 1) / kTile * kTile : kTokenBlock;
   const int row_block = r1 - r0 < kRowBlock ? (r1 - r0 + kTile - 1) / kTile * kTile : kRowBlock;

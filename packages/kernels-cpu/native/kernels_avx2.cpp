@@ -4,10 +4,10 @@
 #include <cstring>
 #include <type_traits>
 #include <vector>
-#include "halo_cpu.h"
 #include "attn_dispatch.h"
-#include "head_tiles.h"
 #include "exp_poly.h"
+#include "halo_cpu.h"
+#include "head_tiles.h"
 
 namespace {
 
@@ -62,8 +62,7 @@ inline void block_dot(const halo_block_i2* blk, const int8_t* x, int x_stride, i
 // inner: the old codes-outer order let GCC hoist all 8·T products and spill them (75 → 91 G MAC/s at 64 tokens on
 // one Zen 3 core, interleaved lab runs).
 template <int T>
-void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y,
-                  int y_stride, const char* end, const char* next) {
+void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y, int y_stride, const char* end, const char* next) {
   const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
   for (int r = r0; r < r1; r++) {
     const halo_block_i2* row = w + static_cast<size_t>(r) * nb;
@@ -94,8 +93,7 @@ void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* 
   }
 }
 
-void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
-             int y_stride, const void* prefetch_next) {
+void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride, const void* prefetch_next) {
   const char* end = reinterpret_cast<const char*>(w + static_cast<size_t>(r1) * nb);
   const char* next = static_cast<const char*>(prefetch_next);
   if (n == 1) {
@@ -119,8 +117,7 @@ void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, in
   }
 }
 
-void gemm_i2_blocks(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
-                    int y_stride) {
+void gemm_i2_blocks(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride) {
   for (int t = 0; t < n; t++) {
     const int8_t* xt = x + static_cast<size_t>(t) * x_stride;
     for (int r = r0; r < r1; r++) {
@@ -220,8 +217,7 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
 
 // Int8 activations × int8 weights, 4 tokens per pass: |w| (u8) × sign(w)·q (s8) with vpmaddubsw, no pair saturates
 // because |q|, |w| ≤ 127; pairs widened to s32 with vpmaddwd.
-void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n,
-             float* y, int y_stride) {
+void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
   const __m256i ones = _mm256_set1_epi16(1);
   halo::for_head_rows(r0, r1, n, 4, [&](int r, int t0, int tn) {
     const int8_t* row = w + static_cast<size_t>(r) * hidden;
@@ -248,8 +244,8 @@ void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1
 // 8), vpmaddubsw of the biased activations (q + 128, u8) with them (|pair| ≤ 2·255·7: no saturation), vpmaddwd by the
 // group's sub-scale into s32 lanes, the two halves in separate accumulators (≤ 2·3570·255 per group and lane: exact
 // below HALO_HEAD_I4_MAX_HIDDEN); summed in int64, then 128·row_sum removes the bias.
-void head_i4(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int /*hidden*/, int r0, int r1,
-             const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
+void head_i4(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* row_sum, int /*hidden*/, int r0, int r1, const int8_t* q,
+             const double* s, int stride, int n, float* y, int y_stride) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   const __m256i low = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
   const int groups = stride / HALO_HEAD_I4_GROUP;
@@ -339,8 +335,8 @@ inline void prefetch_row(const void* base, size_t offset, int kv, int hd) {
 // registers once for the G heads (no float64 copy of the tile: writing and re-reading it cost more than converting).
 // 2·G ≤ 8 independent FMA chains.
 template <int G, int KV, bool Full>
-void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride, const float* scales, int scale_stride, int span,
-                 double scale, double* s, int sp) {
+void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride, const float* scales, int scale_stride, int span, double scale, double* s,
+                 int sp) {
   for (int p0 = 0; p0 < span; p0 += 2) {
     __m256d acc[G][2];
 #pragma GCC unroll 4
@@ -377,8 +373,7 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride
 // Weighted sums of value rows for G heads (weights w: [G][sp]), 4·C dimensions (C register accumulators per head) at a
 // time, each value chunk widened once for the G heads; G·C = 8 independent FMA chains.
 template <int G, int C, int KV, bool Full>
-void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int stride, const float* scales, int scale_stride,
-                 int span, double* out) {
+void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int stride, const float* scales, int scale_stride, int span, double* out) {
   for (int d0 = 0; d0 < hdp; d0 += 4 * C) {
     const int chunks = (hdp - d0) / 4 < C ? (hdp - d0) / 4 : C;
     __m256d acc[G][C];
@@ -433,8 +428,8 @@ void attn_softmax(double* s, int sp, int span, int group, int hd, double* out) {
   }
 }
 
-void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
-               const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
+void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span, const float* key_scales,
+               const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
   const int hdp = (hd + 7) / 8 * 8;
   double* qd = scratch;                               // [group][hdp] queries widened to float64, zero past hd
   double* s = qd + static_cast<size_t>(group) * hdp;  // [group][span + 8] scores, then weights
@@ -450,15 +445,15 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     constexpr bool Full = decltype(full_tag)::value;
     // Scores, 4 query heads at a time.
     halo::for_head_passes(group, [&](auto heads, int g) {
-      attn_scores<decltype(heads)::value, KV, Full>(qd + static_cast<size_t>(g) * hdp, hdp, hd, keys, stride, key_scales, scale_stride, span,
-                                                    scale, s + static_cast<size_t>(g) * sp, sp);
+      attn_scores<decltype(heads)::value, KV, Full>(qd + static_cast<size_t>(g) * hdp, hdp, hd, keys, stride, key_scales, scale_stride, span, scale,
+                                                    s + static_cast<size_t>(g) * sp, sp);
     });
     attn_softmax(s, sp, span, group, hd, out);
     // Weighted sums of values, 4 heads × 8 dimensions (or fewer heads × more dimensions) at a time.
     halo::for_head_passes(group, [&](auto heads, int g) {
       constexpr int G = decltype(heads)::value;
-      attn_values<G, G >= 3 ? 2 : 8 / G, KV, Full>(s + static_cast<size_t>(g) * sp, sp, hd, hdp, values, stride, value_scales, scale_stride,
-                                                   span, out + static_cast<size_t>(g) * (hd + 2));
+      attn_values<G, G >= 3 ? 2 : 8 / G, KV, Full>(s + static_cast<size_t>(g) * sp, sp, hd, hdp, values, stride, value_scales, scale_stride, span,
+                                                   out + static_cast<size_t>(g) * (hd + 2));
     });
   });
 }
@@ -500,8 +495,7 @@ int32_t quantize_i8(const float* x, int n, double s, int8_t* q) {
 
 void f32_to_f16(uint16_t* dst, const float* src, int n) {
   int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
   for (; i < n; i++) dst[i] = halo_f32_to_f16_ref(src[i]);
 }
 
@@ -511,8 +505,7 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
   for (; i < n; i++) dst[i] = halo_f16_to_f32_ref(src[i]);
 }
 
-void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale,
-                float* y, int y_stride) {
+void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale, float* y, int y_stride) {
   for (int t = 0; t < n; t++) {
     const int32_t* rt = raw + static_cast<size_t>(t) * count;
     float* yt = y + static_cast<size_t>(t) * y_stride;
@@ -531,6 +524,5 @@ void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction,
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx2 = {
-    "avx2",   gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, head_i4, attn_tile,
-    quantize_i8, f32_to_f16, f16_to_f32, silu_mul, scale_dots,
+    "avx2", gemm_i2, gemm_i2_blocks, head_f16, head_f32, head_bf16, head_i8, head_i4, attn_tile, quantize_i8, f32_to_f16, f16_to_f32, silu_mul, scale_dots,
 };

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <vector>
 #include "attn_dispatch.h"
-#include "halo_cpu.h"
 #include "exp_poly.h"
+#include "halo_cpu.h"
 
 namespace {
 
@@ -26,8 +26,7 @@ inline void prefetch_stream(const char* at, const char* end, const char* next) {
 
 // T tokens per pass over a row; A independent accumulators per token hide vpdpbusd latency.
 template <int T>
-void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y,
-                  int y_stride, const char* end, const char* next) {
+void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y, int y_stride, const char* end, const char* next) {
   constexpr int A = T == 1 ? 4 : (T == 2 ? 2 : 1);
   const __m512i mask = _mm512_set1_epi8(3);
   for (int r = r0; r < r1; r++) {
@@ -62,8 +61,7 @@ void gemm_i2_tile(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* 
 // R rows × T tokens of raw dots, all R·T sums in registers: per 64-byte block each row's codes are unpacked once
 // per quarter and used for T tokens, each token's activations loaded once and used for R rows.
 template <int R, int T>
-inline void gemm_i2_micro(const halo_block_i2* w, int nb, int r, const int8_t* x, int x_stride, int32_t* y, int y_stride,
-                          size_t prefetch_ahead) {
+inline void gemm_i2_micro(const halo_block_i2* w, int nb, int r, const int8_t* x, int x_stride, int32_t* y, int y_stride, size_t prefetch_ahead) {
   const __m512i mask = _mm512_set1_epi8(3);
   __m512i acc[R][T];
 #pragma GCC unroll 8
@@ -106,16 +104,14 @@ inline void gemm_i2_micro(const halo_block_i2* w, int nb, int r, const int8_t* x
 
 // Tokens [0, T) of rows [r0, r1): R-row micro tiles, then single rows.
 template <int T>
-void gemm_i2_tokens(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y, int y_stride,
-                    size_t prefetch_ahead) {
+void gemm_i2_tokens(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int32_t* y, int y_stride, size_t prefetch_ahead) {
   constexpr int R = HALO_GEMM_R;
   int r = r0;
   for (; r + R <= r1; r += R) gemm_i2_micro<R, T>(w, nb, r, x, x_stride, y + (r - r0), y_stride, prefetch_ahead);
   for (; r < r1; r++) gemm_i2_micro<1, T>(w, nb, r, x, x_stride, y + (r - r0), y_stride, prefetch_ahead);
 }
 
-void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
-             int y_stride, const void* prefetch_next) {
+void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride, const void* prefetch_next) {
   const char* end = reinterpret_cast<const char*>(w + static_cast<size_t>(r1) * nb);
   const char* next = static_cast<const char*>(prefetch_next);
   if (n == 1) {
@@ -148,8 +144,7 @@ void gemm_i2(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, in
   }
 }
 
-void gemm_i2_blocks(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
-                    int y_stride) {
+void gemm_i2_blocks(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride) {
   const __m512i mask = _mm512_set1_epi8(3);
   for (int t = 0; t < n; t++) {
     const int8_t* xt = x + static_cast<size_t>(t) * x_stride;
@@ -265,9 +260,7 @@ void head_generic(int hidden, int r0, int r1, const float* x, int n, float* y, i
 // blocked head the same columns `ahead_rows` rows on (`rows_on`). No second, farther stream here (unlike the GEMV and
 // the int8/int4 heads): these heads are usually mapped from the model file in 4 KB pages, and one 8 KB further into
 // L2 made the f16 head slower (27.2 → 30.8–31.3 ms a token on the AMX Xeon, interleaved A/B).
-inline void head_prefetch(const char* at, const char* rows_on, int ahead_rows) {
-  _mm_prefetch(ahead_rows == 0 ? at + 2048 : rows_on, _MM_HINT_T0);
-}
+inline void head_prefetch(const char* at, const char* rows_on, int ahead_rows) { _mm_prefetch(ahead_rows == 0 ? at + 2048 : rows_on, _MM_HINT_T0); }
 
 void head_f16(const uint16_t* w, int hidden, int r0, int r1, const float* x, int n, float* y, int y_stride) {
   head_generic(hidden, r0, r1, x, n, y, y_stride, [&](int r, int h, __mmask16 m, int ahead_rows) {
@@ -295,8 +288,7 @@ void head_f32(const float* w, int hidden, int r0, int r1, const float* x, int n,
 
 // TN tokens per pass over rows [r0, r1): Σ (q + 128)·w with vpdpbusd (u8 × s8), minus 128·Σ w (a dpbusd with ones).
 template <int TN>
-void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int stride, int r0, int r1, const int8_t* q,
-                  const double* s, float* y, int y_stride) {
+void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int stride, int r0, int r1, const int8_t* q, const double* s, float* y, int y_stride) {
   const __m512i ones = _mm512_set1_epi8(1);
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));  // q ^ 0x80 = q + 128 as u8
   for (int r = r0; r < r1; r++) {
@@ -312,7 +304,8 @@ void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int strid
       _mm_prefetch(reinterpret_cast<const char*>(row + h) + 2048 + kPrefetchFarBytes, _MM_HINT_T1);
       const __m512i wv = _mm512_maskz_loadu_epi8(m, row + h);
 #pragma GCC unroll 8
-      for (int t = 0; t < TN; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], _mm512_xor_si512(_mm512_loadu_si512(q + static_cast<size_t>(t) * stride + h), bias), wv);
+      for (int t = 0; t < TN; t++)
+        acc[t] = _mm512_dpbusd_epi32(acc[t], _mm512_xor_si512(_mm512_loadu_si512(q + static_cast<size_t>(t) * stride + h), bias), wv);
       sum = _mm512_dpbusd_epi32(sum, ones, wv);
     }
     const int32_t correction = 128 * _mm512_reduce_add_epi32(sum);
@@ -323,8 +316,7 @@ void head_i8_pass(const int8_t* w, const float* row_scale, int hidden, int strid
   }
 }
 
-void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n,
-             float* y, int y_stride) {
+void head_i8(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
   for (int t0 = 0; t0 < n; t0 += 8) {
     const int8_t* xt = q + static_cast<size_t>(t0) * stride;
     float* yt = y + static_cast<size_t>(t0) * y_stride;
@@ -402,8 +394,8 @@ inline __m256d sum4(const __m512d a[4]) {
 // conversions). `values`, where not null, are pulled into L2 at the same pace (the first pass over the keys does it),
 // so that the weighted sums after the softmax do not start on cold rows.
 template <int G, int KV, bool Full>
-void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride, const float* scales, int scale_stride, int span,
-                 double scale, double* s, int sp, const void* values) {
+void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride, const float* scales, int scale_stride, int span, double scale, double* s,
+                 int sp, const void* values) {
   const __m256d scale_v = _mm256_set1_pd(scale);
   for (int p0 = 0; p0 < span; p0 += 4) {
     __m512d acc[G][4];
@@ -446,8 +438,8 @@ void attn_scores(const double* qd, int hdp, int hd, const void* keys, int stride
 // position loop), the accumulators stored into lanes[G][8·C] with constant indices once the loop is done (indexing
 // them by a run-time chunk count made GCC keep a stack copy of each, written at every position).
 template <int G, int C, int KV, bool Full, bool Whole>
-inline void values_pass(const double* w, int sp, int hd, const void* values, int stride, const float* scales, int scale_stride, int span,
-                        int d0, int chunks, double (*lanes)[8 * C]) {
+inline void values_pass(const double* w, int sp, int hd, const void* values, int stride, const float* scales, int scale_stride, int span, int d0, int chunks,
+                        double (*lanes)[8 * C]) {
   __m512d acc[G][C];
 #pragma GCC unroll 4
   for (int g = 0; g < G; g++)
@@ -459,8 +451,8 @@ inline void values_pass(const double* w, int sp, int hd, const void* values, int
     __m512d v[C];
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
-      v[c] = Whole || c < chunks ? widen8<KV, Full>(values, static_cast<size_t>(p) * stride + d0 + 8 * c, row_scale, tail8(hd - d0 - 8 * c))
-                                 : _mm512_setzero_pd();
+      v[c] =
+          Whole || c < chunks ? widen8<KV, Full>(values, static_cast<size_t>(p) * stride + d0 + 8 * c, row_scale, tail8(hd - d0 - 8 * c)) : _mm512_setzero_pd();
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++) {
       const __m512d wv = _mm512_set1_pd(w[static_cast<size_t>(g) * sp + p]);
@@ -477,8 +469,7 @@ inline void values_pass(const double* w, int sp, int hd, const void* values, int
 // Weighted sums of value rows for G heads (weights w: [G][sp]), 8·C dimensions (C register accumulators per head) at
 // a time, each value chunk widened once for the G heads.
 template <int G, int C, int KV, bool Full>
-void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int stride, const float* scales, int scale_stride,
-                 int span, double* out) {
+void attn_values(const double* w, int sp, int hd, int hdp, const void* values, int stride, const float* scales, int scale_stride, int span, double* out) {
   alignas(64) double lanes[G][8 * C];
   for (int d0 = 0; d0 < hdp; d0 += 8 * C) {
     const int chunks = (hdp - d0) / 8 < C ? (hdp - d0) / 8 : C;
@@ -489,8 +480,8 @@ void attn_values(const double* w, int sp, int hd, int hdp, const void* values, i
   }
 }
 
-void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
-               const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
+void attn_tile(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span, const float* key_scales,
+               const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
   const int hdp = (hd + 7) / 8 * 8;
   double* qd = scratch;                               // [group][hdp] queries widened to float64, zero past hd
   double* s = qd + static_cast<size_t>(group) * hdp;  // [group][span + 8] scores, then weights
@@ -506,8 +497,8 @@ void attn_tile(const float* q, int group, int hd, const void* keys, const void* 
     constexpr bool Full = decltype(full_tag)::value;
     // Scores, 4 query heads at a time; the first pass also pulls the value rows into L2.
     halo::for_head_passes(group, [&](auto heads, int g) {
-      attn_scores<decltype(heads)::value, KV, Full>(qd + static_cast<size_t>(g) * hdp, hdp, hd, keys, stride, key_scales, scale_stride, span,
-                                                    scale, s + static_cast<size_t>(g) * sp, sp, g == 0 ? values : nullptr);
+      attn_scores<decltype(heads)::value, KV, Full>(qd + static_cast<size_t>(g) * hdp, hdp, hd, keys, stride, key_scales, scale_stride, span, scale,
+                                                    s + static_cast<size_t>(g) * sp, sp, g == 0 ? values : nullptr);
     });
     // Softmax weights.
     for (int g = 0; g < group; g++) {
@@ -580,8 +571,7 @@ void f16_to_f32(float* dst, const uint16_t* src, int n) {
   }
 }
 
-void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale,
-                float* y, int y_stride) {
+void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale, float* y, int y_stride) {
   for (int t = 0; t < n; t++) {
     const int32_t* rt = raw + static_cast<size_t>(t) * count;
     float* yt = y + static_cast<size_t>(t) * y_stride;
@@ -599,6 +589,6 @@ void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction,
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx512vnni = {
-    "avx512vnni", gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16, head_i8, head_i4, attn_tile,
-    quantize_i8,  f32_to_f16,  f16_to_f32, silu_mul, scale_dots,
+    "avx512vnni", gemm_i2,   gemm_i2_blocks, head_f16,   head_f32,   head_bf16, head_i8,
+    head_i4,      attn_tile, quantize_i8,    f32_to_f16, f16_to_f32, silu_mul,  scale_dots,
 };

@@ -1,6 +1,6 @@
 // kernels_ref.cpp: the scalar `_ref` twin of every SIMD kernel (baseline ISA, the definition the SIMD variants match).
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <vector>
 #include "halo_cpu.h"
 
@@ -45,9 +45,8 @@ extern "C" float halo_f16_to_f32_ref(uint16_t h) {
   return out;
 }
 
-extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride,
-                                   int span, const float* key_scales, const float* value_scales, int scale_stride, double scale,
-                                   double* scratch, double* out) {
+extern "C" void halo_attn_tile_ref(const float* q, int group, int hd, const void* keys, const void* values, int kv, int stride, int span,
+                                   const float* key_scales, const float* value_scales, int scale_stride, double scale, double* scratch, double* out) {
   auto at = [&](const void* base, const float* scales, int p, int d) -> double {
     const size_t i = static_cast<size_t>(p) * stride + d;
     switch (kv) {
@@ -186,8 +185,7 @@ extern "C" int32_t halo_quantize_i8_ref(const float* x, int n, double s, int8_t*
 
 namespace {
 
-void gemm_i2_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y,
-                 int y_stride, const void*) {
+void gemm_i2_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride, const void*) {
   for (int t = 0; t < n; t++) {
     const int8_t* xt = x + static_cast<size_t>(t) * x_stride;
     for (int r = r0; r < r1; r++) {
@@ -204,8 +202,7 @@ void gemm_i2_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x
   }
 }
 
-void gemm_i2_blocks_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n,
-                        int32_t* y, int y_stride) {
+void gemm_i2_blocks_ref(const halo_block_i2* w, int nb, int r0, int r1, const int8_t* x, int x_stride, int n, int32_t* y, int y_stride) {
   for (int t = 0; t < n; t++) {
     const int8_t* xt = x + static_cast<size_t>(t) * x_stride;
     for (int r = r0; r < r1; r++) {
@@ -255,8 +252,8 @@ void head_f32_ref(const float* w, int hidden, int r0, int r1, const float* x, in
   }
 }
 
-void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride,
-                 int n, float* y, int y_stride) {
+void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, int r1, const int8_t* q, const double* s, int stride, int n, float* y,
+                 int y_stride) {
   for (int t = 0; t < n; t++) {
     for (int r = r0; r < r1; r++) {
       const int8_t* row = w + static_cast<size_t>(r) * hidden;
@@ -267,9 +264,8 @@ void head_i8_ref(const int8_t* w, const float* row_scale, int hidden, int r0, in
   }
 }
 
-
-void head_i4_ref(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* /*row_sum*/, int /*hidden*/, int r0,
-                 int r1, const int8_t* q, const double* s, int stride, int n, float* y, int y_stride) {
+void head_i4_ref(const uint8_t* w, const uint8_t* sub, const float* row_scale, const int32_t* /*row_sum*/, int /*hidden*/, int r0, int r1, const int8_t* q,
+                 const double* s, int stride, int n, float* y, int y_stride) {
   const int groups = stride / HALO_HEAD_I4_GROUP;
   const size_t row_bytes = static_cast<size_t>(stride) / 2;
   for (int t = 0; t < n; t++) {
@@ -291,7 +287,6 @@ void head_i4_ref(const uint8_t* w, const uint8_t* sub, const float* row_scale, c
   }
 }
 
-
 void f32_to_f16_ref(uint16_t* dst, const float* src, int n) {
   for (int i = 0; i < n; i++) dst[i] = halo_f32_to_f16_ref(src[i]);
 }
@@ -302,8 +297,8 @@ void f16_to_f32_ref(float* dst, const uint16_t* src, int n) {
 
 }  // namespace
 
-void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale,
-                         const float* row_scale, float* y, int y_stride) {
+void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale, float* y,
+                         int y_stride) {
   for (int t = 0; t < n; t++) {
     const double s = act_scale[t];
     for (int r = 0; r < count; r++) {
@@ -314,6 +309,6 @@ void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* co
 }
 
 extern "C" const halo_kernels halo_kernels_ref = {
-    "scalar",     gemm_i2_ref,     gemm_i2_blocks_ref, head_f16_ref, head_f32_ref, head_bf16_ref, head_i8_ref, head_i4_ref, halo_attn_tile_ref,
-    halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref, halo_scale_dots_ref,
+    "scalar",    gemm_i2_ref,        gemm_i2_blocks_ref,   head_f16_ref,   head_f32_ref,   head_bf16_ref,     head_i8_ref,
+    head_i4_ref, halo_attn_tile_ref, halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref, halo_scale_dots_ref,
 };

@@ -20,13 +20,13 @@
 #include <array>
 #include <atomic>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <numeric>
-#include <chrono>
-#include <cstdio>
 
 namespace halo {
 
@@ -58,8 +58,8 @@ const halo_kernels* kernels_for(const std::string& isa) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && avx2;
+  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                    __builtin_cpu_supports("avx512vnni") && avx2;
   const bool amx = vnni && amx_usable();
   if (isa == "auto") return amx ? halo_kernels_amx() : vnni ? &halo_kernels_avx512vnni : avx2 ? &halo_kernels_avx2 : &halo_kernels_ref;
   if (isa == "amx") return amx ? halo_kernels_amx() : nullptr;
@@ -223,8 +223,8 @@ float quantize_head_row(const float* row, int hidden, int8_t* dst) {
   return scale;
 }
 
-halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType type, const void* src, int vocab, int hidden, HeadType quant,
-                          bool huge_pages, QuantisedHead& out) {
+halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType type, const void* src, int vocab, int hidden, HeadType quant, bool huge_pages,
+                          QuantisedHead& out) {
   if (quant != HeadType::I8 && (quant != HeadType::I4 || hidden > HALO_HEAD_I4_MAX_HIDDEN)) return HALO_BAD_ARGUMENT;
   const bool i4 = quant == HeadType::I4;
   const int groups = HALO_HEAD_I8_STRIDE(hidden) / HALO_HEAD_I4_GROUP;
@@ -242,10 +242,8 @@ halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType typ
     for (int r = r0; r < r1; r++) {
       float_row(k, type, src, static_cast<size_t>(r), hidden, row.data());
       uint8_t* dst = codes + static_cast<size_t>(r) * row_bytes;
-      if (i4)
-        halo_head_i4_row(row.data(), hidden, dst, out.sub.data() + static_cast<size_t>(r) * groups, &out.scales[r], &out.sums[r]);
-      else
-        out.scales[r] = quantize_head_row(row.data(), hidden, reinterpret_cast<int8_t*>(dst));
+      if (i4) halo_head_i4_row(row.data(), hidden, dst, out.sub.data() + static_cast<size_t>(r) * groups, &out.scales[r], &out.sums[r]);
+      else out.scales[r] = quantize_head_row(row.data(), hidden, reinterpret_cast<int8_t*>(dst));
     }
   });
   return HALO_OK;
@@ -488,16 +486,15 @@ inline double act_scale_factor(const Activations& a, int t, int k0) {
 
 }  // namespace
 
-void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next,
-                 int r0, int r1, bool fast, bool blocked, int seg, int act_block, int spr);
+void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next, int r0, int r1, bool fast,
+                 bool blocked, int seg, int act_block, int spr);
 
 namespace {
 // How much of the next matrix helpers prefetch after a matmul (about the serial gap's worth at ~16 GB/s per core).
 const size_t kPrefetchHintBytes = std::getenv("HALO_CPU_HINT_KB") != nullptr ? std::strtoul(std::getenv("HALO_CPU_HINT_KB"), nullptr, 10) << 10 : 256u << 10;
 }  // namespace
 
-void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride,
-            const Matrix* next) {
+void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next) {
   const int cols = m.cols;
   const int act_block = a.per_token ? cols : 256;
   const int spr = cols / m.scale_block;  // scales per row
@@ -521,8 +518,8 @@ void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Acti
       next != nullptr ? next->codes : nullptr, std::min(next_bytes, kPrefetchHintBytes));
 }
 
-void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next,
-                 int r0, int r1, bool fast, bool blocked, int seg, int act_block, int spr) {
+void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next, int r0, int r1, bool fast,
+                 bool blocked, int seg, int act_block, int spr) {
   (void)act_block;
   const int n = a.n;
   const int cols = m.cols;
@@ -530,8 +527,9 @@ void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, f
     const int count = r1 - r0;
     if (fast) {
       // Prefetch runs on past this chunk into the following rows, and past the matrix into the next one.
-      const void* pf = r1 < m.rows ? static_cast<const void*>(m.codes + static_cast<size_t>(r1) * m.nb)
-                                   : next != nullptr ? static_cast<const void*>(next->codes) : nullptr;
+      const void* pf = r1 < m.rows       ? static_cast<const void*>(m.codes + static_cast<size_t>(r1) * m.nb)
+                       : next != nullptr ? static_cast<const void*>(next->codes)
+                                         : nullptr;
       tl_raw.resize(static_cast<size_t>(n) * count);
       k->gemm_i2(m.codes, m.nb, r0, r1, a.values.data(), a.padded, n, tl_raw.data(), count, pf);
       k->scale_dots(tl_raw.data(), count, n, a.row_sums.data(), a.scales.data(), m.scales.data() + r0, y + r0, y_stride);
@@ -545,8 +543,7 @@ void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, f
         const int32_t* bsum = a.block_sums.data() + static_cast<size_t>(t) * nb;
         for (int rc = r0; rc < r1; rc += kChunk) {
           const int re = std::min(rc + kChunk, r1);
-          k->gemm_i2_blocks(m.codes, nb, rc, re, a.values.data() + static_cast<size_t>(t) * a.padded, a.padded, 1,
-                            tl_raw.data(), 0);
+          k->gemm_i2_blocks(m.codes, nb, rc, re, a.values.data() + static_cast<size_t>(t) * a.padded, a.padded, 1, tl_raw.data(), 0);
           for (int r = rc; r < re; r++) {
             double total = 0;
             for (int b = 0; b < nb; b++) {
@@ -706,7 +703,9 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
   const int* const run_start = runs.data();
   const int* const run_unit_first = unit_first.data();
   const int* const run_tile_count = run_tiles.data();
-  auto slot_of = [&](int t, int kvh, int tile_index) { return partial_data + static_cast<size_t>(first[t] + kvh * tile_count[t] + tile_index) * group * stride; };
+  auto slot_of = [&](int t, int kvh, int tile_index) {
+    return partial_data + static_cast<size_t>(first[t] + kvh * tile_count[t] + tile_index) * group * stride;
+  };
   // One-tile rows are finished here: out = o / l.
   auto finish = [&](int t, int kvh, const double* part) {
     for (int g = 0; g < group; g++) {
@@ -745,8 +744,7 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
       const size_t need = HALO_ATTN_SCRATCH(group, hd, span);
       if (tl_attn_scratch.size() < need) tl_attn_scratch.resize(need);
       double* part = slot_of(t, kvh, tile_index);
-      k->attn_tile(query(t), group, hd, keys, values, args.kv, kv_width, span, key_scales, value_scales, args.kv_heads, scale,
-                   tl_attn_scratch.data(), part);
+      k->attn_tile(query(t), group, hd, keys, values, args.kv, kv_width, span, key_scales, value_scales, args.kv_heads, scale, tl_attn_scratch.data(), part);
       if (tile_count[t] == 1) finish(t, kvh, part);
     }
     if (whole.empty()) return;
@@ -757,8 +755,8 @@ void attention(ThreadPool* pool, const halo_kernels* k, const AttentionArgs& arg
     for (int i = 0; i < rows; i++) std::memcpy(qblock.data() + static_cast<size_t>(i) * group * hd, query(whole[i]), sizeof(float) * group * hd);
     const size_t need = HALO_ATTN_SCRATCH(heads, hd, max_tile);
     if (tl_attn_scratch.size() < need) tl_attn_scratch.resize(need);
-    k->attn_tile(qblock.data(), heads, hd, keys, values, args.kv, kv_width, max_tile, key_scales, value_scales, args.kv_heads, scale,
-                 tl_attn_scratch.data(), oblock.data());
+    k->attn_tile(qblock.data(), heads, hd, keys, values, args.kv, kv_width, max_tile, key_scales, value_scales, args.kv_heads, scale, tl_attn_scratch.data(),
+                 oblock.data());
     for (int i = 0; i < rows; i++) {
       double* part = slot_of(whole[i], kvh, tile_index);
       std::memcpy(part, oblock.data() + static_cast<size_t>(i) * group * stride, sizeof(double) * group * stride);
@@ -858,8 +856,8 @@ struct PhaseClock {
   }
   ~PhaseClock() {
     if (on)
-      std::fprintf(stderr, "halo-cpu step ms: norm+quant %.2f  qkv %.2f  rope+kv %.2f  attention %.2f  o %.2f  gate|up %.2f  act+down %.2f  head %.2f\n",
-                   ms[0], ms[1], ms[2], ms[3], ms[4], ms[5], ms[6], ms[7]);
+      std::fprintf(stderr, "halo-cpu step ms: norm+quant %.2f  qkv %.2f  rope+kv %.2f  attention %.2f  o %.2f  gate|up %.2f  act+down %.2f  head %.2f\n", ms[0],
+                   ms[1], ms[2], ms[3], ms[4], ms[5], ms[6], ms[7]);
   }
 };
 
@@ -907,8 +905,8 @@ bool Model::ready() const {
                                     quantised_head.sub.size() != static_cast<size_t>(c.vocab) * (HALO_HEAD_I8_STRIDE(c.hidden) / HALO_HEAD_I4_GROUP)))
     return false;
   for (const Layer& L : layers) {
-    if (L.attn_norm.size() != static_cast<size_t>(c.hidden) || L.attn_sub_norm.size() != q_dim ||
-        L.ffn_norm.size() != static_cast<size_t>(c.hidden) || L.ffn_sub_norm.size() != static_cast<size_t>(c.intermediate))
+    if (L.attn_norm.size() != static_cast<size_t>(c.hidden) || L.attn_sub_norm.size() != q_dim || L.ffn_norm.size() != static_cast<size_t>(c.hidden) ||
+        L.ffn_sub_norm.size() != static_cast<size_t>(c.intermediate))
       return false;
     const int q = c.heads * c.head_dim, kv = c.kv_heads * c.head_dim;
     const Matrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
@@ -935,9 +933,8 @@ int attention_tile(int n, int kv_heads, int workers, const int32_t* positions) {
 
 }  // namespace
 
-halo_status Model::step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
-                        const int32_t* logit_rows, int n_logits, float* logits, const int32_t* hidden_rows, int n_hidden,
-                        float* hidden_out) {
+halo_status Model::step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n, const int32_t* logit_rows, int n_logits, float* logits,
+                        const int32_t* hidden_rows, int n_hidden, float* hidden_out) {
   std::lock_guard<std::mutex> lock(step_mutex);
   PhaseClock clock;
   const int hidden = c.hidden, hd = c.head_dim;
@@ -993,8 +990,8 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     // RoPE of q and k, then k and v into each row's KV slot: rows split over the pool.
     over_rows(pool, n, [&](int t0, int t1) {
       rope_apply(qkv_out.data() + static_cast<size_t>(t0) * qkv_rows, qkv_rows, rope_table_.data() + static_cast<size_t>(t0) * hd, t1 - t0, c.heads, hd);
-      rope_apply(qkv_out.data() + static_cast<size_t>(t0) * qkv_rows + q_dim, qkv_rows, rope_table_.data() + static_cast<size_t>(t0) * hd, t1 - t0,
-                 c.kv_heads, hd);
+      rope_apply(qkv_out.data() + static_cast<size_t>(t0) * qkv_rows + q_dim, qkv_rows, rope_table_.data() + static_cast<size_t>(t0) * hd, t1 - t0, c.kv_heads,
+                 hd);
       for (int t = t0; t < t1; t++) {
         const float* kr = qkv_out.data() + static_cast<size_t>(t) * qkv_rows + q_dim;
         write_kv(slot_ids[t], l, positions[t], kr, kr + kv_dim);
@@ -1080,30 +1077,23 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   const int head_chunk = std::max(16, (c.vocab / (pool->size() * 16) + 15) / 16 * 16);
   std::atomic<int> head_cursor{0};
   pool->run([&](int) {
-   for (int r0 = head_cursor.fetch_add(head_chunk); r0 < c.vocab; r0 = head_cursor.fetch_add(head_chunk)) {
-    const int r1 = std::min(c.vocab, r0 + head_chunk);
-    float* y = logits + r0;
-    switch (head_type) {
-      case HeadType::F16:
-        k->head_f16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
-        break;
-      case HeadType::F32:
-        k->head_f32(static_cast<const float*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
-        break;
-      case HeadType::BF16:
-        k->head_bf16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab);
-        break;
-      case HeadType::I8:
-        k->head_i8(static_cast<const int8_t*>(head_data), quantised_head.scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride,
-                   n_logits, y, c.vocab);
-        break;
-      case HeadType::I4:
-        k->head_i4(static_cast<const uint8_t*>(head_data), quantised_head.sub.data(), quantised_head.scales.data(), quantised_head.sums.data(),
-                   hidden, r0, r1,
-                   head_q.data(), head_qs.data(), q_stride, n_logits, y, c.vocab);
-        break;
+    for (int r0 = head_cursor.fetch_add(head_chunk); r0 < c.vocab; r0 = head_cursor.fetch_add(head_chunk)) {
+      const int r1 = std::min(c.vocab, r0 + head_chunk);
+      float* y = logits + r0;
+      switch (head_type) {
+        case HeadType::F16: k->head_f16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
+        case HeadType::F32: k->head_f32(static_cast<const float*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
+        case HeadType::BF16: k->head_bf16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
+        case HeadType::I8:
+          k->head_i8(static_cast<const int8_t*>(head_data), quantised_head.scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride, n_logits, y,
+                     c.vocab);
+          break;
+        case HeadType::I4:
+          k->head_i4(static_cast<const uint8_t*>(head_data), quantised_head.sub.data(), quantised_head.scales.data(), quantised_head.sums.data(), hidden, r0,
+                     r1, head_q.data(), head_qs.data(), q_stride, n_logits, y, c.vocab);
+          break;
+      }
     }
-   }
   });
   clock.lap(7);
   return check_files();
@@ -1120,8 +1110,8 @@ void Model::write_kv(int slot, int layer, int position, const float* key, const 
     k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + at, key, kv_dim);
     k->f32_to_f16(reinterpret_cast<uint16_t*>(base) + values_offset + at, value, kv_dim);
   } else if (c.kv_dtype == HALO_KV_I8) {
-    float* scales = reinterpret_cast<float*>(base + kv_scales_at()) + static_cast<size_t>(layer) * kv_scale_layer_stride() +
-                    static_cast<size_t>(position) * c.kv_heads;
+    float* scales =
+        reinterpret_cast<float*>(base + kv_scales_at()) + static_cast<size_t>(layer) * kv_scale_layer_stride() + static_cast<size_t>(position) * c.kv_heads;
     const size_t value_scales_offset = static_cast<size_t>(c.layers) * kv_scale_layer_stride();
     for (int h = 0; h < c.kv_heads; h++) {
       halo_kv_i8_row(key + h * hd, hd, reinterpret_cast<int8_t*>(base) + at + h * hd, scales + h);

@@ -66,8 +66,7 @@ struct Activations {
 };
 
 /** y[t][r] for r < m.rows: the ternary product with scales, as the reference defines it. */
-void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride,
-            const Matrix* next);
+void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next);
 
 struct Config {
   int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, context, max_sequences;
@@ -112,8 +111,8 @@ struct QuantisedHead {
  * Quantises `src` ([vocab][hidden] of `type`) to `quant` (I8: quantize_head_row, I4: halo_head_i4_row) into `out`,
  * rows split over the pool. HALO_BAD_ARGUMENT for another HeadType or an int4 head wider than HALO_HEAD_I4_MAX_HIDDEN.
  */
-halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType type, const void* src, int vocab, int hidden, HeadType quant,
-                          bool huge_pages, QuantisedHead& out);
+halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType type, const void* src, int vocab, int hidden, HeadType quant, bool huge_pages,
+                          QuantisedHead& out);
 
 /** Drops this process's mappings of the whole pages inside [p, p + bytes) of a file mapping (MADV_DONTNEED: the
  *  page cache keeps them, RSS does not; a later read faults them back in). Advice only: failures are ignored. */
@@ -167,9 +166,8 @@ struct Model {
    * ([n_logits][vocab]) and, when `n_hidden` > 0, the residual stream of `hidden_rows` after the last layer, before
    * the output norm ([n_hidden][hidden]). Every argument is checked before any KV row is written.
    */
-  halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n,
-                   const int32_t* logit_rows, int n_logits, float* logits, const int32_t* hidden_rows = nullptr,
-                   int n_hidden = 0, float* hidden = nullptr);
+  halo_status step(const int32_t* tokens, const int32_t* positions, const int32_t* slot_ids, int n, const int32_t* logit_rows, int n_logits, float* logits,
+                   const int32_t* hidden_rows = nullptr, int n_hidden = 0, float* hidden = nullptr);
 
   // KV slot layout (Config::kv_slot_bytes): keys then values [layers][context][kv_heads·head_dim] of kv_elem() bytes,
   // then for int8 the key scales and value scales [layers][context][kv_heads] f32 at kv_scales_at() bytes.

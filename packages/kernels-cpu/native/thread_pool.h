@@ -77,9 +77,7 @@ class ThreadPool {
     std::exception_ptr failure;
     try {
       fn(0);
-    } catch (...) {
-      failure = std::current_exception();
-    }
+    } catch (...) { failure = std::current_exception(); }
     // Spin briefly, then yield: on a shared machine a worker may be descheduled, and a waiter
     // burning its time slice would keep it off the core it needs.
     for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; spin++) {

@@ -23,7 +23,11 @@ function has(command) {
 /** node_api.h for the binding: Debian's nodejs-dev, then node-gyp's header cache for this Node. */
 function nodeHeaders() {
   const version = process.versions.node;
-  const candidates = ["/usr/include/node", join(homedir(), ".cache", "node-gyp", version, "include", "node"), resolve(process.execPath, "..", "..", "include", "node")];
+  const candidates = [
+    "/usr/include/node",
+    join(homedir(), ".cache", "node-gyp", version, "include", "node"),
+    resolve(process.execPath, "..", "..", "include", "node"),
+  ];
   return candidates.find((dir) => existsSync(join(dir, "node_api.h")));
 }
 
@@ -42,13 +46,35 @@ try {
     compile(`${source} (armv8.2-a+dotprod)`, [...CHECK, "-c", join(native, source), "-o", join(work, `${source}.o`)]);
   }
   // The plain-NEON table must also build for baseline ARMv8-A (no dotprod): that is the CPU it exists for.
-  compile("kernels_neon.cpp (armv8-a, no dotprod)", [...CHECK.filter((f) => !f.startsWith("-march")), "-march=armv8-a", "-c", join(native, "kernels_neon.cpp"), "-o", join(work, "neon-base.o")]);
+  compile("kernels_neon.cpp (armv8-a, no dotprod)", [
+    ...CHECK.filter((f) => !f.startsWith("-march")),
+    "-march=armv8-a",
+    "-c",
+    join(native, "kernels_neon.cpp"),
+    "-o",
+    join(work, "neon-base.o"),
+  ]);
   const headers = nodeHeaders();
   if (headers === undefined) throw new Error("node_api.h not found (install nodejs-dev or run `npx node-gyp install`); binding.cpp was not checked");
   // node-addon-api gives include_dir relative to the current directory, not to this package.
   const addonApi = createRequire(import.meta.url)("node-addon-api").include_dir;
-  const bindingDefines = ["-DNAPI_VERSION=8", "-DNAPI_DISABLE_CPP_EXCEPTIONS", "-DNODE_ADDON_API_DISABLE_DEPRECATED", "-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"];
-  compile("binding.cpp (armv8.2-a+dotprod)", [...CHECK, ...bindingDefines, `-I${resolve(process.cwd(), addonApi)}`, `-I${headers}`, "-fPIC", "-c", join(native, "binding.cpp"), "-o", join(work, "binding.o")]);
+  const bindingDefines = [
+    "-DNAPI_VERSION=8",
+    "-DNAPI_DISABLE_CPP_EXCEPTIONS",
+    "-DNODE_ADDON_API_DISABLE_DEPRECATED",
+    "-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
+  ];
+  compile("binding.cpp (armv8.2-a+dotprod)", [
+    ...CHECK,
+    ...bindingDefines,
+    `-I${resolve(process.cwd(), addonApi)}`,
+    `-I${headers}`,
+    "-fPIC",
+    "-c",
+    join(native, "binding.cpp"),
+    "-o",
+    join(work, "binding.o"),
+  ]);
 
   // 2. The kernel checks, statically linked, on an emulated CPU with dotprod and on one without.
   if (!run) {
@@ -60,10 +86,22 @@ try {
     const binary = join(work, "kernel-check");
     const baseline = CHECK.filter((f) => f !== "-Werror" && !f.startsWith("-march")).concat("-march=armv8-a");
     compile("kernel-check (static, armv8-a + the dotprod TU)", [
-      ...baseline, "-pthread", "-static", join(native, "kernels_ref.cpp"), join(native, "model.cpp"), join(native, "file_map.cpp"),
-      join(root, "test", "native", "kernel-check.cpp"), join(work, "neon-base.o"), join(work, "kernels_neon_dotprod.cpp.o"), "-o", binary,
+      ...baseline,
+      "-pthread",
+      "-static",
+      join(native, "kernels_ref.cpp"),
+      join(native, "model.cpp"),
+      join(native, "file_map.cpp"),
+      join(root, "test", "native", "kernel-check.cpp"),
+      join(work, "neon-base.o"),
+      join(work, "kernels_neon_dotprod.cpp.o"),
+      "-o",
+      binary,
     ]);
-    for (const [cpu, expected] of [["max", "neondotprod"], ["cortex-a53", "neon"]]) {
+    for (const [cpu, expected] of [
+      ["max", "neondotprod"],
+      ["cortex-a53", "neon"],
+    ]) {
       const result = spawnSync(qemu, ["-cpu", cpu, binary], { encoding: "utf8" });
       process.stdout.write(result.stdout);
       process.stderr.write(result.stderr);
@@ -74,7 +112,15 @@ try {
     }
     // The SIGBUS guard of model file mappings: its si_addr and MAP_FIXED replacement on arm64.
     const fileMapCheck = join(work, "file-map-check");
-    compile("file-map-check (static, armv8-a)", [...baseline, "-pthread", "-static", join(native, "file_map.cpp"), join(root, "test", "native", "file-map-check.cpp"), "-o", fileMapCheck]);
+    compile("file-map-check (static, armv8-a)", [
+      ...baseline,
+      "-pthread",
+      "-static",
+      join(native, "file_map.cpp"),
+      join(root, "test", "native", "file-map-check.cpp"),
+      "-o",
+      fileMapCheck,
+    ]);
     const guard = spawnSync(qemu, ["-cpu", "max", fileMapCheck], { encoding: "utf8" });
     process.stdout.write(guard.stdout);
     process.stderr.write(guard.stderr);

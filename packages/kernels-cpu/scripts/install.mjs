@@ -30,13 +30,15 @@ if (!fromSource) {
   }
 }
 
-const nodeGyp = process.env.npm_config_node_gyp ?? (() => {
-  try {
-    return require.resolve("node-gyp/bin/node-gyp.js");
-  } catch {
-    return undefined;
-  }
-})();
+const nodeGyp =
+  process.env.npm_config_node_gyp ??
+  (() => {
+    try {
+      return require.resolve("node-gyp/bin/node-gyp.js");
+    } catch {
+      return undefined;
+    }
+  })();
 const args = ["rebuild"];
 if (process.env.npm_config_nodedir === undefined && existsSync("/usr/include/node/node_api.h") && existsSync("/usr/include/node/common.gypi")) {
   args.push("--nodedir=/usr");

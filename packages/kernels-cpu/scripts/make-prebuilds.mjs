@@ -22,7 +22,9 @@ const target = join(dir, `node.${tags}.node`);
 copyFileSync(built, target);
 const strip = spawnSync("strip", ["--strip-unneeded", target], { stdio: "inherit" });
 if (strip.error !== undefined) console.warn("make-prebuilds: `strip` not found; the prebuild keeps its symbols");
-const loaded = spawnSync(process.execPath, ["-e", "const b = require(process.argv[1]); if (typeof b.NativeModel !== 'function') process.exit(3)", target], { stdio: "inherit" });
+const loaded = spawnSync(process.execPath, ["-e", "const b = require(process.argv[1]); if (typeof b.NativeModel !== 'function') process.exit(3)", target], {
+  stdio: "inherit",
+});
 if (loaded.status !== 0) {
   console.error(`make-prebuilds: ${target} does not load (exit ${loaded.status})`);
   process.exit(1);

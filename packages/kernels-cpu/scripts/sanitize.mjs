@@ -25,11 +25,27 @@ const sources = [
   ["native/model.cpp", []],
   ["native/file_map.cpp", []],
   ["test/native/kernel-check.cpp", []],
-  ...(X64 ? [["native/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]], ["native/kernels_avx512vnni.cpp", AVX512VNNI], ["native/kernels_amx.cpp", [...AVX512VNNI, "-mamx-tile", "-mamx-int8"]]] : []),
-  ...(ARM64 ? [["native/kernels_neon.cpp", []], ["native/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+dotprod"]]] : []),
+  ...(X64
+    ? [
+        ["native/kernels_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]],
+        ["native/kernels_avx512vnni.cpp", AVX512VNNI],
+        ["native/kernels_amx.cpp", [...AVX512VNNI, "-mamx-tile", "-mamx-int8"]],
+      ]
+    : []),
+  ...(ARM64
+    ? [
+        ["native/kernels_neon.cpp", []],
+        ["native/kernels_neon_dotprod.cpp", ["-march=armv8.2-a+dotprod"]],
+      ]
+    : []),
 ];
 // The AMX check: the AMX kernel on the tile model, with the tables it compares against and falls back to.
-const amxOnly = X64 ? [["native/kernels_amx.cpp", [...AVX512VNNI, "-DHALO_AMX_EMULATE"], "emulated"], ["test/native/amx-check.cpp", []]] : [];
+const amxOnly = X64
+  ? [
+      ["native/kernels_amx.cpp", [...AVX512VNNI, "-DHALO_AMX_EMULATE"], "emulated"],
+      ["test/native/amx-check.cpp", []],
+    ]
+  : [];
 // The AVX-512 int4 head on the intrinsics model: portable C++, run on every machine.
 const emulatedOnly = [["test/native/avx512-i4-check.cpp", [`-I${join(root, "test", "native")}`]]];
 // The SIGBUS guard of file mappings (native/file_map.cpp).
@@ -86,7 +102,8 @@ try {
   const probeBuild = spawnSync(cxx, [...COMMON, probeSource, "-o", probe], { stdio: "inherit" });
   if (probeBuild.status !== 0) throw new Error(`${cxx} cannot build with ${SANITIZE.join(" ")}`);
   const probeRun = run(probe);
-  if (!probeRun.reported || probeRun.status === 0) throw new Error("AddressSanitizer did not report a heap overflow in the probe; the sanitizer build is not working");
+  if (!probeRun.reported || probeRun.status === 0)
+    throw new Error("AddressSanitizer did not report a heap overflow in the probe; the sanitizer build is not working");
 
   // 2. The kernel checks, then the AMX check (its object list shares the ref and VNNI objects).
   const objects = await compileAll([...sources, ...amxOnly, ...emulatedOnly, ...fileMapOnly]);

@@ -75,14 +75,27 @@ describe("bad input becomes a HaloError, never a crash", () => {
     const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
     // A packing the loader does not read natively, so the bad trit arrives through decodeRows
     // (int8 bytes with a bad trit: src/native-packing.test.ts).
-    const bad = { ...weights.layers[0]!.q, packing: "int8 (decoded)", decodeRows: (start: number, count: number, out: Int8Array) => { weights.layers[0]!.q.decodeRows(start, count, out); out[0] = 2; } };
+    const bad = {
+      ...weights.layers[0]!.q,
+      packing: "int8 (decoded)",
+      decodeRows: (start: number, count: number, out: Int8Array) => {
+        weights.layers[0]!.q.decodeRows(start, count, out);
+        out[0] = 2;
+      },
+    };
     const broken: ModelWeights = { ...weights, layers: [{ ...weights.layers[0]!, q: bad }, ...weights.layers.slice(1)] };
     expect(await codeOf(() => createBackend({ threads: 2 }).loadModel(broken, { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
   });
 
   it("reports its kernel path, huge pages and head type; int8 and int4 heads on request", async () => {
     const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
-    for (const [isa, lmHead] of availableIsas().flatMap((isa) => [[isa, "int8"], [isa, "int4"]] as const)) {
+    for (const [isa, lmHead] of availableIsas().flatMap(
+      (isa) =>
+        [
+          [isa, "int8"],
+          [isa, "int4"],
+        ] as const,
+    )) {
       const model = (await createBackend({ threads: 2, isa, lmHead }).loadModel(weights, { contextLength: 8 })) as CpuLoadedModel;
       const info = model.nativeInfo();
       expect(info.isa).toBe(isa);
@@ -110,7 +123,12 @@ describe("bad input becomes a HaloError, never a crash", () => {
     const weights = conformanceModel({ seed: 2, activation: "silu", scaleKind: "row" });
     const backend = createBackend({ threads: 2 });
     const [a, b] = await Promise.all([backend.loadModel(weights, { contextLength: 64, maxSequences: 2 }), backend.loadModel(weights, { contextLength: 64 })]);
-    const batch = (slot: number) => ({ tokens: Int32Array.of(5, 6, 7, 8), positions: Int32Array.of(0, 1, 2, 3), slots: new Int32Array(4).fill(slot), logitRows: Int32Array.of(0, 3) });
+    const batch = (slot: number) => ({
+      tokens: Int32Array.of(5, 6, 7, 8),
+      positions: Int32Array.of(0, 1, 2, 3),
+      slots: new Int32Array(4).fill(slot),
+      logitRows: Int32Array.of(0, 3),
+    });
     const [ra, rb] = await Promise.all([a.step(batch(a.allocateSequence())), b.step(batch(b.allocateSequence()))]);
     const alone = await a.step(batch(a.allocateSequence()));
     expect(ra).toEqual(alone);
@@ -124,7 +142,11 @@ describe("backendFactory.create", () => {
   it("takes the cpu options and refuses any other key or a non-object with KERNELS_BAD_OPTION (checkBackendOptions)", () => {
     expect(backendFactory.create({ threads: 1, lmHead: "int8" }).name).toBe("cpu");
     expect(() => backendFactory.create({ threads: 1, splitKvTile: 4 })).toThrow(
-      expect.objectContaining({ code: KernelsErrorCode.KERNELS_BAD_OPTION, field: "cpu.splitKvTile", expected: "threads, isa, lmHead, hugePages, maxBatchTokens" }),
+      expect.objectContaining({
+        code: KernelsErrorCode.KERNELS_BAD_OPTION,
+        field: "cpu.splitKvTile",
+        expected: "threads, isa, lmHead, hugePages, maxBatchTokens",
+      }),
     );
     expect(() => backendFactory.create([] as never)).toThrow(expect.objectContaining({ code: KernelsErrorCode.KERNELS_BAD_OPTION, field: "cpu" }));
   });

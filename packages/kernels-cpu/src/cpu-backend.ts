@@ -19,7 +19,16 @@ import {
   type WeightsTernaryTensor,
 } from "@halo/kernels";
 import { badOption, KernelsCpuErrorCode } from "./errors.js";
-import { nativeBinding, checkStatus, fromNative, type CpuIsa, type NativeBinding, type NativeFloatDtype, type NativeHeadQuant, type NativeModelHandle } from "./native-binding.js";
+import {
+  nativeBinding,
+  checkStatus,
+  fromNative,
+  type CpuIsa,
+  type NativeBinding,
+  type NativeFloatDtype,
+  type NativeHeadQuant,
+  type NativeModelHandle,
+} from "./native-binding.js";
 import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
 import { cpuMemoryEstimate, packedArenaBytes } from "./cpu-memory.js";
 import { fuseScales, nativeScales } from "./scales.js";
@@ -62,7 +71,13 @@ const INT4_HEAD_MAX_HIDDEN = 65536;
 /** Refuses the int4 head for a model wider than its int32 lanes stay exact for (loadModel and estimateMemory alike). */
 function checkHeadFits(headQuant: NativeHeadQuant, c: WeightsConfig): void {
   if (headQuant === "int4" && c.hiddenSize > INT4_HEAD_MAX_HIDDEN) {
-    throw badOption("lmHead", "the int4 LM head takes models with a hidden size up to 65,536", `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`, c.hiddenSize, 'Use lmHead "int8" or "f16" for this model');
+    throw badOption(
+      "lmHead",
+      "the int4 LM head takes models with a hidden size up to 65,536",
+      `hiddenSize ≤ ${INT4_HEAD_MAX_HIDDEN}`,
+      c.hiddenSize,
+      'Use lmHead "int8" or "f16" for this model',
+    );
   }
 }
 
@@ -82,7 +97,8 @@ function checkAborted(signal: AbortSignal | undefined): void {
 function floatPayload(tensor: WeightsFloatTensor): { readonly values: Uint16Array | Float32Array; readonly dtype: NativeFloatDtype } {
   if (tensor.dtype === "f16" || tensor.dtype === "bf16") {
     const bytes = tensor.bytes();
-    const values = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(Uint8Array.from(bytes).buffer);
+    const values =
+      bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(Uint8Array.from(bytes).buffer);
     return { values, dtype: tensor.dtype };
   }
   return { values: tensor.toFloat32(), dtype: "f32" };
@@ -118,7 +134,8 @@ function resolveOptions(options: CpuBackendOptions, native: NativeBinding | null
   const lmHead = options.lmHead ?? "f16";
   if (!LM_HEADS.includes(lmHead)) throw badOption("lmHead", "unknown LM head storage", LM_HEADS.join(", "), lmHead);
   const maxBatchTokens = options.maxBatchTokens ?? 4096;
-  if (!Number.isSafeInteger(maxBatchTokens) || maxBatchTokens < 1) throw badOption("maxBatchTokens", "maxBatchTokens must be a whole number ≥ 1", "≥ 1", maxBatchTokens);
+  if (!Number.isSafeInteger(maxBatchTokens) || maxBatchTokens < 1)
+    throw badOption("maxBatchTokens", "maxBatchTokens must be a whole number ≥ 1", "≥ 1", maxBatchTokens);
   const hugePages = options.hugePages ?? process.env.HALO_CPU_HUGEPAGES !== "0";
   if (native !== null && isa !== "auto" && !native.isas().includes(isa)) {
     throw new HaloError(KernelsCpuErrorCode.KERNELS_CPU_ISA_UNSUPPORTED, `this CPU cannot run the ${isa} kernels`, {
@@ -276,7 +293,10 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     async loadModel(weights: ModelWeights, loadOptions: LoadOptions): Promise<LoadedModel> {
       checkAborted(loadOptions.signal);
       if (native === null) {
-        throw new HaloError(KernelsErrorCode.KERNELS_UNAVAILABLE, "the CPU backend's native addon is not available", { cause: missing, hint: missing?.message ?? "" });
+        throw new HaloError(KernelsErrorCode.KERNELS_UNAVAILABLE, "the CPU backend's native addon is not available", {
+          cause: missing,
+          hint: missing?.message ?? "",
+        });
       }
       const options = validateLoad(weights, loadOptions, capabilities);
       const c = weights.config;
@@ -314,7 +334,11 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
         // f16/bf16/f32 embedding and head in a file are borrowed from its mapping; anything else is decoded and copied.
         const embeddingRange = floatRange(weights.tokenEmbedding, model, "tokenEmbedding");
         if (embeddingRange !== null) {
-          checkStatus(model.mapFloat!("embedding", embeddingRange.path, embeddingRange.offset, embeddingRange.length, embeddingRange.dtype, "none"), "mapping the token embedding", "tokenEmbedding");
+          checkStatus(
+            model.mapFloat!("embedding", embeddingRange.path, embeddingRange.offset, embeddingRange.length, embeddingRange.dtype, "none"),
+            "mapping the token embedding",
+            "tokenEmbedding",
+          );
         } else {
           const embedding = floatPayload(weights.tokenEmbedding);
           checkStatus(model.setEmbedding(embedding.values, embedding.dtype === "bf16"), "copying the token embedding", "tokenEmbedding");
@@ -324,7 +348,11 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
         } else {
           const headRange = floatRange(weights.lmHead, model, "lmHead");
           if (headRange !== null) {
-            checkStatus(model.mapFloat!("head", headRange.path, headRange.offset, headRange.length, headRange.dtype, resolved.headQuant), "mapping the LM head", "lmHead");
+            checkStatus(
+              model.mapFloat!("head", headRange.path, headRange.offset, headRange.length, headRange.dtype, resolved.headQuant),
+              "mapping the LM head",
+              "lmHead",
+            );
           } else {
             const head = floatPayload(weights.lmHead);
             checkStatus(model.setHead(head.dtype, head.values, resolved.headQuant), "preparing the LM head", "lmHead");

@@ -52,16 +52,21 @@ export function cpuOps(native: NativeBinding, isa: string, threads: number): Ker
     },
     ternaryMatmul(weight, x, scheme) {
       checkRows("x", x.length, weight.cols);
-      if (scheme === "q8k-block" && weight.cols % 256 !== 0) throw badArgument("weight.cols", "Q8_K activations need K a multiple of 256", "a multiple of 256", weight.cols);
+      if (scheme === "q8k-block" && weight.cols % 256 !== 0)
+        throw badArgument("weight.cols", "Q8_K activations need K a multiple of 256", "a multiple of 256", weight.cols);
       const trits = new Int8Array(weight.rows * weight.cols);
       weight.decodeRows(0, weight.rows, trits);
       const scales = nativeScales(weight.scale, weight.rows, weight.cols);
-      return result(native.ternaryMatmul(isa, threads, trits, weight.rows, weight.cols, scales.block, scales.values, x, scheme === "per-token"), "ternaryMatmul");
+      return result(
+        native.ternaryMatmul(isa, threads, trits, weight.rows, weight.cols, scales.block, scales.values, x, scheme === "per-token"),
+        "ternaryMatmul",
+      );
     },
     rope(x, positions, numHeads, headDim, theta) {
       if (headDim % 2 !== 0) throw badArgument("headDim", "RoPE needs an even head width", "even", headDim);
       checkRows("x", x.length, numHeads * headDim);
-      if (x.length / (numHeads * headDim) !== positions.length) throw badArgument("positions", "one position per row", x.length / (numHeads * headDim), positions.length);
+      if (x.length / (numHeads * headDim) !== positions.length)
+        throw badArgument("positions", "one position per row", x.length / (numHeads * headDim), positions.length);
       return native.rope(x, positions, numHeads, headDim, theta);
     },
     attention(input) {
@@ -70,20 +75,26 @@ export function cpuOps(native: NativeBinding, isa: string, threads: number): Ker
       checkRows("queries", queries.length, numHeads * headDim);
       checkRows("keys", keys.length, numKvHeads * headDim);
       if (values.length !== keys.length) throw badArgument("values", "values and keys differ in length", keys.length, values.length);
-      if (queryPositions.length !== queries.length / (numHeads * headDim)) throw badArgument("queryPositions", "one position per query", queries.length / (numHeads * headDim), queryPositions.length);
+      if (queryPositions.length !== queries.length / (numHeads * headDim))
+        throw badArgument("queryPositions", "one position per query", queries.length / (numHeads * headDim), queryPositions.length);
       const length = keys.length / (numKvHeads * headDim);
       queryPositions.forEach((p, t) => {
         if (p < 0 || p >= length) throw badArgument(`queryPositions[${t}]`, "query position outside the keys", `[0, ${length})`, p);
       });
-      return result(native.attention(isa, threads, queries, keys, values, queryPositions, numHeads, numKvHeads, headDim, input.tileSize ?? 0, "f32"), "attention");
+      return result(
+        native.attention(isa, threads, queries, keys, values, queryPositions, numHeads, numKvHeads, headDim, input.tileSize ?? 0, "f32"),
+        "attention",
+      );
     },
     lmHead(x, head) {
       const [vocab, hidden] = head.shape;
-      if (head.shape.length !== 2 || vocab === undefined || hidden === undefined) throw badArgument("head", "LM head must be 2-D", "[vocab, hidden]", head.shape);
+      if (head.shape.length !== 2 || vocab === undefined || hidden === undefined)
+        throw badArgument("head", "LM head must be 2-D", "[vocab, hidden]", head.shape);
       checkRows("x", x.length, hidden);
       if (head.dtype === "f16") {
         const bytes = head.bytes();
-        const bits = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(Uint8Array.from(bytes).buffer);
+        const bits =
+          bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(Uint8Array.from(bytes).buffer);
         return result(native.lmHead(isa, threads, x, "f16", bits, vocab, hidden), "lmHead");
       }
       return result(native.lmHead(isa, threads, x, "f32", head.toFloat32(), vocab, hidden), "lmHead");

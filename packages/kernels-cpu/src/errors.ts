@@ -14,7 +14,8 @@ import { defineErrorCodes, HaloError } from "@halo/errors";
 export const KernelsCpuErrorCode = defineErrorCodes({
   KERNELS_CPU_NATIVE_MISSING:
     "No compiled addon (prebuilds/<platform>-<arch>/*.node or build/Release/halo_cpu.node) matches this platform, or it failed to load; the message names the piece that is missing.",
-  KERNELS_CPU_BAD_OPTION: "A createBackend option (threads, isa, lmHead, hugePages, maxBatchTokens) or a measureReadBandwidth option (threads, mib) is out of range or unknown.",
+  KERNELS_CPU_BAD_OPTION:
+    "A createBackend option (threads, isa, lmHead, hugePages, maxBatchTokens) or a measureReadBandwidth option (threads, mib) is out of range or unknown.",
   KERNELS_CPU_ISA_UNSUPPORTED: "The instruction set forced with `isa` or HALO_CPU_ISA is not available on this CPU.",
   KERNELS_CPU_NATIVE_FAILED: "The native code returned a failure status (out of memory, or an argument it refused).",
   KERNELS_CPU_MODEL_FILE_CHANGED:

@@ -26,7 +26,9 @@ describe.skipIf(!hasAmx)(`amx gemm_i2 on AMX tiles (${NEEDS})`, () => {
           const trits = random.trits(rows * cols);
           const x = Int8Array.from({ length: n * cols }, () => random.int(256) - 128);
           if (rows === 80) x.fill(-128, 0, cols); // largest magnitudes in one token
-          expect(native.gemmRaw("amx", trits, rows, cols, x, false), `amx rows=${rows} cols=${cols} n=${n}`).toEqual(native.gemmRaw("scalar", trits, rows, cols, x, false));
+          expect(native.gemmRaw("amx", trits, rows, cols, x, false), `amx rows=${rows} cols=${cols} n=${n}`).toEqual(
+            native.gemmRaw("scalar", trits, rows, cols, x, false),
+          );
         }
       }
     }

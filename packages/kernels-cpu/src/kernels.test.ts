@@ -55,8 +55,12 @@ describe("ternary GEMV/GEMM kernels", () => {
             const x = int8s(random, n * cols);
             // Extremes: every activation -128 or 127 must not saturate any intermediate.
             if (n > 1) x.fill(-128, 0, cols);
-            expect(native.gemmRaw(isa, trits, rows, cols, x, false), `${isa} rows=${rows} cols=${cols} n=${n}`).toEqual(native.gemmRaw("scalar", trits, rows, cols, x, false));
-            expect(native.gemmRaw(isa, trits, rows, cols, x, true), `${isa} blocks rows=${rows} cols=${cols} n=${n}`).toEqual(native.gemmRaw("scalar", trits, rows, cols, x, true));
+            expect(native.gemmRaw(isa, trits, rows, cols, x, false), `${isa} rows=${rows} cols=${cols} n=${n}`).toEqual(
+              native.gemmRaw("scalar", trits, rows, cols, x, false),
+            );
+            expect(native.gemmRaw(isa, trits, rows, cols, x, true), `${isa} blocks rows=${rows} cols=${cols} n=${n}`).toEqual(
+              native.gemmRaw("scalar", trits, rows, cols, x, true),
+            );
           }
         }
       }
@@ -80,7 +84,11 @@ describe("LM head kernels", () => {
             const weights = random.floats(vocab * hidden, 0.5);
             const x = random.floats(n * hidden, 2);
             const head =
-              kind === "f16" ? Uint16Array.from(native.f16Round("scalar", weights), (v) => f16Bits(v)) : kind === "bf16" ? new Uint16Array(weights.buffer).filter((_, i) => i % 2 === 1) : weights;
+              kind === "f16"
+                ? Uint16Array.from(native.f16Round("scalar", weights), (v) => f16Bits(v))
+                : kind === "bf16"
+                  ? new Uint16Array(weights.buffer).filter((_, i) => i % 2 === 1)
+                  : weights;
             const want = native.lmHead("scalar", 1, x, kind, head, vocab, hidden) as Float32Array;
             const got = native.lmHead(isa, 2, x, kind, head, vocab, hidden) as Float32Array;
             for (let t = 0; t < n; t++) {
@@ -125,7 +133,11 @@ describe("attention kernels", () => {
   for (const isa of simd) {
     it(`${isa} equals scalar on f32, f16 and int8 caches, one pass and tiles`, () => {
       const random = new SeededRandom(24);
-      for (const [heads, kvHeads, headDim] of [[4, 2, 16], [6, 3, 17], [20, 5, 128]] as const) {
+      for (const [heads, kvHeads, headDim] of [
+        [4, 2, 16],
+        [6, 3, 17],
+        [20, 5, 128],
+      ] as const) {
         for (const length of [1, 9, 300]) {
           const keys = random.floats(length * kvHeads * headDim, 2);
           const values = random.floats(length * kvHeads * headDim);
@@ -138,7 +150,9 @@ describe("attention kernels", () => {
               const got = native.attention(isa, 2, q, keys, values, positions, heads, kvHeads, headDim, tile, kvDtype) as Float32Array;
               let worst = 0;
               for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / vMax);
-              expect(worst, `${isa} heads=${heads}/${kvHeads} d=${headDim} len=${length} kv=${kvDtype} tile=${tile}`).toBeLessThanOrEqual(MAX_REL_ERROR_ATTENTION + 2 ** -24);
+              expect(worst, `${isa} heads=${heads}/${kvHeads} d=${headDim} len=${length} kv=${kvDtype} tile=${tile}`).toBeLessThanOrEqual(
+                MAX_REL_ERROR_ATTENTION + 2 ** -24,
+              );
             }
           }
         }

@@ -75,7 +75,8 @@ function mappedWeights(weights: ModelWeights, name: string, layout: Layout): Mod
         packing: "halo-i2x256",
         scale: tensor.scale,
         bytes: () => bytes,
-        decodeRows: (rowStart: number, rowCount: number, out: Int8Array) => out.set(trits.subarray(rowStart * tensor.cols, (rowStart + rowCount) * tensor.cols)),
+        decodeRows: (rowStart: number, rowCount: number, out: Int8Array) =>
+          out.set(trits.subarray(rowStart * tensor.cols, (rowStart + rowCount) * tensor.cols)),
         fileRange: () => ({ path, offset, length: bytes.byteLength }),
       } satisfies WeightsTernaryTensor;
     }
@@ -119,8 +120,14 @@ describe("zero-copy loads from a mapped file", () => {
       expect(original.mappedBytes).toBe(0);
       const c = weights.config;
       const blockBytes = (cols: number): number => Math.ceil(cols / 256) * 64;
-      const q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
-      const perLayer = { qkv: (q + 2 * kv) * blockBytes(c.hiddenSize), o: c.hiddenSize * blockBytes(q), gateUp: 2 * c.intermediateSize * blockBytes(c.hiddenSize), down: c.hiddenSize * blockBytes(c.intermediateSize) };
+      const q = c.numHeads * c.headDim,
+        kv = c.numKvHeads * c.headDim;
+      const perLayer = {
+        qkv: (q + 2 * kv) * blockBytes(c.hiddenSize),
+        o: c.hiddenSize * blockBytes(q),
+        gateUp: 2 * c.intermediateSize * blockBytes(c.hiddenSize),
+        down: c.hiddenSize * blockBytes(c.intermediateSize),
+      };
       // A tied embedding is the LM head, read whole every token: it is copied out of the mapping into huge pages
       // (HALO_CPU_COPY_HEAD=0 keeps it borrowed); an untied one is only looked up by row and stays borrowed.
       const embedding = c.tiedEmbeddings ? 0 : weights.tokenEmbedding.bytes().byteLength;
@@ -165,8 +172,14 @@ describe("zero-copy loads from a mapped file", () => {
       const mapped = await logitsOf(withCodec);
       const mappedWithout = await logitsOf(withoutCodec);
       const blockBytes = (cols: number): number => Math.ceil(cols / 256) * 64;
-      const q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
-      const matrices = c.numLayers * ((q + 2 * kv) * blockBytes(c.hiddenSize) + c.hiddenSize * blockBytes(q) + 2 * c.intermediateSize * blockBytes(c.hiddenSize) + c.hiddenSize * blockBytes(c.intermediateSize));
+      const q = c.numHeads * c.headDim,
+        kv = c.numKvHeads * c.headDim;
+      const matrices =
+        c.numLayers *
+        ((q + 2 * kv) * blockBytes(c.hiddenSize) +
+          c.hiddenSize * blockBytes(q) +
+          2 * c.intermediateSize * blockBytes(c.hiddenSize) +
+          c.hiddenSize * blockBytes(c.intermediateSize));
       // Both files map the same embedding (or none); the halo-i2x256 file maps every matrix on top of it.
       expect(mapped.mappedBytes).toBeGreaterThan(0);
       expect(mapped.mappedBytes - repacked.mappedBytes).toBe(matrices);

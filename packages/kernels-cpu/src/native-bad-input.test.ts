@@ -3,8 +3,20 @@ import { describe, expect, it } from "vitest";
 import { NativeStatus, nativeBinding, type NativeConfig } from "./native-binding.js";
 
 const CONFIG: NativeConfig = {
-  hidden: 256, intermediate: 512, layers: 1, heads: 4, kvHeads: 2, headDim: 64, vocab: 32, context: 16, maxSequences: 1,
-  ropeTheta: 10000, eps: 1e-5, relu2: true, kvDtype: "f16", perToken: true,
+  hidden: 256,
+  intermediate: 512,
+  layers: 1,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 64,
+  vocab: 32,
+  context: 16,
+  maxSequences: 1,
+  ropeTheta: 10000,
+  eps: 1e-5,
+  relu2: true,
+  kvDtype: "f16",
+  perToken: true,
 };
 const ARENA = 1 << 20;
 
@@ -16,7 +28,13 @@ describe("native binding bad input", () => {
   const native = nativeBinding();
 
   it.each([
-    ["hidden", 1e12], ["vocab", Number.NaN], ["layers", Infinity], ["heads", -3], ["context", 2.5], ["ropeTheta", Infinity], ["eps", Number.NaN],
+    ["hidden", 1e12],
+    ["vocab", Number.NaN],
+    ["layers", Infinity],
+    ["heads", -3],
+    ["context", 2.5],
+    ["ropeTheta", Infinity],
+    ["eps", Number.NaN],
   ])("config.%s = %s is refused with BAD_ARGUMENT", (key, value) => {
     let thrown: unknown;
     try {
@@ -28,7 +46,9 @@ describe("native binding bad input", () => {
   });
 
   it.each([["q4"], [""], [undefined], [true]])("config.kvDtype = %s is refused, naming the accepted dtypes", (kvDtype) => {
-    expect(() => new native.NativeModel({ ...CONFIG, kvDtype } as unknown as NativeConfig, "scalar", 1, ARENA, false)).toThrow(/kvDtype must be "f32", "f16" or "int8"/);
+    expect(() => new native.NativeModel({ ...CONFIG, kvDtype } as unknown as NativeConfig, "scalar", 1, ARENA, false)).toThrow(
+      /kvDtype must be "f32", "f16" or "int8"/,
+    );
   });
 
   it("allocates and frees an int8 KV slot (codes, then scales)", () => {

@@ -99,11 +99,41 @@ export interface NativeStepResult {
 export interface NativeBinding {
   NativeModel: new (config: NativeConfig, isa: string, threads: number, arenaBytes: number, hugePages: boolean) => NativeModelHandle;
   quantize(x: Float32Array, width: number, perToken: boolean): { values: Int8Array; scales: Float32Array };
-  ternaryMatmul(isa: string, threads: number, trits: Int8Array, rows: number, cols: number, scaleBlock: number, scales: Float32Array, x: Float32Array, perToken: boolean): Float32Array | number;
+  ternaryMatmul(
+    isa: string,
+    threads: number,
+    trits: Int8Array,
+    rows: number,
+    cols: number,
+    scaleBlock: number,
+    scales: Float32Array,
+    x: Float32Array,
+    perToken: boolean,
+  ): Float32Array | number;
   rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array;
   rope(x: Float32Array, positions: Int32Array, heads: number, headDim: number, theta: number): Float32Array;
-  attention(isa: string, threads: number, q: Float32Array, keys: Float32Array, values: Float32Array, positions: Int32Array, heads: number, kvHeads: number, headDim: number, tile: number, kvDtype: "f32" | "f16" | "int8"): Float32Array | number;
-  lmHead(isa: string, threads: number, x: Float32Array, kind: NativeFloatDtype | "int8" | "int4", head: Uint16Array | Float32Array, vocab: number, hidden: number): Float32Array | number;
+  attention(
+    isa: string,
+    threads: number,
+    q: Float32Array,
+    keys: Float32Array,
+    values: Float32Array,
+    positions: Int32Array,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    tile: number,
+    kvDtype: "f32" | "f16" | "int8",
+  ): Float32Array | number;
+  lmHead(
+    isa: string,
+    threads: number,
+    x: Float32Array,
+    kind: NativeFloatDtype | "int8" | "int4",
+    head: Uint16Array | Float32Array,
+    vocab: number,
+    hidden: number,
+  ): Float32Array | number;
   gemmRaw(isa: string, trits: Int8Array, rows: number, cols: number, x: Int8Array, blocks: boolean): Int32Array | number;
   f16Round(isa: string, x: Float32Array): Float32Array;
   /** The forward worker's argmax of `rows` rows of `vocab` logits (for its tests). */
@@ -182,7 +212,10 @@ export function statusError(status: number, what: string, field?: string, cause?
   const details = { ...(field === undefined ? {} : { field }), ...(cause === undefined ? {} : { cause }) };
   switch (status) {
     case NativeStatus.BAD_ARGUMENT:
-      return new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `${what}: the native code refused the arguments`, { ...details, hint: "Check shapes and lengths against the documented layout" });
+      return new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `${what}: the native code refused the arguments`, {
+        ...details,
+        hint: "Check shapes and lengths against the documented layout",
+      });
     case NativeStatus.BAD_WEIGHTS:
       return new HaloError(KernelsErrorCode.KERNELS_BAD_WEIGHTS, `${what}: a ternary weight is outside {-1, 0, 1}`, { ...details, expected: "-1, 0 or 1" });
     case NativeStatus.DISPOSED:
@@ -190,7 +223,10 @@ export function statusError(status: number, what: string, field?: string, cause?
     case NativeStatus.FILE_CHANGED:
       return fileChangedError(what, (cause as { fileChange?: NativeFileChange } | undefined)?.fileChange, details);
     case NativeStatus.OUT_OF_MEMORY:
-      return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_FAILED, `${what}: out of memory`, { ...details, hint: "Use a smaller contextLength or maxSequences" });
+      return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_FAILED, `${what}: out of memory`, {
+        ...details,
+        hint: "Use a smaller contextLength or maxSequences",
+      });
     default:
       return new HaloError(KernelsCpuErrorCode.KERNELS_CPU_NATIVE_FAILED, `${what}: native status ${status}`, details);
   }
@@ -215,7 +251,9 @@ export function fileChangedError(what: string, change: NativeFileChange | undefi
   }
   const found = changes.length > 0 ? changes.join(", ") : "it changed";
   const expected =
-    change === undefined ? "the file as it was when the model was loaded" : `the file as it was when the model was loaded: ${change.sizeBefore} bytes, modified ${timeText(change.modifiedBefore)}`;
+    change === undefined
+      ? "the file as it was when the model was loaded"
+      : `the file as it was when the model was loaded: ${change.sizeBefore} bytes, modified ${timeText(change.modifiedBefore)}`;
   return new HaloError(
     KernelsCpuErrorCode.KERNELS_CPU_MODEL_FILE_CHANGED,
     `${what}: the model file changed while the model was loaded, so the weights in memory can no longer be trusted: ` +

@@ -122,7 +122,11 @@ async function expectSameLogits(weights: ModelWeights, seed: number, threads: nu
 describe("native repacking from stored bytes", () => {
   it.each([
     ["synth tiny relu2", synthModel({ shape: "tiny", seed: 11 }), ["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed"]],
-    ["synth tiny-gqa silu untied", synthModel({ shape: "tiny-gqa", activation: "silu", untiedHead: true, seed: 12 }), ["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed"]],
+    [
+      "synth tiny-gqa silu untied",
+      synthModel({ shape: "tiny-gqa", activation: "silu", untiedHead: true, seed: 12 }),
+      ["halo-v2", "tq2_0", "int8", "i2_s", "hf-packed"],
+    ],
     ["conformance, cols not a multiple of 4", conformanceModel({ seed: 5, hiddenSize: 50, intermediateSize: 83, scaleKind: "tensor" }), ["halo-v2", "int8"]],
   ] as const)("%s: identical logits via bytes() and via decodeRows", async (_name, weights, formats) => {
     for (const threads of [1, 2, 3]) await expectSameLogits(weights, threads, threads, formats);
@@ -130,20 +134,39 @@ describe("native repacking from stored bytes", () => {
 
   it("any shape: identical logits (fast-check)", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 1000 }), async (half, intermediate, seed) => {
-        const weights = conformanceModel({ seed, hiddenSize: 2 * half, intermediateSize: intermediate, numLayers: 1, scaleKind: "tensor" });
-        await expectSameLogits(weights, seed, 1 + (seed % 3), ["halo-v2", "int8"]);
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.integer({ min: 1, max: 1000 }),
+        async (half, intermediate, seed) => {
+          const weights = conformanceModel({ seed, hiddenSize: 2 * half, intermediateSize: intermediate, numLayers: 1, scaleKind: "tensor" });
+          await expectSameLogits(weights, seed, 1 + (seed % 3), ["halo-v2", "int8"]);
+        },
+      ),
       { numRuns: 12 },
     );
   });
 
   it("tq2_0 with cols a multiple of 256, any row count (fast-check)", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 1000 }), async (blocks, intermediate, seed) => {
-        const weights = conformanceModel({ seed, hiddenSize: 256 * blocks, intermediateSize: 256 * Math.ceil(intermediate / 100), numHeads: 2, numKvHeads: 1, headDim: 128, numLayers: 1, scaleKind: "tensor" });
-        await expectSameLogits(weights, seed, 1 + (seed % 3), ["tq2_0"]);
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 200 }),
+        fc.integer({ min: 1, max: 1000 }),
+        async (blocks, intermediate, seed) => {
+          const weights = conformanceModel({
+            seed,
+            hiddenSize: 256 * blocks,
+            intermediateSize: 256 * Math.ceil(intermediate / 100),
+            numHeads: 2,
+            numKvHeads: 1,
+            headDim: 128,
+            numLayers: 1,
+            scaleKind: "tensor",
+          });
+          await expectSameLogits(weights, seed, 1 + (seed % 3), ["tq2_0"]);
+        },
+      ),
       { numRuns: 6 },
     );
   });

@@ -8,7 +8,17 @@ import { afterAll, describe, expect, expectTypeOf, it } from "vitest";
 import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
 import type { PackingCodec } from "@halo/kernels";
-import { openModel, readHalo, synthModel, ternaryPackings, TERNARY_ROLES, writeHalo, type TernaryCodec, type TernaryCodecs, type WriteHaloOptions } from "@halo/h1b-format";
+import {
+  openModel,
+  readHalo,
+  synthModel,
+  ternaryPackings,
+  TERNARY_ROLES,
+  writeHalo,
+  type TernaryCodec,
+  type TernaryCodecs,
+  type WriteHaloOptions,
+} from "@halo/h1b-format";
 import { cpuPacking, HALO_I2X256_BLOCK_BYTES, haloI2x256RowBytes } from "./packing.js";
 import { backendFactory } from "./cpu-factory.js";
 
@@ -165,9 +175,11 @@ describe("cpuPacking (halo-i2x256)", () => {
   it("keeps rows independent: a matrix's bytes are its rows' bytes end to end, and any row range decodes alone (property)", () => {
     fc.assert(
       fc.property(
-        shapedMatrix.chain(([rows, cols, trits]) => fc.tuple(fc.constant(rows), fc.constant(cols), fc.constant(trits), fc.integer({ min: 0, max: rows - 1 }))).chain(([rows, cols, trits, start]) =>
-          fc.tuple(fc.constant(rows), fc.constant(cols), fc.constant(trits), fc.constant(start), fc.integer({ min: 1, max: rows - start })),
-        ),
+        shapedMatrix
+          .chain(([rows, cols, trits]) => fc.tuple(fc.constant(rows), fc.constant(cols), fc.constant(trits), fc.integer({ min: 0, max: rows - 1 })))
+          .chain(([rows, cols, trits, start]) =>
+            fc.tuple(fc.constant(rows), fc.constant(cols), fc.constant(trits), fc.constant(start), fc.integer({ min: 1, max: rows - start })),
+          ),
         ([rows, cols, trits, start, count]) => {
           const bytes = cpuPacking.encode(trits, rows, cols);
           const rowBytes = cpuPacking.rowBytes!(cols)!;

@@ -64,11 +64,18 @@ function checkMatrix(rows: number, cols: number, where: string): void {
     ["cols", cols],
   ] as const) {
     if (!Number.isSafeInteger(value) || value <= 0) {
-      throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `${where}: ${name} must be a positive whole number`, { field: name, expected: "> 0", actual: value });
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `${where}: ${name} must be a positive whole number`, {
+        field: name,
+        expected: "> 0",
+        actual: value,
+      });
     }
   }
   if (!Number.isSafeInteger(rows * cols) || rows * cols > 2 ** 40) {
-    throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `${where}: rows × cols overflows`, { expected: "at most 2^40 weights", actual: `${rows} × ${cols}` });
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, `${where}: rows × cols overflows`, {
+      expected: "at most 2^40 weights",
+      actual: `${rows} × ${cols}`,
+    });
   }
 }
 

@@ -39,7 +39,12 @@ let inFlight = null;
 if (mode === "during") {
   const n = 500;
   model.truncateSequence(slot, 0);
-  const long = { tokens: Int32Array.from({ length: n }, (_, i) => i % 200), positions: Int32Array.from({ length: n }, (_, i) => i), slots: new Int32Array(n).fill(slot), logitRows: Int32Array.of(n - 1) };
+  const long = {
+    tokens: Int32Array.from({ length: n }, (_, i) => i % 200),
+    positions: Int32Array.from({ length: n }, (_, i) => i),
+    slots: new Int32Array(n).fill(slot),
+    logitRows: Int32Array.of(n - 1),
+  };
   const pending = model.step(long).then(
     (logits) => ({ ok: true, logits }),
     (error) => ({ ok: false, code: error.code, message: error.message }),
@@ -52,7 +57,7 @@ else if (mode === "shrink") truncateSync(path, Math.floor(size / 2));
 else if (mode === "overwrite") {
   const bytes = readFileSync(other);
   if (bytes.byteLength !== size) throw new Error(`the two tiny models differ in size (${size} vs ${bytes.byteLength}): the overwrite case needs equal sizes`);
-  writeFileSync(path, bytes);  // same path, same inode, same size: O_TRUNC then write, as cp does
+  writeFileSync(path, bytes); // same path, same inode, same size: O_TRUNC then write, as cp does
 } else if (mode === "rename") renameSync(other, path);
 else throw new Error(`unknown mode ${mode}`);
 const after = inFlight === null ? [await step(), await step()] : [inFlight, await step()];

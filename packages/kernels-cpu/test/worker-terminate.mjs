@@ -10,7 +10,12 @@ async function loadAndStep(threads) {
   const model = await createBackend({ threads }).loadModel(synthModel({ shape: "tiny", seed: 3 }), { contextLength: 256 });
   const slot = model.allocateSequence();
   const tokens = Int32Array.from({ length: PROMPT }, (_, i) => (i * 7 + 3) % 200);
-  const batch = { tokens, positions: Int32Array.from({ length: PROMPT }, (_, i) => i), slots: new Int32Array(PROMPT).fill(slot), logitRows: Int32Array.of(PROMPT - 1) };
+  const batch = {
+    tokens,
+    positions: Int32Array.from({ length: PROMPT }, (_, i) => i),
+    slots: new Int32Array(PROMPT).fill(slot),
+    logitRows: Int32Array.of(PROMPT - 1),
+  };
   // Each step prefills the slot from position 0 again.
   const run = () => {
     model.truncateSequence(slot, 0);
@@ -35,7 +40,9 @@ if (!isMainThread) {
     const worker = new Worker(new URL(import.meta.url), { workerData: { threads: round % 2 === 0 ? 2 : 1 } });
     const stepping = new Promise((resolve, reject) => {
       let seen = 0;
-      worker.on("message", (m) => { if (m === "stepping" && ++seen === 1 + (round % 3)) resolve(); });
+      worker.on("message", (m) => {
+        if (m === "stepping" && ++seen === 1 + (round % 3)) resolve();
+      });
       worker.on("error", reject);
       worker.on("exit", (code) => reject(new Error(`worker exited early with ${code}`)));
     });

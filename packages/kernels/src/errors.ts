@@ -15,8 +15,7 @@ import { defineErrorCodes } from "@halo/errors";
  */
 export const KernelsErrorCode = defineErrorCodes({
   KERNELS_UNAVAILABLE: "The backend cannot run on this machine (missing hardware, driver or native build); probe() says why.",
-  KERNELS_UNSUPPORTED_CONFIG:
-    "The model's architecture, activation, head layout, packing or dtype is one this backend does not support.",
+  KERNELS_UNSUPPORTED_CONFIG: "The model's architecture, activation, head layout, packing or dtype is one this backend does not support.",
   KERNELS_BAD_WEIGHTS: "A weight tensor has the wrong shape, scale count or dtype for its role in the config.",
   KERNELS_BAD_OPTION: "A load option (contextLength, maxSequences, kvDtype, activationQuant) is invalid.",
   KERNELS_ABORTED: "Loading was cancelled through the AbortSignal passed in the options.",

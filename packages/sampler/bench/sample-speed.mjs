@@ -23,7 +23,7 @@ const cases = {
   "llama.cpp defaults (T .8, k 40, p .95, min-p .05, repeat 1.1)": { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1.1 },
   "top-p .95 without top-k (quickselect over V)": { temperature: 1, topP: 0.95 },
   "top-p .95 without top-k, flat logits": { temperature: 1, topP: 0.95, flat: true },
-  "OpenAI penalties + bias + 5 top logprobs": { temperature: 0.7, presencePenalty: 0.5, frequencyPenalty: 0.5, logitBias: { "42": -100 }, topLogprobs: 5 },
+  "OpenAI penalties + bias + 5 top logprobs": { temperature: 0.7, presencePenalty: 0.5, frequencyPenalty: 0.5, logitBias: { 42: -100 }, topLogprobs: 5 },
 };
 
 const flat = Array.from({ length: ROWS }, () => {

@@ -15,8 +15,7 @@ export const SamplerErrorCode = defineErrorCodes({
   SAMPLER_VOCAB_MISMATCH:
     "A logits row's length differs from the vocabulary size the sampler was created for, or a logit bias names a token id outside the vocabulary.",
   SAMPLER_BAD_TOKEN: "A token id in the penalty history is not an integer in [0, vocabSize).",
-  SAMPLER_NO_CANDIDATES:
-    "After sanitising, penalties and logit bias every logit is −Infinity (or was NaN), so no token can be chosen.",
+  SAMPLER_NO_CANDIDATES: "After sanitising, penalties and logit bias every logit is −Infinity (or was NaN), so no token can be chosen.",
 });
 
 /** Union of the codes in {@link SamplerErrorCode}. */

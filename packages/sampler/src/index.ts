@@ -21,10 +21,4 @@ export { computeLogprobs } from "./logprobs.js";
 export type { TokenLogprob, TokenLogprobs } from "./logprobs.js";
 export { MAX_LOGIT_BIAS, MAX_TOP_LOGPROBS } from "./validate.js";
 export { SamplerChain, createSampler, resolveSamplerOptions, SAMPLER_STAGE_ORDER, SAMPLER_OPTION_KEYS } from "./sampler-chain.js";
-export type {
-  SamplerOptions,
-  SamplerContext,
-  SampleResult,
-  ResolvedSamplerOptions,
-  SamplerStage,
-} from "./sampler-chain.js";
+export type { SamplerOptions, SamplerContext, SampleResult, ResolvedSamplerOptions, SamplerStage } from "./sampler-chain.js";

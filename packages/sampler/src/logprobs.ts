@@ -31,12 +31,7 @@ export interface TokenLogprobs {
  * // logprob = -Math.LN2, top = [{ token: 0, logprob: -Math.LN2 }, { token: 1, logprob: -Math.LN2 }]
  * ```
  */
-export function computeLogprobs(
-  logits: Float32Array | Float64Array,
-  token: number,
-  topN = 0,
-  scratch?: SamplerScratch,
-): TokenLogprobs {
+export function computeLogprobs(logits: Float32Array | Float64Array, token: number, topN = 0, scratch?: SamplerScratch): TokenLogprobs {
   checkTopLogprobs(topN);
   const length = logits.length;
   let max = Number.NEGATIVE_INFINITY;

@@ -35,8 +35,7 @@ describe("applyPresenceFrequencyPenalty", () => {
           for (let i = 0; i < row.length; i++) {
             const count = history.filter((t) => t === i).length;
             const v = before[i]!;
-            const expected =
-              count === 0 || v === Number.NEGATIVE_INFINITY ? v : Math.fround(v - count * frequency - (count > 0 ? presence : 0));
+            const expected = count === 0 || v === Number.NEGATIVE_INFINITY ? v : Math.fround(v - count * frequency - (count > 0 ? presence : 0));
             if (row[i] !== expected) return false;
           }
           return true;

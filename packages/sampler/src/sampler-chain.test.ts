@@ -51,9 +51,7 @@ function expectError(run: () => unknown, code: string, field: string): void {
 describe("resolveSamplerOptions", () => {
   it("fills OpenAI's defaults", () => {
     const o = resolveSamplerOptions({}, 10);
-    expect([o.temperature, o.topK, o.topP, o.minP, o.repeatPenalty, o.repeatLastN, o.presencePenalty, o.frequencyPenalty]).toEqual([
-      1, 0, 1, 0, 1, 64, 0, 0,
-    ]);
+    expect([o.temperature, o.topK, o.topP, o.minP, o.repeatPenalty, o.repeatLastN, o.presencePenalty, o.frequencyPenalty]).toEqual([1, 0, 1, 0, 1, 64, 0, 0]);
     expect([o.logprobs, o.topLogprobs, o.logprobsSource, o.logitBias.size]).toEqual([false, 0, "processed", 0]);
     expect(resolveSamplerOptions({ topLogprobs: 3 }, 10).logprobs).toBe(true);
   });
@@ -73,8 +71,8 @@ describe("resolveSamplerOptions", () => {
       [{ repeatLastN: -5 }, "SAMPLER_BAD_OPTION", "repeatLastN"],
       [{ presencePenalty: Number.NaN }, "SAMPLER_BAD_OPTION", "presencePenalty"],
       [{ frequencyPenalty: Number.NEGATIVE_INFINITY }, "SAMPLER_BAD_OPTION", "frequencyPenalty"],
-      [{ logitBias: { "10": 1 } }, "SAMPLER_VOCAB_MISMATCH", "logitBias[\"10\"]"],
-      [{ logitBias: { "1.5": 1 } }, "SAMPLER_VOCAB_MISMATCH", "logitBias[\"1.5\"]"],
+      [{ logitBias: { "10": 1 } }, "SAMPLER_VOCAB_MISMATCH", 'logitBias["10"]'],
+      [{ logitBias: { "1.5": 1 } }, "SAMPLER_VOCAB_MISMATCH", 'logitBias["1.5"]'],
       [{ logitBias: { "3": 200 } }, "SAMPLER_BAD_OPTION", "logitBias[3]"],
       [{ topLogprobs: 21 }, "SAMPLER_BAD_OPTION", "topLogprobs"],
       [{ logprobs: false, topLogprobs: 2 }, "SAMPLER_BAD_OPTION", "topLogprobs"],

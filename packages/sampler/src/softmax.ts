@@ -20,11 +20,7 @@ import { checkPositiveTemperature } from "./validate.js";
  * softmax(new Float32Array([0, 0])); // Float64Array [0.5, 0.5]
  * ```
  */
-export function softmax(
-  logits: Float32Array | Float64Array,
-  temperature = 1,
-  out: Float64Array = new Float64Array(logits.length),
-): Float64Array {
+export function softmax(logits: Float32Array | Float64Array, temperature = 1, out: Float64Array = new Float64Array(logits.length)): Float64Array {
   checkPositiveTemperature(temperature);
   const max = maxOf(logits);
   if (max === Number.NEGATIVE_INFINITY) return out.fill(0, 0, logits.length);
@@ -66,12 +62,7 @@ export function logSumExp(logits: Float32Array | Float64Array): number {
  * drawToken(new Float32Array([0, 1, 2]), 0.8, createRng(1)); // an id in 0..2
  * ```
  */
-export function drawToken(
-  logits: Float32Array | Float64Array,
-  temperature: number,
-  rng: Rng,
-  scratch?: SamplerScratch,
-): number {
+export function drawToken(logits: Float32Array | Float64Array, temperature: number, rng: Rng, scratch?: SamplerScratch): number {
   checkPositiveTemperature(temperature);
   const length = logits.length;
   const weights = scratchFor(length, scratch).weights;
@@ -105,4 +96,3 @@ function maxOf(logits: Float32Array | Float64Array): number {
   }
   return max;
 }
-

@@ -26,7 +26,9 @@ describe("applyTopK", () => {
     fc.assert(
       fc.property(logitRow, fc.integer({ min: 1, max: 70 }), fc.boolean(), (row, k, shared) => {
         const before = Float32Array.from(row);
-        const expected = rankOrder(before).slice(0, k).sort((a, b) => a - b);
+        const expected = rankOrder(before)
+          .slice(0, k)
+          .sort((a, b) => a - b);
         applyTopK(row, k, shared ? scratch : undefined);
         const kept = alive(row);
         if (JSON.stringify(kept) !== JSON.stringify(expected)) return false;

@@ -67,13 +67,7 @@ export function applyTopP(logits: Float32Array, p: number, scratch?: SamplerScra
  *
  * @internal
  */
-export function nucleusBoundary(
-  logits: Float32Array,
-  ids: Int32Array,
-  count: number,
-  weights: Float64Array,
-  target: number,
-): number {
+export function nucleusBoundary(logits: Float32Array, ids: Int32Array, count: number, weights: Float64Array, target: number): number {
   let lo = 0;
   let hi = count;
   let before = 0; // mass of every token ranked before ids[lo..hi)

@@ -13,14 +13,10 @@ export const logitRow = fc.array(logitValue, { minLength: 1, maxLength: 64 }).ma
 
 /** A row that may contain NaN, ±Infinity and extreme magnitudes. */
 export const hostileRow = fc
-  .array(
-    fc.oneof(
-      logitValue,
-      fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, 3.4e38, -3.4e38, 1e-45),
-      fc.float({ noNaN: false }),
-    ),
-    { minLength: 1, maxLength: 64 },
-  )
+  .array(fc.oneof(logitValue, fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, 3.4e38, -3.4e38, 1e-45), fc.float({ noNaN: false })), {
+    minLength: 1,
+    maxLength: 64,
+  })
   .map((values) => Float32Array.from(values));
 
 /** Token ids in rank order: logit descending, lower id first on ties; −Infinity excluded. */

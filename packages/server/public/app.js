@@ -94,7 +94,8 @@ function kvDetail(kv) {
   if (!kv) return "";
   const MIB = 1024 * 1024;
   const slots = `${kv.slotsInUse} / ${kv.maxSequences} slots`;
-  if (kv.bytesInUse !== undefined && kv.bytesCapacity !== undefined) return `${slots} · ${number.format(kv.bytesInUse / MIB)} / ${number.format(kv.bytesCapacity / MIB)} MiB`;
+  if (kv.bytesInUse !== undefined && kv.bytesCapacity !== undefined)
+    return `${slots} · ${number.format(kv.bytesInUse / MIB)} / ${number.format(kv.bytesCapacity / MIB)} MiB`;
   return `${slots} · ${kv.positionsInUse} / ${kv.positionsCapacity} positions`;
 }
 
@@ -205,7 +206,10 @@ async function send(prompt) {
     const dropped = Number(response.headers.get("x-halo-context-dropped") ?? 0);
     if (dropped > 0) {
       forgetOldest(dropped);
-      const note = addNote(`Context full: the server dropped the ${dropped === 1 ? "oldest message" : `${dropped} oldest messages`} (greyed out); the model no longer sees them.`, "context");
+      const note = addNote(
+        `Context full: the server dropped the ${dropped === 1 ? "oldest message" : `${dropped} oldest messages`} (greyed out); the model no longer sees them.`,
+        "context",
+      );
       bubble.before(note);
     }
     await readSse(

@@ -6,7 +6,11 @@ import { createServer } from "./index.js";
 
 describe("a backend fallback is never silent", () => {
   it("logs a warning and reports the skipped backend, its reason and fix in /v1/models and the stats", async () => {
-    const gone: Backend = { ...referenceBackend(), name: "cpu", probe: async () => ({ available: false, reason: "the native CPU addon could not be loaded. Fix: `npm rebuild @halo/kernels-cpu`" }) };
+    const gone: Backend = {
+      ...referenceBackend(),
+      name: "cpu",
+      probe: async () => ({ available: false, reason: "the native CPU addon could not be loaded. Fix: `npm rebuild @halo/kernels-cpu`" }),
+    };
     const engine = await loadModel(synthModel({ seed: 3 }), { backend: [gone, referenceBackend()], contextLength: 64, maxSequences: 1 });
     const logs: Array<Record<string, unknown>> = [];
     const app = createServer({ engine, modelId: "tiny", parallel: 1, logger: { log: (level, msg, fields = {}) => logs.push({ level, msg, ...fields }) } });

@@ -117,11 +117,14 @@ describe("bad requests", () => {
     const { status, error } = await errorOf(await chat({ messages: [] }));
     expect([status, error.param]).toEqual([400, "messages"]);
     for (const [body, param] of [
-      [{ messages, max_tokens: 2, grammar: "root ::= \"a\"" }, "grammar"],
+      [{ messages, max_tokens: 2, grammar: 'root ::= "a"' }, "grammar"],
       [{ messages, max_tokens: 2, some_future_field: { x: 1 } }, "some_future_field"],
       [{ messages, max_tokens: 2, stream: true, stream_options: { include_usage: true, chunk_size: 3 } }, "stream_options.chunk_size"],
       [{ messages: [{ role: "user", content: "hi", images: [] }], max_tokens: 2 }, "messages[0].images"],
-      [{ messages: [{ role: "user", content: [{ type: "text", text: "hi", cache_control: { type: "ephemeral" } }] }], max_tokens: 2 }, "messages[0].content[0].cache_control"],
+      [
+        { messages: [{ role: "user", content: [{ type: "text", text: "hi", cache_control: { type: "ephemeral" } }] }], max_tokens: 2 },
+        "messages[0].content[0].cache_control",
+      ],
     ] as const) {
       const refused = await errorOf(await chat(body));
       expect([refused.status, refused.error.param, refused.error.code, refused.error.halo_code]).toEqual([400, param, "unknown_field", "SERVER_UNKNOWN_FIELD"]);
@@ -173,7 +176,9 @@ describe("bad requests", () => {
   });
 
   it("a missing or wrong API key is 401 with WWW-Authenticate; /health and the page need none", async () => {
-    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: `Basic ${KEY}` }, { authorization: `Bearer ${KEY}x` }] as Array<Record<string, string>>) {
+    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: `Basic ${KEY}` }, { authorization: `Bearer ${KEY}x` }] as Array<
+      Record<string, string>
+    >) {
       const { status, error, headers: answer } = await errorOf(await chat({ messages }, headers));
       expect([status, error.type, error.code]).toEqual([401, "authentication_error", "invalid_api_key"]);
       expect(answer.get("www-authenticate")).toBe('Bearer realm="halo"');
@@ -226,10 +231,12 @@ describe("bad requests", () => {
 
   it("none of the bad requests crashes the server or stalls a stream running beside them", async () => {
     const streamStarted = performance.now();
-    const stream = postJson(`${tiny.url}/v1/completions`, { prompt: "Go", max_tokens: 120, temperature: 0, ignore_eos: true, stream: true }, auth).then(async (r) => {
-      const records = await readSseRecords(r);
-      return { records, at: performance.now() };
-    });
+    const stream = postJson(`${tiny.url}/v1/completions`, { prompt: "Go", max_tokens: 120, temperature: 0, ignore_eos: true, stream: true }, auth).then(
+      async (r) => {
+        const records = await readSseRecords(r);
+        return { records, at: performance.now() };
+      },
+    );
     await new Promise((resolve) => setTimeout(resolve, 50));
     const bad = await Promise.all([
       fetch(`${tiny.url}/v1/chat/completions`, { method: "POST", headers: auth, body: "{oops" }).then((r) => ({ status: r.status, at: performance.now() })),

@@ -54,7 +54,8 @@ describe("/v1/chat/completions with a full context", () => {
 
   it("drops turns from a conversation so long that its bytes alone show it cannot fit (no refusal before the policy)", async () => {
     const long: ChatMessage[] = [];
-    for (let i = 0; i < 40; i++) long.push({ role: "user", content: `Question ${i}: ${"tell me more ".repeat(10)}` }, { role: "assistant", content: "Sure. ".repeat(15) });
+    for (let i = 0; i < 40; i++)
+      long.push({ role: "user", content: `Question ${i}: ${"tell me more ".repeat(10)}` }, { role: "assistant", content: "Sure. ".repeat(15) });
     long.push({ role: "user", content: "Short now?" });
     const response = await postJson(`${tiny.url}/v1/chat/completions`, { messages: long, max_tokens: 4, temperature: 0 });
     expect(response.status).toBe(200);

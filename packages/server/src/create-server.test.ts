@@ -79,7 +79,13 @@ describe("routes", () => {
   });
 
   it("stream_options.include_usage: usage null on every chunk, then one choices:[] chunk with usage", async () => {
-    const response = await postJson(`${tiny.url}/v1/chat/completions`, { messages, max_tokens: 6, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const response = await postJson(`${tiny.url}/v1/chat/completions`, {
+      messages,
+      max_tokens: 6,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const records = await readSseRecords(response);
     expect(records.at(-1)).toBe("[DONE]");
     const chunks = records.slice(0, -1).map((r) => JSON.parse(r) as Record<string, any>);
@@ -117,30 +123,43 @@ describe("routes", () => {
   });
 
   it("stop strings cut the text before the stop string and finish with stop", async () => {
-    const full = (await (await postJson(`${tiny.url}/v1/completions`, { prompt: "The", max_tokens: 24, temperature: 0, ignore_eos: true })).json()) as Record<string, any>;
+    const full = (await (await postJson(`${tiny.url}/v1/completions`, { prompt: "The", max_tokens: 24, temperature: 0, ignore_eos: true })).json()) as Record<
+      string,
+      any
+    >;
     const text = full["choices"][0].text as string;
     const stop = text.slice(6, 8);
     expect(stop.length).toBe(2);
-    const cut = (await (await postJson(`${tiny.url}/v1/completions`, { prompt: "The", max_tokens: 24, temperature: 0, ignore_eos: true, stop })).json()) as Record<string, any>;
+    const cut = (await (
+      await postJson(`${tiny.url}/v1/completions`, { prompt: "The", max_tokens: 24, temperature: 0, ignore_eos: true, stop })
+    ).json()) as Record<string, any>;
     expect(cut["choices"][0].finish_reason).toBe("stop");
     expect(cut["choices"][0].text).toBe(text.slice(0, text.indexOf(stop)));
   });
 
   it("max_completion_tokens wins over max_tokens; seed makes sampling reproducible", async () => {
-    const a = (await (await postJson(`${tiny.url}/v1/completions`, { prompt: "A", max_tokens: 3, max_completion_tokens: 5, temperature: 1, seed: 7, ignore_eos: true })).json()) as Record<string, any>;
-    const b = (await (await postJson(`${tiny.url}/v1/completions`, { prompt: "A", max_tokens: 3, max_completion_tokens: 5, temperature: 1, seed: 7, ignore_eos: true })).json()) as Record<string, any>;
+    const a = (await (
+      await postJson(`${tiny.url}/v1/completions`, { prompt: "A", max_tokens: 3, max_completion_tokens: 5, temperature: 1, seed: 7, ignore_eos: true })
+    ).json()) as Record<string, any>;
+    const b = (await (
+      await postJson(`${tiny.url}/v1/completions`, { prompt: "A", max_tokens: 3, max_completion_tokens: 5, temperature: 1, seed: 7, ignore_eos: true })
+    ).json()) as Record<string, any>;
     expect(a["usage"].completion_tokens).toBe(5);
     expect(a["choices"][0].text).toBe(b["choices"][0].text);
   });
 
   it("logit_bias +100 on one token makes greedy decoding repeat it", async () => {
     const token = 300;
-    const body = (await (await postJson(`${tiny.url}/v1/completions`, { prompt: "Hi", max_tokens: 4, temperature: 0, logit_bias: { [token]: 100 } })).json()) as Record<string, any>;
+    const body = (await (
+      await postJson(`${tiny.url}/v1/completions`, { prompt: "Hi", max_tokens: 4, temperature: 0, logit_bias: { [token]: 100 } })
+    ).json()) as Record<string, any>;
     expect(body["choices"][0].text).toBe(tiny.engine.detokenize([token, token, token, token]));
   });
 
   it("chat logprobs: one entry per token with top_logprobs sorted and ≤ 0; text completions use the legacy shape", async () => {
-    const body = (await (await postJson(`${tiny.url}/v1/chat/completions`, { messages, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3, ignore_eos: true })).json()) as Record<string, any>;
+    const body = (await (
+      await postJson(`${tiny.url}/v1/chat/completions`, { messages, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3, ignore_eos: true })
+    ).json()) as Record<string, any>;
     const content = body["choices"][0].logprobs.content as Array<{ token: string; logprob: number; bytes: number[]; top_logprobs: Array<{ logprob: number }> }>;
     expect(content).toHaveLength(5);
     for (const entry of content) {
@@ -152,7 +171,9 @@ describe("routes", () => {
       expect(entry.logprob).toBe(lps[0]);
       expect(entry.bytes).toEqual([...Buffer.from(entry.token, "utf8")]);
     }
-    const text = (await (await postJson(`${tiny.url}/v1/completions`, { prompt: "Hi", max_tokens: 4, temperature: 0, logprobs: 2, ignore_eos: true })).json()) as Record<string, any>;
+    const text = (await (
+      await postJson(`${tiny.url}/v1/completions`, { prompt: "Hi", max_tokens: 4, temperature: 0, logprobs: 2, ignore_eos: true })
+    ).json()) as Record<string, any>;
     const lp = text["choices"][0].logprobs;
     expect(lp.tokens).toHaveLength(4);
     expect(lp.token_logprobs).toHaveLength(4);
@@ -165,7 +186,9 @@ describe("routes", () => {
     expect(tokens).toEqual(tiny.engine.tokenize("Hello ternary world", { addSpecialTokens: false }));
     const withBos = ((await (await postJson(`${tiny.url}/tokenize`, { content: "Hi", add_special: true })).json()) as { tokens: number[] }).tokens;
     expect(withBos[0]).toBe(506);
-    const pieces = ((await (await postJson(`${tiny.url}/tokenize`, { content: "Hi", with_pieces: true })).json()) as { tokens: Array<{ id: number; piece: string }> }).tokens;
+    const pieces = (
+      (await (await postJson(`${tiny.url}/tokenize`, { content: "Hi", with_pieces: true })).json()) as { tokens: Array<{ id: number; piece: string }> }
+    ).tokens;
     expect(pieces.map((p) => p.piece).join("")).toBe("Hi");
     const content = ((await (await postJson(`${tiny.url}/detokenize`, { tokens })).json()) as { content: string }).content;
     expect(content).toBe("Hello ternary world");

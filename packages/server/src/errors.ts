@@ -29,12 +29,14 @@ export const ServerErrorCode = defineErrorCodes({
   SERVER_LOADING: "The model is still loading (HTTP 503); /health says when it is ready.",
   SERVER_LOAD_FAILED: "The model failed to load; every generation route answers 503 with the cause.",
   SERVER_SHUTTING_DOWN: "The server is shutting down and takes no new requests (HTTP 503).",
-  SERVER_CLIENT_GONE: "The client closed the connection before its request body ended or before the answer was sent; nothing is answered (logged and counted as 499).",
+  SERVER_CLIENT_GONE:
+    "The client closed the connection before its request body ended or before the answer was sent; nothing is answered (logged and counted as 499).",
   SERVER_MODEL_FAILED:
     "The model produced unusable output (every logit NaN or -Infinity), or can no longer run because its model file changed while it was loaded (the message is the backend's, e.g. KERNELS_CPU_MODEL_FILE_CHANGED; /health then answers this too until the server is restarted): a fault of the model file or backend, not of the request (HTTP 500, code model_error).",
   SERVER_TIMEOUT: "The request took longer than the per-request timeout (queue wait plus generation) and was cancelled (HTTP 504).",
   SERVER_INTERNAL: "An unexpected failure while serving the request (HTTP 500): a bug, please report it.",
-  SERVER_BAD_OPTION: "createServer or `halo serve` got an invalid option (a port, a limit, an unreadable API key file, a `parallel` above the engine's `maxSequences`).",
+  SERVER_BAD_OPTION:
+    "createServer or `halo serve` got an invalid option (a port, a limit, an unreadable API key file, a `parallel` above the engine's `maxSequences`).",
 });
 
 /** Union of the codes in {@link ServerErrorCode}. */

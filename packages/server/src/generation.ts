@@ -6,14 +6,7 @@ import type { AdmissionQueue } from "./admission-queue.js";
 import { CONTEXT_DROPPED_HEADER, contextReport, fitChatRequest, type ContextReport, type ServerContextShift } from "./chat-context.js";
 import { ServerErrorCode } from "./errors.js";
 import { toOpenAiError } from "./openai-error.js";
-import {
-  appendCompletionLogprob,
-  chatLogprob,
-  emptyCompletionLogprobs,
-  timingsOf,
-  usageOf,
-  type ChatLogprob,
-} from "./openai-shapes.js";
+import { appendCompletionLogprob, chatLogprob, emptyCompletionLogprobs, timingsOf, usageOf, type ChatLogprob } from "./openai-shapes.js";
 import type { ParsedRequest } from "./parse-request.js";
 import { encodeChatPromptAsync, encodeTextPromptAsync } from "./prompt-tokens.js";
 import { completionId } from "./request-id.js";
@@ -154,7 +147,8 @@ export async function serveGeneration(
     release = await context.admission.enter(controller.signal);
   } catch (error) {
     cleanup();
-    if (cause === "client") return { status: 499, promptTokens: ids.length, completionTokens: 0, finishReason: "client_gone", queuedMs: performance.now() - arrivedAt };
+    if (cause === "client")
+      return { status: 499, promptTokens: ids.length, completionTokens: 0, finishReason: "client_gone", queuedMs: performance.now() - arrivedAt };
     throw error;
   }
   const admittedAt = performance.now();
@@ -189,7 +183,18 @@ export async function serveGeneration(
       if (extra > 0) context.hooks.tokensGenerated(extra);
     };
     const answer = request.stream
-      ? await streamAnswer(context, res, request, answerHeaders, events, echo, onEvent, () => cause, (t) => (keepAlive = t), report)
+      ? await streamAnswer(
+          context,
+          res,
+          request,
+          answerHeaders,
+          events,
+          echo,
+          onEvent,
+          () => cause,
+          (t) => (keepAlive = t),
+          report,
+        )
       : await jsonAnswer(context, res, request, answerHeaders, events, echo, onEvent, () => cause, report);
     finishCounts(answer.end);
     if (answer.end !== null && answer.end.finishReason !== "abort") context.hooks.finished(performance.now() - admittedAt);

@@ -37,7 +37,8 @@ function statusOf(answer: string): number {
   return Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
 }
 
-const get = (target: string, headers = ""): string => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${0}\r\n${headers}Connection: close\r\n\r\n`.replace(":0", `:${port}`);
+const get = (target: string, headers = ""): string =>
+  `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${0}\r\n${headers}Connection: close\r\n\r\n`.replace(":0", `:${port}`);
 
 describe("request line and path", () => {
   it("request targets that WHATWG URL cannot parse are answered, not thrown (//[, http://a:99999/, http://[/)", async () => {
@@ -60,7 +61,10 @@ describe("request line and path", () => {
   it("a malformed percent-escape in /v1/models/{id} is 400, not 500", async () => {
     const response = await fetch(`${tiny.url}/v1/models/%E0`);
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: { param: string; halo_code: string } }).error).toMatchObject({ param: "model", halo_code: "SERVER_BAD_REQUEST" });
+    expect(((await response.json()) as { error: { param: string; halo_code: string } }).error).toMatchObject({
+      param: "model",
+      halo_code: "SERVER_BAD_REQUEST",
+    });
   });
 
   it("HEAD on GET routes answers like GET without a body; HEAD on POST routes is 405", async () => {
@@ -86,7 +90,10 @@ describe("request line and path", () => {
   it("a client that aborts mid-body is logged 499, not counted as a server error", async () => {
     const before = tiny.logs.length;
     const body = JSON.stringify({ messages: [{ role: "user", content: "x".repeat(1000) }] });
-    await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`, 150);
+    await raw(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`,
+      150,
+    );
     const end = performance.now() + 2000;
     while (!tiny.logs.slice(before).some((l) => l["msg"] === "request" && l["path"] === "/v1/chat/completions") && performance.now() < end) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -146,11 +153,29 @@ describe("request line and path", () => {
     const bodies = ["", "{", '{"messages":[{"role":"user","content":"hi"}],"max_tokens":1}', '{"content":"hi"}', noise(40)];
     // Request-shaped JSON with random values where the server reads fields, sent with a matching Content-Length.
     const values = (): unknown =>
-      pick<unknown>([null, true, -1, 0, 1.5, 1e308, "", noise(12), "%E0", [], [1, -2], [noise(4)], {}, { [noise(5)]: noise(5) }, [{ role: "user", content: noise(8) }]]);
+      pick<unknown>([
+        null,
+        true,
+        -1,
+        0,
+        1.5,
+        1e308,
+        "",
+        noise(12),
+        "%E0",
+        [],
+        [1, -2],
+        [noise(4)],
+        {},
+        { [noise(5)]: noise(5) },
+        [{ role: "user", content: noise(8) }],
+      ]);
     const json = (): string => {
       const body: Record<string, unknown> = { max_tokens: 1 };
       for (let i = random(6); i > 0; i--) {
-        body[pick(["messages", "prompt", "model", "stream", "stop", "logit_bias", "temperature", "n", "tools", "content", "tokens", "stream_options", noise(6)])] = values();
+        body[
+          pick(["messages", "prompt", "model", "stream", "stop", "logit_bias", "temperature", "n", "tools", "content", "tokens", "stream_options", noise(6)])
+        ] = values();
       }
       return JSON.stringify(body);
     };
@@ -167,7 +192,11 @@ describe("request line and path", () => {
         if (wellFormed && random(3) === 0) {
           const body = json();
           const path = pick(["/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize", "/v1/models"]);
-          return raw(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${target}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, 300, target);
+          return raw(
+            `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${target}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+            300,
+            target,
+          );
         }
         const extra = wellFormed && random(2) === 0 ? "" : `\r\n${headers()}`;
         return raw(`${line}${extra}\r\n\r\n${pick(bodies)}`, 300, target);

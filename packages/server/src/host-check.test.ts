@@ -13,7 +13,8 @@ describe("hostNameOf", () => {
 describe("createHostCheck", () => {
   const check = createHostCheck(["halo.example.com", ".corp.example"]);
   it("passes loopback names and addresses, and the address the request arrived at", () => {
-    for (const host of ["localhost", "localhost:1", "app.localhost", "127.0.0.1", "127.8.9.1:80", "[::1]:9", "[::ffff:127.0.0.1]"]) expect(check(host, "127.0.0.1"), host).toBe(true);
+    for (const host of ["localhost", "localhost:1", "app.localhost", "127.0.0.1", "127.8.9.1:80", "[::1]:9", "[::ffff:127.0.0.1]"])
+      expect(check(host, "127.0.0.1"), host).toBe(true);
     expect(check("192.168.1.5:8080", "192.168.1.5")).toBe(true);
     expect(check("192.168.1.5:8080", "::ffff:192.168.1.5")).toBe(true);
     expect(check("192.168.1.6:8080", "192.168.1.5")).toBe(false);

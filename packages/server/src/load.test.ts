@@ -78,13 +78,16 @@ interface StreamResult {
 function post(body: unknown): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: "127.0.0.1", port, path: "/v1/completions", method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"], text }));
-      res.on("error", reject);
-    });
+    const req = httpRequest(
+      { host: "127.0.0.1", port, path: "/v1/completions", method: "POST", agent: false, headers: { "content-type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"], text }));
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     req.end(JSON.stringify(body));
   });
@@ -104,7 +107,9 @@ async function streamOne(index: number): Promise<StreamResult> {
   const response = await post({ prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true, user: `client-${index}` });
   expect(response.status).toBe(200);
   const records = sseData(response.text);
-  const chunks = records.filter((r) => r !== "[DONE]").map((r) => JSON.parse(r) as { id: string; choices: Array<{ text: string; finish_reason: string | null }> });
+  const chunks = records
+    .filter((r) => r !== "[DONE]")
+    .map((r) => JSON.parse(r) as { id: string; choices: Array<{ text: string; finish_reason: string | null }> });
   return {
     key: `${prompt}|${maxTokens}`,
     id: chunks[0]?.id ?? "",

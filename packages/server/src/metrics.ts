@@ -52,7 +52,12 @@ export class ServerMetrics {
 
   constructor(live: () => LiveGauges) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: "halo_requests_total", help: "HTTP requests answered, by route and status", labelNames: ["route", "status"], registers });
+    this.requests = new Counter({
+      name: "halo_requests_total",
+      help: "HTTP requests answered, by route and status",
+      labelNames: ["route", "status"],
+      registers,
+    });
     this.duration = new Histogram({
       name: "halo_request_duration_seconds",
       help: "Time from request to the end of the answer",

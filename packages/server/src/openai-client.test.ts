@@ -78,7 +78,11 @@ describe("openai npm client", () => {
 
   it("a chat of 1000 messages that each carry `name` is answered (the ignored-fields header names the field once)", async () => {
     // The client's HTTP stack (undici) refuses answers with more than 16 KiB of headers.
-    const many = Array.from({ length: 1000 }, (_, i) => ({ role: i % 2 === 0 ? ("user" as const) : ("assistant" as const), content: "hi", name: `speaker${i % 2}` }));
+    const many = Array.from({ length: 1000 }, (_, i) => ({
+      role: i % 2 === 0 ? ("user" as const) : ("assistant" as const),
+      content: "hi",
+      name: `speaker${i % 2}`,
+    }));
     const { data, response } = await client.chat.completions.create({ model: "tiny", messages: many, max_tokens: 2, temperature: 0 }).withResponse();
     expect(data.choices).toHaveLength(1);
     expect(response.headers.get("x-halo-ignored-fields")).toBe("messages[*].name");
@@ -92,7 +96,14 @@ describe("openai npm client", () => {
   });
 
   it("a full server answers 429, which the client reports as RateLimitError", async () => {
-    const busy = await client.chat.completions.create({ model: "tiny", messages, max_tokens: 100, temperature: 0, stream: true, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const busy = await client.chat.completions.create({
+      model: "tiny",
+      messages,
+      max_tokens: 100,
+      temperature: 0,
+      stream: true,
+      ignore_eos: true,
+    } as OpenAI.ChatCompletionCreateParamsStreaming);
     const iterator = busy[Symbol.asyncIterator]();
     await iterator.next();
     await expect(client.chat.completions.create({ model: "tiny", messages, max_tokens: 2 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);

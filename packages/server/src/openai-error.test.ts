@@ -14,7 +14,10 @@ describe("toOpenAiError", () => {
   });
 
   it("maps engine and sampler refusals to 400 with snake_case params, other failures to 500", () => {
-    expect(toOpenAiError(new HaloError("SAMPLER_BAD_OPTION", "bad", { field: "topP" }))).toMatchObject({ status: 400, body: { error: { param: "top_p", code: "invalid_value" } } });
+    expect(toOpenAiError(new HaloError("SAMPLER_BAD_OPTION", "bad", { field: "topP" }))).toMatchObject({
+      status: 400,
+      body: { error: { param: "top_p", code: "invalid_value" } },
+    });
     expect(toOpenAiError(new HaloError("SAMPLER_VOCAB_MISMATCH", "bad", { field: "logitBias[9]" })).body.error.param).toBe("logit_bias[9]");
     expect(toOpenAiError(new HaloError("ENGINE_CONTEXT_OVERFLOW", "long")).body.error).toMatchObject({ code: "context_length_exceeded", param: "messages" });
     expect(toOpenAiError(new HaloError("KERNELS_NATIVE_FAILED", "oom")).status).toBe(500);
@@ -22,11 +25,15 @@ describe("toOpenAiError", () => {
   });
 
   it("words engine and sampler messages in the request's field names", () => {
-    const answer = toOpenAiError(new HaloError("ENGINE_BAD_OPTION", "maxTokens must be a whole number in [0, 16777216]", { field: "maxTokens", expected: "an integer", actual: 1e9 }));
+    const answer = toOpenAiError(
+      new HaloError("ENGINE_BAD_OPTION", "maxTokens must be a whole number in [0, 16777216]", { field: "maxTokens", expected: "an integer", actual: 1e9 }),
+    );
     expect(answer.body.error.param).toBe("max_tokens");
     expect(answer.body.error.message).toContain("max_tokens must be");
     expect(answer.body.error.message).not.toMatch(/maxTokens/);
-    expect(toOpenAiError(new HaloError("SAMPLER_BAD_OPTION", "topP out of range; repeatLastN too")).body.error.message).toBe("top_p out of range; repeat_last_n too");
+    expect(toOpenAiError(new HaloError("SAMPLER_BAD_OPTION", "topP out of range; repeatLastN too")).body.error.message).toBe(
+      "top_p out of range; repeat_last_n too",
+    );
   });
 
   it("a model file changed under the loaded model is a model failure: 500 model_error with the backend's message", () => {

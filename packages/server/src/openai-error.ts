@@ -70,13 +70,7 @@ function isServerCode(code: string): code is ServerErrorCodeName {
 }
 
 // Codes of other packages that describe a bad request rather than a server fault.
-const CLIENT_CODES = new Set([
-  "ENGINE_BAD_OPTION",
-  "ENGINE_TOKEN_OUT_OF_RANGE",
-  "TOKENIZER_BAD_TOKEN_ID",
-  "TOKENIZER_BAD_ARGUMENT",
-  "TOKENIZER_BAD_TEMPLATE",
-]);
+const CLIENT_CODES = new Set(["ENGINE_BAD_OPTION", "ENGINE_TOKEN_OUT_OF_RANGE", "TOKENIZER_BAD_TOKEN_ID", "TOKENIZER_BAD_ARGUMENT", "TOKENIZER_BAD_TEMPLATE"]);
 
 /**
  * Maps any thrown value to the status and OpenAI-shaped body the server answers with. Server codes
@@ -116,16 +110,24 @@ export function toOpenAiError(error: unknown): OpenAiErrorAnswer {
     }
     if (isModelFailure(error)) {
       const kind = SERVER_ERROR_HTTP.SERVER_MODEL_FAILED;
-      return { status: kind.status, body: { error: { message: error.message, type: kind.type, param: null, code: kind.code, halo_code: "SERVER_MODEL_FAILED" } } };
+      return {
+        status: kind.status,
+        body: { error: { message: error.message, type: kind.type, param: null, code: kind.code, halo_code: "SERVER_MODEL_FAILED" } },
+      };
     }
     if (error.code === "ENGINE_CONTEXT_OVERFLOW") {
       return {
         status: 400,
-        body: { error: { message: error.message, type: "invalid_request_error", param: param ?? "messages", code: "context_length_exceeded", halo_code: error.code } },
+        body: {
+          error: { message: error.message, type: "invalid_request_error", param: param ?? "messages", code: "context_length_exceeded", halo_code: error.code },
+        },
       };
     }
     if (CLIENT_CODES.has(error.code) || error.code.startsWith("SAMPLER_")) {
-      return { status: 400, body: { error: { message: inRequestTerms(error.message), type: "invalid_request_error", param, code: "invalid_value", halo_code: error.code } } };
+      return {
+        status: 400,
+        body: { error: { message: inRequestTerms(error.message), type: "invalid_request_error", param, code: "invalid_value", halo_code: error.code } },
+      };
     }
     if (error.code === "ENGINE_DISPOSED") {
       return { status: 503, body: { error: { message: error.message, type: "unavailable_error", param: null, code: "shutting_down", halo_code: error.code } } };

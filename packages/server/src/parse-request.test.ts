@@ -53,7 +53,13 @@ describe("parseChatRequest", () => {
       {
         messages: [
           { role: "developer", content: "be brief" },
-          { role: "user", content: [{ type: "text", text: "a" }, { type: "text", text: "b" }] },
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "a" },
+              { type: "text", text: "b" },
+            ],
+          },
           { role: "assistant", content: null },
         ],
         max_tokens: 5,
@@ -139,4 +145,3 @@ describe("ignoredFieldsHeader", () => {
     expect(shown).toBeGreaterThan(50);
   });
 });
-

@@ -130,10 +130,11 @@ function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, top
   if (Array.isArray(tools) && tools.length > 0) throw unsupported(body["tools"] !== undefined ? "tools" : "functions", "tool calling", "a tool list");
   for (const field of ["tool_choice", "function_call"]) {
     const choice = body[field];
-    if (choice !== undefined && choice !== null && choice !== "none" && choice !== "auto") throw unsupported(field, "tool calling (only \"none\" or \"auto\" without tools)", choice);
+    if (choice !== undefined && choice !== null && choice !== "none" && choice !== "auto")
+      throw unsupported(field, 'tool calling (only "none" or "auto" without tools)', choice);
   }
   const format = objectField(body, "response_format");
-  if (format !== undefined && format["type"] !== "text") throw unsupported("response_format", "only { type: \"text\" }", format["type"]);
+  if (format !== undefined && format["type"] !== "text") throw unsupported("response_format", 'only { type: "text" }', format["type"]);
 
   const stream = booleanField(body, "stream") ?? false;
   const streamOptions = objectField(body, "stream_options");
@@ -186,7 +187,8 @@ function messageContent(message: JsonObject, index: number): string {
   if (typeof content === "string") return content;
   if (content === null || content === undefined) {
     if (message["role"] === "assistant") {
-      if (message["tool_calls"] !== undefined && message["tool_calls"] !== null) throw unsupported(`messages[${index}].tool_calls`, "tool calling", "tool calls");
+      if (message["tool_calls"] !== undefined && message["tool_calls"] !== null)
+        throw unsupported(`messages[${index}].tool_calls`, "tool calling", "tool calls");
       return "";
     }
     throw badField(field, "a string or an array of text parts", content);
@@ -229,7 +231,8 @@ export function parseChatRequest(body: JsonObject, vocabSize: number): ParsedCha
     const message = entry as JsonObject;
     // Refusals name the message; ignored fields get a wildcard index, one entry however many messages carry them.
     const prefix = `messages[${i}].`;
-    for (const field of checkKnownFields(message, MESSAGE_FIELDS, IGNORED_MESSAGE_FIELDS, prefix)) ignoredMessageFields.push(`messages[*].${field.slice(prefix.length)}`);
+    for (const field of checkKnownFields(message, MESSAGE_FIELDS, IGNORED_MESSAGE_FIELDS, prefix))
+      ignoredMessageFields.push(`messages[*].${field.slice(prefix.length)}`);
     const role = message["role"];
     if (typeof role !== "string" || !ROLES.has(role)) throw badField(`messages[${i}].role`, `one of ${[...ROLES].join(", ")}`, role);
     return { role: role === "developer" ? "system" : role, content: messageContent(message, i) };

@@ -15,7 +15,33 @@ afterAll(() => engine.dispose());
 
 // Text rich in slice boundaries and in the cases around them: newlines after punctuation and
 // spaces, space runs, digits, contractions, non-ASCII letters, combining marks, special-token text.
-const piece = fc.constantFrom("Hello", "world", " ", "  ", "\n", "\n\n", " \n", ".", "!\n", "It's", "'s", "123", "4567", "é", "É", "e\u0301", "中文", "😀", "\t", "<|eot_id|>", "<|begin_of_text|>", "x", "a b", "-", "\r\n");
+const piece = fc.constantFrom(
+  "Hello",
+  "world",
+  " ",
+  "  ",
+  "\n",
+  "\n\n",
+  " \n",
+  ".",
+  "!\n",
+  "It's",
+  "'s",
+  "123",
+  "4567",
+  "é",
+  "É",
+  "e\u0301",
+  "中文",
+  "😀",
+  "\t",
+  "<|eot_id|>",
+  "<|begin_of_text|>",
+  "x",
+  "a b",
+  "-",
+  "\r\n",
+);
 const text = fc.array(piece, { maxLength: 400 }).map((parts) => parts.join(""));
 
 describe("tokenizeInSlices", () => {
@@ -67,7 +93,11 @@ describe("tokenizeInSlices", () => {
     let renders = 0;
     const counted = Object.create(engine) as Engine;
     Object.defineProperty(counted, "renderChat", { value: (...args: Parameters<Engine["renderChat"]>) => (renders++, engine.renderChat(...args)) });
-    Object.defineProperty(counted, "encodeChat", { value: () => { throw new Error("encodeChat renders again"); } });
+    Object.defineProperty(counted, "encodeChat", {
+      value: () => {
+        throw new Error("encodeChat renders again");
+      },
+    });
     expect(await encodeChatPromptAsync(counted, short)).toEqual(engine.encodeChat(short));
     expect(renders).toBe(1);
     // The plain template renders no BOS: the tokenizer's addChatBos adds it, as in Engine.chat.
@@ -101,7 +131,9 @@ describe("the byte bound", () => {
     const longest = await longestTokenBytes(engine);
     fc.assert(
       fc.property(fc.oneof(text, fc.string({ unit: "binary", maxLength: 300 })), (t) => {
-        expect(engine.tokenize(t, { addSpecialTokens: false, allowSpecial: true }).length * longest).toBeGreaterThanOrEqual(Buffer.byteLength((t as unknown as { toWellFormed(): string }).toWellFormed()));
+        expect(engine.tokenize(t, { addSpecialTokens: false, allowSpecial: true }).length * longest).toBeGreaterThanOrEqual(
+          Buffer.byteLength((t as unknown as { toWellFormed(): string }).toWellFormed()),
+        );
       }),
       { numRuns: 300 },
     );

@@ -33,6 +33,7 @@ describe("parseRequestTarget", () => {
 describe("decodePathSegment", () => {
   it("decodes escapes and refuses malformed ones with a 400 naming the field", () => {
     expect(decodePathSegment("a%2Fb", "model")).toBe("a/b");
-    for (const bad of ["%E0", "%", "%zz", "%C3%28"]) expect(() => decodePathSegment(bad, "model"), bad).toThrow(expect.objectContaining({ code: "SERVER_BAD_REQUEST", field: "model" }));
+    for (const bad of ["%E0", "%", "%zz", "%C3%28"])
+      expect(() => decodePathSegment(bad, "model"), bad).toThrow(expect.objectContaining({ code: "SERVER_BAD_REQUEST", field: "model" }));
   });
 });

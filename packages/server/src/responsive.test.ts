@@ -44,7 +44,10 @@ async function largestCall<T>(method: "tokenize" | "detokenize", work: () => Pro
   const engine = tiny.engine as unknown as Record<string, unknown>;
   const original = engine[method] as (input: string | readonly number[], options?: object) => unknown;
   let largest = 0;
-  engine[method] = (input: string | readonly number[], options?: object) => ((largest = Math.max(largest, input.length)), original.call(engine, input, options));
+  engine[method] = (input: string | readonly number[], options?: object) => (
+    (largest = Math.max(largest, input.length)),
+    original.call(engine, input, options)
+  );
   try {
     const result = await work();
     return { largest, result };
@@ -72,7 +75,9 @@ describe("the event loop stays free", () => {
     const expected = JSON.stringify({ tokens: tiny.engine.tokenize(content, { addSpecialTokens: false, allowSpecial: true }) });
     const body = JSON.stringify({ content });
     // Answers are read as text and compared afterwards: the client shares this event loop.
-    const { largest, result } = await largestCall("tokenize", () => healthWhile(() => Promise.all(Array.from({ length: 10 }, async () => (await postText("/tokenize", body)).text()))));
+    const { largest, result } = await largestCall("tokenize", () =>
+      healthWhile(() => Promise.all(Array.from({ length: 10 }, async () => (await postText("/tokenize", body)).text()))),
+    );
     expect(result.worstMs).toBeLessThan(HEALTH_MS);
     expect(largest).toBeLessThan(SLICE_CHARS + 64);
     for (const answer of result.result) expect(answer === expected).toBe(true);
@@ -89,7 +94,9 @@ describe("the event loop stays free", () => {
   }, 60_000);
 
   it("with_pieces gives each token's text, for at most MAX_PIECES tokens", async () => {
-    const small = (await (await postJson(`${tiny.url}/tokenize`, { content: "a ternary weight", with_pieces: true })).json()) as { tokens: Array<{ id: number; piece: string }> };
+    const small = (await (await postJson(`${tiny.url}/tokenize`, { content: "a ternary weight", with_pieces: true })).json()) as {
+      tokens: Array<{ id: number; piece: string }>;
+    };
     expect(small.tokens.map((t) => t.piece).join("")).toBe("a ternary weight");
     const long = await postJson(`${tiny.url}/tokenize`, { content: "word ".repeat(MAX_PIECES + 10), with_pieces: true });
     expect(long.status).toBe(400);

@@ -5,14 +5,24 @@ import { createServer } from "./index.js";
 
 // What /v1/models, the stats and the model-ready log say about the chat template and where it came from.
 async function served(chatTemplate: string | undefined) {
-  const engine = await loadModel(synthModel({ seed: 3 }), { backend: "reference", contextLength: 64, maxSequences: 1, ...(chatTemplate !== undefined ? { chatTemplate } : {}) });
+  const engine = await loadModel(synthModel({ seed: 3 }), {
+    backend: "reference",
+    contextLength: 64,
+    maxSequences: 1,
+    ...(chatTemplate !== undefined ? { chatTemplate } : {}),
+  });
   const logs: Array<Record<string, unknown>> = [];
   const app = createServer({ engine, modelId: "tiny", parallel: 1, logger: { log: (level, msg, fields = {}) => logs.push({ level, msg, ...fields }) } });
   const { url } = await app.listen(0, "127.0.0.1");
   try {
     await app.ready;
     const card = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ meta: { chat_template: Record<string, string> } }> };
-    return { card: card.data[0]!.meta.chat_template, stats: app.stats().chatTemplate, ready: logs.find((l) => l["msg"] === "model-ready")!, engineReason: engine.chatTemplate.reason };
+    return {
+      card: card.data[0]!.meta.chat_template,
+      stats: app.stats().chatTemplate,
+      ready: logs.find((l) => l["msg"] === "model-ready")!,
+      engineReason: engine.chatTemplate.reason,
+    };
   } finally {
     await app.close({ graceMs: 0 });
     engine.dispose();
@@ -48,7 +58,10 @@ describe("the plain template without EOS", () => {
     const rename = (text: string): string => text.replaceAll("<|end_of_text|>", "<unused_9>").replaceAll("</s>", "<unused_8>");
     const config = JSON.parse(rename(model.tokenizer.tokenizerConfigJson!)) as Record<string, unknown>;
     delete config["eos_token"];
-    const noEos: HaloModel = { ...model, tokenizer: { ...model.tokenizer, tokenizerJson: rename(model.tokenizer.tokenizerJson), tokenizerConfigJson: JSON.stringify(config) } };
+    const noEos: HaloModel = {
+      ...model,
+      tokenizer: { ...model.tokenizer, tokenizerJson: rename(model.tokenizer.tokenizerJson), tokenizerConfigJson: JSON.stringify(config) },
+    };
     const engine = await loadModel(noEos, { backend: "reference", contextLength: 64, maxSequences: 1, chatTemplate: "plain" });
     expect(engine.tokenizer!.eosTokenId).toBeNull();
     const seen: Array<readonly string[] | undefined> = [];
@@ -57,7 +70,8 @@ describe("the plain template without EOS", () => {
     const app = createServer({ engine, modelId: "tiny", parallel: 1, logger: { log: () => {} } });
     const { url } = await app.listen(0, "127.0.0.1");
     try {
-      const post = (path: string, body: object) => fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const post = (path: string, body: object) =>
+        fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       expect((await post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], max_tokens: 2, stop: "###" })).status).toBe(200);
       expect((await post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], max_tokens: 2 })).status).toBe(200);
       expect((await post("/v1/completions", { prompt: "Hi", max_tokens: 2 })).status).toBe(200);

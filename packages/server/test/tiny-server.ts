@@ -20,7 +20,11 @@ export type TinyServerOptions = Partial<Omit<CreateServerOptions, "engine">> & {
 /** Loads a tiny synthetic model (vocab 512, BitNet chat template; `parallel` KV slots, default 4) and serves it on 127.0.0.1:<free port>. */
 export async function startTinyServer(options: TinyServerOptions = {}): Promise<TinyServer> {
   const parallel = options.parallel ?? 4;
-  const engine = await loadModel(synthModel({ seed: options.seed ?? 3 }), { backend: "reference", contextLength: options.contextLength ?? 256, maxSequences: parallel });
+  const engine = await loadModel(synthModel({ seed: options.seed ?? 3 }), {
+    backend: "reference",
+    contextLength: options.contextLength ?? 256,
+    maxSequences: parallel,
+  });
   const logs: Array<Record<string, unknown>> = [];
   const logger: Logger = { log: (level, msg, fields = {}) => logs.push({ level, msg, ...fields }) };
   // `parallel` sizes the engine (maxSequences); the server takes its parallelism from the engine.

@@ -21,30 +21,81 @@ const tokens = (m: BpeModel, text: string): string[] => {
 
 describe("BpeModel", () => {
   it("applies the lowest-ranked pair first", () => {
-    expect(tokens(model([["b", "c"], ["a", "b"]]), "abc")).toEqual(["a", "bc"]);
-    expect(tokens(model([["a", "b"], ["b", "c"]]), "abc")).toEqual(["ab", "c"]);
+    expect(
+      tokens(
+        model([
+          ["b", "c"],
+          ["a", "b"],
+        ]),
+        "abc",
+      ),
+    ).toEqual(["a", "bc"]);
+    expect(
+      tokens(
+        model([
+          ["a", "b"],
+          ["b", "c"],
+        ]),
+        "abc",
+      ),
+    ).toEqual(["ab", "c"]);
   });
 
   it("takes the leftmost occurrence on ties and re-pairs merged symbols", () => {
     expect(tokens(model([["a", "a"]]), "aaaaa")).toEqual(["aa", "aa", "a"]);
-    expect(tokens(model([["a", "a"], ["aa", "aa"]]), "aaaaaaa")).toEqual(["aaaa", "aa", "a"]);
+    expect(
+      tokens(
+        model([
+          ["a", "a"],
+          ["aa", "aa"],
+        ]),
+        "aaaaaaa",
+      ),
+    ).toEqual(["aaaa", "aa", "a"]);
   });
 
   it("handles pieces far longer than its scratch buffers", () => {
     const long = "ab".repeat(20_000);
-    const out = tokens(model([["a", "b"], ["ab", "ab"]]), long);
+    const out = tokens(
+      model([
+        ["a", "b"],
+        ["ab", "ab"],
+      ]),
+      long,
+    );
     expect(out).toHaveLength(10_000);
     expect(out.every((t) => t === "abab")).toBe(true);
   });
 
   it("ignore_merges returns a whole-piece vocabulary hit without merging", () => {
-    const m = model([["b", "c"], ["a", "bc"], ["x", "y"]], true);
+    const m = model(
+      [
+        ["b", "c"],
+        ["a", "bc"],
+        ["x", "y"],
+      ],
+      true,
+    );
     expect(tokens(m, "abc")).toEqual(["abc"]);
-    expect(tokens(model([["b", "c"], ["a", "bc"]], false), "abc")).toEqual(["abc"]);
+    expect(
+      tokens(
+        model(
+          [
+            ["b", "c"],
+            ["a", "bc"],
+          ],
+          false,
+        ),
+        "abc",
+      ),
+    ).toEqual(["abc"]);
   });
 
   it("encodePiece caches without changing results", () => {
-    const m = model([["h", "e"], ["l", "l"]]);
+    const m = model([
+      ["h", "e"],
+      ["l", "l"],
+    ]);
     const first: number[] = [];
     const second: number[] = [];
     m.encodePiece("hello", first);

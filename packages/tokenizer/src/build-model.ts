@@ -18,12 +18,7 @@ export interface BuiltModel {
  * requires) or `[a, b]` pairs; both parts and their concatenation must be tokens. Accepts the
  * parsed `model.merges` array or the in-place scan of {@link scanTokenizerJson}.
  */
-export function buildFromStringMerges(
-  vocab: StringTable,
-  merges: readonly unknown[] | ScannedMerges,
-  options: BpeOptions,
-  path: string,
-): BuiltModel {
+export function buildFromStringMerges(vocab: StringTable, merges: readonly unknown[] | ScannedMerges, options: BpeOptions, path: string): BuiltModel {
   const n = Array.isArray(merges) ? merges.length : (merges as ScannedMerges).count;
   const table = new MergeTable(n);
   const mergeLeft = new Int32Array(n);
@@ -150,12 +145,7 @@ function sameJoined(text: string, s1: number, sp1: number, e1: number, s2: numbe
 }
 
 /** Merges as `[a, b, merged]` id triples (seed `.htok`); every id must be below `tokenCount`. */
-export function buildFromIdMerges(
-  vocab: VocabLookup,
-  triples: Uint32Array,
-  tokenCount: number,
-  options: BpeOptions,
-): BuiltModel {
+export function buildFromIdMerges(vocab: VocabLookup, triples: Uint32Array, tokenCount: number, options: BpeOptions): BuiltModel {
   if (triples.length % 3 !== 0) {
     throw new HaloError(TokenizerErrorCode.TOKENIZER_BAD_MERGE, ".htok merges are not whole id triples", {
       field: "merges",

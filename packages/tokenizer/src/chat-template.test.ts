@@ -99,7 +99,8 @@ describe("Tokenizer chat templates", () => {
   });
 
   it("the plain fallback on a tokenizer without Llama-3 tokens ends turns with its EOS id", () => {
-    const rename = (text: string): string => text.replaceAll("<|begin_of_text|>", "<s>").replaceAll("<|end_of_text|>", "</s>").replaceAll("<|eot_id|>", "<unused_0>");
+    const rename = (text: string): string =>
+      text.replaceAll("<|begin_of_text|>", "<s>").replaceAll("<|end_of_text|>", "</s>").replaceAll("<|eot_id|>", "<unused_0>");
     const config = { ...(JSON.parse(rename(synth.tokenizerConfigJson)) as object), eos_token: "</s>", chat_template: undefined };
     const foreign = Tokenizer.fromJson(rename(synth.tokenizerJson), config);
     const ids = foreign.encodeChat([{ role: "user", content: "Hi" }], { template: "plain" });

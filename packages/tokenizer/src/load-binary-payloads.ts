@@ -153,8 +153,7 @@ export function partsFromHtok(payload: HtokPayload, choice: PreTokenizerChoice |
   });
   const bosTokenId = checkId(payload.bosTokenId, count, "bos_id");
   const eosTokenId = checkId(payload.eosTokenId, count, "eos_id");
-  const surface = (id: number | null): string | undefined =>
-    id === null ? undefined : (modelTokens[id] ?? addedTokens.find((t) => t.id === id)?.content);
+  const surface = (id: number | null): string | undefined => (id === null ? undefined : (modelTokens[id] ?? addedTokens.find((t) => t.id === id)?.content));
   const templateVariables: Record<string, string> = {};
   const bos = surface(bosTokenId);
   const eos = surface(eosTokenId);

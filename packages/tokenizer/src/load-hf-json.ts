@@ -188,8 +188,7 @@ export function partsFromHfJson(tokenizerJson: string | object, tokenizerConfigJ
   }
   const bosTokenId = idOf(bosToken) ?? wrap.prefix[0] ?? firstKnown(idOf, BOS_NAMES);
   const eosTokenId = idOf(eosToken) ?? firstKnown(idOf, EOS_NAMES);
-  const surface = (id: number | null): string | undefined =>
-    id === null ? undefined : (addedTokens.find((t) => t.id === id)?.content ?? modelTokens[id]);
+  const surface = (id: number | null): string | undefined => (id === null ? undefined : (addedTokens.find((t) => t.id === id)?.content ?? modelTokens[id]));
   if (templateVariables["bos_token"] === undefined && surface(bosTokenId) !== undefined) templateVariables["bos_token"] = surface(bosTokenId)!;
   if (templateVariables["eos_token"] === undefined && surface(eosTokenId) !== undefined) templateVariables["eos_token"] = surface(eosTokenId)!;
   return {

@@ -8,7 +8,17 @@ const split = (pattern: string, text: string): string[] => text.match(onigToJsRe
 describe("onigToJsRegExp", () => {
   it("splits text like the Llama-3 pre-tokenizer", () => {
     expect(split(LLAMA3_SPLIT_PATTERN, "Hello world's 1234567 end!!\n\n  x")).toEqual([
-      "Hello", " world", "'s", " ", "123", "456", "7", " end", "!!\n\n", " ", " x",
+      "Hello",
+      " world",
+      "'s",
+      " ",
+      "123",
+      "456",
+      "7",
+      " end",
+      "!!\n\n",
+      " ",
+      " x",
     ]);
   });
 

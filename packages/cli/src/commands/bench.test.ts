@@ -15,7 +15,8 @@ describe("halo bench", () => {
     const config = shapeConfig("bitnet-2b-4t");
     const cpu = (await discoverBackends()).factories.find((f) => f.name === "cpu");
     expect(cpu, "the cpu backend (@halo/kernels-cpu) must be installed: pnpm install, then build packages/kernels-cpu").toBeDefined();
-    const estimate = (lmHead?: string, kvDtype: KvDtype = "f16") => cpu!.create(lmHead === undefined ? {} : { lmHead }).estimateMemory!(config, { contextLength: 4096, maxSequences: 1, kvDtype });
+    const estimate = (lmHead?: string, kvDtype: KvDtype = "f16") =>
+      cpu!.create(lmHead === undefined ? {} : { lmHead }).estimateMemory!(config, { contextLength: 4096, maxSequences: 1, kvDtype });
     const { hiddenSize: h, intermediateSize: f, numLayers: layers, vocabSize: vocab } = config;
     const q = config.numHeads * config.headDim;
     const kv = config.numKvHeads * config.headDim;
@@ -51,12 +52,37 @@ describe("halo bench", () => {
     await writeHalo(synthModel({ seed: 3 }), path);
     const out: string[] = [];
     const code = await main(
-      ["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "16", "--gen-tokens", "4", "--decode-context", "8", "--batch", "2", "--bandwidth", "30", "--json"],
+      [
+        "bench",
+        "--model",
+        path,
+        "--backend",
+        "reference",
+        "--prompt-tokens",
+        "16",
+        "--gen-tokens",
+        "4",
+        "--decode-context",
+        "8",
+        "--batch",
+        "2",
+        "--bandwidth",
+        "30",
+        "--json",
+      ],
       { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} },
     );
     expect(code).toBe(0);
     const result = JSON.parse(out.join("")) as Record<string, number | string | null>;
-    for (const key of ["loadMs", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssMiB", "bytesPerToken", "bandwidthUtilisation", "aggregateDecodeTokensPerSecond"]) {
+    for (const key of [
+      "loadMs",
+      "prefillTokensPerSecond",
+      "decodeTokensPerSecond",
+      "peakRssMiB",
+      "bytesPerToken",
+      "bandwidthUtilisation",
+      "aggregateDecodeTokensPerSecond",
+    ]) {
       expect(typeof result[key], key).toBe("number");
       expect(result[key] as number, key).toBeGreaterThan(0);
     }
@@ -69,7 +95,24 @@ describe("halo bench", () => {
     await writeHalo(synthModel({ seed: 4 }), path);
     const out: string[] = [];
     const code = await main(
-      ["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--decode-context", "4", "--kv-dtype", "int8", "--bandwidth", "30", "--json"],
+      [
+        "bench",
+        "--model",
+        path,
+        "--backend",
+        "reference",
+        "--prompt-tokens",
+        "8",
+        "--gen-tokens",
+        "3",
+        "--decode-context",
+        "4",
+        "--kv-dtype",
+        "int8",
+        "--bandwidth",
+        "30",
+        "--json",
+      ],
       { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} },
     );
     expect(code).toBe(0);
@@ -78,7 +121,11 @@ describe("halo bench", () => {
 
   it("rejects an unknown KV dtype with the accepted ones", async () => {
     const err: string[] = [];
-    const code = await main(["bench", "--model", "x", "--kv-dtype", "q4"], { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} });
+    const code = await main(["bench", "--model", "x", "--kv-dtype", "q4"], {
+      stdout: { write: () => undefined },
+      stderr: { write: (t: string) => err.push(t) },
+      env: {},
+    });
     expect(code).toBe(2);
     expect(err.join("")).toMatch(/--kv-dtype must be f32, f16, int8; got "q4"/);
   });
@@ -89,7 +136,25 @@ describe("halo bench", () => {
     const bench = async (extra: string[]) => {
       const out: string[] = [];
       const code = await main(
-        ["bench", "--model", path, "--backend", "cpu", "--threads", "1", "--prompt-tokens", "8", "--gen-tokens", "3", "--decode-context", "4", "--bandwidth", "30", "--json", ...extra],
+        [
+          "bench",
+          "--model",
+          path,
+          "--backend",
+          "cpu",
+          "--threads",
+          "1",
+          "--prompt-tokens",
+          "8",
+          "--gen-tokens",
+          "3",
+          "--decode-context",
+          "4",
+          "--bandwidth",
+          "30",
+          "--json",
+          ...extra,
+        ],
         { stdout: { write: (t: string) => out.push(t) }, stderr: { write: () => undefined }, env: {} },
       );
       expect(code).toBe(0);
@@ -130,7 +195,9 @@ describe("halo bench", () => {
     err.length = 0;
     const out: string[] = [];
     const run = { ...io, stdout: { write: (t: string) => out.push(t) } };
-    expect(await main(["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--lm-head", "int8", "--json"], run)).toBe(0);
+    expect(
+      await main(["bench", "--model", path, "--backend", "reference", "--prompt-tokens", "8", "--gen-tokens", "3", "--lm-head", "int8", "--json"], run),
+    ).toBe(0);
     expect(err.join("")).toMatch(/--lm-head applies to the cpu backend, which does not run here \(the reference backend runs\): not used/);
     // The reference backend ran on its defaults: the cpu option is not reported as what ran.
     expect((JSON.parse(out.join("")) as Record<string, unknown>)["backendOptions"]).toEqual({});
@@ -152,7 +219,22 @@ describe("halo bench", () => {
     const out: string[] = [];
     const err: string[] = [];
     const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: {} };
-    const args = ["bench", "--model", path, "--backend", "reference", "--backend-option", "reference.splitKvTile=64", "--prompt-tokens", "8", "--gen-tokens", "3", "--bandwidth", "30", "--json"];
+    const args = [
+      "bench",
+      "--model",
+      path,
+      "--backend",
+      "reference",
+      "--backend-option",
+      "reference.splitKvTile=64",
+      "--prompt-tokens",
+      "8",
+      "--gen-tokens",
+      "3",
+      "--bandwidth",
+      "30",
+      "--json",
+    ];
     expect(await main(args, io)).toBe(0);
     const result = JSON.parse(out.join("")) as Record<string, unknown>;
     expect(result["backend"]).toBe("reference split-kv 64");
@@ -164,13 +246,32 @@ describe("halo bench", () => {
     const path = join(dir, "tiny-ref.halo");
     const err: string[] = [];
     const io = { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} };
-    const code = await main(["bench", "--model", path, "--backend", "reference", "--backend-option", "reference.maxSequences=2", "--batch", "4", "--prompt-tokens", "8", "--gen-tokens", "3"], io);
+    const code = await main(
+      [
+        "bench",
+        "--model",
+        path,
+        "--backend",
+        "reference",
+        "--backend-option",
+        "reference.maxSequences=2",
+        "--batch",
+        "4",
+        "--prompt-tokens",
+        "8",
+        "--gen-tokens",
+        "3",
+      ],
+      io,
+    );
     expect(code).toBe(2);
     const text = err.join("");
     expect(text).not.toMatch(/cpu/);
     expect(text).not.toMatch(/--backend-option reference\.maxSequences:/);
     // The load option is named as bench's flag for it (maxSequences is --batch here, not serve's --parallel).
-    expect(text).toMatch(/^halo bench: the reference backend cannot take this --batch \(field --batch\); expected at most 2; found 4\b.*\[ENGINE_BAD_OPTION\]\n$/);
+    expect(text).toMatch(
+      /^halo bench: the reference backend cannot take this --batch \(field --batch\); expected at most 2; found 4\b.*\[ENGINE_BAD_OPTION\]\n$/,
+    );
   });
 
   it("says why there is no roofline when the running backend cannot measure its bandwidth", async () => {
@@ -186,7 +287,11 @@ describe("halo bench", () => {
 
   it("rejects bad numbers", async () => {
     const err: string[] = [];
-    const code = await main(["bench", "--model", "x", "--batch", "abc"], { stdout: { write: () => undefined }, stderr: { write: (t: string) => err.push(t) }, env: {} });
+    const code = await main(["bench", "--model", "x", "--batch", "abc"], {
+      stdout: { write: () => undefined },
+      stderr: { write: (t: string) => err.push(t) },
+      env: {},
+    });
     expect(code).toBe(2);
     expect(err.join("")).toMatch(/--batch must be a whole number/);
   });
@@ -221,7 +326,9 @@ describe("halo bench lengths", () => {
     const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env: {} };
     expect(await main(["bench", "--model", path, "--backend", "cpu", "--threads", "1", "--bandwidth", "30", "--json"], io)).toBe(0);
     expect(JSON.parse(out.join(""))).toMatchObject({ promptTokens: 408, genTokens: 103, decodeContext: 64 });
-    expect(err.join("")).toMatch(/^halo bench: the model's context holds 512 positions; defaults lowered to fit: measuring --prompt-tokens 408 --gen-tokens 103 --decode-context 64\n/);
+    expect(err.join("")).toMatch(
+      /^halo bench: the model's context holds 512 positions; defaults lowered to fit: measuring --prompt-tokens 408 --gen-tokens 103 --decode-context 64\n/,
+    );
     err.length = 0;
     expect(await main(["bench", "--model", path, "--prompt-tokens", "600", "--gen-tokens", "128"], io)).toBe(2);
     expect(err.join("")).toMatch(/^halo bench: the model's context holds 512 positions, too few for what was asked; .*= 729\. Lower them.*\[CLI_USAGE\]\n$/);

@@ -11,12 +11,20 @@ import { installedPackings } from "../installed-packings.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or snapshot directory" },
-  "prompt-tokens": { type: "string", placeholder: "n", description: "prompt length for the prefill measurement (default 512, less when the model's context is smaller)" },
+  "prompt-tokens": {
+    type: "string",
+    placeholder: "n",
+    description: "prompt length for the prefill measurement (default 512, less when the model's context is smaller)",
+  },
   "gen-tokens": { type: "string", placeholder: "n", description: "tokens decoded per sequence (default 128, less when the model's context is smaller)" },
   "decode-context": { type: "string", placeholder: "n", description: "prompt length before the decode measurement (default 64)" },
   batch: { type: "string", placeholder: "n", description: "sequences decoding together (default 1)" },
   ...BACKEND_FLAGS,
-  bandwidth: { type: "string", placeholder: "GB/s", description: "measured memory read bandwidth in GB/s for the roofline (default: what the running backend measures, if it can)" },
+  bandwidth: {
+    type: "string",
+    placeholder: "GB/s",
+    description: "measured memory read bandwidth in GB/s for the roofline (default: what the running backend measures, if it can)",
+  },
   "head-bytes": {
     type: "string",
     placeholder: "bytes",
@@ -243,7 +251,9 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
     if (batch > 1) {
       const t0 = performance.now();
       const ends = await Promise.all(
-        Array.from({ length: batch }, (_, i) => runToEnd(engine.generate({ prompt: promptIds(decodeContext, vocab, 10 + i), maxTokens: genTokens, ...greedy }))),
+        Array.from({ length: batch }, (_, i) =>
+          runToEnd(engine.generate({ prompt: promptIds(decodeContext, vocab, 10 + i), maxTokens: genTokens, ...greedy })),
+        ),
       );
       const seconds = (performance.now() - t0) / 1000;
       const prefillSeconds = Math.max(...ends.map((e) => (e.timings.queuedMs + e.timings.prefillMs) / 1000));

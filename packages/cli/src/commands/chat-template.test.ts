@@ -72,7 +72,15 @@ describe("models without a chat template chat with the inferred one", () => {
       expect(await main(["chat", "--model", path, "--backend", "reference", "-t", "0", "-n", "4"], c.ctx)).toBe(0);
       expect(c.err.join("")).toBe("");
       const first = await greedyChat(path, [{ role: "user", content: "hi" }], 4);
-      const second = await greedyChat(path, [{ role: "user", content: "hi" }, { role: "assistant", content: first }, { role: "user", content: "and again" }], 4);
+      const second = await greedyChat(
+        path,
+        [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: first },
+          { role: "user", content: "and again" },
+        ],
+        4,
+      );
       expect(c.out.join("")).toBe(`${first}\n${second}\n`);
     }
   });
@@ -106,7 +114,10 @@ describe("--chat-template", () => {
   it("takes a built-in name or a Jinja file on run, chat and serve", async () => {
     const jinja = join(dir, "template.jinja");
     writeFileSync(jinja, "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}<assistant> ");
-    for (const [value, template] of [["plain", "plain"], [jinja, "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}<assistant> "]] as const) {
+    for (const [value, template] of [
+      ["plain", "plain"],
+      [jinja, "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}<assistant> "],
+    ] as const) {
       const expected = await greedyChat(gguf, [{ role: "user", content: "hi" }], 5, template);
       const run = capture();
       expect(await main(["run", "--model", gguf, "--backend", "reference", "-t", "0", "-n", "5", "--chat-template", value, "hi"], run.ctx)).toBe(0);
@@ -137,7 +148,11 @@ describe("--chat-template", () => {
       const c = capture();
       const args = command === "show" ? [gguf] : ["--model", gguf, ...(command === "run" ? ["hi"] : [])];
       expect(await main([command, ...args, "--chat-template", "chatml"], c.ctx)).toBe(2);
-      expect(c.err.join("")).toMatch(new RegExp(`^halo ${command}: .*--chat-template must be bitnet, llama3, plain or a readable Jinja file.*found chatml \\(no such file\\).*\\[CLI_USAGE\\]\\n$`));
+      expect(c.err.join("")).toMatch(
+        new RegExp(
+          `^halo ${command}: .*--chat-template must be bitnet, llama3, plain or a readable Jinja file.*found chatml \\(no such file\\).*\\[CLI_USAGE\\]\\n$`,
+        ),
+      );
     }
     const empty = join(dir, "empty.jinja");
     writeFileSync(empty, " \n");
@@ -150,9 +165,18 @@ describe("--chat-template", () => {
     for (const command of ["run", "chat", "serve", "show"]) {
       const b = capture();
       const args = command === "show" ? [gguf] : ["--model", gguf, ...(command === "run" ? ["hi"] : [])];
-      expect(await main([command, ...args, "--backend", "reference", "--chat-template", broken].filter((a) => command !== "show" || a !== "--backend" && a !== "reference"), b.ctx)).toBe(2);
+      expect(
+        await main(
+          [command, ...args, "--backend", "reference", "--chat-template", broken].filter((a) => command !== "show" || (a !== "--backend" && a !== "reference")),
+          b.ctx,
+        ),
+      ).toBe(2);
       const text = b.err.join("");
-      expect(text).toMatch(new RegExp(`^halo ${command}: the --chat-template file does not parse as a Jinja template.*${broken.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*\\[CLI_USAGE\\]\\n$`));
+      expect(text).toMatch(
+        new RegExp(
+          `^halo ${command}: the --chat-template file does not parse as a Jinja template.*${broken.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*\\[CLI_USAGE\\]\\n$`,
+        ),
+      );
       expect(text.split("\n")).toHaveLength(2);
       // serve never got as far as listening.
       expect(b.out.join("")).not.toMatch(/listening/);
@@ -190,7 +214,10 @@ describe("halo show", () => {
     }
     const broken = capture();
     expect(await main(["show", brokenTemplate], broken.ctx)).toBe(0);
-    const brokenLine = broken.out.join("").split("\n").find((l) => l.includes("chat template"))!;
+    const brokenLine = broken.out
+      .join("")
+      .split("\n")
+      .find((l) => l.includes("chat template"))!;
     expect(brokenLine).toMatch(/the template in the model file does not parse/);
     expect(brokenLine).not.toMatch(/none in the file/);
 

@@ -111,7 +111,9 @@ async function answer(
         // The engine dropped whole oldest turns; forget them here too, so the history matches what the model saw.
         onDropped(event.droppedMessages);
         totals.droppedMessages += event.droppedMessages;
-        ctx.stderr.write(`halo chat: context full: dropped ${oldest(event.droppedMessages)} (the prompt is now ${event.contextTokens} of ${event.contextLength} tokens)\n`);
+        ctx.stderr.write(
+          `halo chat: context full: dropped ${oldest(event.droppedMessages)} (the prompt is now ${event.contextTokens} of ${event.contextLength} tokens)\n`,
+        );
       } else if (event.type === "request-end") {
         ctx.stdout.write(event.finishReason === "abort" ? " [stopped]\n" : "\n");
         if (event.contextFull) {
@@ -130,9 +132,15 @@ async function answer(
     if (!isHaloError(error)) throw error;
     if (error.code === "ENGINE_CONTEXT_OVERFLOW") {
       const what = sampling.contextShift === "error" ? "the conversation no longer fits" : "the message does not fit, even after dropping every older turn,";
-      const ways = ["/reset starts a new conversation", "a shorter message or --system prompt fits", `a larger --context-length (now ${engine.contextLength}) gives more room`];
+      const ways = [
+        "/reset starts a new conversation",
+        "a shorter message or --system prompt fits",
+        `a larger --context-length (now ${engine.contextLength}) gives more room`,
+      ];
       if (sampling.contextShift === "error") ways.push("--context-shift drop-oldest drops the oldest turns instead");
-      ctx.stderr.write(`halo chat: ${what} in the context window (${String(error.actual)}, room for ${engine.contextLength - 1}): ${ways.join("; ")} [${error.code}]\n`);
+      ctx.stderr.write(
+        `halo chat: ${what} in the context window (${String(error.actual)}, room for ${engine.contextLength - 1}): ${ways.join("; ")} [${error.code}]\n`,
+      );
     } else ctx.stderr.write(`halo chat: ${error.message} [${error.code}]\n`);
   }
   return undefined;
@@ -217,7 +225,11 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
         prompt();
         continue;
       }
-      const messages: ChatMessage[] = [...(system !== undefined ? [{ role: "system" as const, content: system }] : []), ...history, { role: "user", content: text }];
+      const messages: ChatMessage[] = [
+        ...(system !== undefined ? [{ role: "system" as const, content: system }] : []),
+        ...history,
+        { role: "user", content: text },
+      ];
       generating = new AbortController();
       const reply = await answer(engine, messages, sampling, generating.signal, ctx, totals, (count) => history.splice(0, count));
       generating = undefined;

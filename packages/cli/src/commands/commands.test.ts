@@ -89,11 +89,24 @@ describe("halo chat", () => {
   it("keeps history, honours /system, /reset, /stats and multi-line input over piped stdin", async () => {
     const stdin = new PassThrough();
     const c = capture({}, stdin);
-    stdin.end(["Hi", "/stats", "And more", "/reset", "/system Be brief.", 'two \\', "lines", "/bogus", "/exit", "ignored"].join("\n") + "\n");
+    stdin.end(["Hi", "/stats", "And more", "/reset", "/system Be brief.", "two \\", "lines", "/bogus", "/exit", "ignored"].join("\n") + "\n");
     expect(await main(["chat", "--model", modelPath, "--backend", "reference", "-t", "0", "-n", "6"], c.ctx)).toBe(0);
     const first = await greedyChat([{ role: "user", content: "Hi" }], 6);
-    const second = await greedyChat([{ role: "user", content: "Hi" }, { role: "assistant", content: first }, { role: "user", content: "And more" }], 6);
-    const third = await greedyChat([{ role: "system", content: "Be brief." }, { role: "user", content: "two \nlines" }], 6);
+    const second = await greedyChat(
+      [
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: first },
+        { role: "user", content: "And more" },
+      ],
+      6,
+    );
+    const third = await greedyChat(
+      [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: "two \nlines" },
+      ],
+      6,
+    );
     const out = c.out.join("");
     const parts = out.split("\n");
     expect(parts[0]).toBe(first);
@@ -128,7 +141,9 @@ describe("halo chat", () => {
     const answered = Number(/session: (\d+) answers/.exec(strict.out.join(""))![1]);
     expect(answered + failures.length).toBe(questions.length + 1);
     expect(strict.out.join("")).toMatch(/\(conversation cleared\)\n[^\n]*\n[^]*session: /);
-    expect(strict.err.join("")).toMatch(/halo chat: the conversation no longer fits in the context window .*\/reset starts a new conversation.*--context-length.*--context-shift drop-oldest.*\[ENGINE_CONTEXT_OVERFLOW\]/);
+    expect(strict.err.join("")).toMatch(
+      /halo chat: the conversation no longer fits in the context window .*\/reset starts a new conversation.*--context-length.*--context-shift drop-oldest.*\[ENGINE_CONTEXT_OVERFLOW\]/,
+    );
     const bad = capture();
     expect(await main(["chat", ...flags, "--context-shift", "shift"], bad.ctx)).toBe(2);
     expect(bad.err.join("")).toMatch(/--context-shift must be drop-oldest or error/);
@@ -212,7 +227,10 @@ describe("halo ppl", () => {
     const independent = await engine.perplexity(text, { contextLength: 32 });
     const sliding = await engine.perplexity(text, { contextLength: 32, stride: 8 });
     engine.dispose();
-    for (const [extra, expected] of [[[], independent], [["--stride", "8"], sliding]] as const) {
+    for (const [extra, expected] of [
+      [[], independent],
+      [["--stride", "8"], sliding],
+    ] as const) {
       const c = capture();
       expect(await main(["ppl", "-m", modelPath, "-f", textFile, "-c", "32", "--backend", "reference", "--json", ...extra], c.ctx)).toBe(0);
       const got = JSON.parse(c.out.join("")) as { perplexity: number; scoredTokens: number; windows: number };
@@ -229,11 +247,18 @@ describe("halo ppl", () => {
 
 describe("halo doctor", () => {
   it("parses /proc/cpuinfo flags and reports backends honestly", async () => {
-    expect(parseCpuinfo("model name\t: Test CPU\nflags\t\t: fpu sse4_2 avx2 fma avx512_vnni\n")).toEqual({ model: "Test CPU", simd: ["sse4_2", "avx2", "fma", "avx512_vnni"] });
+    expect(parseCpuinfo("model name\t: Test CPU\nflags\t\t: fpu sse4_2 avx2 fma avx512_vnni\n")).toEqual({
+      model: "Test CPU",
+      simd: ["sse4_2", "avx2", "fma", "avx512_vnni"],
+    });
     expect(parseCpuinfo("Features\t: fp asimd asimddp\n")).toEqual({ model: undefined, simd: ["asimd", "asimddp"] });
     const c = capture();
     expect(await main(["doctor", "--json"], c.ctx)).toBe(0);
-    const report = JSON.parse(c.out.join("")) as { backends: { name: string; available: boolean; detail: string }[]; cache: { dir: string }; versions: { node: string } };
+    const report = JSON.parse(c.out.join("")) as {
+      backends: { name: string; available: boolean; detail: string }[];
+      cache: { dir: string };
+      versions: { node: string };
+    };
     // What is installed, as discovery finds it: no hard-coded device probes for backends that are not.
     expect(report.backends.at(-1)).toMatchObject({ name: "reference", available: true });
     expect(report.backends.map((b) => b.name)).not.toContain("hip");

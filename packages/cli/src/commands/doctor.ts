@@ -26,7 +26,23 @@ export const doctorHelp = helpText(
 );
 
 /** SIMD features halo's kernels care about, as /proc/cpuinfo names them. */
-const SIMD_FLAGS = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_int8", "asimd", "asimddp", "sve"];
+const SIMD_FLAGS = [
+  "sse4_2",
+  "avx",
+  "avx2",
+  "fma",
+  "f16c",
+  "avx_vnni",
+  "avx512f",
+  "avx512bw",
+  "avx512vl",
+  "avx512_vnni",
+  "avx512_bf16",
+  "amx_int8",
+  "asimd",
+  "asimddp",
+  "sve",
+];
 
 /** One installed backend as its probe describes it. */
 export interface BackendStatus {
@@ -56,7 +72,15 @@ export interface DoctorReport {
   /** The node_modules directories searched for backends. */
   readonly backendSearchPaths: readonly string[];
   readonly memory: { readonly totalBytes: number; readonly freeBytes: number };
-  readonly cache: { readonly dir: string; readonly exists: boolean; readonly models: readonly string[]; readonly defaultModel: string; readonly defaultCached: boolean; readonly hubEndpoint: string; readonly hfToken: boolean };
+  readonly cache: {
+    readonly dir: string;
+    readonly exists: boolean;
+    readonly models: readonly string[];
+    readonly defaultModel: string;
+    readonly defaultCached: boolean;
+    readonly hubEndpoint: string;
+    readonly hfToken: boolean;
+  };
   readonly versions: Readonly<Record<string, string>>;
 }
 
@@ -155,7 +179,12 @@ export async function doctorReport(env: Readonly<Record<string, string | undefin
       hubEndpoint: hub.endpoint,
       hfToken: hub.token !== undefined,
     },
-    versions: { halo: packageJson.version, node: process.versions.node, napi: process.versions.napi ?? "none", platform: `${process.platform}-${process.arch}` },
+    versions: {
+      halo: packageJson.version,
+      node: process.versions.node,
+      napi: process.versions.napi ?? "none",
+      platform: `${process.platform}-${process.arch}`,
+    },
   };
 }
 

@@ -1,6 +1,15 @@
 // Flags shared by the commands that load a model and sample (`run`, `chat`), and the loading itself.
 import { readFileSync } from "node:fs";
-import { BUILTIN_CHAT_TEMPLATE_NAMES, checkBackendChoice, KV_DTYPES, loadModel, type BackendOptions, type ChatTemplateChoice, type Engine, type LoadModelOptions } from "@halo/engine";
+import {
+  BUILTIN_CHAT_TEMPLATE_NAMES,
+  checkBackendChoice,
+  KV_DTYPES,
+  loadModel,
+  type BackendOptions,
+  type ChatTemplateChoice,
+  type Engine,
+  type LoadModelOptions,
+} from "@halo/engine";
 import { HaloError, isHaloError } from "@halo/errors";
 import { checkChatTemplate } from "@halo/tokenizer";
 import { kvDtypeFlag, numberFlag, type FlagSpec } from "../args.js";
@@ -66,7 +75,8 @@ export function chatTemplateOrigin(choice: ChatTemplateChoice, flag: { readonly 
 }
 
 /** Help of `--no-verify` (every command that loads a model). */
-export const NO_VERIFY_HELP = "skip the load-time weight check (the .halo checksums, NaN/Inf in norms, scales and embedding); a file that passed once is remembered in $HALO_CACHE_DIR/.verified (default ~/.cache/halo/models/.verified)";
+export const NO_VERIFY_HELP =
+  "skip the load-time weight check (the .halo checksums, NaN/Inf in norms, scales and embedding); a file that passed once is remembered in $HALO_CACHE_DIR/.verified (default ~/.cache/halo/models/.verified)";
 
 /** The load option `--no-verify` selects: `{ verify: false }` when given, else nothing. */
 export function verifyOption(values: Record<string, unknown>): { readonly verify?: false } {
@@ -108,7 +118,11 @@ function exampleBackendOption(): string {
 export const LOAD_FLAGS: Record<string, FlagSpec> = {
   ...BACKEND_FLAGS,
   "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
-  "kv-dtype": { type: "string", placeholder: KV_DTYPES.join("|"), description: `KV cache storage: ${KV_DTYPES.join(" | ")} (default f16; int8 is about a quarter of f32, see docs/benchmarks.md for its cost)` },
+  "kv-dtype": {
+    type: "string",
+    placeholder: KV_DTYPES.join("|"),
+    description: `KV cache storage: ${KV_DTYPES.join(" | ")} (default f16; int8 is about a quarter of f32, see docs/benchmarks.md for its cost)`,
+  },
   "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
@@ -139,7 +153,10 @@ export function backendFlags(command: string, values: Record<string, unknown>, d
     const own = (options[name] ??= {});
     const first = setBy.get(`${name}.${key}`);
     if (first !== undefined) {
-      throw new HaloError(CliErrorCode.CLI_USAGE, `${name}.${key} is set twice, by ${first} and by ${flag}`, { field: flag.replace(/^--/, ""), hint: "Give it once" });
+      throw new HaloError(CliErrorCode.CLI_USAGE, `${name}.${key} is set twice, by ${first} and by ${flag}`, {
+        field: flag.replace(/^--/, ""),
+        hint: "Give it once",
+      });
     }
     setBy.set(`${name}.${key}`, flag);
     own[key] = value;
@@ -332,11 +349,14 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
 }
 
 /** One line of request statistics. */
-export function statsLine(event: {
-  finishReason: string;
-  usage: { promptTokens: number; completionTokens: number };
-  timings: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
-}, backend: string): string {
+export function statsLine(
+  event: {
+    finishReason: string;
+    usage: { promptTokens: number; completionTokens: number };
+    timings: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
+  },
+  backend: string,
+): string {
   return (
     `[${event.finishReason}] prompt ${event.usage.promptTokens} tok at ${event.timings.prefillTokensPerSecond.toFixed(1)} tok/s; ` +
     `answer ${event.usage.completionTokens} tok at ${event.timings.decodeTokensPerSecond.toFixed(1)} tok/s (${backend} backend)`

@@ -115,7 +115,9 @@ describe("halo models / halo rm", () => {
     haloEntry("acme/kept", "main", true);
     const unknown = capture();
     expect(await main(["rm", "acme/nope"], unknown.ctx)).toBe(1);
-    expect(unknown.err.join("")).toMatch(/^halo rm: acme\/nope is not in halo's model cache; expected one of .*acme\/kept.*`halo models` lists what is cached \[CLI_MODEL_NOT_CACHED\]\n$/);
+    expect(unknown.err.join("")).toMatch(
+      /^halo rm: acme\/nope is not in halo's model cache; expected one of .*acme\/kept.*`halo models` lists what is cached \[CLI_MODEL_NOT_CACHED\]\n$/,
+    );
 
     await hfRepo("acme/hf-keep");
     const hf = capture();

@@ -44,7 +44,10 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
   try {
     text = await readFile(textFile, "utf8");
   } catch (error) {
-    throw new HaloError(CliErrorCode.CLI_IO, `cannot read the text file (${(error as NodeJS.ErrnoException).code ?? "error"})`, { path: textFile, hint: "Check the path" });
+    throw new HaloError(CliErrorCode.CLI_IO, `cannot read the text file (${(error as NodeJS.ErrnoException).code ?? "error"})`, {
+      path: textFile,
+      hint: "Check the path",
+    });
   }
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: false });
   const engine = await loadWithFlags(path, {

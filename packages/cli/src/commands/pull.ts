@@ -58,7 +58,9 @@ export async function pullCommand(argv: readonly string[], ctx: CommandContext):
   const fetched = result.files.reduce((n, f) => n + f.fetchedBytes, 0);
   const total = result.files.reduce((n, f) => n + f.bytes, 0);
   if (values["json"] === true) {
-    ctx.stdout.write(`${JSON.stringify({ path: result.path, converted: result.converted, commit: result.commit, files: result.files, seconds: (Date.now() - started) / 1000 }, null, 2)}\n`);
+    ctx.stdout.write(
+      `${JSON.stringify({ path: result.path, converted: result.converted, commit: result.commit, files: result.files, seconds: (Date.now() - started) / 1000 }, null, 2)}\n`,
+    );
   } else {
     ctx.stdout.write(
       `${result.files.length} file(s), ${formatBytes(total)} (${formatBytes(fetched)} downloaded, ${result.files.filter((f) => f.cached).length} already cached) in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +

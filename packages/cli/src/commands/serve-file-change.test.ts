@@ -54,14 +54,19 @@ describe("halo serve while its model file changes", () => {
     // The command as users run it: bin.ts bundled on its own, in a child process (a SIGBUS there fails this test).
     const out = join(packageDir, "node_modules", ".cache", `halo-serve-file-change-test-${process.pid}`);
     const tsup = join(packageDir, "../../node_modules/.bin/tsup");
-    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], { cwd: packageDir, stdio: "pipe" });
+    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
+      cwd: packageDir,
+      stdio: "pipe",
+    });
     // --backend cpu: the native backend maps the .halo file's weights (the reference backend would copy them).
     const child = spawn(
       process.execPath,
       [join(out, "bin.js"), "serve", "--model", modelPath, "--backend", "cpu", "--threads", "2", "--port", "0", "--parallel", "1", "--log-level", "info"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal })),
+    );
     let stdout = "";
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));

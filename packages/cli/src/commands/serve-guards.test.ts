@@ -19,7 +19,13 @@ async function readRecords(response: Response): Promise<{ records: string[]; cut
   }
   const records = text
     .split("\n\n")
-    .map((r) => r.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"))
+    .map((r) =>
+      r
+        .split("\n")
+        .filter((l) => l.startsWith("data: "))
+        .map((l) => l.slice(6))
+        .join("\n"),
+    )
     .filter((r) => r.length > 0);
   return { records, cut };
 }
@@ -64,7 +70,10 @@ describe("halo serve --allowed-host", () => {
   it("refuses a value that is not a host name, in flag terms", async () => {
     const ctx = { stdout: { write: () => {} }, stderr: { write: () => {} }, env: {} };
     for (const bad of ["https://halo.example.com", "halo.example.com/v1", ""]) {
-      await expect(serveCommand(["--demo", "--port", "0", "--allowed-host", bad], ctx)).rejects.toMatchObject({ code: "CLI_USAGE", message: expect.stringContaining("--allowed-host") });
+      await expect(serveCommand(["--demo", "--port", "0", "--allowed-host", bad], ctx)).rejects.toMatchObject({
+        code: "CLI_USAGE",
+        message: expect.stringContaining("--allowed-host"),
+      });
     }
   });
 });
@@ -73,8 +82,13 @@ describe("halo serve signals", () => {
   it("a second SIGTERM cancels running streams through the server: they end with an error record and [DONE], and the process exits 0", async () => {
     const out = join(packageDir, "node_modules", ".cache", `halo-serve-signal-test-${process.pid}`);
     const tsup = join(packageDir, "../../node_modules/.bin/tsup");
-    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], { cwd: packageDir, stdio: "pipe" });
-    const child = spawn(process.execPath, [join(out, "bin.js"), "serve", "--demo", "--port", "0", "--parallel", "1", "--log-level", "error"], { stdio: ["ignore", "pipe", "pipe"] });
+    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
+      cwd: packageDir,
+      stdio: "pipe",
+    });
+    const child = spawn(process.execPath, [join(out, "bin.js"), "serve", "--demo", "--port", "0", "--parallel", "1", "--log-level", "error"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
     try {
       let stdout = "";

@@ -44,7 +44,11 @@ describe("halo serve", () => {
     expect(await running).toBe(0);
     expect(out.at(-1)).toBe("halo serve: stopped\n");
     // Logs are JSON lines with request ids.
-    const lines = err.join("").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = err
+      .join("")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.some((l) => l["msg"] === "request" && l["path"] === "/v1/chat/completions" && typeof l["requestId"] === "string")).toBe(true);
   });
 
@@ -53,7 +57,11 @@ describe("halo serve", () => {
     writeFileSync(keyFile, "# keys\nsk-file\n");
     const { out, ctx } = capture({ HALO_API_KEY: "sk-env" });
     const stop = new AbortController();
-    const running = serveCommand(["--model", modelPath, "--port", "0", "--backend", "reference", "--api-key", "sk-flag", "--api-key-file", keyFile], ctx, stop.signal);
+    const running = serveCommand(
+      ["--model", modelPath, "--port", "0", "--backend", "reference", "--api-key", "sk-flag", "--api-key-file", keyFile],
+      ctx,
+      stop.signal,
+    );
     const url = await readyUrl(out);
     expect(out[0]).toContain(`loading ${modelPath}; 3 API key(s) required`);
     expect((await fetch(`${url}/v1/models`)).status).toBe(401);
@@ -96,7 +104,11 @@ describe("halo serve", () => {
     for (let i = 1; i <= 8; i++) conversation.push({ role: "user", content: `Question number ${i}?` }, { role: "assistant", content: `Answer ${i}.` });
     conversation.push({ role: "user", content: "Last one?" });
     const ask = (url: string): Promise<Response> =>
-      fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages: conversation, max_tokens: 4 }) });
+      fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ messages: conversation, max_tokens: 4 }),
+      });
     for (const policy of [[], ["--context-shift", "error"]]) {
       const { out, ctx } = capture();
       const stop = new AbortController();

@@ -20,12 +20,18 @@ const FLAGS: Record<string, FlagSpec> = {
   queue: { type: "string", placeholder: "n", description: "requests that may wait for a sequence; more get 429 (default 64)" },
   "api-key": { type: "string", placeholder: "key", multiple: true, description: "accepted Bearer key (repeat, or comma-separate); also HALO_API_KEY" },
   "api-key-file": { type: "string", placeholder: "path", description: "file with one key per line; also HALO_API_KEY_FILE" },
-  "cors-origin": { type: "string", placeholder: "origin", multiple: true, description: "browser origin allowed to call the API (repeat; * patterns, or * for any)" },
+  "cors-origin": {
+    type: "string",
+    placeholder: "origin",
+    multiple: true,
+    description: "browser origin allowed to call the API (repeat; * patterns, or * for any)",
+  },
   "allowed-host": {
     type: "string",
     placeholder: "host",
     multiple: true,
-    description: "Host name the server answers to besides loopback and its own address, when no API key is set (repeat; .example.com for subdomains, * for any): the public name behind a reverse proxy",
+    description:
+      "Host name the server answers to besides loopback and its own address, when no API key is set (repeat; .example.com for subdomains, * for any): the public name behind a reverse proxy",
   },
   timeout: { type: "string", placeholder: "seconds", description: "seconds one request may take, queue wait included (default 600)" },
   "max-body": { type: "string", placeholder: "bytes", description: "largest request body in bytes (default 4194304)" },

@@ -11,7 +11,11 @@ import { ExitCode } from "../main.js";
 import { chatTemplateFlag, chatTemplateOrigin } from "./model-options.js";
 
 const FLAGS: Record<string, FlagSpec> = {
-  "chat-template": { type: "string", placeholder: "name|file", description: `${BUILTIN_CHAT_TEMPLATE_NAMES.join(" | ")} or a Jinja file: show what run, chat and serve use with this --chat-template` },
+  "chat-template": {
+    type: "string",
+    placeholder: "name|file",
+    description: `${BUILTIN_CHAT_TEMPLATE_NAMES.join(" | ")} or a Jinja file: show what run, chat and serve use with this --chat-template`,
+  },
   json: { type: "boolean", description: "print the result as JSON" },
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -83,7 +87,10 @@ function printShow(ctx: CommandContext, s: ModelShow, template: ChatTemplateChoi
     ctx.stdout.write(`  ${label.padEnd(15)}${text}\n`);
   };
   ctx.stdout.write(`${s.path}\n`);
-  row("format", `${s.format}${s.version === null ? "" : ` v${s.version}`}${s.container === null ? "" : `, alignment ${s.container.alignment} B, ${s.container.checksums} CRC-32 checksums`}`);
+  row(
+    "format",
+    `${s.format}${s.version === null ? "" : ` v${s.version}`}${s.container === null ? "" : `, alignment ${s.container.alignment} B, ${s.container.checksums} CRC-32 checksums`}`,
+  );
   row(
     "architecture",
     `${c.architecture}: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize} (${c.activation}), ` +

@@ -162,12 +162,17 @@ export function removeCachedModel(env: Readonly<Record<string, string | undefine
         hint: "halo rm deletes only what halo pulled; remove other files yourself",
       });
     }
-    const hidden = relative(root, path).split(sep).find((part) => part.startsWith("."));
+    const hidden = relative(root, path)
+      .split(sep)
+      .find((part) => part.startsWith("."));
     if (hidden !== undefined) {
       throw new HaloError(CliErrorCode.CLI_USAGE, `refusing to delete ${hidden}: it holds halo's own records, not a model`, {
         path,
         expected: "a model name (`halo models` lists them) or a model's path in the cache",
-        hint: hidden === VERIFIED_DIR_NAME ? `Deleting it only makes the next loads verify their weights again; do it yourself if you mean to` : "Remove it yourself if you mean to",
+        hint:
+          hidden === VERIFIED_DIR_NAME
+            ? `Deleting it only makes the next loads verify their weights again; do it yourself if you mean to`
+            : "Remove it yourself if you mean to",
       });
     }
     if (!existsSync(path)) chosen = [];

@@ -189,12 +189,16 @@ export async function downloadFile(target: DownloadTarget, options: DownloadOpti
   const expectedHash = verified === "sha256" ? target.sha256 : verified === "git-sha1" ? target.gitBlobId : undefined;
   if ((total !== undefined && done !== total) || (expectedHash !== undefined && digest !== expectedHash)) {
     await rm(part, { force: true });
-    throw new HaloError(CliErrorCode.CLI_DOWNLOAD_CHECKSUM, `${target.label} does not match the hub's ${done !== total ? "size" : verified}; the download was deleted`, {
-      path: target.dest,
-      expected: done !== total ? total : expectedHash,
-      actual: done !== total ? done : digest,
-      hint: "Pull again; if it fails again the mirror (HF_ENDPOINT) or a proxy is serving a different file",
-    });
+    throw new HaloError(
+      CliErrorCode.CLI_DOWNLOAD_CHECKSUM,
+      `${target.label} does not match the hub's ${done !== total ? "size" : verified}; the download was deleted`,
+      {
+        path: target.dest,
+        expected: done !== total ? total : expectedHash,
+        actual: done !== total ? done : digest,
+        hint: "Pull again; if it fails again the mirror (HF_ENDPOINT) or a proxy is serving a different file",
+      },
+    );
   }
   try {
     await rename(part, target.dest);

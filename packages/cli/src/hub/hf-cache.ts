@@ -144,7 +144,9 @@ export function listHfCache(cacheDir: string): HfCachedSnapshot[] {
   const out: HfCachedSnapshot[] = [];
   let repos: string[];
   try {
-    repos = readdirSync(cacheDir).filter((d) => d.startsWith("models--")).sort();
+    repos = readdirSync(cacheDir)
+      .filter((d) => d.startsWith("models--"))
+      .sort();
   } catch {
     return out;
   }

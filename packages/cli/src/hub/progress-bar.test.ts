@@ -26,7 +26,7 @@ describe("progress bar", () => {
     on.update(1, 2, 1);
     on.update(2, 2, 2);
     on.finish();
-    expect(out[0]).toMatch(/^\rx  50% /);
+    expect(out[0]).toMatch(/^\rx {2}50% /);
     expect(out.at(-2)).toMatch(/^\rx 100% 2 B\/2 B/);
     expect(out.at(-1)).toBe("\n");
   });

@@ -56,7 +56,13 @@ describe("parsePullSpec", () => {
     expect(parsePullSpec("microsoft/bitnet-b1.58-2B-4T")).toEqual({ kind: "repo", repo: "microsoft/bitnet-b1.58-2B-4T", revision: "main" });
     expect(parsePullSpec("hf:a/b@v1.0")).toEqual({ kind: "repo", repo: "a/b", revision: "v1.0" });
     expect(parsePullSpec("https://huggingface.co/a/b")).toEqual({ kind: "repo", repo: "a/b", revision: "main", endpoint: "https://huggingface.co" });
-    expect(parsePullSpec("https://h.co/a/b/resolve/main/x/y.gguf")).toEqual({ kind: "hub-file", repo: "a/b", revision: "main", file: "x/y.gguf", endpoint: "https://h.co" });
+    expect(parsePullSpec("https://h.co/a/b/resolve/main/x/y.gguf")).toEqual({
+      kind: "hub-file",
+      repo: "a/b",
+      revision: "main",
+      file: "x/y.gguf",
+      endpoint: "https://h.co",
+    });
     expect(parsePullSpec("https://example.com/m.gguf")).toEqual({ kind: "url", url: "https://example.com/m.gguf" });
     for (const bad of ["", "noslash", "a/b/c", "a/b@", "../x/y"]) expect(() => parsePullSpec(bad)).toThrow(/CLI_USAGE|repository/);
   });
@@ -122,15 +128,21 @@ describe("pull from a hub on 127.0.0.1", () => {
   it("maps 401, 403, 404, 500 and unknown repos to one-line errors that say what to do", async () => {
     const root = cache("c5");
     expect(await codeOf(pull(parsePullSpec("acme/gated"), { hub: options, cacheDir: root }))).toMatch(/^CLI_HUB_AUTH: .*HTTP 401.*set HF_TOKEN/);
-    expect(await codeOf(pull(parsePullSpec("acme/gated"), { hub: { ...options, token: "wrong" }, cacheDir: root }))).toMatch(/^CLI_HUB_AUTH: .*HTTP 403.*HF_TOKEN was sent but refused/);
+    expect(await codeOf(pull(parsePullSpec("acme/gated"), { hub: { ...options, token: "wrong" }, cacheDir: root }))).toMatch(
+      /^CLI_HUB_AUTH: .*HTTP 403.*HF_TOKEN was sent but refused/,
+    );
     const ok = await pull(parsePullSpec("acme/gated"), { hub: { ...options, token: "secret" }, cacheDir: root, include: ["config.json"] });
     expect(ok.files).toHaveLength(1);
     expect(hub.requests.at(-1)?.auth).toBe("Bearer secret");
     expect(await codeOf(pull(parsePullSpec("acme/nope"), { hub: options, cacheDir: root }))).toMatch(/^CLI_HUB_NOT_FOUND: .*HTTP 404.*Check the spelling/);
-    expect(await codeOf(pull(parsePullSpec(`${hub.endpoint}/acme/tiny/resolve/main/missing.bin`), { hub: options, cacheDir: root }))).toMatch(/^CLI_HUB_NOT_FOUND: .*has no file missing.bin/);
+    expect(await codeOf(pull(parsePullSpec(`${hub.endpoint}/acme/tiny/resolve/main/missing.bin`), { hub: options, cacheDir: root }))).toMatch(
+      /^CLI_HUB_NOT_FOUND: .*has no file missing.bin/,
+    );
     expect(await codeOf(pull(parsePullSpec("acme/broken"), { hub: options, cacheDir: root }))).toMatch(/^CLI_HUB_HTTP: .*HTTP 500/);
     expect(await codeOf(pull(parsePullSpec("acme/tiny"), { hub: options, cacheDir: root, include: ["*.gguf"] }))).toMatch(/^CLI_HUB_NOT_FOUND: no file/);
-    expect(await codeOf(pull(parsePullSpec("acme/tiny"), { hub: { endpoint: "http://127.0.0.1:1" }, cacheDir: root }))).toMatch(/^CLI_HUB_UNREACHABLE: .*--model <file>.*HF_ENDPOINT/);
+    expect(await codeOf(pull(parsePullSpec("acme/tiny"), { hub: { endpoint: "http://127.0.0.1:1" }, cacheDir: root }))).toMatch(
+      /^CLI_HUB_UNREACHABLE: .*--model <file>.*HF_ENDPOINT/,
+    );
   });
 
   it("reports a full disk (ENOSPC from the writer) as CLI_DISK_FULL and keeps the partial file", async () => {
@@ -161,7 +173,11 @@ describe("pull from a hub on 127.0.0.1", () => {
 
   it("resolves no --model to the default repo, pulling it once, and says what to do offline", async () => {
     const err: string[] = [];
-    const ctx = { stdout: { write: () => true }, stderr: { write: (t: string) => err.push(t) }, env: { HALO_CACHE_DIR: cache("c8"), HF_ENDPOINT: hub.endpoint } };
+    const ctx = {
+      stdout: { write: () => true },
+      stderr: { write: (t: string) => err.push(t) },
+      env: { HALO_CACHE_DIR: cache("c8"), HF_ENDPOINT: hub.endpoint },
+    };
     const path = await resolveModel(undefined, ctx, { progress: false });
     expect(path).toBe(snapshotDir(cache("c8"), DEFAULT_MODEL_REPO, "main"));
     expect(err.join("")).toMatch(/pulling it once/);
@@ -174,11 +190,12 @@ describe("pull from a hub on 127.0.0.1", () => {
     expect(existsSync(join(snapshotDir(cache("c10"), DEFAULT_MODEL_REPO, "main"), "model.safetensors"))).toBe(true);
     const offline = { ...ctx, env: { HALO_CACHE_DIR: cache("c9"), HF_ENDPOINT: "http://127.0.0.1:1" } };
     const failure = await codeOf(resolveModel(undefined, offline, { progress: false }));
-    expect(failure).toMatch(/^CLI_NO_MODEL: no --model given, the default model microsoft\/bitnet-b1.58-2B-4T is not cached and the hub at http:\/\/127.0.0.1:1 cannot be reached/);
+    expect(failure).toMatch(
+      /^CLI_NO_MODEL: no --model given, the default model microsoft\/bitnet-b1.58-2B-4T is not cached and the hub at http:\/\/127.0.0.1:1 cannot be reached/,
+    );
     expect(failure).toMatch(/--model <file>.*halo serve --demo/);
     expect(failure).not.toMatch(/\n/);
     writeFileSync(join(dir, "given.halo"), "x");
     expect(await resolveModel(join(dir, "given.halo"), offline, { progress: false })).toBe(join(dir, "given.halo"));
   });
-
 });

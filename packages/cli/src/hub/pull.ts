@@ -35,7 +35,10 @@ export function parsePullSpec(spec: string): PullSpec {
     } catch {
       throw new HaloError(CliErrorCode.CLI_USAGE, "not a valid URL", { actual: spec, hint: "Give owner/name or a full http(s) URL" });
     }
-    const parts = url.pathname.split("/").filter((p) => p !== "").map(decodeURIComponent);
+    const parts = url.pathname
+      .split("/")
+      .filter((p) => p !== "")
+      .map(decodeURIComponent);
     if (parts.length >= 5 && parts[2] === "resolve") {
       return { kind: "hub-file", repo: `${parts[0]}/${parts[1]}`, revision: parts[3]!, file: parts.slice(4).join("/"), endpoint: url.origin };
     }
@@ -88,7 +91,10 @@ export interface PullResult {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const escaped = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${escaped}$`);
 }
 
@@ -123,7 +129,13 @@ function fileTarget(hub: HubOptions, repo: string, revision: string, dir: string
  */
 export async function readMarker(dir: string): Promise<{ repo: string; revision: string; commit: string; files: string[]; include: string[] } | undefined> {
   try {
-    const marker = JSON.parse(await readFile(join(dir, COMPLETE_MARKER), "utf8")) as { repo: string; revision: string; commit: string; files: string[]; include?: string[] };
+    const marker = JSON.parse(await readFile(join(dir, COMPLETE_MARKER), "utf8")) as {
+      repo: string;
+      revision: string;
+      commit: string;
+      files: string[];
+      include?: string[];
+    };
     return { ...marker, include: marker.include ?? [] };
   } catch {
     return undefined;
@@ -151,12 +163,18 @@ export async function pull(spec: PullSpec, options: PullOptions): Promise<PullRe
   };
   if (spec.kind === "url") {
     const url = new URL(spec.url);
-    const parts = url.pathname.split("/").filter((p) => p !== "" && p !== "..").map(decodeURIComponent);
+    const parts = url.pathname
+      .split("/")
+      .filter((p) => p !== "" && p !== "..")
+      .map(decodeURIComponent);
     const dest = join(options.cacheDir, "urls", url.host.replace(/[^\w.-]/g, "_"), ...(parts.length > 0 ? parts : ["index"]));
     const label = parts.at(-1) ?? url.host;
     options.onFile?.(label, undefined);
     const result = await withRetries(retries, () =>
-      downloadFile({ url: spec.url, dest, label }, { ...common, hub: options.hub, headers: { "user-agent": "halo-cli" }, onProgress: (d, t, f) => options.onProgress?.(label, d, t, f) }),
+      downloadFile(
+        { url: spec.url, dest, label },
+        { ...common, hub: options.hub, headers: { "user-agent": "halo-cli" }, onProgress: (d, t, f) => options.onProgress?.(label, d, t, f) },
+      ),
     );
     options.onFileDone?.(label, result);
     return { path: dest, files: [result] };

@@ -97,7 +97,8 @@ export async function resolveModel(model: string | undefined, ctx: CommandContex
     await pullWithProgress(spec, ctx, { progress: options.progress, announce: `halo: ${spec.repo} is not in the cache (${dir}); pulling it once.\n` });
   } catch (error) {
     if (model === undefined && isHaloError(error) && (error.code === CliErrorCode.CLI_HUB_UNREACHABLE || error.code === CliErrorCode.CLI_HUB_AUTH)) {
-      const why = error.code === CliErrorCode.CLI_HUB_UNREACHABLE ? `the hub at ${hubOptionsFromEnv(ctx.env).endpoint} cannot be reached` : "the hub refused access";
+      const why =
+        error.code === CliErrorCode.CLI_HUB_UNREACHABLE ? `the hub at ${hubOptionsFromEnv(ctx.env).endpoint} cannot be reached` : "the hub refused access";
       throw new HaloError(CliErrorCode.CLI_NO_MODEL, `no --model given, the default model ${DEFAULT_MODEL_REPO} is not cached and ${why}`, {
         path: dir,
         hint: OFFLINE_HINT,

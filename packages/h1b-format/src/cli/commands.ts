@@ -43,7 +43,11 @@ function outputFormat(options: CommandOptions, output: string): ConvertFormat {
   const byExtension: Record<string, ConvertFormat> = { ".halo": "halo", ".h1b": "h1b", ".gguf": "gguf-tq2_0" };
   const format = byExtension[extname(output).toLowerCase()];
   if (format === undefined) {
-    throw usageError("cannot tell the output format from the file name; pass --format", { field: "format", expected: CONVERT_FORMATS.join(", "), actual: output });
+    throw usageError("cannot tell the output format from the file name; pass --format", {
+      field: "format",
+      expected: CONVERT_FORMATS.join(", "),
+      actual: output,
+    });
   }
   return format;
 }
@@ -61,7 +65,9 @@ function printSummary(io: CliIo, s: ModelSummary, allTensors: boolean): void {
       `vocab ${c.vocabSize}, context ${c.maxPositionEmbeddings}, rope θ ${c.ropeTheta}, eps ${c.rmsNormEps}, ${c.activation}, ` +
       `${c.tiedEmbeddings ? "tied" : "untied"} head${c.hadamardRotated ? ", Hadamard-rotated" : ""}`,
   );
-  io.out(`  bos ${c.bosTokenId ?? "none"}, eos ${c.eosTokenIds.join(", ") || "none"}; tokenizer ${s.tokenizer ?? "none"}; chat template ${s.chatTemplate ? "in the file" : "none in the file (halo infers one: see `halo show`)"}`);
+  io.out(
+    `  bos ${c.bosTokenId ?? "none"}, eos ${c.eosTokenIds.join(", ") || "none"}; tokenizer ${s.tokenizer ?? "none"}; chat template ${s.chatTemplate ? "in the file" : "none in the file (halo infers one: see `halo show`)"}`,
+  );
   const t = s.totals;
   io.out(
     `  ${formatCount(t.parameters)} parameters: ${formatCount(t.ternaryWeights)} ternary weights in ${formatBytes(t.ternaryBytes)} ` +
@@ -73,7 +79,9 @@ function printSummary(io: CliIo, s: ModelSummary, allTensors: boolean): void {
     io.out(`  provenance: from ${p.sourceFormat} ${p.sourcePath} by ${p.converter} at ${p.createdAt}${p.changes?.length ? `; ${p.changes.join("; ")}` : ""}`);
   }
   const shown = allTensors ? s.tensors : s.tensors.filter((x) => x.layer === null || x.layer === 0);
-  io.out(`  tensors (${s.tensors.length}${shown.length < s.tensors.length ? `; layer 0 shown, layers 1–${s.config.numLayers - 1} alike; --tensors lists all` : ""}):`);
+  io.out(
+    `  tensors (${s.tensors.length}${shown.length < s.tensors.length ? `; layer 0 shown, layers 1–${s.config.numLayers - 1} alike; --tensors lists all` : ""}):`,
+  );
   for (const x of shown) {
     const extra = x.kind === "ternary" ? ` ${x.bitsPerWeight!.toFixed(3)} b/w, scale ${x.scale}` : "";
     io.out(`    ${x.name.padEnd(24)} ${x.type.padEnd(10)} [${x.shape.join(", ")}]`.padEnd(62) + ` ${formatBytes(x.bytes).padStart(10)}${extra}`);
@@ -163,7 +171,10 @@ export async function verifyCommand(positionals: readonly string[], _options: Co
       const model = await openModel(path, { codecs: io.codecs });
       try {
         const all = [model.tokenEmbedding, model.outputNorm, ...(model.lmHead === null ? [] : [model.lmHead])];
-        const total = [...all, ...model.layers.flatMap((l) => [...NORM_ROLES.map((r) => l[r]), ...TERNARY_ROLES.map((r) => l[r])])].reduce((a, t) => a + t.byteLength, 0);
+        const total = [...all, ...model.layers.flatMap((l) => [...NORM_ROLES.map((r) => l[r]), ...TERNARY_ROLES.map((r) => l[r])])].reduce(
+          (a, t) => a + t.byteLength,
+          0,
+        );
         const touch = (bytes: number): void => {
           bytesChecked += bytes;
           tensors++;
@@ -208,7 +219,8 @@ export async function synthCommand(positionals: readonly string[], options: Comm
   const shape = options.shape ?? "tiny";
   if (!shapes.includes(shape)) throw usageError("unknown --shape", { field: "shape", expected: shapes.join(", "), actual: shape });
   const activation = options.activation ?? "relu2";
-  if (activation !== "relu2" && activation !== "silu") throw usageError("unknown --activation", { field: "activation", expected: "relu2 or silu", actual: activation });
+  if (activation !== "relu2" && activation !== "silu")
+    throw usageError("unknown --activation", { field: "activation", expected: "relu2 or silu", actual: activation });
   if (options.seed === undefined || !/^-?\d+$/.test(options.seed) || !Number.isSafeInteger(Number(options.seed))) {
     throw usageError("--seed needs a whole number", { field: "seed", expected: "e.g. --seed 1", actual: options.seed ?? "nothing" });
   }

@@ -57,7 +57,10 @@ function sizeOf(path: string): number {
 }
 
 function filesOf(model: HaloModel, path: string): { path: string; bytes: number }[] {
-  if (statSync(path).isDirectory()) return readdirSync(path).sort().map((name) => ({ path: join(path, name), bytes: sizeOf(join(path, name)) }));
+  if (statSync(path).isDirectory())
+    return readdirSync(path)
+      .sort()
+      .map((name) => ({ path: join(path, name), bytes: sizeOf(join(path, name)) }));
   const files = [{ path, bytes: statSync(path).size }];
   const htok = model.source.format === "h1b" && model.tokenizer?.kind === "htok" ? sidecarPath(path, undefined) : null;
   if (htok !== null) files.push({ path: htok, bytes: statSync(htok).size });
@@ -88,7 +91,16 @@ export function describeModel(model: HaloModel, path: string): ModelSummary {
   };
   const ternary = (t: TernaryTensor, layer: number): void => {
     const scale = t.scale.kind === "block" ? `block/${t.scale.blockSize}` : t.scale.kind;
-    tensors.push({ name: t.name, layer, kind: "ternary", type: t.packing, shape: [t.rows, t.cols], bytes: t.byteLength, bitsPerWeight: (t.byteLength * 8) / (t.rows * t.cols), scale });
+    tensors.push({
+      name: t.name,
+      layer,
+      kind: "ternary",
+      type: t.packing,
+      shape: [t.rows, t.cols],
+      bytes: t.byteLength,
+      bitsPerWeight: (t.byteLength * 8) / (t.rows * t.cols),
+      scale,
+    });
   };
   float(model.tokenEmbedding, null);
   float(model.outputNorm, null);

@@ -22,7 +22,7 @@ describe("ProgressBar", () => {
     const tty = sink(true);
     const bar = new ProgressBar("writing", { force: false, stream: tty.stream, delayMs: 0 });
     bar.update(500_000_000, 1_000_000_000);
-    expect(tty.text()).toMatch(/^\r\[#{12}-{12}\] writing  50% 500.00 MB\/1.00 GB/);
+    expect(tty.text()).toMatch(/^\r\[#{12}-{12}\] writing {2}50% 500.00 MB\/1.00 GB/);
     bar.done();
     expect(tty.text().endsWith("\r\x1b[K")).toBe(true);
   });

@@ -3,36 +3,23 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
 import { f16ToF32, f32ToF16 } from "../core/half.js";
-import {
-  QK_K,
-  blockScales,
-  i2sCodec,
-  i2sScale,
-  q4_kCodec,
-  q6_kCodec,
-  q8_0Codec,
-  tq1_0Codec,
-  tq2_0Codec,
-  tqBlockScales,
-} from "./ggml.js";
+import { QK_K, blockScales, i2sCodec, i2sScale, q4_kCodec, q6_kCodec, q8_0Codec, tq1_0Codec, tq2_0Codec, tqBlockScales } from "./ggml.js";
 import { floatCodec, ternaryCodec } from "./registry.js";
 
 /** f16 has an 11-bit significand: relative rounding error of a normal value is at most 2^-11. */
 const MAX_REL_ERROR_F16 = 2 ** -11;
 
 const tritMatrix = (block: number) =>
-  fc
-    .record({ rows: fc.integer({ min: 1, max: 5 }), blocksPerRow: fc.integer({ min: 1, max: 3 }), seed: fc.integer() })
-    .map(({ rows, blocksPerRow, seed }) => {
-      const cols = blocksPerRow * block;
-      const trits = new Int8Array(rows * cols);
-      let s = seed >>> 0;
-      for (let i = 0; i < trits.length; i++) {
-        s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-        trits[i] = ((s >>> 16) % 3) - 1;
-      }
-      return { rows, cols, trits };
-    });
+  fc.record({ rows: fc.integer({ min: 1, max: 5 }), blocksPerRow: fc.integer({ min: 1, max: 3 }), seed: fc.integer() }).map(({ rows, blocksPerRow, seed }) => {
+    const cols = blocksPerRow * block;
+    const trits = new Int8Array(rows * cols);
+    let s = seed >>> 0;
+    for (let i = 0; i < trits.length; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      trits[i] = ((s >>> 16) % 3) - 1;
+    }
+    return { rows, cols, trits };
+  });
 
 describe("ternary ggml codecs", () => {
   for (const codec of [tq1_0Codec, tq2_0Codec, i2sCodec]) {
@@ -127,9 +114,7 @@ describe("ternary ggml codecs", () => {
     expect(codes(() => tq2_0Codec.encode(new Int8Array(256), 1, 256))).toBe("H1B_BAD_ARGUMENT");
     expect(codes(() => tq2_0Codec.encode(new Int8Array(256).fill(2), 1, 256, { scale: { kind: "tensor", value: 1 } }))).toBe("H1B_BAD_ARGUMENT");
     expect(codes(() => tq1_0Codec.checkShape(1, 100, "x"))).toBe("H1B_BAD_DIMENSION");
-    expect(codes(() => i2sCodec.encode(new Int8Array(256), 2, 128, { scale: { kind: "row", values: new Float32Array([1, 2]) } }))).toBe(
-      "H1B_LOSSY_CONVERSION",
-    );
+    expect(codes(() => i2sCodec.encode(new Int8Array(256), 2, 128, { scale: { kind: "row", values: new Float32Array([1, 2]) } }))).toBe("H1B_LOSSY_CONVERSION");
   });
 });
 

@@ -131,12 +131,16 @@ export function blockScales(scale: TernaryScale, rows: number, cols: number, pac
           if (v !== first) uniform = false;
         }
         if (!uniform && !force) {
-          throw new HaloError(H1bErrorCode.H1B_LOSSY_CONVERSION, `${packing} has one scale per 256 weights; these ${size}-weight block scales differ inside a 256-block`, {
-            field: "options.scale",
-            expected: "equal scales inside each 256-weight block",
-            actual: `block ${b} has scales from ${first}`,
-            hint: "Pass force to replace them by their mean",
-          });
+          throw new HaloError(
+            H1bErrorCode.H1B_LOSSY_CONVERSION,
+            `${packing} has one scale per 256 weights; these ${size}-weight block scales differ inside a 256-block`,
+            {
+              field: "options.scale",
+              expected: "equal scales inside each 256-weight block",
+              actual: `block ${b} has scales from ${first}`,
+              hint: "Pass force to replace them by their mean",
+            },
+          );
         }
         out[b] = uniform ? first : sum / per;
       }
@@ -180,13 +184,7 @@ export function i2sScale(bytes: Uint8Array, rows: number, cols: number): number 
   return new DataView(bytes.buffer, bytes.byteOffset + at, 4).getFloat32(0, true);
 }
 
-function encodeTq(
-  trits: Int8Array,
-  rows: number,
-  cols: number,
-  options: EncodeOptions | undefined,
-  packing: "tq1_0" | "tq2_0",
-): Uint8Array {
+function encodeTq(trits: Int8Array, rows: number, cols: number, options: EncodeOptions | undefined, packing: "tq1_0" | "tq2_0"): Uint8Array {
   if (options?.scale === undefined) throw missingScale(packing);
   const scales = blockScales(options.scale, rows, cols, packing, options.force ?? false);
   const blockBytes = packing === "tq1_0" ? TQ1_0_BLOCK_BYTES : TQ2_0_BLOCK_BYTES;

@@ -191,7 +191,8 @@ export function checkCodecs(codecs: unknown, field = "codecs"): TernaryCodecs {
     if (c.rowBytes !== undefined && typeof c.rowBytes !== "function") return bad(`${at}.rowBytes`, "a function or absent", typeof c.rowBytes);
     const typed = codec as TernaryCodec;
     const own = ternaryCodecs.get(typed.packing);
-    if (own !== undefined && own !== typed) return bad(`${at}.packing`, `a name that is not a format packing (${[...ternaryCodecs.keys()].join(", ")})`, typed.packing);
+    if (own !== undefined && own !== typed)
+      return bad(`${at}.packing`, `a name that is not a format packing (${[...ternaryCodecs.keys()].join(", ")})`, typed.packing);
     const earlier = seen.get(typed.packing);
     if (earlier !== undefined && earlier !== typed) return bad(`${at}.packing`, "names that differ between codecs", typed.packing);
     seen.set(typed.packing, typed);

@@ -107,9 +107,9 @@ describe("seed codecs: lossy packings", () => {
   it("Bonsai codecs need a scale they can express and whole 128-blocks", () => {
     const row = new Int8Array(256).fill(1);
     expect(codeOf(() => ternaryCodec("bonsai-tq2").encode(row, 1, 256))).toBe("H1B_BAD_ARGUMENT");
-    expect(
-      codeOf(() => ternaryCodec("bonsai-tq2").encode(row, 1, 256, { scale: { kind: "block", blockSize: 64, values: new Float32Array(4) } })),
-    ).toBe("H1B_BAD_ARGUMENT");
+    expect(codeOf(() => ternaryCodec("bonsai-tq2").encode(row, 1, 256, { scale: { kind: "block", blockSize: 64, values: new Float32Array(4) } }))).toBe(
+      "H1B_BAD_ARGUMENT",
+    );
     // 256-weight blocks replicate exactly onto two 128-blocks.
     const bytes = ternaryCodec("bonsai-tq2").encode(row, 1, 256, { scale: { kind: "block", blockSize: 256, values: Float32Array.of(0.25) } });
     expect(bonsaiScales(bytes, 1, 256, 34)).toEqual(Float32Array.of(0.25, 0.25));

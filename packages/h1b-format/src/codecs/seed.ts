@@ -341,12 +341,7 @@ export const BONSAI_BLOCK = 128;
  * `H1B_LOSSY_CONVERSION` (unless `force`) when a value is not exactly representable in fp16.
  * @internal
  */
-export function bonsaiBlockScales(
-  packing: string,
-  rows: number,
-  cols: number,
-  options: EncodeOptions | undefined,
-): Uint16Array {
+export function bonsaiBlockScales(packing: string, rows: number, cols: number, options: EncodeOptions | undefined): Uint16Array {
   const scale = options?.scale;
   if (scale === undefined) {
     throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `${packing} encode needs the matrix scale (inline fp16 per 128 weights)`, {

@@ -90,7 +90,10 @@ export function validateConfig(config: ModelConfig, path = "<config>"): ModelCon
       throw outOfRange(path, field, `at most ${CONFIG_LIMITS.tensorElements.max} elements in one tensor`, a * b, "a tensor the config implies is too large");
     }
   }
-  const ids: Array<[string, number | null]> = [["bosTokenId", config.bosTokenId], ...config.eosTokenIds.map((id, i): [string, number] => [`eosTokenIds[${i}]`, id])];
+  const ids: Array<[string, number | null]> = [
+    ["bosTokenId", config.bosTokenId],
+    ...config.eosTokenIds.map((id, i): [string, number] => [`eosTokenIds[${i}]`, id]),
+  ];
   for (const [field, id] of ids) {
     if (id !== null && (!Number.isSafeInteger(id) || id < 0 || id >= config.vocabSize)) {
       throw outOfRange(path, field, `a token id in [0, ${config.vocabSize}) (vocabSize)`, id, "special token id outside the vocabulary");

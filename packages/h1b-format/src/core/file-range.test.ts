@@ -80,7 +80,11 @@ describe("fileRange()", () => {
       expect(q.fileRange()).toEqual({ path: resolve(path), offset: expect.any(Number), length: q.byteLength });
       expect(q.fileRange()!.offset % 64).toBe(0);
       const range = q.fileRange()!;
-      expect(readFileSync(path).subarray(range.offset, range.offset + range.length).equals(Buffer.from(q.bytes()))).toBe(true);
+      expect(
+        readFileSync(path)
+          .subarray(range.offset, range.offset + range.length)
+          .equals(Buffer.from(q.bytes())),
+      ).toBe(true);
       model.close();
     }
   });
@@ -108,7 +112,11 @@ describe("fileRange()", () => {
       for (const role of TERNARY_ROLES) expect(model.layers[0]![role].fileRange()).toBeNull();
       const norm = model.layers[0]!.attnNorm.fileRange();
       expect(norm).not.toBeNull(); // float tensors are still stored verbatim
-      expect(readFileSync(norm!.path).subarray(norm!.offset, norm!.offset + norm!.length).equals(Buffer.from(model.layers[0]!.attnNorm.bytes()))).toBe(true);
+      expect(
+        readFileSync(norm!.path)
+          .subarray(norm!.offset, norm!.offset + norm!.length)
+          .equals(Buffer.from(model.layers[0]!.attnNorm.bytes())),
+      ).toBe(true);
     } finally {
       model.close();
     }

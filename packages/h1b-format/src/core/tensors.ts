@@ -162,7 +162,14 @@ export function lazyTernaryTensor(
     bytes: read,
     fileRange: fileRangeOf(location, byteLength),
     decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
-      if (!Number.isSafeInteger(rowStart) || !Number.isSafeInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
+      if (
+        !Number.isSafeInteger(rowStart) ||
+        !Number.isSafeInteger(rowCount) ||
+        rowStart < 0 ||
+        rowCount < 0 ||
+        rowStart + rowCount > rows ||
+        out.length < rowCount * cols
+      ) {
         throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
           expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
           actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
@@ -179,8 +186,7 @@ export function lazyTernaryTensor(
 }
 
 function checkScale(name: string, rows: number, cols: number, scale: TernaryScale): void {
-  const expected =
-    scale.kind === "tensor" ? 1 : scale.kind === "row" ? rows : (rows * cols) / scale.blockSize;
+  const expected = scale.kind === "tensor" ? 1 : scale.kind === "row" ? rows : (rows * cols) / scale.blockSize;
   const actual = scale.kind === "tensor" ? 1 : scale.values.length;
   if (scale.kind === "block" && (!Number.isSafeInteger(scale.blockSize) || scale.blockSize <= 0 || cols % scale.blockSize !== 0)) {
     throw new HaloError(H1bErrorCode.H1B_BAD_DIMENSION, `tensor ${name}: block scale size must divide cols`, {
@@ -204,6 +210,6 @@ export function scaleAt(scale: TernaryScale, cols: number, row: number, col: num
     case "row":
       return scale.values[row]!;
     case "block":
-      return scale.values[(row * cols + col) / scale.blockSize | 0]!;
+      return scale.values[((row * cols + col) / scale.blockSize) | 0]!;
   }
 }

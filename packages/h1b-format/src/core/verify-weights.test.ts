@@ -151,7 +151,10 @@ describe("verifyModelWeights", () => {
     let loaded = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.tuple(fc.nat({ max: header.tensors.length - 1 }), fc.double({ min: 0, max: 1, maxExcluded: true }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.tuple(fc.nat({ max: header.tensors.length - 1 }), fc.double({ min: 0, max: 1, maxExcluded: true }), fc.integer({ min: 1, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
         async (flips) => {
           const bytes = new Uint8Array(haloBytes);
           const flipped = new Set<number>(); // a byte flipped twice could flip back
@@ -202,7 +205,12 @@ describe("verifyModelWeights", () => {
     const bytes = encodeH1b(base);
     const h1b = readH1b(memorySource(bytes, "ok.h1b"));
     const normRange = h1b.layers[1]!.ffnNorm;
-    const withNorm = { ...h1b, layers: h1b.layers.map((l, i) => (i === 1 ? { ...l, ffnNorm: { ...normRange, bytes: () => new Uint8Array(new Float32Array(256).fill(Number.POSITIVE_INFINITY).buffer) } } : l)) };
+    const withNorm = {
+      ...h1b,
+      layers: h1b.layers.map((l, i) =>
+        i === 1 ? { ...l, ffnNorm: { ...normRange, bytes: () => new Uint8Array(new Float32Array(256).fill(Number.POSITIVE_INFINITY).buffer) } } : l,
+      ),
+    };
     const normError = await rejection(verifyModelWeights(withNorm, { cacheDir: null }));
     expect(normError.code).toBe("H1B_NON_FINITE");
     expect(normError.field).toBe(normRange.name);

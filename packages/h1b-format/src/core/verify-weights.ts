@@ -113,7 +113,7 @@ export function firstNonFinite(bytes: Uint8Array, dtype: string): number {
     const laneMask = dtype === "f32" ? 0x7f800000 : dtype === "f16" ? 0x7c00 : 0x7f80;
     for (let at = start; at + width <= n; at += width) {
       const value = width === 4 ? dv.getUint32(at, true) : dv.getUint16(at, true);
-      if (((value & laneMask) >>> 0) === laneMask >>> 0) return at / width;
+      if ((value & laneMask) >>> 0 === laneMask >>> 0) return at / width;
     }
     return -1;
   }
@@ -482,7 +482,16 @@ export async function verifyModelWeights(model: HaloModel, options: VerifyWeight
   const identity = files === null ? null : JSON.stringify({ version: VERIFY_VERSION, checks, files });
   const elapsed = (): number => (performance.now() - started) / 1000;
   if (cacheDir !== null && identity !== null && remembered(cacheDir, identity)) {
-    return { result: "cached", checksums: 0, bytesChecksummed: 0, tensorsScanned: 0, bytesScanned: 0, remembered: true, files: files ?? [], seconds: elapsed() };
+    return {
+      result: "cached",
+      checksums: 0,
+      bytesChecksummed: 0,
+      tensorsScanned: 0,
+      bytesScanned: 0,
+      remembered: true,
+      files: files ?? [],
+      seconds: elapsed(),
+    };
   }
   options.signal?.throwIfAborted();
 

@@ -93,9 +93,7 @@ export function synthModel(options: SynthOptions = {}): HaloModel {
     config,
     tokenEmbedding: synthEmbedding("token_embd", config.vocabSize, config.hiddenSize, streamKey(seed, TENSOR_INDEX.embedding)),
     outputNorm: synthNorm("output_norm", config.hiddenSize, streamKey(seed, TENSOR_INDEX.outputNorm)),
-    lmHead: config.tiedEmbeddings
-      ? null
-      : synthEmbedding("output", config.vocabSize, config.hiddenSize, streamKey(seed, TENSOR_INDEX.lmHead)),
+    lmHead: config.tiedEmbeddings ? null : synthEmbedding("output", config.vocabSize, config.hiddenSize, streamKey(seed, TENSOR_INDEX.lmHead)),
     layers,
     tokenizer: { kind: "hf-json", tokenizerJson: tokenizer.tokenizerJson, tokenizerConfigJson: tokenizer.tokenizerConfigJson },
     chatTemplate: BITNET_CHAT_TEMPLATE,

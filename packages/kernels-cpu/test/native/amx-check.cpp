@@ -75,7 +75,9 @@ void check_model() {
         const uint32_t wrapped = static_cast<uint32_t>(static_cast<uint64_t>(want));
         uint32_t got;
         std::memcpy(&got, &out[r * stride + col], 4);
-        if (got != wrapped) fail("model: tdpbusd " + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(nn) + " at " + std::to_string(r) + "," + std::to_string(n));
+        if (got != wrapped)
+          fail("model: tdpbusd " + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(nn) + " at " + std::to_string(r) + "," +
+               std::to_string(n));
       }
     }
     emu::release();
@@ -114,9 +116,8 @@ struct Case {
 };
 
 std::string describe(const Case& c) {
-  return "amx gemm_i2 rows=" + std::to_string(c.rows) + " nb=" + std::to_string(c.nb) + " n=" + std::to_string(c.n) +
-         " r0=" + std::to_string(c.r0) + " x_pad=" + std::to_string(c.x_pad) + " y_pad=" + std::to_string(c.y_pad) +
-         (c.extreme ? " extreme" : "");
+  return "amx gemm_i2 rows=" + std::to_string(c.rows) + " nb=" + std::to_string(c.nb) + " n=" + std::to_string(c.n) + " r0=" + std::to_string(c.r0) +
+         " x_pad=" + std::to_string(c.x_pad) + " y_pad=" + std::to_string(c.y_pad) + (c.extreme ? " extreme" : "");
 }
 
 constexpr int32_t kSentinel = 0x5a5a5a5a;

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "halo_cpu.h"
 #include "avx512_emulate.h"
+#include "halo_cpu.h"
 
 namespace {
 constexpr int kPrefetchFarBytes = 8192;  // kernels_avx512vnni.cpp's, which the .inc reads

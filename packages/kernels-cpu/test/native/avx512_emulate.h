@@ -122,7 +122,8 @@ inline __m512i _mm512_cvtepi32_epi64(__m256i a) {
 }
 inline __m512i _mm512_add_epi64(__m512i a, __m512i b) {
   using halo_avx512_emu::lane;
-  for (int i = 0; i < 8; i++) halo_avx512_emu::set_lane<int64_t>(a, i, static_cast<int64_t>(static_cast<uint64_t>(lane<int64_t>(a, i)) + static_cast<uint64_t>(lane<int64_t>(b, i))));
+  for (int i = 0; i < 8; i++)
+    halo_avx512_emu::set_lane<int64_t>(a, i, static_cast<int64_t>(static_cast<uint64_t>(lane<int64_t>(a, i)) + static_cast<uint64_t>(lane<int64_t>(b, i))));
   return a;
 }
 inline int64_t _mm512_reduce_add_epi64(__m512i a) {

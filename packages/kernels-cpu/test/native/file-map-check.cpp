@@ -65,10 +65,10 @@ int in_child(void (*previous)(int), Body body) {
   std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
-    struct rlimit no_core {0, 0};
+    struct rlimit no_core{0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     alarm(20);  // a handler that returns to a fault it did not fix would spin on it forever
-    struct sigaction action {};
+    struct sigaction action{};
     action.sa_handler = previous;
     sigemptyset(&action.sa_mask);
     sigaction(SIGBUS, &action, nullptr);
@@ -114,7 +114,8 @@ void check_shrink_without_fault() {
   check(halo::file_map_open(path, map) == HALO_OK, "file_map_open (shrunk)");
   check(truncate(path.c_str(), static_cast<off_t>(kPage)) == 0, "truncate (shrunk)");
   halo::FileChange change;
-  check(halo::file_map_changed(map, &change) && !change.faulted && change.after.size == static_cast<int64_t>(kPage), "a shrink is seen by fstat before any fault");
+  check(halo::file_map_changed(map, &change) && !change.faulted && change.after.size == static_cast<int64_t>(kPage),
+        "a shrink is seen by fstat before any fault");
 }
 
 void check_rewrite_in_place() {
@@ -145,7 +146,7 @@ void check_rename_over() {
 
 void check_capacity() {
   // One descriptor per mapping: make room for more mappings than the guard holds.
-  struct rlimit files {};
+  struct rlimit files{};
   getrlimit(RLIMIT_NOFILE, &files);
   const rlim_t want = static_cast<rlim_t>(halo::file_guard_capacity()) + 64;
   if (files.rlim_max != RLIM_INFINITY && files.rlim_max < want) {
@@ -178,28 +179,33 @@ int main() {
   g_dir = dir;
 
   // Children first: each installs the guard over the SIGBUS action it set, as a process would.
-  check(killed_by_sigbus(in_child(SIG_DFL, [] {
-          auto map = guarded("g1");
-          foreign_fault();
-        })),
+  check(killed_by_sigbus(in_child(SIG_DFL,
+                                  [] {
+                                    auto map = guarded("g1");
+                                    foreign_fault();
+                                  })),
         "a fault outside our mappings still kills the process with SIGBUS (default action)");
-  check(killed_by_sigbus(in_child(SIG_DFL, [] {
-          auto map = guarded("g2");
-          kill(getpid(), SIGBUS);
-        })),
+  check(killed_by_sigbus(in_child(SIG_DFL,
+                                  [] {
+                                    auto map = guarded("g2");
+                                    kill(getpid(), SIGBUS);
+                                  })),
         "a SIGBUS sent with kill still kills the process");
-  check(exited(in_child(SIG_IGN, [] {
-          auto map = guarded("g3");
-          kill(getpid(), SIGBUS);
-        }), 0),
+  check(exited(in_child(SIG_IGN,
+                        [] {
+                          auto map = guarded("g3");
+                          kill(getpid(), SIGBUS);
+                        }),
+               0),
         "a sent SIGBUS that was ignored before the guard is still ignored");
-  check(killed_by_sigbus(in_child(SIG_IGN, [] {
-          auto map = guarded("g4");
-          foreign_fault();
-        })),
+  check(killed_by_sigbus(in_child(SIG_IGN,
+                                  [] {
+                                    auto map = guarded("g4");
+                                    foreign_fault();
+                                  })),
         "a foreign fault kills the process even when SIGBUS was ignored (as the kernel does)");
   const int chained = in_child(SIG_DFL, [] {
-    struct sigaction action {};
+    struct sigaction action{};
     action.sa_sigaction = previous_siginfo_handler;
     action.sa_flags = SA_SIGINFO;
     sigemptyset(&action.sa_mask);
@@ -212,11 +218,13 @@ int main() {
     foreign_fault();
   });
   check(exited(chained, 42), "a foreign fault reaches the SA_SIGINFO handler installed before the guard");
-  check(exited(in_child(SIG_DFL, [] {
-          const int before = failures;  // the parent's count, inherited
-          check_capacity();
-          _exit(failures == before ? 0 : 6);
-        }), 0),
+  check(exited(in_child(SIG_DFL,
+                        [] {
+                          const int before = failures;  // the parent's count, inherited
+                          check_capacity();
+                          _exit(failures == before ? 0 : 6);
+                        }),
+               0),
         "capacity (see FAIL lines above)");
 
   check_guarded_mapping();

@@ -92,7 +92,8 @@ void check_halo_v2_packer() {
     halo::Matrix m;
     if (scratch.alloc_matrix(m, rows, cols, cols, ones.data()) != HALO_OK) return fail("alloc_matrix");
     std::memset(m.codes, 0xAA, manual.size() * sizeof(halo_block_i2));
-    if (halo::pack_codes(halo::pool_for(threads), m, halo::PackedSource::HaloV2, 0, src.data(), src.size(), rows) != HALO_OK) return fail("pack_halo_v2 refused valid bytes");
+    if (halo::pack_codes(halo::pool_for(threads), m, halo::PackedSource::HaloV2, 0, src.data(), src.size(), rows) != HALO_OK)
+      return fail("pack_halo_v2 refused valid bytes");
     if (std::memcmp(m.codes, manual.data(), manual.size() * sizeof(halo_block_i2)) != 0) fail("pack_halo_v2 differs from pack_rows");
     if (halo::pack_codes(halo::pool_for(threads), m, halo::PackedSource::HaloV2, 0, src.data(), src.size() - 1, rows) != HALO_BAD_ARGUMENT)
       fail("pack_halo_v2 accepted bytes shorter than the rows");
@@ -123,8 +124,8 @@ void check_gemm(const halo_kernels* k) {
 }
 
 template <typename W, typename Head>
-void compare_head(const halo_kernels* k, const char* op, int rows, int hidden, int n, const std::vector<W>& w, const std::vector<float>& x,
-                  Head head, Head head_ref, const std::vector<float>& weight_value) {
+void compare_head(const halo_kernels* k, const char* op, int rows, int hidden, int n, const std::vector<W>& w, const std::vector<float>& x, Head head,
+                  Head head_ref, const std::vector<float>& weight_value) {
   const int r0 = uniform(0, rows - 1), r1 = uniform(r0 + 1, rows), span = r1 - r0, stride = span + uniform(0, 3);
   std::vector<float> got(static_cast<size_t>(n) * stride, -7.0f), want(got.size(), -7.0f);
   head(r0, r1, got.data(), stride);
@@ -132,7 +133,8 @@ void compare_head(const halo_kernels* k, const char* op, int rows, int hidden, i
   for (int t = 0; t < n; t++) {
     for (int r = r0; r < r1; r++) {
       double magnitude = 0;
-      for (int h = 0; h < hidden; h++) magnitude += std::fabs(static_cast<double>(weight_value[static_cast<size_t>(r) * hidden + h]) * x[static_cast<size_t>(t) * hidden + h]);
+      for (int h = 0; h < hidden; h++)
+        magnitude += std::fabs(static_cast<double>(weight_value[static_cast<size_t>(r) * hidden + h]) * x[static_cast<size_t>(t) * hidden + h]);
       const size_t i = static_cast<size_t>(t) * stride + (r - r0);
       if (!(std::fabs(got[i] - want[i]) <= MAX_REL_ERROR_HEAD_F32 * magnitude + 1e-30)) return fail(tag(k, op, rows, hidden, n));
     }
@@ -162,8 +164,8 @@ void check_heads(const halo_kernels* k) {
       for (int h = 0; h < hidden; h++) w8v[static_cast<size_t>(r) * hidden + h] = w8[static_cast<size_t>(r) * hidden + h] * scales[r];
     }
     using Fn = std::function<void(int, int, float*, int)>;
-    compare_head<uint16_t, Fn>(k, "head_f16", rows, hidden, n, w16, x,
-        [&](int a, int b, float* y, int s) { k->head_f16(w16.data(), hidden, a, b, x.data(), n, y, s); },
+    compare_head<uint16_t, Fn>(
+        k, "head_f16", rows, hidden, n, w16, x, [&](int a, int b, float* y, int s) { k->head_f16(w16.data(), hidden, a, b, x.data(), n, y, s); },
         [&](int a, int b, float* y, int s) { ref->head_f16(w16.data(), hidden, a, b, x.data(), n, y, s); }, w16v);
     std::vector<uint16_t> wb(wf.size());  // bf16: the high half of each f32
     std::vector<float> wbv(wf.size());
@@ -173,17 +175,18 @@ void check_heads(const halo_kernels* k) {
       wb[i] = static_cast<uint16_t>(bits >> 16);
       wbv[i] = halo_bf16_to_f32(wb[i]);
     }
-    compare_head<uint16_t, Fn>(k, "head_bf16", rows, hidden, n, wb, x,
-        [&](int a, int b, float* y, int s) { k->head_bf16(wb.data(), hidden, a, b, x.data(), n, y, s); },
+    compare_head<uint16_t, Fn>(
+        k, "head_bf16", rows, hidden, n, wb, x, [&](int a, int b, float* y, int s) { k->head_bf16(wb.data(), hidden, a, b, x.data(), n, y, s); },
         [&](int a, int b, float* y, int s) { ref->head_bf16(wb.data(), hidden, a, b, x.data(), n, y, s); }, wbv);
-    compare_head<float, Fn>(k, "head_f32", rows, hidden, n, wf, x,
-        [&](int a, int b, float* y, int s) { k->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); },
+    compare_head<float, Fn>(
+        k, "head_f32", rows, hidden, n, wf, x, [&](int a, int b, float* y, int s) { k->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); },
         [&](int a, int b, float* y, int s) { ref->head_f32(wf.data(), hidden, a, b, x.data(), n, y, s); }, wf);
     const int q_stride = HALO_HEAD_I8_STRIDE(hidden);
     std::vector<int8_t> xq(static_cast<size_t>(n) * q_stride);
     std::vector<double> xs(n);
     halo_head_i8_activations(x.data(), n, hidden, q_stride, xq.data(), xs.data());
-    compare_head<int8_t, Fn>(k, "head_i8", rows, hidden, n, w8, x,
+    compare_head<int8_t, Fn>(
+        k, "head_i8", rows, hidden, n, w8, x,
         [&](int a, int b, float* y, int s) { k->head_i8(w8.data(), scales.data(), hidden, a, b, xq.data(), xs.data(), q_stride, n, y, s); },
         [&](int a, int b, float* y, int s) { ref->head_i8(w8.data(), scales.data(), hidden, a, b, xq.data(), xs.data(), q_stride, n, y, s); }, w8v);
   }
@@ -260,7 +263,8 @@ void check_dots_and_conversions(const halo_kernels* k) {
   for (int trial = 0; trial < 45; trial++) {
     // Every other trial a head dimension that is a multiple of 8 (the NEON tile's vector path; others fall back); every
     // fourth as many query heads as a prompt's rows give one call (up to 16 rows × 4 heads).
-    const int group = trial % 4 == 3 ? uniform(8, 64) : uniform(1, 5), hd = trial % 2 == 0 ? 8 * uniform(1, 17) : uniform(1, 140), span = uniform(1, HALO_ATTN_TILE);
+    const int group = trial % 4 == 3 ? uniform(8, 64) : uniform(1, 5), hd = trial % 2 == 0 ? 8 * uniform(1, 17) : uniform(1, 140),
+              span = uniform(1, HALO_ATTN_TILE);
     const int stride = hd + uniform(0, 9), kv = trial % 3, scale_stride = uniform(1, 4);
     std::vector<float> q(static_cast<size_t>(group) * hd), kf(static_cast<size_t>(span) * stride), vf(kf.size());
     for (auto& v : q) v = normal();
@@ -281,7 +285,10 @@ void check_dots_and_conversions(const halo_kernels* k) {
     k->attn_tile(q.data(), group, hd, kp, vp, kv, stride, span, ks.data(), vs.data(), scale_stride, 0.125, scratch.data(), out.data());
     ref->attn_tile(q.data(), group, hd, kp, vp, kv, stride, span, ks.data(), vs.data(), scale_stride, 0.125, scratch.data(), out_ref.data());
     for (size_t i = 0; i < out.size(); i++)
-      if (!(std::fabs(out[i] - out_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(out_ref[i])))) { fail(tag(k, ("attn_tile kv=" + std::to_string(kv)).c_str(), span, hd, group)); break; }
+      if (!(std::fabs(out[i] - out_ref[i]) <= MAX_REL_ERROR_F64 * (1 + std::fabs(out_ref[i])))) {
+        fail(tag(k, ("attn_tile kv=" + std::to_string(kv)).c_str(), span, hd, group));
+        break;
+      }
   }
   // silu_mul: float64 with a vector exp against std::exp; the float32 results may differ by one rounding step.
   for (int trial = 0; trial < 20; trial++) {
@@ -294,7 +301,10 @@ void check_dots_and_conversions(const halo_kernels* k) {
     k->silu_mul(gate.data(), up.data(), n, out.data());
     ref->silu_mul(gate.data(), up.data(), n, out_ref.data());
     for (int i = 0; i < n; i++)
-      if (!(std::fabs(out[i] - out_ref[i]) <= std::ldexp(std::fabs(out_ref[i]), -23) + 1e-37)) { fail(tag(k, "silu_mul", n, i, trial)); break; }
+      if (!(std::fabs(out[i] - out_ref[i]) <= std::ldexp(std::fabs(out_ref[i]), -23) + 1e-37)) {
+        fail(tag(k, "silu_mul", n, i, trial));
+        break;
+      }
   }
   // scale_dots: the GEMM epilogue, bit-exact (the same two float64 roundings on every path), row tails and y strides.
   for (int trial = 0; trial < 40; trial++) {
@@ -316,7 +326,10 @@ void check_dots_and_conversions(const halo_kernels* k) {
   k->f16_to_f32(wide.data(), all.data(), 65536);
   ref->f16_to_f32(wide_ref.data(), all.data(), 65536);
   for (int i = 0; i < 65536; i++)
-    if (std::memcmp(&wide[i], &wide_ref[i], 4) != 0 && !(std::isnan(wide[i]) && std::isnan(wide_ref[i]))) { fail(tag(k, "f16_to_f32", i, 0, 1)); break; }
+    if (std::memcmp(&wide[i], &wide_ref[i], 4) != 0 && !(std::isnan(wide[i]) && std::isnan(wide_ref[i]))) {
+      fail(tag(k, "f16_to_f32", i, 0, 1));
+      break;
+    }
   // f32 → f16: random bit patterns plus ties, overflow, subnormals; odd lengths.
   const int m = 4099;
   std::vector<float> src(m);
@@ -334,7 +347,10 @@ void check_dots_and_conversions(const halo_kernels* k) {
   ref->f32_to_f16(half_ref.data(), src.data(), m);
   for (int i = 0; i < m; i++) {
     const bool both_nan = (half[i] & 0x7fff) > 0x7c00 && (half_ref[i] & 0x7fff) > 0x7c00;
-    if (half[i] != half_ref[i] && !both_nan) { fail(tag(k, "f32_to_f16", i, 0, 1)); break; }
+    if (half[i] != half_ref[i] && !both_nan) {
+      fail(tag(k, "f32_to_f16", i, 0, 1));
+      break;
+    }
   }
 }
 
@@ -381,23 +397,33 @@ void check_pool_ops(const halo_kernels* k) {
       halo_kv_i8_row(keys.data() + row * hd, hd, k8.data() + row * hd, &ks[row]);
       halo_kv_i8_row(values.data() + row * hd, hd, v8.data() + row * hd, &vs[row]);
     }
-    const void* kp = kv_dtype == HALO_KV_F16 ? static_cast<const void*>(k16.data()) : kv_dtype == HALO_KV_I8 ? static_cast<const void*>(k8.data()) : keys.data();
-    const void* vp = kv_dtype == HALO_KV_F16 ? static_cast<const void*>(v16.data()) : kv_dtype == HALO_KV_I8 ? static_cast<const void*>(v8.data()) : values.data();
+    const void* kp = kv_dtype == HALO_KV_F16  ? static_cast<const void*>(k16.data())
+                     : kv_dtype == HALO_KV_I8 ? static_cast<const void*>(k8.data())
+                                              : keys.data();
+    const void* vp = kv_dtype == HALO_KV_F16  ? static_cast<const void*>(v16.data())
+                     : kv_dtype == HALO_KV_I8 ? static_cast<const void*>(v8.data())
+                                              : values.data();
     std::vector<const void*> kptr(n, kp), vptr(n, vp);
     std::vector<const float*> ksptr(n, ks.data()), vsptr(n, vs.data());
     std::vector<int32_t> last(n);
     for (auto& l : last) l = uniform(0, length - 1);
     std::vector<float> want(q.size());
-    halo::AttentionArgs ref_args{q.data(), heads * hd, kptr.data(), vptr.data(), kv_dtype, ksptr.data(), vsptr.data(), n, heads, kvh, hd, last.data(), 0, want.data()};
+    halo::AttentionArgs ref_args{q.data(), heads * hd, kptr.data(), vptr.data(), kv_dtype, ksptr.data(), vsptr.data(), n,
+                                 heads,    kvh,        hd,          last.data(), 0,        want.data()};
     halo::attention(halo::pool_for(1), &halo_kernels_ref, ref_args);
     double vmax = 0;
     for (float v : values) vmax = std::max(vmax, static_cast<double>(std::fabs(v)));
     for (int threads = 1; threads <= 3; threads++) {
       std::vector<float> got(q.size());
-      halo::AttentionArgs args{q.data(), heads * hd, kptr.data(), vptr.data(), kv_dtype, ksptr.data(), vsptr.data(), n, heads, kvh, hd, last.data(), uniform(0, 2) * uniform(1, 40), got.data()};
+      halo::AttentionArgs args{
+          q.data(),  heads * hd, kptr.data(), vptr.data(), kv_dtype, ksptr.data(), vsptr.data(), n, heads, kvh, hd, last.data(), uniform(0, 2) * uniform(1, 40),
+          got.data()};
       halo::attention(halo::pool_for(threads), k, args);
       for (size_t i = 0; i < got.size(); i++)
-        if (!(std::fabs(got[i] - want[i]) <= MAX_REL_ERROR_ATTENTION * vmax + 1e-6 * std::fabs(want[i]))) { fail(tag(k, ("attention kv=" + std::to_string(kv_dtype)).c_str(), length, hd, n)); break; }
+        if (!(std::fabs(got[i] - want[i]) <= MAX_REL_ERROR_ATTENTION * vmax + 1e-6 * std::fabs(want[i]))) {
+          fail(tag(k, ("attention kv=" + std::to_string(kv_dtype)).c_str(), length, hd, n));
+          break;
+        }
     }
   }
 }
@@ -416,13 +442,22 @@ void check_kv_i8_row() {
     const int n = uniform(1, 130);
     std::vector<float> x(n);
     float absmax = 0;
-    for (auto& v : x) { v = static_cast<float>(normal() * std::pow(10.0, uniform(-8, 8))); absmax = std::max(absmax, std::fabs(v)); }
+    for (auto& v : x) {
+      v = static_cast<float>(normal() * std::pow(10.0, uniform(-8, 8)));
+      absmax = std::max(absmax, std::fabs(v));
+    }
     std::vector<int8_t> q(n);
     halo_kv_i8_row(x.data(), n, q.data(), &scale);
     for (int i = 0; i < n; i++) {
       const float back = static_cast<float>(q[i]) * scale;
-      if (q[i] < -127 || !(std::fabs(back - x[i]) <= absmax * (0.5 / 127 + 1e-6))) { fail(tag(&halo_kernels_ref, "kv_i8_row", n, i, trial)); break; }
-      if (std::fabs(x[i]) == absmax && std::abs(q[i]) != 127) { fail(tag(&halo_kernels_ref, "kv_i8_row absmax", n, i, trial)); break; }
+      if (q[i] < -127 || !(std::fabs(back - x[i]) <= absmax * (0.5 / 127 + 1e-6))) {
+        fail(tag(&halo_kernels_ref, "kv_i8_row", n, i, trial));
+        break;
+      }
+      if (std::fabs(x[i]) == absmax && std::abs(q[i]) != 127) {
+        fail(tag(&halo_kernels_ref, "kv_i8_row absmax", n, i, trial));
+        break;
+      }
     }
   }
   // An all-zero row stores zero codes and scale 0.
@@ -487,7 +522,8 @@ void check_kv_slots(const halo_kernels* k) {
       }
     std::vector<float> got_k(want_k.size()), got_v(want_v.size());
     if (m.export_slot(0, ctx, got_k.data(), got_v.data()) != HALO_OK) return fail(what + " export");
-    if (std::memcmp(got_k.data(), want_k.data(), want_k.size() * sizeof(float)) != 0 || std::memcmp(got_v.data(), want_v.data(), want_v.size() * sizeof(float)) != 0)
+    if (std::memcmp(got_k.data(), want_k.data(), want_k.size() * sizeof(float)) != 0 ||
+        std::memcmp(got_v.data(), want_v.data(), want_v.size() * sizeof(float)) != 0)
       fail(what + " write_kv → export");
     // import into slot 1 writes the same bytes write_kv wrote into slot 0 (the rows given are the originals' reads,
     // which for f32 / f16 are the originals; for int8, compare the reads).
@@ -519,7 +555,8 @@ void check_kv_slots(const halo_kernels* k) {
         const size_t at = (static_cast<size_t>(l) * ctx + p) * kv_dim;
         const std::vector<float>& ek = p < length ? want_k : before_k;
         const std::vector<float>& ev = p < length ? want_v : before_v;
-        if (std::memcmp(again_k.data() + at, ek.data() + at, sizeof(float) * kv_dim) != 0 || std::memcmp(again_v.data() + at, ev.data() + at, sizeof(float) * kv_dim) != 0) {
+        if (std::memcmp(again_k.data() + at, ek.data() + at, sizeof(float) * kv_dim) != 0 ||
+            std::memcmp(again_v.data() + at, ev.data() + at, sizeof(float) * kv_dim) != 0) {
           fail(what + " copy of " + std::to_string(length) + " at layer " + std::to_string(l) + " position " + std::to_string(p));
           l = layers;
           break;
@@ -537,8 +574,9 @@ void check_kv_slots(const halo_kernels* k) {
     // Refusals: unknown slots, lengths outside [0, context].
     m.slots[2].reset();
     if (m.copy_slot(0, 2, 0) != HALO_BAD_ARGUMENT || m.copy_slot(2, 0, 0) != HALO_BAD_ARGUMENT || m.copy_slot(0, 3, 0) != HALO_BAD_ARGUMENT ||
-        m.copy_slot(0, 1, ctx + 1) != HALO_BAD_ARGUMENT || m.copy_slot(0, 1, -1) != HALO_BAD_ARGUMENT || m.export_slot(2, 0, nullptr, nullptr) != HALO_BAD_ARGUMENT ||
-        m.import_slot(-1, 0, nullptr, nullptr) != HALO_BAD_ARGUMENT || m.import_slot(0, ctx + 1, nullptr, nullptr) != HALO_BAD_ARGUMENT)
+        m.copy_slot(0, 1, ctx + 1) != HALO_BAD_ARGUMENT || m.copy_slot(0, 1, -1) != HALO_BAD_ARGUMENT ||
+        m.export_slot(2, 0, nullptr, nullptr) != HALO_BAD_ARGUMENT || m.import_slot(-1, 0, nullptr, nullptr) != HALO_BAD_ARGUMENT ||
+        m.import_slot(0, ctx + 1, nullptr, nullptr) != HALO_BAD_ARGUMENT)
       fail(what + " refusals");
   }
 }
@@ -578,14 +616,13 @@ void check_thread_pool() {
         pool.run([&](int i) {
           if (i == thrower) throw std::bad_alloc();
         });
-      } catch (const std::bad_alloc&) {
-        caught = true;
-      }
+      } catch (const std::bad_alloc&) { caught = true; }
       if (!caught) fail("thread pool: a job's exception on worker " + std::to_string(thrower) + " did not reach run()'s caller");
     }
     hammer();
     for (int i = 0; i < threads; i++)
-      if (hits[i].load() != 900) fail("thread pool: worker " + std::to_string(i) + " of " + std::to_string(threads) + " ran " + std::to_string(hits[i].load()) + " jobs, expected 900");
+      if (hits[i].load() != 900)
+        fail("thread pool: worker " + std::to_string(i) + " of " + std::to_string(threads) + " ran " + std::to_string(hits[i].load()) + " jobs, expected 900");
   }
 }
 

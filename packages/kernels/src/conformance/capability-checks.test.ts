@@ -13,7 +13,11 @@ const [model] = defaultConformanceModels();
 const models = [model!];
 
 /** The reference backend with its loaded models' methods replaced by `patch` and its capabilities by `caps`. */
-function wrapped(patch: (inner: LoadedModel) => Partial<LoadedModel>, caps: Partial<BackendCapabilities> = {}, backendPatch: Partial<Backend> = {}): () => Backend {
+function wrapped(
+  patch: (inner: LoadedModel) => Partial<LoadedModel>,
+  caps: Partial<BackendCapabilities> = {},
+  backendPatch: Partial<Backend> = {},
+): () => Backend {
   return () => {
     const inner = referenceBackend();
     return {
@@ -90,7 +94,12 @@ describe("capability checks catch broken backends", () => {
         const starts = new Map<number, number>();
         batch.slots.forEach((slot, i) => starts.set(slot, Math.min(starts.get(slot) ?? Infinity, batch.positions[i]!)));
         for (const [slot, start] of starts) m.truncateSequence(slot, start);
-        await m.step({ tokens: batch.tokens.map((t) => (t + 1) % m.config.vocabSize), positions: batch.positions, slots: batch.slots, logitRows: new Int32Array(0) });
+        await m.step({
+          tokens: batch.tokens.map((t) => (t + 1) % m.config.vocabSize),
+          positions: batch.positions,
+          slots: batch.slots,
+          logitRows: new Int32Array(0),
+        });
         return result;
       },
     }));
@@ -102,7 +111,9 @@ describe("capability checks catch broken backends", () => {
     const broken = wrapped((m) => ({
       forward: async (batch) => {
         const result = await m.forward!(batch);
-        return result.hidden === undefined || result.hidden.length === 0 ? result : { ...result, hidden: rmsNormRows(result.hidden, outputNorm.toFloat32(), config.rmsNormEps) };
+        return result.hidden === undefined || result.hidden.length === 0
+          ? result
+          : { ...result, hidden: rmsNormRows(result.hidden, outputNorm.toFloat32(), config.rmsNormEps) };
       },
     }));
     expect(await outcome(broken, "hiddenRows/")).toBe(MISMATCH);
@@ -120,7 +131,9 @@ describe("capability checks catch broken backends", () => {
       },
     }));
     expect(await outcome(broken, "sequenceTransfer/")).toBe(MISMATCH);
-    await expect(checkKvHandoff(referenceBackend(), broken(), { weights: model!.weights, prompt: [1, 2, 3, 4, 5], contextLength: 32 })).rejects.toMatchObject({ code: MISMATCH });
+    await expect(checkKvHandoff(referenceBackend(), broken(), { weights: model!.weights, prompt: [1, 2, 3, 4, 5], contextLength: 32 })).rejects.toMatchObject({
+      code: MISMATCH,
+    });
   });
 
   it("an export that hands out the same object twice (not a copy)", async () => {
@@ -138,7 +151,12 @@ describe("capability checks catch broken backends", () => {
   });
 
   it("a copy that does nothing, and a copy that only copies the length", async () => {
-    expect(await outcome(wrapped(() => ({ copySequence: async () => {} })), "copySequence/")).toBe(MISMATCH);
+    expect(
+      await outcome(
+        wrapped(() => ({ copySequence: async () => {} })),
+        "copySequence/",
+      ),
+    ).toBe(MISMATCH);
     const lengthOnly = wrapped((m) => ({
       copySequence: async (from, to) => {
         const target = m.sequenceLength(to);
@@ -161,9 +179,24 @@ describe("capability checks catch broken backends", () => {
   });
 
   it("claims without methods, and a preferredBatchTokens past maxBatchTokens", async () => {
-    expect(await outcome(wrapped(() => ({ copySequence: undefined as never })), "capabilities/every")).toBe(MISMATCH);
-    expect(await outcome(wrapped(() => ({ forward: undefined as never })), "capabilities/every")).toBe(MISMATCH);
-    expect(await outcome(wrapped(() => ({}), { preferredBatchTokens: 5000 }), "capabilities/preferred")).toBe(MISMATCH);
+    expect(
+      await outcome(
+        wrapped(() => ({ copySequence: undefined as never })),
+        "capabilities/every",
+      ),
+    ).toBe(MISMATCH);
+    expect(
+      await outcome(
+        wrapped(() => ({ forward: undefined as never })),
+        "capabilities/every",
+      ),
+    ).toBe(MISMATCH);
+    expect(
+      await outcome(
+        wrapped(() => ({}), { preferredBatchTokens: 5000 }),
+        "capabilities/preferred",
+      ),
+    ).toBe(MISMATCH);
   });
 
   it("estimates whose sums do not add up or that ignore contextLength", async () => {
@@ -172,14 +205,18 @@ describe("capability checks catch broken backends", () => {
     expect(await outcome(off, "estimateMemory/")).toBe(MISMATCH);
     const fixed = wrapped(() => ({}), {}, { estimateMemory: (c, o) => inner.estimateMemory!(c, { ...o, contextLength: 8 }) });
     expect(await outcome(fixed, "estimateMemory/")).toBe(MISMATCH);
-    const wider = wrapped(() => ({}), {}, {
-      estimateMemory: (c, o) => {
-        const e = inner.estimateMemory!(c, o);
-        const perPosition = e.kvBytesPerPosition * (o.kvDtype === "int8" ? 2 : 1);
-        const kvBytes = (o.maxSequences ?? 1) * o.contextLength * perPosition;
-        return { ...e, kvBytesPerPosition: perPosition, kvBytes, totalBytes: e.weightsBytes + kvBytes + e.scratchBytes };
+    const wider = wrapped(
+      () => ({}),
+      {},
+      {
+        estimateMemory: (c, o) => {
+          const e = inner.estimateMemory!(c, o);
+          const perPosition = e.kvBytesPerPosition * (o.kvDtype === "int8" ? 2 : 1);
+          const kvBytes = (o.maxSequences ?? 1) * o.contextLength * perPosition;
+          return { ...e, kvBytesPerPosition: perPosition, kvBytes, totalBytes: e.weightsBytes + kvBytes + e.scratchBytes };
+        },
       },
-    });
+    );
     expect(await outcome(wider, "estimateMemory/")).toBe(MISMATCH);
   });
 });
@@ -220,7 +257,12 @@ describe("capability checks on backends that claim nothing", () => {
   });
 
   it("the hand-off measures the reference against itself as exact", async () => {
-    const result = await checkKvHandoff(referenceBackend(), referenceBackend({ splitKvTile: 0 }), { weights: model!.weights, prompt: [1, 2, 3, 4, 5], kvDtype: "int8", contextLength: 32 });
+    const result = await checkKvHandoff(referenceBackend(), referenceBackend({ splitKvTile: 0 }), {
+      weights: model!.weights,
+      prompt: [1, 2, 3, 4, 5],
+      kvDtype: "int8",
+      contextLength: 32,
+    });
     expect(result.tokens).toHaveLength(4);
     expect(result.maxDifference).toBe(0);
   });

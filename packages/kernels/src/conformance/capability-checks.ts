@@ -56,7 +56,8 @@ export function capabilityChecks(
     const { name, weights } = testModel;
     const c = weights.config;
     const vocab = c.vocabSize;
-    const load = (backend: Backend, extra: Partial<LoadOptions> = {}): Promise<LoadedModel> => backend.loadModel(weights, { contextLength, maxSequences: 4, ...extra });
+    const load = (backend: Backend, extra: Partial<LoadOptions> = {}): Promise<LoadedModel> =>
+      backend.loadModel(weights, { contextLength, maxSequences: 4, ...extra });
 
     checks.push({
       name: `outputs/${name} forwardBatch argmax and top-k equal argmaxRows / topKRows of the backend's own logits`,
@@ -73,7 +74,8 @@ export function capabilityChecks(
           const n = prompt.length;
           const { logits } = await forwardBatch(model, batch);
           assertClose(`${name} forwardBatch logits vs reference`, logits, want, TOLERANCES.modelLogits, () => 1);
-          if (model.sequenceLength(slot) !== n) throw mismatch(`${name} forwardBatch`, "sequence length after the step", { expected: n, actual: model.sequenceLength(slot) });
+          if (model.sequenceLength(slot) !== n)
+            throw mismatch(`${name} forwardBatch`, "sequence length after the step", { expected: n, actual: model.sequenceLength(slot) });
           const again = async (extra: Partial<StepBatch>) => {
             model.truncateSequence(slot, 0);
             return forwardBatch(model, { ...batch, ...extra });
@@ -90,7 +92,8 @@ export function capabilityChecks(
           for (const k of [...new Set([1, Math.min(5, vocab), vocab])]) {
             const { topK } = await again({ output: "top-k", topK: k });
             const expected = topKRows(logits, n, vocab, k);
-            if (topK === undefined || topK.k !== k) throw mismatch(`${name} top-${k}`, "forwardBatch returned no top-k of that k", { expected: k, actual: topK?.k });
+            if (topK === undefined || topK.k !== k)
+              throw mismatch(`${name} top-${k}`, "forwardBatch returned no top-k of that k", { expected: k, actual: topK?.k });
             assertEqualArrays(`${name} top-${k} ids vs topKRows`, topK.ids, expected.ids);
             assertEqualArrays(`${name} top-${k} logits vs topKRows`, topK.logits, expected.logits);
             assertEqualArrays(`${name} decode after a top-${k} step vs after a plain step (the KV it wrote)`, await decodeNext(), afterStep);
@@ -99,11 +102,20 @@ export function capabilityChecks(
           model.truncateSequence(slot, n);
           const other = model.allocateSequence();
           await model.step(rows(other, promptFor(7, promptLength + 2, vocab), 0, "last"));
-          const decode: StepBatch = { tokens: Int32Array.of(3, 4), positions: Int32Array.of(n, promptLength + 2), slots: Int32Array.of(slot, other), logitRows: Int32Array.of(0, 1) };
+          const decode: StepBatch = {
+            tokens: Int32Array.of(3, 4),
+            positions: Int32Array.of(n, promptLength + 2),
+            slots: Int32Array.of(slot, other),
+            logitRows: Int32Array.of(0, 1),
+          };
           const decodeLogits = (await forwardBatch(model, decode)).logits;
           model.truncateSequence(slot, n);
           model.truncateSequence(other, promptLength + 2);
-          assertEqualArrays(`${name} two-sequence decode argmax`, (await forwardBatch(model, { ...decode, output: "argmax" })).argmax ?? [], argmaxRows(decodeLogits, 2, vocab));
+          assertEqualArrays(
+            `${name} two-sequence decode argmax`,
+            (await forwardBatch(model, { ...decode, output: "argmax" })).argmax ?? [],
+            argmaxRows(decodeLogits, 2, vocab),
+          );
         } finally {
           model.dispose();
         }
@@ -191,16 +203,38 @@ export function capabilityChecks(
           checkEstimate(`${name} kv=${kvDtype}`, e, 3 * base);
           const longer = backend.estimateMemory(c, { contextLength: 2 * base, maxSequences: 3, kvDtype });
           checkEstimate(`${name} kv=${kvDtype} context ×2`, longer, 6 * base);
-          if (longer.kvBytes < e.kvBytes || longer.kvBytesPerPosition !== e.kvBytesPerPosition || longer.weightsBytes !== e.weightsBytes || longer.totalBytes < e.totalBytes) {
-            throw mismatch(`${name} kv=${kvDtype} estimateMemory`, "doubling contextLength must not shrink kvBytes or totalBytes, and keeps kvBytesPerPosition and weightsBytes", {
-              expected: { kvBytes: `≥ ${e.kvBytes}`, kvBytesPerPosition: e.kvBytesPerPosition, weightsBytes: e.weightsBytes, totalBytes: `≥ ${e.totalBytes}` },
-              actual: { kvBytes: longer.kvBytes, kvBytesPerPosition: longer.kvBytesPerPosition, weightsBytes: longer.weightsBytes, totalBytes: longer.totalBytes },
-            });
+          if (
+            longer.kvBytes < e.kvBytes ||
+            longer.kvBytesPerPosition !== e.kvBytesPerPosition ||
+            longer.weightsBytes !== e.weightsBytes ||
+            longer.totalBytes < e.totalBytes
+          ) {
+            throw mismatch(
+              `${name} kv=${kvDtype} estimateMemory`,
+              "doubling contextLength must not shrink kvBytes or totalBytes, and keeps kvBytesPerPosition and weightsBytes",
+              {
+                expected: {
+                  kvBytes: `≥ ${e.kvBytes}`,
+                  kvBytesPerPosition: e.kvBytesPerPosition,
+                  weightsBytes: e.weightsBytes,
+                  totalBytes: `≥ ${e.totalBytes}`,
+                },
+                actual: {
+                  kvBytes: longer.kvBytes,
+                  kvBytesPerPosition: longer.kvBytesPerPosition,
+                  weightsBytes: longer.weightsBytes,
+                  totalBytes: longer.totalBytes,
+                },
+              },
+            );
           }
           const single = backend.estimateMemory(c, { contextLength: base, kvDtype });
           checkEstimate(`${name} kv=${kvDtype} default maxSequences (1)`, single, base);
           if (e.kvBytes !== 3 * single.kvBytes) {
-            throw mismatch(`${name} kv=${kvDtype} estimateMemory`, "kvBytes of 3 sequences must be 3 × that of one (every slot is allocated alike)", { expected: 3 * single.kvBytes, actual: e.kvBytes });
+            throw mismatch(`${name} kv=${kvDtype} estimateMemory`, "kvBytes of 3 sequences must be 3 × that of one (every slot is allocated alike)", {
+              expected: 3 * single.kvBytes,
+              actual: e.kvBytes,
+            });
           }
           estimates.set(kvDtype, e);
         }
@@ -216,7 +250,9 @@ export function capabilityChecks(
             });
           }
         }
-        await assertThrowsCode(`${name} estimateMemory of contextLength 0`, KernelsErrorCode.KERNELS_BAD_OPTION, () => backend.estimateMemory!(c, { contextLength: 0 }));
+        await assertThrowsCode(`${name} estimateMemory of contextLength 0`, KernelsErrorCode.KERNELS_BAD_OPTION, () =>
+          backend.estimateMemory!(c, { contextLength: 0 }),
+        );
         return undefined;
       },
     });
@@ -229,16 +265,23 @@ function checkEstimate(check: string, e: MemoryEstimate, positions: number): voi
   const fields = ["weightsBytes", "headBytes", "kvBytesPerPosition", "kvBytes", "scratchBytes", "totalBytes", "decodeReadBytes"] as const;
   for (const field of fields) {
     const value = e[field];
-    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw mismatch(check, `estimateMemory ${field} must be a finite number ≥ 0`, { actual: value });
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0)
+      throw mismatch(check, `estimateMemory ${field} must be a finite number ≥ 0`, { actual: value });
   }
   for (const field of ["weightsBytes", "kvBytesPerPosition", "decodeReadBytes"] as const) {
     if (!(e[field] > 0)) throw mismatch(check, `estimateMemory ${field} must be positive`, { actual: e[field] });
   }
   if (e.kvBytes < positions * e.kvBytesPerPosition) {
-    throw mismatch(check, "kvBytes must be at least maxSequences × contextLength × kvBytesPerPosition", { expected: `≥ ${positions * e.kvBytesPerPosition}`, actual: e.kvBytes });
+    throw mismatch(check, "kvBytes must be at least maxSequences × contextLength × kvBytesPerPosition", {
+      expected: `≥ ${positions * e.kvBytesPerPosition}`,
+      actual: e.kvBytes,
+    });
   }
   if (e.totalBytes !== e.weightsBytes + e.kvBytes + e.scratchBytes) {
-    throw mismatch(check, "totalBytes must be weightsBytes + kvBytes + scratchBytes", { expected: e.weightsBytes + e.kvBytes + e.scratchBytes, actual: e.totalBytes });
+    throw mismatch(check, "totalBytes must be weightsBytes + kvBytes + scratchBytes", {
+      expected: e.weightsBytes + e.kvBytes + e.scratchBytes,
+      actual: e.totalBytes,
+    });
   }
   if (e.headBytes > e.weightsBytes) throw mismatch(check, "headBytes is part of weightsBytes", { expected: `≤ ${e.weightsBytes}`, actual: e.headBytes });
 }
@@ -273,7 +316,8 @@ async function copyCheck(check: string, model: LoadedModel, prompt: readonly num
   assertEqualArrays(`${check}: A's second step after B stepped vs its witness`, a2, await step(witnessA, 3));
   assertEqualArrays(`${check}: B vs its witness`, b1, await step(witnessB, 2));
   assertEqualArrays(`${check}: B after A was truncated vs its witness`, b2, await step(witnessB, 4));
-  if (model.sequenceLength(a) !== prompt.length) throw mismatch(check, "A's length after truncation", { expected: prompt.length, actual: model.sequenceLength(a) });
+  if (model.sequenceLength(a) !== prompt.length)
+    throw mismatch(check, "A's length after truncation", { expected: prompt.length, actual: model.sequenceLength(a) });
 }
 
 /** Claims have their methods; preferredBatchTokens fits; misuse of copy / export / import is refused the contract's way. */
@@ -287,7 +331,8 @@ function claimChecks(factory: () => Backend | Promise<Backend>, testModel: Confo
       run: async () => {
         const caps = (await factory()).capabilities();
         const p = caps.preferredBatchTokens;
-        if (!Number.isSafeInteger(p) || p < 1 || p > caps.maxBatchTokens) throw mismatch("preferredBatchTokens", "out of range", { expected: `a whole number in [1, ${caps.maxBatchTokens}]`, actual: p });
+        if (!Number.isSafeInteger(p) || p < 1 || p > caps.maxBatchTokens)
+          throw mismatch("preferredBatchTokens", "out of range", { expected: `a whole number in [1, ${caps.maxBatchTokens}]`, actual: p });
         if (!Array.isArray(caps.outputs) || !caps.outputs.includes("logits") || caps.outputs.some((o) => !(STEP_OUTPUTS as readonly string[]).includes(o))) {
           throw mismatch("outputs", "capabilities().outputs must list logits and only logits, argmax, top-k", { actual: caps.outputs });
         }
@@ -309,7 +354,11 @@ function claimChecks(factory: () => Backend | Promise<Backend>, testModel: Confo
         if (caps.sequenceTransfer && typeof model.exportSequence !== "function") missing.push("exportSequence");
         if (caps.sequenceTransfer && typeof model.importSequence !== "function") missing.push("importSequence");
         model.dispose();
-        if (missing.length > 0) throw mismatch(backend.name, "claimed capabilities lack their methods", { expected: "a method for every claim", actual: `missing ${missing.join(", ")}` });
+        if (missing.length > 0)
+          throw mismatch(backend.name, "claimed capabilities lack their methods", {
+            expected: "a method for every claim",
+            actual: `missing ${missing.join(", ")}`,
+          });
       },
     },
     {
@@ -359,10 +408,17 @@ function claimChecks(factory: () => Backend | Promise<Backend>, testModel: Confo
           assertEqualArrays("export after changing an earlier export (values)", again.values, kept.values);
           const b = await model.importSequence!(again);
           again.keys.fill(0.25);
-          if (model.sequenceLength(b) !== prompt.length) throw mismatch("import", "length of the imported slot", { expected: prompt.length, actual: model.sequenceLength(b) });
+          if (model.sequenceLength(b) !== prompt.length)
+            throw mismatch("import", "length of the imported slot", { expected: prompt.length, actual: model.sequenceLength(b) });
           const fromA = await model.step(rows(a, [5], prompt.length, "last"));
           const fromB = await model.step(rows(b, [5], prompt.length, "last"));
-          assertClose("decode of an import of its own export vs the original (caller changed the state after import)", fromB, fromA, TOLERANCES.batchInvariance, () => 1);
+          assertClose(
+            "decode of an import of its own export vs the original (caller changed the state after import)",
+            fromB,
+            fromA,
+            TOLERANCES.batchInvariance,
+            () => 1,
+          );
           model.freeSequence(b);
 
           const size = (length: number): number => c.numLayers * length * c.numKvHeads * c.headDim;
@@ -373,9 +429,15 @@ function claimChecks(factory: () => Backend | Promise<Backend>, testModel: Confo
           await assertThrowsCode("import with another numKvHeads", B, () => model.importSequence!({ ...kept, numKvHeads: c.numKvHeads + 1 }));
           await assertThrowsCode("import with another headDim", B, () => model.importSequence!({ ...kept, headDim: c.headDim + 2 }));
           await assertThrowsCode("import with keys one short", B, () => model.importSequence!({ ...kept, keys: kept.keys.subarray(1) }));
-          await assertThrowsCode("import with values of a plain array", B, () => model.importSequence!({ ...kept, values: Array.from(kept.values) as unknown as Float32Array }));
-          await assertThrowsCode("import of a NaN key", B, () => model.importSequence!({ ...kept, keys: Float32Array.from(kept.keys, (v, i) => (i === 1 ? Number.NaN : v)) }));
-          await assertThrowsCode("import of an infinite value", B, () => model.importSequence!({ ...kept, values: Float32Array.from(kept.values, (v, i) => (i === 2 ? -Infinity : v)) }));
+          await assertThrowsCode("import with values of a plain array", B, () =>
+            model.importSequence!({ ...kept, values: Array.from(kept.values) as unknown as Float32Array }),
+          );
+          await assertThrowsCode("import of a NaN key", B, () =>
+            model.importSequence!({ ...kept, keys: Float32Array.from(kept.keys, (v, i) => (i === 1 ? Number.NaN : v)) }),
+          );
+          await assertThrowsCode("import of an infinite value", B, () =>
+            model.importSequence!({ ...kept, values: Float32Array.from(kept.values, (v, i) => (i === 2 ? -Infinity : v)) }),
+          );
           await assertThrowsCode("import longer than the context", E.KERNELS_CONTEXT_OVERFLOW, () =>
             model.importSequence!({ ...kept, length: contextLength + 1, keys: bad(contextLength + 1), values: bad(contextLength + 1) }),
           );

@@ -98,7 +98,8 @@ export async function checkKvHandoff(source: Backend, target: Backend, options: 
   let state: SequenceState;
   let first: number;
   try {
-    if (typeof from.exportSequence !== "function") throw mismatch(name, `${source.name} has no exportSequence`, { hint: "The source backend must implement sequenceTransfer" });
+    if (typeof from.exportSequence !== "function")
+      throw mismatch(name, `${source.name} has no exportSequence`, { hint: "The source backend must implement sequenceTransfer" });
     const slot = from.allocateSequence();
     first = greedyToken(`${name}: ${source.name} prefill`, await from.step(rows(slot, prompt, 0, "last")), vocab);
     state = await from.exportSequence(slot);
@@ -108,24 +109,36 @@ export async function checkKvHandoff(source: Backend, target: Backend, options: 
   const c = weights.config;
   const expectedShape = { length: prompt.length, numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim };
   const actualShape = { length: state.length, numLayers: state.numLayers, numKvHeads: state.numKvHeads, headDim: state.headDim };
-  if (JSON.stringify(actualShape) !== JSON.stringify(expectedShape)) throw mismatch(name, `${source.name}'s exported state has the wrong shape`, { expected: expectedShape, actual: actualShape });
+  if (JSON.stringify(actualShape) !== JSON.stringify(expectedShape))
+    throw mismatch(name, `${source.name}'s exported state has the wrong shape`, { expected: expectedShape, actual: actualShape });
   const size = c.numLayers * prompt.length * c.numKvHeads * c.headDim;
   for (const field of ["keys", "values"] as const) {
     if (!(state[field] instanceof Float32Array) || state[field].length !== size) {
-      throw mismatch(name, `${source.name}'s exported ${field} are not a Float32Array of numLayers·length·numKvHeads·headDim values`, { expected: size, actual: state[field]?.length });
+      throw mismatch(name, `${source.name}'s exported ${field} are not a Float32Array of numLayers·length·numKvHeads·headDim values`, {
+        expected: size,
+        actual: state[field]?.length,
+      });
     }
   }
 
   const to = await target.loadModel(weights, loadOptions);
   try {
-    if (typeof to.importSequence !== "function") throw mismatch(name, `${target.name} has no importSequence`, { hint: "The target backend must implement sequenceTransfer" });
+    if (typeof to.importSequence !== "function")
+      throw mismatch(name, `${target.name} has no importSequence`, { hint: "The target backend must implement sequenceTransfer" });
     const slot = await to.importSequence(state);
-    if (to.sequenceLength(slot) !== prompt.length) throw mismatch(name, "the imported slot's length", { expected: prompt.length, actual: to.sequenceLength(slot) });
+    if (to.sequenceLength(slot) !== prompt.length)
+      throw mismatch(name, "the imported slot's length", { expected: prompt.length, actual: to.sequenceLength(slot) });
     const handed = await decode(to, slot, first);
     assertEqualArrays(`${name}: greedy tokens after ${source.name} → ${target.name} vs ${target.name} alone`, handed.tokens, alone.tokens);
     let maxDifference = 0;
     handed.logits.forEach((logits, i) => {
-      assertClose(`${name}: decode step ${i} logits after ${source.name} → ${target.name} vs ${target.name} alone`, logits, alone.logits[i]!, tolerance, () => 1);
+      assertClose(
+        `${name}: decode step ${i} logits after ${source.name} → ${target.name} vs ${target.name} alone`,
+        logits,
+        alone.logits[i]!,
+        tolerance,
+        () => 1,
+      );
       maxDifference = Math.max(maxDifference, maxAbsDifference(logits, alone.logits[i]!));
     });
     return { tokens: handed.tokens, maxDifference };

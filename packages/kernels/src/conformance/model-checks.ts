@@ -207,7 +207,8 @@ export function modelChecks(
         name: `model/${name} prefill in one step equals token by token${kvDtype === undefined ? "" : ` kv=${kvDtype}`}`,
         run: async () => {
           const backend = await factory();
-          if (kvDtype !== undefined && !backend.capabilities().kvDtypes.includes(kvDtype)) return { skipped: `${backend.name} does not offer kvDtype ${kvDtype}` };
+          if (kvDtype !== undefined && !backend.capabilities().kvDtypes.includes(kvDtype))
+            return { skipped: `${backend.name} does not offer kvDtype ${kvDtype}` };
           const prompt = promptFor(4, promptLength + 4, vocab);
           const model = await load(backend, kvDtype === undefined ? {} : { kvDtype });
           const slot = model.allocateSequence();
@@ -231,7 +232,8 @@ export function modelChecks(
         const slot = model.allocateSequence();
         await model.step(rows(slot, [...prompt, 1, 2, 3], 0, "last"));
         model.truncateSequence(slot, prompt.length);
-        if (model.sequenceLength(slot) !== prompt.length) throw mismatch(`${name} truncate`, "sequenceLength after truncate", { expected: prompt.length, actual: model.sequenceLength(slot) });
+        if (model.sequenceLength(slot) !== prompt.length)
+          throw mismatch(`${name} truncate`, "sequenceLength after truncate", { expected: prompt.length, actual: model.sequenceLength(slot) });
         const rewritten = await model.step(rows(slot, [4, 5], prompt.length, "all"));
         const fresh = model.allocateSequence();
         const expected = await model.step(rows(fresh, [...prompt, 4, 5], 0, "all"));
@@ -258,8 +260,10 @@ function misuseChecks(factory: () => Backend | Promise<Backend>, testModel: Conf
         const slot = model.allocateSequence();
         const good = await model.step(rows(slot, [1, 2, 3], 0, "last"));
         model.truncateSequence(slot, 2);
-        const one = (token: number, position: number, s = slot, logitRows = Int32Array.of(0)) => () =>
-          model.step({ tokens: Int32Array.of(token), positions: Int32Array.of(position), slots: Int32Array.of(s), logitRows });
+        const one =
+          (token: number, position: number, s = slot, logitRows = Int32Array.of(0)) =>
+          () =>
+            model.step({ tokens: Int32Array.of(token), positions: Int32Array.of(position), slots: Int32Array.of(s), logitRows });
         await assertThrowsCode("unknown slot in step", E.KERNELS_UNKNOWN_SLOT, one(3, 2, 99));
         await assertThrowsCode("negative slot in step", E.KERNELS_UNKNOWN_SLOT, one(3, 2, -1));
         await assertThrowsCode("position gap", E.KERNELS_BAD_POSITION, one(3, 3));
@@ -307,8 +311,12 @@ function misuseChecks(factory: () => Backend | Promise<Backend>, testModel: Conf
         await assertThrowsCode("odd head width", U, () => backend.loadModel(withConfig({ headDim: c.headDim + 1 }), { contextLength: 8 }));
         await assertThrowsCode("hadamard rotated", U, () => backend.loadModel(withConfig({ hadamardRotated: true }), { contextLength: 8 }));
         await assertThrowsCode("layer count", E.KERNELS_BAD_WEIGHTS, () => backend.loadModel(withConfig({ numLayers: c.numLayers + 1 }), { contextLength: 8 }));
-        await assertThrowsCode("hidden size vs tensors", E.KERNELS_BAD_WEIGHTS, () => backend.loadModel(withConfig({ hiddenSize: c.hiddenSize + 2 }), { contextLength: 8 }));
-        await assertThrowsCode("untied without head", E.KERNELS_BAD_WEIGHTS, () => backend.loadModel({ ...withConfig({ tiedEmbeddings: false }), lmHead: null }, { contextLength: 8 }));
+        await assertThrowsCode("hidden size vs tensors", E.KERNELS_BAD_WEIGHTS, () =>
+          backend.loadModel(withConfig({ hiddenSize: c.hiddenSize + 2 }), { contextLength: 8 }),
+        );
+        await assertThrowsCode("untied without head", E.KERNELS_BAD_WEIGHTS, () =>
+          backend.loadModel({ ...withConfig({ tiedEmbeddings: false }), lmHead: null }, { contextLength: 8 }),
+        );
         await assertThrowsCode("context too long", E.KERNELS_BAD_OPTION, () => backend.loadModel(weights, { contextLength: c.maxPositionEmbeddings + 1 }));
         await assertThrowsCode("context zero", E.KERNELS_BAD_OPTION, () => backend.loadModel(weights, { contextLength: 0 }));
         await assertThrowsCode("maxSequences zero", E.KERNELS_BAD_OPTION, () => backend.loadModel(weights, { contextLength: 8, maxSequences: 0 }));

@@ -5,16 +5,7 @@ import { assertClose, assertEqualArrays } from "./assertions.js";
 import { TOLERANCES } from "./tolerances.js";
 import { SeededRandom } from "./seeded-random.js";
 import { floatTensorOf, ternaryTensorOf } from "./test-model.js";
-import {
-  oracleAttention,
-  oracleDenseTernary,
-  oracleDequantized,
-  oracleMatmul,
-  oraclePerToken,
-  oracleQ8K,
-  oracleRmsNorm,
-  oracleRope,
-} from "./oracle.js";
+import { oracleAttention, oracleDenseTernary, oracleDequantized, oracleMatmul, oraclePerToken, oracleQ8K, oracleRmsNorm, oracleRope } from "./oracle.js";
 
 /**
  * One named check. `run` rejects (with a `KERNELS_CONFORMANCE_MISMATCH` HaloError) on failure.
@@ -167,7 +158,11 @@ export function opChecks(ops: KernelOps): ConformanceCheck[] {
 
   add("attention (single pass and split-KV)", async () => {
     const random = new SeededRandom(17);
-    for (const [numHeads, numKvHeads] of [[4, 2], [4, 1], [3, 3]] as const) {
+    for (const [numHeads, numKvHeads] of [
+      [4, 2],
+      [4, 1],
+      [3, 3],
+    ] as const) {
       for (const length of [1, 5, 17, 130]) {
         const headDim = 16;
         const keys = random.floats(length * numKvHeads * headDim, 2);

@@ -35,7 +35,16 @@ export function defaultConformanceModels(): ConformanceTestModel[] {
     { name: "awkward-relu2-tensor-scale", weights: conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" }) },
     {
       name: "gqa-silu-row-scale-untied",
-      weights: conformanceModel({ seed: 2, activation: "silu", scaleKind: "row", tiedEmbeddings: false, hiddenSize: 64, intermediateSize: 96, numHeads: 4, numKvHeads: 2 }),
+      weights: conformanceModel({
+        seed: 2,
+        activation: "silu",
+        scaleKind: "row",
+        tiedEmbeddings: false,
+        hiddenSize: 64,
+        intermediateSize: 96,
+        numHeads: 4,
+        numKvHeads: 2,
+      }),
     },
     {
       name: "q8k-silu-block-scale",

@@ -112,7 +112,10 @@ export function conformanceModel(options: ConformanceModelOptions = {}): ModelWe
   const kvd = config.numKvHeads * config.headDim;
   const f = config.intermediateSize;
   const norm = (length: number): WeightsFloatTensor =>
-    floatTensorOf(Float32Array.from({ length }, () => Math.fround(0.6 + 0.8 * random.float())), [length]);
+    floatTensorOf(
+      Float32Array.from({ length }, () => Math.fround(0.6 + 0.8 * random.float())),
+      [length],
+    );
   const ternary = (rows: number, cols: number): WeightsTernaryTensor =>
     ternaryTensorOf(random.trits(rows * cols), rows, cols, randomScale(random, kind, rows, cols, blockSize));
   const layers: WeightsLayer[] = [];

@@ -51,7 +51,9 @@ function samplerGreedy(row: readonly number[]): number {
 function naiveRank(row: readonly number[]): number[] {
   const ids = row.map((_, i) => i);
   const rank = (v: number): number => (Number.isNaN(v) ? 0 : 1);
-  return ids.sort((a, b) => rank(row[b]!) - rank(row[a]!) || (row[a]! === row[b]! || (Number.isNaN(row[a]!) && Number.isNaN(row[b]!)) ? a - b : row[b]! > row[a]! ? 1 : -1));
+  return ids.sort(
+    (a, b) => rank(row[b]!) - rank(row[a]!) || (row[a]! === row[b]! || (Number.isNaN(row[a]!) && Number.isNaN(row[b]!)) ? a - b : row[b]! > row[a]! ? 1 : -1),
+  );
 }
 
 describe("argmaxRows", () => {
@@ -127,7 +129,15 @@ describe("validateOutputs and requireLogitsOnly", () => {
   const batch: StepBatch = { tokens: Int32Array.of(1, 2, 3), positions: Int32Array.of(0, 1, 2), slots: Int32Array.of(0, 0, 0), logitRows: Int32Array.of(2) };
 
   it("accepts every output with its arguments", () => {
-    for (const extra of [{}, { output: "logits" as const }, { output: "argmax" as const }, { output: "top-k" as const, topK: 1 }, { output: "top-k" as const, topK: 10 }, { hiddenRows: Int32Array.of(0, 2) }, { hiddenRows: new Int32Array(0) }]) {
+    for (const extra of [
+      {},
+      { output: "logits" as const },
+      { output: "argmax" as const },
+      { output: "top-k" as const, topK: 1 },
+      { output: "top-k" as const, topK: 10 },
+      { hiddenRows: Int32Array.of(0, 2) },
+      { hiddenRows: new Int32Array(0) },
+    ]) {
       expect(thrown(() => validateOutputs({ ...batch, ...extra }, 10))).toBeUndefined();
     }
   });
@@ -204,7 +214,10 @@ describe("forwardBatch on a model without forward()", () => {
   it("refuses hidden rows (KERNELS_UNSUPPORTED_CONFIG) and bad outputs (KERNELS_BAD_BATCH) before stepping", async () => {
     const model = await stepOnly();
     const slot = model.allocateSequence();
-    await expect(forwardBatch(model, prompt(slot, { hiddenRows: Int32Array.of(3) }))).rejects.toMatchObject({ code: "KERNELS_UNSUPPORTED_CONFIG", field: "hiddenRows" });
+    await expect(forwardBatch(model, prompt(slot, { hiddenRows: Int32Array.of(3) }))).rejects.toMatchObject({
+      code: "KERNELS_UNSUPPORTED_CONFIG",
+      field: "hiddenRows",
+    });
     await expect(forwardBatch(model, prompt(slot, { output: "top-k", topK: vocab + 1 }))).rejects.toMatchObject({ code: "KERNELS_BAD_BATCH", field: "topK" });
     await expect(forwardBatch(model, prompt(slot, { output: "argmax", topK: 2 }))).rejects.toMatchObject({ code: "KERNELS_BAD_BATCH", field: "topK" });
     expect(model.sequenceLength(slot)).toBe(0);

@@ -33,9 +33,18 @@ export interface BatchLimits {
  */
 export function validateBatch(batch: StepBatch, limits: BatchLimits): void {
   const { tokens, positions, slots, logitRows } = batch;
-  for (const [field, array] of [["tokens", tokens], ["positions", positions], ["slots", slots], ["logitRows", logitRows]] as const) {
+  for (const [field, array] of [
+    ["tokens", tokens],
+    ["positions", positions],
+    ["slots", slots],
+    ["logitRows", logitRows],
+  ] as const) {
     if (!(array instanceof Int32Array)) {
-      throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "batch arrays must be Int32Array", { field, expected: "Int32Array", actual: Object.prototype.toString.call(array) });
+      throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "batch arrays must be Int32Array", {
+        field,
+        expected: "Int32Array",
+        actual: Object.prototype.toString.call(array),
+      });
     }
   }
   const n = tokens.length;
@@ -134,12 +143,21 @@ export function validateOutputs(batch: StepBatch, vocabSize: number): void {
       });
     }
   } else if (batch.topK !== undefined) {
-    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "topK only applies to output \"top-k\"", { field: "topK", expected: "absent", actual: batch.topK, hint: 'Pass output: "top-k" with it, or leave topK out' });
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, 'topK only applies to output "top-k"', {
+      field: "topK",
+      expected: "absent",
+      actual: batch.topK,
+      hint: 'Pass output: "top-k" with it, or leave topK out',
+    });
   }
   const hidden = batch.hiddenRows;
   if (hidden === undefined) return;
   if (!(hidden instanceof Int32Array)) {
-    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "batch arrays must be Int32Array", { field: "hiddenRows", expected: "Int32Array", actual: Object.prototype.toString.call(hidden) });
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_BATCH, "batch arrays must be Int32Array", {
+      field: "hiddenRows",
+      expected: "Int32Array",
+      actual: Object.prototype.toString.call(hidden),
+    });
   }
   const n = batch.tokens.length;
   for (let i = 0; i < hidden.length; i++) {

@@ -80,9 +80,19 @@ export function validateLoad(weights: ModelWeights, options: LoadOptions, capabi
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
   if (resolved.activationQuant === "q8k-block") {
-    for (const [field, width] of [["hiddenSize", c.hiddenSize], ["numHeads·headDim", qDim], ["intermediateSize", c.intermediateSize]] as const) {
+    for (const [field, width] of [
+      ["hiddenSize", c.hiddenSize],
+      ["numHeads·headDim", qDim],
+      ["intermediateSize", c.intermediateSize],
+    ] as const) {
       if (width % 256 !== 0) {
-        throw unsupported(field, "q8k-block activations need every matmul width to be a multiple of 256", "a multiple of 256", width, "Load with activationQuant 'per-token'");
+        throw unsupported(
+          field,
+          "q8k-block activations need every matmul width to be a multiple of 256",
+          "a multiple of 256",
+          width,
+          "Load with activationQuant 'per-token'",
+        );
       }
     }
   }

@@ -38,7 +38,11 @@ export function validateSequenceState(state: SequenceState, config: WeightsConfi
   }
   const { length } = state;
   if (!Number.isSafeInteger(length) || length < 0) {
-    throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, "the sequence state's length must be a whole number ≥ 0", { field: "length", expected: "a whole number ≥ 0", actual: length });
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, "the sequence state's length must be a whole number ≥ 0", {
+      field: "length",
+      expected: "a whole number ≥ 0",
+      actual: length,
+    });
   }
   if (length > contextLength) {
     throw new HaloError(KernelsErrorCode.KERNELS_CONTEXT_OVERFLOW, "the sequence is longer than this model's context", {

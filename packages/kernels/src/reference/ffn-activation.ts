@@ -9,7 +9,12 @@
  * const m = gatedActivation("relu2", gate, up); // relu(gate)^2 * up
  * ```
  */
-export function gatedActivation(activation: "relu2" | "silu", gate: Float32Array, up: Float32Array, out: Float32Array = new Float32Array(gate.length)): Float32Array {
+export function gatedActivation(
+  activation: "relu2" | "silu",
+  gate: Float32Array,
+  up: Float32Array,
+  out: Float32Array = new Float32Array(gate.length),
+): Float32Array {
   if (activation === "relu2") {
     for (let i = 0; i < gate.length; i++) {
       const g = gate[i]! > 0 ? gate[i]! : 0;

@@ -80,7 +80,12 @@ describe("reference backend limits", () => {
     const three = { tokens: Int32Array.of(1, 2, 3), positions: Int32Array.of(0, 1, 2), slots: Int32Array.of(slot, slot, slot), logitRows: Int32Array.of(2) };
     await expect(model.step(three)).rejects.toMatchObject({ code: "KERNELS_BAD_BATCH" });
     expect(model.sequenceLength(slot)).toBe(0);
-    const logits = await model.step({ tokens: Int32Array.of(1, 2), positions: Int32Array.of(0, 1), slots: Int32Array.of(slot, slot), logitRows: Int32Array.of(0, 1) });
+    const logits = await model.step({
+      tokens: Int32Array.of(1, 2),
+      positions: Int32Array.of(0, 1),
+      slots: Int32Array.of(slot, slot),
+      logitRows: Int32Array.of(0, 1),
+    });
     expect(logits).toHaveLength(2 * 512);
     expect(model.sequenceLength(slot)).toBe(2);
   });

@@ -3,7 +3,15 @@ import { freemem, totalmem } from "node:os";
 import { HaloError } from "@halo/errors";
 import { checkBackendOptions } from "../contract/backend-options.js";
 import { KernelsErrorCode } from "../errors.js";
-import { CONTRACT_VERSION, type Backend, type BackendCapabilities, type BackendFactory, type BackendProbe, type LoadOptions, type MemoryEstimate } from "../contract/backend.js";
+import {
+  CONTRACT_VERSION,
+  type Backend,
+  type BackendCapabilities,
+  type BackendFactory,
+  type BackendProbe,
+  type LoadOptions,
+  type MemoryEstimate,
+} from "../contract/backend.js";
 import type { LoadedModel } from "../contract/loaded-model.js";
 import type { ModelWeights, WeightsConfig } from "../contract/weights.js";
 import { referenceMemoryEstimate } from "./reference-memory.js";
@@ -66,7 +74,11 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
   const angles = options.ropeAngles ?? "float64";
   const maxSequences = options.maxSequences ?? 256;
   if (angles !== "float64" && angles !== "ggml-f32") {
-    throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "unknown RoPE angle mode", { field: "ropeAngles", expected: "float64 or ggml-f32", actual: angles });
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "unknown RoPE angle mode", {
+      field: "ropeAngles",
+      expected: "float64 or ggml-f32",
+      actual: angles,
+    });
   }
   if (!Number.isSafeInteger(splitKvTile) || splitKvTile < 0) {
     throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "splitKvTile must be a whole number ≥ 0", { field: "splitKvTile", actual: splitKvTile });
@@ -152,7 +164,11 @@ export const referenceBackendFactory: BackendFactory = {
   description: "TypeScript reference kernels: the definition of the numerics; runs everywhere, slowly",
   async probe(): Promise<BackendProbe> {
     // Host memory: the engine refuses loads that cannot fit (the reference holds float32 weights, more than cpu).
-    return { available: true, reason: "plain TypeScript; runs everywhere (slow: one thread, no SIMD)", memory: { kind: "host", totalBytes: totalmem(), freeBytes: freemem() } };
+    return {
+      available: true,
+      reason: "plain TypeScript; runs everywhere (slow: one thread, no SIMD)",
+      memory: { kind: "host", totalBytes: totalmem(), freeBytes: freemem() },
+    };
   },
   create(options: Readonly<Record<string, unknown>> = {}): Backend {
     return referenceBackend(checkBackendOptions<ReferenceBackendOptions>("reference", REFERENCE_OPTION_KEYS, options));

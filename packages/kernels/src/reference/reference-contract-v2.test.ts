@@ -11,7 +11,16 @@ import type { ReferenceLoadedModel } from "./reference-model.js";
 import { rmsNormRows } from "./rms-norm.js";
 import { lmHeadRows } from "./lm-head.js";
 
-const weights = conformanceModel({ seed: 11, activation: "silu", scaleKind: "row", tiedEmbeddings: false, hiddenSize: 64, intermediateSize: 96, numHeads: 4, numKvHeads: 2 });
+const weights = conformanceModel({
+  seed: 11,
+  activation: "silu",
+  scaleKind: "row",
+  tiedEmbeddings: false,
+  hiddenSize: 64,
+  intermediateSize: 96,
+  numHeads: 4,
+  numKvHeads: 2,
+});
 const c = weights.config;
 const PROMPT = [3, 14, 15, 92, 65, 35, 89];
 
@@ -76,7 +85,9 @@ describe("reference forward", () => {
     expect(hidden).toHaveLength(3 * c.hiddenSize);
     const wanted = Int32Array.of(0, 2, 6);
     const expected = lmHeadRows(rmsNormRows(hidden!, weights.outputNorm.toFloat32(), c.rmsNormEps), weights.lmHead!.toFloat32(), c.vocabSize, c.hiddenSize);
-    wanted.forEach((row, i) => expect(expected.subarray(i * c.vocabSize, (i + 1) * c.vocabSize)).toEqual(logits.subarray(row * c.vocabSize, (row + 1) * c.vocabSize)));
+    wanted.forEach((row, i) =>
+      expect(expected.subarray(i * c.vocabSize, (i + 1) * c.vocabSize)).toEqual(logits.subarray(row * c.vocabSize, (row + 1) * c.vocabSize)),
+    );
   });
 
   it("an empty hiddenRows gives an empty hidden array; step refuses outputs and hidden rows before changing anything", async () => {

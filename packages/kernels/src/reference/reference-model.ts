@@ -71,7 +71,14 @@ export class ReferenceLoadedModel implements LoadedModel {
     this.options = options;
     this.weights = weights;
     this.modelOptions = modelOptions;
-    this.cache = new KvCache(config.numLayers, options.contextLength, config.numKvHeads * config.headDim, options.maxSequences, options.kvDtype, config.headDim);
+    this.cache = new KvCache(
+      config.numLayers,
+      options.contextLength,
+      config.numKvHeads * config.headDim,
+      options.maxSequences,
+      options.kvDtype,
+      config.headDim,
+    );
     this.angles = ropeAngles(modelOptions.ropeAngles, config.headDim, config.ropeTheta);
   }
 

@@ -107,7 +107,8 @@ export const referenceOps: KernelOps & {
   rope(x, positions, numHeads, headDim, theta) {
     if (headDim % 2 !== 0) throw badArgument("headDim", "RoPE needs an even head width", "even", headDim);
     checkRows("x", x.length, numHeads * headDim);
-    if (x.length / (numHeads * headDim) !== positions.length) throw badArgument("positions", "one position per row", x.length / (numHeads * headDim), positions.length);
+    if (x.length / (numHeads * headDim) !== positions.length)
+      throw badArgument("positions", "one position per row", x.length / (numHeads * headDim), positions.length);
     return applyRope(Float32Array.from(x), positions, numHeads, headDim, ropeAngles("float64", headDim, theta));
   },
   attention,

@@ -46,12 +46,7 @@ function segmentEnds(cols: number, weightBlock: number, activationBlock: number)
  * const y = ternaryMatmulQuantized(decoded, quantizePerToken(x, decoded.cols), "per-token");
  * ```
  */
-export function ternaryMatmulQuantized(
-  weight: DecodedTernary,
-  activations: QuantizedActivations,
-  perToken: boolean,
-  out?: Float32Array,
-): Float32Array {
+export function ternaryMatmulQuantized(weight: DecodedTernary, activations: QuantizedActivations, perToken: boolean, out?: Float32Array): Float32Array {
   const { rows, cols, trits, scale } = weight;
   const q = activations.values;
   const n = q.length / cols;
@@ -82,8 +77,7 @@ export function ternaryMatmulQuantized(
         const end = ends[e]!;
         const dot = integerDot(trits, wBase + start, q, qBase + start, end - start);
         if (dot !== 0) {
-          const ws =
-            scale.kind === "tensor" ? scale.value : scale.kind === "row" ? scale.values[r]! : scale.values[(wBase + start) / weightBlock]!;
+          const ws = scale.kind === "tensor" ? scale.value : scale.kind === "row" ? scale.values[r]! : scale.values[(wBase + start) / weightBlock]!;
           total += perToken ? dot * ws : dot * ws * activations.scales[t * blocksPerRow + Math.floor(start / activationBlock)]!;
         }
         start = end;

@@ -128,14 +128,11 @@ describe("readGguf fuzzing", () => {
 
   it("random byte mutations of the header throw only HaloErrors, quickly", () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.nat({ max: headerEnd - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
-        (edits) => {
-          const bytes = clean.slice();
-          for (const [at, value] of edits) bytes[at] = value;
-          timed(bytes);
-        },
-      ),
+      fc.property(fc.array(fc.tuple(fc.nat({ max: headerEnd - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), (edits) => {
+        const bytes = clean.slice();
+        for (const [at, value] of edits) bytes[at] = value;
+        timed(bytes);
+      }),
       { numRuns: 3000 },
     );
   });

@@ -65,7 +65,11 @@ interface TensorSpec {
 function file(kv: (r: Raw) => number, tensors: TensorSpec[], dataBytes: number, options: { version?: number; alignment?: number } = {}): Uint8Array {
   const body = new Raw();
   const kvCount = kv(body);
-  const r = new Raw().u32(0x46554747).u32(options.version ?? 3).u64(tensors.length).u64(kvCount);
+  const r = new Raw()
+    .u32(0x46554747)
+    .u32(options.version ?? 3)
+    .u64(tensors.length)
+    .u64(kvCount);
   const head = r.bytes();
   const infos = new Raw();
   for (const t of tensors) {
@@ -99,14 +103,20 @@ describe("readGgufHeader", () => {
           r.str("u8").u32(0).u8(200);
           r.str("i8").u32(1).u8(-5);
           r.str("u16").u32(2).u16(65000);
-          r.str("i16").u32(3).u16(-300 & 0xffff);
+          r.str("i16")
+            .u32(3)
+            .u16(-300 & 0xffff);
           r.str("u32").u32(4).u32(4_000_000_000);
           r.str("i32").u32(5).u32(-7);
           r.str("f32").u32(6).f32(1e-5);
           r.str("bool").u32(7).u8(1);
           r.str("string").u32(8).str("héllo");
-          r.str("u64").u32(10).u64(2n ** 60n);
-          r.str("i64").u32(11).u64(-3n & 0xffffffffffffffffn);
+          r.str("u64")
+            .u32(10)
+            .u64(2n ** 60n);
+          r.str("i64")
+            .u32(11)
+            .u64(-3n & 0xffffffffffffffffn);
           r.str("f64").u32(12).f64(Math.PI);
           r.str("arr").u32(9).u32(9).u64(2);
           r.u32(4).u64(2).u32(1).u32(2);
@@ -168,15 +178,26 @@ describe("readGgufHeader", () => {
     const huge = good.slice();
     new DataView(huge.buffer).setBigUint64(8, 1n << 62n, true);
     expect(errorOf(huge).code).toBe("H1B_TOO_LARGE");
-    const array = file((r) => {
-      r.str("arr").u32(9).u32(4).u64(1n << 40n);
-      return 1;
-    }, [], 0);
+    const array = file(
+      (r) => {
+        r.str("arr")
+          .u32(9)
+          .u32(4)
+          .u64(1n << 40n);
+        return 1;
+      },
+      [],
+      0,
+    );
     expect(errorOf(array)).toMatchObject({ code: "H1B_TOO_LARGE", field: "arr" });
-    const nested = file((r) => {
-      r.str("arr").u32(9).u32(9).u64(1).u32(8).u64(1_000_000);
-      return 1;
-    }, [], 0);
+    const nested = file(
+      (r) => {
+        r.str("arr").u32(9).u32(9).u64(1).u32(8).u64(1_000_000);
+        return 1;
+      },
+      [],
+      0,
+    );
     expect(errorOf(nested)).toMatchObject({ code: "H1B_TOO_LARGE", field: "arr" });
   });
 
@@ -185,11 +206,15 @@ describe("readGgufHeader", () => {
     expect(errorOf(file((r) => (r.str("s").u32(13).u32(0), 1), [], 0))).toMatchObject({ code: "H1B_BAD_METADATA", field: "s" });
     expect(errorOf(file((r) => (r.str("s").u32(9).u32(77).u64(0), 1), [], 0)).code).toBe("H1B_BAD_METADATA");
     expect(errorOf(file((r) => (r.str("b").u32(7).u8(2), 1), [], 0)).code).toBe("H1B_BAD_METADATA");
-    const deep = file((r) => {
-      r.str("deep").u32(9);
-      for (let i = 0; i < 20; i++) r.u32(9).u64(1);
-      return 1;
-    }, [], 0);
+    const deep = file(
+      (r) => {
+        r.str("deep").u32(9);
+        for (let i = 0; i < 20; i++) r.u32(9).u64(1);
+        return 1;
+      },
+      [],
+      0,
+    );
     expect(errorOf(deep).code).toBe("H1B_BAD_METADATA");
     expect(errorOf(file((r) => (r.str("k").u32(4).u32(1).str("k").u32(4).u32(2), 2), [], 0)).code).toBe("H1B_BAD_METADATA");
     for (const bad of [0, 3, 48]) {

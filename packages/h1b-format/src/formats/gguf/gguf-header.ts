@@ -66,7 +66,7 @@ const units = new Uint16Array(2 * 64);
 function decodeShort(bytes: Uint8Array, at: number, length: number): string {
   let n = 0;
   const end = at + length;
-  for (let i = at; i < end; ) {
+  for (let i = at; i < end;) {
     const b = bytes[i]!;
     if (b < 0x80) {
       units[n++] = b;

@@ -51,14 +51,22 @@ export type GgufValueTypeId = (typeof GgufValueType)[keyof typeof GgufValueType]
 
 /** Byte size of fixed-size value types; `undefined` for strings and arrays. */
 export const GGUF_SCALAR_SIZE: Readonly<Record<number, number>> = {
-  0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8,
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  10: 8,
+  11: 8,
+  12: 8,
 };
 
 /** What halo makes of a ggml tensor type. */
 export type GgmlHaloType =
-  | { readonly kind: "float"; readonly dtype: FloatDType }
-  | { readonly kind: "ternary"; readonly packing: TernaryPacking }
-  | { readonly kind: "other" };
+  { readonly kind: "float"; readonly dtype: FloatDType } | { readonly kind: "ternary"; readonly packing: TernaryPacking } | { readonly kind: "other" };
 
 /** A ggml tensor type: id, name, block size (elements) and block bytes. */
 export interface GgmlType {

@@ -89,9 +89,7 @@ function fileFor(model: HaloModel, variant: Variant): Uint8Array {
   if (variant.activation !== undefined) kv.push([`${p}.hidden_activation`, { type: "string", value: variant.activation }]);
   const f32 = (values: Float32Array): Uint8Array => new Uint8Array(values.buffer.slice(0));
   const embedding =
-    variant.embedding === undefined
-      ? { type: 1, bytes: model.tokenEmbedding.bytes() }
-      : kQuantEmbedding(variant.embedding, c.vocabSize * c.hiddenSize);
+    variant.embedding === undefined ? { type: 1, bytes: model.tokenEmbedding.bytes() } : kQuantEmbedding(variant.embedding, c.vocabSize * c.hiddenSize);
   const tensors: Tensor[] = [
     { name: "token_embd.weight", dims: [c.hiddenSize, c.vocabSize], type: embedding.type, bytes: embedding.bytes },
     { name: "output_norm.weight", dims: [c.hiddenSize], type: 0, bytes: f32(model.outputNorm.toFloat32()) },
@@ -117,7 +115,10 @@ function fileFor(model: HaloModel, variant: Variant): Uint8Array {
       }
     }
   });
-  return build(kv, tensors.filter((t) => t.name !== variant.drop));
+  return build(
+    kv,
+    tensors.filter((t) => t.name !== variant.drop),
+  );
 }
 
 function expectTrits(a: HaloModel, b: HaloModel): void {

@@ -86,12 +86,7 @@ const ARCHITECTURES: Readonly<Record<string, Activation>> = {
  * ```
  */
 export function readGguf(pathOrSource: string | ByteSource | Uint8Array): HaloModel {
-  const source =
-    typeof pathOrSource === "string"
-      ? fileSource(pathOrSource)
-      : pathOrSource instanceof Uint8Array
-        ? memorySource(pathOrSource)
-        : pathOrSource;
+  const source = typeof pathOrSource === "string" ? fileSource(pathOrSource) : pathOrSource instanceof Uint8Array ? memorySource(pathOrSource) : pathOrSource;
   try {
     return buildModel(source, readGgufHeader(source));
   } catch (error) {

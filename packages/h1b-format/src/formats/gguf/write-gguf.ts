@@ -147,7 +147,9 @@ export async function writeGguf(model: HaloModel, path: string, options: WriteGg
   set(`${arch}.rope.dimension_count`, { type: "u32", value: config.headDim });
   if (config.activation === "relu2" && arch === "bitnet") {
     set(`${arch}.hidden_activation`, { type: "string", value: "relu2" });
-    notes.push("bitnet.hidden_activation = relu2 written; node-llama-cpp 3.22.1 (llama.cpp v0.5.0) ignores it and runs SiLU, so its output for this model is wrong");
+    notes.push(
+      "bitnet.hidden_activation = relu2 written; node-llama-cpp 3.22.1 (llama.cpp v0.5.0) ignores it and runs SiLU, so its output for this model is wrong",
+    );
   }
   if (ternaryType === "i2_s") {
     notes.push("I2_S (type 36, arch bitnet-b1.58) is Microsoft bitnet.cpp's layout: bitnet.cpp and halo load it; llama.cpp, Ollama and LM Studio cannot");
@@ -239,7 +241,12 @@ export async function writeGguf(model: HaloModel, path: string, options: WriteGg
   try {
     handle = await open(temporary, "w");
   } catch (cause) {
-    throw new HaloError(H1bErrorCode.H1B_IO, "cannot create the output file", { path, actual: String(cause), cause, hint: "Check the directory exists and is writable" });
+    throw new HaloError(H1bErrorCode.H1B_IO, "cannot create the output file", {
+      path,
+      actual: String(cause),
+      cause,
+      hint: "Check the directory exists and is writable",
+    });
   }
   try {
     let position = 0;

@@ -147,8 +147,16 @@ describe("truncation sweep: every byte boundary", () => {
   }
 
   it(`.htok (${HTOK_FILE.length} bytes) and .h1b-medusa (${MEDUSA_FILE.length} bytes): every proper prefix throws`, () => {
-    for (let n = 0; n < HTOK_FILE.length; n++) expect(onlyHaloErrors(() => void readHtok(HTOK_FILE.subarray(0, n))), `htok prefix ${n}`).toBe(false);
-    for (let n = 0; n < MEDUSA_FILE.length; n++) expect(onlyHaloErrors(() => void readMedusa(memorySource(MEDUSA_FILE.subarray(0, n)))), `medusa prefix ${n}`).toBe(false);
+    for (let n = 0; n < HTOK_FILE.length; n++)
+      expect(
+        onlyHaloErrors(() => void readHtok(HTOK_FILE.subarray(0, n))),
+        `htok prefix ${n}`,
+      ).toBe(false);
+    for (let n = 0; n < MEDUSA_FILE.length; n++)
+      expect(
+        onlyHaloErrors(() => void readMedusa(memorySource(MEDUSA_FILE.subarray(0, n)))),
+        `medusa prefix ${n}`,
+      ).toBe(false);
     expect(readHtok(HTOK_FILE).tokens).toHaveLength(8);
     expect(readMedusa(memorySource(MEDUSA_FILE)).hiddenDim).toBe(4);
   });

@@ -93,11 +93,15 @@ export function checkFlags(flags: number, path: string, offset: number | undefin
   const where = offset === undefined ? { path, field: "flags" } : { path, offset, field: "cfg[8].flags" };
   if (!Number.isInteger(flags) || flags < 0 || (flags & ~H1B_KNOWN_FLAGS) !== 0) {
     const post = (flags & 0x10) !== 0;
-    throw new HaloError(post ? H1bErrorCode.H1B_UNSUPPORTED : H1bErrorCode.H1B_BAD_FLAGS, post ? "flag 0x10 (BLOCK_SCALED) postdates the seed format and is not supported" : "unknown flag bits", {
-      ...where,
-      expected: "a combination of 0x1 HADAMARD_ROTATED, 0x2 SHERRY_FP16, 0x4 BONSAI_Q1, 0x8 BONSAI_TQ2",
-      actual: `0x${(flags >>> 0).toString(16)}`,
-    });
+    throw new HaloError(
+      post ? H1bErrorCode.H1B_UNSUPPORTED : H1bErrorCode.H1B_BAD_FLAGS,
+      post ? "flag 0x10 (BLOCK_SCALED) postdates the seed format and is not supported" : "unknown flag bits",
+      {
+        ...where,
+        expected: "a combination of 0x1 HADAMARD_ROTATED, 0x2 SHERRY_FP16, 0x4 BONSAI_Q1, 0x8 BONSAI_TQ2",
+        actual: `0x${(flags >>> 0).toString(16)}`,
+      },
+    );
   }
   if ((flags & H1bFlag.BONSAI_Q1) !== 0 && (flags & H1bFlag.BONSAI_TQ2) !== 0) {
     throw new HaloError(H1bErrorCode.H1B_BAD_FLAGS, "BONSAI_Q1 (0x4) and BONSAI_TQ2 (0x8) cannot both be set", {

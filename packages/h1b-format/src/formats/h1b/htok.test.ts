@@ -9,14 +9,44 @@ import { caught } from "../../error-code.test-support.js";
 /** research/seed-system.md §2, written out by hand: vocab ["a","b","ab"], one merge (0,1)→2, bos 0, eos 1. */
 const HAND = Uint8Array.from([
   ...Buffer.from("HTOK"),
-  3, 0, 0, 0, // vocab_size
-  1, 0, 0, 0, // num_merges
-  0, 0, 0, 0, // bos_id
-  1, 0, 0, 0, // eos_id
-  1, 0, 0x61, // "a"
-  1, 0, 0x62, // "b"
-  2, 0, 0x61, 0x62, // "ab"
-  0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, // merge a b → ab
+  3,
+  0,
+  0,
+  0, // vocab_size
+  1,
+  0,
+  0,
+  0, // num_merges
+  0,
+  0,
+  0,
+  0, // bos_id
+  1,
+  0,
+  0,
+  0, // eos_id
+  1,
+  0,
+  0x61, // "a"
+  1,
+  0,
+  0x62, // "b"
+  2,
+  0,
+  0x61,
+  0x62, // "ab"
+  0,
+  0,
+  0,
+  0,
+  1,
+  0,
+  0,
+  0,
+  2,
+  0,
+  0,
+  0, // merge a b → ab
 ]);
 
 describe(".htok", () => {
@@ -75,16 +105,14 @@ describe(".htok", () => {
   });
 
   it("property: readHtok(writeHtok(d)) equals d and re-encodes byte-exact", () => {
-    const data = fc
-      .array(fc.uint8Array({ maxLength: 12 }), { minLength: 1, maxLength: 40 })
-      .chain((tokens) =>
-        fc.record({
-          tokens: fc.constant(tokens),
-          merges: fc.array(fc.nat(tokens.length - 1), { maxLength: 30 }).map((ids) => Uint32Array.from(ids.slice(0, ids.length - (ids.length % 3)))),
-          bosTokenId: fc.nat(tokens.length - 1),
-          eosTokenId: fc.nat(tokens.length - 1),
-        }),
-      );
+    const data = fc.array(fc.uint8Array({ maxLength: 12 }), { minLength: 1, maxLength: 40 }).chain((tokens) =>
+      fc.record({
+        tokens: fc.constant(tokens),
+        merges: fc.array(fc.nat(tokens.length - 1), { maxLength: 30 }).map((ids) => Uint32Array.from(ids.slice(0, ids.length - (ids.length % 3)))),
+        bosTokenId: fc.nat(tokens.length - 1),
+        eosTokenId: fc.nat(tokens.length - 1),
+      }),
+    );
     fc.assert(
       fc.property(data, (d) => {
         const bytes = writeHtok(d);

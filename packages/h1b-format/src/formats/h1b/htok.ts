@@ -61,7 +61,16 @@ export function readHtok(input: Uint8Array | string, path = typeof input === "st
   }
   for (let i = 0; i < 4; i++) {
     if (bytes[i] !== HTOK_MAGIC[i]) {
-      fail(H1bErrorCode.H1B_BAD_MAGIC, "not an .htok file", path, 0, "magic", "48 54 4f 4b (HTOK)", Buffer.from(bytes.subarray(0, 4)).toString("hex"), "Pass a seed .htok tokenizer file");
+      fail(
+        H1bErrorCode.H1B_BAD_MAGIC,
+        "not an .htok file",
+        path,
+        0,
+        "magic",
+        "48 54 4f 4b (HTOK)",
+        Buffer.from(bytes.subarray(0, 4)).toString("hex"),
+        "Pass a seed .htok tokenizer file",
+      );
     }
   }
   const vocabSize = dv.getUint32(4, true);
@@ -100,13 +109,30 @@ export function readHtok(input: Uint8Array | string, path = typeof input === "st
     const value = dv.getUint32(at + 4 * i, true);
     if (value >= vocabSize) {
       const index = Math.floor(i / 3);
-      fail(H1bErrorCode.H1B_BAD_METADATA, `merge ${index} refers to a token id outside the vocabulary`, path, at + 4 * i, `merges[${index}].${["a", "b", "merged"][i % 3]}`, `< vocab_size ${vocabSize}`, value);
+      fail(
+        H1bErrorCode.H1B_BAD_METADATA,
+        `merge ${index} refers to a token id outside the vocabulary`,
+        path,
+        at + 4 * i,
+        `merges[${index}].${["a", "b", "merged"][i % 3]}`,
+        `< vocab_size ${vocabSize}`,
+        value,
+      );
     }
     merges[i] = value;
   }
   at += numMerges * 12;
   if (at !== size) {
-    fail(H1bErrorCode.H1B_BAD_METADATA, "bytes follow the .htok merge table", path, at, "end of file", `${at} bytes in total`, `${size} bytes`, "The file is corrupt or not a seed .htok");
+    fail(
+      H1bErrorCode.H1B_BAD_METADATA,
+      "bytes follow the .htok merge table",
+      path,
+      at,
+      "end of file",
+      `${at} bytes in total`,
+      `${size} bytes`,
+      "The file is corrupt or not a seed .htok",
+    );
   }
   for (const [field, value, offset] of [
     ["bos_id", bosTokenId, 12],

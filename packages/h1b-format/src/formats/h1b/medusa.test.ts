@@ -12,7 +12,7 @@ import { caught } from "../../error-code.test-support.js";
 function heads(hd: number): MedusaHead[] {
   return Array.from({ length: 4 }, (_, h) => {
     const make = (which: number): Uint8Array => {
-      const bits = Uint16Array.from({ length: hd * hd }, (_, i) => f32ToF16((h * 2 + which) + i / 1024));
+      const bits = Uint16Array.from({ length: hd * hd }, (_, i) => f32ToF16(h * 2 + which + i / 1024));
       return new Uint8Array(bits.buffer);
     };
     return {

@@ -92,7 +92,13 @@ function open(source: ByteSource, options: ReadMedusaOptions): MedusaHeads {
   const path = source.path;
   const size = source.byteLength;
   if (size < MEDUSA_HEADER_BYTES) {
-    throw new HaloError(H1bErrorCode.H1B_TRUNCATED, "file ends inside the .h1b-medusa header", { path, offset: size, field: "header", expected: `${MEDUSA_HEADER_BYTES} bytes`, actual: `${size} bytes` });
+    throw new HaloError(H1bErrorCode.H1B_TRUNCATED, "file ends inside the .h1b-medusa header", {
+      path,
+      offset: size,
+      field: "header",
+      expected: `${MEDUSA_HEADER_BYTES} bytes`,
+      actual: `${size} bytes`,
+    });
   }
   const header = source.read(0, MEDUSA_HEADER_BYTES).slice();
   const dv = new DataView(header.buffer);
@@ -111,13 +117,17 @@ function open(source: ByteSource, options: ReadMedusaOptions): MedusaHeads {
   for (const [field, offset, want] of FIELDS) {
     const value = dv.getUint32(offset, true);
     if (want !== null && value !== want) {
-      throw new HaloError(field === "version" ? H1bErrorCode.H1B_BAD_VERSION : field === "dtype" ? H1bErrorCode.H1B_UNKNOWN_DTYPE : H1bErrorCode.H1B_UNSUPPORTED, `.h1b-medusa ${field} must be ${want}`, {
-        path,
-        offset,
-        field,
-        expected: want,
-        actual: value,
-      });
+      throw new HaloError(
+        field === "version" ? H1bErrorCode.H1B_BAD_VERSION : field === "dtype" ? H1bErrorCode.H1B_UNKNOWN_DTYPE : H1bErrorCode.H1B_UNSUPPORTED,
+        `.h1b-medusa ${field} must be ${want}`,
+        {
+          path,
+          offset,
+          field,
+          expected: want,
+          actual: value,
+        },
+      );
     }
   }
   const hiddenDim = dv.getUint32(16, true);
@@ -179,7 +189,11 @@ export function encodeMedusa(data: MedusaData, options: { readonly force?: boole
     throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, "Medusa hidden size out of range", { field: "hiddenDim", expected: "1 … 65535", actual: hd });
   }
   if (data.heads.length !== MEDUSA_NUM_HEADS) {
-    throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, "the format holds exactly 4 Medusa heads", { field: "heads", expected: MEDUSA_NUM_HEADS, actual: data.heads.length });
+    throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, "the format holds exactly 4 Medusa heads", {
+      field: "heads",
+      expected: MEDUSA_NUM_HEADS,
+      actual: data.heads.length,
+    });
   }
   const matrixBytes = hd * hd * 2;
   const out = new Uint8Array(MEDUSA_HEADER_BYTES + MEDUSA_NUM_HEADS * 2 * matrixBytes);
@@ -192,7 +206,11 @@ export function encodeMedusa(data: MedusaData, options: { readonly force?: boole
   for (const head of data.heads) {
     for (const tensor of [head.wIn, head.wOut]) {
       if (tensor.shape.length !== 2 || tensor.shape[0] !== hd || tensor.shape[1] !== hd) {
-        throw new HaloError(H1bErrorCode.H1B_BAD_TENSOR, `Medusa tensor ${tensor.name} has the wrong shape`, { field: tensor.name, expected: [hd, hd], actual: tensor.shape });
+        throw new HaloError(H1bErrorCode.H1B_BAD_TENSOR, `Medusa tensor ${tensor.name} has the wrong shape`, {
+          field: tensor.name,
+          expected: [hd, hd],
+          actual: tensor.shape,
+        });
       }
       out.set(f16Bytes(tensor, options.force ?? false), at);
       at += matrixBytes;

@@ -80,7 +80,13 @@ describe("readH1b: config mapping", () => {
     expect(m.config.maxPositionEmbeddings).toBe(4096);
     expect(m.config.tiedEmbeddings).toBe(true);
     expect(m.lmHead).toBeNull();
-    expect(m.metadata).toMatchObject({ "h1b.version": "3", "h1b.flags": "3", "h1b.weight_format": "sherry-fp16", "h1b.tie_embeddings": "0", "h1b.max_seq_len": "0" });
+    expect(m.metadata).toMatchObject({
+      "h1b.version": "3",
+      "h1b.flags": "3",
+      "h1b.weight_format": "sherry-fp16",
+      "h1b.tie_embeddings": "0",
+      "h1b.max_seq_len": "0",
+    });
     expect(m.metadata["h1b.warning"]).toContain("no LM head");
     expect(m.source).toEqual({ format: "h1b", version: 3, path: "x.h1b" });
     expect(m.config.bosTokenId).toBeNull();
@@ -131,7 +137,13 @@ describe("readH1b: §1.7 validation", () => {
     ["NaN rope theta", patch(good, 0x2c, NaN, "f32"), "H1B_BAD_DIMENSION", 0x2c, "rope_theta"],
     ["truncated payload", good.subarray(0, good.length - 1), "H1B_TRUNCATED", good.length - 1, "layer 1 down.scales"],
     ["truncated header", good.subarray(0, 50), "H1B_TRUNCATED", 50, "header"],
-    ["Sherry with cols % 32 ≠ 0", handBuiltH1b({ ...SMALL, version: 2, hs: 16, heads: 2, is: 32 }).bytes.map((b, i) => (i === 4 ? 3 : b)), "H1B_BAD_DIMENSION", undefined, undefined],
+    [
+      "Sherry with cols % 32 ≠ 0",
+      handBuiltH1b({ ...SMALL, version: 2, hs: 16, heads: 2, is: 32 }).bytes.map((b, i) => (i === 4 ? 3 : b)),
+      "H1B_BAD_DIMENSION",
+      undefined,
+      undefined,
+    ],
     ["Bonsai with cols % 128 ≠ 0", patch(good, 40, 0x8), "H1B_BAD_DIMENSION", undefined, undefined],
     ["dimensions larger than any file", patch(patch(good, 12, 0x40000000), 16, 0x40000000), "H1B_TOO_LARGE", 8, undefined],
   ];

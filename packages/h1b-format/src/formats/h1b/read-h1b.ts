@@ -5,7 +5,15 @@ import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
 import { fileSource, type ByteSource } from "../../core/byte-source.js";
 import { validateConfig } from "../../core/config.js";
-import { TERNARY_ROLES, type FloatTensor, type HaloModel, type LayerTensors, type ModelConfig, type TernaryScale, type TernaryTensor } from "../../core/model.js";
+import {
+  TERNARY_ROLES,
+  type FloatTensor,
+  type HaloModel,
+  type LayerTensors,
+  type ModelConfig,
+  type TernaryScale,
+  type TernaryTensor,
+} from "../../core/model.js";
 import { floatTensor, lazyTernaryTensor } from "../../core/tensors.js";
 import { f32Codec } from "../../codecs/plain.js";
 import { ternaryCodec } from "../../codecs/registry.js";
@@ -81,11 +89,29 @@ export function readH1bHeader(source: ByteSource): H1bHeader {
   }
   const head = source.read(0, 8);
   if (head[0] !== H1B_MAGIC[0] || head[1] !== H1B_MAGIC[1] || head[2] !== H1B_MAGIC[2]) {
-    throw bad(H1bErrorCode.H1B_BAD_MAGIC, "not an .h1b file", path, 0, "magic", "48 31 42 (H1B)", Buffer.from(head.subarray(0, 4)).toString("hex"), "Pass a seed .h1b model, or use the reader of the file's real format");
+    throw bad(
+      H1bErrorCode.H1B_BAD_MAGIC,
+      "not an .h1b file",
+      path,
+      0,
+      "magic",
+      "48 31 42 (H1B)",
+      Buffer.from(head.subarray(0, 4)).toString("hex"),
+      "Pass a seed .h1b model, or use the reader of the file's real format",
+    );
   }
   const version = new DataView(head.buffer, head.byteOffset, 8).getInt32(4, true);
   if (version < 1 || version > 4) {
-    throw bad(H1bErrorCode.H1B_BAD_VERSION, "unsupported .h1b version", path, 4, "version", "1, 2, 3 or 4", version, version === 5 ? "Version 5 (WMMA_I8) postdates the seed format; convert it with the tool that wrote it" : undefined);
+    throw bad(
+      H1bErrorCode.H1B_BAD_VERSION,
+      "unsupported .h1b version",
+      path,
+      4,
+      "version",
+      "1, 2, 3 or 4",
+      version,
+      version === 5 ? "Version 5 (WMMA_I8) postdates the seed format; convert it with the tool that wrote it" : undefined,
+    );
   }
   const headerBytes = version === 1 ? H1B_HEADER_V1 : H1B_HEADER_V2;
   if (size < headerBytes) {
@@ -105,7 +131,15 @@ export function readH1bHeader(source: ByteSource): H1bHeader {
       ["rms_norm_eps", rmsNormEpsRaw, 0x30],
     ] as const) {
       if (!Number.isFinite(value)) {
-        throw bad(H1bErrorCode.H1B_BAD_DIMENSION, `${field} is not a finite number`, path, offset, field, "a finite f32 (≤ 0 selects the default)", String(value));
+        throw bad(
+          H1bErrorCode.H1B_BAD_DIMENSION,
+          `${field} is not a finite number`,
+          path,
+          offset,
+          field,
+          "a finite f32 (≤ 0 selects the default)",
+          String(value),
+        );
       }
     }
   }
@@ -125,8 +159,16 @@ function checkDims(cfg: Int32Array, path: string): H1bDims {
   const positive = (index: number): number => {
     const value = cfg[index]!;
     if (value <= 0) {
-      throw bad(H1bErrorCode.H1B_BAD_DIMENSION, `${CFG_FIELDS[index]} must be positive`, path, cfgOffset(index), `cfg[${index}].${CFG_FIELDS[index]}`, "> 0", value,
-        index === 2 ? "The seed accepts an empty layer stack; halo cannot run one" : undefined);
+      throw bad(
+        H1bErrorCode.H1B_BAD_DIMENSION,
+        `${CFG_FIELDS[index]} must be positive`,
+        path,
+        cfgOffset(index),
+        `cfg[${index}].${CFG_FIELDS[index]}`,
+        "> 0",
+        value,
+        index === 2 ? "The seed accepts an empty layer stack; halo cannot run one" : undefined,
+      );
     }
     return value;
   };
@@ -137,13 +179,37 @@ function checkDims(cfg: Int32Array, path: string): H1bDims {
   const numKvHeads = positive(4);
   const vocabSize = positive(5);
   if (hiddenSize % numHeads !== 0) {
-    throw bad(H1bErrorCode.H1B_BAD_DIMENSION, "num_heads must divide hidden_size (head_dim = hidden_size / num_heads)", path, cfgOffset(3), "cfg[3].num_heads", `a divisor of hidden_size ${hiddenSize}`, numHeads);
+    throw bad(
+      H1bErrorCode.H1B_BAD_DIMENSION,
+      "num_heads must divide hidden_size (head_dim = hidden_size / num_heads)",
+      path,
+      cfgOffset(3),
+      "cfg[3].num_heads",
+      `a divisor of hidden_size ${hiddenSize}`,
+      numHeads,
+    );
   }
   if (numHeads % numKvHeads !== 0) {
-    throw bad(H1bErrorCode.H1B_BAD_DIMENSION, "num_kv_heads must divide num_heads", path, cfgOffset(4), "cfg[4].num_kv_heads", `a divisor of num_heads ${numHeads}`, numKvHeads);
+    throw bad(
+      H1bErrorCode.H1B_BAD_DIMENSION,
+      "num_kv_heads must divide num_heads",
+      path,
+      cfgOffset(4),
+      "cfg[4].num_kv_heads",
+      `a divisor of num_heads ${numHeads}`,
+      numKvHeads,
+    );
   }
   if ((hiddenSize / numHeads) % 2 !== 0) {
-    throw bad(H1bErrorCode.H1B_BAD_DIMENSION, "head_dim must be even for RoPE", path, cfgOffset(3), "cfg[3].num_heads", "hidden_size / num_heads even", hiddenSize / numHeads);
+    throw bad(
+      H1bErrorCode.H1B_BAD_DIMENSION,
+      "head_dim must be even for RoPE",
+      path,
+      cfgOffset(3),
+      "cfg[3].num_heads",
+      "hidden_size / num_heads even",
+      hiddenSize / numHeads,
+    );
   }
   return { hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, vocabSize };
 }
@@ -360,9 +426,8 @@ function openModel(source: ByteSource, options: ReadH1bOptions): HaloModel {
   }
   return {
     config,
-    tokenEmbedding: registerRangeReader(
-      floatTensor("token_embd", "f32", [dims.vocabSize, hs], { source, offset: layout.embeddingOffset }),
-      (offset, length) => source.read(layout.embeddingOffset + offset, length),
+    tokenEmbedding: registerRangeReader(floatTensor("token_embd", "f32", [dims.vocabSize, hs], { source, offset: layout.embeddingOffset }), (offset, length) =>
+      source.read(layout.embeddingOffset + offset, length),
     ),
     outputNorm: norm("output_norm", layout.finalNormOffset, hs),
     lmHead: null,

@@ -39,7 +39,8 @@ function expectSameWeights(a: HaloModel, b: HaloModel): void {
   expect(same(b.outputNorm.toFloat32(), a.outputNorm.toFloat32())).toBe(true);
   a.layers.forEach((la, l) => {
     const lb = b.layers[l]!;
-    for (const norm of ["attnNorm", "ffnNorm", "attnSubNorm", "ffnSubNorm"] as const) expect(same(lb[norm].toFloat32(), la[norm].toFloat32()), `${l}.${norm}`).toBe(true);
+    for (const norm of ["attnNorm", "ffnNorm", "attnSubNorm", "ffnSubNorm"] as const)
+      expect(same(lb[norm].toFloat32(), la[norm].toFloat32()), `${l}.${norm}`).toBe(true);
     for (const role of TERNARY_ROLES) {
       expect(same(trits(lb[role]), trits(la[role])), `${l}.${role} trits`).toBe(true);
       const rows = la[role].rows;
@@ -168,7 +169,11 @@ describe("writeH1b: read(write(model)) keeps config, trits and scales", () => {
   it("property: random trits, shapes and versions survive write → read", () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(1, 2, 4), fc.double({ min: 0, max: 0.9, noNaN: true }), (seed, version, zeroFraction) => {
-        const model = synthModel({ seed, zeroFraction, shape: { ...synthModel().config, hiddenSize: 64, intermediateSize: 96, numHeads: 2, numKvHeads: 1, headDim: 32, vocabSize: 300, numLayers: 1 } });
+        const model = synthModel({
+          seed,
+          zeroFraction,
+          shape: { ...synthModel().config, hiddenSize: 64, intermediateSize: 96, numHeads: 2, numKvHeads: 1, headDim: 32, vocabSize: 300, numLayers: 1 },
+        });
         const back = readH1b(memorySource(encodeH1b(model, { version: version as 1 | 2 | 4 })));
         expectSameWeights(model, back);
       }),

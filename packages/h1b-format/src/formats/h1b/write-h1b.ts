@@ -97,7 +97,8 @@ function plan(model: HaloModel, options: WriteH1bOptions, path: string): Plan {
   const config = model.config;
   const force = options.force ?? false;
   const fromH1b = model.source.format === "h1b";
-  const sourceVersion = fromH1b && model.source.version !== null && model.source.version >= 1 && model.source.version <= 4 ? (model.source.version as 1 | 2 | 3 | 4) : null;
+  const sourceVersion =
+    fromH1b && model.source.version !== null && model.source.version >= 1 && model.source.version <= 4 ? (model.source.version as 1 | 2 | 3 | 4) : null;
   const version = options.version ?? sourceVersion ?? 2;
   if (![1, 2, 3, 4].includes(version)) throw badArgument(path, "unsupported .h1b version", "version", "1, 2, 3 or 4", version);
   const hadamard = config.hadamardRotated ? H1bFlag.HADAMARD_ROTATED : 0;
@@ -110,7 +111,13 @@ function plan(model: HaloModel, options: WriteH1bOptions, path: string): Plan {
   }
   checkFlags(flags, path, undefined);
   if ((flags & H1bFlag.HADAMARD_ROTATED) !== hadamard) {
-    throw badArgument(path, "flag 0x1 (HADAMARD_ROTATED) must match config.hadamardRotated", "flags", `0x1 ${config.hadamardRotated ? "set" : "clear"}`, `0x${flags.toString(16)}`);
+    throw badArgument(
+      path,
+      "flag 0x1 (HADAMARD_ROTATED) must match config.hadamardRotated",
+      "flags",
+      `0x1 ${config.hadamardRotated ? "set" : "clear"}`,
+      `0x${flags.toString(16)}`,
+    );
   }
   if (config.headDim * config.numHeads !== config.hiddenSize) {
     throw new HaloError(H1bErrorCode.H1B_UNSUPPORTED, ".h1b derives head_dim as hidden_size / num_heads", {
@@ -122,13 +129,26 @@ function plan(model: HaloModel, options: WriteH1bOptions, path: string): Plan {
     });
   }
   if (config.activation !== "relu2" && !force) {
-    throw lossy(path, ".h1b has no activation field and seed runtimes assume ReLU²; writing a SiLU model would change it", "activation", "relu2", config.activation);
+    throw lossy(
+      path,
+      ".h1b has no activation field and seed runtimes assume ReLU²; writing a SiLU model would change it",
+      "activation",
+      "relu2",
+      config.activation,
+    );
   }
   if (model.lmHead !== null && !force) {
     throw lossy(path, ".h1b has no LM head slot; the untied head would be dropped", "lmHead", "a tied model (lmHead null)", model.lmHead.name);
   }
   if (version === 1 && !force && (config.ropeTheta !== DEFAULT_ROPE_THETA || config.rmsNormEps !== DEFAULT_RMS_NORM_EPS)) {
-    throw lossy(path, ".h1b v1 cannot store rope_theta / rms_norm_eps (readers assume 500000 / 1e-5)", "version", "rope_theta 500000 and rms_norm_eps 1e-5 for v1", `${config.ropeTheta} / ${config.rmsNormEps}`, "Write version 2 or later, or pass force");
+    throw lossy(
+      path,
+      ".h1b v1 cannot store rope_theta / rms_norm_eps (readers assume 500000 / 1e-5)",
+      "version",
+      "rope_theta 500000 and rms_norm_eps 1e-5 for v1",
+      `${config.ropeTheta} / ${config.rmsNormEps}`,
+      "Write version 2 or later, or pass force",
+    );
   }
   for (const [field, value] of [
     ["hiddenSize", config.hiddenSize],
@@ -139,7 +159,8 @@ function plan(model: HaloModel, options: WriteH1bOptions, path: string): Plan {
     ["vocabSize", config.vocabSize],
     ["maxPositionEmbeddings", config.maxPositionEmbeddings],
   ] as const) {
-    if (!Number.isInteger(value) || value <= 0 || value > 0x7fffffff) throw badArgument(path, "dimension does not fit an i32 config field", field, "1 … 2^31 - 1", value);
+    if (!Number.isInteger(value) || value <= 0 || value > 0x7fffffff)
+      throw badArgument(path, "dimension does not fit an i32 config field", field, "1 … 2^31 - 1", value);
   }
   const dims: H1bDims = config;
   const format = h1bWeightFormat(version, flags);
@@ -150,7 +171,17 @@ function plan(model: HaloModel, options: WriteH1bOptions, path: string): Plan {
   const dv = new DataView(header.buffer);
   header.set(H1B_MAGIC, 0);
   dv.setInt32(4, version, true);
-  const ints = [config.hiddenSize, config.intermediateSize, config.numLayers, config.numHeads, config.numKvHeads, config.vocabSize, config.maxPositionEmbeddings, model.lmHead === null ? 1 : 0, flags];
+  const ints = [
+    config.hiddenSize,
+    config.intermediateSize,
+    config.numLayers,
+    config.numHeads,
+    config.numKvHeads,
+    config.vocabSize,
+    config.maxPositionEmbeddings,
+    model.lmHead === null ? 1 : 0,
+    flags,
+  ];
   ints.forEach((v, i) => dv.setInt32(cfgOffset(i), v, true));
   if (version >= 2) {
     dv.setFloat32(0x2c, config.ropeTheta, true);
@@ -263,7 +294,14 @@ function* ternaryBytes(tensor: TernaryTensor, rows: number, cols: number, packin
     bonsai && tensor.packing === packing ? { values: new Float32Array(0), inexact: 0 } : regroupScale(tensor.scale, rows, cols, group);
   if (inexact > 0) {
     if (!state.force) {
-      throw lossy(path, `tensor ${tensor.name}: its scales differ inside ${bonsai ? "128-weight blocks" : "rows"}, and .h1b stores one per ${bonsai ? "block" : "row"}`, tensor.name, `one scale per ${bonsai ? "128-weight block" : "row"}`, `${inexact} groups with differing scales`, "Pass force: true to average them");
+      throw lossy(
+        path,
+        `tensor ${tensor.name}: its scales differ inside ${bonsai ? "128-weight blocks" : "rows"}, and .h1b stores one per ${bonsai ? "block" : "row"}`,
+        tensor.name,
+        `one scale per ${bonsai ? "128-weight block" : "row"}`,
+        `${inexact} groups with differing scales`,
+        "Pass force: true to average them",
+      );
     }
     state.inexactScales += inexact;
   }
@@ -420,7 +458,12 @@ export async function writeH1b(model: HaloModel, path: string, options: WriteH1b
     await rm(temp, { force: true }).catch(() => undefined);
     if (error instanceof HaloError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    throw new HaloError(H1bErrorCode.H1B_IO, "writing the .h1b failed", { path, actual: code ?? String(error), hint: "Check free disk space and permissions", cause: error });
+    throw new HaloError(H1bErrorCode.H1B_IO, "writing the .h1b failed", {
+      path,
+      actual: code ?? String(error),
+      hint: "Check free disk space and permissions",
+      cause: error,
+    });
   }
   let htokPath: string | null = null;
   if (htokBytes !== null) {

@@ -260,11 +260,7 @@ export function decodePreamble(bytes: Uint8Array, path: string, fileSize: number
       { path, offset: 48, expected: `${p.fileLength} bytes`, actual: `${fileSize} bytes`, hint: "The file is truncated or corrupt; convert it again" },
     );
   }
-  if (
-    p.headerOffset !== HALO_PREAMBLE_BYTES ||
-    p.headerOffset + p.headerLength > p.dataOffset ||
-    p.dataOffset + p.dataLength !== p.fileLength
-  ) {
+  if (p.headerOffset !== HALO_PREAMBLE_BYTES || p.headerOffset + p.headerLength > p.dataOffset || p.dataOffset + p.dataLength !== p.fileLength) {
     throw new HaloError(H1bErrorCode.H1B_BAD_OFFSET, ".halo preamble regions are inconsistent", {
       path,
       offset: 16,

@@ -127,7 +127,10 @@ describe("writeHalo / readHalo", () => {
     const cpu = testBackendCodec("halo-i2x256");
     const model = synthModel({ seed: 14 });
     const decoded = model.layers.map((layer) => new Map(TERNARY_ROLES.map((role) => [role, trits(layer[role])])));
-    const blockScaled = (t: TernaryTensor): TernaryTensor => ({ ...t, scale: { kind: "block", blockSize: 256, values: new Float32Array((t.rows * t.cols) / 256).fill(0.5) } });
+    const blockScaled = (t: TernaryTensor): TernaryTensor => ({
+      ...t,
+      scale: { kind: "block", blockSize: 256, values: new Float32Array((t.rows * t.cols) / 256).fill(0.5) },
+    });
     const sources = ["halo-v2", "tq1-v4", "tq2_0", "i2_s", "hf-packed", "bonsai-tq2"] as const;
     for (const packing of sources) {
       const repacked: HaloModel = {
@@ -179,7 +182,10 @@ describe("writeHalo / readHalo", () => {
     const base = synthModel({ seed: 6, untiedHead: true });
     const rowScaled = (t: TernaryTensor, l: number): TernaryTensor => ({
       ...t,
-      scale: l === 0 ? { kind: "row", values: Float32Array.from({ length: t.rows }, (_, i) => 0.01 * (i + 1)) } : { kind: "block", blockSize: 128, values: Float32Array.from({ length: (t.rows * t.cols) / 128 }, (_, i) => i / 7) },
+      scale:
+        l === 0
+          ? { kind: "row", values: Float32Array.from({ length: t.rows }, (_, i) => 0.01 * (i + 1)) }
+          : { kind: "block", blockSize: 128, values: Float32Array.from({ length: (t.rows * t.cols) / 128 }, (_, i) => i / 7) },
     });
     const htok = {
       kind: "htok" as const,
@@ -253,7 +259,10 @@ describe("writeHalo / readHalo", () => {
 
   it("narrows an f32 embedding to f16 or bf16 only when every value converts exactly", async () => {
     const base = synthModel({ seed: 13 });
-    const withEmbedding = (values: Float32Array): HaloModel => ({ ...base, tokenEmbedding: floatTensor("token_embd", "f32", base.tokenEmbedding.shape, { data: new Uint8Array(values.buffer) }) });
+    const withEmbedding = (values: Float32Array): HaloModel => ({
+      ...base,
+      tokenEmbedding: floatTensor("token_embd", "f32", base.tokenEmbedding.shape, { data: new Uint8Array(values.buffer) }),
+    });
     const f16Exact = base.tokenEmbedding.toFloat32(); // synth values are f16 numbers
     const bf16Exact = f16Exact.map((v, i) => (i === 7 ? 1e-30 : v)); // 1e-30 → bf16 fine, f16 underflows
     bf16Exact[7] = bf16ToF32(f32ToBf16(1e-30));
@@ -317,7 +326,7 @@ describe("writeHalo / readHalo", () => {
 describe("a backend's packing, passed per call", () => {
   const cpu = testBackendCodec("halo-i2x256");
 
-  it("is stored by \"auto\" when passed, decodes only when passed, and maps (bytes, fileRange) without it", async () => {
+  it('is stored by "auto" when passed, decodes only when passed, and maps (bytes, fileRange) without it', async () => {
     const model = synthModel({ seed: 31 });
     const path = join(dir, "backend.halo");
     const report = await writeHalo(model, path, { codecs: [cpu] });

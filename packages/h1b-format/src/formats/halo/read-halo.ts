@@ -164,9 +164,7 @@ function buildModel(source: ByteSource, { preamble, header }: HaloHeaderInfo, co
     for (const t of scaleEntries) {
       const at = run.byteOffset + t.offset - start;
       const values =
-        at % 4 === 0
-          ? new Float32Array(run.buffer, at, t.length / 4)
-          : new Float32Array(run.slice(t.offset - start, t.offset - start + t.length).buffer);
+        at % 4 === 0 ? new Float32Array(run.buffer, at, t.length / 4) : new Float32Array(run.slice(t.offset - start, t.offset - start + t.length).buffer);
       scaleValues.set(t.name, values);
     }
   }
@@ -248,7 +246,11 @@ function readTokenizer(header: HaloHeader, readBlob: (name: string) => Uint8Arra
   };
   switch (t.kind) {
     case "hf-json":
-      return { kind: "hf-json", tokenizerJson: text(t.tokenizerJson), tokenizerConfigJson: t.tokenizerConfigJson === null ? null : text(t.tokenizerConfigJson) };
+      return {
+        kind: "hf-json",
+        tokenizerJson: text(t.tokenizerJson),
+        tokenizerConfigJson: t.tokenizerConfigJson === null ? null : text(t.tokenizerConfigJson),
+      };
     case "gguf": {
       let vocab: unknown;
       try {

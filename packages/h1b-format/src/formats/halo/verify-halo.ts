@@ -85,7 +85,12 @@ export function verifyHalo(path: string, options: VerifyHaloOptions = {}): HaloV
           try {
             n = readSync(fd, buffer, 0, want, r.offset + done);
           } catch (cause) {
-            throw new HaloError(H1bErrorCode.H1B_IO, `reading ${r.name} failed`, { path, offset: r.offset + done, actual: (cause as NodeJS.ErrnoException).code, cause });
+            throw new HaloError(H1bErrorCode.H1B_IO, `reading ${r.name} failed`, {
+              path,
+              offset: r.offset + done,
+              actual: (cause as NodeJS.ErrnoException).code,
+              cause,
+            });
           }
           if (n === 0) {
             throw new HaloError(H1bErrorCode.H1B_TRUNCATED, `file ends inside ${r.name}`, { path, offset: r.offset + done });

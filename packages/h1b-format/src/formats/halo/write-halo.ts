@@ -3,7 +3,16 @@ import { open, rename, rm } from "node:fs/promises";
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../../errors.js";
 import { validateConfig } from "../../core/config.js";
-import { NORM_ROLES, TERNARY_ROLES, normLength, ternaryShape, type FloatTensor, type HaloModel, type TernaryTensor, type TokenizerPayload } from "../../core/model.js";
+import {
+  NORM_ROLES,
+  TERNARY_ROLES,
+  normLength,
+  ternaryShape,
+  type FloatTensor,
+  type HaloModel,
+  type TernaryTensor,
+  type TokenizerPayload,
+} from "../../core/model.js";
 import { checkCodecs, floatCodec, type TernaryCodecs } from "../../codecs/registry.js";
 import packageJson from "../../../package.json" with { type: "json" };
 import {
@@ -155,7 +164,9 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
         return;
       }
     }
-    tensorItems.push(item({ name, role, layer, kind: "float", dtype: tensor.dtype, shape: [...tensor.shape], length: tensor.byteLength }, false, () => tensor.bytes()));
+    tensorItems.push(
+      item({ name, role, layer, kind: "float", dtype: tensor.dtype, shape: [...tensor.shape], length: tensor.byteLength }, false, () => tensor.bytes()),
+    );
   };
   const addTernary = (tensor: TernaryTensor, name: string, role: string, layer: number): void => {
     const { packing, codec } = choosePacking(options.packing, tensor, codecs);
@@ -175,8 +186,10 @@ export async function writeHalo(model: HaloModel, path: string, options: WriteHa
     const scaleName = `${name}.scale`;
     const scaleValues = tensor.scale.kind === "tensor" ? Float32Array.of(tensor.scale.value) : tensor.scale.values;
     scaleItems.push(
-      item({ name: scaleName, role: "scale", layer, kind: "scale", dtype: "f32", shape: [scaleValues.length], length: scaleValues.length * 4 }, false, () =>
-        new Uint8Array(scaleValues.buffer.slice(scaleValues.byteOffset, scaleValues.byteOffset + scaleValues.byteLength)),
+      item(
+        { name: scaleName, role: "scale", layer, kind: "scale", dtype: "f32", shape: [scaleValues.length], length: scaleValues.length * 4 },
+        false,
+        () => new Uint8Array(scaleValues.buffer.slice(scaleValues.byteOffset, scaleValues.byteOffset + scaleValues.byteLength)),
       ),
     );
     const scale =
@@ -430,10 +443,7 @@ function tokenizerEntry(tokenizer: TokenizerPayload | null, blob: (name: string,
         bosTokenId: tokenizer.bosTokenId,
         eosTokenId: tokenizer.eosTokenId,
         addBosToken: tokenizer.addBosToken,
-        vocab: blob(
-          "tokenizer.gguf.json",
-          utf8(JSON.stringify({ tokens: tokenizer.tokens, merges: tokenizer.merges, tokenTypes: tokenizer.tokenTypes })),
-        ),
+        vocab: blob("tokenizer.gguf.json", utf8(JSON.stringify({ tokens: tokenizer.tokens, merges: tokenizer.merges, tokenTypes: tokenizer.tokenTypes }))),
       };
     case "htok": {
       const size = tokenizer.tokens.reduce((a, t) => a + 4 + t.byteLength, 0);

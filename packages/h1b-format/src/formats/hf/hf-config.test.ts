@@ -56,13 +56,17 @@ describe("config.json mapping", () => {
     );
     const keys = Object.keys(BITNET_2B_CONFIG).concat(["head_dim", "rope_scaling", "rope_parameters", "mlp_bias"]);
     fc.assert(
-      fc.property(fc.dictionary(fc.constantFrom(...keys), value, { maxKeys: 5 }), fc.option(fc.dictionary(fc.constantFrom("bos_token_id", "eos_token_id"), value)), (patch, generation) => {
-        try {
-          parseHfConfig({ ...BITNET_2B_CONFIG, ...patch }, generation, "config.json");
-        } catch (error) {
-          if (!isHaloError(error)) throw error;
-        }
-      }),
+      fc.property(
+        fc.dictionary(fc.constantFrom(...keys), value, { maxKeys: 5 }),
+        fc.option(fc.dictionary(fc.constantFrom("bos_token_id", "eos_token_id"), value)),
+        (patch, generation) => {
+          try {
+            parseHfConfig({ ...BITNET_2B_CONFIG, ...patch }, generation, "config.json");
+          } catch (error) {
+            if (!isHaloError(error)) throw error;
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -69,7 +69,14 @@ function tokenIds(value: unknown, path: string, field: string): number[] | null 
 export function parseHfConfig(json: Json, generation: Json | null, path: string): ModelConfig {
   const modelType = json["model_type"];
   if (modelType !== "bitnet") {
-    throw unsupported(path, "model_type", "not a BitNet checkpoint", "bitnet", modelType ?? "missing", "halo reads BitNet b1.58 snapshots (model_type bitnet) only");
+    throw unsupported(
+      path,
+      "model_type",
+      "not a BitNet checkpoint",
+      "bitnet",
+      modelType ?? "missing",
+      "halo reads BitNet b1.58 snapshots (model_type bitnet) only",
+    );
   }
   const ropeScaling = json["rope_scaling"];
   if (ropeScaling !== undefined && ropeScaling !== null) {

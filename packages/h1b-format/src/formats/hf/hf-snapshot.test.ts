@@ -100,7 +100,10 @@ describe("Hugging Face snapshots", () => {
       const dir = freshDir();
       await writeHfSnapshot(model, dir, { variant: "bf16" });
       const file = openSafetensors(join(dir, "model.safetensors"));
-      expect(file.tensor("model.layers.0.mlp.down_proj.weight")).toMatchObject({ dtype: "BF16", shape: [model.config.hiddenSize, model.config.intermediateSize] });
+      expect(file.tensor("model.layers.0.mlp.down_proj.weight")).toMatchObject({
+        dtype: "BF16",
+        shape: [model.config.hiddenSize, model.config.intermediateSize],
+      });
       expect(file.tensors.has("model.layers.0.mlp.down_proj.weight_scale")).toBe(false);
       file.close();
       const back = await readHfSnapshot(dir);
@@ -180,7 +183,16 @@ describe("Hugging Face snapshots", () => {
     writeHfSnapshotSync(synthModel({ seed: 2 }), dir);
     const path = join(dir, "tokenizer_config.json");
     const config = JSON.parse(readFileSync(path, "utf8"));
-    writeFileSync(path, JSON.stringify({ ...config, chat_template: [{ name: "tool_use", template: "T" }, { name: "default", template: "D" }] }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        ...config,
+        chat_template: [
+          { name: "tool_use", template: "T" },
+          { name: "default", template: "D" },
+        ],
+      }),
+    );
     let model = readHfSnapshotSync(dir);
     expect(model.chatTemplate).toBe("D");
     model.close();

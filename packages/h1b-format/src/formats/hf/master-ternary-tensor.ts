@@ -52,7 +52,14 @@ export function masterTernaryTensor(
     return params;
   };
   const decodeRows = (rowStart: number, rowCount: number, out: Int8Array): void => {
-    if (!Number.isSafeInteger(rowStart) || !Number.isSafeInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows || out.length < rowCount * cols) {
+    if (
+      !Number.isSafeInteger(rowStart) ||
+      !Number.isSafeInteger(rowCount) ||
+      rowStart < 0 ||
+      rowCount < 0 ||
+      rowStart + rowCount > rows ||
+      out.length < rowCount * cols
+    ) {
       throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
         expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
         actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,

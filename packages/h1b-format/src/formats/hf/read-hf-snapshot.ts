@@ -67,7 +67,13 @@ function readScale(ref: SafetensorsTensorRef, hfName: string): number {
   return value;
 }
 
-function ternaryFrom(weights: SafetensorsModelFiles, layer: number, role: (typeof TERNARY_ROLES)[number], rows: number, cols: number): { tensor: TernaryTensor; packed: boolean } {
+function ternaryFrom(
+  weights: SafetensorsModelFiles,
+  layer: number,
+  role: (typeof TERNARY_ROLES)[number],
+  rows: number,
+  cols: number,
+): { tensor: TernaryTensor; packed: boolean } {
   const hfName = hfLayerTensor(layer, role);
   const name = `blk.${layer}.${role}`;
   const { file, info } = weights.tensor(hfName);
@@ -103,7 +109,9 @@ function chatTemplateOf(dir: string, tokenizerConfig: Record<string, unknown> | 
   const value = tokenizerConfig?.["chat_template"];
   if (typeof value === "string") return value;
   if (Array.isArray(value)) {
-    const entries = value.filter((e): e is { name: unknown; template: string } => typeof e === "object" && e !== null && typeof (e as { template?: unknown }).template === "string");
+    const entries = value.filter(
+      (e): e is { name: unknown; template: string } => typeof e === "object" && e !== null && typeof (e as { template?: unknown }).template === "string",
+    );
     const chosen = entries.find((e) => e.name === "default") ?? entries[0];
     if (chosen !== undefined) return chosen.template;
   }
@@ -229,4 +237,3 @@ export function readHfSnapshotSync(dir: string): HaloModel {
     throw error;
   }
 }
-

@@ -145,7 +145,10 @@ function tokenizerConfigText(model: HaloModel, base: string | null): string | nu
   try {
     parsed = JSON.parse(base);
   } catch (cause) {
-    throw new HaloError(H1bErrorCode.H1B_BAD_METADATA, "the model's tokenizer_config.json is not valid JSON", { field: "tokenizer.tokenizerConfigJson", cause });
+    throw new HaloError(H1bErrorCode.H1B_BAD_METADATA, "the model's tokenizer_config.json is not valid JSON", {
+      field: "tokenizer.tokenizerConfigJson",
+      cause,
+    });
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new HaloError(H1bErrorCode.H1B_BAD_METADATA, "the model's tokenizer_config.json is not a JSON object", { field: "tokenizer.tokenizerConfigJson" });

@@ -98,9 +98,7 @@ describe("safetensors reader and writer", () => {
     expect(codeOf(() => writeSafetensors(path, [entry("a", "F32", [2], new Uint8Array(4))]))).toBe("H1B_BAD_TENSOR");
     expect(existsSync(path)).toBe(false);
     expect(existsSync(`${path}.partial`)).toBe(false);
-    expect(codeOf(() => writeSafetensors(path, [entry("a", "U8", [1], new Uint8Array(1)), entry("a", "U8", [1], new Uint8Array(1))]))).toBe(
-      "H1B_BAD_ARGUMENT",
-    );
+    expect(codeOf(() => writeSafetensors(path, [entry("a", "U8", [1], new Uint8Array(1)), entry("a", "U8", [1], new Uint8Array(1))]))).toBe("H1B_BAD_ARGUMENT");
   });
 
   describe("refuses bad files with the right code", () => {
@@ -109,8 +107,25 @@ describe("safetensors reader and writer", () => {
       ["shorter than the length field", new Uint8Array(5), "H1B_TRUNCATED"],
       ["header length beyond the file", rawFile(ok, new Uint8Array(4), 10_000n), "H1B_TRUNCATED"],
       ["header length over 100 MB", rawFile(ok, new Uint8Array(4), 2n ** 63n), "H1B_TOO_LARGE"],
-      ["header not JSON", (() => { const f = rawFile(ok, new Uint8Array(4)); f[8] = 0x5b; f[9] = 0x7d; return f; })(), "H1B_BAD_METADATA"],
-      ["header not UTF-8", (() => { const f = rawFile(ok, new Uint8Array(4)); f[12] = 0xff; return f; })(), "H1B_BAD_METADATA"],
+      [
+        "header not JSON",
+        (() => {
+          const f = rawFile(ok, new Uint8Array(4));
+          f[8] = 0x5b;
+          f[9] = 0x7d;
+          return f;
+        })(),
+        "H1B_BAD_METADATA",
+      ],
+      [
+        "header not UTF-8",
+        (() => {
+          const f = rawFile(ok, new Uint8Array(4));
+          f[12] = 0xff;
+          return f;
+        })(),
+        "H1B_BAD_METADATA",
+      ],
       ["header a JSON array", rawFile([1, 2], new Uint8Array(0)), "H1B_BAD_METADATA"],
       ["entry not an object", rawFile({ a: 3 }, new Uint8Array(0)), "H1B_BAD_METADATA"],
       ["metadata value not a string", rawFile({ __metadata__: { n: 1 }, ...ok }, new Uint8Array(4)), "H1B_BAD_METADATA"],
@@ -118,7 +133,11 @@ describe("safetensors reader and writer", () => {
       ["missing dtype", rawFile({ a: { shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4)), "H1B_BAD_METADATA"],
       ["negative dimension", rawFile({ a: { dtype: "U8", shape: [-4], data_offsets: [0, 4] } }, new Uint8Array(4)), "H1B_BAD_METADATA"],
       ["fractional dimension", rawFile({ a: { dtype: "U8", shape: [1.5], data_offsets: [0, 4] } }, new Uint8Array(4)), "H1B_BAD_METADATA"],
-      ["element count overflow", rawFile({ a: { dtype: "U8", shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 4] } }, new Uint8Array(4)), "H1B_BAD_DIMENSION"],
+      [
+        "element count overflow",
+        rawFile({ a: { dtype: "U8", shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 4] } }, new Uint8Array(4)),
+        "H1B_BAD_DIMENSION",
+      ],
       ["shape vs byte size", rawFile({ a: { dtype: "F32", shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4)), "H1B_BAD_TENSOR"],
       ["offsets reversed", rawFile({ a: { dtype: "U8", shape: [0], data_offsets: [4, 0] } }, new Uint8Array(4)), "H1B_BAD_OFFSET"],
       ["offsets not a pair", rawFile({ a: { dtype: "U8", shape: [4], data_offsets: [0] } }, new Uint8Array(4)), "H1B_BAD_OFFSET"],
@@ -145,7 +164,10 @@ describe("safetensors reader and writer", () => {
     }
 
     it("accepts unsorted header order when the offsets tile the buffer", () => {
-      const file = rawFile({ b: { dtype: "U8", shape: [2], data_offsets: [2, 4] }, a: { dtype: "U8", shape: [2], data_offsets: [0, 2] } }, Uint8Array.from([1, 2, 3, 4]));
+      const file = rawFile(
+        { b: { dtype: "U8", shape: [2], data_offsets: [2, 4] }, a: { dtype: "U8", shape: [2], data_offsets: [0, 2] } },
+        Uint8Array.from([1, 2, 3, 4]),
+      );
       expect([...readSafetensors(memorySource(file)).read("b")]).toEqual([3, 4]);
     });
 

@@ -185,13 +185,7 @@ function isWhole(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 
-function parseEntry(
-  path: string,
-  name: string,
-  raw: unknown,
-  dataOffset: number,
-  dataLength: number,
-): { info: SafetensorsTensorInfo; begin: number } {
+function parseEntry(path: string, name: string, raw: unknown, dataOffset: number, dataLength: number): { info: SafetensorsTensorInfo; begin: number } {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw metadataError(path, `safetensors entry ${name} is not an object`, name, "{dtype, shape, data_offsets}", describeValue(raw));
   }
@@ -209,7 +203,13 @@ function parseEntry(
     });
   }
   if (!Array.isArray(shape) || !shape.every(isWhole)) {
-    throw metadataError(path, `safetensors entry ${name} has an invalid shape`, `${name}.shape`, "an array of non-negative whole numbers", describeValue(shape));
+    throw metadataError(
+      path,
+      `safetensors entry ${name} has an invalid shape`,
+      `${name}.shape`,
+      "an array of non-negative whole numbers",
+      describeValue(shape),
+    );
   }
   let count = 1;
   for (const d of shape as number[]) {

@@ -48,12 +48,7 @@ describe("sharded safetensors", () => {
     const dir = mkdtempSync(join(root, "sharded-"));
     const names = writeSafetensorsModel(dir, entries(), { maxShardBytes: 40 });
     // 10+20 | 30+5 | 50 (alone: bigger than the cap)
-    expect(names).toEqual([
-      "model-00001-of-00003.safetensors",
-      "model-00002-of-00003.safetensors",
-      "model-00003-of-00003.safetensors",
-      SAFETENSORS_INDEX_FILE,
-    ]);
+    expect(names).toEqual(["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors", SAFETENSORS_INDEX_FILE]);
     const index = JSON.parse(readFileSync(join(dir, SAFETENSORS_INDEX_FILE), "utf8"));
     expect(index.metadata.total_size).toBe(115);
     expect(index.weight_map).toEqual({

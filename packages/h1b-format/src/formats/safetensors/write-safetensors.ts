@@ -41,7 +41,10 @@ export function safetensorsEntryBytes(entry: Pick<SafetensorsWriteEntry, "dtype"
  * // header.length - 8 is a multiple of 8; the data (16 bytes) follows it
  * ```
  */
-export function safetensorsHeader(entries: readonly Pick<SafetensorsWriteEntry, "name" | "dtype" | "shape">[], metadata?: Readonly<Record<string, string>>): Uint8Array {
+export function safetensorsHeader(
+  entries: readonly Pick<SafetensorsWriteEntry, "name" | "dtype" | "shape">[],
+  metadata?: Readonly<Record<string, string>>,
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata !== undefined && Object.keys(metadata).length > 0) header["__metadata__"] = { ...metadata };
   let cursor = 0;
@@ -78,11 +81,7 @@ export function safetensorsHeader(entries: readonly Pick<SafetensorsWriteEntry, 
  * ], { format: "pt" });
  * ```
  */
-export function writeSafetensors(
-  path: string,
-  entries: readonly SafetensorsWriteEntry[],
-  metadata?: Readonly<Record<string, string>>,
-): number {
+export function writeSafetensors(path: string, entries: readonly SafetensorsWriteEntry[], metadata?: Readonly<Record<string, string>>): number {
   const header = safetensorsHeader(entries, metadata);
   const partial = `${path}.partial`;
   let fd: number;
