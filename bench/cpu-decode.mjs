@@ -43,7 +43,6 @@ if (!existsSync(haloPath)) {
 const bandwidth = measureBandwidth(THREADS);
 print({ bandwidth });
 const VOCAB = 128256;
-const HIDDEN = 2560;
 const LAYERS = 30;
 const KV_ROW_BYTES = 640 * 2 * 2; // k and v of one position of one layer, f16
 const tokensOf = (n, seed) => Array.from({ length: n }, (_, i) => (seed * 7919 + i * 104729) % 120000);

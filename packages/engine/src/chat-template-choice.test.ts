@@ -2,7 +2,6 @@
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel, type HaloModel } from "@halo/h1b-format";
-import { Tokenizer } from "@halo/tokenizer";
 import { chooseChatTemplate, loadModel, PLAIN_TURN_STOP, type GenerateEvent } from "./index.js";
 
 /** A synthetic model whose file and tokenizer config carry no chat template. */

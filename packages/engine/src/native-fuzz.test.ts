@@ -248,6 +248,7 @@ describe("native-backend mutation fuzz (open → verify → load → step)", () 
         } catch (error) {
           throw new Error(
             `${name} mutant ${i} (HALO_FUZZ_SEED=${SEED}, verify ${verify}, ${describeEdit(target.base, work, length)}) threw a non-HaloError: ${error instanceof Error ? error.stack : String(error)}`,
+            { cause: error },
           );
         }
         const ms = performance.now() - t0;

@@ -71,11 +71,8 @@ class Xoshiro128StarStar implements SeededRng {
     if (words !== undefined) {
       for (let i = 0; i < 4; i++) this.initial[i] = words[i] ?? 0;
     } else {
-      let s = seed;
-      let a: bigint;
-      let b: bigint;
-      [s, a] = splitMix64(s);
-      [s, b] = splitMix64(s);
+      const [next, a] = splitMix64(seed);
+      const [, b] = splitMix64(next);
       this.initial[0] = Number(a & 0xffffffffn);
       this.initial[1] = Number(a >> 32n);
       this.initial[2] = Number(b & 0xffffffffn);

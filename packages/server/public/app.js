@@ -129,7 +129,7 @@ async function followStats() {
       } else {
         await readSse(response, (data) => showStats(JSON.parse(data)), own.signal);
       }
-    } catch (error) {
+    } catch {
       if (own.signal.aborted) return;
       setStatus("disconnected", "bad");
     }

@@ -144,7 +144,6 @@ function field<T>(node: Json, name: string, check: (v: unknown) => v is T, what:
   return value;
 }
 const isString = (v: unknown): v is string => typeof v === "string";
-const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 
 const BEHAVIORS = new Set(["Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"]);
 

@@ -3,6 +3,7 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { resolve } from "node:path";
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- in scope for the {@link TensorFileRange} in the TSDoc below
 import type { TensorFileRange } from "./model.js";
 
 /**
