@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
-import { referenceBackend, type Backend, type LoadedModel } from "@halo/kernels";
+import { referenceBackend, wrapBackend, type Backend } from "@halo/kernels";
 import { discoverBackends, loadModel, prefillChunkOf, type GenerateEvent, type LoadModelOptions, type RequestEndEvent } from "./index.js";
 
 async function collect(stream: AsyncIterable<GenerateEvent>): Promise<{ events: GenerateEvent[]; end: RequestEndEvent }> {
@@ -285,41 +285,21 @@ describe("Engine.stats().kv", () => {
 
 /** The reference backend with every step's output kind recorded; `forward: false` hides its forward (a logits-only backend). */
 function recordingReference(outputs: string[], forward: boolean): Backend {
-  const reference = referenceBackend();
-  return {
+  return wrapBackend(referenceBackend(), {
     name: forward ? "reference-recorded" : "reference-step-only",
-    probe: () => reference.probe(),
-    capabilities: () => reference.capabilities(),
-    loadModel: async (weights, options) => {
-      const model = await reference.loadModel(weights, options);
-      const wrapped: LoadedModel = {
-        get config() {
-          return model.config;
-        },
-        get options() {
-          return model.options;
-        },
-        allocateSequence: () => model.allocateSequence(),
-        freeSequence: (slot) => model.freeSequence(slot),
-        truncateSequence: (slot, length) => model.truncateSequence(slot, length),
-        sequenceLength: (slot) => model.sequenceLength(slot),
-        step: (batch) => {
-          outputs.push("step");
-          return model.step(batch);
-        },
-        ...(forward
-          ? {
-              forward: (batch: Parameters<NonNullable<LoadedModel["forward"]>>[0]) => {
-                outputs.push(batch.output ?? "logits");
-                return model.forward!(batch);
-              },
-            }
-          : {}),
-        dispose: () => model.dispose(),
-      };
-      return wrapped;
-    },
-  };
+    model: (inner) => ({
+      step: (batch) => {
+        outputs.push("step");
+        return inner.step(batch);
+      },
+      forward: forward
+        ? (batch) => {
+            outputs.push(batch.output ?? "logits");
+            return inner.forward!(batch);
+          }
+        : undefined,
+    }),
+  });
 }
 
 describe("greedy through the backend's argmax", () => {

@@ -12,6 +12,7 @@ import {
   topKRows,
   type LoadedModel,
   type StepBatch,
+  sequenceBatch,
 } from "@halo/kernels";
 import { createBackend } from "./cpu-backend.js";
 import { availableIsas } from "./available-isas.js";
@@ -31,15 +32,9 @@ const weights = conformanceModel({
 const c = weights.config;
 const PROMPT = [3, 14, 15, 92, 65, 35, 89];
 
-function rows(slot: number, tokens: readonly number[], start: number, extra: Partial<StepBatch> = {}): StepBatch {
-  return {
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => start + i),
-    slots: new Int32Array(tokens.length).fill(slot),
-    logitRows: Int32Array.from(tokens, (_, i) => i),
-    ...extra,
-  };
-}
+/** Every row's logits of `tokens` in one slot from `start` (plus `extra` batch fields). */
+const rows = (slot: number, tokens: readonly number[], start: number, extra: Partial<StepBatch> = {}): StepBatch =>
+  sequenceBatch(slot, tokens, start, "all", extra);
 
 async function codeOf(run: () => unknown): Promise<string | undefined> {
   try {

@@ -6,8 +6,9 @@ import {
   TOLERANCES,
   argmaxRows,
   conformanceModel,
+  KV_DTYPES,
   referenceBackend,
-  type KvDtype,
+  sequenceBatch,
   type LoadedModel,
   type SequenceState,
   type StepBatch,
@@ -26,19 +27,12 @@ const weights = conformanceModel({
   headDim: 16,
 });
 const c = weights.config;
-const KV_DTYPES: readonly KvDtype[] = ["f32", "f16", "int8"];
 const PROMPT = [7, 1, 30, 22, 5, 61, 9, 40, 2, 18, 44];
 const CONTEXT = 48;
 
-function rows(slot: number, tokens: readonly number[], start: number, extra: Partial<StepBatch> = {}): StepBatch {
-  return {
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => start + i),
-    slots: new Int32Array(tokens.length).fill(slot),
-    logitRows: Int32Array.of(tokens.length - 1),
-    ...extra,
-  };
-}
+/** The last row's logits of `tokens` in one slot from `start` (plus `extra` batch fields). */
+const rows = (slot: number, tokens: readonly number[], start: number, extra: Partial<StepBatch> = {}): StepBatch =>
+  sequenceBatch(slot, tokens, start, "last", extra);
 
 /** The code a promise rejects with (copy / export / import are asynchronous). */
 async function rejectionOf(run: () => Promise<unknown>): Promise<string | undefined> {

@@ -46,11 +46,13 @@ export { conformanceChecks, runConformance, defaultConformanceModels } from "./c
 export type { ConformanceOptions, ConformanceHarness, ConformanceTestContext } from "./conformance/run-conformance.js";
 export type { ConformanceCheck, ConformanceSkip } from "./conformance/op-checks.js";
 export { opChecks } from "./conformance/op-checks.js";
-export { modelChecks, greedyRun, argmax } from "./conformance/model-checks.js";
+export { modelChecks, greedyRun, argmax, sequenceBatch } from "./conformance/model-checks.js";
 export { capabilityChecks } from "./conformance/capability-checks.js";
 export { checkKvHandoff } from "./conformance/kv-handoff.js";
 export type { KvHandoffOptions, KvHandoffResult } from "./conformance/kv-handoff.js";
 export type { ConformanceTestModel, ModelCheckOptions } from "./conformance/model-checks.js";
+export { delegateLoadedModel, wrapBackend } from "./conformance/wrap-backend.js";
+export type { WrapBackendOptions, LoadedModelOverrides } from "./conformance/wrap-backend.js";
 export { conformanceModel, floatTensorOf, ternaryTensorOf } from "./conformance/test-model.js";
 export type { ConformanceModelOptions } from "./conformance/test-model.js";
 export { TOLERANCES } from "./conformance/tolerances.js";

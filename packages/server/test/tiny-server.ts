@@ -1,7 +1,7 @@
 // Test support: a listening server on a tiny synthetic model, and an SSE reader for raw fetch answers.
 import { loadModel, type Engine } from "@halo/engine";
 import { synthModel } from "@halo/h1b-format";
-import { referenceBackend, type Backend, type LoadedModel, type StepBatch } from "@halo/kernels";
+import { referenceBackend, wrapBackend, type Backend, type LoadedModel, type StepBatch } from "@halo/kernels";
 import { createServer, type CreateServerOptions, type HaloServer } from "../src/index.js";
 import type { Logger } from "../src/logger.js";
 
@@ -67,28 +67,6 @@ export function postJson(url: string, body: unknown, headers: Record<string, str
  * `inner`): a model whose forward pass fails or returns bad logits the way a broken file or kernel would.
  */
 export function referenceWithStep(name: string, step: (inner: LoadedModel, batch: StepBatch) => Promise<Float32Array>): Backend {
-  const reference = referenceBackend();
-  return {
-    name,
-    probe: () => reference.probe(),
-    capabilities: () => reference.capabilities(),
-    loadModel: async (weights, options) => {
-      const model = await reference.loadModel(weights, options);
-      const wrapped: LoadedModel = {
-        get config() {
-          return model.config;
-        },
-        get options() {
-          return model.options;
-        },
-        allocateSequence: () => model.allocateSequence(),
-        freeSequence: (slot) => model.freeSequence(slot),
-        truncateSequence: (slot, length) => model.truncateSequence(slot, length),
-        sequenceLength: (slot) => model.sequenceLength(slot),
-        step: (batch: StepBatch) => step(model, batch),
-        dispose: () => model.dispose(),
-      };
-      return wrapped;
-    },
-  };
+  // Without forward: every step, argmax included (derived on the host by forwardBatch), goes through `step`.
+  return wrapBackend(referenceBackend(), { name, model: (inner) => ({ step: (batch: StepBatch) => step(inner, batch), forward: undefined }) });
 }

@@ -7,6 +7,7 @@ import { referenceBackend } from "../reference/reference-backend.js";
 import { rmsNormRows } from "../reference/rms-norm.js";
 import { capabilityChecks } from "./capability-checks.js";
 import { checkKvHandoff } from "./kv-handoff.js";
+import { wrapBackend } from "./wrap-backend.js";
 import { defaultConformanceModels, runConformance, type ConformanceTestContext } from "./run-conformance.js";
 
 const [model] = defaultConformanceModels();
@@ -18,34 +19,7 @@ function wrapped(
   caps: Partial<BackendCapabilities> = {},
   backendPatch: Partial<Backend> = {},
 ): () => Backend {
-  return () => {
-    const inner = referenceBackend();
-    return {
-      name: "broken",
-      probe: () => inner.probe(),
-      capabilities: () => ({ ...inner.capabilities(), ...caps }),
-      estimateMemory: (config, options) => inner.estimateMemory!(config, options),
-      async loadModel(weights, options) {
-        const m = await inner.loadModel(weights, options);
-        const plain: LoadedModel = {
-          config: m.config,
-          options: m.options,
-          allocateSequence: () => m.allocateSequence(),
-          freeSequence: (slot) => m.freeSequence(slot),
-          truncateSequence: (slot, length) => m.truncateSequence(slot, length),
-          sequenceLength: (slot) => m.sequenceLength(slot),
-          step: (batch) => m.step(batch),
-          forward: (batch) => m.forward!(batch),
-          copySequence: (from, to) => m.copySequence!(from, to),
-          exportSequence: (slot) => m.exportSequence!(slot),
-          importSequence: (state) => m.importSequence!(state),
-          dispose: () => m.dispose(),
-        };
-        return { ...plain, ...patch(m) };
-      },
-      ...backendPatch,
-    };
-  };
+  return () => ({ ...wrapBackend(referenceBackend(), { name: "broken", capabilities: caps, model: patch }), ...backendPatch });
 }
 
 /** Runs the checks whose name starts with `prefix`; returns the first failure's code (or "passed"). */

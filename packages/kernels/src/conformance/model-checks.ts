@@ -1,7 +1,7 @@
 // Whole-model conformance checks: greedy tokens against the reference, batching, prefill, truncation and misuse.
 import { KernelsErrorCode } from "../errors.js";
 import type { ActivationQuant, Backend, KvDtype, LoadOptions } from "../contract/backend.js";
-import type { LoadedModel } from "../contract/loaded-model.js";
+import type { LoadedModel, StepBatch } from "../contract/loaded-model.js";
 import { argmaxRows } from "../contract/forward.js";
 import type { ModelWeights } from "../contract/weights.js";
 import { referenceBackend } from "../reference/reference-backend.js";
@@ -61,15 +61,35 @@ export function greedyToken(check: string, logits: Float32Array, vocab: number):
   return token;
 }
 
-/** @internal One slot's rows `tokens` from position `start`, wanting the logits of the last row or of all. */
-export function rows(slot: number, tokens: readonly number[], start: number, logits: "last" | "all"): Parameters<LoadedModel["step"]>[0] {
+/**
+ * A step batch of one slot: `tokens` at positions `start, start + 1, …`, wanting the logits of the
+ * last row or of every row, with any other {@link StepBatch} fields (`output`, `topK`, `hiddenRows`)
+ * from `extra`.
+ *
+ * @example
+ * ```ts
+ * const prefill = sequenceBatch(slot, [1, 2, 3], 0, "last");
+ * const verify = sequenceBatch(slot, drafts, 3, "all", { output: "argmax" });
+ * ```
+ */
+export function sequenceBatch(
+  slot: number,
+  tokens: readonly number[],
+  start: number,
+  logits: "last" | "all" = "all",
+  extra: Partial<StepBatch> = {},
+): StepBatch {
   return {
     tokens: Int32Array.from(tokens),
     positions: Int32Array.from(tokens, (_, i) => start + i),
     slots: new Int32Array(tokens.length).fill(slot),
     logitRows: logits === "all" ? Int32Array.from(tokens, (_, i) => i) : Int32Array.of(tokens.length - 1),
+    ...extra,
   };
 }
+
+/** @internal {@link sequenceBatch} under the name the checks use. */
+export const rows = sequenceBatch;
 
 /**
  * Prefills `prompt` in one step, then decodes `count` greedy tokens one step each.

@@ -1,4 +1,5 @@
 // Reference backend, contract 2: forward outputs and hidden rows, copySequence, export/import of a sequence, estimateMemory.
+import { sequenceBatch } from "../conformance/model-checks.js";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
@@ -24,15 +25,9 @@ const weights = conformanceModel({
 const c = weights.config;
 const PROMPT = [3, 14, 15, 92, 65, 35, 89];
 
-function rows(slot: number, tokens: readonly number[], start: number, extra: Partial<StepBatch> = {}): StepBatch {
-  return {
-    tokens: Int32Array.from(tokens),
-    positions: Int32Array.from(tokens, (_, i) => start + i),
-    slots: new Int32Array(tokens.length).fill(slot),
-    logitRows: Int32Array.from(tokens, (_, i) => i),
-    ...extra,
-  };
-}
+/** Every row's logits of `tokens` in one slot from `start` (plus `extra` batch fields). */
+const rows = (slot: number, tokens: readonly number[], start: number, extra: Partial<StepBatch> = {}): StepBatch =>
+  sequenceBatch(slot, tokens, start, "all", extra);
 
 async function load(options: { kvDtype?: "f32" | "f16" | "int8"; maxSequences?: number; contextLength?: number } = {}): Promise<ReferenceLoadedModel> {
   return (await referenceBackend().loadModel(weights, { contextLength: 32, maxSequences: 4, ...options })) as ReferenceLoadedModel;
