@@ -132,6 +132,28 @@ export function undecodableTernaryTensor(
 }
 
 /**
+ * Throws `H1B_BAD_ARGUMENT` unless rows `[rowStart, rowStart + rowCount)` lie inside a `rows × cols`
+ * matrix and `out` holds `rowCount × cols` values: the argument check of every `decodeRows`.
+ * @internal
+ */
+export function checkDecodeRange(name: string, rows: number, cols: number, rowStart: number, rowCount: number, out: Int8Array): void {
+  if (
+    !Number.isSafeInteger(rowStart) ||
+    !Number.isSafeInteger(rowCount) ||
+    rowStart < 0 ||
+    rowCount < 0 ||
+    rowStart + rowCount > rows ||
+    out.length < rowCount * cols
+  ) {
+    throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
+      expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
+      actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
+      hint: "Ask for rows inside the matrix with an output of rowCount × cols values",
+    });
+  }
+}
+
+/**
  * A {@link TernaryTensor} over bytes in memory or at an offset of a source, without checks of its
  * own (readers validate shape and scales first; {@link ternaryTensor} is the checked entry).
  * `decodeRows` reads only the rows asked for when the packing stores rows independently
@@ -162,20 +184,7 @@ export function lazyTernaryTensor(
     bytes: read,
     fileRange: fileRangeOf(location, byteLength),
     decodeRows(rowStart: number, rowCount: number, out: Int8Array): void {
-      if (
-        !Number.isSafeInteger(rowStart) ||
-        !Number.isSafeInteger(rowCount) ||
-        rowStart < 0 ||
-        rowCount < 0 ||
-        rowStart + rowCount > rows ||
-        out.length < rowCount * cols
-      ) {
-        throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
-          expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
-          actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
-          hint: "Ask for rows inside the matrix with an output of rowCount × cols values",
-        });
-      }
+      checkDecodeRange(name, rows, cols, rowStart, rowCount, out);
       if (rowBytes !== null && "source" in location) {
         codec.decodeRows(location.source.read(location.offset + rowStart * rowBytes, rowCount * rowBytes), rowCount, cols, 0, rowCount, out);
       } else {

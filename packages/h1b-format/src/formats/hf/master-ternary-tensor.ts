@@ -1,9 +1,8 @@
 // A lazy ternary view of bf16/f16/f32 master weights, ternarised on read with the absmean recipe.
-import { HaloError } from "@halo/errors";
-import { H1bErrorCode } from "../../errors.js";
 import type { ByteSource } from "../../core/byte-source.js";
 import type { TernaryScale, TernaryTensor } from "../../core/model.js";
 import { floatCodec } from "../../codecs/registry.js";
+import { checkDecodeRange } from "../../core/tensors.js";
 import { AbsSum, ternarizeInto, type AbsmeanParams } from "./absmean-ternarize.js";
 
 /** Weights decoded per read while scanning or ternarising (4 Mi elements, 16 MiB of float32). */
@@ -52,19 +51,7 @@ export function masterTernaryTensor(
     return params;
   };
   const decodeRows = (rowStart: number, rowCount: number, out: Int8Array): void => {
-    if (
-      !Number.isSafeInteger(rowStart) ||
-      !Number.isSafeInteger(rowCount) ||
-      rowStart < 0 ||
-      rowCount < 0 ||
-      rowStart + rowCount > rows ||
-      out.length < rowCount * cols
-    ) {
-      throw new HaloError(H1bErrorCode.H1B_BAD_ARGUMENT, `decodeRows out of range for ${name}`, {
-        expected: `rows within [0, ${rows}) and out.length ≥ ${rowCount * cols}`,
-        actual: `rows [${rowStart}, ${rowStart + rowCount}), out.length ${out.length}`,
-      });
-    }
+    checkDecodeRange(name, rows, cols, rowStart, rowCount, out);
     const { inverse } = ternarisation();
     for (let r = 0; r < rowCount; r += chunkRows) {
       const n = Math.min(chunkRows, rowCount - r);
