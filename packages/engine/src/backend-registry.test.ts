@@ -102,7 +102,8 @@ describe("backendSearchPaths", () => {
     const paths = backendSearchPaths({ env: { HALO_BACKEND_PATH: extra } });
     expect(paths.at(-1)).toBe(extra);
     // Every other path is on the engine's own module resolution paths (this file sits beside backend-registry.ts).
-    const own = (createRequire(import.meta.url).resolve.paths("@halo/kernels") ?? []).filter((p) => existsSync(p) && statSync(p).isDirectory());
+    // (Each once: NODE_PATH, which pnpm sets, can list a directory twice.)
+    const own = [...new Set((createRequire(import.meta.url).resolve.paths("@halo/kernels") ?? []).filter((p) => existsSync(p) && statSync(p).isDirectory()))];
     expect(paths.slice(0, -1)).toEqual(own);
     // Running from inside another project changes nothing: there is no cwd to search.
     expect(backendSearchPaths({ env: {}, ...({ cwd: dirname(extra) } as object) })).toEqual(own);
