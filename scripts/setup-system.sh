@@ -2,7 +2,8 @@
 # Installs the Debian packages halo needs and are missing: a clean machine has Node.js alone.
 #   setup-system.sh            what the test command needs (CI, README command 2): the C++ toolchain for the
 #                              native CPU backend, Chromium for the chat-page test, the aarch64 cross compiler
-#                              and qemu-user for the NEON check, clang-format-19 for the format check.
+#                              and qemu-user for the NEON check, clang-format-19 for the format check,
+#                              python3-torch and python3-numpy for the absmean check against PyTorch.
 #   setup-system.sh --runtime  what running halo from a clone needs (README command 1): the C++ toolchain only.
 #                              Not root and missing: says what to install and exits 0 (the build then says the
 #                              native backend was skipped and halo runs on the slow reference backend).
@@ -23,6 +24,8 @@ if [ "$mode" = tests ]; then
   command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
   # The "format" step checks the C/C++ with clang-format 19 exactly (scripts/format.mjs; other majors format differently).
   command -v clang-format-19 >/dev/null 2>&1 || need+=(clang-format-19)
+  # @halo/h1b-format's absmean check against PyTorch itself (Debian's python3-torch 1.13, CPU, with numpy).
+  /usr/bin/python3 -c "import torch, numpy" >/dev/null 2>&1 || need+=(python3-torch python3-numpy)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 // Here nothing may quietly skip: the native build, the browser test and the cross check must run.
-const env = { ...process.env, HALO_REQUIRE_NATIVE: "1", HALO_REQUIRE_BROWSER: "1", TURBO_TELEMETRY_DISABLED: "1" };
+const env = { ...process.env, HALO_REQUIRE_NATIVE: "1", HALO_REQUIRE_BROWSER: "1", HALO_REQUIRE_TORCH: "1", TURBO_TELEMETRY_DISABLED: "1" };
 
 const STEPS = [
   ["system packages", "bash", ["scripts/setup-system.sh"]],
