@@ -1,5 +1,5 @@
 // The CLI as a finished tool: versions, "did you mean", one error format, typed help, quiet broken pipes, serve failing before it listens.
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +10,7 @@ import { synthModel, writeHalo } from "@halo/h1b-format";
 import { quietOnBrokenPipe } from "./broken-pipe.js";
 import { main, mainHelp } from "./main.js";
 import { captureOutput } from "../test/capture.js";
+import { bundleBin } from "../test/built-bin.js";
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 let dir: string;
@@ -186,18 +187,13 @@ describe("a closed stdout (halo … | head)", () => {
   });
 
   it("the built binary exits 0 without a stack trace when its reader is gone before it writes (run and inspect)", async () => {
-    const out = join(packageDir, "node_modules", ".cache", `halo-bin-test-${process.pid}`);
-    const tsup = join(packageDir, "../../node_modules/.bin/tsup");
-    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
-      cwd: packageDir,
-      stdio: "pipe",
-    });
+    const built = bundleBin("bin-test");
     try {
       // Close the read end of the child's stdout at once, before the child has started (let alone written):
       // its first write then fails with EPIPE, however little it prints (the tiny model's tensors fit a pipe buffer).
       const closedBeforeFirstWrite = (args: string[]): Promise<{ code: number | null; stderr: string }> =>
         new Promise((resolveRun) => {
-          const child = spawn(process.execPath, [join(out, "bin.js"), ...args], {
+          const child = spawn(process.execPath, [built.bin, ...args], {
             stdio: ["ignore", "pipe", "pipe"],
             env: { ...process.env, HF_ENDPOINT: "http://127.0.0.1:1" },
           });
@@ -215,7 +211,7 @@ describe("a closed stdout (halo … | head)", () => {
         expect(result.code, args[0]).toBe(0);
       }
     } finally {
-      rmSync(out, { recursive: true, force: true });
+      built.remove();
     }
   }, 120_000);
 });

@@ -4,35 +4,26 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installExampleBackend, type InstalledExample } from "../../../engine/test/example-backend.js";
 import type { DoctorReport } from "./doctor.js";
+import { bundleBin } from "../../test/built-bin.js";
 
-const packageDir = fileURLToPath(new URL("../..", import.meta.url));
-let out: string;
+let built: ReturnType<typeof bundleBin>;
 let bin: string;
 let project: InstalledExample;
 let elsewhere: string;
 
 beforeAll(() => {
   // The command as users run it: bin.ts bundled on its own, run in a child process.
-  out = join(packageDir, "node_modules", ".cache", `halo-doctor-test-${process.pid}`);
-  execFileSync(
-    join(packageDir, "../../node_modules/.bin/tsup"),
-    ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out],
-    {
-      cwd: packageDir,
-      stdio: "pipe",
-    },
-  );
-  bin = join(out, "bin.js");
+  built = bundleBin("doctor-test");
+  bin = built.bin;
   project = installExampleBackend({ outdated: true });
   elsewhere = mkdtempSync(join(tmpdir(), "halo-doctor-elsewhere-"));
 }, 120_000);
 
 afterAll(() => {
-  rmSync(out, { recursive: true, force: true });
+  built.remove();
   project.remove();
   rmSync(elsewhere, { recursive: true, force: true });
 });

@@ -1,15 +1,15 @@
 // `halo serve` on a model whose weights are mapped from its file: the file truncated, then rewritten, under a streaming
 // request. The process must keep running (no SIGBUS), the request end with a model error, and /health keep answering.
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthModel, writeHalo } from "@halo/h1b-format";
 import { installedPackings } from "../installed-packings.js";
+import { bundleBin } from "../../test/built-bin.js";
+import { childReadyUrl } from "../../test/ready-url.js";
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), "../..");
 let dir: string;
 let modelPath: string;
 let otherBytes: Uint8Array;
@@ -52,37 +52,17 @@ async function readRecords(response: Response, onRecord: (record: string) => voi
 describe("halo serve while its model file changes", () => {
   it("keeps running: the in-flight stream ends with model_error, later requests get 500 model_error, /health reports the failure", async () => {
     // The command as users run it: bin.ts bundled on its own, in a child process (a SIGBUS there fails this test).
-    const out = join(packageDir, "node_modules", ".cache", `halo-serve-file-change-test-${process.pid}`);
-    const tsup = join(packageDir, "../../node_modules/.bin/tsup");
-    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
-      cwd: packageDir,
-      stdio: "pipe",
-    });
+    const built = bundleBin("serve-file-change-test");
     // --backend cpu: the native backend maps the .halo file's weights (the reference backend would copy them).
     const child = spawn(
       process.execPath,
-      [join(out, "bin.js"), "serve", "--model", modelPath, "--backend", "cpu", "--threads", "2", "--port", "0", "--parallel", "1", "--log-level", "info"],
+      [built.bin, "serve", "--model", modelPath, "--backend", "cpu", "--threads", "2", "--port", "0", "--parallel", "1", "--log-level", "info"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on("exit", (code, signal) => resolve({ code, signal })),
-    );
-    let stdout = "";
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve did not get ready: ${stdout} ${stderr}`)), 60_000);
-        child.stdout.on("data", (d: Buffer) => {
-          stdout += d.toString();
-          const ready = /ready on (http:\/\/[^ ]+)/.exec(stdout);
-          if (ready !== null) {
-            clearTimeout(timer);
-            resolve(ready[1]!);
-          }
-        });
-        void exited.then(({ code, signal }) => reject(new Error(`serve exited (${code ?? signal}) before it was ready: ${stderr}`)));
-      });
+      const url = await childReadyUrl(child, 60_000, () => stderr);
       expect((await fetch(`${url}/health`)).status).toBe(200);
 
       const response = await fetch(`${url}/v1/completions`, {
@@ -138,7 +118,7 @@ describe("halo serve while its model file changes", () => {
       expect(child.signalCode).toBeNull();
     } finally {
       child.kill("SIGKILL");
-      rmSync(out, { recursive: true, force: true });
+      built.remove();
     }
   }, 120_000);
 });

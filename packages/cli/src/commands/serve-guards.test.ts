@@ -1,12 +1,9 @@
-import { execFileSync, spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { request } from "node:http";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { serveCommand } from "./serve.js";
-
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), "../..");
+import { bundleBin } from "../../test/built-bin.js";
+import { childReadyUrl } from "../../test/ready-url.js";
 
 /** The `data:` payloads of an SSE body read to its end (or until the connection is cut). */
 async function readRecords(response: Response): Promise<{ records: string[]; cut: boolean }> {
@@ -80,29 +77,15 @@ describe("halo serve --allowed-host", () => {
 
 describe("halo serve signals", () => {
   it("a second SIGTERM cancels running streams through the server: they end with an error record and [DONE], and the process exits 0", async () => {
-    const out = join(packageDir, "node_modules", ".cache", `halo-serve-signal-test-${process.pid}`);
-    const tsup = join(packageDir, "../../node_modules/.bin/tsup");
-    execFileSync(tsup, ["src/bin.ts", "--no-config", "--format", "esm", "--target", "node20", "--platform", "node", "--out-dir", out], {
-      cwd: packageDir,
-      stdio: "pipe",
-    });
-    const child = spawn(process.execPath, [join(out, "bin.js"), "serve", "--demo", "--port", "0", "--parallel", "1", "--log-level", "error"], {
+    const built = bundleBin("serve-signal-test");
+    const child = spawn(process.execPath, [built.bin, "serve", "--demo", "--port", "0", "--parallel", "1", "--log-level", "error"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
     try {
       let stdout = "";
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve did not get ready: ${stdout}`)), 30_000);
-        child.stdout.on("data", (d: Buffer) => {
-          stdout += d.toString();
-          const ready = /ready on (http:\/\/[^ ]+)/.exec(stdout);
-          if (ready !== null) {
-            clearTimeout(timer);
-            resolve(ready[1]!);
-          }
-        });
-      });
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      const url = await childReadyUrl(child, 30_000);
       const response = await fetch(`${url}/v1/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -122,7 +105,7 @@ describe("halo serve signals", () => {
       expect(stdout).toContain("second signal");
     } finally {
       child.kill("SIGKILL");
-      rmSync(out, { recursive: true, force: true });
+      built.remove();
     }
   }, 120_000);
 });
