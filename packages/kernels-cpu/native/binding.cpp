@@ -721,56 +721,39 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return Napi::Number::New(env, m->copy_slot(int_arg(info, 0), int_arg(info, 1), int_arg(info, 2)));
   }
 
-  // The slot, length and [layers][length][kv_heads·head_dim] key and value arrays of exportSlot / importSlot; false
-  // (status in *status) when they do not fit the model.
-  bool kv_rows_args(Model* m, const Napi::CallbackInfo& info, const char* usage, int* slot, int* length, float** keys, float** values, halo_status* status) {
+  // exportSlot / importSlot: checks (slot, length, keys, values: Float32Array [layers][length][kv_heads·head_dim])
+  // against the model and runs `op(m, slot, length, keys, values)`; HALO_BAD_ARGUMENT when they do not fit.
+  template <typename Op>
+  Napi::Value KvRows(const Napi::CallbackInfo& info, const char* usage, Op op) {
     Napi::Env env = info.Env();
-    *status = HALO_BAD_ARGUMENT;
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
     if (!need(env,
               info.Length() >= 4 && info[0].IsNumber() && info[1].IsNumber() && typed<float>(info[2], napi_float32_array) &&
                   typed<float>(info[3], napi_float32_array),
               usage))
-      return false;
+      return env.Undefined();
     const double length_value = info[1].As<Napi::Number>().DoubleValue();
-    if (!(length_value >= 0 && length_value <= m->c.context) || std::floor(length_value) != length_value) return false;
-    *slot = int_arg(info, 0);
-    *length = static_cast<int>(length_value);
+    if (!(length_value >= 0 && length_value <= m->c.context) || std::floor(length_value) != length_value) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    const int length = static_cast<int>(length_value);
     auto k = info[2].As<Napi::Float32Array>(), v = info[3].As<Napi::Float32Array>();
-    const size_t count = static_cast<size_t>(m->c.layers) * static_cast<size_t>(*length) * m->c.kv_heads * m->c.head_dim;
-    if (k.ElementLength() != count || v.ElementLength() != count) return false;
-    *keys = k.Data();
-    *values = v.Data();
-    return true;
+    const size_t count = static_cast<size_t>(m->c.layers) * static_cast<size_t>(length) * m->c.kv_heads * m->c.head_dim;
+    if (k.ElementLength() != count || v.ElementLength() != count) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    return Napi::Number::New(env, op(m, int_arg(info, 0), length, k.Data(), v.Data()));
   }
 
-  // exportSlot(slot, length, keys, values: Float32Array [layers][length][kv_heads·head_dim]) → status: fills keys and
-  // values with the slot's first `length` positions as attention reads them.
+  // exportSlot(slot, length, keys, values) → status: fills keys and values with the slot's first `length` positions as
+  // attention reads them.
   Napi::Value ExportSlot(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Model* m = live(env);
-    if (m == nullptr) return env.Undefined();
-    int slot = 0, length = 0;
-    float *keys = nullptr, *values = nullptr;
-    halo_status status = HALO_OK;
-    if (!kv_rows_args(m, info, "exportSlot(slot, length, keys, values)", &slot, &length, &keys, &values, &status)) {
-      return env.IsExceptionPending() ? env.Undefined() : Napi::Number::New(env, status);
-    }
-    return Napi::Number::New(env, m->export_slot(slot, length, keys, values));
+    return KvRows(info, "exportSlot(slot, length, keys, values)",
+                  [](Model* m, int slot, int length, float* keys, float* values) { return m->export_slot(slot, length, keys, values); });
   }
 
-  // importSlot(slot, length, keys, values: Float32Array [layers][length][kv_heads·head_dim]) → status: writes them into
-  // the slot's first `length` positions, rounded through the KV dtype as a step's write is.
+  // importSlot(slot, length, keys, values) → status: writes them into the slot's first `length` positions, rounded
+  // through the KV dtype as a step's write is.
   Napi::Value ImportSlot(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Model* m = live(env);
-    if (m == nullptr) return env.Undefined();
-    int slot = 0, length = 0;
-    float *keys = nullptr, *values = nullptr;
-    halo_status status = HALO_OK;
-    if (!kv_rows_args(m, info, "importSlot(slot, length, keys, values)", &slot, &length, &keys, &values, &status)) {
-      return env.IsExceptionPending() ? env.Undefined() : Napi::Number::New(env, status);
-    }
-    return Napi::Number::New(env, m->import_slot(slot, length, keys, values));
+    return KvRows(info, "importSlot(slot, length, keys, values)",
+                  [](Model* m, int slot, int length, float* keys, float* values) { return m->import_slot(slot, length, keys, values); });
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {

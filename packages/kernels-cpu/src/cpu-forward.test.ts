@@ -6,7 +6,7 @@ import {
   KernelsErrorCode,
   TOLERANCES,
   argmaxRows,
-  conformanceModel,
+  defaultConformanceModels,
   forwardBatch,
   referenceBackend,
   topKRows,
@@ -19,16 +19,8 @@ import { availableIsas } from "./available-isas.js";
 import { nativeBinding, type NativeBinding, type NativeModelHandle } from "./native-binding.js";
 import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
 
-const weights = conformanceModel({
-  seed: 11,
-  activation: "silu",
-  scaleKind: "row",
-  tiedEmbeddings: false,
-  hiddenSize: 64,
-  intermediateSize: 96,
-  numHeads: 4,
-  numKvHeads: 2,
-});
+// The suite's GQA model (SiLU, per-row scales, untied head: every contract-2 path on one small model).
+const weights = defaultConformanceModels().find((m) => m.name === "gqa-silu-row-scale-untied")!.weights;
 const c = weights.config;
 const PROMPT = [3, 14, 15, 92, 65, 35, 89];
 

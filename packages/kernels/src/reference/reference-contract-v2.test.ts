@@ -6,22 +6,14 @@ import { isHaloError } from "@halo/errors";
 import { KernelsErrorCode } from "../errors.js";
 import type { LoadedModel, SequenceState, StepBatch } from "../contract/loaded-model.js";
 import { argmaxRows, topKRows } from "../contract/forward.js";
-import { conformanceModel } from "../conformance/test-model.js";
+import { defaultConformanceModels } from "../conformance/run-conformance.js";
 import { referenceBackend, referenceBackendFactory } from "./reference-backend.js";
 import type { ReferenceLoadedModel } from "./reference-model.js";
 import { rmsNormRows } from "./rms-norm.js";
 import { lmHeadRows } from "./lm-head.js";
 
-const weights = conformanceModel({
-  seed: 11,
-  activation: "silu",
-  scaleKind: "row",
-  tiedEmbeddings: false,
-  hiddenSize: 64,
-  intermediateSize: 96,
-  numHeads: 4,
-  numKvHeads: 2,
-});
+// The suite's GQA model (SiLU, per-row scales, untied head: every contract-2 path on one small model).
+const weights = defaultConformanceModels().find((m) => m.name === "gqa-silu-row-scale-untied")!.weights;
 const c = weights.config;
 const PROMPT = [3, 14, 15, 92, 65, 35, 89];
 
