@@ -53,6 +53,25 @@ describe("SamplingStep", () => {
     );
   });
 
+  it("plain greedy: the argmax path and the sampler's greedy agree on edge values too (NaN, ±Infinity, ±FLOAT32_MAX, −0), token or refusal", () => {
+    const edge = fc.oneof(fc.integer({ min: -2, max: 2 }), fc.constantFrom(Number.NaN, Infinity, -Infinity, 3.4028234663852886e38, -3.4028234663852886e38, -0));
+    const outcome = (run: () => number): string => {
+      try {
+        return `token ${run()}`;
+      } catch (error) {
+        return isHaloError(error) ? error.code : String(error);
+      }
+    };
+    fc.assert(
+      fc.property(fc.array(edge, { minLength: VOCAB, maxLength: VOCAB }), (values) => {
+        const row = Float32Array.from(values);
+        const viaArgmax = outcome(() => new SamplingStep({ temperature: 0 }, VOCAB, []).next(outputsOf(null, argmaxRows(row, 1, VOCAB)), 0).token);
+        const viaSampler = outcome(() => new SamplingStep({ temperature: 0 }, VOCAB, []).next(outputsOf(row, null), 0).token);
+        expect(viaArgmax).toBe(viaSampler);
+      }),
+    );
+  });
+
   it("refuses an argmax that names no token (a row without a finite logit) as the sampler does", () => {
     const step = new SamplingStep({ temperature: 0 }, VOCAB, []);
     try {

@@ -36,8 +36,10 @@ export class SamplingStep {
   /** Samples the token after output row `row` and appends it to the history. */
   next(outputs: StepOutputs, row: number): SampleResult {
     let result: SampleResult;
-    if (outputs.logits !== null) result = this.sampler.sample(outputs.logits.subarray(row * this.vocab, (row + 1) * this.vocab), this.history);
-    else if (outputs.argmax !== null && this.output === "argmax") result = { token: this.checkedArgmax(outputs.argmax[row]!) };
+    // Plain greedy takes the argmax whenever the step has it (the backend's, or the scheduler's from the logits — the
+    // same ranking as the sampler's greedy, property-tested), so a logit row is never scanned twice.
+    if (outputs.argmax !== null && this.output === "argmax") result = { token: this.checkedArgmax(outputs.argmax[row]!) };
+    else if (outputs.logits !== null) result = this.sampler.sample(outputs.logits.subarray(row * this.vocab, (row + 1) * this.vocab), this.history);
     else throw new Error("internal: a step returned neither the logits nor the argmax a sampling step needs");
     this.history.push(result.token);
     return result;
