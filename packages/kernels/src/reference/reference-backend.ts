@@ -87,7 +87,12 @@ export function referenceBackend(options: ReferenceBackendOptions = {}): Backend
     throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "maxBatchTokens must be a whole number ≥ 1", { field: "maxBatchTokens", actual: maxBatchTokens });
   }
   if (!Number.isSafeInteger(maxSequences) || maxSequences < 1) {
-    throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "maxSequences must be a whole number ≥ 1", { field: "maxSequences", actual: maxSequences });
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_OPTION, "maxSequences must be a whole number ≥ 1", {
+      field: "maxSequences",
+      expected: "a whole number ≥ 1 (default 256)",
+      actual: maxSequences,
+      hint: "Pass the most sequences the reference backend may hold, or leave maxSequences out",
+    });
   }
   const capabilities: BackendCapabilities = {
     architectures: ["bitnet"],
