@@ -356,15 +356,16 @@ export function createBackend(options: HipBackendOptions = {}): Backend {
     },
     async loadModel(weights: ModelWeights, loadOptions: LoadOptions): Promise<LoadedModel> {
       checkAborted(loadOptions.signal);
-      const { native, missing } = tryNativeBinding();
-      if (native === null) {
-        throw new HaloError(KernelsErrorCode.KERNELS_UNAVAILABLE, "the GPU backend's native addon is not available", { cause: missing, hint: missing.message });
-      }
+      // Everything the weights and options alone decide is refused first, the same with or without the addon.
       refuseUnsupported(weights.config, loadOptions);
       const options = validateLoad(weights, loadOptions, capabilities);
       const kvDtype = options.kvDtype as "f16" | "f32";
       const c = weights.config;
       const plans = planMatrices(weights);
+      const { native, missing } = tryNativeBinding();
+      if (native === null) {
+        throw new HaloError(KernelsErrorCode.KERNELS_UNAVAILABLE, "the GPU backend's native addon is not available", { cause: missing, hint: missing.message });
+      }
       const estimate = hipMemoryEstimate(c, {
         ...options,
         kvDtype,
