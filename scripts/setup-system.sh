@@ -26,6 +26,14 @@ if [ "$mode" = tests ]; then
   command -v clang-format-19 >/dev/null 2>&1 || need+=(clang-format-19)
   # @halo/h1b-format's absmean check against PyTorch itself (Debian's python3-torch 1.13, CPU, with numpy).
   /usr/bin/python3 -c "import torch, numpy" >/dev/null 2>&1 || need+=(python3-torch python3-numpy)
+  # @halo/kernels-hip's GPU code objects are built from source (scripts/build-kernels.mjs): clang 19 compiles the kernels
+  # for each gfx target, lld 19 links the .hsaco, llvm 19's readelf reads their register and scratch counts (a spill fails).
+  command -v clang++-19 >/dev/null 2>&1 || need+=(clang-19)
+  command -v ld.lld-19 >/dev/null 2>&1 || need+=(lld-19)
+  command -v llvm-readelf-19 >/dev/null 2>&1 || need+=(llvm-19)
+  # Its device test opens the real HIP runtime on a machine without an AMD GPU (the "no device" answer); no GPU needed.
+  # (the loader's cache read whole first: grep -q closing the pipe early would trip pipefail.)
+  grep -q 'libamdhip64\.so' <<<"$(PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null)" || need+=(libamdhip64-5)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

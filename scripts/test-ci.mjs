@@ -1,13 +1,23 @@
 // `corepack pnpm test:ci` (README command 2, what .ci/run runs): installs the system packages the tests need, then
 // builds and typechecks every package, lints and checks the formatting of the repository, tests every package, checks
 // the error docs and package manifests, installs the packed tarballs with no compiler, and runs the native sanitizer
-// and aarch64 cross checks. Stops at the first failure.
+// and aarch64 cross checks and the GPU backend's C++ emulator and kernel tests. Stops at the first failure.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-// Here nothing may quietly skip: the native build, the browser test and the cross check must run.
-const env = { ...process.env, HALO_REQUIRE_NATIVE: "1", HALO_REQUIRE_BROWSER: "1", HALO_REQUIRE_TORCH: "1", TURBO_TELEMETRY_DISABLED: "1" };
+// Here nothing may quietly skip: the native build, the browser test and the cross check must run; @halo/kernels-hip
+// builds its code object for every GPU target (clang-19, nvcc) and its device test opens the real HIP runtime (no GPU
+// here: it must answer "no device", not be missing).
+const env = {
+  ...process.env,
+  HALO_REQUIRE_NATIVE: "1",
+  HALO_REQUIRE_BROWSER: "1",
+  HALO_REQUIRE_TORCH: "1",
+  HALO_REQUIRE_GPU_BUILD: "1",
+  HALO_DEVICE_TEST_REQUIRE_HIP_RUNTIME: "1",
+  TURBO_TELEMETRY_DISABLED: "1",
+};
 
 const STEPS = [
   ["system packages", "bash", ["scripts/setup-system.sh"]],
@@ -17,6 +27,9 @@ const STEPS = [
   ["lint", "eslint", ["."]],
   ["format", "node", ["scripts/format.mjs", "--check"]],
   ["test", "turbo", ["run", "test", "--concurrency=1"]],
+  // The GPU kernels run here on the CPU emulator: its semantics (barriers, wave32 exchange and ballot, divergence
+  // detection) and every kernel against its scalar twin, bit-exact; the devices' no-GPU answers (native/device_*.cpp).
+  ["GPU kernels: C++ emulator and kernel-twin tests", "pnpm", ["--filter", "@halo/kernels-hip", "native-test"]],
   ["error codes documented", "node", ["scripts/check-errors-documented.mjs"]],
   ["package manifests", "node", ["scripts/check-packages.mjs"]],
   ["npm install of the tarballs without a compiler", "node", ["scripts/pack-install-test.mjs", "--prebuild"]],
