@@ -14,16 +14,8 @@
 #include <unordered_map>
 
 #include "device.h"
-#include "gpu_runtime_decls.h"
-
-#if __has_include("device_emu.h")
 #include "device_emu.h"
-#else
-namespace halo_gpu {
-// Defined in device_emu.cpp (the emulated device).
-Result open_emulator(const CodeObjects& code, std::unique_ptr<Device>* out);
-}  // namespace halo_gpu
-#endif
+#include "gpu_runtime_decls.h"
 
 namespace halo_gpu {
 

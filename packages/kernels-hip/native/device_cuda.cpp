@@ -235,7 +235,9 @@ class CudaDevice final : public Device {
   Result alloc(std::size_t bytes, DevicePtr* out) override {
     if (out == nullptr) return Result::failure(Status::BadArgument, "alloc: no output pointer");
     *out = nullptr;
-    if (bytes == 0) return Result::success();  // as the HIP device: nothing allocated, a null pointer (cuMemAlloc refuses 0)
+    // As the emulator: cuMemAlloc refuses 0 bytes and hipMalloc returns null, so code that ran on one would break on
+    // the other; refused everywhere instead.
+    if (bytes == 0) return Result::failure(Status::BadArgument, "alloc: 0 bytes; skip the buffer instead");
     if (Result bound = bind(); !bound.ok()) return bound;
     cuda::DevicePtr address = 0;
     if (cuda::Result error = api_.mem_alloc(&address, bytes); error != cuda::kSuccess) return api_.failure(error, "cuMemAlloc(" + bytes_text(bytes) + ")");
@@ -256,7 +258,7 @@ class CudaDevice final : public Device {
   }
 
   Result upload(DevicePtr dst, const void* src, std::size_t bytes) override {
-    if (Result checked = check_copy("upload", dst, src, bytes, true); !checked.ok() || bytes == 0) return checked;
+    if (Result checked = check_copy("upload", dst, src, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     cuda::Result error = api_.memcpy_htod_async(device_address(dst), src, bytes, stream_);
     if (error != cuda::kSuccess) return api_.failure(error, "cuMemcpyHtoDAsync(" + bytes_text(bytes) + ")");
@@ -267,7 +269,7 @@ class CudaDevice final : public Device {
   }
 
   Result download(void* dst, const void* src, std::size_t bytes) override {
-    if (Result checked = check_copy("download", dst, src, bytes, true); !checked.ok() || bytes == 0) return checked;
+    if (Result checked = check_copy("download", dst, src, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     cuda::Result error = api_.memcpy_dtoh_async(dst, device_address(src), bytes, stream_);
     if (error != cuda::kSuccess) return api_.failure(error, "cuMemcpyDtoHAsync(" + bytes_text(bytes) + ")");
@@ -276,7 +278,7 @@ class CudaDevice final : public Device {
   }
 
   Result copy(DevicePtr dst, const void* src, std::size_t bytes) override {
-    if (Result checked = check_copy("copy", dst, src, bytes, false); !checked.ok() || bytes == 0) return checked;
+    if (Result checked = check_copy("copy", dst, src, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     cuda::Result error = api_.memcpy_dtod_async(device_address(dst), device_address(src), bytes, stream_);
     if (error != cuda::kSuccess) return api_.failure(error, "cuMemcpyDtoDAsync(" + bytes_text(bytes) + ")");
@@ -284,8 +286,7 @@ class CudaDevice final : public Device {
   }
 
   Result fill(DevicePtr dst, int byte, std::size_t bytes) override {
-    if (bytes == 0) return Result::success();
-    if (dst == nullptr) return Result::failure(Status::BadArgument, "fill: null device pointer");
+    if (Result checked = check_copy("fill", dst, dst, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     cuda::Result error = api_.memset_d8_async(device_address(dst), static_cast<unsigned char>(byte & 0xff), bytes, stream_);
     if (error != cuda::kSuccess) return api_.failure(error, "cuMemsetD8Async(" + bytes_text(bytes) + ")");
@@ -425,10 +426,11 @@ class CudaDevice final : public Device {
                                                  "). Check that the NVIDIA kernel module is loaded (nvidia-smi) and CUDA_VISIBLE_DEVICES");
   }
 
-  Result check_copy(const char* what, const void* dst, const void* src, std::size_t bytes, bool host_side) const {
-    if (host_side && capturing_) {
-      return Result::failure(Status::BadArgument, std::string(what) + " during graph capture: host copies are not replayable; upload before capturing");
-    }
+  /** Copies and fills are refused during a capture, as on the emulator: only launches are recorded (a host copy would
+   *  replay a stale host pointer; per-step inputs are uploaded before a replay). */
+  Result check_copy(const char* what, const void* dst, const void* src, std::size_t bytes) const {
+    if (capturing_)
+      return Result::failure(Status::BadArgument, std::string(what) + " during graph capture: only launches are captured; do it before capturing");
     if (bytes > 0 && (dst == nullptr || src == nullptr)) return Result::failure(Status::BadArgument, std::string(what) + ": null pointer");
     return Result::success();
   }

@@ -263,7 +263,9 @@ class HipDevice final : public Device {
   Result alloc(std::size_t bytes, DevicePtr* out) override {
     if (out == nullptr) return Result::failure(Status::BadArgument, "alloc: no output pointer");
     *out = nullptr;
-    if (bytes == 0) return Result::success();  // as hipMalloc: nothing allocated, a null pointer
+    // As the emulator: cuMemAlloc refuses 0 bytes and hipMalloc returns null, so code that ran on one would break on
+    // the other; refused everywhere instead.
+    if (bytes == 0) return Result::failure(Status::BadArgument, "alloc: 0 bytes; skip the buffer instead");
     if (Result bound = bind(); !bound.ok()) return bound;
     void* ptr = nullptr;
     if (hip::Error error = api_.malloc(&ptr, bytes); error != hip::kSuccess) return api_.failure(error, "hipMalloc(" + bytes_text(bytes) + ")");
@@ -283,7 +285,7 @@ class HipDevice final : public Device {
   }
 
   Result upload(DevicePtr dst, const void* src, std::size_t bytes) override {
-    if (Result checked = check_copy("upload", dst, src, bytes, true); !checked.ok() || bytes == 0) return checked;
+    if (Result checked = check_copy("upload", dst, src, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     hip::Error error = api_.memcpy_async(dst, src, bytes, hip::kMemcpyHostToDevice, stream_);
     if (error != hip::kSuccess) return api_.failure(error, "hipMemcpyAsync(host to device, " + bytes_text(bytes) + ")");
@@ -293,7 +295,7 @@ class HipDevice final : public Device {
   }
 
   Result download(void* dst, const void* src, std::size_t bytes) override {
-    if (Result checked = check_copy("download", dst, src, bytes, true); !checked.ok() || bytes == 0) return checked;
+    if (Result checked = check_copy("download", dst, src, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     hip::Error error = api_.memcpy_async(dst, src, bytes, hip::kMemcpyDeviceToHost, stream_);
     if (error != hip::kSuccess) return api_.failure(error, "hipMemcpyAsync(device to host, " + bytes_text(bytes) + ")");
@@ -302,7 +304,7 @@ class HipDevice final : public Device {
   }
 
   Result copy(DevicePtr dst, const void* src, std::size_t bytes) override {
-    if (Result checked = check_copy("copy", dst, src, bytes, false); !checked.ok() || bytes == 0) return checked;
+    if (Result checked = check_copy("copy", dst, src, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     hip::Error error = api_.memcpy_async(dst, src, bytes, hip::kMemcpyDeviceToDevice, stream_);
     if (error != hip::kSuccess) return api_.failure(error, "hipMemcpyAsync(device to device, " + bytes_text(bytes) + ")");
@@ -310,8 +312,7 @@ class HipDevice final : public Device {
   }
 
   Result fill(DevicePtr dst, int byte, std::size_t bytes) override {
-    if (bytes == 0) return Result::success();
-    if (dst == nullptr) return Result::failure(Status::BadArgument, "fill: null device pointer");
+    if (Result checked = check_copy("fill", dst, dst, bytes); !checked.ok() || bytes == 0) return checked;
     if (Result bound = bind(); !bound.ok()) return bound;
     hip::Error error = api_.memset_async(dst, byte & 0xff, bytes, stream_);
     if (error != hip::kSuccess) return api_.failure(error, "hipMemsetAsync(" + bytes_text(bytes) + ")");
@@ -452,10 +453,11 @@ class HipDevice final : public Device {
                                                  "). Check that the amdgpu driver is loaded, /dev/kfd exists and this user may open it (groups render, video)");
   }
 
-  Result check_copy(const char* what, const void* dst, const void* src, std::size_t bytes, bool host_side) const {
-    if (host_side && capturing_) {
-      return Result::failure(Status::BadArgument, std::string(what) + " during graph capture: host copies are not replayable; upload before capturing");
-    }
+  /** Copies and fills are refused during a capture, as on the emulator: only launches are recorded (a host copy would
+   *  replay a stale host pointer; per-step inputs are uploaded before a replay). */
+  Result check_copy(const char* what, const void* dst, const void* src, std::size_t bytes) const {
+    if (capturing_)
+      return Result::failure(Status::BadArgument, std::string(what) + " during graph capture: only launches are captured; do it before capturing");
     if (bytes > 0 && (dst == nullptr || src == nullptr)) return Result::failure(Status::BadArgument, std::string(what) + ": null pointer");
     return Result::success();
   }
