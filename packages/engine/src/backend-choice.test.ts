@@ -227,4 +227,38 @@ describe("backend options are checked before the file is opened, and unused ones
     await expect(checkBackendChoice({ backendOptions: { nope: {} } })).rejects.toMatchObject({ code: "ENGINE_BAD_OPTION", field: "backendOptions.nope" });
     await expect(checkBackendChoice({ backend: "nope" })).rejects.toMatchObject({ code: "ENGINE_NO_BACKEND", field: "backend" });
   });
+
+  it("a backend named alone that cannot run here is refused with its probe's reason before the (missing) file is opened; one that can is probed once", async () => {
+    let probes = 0;
+    const gpu = (available: boolean): BackendFactory => ({
+      ...testFactory("gpu"),
+      probe: async () => {
+        probes++;
+        return available ? { available, reason: "test GPU" } : { available, reason: "no GPU runtime: tried libgpu.so" };
+      },
+    });
+    for (const check of [() => loadModel(missing, { backend: gpu(false) }), () => checkBackendChoice({ backend: gpu(false) })]) {
+      const error = await check().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "ENGINE_NO_BACKEND", actual: "gpu: no GPU runtime: tried libgpu.so" });
+      // Not a usage error: the choice names a backend that exists; this machine lacks what it needs.
+      expect((error as { field?: string }).field).toBeUndefined();
+      expect((error as Error).message).toMatch(/^the gpu backend cannot run here( \(\S+\))?; found gpu: no GPU runtime.*backend: "auto" .*\breference\)$/);
+      expect((error as Error).message).not.toMatch(/H1B_|no such file/i);
+    }
+    // In a list it is passed over with the same reason, and the next runs.
+    const engine = await loadModel(model(), { backend: [gpu(false), "reference"], contextLength: 32 });
+    try {
+      expect(engine.skippedBackends).toEqual([{ name: "gpu", reason: "no GPU runtime: tried libgpu.so" }]);
+    } finally {
+      engine.dispose();
+    }
+    probes = 0;
+    const alone = await loadModel(model(), { backend: gpu(true), contextLength: 32 });
+    try {
+      expect(alone.backend).toBe("gpu");
+      expect(probes).toBe(1);
+    } finally {
+      alone.dispose();
+    }
+  });
 });

@@ -40,9 +40,10 @@ export type BackendOptions = Readonly<Record<string, Readonly<Record<string, unk
 export interface LoadModelOptions {
   /**
    * `"auto"` (default) tries every installed backend (see {@link discoverBackends}), highest
-   * priority first — e.g. `cpu` (package `@halo/kernels-cpu`, installed with the engine) then
-   * `reference` — and runs the first that is available, supports the model and fits in its memory.
-   * A name forces that backend; a {@link BackendFactory} or {@link Backend} object is used directly;
+   * priority first — e.g. `hip` (package `@halo/kernels-hip`, where a GPU opens), `cpu` (package
+   * `@halo/kernels-cpu`; both installed with the engine) then `reference` — and runs the first that is
+   * available, supports the model and fits in its memory. A name forces that backend (refused with its
+   * probe's reason when it cannot run here); a {@link BackendFactory} or {@link Backend} object is used directly;
    * a list is tried in order. Backends passed over are listed in {@link Engine.skippedBackends} with why.
    */
   readonly backend?: BackendChoice | readonly BackendChoice[];
@@ -370,12 +371,39 @@ export interface BackendChoiceCheck {
   readonly unusedBackendOptions: readonly string[];
 }
 
-/** A checked choice: the candidates in order, each factory created with its options (or why create() failed), and the skipped names. */
+/**
+ * A checked choice: the candidates in order, each factory created with its options (or why create() failed), the
+ * skipped names, and the probe of a backend named alone (taken before any file is opened, not asked twice).
+ */
 interface PreparedChoice extends BackendChoiceCheck {
   readonly choices: readonly BackendChoice[];
   readonly order: readonly (Backend | BackendFactory)[];
   readonly created: ReadonlyMap<BackendFactory, Backend | { readonly failure: string }>;
   readonly skipped: readonly SkippedBackend[];
+  readonly probes: ReadonlyMap<BackendFactory, BackendProbe>;
+}
+
+/** A factory's probe; one that throws (the contract says it never does) is an unavailable answer saying so. */
+async function probeOf(factory: BackendFactory): Promise<BackendProbe> {
+  try {
+    return await factory.probe();
+  } catch (cause) {
+    return { available: false, reason: `probe() failed: ${firstLine(cause)}` };
+  }
+}
+
+/**
+ * The refusal of a backend named alone whose probe says it cannot run here: its reason, and the installed
+ * backends `auto` would try instead. No `field`: the name is right (the backend is installed), the machine lacks
+ * what it needs — not a bad option value.
+ */
+function unavailableError(name: string, reason: string, discovery: BackendDiscovery, path: string | null): HaloError {
+  const others = discovery.factories.map((f) => f.name).filter((n) => n !== name);
+  return new HaloError(EngineErrorCode.ENGINE_NO_BACKEND, `the ${name} backend cannot run here`, {
+    ...(path !== null ? { path } : {}),
+    actual: `${name}: ${reason}`,
+    hint: `Fix what its reason names, or pass backend: "auto" to run on the first installed backend that can (${others.join(", ")})`,
+  });
 }
 
 /** Creates `factory` with its options: a bad option throws (the backend's `*_BAD_OPTION`); another failure is returned as why. */
@@ -444,15 +472,25 @@ async function prepareBackends(options: Pick<LoadModelOptions, "backend" | "back
       hint: "Install the backend's package, or pick an installed one",
     });
   }
-  return { discovery, unusedBackendOptions, choices, order, created, skipped };
+  // A backend named alone (by name or as a factory) is probed now: one that cannot run here (a GPU backend on a machine
+  // without its GPU) is refused with its reason before any file is resolved, opened or verified.
+  const probes = new Map<BackendFactory, BackendProbe>();
+  const only = choices.length === 1 && choices[0] !== "auto" && order.length === 1 ? order[0] : undefined;
+  if (only !== undefined && isBackendFactory(only)) {
+    const probe = await probeOf(only);
+    if (!probe.available) throw unavailableError(only.name, probe.reason, discovery, path);
+    probes.set(only, probe);
+  }
+  return { discovery, unusedBackendOptions, choices, order, created, skipped, probes };
 }
 
 /**
  * Checks a backend choice the way {@link loadModel} does before it opens any file, without loading:
  * the shape of `backend` and `backendOptions`, that every `backendOptions` key names an installed
  * backend (`ENGINE_BAD_OPTION`, field `backendOptions.<name>`), that the choice leaves a candidate
- * (`ENGINE_NO_BACKEND` for a single name not installed, field `backend`), and every named backend's
- * options, by creating it (`KERNELS_BAD_OPTION` or the backend's own `*_BAD_OPTION`). Resolves with
+ * (`ENGINE_NO_BACKEND` for a single name not installed, field `backend`), every named backend's
+ * options, by creating it (`KERNELS_BAD_OPTION` or the backend's own `*_BAD_OPTION`), and that a
+ * backend named alone can run here (its `probe()`; `ENGINE_NO_BACKEND` with its reason, no field). Resolves with
  * the discovery and the backends whose options this choice can never use. For apps that load later
  * (a server that listens first) and want option errors now.
  *
@@ -479,8 +517,9 @@ function gib(bytes: number): string {
  * (see {@link LoadModelOptions.backend}; installed backends are found by {@link discoverBackends})
  * and returns a ready {@link Engine}. The file is closed once the backend has taken the weights.
  * Every backend named in `backend` or `backendOptions` is created with its options before the file
- * is opened, so option errors come before any weight is read ({@link checkBackendChoice} runs the
- * same checks without loading). A backend that says what it allocates (`estimateMemory`) and needs
+ * is opened, so option errors come before any weight is read, and a backend named alone is probed
+ * then: one that cannot run here is refused with its probe's reason (`ENGINE_NO_BACKEND`) before the
+ * file is opened ({@link checkBackendChoice} runs the same checks without loading). A backend that says what it allocates (`estimateMemory`) and needs
  * more than the memory its `probe().memory` reports — or the host's (`os.totalmem()`) when it
  * reports none — is passed over; when every backend that could run the model was passed over for
  * memory the load is refused with `ENGINE_OUT_OF_MEMORY` (never a fallback to one that needs more).
@@ -564,7 +603,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       // A broken backend (probe, capabilities or estimateMemory throwing) is skipped with why, never the whole load.
       try {
         if (factory !== null) {
-          probe = await factory.probe();
+          probe = prepared.probes.get(factory) ?? (await factory.probe());
           if (!probe.available) {
             skipped.push({ name, reason: probe.reason });
             continue;
