@@ -13,7 +13,7 @@ import {
   type StepResult,
   type WeightsConfig,
 } from "@halo/kernels";
-import { checkStatus, fromNative, statusError, type GpuModelHandle, type NativeStepOptions } from "./native-binding.js";
+import { checkStatus, fromNative, statusError, STEP_NOT_APPLIED, type GpuModelHandle, type NativeStepOptions } from "./native-binding.js";
 import { TOPK_MAX } from "./hip-memory.js";
 
 /**
@@ -225,7 +225,7 @@ export class HipLoadedModel implements LoadedModel {
       throw fromNative(error, what);
     }
     if (result.status !== 0 || !("logits" in result)) {
-      throw statusError(result.status, what, "message" in result ? result.message : "", "batch");
+      throw statusError(result.status, what, "message" in result ? result.message : "", "batch", undefined, STEP_NOT_APPLIED);
     }
     this.advance(batch);
     return result;

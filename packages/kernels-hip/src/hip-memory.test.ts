@@ -138,7 +138,11 @@ describe("hip estimateMemory against the emulated device", () => {
     const model = (await createBackend({ device: "emulator", maxBatchTokens: 8 }).loadModel(weights, { contextLength: 16 })) as HipLoadedModel;
     try {
       const c = weights.config;
-      const scales = (c.hiddenSize * (c.hiddenSize + c.hiddenSize + 2 * c.intermediateSize) + c.hiddenSize * c.intermediateSize) / 128;
+      const qDim = c.numHeads * c.headDim;
+      const kvDim = c.numKvHeads * c.headDim;
+      // [rows][cols / 128] of q|k|v, o, gate|up and down.
+      const scales =
+        ((qDim + 2 * kvDim) * c.hiddenSize + c.hiddenSize * qDim + 2 * c.intermediateSize * c.hiddenSize + c.hiddenSize * c.intermediateSize) / 128;
       expect(model.nativeInfo().weightsBytes).toBe(g2MatrixBytes(c) + scales * 4 + normBytes(c));
     } finally {
       model.dispose();

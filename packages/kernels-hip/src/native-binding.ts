@@ -220,20 +220,26 @@ const DEVICE_HINTS: Readonly<Record<number, string>> = {
     "This package has no kernels for the GPU's architecture: build them for it (scripts/build-kernels.mjs with its target), or use the cpu backend",
   [NativeStatus.OUT_OF_MEMORY]: "Load with a smaller contextLength or maxSequences, or free GPU memory held by other processes",
   [NativeStatus.DEVICE_ERROR]:
-    "The step was not applied (its sequences keep their lengths): retry it. If device errors repeat, dispose the model and load it again; " +
-    "the GPU may need a reset (check `dmesg`, `rocm-smi` or `nvidia-smi`)",
+    "If device errors repeat, dispose the model and load it again; the GPU may need a reset (check `dmesg`, `rocm-smi` or `nvidia-smi`)",
 };
+
+/** What a failed step adds to the hint: nothing of it was kept, so it can simply be made again. */
+export const STEP_NOT_APPLIED = "The step was not applied (its sequences keep their lengths): retry it";
 
 /** @internal What to do about a device-level status (no runtime, no device, no code for the arch, out of memory, device error). */
 export function deviceHint(status: number): string | undefined {
   return DEVICE_HINTS[status];
 }
 
-/** @internal A HaloError for a native status: `message` is the native side's own account (lastError or a step's message). */
-export function statusError(status: number, what: string, message: string, field?: string, cause?: unknown): HaloError {
+/**
+ * @internal A HaloError for a native status: `message` is the native side's own account (lastError or a step's
+ * message); `before` goes ahead of a device-level hint (a failed step says it was not applied).
+ */
+export function statusError(status: number, what: string, message: string, field?: string, cause?: unknown, before?: string): HaloError {
   const detail = message === "" ? "" : `: ${message}`;
   const details = { ...(field === undefined ? {} : { field }), ...(cause === undefined ? {} : { cause }) };
-  const hint = DEVICE_HINTS[status];
+  const own = DEVICE_HINTS[status];
+  const hint = before === undefined || own === undefined ? own : `${before}. ${own}`;
   switch (status) {
     case NativeStatus.NO_RUNTIME:
       return new HaloError(KernelsHipErrorCode.HIP_NO_RUNTIME, `${what}: no GPU runtime${detail}`, { ...details, hint: hint! });
