@@ -154,5 +154,9 @@ describe("backendFactory", () => {
     expect(probe.details!.codeDirectory).toMatch(/prebuilds[/\\]gpu$/);
     expect(typeof probe.details!.targets).toBe("string");
     expect(probe.reason).toBe("CPU emulator (tests only; slow)");
+    // The emulated device's memory (host memory, capped): what loads are checked against.
+    expect(probe.memory).toMatchObject({ kind: "device" });
+    expect(probe.memory!.freeBytes).toBeGreaterThan(0);
+    expect(probe.memory!.freeBytes).toBeLessThanOrEqual(probe.memory!.totalBytes);
   });
 });

@@ -26,10 +26,13 @@ export function resolveDevice(option: unknown): HipDevice {
   return value as HipDevice;
 }
 
-/** @internal Memory of a native probe, when it reports it: host memory for the emulator, device memory otherwise. */
+/**
+ * @internal Memory of a native probe, when it reports it: the GPU's, or the emulated device's (host memory the emulator
+ * caps at 8 GiB, HALO_HIP_EMULATOR_MEMORY bytes when set) — device memory either way, which loads are checked against.
+ */
 export function probeMemory(probe: NativeProbe): BackendMemory | undefined {
   if (probe.totalBytes === undefined || probe.freeBytes === undefined) return undefined;
-  return { kind: probe.kind === "emulator" ? "host" : "device", totalBytes: probe.totalBytes, freeBytes: probe.freeBytes };
+  return { kind: "device", totalBytes: probe.totalBytes, freeBytes: probe.freeBytes };
 }
 
 /** @internal The targets line of a probe: the code objects this package has, or how to build them when it has none. */
