@@ -683,7 +683,6 @@ ModelResult GpuModel::run_shape(int n, int n_logits, int device_k, bool argmax) 
     if (cached != graphs_.end()) {
       Result r = device_->replay(cached->second.id);
       if (!r.ok()) return ModelResult::failure(static_cast<int>(r.status), "replaying the step's graph: " + r.message);
-      cached->second.used = ++clock_;
       graph_replays_ += 1;
       launches_per_step_ = cached->second.launches;
       return ModelResult::success();
@@ -703,7 +702,7 @@ ModelResult GpuModel::run_shape(int n, int n_logits, int device_k, bool argmax) 
         if (!recorded.ok()) return recorded;
         if (!ended.ok()) return ModelResult::failure(static_cast<int>(ended.status), "capturing the step's graph: " + ended.message);
         seen_.erase(key);
-        graphs_[key] = CachedGraph{id, count, ++clock_};
+        graphs_[key] = CachedGraph{id, count};
         Result r = device_->replay(id);
         if (!r.ok()) return ModelResult::failure(static_cast<int>(r.status), "replaying the step's graph: " + r.message);
         graph_replays_ += 1;

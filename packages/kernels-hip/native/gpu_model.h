@@ -184,7 +184,6 @@ class GpuModel {
   struct CachedGraph {
     int id = -1;
     int launches = 0;
-    std::uint64_t used = 0;  // LRU clock
   };
 
   ModelResult alloc(DeviceBuffer* buffer, std::size_t bytes, const char* what);
@@ -247,7 +246,6 @@ class GpuModel {
   bool use_graphs_ = false;
   std::map<ShapeKey, CachedGraph> graphs_;
   std::map<ShapeKey, int> seen_;  // steps per shape not yet captured
-  std::uint64_t clock_ = 0;
   double graph_replays_ = 0;
   int launches_per_step_ = 0;
 };
