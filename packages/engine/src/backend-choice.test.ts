@@ -261,4 +261,34 @@ describe("backend options are checked before the file is opened, and unused ones
       alone.dispose();
     }
   });
+
+  it("a backend given options is probed as created with them (an option may choose the device it opens)", async () => {
+    // The factory alone opens the default device, which is absent; created with { device: "emulated" } it can run.
+    const inner = testFactory("dev");
+    const dev: BackendFactory = {
+      ...inner,
+      probe: async () => ({ available: false, reason: "no device" }),
+      create(options = {}) {
+        const made = inner.create();
+        const emulated = options["device"] === "emulated";
+        return { ...made, probe: async () => (emulated ? { available: true, reason: "emulated device" } : { available: false, reason: "no device" }) };
+      },
+    };
+    await expect(checkBackendChoice({ backend: dev })).rejects.toMatchObject({ code: "ENGINE_NO_BACKEND", actual: "dev: no device" });
+    await expect(checkBackendChoice({ backend: dev, backendOptions: { dev: { device: "emulated" } } })).resolves.toBeDefined();
+    const engine = await loadModel(model(), { backend: [dev, "reference"], backendOptions: { dev: { device: "emulated" } }, contextLength: 32 });
+    try {
+      expect(engine.backend).toBe("dev");
+      expect(engine.skippedBackends).toEqual([]);
+    } finally {
+      engine.dispose();
+    }
+    const fallback = await loadModel(model(), { backend: [dev, "reference"], contextLength: 32 });
+    try {
+      expect(fallback.backend).toBe("reference");
+      expect(fallback.skippedBackends).toEqual([{ name: "dev", reason: "no device" }]);
+    } finally {
+      fallback.dispose();
+    }
+  });
 });

@@ -52,6 +52,8 @@ export interface LoadModelOptions {
    * factory untouched (see {@link BackendOptions}). A key naming no installed backend is refused
    * (`ENGINE_BAD_OPTION`, listing the installed ones); a bad option is refused by the backend
    * (`KERNELS_BAD_OPTION` or the backend's own `*_BAD_OPTION`, e.g. `KERNELS_CPU_BAD_OPTION`), never skipped over.
+   * A backend given options is asked whether it can run as created with them (its `Backend.probe()`: an option may
+   * choose what it opens, e.g. `{ hip: { device: "emulator" } }`), one without by its factory's `probe()`.
    */
   readonly backendOptions?: BackendOptions;
   /** KV positions per sequence. Default min(model's trained context, 4096). */
@@ -383,10 +385,18 @@ interface PreparedChoice extends BackendChoiceCheck {
   readonly probes: ReadonlyMap<BackendFactory, BackendProbe>;
 }
 
-/** A factory's probe; one that throws (the contract says it never does) is an unavailable answer saying so. */
-async function probeOf(factory: BackendFactory): Promise<BackendProbe> {
+/**
+ * Whether `factory` can run here as it will run: the probe of the backend created with the caller's options when
+ * options were given (an option may choose what opens: hip's `device`), else the factory's own. A probe that throws
+ * (the contract says it never does) is an unavailable answer saying so.
+ */
+async function probeOf(
+  factory: BackendFactory,
+  made: Backend | { readonly failure: string } | undefined,
+  options: Readonly<Record<string, unknown>> | undefined,
+): Promise<BackendProbe> {
   try {
-    return await factory.probe();
+    return options !== undefined && made !== undefined && !("failure" in made) ? await made.probe() : await factory.probe();
   } catch (cause) {
     return { available: false, reason: `probe() failed: ${firstLine(cause)}` };
   }
@@ -477,7 +487,7 @@ async function prepareBackends(options: Pick<LoadModelOptions, "backend" | "back
   const probes = new Map<BackendFactory, BackendProbe>();
   const only = choices.length === 1 && choices[0] !== "auto" && order.length === 1 ? order[0] : undefined;
   if (only !== undefined && isBackendFactory(only)) {
-    const probe = await probeOf(only);
+    const probe = await probeOf(only, created.get(only), backendOptions[only.name]);
     if (!probe.available) throw unavailableError(only.name, probe.reason, discovery, path);
     probes.set(only, probe);
   }
@@ -603,7 +613,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       // A broken backend (probe, capabilities or estimateMemory throwing) is skipped with why, never the whole load.
       try {
         if (factory !== null) {
-          probe = prepared.probes.get(factory) ?? (await factory.probe());
+          probe = prepared.probes.get(factory) ?? (await probeOf(factory, created.get(factory), backendOptions[name]));
           if (!probe.available) {
             skipped.push({ name, reason: probe.reason });
             continue;
