@@ -31,6 +31,7 @@ afterAll(() => {
 function doctor(args: readonly string[], cwd: string, env: Record<string, string> = {}): string {
   const base = { ...process.env };
   delete base["HALO_BACKEND_PATH"];
+  delete base["HALO_HIP_DEVICE"];
   return execFileSync(process.execPath, [bin, "doctor", ...args], { cwd, env: { ...base, ...env }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
@@ -102,6 +103,31 @@ describe("halo doctor and installed backend packages", () => {
     expect(without.backends.map((b) => b.name)).not.toContain("example");
     const withPath = JSON.parse(doctor(["--json"], elsewhere, { HALO_BACKEND_PATH: project.nodeModules })) as DoctorReport;
     expect(withPath.backends.map((b) => b.name)).toContain("example");
+  });
+
+  it("lists the GPU backend installed with the CLI (hip, above cpu) with its probe: why it cannot run here, or the emulator when chosen", () => {
+    const report = JSON.parse(doctor(["--json"], elsewhere)) as DoctorReport;
+    const names = report.backends.map((b) => b.name);
+    const hip = report.backends.find((b) => b.name === "hip");
+    expect(hip, `backends found: ${names.join(", ")}`).toMatchObject({ package: "@halo/kernels-hip", priority: 200 });
+    expect(names.indexOf("hip")).toBeLessThan(names.indexOf("reference"));
+    if (names.includes("cpu")) expect(names.indexOf("hip")).toBeLessThan(names.indexOf("cpu"));
+    if (!hip!.available) {
+      // No GPU here: the line says which part is missing (the addon, the runtime library, a device, code for its arch).
+      expect(hip!.detail).toMatch(/addon|runtime|driver|no GPU|device|architecture/i);
+      expect(hip!.details["device"]).toBe("auto");
+    } else {
+      expect(hip!.details["kind"]).toMatch(/^(hip|cuda)$/);
+    }
+    const text = doctor([], elsewhere);
+    expect(text).toContain(`\n  hip        ${hip!.available ? "yes" : "no "}  ${hip!.detail}\n`);
+    const emulated = (JSON.parse(doctor(["--json"], elsewhere, { HALO_HIP_DEVICE: "emulator" })) as DoctorReport).backends.find((b) => b.name === "hip")!;
+    if (/addon/.test(emulated.detail)) {
+      expect(process.env.HALO_REQUIRE_NATIVE, `the hip addon is missing: ${emulated.detail}`).not.toBe("1");
+    } else {
+      expect(emulated).toMatchObject({ available: true, details: { device: "emulator", kind: "emulator" } });
+      expect(emulated.detail).toMatch(/emulator/i);
+    }
   });
 
   it("reports a backend whose probe says it cannot run here, with its reason", () => {
