@@ -3,7 +3,11 @@
 #   setup-system.sh            what the test command needs (CI, README command 2): the C++ toolchain for the
 #                              native CPU backend, Chromium for the chat-page test, the aarch64 cross compiler
 #                              and qemu-user for the NEON check, clang-format-19 for the format check,
-#                              python3-torch and python3-numpy for the absmean check against PyTorch.
+#                              python3-torch and python3-numpy for the absmean check against PyTorch,
+#                              clang-19, lld-19 and llvm-19 for @halo/kernels-hip's AMD code objects, and the HIP
+#                              runtime (libamdhip64-5) for its no-GPU check against the real runtime. Its NVIDIA code
+#                              objects need nvcc (the CUDA toolkit), which Debian's main archive does not carry: when
+#                              it is missing this says where to get it and fails.
 #   setup-system.sh --runtime  what running halo from a clone needs (README command 1): the C++ toolchain only.
 #                              Not root and missing: says what to install and exits 0 (the build then says the
 #                              native backend was skipped and halo runs on the slow reference backend).
@@ -11,6 +15,7 @@ set -euo pipefail
 mode=tests
 [ "${1:-}" = "--runtime" ] && mode=runtime
 need=()
+manual="" # what apt-get cannot install here, with where to get it
 # node-gyp builds @halo/kernels-cpu's addon with a C++17 compiler, make and python3.
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
@@ -34,13 +39,22 @@ if [ "$mode" = tests ]; then
   # Its device test opens the real HIP runtime on a machine without an AMD GPU (the "no device" answer); no GPU needed.
   # (the loader's cache read whole first: grep -q closing the pipe early would trip pipefail.)
   grep -q 'libamdhip64\.so' <<<"$(PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null)" || need+=(libamdhip64-5)
+  # Its sm_80 / sm_90 cubins and compute_80 PTX: nvcc, looked for where build-kernels.mjs looks (PATH, then HALO_CUDA_BIN).
+  if ! command -v nvcc >/dev/null 2>&1 && [ ! -x "${HALO_CUDA_BIN:-/usr/local/cuda/bin}/nvcc" ]; then
+    manual="nvcc (the CUDA toolkit, 11.8 or later for sm_90: https://developer.nvidia.com/cuda-downloads; not in Debian main) is on neither PATH nor ${HALO_CUDA_BIN:-/usr/local/cuda/bin}. Install it, or set HALO_CUDA_BIN to the directory holding nvcc, and run this command again."
+  fi
 fi
-[ ${#need[@]} -eq 0 ] && exit 0
+[ -n "$manual" ] && echo "setup-system: missing: $manual" >&2
+if [ ${#need[@]} -eq 0 ]; then
+  [ -z "$manual" ] && exit 0
+  exit 1
+fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "setup-system: installing ${need[*]} (apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-  exit 0
+  [ -z "$manual" ] && exit 0
+  exit 1
 fi
 echo "setup-system: missing system packages: ${need[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${need[*]}) and run this command again." >&2
 [ "$mode" = runtime ] && exit 0
