@@ -73,9 +73,11 @@ export function probeHip(device: unknown): BackendProbe {
   details.codeDirectory = codeDirectory();
   const withMemory = memory === undefined ? {} : { memory };
   if (!probe.available) {
-    const parts = [probe.reason === "" ? `native status ${probe.status}` : probe.reason];
+    const parts = [probe.reason === "" ? `native status ${probe.status}` : probe.reason.replace(/[.\s]+$/, "")];
     if (probe.status === NativeStatus.NO_CODE_FOR_ARCH && !probe.targets.every((t) => probe.reason.includes(t))) parts.push(targetsText(probe.targets));
-    const hint = deviceHint(probe.status);
+    // The native reason already says what to install or check for a missing runtime or GPU; the other hints add to it.
+    const native = probe.status === NativeStatus.NO_RUNTIME || probe.status === NativeStatus.NO_DEVICE;
+    const hint = native ? "otherwise use the cpu backend" : deviceHint(probe.status);
     if (hint !== undefined) parts.push(hint);
     return { available: false, reason: parts.join("; "), ...withMemory, details };
   }
