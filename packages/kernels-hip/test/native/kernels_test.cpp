@@ -1,0 +1,740 @@
+// kernels_test.cpp: every GPU kernel of kernels/halo_kernels.cpp, run under the CPU emulator, against its scalar twin
+// (native/twins.cpp) bit for bit (memcmp of every output buffer) on random inputs of awkward sizes, and against plain
+// float64 definitions within named tolerances (so a twin that drifted together with its kernel is still caught);
+// plus the halo-g2 packer. Exits non-zero on any failure; prints one line per section.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../../kernels/emu/emu.h"
+#include "../../kernels/halo_kernel_args.h"
+#include "../../native/pack_g2.h"
+#include "../../native/twins.h"
+
+namespace {
+
+/** f32 sums of `terms` products in another order than float64: relative to Σ|term|, per term of the longest chain. */
+constexpr double MAX_REL_ERROR_F32_PER_TERM = 1.2e-7;
+/** RMSNorm in f32 vs float64: relative to max |normed| (sum of squares over ≤ 7000 values, one sqrt, two products). */
+constexpr double MAX_REL_ERROR_NORM = 4e-6;
+/** Per-token scale vs float64: a few f32 roundings of the absmax path. */
+constexpr double MAX_REL_ERROR_SCALE = 4e-6;
+/** Codes vs float64 quantisation: at most this fraction may sit one step away (a product landing near .5). */
+constexpr double MAX_CODE_MISMATCH_FRACTION = 0.01;
+/** Attention (f32 online softmax, expf) vs float64: relative to max |v| of the head. */
+constexpr double MAX_REL_ERROR_ATTENTION = 2e-5;
+/** RoPE in f32 (cos/sin rounded to f32) vs float64 with the same rounded cos/sin: relative to |x1| + |x2|. */
+constexpr double MAX_REL_ERROR_ROPE = 3e-7;
+
+int failures = 0;
+int checks = 0;
+std::mt19937_64 rng(20261207);
+
+void fail(const std::string& what) {
+  std::fprintf(stderr, "FAIL %s\n", what.c_str());
+  if (++failures > 40) std::exit(1);
+}
+
+void check(bool ok, const std::string& what) {
+  checks++;
+  if (!ok) fail(what);
+}
+
+/** Prints one line per section: its checks, and whether any failed. */
+struct Section {
+  const char* name;
+  int checks_before = checks, failures_before = failures;
+  explicit Section(const char* section_name) : name(section_name) {}
+  ~Section() {
+    const int failed = failures - failures_before;
+    std::printf("%-44s %4d checks %s\n", name, checks - checks_before, failed == 0 ? "ok" : (std::to_string(failed) + " FAILED").c_str());
+  }
+};
+
+int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+float normal() { return std::normal_distribution<float>(0.0f, 1.0f)(rng); }
+float bits_f32(uint32_t bits) {
+  float v;
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+template <typename T>
+bool same_bytes(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+/** Index of the first differing element (by bytes), for messages. */
+template <typename T>
+size_t first_difference(const std::vector<T>& a, const std::vector<T>& b) {
+  for (size_t i = 0; i < std::min(a.size(), b.size()); i++)
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return i;
+  return a.size();
+}
+
+template <typename T>
+void check_same(const std::vector<T>& kernel, const std::vector<T>& twin, const std::string& what) {
+  const bool ok = same_bytes(kernel, twin);
+  std::string message = what;
+  if (!ok) {
+    const size_t i = first_difference(kernel, twin);
+    message += " differs from its twin at element " + std::to_string(i);
+    if (i < kernel.size()) {
+      char values[96];
+      std::snprintf(values, sizeof values, ": %.9g vs %.9g", static_cast<double>(kernel[i]), static_cast<double>(twin[i]));
+      message += values;
+    }
+  }
+  check(ok, message);
+}
+
+/** Runs kernel `name` under the emulator; false (and a failure) if it is missing or the launch fails. */
+template <typename Args>
+bool launch(const char* name, halo_emu::Dim3 grid, unsigned threads, const Args& args) {
+  const halo_emu::KernelInfo* kernel = halo_emu::find_kernel(name);
+  if (kernel == nullptr) {
+    fail(std::string("kernel ") + name + " is not registered");
+    return false;
+  }
+  if (kernel->args_bytes != sizeof(Args)) {
+    fail(std::string("kernel ") + name + " registered with another argument size");
+    return false;
+  }
+  std::string error;
+  halo_emu::Dim3 block;
+  block.x = threads;
+  if (!halo_emu::run(*kernel, grid, block, &args, &error)) {
+    fail(std::string(name) + " launch failed: " + error);
+    return false;
+  }
+  return true;
+}
+
+halo_emu::Dim3 grid(unsigned x, unsigned y = 1) {
+  halo_emu::Dim3 g;
+  g.x = x;
+  g.y = y;
+  return g;
+}
+
+int ceil_div(int a, int b) { return (a + b - 1) / b; }
+int round64(int a) { return ceil_div(a, 64) * 64; }
+
+std::string shape(const char* what, std::initializer_list<std::pair<const char*, long long>> fields) {
+  std::string s = what;
+  for (const auto& f : fields) s += std::string(" ") + f.first + "=" + std::to_string(f.second);
+  return s;
+}
+
+// ------------------------------------------------------------------------------------------------ halo-g2 packing
+void test_pack_g2() {
+  const Section section("pack_g2");
+  for (int cols : {1, 63, 64, 65, 100, 2560, 6912}) {
+    const int rows = uniform(1, 5);
+    std::vector<int8_t> trits(static_cast<size_t>(rows) * cols), back(trits.size());
+    for (auto& t : trits) t = static_cast<int8_t>(uniform(-1, 1));
+    std::vector<uint8_t> packed(halo_gpu::g2_row_bytes(cols) * rows);
+    std::string why;
+    check(packed.size() == static_cast<size_t>(rows) * ceil_div(cols, 64) * 16, "g2_row_bytes is ceil(cols / 64) · 16");
+    check(halo_gpu::g2_pack(trits.data(), rows, cols, packed.data(), &why), "g2_pack of valid trits: " + why);
+    check(halo_gpu::g2_count_bad(packed.data(), rows, cols) == 0, "g2_count_bad of a fresh pack");
+    check(halo_gpu::g2_unpack(packed.data(), rows, cols, back.data(), &why) && back == trits, shape("g2 round trip", {{"cols", cols}}));
+    // The layout as halo_kernel_args.h words it: weight 16i + 4j + b of a chunk at bits 8b + 2j of little-endian word i.
+    bool layout = true;
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < ceil_div(cols, 64) * 64; c++) {
+        const uint8_t* chunk = packed.data() + static_cast<size_t>(r) * halo_gpu::g2_row_bytes(cols) + (c / 64) * 16;
+        const int k = c % 64, i = k / 16, j = (k % 16) / 4, b = k % 4;
+        const uint32_t word = chunk[4 * i] | chunk[4 * i + 1] << 8 | chunk[4 * i + 2] << 16 | static_cast<uint32_t>(chunk[4 * i + 3]) << 24;
+        const int code = (word >> (8 * b + 2 * j)) & 3;
+        layout = layout && code == (c < cols ? trits[static_cast<size_t>(r) * cols + c] + 1 : 1);
+      }
+    check(layout, shape("g2 layout matches the header's word description", {{"cols", cols}}));
+    // A code 3 is found and counted; so is a padding code other than 1.
+    std::vector<uint8_t> bad = packed;
+    bad[bad.size() / 2] |= 0x0c;  // bits 2–3 of a byte → code 3
+    check(
+        halo_gpu::g2_count_bad(bad.data(), rows, cols) == 1 && !halo_gpu::g2_validate(bad.data(), rows, cols, &why) && why.find("code 3") != std::string::npos,
+        "g2_validate finds one code 3: " + why);
+    check(!halo_gpu::g2_unpack(bad.data(), rows, cols, back.data(), &why), "g2_unpack refuses code 3");
+    if (cols % 64 != 0) {
+      bad = packed;
+      bad[bad.size() - 1] = static_cast<uint8_t>((bad[bad.size() - 1] & ~0xc0) | 0x80);  // last weight of the last chunk: code 2 in padding
+      check(halo_gpu::g2_count_bad(bad.data(), rows, cols) == 1 && !halo_gpu::g2_validate(bad.data(), rows, cols, &why) &&
+                why.find("padding") != std::string::npos,
+            "g2_validate finds a padding code 2: " + why);
+    }
+  }
+  std::vector<int8_t> trits = {0, 1, -1, 2};
+  std::vector<uint8_t> packed(16);
+  std::string why;
+  check(!halo_gpu::g2_pack(trits.data(), 1, 4, packed.data(), &why) && why.find("found 2") != std::string::npos, "g2_pack refuses trit 2: " + why);
+  check(!halo_gpu::g2_pack(trits.data(), 1, 0, packed.data(), &why), "g2_pack refuses cols 0");
+}
+
+// ------------------------------------------------------------------------------------------------ embed
+std::vector<uint16_t> to_f16(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); i++) out[i] = halo_twin_f32_to_f16(v[i]);
+  return out;
+}
+
+void test_embed() {
+  const Section section("halo_embed");
+  for (int dtype : {HALO_GPU_F32, HALO_GPU_F16, HALO_GPU_BF16})
+    for (int hidden : {48, 80, 257, 2560}) {
+      const int vocab = 37, n = uniform(1, 9);
+      std::vector<float> values(static_cast<size_t>(vocab) * hidden);
+      for (auto& v : values) v = normal();
+      std::vector<uint16_t> half(values.size());
+      for (size_t i = 0; i < values.size(); i++) {
+        uint32_t bits;
+        std::memcpy(&bits, &values[i], 4);
+        half[i] = dtype == HALO_GPU_F16 ? halo_twin_f32_to_f16(values[i]) : static_cast<uint16_t>(bits >> 16);
+      }
+      std::vector<int32_t> tokens(n);
+      for (auto& t : tokens) t = uniform(0, vocab - 1);
+      tokens[0] = n > 2 ? -1 : tokens[0];
+      if (n > 3) tokens[3] = vocab;  // out of range: a zero row
+      std::vector<float> got(static_cast<size_t>(n) * hidden, 7.0f), want = got;
+      halo_embed_args args{dtype == HALO_GPU_F32 ? static_cast<const void*>(values.data()) : half.data(), tokens.data(), got.data(), n, hidden, vocab, dtype};
+      if (!launch("halo_embed", grid(n), HALO_ROW_THREADS, args)) continue;
+      args.x = want.data();
+      halo_embed_twin(args);
+      check_same(got, want, shape("halo_embed", {{"dtype", dtype}, {"hidden", hidden}, {"n", n}}));
+      bool exact = true;
+      for (int t = 0; t < n; t++)
+        for (int h = 0; h < hidden; h++) {
+          const bool valid = tokens[t] >= 0 && tokens[t] < vocab;
+          const size_t at = static_cast<size_t>(valid ? tokens[t] : 0) * hidden + h;
+          const float expected = !valid                  ? 0.0f
+                                 : dtype == HALO_GPU_F32 ? values[at]
+                                 : dtype == HALO_GPU_F16 ? halo_twin_f16_to_f32(half[at])
+                                                         : bits_f32(static_cast<uint32_t>(half[at]) << 16);
+          exact = exact && got[static_cast<size_t>(t) * hidden + h] == expected;
+        }
+      check(exact, shape("halo_embed rows are the widened table rows", {{"dtype", dtype}, {"hidden", hidden}}));
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ f16 conversions
+void test_f16() {
+  const Section section("f16 conversions");
+  // The twin's conversions against the emulator's (which halo_gpu.h uses on the CPU) over every f16 and many f32.
+  bool widen = true, narrow = true;
+  for (uint32_t h = 0; h < 65536; h++) {
+    const float a = halo_twin_f16_to_f32(static_cast<uint16_t>(h)), b = halo_emu::f16_to_f32(static_cast<uint16_t>(h));
+    widen = widen && std::memcmp(&a, &b, 4) == 0;
+  }
+  for (int i = 0; i < 2000000; i++) {
+    const uint32_t bits = i < 1000000 ? static_cast<uint32_t>(rng()) : (static_cast<uint32_t>(rng()) & 0x8fffffffu) | 0x30000000u;  // all, then near f16 range
+    const float f = bits_f32(bits);
+    narrow = narrow && halo_twin_f32_to_f16(f) == halo_emu::f32_to_f16(f);
+  }
+  for (float f : {65504.0f, 65519.99f, 65520.0f, 6.1e-5f, 5.96e-8f, 2.98e-8f, 2.99e-8f, -0.0f, 1e-10f})
+    narrow = narrow && halo_twin_f32_to_f16(f) == halo_emu::f32_to_f16(f);
+  check(widen, "f16 → f32: twin and emulator agree on all 65536 halves");
+  check(narrow, "f32 → f16: twin and emulator agree (random, edge values)");
+  check(halo_twin_f32_to_f16(65520.0f) == 0x7c00 && halo_twin_f32_to_f16(65504.0f) == 0x7bff && halo_twin_f32_to_f16(bits_f32(0x33000000u)) == 0 &&
+            halo_twin_f32_to_f16(bits_f32(0x33000001u)) == 1,
+        "f32 → f16 rounding at the overflow and underflow ties");
+}
+
+// ------------------------------------------------------------------------------------------------ norm + quantise
+void test_norm_quant() {
+  const Section section("halo_norm_quant");
+  struct Case {
+    int width, n, mode;
+  };
+  const Case cases[] = {{48, 1, HALO_NORM_PLAIN},  {80, 3, HALO_NORM_PLAIN},  {300, 9, HALO_NORM_PLAIN},  {2560, 3, HALO_NORM_PLAIN},
+                        {64, 17, HALO_NORM_PLAIN}, {80, 3, HALO_NORM_RELU2},  {1000, 2, HALO_NORM_RELU2}, {6912, 1, HALO_NORM_RELU2},
+                        {48, 8, HALO_NORM_SILU},   {1000, 3, HALO_NORM_SILU}, {6912, 2, HALO_NORM_SILU},  {1, 1, HALO_NORM_PLAIN}};
+  for (const Case& c : cases)
+    for (int variant = 0; variant < 3; variant++) {  // 0: codes, 1: codes + normed_out + row_index, 2: normed_out only
+      const int width = c.width, n = c.n, padded = round64(width) + (variant == 1 ? 64 : 0);
+      const int in_cols = c.mode == HALO_NORM_PLAIN ? width : 2 * width, in_stride = in_cols + uniform(0, 5), rows_in = n + 2;
+      std::vector<float> in(static_cast<size_t>(rows_in) * in_stride), weight(width);
+      for (auto& v : in) v = normal() * (c.mode == HALO_NORM_PLAIN ? 3.0f : 1.5f);
+      for (auto& w : weight) w = 0.5f + std::fabs(normal());
+      if (width > 10) in[5] = 40.0f;  // an outlier sets the absmax of row 0
+      std::vector<int32_t> row_index(n);
+      for (auto& r : row_index) r = uniform(0, rows_in - 1);
+      const bool codes_on = variant != 2, normed_on = variant != 0;
+      const int chunks = padded / 64;
+      std::vector<int8_t> codes(codes_on ? static_cast<size_t>(n) * padded : 0, 99), codes_t = codes;
+      std::vector<float> scales(codes_on ? n : 0, -1.0f), scales_t = scales, normed(normed_on ? static_cast<size_t>(n) * width : 0, -1.0f), normed_t = normed;
+      std::vector<int32_t> sums(codes_on ? static_cast<size_t>(n) * chunks : 0, 12345), sums_t = sums;
+      halo_norm_quant_args args{in.data(),
+                                in_stride,
+                                variant == 1 ? row_index.data() : nullptr,
+                                weight.data(),
+                                n,
+                                width,
+                                padded,
+                                c.mode,
+                                1e-5f,
+                                codes_on ? codes.data() : nullptr,
+                                codes_on ? scales.data() : nullptr,
+                                codes_on ? sums.data() : nullptr,
+                                normed_on ? normed.data() : nullptr};
+      const std::string what = shape("halo_norm_quant", {{"width", width}, {"n", n}, {"mode", c.mode}, {"variant", variant}});
+      if (!launch("halo_norm_quant", grid(n), HALO_ROW_THREADS, args)) continue;
+      halo_norm_quant_args twin = args;
+      twin.codes = codes_on ? codes_t.data() : nullptr;
+      twin.scales = codes_on ? scales_t.data() : nullptr;
+      twin.chunk_sums = codes_on ? sums_t.data() : nullptr;
+      twin.normed_out = normed_on ? normed_t.data() : nullptr;
+      halo_norm_quant_twin(twin);
+      check_same(codes, codes_t, what + " codes");
+      check_same(scales, scales_t, what + " scales");
+      check_same(sums, sums_t, what + " chunk_sums");
+      check_same(normed, normed_t, what + " normed_out");
+
+      // Independent float64 definition: the reference's RMSNorm (gated activation first) and per-token quantisation.
+      int code_mismatch = 0, code_far = 0, sum_wrong = 0;
+      double norm_error = 0, scale_error = 0;
+      for (int t = 0; t < n; t++) {
+        const float* row = in.data() + static_cast<size_t>(variant == 1 ? row_index[t] : t) * in_stride;
+        std::vector<double> v(width), y(width);
+        double squares = 0, absmax = 0;
+        for (int i = 0; i < width; i++) {
+          const double g = row[i];
+          v[i] = c.mode == HALO_NORM_PLAIN ? g : c.mode == HALO_NORM_RELU2 ? (g > 0 ? g * g : 0) * row[width + i] : g / (1 + std::exp(-g)) * row[width + i];
+          squares += v[i] * v[i];
+        }
+        const double inv = 1 / std::sqrt(squares / width + 1e-5);
+        for (int i = 0; i < width; i++) absmax = std::max(absmax, std::fabs(y[i] = v[i] * inv * weight[i]));
+        const double s = 127 / std::max(absmax, static_cast<double>(HALO_ABSMAX_FLOOR));
+        if (normed_on)
+          for (int i = 0; i < width; i++) norm_error = std::max(norm_error, std::fabs(normed[static_cast<size_t>(t) * width + i] - y[i]) / absmax);
+        if (!codes_on) continue;
+        scale_error = std::max(scale_error, std::fabs(scales[t] - s) / s);
+        for (int i = 0; i < padded; i++) {
+          const int got = codes[static_cast<size_t>(t) * padded + i];
+          const int want = i < width ? static_cast<int>(std::max(-128.0, std::min(127.0, std::nearbyint(y[i] * s)))) : 0;
+          code_mismatch += got != want;
+          code_far += std::abs(got - want) > 1;
+        }
+        for (int ch = 0; ch < chunks; ch++) {
+          int sum = 0;
+          for (int i = 0; i < 64; i++) sum += codes[static_cast<size_t>(t) * padded + ch * 64 + i];
+          sum_wrong += sum != sums[static_cast<size_t>(t) * chunks + ch];
+        }
+      }
+      check(norm_error <= MAX_REL_ERROR_NORM, what + " normed vs float64: " + std::to_string(norm_error));
+      check(scale_error <= MAX_REL_ERROR_SCALE, what + " scale vs float64: " + std::to_string(scale_error));
+      check(code_far == 0 && code_mismatch <= MAX_CODE_MISMATCH_FRACTION * n * padded + 1,
+            what + " codes vs float64: " + std::to_string(code_mismatch) + " off by one, " + std::to_string(code_far) + " further");
+      check(sum_wrong == 0, what + " chunk_sums are the sums of the codes");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ matmul
+void test_matmul() {
+  const Section section("halo_matmul");
+  struct Case {
+    int rows, cols, n;
+  };
+  const Case cases[] = {{8, 64, 1}, {13, 80, 3}, {37, 2560, 1}, {37, 2560, 9}, {20, 6912, 3}, {9, 1000, 17}, {64, 128, 8}, {5, 4096, 2}};
+  for (const Case& c : cases)
+    for (int scales_kind = 0; scales_kind < 3; scales_kind++) {  // per row, block of one chunk, block of several chunks
+      const int rows = c.rows, cols = c.cols, n = c.n, chunks = ceil_div(cols, 64);
+      int block_chunks = 0;
+      if (scales_kind == 1) block_chunks = 1;
+      if (scales_kind == 2) {
+        block_chunks = chunks;
+        for (int b = 2; b < chunks; b++)
+          if (chunks % b == 0) {
+            block_chunks = b;
+            break;
+          }
+      }
+      const int blocks = block_chunks > 0 ? chunks / block_chunks : 1;
+      std::vector<int8_t> trits(static_cast<size_t>(rows) * cols);
+      for (auto& t : trits) t = static_cast<int8_t>(uniform(-1, 1));
+      std::vector<uint32_t> weights(static_cast<size_t>(rows) * chunks * 4);
+      std::string why;
+      if (!halo_gpu::g2_pack(trits.data(), rows, cols, reinterpret_cast<uint8_t*>(weights.data()), &why)) fail("g2_pack: " + why);
+      std::vector<float> wscales(static_cast<size_t>(rows) * blocks);
+      for (auto& s : wscales) s = 0.01f + 2.0f * std::fabs(normal());
+      std::vector<int8_t> codes(static_cast<size_t>(n) * chunks * 64, 0);
+      const bool extreme = c.rows == 5;  // every activation −128 and trit +1 in row 0: the int range at its widest
+      for (int t = 0; t < n; t++)
+        for (int k = 0; k < cols; k++) codes[static_cast<size_t>(t) * chunks * 64 + k] = static_cast<int8_t>(extreme ? -128 : uniform(-128, 127));
+      if (extreme)
+        for (int k = 0; k < cols; k++) trits[k] = 1;
+      if (extreme && !halo_gpu::g2_pack(trits.data(), rows, cols, reinterpret_cast<uint8_t*>(weights.data()), &why)) fail("g2_pack: " + why);
+      std::vector<int32_t> sums(static_cast<size_t>(n) * chunks, 0);
+      for (int t = 0; t < n; t++)
+        for (int k = 0; k < chunks * 64; k++) sums[static_cast<size_t>(t) * chunks + k / 64] += codes[static_cast<size_t>(t) * chunks * 64 + k];
+      std::vector<float> ascales(n);
+      for (auto& s : ascales) s = 1.0f + 50.0f * std::fabs(normal());
+      for (int accumulate = 0; accumulate < 2; accumulate++) {
+        const int y_stride = rows + uniform(0, 3);
+        std::vector<float> y(static_cast<size_t>(n) * y_stride);
+        for (auto& v : y) v = normal();
+        const std::vector<float> y0 = y;
+        std::vector<float> y_t = y;
+        halo_matmul_args args{weights.data(), wscales.data(), rows, chunks,   block_chunks, codes.data(),
+                              ascales.data(), sums.data(),    n,    y.data(), y_stride,     accumulate};
+        const std::string what = shape("halo_matmul", {{"rows", rows}, {"cols", cols}, {"n", n}, {"block_chunks", block_chunks}, {"accumulate", accumulate}});
+        if (!launch("halo_matmul", grid(ceil_div(rows, HALO_MATMUL_ROWS), ceil_div(n, HALO_MATMUL_TOKENS)), HALO_MATMUL_THREADS, args)) continue;
+        args.y = y_t.data();
+        halo_matmul_twin(args);
+        check_same(y, y_t, what);
+        // float64 definition over the unpacked trits: Σ_b (Σ_{k∈b} trit·a) · ws_b / as, plus y0 when accumulating.
+        double worst = 0;
+        bool untouched = true;
+        for (int t = 0; t < n; t++) {
+          for (int r = 0; r < rows; r++) {
+            double value = 0, magnitude = 0;
+            // Per chunk (the kernel's unit of rounding with block scales), each chunk with its block's scale.
+            for (int ch = 0; ch < chunks; ch++) {
+              long long dot = 0;
+              for (int k = ch * 64; k < std::min(cols, ch * 64 + 64); k++)
+                dot += trits[static_cast<size_t>(r) * cols + k] * codes[static_cast<size_t>(t) * chunks * 64 + k];
+              const double ws = wscales[static_cast<size_t>(r) * blocks + (block_chunks > 0 ? ch / block_chunks : 0)];
+              value += static_cast<double>(dot) * ws / ascales[t];
+              magnitude += std::fabs(static_cast<double>(dot) * ws / ascales[t]);
+            }
+            const double base = accumulate ? y0[static_cast<size_t>(t) * y_stride + r] : 0;
+            const double got = y[static_cast<size_t>(t) * y_stride + r];
+            // Bound: the f32 products / conversions (a few ulps of each term) plus the final add of the residual.
+            const double bound = (chunks + 8) * MAX_REL_ERROR_F32_PER_TERM * (magnitude + std::fabs(base)) + 1e-30;
+            worst = std::max(worst, std::fabs(got - (value + base)) / bound);
+          }
+          for (int r = rows; r < y_stride; r++) untouched = untouched && y[static_cast<size_t>(t) * y_stride + r] == y0[static_cast<size_t>(t) * y_stride + r];
+        }
+        check(worst <= 1.0, what + " vs float64: " + std::to_string(worst) + " of the bound");
+        check(untouched, what + " leaves y columns ≥ rows alone");
+      }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ rope + KV write
+std::vector<float> rope_table(int context, int head_dim, double theta) {
+  const int half = head_dim / 2;
+  std::vector<float> table(static_cast<size_t>(context) * half * 2);
+  for (int p = 0; p < context; p++)
+    for (int i = 0; i < half; i++) {
+      const double angle = p * std::pow(theta, -2.0 * i / head_dim);
+      table[(static_cast<size_t>(p) * half + i) * 2] = static_cast<float>(std::cos(angle));
+      table[(static_cast<size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
+    }
+  return table;
+}
+
+void test_rope_kv() {
+  const Section section("halo_rope_kv");
+  struct Case {
+    int heads, kv_heads, head_dim, n;
+  };
+  const Case cases[] = {{4, 2, 16, 1}, {4, 4, 64, 3}, {6, 2, 128, 9}, {20, 5, 128, 2}, {2, 1, 64, 17}, {3, 3, 2, 1}};
+  for (const Case& c : cases)
+    for (int kv_dtype : {HALO_GPU_F32, HALO_GPU_F16}) {
+      const int context = 150, layers = 3, layer = 1, slots_count = 3;
+      const int q_dim = c.heads * c.head_dim, kv_dim = c.kv_heads * c.head_dim, width = q_dim + 2 * kv_dim, stride = width + uniform(0, 3);
+      const std::vector<float> rope = rope_table(context, c.head_dim, 500000.0);
+      std::vector<float> qkv(static_cast<size_t>(c.n) * stride);
+      for (auto& v : qkv) v = normal();
+      const std::vector<float> original = qkv;
+      // Distinct (slot, position) per row: two rows writing one cache entry would race on a GPU.
+      std::vector<int32_t> positions(c.n), slots(c.n);
+      for (int t = 0; t < c.n; t++) {
+        bool taken = true;
+        while (taken) {
+          positions[t] = t == 0 ? context - 1 : uniform(0, context - 1);
+          slots[t] = uniform(0, slots_count - 1);
+          taken = false;
+          for (int u = 0; u < t; u++) taken = taken || (positions[u] == positions[t] && slots[u] == slots[t]);
+        }
+      }
+      if (c.n > 2) positions[2] = context;  // out of range: the row is left alone
+      const size_t cache_elems = static_cast<size_t>(slots_count) * layers * context * kv_dim;
+      const size_t element = kv_dtype == HALO_GPU_F16 ? 2 : 4;
+      std::vector<uint8_t> keys(cache_elems * element, 0xab), values(cache_elems * element, 0xcd);
+      std::vector<uint8_t> keys_t = keys, values_t = values;
+      std::vector<float> qkv_t = qkv;
+      halo_rope_kv_args args{qkv.data(), stride,      positions.data(), slots.data(), rope.data(), c.n,     c.heads, c.kv_heads,
+                             c.head_dim, keys.data(), values.data(),    layer,        layers,      context, kv_dtype};
+      const std::string what =
+          shape("halo_rope_kv", {{"heads", c.heads}, {"kv_heads", c.kv_heads}, {"head_dim", c.head_dim}, {"n", c.n}, {"kv_dtype", kv_dtype}});
+      if (!launch("halo_rope_kv", grid(c.n), HALO_ROW_THREADS, args)) continue;
+      args.qkv = qkv_t.data();
+      args.keys = keys_t.data();
+      args.values = values_t.data();
+      halo_rope_kv_twin(args);
+      check_same(qkv, qkv_t, what + " qkv");
+      check_same(keys, keys_t, what + " keys");
+      check_same(values, values_t, what + " values");
+      // float64 rotation with the same (f32) cos/sin, and the cache holding k / v (rounded to f16 for an f16 cache).
+      double worst = 0;
+      bool stored = true;
+      const int half = c.head_dim / 2;
+      for (int t = 0; t < c.n; t++) {
+        const bool valid = positions[t] < context;
+        const size_t cache = ((static_cast<size_t>(slots[t]) * layers + layer) * context + (valid ? positions[t] : 0)) * kv_dim;
+        for (int head = 0; head < c.heads + c.kv_heads; head++)
+          for (int i = 0; i < half; i++) {
+            const size_t at = static_cast<size_t>(t) * stride + head * c.head_dim + i;
+            const double cs = rope[(static_cast<size_t>(valid ? positions[t] : 0) * half + i) * 2],
+                         sn = rope[(static_cast<size_t>(valid ? positions[t] : 0) * half + i) * 2 + 1];
+            const double x1 = original[at], x2 = original[at + half];
+            const double y1 = valid ? x1 * cs - x2 * sn : x1, y2 = valid ? x2 * cs + x1 * sn : x2;
+            worst = std::max(worst, std::max(std::fabs(qkv[at] - y1), std::fabs(qkv[at + half] - y2)) / (std::fabs(x1) + std::fabs(x2)));
+            if (valid && head >= c.heads) {
+              const size_t e = cache + (head - c.heads) * c.head_dim + i;
+              auto load = [&](const std::vector<uint8_t>& buf, size_t idx) {
+                if (kv_dtype == HALO_GPU_F16) {
+                  uint16_t h;
+                  std::memcpy(&h, buf.data() + idx * 2, 2);
+                  return halo_twin_f16_to_f32(h);
+                }
+                float f;
+                std::memcpy(&f, buf.data() + idx * 4, 4);
+                return f;
+              };
+              auto rounded = [&](float v) { return kv_dtype == HALO_GPU_F16 ? halo_twin_f16_to_f32(halo_twin_f32_to_f16(v)) : v; };
+              stored = stored && load(keys, e) == rounded(qkv[at]) && load(keys, e + half) == rounded(qkv[at + half]);
+            }
+          }
+        if (valid)
+          for (int e = 0; e < kv_dim; e++) {
+            const float v = original[static_cast<size_t>(t) * stride + q_dim + kv_dim + e];
+            if (kv_dtype == HALO_GPU_F16) {
+              uint16_t h;
+              std::memcpy(&h, values.data() + (cache + e) * 2, 2);
+              stored = stored && h == halo_twin_f32_to_f16(v);
+            } else {
+              float f;
+              std::memcpy(&f, values.data() + (cache + e) * 4, 4);
+              stored = stored && f == v;
+            }
+          }
+      }
+      check(worst <= MAX_REL_ERROR_ROPE, what + " vs float64: " + std::to_string(worst));
+      check(stored, what + " stores rotated k and v at (slot, layer, position)");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ attention + merge
+void test_attention() {
+  const Section section("halo_attention + halo_attention_merge");
+  struct Case {
+    int heads, kv_heads, head_dim, tile;
+    std::vector<int> positions;
+  };
+  const Case cases[] = {{4, 2, 16, 64, {0}},         {4, 4, 64, 64, {63, 64, 65}}, {8, 2, 128, 64, {130, 0, 199, 64, 127, 5, 66, 190, 31}},
+                        {6, 3, 64, 16, {47, 48, 9}}, {2, 1, 256, 64, {100}},       {5, 5, 48, 32, {1, 2, 33}},
+                        {20, 5, 128, 64, {140}}};
+  for (const Case& c : cases)
+    for (int kv_dtype : {HALO_GPU_F32, HALO_GPU_F16}) {
+      const int n = static_cast<int>(c.positions.size()), context = 200, layers = 2, layer = 1, slots_count = 4;
+      const int q_dim = c.heads * c.head_dim, kv_dim = c.kv_heads * c.head_dim, q_stride = q_dim + 2 * kv_dim + 1;
+      int longest = 0;
+      for (int p : c.positions) longest = std::max(longest, p + 1);
+      const int splits = ceil_div(longest, c.tile) + 1;  // one split past every row: it must come out empty
+      const size_t cache_elems = static_cast<size_t>(slots_count) * layers * context * kv_dim;
+      std::vector<float> kf(cache_elems), vf(cache_elems);
+      for (auto& v : kf) v = normal();
+      for (auto& v : vf) v = normal();
+      std::vector<uint16_t> kh = to_f16(kf), vh = to_f16(vf);
+      if (kv_dtype == HALO_GPU_F16)
+        for (size_t i = 0; i < cache_elems; i++) {
+          kf[i] = halo_twin_f16_to_f32(kh[i]);
+          vf[i] = halo_twin_f16_to_f32(vh[i]);
+        }
+      std::vector<float> q(static_cast<size_t>(n) * q_stride);
+      for (auto& v : q) v = 2.0f * normal();
+      std::vector<int32_t> positions(c.positions.begin(), c.positions.end()), slots(n);
+      for (auto& s : slots) s = uniform(0, slots_count - 1);
+      const void* keys = kv_dtype == HALO_GPU_F16 ? static_cast<const void*>(kh.data()) : kf.data();
+      const void* values = kv_dtype == HALO_GPU_F16 ? static_cast<const void*>(vh.data()) : vf.data();
+      const size_t partial_size = static_cast<size_t>(n) * c.heads * splits * (c.head_dim + 2);
+      std::vector<float> partial(partial_size, 9.0f), partial_t = partial;
+      const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+      halo_attention_args args{q.data(),   q_stride,   keys,  values, kv_dtype, positions.data(), slots.data(), n,     c.heads,
+                               c.kv_heads, c.head_dim, layer, layers, context,  c.tile,           splits,       scale, partial.data()};
+      const std::string what =
+          shape("halo_attention", {{"heads", c.heads}, {"kv_heads", c.kv_heads}, {"head_dim", c.head_dim}, {"n", n}, {"tile", c.tile}, {"kv_dtype", kv_dtype}});
+      if (!launch("halo_attention", grid(n * c.heads, splits), HALO_ATTN_THREADS, args)) continue;
+      args.partial = partial_t.data();
+      halo_attention_twin(args);
+      check_same(partial, partial_t, what + " partials");
+      bool empty_ok = true;
+      for (int bx = 0; bx < n * c.heads; bx++) {
+        const float* last = partial.data() + (static_cast<size_t>(bx) * splits + splits - 1) * (c.head_dim + 2);
+        empty_ok = empty_ok && std::isinf(last[0]) && last[0] < 0 && last[1] == 0.0f;
+        for (int d = 0; d < c.head_dim; d++) empty_ok = empty_ok && last[2 + d] == 0.0f;
+      }
+      check(empty_ok, what + " a split past the row writes m = −inf, l = 0, o = 0");
+
+      const int out_stride = q_dim + 3;
+      std::vector<float> out(static_cast<size_t>(n) * out_stride, 5.0f), out_t = out;
+      halo_attention_merge_args merge{partial.data(), n, c.heads, c.head_dim, splits, out.data(), out_stride};
+      if (!launch("halo_attention_merge", grid(n * c.heads), HALO_ATTN_THREADS, merge)) continue;
+      merge.out = out_t.data();
+      halo_attention_merge_twin(merge);
+      check_same(out, out_t, what + " merged");
+      // float64 softmax attention over positions 0 … last of the row's slot (the kernel's KV values, widened).
+      double worst = 0;
+      const int group = c.heads / c.kv_heads;
+      for (int t = 0; t < n; t++)
+        for (int h = 0; h < c.heads; h++) {
+          const size_t base = (static_cast<size_t>(slots[t]) * layers + layer) * context * kv_dim + static_cast<size_t>(h / group) * c.head_dim;
+          std::vector<double> scores(positions[t] + 1), acc(c.head_dim, 0.0);
+          double top = -INFINITY, sum = 0, vmax = 0;
+          for (int p = 0; p <= positions[t]; p++) {
+            double dot = 0;
+            for (int d = 0; d < c.head_dim; d++)
+              dot += static_cast<double>(q[static_cast<size_t>(t) * q_stride + h * c.head_dim + d]) * kf[base + static_cast<size_t>(p) * kv_dim + d];
+            scores[p] = dot / std::sqrt(static_cast<double>(c.head_dim));
+            top = std::max(top, scores[p]);
+          }
+          for (int p = 0; p <= positions[t]; p++) {
+            const double w = std::exp(scores[p] - top);
+            sum += w;
+            for (int d = 0; d < c.head_dim; d++) {
+              acc[d] += w * vf[base + static_cast<size_t>(p) * kv_dim + d];
+              vmax = std::max(vmax, std::fabs(static_cast<double>(vf[base + static_cast<size_t>(p) * kv_dim + d])));
+            }
+          }
+          for (int d = 0; d < c.head_dim; d++)
+            worst = std::max(worst, std::fabs(out[static_cast<size_t>(t) * out_stride + h * c.head_dim + d] - acc[d] / sum) / vmax);
+        }
+      check(worst <= MAX_REL_ERROR_ATTENTION, what + " vs float64: " + std::to_string(worst));
+      bool pad = true;
+      for (int t = 0; t < n; t++)
+        for (int i = q_dim; i < out_stride; i++) pad = pad && out[static_cast<size_t>(t) * out_stride + i] == 5.0f;
+      check(pad, what + " merge leaves columns ≥ heads·head_dim alone");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ LM head
+void test_lm_head() {
+  const Section section("halo_lm_head");
+  struct Case {
+    int vocab, hidden, n;
+  };
+  const Case cases[] = {{37, 48, 1}, {37, 80, 3}, {300, 100, 9}, {19, 66, 17}, {9, 2560, 2}, {17, 255, 8}, {8, 1, 1}};
+  for (const Case& c : cases)
+    for (int dtype : {HALO_GPU_F32, HALO_GPU_F16, HALO_GPU_BF16}) {
+      std::vector<float> table(static_cast<size_t>(c.vocab) * c.hidden);
+      for (auto& v : table) v = normal() * 0.05f;
+      std::vector<uint16_t> half(table.size());
+      for (size_t i = 0; i < table.size(); i++) {
+        uint32_t bits;
+        std::memcpy(&bits, &table[i], 4);
+        half[i] = dtype == HALO_GPU_F16 ? halo_twin_f32_to_f16(table[i]) : static_cast<uint16_t>(bits >> 16);
+        table[i] = dtype == HALO_GPU_F32 ? table[i] : dtype == HALO_GPU_F16 ? halo_twin_f16_to_f32(half[i]) : bits_f32(static_cast<uint32_t>(half[i]) << 16);
+      }
+      std::vector<float> x(static_cast<size_t>(c.n) * c.hidden);
+      for (auto& v : x) v = normal();
+      std::vector<float> logits(static_cast<size_t>(c.n) * c.vocab, 3.0f), logits_t = logits;
+      halo_lm_head_args args{
+          dtype == HALO_GPU_F32 ? static_cast<const void*>(table.data()) : half.data(), dtype, x.data(), c.n, c.hidden, c.vocab, logits.data()};
+      const std::string what = shape("halo_lm_head", {{"vocab", c.vocab}, {"hidden", c.hidden}, {"n", c.n}, {"dtype", dtype}});
+      if (!launch("halo_lm_head", grid(ceil_div(c.vocab, HALO_HEAD_ROWS), ceil_div(c.n, HALO_HEAD_TOKENS)), HALO_HEAD_THREADS, args)) continue;
+      args.logits = logits_t.data();
+      halo_lm_head_twin(args);
+      check_same(logits, logits_t, what);
+      double worst = 0;
+      for (int t = 0; t < c.n; t++)
+        for (int v = 0; v < c.vocab; v++) {
+          double sum = 0, magnitude = 0;
+          for (int h = 0; h < c.hidden; h++) {
+            const double p = static_cast<double>(table[static_cast<size_t>(v) * c.hidden + h]) * x[static_cast<size_t>(t) * c.hidden + h];
+            sum += p;
+            magnitude += std::fabs(p);
+          }
+          const double bound = (ceil_div(c.hidden, 32) + 6) * MAX_REL_ERROR_F32_PER_TERM * magnitude + 1e-30;
+          worst = std::max(worst, std::fabs(logits[static_cast<size_t>(t) * c.vocab + v] - sum) / bound);
+        }
+      check(worst <= 1.0, what + " vs float64: " + std::to_string(worst) + " of the bound");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ top-k / argmax
+void test_topk() {
+  const Section section("halo_topk + halo_topk_merge");
+  const float inf = INFINITY, nan = std::nanf(""), flt_max = bits_f32(0x7f7fffffu);
+  struct Case {
+    int vocab, n, k, argmax, style;  // style 0: normal; 1: few distinct levels (ties); 2: specials mixed in; 3: nothing rankable
+  };
+  const Case cases[] = {{1, 1, 1, 1, 0},     {5, 3, 1, 1, 2},     {100, 2, 1, 1, 1},   {4096, 1, 1, 1, 2},  {4097, 3, 1, 1, 0},   {9000, 2, 1, 1, 3},
+                        {5, 2, 5, 0, 2},     {100, 3, 40, 0, 1},  {4097, 1, 64, 0, 2}, {9000, 2, 40, 0, 1}, {9000, 1, 2, 0, 2},   {4096, 1, 64, 0, 1},
+                        {20000, 1, 1, 1, 1}, {20000, 1, 8, 0, 2}, {64, 1, 64, 0, 2},   {70, 2, 3, 0, 3},    {128256, 1, 1, 1, 2}, {128256, 1, 40, 0, 0}};
+  for (const Case& c : cases) {
+    std::vector<float> logits(static_cast<size_t>(c.n) * c.vocab);
+    for (auto& v : logits) {
+      if (c.style == 1) v = static_cast<float>(uniform(-3, 3)) * 0.5f;
+      else if (c.style == 3) v = uniform(0, 1) != 0 ? nan : -inf;
+      else v = normal() * 4.0f;
+      if (c.style == 2) {
+        const int r = uniform(0, 19);
+        if (r == 0) v = nan;
+        if (r == 1) v = -inf;
+        if (r == 2) v = inf;
+        if (r == 3) v = flt_max;
+        if (r == 4) v = -0.0f;
+        if (r == 5) v = 0.0f;
+      }
+    }
+    if (c.style == 2 && c.vocab > 3) {  // FLT_MAX at a lower id beats +inf at a higher one
+      logits[c.vocab - 1] = inf;
+      logits[1] = flt_max;
+    }
+    const int k = c.argmax != 0 ? 1 : c.k;
+    const int blocks = ceil_div(c.vocab, HALO_TOPK_SPAN);
+    std::vector<int32_t> cand_ids(static_cast<size_t>(c.n) * blocks * k, 77), cand_ids_t = cand_ids;
+    std::vector<float> cand_values(cand_ids.size(), 7.0f), cand_values_t = cand_values;
+    halo_topk_args args{logits.data(), c.n, c.vocab, k, blocks, c.argmax, cand_ids.data(), cand_values.data()};
+    const std::string what = shape("halo_topk", {{"vocab", c.vocab}, {"n", c.n}, {"k", k}, {"argmax", c.argmax}, {"style", c.style}});
+    if (!launch("halo_topk", grid(c.n, blocks), HALO_TOPK_THREADS, args)) continue;
+    args.cand_ids = cand_ids_t.data();
+    args.cand_values = cand_values_t.data();
+    halo_topk_twin(args);
+    check_same(cand_ids, cand_ids_t, what + " candidate ids");
+    check_same(cand_values, cand_values_t, what + " candidate values");
+
+    std::vector<int32_t> ids(static_cast<size_t>(c.n) * k, 55), ids_t = ids, ids_def = ids;
+    std::vector<float> values(ids.size(), 5.0f), values_t = values, values_def = values;
+    halo_topk_merge_args merge{cand_ids.data(), cand_values.data(), c.n, k, blocks, c.argmax, ids.data(), values.data()};
+    if (!launch("halo_topk_merge", grid(c.n), HALO_TOPK_THREADS, merge)) continue;
+    merge.ids = ids_t.data();
+    merge.values = values_t.data();
+    halo_topk_merge_twin(merge);
+    check_same(ids, ids_t, what + " merged ids");
+    check_same(values, values_t, what + " merged values");
+    halo_topk_rows_definition(logits.data(), c.n, c.vocab, k, c.argmax, ids_def.data(), values_def.data());
+    check_same(ids, ids_def, what + " ids vs the contract's " + (c.argmax != 0 ? "argmaxRows" : "topKRows"));
+    check_same(values, values_def, what + " values vs the contract's definition");
+    if (c.style == 3 && c.argmax != 0) check(ids[0] == -1, what + " a row of NaN / −inf has no argmax (−1)");
+  }
+}
+
+}  // namespace
+
+int main() {
+  test_pack_g2();
+  test_f16();
+  test_embed();
+  test_norm_quant();
+  test_matmul();
+  test_rope_kv();
+  test_attention();
+  test_lm_head();
+  test_topk();
+  if (failures > 0) {
+    std::fprintf(stderr, "kernels_test: %d of %d checks FAILED\n", failures, checks);
+    return 1;
+  }
+  std::printf("kernels_test: all %d checks passed\n", checks);
+  return 0;
+}
