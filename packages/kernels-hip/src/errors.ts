@@ -29,7 +29,14 @@ export const KernelsHipErrorCode = defineErrorCodes({
   HIP_BAD_OPTION: "A createBackend option (device, maxBatchTokens, graphs) or the HALO_HIP_DEVICE variable is out of range or unknown.",
 });
 
-/** Union of the codes in {@link KernelsHipErrorCode}. */
+/**
+ * Union of the codes in {@link KernelsHipErrorCode}.
+ *
+ * @example
+ * ```ts
+ * const code: KernelsHipErrorCodeName = "HIP_NO_DEVICE";
+ * ```
+ */
 export type KernelsHipErrorCodeName = Exclude<keyof typeof KernelsHipErrorCode, "describe">;
 
 /** @internal A HIP_BAD_OPTION error for option `field`: what was expected, what was found, and what to do. */

@@ -28,7 +28,7 @@ import { TOPK_MAX } from "./hip-memory.js";
 export interface HipModelInfo {
   /** `hip`, `cuda` or `emulator`. */
   readonly kind: string;
-  /** The device's name ("AMD Radeon 8060S Graphics", "halo emulator (CPU)"). */
+  /** The device's name ("AMD Radeon 8060S Graphics", "halo GPU emulator (CPU)"). */
   readonly name: string;
   /** The target whose code object runs ("gfx1151", "sm_90", "emulator"). */
   readonly arch: string;
@@ -145,7 +145,15 @@ export class HipLoadedModel implements LoadedModel {
     return done;
   }
 
-  /** The device, the bytes held and the launch counts, as the native side reports them. */
+  /**
+   * The device, the bytes held and the launch counts, as the native side reports them (while a step
+   * runs: as of the last step's end). `KERNELS_DISPOSED` after dispose.
+   *
+   * @example
+   * ```ts
+   * const { arch, kvBytes, launchesPerStep } = model.nativeInfo();
+   * ```
+   */
   nativeInfo(): HipModelInfo {
     const native = this.live();
     const info = native.info();

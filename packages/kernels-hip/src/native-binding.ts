@@ -9,7 +9,13 @@ import { KernelsHipErrorCode } from "./errors.js";
 
 /**
  * Which device the backend opens: `"auto"` tries HIP (AMD) then CUDA (NVIDIA); `"hip"` and `"cuda"` only that runtime;
- * `"emulator"` runs the same kernels on the CPU (for tests: correct, and very slow).
+ * `"emulator"` runs the same kernels on the CPU (for tests: correct, and slow).
+ *
+ * @example
+ * ```ts
+ * const device: HipDevice = process.env.CI ? "emulator" : "auto";
+ * const backend = createBackend({ device });
+ * ```
  */
 export type HipDevice = "auto" | "hip" | "cuda" | "emulator";
 
@@ -23,7 +29,7 @@ export interface NativeProbe {
   readonly status: number;
   readonly reason: string;
   readonly kind?: "hip" | "cuda" | "emulator";
-  /** "AMD Radeon 8060S Graphics", "NVIDIA H100 80GB HBM3", "halo emulator (CPU)". */
+  /** "AMD Radeon 8060S Graphics", "NVIDIA H100 80GB HBM3", "halo GPU emulator (CPU)". */
   readonly name?: string;
   /** The target whose code object loaded ("gfx1151", "sm_90", "emulator"), or the device's own when none did. */
   readonly arch?: string;
