@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, synthModel, writeHalo, writeHfSnapshot } from "@halo/h1b-format";
-import { loadModel, type ChatMessage } from "@halo/engine";
+import { discoverBackends, loadModel, type ChatMessage } from "@halo/engine";
 import { startFakeHub, type FakeHub } from "../../test/fake-hub.js";
 import { main } from "../index.js";
 import { MultiLineReader } from "./chat.js";
@@ -197,11 +197,21 @@ describe("halo inspect / convert / verify", () => {
     expect(help.out.join("")).toMatch(/Usage: halo convert/);
   });
 
-  it("convert stores the best installed backend's layout by default (h1b, which sees no backend, stores halo-v2)", async () => {
+  it("convert stores the layout of the best installed backend that runs here by default (h1b, which sees no backend, stores halo-v2)", async () => {
+    // The CPU and GPU backends are installed in this workspace, each with a layout of its own; the GPU one runs only
+    // where a GPU opens (or its emulator is chosen), so on this machine auto stores the CPU backend's.
+    const saved = process.env.HALO_HIP_DEVICE;
+    delete process.env.HALO_HIP_DEVICE;
+    let hipRuns: boolean;
+    try {
+      hipRuns = (await (await discoverBackends()).factories.find((f) => f.name === "hip")!.probe()).available;
+    } finally {
+      if (saved !== undefined) process.env.HALO_HIP_DEVICE = saved;
+    }
+    if (hipRuns) return; // A GPU here: auto stores halo-g2 there (the emulator case below shows the order).
     const help = capture();
     expect(await main(["convert", "--help"], help.ctx)).toBe(0);
-    // The CPU backend is installed in this workspace and is the only one with a layout of its own.
-    expect(help.out.join("")).toMatch(/Backend layouts passed in: halo-i2x256; --packing auto stores halo-i2x256/);
+    expect(help.out.join("")).toMatch(/Backend layouts passed in: halo-i2x256, halo-g2; --packing auto stores halo-i2x256/);
     const viaHalo = join(dir, "default-layout.halo");
     const conv = capture();
     expect(await main(["convert", modelPath, "-o", viaHalo, "--json"], conv.ctx)).toBe(0);
@@ -215,6 +225,36 @@ describe("halo inspect / convert / verify", () => {
     const sinks = { out: [] as string[], err: [] as string[] };
     expect(await runCli(["convert", viaHalo, "-o", join(dir, "back2.h1b")], { out: (t) => sinks.out.push(t), err: (t) => sinks.err.push(t) })).toBe(1);
     expect(sinks.err.join("")).toMatch(/H1B_UNKNOWN_DTYPE/);
+  });
+
+  it("convert stores the GPU layout (halo-g2) where the GPU backend runs — here its emulator, chosen — and the file still runs on the cpu backend", async () => {
+    const saved = process.env.HALO_HIP_DEVICE;
+    process.env.HALO_HIP_DEVICE = "emulator";
+    const gpuFile = join(dir, "gpu-layout.halo");
+    try {
+      const conv = capture();
+      expect(await main(["convert", modelPath, "-o", gpuFile, "--json"], conv.ctx), conv.err.join("")).toBe(0);
+      expect(JSON.parse(conv.out.join("")).changes).toEqual(["ternary packing halo-v2 → halo-g2 (14 tensors)"]);
+    } finally {
+      if (saved === undefined) delete process.env.HALO_HIP_DEVICE;
+      else process.env.HALO_HIP_DEVICE = saved;
+    }
+    const engines = await Promise.all([loadModel(gpuFile, { backend: "cpu", contextLength: 32 }), loadModel(modelPath, { backend: "cpu", contextLength: 32 })]);
+    try {
+      const logits = await Promise.all(
+        engines.map(async (e) => {
+          const rows: number[] = [];
+          await e.evaluate([506, 72, 101], (chunk) => {
+            rows.push(...chunk);
+          });
+          return rows;
+        }),
+      );
+      expect(logits[0]).toHaveLength(3 * 512);
+      expect(logits[0]).toEqual(logits[1]);
+    } finally {
+      for (const e of engines) e.dispose();
+    }
   });
 });
 

@@ -32,7 +32,7 @@ export function haloErrorLine(line: string, name: string): string {
  * A halo command that runs `h1b <name>` with the same flags, output and exit codes
  * (0 success, 1 a file or conversion problem, 2 a usage error), and one difference: it passes the
  * installed backends' packings ({@link installedPackings}), so `halo convert --packing auto`
- * (the default) stores the best installed backend's own layout and every command decodes files
+ * (the default) stores the own layout of the best installed backend that runs here and every command decodes files
  * stored in an installed backend's layout (`h1b` itself sees no backends and writes `halo-v2`).
  *
  * @example

@@ -147,7 +147,7 @@ export async function readMarker(dir: string): Promise<{ repo: string; revision:
  * `<cacheDir>/<owner>/<name>/<revision>/`, or one file by URL into `<cacheDir>/urls/<host>/<path>`.
  * Files are checked against the hub's sizes and sha256; interrupted transfers resume. A marker
  * file records a complete snapshot. With `convert`, the snapshot is also written as `model.halo`, in
- * the best installed backend's own layout (see `installedPackings`).
+ * the own layout of the best installed backend that runs here (see `installedPackings`).
  *
  * @example
  * ```ts
@@ -227,7 +227,7 @@ export async function pull(spec: PullSpec, options: PullOptions): Promise<PullRe
   let converted: string | undefined;
   if (options.convert === true) {
     converted = join(dir, "model.halo");
-    // The installed backends' layouts: a snapshot in one opens decodable, and "auto" stores the best one's.
+    // The installed backends' layouts: a snapshot in one opens decodable, and "auto" stores that of the best one that runs here.
     const codecs = await installedPackings();
     const model = await openModel(spec.kind === "hub-file" ? join(dir, ...spec.file.split("/")) : dir, { codecs });
     try {
