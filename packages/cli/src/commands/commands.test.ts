@@ -295,13 +295,15 @@ describe("halo doctor", () => {
     const c = capture();
     expect(await main(["doctor", "--json"], c.ctx)).toBe(0);
     const report = JSON.parse(c.out.join("")) as {
-      backends: { name: string; available: boolean; detail: string }[];
+      backends: { name: string; package: string | null; available: boolean; detail: string }[];
       cache: { dir: string };
       versions: { node: string };
     };
-    // What is installed, as discovery finds it: no hard-coded device probes for backends that are not.
-    expect(report.backends.at(-1)).toMatchObject({ name: "reference", available: true });
-    expect(report.backends.map((b) => b.name)).not.toContain("hip");
+    // What is installed, as discovery finds it: no hard-coded device probes — every backend but the built-in
+    // reference comes from the package that provides it (hip from @halo/kernels-hip, installed with the CLI).
+    expect(report.backends.at(-1)).toMatchObject({ name: "reference", package: null, available: true });
+    for (const b of report.backends.slice(0, -1)) expect(b.package, b.name).toBe(`@halo/kernels-${b.name}`);
+    expect(report.backends.map((b) => b.name)).toContain("hip");
     expect(report.cache.dir).toBe(join(dir, "cache"));
     expect(report.versions.node).toBe(process.versions.node);
     const text = capture();
