@@ -515,6 +515,43 @@ void test_grid_threads() {
   halo_emu::set_threads(0);
 }
 
+/** Launches from two OS threads at once (two devices driven by two Node workers): one takes the pool's helpers, the
+ *  other runs its blocks alone; both give the twin's results. */
+void test_concurrent_launches() {
+  halo_emu::set_threads(2);
+  const unsigned blocks = 7 * 5 * 3, threads = 64;
+  std::vector<float> x(blocks * threads);
+  for (auto& v : x) v = awkward_float();
+  std::vector<float> want(blocks);
+  for (unsigned b = 0; b < blocks; b++) {
+    float totals[32] = {}, lanes[32];
+    for (unsigned w = 0; w < threads / 32; w++) {
+      twin_wave_sum(&x[b * threads + w * 32], lanes);
+      totals[w] = lanes[0];
+    }
+    twin_wave_sum(totals, lanes);
+    want[b] = lanes[0];
+  }
+  int mismatches[2] = {0, 0};
+  auto launcher = [&](int which) {
+    for (int round = 0; round < 40; round++) {
+      std::vector<float> out(blocks, -1.0f);
+      std::vector<int32_t> leaks(blocks, 0);
+      std::vector<uint64_t> os(blocks, 0);
+      emu_test_grid_args args{x.data(), out.data(), leaks.data(), os.data(), threads, 0};
+      if (!launch("emu_test_grid", {7, 5, 3}, {threads, 1, 1}, &args).empty()) mismatches[which]++;
+      if (std::memcmp(out.data(), want.data(), blocks * sizeof(float)) != 0) mismatches[which]++;
+      for (int32_t leak : leaks) mismatches[which] += leak;
+    }
+  };
+  std::thread other(launcher, 1);
+  launcher(0);
+  other.join();
+  CHECK_EQ(mismatches[0], 0);
+  CHECK_EQ(mismatches[1], 0);
+  halo_emu::set_threads(0);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // f16: against the compiler's own binary16 type.
 #if defined(__x86_64__) || defined(__clang__)
@@ -985,13 +1022,21 @@ int main(int argc, char** argv) {
     else only.push_back(arg);
   }
   const std::pair<const char*, void (*)()> tests[] = {
-      {"barrier_shared", test_barrier_shared},   {"exchange", test_exchange},
-      {"wave_reductions", test_wave_reductions}, {"deadlocks", test_deadlocks},
-      {"launch_checks", test_launch_checks},     {"rounding_modes", test_rounding_modes},
-      {"grid_threads", test_grid_threads},       {"f16", test_f16},
-      {"device_memory", test_device_memory},     {"device_cap", test_device_cap},
-      {"device_faults", test_device_faults},     {"device_graphs", test_device_kernels_and_graphs},
-      {"device_targets", test_device_targets},   {"benchmark", benchmark},
+      {"barrier_shared", test_barrier_shared},
+      {"exchange", test_exchange},
+      {"wave_reductions", test_wave_reductions},
+      {"deadlocks", test_deadlocks},
+      {"launch_checks", test_launch_checks},
+      {"rounding_modes", test_rounding_modes},
+      {"grid_threads", test_grid_threads},
+      {"concurrent_launches", test_concurrent_launches},
+      {"f16", test_f16},
+      {"device_memory", test_device_memory},
+      {"device_cap", test_device_cap},
+      {"device_faults", test_device_faults},
+      {"device_graphs", test_device_kernels_and_graphs},
+      {"device_targets", test_device_targets},
+      {"benchmark", benchmark},
   };
   int ran = 0;
   for (const auto& [name, test] : tests) {
