@@ -146,6 +146,13 @@ function fileOf(target) {
 
 // ------------------------------------------------------------------------------------------------ build
 const COMMON_FLAGS = ["-O3", "-std=c++17", "-I", kernelsDir];
+/** nvcc's flags come from scripts/nvcc-flags.txt, which bench/gpu-check.sh reads too (no Node.js on a GPU machine). */
+const NVCC_FLAGS = readFileSync(join(root, "scripts", "nvcc-flags.txt"), "utf8")
+  .split("\n")
+  .map((line) => line.replace(/#.*/, ""))
+  .join(" ")
+  .split(/\s+/)
+  .filter((flag) => flag !== "");
 
 /** Compiles one target; returns { ok, log } (nvcc's ptxas resource report is in log for cubins). */
 function build(target, path) {
@@ -164,7 +171,7 @@ function build(target, path) {
     ];
     return run(clang.path, [...args, "-o", path, source], { env });
   }
-  const nv = ["-x", "cu", "--fmad=false", ...COMMON_FLAGS];
+  const nv = [...NVCC_FLAGS, "-I", kernelsDir];
   if (CUBIN_TARGETS.includes(target)) return run(nvcc.path, ["-cubin", `-arch=${target}`, "--resource-usage", ...nv, "-o", path, source]);
   return run(nvcc.path, ["-ptx", `-arch=${target}`, ...nv, "-o", path, source]);
 }
