@@ -43,6 +43,32 @@ export function targetsText(targets: readonly string[]): string {
 }
 
 /**
+ * @internal The short reason of a probe that found no GPU runtime or no GPU (`undefined` for any other status): what a
+ * CPU-only machine says on every run, so one clause; the runtimes' full answers go to `details.why`.
+ */
+export function absentReason(which: HipDevice, status: number): string | undefined {
+  if (status === NativeStatus.NO_RUNTIME) {
+    const runtime =
+      which === "hip"
+        ? "the HIP runtime (libamdhip64) is"
+        : which === "cuda"
+          ? "the CUDA driver (libcuda) is"
+          : "neither a HIP runtime (libamdhip64) nor a CUDA driver (libcuda) is";
+    return `no GPU runtime here: ${runtime} not installed (what was tried: the probe's details.why, printed by halo doctor)`;
+  }
+  if (status === NativeStatus.NO_DEVICE) {
+    const runtime =
+      which === "hip"
+        ? "the HIP runtime (libamdhip64) sees no device"
+        : which === "cuda"
+          ? "the CUDA driver (libcuda) sees no device"
+          : "no HIP or CUDA device found";
+    return `no GPU here: ${runtime} (what to check: the probe's details.why, printed by halo doctor)`;
+  }
+  return undefined;
+}
+
+/**
  * @internal Probes `device` (or the option / HALO_HIP_DEVICE default when `device` is undefined) through the addon.
  * Unavailable answers say why in words and what to do; the emulator is available, says it is the emulator, and lists
  * its details ({device, kind, name, arch, targets, codeDirectory}).
@@ -73,11 +99,14 @@ export function probeHip(device: unknown): BackendProbe {
   details.codeDirectory = codeDirectory();
   const withMemory = memory === undefined ? {} : { memory };
   if (!probe.available) {
-    const parts = [probe.reason === "" ? `native status ${probe.status}` : probe.reason.replace(/[.\s]+$/, "")];
+    const full = probe.reason === "" ? `native status ${probe.status}` : probe.reason.replace(/[.\s]+$/, "");
+    // No GPU at all is the common case on a CPU machine, where every run names the backends passed over: one short
+    // clause then, with the runtimes' own answers (which libraries were tried, what to check) in details.why.
+    const absent = absentReason(which, probe.status);
+    if (absent !== undefined) return { available: false, reason: absent, ...withMemory, details: { ...details, why: full } };
+    const parts = [full];
     if (probe.status === NativeStatus.NO_CODE_FOR_ARCH && !probe.targets.every((t) => probe.reason.includes(t))) parts.push(targetsText(probe.targets));
-    // The native reason already says what to install or check for a missing runtime or GPU; the other hints add to it.
-    const native = probe.status === NativeStatus.NO_RUNTIME || probe.status === NativeStatus.NO_DEVICE;
-    const hint = native ? "otherwise use the cpu backend" : deviceHint(probe.status);
+    const hint = deviceHint(probe.status);
     if (hint !== undefined) parts.push(hint);
     return { available: false, reason: parts.join("; "), ...withMemory, details };
   }
