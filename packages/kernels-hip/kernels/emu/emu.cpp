@@ -33,6 +33,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -404,14 +405,21 @@ bool Worker::reserve(unsigned threads, std::string* error) {
       return false;
     }
   }
+  std::unique_ptr<Fiber[]> fibers(new (std::nothrow) Fiber[want]);
+  std::unique_ptr<Wave[]> waves(new (std::nothrow) Wave[want / kWave]);
+  if (fibers == nullptr || waves == nullptr) {
+    *error = "the emulator has no memory for " + std::to_string(want) + " fibers";
+    munmap(mapping, slot * want);
+    return false;
+  }
   if (mapping_ != nullptr) munmap(mapping_, mapping_bytes_);
 #if defined(HALO_EMU_ASAN)
   ASAN_UNPOISON_MEMORY_REGION(mapping, slot * want);  // the shadow may still describe an earlier mapping here
 #endif
   mapping_ = mapping;
   mapping_bytes_ = slot * want;
-  fibers_.reset(new Fiber[want]);
-  waves_.reset(new Wave[want / kWave]);
+  fibers_ = std::move(fibers);
+  waves_ = std::move(waves);
   for (unsigned i = 0; i < want; i++) {
     fibers_[i].stack = static_cast<char*>(mapping) + slot * i + page;
     fibers_[i].index = i;

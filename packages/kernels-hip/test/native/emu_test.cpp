@@ -3,11 +3,13 @@
 // (bounds, faults, graphs, the memory cap). Small kernels written against halo_gpu.h, compiled as plain C++.
 // Usage: emu_test [--f16-full] [--bench] [name …] (names select tests; --f16-full checks all 2^32 floats).
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cfenv>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -261,6 +263,23 @@ HALO_KERNEL(emu_test_rounding, emu_test_rounding_args, 64) {
   args.modes[2 * t + 1] = std::fegetround();
 }
 
+/** Thread 5 recurses `depth` KiB deep: past its 64 KiB stack (256 KiB under ASan), into where thread 4's stack lies —
+ *  the guard page between them must stop it. */
+// Not instrumented: under ASan the buffer would live on a heap-allocated fake stack and the real one would not grow.
+__attribute__((noinline, no_sanitize_address)) int emu_test_recurse(int depth) {
+  volatile char buffer[1024];
+  buffer[0] = static_cast<char>(depth);
+  const int below = depth > 0 ? emu_test_recurse(depth - 1) : 0;
+  return below + buffer[0] + buffer[1023];
+}
+struct emu_test_overflow_args {
+  int32_t* out;
+  int32_t depth;
+};
+HALO_KERNEL(emu_test_overflow, emu_test_overflow_args, 64) {
+  if (halo_thread() == 5) args.out[0] = emu_test_recurse(args.depth);
+}
+
 /** y = y·a + b, elementwise: order-sensitive, for graph replay. y [n]. */
 struct emu_test_affine_args {
   float* y;
@@ -447,6 +466,39 @@ void test_rounding_modes() {
     CHECK_EQ(modes[2 * t + 1], kRoundingModes[t % 4]);
   }
   CHECK_EQ(std::fegetround(), FE_TONEAREST);  // the launching thread's mode is its own
+}
+
+/** A kernel that overflows its fiber stack dies of SIGSEGV on the guard page (in a child process) instead of writing
+ *  over the neighbouring fiber's stack; a shallower recursion runs. */
+void test_stack_guard() {
+  int32_t result = 0;
+  emu_test_overflow_args shallow{&result, 40};  // ~40 KiB: fits
+  CHECK_EQ(launch("emu_test_overflow", {1, 1, 1}, {64, 1, 1}, &shallow), std::string());
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  if (child == 0) {
+    // The child's report (a signal, or ASan's stack-overflow message) is the expected outcome: keep it off stderr.
+    if (std::freopen("/dev/null", "w", stderr) == nullptr) _exit(3);
+    halo_emu::set_threads(1);
+    int32_t out = 0;
+#if defined(__SANITIZE_ADDRESS__)
+    emu_test_overflow_args deep{&out, 300};  // sanitized builds give fibers 256 KiB
+#else
+    emu_test_overflow_args deep{&out, 80};
+#endif
+    launch("emu_test_overflow", {1, 1, 1}, {64, 1, 1}, &deep);
+    _exit(0);  // reached only if the overflow went unnoticed
+  }
+  CHECK(child > 0);
+  if (child <= 0) return;
+  int status = 0;
+  CHECK_EQ(waitpid(child, &status, 0), child);
+#if defined(__SANITIZE_ADDRESS__)
+  CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));  // ASan turns the fault into its own report and exit
+#else
+  CHECK(WIFSIGNALED(status));
+  if (WIFSIGNALED(status)) CHECK_EQ(WTERMSIG(status), SIGSEGV);
+#endif
 }
 
 void test_launch_checks() {
@@ -1027,6 +1079,7 @@ int main(int argc, char** argv) {
       {"wave_reductions", test_wave_reductions},
       {"deadlocks", test_deadlocks},
       {"launch_checks", test_launch_checks},
+      {"stack_guard", test_stack_guard},
       {"rounding_modes", test_rounding_modes},
       {"grid_threads", test_grid_threads},
       {"concurrent_launches", test_concurrent_launches},
