@@ -20,8 +20,9 @@
 // with enough work per sample (≥ ~1 ms on a GPU) that the one synchronize costs < 2 %; GEMV times per launch include
 // the gap between consecutive kernels (what a decode step pays), and the no-op kernel's time per launch is reported
 // beside them.
-// Exit status: 0 every conformance and model check passed; 1 one failed (timings are still measured and printed);
-// 2 bad options or the device did not open. Performance targets are reported, never a failure.
+// Exit status: 0 every conformance and model check passed; 1 one failed, or a section could not run (a device error; the
+// other sections still run and print their timings); 2 bad options or the device did not open. Performance targets are
+// reported (met / NOT met), never an exit status.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -1216,8 +1217,9 @@ struct GemvSection {
         o.tiny ? std::vector<Shape>{{"qkv", 384, 256, 0}, {"o", 256, 256, 1}, {"gate_up", 1382, 256, 0}, {"down", 256, 704, 1}}
                : std::vector<Shape>{{"qkv", 3840, 2560, 0}, {"o", 2560, 2560, 1}, {"gate_up", 13824, 2560, 0}, {"down", 2560, 6912, 1}};
     // Weights rotate over a pool ≥ 5× the H100's 50 MB L2 (≥ 4× the H200's 60 MB): each launch reads its own matrix,
-    // last read a whole pool earlier, so it comes from memory — ≥ 8 layers' worth for every shape (29 of gate_up).
-    const std::size_t pool_bytes = o.tiny ? (std::size_t{512} << 10) : (std::size_t{256} << 20);
+    // last read a whole pool earlier, so it comes from memory — ≥ 8 layers' worth for every shape (30 of gate_up).
+    std::size_t pool_bytes = o.tiny ? (std::size_t{512} << 10) : (std::size_t{256} << 20);
+    for (const Shape& s : shapes) pool_bytes = std::max(pool_bytes, 8 * (static_cast<std::size_t>(s.rows) * (s.cols / 64) * 16 + 256));
     const int samples = o.tiny ? 1 : 15;
     Arena a(device);
     auto* pool = static_cast<uint8_t*>(a.alloc(pool_bytes));
@@ -1245,6 +1247,8 @@ struct GemvSection {
       return;
     }
     double layer_s = 0, layer_bytes = 0;
+    std::string shares;  // "qkv 71 %, o 52 %, …" for the summary
+    int met = 0, measured = 0;
     for (const Shape& s : shapes) {
       const int chunks = s.cols / 64;
       const std::size_t matrix = static_cast<std::size_t>(s.rows) * chunks * 16, stride = (matrix + 255) / 256 * 256;
@@ -1332,6 +1336,9 @@ struct GemvSection {
       const double work_share = work > 0 ? bytes / work / report.read_bw : NAN;
       layer_s += t;
       layer_bytes += bytes;
+      shares += fmt("%s%s %.1f %%", shares.empty() ? "" : ", ", s.name, share * 100);
+      measured++;
+      met += share >= kGemvTargetShare;
       std::printf(
           "  %-8s %5d × %5d  %9.0f B  graph %7.2f µs  stream %7.2f µs  %7.1f GB/s  %5.1f %% of read bw%s; less a no-op node: %5.1f %%  (%d matrices "
           "rotating, %.0f MiB)\n",
@@ -1357,8 +1364,10 @@ struct GemvSection {
       const double share = layer_bytes / layer_s / report.read_bw;
       std::printf("  layer (4 matmuls): %.2f µs, %.1f GB/s, %.1f %% of read bandwidth (target ≥ %.0f %% per matmul)\n", layer_s * 1e6,
                   layer_bytes / layer_s / 1e9, share * 100, kGemvTargetShare * 100);
-      report.summary.push_back(fmt("GEMV layer (qkv + o + gate_up + down, n = 1): %.2f µs, %.1f %% of read bandwidth (target ≥ %.0f %%)", layer_s * 1e6,
-                                   share * 100, kGemvTargetShare * 100));
+      report.summary.push_back(
+          fmt("GEMV n = 1 (graph-replayed, per launch): %s of read bandwidth — target ≥ %.0f %% met by %d of %d; the layer's four: %.2f µs, "
+              "%.1f %%",
+              shares.c_str(), kGemvTargetShare * 100, met, measured, layer_s * 1e6, share * 100));
     }
   }
 };
