@@ -54,6 +54,25 @@ const TESTS = [
     sources: ["native/device.cpp", "native/device_hip.cpp", "native/device_cuda.cpp", "native/device_emu.cpp", "kernels/emu/emu.cpp"],
     args: [],
   },
+  {
+    // bench/gpu-check.sh's real-GPU harness, run here on the emulator with tiny shapes (kernels vs twins, the model vs the
+    // emulator, and the bandwidth / GEMV / end-to-end paths), so the script a lent GPU runs keeps compiling and running.
+    test: "test/native/gpu_check.cpp",
+    sources: [
+      "native/device.cpp",
+      "native/device_cuda.cpp",
+      "native/device_hip.cpp",
+      "native/device_emu.cpp",
+      "native/gpu_model.cpp",
+      "native/pack_g2.cpp",
+      "native/twins.cpp",
+      "kernels/halo_kernels.cpp",
+      "kernels/emu/emu.cpp",
+    ],
+    args: ["--device", "emulator", "--tiny"],
+    // Under the sanitizers the model section alone takes ~40 s; gpu_model runs sanitized in model_test already.
+    sanitizeArgs: ["--device", "emulator", "--tiny", "--only", "bandwidth,conformance,gemv,e2e"],
+  },
 ];
 
 const argv = process.argv.slice(2);
