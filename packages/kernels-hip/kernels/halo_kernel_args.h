@@ -48,22 +48,25 @@ struct halo_embed_args {
 };
 
 /**
- * RMSNorm of one row per block, optionally of act(gate)·up first, then BitNet per-token int8 quantisation.
- * Row t reads input row `row_index ? row_index[t] : t`:
+ * RMSNorm of one row per block, optionally of act(gate)·up first, then BitNet per-token int8 quantisation, rounding
+ * where the reference backend rounds (its ffn-activation.ts, rms-norm.ts, quantize.ts). Row t reads input row
+ * `row_index ? row_index[t] : t`:
  *   mode PLAIN: v = in[row][0 … width)
- *   mode RELU2 / SILU: v[i] = act(in[row][i]) · in[row][width + i]  (gate | up fused rows; relu² = max(g,0)², silu = g/(1+e^−g))
- * normed[i] = v[i] · (1 / sqrt(mean(v²) + eps)) · weight[i].
- * With `codes`: scale[t] = 127 / max(absmax(normed), HALO_ABSMAX_FLOOR); codes[t][i] = clamp(rint(normed[i]·scale), −128, 127),
- * 0 for width ≤ i < padded; chunk_sums[t][c] = Σ codes[t][64c … 64c+63].
+ *   mode RELU2 / SILU: v[i] = f32(act(g)·u) in float64 for g = in[row][i], u = in[row][width + i] (gate | up fused rows;
+ *   relu² = max(g,0)², silu = g/(1+e^−g) with V8's exp), WRITTEN OVER in[row][i] as the reference writes it over gate
+ *   (so the rows of a gated launch must be distinct).
+ * inv = 1 / sqrt(Σ v²/width + eps) in float64; normed[i] = f32(v[i]·inv·weight[i]), products in float64.
+ * With `codes`: scale[t] = f32(127 / max(absmax(normed), HALO_ABSMAX_FLOOR)); codes[t][i] = clamp(round half to even of
+ * the exact normed[i]·scale, −128, 127), 0 for width ≤ i < padded; chunk_sums[t][c] = Σ codes[t][64c … 64c+63].
  * With `normed_out`: normed rows as f32 (the output norm feeding the LM head). grid (n), block HALO_ROW_THREADS.
  */
 struct halo_norm_quant_args {
-  const float* in;           // [rows][in_stride]
+  float* in;                 // [rows][in_stride] (the gate half rewritten in the gated modes)
   int32_t in_stride;
   const int32_t* row_index;  // [n] or null
   const float* weight;       // [width]
   int32_t n, width, padded, mode;  // padded: a multiple of 64 ≥ width
-  float eps;
+  double eps;                // the config's epsilon as given (a float64: 1e-5 is not an f32 value)
   int8_t* codes;             // [n][padded] or null
   float* scales;             // [n] (with codes)
   int32_t* chunk_sums;       // [n][padded / 64] (with codes)
@@ -71,11 +74,13 @@ struct halo_norm_quant_args {
 };
 
 /**
- * Ternary matmul over halo-g2 rows and per-token int8 activations. Row r, token t:
- *   block_chunks == 0 (one scale per row):  y = float(Σ_k (c−1)·a) · (wscales[r] / ascales[t])
- *   block_chunks  > 0 (block scales): y = Σ_b float(Σ_{k in b} (c−1)·a) · wscales[r·blocks + b] / ascales[t]
- *     where blocks = chunks / block_chunks, summed per lane then over the wave.
- * accumulate != 0: y[t][r] += the product (the residual add), else y[t][r] = it.
+ * Ternary matmul over halo-g2 rows and per-token int8 activations, scaled as the reference's ternary-matmul.ts. Row r,
+ * token t, with exact integer dots:
+ *   block_chunks == 0 (one scale per row):  y = f32((float64(Σ_k (c−1)·a) · wscales[r]) / ascales[t])
+ *   block_chunks  > 0 (block scales): y = f32((Σ_b float64(Σ_{k in b} (c−1)·a) · wscales[r·blocks + b]) / ascales[t]),
+ *     the sum over blocks b in order in float64 (blocks = chunks / block_chunks; matmul.kern.h computes it exactly in
+ *     integers when the row's scales allow, which gives the same bits).
+ * accumulate != 0: y[t][r] += the product in f32 (the residual add), else y[t][r] = it.
  * grid (ceil(rows / HALO_MATMUL_ROWS), ceil(n / HALO_MATMUL_TOKENS)), block HALO_MATMUL_THREADS.
  */
 struct halo_matmul_args {

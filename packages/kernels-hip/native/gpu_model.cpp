@@ -532,7 +532,7 @@ ModelResult GpuModel::launch_sequence(int n, int n_logits, int device_k, bool ar
   const int32_t* positions = inputs + N;
   const int32_t* slots = inputs + 2 * N;
   const int32_t* rows = inputs + 3 * N;
-  const float eps = static_cast<float>(c_.eps);
+  const double eps = c_.eps;  // the kernels take it as float64, as the reference uses it
   Result failed;
   const char* failed_what = nullptr;
   auto go = [&](KernelHandle kernel, Dim3 grid, unsigned threads, const auto& args, const char* what) {
@@ -546,7 +546,7 @@ ModelResult GpuModel::launch_sequence(int n, int n_logits, int device_k, bool ar
     ++*count;
   };
   // Per-token norm + int8 quantisation of `in` rows into the shared activation buffers.
-  auto norm_quant = [&](const float* in, int in_stride, const DeviceBuffer& weight, int width, int mode) {
+  auto norm_quant = [&](float* in, int in_stride, const DeviceBuffer& weight, int width, int mode) {
     halo_norm_quant_args a{};
     a.in = in;
     a.in_stride = in_stride;

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "../kernels/halo_exp_f64.h"
+
 namespace {
 
 constexpr int kWave = 32;
@@ -47,16 +49,16 @@ void butterfly_max(float* v) {
   }
 }
 
-/** halo_block_sum_f32 over the HALO_ROW_THREADS per-thread values: lane 0 of each wave, waves added in order. */
-float block_sum(const float* threads) {
-  float lane0[kRowWaves];
+/** halo_block_sum_f64 over the HALO_ROW_THREADS per-thread values: lane 0 of each wave, waves added in order. */
+double block_sum_f64(const double* threads) {
+  double lane0[kRowWaves];
   for (int w = 0; w < kRowWaves; w++) {
-    float lanes[kWave];
+    double lanes[kWave];
     std::memcpy(lanes, threads + w * kWave, sizeof lanes);
     butterfly_sum(lanes);
     lane0[w] = lanes[0];
   }
-  float total = lane0[0];
+  double total = lane0[0];
   for (int w = 1; w < kRowWaves; w++) total += lane0[w];
   return total;
 }
@@ -80,21 +82,22 @@ float widen(const void* table, int64_t index, int32_t dtype) {
   return static_cast<const float*>(table)[index];
 }
 
-float norm_input(const float* in, int32_t i, int32_t width, int32_t mode) {
-  if (mode == HALO_NORM_PLAIN) return in[i];
-  const float gate = in[i];
-  const float up = in[width + i];
+/** The reference's gatedActivation: act(gate) · up in float64 (V8's exp), rounded once to f32. */
+float gated(float gate, float up, int32_t mode) {
   if (mode == HALO_NORM_RELU2) {
-    const float relu = gate > 0.0f ? gate : 0.0f;
-    return relu * relu * up;
+    const double g = gate > 0.0f ? static_cast<double>(gate) : 0.0;
+    return static_cast<float>(g * g * static_cast<double>(up));
   }
-  return gate / (1.0f + std::exp(-gate)) * up;
+  const double g = gate;
+  return static_cast<float>(g / (1.0 + halo_exp_f64(-g)) * static_cast<double>(up));
 }
 
-int32_t quantize_code(float x) {
-  if (std::isnan(x)) return 0;
-  const float r = std::nearbyint(x);
-  return static_cast<int32_t>(r > 127.0f ? 127.0f : r < -128.0f ? -128.0f : r);
+/** The reference's per-token code: the float64 product (exact) rounded half to even, clamped; NaN → 0. The kernel gets
+ * the same integer from f32 and one FMA (halo_quantize_code); this is the definition it is checked against. */
+int32_t quantize_code(float x, float scale) {
+  const double r = std::nearbyint(static_cast<double>(x) * static_cast<double>(scale));
+  if (std::isnan(r)) return 0;
+  return static_cast<int32_t>(r > 127.0 ? 127.0 : r < -128.0 ? -128.0 : r);
 }
 
 /** Σ c·a over one chunk, decoding each weight's code straight from the halo-g2 byte layout (not the kernel's words). */
@@ -190,24 +193,26 @@ void halo_embed_twin(const halo_embed_args& args) {
 
 void halo_norm_quant_twin(const halo_norm_quant_args& args) {
   const int32_t width = args.width, mode = args.mode;
+  double squares[HALO_ROW_THREADS];
   float partial[HALO_ROW_THREADS];
   for (int32_t t = 0; t < args.n; t++) {
     const int32_t row = args.row_index != nullptr ? args.row_index[t] : t;
-    const float* in = args.in + static_cast<int64_t>(row) * args.in_stride;
+    float* in = args.in + static_cast<int64_t>(row) * args.in_stride;
     for (int th = 0; th < HALO_ROW_THREADS; th++) {
-      float squares = 0.0f;
+      double sum = 0.0;
       for (int32_t i = th; i < width; i += HALO_ROW_THREADS) {
-        const float v = norm_input(in, i, width, mode);
-        squares += v * v;
+        if (mode != HALO_NORM_PLAIN) in[i] = gated(in[i], in[width + i], mode);
+        const double v = in[i];
+        sum += v * v;  // the kernel's fma: v·v is exact in float64
       }
-      partial[th] = squares;
+      squares[th] = sum;
     }
-    const float total = block_sum(partial);
-    const float inv = 1.0f / std::sqrt(total / static_cast<float>(width) + args.eps);
+    const double inv = 1.0 / std::sqrt(block_sum_f64(squares) / static_cast<double>(width) + args.eps);
+    auto normed_at = [&](int32_t i) { return static_cast<float>(static_cast<double>(in[i]) * inv * static_cast<double>(args.weight[i])); };
     for (int th = 0; th < HALO_ROW_THREADS; th++) {
       float absmax = 0.0f;
       for (int32_t i = th; i < width; i += HALO_ROW_THREADS) {
-        const float normed = norm_input(in, i, width, mode) * inv * args.weight[i];
+        const float normed = normed_at(i);
         if (args.normed_out != nullptr) args.normed_out[static_cast<int64_t>(t) * width + i] = normed;
         const float magnitude = std::fabs(normed);
         absmax = magnitude > absmax ? magnitude : absmax;
@@ -220,24 +225,20 @@ void halo_norm_quant_twin(const halo_norm_quant_args& args) {
     args.scales[t] = scale;
     const int32_t chunks = args.padded / HALO_G2_CHUNK;
     for (int32_t c = 0; c < chunks; c++) {
-      int32_t sums[kWave];
-      for (int lane = 0; lane < kWave; lane++) {
-        int32_t sum = 0;
-        for (int32_t half = 0; half < HALO_G2_CHUNK; half += kWave) {
-          const int32_t i = c * HALO_G2_CHUNK + half + lane;
-          int32_t code = 0;
-          if (i < width) code = quantize_code(norm_input(in, i, width, mode) * inv * args.weight[i] * scale);
-          args.codes[static_cast<int64_t>(t) * args.padded + i] = static_cast<int8_t>(code);
-          sum += code;
-        }
-        sums[lane] = sum;
+      int32_t sum = 0;  // exact, so the kernel's lane order does not matter
+      for (int32_t i = c * HALO_G2_CHUNK; i < (c + 1) * HALO_G2_CHUNK; i++) {
+        const int32_t code = i < width ? quantize_code(normed_at(i), scale) : 0;
+        args.codes[static_cast<int64_t>(t) * args.padded + i] = static_cast<int8_t>(code);
+        sum += code;
       }
-      butterfly_sum(sums);
-      args.chunk_sums[static_cast<int64_t>(t) * chunks + c] = sums[0];
+      args.chunk_sums[static_cast<int64_t>(t) * chunks + c] = sum;
     }
   }
 }
 
+// The reference's scaling (ternary-matmul.ts) as it is written: per row, (dot · ws) / s; per block, Σ_b dot_b · ws_b in
+// block order in float64 (zero dots skipped), then / s; rounded once to f32. The kernel's integer block path equals it
+// by its exactness argument (matmul.kern.h), which this checks.
 void halo_matmul_twin(const halo_matmul_args& args) {
   const int32_t chunks = args.chunks;
   for (int32_t row = 0; row < args.rows; row++) {
@@ -245,33 +246,25 @@ void halo_matmul_twin(const halo_matmul_args& args) {
     for (int32_t t = 0; t < args.n; t++) {
       const int8_t* codes = args.codes + static_cast<int64_t>(t) * chunks * HALO_G2_CHUNK;
       const int32_t* sums = args.chunk_sums + static_cast<int64_t>(t) * chunks;
-      float value;
+      auto dot_of = [&](int32_t c0, int32_t c1) {
+        int32_t dot = 0;
+        for (int32_t c = c0; c < c1; c++) dot += chunk_dot(weights + c * HALO_G2_CHUNK_BYTES, codes + c * HALO_G2_CHUNK) - sums[c];
+        return dot;
+      };
+      double value;
       if (args.block_chunks <= 0) {
-        int32_t lanes[kWave];
-        for (int lane = 0; lane < kWave; lane++) {
-          int32_t acc = 0;
-          for (int32_t c = lane; c < chunks; c += kWave) acc += chunk_dot(weights + c * HALO_G2_CHUNK_BYTES, codes + c * HALO_G2_CHUNK) - sums[c];
-          lanes[lane] = acc;
-        }
-        butterfly_sum(lanes);
-        value = static_cast<float>(lanes[0]) * (args.wscales[row] / args.ascales[t]);
+        value = static_cast<double>(dot_of(0, chunks)) * static_cast<double>(args.wscales[row]) / static_cast<double>(args.ascales[t]);
       } else {
         const int32_t blocks = chunks / args.block_chunks;
-        const float* wscales = args.wscales + static_cast<int64_t>(row) * blocks;
-        float lanes[kWave];
-        for (int lane = 0; lane < kWave; lane++) {
-          float acc = 0.0f;
-          for (int32_t c = lane; c < chunks; c += kWave) {
-            const int32_t dot = chunk_dot(weights + c * HALO_G2_CHUNK_BYTES, codes + c * HALO_G2_CHUNK) - sums[c];
-            acc += static_cast<float>(dot) * wscales[c / args.block_chunks];
-          }
-          lanes[lane] = acc;
+        double total = 0.0;
+        for (int32_t b = 0; b < blocks; b++) {
+          const int32_t dot = dot_of(b * args.block_chunks, (b + 1) * args.block_chunks);
+          if (dot != 0) total += static_cast<double>(dot) * static_cast<double>(args.wscales[static_cast<int64_t>(row) * blocks + b]);
         }
-        butterfly_sum(lanes);
-        value = lanes[0] / args.ascales[t];
+        value = total / static_cast<double>(args.ascales[t]);
       }
       float* y = args.y + static_cast<int64_t>(t) * args.y_stride + row;
-      *y = args.accumulate != 0 ? *y + value : value;
+      *y = args.accumulate != 0 ? *y + static_cast<float>(value) : static_cast<float>(value);
     }
   }
 }
