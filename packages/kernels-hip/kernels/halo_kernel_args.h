@@ -101,16 +101,16 @@ struct halo_matmul_args {
  *
  * RoPE (NeoX half split) of q and k of each row in place, then k and v of row t stored at slot slots[t], position
  * positions[t], layer `layer`. qkv rows: q [heads·head_dim] | k [kv_dim] | v [kv_dim].
- * rope: [context][head_dim / 2] pairs (cos, sin) of position·theta^(−2i/head_dim), computed in float64 by the host.
- * x1' = x1·cos − x2·sin, x2' = x2·cos + x1·sin for x1 = x[i], x2 = x[i + head_dim/2].
- * grid (n), block HALO_ROW_THREADS.
+ * rope: [context][head_dim / 2] pairs (cos, sin) of position·theta^(−2i/head_dim), float64 as the host computes them.
+ * x1' = f32(x1·cos − x2·sin), x2' = f32(x1·sin + x2·cos) in float64 for x1 = x[i], x2 = x[i + head_dim/2] (the
+ * reference's applyRope). grid (n), block HALO_ROW_THREADS.
  */
 struct halo_rope_kv_args {
   float* qkv;                // [n][qkv_stride]
   int32_t qkv_stride;
   const int32_t* positions;  // [n]
   const int32_t* slots;      // [n]
-  const float* rope;         // [context][head_dim / 2][2]
+  const double* rope;        // [context][head_dim / 2][2] float64 (cos, sin)
   int32_t n, heads, kv_heads, head_dim;
   void* keys;                // cache, layout above
   void* values;

@@ -1,7 +1,8 @@
 // rope_kv.kern.h: NeoX RoPE of q and k in place, then the row's k and v stored in the KV cache (halo_rope_kv_args).
 // Each thread rotates whole pairs (x[i], x[i + head_dim/2]) of q then k heads, and the thread that rotates a k pair
 // also stores it, so no barrier is needed; v is copied (and rounded to f16 for an f16 cache) by a second strided loop.
-// cos/sin come from the host's float64 table rounded to f32; the rotation is f32 without contraction.
+// As the reference's applyRope (rope.ts): float64 cos/sin from the host's table, the rotation in float64 (four
+// products, two sums per pair: per element of the row, not per weight), each result rounded once to f32.
 #ifndef HALO_ROPE_KV_KERN_H
 #define HALO_ROPE_KV_KERN_H
 
@@ -28,17 +29,17 @@ HALO_KERNEL(halo_rope_kv, halo_rope_kv_args, HALO_ROW_THREADS) {
   const int32_t head_dim = args.head_dim, half = head_dim / 2;
   const int32_t q_dim = args.heads * head_dim, kv_dim = args.kv_heads * head_dim;
   float* row = args.qkv + static_cast<int64_t>(t) * args.qkv_stride;
-  const float* rope = args.rope + static_cast<int64_t>(position) * half * 2;
+  const double* rope = args.rope + static_cast<int64_t>(position) * half * 2;
   const int64_t cache = ((static_cast<int64_t>(slot) * args.layers + args.layer) * args.context + position) * kv_dim;
 
   const int32_t pairs = (args.heads + args.kv_heads) * half;
   for (int32_t p = static_cast<int32_t>(halo_thread()); p < pairs; p += HALO_ROW_THREADS) {
     const int32_t head = p / half, i = p - head * half;
     const int32_t at = head * head_dim + i;  // q heads then k heads, contiguous in the row
-    const float cos = rope[2 * i], sin = rope[2 * i + 1];
-    const float x1 = row[at], x2 = row[at + half];
-    const float y1 = x1 * cos - x2 * sin;
-    const float y2 = x2 * cos + x1 * sin;
+    const double cos = rope[2 * i], sin = rope[2 * i + 1];
+    const double x1 = row[at], x2 = row[at + half];
+    const float y1 = static_cast<float>(x1 * cos - x2 * sin);
+    const float y2 = static_cast<float>(x1 * sin + x2 * cos);
     row[at] = y1;
     row[at + half] = y2;
     if (at >= q_dim) {

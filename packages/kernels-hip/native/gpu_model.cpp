@@ -442,7 +442,7 @@ ModelResult GpuModel::finalize() {
       {&top_ids_, n * HALO_TOPK_MAX * 4, "allocating top-k ids"},
       {&top_values_, n * HALO_TOPK_MAX * 4, "allocating top-k values"},
       {&inputs_, 4 * n * 4, "allocating step inputs"},
-      {&rope_, static_cast<std::size_t>(c_.context) * c_.head_dim * 4, "allocating the RoPE table"},
+      {&rope_, static_cast<std::size_t>(c_.context) * c_.head_dim * 8, "allocating the RoPE table"},
   };
   ModelResult r;
   for (const Plan& p : plans) {
@@ -450,19 +450,19 @@ ModelResult GpuModel::finalize() {
     if (!r.ok()) break;
   }
   if (r.ok()) {
-    // RoPE angles in float64 (the reference's definition): angle = position · θ^(−2i/head_dim), then cos/sin rounded
-    // to f32 — the kernel multiplies in f32.
+    // RoPE angles in float64 (the reference's definition): angle = position · θ^(−2i/head_dim), cos/sin kept in
+    // float64 — the kernel rotates in float64 as the reference does.
     const int half = c_.head_dim / 2;
     std::vector<double> inverse(half);
     for (int i = 0; i < half; i++) inverse[i] = std::pow(c_.rope_theta, (-2.0 * i) / c_.head_dim);
-    std::vector<float> table(static_cast<std::size_t>(c_.context) * half * 2);
+    std::vector<double> table(static_cast<std::size_t>(c_.context) * half * 2);
     for (int p = 0; p < c_.context; p++)
       for (int i = 0; i < half; i++) {
         const double angle = static_cast<double>(p) * inverse[i];
-        table[(static_cast<std::size_t>(p) * half + i) * 2] = static_cast<float>(std::cos(angle));
-        table[(static_cast<std::size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
+        table[(static_cast<std::size_t>(p) * half + i) * 2] = std::cos(angle);
+        table[(static_cast<std::size_t>(p) * half + i) * 2 + 1] = std::sin(angle);
       }
-    r = upload(rope_, 0, table.data(), table.size() * 4, "the RoPE table");
+    r = upload(rope_, 0, table.data(), table.size() * 8, "the RoPE table");
   }
   // A fresh cache reads as zeros (a slot is never read past what it wrote, but exports of length 0 … are well defined).
   if (r.ok()) {
@@ -596,7 +596,7 @@ ModelResult GpuModel::launch_sequence(int n, int n_logits, int device_k, bool ar
     rope.qkv_stride = qkv_rows;
     rope.positions = positions;
     rope.slots = slots;
-    rope.rope = static_cast<const float*>(rope_.ptr);
+    rope.rope = static_cast<const double*>(rope_.ptr);
     rope.n = n;
     rope.heads = c_.heads;
     rope.kv_heads = c_.kv_heads;

@@ -239,7 +239,7 @@ class GpuModel {
   DeviceBuffer top_ids_;    // [N][HALO_TOPK_MAX] int32
   DeviceBuffer top_values_; // [N][HALO_TOPK_MAX] f32
   DeviceBuffer inputs_;     // [4][N] int32: tokens | positions | slots | logit rows — one upload per step
-  DeviceBuffer rope_;       // [context][head_dim / 2][2] f32 (cos, sin)
+  DeviceBuffer rope_;       // [context][head_dim / 2][2] float64 (cos, sin)
   std::vector<int32_t> host_inputs_;  // [4][N] staging for the one upload
 
   // Graphs.

@@ -276,15 +276,15 @@ void halo_rope_kv_twin(const halo_rope_kv_args& args) {
     const int32_t head_dim = args.head_dim, half = head_dim / 2;
     const int32_t q_dim = args.heads * head_dim, kv_dim = args.kv_heads * head_dim;
     float* row = args.qkv + static_cast<int64_t>(t) * args.qkv_stride;
-    const float* rope = args.rope + static_cast<int64_t>(position) * half * 2;
+    const double* rope = args.rope + static_cast<int64_t>(position) * half * 2;
     const int64_t cache = ((static_cast<int64_t>(slot) * args.layers + args.layer) * args.context + position) * kv_dim;
     for (int32_t p = 0; p < (args.heads + args.kv_heads) * half; p++) {
       const int32_t head = p / half, i = p - head * half;
       const int32_t at = head * head_dim + i;
-      const float cos = rope[2 * i], sin = rope[2 * i + 1];
-      const float x1 = row[at], x2 = row[at + half];
-      const float y1 = x1 * cos - x2 * sin;
-      const float y2 = x2 * cos + x1 * sin;
+      const double cos = rope[2 * i], sin = rope[2 * i + 1];
+      const double x1 = row[at], x2 = row[at + half];
+      const float y1 = static_cast<float>(x1 * cos - x2 * sin);
+      const float y2 = static_cast<float>(x1 * sin + x2 * cos);
       row[at] = y1;
       row[at + half] = y2;
       if (at >= q_dim) {

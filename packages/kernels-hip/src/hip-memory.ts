@@ -87,7 +87,7 @@ export function scratchBytes(c: WeightsConfig, n: number, contextLength: number)
     n * c.vocabSize * F32 + // logits [n][vocab]
     n * topKBlocks * TOPK_MAX * (I32 + F32) + // top-k candidates [n][blocks][64]
     n * TOPK_MAX * (I32 + F32) + // top-k ids and values [n][64]
-    contextLength * (c.headDim / 2) * 2 * F32 // RoPE (cos, sin) [context][headDim / 2][2]
+    contextLength * (c.headDim / 2) * 2 * 8 // RoPE (cos, sin) [context][headDim / 2][2] float64
   );
 }
 
