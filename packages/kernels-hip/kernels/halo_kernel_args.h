@@ -162,9 +162,11 @@ struct halo_lm_head_args {
 
 /**
  * Greedy / top-k on device, phase 1. Block (i, b) ranks ids [b·HALO_TOPK_SPAN, (b+1)·HALO_TOPK_SPAN) of row i and
- * writes its best k (id, value) candidates best first, padding with id −1. Ranking: higher value first, lower id on
- * ties, NaN below everything. argmax != 0 (k = 1): +inf ranks as FLT_MAX (the contract's argmaxRows) and only values
- * above −inf are candidates. grid (n, ceil(vocab / HALO_TOPK_SPAN)), block HALO_TOPK_THREADS.
+ * writes its best k (id, value) candidates best first, padding with id −1. Ranking, in both modes: higher
+ * min(value, FLT_MAX) first — +inf ranks as FLT_MAX, so FLT_MAX at a lower id beats +inf (the contract's argmaxRows
+ * and topKRows, packages/kernels/src/contract/forward.ts) — then lower id on ties, NaN below everything (−inf included).
+ * argmax != 0 (k = 1): only values above −inf are candidates. grid (n, ceil(vocab / HALO_TOPK_SPAN)), block
+ * HALO_TOPK_THREADS.
  */
 struct halo_topk_args {
   const float* logits;       // [n][vocab]
