@@ -48,13 +48,15 @@ export function targetsText(targets: readonly string[]): string {
  */
 export function absentReason(which: HipDevice, status: number): string | undefined {
   if (status === NativeStatus.NO_RUNTIME) {
+    // "auto" names both runtimes with "neither … nor … is installed" (not "is not installed": a double negative
+    // would say that they are).
     const runtime =
       which === "hip"
-        ? "the HIP runtime (libamdhip64) is"
+        ? "the HIP runtime (libamdhip64) is not installed"
         : which === "cuda"
-          ? "the CUDA driver (libcuda) is"
-          : "neither a HIP runtime (libamdhip64) nor a CUDA driver (libcuda) is";
-    return `no GPU runtime here: ${runtime} not installed (what was tried: the probe's details.why, printed by halo doctor)`;
+          ? "the CUDA driver (libcuda) is not installed"
+          : "neither a HIP runtime (libamdhip64) nor a CUDA driver (libcuda) is installed";
+    return `no GPU runtime here: ${runtime} (what was tried: the probe's details.why, printed by halo doctor)`;
   }
   if (status === NativeStatus.NO_DEVICE) {
     const runtime =

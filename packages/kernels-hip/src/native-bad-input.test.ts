@@ -301,7 +301,7 @@ describe("probing devices this machine may lack", () => {
           ? /CUDA driver \(libcuda\)/
           : device === "hip"
             ? /HIP runtime \(libamdhip64\)/
-            : /no HIP or CUDA device found|neither a HIP runtime \\(libamdhip64\\) nor a CUDA driver \\(libcuda\\)/,
+            : /no HIP or CUDA device found|neither a HIP runtime \(libamdhip64\) nor a CUDA driver \(libcuda\) is installed/,
       );
       expect(probe.details?.["why"]).toBe(raw.reason.replace(/[.\s]+$/, ""));
       if (raw.status === NativeStatus.NO_RUNTIME) expect(probe.details?.["why"]).toMatch(device === "cuda" ? /libcuda/ : /libamdhip64|libcuda/);
@@ -314,4 +314,33 @@ describe("probing devices this machine may lack", () => {
       .catch((e: unknown) => e);
     expect(isHaloError(error) && error.code).toMatch(/^HIP_(NO_RUNTIME|NO_DEVICE|UNSUPPORTED_ARCH)$/);
   });
+
+  it.for(["hip", "cuda", "auto"] as const)(
+    "HALO_HIP_DEVICE=%s with no GPU runtime at all (the library overrides name missing files): the short reason says exactly that",
+    async (device, context) => {
+      needNative(context, "no-runtime probe");
+      const overrides = ["HALO_HIP_RUNTIME_LIBRARY", "HALO_CUDA_DRIVER_LIBRARY"] as const;
+      const kept = overrides.map((name) => process.env[name]);
+      try {
+        // The native loaders read these at every probe: a path that does not exist is "no runtime", on any machine.
+        for (const name of overrides) process.env[name] = `/nonexistent/halo-test/${name.toLowerCase()}.so`;
+        process.env.HALO_HIP_DEVICE = device;
+        const probe = await backendFactory.probe();
+        expect(probe.available).toBe(false);
+        expect(probe.details?.["why"]).toContain("/nonexistent/halo-test/");
+        const want = {
+          hip: "no GPU runtime here: the HIP runtime (libamdhip64) is not installed (",
+          cuda: "no GPU runtime here: the CUDA driver (libcuda) is not installed (",
+          auto: "no GPU runtime here: neither a HIP runtime (libamdhip64) nor a CUDA driver (libcuda) is installed (",
+        }[device];
+        expect(probe.reason.startsWith(want)).toBe(true);
+        expect(probe.reason).not.toMatch(/neither.*not installed/);
+      } finally {
+        overrides.forEach((name, i) => {
+          if (kept[i] === undefined) delete process.env[name];
+          else process.env[name] = kept[i];
+        });
+      }
+    },
+  );
 });
