@@ -7,6 +7,7 @@
 #define HALO_COMMON_KERN_H
 
 #include "halo_exp_f64.h"
+#include "halo_ff.h"
 #include "halo_gpu.h"
 #include "halo_kernel_args.h"
 
@@ -71,27 +72,6 @@ HALO_DEVICE float halo_block_max_f32(float value, float* slots) {
 // float64 and exact-rounding helpers. float64 runs at 1/16–1/32 of the f32 rate on consumer GPUs (RDNA, GeForce), so
 // the kernels use it per row or per output element only, never per weight.
 
-/** a·b + c rounded once (the hardware FMA; contraction is off, so only explicit calls fuse). */
-HALO_DEVICE float halo_fmaf(float a, float b, float c) {
-#if defined(HALO_GPU_HIP)
-  return __builtin_fmaf(a, b, c);
-#elif defined(HALO_GPU_CUDA)
-  return __fmaf_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-
-HALO_DEVICE double halo_fma_f64(double a, double b, double c) {
-#if defined(HALO_GPU_HIP)
-  return __builtin_fma(a, b, c);
-#elif defined(HALO_GPU_CUDA)
-  return __fma_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-
 /** Correctly rounded float64 square root (LLVM 19 expands llvm.sqrt.f64 for AMDGPU to a correctly rounded sequence). */
 HALO_DEVICE double halo_sqrt_f64(double x) {
 #if defined(HALO_GPU_HIP)
@@ -132,6 +112,18 @@ HALO_DEVICE double halo_block_sum_f64(double value, double* slots) {
   halo_barrier();  // the slots may be written again by the next reduction
   return total;
 }
+
+/** halo_wave_sum_f64's shape for the maximum (`other > value ? other : value` at every step). */
+HALO_DEVICE double halo_wave_max_f64(double value) {
+  for (unsigned mask = HALO_WAVE / 2; mask > 0; mask >>= 1) {
+    const double other = halo_bits_f64(halo_exchange_u64(halo_f64_bits(value), halo_lane() ^ mask));
+    value = other > value ? other : value;
+  }
+  return value;
+}
+
+/** Lane `src`'s float64 `value`. Every lane of the wave must call it. */
+HALO_DEVICE double halo_exchange_f64(double value, unsigned src) { return halo_bits_f64(halo_exchange_u64(halo_f64_bits(value), src)); }
 
 /**
  * round_f32(hi + lo), the exact sum of two floats standing for a real value X with |X − (hi + lo)| ≤ 2^−44·|hi + lo|,

@@ -119,10 +119,11 @@ struct halo_rope_kv_args {
 
 /**
  * Split-KV (flash-decoding) attention, phase 1. Block (x = t·heads + h, y = s) attends query head h of row t over
- * positions [s·tile, min((s+1)·tile, positions[t] + 1)) of its sequence (kv head h / (heads / kv_heads)):
- * score_p = scale · q·k_p; m = max score; l = Σ exp(score − m); o = Σ exp(score − m)·v_p, online over the tile.
- * Writes partial[(t·heads + h)·splits + s] = { m, l, o[0 … head_dim) }; a split wholly past the row's last position
- * writes m = −inf, l = 0, o = 0. grid (n·heads, splits), block HALO_ATTN_THREADS.
+ * positions [s·tile, min((s+1)·tile, positions[t] + 1)) of its sequence (kv head h / (heads / kv_heads)), to the
+ * precision of the reference's float64 attention (attention.kern.h: float-float sums, float64 exp):
+ * score_p = scale · q·k_p; m = max score; l = Σ exp(score − m); o = Σ exp(score − m)·v_p.
+ * Writes partial[(t·heads + h)·splits + s] = { m, l, o[0 … head_dim) } in float64; a split wholly past the row's last
+ * position writes m = −inf, l = 0, o = 0. grid (n·heads, splits), block HALO_ATTN_THREADS.
  */
 struct halo_attention_args {
   const float* q;            // [n][q_stride], heads·head_dim used (after RoPE)
@@ -133,16 +134,16 @@ struct halo_attention_args {
   const int32_t* positions;  // [n]
   const int32_t* slots;      // [n]
   int32_t n, heads, kv_heads, head_dim, layer, layers, context, tile, splits;
-  float scale;               // 1 / sqrt(head_dim)
-  float* partial;            // [n·heads][splits][head_dim + 2]: m, l, o
+  double scale;              // 1 / sqrt(head_dim) in float64, as the reference computes it
+  double* partial;           // [n·heads][splits][head_dim + 2] float64: m, l, o
 };
 
 /**
- * Phase 2: the log-sum-exp merge of a (row, head)'s splits in split order: M = max m_s;
- * out = Σ_s exp(m_s − M)·o_s / Σ_s exp(m_s − M)·l_s. grid (n·heads), block HALO_ATTN_THREADS.
+ * Phase 2: the log-sum-exp merge of a (row, head)'s splits in float64: M = max m_s;
+ * out = f32(Σ_s exp(m_s − M)·o_s / Σ_s exp(m_s − M)·l_s). grid (n·heads), block HALO_ATTN_THREADS.
  */
 struct halo_attention_merge_args {
-  const float* partial;      // as above
+  const double* partial;     // as above
   int32_t n, heads, head_dim, splits;
   float* out;                // [n][out_stride], heads·head_dim used
   int32_t out_stride;

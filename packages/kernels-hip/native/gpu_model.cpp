@@ -434,7 +434,7 @@ ModelResult GpuModel::finalize() {
       {&codes_, n * padded_max_, "allocating activation codes"},
       {&ascales_, n * 4, "allocating activation scales"},
       {&chunk_sums_, n * (padded_max_ / HALO_G2_CHUNK) * 4, "allocating chunk sums"},
-      {&partial_, n * c_.heads * splits_ * (c_.head_dim + 2) * 4, "allocating attention partials"},
+      {&partial_, n * c_.heads * splits_ * (c_.head_dim + 2) * 8, "allocating attention partials"},
       {&head_in_, n * c_.hidden * 4, "allocating LM head input"},
       {&logits_, n * c_.vocab * 4, "allocating logits"},
       {&cand_ids_, n * topk_blocks_ * HALO_TOPK_MAX * 4, "allocating top-k candidates"},
@@ -625,10 +625,10 @@ ModelResult GpuModel::launch_sequence(int n, int n_logits, int device_k, bool ar
     at.context = c_.context;
     at.tile = HALO_ATTN_TILE;
     at.splits = splits_;
-    at.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
-    at.partial = static_cast<float*>(partial_.ptr);
+    at.scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
+    at.partial = static_cast<double*>(partial_.ptr);
     go(k_.attention, Dim3{static_cast<unsigned>(n * c_.heads), static_cast<unsigned>(splits_), 1}, HALO_ATTN_THREADS, at, "halo_attention");
-    halo_attention_merge_args merge{static_cast<const float*>(partial_.ptr), n, c_.heads, c_.head_dim, splits_, attn, q_dim};
+    halo_attention_merge_args merge{static_cast<const double*>(partial_.ptr), n, c_.heads, c_.head_dim, splits_, attn, q_dim};
     go(k_.attention_merge, Dim3{static_cast<unsigned>(n * c_.heads), 1, 1}, HALO_ATTN_THREADS, merge, "halo_attention_merge");
     norm_quant(attn, q_dim, L.norms[NORM_ATTN_SUB], q_dim, HALO_NORM_PLAIN);
     matmul(L.matrices[ROLE_O], x, c_.hidden, true);

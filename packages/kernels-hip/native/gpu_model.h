@@ -231,7 +231,7 @@ class GpuModel {
   DeviceBuffer codes_;      // [N][padded_max] int8 activation codes
   DeviceBuffer ascales_;    // [N] f32
   DeviceBuffer chunk_sums_; // [N][padded_max / 64] int32
-  DeviceBuffer partial_;    // [N·heads][splits][head_dim + 2] f32
+  DeviceBuffer partial_;    // [N·heads][splits][head_dim + 2] float64
   DeviceBuffer head_in_;    // [N][hidden] f32 output-normed rows
   DeviceBuffer logits_;     // [N][vocab] f32
   DeviceBuffer cand_ids_;   // [N][topk_blocks][HALO_TOPK_MAX] int32

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../kernels/halo_exp_f64.h"
+#include "../kernels/halo_ff.h"
 
 namespace {
 
@@ -40,10 +41,11 @@ void butterfly_sum(T* v) {
   }
 }
 
-/** halo_wave_max_f32 in place (`other > value ? other : value`, which is not symmetric under NaN: lanes can differ). */
-void butterfly_max(float* v) {
+/** halo_wave_max_f32 / _f64 in place (`other > value ? other : value`, not symmetric under NaN: lanes can differ). */
+template <typename T>
+void butterfly_max(T* v) {
   for (int mask = kWave / 2; mask > 0; mask >>= 1) {
-    float next[kWave];
+    T next[kWave];
     for (int l = 0; l < kWave; l++) next[l] = v[l ^ mask] > v[l] ? v[l ^ mask] : v[l];
     std::memcpy(v, next, sizeof next);
   }
@@ -296,13 +298,17 @@ void halo_rope_kv_twin(const halo_rope_kv_args& args) {
   }
 }
 
+// The kernel's order (attention.kern.h): per chunk of 32 positions, a lane per position for the float-float dot over d in
+// order, the butterfly max and sum in float64, a lane per element for the float-float weighted sum. Lanes are
+// simulated (m and l per lane, as the kernel holds them: they agree unless a NaN payload differs).
 void halo_attention_twin(const halo_attention_args& args) {
   constexpr int kPerLane = HALO_MAX_HEAD_DIM / kWave;
   const int32_t head_dim = args.head_dim;
+  const double inf = static_cast<double>(kInf);
   for (int32_t bx = 0; bx < args.n * args.heads; bx++) {
     const int32_t t = bx / args.heads, h = bx - t * args.heads;
     for (int32_t split = 0; split < args.splits; split++) {
-      float* out = args.partial + (static_cast<int64_t>(bx) * args.splits + split) * (head_dim + 2);
+      double* out = args.partial + (static_cast<int64_t>(bx) * args.splits + split) * (head_dim + 2);
       const int32_t last = args.positions[t], slot = args.slots[t];
       const bool valid = last >= 0 && last < args.context && slot >= 0 && head_dim <= HALO_MAX_HEAD_DIM;
       const int32_t start = split * args.tile;
@@ -312,40 +318,49 @@ void halo_attention_twin(const halo_attention_args& args) {
       const int64_t base =
           (static_cast<int64_t>(valid ? slot : 0) * args.layers + args.layer) * args.context * kv_dim + static_cast<int64_t>(kv_head) * head_dim;
       const float* q = args.q + static_cast<int64_t>(t) * args.q_stride + static_cast<int64_t>(h) * head_dim;
-      // Per lane, as the kernel holds them: q, o, m, l (lanes agree on m and l unless a NaN payload differs).
-      float qv[kWave][kPerLane], o[kWave][kPerLane], m[kWave], l[kWave];
+      halo_ff o[kWave][kPerLane];
+      double m[kWave], l[kWave];
       for (int lane = 0; lane < kWave; lane++) {
-        for (int j = 0; j < kPerLane; j++) {
-          const int32_t d = lane + kWave * j;
-          qv[lane][j] = d < head_dim && valid ? q[d] : 0.0f;
-          o[lane][j] = 0.0f;
-        }
-        m[lane] = -kInf;
-        l[lane] = 0.0f;
+        for (int j = 0; j < kPerLane; j++) o[lane][j].hi = o[lane][j].lo = 0.0f;
+        m[lane] = -inf;
+        l[lane] = 0.0;
       }
-      for (int32_t p = start; p < end; p++) {
-        const int64_t at = base + static_cast<int64_t>(p) * kv_dim;
-        float dots[kWave];
+      for (int32_t c0 = start; c0 < end; c0 += kWave) {
+        const int32_t count = std::min(kWave, end - c0);
+        double s[kWave], grown_to[kWave], w[kWave];
         for (int lane = 0; lane < kWave; lane++) {
-          float dot = 0.0f;
-          for (int j = 0; j < kPerLane; j++) {
-            const int32_t d = lane + kWave * j;
-            if (d < head_dim) dot += qv[lane][j] * kv_load(args.keys, at + d, args.kv_dtype);
-          }
-          dots[lane] = dot;
+          s[lane] = -inf;
+          if (lane >= count) continue;
+          halo_ff dot{0.0f, 0.0f};
+          const int64_t row = base + static_cast<int64_t>(c0 + lane) * kv_dim;
+          for (int32_t d = 0; d < head_dim; d++) dot = halo_ff_mac(dot, q[d], 0.0f, kv_load(args.keys, row + d, args.kv_dtype));
+          s[lane] = (static_cast<double>(dot.hi) + static_cast<double>(dot.lo)) * args.scale;
         }
-        butterfly_sum(dots);
+        std::memcpy(grown_to, s, sizeof s);
+        butterfly_max(grown_to);
         for (int lane = 0; lane < kWave; lane++) {
-          const float score = dots[lane] * args.scale;
-          const float grown = score > m[lane] ? score : m[lane];
-          const float alpha = grown > m[lane] ? std::exp(m[lane] - grown) : 1.0f;
-          const float weight = std::exp(score - grown);
-          l[lane] = l[lane] * alpha + weight;
-          for (int j = 0; j < kPerLane; j++) {
-            const int32_t d = lane + kWave * j;
-            if (d < head_dim) o[lane][j] = o[lane][j] * alpha + weight * kv_load(args.values, at + d, args.kv_dtype);
+          const double grown = grown_to[lane] > m[lane] ? grown_to[lane] : m[lane];
+          if (grown > m[lane] && m[lane] > -inf) {
+            const double alpha = halo_exp_f64(m[lane] - grown);
+            l[lane] *= alpha;
+            const halo_ff a = halo_ff_of(alpha);
+            for (int j = 0; j < kPerLane; j++) o[lane][j] = halo_ff_scale(o[lane][j], a.hi, a.lo);
           }
           m[lane] = grown;
+          w[lane] = lane < count ? halo_exp_f64(s[lane] - m[lane]) : 0.0;
+        }
+        double sums[kWave];
+        std::memcpy(sums, w, sizeof w);
+        butterfly_sum(sums);
+        for (int lane = 0; lane < kWave; lane++) l[lane] += sums[lane];
+        for (int32_t u = 0; u < count; u++) {
+          const halo_ff weight = halo_ff_of(w[u]);
+          const int64_t at = base + static_cast<int64_t>(c0 + u) * kv_dim;
+          for (int lane = 0; lane < kWave; lane++)
+            for (int j = 0; j < kPerLane; j++) {
+              const int32_t d = lane + kWave * j;
+              if (d < head_dim) o[lane][j] = halo_ff_mac(o[lane][j], weight.hi, weight.lo, kv_load(args.values, at + d, args.kv_dtype));
+            }
         }
       }
       out[0] = m[0];
@@ -353,7 +368,7 @@ void halo_attention_twin(const halo_attention_args& args) {
       for (int lane = 0; lane < kWave; lane++)
         for (int j = 0; j < kPerLane; j++) {
           const int32_t d = lane + kWave * j;
-          if (d < head_dim) out[2 + d] = o[lane][j];
+          if (d < head_dim) out[2 + d] = static_cast<double>(o[lane][j].hi) + static_cast<double>(o[lane][j].lo);
         }
     }
   }
@@ -362,28 +377,46 @@ void halo_attention_twin(const halo_attention_args& args) {
 void halo_attention_merge_twin(const halo_attention_merge_args& args) {
   if (args.head_dim > HALO_MAX_HEAD_DIM) return;
   const int32_t head_dim = args.head_dim, stride = head_dim + 2;
-  std::vector<float> num(head_dim);
+  const double inf = static_cast<double>(kInf);
+  std::vector<double> num(head_dim);
   for (int32_t bx = 0; bx < args.n * args.heads; bx++) {
     const int32_t t = bx / args.heads, h = bx - t * args.heads;
-    const float* partial = args.partial + static_cast<int64_t>(bx) * args.splits * stride;
+    const double* partial = args.partial + static_cast<int64_t>(bx) * args.splits * stride;
     float* out = args.out + static_cast<int64_t>(t) * args.out_stride + static_cast<int64_t>(h) * head_dim;
-    float top = -kInf;
-    for (int32_t s = 0; s < args.splits; s++) {
-      const float ms = partial[static_cast<int64_t>(s) * stride];
-      top = ms > top ? ms : top;
+    double top[kWave], den[kWave];
+    for (int lane = 0; lane < kWave; lane++) {
+      top[lane] = -inf;
+      for (int32_t s = lane; s < args.splits; s += kWave) {
+        const double ms = partial[static_cast<int64_t>(s) * stride];
+        top[lane] = ms > top[lane] ? ms : top[lane];
+      }
+      den[lane] = 0.0;
     }
-    std::fill(num.begin(), num.end(), 0.0f);
-    float den = 0.0f;
-    const bool any = top > -kInf;
+    butterfly_max(top);
+    std::fill(num.begin(), num.end(), 0.0);
+    // Lanes agree on top unless a NaN payload differs; the kernel's elements d use lane d % 32's; `any` is a ballot.
+    bool any = false;
+    for (int lane = 0; lane < kWave; lane++) any = any || top[lane] > -inf;
     if (any) {
-      for (int32_t s = 0; s < args.splits; s++) {
-        const float* split = partial + static_cast<int64_t>(s) * stride;
-        const float weight = std::exp(split[0] - top);
-        den += weight * split[1];
-        for (int32_t d = 0; d < head_dim; d++) num[d] += weight * split[2 + d];
+      for (int32_t c0 = 0; c0 < args.splits; c0 += kWave) {
+        const int32_t count = std::min(kWave, args.splits - c0);
+        double w[kWave];
+        for (int lane = 0; lane < kWave; lane++) {
+          w[lane] = 0.0;
+          if (lane < count) {
+            const double* split = partial + static_cast<int64_t>(c0 + lane) * stride;
+            w[lane] = halo_exp_f64(split[0] - top[lane]);
+            den[lane] += w[lane] * split[1];
+          }
+        }
+        for (int32_t u = 0; u < count; u++) {
+          const double* split = partial + static_cast<int64_t>(c0 + u) * stride;
+          for (int32_t d = 0; d < head_dim; d++) num[d] += w[u] * split[2 + d];
+        }
       }
     }
-    for (int32_t d = 0; d < head_dim; d++) out[d] = any ? num[d] / den : 0.0f;
+    butterfly_sum(den);
+    for (int32_t d = 0; d < head_dim; d++) out[d] = any ? static_cast<float>(num[d] / den[d % kWave]) : 0.0f;
   }
 }
 

@@ -78,7 +78,7 @@ export function scratchBytes(c: WeightsConfig, n: number, contextLength: number)
     n * hidden * F32 + // x: the residual stream [n][hidden]
     n * (qDim + 2 * kvDim) * F32 + // q|k|v [n][qDim + 2·kvDim]
     n * qDim * F32 + // attention output [n][qDim]
-    n * c.numHeads * splits * (c.headDim + 2) * F32 + // split-KV partials [n·heads][splits][headDim + 2]
+    n * c.numHeads * splits * (c.headDim + 2) * 8 + // split-KV partials [n·heads][splits][headDim + 2] float64
     n * 2 * inter * F32 + // gate|up [n][2·inter]
     n * padded + // int8 activation codes [n][padded]
     n * F32 + // activation scales [n]
