@@ -4,6 +4,8 @@ import { HaloError } from "@halo/errors";
 import {
   KernelsErrorCode,
   STEP_OUTPUTS,
+  fuseScales,
+  nativeScales,
   resolveLoadOptions,
   validateLoad,
   type Backend,
@@ -31,7 +33,6 @@ import {
 } from "./native-binding.js";
 import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
 import { cpuMemoryEstimate, packedArenaBytes } from "./cpu-memory.js";
-import { fuseScales, nativeScales } from "./scales.js";
 import { cpuOps } from "./cpu-ops.js";
 import { cpuPacking } from "./packing.js";
 

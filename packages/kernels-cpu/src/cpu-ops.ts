@@ -1,8 +1,7 @@
 // The CPU backend's KernelOps: each op alone through the native kernels, for the conformance suite and tests.
 import { HaloError } from "@halo/errors";
-import { KernelsErrorCode, type KernelOps, type QuantizedActivations } from "@halo/kernels";
+import { KernelsErrorCode, nativeScales, type KernelOps, type QuantizedActivations } from "@halo/kernels";
 import { checkStatus, type NativeBinding } from "./native-binding.js";
-import { nativeScales } from "./scales.js";
 
 function badArgument(field: string, summary: string, expected: unknown, actual: unknown): HaloError {
   return new HaloError(KernelsErrorCode.KERNELS_BAD_ARGUMENT, summary, { field, expected, actual });

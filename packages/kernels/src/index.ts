@@ -29,6 +29,8 @@ export { STEP_OUTPUTS } from "./contract/loaded-model.js";
 export { checkBackendOptions } from "./contract/backend-options.js";
 export type { LoadedModel, StepBatch, StepOutput, StepResult, SequenceState, ResolvedLoadOptions } from "./contract/loaded-model.js";
 export { forwardBatch, argmaxRows, topKRows, deriveOutputs } from "./contract/forward.js";
+export { nativeScales, fuseScales } from "./contract/native-scales.js";
+export type { NativeScales } from "./contract/native-scales.js";
 export type { KernelOps, AttentionInput, QuantizedActivations, MaybePromise } from "./contract/kernel-ops.js";
 export { validateLoad, resolveLoadOptions } from "./contract/validate-load.js";
 export { validateSequenceState } from "./contract/validate-sequence-state.js";

@@ -1,5 +1,6 @@
-// Weight scales in the native layout: [rows][cols / block] floats, collapsing constant blocks and fusing matrices.
-import type { WeightsTernaryScale } from "@halo/kernels";
+// Weight scales in the native kernels' layout — [rows][cols / block] floats, constant blocks collapsed, fused
+// matrices stacked — shared by the backends whose matmuls take one scale a row or a block (cpu, hip).
+import type { WeightsTernaryScale } from "./weights.js";
 
 /** Scales of one matrix as the native code takes them. */
 export interface NativeScales {
