@@ -6,7 +6,14 @@
 // build naming the kernel. Writes prebuilds/gpu/manifest.json (per target: file, bytes, source hash, per kernel
 // vgprs/sgprs or registers, lds, scratch) and prints a table.
 //
-//   node scripts/build-kernels.mjs [--check-only] [--targets gfx1151,sm_90]
+//   node scripts/build-kernels.mjs [--check-only] [--force] [--targets gfx1151,sm_90]
+//
+// A target is compiled only when its object is missing or its inputs changed: each manifest entry keeps `buildKey`,
+// the sha256 of every file under kernels/ (*.h, *.cpp), the target, the exact compile command (package paths made
+// relative), the compiler's `--version` output and, for the NVIDIA targets, scripts/nvcc-flags.txt; and `objectSha256`,
+// the object's own hash. When both still match, the object is "up to date" and only checked again (the checks take
+// well under a second) — so the build step, prepack and every pack after it compile each object once. --force
+// compiles every requested target again.
 //
 // Tools are looked up on PATH, then in HALO_LLVM_BIN (default /usr/lib/llvm-19/bin) and HALO_CUDA_BIN (default
 // /usr/local/cuda/bin). A missing toolchain (clang++-19 + llvm-readelf-19, or nvcc) is reported with what to install; with
@@ -47,17 +54,19 @@ const LLVM_BIN = process.env.HALO_LLVM_BIN ?? "/usr/lib/llvm-19/bin";
 const CUDA_BIN = process.env.HALO_CUDA_BIN ?? "/usr/local/cuda/bin";
 
 function usage(message) {
-  console.error(`build-kernels: ${message}\nusage: node scripts/build-kernels.mjs [--check-only] [--targets ${ALL_TARGETS.join(",")}]`);
+  console.error(`build-kernels: ${message}\nusage: node scripts/build-kernels.mjs [--check-only] [--force] [--targets ${ALL_TARGETS.join(",")}]`);
   process.exit(2);
 }
 
 // ------------------------------------------------------------------------------------------------ options
 let checkOnly = false;
+let force = false;
 let targets = ALL_TARGETS;
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const arg = argv[i];
   if (arg === "--check-only") checkOnly = true;
+  else if (arg === "--force") force = true;
   else if (arg === "--targets" || arg.startsWith("--targets=")) {
     const list = arg === "--targets" ? argv[++i] : arg.slice("--targets=".length);
     if (list === undefined || list === "") usage("--targets needs a comma-separated list");
@@ -69,12 +78,18 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 // ------------------------------------------------------------------------------------------------ tools
-/** The first of `names` that runs (`--version`), looked up on PATH then in `extraDir`; null when none does. */
+/**
+ * The first of `names` that runs (`--version`), looked up on PATH then in `extraDir`; null when none does. `version` is
+ * the first line of its answer, `versionText` all of it (nvcc names its release on a later line): part of the build key.
+ */
 function findTool(names, extraDir) {
   for (const name of names) {
     for (const candidate of [name, join(extraDir, name)]) {
       const probe = spawnSync(candidate, ["--version"], { encoding: "utf8" });
-      if (probe.status === 0) return { path: candidate, version: (probe.stdout || probe.stderr).split("\n").find((l) => l.trim() !== "") ?? "" };
+      if (probe.status === 0) {
+        const versionText = probe.stdout || probe.stderr;
+        return { path: candidate, version: versionText.split("\n").find((l) => l.trim() !== "") ?? "", versionText };
+      }
     }
   }
   return null;
@@ -154,8 +169,8 @@ const NVCC_FLAGS = readFileSync(join(root, "scripts", "nvcc-flags.txt"), "utf8")
   .split(/\s+/)
   .filter((flag) => flag !== "");
 
-/** Compiles one target; returns { ok, log } (nvcc's ptxas resource report is in log for cubins). */
-function build(target, path) {
+/** The compile command of one target: { tool, args, env } (env: undefined = this process's). */
+function commandFor(target, path) {
   if (AMD_TARGETS.includes(target)) {
     const env = { ...process.env, PATH: `${LLVM_BIN}:${process.env.PATH ?? ""}` };
     const args = [
@@ -169,11 +184,74 @@ function build(target, path) {
       "-ffp-contract=off",
       ...COMMON_FLAGS,
     ];
-    return run(clang.path, [...args, "-o", path, source], { env });
+    return { tool: clang, args: [...args, "-o", path, source], env };
   }
   const nv = [...NVCC_FLAGS, "-I", kernelsDir];
-  if (CUBIN_TARGETS.includes(target)) return run(nvcc.path, ["-cubin", `-arch=${target}`, "--resource-usage", ...nv, "-o", path, source]);
-  return run(nvcc.path, ["-ptx", `-arch=${target}`, ...nv, "-o", path, source]);
+  if (CUBIN_TARGETS.includes(target)) return { tool: nvcc, args: ["-cubin", `-arch=${target}`, "--resource-usage", ...nv, "-o", path, source] };
+  return { tool: nvcc, args: ["-ptx", `-arch=${target}`, ...nv, "-o", path, source] };
+}
+
+/** Compiles one target; returns { ok, output } (nvcc's ptxas resource report is in output for cubins). */
+function build(command) {
+  return run(command.tool.path, command.args, command.env === undefined ? {} : { env: command.env });
+}
+
+// ------------------------------------------------------------------------------------------------ build cache
+/** Every file under kernels/ that a translation unit can include (all *.h and *.cpp, emu/ too), sorted, relative. */
+function kernelInputs(directory = kernelsDir, prefix = "") {
+  const files = [];
+  for (const entry of readdirSync(directory, { withFileTypes: true })) {
+    const relative = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory()) files.push(...kernelInputs(join(directory, entry.name), relative));
+    else if (entry.name.endsWith(".h") || entry.name.endsWith(".cpp")) files.push(relative);
+  }
+  return files.sort();
+}
+
+/** sha256 of the kernel sources (computed once: every target compiles the same translation unit). */
+const inputsDigest = (() => {
+  const hash = createHash("sha256");
+  for (const file of kernelInputs())
+    hash
+      .update(`${file}\0`)
+      .update(readFileSync(join(kernelsDir, file)))
+      .update("\0");
+  return hash.digest("hex");
+})();
+const nvccFlagsText = readFileSync(join(root, "scripts", "nvcc-flags.txt"), "utf8");
+
+/**
+ * The build key of one target: what its object depends on. The package directory is replaced by "<pkg>" in the
+ * command, so a clone elsewhere (turbo's cache, another checkout) computes the same key for the same inputs.
+ */
+function buildKey(target, command) {
+  const relative = (arg) => arg.split(root).join("<pkg>");
+  return createHash("sha256")
+    .update("halo build-kernels key 1\0")
+    .update(`${target}\0`)
+    .update(`${command.args.map(relative).join("\0")}\0`)
+    .update(`${command.tool.versionText}\0`)
+    .update(`${AMD_TARGETS.includes(target) ? "" : nvccFlagsText}\0`)
+    .update(inputsDigest)
+    .digest("hex");
+}
+
+function fileSha256(path) {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+// ptxas's resource report of a cubin build is kept beside the build (build/gpu/<object>.log, first line the build key),
+// so an up-to-date cubin is checked against it exactly as a fresh build is. Not part of the tarball.
+const logDir = join(root, "build", "gpu");
+const logPathOf = (target) => join(logDir, `${fileOf(target)}.log`);
+function saveLog(target, key, output) {
+  mkdirSync(logDir, { recursive: true });
+  writeFileSync(logPathOf(target), `${key}\n${output}`);
+}
+function savedLog(target, key) {
+  if (!existsSync(logPathOf(target))) return null;
+  const text = readFileSync(logPathOf(target), "utf8");
+  return text.startsWith(`${key}\n`) ? text.slice(key.length + 1) : null;
 }
 
 // ------------------------------------------------------------------------------------------------ checks
@@ -412,18 +490,32 @@ if (!checkOnly) {
 
 const failures = [];
 const logs = {};
+const upToDate = [];
 for (const target of buildable) {
   const path = join(outDir, fileOf(target));
   if (checkOnly) continue;
   const started = Date.now();
+  const command = commandFor(target, path);
+  const key = buildKey(target, command);
+  const old = manifest.targets[target];
+  if (!force && old?.buildKey === key && old.sourceHash === hash && existsSync(path) && old.objectSha256 === fileSha256(path)) {
+    // Checked again below like a fresh object (with the saved ptxas report, for a cubin), so a failing check still fails.
+    const log = CUBIN_TARGETS.includes(target) ? savedLog(target, key) : null;
+    if (log !== null) logs[target] = log;
+    upToDate.push(target);
+    console.log(`build-kernels: ${fileOf(target)} up to date (its inputs and compiler are unchanged; --force rebuilds it)`);
+    continue;
+  }
   rmSync(path, { force: true });
-  const result = build(target, path);
+  const result = build(command);
   if (!result.ok || !existsSync(path)) {
+    delete manifest.targets[target];
     failures.push(`${target}: the build failed:\n${result.output.trim()}`);
     continue;
   }
   logs[target] = result.output;
-  manifest.targets[target] = { file: fileOf(target), sourceHash: hash };
+  if (CUBIN_TARGETS.includes(target)) saveLog(target, key, result.output);
+  manifest.targets[target] = { file: fileOf(target), sourceHash: hash, buildKey: key, objectSha256: fileSha256(path) };
   console.log(`build-kernels: built ${fileOf(target)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
@@ -444,7 +536,14 @@ for (const target of targets) {
       : checkPtx(target, path, problems);
   const entry = manifest.targets[target] ?? { file: fileOf(target) };
   if (entry.sourceHash !== hash) problems.push(`built from other sources (hash ${entry.sourceHash ?? "unknown"}, now ${hash}): rebuild it`);
-  manifest.targets[target] = { file: fileOf(target), bytes: statSync(path).size, sourceHash: entry.sourceHash ?? null, kernels };
+  manifest.targets[target] = {
+    file: fileOf(target),
+    bytes: statSync(path).size,
+    sourceHash: entry.sourceHash ?? null,
+    buildKey: entry.buildKey ?? null,
+    objectSha256: entry.objectSha256 ?? null,
+    kernels,
+  };
   for (const p of problems) failures.push(`${target}: ${p}`);
   checked.push(target);
 }
@@ -489,7 +588,8 @@ if (failures.length > 0) {
   process.exit(1);
 }
 if (missing.length > 0 && required) process.exit(1);
+const built = checked.filter((t) => !upToDate.includes(t)).length;
 console.log(
-  `build-kernels: ${checked.length} code object(s) ${checkOnly ? "checked" : "built and checked"}, no scratch` +
+  `build-kernels: ${checked.length} code object(s) ${checkOnly ? "checked" : `checked (${built} built, ${checked.length - built} up to date)`}, no scratch` +
     (unavailable.size > 0 ? `; NOT built: ${[...unavailable].filter((t) => targets.includes(t)).join(" ")} (toolchain missing, see above)` : ""),
 );

@@ -36,6 +36,8 @@ if (loaded.status !== 0) {
 console.log(`make-prebuilds: ${target} (${(statSync(target).size / 1024).toFixed(0)} KiB)`);
 
 // The GPU code objects: built from source here (clang-19 for the gfx targets, nvcc for sm_XX), checked for spills.
+// build-kernels.mjs compiles only the targets whose sources, flags or compiler changed since prebuilds/gpu/manifest.json
+// was written (normally by the build step), so a pack after a build, or a second pack, only re-checks them (< 1 s).
 const kernels = join(root, "scripts", "build-kernels.mjs");
 if (!existsSync(kernels)) {
   console.error(`make-prebuilds: ${kernels} is missing; the tarball cannot ship without GPU code objects.`);
