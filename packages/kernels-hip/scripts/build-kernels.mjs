@@ -6,7 +6,9 @@
 // build naming the kernel. Writes prebuilds/gpu/manifest.json (per target: file, bytes, source hash, per kernel
 // vgprs/sgprs or registers, lds, scratch) and prints a table.
 //
-//   node scripts/build-kernels.mjs [--check-only] [--force] [--targets gfx1151,sm_90]
+//   node scripts/build-kernels.mjs [--check-only] [--force] [--jobs N] [--targets gfx1151,sm_90]
+//
+// --jobs: compilers run at once (default: JOBS, else 2 on a machine with more than 2 CPUs, else 1).
 //
 // A target is compiled only when its object is missing or its inputs changed: each manifest entry keeps `buildKey`,
 // the sha256 of every file under kernels/ (*.h, *.cpp), the target, the exact compile command (package paths made
@@ -20,9 +22,10 @@
 // HALO_REQUIRE_GPU_BUILD=1 (CI, prepack) that fails, otherwise the other targets are still built and it exits 0 (the
 // package then lacks those targets, and probe() names the targets it has). Contraction is off everywhere
 // (-ffp-contract=off, --fmad=false), as in the emulator build, so the kernels round where their twins do.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -54,20 +57,24 @@ const LLVM_BIN = process.env.HALO_LLVM_BIN ?? "/usr/lib/llvm-19/bin";
 const CUDA_BIN = process.env.HALO_CUDA_BIN ?? "/usr/local/cuda/bin";
 
 function usage(message) {
-  console.error(`build-kernels: ${message}\nusage: node scripts/build-kernels.mjs [--check-only] [--force] [--targets ${ALL_TARGETS.join(",")}]`);
+  console.error(`build-kernels: ${message}\nusage: node scripts/build-kernels.mjs [--check-only] [--force] [--jobs N] [--targets ${ALL_TARGETS.join(",")}]`);
   process.exit(2);
 }
 
 // ------------------------------------------------------------------------------------------------ options
 let checkOnly = false;
 let force = false;
+let jobs = null;
 let targets = ALL_TARGETS;
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const arg = argv[i];
   if (arg === "--check-only") checkOnly = true;
   else if (arg === "--force") force = true;
-  else if (arg === "--targets" || arg.startsWith("--targets=")) {
+  else if (arg === "--jobs" || arg.startsWith("--jobs=")) {
+    jobs = Number(arg === "--jobs" ? argv[++i] : arg.slice("--jobs=".length));
+    if (!Number.isInteger(jobs) || jobs < 1) usage("--jobs needs a positive whole number");
+  } else if (arg === "--targets" || arg.startsWith("--targets=")) {
     const list = arg === "--targets" ? argv[++i] : arg.slice("--targets=".length);
     if (list === undefined || list === "") usage("--targets needs a comma-separated list");
     targets = list.split(",").map((t) => t.trim());
@@ -76,6 +83,10 @@ for (let i = 0; i < argv.length; i++) {
   } else if (arg === "--help" || arg === "-h") usage("help");
   else usage(`unknown option ${arg}`);
 }
+// JOBS is the parallelism knob build-native.mjs reads too (turbo passes it through). One job where there are 2 CPUs or
+// fewer unless asked: a developer's machine stays usable; CI sets JOBS to use both of its cores.
+const envJobs = Number(process.env.JOBS);
+jobs ??= Number.isInteger(envJobs) && envJobs >= 1 ? envJobs : availableParallelism() > 2 ? 2 : 1;
 
 // ------------------------------------------------------------------------------------------------ tools
 /**
@@ -191,9 +202,17 @@ function commandFor(target, path) {
   return { tool: nvcc, args: ["-ptx", `-arch=${target}`, ...nv, "-o", path, source] };
 }
 
-/** Compiles one target; returns { ok, output } (nvcc's ptxas resource report is in output for cubins). */
+/** Compiles one target (asynchronously: --jobs of them run at once); resolves to { ok, output } (ptxas's report for cubins). */
 function build(command) {
-  return run(command.tool.path, command.args, command.env === undefined ? {} : { env: command.env });
+  return new Promise((resolve) => {
+    const child = spawn(command.tool.path, command.args, { env: command.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
+    child.on("error", (error) => resolve({ ok: false, output: String(error) }));
+    child.on("close", (code) => resolve({ ok: code === 0, output: `${stdout}${stderr}` }));
+  });
 }
 
 // ------------------------------------------------------------------------------------------------ build cache
@@ -491,10 +510,10 @@ if (!checkOnly) {
 const failures = [];
 const logs = {};
 const upToDate = [];
+const stale = [];
 for (const target of buildable) {
   const path = join(outDir, fileOf(target));
   if (checkOnly) continue;
-  const started = Date.now();
   const command = commandFor(target, path);
   const key = buildKey(target, command);
   const old = manifest.targets[target];
@@ -506,18 +525,28 @@ for (const target of buildable) {
     console.log(`build-kernels: ${fileOf(target)} up to date (its inputs and compiler are unchanged; --force rebuilds it)`);
     continue;
   }
+  stale.push({ target, path, command, key });
+}
+async function compile({ target, path, command, key }) {
+  const started = Date.now();
   rmSync(path, { force: true });
-  const result = build(command);
+  const result = await build(command);
   if (!result.ok || !existsSync(path)) {
     delete manifest.targets[target];
     failures.push(`${target}: the build failed:\n${result.output.trim()}`);
-    continue;
+    return;
   }
   logs[target] = result.output;
   if (CUBIN_TARGETS.includes(target)) saveLog(target, key, result.output);
   manifest.targets[target] = { file: fileOf(target), sourceHash: hash, buildKey: key, objectSha256: fileSha256(path) };
   console.log(`build-kernels: built ${fileOf(target)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
+const lanes = Array.from({ length: Math.min(jobs, stale.length) }, async () => {
+  for (let next = stale.shift(); next !== undefined; next = stale.shift()) await compile(next);
+});
+await Promise.all(lanes);
+// Targets in ALL_TARGETS order, whatever order the jobs finished in, so the manifest reads the same after every build.
+manifest.targets = Object.fromEntries(ALL_TARGETS.filter((t) => manifest.targets[t] !== undefined).map((t) => [t, manifest.targets[t]]));
 
 // Check every requested target whose object is here (all of them after a build; whatever exists with --check-only).
 const checked = [];
