@@ -1,6 +1,7 @@
 // Builds and runs the C++ tests of test/native (the emulator, the kernels against their twins) with the host
 // compiler — no GPU needed — and exits non-zero when a build or a test fails or a sanitizer reports.
 // Usage: node scripts/native-test.mjs [--sanitize] [--cxx g++] [--jobs N] [name …] [-- args for every test]
+//   --jobs N    compilers at once (default: JOBS, else 2 on a machine with more than 2 CPUs, else 1)
 //   --sanitize  ASan + UBSan build (its own object directory); each test gets its sanitizeArgs instead of args
 //   name        run only these tests (emu_test, kernels_test, …)
 // Objects are kept in build/native-test/<mode>/ and rebuilt when their source, a header or the flags change.
@@ -82,7 +83,9 @@ const passThrough = dashDash < 0 ? [] : argv.slice(dashDash + 1);
 const sanitize = options.includes("--sanitize");
 const valueOf = (flag) => (options.includes(flag) ? options[options.indexOf(flag) + 1] : undefined);
 const cxx = valueOf("--cxx") ?? process.env.CXX ?? "g++";
-const jobs = Math.max(1, Number(valueOf("--jobs") ?? (availableParallelism() > 2 ? 2 : 1)));
+// --jobs, else JOBS (the knob build-native.mjs and build-kernels.mjs read), else 2 where there are more than 2 CPUs.
+const jobsAsked = Number(valueOf("--jobs") ?? process.env.JOBS);
+const jobs = Number.isInteger(jobsAsked) && jobsAsked >= 1 ? jobsAsked : availableParallelism() > 2 ? 2 : 1;
 const selected = options.filter((arg, i) => !arg.startsWith("--") && !["--cxx", "--jobs"].includes(options[i - 1]));
 
 const FLAGS = [
