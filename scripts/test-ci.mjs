@@ -17,6 +17,8 @@ const env = {
   HALO_REQUIRE_GPU_BUILD: "1",
   HALO_DEVICE_TEST_REQUIRE_HIP_RUNTIME: "1",
   TURBO_TELEMETRY_DISABLED: "1",
+  // Steps run one at a time: the GPU code objects and the native C++ tests compile two files at once (CI has 2 cores).
+  JOBS: process.env.JOBS ?? "2",
 };
 
 const STEPS = [
