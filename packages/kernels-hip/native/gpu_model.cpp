@@ -143,16 +143,27 @@ ModelResult check_config(const ModelConfig& c) {
   if (!(std::isfinite(c.eps) && c.eps >= 0)) return bad("config.eps must be a finite number ≥ 0");
   if (c.kv_dtype != HALO_GPU_F16 && c.kv_dtype != HALO_GPU_F32) return bad("config.kvDtype must be \"f16\" or \"f32\"");
   if (c.max_batch_tokens > 65535 * HALO_MATMUL_TOKENS) return bad("config.maxBatchTokens must be at most " + str(65535 * HALO_MATMUL_TOKENS));
+  // The attention grid's y dimension holds one block per HALO_ATTN_TILE positions, and a grid's y is at most 65535.
+  if (ceil_div(c.context, HALO_ATTN_TILE) > 65535)
+    return bad("config.context: at most " + str(65535LL * HALO_ATTN_TILE) + " positions (the attention grid has one block per " + str(HALO_ATTN_TILE) +
+               " positions in a grid dimension of at most 65535), found " + str(c.context) + "; load with a smaller contextLength");
   // The kernels index with int32 products of these (rows × strides); keep every element count below 2^31.
   const int64_t n = c.max_batch_tokens;
   const int64_t q_dim = static_cast<int64_t>(c.heads) * c.head_dim, kv_dim = static_cast<int64_t>(c.kv_heads) * c.head_dim;
   const int64_t widest = std::max<int64_t>({q_dim + 2 * kv_dim, 2 * static_cast<int64_t>(c.intermediate), c.vocab, c.hidden});
   const int64_t splits = ceil_div(c.context, HALO_ATTN_TILE);
   const int64_t limit = int64_t{1} << 31;
-  if (n * widest >= limit || n * c.heads * splits * (c.head_dim + 2) >= limit || static_cast<int64_t>(c.vocab) * c.hidden >= limit ||
+  if (n * widest >= limit || int64_t{attention_rows(c)} * c.heads * splits * (c.head_dim + 2) >= limit || static_cast<int64_t>(c.vocab) * c.hidden >= limit ||
       static_cast<int64_t>(c.context) * kv_dim >= limit)
     return bad("model dimensions too large: a buffer would hold 2^31 or more elements (lower maxBatchTokens or context)");
   return ModelResult::success();
+}
+
+int attention_rows(const ModelConfig& c) {
+  const std::size_t row_bytes = static_cast<std::size_t>(c.heads) * static_cast<std::size_t>(ceil_div(c.context, HALO_ATTN_TILE)) *
+                                (static_cast<std::size_t>(c.head_dim) + 2) * sizeof(double);
+  const std::size_t fit = row_bytes == 0 ? 1 : std::max<std::size_t>(1, kAttentionPartialBudget / row_bytes);
+  return static_cast<int>(std::min<std::size_t>({fit, static_cast<std::size_t>(kAttentionRowsMax), static_cast<std::size_t>(std::max(c.max_batch_tokens, 1))}));
 }
 
 ModelResult GpuModel::open(const ModelConfig& config, const std::string& which, const std::string& code_dir, std::unique_ptr<GpuModel>* out) {
@@ -417,7 +428,10 @@ ModelResult GpuModel::finalize() {
   const int q_dim = c_.heads * c_.head_dim, kv = kv_dim();
   padded_max_ = round64(std::max({c_.hidden, q_dim, c_.intermediate}));
   splits_ = ceil_div(c_.context, HALO_ATTN_TILE);
-  topk_blocks_ = ceil_div(c_.vocab, HALO_TOPK_SPAN);
+  attn_rows_ = attention_rows(c_);
+  device_topk_ = c_.vocab <= kDeviceTopKMaxVocab;
+  topk_blocks_ = device_topk_ ? ceil_div(c_.vocab, HALO_TOPK_SPAN) : 0;
+  const std::size_t topk_rows = device_topk_ ? n : 0;  // no device top-k: no candidate or result buffers
   const std::size_t kv_bytes = static_cast<std::size_t>(c_.max_sequences) * c_.layers * c_.context * kv * kv_elem();
   struct Plan {
     DeviceBuffer* buffer;
@@ -434,13 +448,13 @@ ModelResult GpuModel::finalize() {
       {&codes_, n * padded_max_, "allocating activation codes"},
       {&ascales_, n * 4, "allocating activation scales"},
       {&chunk_sums_, n * (padded_max_ / HALO_G2_CHUNK) * 4, "allocating chunk sums"},
-      {&partial_, n * c_.heads * splits_ * (c_.head_dim + 2) * 8, "allocating attention partials"},
+      {&partial_, static_cast<std::size_t>(attn_rows_) * c_.heads * splits_ * (c_.head_dim + 2) * 8, "allocating attention partials"},
       {&head_in_, n * c_.hidden * 4, "allocating LM head input"},
       {&logits_, n * c_.vocab * 4, "allocating logits"},
-      {&cand_ids_, n * topk_blocks_ * HALO_TOPK_MAX * 4, "allocating top-k candidates"},
-      {&cand_values_, n * topk_blocks_ * HALO_TOPK_MAX * 4, "allocating top-k candidates"},
-      {&top_ids_, n * HALO_TOPK_MAX * 4, "allocating top-k ids"},
-      {&top_values_, n * HALO_TOPK_MAX * 4, "allocating top-k values"},
+      {&cand_ids_, topk_rows * topk_blocks_ * HALO_TOPK_MAX * 4, "allocating top-k candidates"},
+      {&cand_values_, topk_rows * topk_blocks_ * HALO_TOPK_MAX * 4, "allocating top-k candidates"},
+      {&top_ids_, topk_rows * HALO_TOPK_MAX * 4, "allocating top-k ids"},
+      {&top_values_, topk_rows * HALO_TOPK_MAX * 4, "allocating top-k values"},
       {&inputs_, 4 * n * 4, "allocating step inputs"},
       {&rope_, static_cast<std::size_t>(c_.context) * c_.head_dim * 8, "allocating the RoPE table"},
   };
@@ -608,28 +622,35 @@ ModelResult GpuModel::launch_sequence(int n, int n_logits, int device_k, bool ar
     rope.context = c_.context;
     rope.kv_dtype = c_.kv_dtype;
     go(k_.rope_kv, Dim3{static_cast<unsigned>(n), 1, 1}, HALO_ROW_THREADS, rope, "halo_rope_kv");
-    halo_attention_args at{};
-    at.q = qkv;
-    at.q_stride = qkv_rows;
-    at.keys = keys_.ptr;
-    at.values = values_.ptr;
-    at.kv_dtype = c_.kv_dtype;
-    at.positions = positions;
-    at.slots = slots;
-    at.n = n;
-    at.heads = c_.heads;
-    at.kv_heads = c_.kv_heads;
-    at.head_dim = c_.head_dim;
-    at.layer = l;
-    at.layers = c_.layers;
-    at.context = c_.context;
-    at.tile = HALO_ATTN_TILE;
-    at.splits = splits_;
-    at.scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
-    at.partial = static_cast<double*>(partial_.ptr);
-    go(k_.attention, Dim3{static_cast<unsigned>(n * c_.heads), static_cast<unsigned>(splits_), 1}, HALO_ATTN_THREADS, at, "halo_attention");
-    halo_attention_merge_args merge{static_cast<const double*>(partial_.ptr), n, c_.heads, c_.head_dim, splits_, attn, q_dim};
-    go(k_.attention_merge, Dim3{static_cast<unsigned>(n * c_.heads), 1, 1}, HALO_ATTN_THREADS, merge, "halo_attention_merge");
+    // Attention and its merge over chunks of at most attn_rows_ rows, which share one partials buffer (sized for a
+    // chunk, not the batch). A row's attention depends on its own query, position and slot only, so chunking changes
+    // no bit; the offsets are fixed by the step's shape, so a captured graph replays them.
+    for (int r0 = 0; r0 < n; r0 += attn_rows_) {
+      const int rows_here = std::min(attn_rows_, n - r0);
+      halo_attention_args at{};
+      at.q = qkv + static_cast<std::size_t>(r0) * qkv_rows;
+      at.q_stride = qkv_rows;
+      at.keys = keys_.ptr;
+      at.values = values_.ptr;
+      at.kv_dtype = c_.kv_dtype;
+      at.positions = positions + r0;
+      at.slots = slots + r0;
+      at.n = rows_here;
+      at.heads = c_.heads;
+      at.kv_heads = c_.kv_heads;
+      at.head_dim = c_.head_dim;
+      at.layer = l;
+      at.layers = c_.layers;
+      at.context = c_.context;
+      at.tile = HALO_ATTN_TILE;
+      at.splits = splits_;
+      at.scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
+      at.partial = static_cast<double*>(partial_.ptr);
+      go(k_.attention, Dim3{static_cast<unsigned>(rows_here * c_.heads), static_cast<unsigned>(splits_), 1}, HALO_ATTN_THREADS, at, "halo_attention");
+      halo_attention_merge_args merge{static_cast<const double*>(partial_.ptr),    rows_here, c_.heads, c_.head_dim, splits_,
+                                      attn + static_cast<std::size_t>(r0) * q_dim, q_dim};
+      go(k_.attention_merge, Dim3{static_cast<unsigned>(rows_here * c_.heads), 1, 1}, HALO_ATTN_THREADS, merge, "halo_attention_merge");
+    }
     norm_quant(attn, q_dim, L.norms[NORM_ATTN_SUB], q_dim, HALO_NORM_PLAIN);
     matmul(L.matrices[ROLE_O], x, c_.hidden, true);
     norm_quant(x, c_.hidden, L.norms[NORM_FFN], c_.hidden, HALO_NORM_PLAIN);
@@ -699,8 +720,16 @@ ModelResult GpuModel::run_shape(int n, int n_logits, int device_k, bool argmax) 
         ModelResult recorded = launch_sequence(n, n_logits, device_k, argmax, &count);
         int id = -1;
         Result ended = device_->end_capture(&id);
-        if (!recorded.ok()) return recorded;
-        if (!ended.ok()) return ModelResult::failure(static_cast<int>(ended.status), "capturing the step's graph: " + ended.message);
+        if (!recorded.ok() || !ended.ok()) {
+          // A launch refused mid-capture still leaves end_capture a (partial) graph that nothing refers to: drop every
+          // graph (Device can only drop them all) and forget the cached ids, so no orphan stays on the device; shapes
+          // are captured again on demand.
+          device_->drop_graphs();
+          graphs_.clear();
+          seen_.clear();
+          if (!recorded.ok()) return ModelResult::failure(recorded.status, "capturing the step's graph: " + recorded.message);
+          return ModelResult::failure(static_cast<int>(ended.status), "capturing the step's graph: " + ended.message);
+        }
         seen_.erase(key);
         graphs_[key] = CachedGraph{id, count};
         Result r = device_->replay(id);
@@ -722,6 +751,22 @@ ModelResult GpuModel::step(const StepRequest& q, StepResult* result) {
   *result = StepResult{};
   ModelResult r = check_step(q);
   if (!r.ok()) return r;
+  r = run_step(q, result);
+  if (r.ok()) {
+    // Success: every slot now holds the positions through its last row of this step.
+    for (int t = 0; t < q.n; t++) lengths_[q.slots[t]] = q.positions[t] + 1;
+  } else {
+    // A failed step may have written some of its rows' KV before it stopped. Positions below a slot's first row are
+    // untouched; from that row on they may be half-written, so a slot rewritten below its length (after a truncation)
+    // no longer holds them: it keeps min(length, first position) and a later step must start there at the latest.
+    std::map<int, int> first;
+    for (int t = 0; t < q.n; t++) first.emplace(q.slots[t], q.positions[t]);
+    for (const auto& [slot, position] : first) lengths_[slot] = std::min(lengths_[slot], position);
+  }
+  return r;
+}
+
+ModelResult GpuModel::run_step(const StepRequest& q, StepResult* result) {
   const int N = c_.max_batch_tokens;
   // The one upload: tokens | positions | slots | logit rows at fixed offsets, so the kernels' arguments (and a graph
   // captured with them) never change between steps of one shape.
@@ -729,10 +774,11 @@ ModelResult GpuModel::step(const StepRequest& q, StepResult* result) {
   std::memcpy(host_inputs_.data() + N, q.positions, sizeof(int32_t) * q.n);
   std::memcpy(host_inputs_.data() + 2 * N, q.slots, sizeof(int32_t) * q.n);
   if (q.n_logits > 0) std::memcpy(host_inputs_.data() + 3 * N, q.logit_rows, sizeof(int32_t) * q.n_logits);
-  r = upload(inputs_, 0, host_inputs_.data(), sizeof(int32_t) * (static_cast<std::size_t>(3) * N + q.n_logits), "the step's inputs");
+  ModelResult r = upload(inputs_, 0, host_inputs_.data(), sizeof(int32_t) * (static_cast<std::size_t>(3) * N + q.n_logits), "the step's inputs");
   if (!r.ok()) return r;
   const bool argmax = q.output == StepOutput::Argmax;
-  const int device_k = q.n_logits == 0 ? 0 : argmax ? 1 : (q.output == StepOutput::TopK && q.top_k <= HALO_TOPK_MAX) ? q.top_k : 0;
+  // Device ranking: argmax, and top-k up to HALO_TOPK_MAX, when the merge can read every candidate list of the vocabulary.
+  const int device_k = q.n_logits == 0 || !device_topk_ ? 0 : argmax ? 1 : (q.output == StepOutput::TopK && q.top_k <= HALO_TOPK_MAX) ? q.top_k : 0;
   r = run_shape(q.n, q.n_logits, device_k, argmax);
   if (!r.ok()) return r;
 
@@ -755,11 +801,18 @@ ModelResult GpuModel::step(const StepRequest& q, StepResult* result) {
   } else if (rows > 0) {
     out.logits.resize(rows * c_.vocab);
     r = download(out.logits.data(), logits_, 0, out.logits.size() * 4, "logits");
-    if (r.ok() && q.output == StepOutput::TopK) {
-      // k above HALO_TOPK_MAX: ranked here from the logits, by the same order as the device top-k.
-      out.ids.resize(rows * q.top_k);
-      out.values.resize(rows * q.top_k);
-      host_top_k_rows(out.logits.data(), static_cast<int>(rows), c_.vocab, q.top_k, out.ids.data(), out.values.data());
+    if (r.ok() && q.output != StepOutput::Logits) {
+      // Ranked here from the logits, by the same order as the device top-k: k above HALO_TOPK_MAX, or a vocabulary
+      // larger than the device merge reads (then argmax too: the best id, −1 when no logit is above −inf).
+      const int k = argmax ? 1 : q.top_k;
+      out.ids.resize(rows * k);
+      out.values.resize(rows * k);
+      host_top_k_rows(out.logits.data(), static_cast<int>(rows), c_.vocab, k, out.ids.data(), out.values.data());
+      if (argmax) {
+        for (std::size_t i = 0; i < rows; i++)
+          if (std::isnan(out.values[i]) || out.values[i] == -INFINITY) out.ids[i] = -1;
+        std::vector<float>().swap(out.values);
+      }
       std::vector<float>().swap(out.logits);
     }
   }
@@ -780,10 +833,7 @@ ModelResult GpuModel::step(const StepRequest& q, StepResult* result) {
     Result s = device_->synchronize();
     if (!s.ok()) r = ModelResult::failure(static_cast<int>(s.status), "synchronizing the step: " + s.message);
   }
-  if (!r.ok()) return r;
-  // Success: every slot now holds the positions through its last row of this step.
-  for (int t = 0; t < q.n; t++) lengths_[q.slots[t]] = q.positions[t] + 1;
-  *result = std::move(out);
+  if (r.ok()) *result = std::move(out);
   return r;
 }
 

@@ -51,9 +51,26 @@ struct ModelConfig {
   bool graphs = true;             // replay device graphs for repeated step shapes (when the device has them)
 };
 
-/** Checks dimensions before anything is allocated: ranges, divisibility, head_dim even and ≤ HALO_MAX_HEAD_DIM, and
- *  that every buffer's element count fits the int32 indices the kernels use. */
+/** Checks dimensions before anything is allocated: ranges, divisibility, head_dim even and ≤ HALO_MAX_HEAD_DIM, the
+ *  attention grid's splits within a grid dimension (context ≤ 65535 · HALO_ATTN_TILE), and that every buffer's element
+ *  count fits the int32 indices the kernels use. */
 ModelResult check_config(const ModelConfig& c);
+
+/** Rows one attention launch (and its merge) covers at most. The split-KV partials are float64
+ *  ([rows·heads][splits][head_dim + 2]); held for every row of a step they would grow with maxBatchTokens · context
+ *  (681 MB on the 2B-4T shape at 512 rows and context 4096), so a step's rows run through attention in chunks. */
+constexpr int kAttentionRowsMax = 64;
+/** Fewer rows per chunk when kAttentionRowsMax rows' partials would pass this many bytes (long contexts); one row at
+ *  least, whatever its size. */
+constexpr std::size_t kAttentionPartialBudget = std::size_t{64} << 20;
+/** Rows per attention chunk for `c`: min(maxBatchTokens, kAttentionRowsMax, max(1, budget / one row's partial bytes)).
+ *  src/hip-memory.ts (attentionRows) repeats this to size the partials buffer. */
+int attention_rows(const ModelConfig& c);
+
+/** Largest vocabulary the device top-k ranks: the merge kernel reads at most HALO_TOPK_THREADS · 4 (1024) candidate
+ *  lists of HALO_TOPK_SPAN ids. A larger vocabulary downloads the logits and ranks them on the host (argmax included),
+ *  and holds no candidate buffers. src/hip-memory.ts repeats this. */
+constexpr int kDeviceTopKMaxVocab = 1024 * HALO_TOPK_SPAN;
 
 /** What a step returns: logits, device argmax, or device top-k (k ≤ HALO_TOPK_MAX; a larger k downloads the logits
  *  and ranks them on the host the same way). */
@@ -159,7 +176,8 @@ class GpuModel {
 
   /** One forward pass (see StepRequest). Every argument is checked before anything reaches the device; a slot's rows
    *  must be consecutive positions whose first is ≤ the slot's length (positions it has written; a first position
-   *  below it rewrites after a truncation). The slots' lengths advance only when the step succeeds. */
+   *  below it rewrites after a truncation). The slots' lengths advance only when the step succeeds; a failed step
+   *  may have written some of its rows, so each of its slots then holds at most the positions before its first row. */
   ModelResult step(const StepRequest& request, StepResult* result);
 
   /** Slot `to` gets positions [0, length) of slot `from` (length ≤ from's length); to's length becomes `length`. */
@@ -192,6 +210,8 @@ class GpuModel {
   ModelResult matrix(int layer, int role, GpuMatrix** out);
   ModelResult upload_rows(GpuMatrix& m, int row0, const uint8_t* g2, int row_count);
   ModelResult check_step(const StepRequest& r) const;
+  /** A checked step: the upload, the launches and the downloads (step() settles the slots' lengths). */
+  ModelResult run_step(const StepRequest& r, StepResult* result);
   /** Launches (or, between begin_capture and end_capture, records) a step's kernels; `*count` gets their number. */
   ModelResult launch_sequence(int n, int n_logits, int device_k, bool argmax, int* count);
   /** Runs the sequence for a shape: replayed from its graph, captured on the shape's second step, or launched. */
@@ -223,7 +243,9 @@ class GpuModel {
   // Scratch for N = max_batch_tokens rows.
   int padded_max_ = 0;  // round64(max(hidden, heads·head_dim, intermediate))
   int splits_ = 0;      // ceil(context / HALO_ATTN_TILE)
-  int topk_blocks_ = 0; // ceil(vocab / HALO_TOPK_SPAN)
+  int attn_rows_ = 0;   // attention_rows(c_): rows per attention launch
+  int topk_blocks_ = 0; // ceil(vocab / HALO_TOPK_SPAN); 0 when the vocabulary is ranked on the host
+  bool device_topk_ = false;  // vocab ≤ kDeviceTopKMaxVocab
   DeviceBuffer x_;          // [N][hidden] f32 residual stream
   DeviceBuffer qkv_;        // [N][q_dim + 2·kv_dim] f32
   DeviceBuffer attn_;       // [N][q_dim] f32
@@ -231,13 +253,13 @@ class GpuModel {
   DeviceBuffer codes_;      // [N][padded_max] int8 activation codes
   DeviceBuffer ascales_;    // [N] f32
   DeviceBuffer chunk_sums_; // [N][padded_max / 64] int32
-  DeviceBuffer partial_;    // [N·heads][splits][head_dim + 2] float64
+  DeviceBuffer partial_;    // [attn_rows·heads][splits][head_dim + 2] float64 (one attention chunk's rows)
   DeviceBuffer head_in_;    // [N][hidden] f32 output-normed rows
   DeviceBuffer logits_;     // [N][vocab] f32
-  DeviceBuffer cand_ids_;   // [N][topk_blocks][HALO_TOPK_MAX] int32
-  DeviceBuffer cand_values_;// [N][topk_blocks][HALO_TOPK_MAX] f32
-  DeviceBuffer top_ids_;    // [N][HALO_TOPK_MAX] int32
-  DeviceBuffer top_values_; // [N][HALO_TOPK_MAX] f32
+  DeviceBuffer cand_ids_;   // [N][topk_blocks][HALO_TOPK_MAX] int32 (0 bytes without device top-k)
+  DeviceBuffer cand_values_;// [N][topk_blocks][HALO_TOPK_MAX] f32 (0 bytes without device top-k)
+  DeviceBuffer top_ids_;    // [N][HALO_TOPK_MAX] int32 (0 bytes without device top-k)
+  DeviceBuffer top_values_; // [N][HALO_TOPK_MAX] f32 (0 bytes without device top-k)
   DeviceBuffer inputs_;     // [4][N] int32: tokens | positions | slots | logit rows — one upload per step
   DeviceBuffer rope_;       // [context][head_dim / 2][2] float64 (cos, sin)
   std::vector<int32_t> host_inputs_;  // [4][N] staging for the one upload

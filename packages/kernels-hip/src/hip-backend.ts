@@ -29,7 +29,7 @@ import {
   type NativeFloatDtype,
 } from "./native-binding.js";
 import { HipLoadedModel } from "./hip-loaded-model.js";
-import { hipMemoryEstimate, kvBytesPerPosition } from "./hip-memory.js";
+import { ATTN_TILE, hipMemoryEstimate, kvBytesPerPosition } from "./hip-memory.js";
 import { checkScaleBlock, fuseScales, nativeScales, type NativeScales } from "./scales.js";
 import { gpuPacking, haloG2RowBytes } from "./gpu-packing.js";
 import { probeHip, resolveDevice } from "./hip-probe.js";
@@ -120,6 +120,21 @@ function refuseUnsupported(c: WeightsConfig, options: LoadOptions): void {
       expected: "≤ 256 (HALO_MAX_HEAD_DIM)",
       actual: c.headDim,
       hint: USE_CPU,
+    });
+  }
+}
+
+/** The attention grid holds one block per {@link ATTN_TILE} positions in a dimension of at most 65535 blocks. */
+const MAX_CONTEXT = 65535 * ATTN_TILE;
+
+/** A contextLength past what the attention grid covers (the native check_config refuses it too, later). */
+function refuseLongContext(contextLength: number): void {
+  if (contextLength > MAX_CONTEXT) {
+    throw new HaloError(KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG, "the GPU attention kernels cover at most 4194240 positions", {
+      field: "contextLength",
+      expected: `≤ ${MAX_CONTEXT} (65535 attention blocks of ${ATTN_TILE} positions)`,
+      actual: contextLength,
+      hint: `Load with a smaller contextLength, or: ${USE_CPU}`,
     });
   }
 }
@@ -359,6 +374,7 @@ export function createBackend(options: HipBackendOptions = {}): Backend {
       // Everything the weights and options alone decide is refused first, the same with or without the addon.
       refuseUnsupported(weights.config, loadOptions);
       const options = validateLoad(weights, loadOptions, capabilities);
+      refuseLongContext(options.contextLength);
       const kvDtype = options.kvDtype as "f16" | "f32";
       const c = weights.config;
       const plans = planMatrices(weights);

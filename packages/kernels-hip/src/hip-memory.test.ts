@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { conformanceModel, type ModelWeights, type WeightsConfig } from "@halo/kernels";
 import { shapeConfig, synthModel } from "@halo/h1b-format";
 import { createBackend, estimateHipMemory } from "./hip-backend.js";
-import { g2MatrixBytes, hipMemoryEstimate, normBytes } from "./hip-memory.js";
+import { ATTN_PARTIAL_BUDGET, attentionRows, DEVICE_TOPK_MAX_VOCAB, g2MatrixBytes, hipMemoryEstimate, normBytes, scratchBytes } from "./hip-memory.js";
 import type { HipLoadedModel } from "./hip-loaded-model.js";
 import { needNative } from "./native.test-support.js";
 
@@ -38,10 +38,13 @@ describe("hip estimateMemory (formula)", () => {
     expect(e.kvBytes).toBe(2 * 30 * 4096 * 640 * 2 * 4);
     expect(e.totalBytes).toBe(e.weightsBytes + e.kvBytes + e.scratchBytes);
     expect(e.decodeReadBytes).toBe((30 * weightsPerLayer) / 4 + scales + normBytes(bitnet2b) + embedding + 2560 * 2);
-    // At 512 rows and 4096 positions two buffers dominate the step's: a logit row per row, and the split-KV partials
-    // ([512·20 heads][64 splits][130] float64); everything else is under 80 MB.
+    // At 512 rows and 4096 positions a logit row per row dominates the step's buffers. The float64 split-KV partials are
+    // held for one attention chunk only: a row's are [20 heads][64 splits][130] = 1.33 MB, so 50 rows fit the 64 MiB
+    // budget (512 rows' would be 681 MB); everything else is under 80 MB.
+    expect(attentionRows(bitnet2b, 512, 4096)).toBe(50);
     const logits = 512 * 128256 * 4;
-    const partials = 512 * 20 * 64 * 130 * 8;
+    const partials = 50 * 20 * 64 * 130 * 8;
+    expect(partials).toBeLessThanOrEqual(ATTN_PARTIAL_BUDGET);
     expect(e.scratchBytes).toBeGreaterThan(logits + partials);
     expect(e.scratchBytes).toBeLessThan(logits + partials + 80e6);
     expect(e.weightsBytes / 2 ** 30).toBeCloseTo(1.14, 1);
@@ -57,6 +60,23 @@ describe("hip estimateMemory (formula)", () => {
     const f16 = estimateHipMemory(bitnet2b, { contextLength: 64, kvDtype: "f16" });
     expect(f32.kvBytes).toBe(2 * f16.kvBytes);
     expect(estimateHipMemory(bitnet2b, { contextLength: 64, maxBatchTokens: 1 }).scratchBytes).toBeLessThan(f16.scratchBytes);
+  });
+
+  it("attention chunks: at most 64 rows, fewer for long contexts (one at least), never more than a step's rows", () => {
+    expect(attentionRows(bitnet2b, 1, 4096)).toBe(1);
+    expect(attentionRows(bitnet2b, 512, 64)).toBe(64);
+    expect(attentionRows(bitnet2b, 40, 64)).toBe(40);
+    // 128 K positions: a row's partials are 20·2048·130·8 = 42.6 MB, still one row; 4 M positions: 1.4 GB, still one.
+    expect(attentionRows(bitnet2b, 512, 131072)).toBe(1);
+    expect(attentionRows(bitnet2b, 512, 4194240)).toBe(1);
+  });
+
+  it("a vocabulary past what the device top-k merges holds no candidate buffers", () => {
+    const big = { ...bitnet2b, vocabSize: DEVICE_TOPK_MAX_VOCAB + 1 };
+    const atLimit = { ...bitnet2b, vocabSize: DEVICE_TOPK_MAX_VOCAB };
+    const perRow = (c: WeightsConfig) => scratchBytes(c, 2, 64) - scratchBytes(c, 1, 64);
+    // One more vocabulary id costs a logit (4 bytes) a row; losing the candidates saves 1024 blocks · 64 · 8 + 64 · 8 bytes a row.
+    expect(perRow(big) - perRow(atLimit)).toBe(4 - (1024 * 64 * 8 + 64 * 8));
   });
 
   it("rows padded to 64 weights: an awkward K costs whole chunks", () => {
@@ -115,6 +135,24 @@ describe("hip estimateMemory against the emulated device", () => {
       const fromConfig = backend.estimateMemory!(weights.config, options);
       expect(fromConfig.kvBytes).toBe(estimate.kvBytes);
       expect(fromConfig.scratchBytes).toBe(estimate.scratchBytes);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("a long context: attention chunks of fewer than 64 rows, and the partials the device holds are the estimate's", async (context) => {
+    needNative(context, "estimateMemory vs the device");
+    // A row's partials: 4 heads · 2048 splits · 34 · 8 bytes = 2.2 MB, so 30 rows fit the 64 MiB budget.
+    const weights = conformanceModel({ seed: 4, numLayers: 1, numHeads: 4, numKvHeads: 1, headDim: 32, maxPositionEmbeddings: 131072 });
+    const options = { contextLength: 131072, maxSequences: 1, kvDtype: "f16" as const };
+    expect(attentionRows(weights.config, 100, options.contextLength)).toBe(30);
+    const backend = createBackend({ device: "emulator", maxBatchTokens: 100 });
+    const estimate = estimateHipMemory(weights.config, { ...options, maxBatchTokens: 100, embeddingDtype: "f32", headDtype: "f32" });
+    const model = (await backend.loadModel(weights, options)) as HipLoadedModel;
+    try {
+      const info = model.nativeInfo();
+      expect(estimate.scratchBytes).toBe(info.scratchBytes);
+      expect(estimate.kvBytes).toBe(info.kvBytes);
     } finally {
       model.dispose();
     }

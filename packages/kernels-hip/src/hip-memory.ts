@@ -10,6 +10,28 @@ export const ATTN_TILE = 64;
 export const TOPK_MAX = 64;
 /** Vocabulary ids per phase-1 top-k block (HALO_TOPK_SPAN). */
 const TOPK_SPAN = 4096;
+/**
+ * Largest vocabulary ranked on the device (native/gpu_model.h kDeviceTopKMaxVocab): the merge reads at most 1024
+ * candidate lists of {@link TOPK_SPAN} ids. Past it argmax and top-k rank downloaded logits on the host, and the model
+ * holds no candidate buffers.
+ */
+export const DEVICE_TOPK_MAX_VOCAB = 1024 * TOPK_SPAN;
+/** Rows one attention launch covers at most (native/gpu_model.h kAttentionRowsMax). */
+export const ATTN_ROWS_MAX = 64;
+/** Bytes the split-KV partials may take before a chunk holds fewer rows (kAttentionPartialBudget): 64 MiB. */
+export const ATTN_PARTIAL_BUDGET = 64 * 2 ** 20;
+const F64 = 8;
+
+/**
+ * @internal Rows per attention chunk, as native/gpu_model.cpp's attention_rows: a step's rows run through attention
+ * (and its merge) in chunks of this many, which share one float64 partials buffer `[rows·heads][splits][headDim + 2]` —
+ * at most {@link ATTN_ROWS_MAX} rows, fewer when their partials would pass {@link ATTN_PARTIAL_BUDGET}, one at least.
+ */
+export function attentionRows(c: WeightsConfig, batchTokens: number, contextLength: number): number {
+  const rowBytes = c.numHeads * Math.ceil(contextLength / ATTN_TILE) * (c.headDim + 2) * F64;
+  const fit = Math.max(1, Math.floor(ATTN_PARTIAL_BUDGET / rowBytes));
+  return Math.min(fit, ATTN_ROWS_MAX, Math.max(batchTokens, 1));
+}
 
 /** @internal What {@link hipMemoryEstimate} needs besides the config. */
 export interface HipMemoryOptions {
@@ -61,9 +83,10 @@ export function kvBytesPerPosition(c: WeightsConfig, kvDtype: "f16" | "f32"): nu
 
 /**
  * @internal Bytes of the device buffers a step of up to `n` rows uses (allocated once, at load, so every step of a shape
- * replays the same launches): the per-step inputs, the residual stream, q|k|v, the attention output and its split-KV
- * partials, gate|up, the int8 activations with their scales and chunk sums, the output-normed rows, a logit row per
- * row, the top-k candidates and results, and the RoPE table.
+ * replays the same launches): the per-step inputs, the residual stream, q|k|v, the attention output, the split-KV
+ * partials of one attention chunk ({@link attentionRows}), gate|up, the int8 activations with their scales and chunk
+ * sums, the output-normed rows, a logit row per row, the top-k candidates and results (none past
+ * {@link DEVICE_TOPK_MAX_VOCAB}), and the RoPE table.
  */
 export function scratchBytes(c: WeightsConfig, n: number, contextLength: number): number {
   const hidden = c.hiddenSize;
@@ -72,22 +95,24 @@ export function scratchBytes(c: WeightsConfig, n: number, contextLength: number)
   const inter = c.intermediateSize;
   const padded = Math.ceil(Math.max(hidden, qDim, inter) / 64) * 64;
   const splits = Math.ceil(contextLength / ATTN_TILE);
-  const topKBlocks = Math.ceil(c.vocabSize / TOPK_SPAN);
+  const deviceTopK = c.vocabSize <= DEVICE_TOPK_MAX_VOCAB;
+  const topKBlocks = deviceTopK ? Math.ceil(c.vocabSize / TOPK_SPAN) : 0;
+  const topKRows = deviceTopK ? n : 0;
   return (
     4 * n * I32 + // tokens | positions | slots | logit rows: one upload a step
     n * hidden * F32 + // x: the residual stream [n][hidden]
     n * (qDim + 2 * kvDim) * F32 + // q|k|v [n][qDim + 2·kvDim]
     n * qDim * F32 + // attention output [n][qDim]
-    n * c.numHeads * splits * (c.headDim + 2) * 8 + // split-KV partials [n·heads][splits][headDim + 2] float64
+    attentionRows(c, n, contextLength) * c.numHeads * splits * (c.headDim + 2) * F64 + // split-KV partials [rows·heads][splits][headDim + 2] float64
     n * 2 * inter * F32 + // gate|up [n][2·inter]
     n * padded + // int8 activation codes [n][padded]
     n * F32 + // activation scales [n]
     n * (padded / 64) * I32 + // chunk sums [n][padded / 64]
     n * hidden * F32 + // output-normed logit rows [n][hidden]
     n * c.vocabSize * F32 + // logits [n][vocab]
-    n * topKBlocks * TOPK_MAX * (I32 + F32) + // top-k candidates [n][blocks][64]
-    n * TOPK_MAX * (I32 + F32) + // top-k ids and values [n][64]
-    contextLength * (c.headDim / 2) * 2 * 8 // RoPE (cos, sin) [context][headDim / 2][2] float64
+    topKRows * topKBlocks * TOPK_MAX * (I32 + F32) + // top-k candidates [n][blocks][64]
+    topKRows * TOPK_MAX * (I32 + F32) + // top-k ids and values [n][64]
+    contextLength * (c.headDim / 2) * 2 * F64 // RoPE (cos, sin) [context][headDim / 2][2] float64
   );
 }
 
