@@ -137,7 +137,7 @@ struct Shared {
   bool disposed = false;
   bool busy = false;                 // a step is in flight (set and cleared on the JS thread only)
   std::string last_error;
-  halo_gpu::ModelInfo last_info;     // taken by the last step at its end: info() answers this while one runs
+  halo_gpu::ModelInfo last_info;     // taken before the first step and by every step at its end: info() answers this while one runs
   bool has_info = false;
 };
 
@@ -510,6 +510,12 @@ class GpuModelWrap : public Napi::ObjectWrap<GpuModelWrap> {
       delete worker;  // never queued: nothing else owns it
       return Resolved(env, halo_gpu::MODEL_OUT_OF_MEMORY, "could not create the step's promise");
     }
+    // info() answers from last_info while a step runs (the worker holds the model); before the first step ends there is
+    // no step's account yet, so take the model's own now, while no worker runs: loaded bytes, no launches.
+    if (!shared_->has_info) {
+      shared_->last_info = shared_->model->info();
+      shared_->has_info = true;
+    }
     shared_->busy = true;
     worker->Queue();
     return promise;
@@ -550,11 +556,11 @@ class GpuModelWrap : public Napi::ObjectWrap<GpuModelWrap> {
   }
 
   // info() → { kind, name, arch, weightsBytes, headBytes, embeddingBytes, kvBytes, scratchBytes, launchesPerStep, launches,
-  // graphs, graphReplays } | status 8 (disposed / never opened). While a step runs: the numbers as of the last step's end.
+  // graphs, graphReplays } | status 8 (disposed / never opened). While a step runs: the numbers as of the last step's end,
+  // or, during the first step, as of its start (Step takes them before queueing it).
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (shared_->disposed || !shared_->model) return Napi::Number::New(env, halo_gpu::MODEL_NOT_READY);
-    if (shared_->busy && !shared_->has_info) return Napi::Number::New(env, halo_gpu::MODEL_BAD_ARGUMENT);
     const halo_gpu::ModelInfo i = shared_->busy ? shared_->last_info : shared_->model->info();
     Napi::Object out = Napi::Object::New(env);
     out.Set("kind", i.kind);

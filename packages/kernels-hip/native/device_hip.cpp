@@ -391,7 +391,8 @@ class HipDevice final : public Device {
     hip::Error error = api_.stream_end_capture(stream_, &graph);
     if (error != hip::kSuccess || graph == nullptr) {
       if (graph != nullptr) api_.graph_destroy(graph);
-      return api_.failure(error, "hipStreamEndCapture");
+      return error != hip::kSuccess ? api_.failure(error, "hipStreamEndCapture")
+                                    : Result::failure(Status::DeviceError, "hipStreamEndCapture returned no graph");
     }
     hip::GraphExec exec = nullptr;
     if ((error = api_.graph_instantiate_with_flags(&exec, graph, 0)) != hip::kSuccess) {

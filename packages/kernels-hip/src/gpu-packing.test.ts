@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { isHaloError } from "@halo/errors";
 import { KernelsErrorCode } from "@halo/kernels";
 import { gpuPacking, haloG2RowBytes, HALO_G2_CHUNK, HALO_G2_CHUNK_BYTES } from "./gpu-packing.js";
+import { codeDirectory, NativeStatus } from "./native-binding.js";
 import { needNative } from "./native.test-support.js";
 
 /** Trits of a `rows × cols` matrix from fast-check. */
@@ -40,6 +41,17 @@ function encodeByFormula(trits: Int8Array, rows: number, cols: number): Uint8Arr
       }
     }
   }
+  return out;
+}
+
+/** `bytes` (halo-g2 rows of `cols`) with the 2-bit code of weight (`row`, `col`) replaced by `code`; col may be padding. */
+function withCode(bytes: Uint8Array, cols: number, row: number, col: number, code: number): Uint8Array {
+  const out = Uint8Array.from(bytes);
+  const k = col % 64;
+  // Weight 16i + 4j + b of a chunk: byte 4i + b, bits 2j.
+  const at = row * haloG2RowBytes(cols) + Math.floor(col / 64) * 16 + 4 * (k >> 4) + (k & 3);
+  const shift = 2 * ((k >> 2) & 3);
+  out[at] = (out[at]! & ~(3 << shift)) | (code << shift);
   return out;
 }
 
@@ -146,12 +158,64 @@ describe("gpuPacking (halo-g2)", () => {
       bytes[at] = bytes[at]! | 0b1100; // weight at bits 2-3 gets code 3
       expect(codeOf(() => gpuPacking.decodeRows(bytes, 2, cols, 0, 2, new Int8Array(2 * cols)))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
     }
+    // A padding weight (column ≥ cols) must be code 1: 0 and 2 are refused too, in any padding position.
+    for (const col of [70, 71, 100, 127]) {
+      for (const code of [0, 2]) {
+        expect(codeOf(() => gpuPacking.decodeRows(withCode(good, cols, 1, col, code), 2, cols, 0, 2, new Int8Array(2 * cols)))).toBe(
+          KernelsErrorCode.KERNELS_BAD_WEIGHTS,
+        );
+      }
+    }
+    expect(() => gpuPacking.decodeRows(withCode(good, cols, 1, 69, 2), 2, cols, 0, 2, new Int8Array(2 * cols))).not.toThrow();
     // Rows outside the range decoded are not read.
     const bytes = Uint8Array.from(good);
     bytes[32] = 0xff;
     const out = new Int8Array(cols);
     gpuPacking.decodeRows(bytes, 2, cols, 0, 1, out);
     expect(out.every((t) => t === 0)).toBe(true);
+  });
+});
+
+describe("decodeRows and the device upload agree on which bytes are halo-g2", () => {
+  it("every code (0 … 3) at real and padding columns: decodeRows refuses exactly what uploadG2 refuses, both as bad weights", (context) => {
+    const native = needNative(context, "halo-g2 upload");
+    // down is [hidden][intermediate] = [64][100]: rows of two chunks, the second holding 28 padding weights.
+    const config = { hidden: 64, intermediate: 100, layers: 1, heads: 2, kvHeads: 1, headDim: 32, vocab: 40, context: 16 };
+    const model = new native.GpuModel(
+      { ...config, maxSequences: 1, maxBatchTokens: 4, ropeTheta: 10000, eps: 1e-5, relu2: true, kvDtype: "f16", graphs: false },
+      "emulator",
+      codeDirectory(),
+    );
+    try {
+      expect(model.openStatus()).toBe(NativeStatus.OK);
+      const rows = 64;
+      const cols = 100;
+      expect(model.setMatrix(0, 3, rows, cols, 0, new Float32Array(rows).fill(1))).toBe(NativeStatus.OK);
+      const good = gpuPacking.encode(
+        Int8Array.from({ length: rows * cols }, (_, i) => ((i * 7) % 3) - 1),
+        rows,
+        cols,
+      );
+      let refused = 0;
+      for (const col of [0, 63, 64, 99, 100, 101, 127]) {
+        for (const code of [0, 1, 2, 3]) {
+          const bytes = withCode(good, cols, 5, col, code);
+          const decoded = codeOf(() => gpuPacking.decodeRows(bytes, rows, cols, 0, rows, new Int8Array(rows * cols)));
+          const status = model.uploadG2(0, 3, 0, bytes, rows);
+          const what = `column ${col}, code ${code}`;
+          if (decoded === undefined) expect(status, what).toBe(NativeStatus.OK);
+          else {
+            expect(decoded, what).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
+            expect(status, what).toBe(NativeStatus.BAD_WEIGHTS);
+            refused++;
+          }
+        }
+      }
+      // Refused: code 3 at the 7 columns, and codes 0 and 2 at the 3 padding columns.
+      expect(refused).toBe(7 + 2 * 3);
+    } finally {
+      model.dispose();
+    }
   });
 });
 

@@ -106,12 +106,13 @@ function badTrit(index: number, value: number): HaloError {
  *   4-way dot product (`v_dot4`, `dp4a`) per 4 weights with no unpacking table, and a wave's lanes
  *   read 512 contiguous bytes of a row.
  * - Code `c = w + 1` ∈ {0, 1, 2}; padding weights (index ≥ `cols`) have code 1 (w = 0).
- * - Code 3 never occurs in a valid file: `decodeRows` refuses it with `KERNELS_BAD_WEIGHTS`, as the
- *   device upload does.
+ * - Code 3 never occurs in a valid file, nor a padding code other than 1: `decodeRows` refuses both
+ *   with `KERNELS_BAD_WEIGHTS`, exactly as the device upload does (native/pack_g2.cpp), so a file
+ *   that decodes here also loads on the GPU.
  * - No inline scales: the scale travels separately (the `.halo` scale tensor).
  *
  * Errors are `KERNELS_BAD_ARGUMENT` (a bad shape, a weight outside {-1, 0, +1}, too few trits or
- * bytes) and `KERNELS_BAD_WEIGHTS` (a code 3 in the bytes decoded).
+ * bytes) and `KERNELS_BAD_WEIGHTS` (a code 3, or a padding code other than 1, in the rows decoded).
  *
  * @example
  * ```ts
@@ -207,7 +208,7 @@ export const gpuPacking: PackingCodec = {
         const full = base + 64 <= cols;
         for (let p = 0; p < 16; p++) {
           const v = bytes[s + p]!;
-          // Padding bytes are checked too: a code 3 anywhere means the bytes are not halo-g2.
+          // Padding bytes are checked too: a code 3 anywhere means the bytes are not halo-g2 (and padding must be code 1, below).
           if (INVALID[v] === 1) throw badCode(rowStart + r, c, p, v);
           const k = base + ((p >> 2) << 4) + (p & 3);
           const l = v << 2;
@@ -217,13 +218,25 @@ export const gpuPacking: PackingCodec = {
             out[dst + k + 8] = LUT[l + 2]!;
             out[dst + k + 12] = LUT[l + 3]!;
           } else {
-            for (let j = 0; j < 4; j++) if (k + 4 * j < cols) out[dst + k + 4 * j] = LUT[l + j]!;
+            for (let j = 0; j < 4; j++) {
+              if (k + 4 * j < cols) out[dst + k + 4 * j] = LUT[l + j]!;
+              else if (LUT[l + j] !== 0) throw badPadding(rowStart + r, k + 4 * j, cols, LUT[l + j]! + 1);
+            }
           }
         }
       }
     }
   },
 };
+
+function badPadding(row: number, column: number, cols: number, code: number): HaloError {
+  return new HaloError(KernelsErrorCode.KERNELS_BAD_WEIGHTS, "halo-g2 decode: a padding weight has a code other than 1", {
+    field: `row ${row}, column ${column} (padding: columns ≥ ${cols})`,
+    expected: "code 1 (a zero weight) in every padding position, as the device upload requires",
+    actual: `code ${code}`,
+    hint: "The tensor's data is corrupt or was not packed as halo-g2: download or convert the model file again",
+  });
+}
 
 function badCode(row: number, chunk: number, byte: number, value: number): HaloError {
   return new HaloError(KernelsErrorCode.KERNELS_BAD_WEIGHTS, "halo-g2 decode: a 2-bit code is 3, which no weight has", {

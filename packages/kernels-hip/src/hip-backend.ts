@@ -21,6 +21,7 @@ import {
   codeDirectory,
   fromNative,
   MatrixRole,
+  NativeStatus,
   statusError,
   tryNativeBinding,
   type GpuModelHandle,
@@ -412,7 +413,7 @@ export function createBackend(options: HipBackendOptions = {}): Backend {
           for (const plan of plans) if (plan.layer === l) await uploadMatrix(model, plan);
           loadOptions.onProgress?.({ done: l + 2, total });
         }
-        checkStatus(model, model.finalize(), "allocating the KV cache and step buffers");
+        finalizeModel(model);
       } catch (error) {
         model.dispose();
         throw fromNative(error, "loading");
@@ -420,6 +421,25 @@ export function createBackend(options: HipBackendOptions = {}): Backend {
       return new HipLoadedModel(c, options, model, resolved.maxBatchTokens);
     },
   };
+}
+
+/**
+ * @internal Finalizes a native model whose tensors were all sent: allocates the KV cache and step buffers. A NOT_READY
+ * refusal means a tensor (or some of its rows) never reached the device — the model never finished loading, which is
+ * a weights problem, not a disposed model.
+ */
+export function finalizeModel(model: GpuModelHandle): void {
+  const status = model.finalize();
+  if (status === NativeStatus.NOT_READY) {
+    throw new HaloError(KernelsErrorCode.KERNELS_BAD_WEIGHTS, "loading: the model never finished loading: the device refused to finalize it", {
+      expected: "every matrix row, norm, the embedding and the LM head sent before finalize",
+      actual: model.lastError(),
+      hint:
+        "A tensor's parts do not cover the rows its config asks for: convert or download the model file again; " +
+        "if it is intact, report this as a bug in @halo/kernels-hip with the message",
+    });
+  }
+  checkStatus(model, status, "allocating the KV cache and step buffers");
 }
 
 /** Probes the device for its free memory, refuses a model that cannot fit, then opens the native model on it. */

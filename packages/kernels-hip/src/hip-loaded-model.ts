@@ -147,7 +147,8 @@ export class HipLoadedModel implements LoadedModel {
 
   /**
    * The device, the bytes held and the launch counts, as the native side reports them (while a step
-   * runs: as of the last step's end). `KERNELS_DISPOSED` after dispose.
+   * runs: as of the last step's end, or, during the first step, as loaded — no launches yet).
+   * `KERNELS_DISPOSED` after dispose.
    *
    * @example
    * ```ts

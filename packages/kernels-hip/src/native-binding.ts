@@ -134,7 +134,7 @@ export interface GpuModelHandle {
   exportSlot(slot: number, length: number, keys: Float32Array, values: Float32Array): number;
   /** Writes `[layers][length][kvHeads·headDim]` rows into a slot, rounded through the KV dtype. */
   importSlot(slot: number, length: number, keys: Float32Array, values: Float32Array): number;
-  /** The numbers, or a status: NOT_READY once disposed, BAD_ARGUMENT while the first step runs. */
+  /** The numbers (while a step runs: as of the last step's end, or of the first step's start), or NOT_READY once disposed. */
   info(): NativeModelInfo | number;
   /** Releases the device memory now, or when the step in flight ends. */
   dispose(): void;
@@ -269,7 +269,8 @@ export function statusError(status: number, what: string, message: string, field
         hint: "The tensor's data is corrupt: download or convert the model file again",
       });
     case NativeStatus.NOT_READY:
-      return new HaloError(KernelsErrorCode.KERNELS_DISPOSED, `${what}: the native model is disposed or was never finished${detail}`, {
+      // A loaded model's handle answers NOT_READY only once disposed (a refused finalize is reported by finalizeModel).
+      return new HaloError(KernelsErrorCode.KERNELS_DISPOSED, `${what}: the native model was disposed${detail}`, {
         ...details,
         hint: "Load the model again",
       });

@@ -1,8 +1,9 @@
 // The native model at its limits: a vocabulary past the device top-k merge, a context past the attention grid, steps of
-// more rows than one attention chunk, a failed rewrite step.
+// more rows than one attention chunk, a failed rewrite step, info() while the first step runs, a refused finalize.
 import { afterEach, describe, expect, it } from "vitest";
+import { isHaloError } from "@halo/errors";
 import { KernelsErrorCode, conformanceModel, sequenceBatch } from "@halo/kernels";
-import { createBackend } from "./hip-backend.js";
+import { createBackend, finalizeModel } from "./hip-backend.js";
 import type { HipLoadedModel } from "./hip-loaded-model.js";
 import { ATTN_ROWS_MAX, DEVICE_TOPK_MAX_VOCAB } from "./hip-memory.js";
 import { codeDirectory, NativeStatus, tryNativeBinding, type GpuModelHandle, type HipNativeBinding, type NativeGpuConfig } from "./native-binding.js";
@@ -205,6 +206,48 @@ describe("a failed step", () => {
       // Rewriting from 2 again works.
       expect((await model.step(ints(7, 8), ints(2, 3), ints(0, 0), ints(1), { output: "logits" })).status).toBe(0);
       expect(exported(4)).toBe(NativeStatus.OK);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe("info() while the first step runs", () => {
+  it("answers the loaded model's numbers (no launches yet), not a refusal; after the step, its launches", async (context) => {
+    const native = needNative(context, "info during the first step");
+    const model = handBuilt(native, SMALL, randomTable(SMALL.vocab, SMALL.hidden, 4), null);
+    try {
+      const step = model.step(ints(1, 2), ints(0, 1), ints(0, 0), ints(1), { output: "logits" });
+      const during = model.info();
+      expect(typeof during).toBe("object");
+      if (typeof during === "number") return;
+      expect(during).toMatchObject({ kind: "emulator", launchesPerStep: 0, launches: 0, graphReplays: 0 });
+      expect(during.kvBytes).toBeGreaterThan(0);
+      expect((await step).status).toBe(0);
+      const after = model.info();
+      expect(typeof after === "number" ? after : after.launchesPerStep).toBe(1 + 11 * SMALL.layers + 2);
+      expect(typeof after === "number" ? after : after.kvBytes).toBe(during.kvBytes);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe("a finalize the device refuses", () => {
+  it("is KERNELS_BAD_WEIGHTS saying the model never finished loading and what is missing, not KERNELS_DISPOSED", (context) => {
+    const native = needNative(context, "refused finalize");
+    const model = handBuilt(native, SMALL, randomTable(SMALL.vocab, SMALL.hidden, 5), null, { finalize: false, setNorms: false });
+    try {
+      let caught: unknown;
+      try {
+        finalizeModel(model);
+      } catch (error) {
+        caught = error;
+      }
+      expect(isHaloError(caught)).toBe(true);
+      expect(caught).toMatchObject({ code: KernelsErrorCode.KERNELS_BAD_WEIGHTS });
+      expect((caught as Error).message).toContain("never finished loading");
+      expect(String((caught as { actual?: unknown }).actual)).toContain("attn_norm was never set");
     } finally {
       model.dispose();
     }
