@@ -138,9 +138,10 @@ describe("loading", () => {
   it("a model that cannot fit is HIP_OUT_OF_MEMORY before anything is allocated, with the numbers and a contextLength that fits", async (context) => {
     needNative(context, "memory check");
     const weights = conformanceModel({ seed: 1, maxPositionEmbeddings: 1 << 24 });
-    // 256 sequences × 16M positions × 2 layers × 16 × 2 × 4 bytes: far beyond any machine's memory.
+    // 256 sequences × 4 M positions (the most the attention grid covers) × 2 layers × 16 × 2 × 4 bytes: 275 GB, far
+    // beyond any machine's memory.
     const error = await emulator()
-      .loadModel(weights, { contextLength: 1 << 24, maxSequences: 256 })
+      .loadModel(weights, { contextLength: 65535 * 64, maxSequences: 256 })
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "HIP_OUT_OF_MEMORY", field: "contextLength" });
     expect((error as Error).message).toMatch(/GiB/);
