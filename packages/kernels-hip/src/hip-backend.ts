@@ -2,6 +2,8 @@
 import { HaloError } from "@halo/errors";
 import {
   KernelsErrorCode,
+  fuseScales,
+  nativeScales,
   resolveLoadOptions,
   validateLoad,
   type Backend,
@@ -10,6 +12,7 @@ import {
   type LoadOptions,
   type LoadedModel,
   type MemoryEstimate,
+  type NativeScales,
   type ModelWeights,
   type WeightsConfig,
   type WeightsFloatTensor,
@@ -31,7 +34,7 @@ import {
 } from "./native-binding.js";
 import { HipLoadedModel } from "./hip-loaded-model.js";
 import { ATTN_TILE, hipMemoryEstimate, kvBytesPerPosition } from "./hip-memory.js";
-import { checkScaleBlock, fuseScales, nativeScales, type NativeScales } from "./scales.js";
+import { checkScaleBlock } from "./scales.js";
 import { gpuPacking, haloG2RowBytes } from "./gpu-packing.js";
 import { probeHip, resolveDevice } from "./hip-probe.js";
 import { toF16Bits } from "./f16.js";
