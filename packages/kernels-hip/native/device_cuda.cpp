@@ -364,7 +364,7 @@ class CudaDevice final : public Device {
     cuda::Result error = api_.stream_end_capture(stream_, &graph);
     if (error != cuda::kSuccess || graph == nullptr) {
       if (graph != nullptr) api_.graph_destroy(graph);
-      return api_.failure(error, "cuStreamEndCapture");
+      return error != cuda::kSuccess ? api_.failure(error, "cuStreamEndCapture") : Result::failure(Status::DeviceError, "cuStreamEndCapture returned no graph");
     }
     cuda::GraphExec exec = nullptr;
     if ((error = api_.graph_instantiate_with_flags(&exec, graph, 0)) != cuda::kSuccess) {
