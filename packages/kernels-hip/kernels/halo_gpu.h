@@ -94,10 +94,9 @@ HALO_DEVICE int32_t halo_dot4_u8i8(uint32_t u, int32_t s, int32_t acc) { return 
 #include "emu/emu.h"
 #define HALO_DEVICE static inline
 // A kernel is registered by name with its block size and argument size; the emulated runtime launches it by name.
-#define HALO_KERNEL(name, Args, threads)                                                                                 \
-  static void name(const Args args);                                                                                    \
-  static const ::halo_emu::KernelRegistration name##_registration(#name, threads, sizeof(Args),                         \
-                                                                  [](const void* p) { name(*static_cast<const Args*>(p)); }); \
+#define HALO_KERNEL(name, Args, threads)                                                                                                                    \
+  static void name(const Args args);                                                                                                                        \
+  static const ::halo_emu::KernelRegistration name##_registration(#name, threads, sizeof(Args), [](const void* p) { name(*static_cast<const Args*>(p)); }); \
   static void name(const Args args)
 // One array per block: the emulator runs a block's fibers on one OS thread, blocks of one launch on several.
 #define HALO_SHARED(type, name, count) static thread_local type name[count]
