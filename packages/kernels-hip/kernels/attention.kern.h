@@ -17,8 +17,8 @@
 //   C. the weighted sum, a lane per element (elements l, l+32, … of the head: coalesced rows of values): for each
 //      position of the chunk, its w (float-float, from its lane) times v into o, float-float; values HALO_ATTN_GROUP
 //      positions at a time so their loads overlap
-// Writes partial[(t·heads + h)·splits + s] = { m, l, o[0 … head_dim) } in float64 (o = hi + lo). The merge weighs the
-// splits in float64 (per split, not per position).
+// Writes partial[(t·heads + h)·splits + s] = { m, l, o[0 … head_dim) } in float64 (o = hi + lo); an empty split only
+// m = −inf, l = 0. The merge weighs the splits in float64 (per split, not per position).
 // Cost: two float-float multiply-adds (≈ 11 f32 instructions each) per element and position where f32 attention had
 // about three f32 operations, plus one float64 exp per position (spread over the lanes, ≈ 27 float64 instructions per
 // 32 positions): at the 2B shape (4 query heads per KV head, f16 KV) ≈ 22 f32 operations per byte of KV read, against
@@ -132,7 +132,10 @@ HALO_DEVICE void halo_attention_dispatch(const halo_attention_args& args, const 
 }
 
 // A split wholly past the row's last position (or a row the host should not have sent: bad position, slot or head_dim
-// above HALO_MAX_HEAD_DIM) writes m = −inf, l = 0 and o = 0, which the merge weighs as nothing.
+// above HALO_MAX_HEAD_DIM) writes only m = −inf and l = 0, which the merge weighs as nothing without reading its o:
+// a decode step's partial traffic then follows the row's position, not contextLength (loaded at 4096, a step at
+// position 63 wrote and read 63 empty splits' o, 1 KiB each at head_dim 128, in every head and layer: 77 MB a token
+// on the 2B shape).
 HALO_KERNEL(halo_attention, halo_attention_args, HALO_ATTN_THREADS) {
   const int32_t bx = static_cast<int32_t>(halo_block_x()), split = static_cast<int32_t>(halo_block_y());
   const int32_t t = bx / args.heads, h = bx - t * args.heads;
@@ -143,6 +146,13 @@ HALO_KERNEL(halo_attention, halo_attention_args, HALO_ATTN_THREADS) {
   const bool valid = last >= 0 && last < args.context && slot >= 0 && head_dim <= HALO_MAX_HEAD_DIM;
   const int32_t start = split * args.tile;
   const int32_t end = valid ? halo_min_i32(start + args.tile, last + 1) : start;
+  if (end <= start) {  // uniform
+    if (halo_lane() == 0u) {
+      out[0] = -static_cast<double>(halo_inf());
+      out[1] = 0.0;
+    }
+    return;
+  }
   const int32_t kv_dim = args.kv_heads * head_dim;
   const int32_t kv_head = h / (args.heads / args.kv_heads);
   const int64_t base = (static_cast<int64_t>(valid ? slot : 0) * args.layers + args.layer) * args.context * kv_dim + static_cast<int64_t>(kv_head) * head_dim;
@@ -156,8 +166,10 @@ HALO_KERNEL(halo_attention, halo_attention_args, HALO_ATTN_THREADS) {
 
 // Phase 2, one wave per (row, head), in float64 (per split, not per position): M = max m_s; lane i weighs splits
 // i, i+32, …: w_s = exp(m_s − M) (an empty split, m = −inf, weighs 0); den = Σ w_s·l_s (per lane, then the butterfly);
-// num_d = Σ_s w_s·o_s[d] in split order (a lane per element); out = f32(num / den). A row with no positions at all
-// (M = −inf) gives zeros.
+// num_d = Σ_s w_s·o_s[d] in split order (a lane per element), skipping empty splits, whose o the attention kernel no
+// longer writes (their term was +0 added to a sum that starts at +0, so the result is the same bits); out =
+// f32(num / den). A row with no positions at all (M = −inf) gives zeros. Every split's m and l are still read (16
+// bytes a split): the merge has no positions to count the live splits from.
 HALO_KERNEL(halo_attention_merge, halo_attention_merge_args, HALO_ATTN_THREADS) {
   const int32_t bx = static_cast<int32_t>(halo_block_x());
   const int32_t t = bx / args.heads, h = bx - t * args.heads;
@@ -181,14 +193,16 @@ HALO_KERNEL(halo_attention_merge, halo_attention_merge_args, HALO_ATTN_THREADS) 
   if (any) {
     for (int32_t c0 = 0; c0 < args.splits; c0 += HALO_WAVE) {
       const int32_t count = halo_min_i32(HALO_WAVE, args.splits - c0);
-      double w = 0.0;
+      double w = 0.0, ms = -static_cast<double>(halo_inf());
       if (lane < count) {
         const double* split = partial + static_cast<int64_t>(c0 + lane) * stride;
-        w = halo_exp_f64(split[0] - top);
+        ms = split[0];
+        w = halo_exp_f64(ms - top);
         den += w * split[1];
       }
       for (int32_t u = 0; u < count; u++) {
         const double wu = halo_exchange_f64(w, static_cast<unsigned>(u));
+        if (halo_exchange_f64(ms, static_cast<unsigned>(u)) == -static_cast<double>(halo_inf())) continue;  // uniform: empty, o unwritten
         const double* split = partial + static_cast<int64_t>(c0 + u) * stride;
         HALO_UNROLL
         for (int j = 0; j < HALO_ATTN_PER_LANE; j++) {

@@ -313,6 +313,11 @@ void halo_attention_twin(const halo_attention_args& args) {
       const bool valid = last >= 0 && last < args.context && slot >= 0 && head_dim <= HALO_MAX_HEAD_DIM;
       const int32_t start = split * args.tile;
       const int32_t end = valid ? std::min(start + args.tile, last + 1) : start;
+      if (end <= start) {  // empty: m and l only, as the kernel (its o is never read)
+        out[0] = -inf;
+        out[1] = 0.0;
+        continue;
+      }
       const int32_t kv_dim = args.kv_heads * head_dim;
       const int32_t kv_head = h / (args.heads / args.kv_heads);
       const int64_t base =
@@ -411,6 +416,7 @@ void halo_attention_merge_twin(const halo_attention_merge_args& args) {
         }
         for (int32_t u = 0; u < count; u++) {
           const double* split = partial + static_cast<int64_t>(c0 + u) * stride;
+          if (split[0] == -inf) continue;  // empty: o unwritten, its term was +0
           for (int32_t d = 0; d < head_dim; d++) num[d] += w[u] * split[2 + d];
         }
       }

@@ -727,9 +727,9 @@ void test_attention() {
       for (int bx = 0; bx < n * c.heads; bx++) {
         const double* last = partial.data() + (static_cast<size_t>(bx) * splits + splits - 1) * (c.head_dim + 2);
         empty_ok = empty_ok && std::isinf(last[0]) && last[0] < 0 && last[1] == 0.0;
-        for (int d = 0; d < c.head_dim; d++) empty_ok = empty_ok && last[2 + d] == 0.0;
+        for (int d = 0; d < c.head_dim; d++) empty_ok = empty_ok && last[2 + d] == 9.0;  // the fill: o is not written
       }
-      check(empty_ok, what + " a split past the row writes m = −inf, l = 0, o = 0");
+      check(empty_ok, what + " a split past the row writes only m = −inf, l = 0 (o left as it was)");
 
       const int out_stride = q_dim + 3;
       std::vector<float> out(static_cast<size_t>(n) * out_stride, 5.0f), out_t = out;
@@ -738,6 +738,22 @@ void test_attention() {
       merge.out = out_t.data();
       halo_attention_merge_twin(merge);
       check_same(out, out_t, what + " merged");
+      // The merge must not read an empty split's o (the attention kernel leaves it unwritten): NaN there, in every
+      // split past its row's last position, must give the same bits as before, in the kernel and in the twin.
+      std::vector<double> poisoned = partial;
+      int dead = 0;
+      for (int bx = 0; bx < n * c.heads; bx++)
+        for (int s = positions[bx / c.heads] / c.tile + 1; s < splits; s++, dead++)
+          for (int d = 0; d < c.head_dim; d++) poisoned[(static_cast<size_t>(bx) * splits + s) * (c.head_dim + 2) + 2 + d] = NAN;
+      check(dead >= n * c.heads, what + " every row has a split past its last position");
+      std::vector<float> out_p(out.size(), 5.0f), out_pt = out_p;
+      merge.partial = poisoned.data();
+      merge.out = out_p.data();
+      if (!launch("halo_attention_merge", grid(n * c.heads), HALO_ATTN_THREADS, merge)) continue;
+      merge.out = out_pt.data();
+      halo_attention_merge_twin(merge);
+      check_same(out_p, out, what + " merged with NaN in the empty splits' o");
+      check_same(out_pt, out, what + " merged (twin) with NaN in the empty splits' o");
       // The reference's float64 softmax attention over positions 0 … last of the row's slot (the kernel's KV values,
       // widened; glibc's exp): the kernel's outputs are its f32 roundings but for a rare ulp (float-float sums keep
       // ~2^−45), never further; counted over all cases below.
