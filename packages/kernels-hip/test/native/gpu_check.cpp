@@ -647,7 +647,7 @@ struct Conformance {
           continue;
         }
         // Bit-exact is the check (no hardware exp is left); this only measures how far off the device is: m (the max
-        // score) and empty splits (m = −inf, l = 0, o = 0) by their 64-bit patterns, l relative, o relative to l·max|v|,
+        // score) and empty splits (m = −inf, l = 0, o left unwritten) by their 64-bit patterns, l relative, o relative to l·max|v|,
         // the merged output relative to max|v|, and the padding past heads·head_dim untouched.
         long m_wrong = 0, empty_wrong = 0;
         double l_err = 0, o_err = 0, out_err = 0;
