@@ -24,6 +24,8 @@ export type {
   ActivationQuant,
 } from "./contract/backend.js";
 export type { PackingCodec, PackingEncodeOptions } from "./contract/packing.js";
+export { rowPackingCodec } from "./contract/row-packing.js";
+export type { RowPackingLayout } from "./contract/row-packing.js";
 export { CONTRACT_VERSION, KV_DTYPES, ACTIVATION_QUANTS } from "./contract/backend.js";
 export { STEP_OUTPUTS } from "./contract/loaded-model.js";
 export { checkBackendOptions } from "./contract/backend-options.js";
