@@ -8,25 +8,7 @@ import { gpuPacking } from "./gpu-packing.js";
 import { codeDirectory, NativeStatus, tryNativeBinding, type NativeGpuConfig } from "./native-binding.js";
 import { probeHip } from "./hip-probe.js";
 import { KernelsHipErrorCode } from "./errors.js";
-import { needNative } from "./native.test-support.js";
-
-const CONFIG: NativeGpuConfig = {
-  hidden: 64,
-  intermediate: 128,
-  layers: 1,
-  heads: 2,
-  kvHeads: 1,
-  headDim: 32,
-  vocab: 40,
-  context: 16,
-  maxSequences: 2,
-  maxBatchTokens: 8,
-  ropeTheta: 10000,
-  eps: 1e-5,
-  relu2: true,
-  kvDtype: "f16",
-  graphs: true,
-};
+import { needNative, SMALL_CONFIG as CONFIG } from "./native.test-support.js";
 
 const PROMPT = [3, 1, 4, 1, 5];
 const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });

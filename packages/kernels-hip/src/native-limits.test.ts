@@ -7,29 +7,11 @@ import { createBackend, finalizeModel } from "./hip-backend.js";
 import type { HipLoadedModel } from "./hip-loaded-model.js";
 import { ATTN_ROWS_MAX, DEVICE_TOPK_MAX_VOCAB } from "./hip-memory.js";
 import { codeDirectory, NativeStatus, tryNativeBinding, type GpuModelHandle, type HipNativeBinding, type NativeGpuConfig } from "./native-binding.js";
-import { needNative } from "./native.test-support.js";
+import { needNative, SMALL_CONFIG as SMALL } from "./native.test-support.js";
 
 afterEach(() => {
   tryNativeBinding().native?.injectFault("launch", -1);
 });
-
-const SMALL: NativeGpuConfig = {
-  hidden: 64,
-  intermediate: 128,
-  layers: 1,
-  heads: 2,
-  kvHeads: 1,
-  headDim: 32,
-  vocab: 40,
-  context: 16,
-  maxSequences: 2,
-  maxBatchTokens: 8,
-  ropeTheta: 10000,
-  eps: 1e-5,
-  relu2: true,
-  kvDtype: "f16",
-  graphs: true,
-};
 
 /** xorshift32 in [0, 1): the hand-built models' weights. */
 function random(seed: number): () => number {

@@ -1,5 +1,5 @@
 // Test support (not exported from the package): the native addon for tests, or a skip naming what is missing — a failure under HALO_REQUIRE_NATIVE=1.
-import { tryNativeBinding, type HipNativeBinding } from "./native-binding.js";
+import { tryNativeBinding, type HipNativeBinding, type NativeGpuConfig } from "./native-binding.js";
 
 /** Why the addon cannot be used here, or null when it loads. */
 export function nativeMissingReason(): string | null {
@@ -25,3 +25,22 @@ export function needNative(context: { skip(note?: string): void }, what: string)
   context.skip(message);
   throw new Error("unreachable: context.skip() returns only under runners without skip");
 }
+
+/** A one-layer native model small enough to build by hand in a test (64 wide, vocab 40, 16 positions, 2 slots). */
+export const SMALL_CONFIG: NativeGpuConfig = {
+  hidden: 64,
+  intermediate: 128,
+  layers: 1,
+  heads: 2,
+  kvHeads: 1,
+  headDim: 32,
+  vocab: 40,
+  context: 16,
+  maxSequences: 2,
+  maxBatchTokens: 8,
+  ropeTheta: 10000,
+  eps: 1e-5,
+  relu2: true,
+  kvDtype: "f16",
+  graphs: true,
+};
