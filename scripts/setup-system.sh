@@ -3,7 +3,8 @@
 #   setup-system.sh            what the test command needs (CI, README command 2): the C++ toolchain for the
 #                              native CPU backend, Chromium for the chat-page test, the aarch64 cross compiler
 #                              and qemu-user for the NEON check, clang-format-19 for the format check,
-#                              python3-torch and python3-numpy for the absmean check against PyTorch,
+#                              python3-torch and python3-numpy for the absmean check against PyTorch (and, with
+#                              libopenblas0-pthread, the trained tiny model's check against train.py's forward),
 #                              clang-19, lld-19 and llvm-19 for @halo/kernels-hip's AMD code objects, and the HIP
 #                              runtime (libamdhip64-5) for its no-GPU check against the real runtime. Its NVIDIA code
 #                              objects need nvcc (the CUDA toolkit), which Debian's main archive does not carry: when
@@ -31,6 +32,9 @@ if [ "$mode" = tests ]; then
   command -v clang-format-19 >/dev/null 2>&1 || need+=(clang-format-19)
   # @halo/h1b-format's absmean check against PyTorch itself (Debian's python3-torch 1.13, CPU, with numpy).
   /usr/bin/python3 -c "import torch, numpy" >/dev/null 2>&1 || need+=(python3-torch python3-numpy)
+  # OpenBLAS for that torch: @halo/cli's check of the trained tiny model against packages/model-tiny/train/train.py's
+  # float32 forward. Without it Debian's torch runs on the reference BLAS, about 30x slower (minutes instead of seconds).
+  grep -q 'libopenblas\.so\.0' <<<"$(PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null)" || need+=(libopenblas0-pthread)
   # @halo/kernels-hip's GPU code objects are built from source (scripts/build-kernels.mjs): clang 19 compiles the kernels
   # for each gfx target, lld 19 links the .hsaco, llvm 19's readelf reads their register and scratch counts (a spill fails).
   command -v clang++-19 >/dev/null 2>&1 || need+=(clang-19)
