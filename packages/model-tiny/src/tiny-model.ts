@@ -76,18 +76,19 @@ export interface TinyModelInfo {
  * @example
  * ```ts
  * import { TINY_MODEL } from "@halo/model-tiny";
- * console.log(TINY_MODEL.label); // halo-tiny: a 6-layer demo model trained on Python's documentation (not …)
+ * console.log(TINY_MODEL.label); // halo-tiny: a 4-layer demo model trained on Python's documentation (not …)
  * ```
  */
 export const TINY_MODEL: TinyModelInfo = Object.freeze({
   id: "halo-tiny",
   draftId: "halo-tiny-draft",
-  label: "halo-tiny: a 6-layer demo model trained on Python's documentation (not microsoft/bitnet-b1.58-2B-4T)",
+  label: "halo-tiny: a 4-layer demo model trained on Python's documentation (not microsoft/bitnet-b1.58-2B-4T)",
   hiddenSize: 256,
-  numLayers: 6,
+  numLayers: 4,
   vocabSize: 4096,
   source: "trained from scratch as a ternary (BitNet b1.58) model by packages/model-tiny/train/train.py in the halo repository",
-  licence: "MIT (weights); training text: the Python documentation, see data/SOURCE.md for its source and licence",
+  licence:
+    "weights: MIT, as the package; training text: the Python 3.11 documentation, under the PSF License Agreement (its code examples also under Zero-Clause BSD); see data/SOURCE.md",
 });
 
 /** The absolute paths of halo-tiny's shipped files, each checked to be on disk. */
