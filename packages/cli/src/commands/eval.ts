@@ -2,9 +2,9 @@
 import { open } from "node:fs/promises";
 import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
-import { helpText, parseFlags, requireString, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, checkBackendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, LOAD_FLAGS, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -12,6 +12,7 @@ const FLAGS: Record<string, FlagSpec> = {
   tokens: { type: "string", placeholder: "id,id,…", description: "comma-separated token ids, run from position 0" },
   "logits-out": { type: "string", placeholder: "path", short: "o", description: "output file: float32 little-endian [n_tokens][vocab]" },
   ...BACKEND_FLAGS,
+  "kv-dtype": LOAD_FLAGS["kv-dtype"]!,
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
@@ -51,10 +52,12 @@ export async function evalCommand(argv: readonly string[], ctx: CommandContext):
   const ids = parseTokenList(requireString("eval", values, "tokens"));
   const out = requireString("eval", values, "logits-out");
   const backend = backendFlags("eval", values);
+  const kvDtype = kvDtypeFlag("eval", values);
   await checkBackendFlags(backend);
   const engine = await loadWithFlags(modelPath, {
     ...backend,
     maxSequences: 1,
+    ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...verifyOption(values),
   });
   writeBackendNotice("eval", engine, ctx, backend.backendOptions);

@@ -2,9 +2,9 @@
 import { readFile } from "node:fs/promises";
 import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
-import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
+import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, checkBackendFlags, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, LOAD_FLAGS, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { ExitCode } from "../main.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -15,6 +15,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "context-length": { type: "string", placeholder: "n", short: "c", description: "tokens per window (default: the model's context, at most 4096)" },
   stride: { type: "string", placeholder: "n", description: "window advance; smaller than --context-length gives a sliding window (default: no overlap)" },
   ...BACKEND_FLAGS,
+  "kv-dtype": LOAD_FLAGS["kv-dtype"]!,
   json: { type: "boolean", description: "print the result as JSON" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -39,6 +40,7 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
   const contextLength = numberFlag("ppl", values, "context-length", { integer: true, min: 2 });
   const stride = numberFlag("ppl", values, "stride", { integer: true, min: 1 });
   const backend = backendFlags("ppl", values);
+  const kvDtype = kvDtypeFlag("ppl", values);
   await checkBackendFlags(backend);
   let text: string;
   try {
@@ -54,6 +56,7 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
     ...backend,
     ...(contextLength !== undefined ? { contextLength } : {}),
     maxSequences: 1,
+    ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...verifyOption(values),
   });
   writeBackendNotice("ppl", engine, ctx, backend.backendOptions);
