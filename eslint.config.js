@@ -18,6 +18,7 @@ const LAYERS = {
   tokenizer: 1,
   sampler: 1,
   kernels: 1,
+  "model-tiny": 1, // data: the trained demo model; imports @halo/errors only
   "kernels-*": 2, // every backend: @halo/kernels-cpu, -hip, -xdna, …
   engine: 3,
   server: 4,
