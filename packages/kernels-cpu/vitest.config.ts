@@ -5,6 +5,8 @@ export default defineConfig({
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     setupFiles: ["../../scripts/fast-check-seed.ts"],
     globalSetup: ["../../scripts/test-cache-dir.ts"],
+    // test:ci collects every package's counts and skips with their reasons (scripts/vitest-test-report.ts).
+    reporters: ["default", "../../scripts/vitest-test-report.ts"],
     testTimeout: 120_000,
   },
 });
