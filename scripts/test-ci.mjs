@@ -75,7 +75,8 @@ function allowed(where, name, reason) {
 
 /** `SKIP <what>: <reason>` lines printed by the native checks, by step label. */
 const nativeSkips = [];
-const SKIP_LINE = /^(?:\S+:\S+: )?SKIP (.+?): (.+)$/;
+// At the start of a line, or after a runner's "<package> <script>: " prefix.
+const SKIP_LINE = /(?:^|: )SKIP (.+?): (.+)$/;
 
 const STEPS = [
   ["system packages", "bash", ["scripts/setup-system.sh"]],
