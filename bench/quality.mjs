@@ -91,16 +91,25 @@ async function main() {
     print(`exact path: ppl ${Math.exp(exactNll).toFixed(4)} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     const rows = [];
+    const skipped = [];
     for (const lane of lanes) {
       const t = performance.now();
-      const result = await runLane(lane, contextLength, windows, ids, exact, vocab);
+      let result;
+      try {
+        result = await runLane(lane, contextLength, windows, ids, exact, vocab);
+      } catch (error) {
+        if (!(lane.optional === true && error?.code === "ENGINE_NO_BACKEND")) throw error;
+        skipped.push({ lane: lane.name, backend: lane.backend, reason: error.message });
+        print(`${lane.name}: not run (${error.message})`);
+        continue;
+      }
       const seconds = (performance.now() - t) / 1000;
       const row = {
         lane: lane.name,
         key: lane.file,
         file: lane.fileLabel,
         backend: lane.backend,
-        lmHead: lane.lmHead ?? (lane.backend === "reference" ? "f32" : "f16"),
+        lmHead: lane.lmHead ?? (lane.backend === "cpu" ? "f16" : "f32"),
         kvDtype: lane.kvDtype,
         lossy: files.lossy[lane.file] ?? false,
         perplexity: Math.exp(result.meanNll),
@@ -149,6 +158,7 @@ async function main() {
       scoredTokens,
       exact: exactRow,
       lanes: rows,
+      skipped,
       conversions: files.changes,
       pplCheck,
       seconds: +((performance.now() - started) / 1000).toFixed(1),
@@ -179,6 +189,9 @@ const LANES = [
   { name: "GGUF I2_S", file: "i2_s", fileLabel: "I2_S .gguf", backend: "cpu", kvDtype: "f16" },
   { name: ".halo sherry (forced)", file: "haloSherry", fileLabel: "sherry .halo", backend: "cpu", kvDtype: "f16" },
   { name: "HF bf16 master weights (forced)", file: "hfBf16", fileLabel: "hf-bf16 snapshot", backend: "cpu", kvDtype: "f16" },
+  // The GPU backend where one opens (a HIP or CUDA runtime); elsewhere these rows say why they did not run.
+  { name: "hip, f32 KV", file: "halo", fileLabel: "halo-v2 .halo", backend: "hip", kvDtype: "f32", optional: true },
+  { name: "hip default", file: "halo", fileLabel: "halo-v2 .halo", backend: "hip", kvDtype: "f16", optional: true },
 ];
 
 /** Converts the snapshot to every lane's file; lossless conversions refuse to be lossy (no force), the forced ones say what changed. */
@@ -334,6 +347,9 @@ function markdown(report) {
       `| ${r.lane} | ${r.file}${r.lossy ? " (lossy)" : ""} | ${r.backend} | ${r.lmHead} | ${r.kvDtype} | ${r.perplexity.toFixed(4)} | ${signed(r.pplDeltaPercent, 3)} % | ${(r.top1Agreement * 100).toFixed(2)} % | ${r.meanKl.toExponential(2)} |`,
     );
   }
+  const reasons = new Map();
+  for (const lane of report.skipped) reasons.set(lane.reason, [...(reasons.get(lane.reason) ?? []), lane]);
+  for (const [reason, lanes] of reasons) lines.push("", `${lanes.map((lane) => lane.lane).join(", ")}: not run — ${reason}`);
   for (const lane of report.lanes.filter((r) => r.lossy)) lines.push("", `${lane.lane}: ${report.conversions[lane.key].join("; ")}`);
   if (report.pplCheck !== null)
     lines.push(
