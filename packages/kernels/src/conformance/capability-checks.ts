@@ -4,11 +4,10 @@ import { KV_DTYPES, type Backend, type KvDtype, type LoadOptions, type MemoryEst
 import { STEP_OUTPUTS, type LoadedModel, type SequenceState, type StepBatch } from "../contract/loaded-model.js";
 import { argmaxRows, forwardBatch, topKRows } from "../contract/forward.js";
 import { referenceBackend } from "../reference/reference-backend.js";
-import { rmsNormRows } from "../reference/rms-norm.js";
-import { lmHeadRows } from "../reference/lm-head.js";
 import { assertClose, assertEqualArrays, assertThrowsCode, mismatch } from "./assertions.js";
 import { checkKvHandoff } from "./kv-handoff.js";
-import { promptFor, rows, type ConformanceTestModel, type ModelCheckOptions } from "./model-checks.js";
+import { isReferenceItself, promptFor, rows, type ConformanceTestModel, type ModelCheckOptions } from "./model-checks.js";
+import { oracleForward, oracleHead, oracleRmsNorm } from "./oracle.js";
 import type { ConformanceCheck, ConformanceSkip } from "./op-checks.js";
 import { TOLERANCES } from "./tolerances.js";
 
@@ -26,7 +25,8 @@ function rowMax(x: ArrayLike<number>, width: number): Float64Array {
 
 /**
  * Checks of the optional contract-2 capabilities of a backend, each against the reference backend
- * or against the backend's own plain `step`. A check whose capability the backend does not claim
+ * (the float64 oracle model when the backend under test is the reference itself: compared with itself
+ * a check cannot fail) or against the backend's own plain `step`. A check whose capability the backend does not claim
  * (`capabilities().hiddenRows`, `.copySequence`, `.sequenceTransfer`, an `estimateMemory` method)
  * resolves to a {@link ConformanceSkip} naming it (`runConformance` reports a skipped test, so a
  * backend claiming nothing does not look fully conforming); a claimed capability that misbehaves fails with
@@ -64,16 +64,14 @@ export function capabilityChecks(
       run: async () => {
         const backend = await factory();
         const prompt = promptFor(6, promptLength, vocab);
-        const reference = await load(referenceBackend());
-        const want = await reference.step(rows(reference.allocateSequence(), prompt, 0, "all"));
-        reference.dispose();
         const model = await load(backend);
         try {
+          const [want, against] = await independentLogits(backend, model, weights, prompt, load);
           const slot = model.allocateSequence();
           const batch = rows(slot, prompt, 0, "all");
           const n = prompt.length;
           const { logits } = await forwardBatch(model, batch);
-          assertClose(`${name} forwardBatch logits vs reference`, logits, want, TOLERANCES.modelLogits, () => 1);
+          assertClose(`${name} forwardBatch logits vs ${against}`, logits, want, TOLERANCES.modelLogits, () => 1);
           if (model.sequenceLength(slot) !== n)
             throw mismatch(`${name} forwardBatch`, "sequence length after the step", { expected: n, actual: model.sequenceLength(slot) });
           const again = async (extra: Partial<StepBatch>) => {
@@ -123,27 +121,26 @@ export function capabilityChecks(
     });
 
     checks.push({
-      name: `hiddenRows/${name} hidden states match the reference; output norm and head of them give the logits`,
+      name: `hiddenRows/${name} hidden states match the reference (the float64 oracle model, for the reference itself); the oracle's output norm and head of them give the logits`,
       run: async () => {
         const backend = await factory();
         if (!backend.capabilities().hiddenRows) return notClaimed(backend, "hiddenRows");
         const prompt = promptFor(8, promptLength, vocab);
         const n = prompt.length;
         const hiddenRows = Int32Array.from(new Set([0, n >> 1, n - 1]));
-        const reference = await load(referenceBackend());
-        const want = await forwardBatch(reference, { ...rows(reference.allocateSequence(), prompt, 0, "all"), hiddenRows });
-        reference.dispose();
+        const h = c.hiddenSize;
         const model = await load(backend);
         try {
+          const [wantHidden, against] = await independentHidden(backend, model, weights, prompt, hiddenRows, load);
           const slot = model.allocateSequence();
           const batch: StepBatch = { ...rows(slot, prompt, 0, "all"), hiddenRows };
           const got = await forwardBatch(model, batch);
-          const h = c.hiddenSize;
           if (got.hidden === undefined) throw mismatch(`${name} hidden`, "forward returned no hidden states", { expected: hiddenRows.length * h });
-          const maxima = rowMax(want.hidden!, h);
-          assertClose(`${name} hidden states vs reference`, got.hidden, want.hidden!, TOLERANCES.hiddenStates, (i) => maxima[Math.floor(i / h)]!);
+          const maxima = rowMax(wantHidden, h);
+          assertClose(`${name} hidden states vs ${against}`, got.hidden, wantHidden, TOLERANCES.hiddenStates, (i) => maxima[Math.floor(i / h)]!);
+          // The oracle's output norm and head (float64, no backend's code) of the backend's own hidden states.
           const head = c.tiedEmbeddings || weights.lmHead === null ? weights.tokenEmbedding : weights.lmHead;
-          const fromHidden = lmHeadRows(rmsNormRows(got.hidden, weights.outputNorm.toFloat32(), c.rmsNormEps), head.toFloat32(), vocab, h);
+          const fromHidden = oracleHead(Float32Array.from(oracleRmsNorm(got.hidden, weights.outputNorm.toFloat32(), c.rmsNormEps)), head.toFloat32(), vocab);
           const ownRows = new Float32Array(hiddenRows.length * vocab);
           hiddenRows.forEach((row, i) => ownRows.set(got.logits.subarray(row * vocab, (row + 1) * vocab), i * vocab));
           assertClose(`${name} output norm + head of the hidden states vs the backend's logits`, fromHidden, ownRows, TOLERANCES.modelLogits, () => 1);
@@ -258,6 +255,58 @@ export function capabilityChecks(
     });
   }
   return checks;
+}
+
+/**
+ * Every position's logits of `prompt` from a path independent of `model`'s: the reference backend loaded with the
+ * model's KV dtype and activation quantiser, or, when the backend under test is the reference itself, the float64
+ * oracle model (f32 KV). Also names the path, for failures.
+ */
+async function independentLogits(
+  backend: Backend,
+  model: LoadedModel,
+  weights: ConformanceTestModel["weights"],
+  prompt: readonly number[],
+  load: (backend: Backend, extra?: Partial<LoadOptions>) => Promise<LoadedModel>,
+): Promise<[Float32Array, string]> {
+  const { kvDtype, activationQuant } = model.options;
+  if (isReferenceItself(backend)) {
+    if (kvDtype !== "f32") throw mismatch("oracle", "the oracle model has an f32 KV cache only", { expected: "f32", actual: kvDtype });
+    return [oracleForward(weights, prompt, activationQuant).logits, "the float64 oracle model"];
+  }
+  const reference = await load(referenceBackend(), { kvDtype, activationQuant });
+  try {
+    return [await reference.step(rows(reference.allocateSequence(), prompt, 0, "all")), `the reference (kv=${kvDtype} ${activationQuant})`];
+  } finally {
+    reference.dispose();
+  }
+}
+
+/** {@link independentLogits} for the residual stream of `hiddenRows`: `[hiddenRows.length][hidden]`. */
+async function independentHidden(
+  backend: Backend,
+  model: LoadedModel,
+  weights: ConformanceTestModel["weights"],
+  prompt: readonly number[],
+  hiddenRows: Int32Array,
+  load: (backend: Backend, extra?: Partial<LoadOptions>) => Promise<LoadedModel>,
+): Promise<[Float32Array, string]> {
+  const { kvDtype, activationQuant } = model.options;
+  const h = weights.config.hiddenSize;
+  if (isReferenceItself(backend)) {
+    if (kvDtype !== "f32") throw mismatch("oracle", "the oracle model has an f32 KV cache only", { expected: "f32", actual: kvDtype });
+    const all = oracleForward(weights, prompt, activationQuant).hidden;
+    const picked = new Float32Array(hiddenRows.length * h);
+    hiddenRows.forEach((row, i) => picked.set(all.subarray(row * h, (row + 1) * h), i * h));
+    return [picked, "the float64 oracle model"];
+  }
+  const reference = await load(referenceBackend(), { kvDtype, activationQuant });
+  try {
+    const want = await forwardBatch(reference, { ...rows(reference.allocateSequence(), prompt, 0, "all"), hiddenRows });
+    return [want.hidden!, `the reference (kv=${kvDtype} ${activationQuant})`];
+  } finally {
+    reference.dispose();
+  }
 }
 
 /** The sums and signs {@link MemoryEstimate} promises, for `positions` = maxSequences × contextLength. */

@@ -7,6 +7,7 @@ import type { ModelWeights } from "../contract/weights.js";
 import { referenceBackend } from "../reference/reference-backend.js";
 import { assertClose, assertEqualArrays, assertThrowsCode, mismatch } from "./assertions.js";
 import { TOLERANCES } from "./tolerances.js";
+import { oracleForward } from "./oracle.js";
 import { SeededRandom } from "./seeded-random.js";
 import type { ConformanceCheck } from "./op-checks.js";
 
@@ -114,6 +115,18 @@ export async function greedyRun(model: LoadedModel, prompt: readonly number[], c
   return { tokens, logits };
 }
 
+/**
+ * @internal Why a comparison with the reference backend does not run on the reference itself: compared with itself
+ * it cannot fail.
+ */
+export const REFERENCE_ITSELF =
+  "the backend under test is the reference backend: compared with itself this cannot fail (the float64 oracle model checks are its independent checks)";
+
+/** @internal Whether `backend` computes exactly what the default reference backend computes (the same name: the same options). */
+export function isReferenceItself(backend: Backend): boolean {
+  return backend.name === referenceBackend().name;
+}
+
 /** @internal A seeded random prompt of `length` ids below `vocab`. */
 export function promptFor(seed: number, length: number, vocab: number): number[] {
   const random = new SeededRandom(seed);
@@ -122,7 +135,9 @@ export function promptFor(seed: number, length: number, vocab: number): number[]
 
 /**
  * Whole-model checks of a backend on each test model, for each activation quantisation and KV
- * dtype both the backend and the model support.
+ * dtype both the backend and the model support: against the float64 oracle model (f32 KV) and
+ * against the reference backend (skipped, with the reason, when the backend is the reference itself).
+ * Logits must lie within `TOLERANCES.modelLogits`, greedy tokens must be equal.
  *
  * @example
  * ```ts
@@ -153,12 +168,33 @@ export function modelChecks(
     };
 
     for (const activationQuant of quants) {
+      checks.push({
+        name: `model/${name} greedy ${activationQuant} kv=f32 matches the float64 oracle model (independent of the reference)`,
+        run: async () => {
+          const backend = await supports(activationQuant, "f32");
+          if (backend === null) return { skipped: `the backend does not offer activationQuant ${activationQuant} with kvDtype f32` };
+          const prompt = promptFor(1, promptLength, vocab);
+          const model = await load(backend, { activationQuant, kvDtype: "f32" });
+          const got = await greedyRun(model, prompt, greedyTokens);
+          model.dispose();
+          // The oracle is causal: one pass over the prompt and the tokens fed back gives every step's logits.
+          const want = oracleForward(weights, [...prompt, ...got.tokens.slice(0, -1)], activationQuant).logits;
+          got.logits.forEach((logits, i) => {
+            const row = want.subarray((promptLength - 1 + i) * vocab, (promptLength + i) * vocab);
+            assertClose(`${name} logits step ${i} vs oracle`, logits, row, TOLERANCES.modelLogits, () => 1);
+            if (greedyToken(`${name} oracle step ${i}`, row, vocab) !== got.tokens[i])
+              throw mismatch(`${name} greedy token ${i} vs oracle`, "the oracle's greedy token differs", { expected: argmax(row), actual: got.tokens[i] });
+          });
+          return undefined;
+        },
+      });
       for (const kvDtype of ["f32", "f16", "int8"] as const) {
         checks.push({
           name: `model/${name} greedy ${activationQuant} kv=${kvDtype} matches reference`,
           run: async () => {
             const backend = await supports(activationQuant, kvDtype);
             if (backend === null) return { skipped: `the backend does not offer activationQuant ${activationQuant} with kvDtype ${kvDtype}` };
+            if (isReferenceItself(backend)) return { skipped: REFERENCE_ITSELF };
             const want = await greedyRun(await load(reference, { activationQuant, kvDtype }), promptFor(1, promptLength, vocab), greedyTokens);
             const model = await load(backend, { activationQuant, kvDtype });
             const got = await greedyRun(model, promptFor(1, promptLength, vocab), greedyTokens);

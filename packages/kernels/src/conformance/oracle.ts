@@ -1,4 +1,5 @@
 // Independent, deliberately naive implementations of each op (float64, no shared code with the reference backend).
+import type { ModelWeights, WeightsTernaryTensor } from "../contract/weights.js";
 
 function rint(v: number): number {
   const f = Math.floor(v);
@@ -152,5 +153,85 @@ export function oracleAttention(
       }
     }
   });
+  return out;
+}
+
+/**
+ * Logits and residual stream of a whole model from the {@link oracleRmsNorm}-style naive ops above: float64 arithmetic,
+ * every op's output rounded to float32 where the contract stores it (as a backend stores activations), an f32 KV cache.
+ */
+export interface OracleForward {
+  /** `[n][vocab]` logits of every position. */
+  readonly logits: Float32Array;
+  /** `[n][hidden]` residual stream after the last layer, before the output norm. */
+  readonly hidden: Float32Array;
+}
+
+/** A weight as the naive matmul wants it: dense float64 `[rows][cols]`. */
+function denseOf(tensor: WeightsTernaryTensor): Float64Array {
+  const trits = new Int8Array(tensor.rows * tensor.cols);
+  tensor.decodeRows(0, tensor.rows, trits);
+  return oracleDenseTernary(trits, tensor.rows, tensor.cols, tensor.scale);
+}
+
+/** `x̂ · Wᵀ` of float32 activations under the activation quantiser, rounded to float32. */
+function oracleLinear(w: Float64Array, rows: number, cols: number, x: Float32Array, scheme: "per-token" | "q8k-block"): Float32Array {
+  return Float32Array.from(oracleMatmul(w, rows, cols, oracleDequantized(x, cols, scheme)).y);
+}
+
+/**
+ * The whole-model oracle: one sequence of `tokens` at positions `0 … n−1` through a BitNet model (attention norm,
+ * quantised q/k/v, NeoX RoPE, causal GQA, sub-norm, quantised o; FFN norm, quantised gate/up, ReLU²·up or SiLU·up,
+ * sub-norm, quantised down; output norm, float head) written from the model's definition with the naive ops of this
+ * file and no code of the reference backend. Every position's logits and residual stream, as a backend would give
+ * them with an f32 KV cache. Slow (dense float64 weights, no cache): for the suite's tiny models only.
+ *
+ * @example
+ * ```ts
+ * const { logits } = oracleForward(weights, [5, 9, 11], "per-token");
+ * ```
+ */
+export function oracleForward(weights: ModelWeights, tokens: readonly number[], scheme: "per-token" | "q8k-block"): OracleForward {
+  const c = weights.config;
+  const n = tokens.length;
+  const h = c.hiddenSize;
+  const qd = c.numHeads * c.headDim;
+  const kvd = c.numKvHeads * c.headDim;
+  const f = c.intermediateSize;
+  const embedding = weights.tokenEmbedding.toFloat32();
+  const positions = Int32Array.from(tokens, (_, i) => i);
+  const x = new Float32Array(n * h);
+  tokens.forEach((token, t) => x.set(embedding.subarray(token * h, (token + 1) * h), t * h));
+  const norm = (v: Float32Array, weight: Float32Array): Float32Array => Float32Array.from(oracleRmsNorm(v, weight, c.rmsNormEps));
+  const addInto = (target: Float32Array, delta: Float32Array): void => target.forEach((v, i) => (target[i] = v + delta[i]!));
+  for (const layer of weights.layers) {
+    const a = norm(x, layer.attnNorm.toFloat32());
+    const q = Float32Array.from(oracleRope(oracleLinear(denseOf(layer.q), qd, h, a, scheme), positions, c.numHeads, c.headDim, c.ropeTheta));
+    const k = Float32Array.from(oracleRope(oracleLinear(denseOf(layer.k), kvd, h, a, scheme), positions, c.numKvHeads, c.headDim, c.ropeTheta));
+    const v = oracleLinear(denseOf(layer.v), kvd, h, a, scheme);
+    const attended = Float32Array.from(oracleAttention(q, k, v, positions, c.numHeads, c.numKvHeads, c.headDim));
+    addInto(x, oracleLinear(denseOf(layer.o), h, qd, norm(attended, layer.attnSubNorm.toFloat32()), scheme));
+    const b = norm(x, layer.ffnNorm.toFloat32());
+    const gate = oracleLinear(denseOf(layer.gate), f, h, b, scheme);
+    const up = oracleLinear(denseOf(layer.up), f, h, b, scheme);
+    const mixed = Float32Array.from(gate, (g, i) => (c.activation === "silu" ? g / (1 + Math.exp(-g)) : Math.max(g, 0) ** 2) * up[i]!);
+    addInto(x, oracleLinear(denseOf(layer.down), h, f, norm(mixed, layer.ffnSubNorm.toFloat32()), scheme));
+  }
+  const head = (weights.lmHead ?? weights.tokenEmbedding).toFloat32();
+  const final = norm(x, weights.outputNorm.toFloat32());
+  return { logits: oracleHead(final, head, c.vocabSize), hidden: x };
+}
+
+/** The LM head in float64: `[n][vocab]` dot products of the rows of `x` with the rows of `head`, rounded to float32. */
+export function oracleHead(x: Float32Array, head: Float32Array, vocab: number): Float32Array {
+  const hidden = head.length / vocab;
+  const out = new Float32Array((x.length / hidden) * vocab);
+  for (let t = 0; t < x.length / hidden; t++) {
+    for (let v = 0; v < vocab; v++) {
+      let sum = 0;
+      for (let i = 0; i < hidden; i++) sum += head[v * hidden + i]! * x[t * hidden + i]!;
+      out[t * vocab + v] = sum;
+    }
+  }
   return out;
 }

@@ -9,8 +9,7 @@ import { argmaxRows, topKRows } from "../contract/forward.js";
 import { defaultConformanceModels } from "../conformance/run-conformance.js";
 import { referenceBackend, referenceBackendFactory } from "./reference-backend.js";
 import type { ReferenceLoadedModel } from "./reference-model.js";
-import { rmsNormRows } from "./rms-norm.js";
-import { lmHeadRows } from "./lm-head.js";
+import { oracleForward, oracleHead, oracleRmsNorm } from "../conformance/oracle.js";
 
 // The suite's GQA model (SiLU, per-row scales, untied head: every contract-2 path on one small model).
 const weights = defaultConformanceModels().find((m) => m.name === "gqa-silu-row-scale-untied")!.weights;
@@ -65,15 +64,25 @@ describe("reference forward", () => {
     expect(model.sequenceLength(c2)).toBe(PROMPT.length);
   });
 
-  it("hidden rows are the residual stream before the output norm: norm + head of them give the logits", async () => {
+  it("hidden rows are the residual stream before the output norm: the oracle's norm + head of them give the logits bit for bit", async () => {
     const model = await load();
     const slot = model.allocateSequence();
     const { logits, hidden } = await model.forward(rows(slot, PROMPT, 0, { hiddenRows: Int32Array.of(0, 2, 6) }));
     expect(hidden).toHaveLength(3 * c.hiddenSize);
     const wanted = Int32Array.of(0, 2, 6);
-    const expected = lmHeadRows(rmsNormRows(hidden!, weights.outputNorm.toFloat32(), c.rmsNormEps), weights.lmHead!.toFloat32(), c.vocabSize, c.hiddenSize);
+    // The conformance oracle's float64 norm and head (no reference code), not the reference's own functions.
+    const expected = oracleHead(
+      Float32Array.from(oracleRmsNorm(hidden!, weights.outputNorm.toFloat32(), c.rmsNormEps)),
+      weights.lmHead!.toFloat32(),
+      c.vocabSize,
+    );
     wanted.forEach((row, i) =>
       expect(expected.subarray(i * c.vocabSize, (i + 1) * c.vocabSize)).toEqual(logits.subarray(row * c.vocabSize, (row + 1) * c.vocabSize)),
+    );
+    // And the hidden rows themselves equal the float64 oracle model's (f32 KV, the reference's default) bit for bit.
+    const oracle = oracleForward(weights, PROMPT, "per-token").hidden;
+    wanted.forEach((row, i) =>
+      expect(hidden!.subarray(i * c.hiddenSize, (i + 1) * c.hiddenSize)).toEqual(oracle.subarray(row * c.hiddenSize, (row + 1) * c.hiddenSize)),
     );
   });
 
