@@ -43,7 +43,8 @@ describe("reference backend", () => {
     expect(split.tokens).toEqual(single.tokens);
     let worst = 0;
     split.logits.forEach((l, i) => l.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - single.logits[i]![j]!)))));
-    expect(worst).toBeLessThanOrEqual(TOLERANCES.splitKv * 10); // logits ~±5: relative 1e-6 of that
+    // Measured 0 (the reference merges tiles in float64; bit-identical logits); logits ~±5: relative 1e-6 of that.
+    expect(worst).toBeLessThanOrEqual(TOLERANCES.splitKv * 10);
   });
 
   it("runs q8k-block activations and f16 KV on the tiny shape, close to per-token/f32", async () => {
@@ -54,6 +55,7 @@ describe("reference backend", () => {
       let worst = 0;
       other.logits[0]!.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - base.logits[0]![j]!))));
       expect(worst).toBeGreaterThan(0); // a different scheme really ran
+      // Measured 0.107 (q8k-block) and 0.120 (f16 KV) on 2026-12-07: a scheme change moves logits by ~0.1, not by 1.
       expect(worst).toBeLessThan(0.5);
     }
   });
