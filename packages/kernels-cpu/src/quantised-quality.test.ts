@@ -6,17 +6,26 @@ import { synthModel } from "@halo/h1b-format";
 import { createBackend, type CpuLmHead } from "./cpu-backend.js";
 import { promptLogits } from "./prompt-logits.test-support.js";
 
-/** The int8 head must keep the greedy choice on at least this share of positions. */
-const MIN_TOP1_AGREEMENT_INT8_HEAD = 0.9;
-/** Mean KL(f16 ‖ int8) in nats per position must stay below this. */
-const MAX_MEAN_KL_INT8_HEAD = 0.01;
-/** The int4 head must keep the greedy choice on at least this share of positions. */
+// Thresholds from the measured quality (2026-12-07, AMD EPYC Zen 4 with AVX-512 VNNI, the best ISA picked; the int8
+// and int4 heads are integer arithmetic after quantising, so the ISA does not change them), per model: synth relu2 /
+// synth silu untied / conformance awkward. KL bounds sit 10-30x above the worst measured model where that leaves
+// room, and agreement floors two to three positions below the worst measured (agreement is a count, not a rounding error).
+
+/** The int8 head must keep the greedy choice on at least this share of positions. Measured 100 / 98 / 98 % of 100. */
+const MIN_TOP1_AGREEMENT_INT8_HEAD = 0.96;
+/** Mean KL(f16 ‖ int8) in nats per position must stay below this. Measured 9.3e-5 / 9.6e-5 / 2.6e-4: 12-32x (was 0.01). */
+const MAX_MEAN_KL_INT8_HEAD = 3e-3;
+/** The int4 head must keep the greedy choice on at least this share of positions. Measured 91 / 87 / 88 % of 100. */
 const MIN_TOP1_AGREEMENT_INT4_HEAD = 0.85;
-/** Mean KL(f16 ‖ int4) in nats per position must stay below this. */
+/**
+ * Mean KL(f16 ‖ int4) in nats per position must stay below this. Measured 7.4e-3 / 7.7e-3 / 3.6e-2: 1.4x the worst (the
+ * awkward model's f32 embedding has the widest rows), 6.5x the synth models; not loosened to 10x, which would hide a
+ * head twice as bad.
+ */
 const MAX_MEAN_KL_INT4_HEAD = 0.05;
-/** The int8 KV cache must keep the greedy choice on at least this share of positions. */
-const MIN_TOP1_AGREEMENT_INT8_KV = 0.9;
-/** Mean KL(f16 KV ‖ int8 KV) in nats per position must stay below this. */
+/** The int8 KV cache must keep the greedy choice on at least this share of positions. Measured 95.3 / 97.6 / 93.7 % of 127. */
+const MIN_TOP1_AGREEMENT_INT8_KV = 0.92;
+/** Mean KL(f16 KV ‖ int8 KV) in nats per position must stay below this. Measured 6.5e-4 / 9.5e-4 / 2.4e-3: 4-15x (kept). */
 const MAX_MEAN_KL_INT8_KV = 0.01;
 
 function logSoftmax(logits: Float32Array, offset: number, length: number): Float64Array {
