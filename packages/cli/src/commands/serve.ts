@@ -1,8 +1,10 @@
-// `halo serve`: the OpenAI-compatible HTTP server (@halo/server) on a model file, or on a tiny demo model.
+// `halo serve`: the OpenAI-compatible HTTP server (@halo/server) on a model file, or on the shipped demo model (halo-tiny).
+import { statSync } from "node:fs";
 import { HaloError } from "@halo/errors";
 import { writeBackendNotice } from "../backend-notice.js";
-import { openModel, synthModel } from "@halo/h1b-format";
+import { openModel } from "@halo/h1b-format";
 import { loadModel } from "@halo/engine";
+import { ModelTinyErrorCode, TINY_MODEL, tinyModelPath } from "@halo/model-tiny";
 import { createJsonLogger, createServer, parseKeyList, readApiKeyFile, type LogLevel } from "@halo/server";
 import { helpText, kvDtypeFlag, numberFlag, parseFlags, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
@@ -13,7 +15,10 @@ import { backendFlags, checkBackendFlags, chatTemplateFlag, chatTemplateOrigin, 
 
 const FLAGS: Record<string, FlagSpec> = {
   model: MODEL_FLAG,
-  demo: { type: "boolean", description: "serve a tiny synthetic model with RANDOM weights (gibberish output) to try the API and page" },
+  demo: {
+    type: "boolean",
+    description: `serve ${TINY_MODEL.id}, the small demo model shipped with halo (offline; its answers are English-like Python-docs text, not an assistant's)`,
+  },
   host: { type: "string", placeholder: "address", description: "address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)" },
   port: { type: "string", placeholder: "port", description: "TCP port (default 8080; 0 picks a free one)" },
   parallel: { type: "string", placeholder: "n", description: "sequences generating at once (default 4)" },
@@ -49,7 +54,10 @@ export const serveHelp = helpText(
     "/health, /tokenize, /detokenize, /metrics (Prometheus), /_live/stats and a chat page at /.\n" +
     "Logs are JSON lines on stderr. Ctrl-C (or SIGTERM) finishes running requests, then exits; a second one\n" +
     "cancels them (streams still end with an error record and [DONE]). Without an API key only loopback\n" +
-    "names and the server's own address are accepted as Host (a DNS-rebinding guard): add others with --allowed-host.",
+    "names and the server's own address are accepted as Host (a DNS-rebinding guard): add others with --allowed-host.\n" +
+    `--demo serves ${TINY_MODEL.id}, a ${TINY_MODEL.numLayers}-layer ternary model trained on Python's documentation and shipped\n` +
+    "with halo: it works offline and shows the whole path (API, streaming, chat page); its answers read like\n" +
+    "Python-docs text, it is no assistant and not microsoft/bitnet-b1.58-2B-4T.",
   FLAGS,
   [
     "halo serve --demo --port 8080",
@@ -58,9 +66,35 @@ export const serveHelp = helpText(
   ],
 );
 
-/** The id and label of the `--demo` model. */
-export const DEMO_MODEL_ID = "halo-demo-tiny";
-const DEMO_LABEL = "demo: random weights, output is gibberish";
+/** The model id `halo serve --demo` serves under (halo-tiny's, from @halo/model-tiny). */
+export const DEMO_MODEL_ID: string = TINY_MODEL.id;
+/** What the `--demo` model is, in the listening and ready lines, `/v1/models` and the chat page: @halo/model-tiny's label. */
+export const DEMO_LABEL: string = TINY_MODEL.label;
+
+/**
+ * The `--demo` model file (`path`, halo-tiny's by default), checked to be a file: a broken install says what is
+ * missing and how to fix it instead of failing inside the model reader.
+ *
+ * @internal
+ */
+export function demoModelPath(path: string = tinyModelPath): string {
+  let found: string;
+  try {
+    found = statSync(path).isFile() ? "file" : "something that is not a file";
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    found = code === "ENOENT" ? "no such file" : `an unreadable path (${code ?? String(cause)})`;
+  }
+  if (found === "file") return path;
+  throw new HaloError(ModelTinyErrorCode.MODEL_TINY_FILE_MISSING, `the demo model (${TINY_MODEL.id}) is missing: the halo install is incomplete`, {
+    path,
+    expected: `${TINY_MODEL.id}'s model file, shipped in @halo/model-tiny (a dependency of @halo/cli)`,
+    actual: found,
+    hint:
+      "Reinstall halo (npm install -g @halo/cli); in a checkout of the halo repository the file is committed: " +
+      "`git checkout -- packages/model-tiny/models` restores it and `pnpm install` relinks the package. Or serve your own model with --model <path>",
+  });
+}
 
 function list(value: unknown): string[] {
   return Array.isArray(value) ? (value as string[]) : typeof value === "string" ? [value] : [];
@@ -114,7 +148,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const maxQueue = numberFlag("serve", values, "queue", { integer: true, min: 0 }) ?? 64;
   const timeout = numberFlag("serve", values, "timeout", { min: 0.001 }) ?? 600;
   const maxBodyBytes = numberFlag("serve", values, "max-body", { integer: true, min: 1 });
-  const backend = backendFlags("serve", values, demo ? "reference" : "auto");
+  const backend = backendFlags("serve", values, "auto");
   await checkBackendFlags(backend);
   const contextLength = numberFlag("serve", values, "context-length", { integer: true, min: 2 });
   const kvDtype = kvDtypeFlag("serve", values);
@@ -129,14 +163,13 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const keyFile = (values["api-key-file"] as string | undefined) ?? ctx.env["HALO_API_KEY_FILE"];
   if (keyFile !== undefined) keys.push(...readApiKeyFile(keyFile));
 
-  const source = demo ? null : await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
+  const source = demo ? demoModelPath() : await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // A model that does not exist or does not parse fails here, before "listening": opening reads the
   // header only (the weights load in the background below, with /health at 503 until they are in).
   // So does a --context-length the model cannot take (the engine would refuse it only once loading).
-  const demoModel = source === null ? synthModel({ shape: "tiny", seed: 1 }) : null;
-  const model = demoModel ?? (await openModel(source!));
+  const model = await openModel(source);
   const maxPositions = model.config.maxPositionEmbeddings;
-  if (demoModel === null) model.close();
+  model.close();
   if (contextLength !== undefined && contextLength > maxPositions) {
     throw new HaloError(CliErrorCode.CLI_USAGE, "--context-length is larger than the model's context", {
       field: "context-length",
@@ -153,7 +186,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...verifyOption(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
   };
-  const engine = loadModel(source ?? demoModel!, loadOptions);
+  const engine = loadModel(source, loadOptions);
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
   const app = createServer({
     engine,
@@ -176,7 +209,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     throw error;
   });
   const { url, note } = shownUrl(listening.host, listening.port, listening.url);
-  const what = demo ? `the demo model (${DEMO_LABEL})` : source!;
+  const what = demo ? `the demo model (${DEMO_LABEL})` : source;
   ctx.stdout.write(`halo serve: listening on ${url}${note} — loading ${what}${keys.length > 0 ? `; ${keys.length} API key(s) required` : ""}\n`);
 
   const stopped = new AbortController();

@@ -85,7 +85,7 @@ export function resolveUrl(hub: HubOptions, repo: string, revision: string, file
  * ```
  */
 export const OFFLINE_HINT =
-  "Pass --model <file> with a model you already have, or set HF_ENDPOINT to a reachable mirror, or check the network; `halo serve --demo` serves a tiny random-weight model offline";
+  "Pass --model <file> with a model you already have, or set HF_ENDPOINT to a reachable mirror, or check the network; `halo serve --demo` serves halo-tiny, a small demo model shipped with halo, offline";
 
 /** Turns a failed `fetch` (network level) into a one-line HaloError. */
 export function unreachable(hub: HubOptions, url: string, cause: unknown): HaloError {
