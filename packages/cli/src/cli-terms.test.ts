@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { synthModel, writeHalo } from "@halo/h1b-format";
+import { openModel, synthModel, writeHalo } from "@halo/h1b-format";
+import { tinyModelPath } from "@halo/model-tiny";
 import { inCliTerms } from "./cli-terms.js";
 import { main } from "./main.js";
 import { captureOutput } from "../test/capture.js";
@@ -154,11 +155,19 @@ describe("engine errors on the command line", () => {
   });
 
   it("serve refuses --context-length beyond the model's context before it listens", async () => {
-    for (const args of [["--model", modelPath], ["--demo"]]) {
+    for (const [args, path] of [
+      [["--model", modelPath], modelPath],
+      [["--demo"], tinyModelPath],
+    ] as const) {
+      const model = await openModel(path);
+      const max = model.config.maxPositionEmbeddings;
+      model.close();
       const c = capture();
-      expect(await main(["serve", ...args, "--port", "0", "--context-length", "4096"], c.ctx)).toBe(2);
+      expect(await main(["serve", ...args, "--port", "0", "--context-length", String(max + 1)], c.ctx)).toBe(2);
       expect(c.out.join("")).not.toMatch(/listening/);
-      expect(c.err.join("")).toMatch(/^halo serve: --context-length is larger than the model's context.*expected at most 512.*found 4096.*\[CLI_USAGE\]\n$/);
+      expect(c.err.join("")).toMatch(
+        new RegExp(`^halo serve: --context-length is larger than the model's context.*expected at most ${max}.*found ${max + 1}.*\\[CLI_USAGE\\]\n$`),
+      );
     }
   });
 });

@@ -78,7 +78,9 @@ describe("halo serve --allowed-host", () => {
 describe("halo serve signals", () => {
   it("a second SIGTERM cancels running streams through the server: they end with an error record and [DONE], and the process exits 0", async () => {
     const built = bundleBin("serve-signal-test");
-    const child = spawn(process.execPath, [built.bin, "serve", "--demo", "--port", "0", "--parallel", "1", "--log-level", "error"], {
+    // The reference backend: the stream must outlast both signals (600 ms) without filling the demo model's context,
+    // which a native backend on a fast machine could do.
+    const child = spawn(process.execPath, [built.bin, "serve", "--demo", "--backend", "reference", "--port", "0", "--parallel", "1", "--log-level", "error"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
