@@ -1,7 +1,9 @@
-// `pnpm start`: serve the default model (cached, or pulled once); offline, say exactly what to do and serve the labelled demo model.
+// `pnpm start`: serve the default model (cached, or pulled once); offline, say exactly what to do and serve the labelled
+// demo model (halo-tiny, shipped in @halo/model-tiny).
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { main, mainHelp, resolveModel } from "../packages/cli/dist/index.js";
+import { TINY_MODEL } from "../packages/model-tiny/dist/index.js";
 
 const bin = fileURLToPath(new URL("../packages/cli/dist/bin.js", import.meta.url));
 const extra = process.argv.slice(2).filter((a) => a !== "--");
@@ -53,7 +55,10 @@ if (!mainHelp().includes("  serve ")) {
       "halo: what to do: `pnpm start --model <file>` with a model you have, or HF_ENDPOINT=<mirror> pnpm start, " +
         "or `halo pull microsoft/bitnet-b1.58-2B-4T` on a machine with network and copy ~/.cache/halo/models (or HALO_CACHE_DIR) here.",
     );
-    console.error("halo: serving the DEMO model now: a tiny generated model with RANDOM weights (its answers are noise; it shows the path working).");
+    console.error(
+      `halo: serving the DEMO model now: ${TINY_MODEL.id}, a small ${TINY_MODEL.numLayers}-layer model trained on Python's documentation and shipped with halo, ` +
+        "not microsoft/bitnet-b1.58-2B-4T: its answers are English-like Python-docs text, not a real assistant (it shows the whole path working).",
+    );
   }
   serve(model !== undefined ? ["--model", model] : ["--demo"]);
 }
