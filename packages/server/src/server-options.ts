@@ -14,7 +14,7 @@ export interface CreateServerOptions {
   readonly engine: Engine | Promise<Engine>;
   /** The id clients send as `model` and `/v1/models` lists. Default: the model file's name without extension. */
   readonly modelId?: string;
-  /** A note shown on the page and in `/v1/models` (`"demo: random weights"`). */
+  /** A note shown on the page and in `/v1/models` (`halo serve --demo` shows halo-tiny's label: what the model is, and that it is not the real one). */
   readonly modelLabel?: string;
   /**
    * Generations that run at once. Default: the engine's `maxSequences` (its KV slots), which is
