@@ -63,7 +63,11 @@ const ALLOWED_SKIPS = [
     match: /^(the CUDA driver's branches past loading: no libcuda here|the device contract on a GPU)/,
     why: "needs a GPU or its driver, which CI cannot have; the emulator runs every kernel instead",
   },
-  { where: "*", match: /(?:^| > )conformance: .*\b(does not claim|does not offer)\b/, why: "a conformance check for what the backend under test does not offer" },
+  {
+    where: "*",
+    match: /(?:^| > )conformance: .*\b(does not claim|does not offer)\b/,
+    why: "a conformance check for what the backend under test does not offer",
+  },
   {
     where: "*",
     match: /(?:^| > )conformance: .*compared with itself this cannot fail/,
