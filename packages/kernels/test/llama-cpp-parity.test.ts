@@ -38,13 +38,16 @@ try {
 }
 
 /**
- * The started llama.cpp, or — where it cannot start — a failure with the reason in CI (`CI` set: these tests are the
- * only independent numeric check of the reference backend and of the GGUF files halo writes, so CI must run them), and
- * a skip with the reason elsewhere.
+ * Whether llama.cpp must run: under CI (`CI` set, not 0/false, as scripts/vitest-ci-requires.ts reads it) or with
+ * HALO_REQUIRE_NATIVE=1 (test:ci). These tests are the only independent numeric check of the reference backend and
+ * the only outside reader of the GGUF files halo writes, so CI must not pass without them.
  */
+const LLAMA_REQUIRED = !["", "0", "false", undefined].includes(process.env["CI"]) || process.env["HALO_REQUIRE_NATIVE"] === "1";
+
+/** The started llama.cpp, or — where it cannot start — a failure with the reason when required, a skip with the reason otherwise. */
 function needLlama(context: { skip: (note?: string) => void }): Llama {
   if (llama !== null) return llama;
-  if (process.env.CI) throw new Error(`${skipReason}. CI is set: this check must run in CI, not be skipped`);
+  if (LLAMA_REQUIRED) throw new Error(`${skipReason}. CI (or HALO_REQUIRE_NATIVE=1) is set: this check must run, not be skipped`);
   context.skip(skipReason);
   throw new Error(`unreachable: context.skip returned (${skipReason})`);
 }
