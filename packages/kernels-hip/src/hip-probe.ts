@@ -56,7 +56,7 @@ export function absentReason(which: HipDevice, status: number): string | undefin
         : which === "cuda"
           ? "the CUDA driver (libcuda) is not installed"
           : "neither a HIP runtime (libamdhip64) nor a CUDA driver (libcuda) is installed";
-    return `no GPU runtime here: ${runtime} (what was tried: the probe's details.why, printed by halo doctor)`;
+    return `no GPU runtime here: ${runtime} (halo doctor prints what was tried)`;
   }
   if (status === NativeStatus.NO_DEVICE) {
     const runtime =
@@ -65,7 +65,7 @@ export function absentReason(which: HipDevice, status: number): string | undefin
         : which === "cuda"
           ? "the CUDA driver (libcuda) sees no device"
           : "no HIP or CUDA device found";
-    return `no GPU here: ${runtime} (what to check: the probe's details.why, printed by halo doctor)`;
+    return `no GPU here: ${runtime} (halo doctor prints what to check)`;
   }
   return undefined;
 }
