@@ -539,7 +539,7 @@ def accept_command(args):
                            "meanAcceptedOfK": float(np.mean(run_lengths_draft)), "tokensPerVerifyStep": 1 + float(np.mean(run_lengths_draft))}
     if medusa is not None:
         result["medusa"] = {"headAcceptance": [h / medusa_total for h in medusa_hits],
-                            "meanAcceptedChain": float(np.mean(run_lengths_medusa)), "tokensPerVerifyStep": 2 + float(np.mean(run_lengths_medusa))}
+                            "meanAcceptedChain": float(np.mean(run_lengths_medusa)), "tokensPerVerifyStep": 1 + float(np.mean(run_lengths_medusa))}
     print(json.dumps(result, indent=1))
 
 
