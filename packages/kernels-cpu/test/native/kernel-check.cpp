@@ -3,15 +3,18 @@
 // scripts/sanitize.mjs with ASan + UBSan (and cross-built for aarch64 by scripts/cross-check.mjs); exits non-zero on
 // any mismatch. Buffers are heap vectors of exactly the size a kernel may touch, so an overread is an ASan report.
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "model.h"
@@ -354,32 +357,47 @@ void check_dots_and_conversions(const halo_kernels* k) {
   }
 }
 
+/**
+ * One matmul (rows × cols ternary weights, scale blocks of `block`, n tokens per-token or q8k quantised) over pools of
+ * each worker count in `threads` against the scalar kernels on one worker: the pool hands out row chunks of
+ * max(16, rows / (8·workers) rounded up to 16), so large `rows` give each gemm_i2 call more than 64 rows.
+ */
+void matmul_case(const halo_kernels* k, int rows, int cols, int n, bool per_token, int block, std::initializer_list<int> threads) {
+  const auto trits = random_trits(static_cast<size_t>(rows) * cols);
+  std::vector<float> scales(static_cast<size_t>(rows) * (cols / block));
+  for (auto& s : scales) s = 0.5f + 0.01f * uniform(0, 100);
+  halo::Model scratch;
+  if (!scratch.arena.allocate(static_cast<size_t>(rows) * ((cols + 255) / 256) * 64, false)) return fail("arena");
+  halo::Matrix m;
+  if (scratch.alloc_matrix(m, rows, cols, block, scales.data()) != HALO_OK || halo::pack_rows(m, 0, trits.data(), rows) != HALO_OK) return fail("matrix setup");
+  std::vector<float> x(static_cast<size_t>(n) * cols);
+  for (auto& v : x) v = normal();
+  halo::Activations a;
+  a.quantize(&halo_kernels_ref, x.data(), n, cols, per_token);
+  std::vector<float> want(static_cast<size_t>(n) * rows);
+  halo::matmul(halo::pool_for(1), &halo_kernels_ref, m, a, want.data(), rows, nullptr);
+  for (int workers : threads) {
+    std::vector<float> got(want.size());
+    halo::matmul(halo::pool_for(workers), k, m, a, got.data(), rows, nullptr);
+    if (got != want) fail(tag(k, per_token ? "matmul per-token" : "matmul q8k", rows, cols, n) + " threads=" + std::to_string(workers));
+  }
+}
+
 /** matmul and attention over pools of 1..3 workers against the scalar kernels on one worker. */
 void check_pool_ops(const halo_kernels* k) {
   for (int trial = 0; trial < 12; trial++) {
     const bool per_token = trial % 2 == 0;
     const int rows = uniform(1, 300), cols = per_token ? uniform(1, 700) : 256 * uniform(1, 3), n = uniform(1, 9);
     const int block = per_token ? (trial % 4 == 0 ? cols : (cols % 2 == 0 ? cols / 2 : cols)) : (trial % 3 == 0 ? 256 : cols);
-    const auto trits = random_trits(static_cast<size_t>(rows) * cols);
-    std::vector<float> scales(static_cast<size_t>(rows) * (cols / block));
-    for (auto& s : scales) s = 0.5f + 0.01f * uniform(0, 100);
-    halo::Model scratch;
-    if (!scratch.arena.allocate(static_cast<size_t>(rows) * ((cols + 255) / 256) * 64, false)) return fail("arena");
-    halo::Matrix m;
-    if (scratch.alloc_matrix(m, rows, cols, block, scales.data()) != HALO_OK || halo::pack_rows(m, 0, trits.data(), rows) != HALO_OK)
-      return fail("matrix setup");
-    std::vector<float> x(static_cast<size_t>(n) * cols);
-    for (auto& v : x) v = normal();
-    halo::Activations a;
-    a.quantize(&halo_kernels_ref, x.data(), n, cols, per_token);
-    std::vector<float> want(static_cast<size_t>(n) * rows);
-    halo::matmul(halo::pool_for(1), &halo_kernels_ref, m, a, want.data(), rows, nullptr);
-    for (int threads = 1; threads <= 3; threads++) {
-      std::vector<float> got(want.size());
-      halo::matmul(halo::pool_for(threads), k, m, a, got.data(), rows, nullptr);
-      if (got != want) fail(tag(k, per_token ? "matmul per-token" : "matmul q8k", rows, cols, n) + " threads=" + std::to_string(threads));
-    }
+    matmul_case(k, rows, cols, n, per_token, block, {1, 2, 3});
   }
+  // Production token counts through the per-token path the BitNet models take (one scale per matrix): chunks of
+  // 208 / 112 / 80 rows for 1600 rows on 1 / 2 / 3 workers (every call past the 64-row tile, none a multiple of it),
+  // 12 tokens (the AVX-512 6-token tile twice), 40 and a 512-token prompt (80-row chunks on one worker).
+  for (int n : {12, 13, 40}) matmul_case(k, 1600, 256, n, true, 256, {1, 2, 3});
+  matmul_case(k, 530, 256, 512, true, 256, {1, 2});
+  const int wide = uniform(257, 700);
+  matmul_case(k, 129, wide, 16, true, wide, {1, 3});  // rows around the 128 boundary, a 3-block row with a tail
   for (int trial = 0; trial < 15; trial++) {
     const int kvh = uniform(1, 3), group = uniform(1, 5), heads = kvh * group, hd = 2 * uniform(1, 40), length = uniform(1, 90), n = uniform(1, 4);
     const int kv_dtype = trial % 3;
@@ -626,6 +644,242 @@ void check_thread_pool() {
   }
 }
 
+// ---------------------------------------------------------------- production sizes, every table on one input set
+//
+// The random trials above stay below the sizes that run in production. Here every SIMD table this CPU runs sees the
+// same inputs at those sizes: prompts of 1–40 tokens and 512, decode batches of 1–16 logit rows, row spans on both
+// sides of the kernels' blocking (4-row micro tiles, 64-row L2 tiles, 128; the AVX-512 6-token tile from 12 tokens on
+// and the 4-token one; 16-row head tiles, 8-token head passes, 256-wide head chunks), from a row offset r0 > 0. The
+// scalar twin itself is held to definitions computed here from the unpacked inputs (trit dots; float64, int8 and int4
+// head dots), so no pass compares a table with itself.
+
+constexpr int32_t kSentinel = 0x5a5a5a5a;
+constexpr float kSentinelF = -7.0f;
+int sized_cases = 0;
+
+/** The SIMD tables this CPU runs, best first (what the scalar twin is compared with). */
+std::vector<const halo_kernels*> simd_tables() {
+  std::vector<const halo_kernels*> out;
+  for (const std::string& isa : halo::available_isas())
+    if (isa != "scalar") out.push_back(halo::kernels_for(isa));
+  return out;
+}
+
+/** Where y (n tokens × span values, y_stride apart) first differs from want, or "" when equal (sentinel gaps included). */
+template <typename T>
+std::string first_difference(const std::vector<T>& got, const std::vector<T>& want, int y_stride, int span) {
+  for (size_t i = 0; i < got.size(); i++) {
+    if (std::memcmp(&got[i], &want[i], sizeof(T)) == 0) continue;
+    const int t = static_cast<int>(i / y_stride), r = static_cast<int>(i % y_stride);
+    if (r >= span) return " wrote into the y stride gap of token " + std::to_string(t);
+    return " at token " + std::to_string(t) + " row +" + std::to_string(r) + ": " + std::to_string(got[i]) + " vs " + std::to_string(want[i]);
+  }
+  return "";
+}
+
+/**
+ * gemm_i2 and gemm_i2_blocks on rows [r0, r0 + span) (r0 0–5, up to 2 more rows after them), n tokens of `cols`
+ * activations (x stride nb·256, or 64 more with bytes of 127 between tokens that are not activations; the buffer ends at
+ * the last token's nb·256 bytes), y with 0–3 sentinel columns past each token's rows. Extreme: every trit +1 and every
+ * activation −128, the largest sums (no intermediate may saturate).
+ */
+void gemm_sized(const std::vector<const halo_kernels*>& simd, int span, int n, int cols, bool extreme) {
+  sized_cases++;
+  const int r0 = uniform(0, 5), rows = r0 + span + uniform(0, 2), r1 = r0 + span, nb = (cols + 255) / 256;
+  const int x_stride = nb * 256 + (uniform(0, 2) == 0 ? 64 : 0), y_stride = span + uniform(0, 3);
+  std::vector<int8_t> trits(static_cast<size_t>(rows) * cols);
+  for (auto& t : trits) t = static_cast<int8_t>(extreme ? 1 : uniform(-1, 1));
+  const auto w = pack(trits, rows, cols);
+  std::vector<int8_t> x(static_cast<size_t>(n - 1) * x_stride + static_cast<size_t>(nb) * 256, 0);  // zeros past cols, as Activations pads
+  for (int t = 0; t < n; t++) {
+    int8_t* xt = x.data() + static_cast<size_t>(t) * x_stride;
+    for (int c = 0; c < cols; c++) xt[c] = static_cast<int8_t>(extreme ? -128 : uniform(-128, 127));
+    if (t + 1 < n)
+      for (int c = nb * 256; c < x_stride; c++) xt[c] = 127;
+  }
+  const std::string what =
+      " rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") cols=" + std::to_string(cols) + " n=" + std::to_string(n) + (extreme ? " extreme" : "");
+  // The definition: Σ_k (trit + 1)·x over the real columns (the padding codes are 1, against zero activations).
+  const size_t y_size = static_cast<size_t>(n - 1) * y_stride + span;
+  std::vector<int32_t> oracle(y_size, kSentinel), want(y_size, kSentinel);
+  for (int t = 0; t < n; t++)
+    for (int r = 0; r < span; r++) {
+      const int8_t* tr = trits.data() + static_cast<size_t>(r0 + r) * cols;
+      const int8_t* xt = x.data() + static_cast<size_t>(t) * x_stride;
+      int32_t sum = 0;
+      for (int c = 0; c < cols; c++) sum += (tr[c] + 1) * xt[c];
+      oracle[static_cast<size_t>(t) * y_stride + r] = sum;
+    }
+  halo_kernels_ref.gemm_i2(w.data(), nb, r0, r1, x.data(), x_stride, n, want.data(), y_stride, nullptr);
+  std::string diff = first_difference(want, oracle, y_stride, span);
+  if (!diff.empty()) return fail("scalar gemm_i2 against the trit dots" + what + diff);
+  for (const halo_kernels* k : simd) {
+    std::vector<int32_t> got(y_size, kSentinel);
+    k->gemm_i2(w.data(), nb, r0, r1, x.data(), x_stride, n, got.data(), y_stride, w.data());
+    diff = first_difference(got, want, y_stride, span);
+    if (!diff.empty()) fail(std::string(k->name) + " gemm_i2" + what + diff);
+  }
+  if (n > 40) return;  // per-block dots run one token at a time in production (matmul's blocked path)
+  const int yb_stride = span * nb + uniform(0, 3);
+  const size_t yb_size = static_cast<size_t>(n - 1) * yb_stride + static_cast<size_t>(span) * nb;
+  std::vector<int32_t> wantb(yb_size, kSentinel);
+  halo_kernels_ref.gemm_i2_blocks(w.data(), nb, r0, r1, x.data(), x_stride, n, wantb.data(), yb_stride);
+  for (int t = 0; t < n; t++)
+    for (int r = 0; r < span; r++) {
+      int32_t sum = 0;
+      for (int b = 0; b < nb; b++) sum += wantb[static_cast<size_t>(t) * yb_stride + static_cast<size_t>(r) * nb + b];
+      if (sum != oracle[static_cast<size_t>(t) * y_stride + r]) return fail("scalar gemm_i2_blocks: the blocks do not add up to the trit dots" + what);
+    }
+  for (const halo_kernels* k : simd) {
+    std::vector<int32_t> gotb(yb_size, kSentinel);
+    k->gemm_i2_blocks(w.data(), nb, r0, r1, x.data(), x_stride, n, gotb.data(), yb_stride);
+    diff = first_difference(gotb, wantb, yb_stride, span * nb);
+    if (!diff.empty()) fail(std::string(k->name) + " gemm_i2_blocks" + what + diff);
+  }
+}
+
+void check_gemm_sizes(const std::vector<const halo_kernels*>& simd) {
+  // Every prompt length 1–40 and 512 tokens, on spans past the 64-row tile (65: one row in the second tile) and past
+  // 128 (131: three tiles, a 3-row micro tail); every fifth length 2–3 blocks wide, others one block, whole or cut.
+  for (int n = 1; n <= 40; n++) {
+    gemm_sized(simd, 65, n, n % 5 == 0 ? uniform(257, 768) : n % 2 == 0 ? 256 : uniform(1, 256), false);
+    gemm_sized(simd, 131, n, n % 3 == 0 ? uniform(1, 256) : 256, false);
+  }
+  gemm_sized(simd, 65, 512, 256, false);
+  gemm_sized(simd, 130, 512, uniform(1, 256), false);
+  // Row spans on both sides of each row boundary (the 4-row micro tile, 64, 128) at token counts on both sides of the
+  // token tiles (1, 2–3, 4, 5–11, 6-token tiles from 12, 16 + tails).
+  for (int span : {1, 2, 3, 4, 5, 7, 8, 63, 64, 65, 127, 128, 129})
+    for (int n : {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 16, 17, 18}) gemm_sized(simd, span, n, uniform(1, 300), false);
+  // The largest sums.
+  gemm_sized(simd, 9, 4, 512, true);
+  gemm_sized(simd, 65, 12, 256, true);
+  gemm_sized(simd, 70, 40, 768, true);
+}
+
+/**
+ * Every LM head kind on rows [r0, r0 + span) (r0 0–20) of a head `hidden` wide, n logit rows, y with 0–3 sentinel
+ * columns past each row's span. The scalar twin against float64 dots of the same weights (f16, bf16, f32: within
+ * MAX_REL_ERROR_HEAD_F32 of Σ|w·x|) and integer dots of the codes (int8, int4: its formula, bit for bit); each SIMD
+ * table against the scalar twin (float heads within the same bound, integer heads bit for bit).
+ */
+void head_sized(const std::vector<const halo_kernels*>& simd, int span, int n, int hidden) {
+  sized_cases++;
+  const int r0 = uniform(0, 20), rows = r0 + span + uniform(0, 2), r1 = r0 + span, y_stride = span + uniform(0, 3);
+  const size_t y_size = static_cast<size_t>(n - 1) * y_stride + span;
+  const std::string what = " rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") hidden=" + std::to_string(hidden) + " n=" + std::to_string(n);
+  std::vector<float> x(static_cast<size_t>(n) * hidden), wf(static_cast<size_t>(rows) * hidden);
+  for (auto& v : x) v = normal();
+  for (auto& v : wf) v = normal();
+  // Float heads: the weights each kind stores and the values it reads back.
+  std::vector<uint16_t> w16(wf.size()), wb(wf.size());
+  std::vector<float> w16v(wf.size()), wbv(wf.size());
+  for (size_t i = 0; i < wf.size(); i++) {
+    w16[i] = halo_f32_to_f16_ref(wf[i]);
+    w16v[i] = halo_f16_to_f32_ref(w16[i]);
+    uint32_t bits;
+    std::memcpy(&bits, &wf[i], 4);
+    wb[i] = static_cast<uint16_t>(bits >> 16);
+    wbv[i] = halo_bf16_to_f32(wb[i]);
+  }
+  using Head = std::function<void(const halo_kernels*, float*)>;
+  auto float_head = [&](const char* kind, const std::vector<float>& values, const Head& head) {
+    std::vector<float> want(y_size, kSentinelF);
+    head(&halo_kernels_ref, want.data());
+    std::vector<double> bound(y_size, 0.0);
+    for (int t = 0; t < n; t++)
+      for (int r = 0; r < span; r++) {
+        double dot = 0, magnitude = 0;
+        for (int h = 0; h < hidden; h++) {
+          const double p = static_cast<double>(values[static_cast<size_t>(r0 + r) * hidden + h]) * x[static_cast<size_t>(t) * hidden + h];
+          dot += p;
+          magnitude += std::fabs(p);
+        }
+        const size_t i = static_cast<size_t>(t) * y_stride + r;
+        bound[i] = MAX_REL_ERROR_HEAD_F32 * magnitude + 1e-30;
+        if (!(std::fabs(want[i] - dot) <= bound[i]))
+          return fail(std::string("scalar ") + kind + " against float64 dots" + what + " at token " + std::to_string(t) + " row +" + std::to_string(r));
+      }
+    for (const halo_kernels* k : simd) {
+      std::vector<float> got(y_size, kSentinelF);
+      head(k, got.data());
+      for (size_t i = 0; i < y_size; i++) {
+        const bool gap = static_cast<int>(i % y_stride) >= span;
+        if (gap ? got[i] != kSentinelF : !(std::fabs(got[i] - want[i]) <= bound[i])) {
+          fail(std::string(k->name) + " " + kind + what + (gap ? " wrote into the y stride gap" : " differs") + " at token " + std::to_string(i / y_stride) +
+               " row +" + std::to_string(i % y_stride));
+          break;
+        }
+      }
+    }
+  };
+  float_head("head_f16", w16v, [&](const halo_kernels* k, float* y) { k->head_f16(w16.data(), hidden, r0, r1, x.data(), n, y, y_stride); });
+  float_head("head_bf16", wbv, [&](const halo_kernels* k, float* y) { k->head_bf16(wb.data(), hidden, r0, r1, x.data(), n, y, y_stride); });
+  float_head("head_f32", wf, [&](const halo_kernels* k, float* y) { k->head_f32(wf.data(), hidden, r0, r1, x.data(), n, y, y_stride); });
+
+  // Integer heads: the logit rows quantised as a step does, int8 codes with row scales, int4 rows from halo_head_i4_row.
+  const int stride = HALO_HEAD_I8_STRIDE(hidden), groups = stride / HALO_HEAD_I4_GROUP;
+  std::vector<int8_t> xq(static_cast<size_t>(n) * stride), w8(wf.size());
+  std::vector<double> xs(n);
+  halo_head_i8_activations(x.data(), n, hidden, stride, xq.data(), xs.data());
+  std::vector<float> scales(rows), scales4(rows);
+  for (auto& v : w8) v = static_cast<int8_t>(uniform(-127, 127));
+  for (auto& v : scales) v = 0.01f * uniform(1, 100);
+  std::vector<uint8_t> codes4(static_cast<size_t>(rows) * stride / 2), sub(static_cast<size_t>(rows) * groups);
+  std::vector<int32_t> sums(rows);
+  for (int r = 0; r < rows; r++)
+    halo_head_i4_row(wf.data() + static_cast<size_t>(r) * hidden, hidden, codes4.data() + static_cast<size_t>(r) * stride / 2,
+                     sub.data() + static_cast<size_t>(r) * groups, &scales4[r], &sums[r]);
+  // The definitions: f32(f64(Σ q·w) · scale / s) with the integer dot from the codes.
+  std::vector<float> oracle8(y_size, kSentinelF), oracle4(y_size, kSentinelF);
+  for (int t = 0; t < n; t++)
+    for (int r = 0; r < span; r++) {
+      const int8_t* q = xq.data() + static_cast<size_t>(t) * stride;
+      int64_t dot8 = 0, dot4 = 0;
+      for (int h = 0; h < hidden; h++) dot8 += static_cast<int64_t>(q[h]) * w8[static_cast<size_t>(r0 + r) * hidden + h];
+      for (int g = 0; g < groups; g++) {
+        int64_t group = 0;
+        for (int j = 0; j < HALO_HEAD_I4_GROUP; j++) {
+          const uint8_t byte = codes4[static_cast<size_t>(r0 + r) * stride / 2 + g * 32 + (j & 31)];
+          group += static_cast<int64_t>(q[g * HALO_HEAD_I4_GROUP + j]) * ((j < 32 ? byte & 15 : byte >> 4) - 8);
+        }
+        dot4 += group * sub[static_cast<size_t>(r0 + r) * groups + g];
+      }
+      const size_t i = static_cast<size_t>(t) * y_stride + r;
+      oracle8[i] = static_cast<float>(static_cast<double>(dot8) * scales[r0 + r] / xs[t]);
+      oracle4[i] = static_cast<float>(static_cast<double>(dot4) * scales4[r0 + r] / xs[t]);
+    }
+  auto integer_head = [&](const char* kind, const std::vector<float>& oracle, const Head& head) {
+    std::vector<float> want(y_size, kSentinelF);
+    head(&halo_kernels_ref, want.data());
+    std::string diff = first_difference(want, oracle, y_stride, span);
+    if (!diff.empty()) return fail(std::string("scalar ") + kind + " against integer dots of its codes" + what + diff);
+    for (const halo_kernels* k : simd) {
+      std::vector<float> got(y_size, kSentinelF);
+      head(k, got.data());
+      diff = first_difference(got, want, y_stride, span);
+      if (!diff.empty()) fail(std::string(k->name) + " " + kind + what + diff);
+    }
+  };
+  integer_head("head_i8", oracle8,
+               [&](const halo_kernels* k, float* y) { k->head_i8(w8.data(), scales.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, y, y_stride); });
+  integer_head("head_i4", oracle4, [&](const halo_kernels* k, float* y) {
+    k->head_i4(codes4.data(), sub.data(), scales4.data(), sums.data(), hidden, r0, r1, xq.data(), xs.data(), stride, n, y, y_stride);
+  });
+}
+
+void check_head_sizes(const std::vector<const halo_kernels*>& simd) {
+  const int hiddens[] = {1, 31, 32, 33, 255, 256, 257, 300, 513};
+  // Every logit row count of a decode batch (1–16: 8-row passes and their tails) on spans past one and two 16-row tiles.
+  for (int n = 1; n <= 16; n++) {
+    head_sized(simd, 17, n, hiddens[n % 9]);
+    head_sized(simd, 40, n, hiddens[(n + 4) % 9]);
+  }
+  // Row spans on both sides of the 16-row tile (and the thread split's 16-row alignment) at 7, 8, 9 and 16 logit rows.
+  for (int span : {1, 15, 16, 17, 32, 33})
+    for (int n : {7, 8, 9, 16}) head_sized(simd, span, n, uniform(1, 600));
+}
+
 }  // namespace
 
 int main() {
@@ -635,13 +889,36 @@ int main() {
   check_kv_i8_row();
   check_head_i4_row();
   check_argmax_top_k();
-  std::vector<std::string> isas = halo::available_isas();
-  for (const std::string& isa : isas) {
+  // Tables built into this binary that this CPU cannot run: reported as skipped (sanitize lists them), not left out.
+  const std::vector<std::pair<const char*, const char*>> compiled = {
+#if defined(__x86_64__)
+      {"amx", "; its tiles are checked on the software model by amx-check"},
+      {"avx512vnni", ""},
+      {"avx2", ""},
+#elif defined(__aarch64__)
+      {"neondotprod", ""},
+      {"neon", ""},
+#endif
+  };
+  for (const auto& [isa, note] : compiled)
+    if (halo::kernels_for(isa) == nullptr) std::printf("SKIP kernel-check %s: this CPU lacks the %s instructions%s\n", isa, isa, note);
+  const auto simd = simd_tables();
+  const auto started = std::chrono::steady_clock::now();
+  check_gemm_sizes(simd);
+  check_head_sizes(simd);
+  std::string names = "scalar (against trit, float64 and integer dots)";
+  for (const halo_kernels* k : simd) names += std::string(", ") + k->name;
+  std::printf("production sizes: %d gemm / head cases on %s in %.1f s: %s\n", sized_cases, names.c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), failures == 0 ? "ok" : "FAILED");
+  for (const std::string& isa : halo::available_isas()) {
     const halo_kernels* k = halo::kernels_for(isa);
-    check_gemm(k);
-    check_heads(k);
-    check_head_i4(k);
-    check_dots_and_conversions(k);
+    // The twin comparisons would compare the scalar kernels with themselves: the sweeps above held them to the definitions.
+    if (k != &halo_kernels_ref) {
+      check_gemm(k);
+      check_heads(k);
+      check_head_i4(k);
+      check_dots_and_conversions(k);
+    }
     check_pool_ops(k);
     check_kv_slots(k);
     std::printf("%s: %s\n", isa.c_str(), failures == 0 ? "ok" : "FAILED");
