@@ -11,11 +11,11 @@ const hasAmx = native.isas().includes("amx");
 const NEEDS =
   "needs a CPU with AMX-INT8 (Intel Sapphire Rapids or later) on Linux >= 5.16; without one, `pnpm sanitize` checks the tile logic on an emulation (test/native/amx-check.cpp)";
 if (!hasAmx) console.warn(`kernels-amx test skipped: ${NEEDS}`);
-// Around the 16-wide tiles and the 2 × 2 tile blocks, both sides of the few-token stream path (≤ 32 tokens); below 4
-// tokens the path is the avx512vnni kernel (kernels.test.ts).
-const ROWS = [1, 15, 16, 17, 33, 80] as const;
+// Around the 16-wide tiles and the 2 × 2 tile blocks, both sides of the few-token stream path (≤ 32 tokens) and of the
+// 64-row blocks and 128, prompt lengths up to 512; below 4 tokens the path is the avx512vnni kernel (kernels.test.ts).
+const ROWS = [1, 15, 16, 17, 33, 63, 65, 80, 129] as const;
 const COLS = [256, 300, 700] as const;
-const TOKENS = [3, 4, 8, 16, 17, 32, 33, 70, 300] as const;
+const TOKENS = [3, 4, 8, 12, 16, 17, 32, 33, 40, 70, 300, 512] as const;
 
 describe.skipIf(!hasAmx)(`amx gemm_i2 on AMX tiles (${NEEDS})`, () => {
   it("equals the scalar twin exactly over row and token tails", () => {

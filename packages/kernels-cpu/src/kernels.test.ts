@@ -1,4 +1,6 @@
-// Every SIMD kernel against its scalar _ref twin (and a TypeScript oracle) on random inputs of awkward sizes.
+// Every SIMD kernel against its scalar _ref twin (and a TypeScript oracle) on random inputs of awkward sizes and at the
+// sizes production runs. Every SIMD table built for this architecture gets its cases; on a CPU without one they are
+// reported as skipped, with the reason in their names, not left out.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { roundToF16, SeededRandom } from "@halo/kernels";
@@ -10,10 +12,26 @@ const MAX_REL_ERROR_HEAD_F32_ACCUMULATION = 2e-6;
 const MAX_REL_ERROR_ATTENTION = 1e-9;
 
 const native = nativeBinding();
-const simd = native.isas().filter((isa) => isa !== "scalar");
+const available = native.isas();
+/** The SIMD tables built for each architecture (binding.gyp), best first. */
+const SIMD_TABLES: Readonly<Record<string, readonly string[]>> = { x64: ["amx", "avx512vnni", "avx2"], arm64: ["neondotprod", "neon"] };
+const simd = SIMD_TABLES[process.arch] ?? [];
+/** Whether this CPU lacks `isa` (its cases are then skipped). */
+const lacks = (isa: string): boolean => !available.includes(isa);
+/** The note a skipped case's name carries. */
+const skipNote = (isa: string): string =>
+  !lacks(isa)
+    ? ""
+    : isa === "amx"
+      ? " (skipped: this CPU or OS offers no AMX-INT8; sanitize's amx-check runs the kernel on the tile model)"
+      : ` (skipped: this CPU lacks ${isa})`;
 const ROWS = [1, 3, 16, 17, 33] as const;
 const COLS = [1, 17, 255, 256, 257, 600] as const;
 const TOKENS = [1, 2, 5, 9] as const;
+/** Row counts on both sides of the kernels' row blocking (4-row micro tiles, 64-row tiles, 128) and a longer span. */
+const PRODUCTION_ROWS = [63, 64, 65, 127, 128, 129, 200] as const;
+/** Decode batches (1–16, around the 4-, 6- and 8-token tiles), prompts (17–40) and a long prompt (512 tokens). */
+const PRODUCTION_TOKENS = [1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 16, 17, 18, 24, 29, 40, 512] as const;
 
 function rawOracle(trits: Int8Array, rows: number, cols: number, x: Int8Array): Int32Array {
   const n = x.length / cols;
@@ -26,6 +44,16 @@ function rawOracle(trits: Int8Array, rows: number, cols: number, x: Int8Array): 
     }
   }
   return out;
+}
+
+/** "" when two gemmRaw results are equal, else where they first differ (one expect per case: toEqual on 10⁵ values is slow). */
+function firstDifference(got: Int32Array | number, want: Int32Array | number, perToken: number): string {
+  if (typeof got === "number" || typeof want === "number") return `status ${String(got)} / ${String(want)}`;
+  if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
+  for (let i = 0; i < got.length; i++) {
+    if (got[i] !== want[i]) return `token ${Math.floor(i / perToken)} index ${i % perToken}: ${got[i]} vs ${want[i]}`;
+  }
+  return "";
 }
 
 function int8s(random: SeededRandom, length: number): Int8Array {
@@ -46,7 +74,7 @@ describe("ternary GEMV/GEMM kernels", () => {
   });
 
   for (const isa of simd) {
-    it(`${isa} equals scalar exactly, whole rows and per 256-block`, () => {
+    it.skipIf(lacks(isa))(`${isa} equals scalar exactly, whole rows and per 256-block${skipNote(isa)}`, () => {
       const random = new SeededRandom(21);
       for (const rows of ROWS) {
         for (const cols of COLS) {
@@ -67,40 +95,97 @@ describe("ternary GEMV/GEMM kernels", () => {
     });
   }
 
+  for (const isa of simd) {
+    it.skipIf(lacks(isa))(`${isa} equals scalar exactly at production sizes (up to 200 rows, 512 tokens)${skipNote(isa)}`, () => {
+      const random = new SeededRandom(25);
+      for (const rows of PRODUCTION_ROWS) {
+        for (const n of PRODUCTION_TOKENS) {
+          // One block (the 2B model's rows are whole blocks) or three with a tail, alternately.
+          const cols = (rows + n) % 2 === 0 ? 256 : 700;
+          const trits = random.trits(rows * cols);
+          const x = int8s(random, n * cols);
+          if (n >= 12) x.fill(-128, 5 * cols, 6 * cols); // token 5 (the last of the first 6-token tile) at the extremes
+          const what = `${isa} rows=${rows} cols=${cols} n=${n}`;
+          expect(firstDifference(native.gemmRaw(isa, trits, rows, cols, x, false), native.gemmRaw("scalar", trits, rows, cols, x, false), rows), what).toBe("");
+          if (n <= 16) {
+            const perToken = rows * Math.ceil(cols / 256);
+            expect(
+              firstDifference(native.gemmRaw(isa, trits, rows, cols, x, true), native.gemmRaw("scalar", trits, rows, cols, x, true), perToken),
+              `${what} blocks`,
+            ).toBe("");
+          }
+        }
+      }
+    });
+  }
+
+  it("the scalar kernel equals the TypeScript oracle past the 64-row tile at 13 and 40 tokens", () => {
+    const random = new SeededRandom(26);
+    for (const [rows, n] of [
+      [65, 13],
+      [129, 40],
+    ] as const) {
+      const trits = random.trits(rows * 300);
+      const x = int8s(random, n * 300);
+      expect(native.gemmRaw("scalar", trits, rows, 300, x, false)).toEqual(rawOracle(trits, rows, 300, x));
+    }
+  });
+
   it("refuses trits outside {-1, 0, 1} and bad shapes with a status", () => {
     expect(native.gemmRaw("scalar", Int8Array.of(2), 1, 1, Int8Array.of(1), false)).toBe(3);
     expect(native.gemmRaw("scalar", Int8Array.of(1, 0), 1, 1, Int8Array.of(1), false)).toBe(1);
   });
 });
 
+/** LM head cases: hidden sizes, logit rows and vocabulary rows. */
+const HEAD_SIZES = {
+  awkward: { hidden: [1, 7, 16, 33, 100, 257], tokens: [1, 3, 5], vocab: [37] },
+  // Decode batches of 7–9 and 16 logit rows (8-row passes and their tails) over vocabularies on both sides of the
+  // 16-row tiles and of the two workers' 16-aligned split, hidden sizes around the 256-wide chunks.
+  production: { hidden: [33, 255, 257, 520], tokens: [7, 8, 9, 16], vocab: [15, 16, 17, 50] },
+} as const;
+
 describe("LM head kernels", () => {
   for (const isa of simd) {
     for (const kind of ["f16", "bf16", "f32", "int8", "int4"] as const) {
-      it(`${isa} ${kind} head equals scalar within ${MAX_REL_ERROR_HEAD_F32_ACCUMULATION} of Σ|w·x|`, () => {
-        const random = new SeededRandom(22);
-        for (const hidden of [1, 7, 16, 33, 100, 257]) {
-          for (const n of [1, 3, 5]) {
-            const vocab = 37;
-            const weights = random.floats(vocab * hidden, 0.5);
-            const x = random.floats(n * hidden, 2);
-            const head =
-              kind === "f16"
-                ? Uint16Array.from(native.f16Round("scalar", weights), (v) => f16Bits(v))
-                : kind === "bf16"
-                  ? new Uint16Array(weights.buffer).filter((_, i) => i % 2 === 1)
-                  : weights;
-            const want = native.lmHead("scalar", 1, x, kind, head, vocab, hidden) as Float32Array;
-            const got = native.lmHead(isa, 2, x, kind, head, vocab, hidden) as Float32Array;
-            for (let t = 0; t < n; t++) {
-              for (let v = 0; v < vocab; v++) {
-                let bound = 0;
-                for (let h = 0; h < hidden; h++) bound += Math.abs(weights[v * hidden + h]! * x[t * hidden + h]!);
-                expect(Math.abs(got[t * vocab + v]! - want[t * vocab + v]!)).toBeLessThanOrEqual(MAX_REL_ERROR_HEAD_F32_ACCUMULATION * bound + 1e-30);
+      for (const [sizes, { hidden: hiddens, tokens, vocab: vocabs }] of Object.entries(HEAD_SIZES)) {
+        it.skipIf(lacks(isa))(
+          `${isa} ${kind} head equals scalar within ${MAX_REL_ERROR_HEAD_F32_ACCUMULATION} of Σ|w·x| (${sizes} sizes)${skipNote(isa)}`,
+          () => {
+            const random = new SeededRandom(22);
+            for (const hidden of hiddens) {
+              for (const n of tokens) {
+                for (const vocab of vocabs) {
+                  const weights = random.floats(vocab * hidden, 0.5);
+                  const x = random.floats(n * hidden, 2);
+                  const head =
+                    kind === "f16"
+                      ? Uint16Array.from(native.f16Round("scalar", weights), (v) => f16Bits(v))
+                      : kind === "bf16"
+                        ? new Uint16Array(weights.buffer).filter((_, i) => i % 2 === 1)
+                        : weights;
+                  const want = native.lmHead("scalar", 1, x, kind, head, vocab, hidden) as Float32Array;
+                  const got = native.lmHead(isa, 2, x, kind, head, vocab, hidden) as Float32Array;
+                  // The first logit outside its bound, if any (one expect per case: ~10⁵ logits in all).
+                  let outside = "";
+                  for (let t = 0; t < n && outside === ""; t++) {
+                    for (let v = 0; v < vocab; v++) {
+                      let bound = 0;
+                      for (let h = 0; h < hidden; h++) bound += Math.abs(weights[v * hidden + h]! * x[t * hidden + h]!);
+                      const error = Math.abs(got[t * vocab + v]! - want[t * vocab + v]!);
+                      if (!(error <= MAX_REL_ERROR_HEAD_F32_ACCUMULATION * bound + 1e-30)) {
+                        outside = `token ${t} row ${v}: ${got[t * vocab + v]} vs ${want[t * vocab + v]} (bound ${MAX_REL_ERROR_HEAD_F32_ACCUMULATION * bound})`;
+                        break;
+                      }
+                    }
+                  }
+                  expect(outside, `${isa} ${kind} hidden=${hidden} n=${n} vocab=${vocab}`).toBe("");
+                }
               }
             }
-          }
-        }
-      });
+          },
+        );
+      }
     }
   }
 });
@@ -131,7 +216,7 @@ describe("f16 conversions", () => {
 
 describe("attention kernels", () => {
   for (const isa of simd) {
-    it(`${isa} equals scalar on f32, f16 and int8 caches, one pass and tiles`, () => {
+    it.skipIf(lacks(isa))(`${isa} equals scalar on f32, f16 and int8 caches, one pass and tiles${skipNote(isa)}`, () => {
       const random = new SeededRandom(24);
       for (const [heads, kvHeads, headDim] of [
         [4, 2, 16],
