@@ -2,11 +2,15 @@
 // perplexity over independent windows (`halo ppl`'s method), its change, top-1 agreement and mean KL(exact ‖ lane) over
 // every scored position. Lanes: the CPU backend's LM heads (f16 = as stored, int8, int4) and KV caches (f32, f16, int8),
 // and every packing the model converts to (each .halo packing, the GGUF ternary types, the Hugging Face snapshot).
-// Usage (after `pnpm build`; ~5 minutes on 2 cores for halo-tiny, the exact path being most of it):
+// Usage (after `pnpm build`):
 //   nice -n 19 node bench/quality.mjs [--hf packages/model-tiny/hf/halo-tiny] [--text packages/model-tiny/data/heldout.txt]
-//     [--context-length 256] [--windows all|N] [--json out.json]
+//     [--context-length 256] [--windows N|all] [--json out.json]
 // --hf is the model's Hugging Face snapshot (every lane's file is converted from it, in a temporary directory);
-// --windows N scores N evenly spaced windows instead of all (the same ones in every lane).
+// --windows N (default 64) scores N evenly spaced windows, the same ones in every lane; `all` scores the whole text
+// and also checks the default lane against Engine.perplexity (`halo ppl`'s number).
+// Time on halo-tiny, 2 cores: the exact path costs ~3 s of one core per 256-token window (two workers share them),
+// the 14 lanes ~0.7 s per window together. The default 64 windows: 190 s of CPU in the exact path (~95 s on two idle
+// cores), 46 s the lanes; 299 s wall here with other jobs running. All 172 windows: 663 s wall with other jobs.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,9 +22,11 @@ import { convertModel, openModel } from "../packages/h1b-format/dist/index.js";
 import { backendFactory } from "../packages/kernels-cpu/dist/index.js";
 
 const repo = resolve(fileURLToPath(new URL("..", import.meta.url)));
+/** Windows scored by default: keeps a run on halo-tiny to a few minutes on 2 cores (the exact path is plain TypeScript). */
+const DEFAULT_WINDOWS = 64;
 
-/** log-softmax of one logits row (float64 sums), written as float32 into `out`; returns the row's argmax and log-sum-exp. */
-function logSoftmax(logits, offset, vocab, out, outOffset) {
+/** Argmax and log-sum-exp (float64 sums) of one logits row. */
+function rowStats(logits, offset, vocab) {
   let max = -Infinity;
   let best = 0;
   for (let i = 0; i < vocab; i++) {
@@ -32,9 +38,7 @@ function logSoftmax(logits, offset, vocab, out, outOffset) {
   }
   let sum = 0;
   for (let i = 0; i < vocab; i++) sum += Math.exp(logits[offset + i] - max);
-  const lse = max + Math.log(sum);
-  for (let i = 0; i < vocab; i++) out[outOffset + i] = logits[offset + i] - lse;
-  return { best, lse };
+  return { best, lse: max + Math.log(sum) };
 }
 
 /** Runs `chunk` from position 0 and returns its logits, [chunk.length][vocab]. */
@@ -57,7 +61,7 @@ async function main() {
       hf: { type: "string", default: join(repo, "packages/model-tiny/hf/halo-tiny") },
       text: { type: "string", default: join(repo, "packages/model-tiny/data/heldout.txt") },
       "context-length": { type: "string", default: "256" },
-      windows: { type: "string", default: "all" },
+      windows: { type: "string", default: String(DEFAULT_WINDOWS) },
       json: { type: "string" },
       workers: { type: "string", default: String(Math.min(2, cpus().length)) },
     },
@@ -84,7 +88,7 @@ async function main() {
     const scoredTokens = windows.reduce((s, w) => s + (w.end - w.begin - 1), 0);
     print(`${ids.length} ids, ${windows.length} of ${allWindows.length} windows of ${contextLength}, ${scoredTokens} scored positions`);
 
-    // The exact path, in workers: log-probabilities of every scored position and their argmax.
+    // The exact path, in workers: the probabilities of every scored position, their argmax and next-token NLL.
     const t0 = performance.now();
     const exact = await exactPath(files.halo, contextLength, windows, ids, Number(values.workers), vocab);
     const exactNll = meanNll(exact);
@@ -240,7 +244,7 @@ function pickWindows(all, option) {
   return [...picked].sort((a, b) => a - b).map((i, k) => ({ ...all[i], index: k }));
 }
 
-/** The exact path's log-probabilities and argmax per window, computed by `workers` worker threads. */
+/** The exact path's probabilities, argmax and NLL per window, computed by `workers` worker threads. */
 async function exactPath(model, contextLength, windows, ids, workers, vocab) {
   const results = new Array(windows.length);
   const shares = Array.from({ length: workers }, (_, k) => windows.filter((_, i) => i % workers === k));
@@ -259,7 +263,7 @@ async function exactPath(model, contextLength, windows, ids, workers, vocab) {
     ),
   );
   for (const [i, r] of results.entries())
-    if (r === undefined || r.logProbs.length !== (windows[i].end - windows[i].begin - 1) * vocab) throw new Error(`window ${i} missing`);
+    if (r === undefined || r.probs.length !== (windows[i].end - windows[i].begin - 1) * vocab) throw new Error(`window ${i} missing`);
   return results;
 }
 
@@ -286,7 +290,6 @@ async function runLane(lane, contextLength, windows, ids, exact, vocab) {
     ...(lane.lmHead !== undefined ? { backendOptions: { cpu: { lmHead: lane.lmHead } } } : {}),
   });
   if (engine.backend !== lane.backend) throw new Error(`${lane.name} ran on ${engine.backend}, not ${lane.backend}`);
-  const row = new Float32Array(vocab);
   let nll = 0;
   let same = 0;
   let kl = 0;
@@ -296,17 +299,16 @@ async function runLane(lane, contextLength, windows, ids, exact, vocab) {
     for (const [i, w] of windows.entries()) {
       const chunk = ids.slice(w.begin, w.end);
       const logits = await windowLogits(engine, chunk);
-      const { logProbs, argmax } = exact[i];
+      const { probs, sumP, sumPLogP, argmax } = exact[i];
       for (let r = 0; r < chunk.length - 1; r++) {
-        const { best, lse } = logSoftmax(logits, r * vocab, vocab, row, 0);
-        nll += lse - logits[r * vocab + chunk[r + 1]];
-        if (best === argmax[r]) same++;
-        let d = 0;
         const base = r * vocab;
-        for (let v = 0; v < vocab; v++) {
-          const le = logProbs[base + v];
-          d += Math.exp(le) * (le - row[v]);
-        }
+        const { best, lse } = rowStats(logits, base, vocab);
+        nll += lse - logits[base + chunk[r + 1]];
+        if (best === argmax[r]) same++;
+        // KL(exact ‖ lane) = Σp·(log p − (logit − lse)) over the exact row's p.
+        let dot = 0;
+        for (let v = 0; v < vocab; v++) dot += probs[base + v] * logits[base + v];
+        const d = sumPLogP[r] - dot + lse * sumP[r];
         kl += d;
         if (d > maxKl) maxKl = d;
         count++;
@@ -371,15 +373,30 @@ if (!isMainThread) {
     const chunk = ids.slice(w.begin, w.end);
     const logits = await windowLogits(engine, chunk);
     const scored = chunk.length - 1;
-    const logProbs = new Float32Array(scored * vocab);
+    // Per scored row: the probabilities p (float32), Σp and Σp·log p over those same float32 p (float64 sums), so a
+    // lane's KL(exact ‖ lane) = Σp·log p − Σp·logit + lse·Σp needs no exp of the exact row; argmax; NLL of the next token.
+    const probs = new Float32Array(scored * vocab);
+    const sumP = new Float64Array(scored);
+    const sumPLogP = new Float64Array(scored);
     const argmax = new Int32Array(scored);
-    const nll = new Float64Array(scored); // of the next token, in float64 as Engine.perplexity computes it
+    const nll = new Float64Array(scored); // in float64, as Engine.perplexity computes it
     for (let r = 0; r < scored; r++) {
-      const { best, lse } = logSoftmax(logits, r * vocab, vocab, logProbs, r * vocab);
+      const base = r * vocab;
+      const { best, lse } = rowStats(logits, base, vocab);
+      let total = 0;
+      let entropyTerm = 0;
+      for (let i = 0; i < vocab; i++) {
+        const p = Math.fround(Math.exp(logits[base + i] - lse));
+        probs[base + i] = p;
+        total += p;
+        entropyTerm += p * (logits[base + i] - lse);
+      }
+      sumP[r] = total;
+      sumPLogP[r] = entropyTerm;
       argmax[r] = best;
-      nll[r] = lse - logits[r * vocab + chunk[r + 1]];
+      nll[r] = lse - logits[base + chunk[r + 1]];
     }
-    parentPort.postMessage({ index: w.index, logProbs, argmax, nll }, [logProbs.buffer, argmax.buffer, nll.buffer]);
+    parentPort.postMessage({ index: w.index, probs, sumP, sumPLogP, argmax, nll }, [probs.buffer, sumP.buffer, sumPLogP.buffer, argmax.buffer, nll.buffer]);
   }
   engine.dispose();
   parentPort.postMessage({ done: true });
