@@ -40,6 +40,8 @@ export type { TernaryCodec, TernaryCodecs, FloatCodec, EncodeOptions } from "./c
 export { synthModel } from "./synth/synth-model.js";
 export type { SynthOptions } from "./synth/synth-model.js";
 export { synthTokenizerJson, synthSpecialIds, SYNTH_SPECIAL_TOKENS, BITNET_CHAT_TEMPLATE } from "./synth/synth-tokenizer.js";
+export { llama3TokenizerJson } from "./core/llama3-tokenizer-json.js";
+export type { AddedTokenJson } from "./core/llama3-tokenizer-json.js";
 export type { SynthTokenizer } from "./synth/synth-tokenizer.js";
 export { byteToUnicode, LLAMA3_SPLIT_PATTERN } from "./synth/bpe-trainer.js";
 export { Rng, streamKey } from "./synth/rng.js";

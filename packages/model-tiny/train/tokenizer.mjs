@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 import { endianness } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { BITNET_CHAT_TEMPLATE, SYNTH_SPECIAL_TOKENS, byteToUnicode, synthSpecialIds } from "../../h1b-format/dist/index.js";
+import { BITNET_CHAT_TEMPLATE, SYNTH_SPECIAL_TOKENS, byteToUnicode, llama3TokenizerJson, synthSpecialIds } from "../../h1b-format/dist/index.js";
 import { LLAMA3_SPLIT_PATTERN, Tokenizer, onigToJsRegExp } from "../../tokenizer/dist/index.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -159,7 +159,7 @@ export function trainBpe(docs, regularSize) {
   return { tokens, merges, distinctWords: words.length };
 }
 
-/** tokenizer.json in the layout of @halo/h1b-format's llama3TokenizerJson (internal there, so mirrored here). */
+/** tokenizer.json for the trained vocabulary: @halo/h1b-format's Llama-3 layout, specials at their synthSpecialIds. */
 function tokenizerJson(tokens, merges) {
   const specialIds = synthSpecialIds(VOCAB_SIZE);
   const vocab = {};
@@ -174,45 +174,7 @@ function tokenizerJson(tokens, merges) {
     special: true,
   }));
   for (const token of added) vocab[token.content] = token.id;
-  const bos = added[0];
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: {
-      type: "Sequence",
-      pretokenizers: [
-        { type: "Split", pattern: { Regex: LLAMA3_SPLIT_PATTERN }, behavior: "Isolated", invert: false },
-        { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
-      ],
-    },
-    post_processor: {
-      type: "TemplateProcessing",
-      single: [{ SpecialToken: { id: bos.content, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: bos.content, type_id: 0 } },
-        { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: bos.content, type_id: 1 } },
-        { Sequence: { id: "B", type_id: 1 } },
-      ],
-      special_tokens: { [bos.content]: { id: bos.content, ids: [bos.id], tokens: [bos.content] } },
-    },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: true,
-      vocab,
-      merges,
-    },
-  };
+  return llama3TokenizerJson({ added, vocab, merges, bos: { content: added[0].content, id: added[0].id } });
 }
 
 /** Deterministic PRNG (mulberry32) for picking verification samples. */

@@ -13,9 +13,16 @@ export interface AddedTokenJson {
 }
 
 /**
- * Builds a tokenizer.json object for a byte-level BPE vocabulary with the Llama-3 pre-tokenizer.
- * With `bos`, the post-processor prepends it (TemplateProcessing); without, it is ByteLevel.
- * @internal
+ * Builds a tokenizer.json object for a byte-level BPE vocabulary with the Llama-3 pre-tokenizer
+ * (the layout Hugging Face `tokenizers` and halo's tokenizer read). With `bos`, the post-processor
+ * prepends it (TemplateProcessing); without, it is ByteLevel. Synthetic models and
+ * `packages/model-tiny/train/tokenizer.mjs` (the trained tiny model's tokenizer) write it.
+ *
+ * @example
+ * ```ts
+ * const json = llama3TokenizerJson({ added: [], vocab: { a: 0, b: 1, ab: 2 }, merges: ["a b"], bos: null });
+ * writeFileSync("tokenizer.json", JSON.stringify(json));
+ * ```
  */
 export function llama3TokenizerJson(parts: {
   readonly added: readonly AddedTokenJson[];
