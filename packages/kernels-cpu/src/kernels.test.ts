@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { roundToF16, SeededRandom } from "@halo/kernels";
-import { nativeBinding } from "./native-binding.js";
+import { builtIsas, isaSkipNote } from "./available-isas.js";
+import { nativeBinding, type CpuIsa } from "./native-binding.js";
 
 /** f32 accumulation of a `hidden`-long dot in a different order: relative to Σ|w·x|. */
 const MAX_REL_ERROR_HEAD_F32_ACCUMULATION = 2e-6;
@@ -12,19 +13,12 @@ const MAX_REL_ERROR_HEAD_F32_ACCUMULATION = 2e-6;
 const MAX_REL_ERROR_ATTENTION = 1e-9;
 
 const native = nativeBinding();
-const available = native.isas();
-/** The SIMD tables built for each architecture (binding.gyp), best first. */
-const SIMD_TABLES: Readonly<Record<string, readonly string[]>> = { x64: ["amx", "avx512vnni", "avx2"], arm64: ["neondotprod", "neon"] };
-const simd = SIMD_TABLES[process.arch] ?? [];
+/** The SIMD tables built for this architecture (binding.gyp), best first. */
+const simd = builtIsas().filter((isa) => isa !== "scalar");
 /** Whether this CPU lacks `isa` (its cases are then skipped). */
-const lacks = (isa: string): boolean => !available.includes(isa);
+const lacks = (isa: Exclude<CpuIsa, "auto">): boolean => isaSkipNote(isa) !== "";
 /** The note a skipped case's name carries. */
-const skipNote = (isa: string): string =>
-  !lacks(isa)
-    ? ""
-    : isa === "amx"
-      ? " (skipped: this CPU or OS offers no AMX-INT8; sanitize's amx-check runs the kernel on the tile model)"
-      : ` (skipped: this CPU lacks ${isa})`;
+const skipNote = isaSkipNote;
 const ROWS = [1, 3, 16, 17, 33] as const;
 const COLS = [1, 17, 255, 256, 257, 600] as const;
 const TOKENS = [1, 2, 5, 9] as const;
