@@ -58,7 +58,7 @@ describe("whole model on the emulator vs the reference backend", () => {
     expect(got.tokens).toEqual(want.tokens);
     let worst = 0;
     got.logits.forEach((logits, i) => (worst = Math.max(worst, maxDifference(logits, want.logits[i]!))));
-    // modelLogits (0.05) is the named bound; the kernels' arithmetic differs from the reference's only in summation order.
+    // modelLogits (1e-4; 1.4e-6 measured here) is the named bound; the kernels' arithmetic differs from the reference's only in summation order.
     expect(worst).toBeLessThanOrEqual(TOLERANCES.modelLogits);
     console.log(`hip emulator vs reference, kv ${kvDtype}: 12 greedy tokens equal, largest logit |Δ| ${worst.toExponential(2)}`);
   });
