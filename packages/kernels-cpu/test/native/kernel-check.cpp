@@ -1,5 +1,7 @@
 // kernel-check.cpp: a standalone driver (no Node) that checks every kernel table this CPU runs against the scalar _ref
-// twins on random awkward sizes, plus the packer, matmul/attention over the thread pool and the pool itself. Built by
+// twins at production sizes (prompts of 1-40 and 512 tokens, 1-16 logit rows, row spans on both sides of every tile and
+// thread-split boundary) and on random awkward ones, plus the packer, matmul/attention over the thread pool and the
+// pool itself; a table this CPU cannot run prints a `SKIP kernel-check <isa>: <reason>` line. Built by
 // scripts/sanitize.mjs with ASan + UBSan (and cross-built for aarch64 by scripts/cross-check.mjs); exits non-zero on
 // any mismatch. Buffers are heap vectors of exactly the size a kernel may touch, so an overread is an ASan report.
 #include <atomic>
