@@ -39,7 +39,7 @@ export { ternaryCodec, findTernaryCodec, checkCodecs, floatCodec, ternaryPacking
 export type { TernaryCodec, TernaryCodecs, FloatCodec, EncodeOptions } from "./codecs/registry.js";
 export { synthModel } from "./synth/synth-model.js";
 export type { SynthOptions } from "./synth/synth-model.js";
-export { synthTokenizerJson, synthSpecialIds, SYNTH_SPECIAL_TOKENS, BITNET_CHAT_TEMPLATE } from "./synth/synth-tokenizer.js";
+export { synthTokenizerJson, synthSpecialIds, synthAddedTokens, SYNTH_SPECIAL_TOKENS, BITNET_CHAT_TEMPLATE } from "./synth/synth-tokenizer.js";
 export { llama3TokenizerJson } from "./core/llama3-tokenizer-json.js";
 export type { AddedTokenJson } from "./core/llama3-tokenizer-json.js";
 export type { SynthTokenizer } from "./synth/synth-tokenizer.js";

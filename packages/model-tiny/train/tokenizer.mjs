@@ -10,7 +10,14 @@ import { createRequire } from "node:module";
 import { endianness } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { BITNET_CHAT_TEMPLATE, SYNTH_SPECIAL_TOKENS, byteToUnicode, llama3TokenizerJson, synthSpecialIds } from "../../h1b-format/dist/index.js";
+import {
+  BITNET_CHAT_TEMPLATE,
+  SYNTH_SPECIAL_TOKENS,
+  byteToUnicode,
+  llama3TokenizerJson,
+  synthAddedTokens,
+  synthSpecialIds,
+} from "../../h1b-format/dist/index.js";
 import { LLAMA3_SPLIT_PATTERN, Tokenizer, onigToJsRegExp } from "../../tokenizer/dist/index.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -161,18 +168,9 @@ export function trainBpe(docs, regularSize) {
 
 /** tokenizer.json for the trained vocabulary: @halo/h1b-format's Llama-3 layout, specials at their synthSpecialIds. */
 function tokenizerJson(tokens, merges) {
-  const specialIds = synthSpecialIds(VOCAB_SIZE);
   const vocab = {};
   tokens.forEach((t, i) => (vocab[t] = i));
-  const added = SYNTH_SPECIAL_TOKENS.map((content, i) => ({
-    id: specialIds[i],
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
+  const added = synthAddedTokens(VOCAB_SIZE);
   for (const token of added) vocab[token.content] = token.id;
   return llama3TokenizerJson({ added, vocab, merges, bos: { content: added[0].content, id: added[0].id } });
 }

@@ -1,7 +1,7 @@
 // Builds a Llama-3-style tokenizer.json (byte-level BPE, Llama-3 split regex, special tokens) for synthetic models.
 import { HaloError } from "@halo/errors";
 import { H1bErrorCode } from "../errors.js";
-import { llama3TokenizerJson } from "../core/llama3-tokenizer-json.js";
+import { llama3TokenizerJson, type AddedTokenJson } from "../core/llama3-tokenizer-json.js";
 import { byteToUnicode, trainByteLevelBpe } from "./bpe-trainer.js";
 
 /** Special tokens of a synthetic vocabulary, placed at its top like Llama-3's. */
@@ -18,6 +18,28 @@ export const SYNTH_SPECIAL_TOKENS = [
 export const BITNET_CHAT_TEMPLATE =
   "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] | trim }}<|eot_id|>{% endfor %}" +
   "{% if add_generation_prompt %}Assistant: {% endif %}";
+
+/**
+ * The `added_tokens` entries of the {@link SYNTH_SPECIAL_TOKENS} for a vocabulary, at {@link synthSpecialIds}
+ * (special, not normalized): what synthetic models and the trained tiny model's tokenizer.json list.
+ *
+ * @example
+ * ```ts
+ * synthAddedTokens(4096)[4]; // { id: 4094, content: "<|eot_id|>", special: true, … }
+ * ```
+ */
+export function synthAddedTokens(vocabSize: number): AddedTokenJson[] {
+  const ids = synthSpecialIds(vocabSize);
+  return SYNTH_SPECIAL_TOKENS.map((content, i) => ({
+    id: ids[i]!,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
+}
 
 /** Result of {@link synthTokenizerJson}. */
 export interface SynthTokenizer {
@@ -71,15 +93,7 @@ export function synthTokenizerJson(vocabSize: number): SynthTokenizer {
   for (skipReserved(); next < vocabSize; next++, skipReserved()) {
     if (next < vocabSize) vocab[`<|filler_${next}|>`] = next;
   }
-  const added = SYNTH_SPECIAL_TOKENS.map((content, i) => ({
-    id: specialIds[i]!,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
+  const added = synthAddedTokens(vocabSize);
   for (const token of added) vocab[token.content] = token.id;
   const bos = added[0]!;
   const tokenizer = llama3TokenizerJson({ added, vocab, merges, bos: { content: bos.content, id: bos.id } });
