@@ -20,6 +20,7 @@ const LAYERS = {
   kernels: 1,
   "model-tiny": 1, // data: the trained demo model; imports @halo/errors only
   "kernels-*": 2, // every backend: @halo/kernels-cpu, -hip, -xdna, …
+  speculative: 2, // drafters and verification: on the kernels and sampler contracts, below the engine
   engine: 3,
   server: 4,
   cli: 5,

@@ -21,8 +21,10 @@ import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./p
 import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
 import { SamplingStep } from "./sampling-step.js";
 import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
+import { speculativeTask, type Speculation, type SpeculativeEngineStats } from "./speculation.js";
 import { planEveryRow, planLastRow } from "./step-plan.js";
 import { TokenEmitter } from "./token-emitter.js";
+import type { DrafterKind, SpeculativeRequestOptions } from "@halo/speculative";
 import type { SkippedBackend } from "./load-model.js";
 
 /** What an {@link Engine} was built from. @internal */
@@ -46,6 +48,8 @@ export interface EngineParts {
   readonly memoryEstimate?: MemoryEstimate;
   /** The factory that created the running backend; absent when a Backend object was passed. */
   readonly backendFactory?: BackendFactory;
+  /** Speculative decoding (loadModel's `speculative`): the drafter and its cost model, already calibrated. */
+  readonly speculation?: Speculation;
   /** Called by dispose (closes the model file). */
   readonly close: () => void;
 }
@@ -85,6 +89,8 @@ export interface EngineStats extends SchedulerStats {
   readonly promptTokens: number;
   /** KV cache occupancy. */
   readonly kv: KvUsage;
+  /** Speculative decoding since load, when the model was loaded with a drafter. */
+  readonly speculative?: SpeculativeEngineStats;
 }
 
 /**
@@ -197,6 +203,16 @@ export class Engine {
    * ```
    */
   readonly unusedBackendOptions: readonly string[];
+  /**
+   * The drafter speculative decoding uses (loadModel's `speculative`), or null when the model
+   * decodes one token per step. Every request drafts through it unless it passes `speculative: false`.
+   *
+   * @example
+   * ```ts
+   * if (engine.speculative) console.log(`speculative decoding: ${engine.speculative.label}`);
+   * ```
+   */
+  readonly speculative: { readonly drafter: DrafterKind; readonly label: string } | null;
 
   private readonly model: LoadedModel;
   /** Slots held by live sessions (outside the scheduler between turns). */
@@ -224,10 +240,13 @@ export class Engine {
     this.memoryEstimate = parts.memoryEstimate ?? null;
     this.backendFactory = parts.backendFactory ?? null;
     this.unusedBackendOptions = parts.unusedBackendOptions ?? [];
+    const speculation = parts.speculation;
+    this.speculative = speculation === undefined ? null : { drafter: speculation.drafter.kind, label: speculation.drafter.label };
     this.scheduler = new Scheduler(parts.model, {
       maxBatchTokens: parts.maxBatchTokens,
       prefillChunk: Math.max(1, prefillChunkOf(parts.maxBatchTokens)),
       capabilities: parts.capabilities,
+      ...(speculation !== undefined ? { onStepTimed: (rows: number, outputs: number, ms: number) => speculation.observeStep(rows, outputs, ms) } : {}),
     });
   }
 
@@ -241,7 +260,14 @@ export class Engine {
    * ```
    */
   stats(): EngineStats {
-    return { ...this.scheduler.stats(), generatedTokens: this.generatedTokens, promptTokens: this.promptTokens, kv: this.kvUsage() };
+    const speculative = this.parts.speculation?.stats();
+    return {
+      ...this.scheduler.stats(),
+      generatedTokens: this.generatedTokens,
+      promptTokens: this.promptTokens,
+      kv: this.kvUsage(),
+      ...(speculative !== undefined ? { speculative } : {}),
+    };
   }
 
   private kvUsage(): KvUsage {
@@ -433,6 +459,7 @@ export class Engine {
     if (this.disposed) return;
     this.disposed = true;
     this.scheduler.cancelAll(new HaloError(EngineErrorCode.ENGINE_DISPOSED, "the engine was disposed during the request"));
+    this.parts.speculation?.dispose();
     this.model.dispose();
     this.parts.close();
   }
@@ -595,27 +622,30 @@ export class Engine {
       cachedTokens: start,
       droppedMessages,
     });
-    // The scheduler glue: feed the prompt, then each sampled token; the last row's output is sampled.
-    const task: SequenceTask = {
-      prompt,
+    const base: Pick<SequenceTask, "cancelled" | "onStart" | "onEnd" | "slot"> = {
       cancelled: false,
       ...(continuation !== undefined ? { slot: { id: continuation.slot, length: continuation.length } } : {}),
       onStart: () => emitter.stepStarted(),
-      plan: (pending, maxRows) => planLastRow(pending.length, maxRows, sampling.output),
-      onStep: (outputs) => {
-        emitter.outputsArrived();
-        if (!emitter.wantsTokens) return null;
-        const last = outputs.positions.length - 1;
-        const sample = sampling.next(outputs, last);
-        this.generatedTokens++;
-        return emitter.accept(sample, outputs.positions[last]!) ? { append: [sample.token] } : null;
-      },
       onEnd: (error) => {
         continuation?.onEnd(emitter.generated, error);
         options.signal?.removeEventListener("abort", abort);
         emitter.end(error, task.cancelled);
       },
     };
+    const speculation = this.parts.speculation;
+    const request = options.speculative ?? true;
+    if (options.speculative !== undefined && options.speculative !== false && speculation === undefined) {
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "this request asks for speculative decoding but the model was loaded without a drafter", {
+        field: "speculative",
+        expected: "false or absent, or a model loaded with loadModel's speculative option",
+        actual: JSON.stringify(request),
+        hint: 'Load the model with speculative: { drafter: "ngram" } (halo: --speculative ngram), or leave the request\'s speculative out',
+      });
+    }
+    const task: SequenceTask =
+      speculation !== undefined && request !== false
+        ? this.speculativeTaskFor(speculation, request, prompt, sampling, emitter, options, base)
+        : this.plainTask(prompt, sampling, emitter, base);
     // A task still queued for a slot ends now (not when a slot frees); a running one at the next step.
     const abort = (): void => this.scheduler.cancel(task);
     if (continuation !== undefined) continuation.cancel = abort;
@@ -626,5 +656,59 @@ export class Engine {
     this.promptTokens += prompt.length;
     this.scheduler.submit(task);
     return emitter.events;
+  }
+
+  /** The scheduler glue of plain decoding: feed the prompt, then each sampled token; the last row's output is sampled. */
+  private plainTask(
+    prompt: number[],
+    sampling: SamplingStep,
+    emitter: TokenEmitter,
+    base: Pick<SequenceTask, "cancelled" | "onStart" | "onEnd" | "slot">,
+  ): SequenceTask {
+    return {
+      ...base,
+      prompt,
+      plan: (pending, maxRows) => planLastRow(pending.length, maxRows, sampling.output),
+      onStep: (outputs) => {
+        emitter.outputsArrived();
+        if (!emitter.wantsTokens) return null;
+        const last = outputs.positions.length - 1;
+        const sample = sampling.next(outputs, last);
+        this.generatedTokens++;
+        return emitter.accept(sample, outputs.positions[last]!) ? { append: [sample.token] } : null;
+      },
+    };
+  }
+
+  /** The scheduler glue of speculative decoding (see {@link speculativeTask}); its counters reach the end event. */
+  private speculativeTaskFor(
+    speculation: Speculation,
+    request: Exclude<SpeculativeRequestOptions, false>,
+    prompt: number[],
+    sampling: SamplingStep,
+    emitter: TokenEmitter,
+    options: GenerateOptions,
+    base: Pick<SequenceTask, "cancelled" | "onStart" | "onEnd" | "slot">,
+  ): SequenceTask {
+    const task = speculativeTask(
+      {
+        speculation,
+        request,
+        prompt,
+        sampling,
+        emitter,
+        contextLength: this.contextLength,
+        maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS,
+        vocabSize: this.config.vocabSize,
+        hiddenSize: this.config.hiddenSize,
+        otherRows: () => Math.max(0, this.scheduler.stats().activeSequences - 1),
+        countToken: () => {
+          this.generatedTokens++;
+        },
+      },
+      base,
+    );
+    emitter.speculative = task.counts;
+    return task;
   }
 }

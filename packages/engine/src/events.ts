@@ -1,5 +1,6 @@
 // The typed events a generation streams: request-start, token-delta, request-end.
 import type { TokenLogprob } from "@halo/sampler";
+import type { DrafterKind } from "@halo/speculative";
 
 /** Why a generation ended. */
 export type FinishReason = "stop" | "length" | "abort";
@@ -51,6 +52,32 @@ export interface TokenDeltaEvent {
   readonly topLogprobs?: readonly TokenLogprob[];
 }
 
+/**
+ * Speculative decoding counters of one request (`request-end.speculative`), or of the engine
+ * since load ({@link SpeculativeEngineStats}).
+ *
+ * @example
+ * ```ts
+ * if (e.type === "request-end" && e.speculative) console.log(`${e.speculative.tokensPerStep.toFixed(2)} tokens/step`);
+ * ```
+ */
+export interface SpeculativeCounts {
+  /** The drafter of the loaded model. */
+  readonly drafter: DrafterKind;
+  /** Steps that produced tokens (the prompt's last step, then each decode step: one verification of 1 + drafted rows, plain when nothing was drafted). */
+  readonly decodeSteps: number;
+  /** Decode steps that fed drafts. */
+  readonly verifySteps: number;
+  /** Drafted tokens fed for verification. */
+  readonly draftedTokens: number;
+  /** Drafted tokens accepted. */
+  readonly acceptedTokens: number;
+  /** `acceptedTokens / draftedTokens` (0 when nothing was drafted). */
+  readonly acceptanceRate: number;
+  /** Tokens generated per step that produced tokens (1 without accepted drafts: the gain over plain decoding in steps). */
+  readonly tokensPerStep: number;
+}
+
 /** Last event of every generation (also after an abort). */
 export interface RequestEndEvent {
   readonly type: "request-end";
@@ -70,6 +97,8 @@ export interface RequestEndEvent {
   readonly tokenIds: readonly number[];
   readonly usage: Usage;
   readonly timings: Timings;
+  /** Speculative decoding of this request, when the model was loaded with a drafter and the request did not turn it off. */
+  readonly speculative?: SpeculativeCounts;
 }
 
 /** What {@link Engine.generate} yields. */

@@ -1,6 +1,7 @@
 // Options of a generation request and their validation.
 import { closestMatch, HaloError } from "@halo/errors";
 import { SAMPLER_OPTION_KEYS, type SamplerOptions } from "@halo/sampler";
+import { checkSpeculativeRequest, type SpeculativeRequestOptions } from "@halo/speculative";
 import type { ChatMessage } from "@halo/tokenizer";
 import type { ContextShiftPolicy } from "./context-shift.js";
 import { EngineErrorCode } from "./errors.js";
@@ -17,6 +18,13 @@ export interface GenerateOptions extends SamplerOptions {
   readonly ignoreEos?: boolean;
   /** Cancels the request; the stream ends with `finishReason: "abort"` and the sequence is freed. */
   readonly signal?: AbortSignal;
+  /**
+   * Speculative decoding of this request, on a model loaded with a drafter (loadModel's
+   * `speculative`): `false` decodes it one token per step; `{ maxDraft, policy }` overrides the
+   * load-time draft length and policy. Default: the load-time settings. Asking for it on a model
+   * without a drafter is refused (`ENGINE_BAD_OPTION`).
+   */
+  readonly speculative?: SpeculativeRequestOptions;
 }
 
 /** A request to {@link Engine.generate}: a text prompt (BOS added per the tokenizer) or token ids used as given. */
@@ -58,9 +66,15 @@ export type { ChatMessage };
  * GENERATE_OPTION_KEYS.includes("maxTokens"); // true
  * ```
  */
-export const GENERATE_OPTION_KEYS = [...SAMPLER_OPTION_KEYS, "maxTokens", "stop", "stopTokenIds", "ignoreEos", "signal"] as const satisfies ReadonlyArray<
-  keyof GenerateOptions
->;
+export const GENERATE_OPTION_KEYS = [
+  ...SAMPLER_OPTION_KEYS,
+  "maxTokens",
+  "stop",
+  "stopTokenIds",
+  "ignoreEos",
+  "signal",
+  "speculative",
+] as const satisfies ReadonlyArray<keyof GenerateOptions>;
 
 /**
  * Every key a {@link GenerateRequest} takes: {@link GENERATE_OPTION_KEYS} and `prompt`.
@@ -192,6 +206,7 @@ export function checkGenerateOptions(options: GenerateOptions, keys: readonly st
       });
     }
   }
+  if (options.speculative !== undefined) checkSpeculativeRequest(options.speculative);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "signal must be an AbortSignal", { field: "signal", actual: typeof options.signal });
   }

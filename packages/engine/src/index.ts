@@ -14,7 +14,11 @@ export { BUILTIN_CHAT_TEMPLATE_NAMES, CHAT_ENCODE_OPTIONS } from "@halo/tokenize
 export type { BuiltinChatTemplate } from "@halo/tokenizer";
 export { GENERATE_OPTION_KEYS, GENERATE_REQUEST_KEYS, CHAT_OPTION_KEYS } from "./generate-options.js";
 export type { GenerateOptions, GenerateRequest, ChatOptions, ChatMessage } from "./generate-options.js";
-export type { GenerateEvent, RequestStartEvent, TokenDeltaEvent, RequestEndEvent, FinishReason, Usage, Timings } from "./events.js";
+export type { GenerateEvent, RequestStartEvent, TokenDeltaEvent, RequestEndEvent, FinishReason, Usage, Timings, SpeculativeCounts } from "./events.js";
+export type { SpeculativeEngineStats } from "./speculation.js";
+// Speculative decoding's options and drafter names, re-exported so an app need not depend on @halo/speculative.
+export { DRAFTER_KINDS, SpeculativeErrorCode } from "@halo/speculative";
+export type { SpeculativeOptions, SpeculativeRequestOptions, SpeculativePolicy, DrafterKind } from "@halo/speculative";
 export { Session } from "./session.js";
 export { fitChatToContext, fitChatToContextAsync, answerRoom, CONTEXT_SHIFT_POLICIES } from "./context-shift.js";
 export type { ContextShiftPolicy, ContextShiftFunction, ContextShiftInfo, ContextFit, FitChatOptions, FitChatAsyncOptions } from "./context-shift.js";

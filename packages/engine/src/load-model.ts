@@ -15,12 +15,15 @@ import {
   type MemoryEstimate,
   type PackingCodec,
 } from "@halo/kernels";
+import { checkSpeculativeOptions, type SpeculativeOptions } from "@halo/speculative";
 import { Tokenizer } from "@halo/tokenizer";
 import { discoverBackends, isBackendFactory, isBackendObject, type BackendDiscovery } from "./backend-registry.js";
 import { chooseChatTemplate } from "./chat-template-choice.js";
 import { Engine, type EngineParts } from "./engine.js";
 import { EngineErrorCode } from "./errors.js";
 import { checkInteger, checkOptionKeys, type UnlistedKeys } from "./generate-options.js";
+import { buildSpeculation } from "./speculation-load.js";
+import type { Speculation } from "./speculation.js";
 
 /** Progress of {@link loadModel}: opening the file, then the backend taking the weights. */
 export interface LoadModelProgress {
@@ -88,6 +91,17 @@ export interface LoadModelOptions {
    * `false` skips it and loads whatever the bytes say.
    */
   readonly verify?: boolean;
+  /**
+   * Speculative decoding: a drafter proposes tokens and one batched step verifies them, losslessly
+   * (greedy output is token-for-token the same; sampled output has the same distribution).
+   * `{ drafter: "ngram" }` (prompt lookup; best on text that quotes or edits its input),
+   * `{ drafter: "draft-model", draftModel: path }` (a smaller model with the same vocabulary, on
+   * `draftBackend` or this model's backend) or `{ drafter: "medusa", medusa: path }` (`.h1b-medusa`
+   * heads; needs a backend returning hidden rows). The step cost is calibrated at load and the
+   * policy drafts only when it pays (`policy: "always"` drafts whenever it can). Requests may turn it
+   * off (`speculative: false`). See {@link SpeculativeOptions}.
+   */
+  readonly speculative?: SpeculativeOptions;
 }
 
 /**
@@ -112,6 +126,7 @@ export const LOAD_MODEL_OPTION_KEYS = [
   "onProgress",
   "signal",
   "verify",
+  "speculative",
 ] as const satisfies ReadonlyArray<keyof LoadModelOptions>;
 
 // The build fails naming any option added to LoadModelOptions but not to LOAD_MODEL_OPTION_KEYS (it would be refused at run time).
@@ -253,6 +268,7 @@ function checkLoadOptions(options: LoadModelOptions): void {
     });
   }
   checkBackendShape(options);
+  if (options.speculative !== undefined) checkSpeculativeOptions(options.speculative);
 }
 
 /** Checks the shape of `backend` and `backendOptions` (no discovery). */
@@ -700,6 +716,33 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       onProgress: ({ done, total }) => options.onProgress?.({ phase: "weights", fraction: total > 0 ? done / total : 1 }),
     });
     checkUnchanged(verifiedFiles, loaded, model.source.path);
+    let speculation: Speculation | undefined;
+    if (options.speculative !== undefined) {
+      try {
+        speculation = await buildSpeculation(options.speculative, {
+          model,
+          loaded,
+          caps: { outputs: caps.outputs ?? ["logits"], hiddenRows: caps.hiddenRows === true },
+          backendName: factory?.name ?? null,
+          contextLength,
+          maxSequences: options.maxSequences ?? 4,
+          verify: options.verify !== false,
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+          loadDraft: (path, backend) =>
+            loadModel(path, {
+              backend,
+              ...(options.backendOptions?.[backend] !== undefined ? { backendOptions: { [backend]: options.backendOptions[backend]! } } : {}),
+              contextLength,
+              maxSequences: options.maxSequences ?? 4,
+              ...(options.verify !== undefined ? { verify: options.verify } : {}),
+              ...(options.signal !== undefined ? { signal: options.signal } : {}),
+            }),
+        });
+      } catch (error) {
+        loaded.dispose();
+        throw error;
+      }
+    }
     const eos = new Set<number>(config.eosTokenIds);
     // A backend of contract 1 (a Backend object from older code) has no preferredBatchTokens: the engine's former cap.
     const preferred = typeof caps.preferredBatchTokens === "number" ? caps.preferredBatchTokens : Math.min(caps.maxBatchTokens, 512);
@@ -718,6 +761,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       loadMs: performance.now() - started,
       ...(estimate !== null ? { memoryEstimate: estimate } : {}),
       ...(factory !== null ? { backendFactory: factory } : {}),
+      ...(speculation !== undefined ? { speculation } : {}),
       close: () => {
         if (ownsModel) model.close();
       },

@@ -25,6 +25,12 @@ export interface SequenceTask {
   /** Called when the task first runs in a step. */
   onStart?(): void;
   /**
+   * Called before each step is planned (every live task's together, awaited together): tokens to
+   * queue after the pending ones for this step — a speculative task's drafts. The drafts of every
+   * task are made before the step, so draft-model steps of many sequences can batch.
+   */
+  prepare?(pending: readonly number[], length: number): readonly number[] | Promise<readonly number[]>;
+  /**
    * This step's plan, given the pending tokens (`pending.length ≥ 1`), how many of them the step
    * can take, and the sequence's length (the position of `pending[0]`).
    */
@@ -73,6 +79,8 @@ export interface SchedulerOptions {
    * argmax only when `outputs` lists it, and a plan asking hidden rows runs only when `hiddenRows` is true.
    */
   readonly capabilities: Pick<BackendCapabilities, "outputs" | "hiddenRows">;
+  /** Called after every step with its rows, the rows whose output it returned, and its wall time (a cost model learns from it). */
+  readonly onStepTimed?: (rows: number, outputRows: number, ms: number) => void;
 }
 
 /** Aggregate counters (for stats and metrics). */
@@ -213,6 +221,8 @@ export class Scheduler {
       for (const live of [...this.live]) if (live.task.cancelled) this.finish(live, null);
       this.admit();
       if (this.live.length === 0) return; // idle, or every slot is held by a session: wake() resumes
+      await this.prepareStep();
+      if (this.fatal !== null) return;
       const parts = this.planStep();
       if (parts.length === 0) {
         // Live tasks with nothing pending cannot progress: end them.
@@ -231,6 +241,22 @@ export class Scheduler {
       if (result === null) continue;
       for (const part of parts) this.deliver(part, result.result, result.output);
     }
+  }
+
+  /** Lets every task that prepares (drafts) queue its tokens for this step; a task whose preparation fails ends alone. */
+  private async prepareStep(): Promise<void> {
+    const preparing = this.live.filter((live) => live.task.prepare !== undefined && live.pending.length > 0 && !live.task.cancelled);
+    if (preparing.length === 0) return;
+    await Promise.all(
+      preparing.map(async (live) => {
+        try {
+          const extra = await live.task.prepare!(live.pending, live.position);
+          if (this.fatal === null && this.live.includes(live)) live.pending.push(...extra);
+        } catch (error) {
+          if (this.fatal === null && this.live.includes(live)) this.finish(live, error);
+        }
+      }),
+    );
   }
 
   /** Asks every live sequence for its plan, shortest queue first, within the batch budget. */
@@ -287,6 +313,7 @@ export class Scheduler {
     }
     const output = allArgmax && logitRows.length > 0 && this.options.capabilities.outputs.includes("argmax") ? "argmax" : "logits";
     let result: StepResult;
+    const started = performance.now();
     try {
       result = await forwardBatch(this.model, {
         tokens: Int32Array.from(tokens),
@@ -301,6 +328,7 @@ export class Scheduler {
       if (this.fatal === null) for (const part of parts) this.finish(part.live, error);
       return null;
     }
+    this.options.onStepTimed?.(tokens.length, logitRows.length, performance.now() - started);
     this.steps++;
     this.rows += tokens.length;
     return { result, output };
@@ -353,6 +381,7 @@ export class Scheduler {
     }
     if (update === null) this.finish(live, null);
     else {
+      if (update.dropPending === true) live.pending.length = 0;
       live.pending.push(...update.append);
       if (live.pending.length === 0) this.finish(live, null);
     }

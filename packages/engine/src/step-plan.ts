@@ -80,6 +80,8 @@ export interface SequenceUpdate {
   readonly append: readonly number[];
   /** Positions to keep, in `[0, outputs.length]`; absent: keep them all. */
   readonly keepLength?: number;
+  /** Forget the tokens still pending before queueing `append` (drafts a step had no room to feed). */
+  readonly dropPending?: boolean;
 }
 
 /**

@@ -2,7 +2,7 @@
 import type { SampleResult } from "@halo/sampler";
 import type { StreamDecoder, Tokenizer } from "@halo/tokenizer";
 import { Channel } from "./channel.js";
-import type { FinishReason, GenerateEvent } from "./events.js";
+import type { FinishReason, GenerateEvent, SpeculativeCounts } from "./events.js";
 
 /** What a {@link TokenEmitter} needs to know about its request. @internal */
 export interface TokenEmitterOptions {
@@ -54,6 +54,8 @@ export class TokenEmitter {
   private finishReason: FinishReason = "length";
   private contextFull = false;
   private text = "";
+  /** The request's speculative counters, set by a speculative task (reported in `request-end`). */
+  speculative: (() => SpeculativeCounts) | undefined = undefined;
 
   constructor(options: TokenEmitterOptions) {
     this.options = options;
@@ -148,6 +150,7 @@ export class TokenEmitter {
       stopString: decoder?.stopString ?? null,
       tokenIds: generated,
       usage: { promptTokens, completionTokens: generated.length, totalTokens: promptTokens + generated.length },
+      ...(this.speculative !== undefined ? { speculative: this.speculative() } : {}),
       timings: {
         queuedMs: this.startedAt - this.submittedAt,
         prefillMs,

@@ -1,0 +1,290 @@
+// Speculative decoding in the engine: the drafter, the cost model it is judged by, and the scheduler task that drafts and verifies.
+import { forwardBatch, type LoadedModel, type StepOutput } from "@halo/kernels";
+import {
+  AcceptanceTracker,
+  chooseDraftLength,
+  StepCostModel,
+  type Drafter,
+  type DrafterKind,
+  type DrafterSequence,
+  type SpeculativePolicy,
+  type SpeculativeRequestOptions,
+} from "@halo/speculative";
+import type { SequenceTask } from "./scheduler.js";
+import type { SamplingStep } from "./sampling-step.js";
+import { planLastRow, type StepOutputs, type SequenceUpdate } from "./step-plan.js";
+import type { SpeculativeCounts } from "./events.js";
+import type { TokenEmitter } from "./token-emitter.js";
+
+/** The engine's speculative counters ({@link EngineStats.speculative}), with the step-cost table the policy uses. */
+export interface SpeculativeEngineStats extends SpeculativeCounts {
+  /** What drafts: `"ngram 2-4"`, `"draft-model <file> (cpu)"`, `"medusa 4 heads (<file>)"`. */
+  readonly label: string;
+  /** The measured step time by rows (every row returning an output: decode and verification steps). */
+  readonly stepCost: readonly { readonly rows: number; readonly ms: number }[];
+  /** Milliseconds the load-time calibration of the step cost took (0 with policy "always"). */
+  readonly calibrationMs: number;
+}
+
+/** Mutable counters behind {@link SpeculativeCounts}. */
+class Counts {
+  decodeSteps = 0;
+  verifySteps = 0;
+  drafted = 0;
+  accepted = 0;
+  generated = 0;
+
+  add(drafted: number, accepted: number, generated: number): void {
+    this.decodeSteps++;
+    if (drafted > 0) this.verifySteps++;
+    this.drafted += drafted;
+    this.accepted += accepted;
+    this.generated += generated;
+  }
+
+  view(drafter: DrafterKind): SpeculativeCounts {
+    return {
+      drafter,
+      decodeSteps: this.decodeSteps,
+      verifySteps: this.verifySteps,
+      draftedTokens: this.drafted,
+      acceptedTokens: this.accepted,
+      acceptanceRate: this.drafted > 0 ? this.accepted / this.drafted : 0,
+      tokensPerStep: this.decodeSteps > 0 ? this.generated / this.decodeSteps : 0,
+    };
+  }
+}
+
+/** Rounds between probes while the policy keeps a sequence from drafting (acceptance may have changed). */
+const PROBE_INTERVAL = 16;
+
+/**
+ * The loaded model's speculative decoding: its drafter, the policy's options, the step-cost model
+ * (calibrated at load, then kept current from every step) and the engine-wide counters.
+ * @internal
+ */
+export class Speculation {
+  readonly cost = new StepCostModel();
+  private readonly totals = new Counts();
+  private draftCallMs = 0;
+  private draftTokenMs = 0;
+  private calibrationMs = 0;
+
+  constructor(
+    readonly drafter: Drafter,
+    readonly maxDraft: number,
+    readonly policy: SpeculativePolicy,
+  ) {}
+
+  /**
+   * Measures a step of 1 … maxDraft + 1 rows, every row returning `output`, on a scratch slot
+   * (best of 3 each), so the first request's policy has costs to weigh. Later steps refine them.
+   */
+  async calibrate(model: LoadedModel, output: StepOutput): Promise<void> {
+    if (this.policy === "always") return;
+    const started = performance.now();
+    let slot: number;
+    try {
+      slot = model.allocateSequence();
+    } catch {
+      return; // every slot taken: learn from the first steps instead
+    }
+    try {
+      const most = Math.min(this.maxDraft + 1, model.options.contextLength);
+      for (let rows = 1; rows <= most; rows++) {
+        let best = Infinity;
+        for (let rep = 0; rep < 3; rep++) {
+          model.truncateSequence(slot, 0);
+          const t0 = performance.now();
+          await forwardBatch(model, {
+            tokens: Int32Array.from({ length: rows }, (_, i) => i % model.config.vocabSize),
+            positions: Int32Array.from({ length: rows }, (_, i) => i),
+            slots: new Int32Array(rows).fill(slot),
+            logitRows: Int32Array.from({ length: rows }, (_, i) => i),
+            ...(output === "argmax" ? { output } : {}),
+          });
+          best = Math.min(best, performance.now() - t0);
+        }
+        this.cost.observe(rows, best);
+      }
+    } finally {
+      model.freeSequence(slot);
+      this.calibrationMs = performance.now() - started;
+    }
+  }
+
+  /** A step ran (scheduler callback): steps whose every row returned an output teach the cost model. */
+  observeStep(rows: number, outputRows: number, ms: number): void {
+    if (outputRows === rows) this.cost.observe(rows, ms);
+  }
+
+  /** A draft of `tokens` tokens took `ms` (smoothed into the per-call and per-token cost). */
+  observeDraft(tokens: number, ms: number): void {
+    const perToken = tokens > 0 ? ms / tokens : 0;
+    this.draftCallMs += 0.2 * (ms - this.draftCallMs);
+    this.draftTokenMs += 0.2 * (perToken - this.draftTokenMs);
+  }
+
+  /** Expected milliseconds of drafting k tokens. */
+  draftMs(k: number): number {
+    return this.drafter.kind === "draft-model" ? this.draftCallMs * (k / Math.max(1, this.maxDraft)) : this.draftTokenMs * k;
+  }
+
+  record(drafted: number, accepted: number, generated: number): void {
+    this.totals.add(drafted, accepted, generated);
+  }
+
+  stats(): SpeculativeEngineStats {
+    return { ...this.totals.view(this.drafter.kind), label: this.drafter.label, stepCost: this.cost.table(), calibrationMs: this.calibrationMs };
+  }
+
+  dispose(): void {
+    this.drafter.dispose();
+  }
+}
+
+/** What {@link speculativeTask} drives. @internal */
+export interface SpeculativeTaskParts {
+  readonly speculation: Speculation;
+  readonly request: Exclude<SpeculativeRequestOptions, false>;
+  readonly prompt: number[];
+  readonly sampling: SamplingStep;
+  readonly emitter: TokenEmitter;
+  readonly contextLength: number;
+  readonly maxTokens: number;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  /** Rows the other live sequences add to a step (for the policy's marginal cost). */
+  readonly otherRows: () => number;
+  /** Counts one generated token (the engine's totals). */
+  readonly countToken: () => void;
+}
+
+/**
+ * The scheduler task of a speculative generation. Before each decode step it asks the drafter for
+ * up to k tokens (k from the policy), queues them after the pending token, and asks for the output
+ * of every fed row; the rows are verified in order (greedy: the longest prefix the target's own
+ * choices match; sampling: {@link verifySampledRow}'s lossless rule), every emitted token passes
+ * through the same emitter as plain decoding (so stop ids, stop strings, `maxTokens` and the
+ * context end land on the same token), and the KV cache is cut back to the verified tokens.
+ * @internal
+ */
+export function speculativeTask(
+  parts: SpeculativeTaskParts,
+  base: Pick<SequenceTask, "cancelled" | "onStart" | "onEnd" | "slot">,
+): SequenceTask & {
+  readonly counts: () => SpeculativeCounts;
+} {
+  const { speculation, sampling, emitter } = parts;
+  const drafter = speculation.drafter;
+  const request = typeof parts.request === "object" ? parts.request : {};
+  const maxDraft = Math.min(request.maxDraft ?? speculation.maxDraft, drafter.maxDraftTokens);
+  const policy = request.policy ?? speculation.policy;
+  const needsHidden = drafter.needsHidden;
+  const counts = new Counts();
+  const tracker = new AcceptanceTracker();
+  const context = [...parts.prompt];
+  let sequence: DrafterSequence | null = null;
+  let prefilled = false;
+  let drafts: readonly number[] = [];
+  let hidden: Float32Array | null = null;
+  let idleRounds = 0;
+  let generated = 0;
+
+  const close = (): void => {
+    sequence?.close();
+    sequence = null;
+  };
+
+  const chooseK = (length: number): number => {
+    // Room: the step feeds 1 + k rows from `length`, all inside the context; a round emits at most k + 1 tokens.
+    const room = Math.min(maxDraft, parts.contextLength - length - 2, parts.maxTokens - generated - 1);
+    if (room < 1) return 0;
+    if (policy === "always") return room;
+    const choice = chooseDraftLength({
+      acceptance: tracker.rate,
+      maxDraft: room,
+      otherRows: parts.otherRows(),
+      stepMs: (rows) => speculation.cost.estimate(rows),
+      draftMs: (k) => speculation.draftMs(k),
+    });
+    if (choice.k > 0) {
+      idleRounds = 0;
+      return choice.k;
+    }
+    // Not worth it now; probe with one token now and then, so a sequence that turns predictable drafts again.
+    return ++idleRounds % PROBE_INTERVAL === 0 ? 1 : 0;
+  };
+
+  const task: SequenceTask & { readonly counts: () => SpeculativeCounts } = {
+    ...base,
+    prompt: parts.prompt,
+    counts: () => counts.view(drafter.kind),
+    async prepare(pending, length) {
+      drafts = [];
+      if (!prefilled || pending.length !== 1 || task.cancelled || (needsHidden && hidden === null)) return [];
+      const k = chooseK(length);
+      if (k === 0) return [];
+      sequence ??= drafter.openSequence();
+      const started = performance.now();
+      const draft = await sequence.draft({ context, maxTokens: k, hidden: needsHidden ? hidden : null });
+      const tokens = draft.tokens.slice(0, k).filter((t) => Number.isInteger(t) && t >= 0 && t < parts.vocabSize);
+      speculation.observeDraft(tokens.length, performance.now() - started);
+      drafts = tokens;
+      return tokens;
+    },
+    plan(pending, maxRows) {
+      if (!prefilled) {
+        const plan = planLastRow(pending.length, maxRows, sampling.output);
+        return needsHidden && plan.outputRows.length > 0 ? { ...plan, hiddenRows: plan.outputRows } : plan;
+      }
+      const feed = Math.min(pending.length, maxRows);
+      const rows = Array.from({ length: feed }, (_, i) => i);
+      return { feed, outputRows: rows, output: sampling.output, ...(needsHidden ? { hiddenRows: rows } : {}) };
+    },
+    onStep(outputs: StepOutputs): SequenceUpdate | null {
+      emitter.outputsArrived();
+      if (!emitter.wantsTokens) return null;
+      const rows = outputs.positions.length;
+      const first = prefilled ? 0 : rows - 1;
+      const fedDrafts = prefilled ? rows - 1 : 0;
+      prefilled = true;
+      let accepted = 0;
+      let emitted = 0;
+      for (let i = first; i < rows; i++) {
+        const drafted = i - first < fedDrafts ? drafts[i - first]! : null;
+        const { sample, accepted: kept } = sampling.verify(outputs, i, drafted);
+        parts.countToken();
+        generated++;
+        emitted++;
+        context.push(sample.token);
+        const goesOn = emitter.accept(sample, outputs.positions[i]!);
+        if (!goesOn || !kept) {
+          if (kept) accepted++;
+          if (needsHidden && outputs.hidden !== null) hidden = outputs.hidden.slice(i * parts.hiddenSize, (i + 1) * parts.hiddenSize);
+          const keepLength = outputs.positions[i]! + 1;
+          finishRound(fedDrafts, accepted, emitted);
+          // Ended here: keep the verified positions (a session's cache must hold exactly what it was told), queue nothing.
+          if (!goesOn) return { append: [], keepLength, dropPending: true };
+          return { append: [sample.token], keepLength, dropPending: true };
+        }
+        accepted++;
+      }
+      throw new Error("internal: a verification step ended without a row that was not a draft");
+    },
+    onEnd(error) {
+      close();
+      base.onEnd(error);
+    },
+  };
+
+  const finishRound = (fed: number, accepted: number, emitted: number): void => {
+    if (fed > 0) {
+      tracker.record(fed, accepted);
+      sequence?.verified?.(fed, accepted);
+    }
+    counts.add(fed, accepted, emitted);
+    speculation.record(fed, accepted, emitted);
+  };
+  return task;
+}
