@@ -701,7 +701,7 @@ export class Engine {
         maxTokens: options.maxTokens ?? DEFAULT_MAX_TOKENS,
         vocabSize: this.config.vocabSize,
         hiddenSize: this.config.hiddenSize,
-        otherRows: () => Math.max(0, this.scheduler.stats().activeSequences - 1),
+        otherSequences: () => Math.max(0, this.scheduler.stats().activeSequences - 1),
         countToken: () => {
           this.generatedTokens++;
         },

@@ -17,7 +17,7 @@ export type { GenerateOptions, GenerateRequest, ChatOptions, ChatMessage } from 
 export type { GenerateEvent, RequestStartEvent, TokenDeltaEvent, RequestEndEvent, FinishReason, Usage, Timings, SpeculativeCounts } from "./events.js";
 export type { SpeculativeEngineStats } from "./speculation.js";
 // Speculative decoding's options and drafter names, re-exported so an app need not depend on @halo/speculative.
-export { DRAFTER_KINDS, SpeculativeErrorCode } from "@halo/speculative";
+export { DRAFTER_KINDS } from "@halo/speculative";
 export type { SpeculativeOptions, SpeculativeRequestOptions, SpeculativePolicy, DrafterKind } from "@halo/speculative";
 export { Session } from "./session.js";
 export { fitChatToContext, fitChatToContextAsync, answerRoom, CONTEXT_SHIFT_POLICIES } from "./context-shift.js";

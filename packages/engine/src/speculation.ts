@@ -69,6 +69,8 @@ export class Speculation {
   private draftCallMs = 0;
   private draftTokenMs = 0;
   private calibrationMs = 0;
+  /** Rows of the last step whose every row returned an output (a decode or verification step). */
+  private lastDecodeRows = 0;
 
   constructor(
     readonly drafter: Drafter,
@@ -115,7 +117,17 @@ export class Speculation {
 
   /** A step ran (scheduler callback): steps whose every row returned an output teach the cost model. */
   observeStep(rows: number, outputRows: number, ms: number): void {
-    if (outputRows === rows) this.cost.observe(rows, ms);
+    if (outputRows !== rows) return;
+    this.cost.observe(rows, ms);
+    this.lastDecodeRows = rows;
+  }
+
+  /**
+   * Rows the other sequences are likely to add to the next step: what they added to the last
+   * decode step (`ownRows`: what this sequence fed to it), at least one per other live sequence.
+   */
+  otherRows(ownRows: number, otherSequences: number): number {
+    return Math.max(otherSequences, this.lastDecodeRows - ownRows);
   }
 
   /** A draft of `tokens` tokens took `ms` (smoothed into the per-call and per-token cost). */
@@ -154,8 +166,8 @@ export interface SpeculativeTaskParts {
   readonly maxTokens: number;
   readonly vocabSize: number;
   readonly hiddenSize: number;
-  /** Rows the other live sequences add to a step (for the policy's marginal cost). */
-  readonly otherRows: () => number;
+  /** Other live sequences (each adds at least one row to a step: the policy's marginal cost). */
+  readonly otherSequences: () => number;
   /** Counts one generated token (the engine's totals). */
   readonly countToken: () => void;
 }
@@ -190,6 +202,8 @@ export function speculativeTask(
   let hidden: Float32Array | null = null;
   let idleRounds = 0;
   let generated = 0;
+  /** Rows this sequence fed to its last decode step. */
+  let lastFeed = 1;
 
   const close = (): void => {
     sequence?.close();
@@ -204,7 +218,7 @@ export function speculativeTask(
     const choice = chooseDraftLength({
       acceptance: tracker.rate,
       maxDraft: room,
-      otherRows: parts.otherRows(),
+      otherRows: speculation.otherRows(lastFeed, parts.otherSequences()),
       stepMs: (rows) => speculation.cost.estimate(rows),
       draftMs: (k) => speculation.draftMs(k),
     });
@@ -239,6 +253,7 @@ export function speculativeTask(
         return needsHidden && plan.outputRows.length > 0 ? { ...plan, hiddenRows: plan.outputRows } : plan;
       }
       const feed = Math.min(pending.length, maxRows);
+      lastFeed = feed;
       const rows = Array.from({ length: feed }, (_, i) => i);
       return { feed, outputRows: rows, output: sampling.output, ...(needsHidden ? { hiddenRows: rows } : {}) };
     },
