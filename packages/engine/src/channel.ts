@@ -22,6 +22,15 @@ export class Channel<T> implements AsyncIterable<T> {
     } else this.items.push(item);
   }
 
+  /** Removes the buffered items (pushed, not yet taken by the consumer) that `match`, and returns how many. */
+  retract(match: (item: T) => boolean): number {
+    const before = this.items.length;
+    const kept = this.items.filter((item) => !match(item));
+    this.items.length = 0;
+    this.items.push(...kept);
+    return before - kept.length;
+  }
+
   close(error: unknown = null): void {
     if (this.closed) return;
     this.closed = true;

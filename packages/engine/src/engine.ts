@@ -647,7 +647,11 @@ export class Engine {
         ? this.speculativeTaskFor(speculation, request, prompt, sampling, emitter, options, base)
         : this.plainTask(prompt, sampling, emitter, base);
     // A task still queued for a slot ends now (not when a slot frees); a running one at the next step.
-    const abort = (): void => this.scheduler.cancel(task);
+    const abort = (): void => {
+      // A speculative step emits several tokens at once: an abort withdraws, at once, those the consumer has not taken.
+      emitter.retractUndelivered();
+      this.scheduler.cancel(task);
+    };
     if (continuation !== undefined) continuation.cancel = abort;
     if (options.signal?.aborted === true) task.cancelled = true;
     options.signal?.addEventListener("abort", abort, { once: true });
@@ -709,6 +713,7 @@ export class Engine {
       base,
     );
     emitter.speculative = task.counts;
+    emitter.retractOnCancel = true;
     return task;
   }
 }

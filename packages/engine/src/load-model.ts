@@ -728,15 +728,24 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
           maxSequences: options.maxSequences ?? 4,
           verify: options.verify !== false,
           ...(options.signal !== undefined ? { signal: options.signal } : {}),
-          loadDraft: (path, backend) =>
-            loadModel(path, {
+          loadDraft: async (path, backend) => {
+            const draftOptions: LoadModelOptions = {
               backend,
               ...(options.backendOptions?.[backend] !== undefined ? { backendOptions: { [backend]: options.backendOptions[backend]! } } : {}),
               contextLength,
               maxSequences: options.maxSequences ?? 4,
               ...(options.verify !== undefined ? { verify: options.verify } : {}),
               ...(options.signal !== undefined ? { signal: options.signal } : {}),
-            }),
+            };
+            try {
+              return await loadModel(path, draftOptions);
+            } catch (error) {
+              // A draft model trained on shorter sequences: run it at its own context (it drafts nothing beyond it).
+              if (!isHaloError(error) || error.field !== "contextLength") throw error;
+              const { contextLength: _unused, ...shorter } = draftOptions;
+              return loadModel(path, shorter);
+            }
+          },
         });
       } catch (error) {
         loaded.dispose();

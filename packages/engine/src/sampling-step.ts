@@ -1,7 +1,7 @@
 // Sampling one sequence: its sampler chain and token history, and whether the backend's argmax can stand in for it.
 import { HaloError } from "@halo/errors";
 import { createSampler, SamplerErrorCode, type SampleResult, type SamplerChain, type SamplerOptions } from "@halo/sampler";
-import { verifySampledRow } from "@halo/speculative";
+import { verifyRow } from "@halo/speculative";
 import type { RowOutput, StepOutputs } from "./step-plan.js";
 
 /**
@@ -24,8 +24,6 @@ export class SamplingStep {
   private readonly sampler: SamplerChain;
   private readonly vocab: number;
   private readonly history: number[];
-  /** [V] the target distribution of a verification row (sampled speculation only). */
-  private scratch: Float64Array | null = null;
 
   constructor(options: SamplerOptions, vocab: number, prompt: readonly number[]) {
     this.sampler = createSampler(options, { vocabSize: vocab });
@@ -49,21 +47,14 @@ export class SamplingStep {
   }
 
   /**
-   * Verifies one row of a speculative step: the token after output row `row`, given the token the
-   * drafter proposed there (`drafted`; null on the row after the last draft). Greedy requests take
-   * exactly {@link next}'s token (the draft is accepted when it equals it), so greedy speculation is
-   * token-for-token plain decoding; sampled requests use the lossless rule (`verifySampledRow`).
-   * Appends the emitted token to the history.
+   * Verifies one row of a speculative step: the token after output row `row`, sampled exactly as
+   * {@link next} samples it (one draw of the seeded stream per token, the argmax for plain greedy),
+   * the drafted token (`drafted`; null on the row after the last draft) accepted when it is that
+   * token — the lossless rule for deterministic drafts (`verifyRow` in `@halo/speculative`). So
+   * greedy and seeded sampled output are token-for-token plain decoding's.
    */
   verify(outputs: StepOutputs, row: number, drafted: number | null): { sample: SampleResult; accepted: boolean } {
-    if (this.sampler.options.temperature === 0 || outputs.logits === null) {
-      const sample = this.next(outputs, row);
-      return { sample, accepted: drafted !== null && sample.token === drafted };
-    }
-    this.scratch ??= new Float64Array(this.vocab);
-    const logits = outputs.logits.subarray(row * this.vocab, (row + 1) * this.vocab);
-    const { result, accepted } = verifySampledRow(this.sampler, logits, this.history, drafted, this.scratch);
-    this.history.push(result.token);
+    const { result, accepted } = verifyRow(() => this.next(outputs, row), drafted);
     return { sample: result, accepted };
   }
 

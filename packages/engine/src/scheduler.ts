@@ -79,7 +79,11 @@ export interface SchedulerOptions {
    * argmax only when `outputs` lists it, and a plan asking hidden rows runs only when `hiddenRows` is true.
    */
   readonly capabilities: Pick<BackendCapabilities, "outputs" | "hiddenRows">;
-  /** Called after every step with its rows, the rows whose output it returned, and its wall time (a cost model learns from it). */
+  /**
+   * Called after every step with its rows, the rows whose output it returned, and its wall time from
+   * planning to the last sequence's answer (the backend step and the host's work around it — what a
+   * step costs a generation; drafting before the step is not included). A cost model learns from it.
+   */
   readonly onStepTimed?: (rows: number, outputRows: number, ms: number) => void;
 }
 
@@ -223,6 +227,7 @@ export class Scheduler {
       if (this.live.length === 0) return; // idle, or every slot is held by a session: wake() resumes
       await this.prepareStep();
       if (this.fatal !== null) return;
+      const planned = performance.now();
       const parts = this.planStep();
       if (parts.length === 0) {
         // Live tasks with nothing pending cannot progress: end them.
@@ -240,6 +245,7 @@ export class Scheduler {
       if (this.fatal !== null) return;
       if (result === null) continue;
       for (const part of parts) this.deliver(part, result.result, result.output);
+      this.options.onStepTimed?.(result.rows, result.outputRows, performance.now() - planned);
     }
   }
 
@@ -294,7 +300,7 @@ export class Scheduler {
    * outputs asked for argmax and the backend computes it itself (`capabilities.outputs` lists it); otherwise logits,
    * from which argmax is derived per sequence. Null when the step failed (its sequences are ended).
    */
-  private async runStep(parts: readonly Part[]): Promise<{ result: StepResult; output: "logits" | "argmax" } | null> {
+  private async runStep(parts: readonly Part[]): Promise<{ result: StepResult; output: "logits" | "argmax"; rows: number; outputRows: number } | null> {
     const tokens: number[] = [];
     const positions: number[] = [];
     const slots: number[] = [];
@@ -313,7 +319,6 @@ export class Scheduler {
     }
     const output = allArgmax && logitRows.length > 0 && this.options.capabilities.outputs.includes("argmax") ? "argmax" : "logits";
     let result: StepResult;
-    const started = performance.now();
     try {
       result = await forwardBatch(this.model, {
         tokens: Int32Array.from(tokens),
@@ -328,10 +333,9 @@ export class Scheduler {
       if (this.fatal === null) for (const part of parts) this.finish(part.live, error);
       return null;
     }
-    this.options.onStepTimed?.(tokens.length, logitRows.length, performance.now() - started);
     this.steps++;
     this.rows += tokens.length;
-    return { result, output };
+    return { result, output, rows: tokens.length, outputRows: logitRows.length };
   }
 
   /** Advances one sequence past its fed rows and hands it its outputs; applies its answer. */

@@ -1,6 +1,6 @@
 // Building a loaded model's speculative decoding: the drafter from its files, then the step-cost calibration.
 import { basename } from "node:path";
-import { HaloError } from "@halo/errors";
+import { HaloError, isHaloError } from "@halo/errors";
 import { readMedusa, type FloatTensor, type HaloModel } from "@halo/h1b-format";
 import type { BackendCapabilities, LoadedModel } from "@halo/kernels";
 import {
@@ -8,6 +8,7 @@ import {
   createMedusaDrafter,
   createNgramDrafter,
   DEFAULT_MAX_DRAFT,
+  NGRAM_DEFAULT_MAX_DRAFT,
   SpeculativeErrorCode,
   type Drafter,
   type SpeculativeOptions,
@@ -66,7 +67,7 @@ export async function buildSpeculation(options: SpeculativeOptions, load: Specul
     owned === null
       ? drafter
       : { ...drafter, label: drafter.label, openSequence: () => drafter.openSequence(), dispose: () => (drafter.dispose(), owned.dispose()) },
-    Math.min(options.maxDraft ?? DEFAULT_MAX_DRAFT, drafter.maxDraftTokens),
+    Math.min(options.maxDraft ?? (drafter.kind === "ngram" ? NGRAM_DEFAULT_MAX_DRAFT : DEFAULT_MAX_DRAFT), drafter.maxDraftTokens),
     options.policy ?? "auto",
   );
   try {
@@ -88,7 +89,20 @@ function medusaDrafter(path: string, load: SpeculationLoad): Drafter {
       hint: "Load the model on the cpu or reference backend, or use the ngram or draft-model drafter",
     });
   }
-  const medusa = readMedusa(path, { hiddenDim: config.hiddenSize });
+  let medusa: ReturnType<typeof readMedusa>;
+  try {
+    medusa = readMedusa(path, { hiddenDim: config.hiddenSize });
+  } catch (cause) {
+    if (!isHaloError(cause) || cause.code !== "H1B_BAD_DIMENSION") throw cause;
+    throw new HaloError(SpeculativeErrorCode.SPECULATIVE_DRAFTER_MISMATCH, "the Medusa heads were trained for another hidden size", {
+      path,
+      field: "speculative.medusa",
+      expected: `heads of hidden size ${config.hiddenSize} (the model's)`,
+      actual: cause.actual ?? cause.message,
+      hint: "Use the .h1b-medusa file trained for this model",
+      cause,
+    });
+  }
   try {
     const head = load.model.lmHead ?? load.model.tokenEmbedding;
     return createMedusaDrafter({

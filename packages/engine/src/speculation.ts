@@ -55,6 +55,9 @@ class Counts {
   }
 }
 
+/** Milliseconds the load-time calibration of the step cost may take. */
+const CALIBRATION_BUDGET_MS = 3000;
+
 /** Rounds between probes while the policy keeps a sequence from drafting (acceptance may have changed). */
 const PROBE_INTERVAL = 16;
 
@@ -66,8 +69,9 @@ const PROBE_INTERVAL = 16;
 export class Speculation {
   readonly cost = new StepCostModel();
   private readonly totals = new Counts();
-  private draftCallMs = 0;
-  private draftTokenMs = 0;
+  /** Smoothed milliseconds of one draft call and per drafted token; null before the first draft. */
+  private draftCallMs: number | null = null;
+  private draftTokenMs: number | null = null;
   private calibrationMs = 0;
   /** Rows of the last step whose every row returned an output (a decode or verification step). */
   private lastDecodeRows = 0;
@@ -79,8 +83,11 @@ export class Speculation {
   ) {}
 
   /**
-   * Measures a step of 1 … maxDraft + 1 rows, every row returning `output`, on a scratch slot
-   * (best of 3 each), so the first request's policy has costs to weigh. Later steps refine them.
+   * Measures a step of 1 … maxDraft + 1 rows, every row returning `output`, on a scratch slot (best
+   * of 3 each while the calibration is under a second, then one; it stops after three seconds and
+   * the cost model extrapolates), so the first request's policy has costs to weigh. These are
+   * priors: the first real step of each row count replaces them (real steps also carry the host's
+   * work around the backend step).
    */
   async calibrate(model: LoadedModel, output: StepOutput): Promise<void> {
     if (this.policy === "always") return;
@@ -94,8 +101,10 @@ export class Speculation {
     try {
       const most = Math.min(this.maxDraft + 1, model.options.contextLength);
       for (let rows = 1; rows <= most; rows++) {
+        const spent = performance.now() - started;
+        if (spent > CALIBRATION_BUDGET_MS) break;
         let best = Infinity;
-        for (let rep = 0; rep < 3; rep++) {
+        for (let rep = 0; rep < (spent < CALIBRATION_BUDGET_MS / 3 ? 3 : 1); rep++) {
           model.truncateSequence(slot, 0);
           const t0 = performance.now();
           await forwardBatch(model, {
@@ -107,7 +116,7 @@ export class Speculation {
           });
           best = Math.min(best, performance.now() - t0);
         }
-        this.cost.observe(rows, best);
+        this.cost.observe(rows, best, true);
       }
     } finally {
       model.freeSequence(slot);
@@ -132,14 +141,31 @@ export class Speculation {
 
   /** A draft of `tokens` tokens took `ms` (smoothed into the per-call and per-token cost). */
   observeDraft(tokens: number, ms: number): void {
-    const perToken = tokens > 0 ? ms / tokens : 0;
-    this.draftCallMs += 0.2 * (ms - this.draftCallMs);
-    this.draftTokenMs += 0.2 * (perToken - this.draftTokenMs);
+    const smooth = (known: number | null, value: number): number => (known === null ? value : known + 0.2 * (value - known));
+    this.draftCallMs = smooth(this.draftCallMs, ms);
+    if (tokens > 0) this.draftTokenMs = smooth(this.draftTokenMs, ms / tokens);
   }
 
-  /** Expected milliseconds of drafting k tokens. */
+  /**
+   * Expected milliseconds of drafting k tokens: per drafted token (a draft model steps once per
+   * token, Medusa runs one head per token), at least the per-call cost seen. 0 before any draft
+   * (the first rounds measure it).
+   */
   draftMs(k: number): number {
-    return this.drafter.kind === "draft-model" ? this.draftCallMs * (k / Math.max(1, this.maxDraft)) : this.draftTokenMs * k;
+    if (this.draftTokenMs === null) return 0;
+    return this.draftTokenMs * k;
+  }
+
+  /**
+   * Rounds a sequence that does not draft waits before probing with one drafted token: 16, or more
+   * when a one-token draft costs more than 5 % of that many steps (a Medusa head in TypeScript can
+   * cost more than a small model's whole step).
+   */
+  probeInterval(): number {
+    const step = this.cost.estimate(1);
+    const draft = this.draftMs(1);
+    if (step === null || step <= 0 || draft <= 0) return PROBE_INTERVAL;
+    return Math.max(PROBE_INTERVAL, Math.ceil(draft / (0.05 * step)));
   }
 
   record(drafted: number, accepted: number, generated: number): void {
@@ -176,7 +202,7 @@ export interface SpeculativeTaskParts {
  * The scheduler task of a speculative generation. Before each decode step it asks the drafter for
  * up to k tokens (k from the policy), queues them after the pending token, and asks for the output
  * of every fed row; the rows are verified in order (greedy: the longest prefix the target's own
- * choices match; sampling: {@link verifySampledRow}'s lossless rule), every emitted token passes
+ * choices match; sampling: the lossless rule, `verifyRow` in `@halo/speculative`), every emitted token passes
  * through the same emitter as plain decoding (so stop ids, stop strings, `maxTokens` and the
  * context end land on the same token), and the KV cache is cut back to the verified tokens.
  * @internal
@@ -227,7 +253,7 @@ export function speculativeTask(
       return choice.k;
     }
     // Not worth it now; probe with one token now and then, so a sequence that turns predictable drafts again.
-    return ++idleRounds % PROBE_INTERVAL === 0 ? 1 : 0;
+    return ++idleRounds >= speculation.probeInterval() ? ((idleRounds = 0), 1) : 0;
   };
 
   const task: SequenceTask & { readonly counts: () => SpeculativeCounts } = {

@@ -47,13 +47,19 @@ export class TokenEmitter {
   /** Every token accepted so far, a final stop id included. */
   readonly generated: number[] = [];
   private readonly options: TokenEmitterOptions;
-  private readonly decoder: StreamDecoder | null;
+  private decoder: StreamDecoder | null;
   private readonly submittedAt = performance.now();
   private startedAt = this.submittedAt;
   private firstTokenAt = 0;
   private finishReason: FinishReason = "length";
   private contextFull = false;
   private text = "";
+  /**
+   * Set by a speculative task, whose one step may emit several tokens: when the request is
+   * aborted, tokens the consumer has not taken yet are withdrawn ({@link retractUndelivered}), so
+   * an abort lands where it lands in plain decoding (one token per step).
+   */
+  retractOnCancel = false;
   /** The request's speculative counters, set by a speculative task (reported in `request-end`). */
   speculative: (() => SpeculativeCounts) | undefined = undefined;
 
@@ -115,6 +121,23 @@ export class TokenEmitter {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Withdraws the token-deltas the consumer has not taken yet (with {@link retractOnCancel}): their
+   * tokens leave {@link generated} and the text, and the decoder is rebuilt on the tokens that stay
+   * (the same pieces: decoding is deterministic), so `request-end` describes what was delivered.
+   */
+  retractUndelivered(): void {
+    if (!this.retractOnCancel) return;
+    const dropped = this.events.retract((event) => event.type === "token-delta");
+    if (dropped === 0) return;
+    this.generated.length -= dropped;
+    const tokenizer = this.options.tokenizer;
+    if (tokenizer === null) return;
+    this.decoder = tokenizer.createStreamDecoder({ stopStrings: this.options.stopStrings, skipSpecialTokens: true });
+    this.text = "";
+    for (const token of this.generated) this.text += this.decoder.push(token);
   }
 
   /**

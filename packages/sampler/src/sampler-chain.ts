@@ -286,7 +286,11 @@ export class SamplerChain {
     this.process(logits, history);
     const token = o.temperature === 0 ? argmax(this.work) : drawToken(this.work, o.temperature, this.rng, this.scratch);
     if (token < 0) throw noCandidates();
-    return this.resultFor(token);
+    if (!o.logprobs) return { token };
+    // Greedy leaves the processed row untruncated, so it can serve as the logprob row directly.
+    const row = o.temperature === 0 && o.logprobsSource === "processed" ? this.work : this.snapshot;
+    const { logprob, top } = computeLogprobs(row, token, o.topLogprobs, this.scratch);
+    return o.topLogprobs > 0 ? { token, logprob, topLogprobs: top } : { token, logprob };
   }
 
   /**
@@ -352,41 +356,6 @@ export class SamplerChain {
       if (cumulative > target) return i;
     }
     return last;
-  }
-
-  /**
-   * One uniform draw in [0, 1) from this sampler's RNG (`rng.nextFloat()`), for the accept / reject
-   * test of lossless speculative sampling, so every random number of a sequence comes from one
-   * seeded stream and a seeded run repeats exactly.
-   *
-   * @example
-   * ```ts
-   * const accepted = sampler.uniform() < Math.min(1, p[drafted]! / q[drafted]!);
-   * ```
-   */
-  uniform(): number {
-    return this.rng.nextFloat();
-  }
-
-  /**
-   * The logprob (and top alternatives, when `topLogprobs > 0`) of `token` under the row the last
-   * {@link SamplerChain.distribution} call processed, exactly as {@link SamplerChain.sample} would
-   * report them had it chosen `token` from that row; `{ token }` alone when logprobs are off.
-   * For speculative verification, which chooses tokens through `distribution`.
-   *
-   * @example
-   * ```ts
-   * const p = sampler.distribution(row, history);
-   * const result = sampler.resultFor(chosen); // { token, logprob?, topLogprobs? }
-   * ```
-   */
-  resultFor(token: number): SampleResult {
-    const o = this.options;
-    if (!o.logprobs) return { token };
-    // Greedy leaves the processed row untruncated, so it can serve as the logprob row directly.
-    const row = o.temperature === 0 && o.logprobsSource === "processed" ? this.work : this.snapshot;
-    const { logprob, top } = computeLogprobs(row, token, o.topLogprobs, this.scratch);
-    return o.topLogprobs > 0 ? { token, logprob, topLogprobs: top } : { token, logprob };
   }
 
   /** Stages 1–6 into `this.work` (and the logprob snapshot). */

@@ -124,7 +124,7 @@ class NgramSequence implements DrafterSequence {
   /** Draft length for a match of size n: long while its drafts are accepted, down to 1 when they are not. */
   private lengthFor(n: number): number {
     const { drafted, accepted } = this.records[n - this.minN]!;
-    const rate = (accepted + 1) / (drafted + 2); // Laplace prior: 1/2 before any verdict
+    const rate = (accepted + 1.5) / (drafted + 2); // prior 3/4 before any verdict: a first match drafts 9
     return Math.max(1, Math.round(NGRAM_MAX_DRAFT * rate * rate));
   }
 

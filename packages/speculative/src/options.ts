@@ -32,7 +32,11 @@ export interface SpeculativeOptions {
   readonly draftBackend?: string;
   /** The `.h1b-medusa` heads file (`drafter: "medusa"`). */
   readonly medusa?: string;
-  /** Most tokens drafted per round, integer in [1, 16]. Default 4 (Medusa: its head count at most). */
+  /**
+   * Most tokens drafted per round, integer in [1, 16]. Default {@link DEFAULT_MAX_DRAFT} (4; prompt
+   * lookup {@link NGRAM_DEFAULT_MAX_DRAFT}, 8: its drafts are free and long runs of a quote are
+   * common; Medusa: its head count at most). The policy drafts fewer when more would not pay.
+   */
   readonly maxDraft?: number;
   /** When to draft. Default `"auto"`. */
   readonly policy?: SpeculativePolicy;
@@ -43,8 +47,10 @@ export interface SpeculativeOptions {
 /** A request's override: `false` turns drafting off for it; an object changes the draft length or policy. */
 export type SpeculativeRequestOptions = boolean | { readonly maxDraft?: number; readonly policy?: SpeculativePolicy };
 
-/** Default {@link SpeculativeOptions.maxDraft}. */
+/** Default {@link SpeculativeOptions.maxDraft} of the draft-model and Medusa drafters. */
 export const DEFAULT_MAX_DRAFT = 4;
+/** Default {@link SpeculativeOptions.maxDraft} of prompt lookup. */
+export const NGRAM_DEFAULT_MAX_DRAFT = 8;
 /** Largest {@link SpeculativeOptions.maxDraft}. */
 export const MAX_DRAFT_LIMIT = 16;
 

@@ -2,7 +2,9 @@
 
 /**
  * Step time of the target model by rows per step, learnt from calibration and from every step the
- * engine runs (an exponential average per row count), interpolated linearly between known counts.
+ * engine runs: per row count the median of its last {@link STEP_COST_WINDOW} observations (robust
+ * to a step slowed by another process), made non-decreasing in rows (a step of more rows never
+ * costs less), interpolated linearly between known counts and extended along the last segment.
  *
  * @example
  * ```ts
@@ -13,45 +15,85 @@
  * ```
  */
 export class StepCostModel {
-  /** rows → smoothed milliseconds. */
-  private readonly times = new Map<number, number>();
-  private sorted: number[] | null = null;
+  /** rows → the last observations (a ring, oldest overwritten). */
+  private readonly samples = new Map<number, number[]>();
+  /** rows → next ring index. */
+  private readonly cursor = new Map<number, number>();
+  /** Row counts whose time is a prior (calibration), replaced by the first real observation. */
+  private readonly priors = new Set<number>();
+  /** Cached monotone table, rebuilt after an observation. */
+  private cache: { rows: number[]; ms: number[] } | null = null;
 
-  constructor(private readonly smoothing = 0.2) {}
-
-  /** Records one step of `rows` rows that took `ms` milliseconds. */
-  observe(rows: number, ms: number): void {
-    if (!(rows >= 1) || !(ms >= 0) || !Number.isFinite(ms)) return;
-    const known = this.times.get(rows);
-    if (known === undefined) this.sorted = null;
-    this.times.set(rows, known === undefined ? ms : known + this.smoothing * (ms - known));
+  /**
+   * Records one step of `rows` rows that took `ms` milliseconds. A `prior` (a calibration
+   * measurement) is replaced, not joined, by the first observation that is not one.
+   */
+  observe(rows: number, ms: number, prior = false): void {
+    if (!Number.isInteger(rows) || rows < 1 || !(ms >= 0) || !Number.isFinite(ms)) return;
+    this.cache = null;
+    let list = this.samples.get(rows);
+    if (prior) {
+      if (list !== undefined && !this.priors.has(rows)) return; // real observations outrank a prior
+      this.samples.set(rows, [ms]);
+      this.cursor.set(rows, 0);
+      this.priors.add(rows);
+      return;
+    }
+    if (list === undefined || this.priors.delete(rows)) {
+      list = [];
+      this.samples.set(rows, list);
+      this.cursor.set(rows, 0);
+    }
+    if (list.length < STEP_COST_WINDOW) list.push(ms);
+    else {
+      const at = this.cursor.get(rows)!;
+      list[at] = ms;
+      this.cursor.set(rows, (at + 1) % STEP_COST_WINDOW);
+    }
   }
 
   /** Row counts measured so far, ascending. */
   rowCounts(): readonly number[] {
-    this.sorted ??= [...this.times.keys()].sort((a, b) => a - b);
-    return this.sorted;
+    return this.table().map((entry) => entry.rows);
   }
 
   /** Estimated milliseconds of a step of `rows` rows, or null before any observation. */
   estimate(rows: number): number | null {
-    const counts = this.rowCounts();
+    const { rows: counts, ms } = this.monotone();
     if (counts.length === 0) return null;
-    const at = (r: number): number => this.times.get(r)!;
-    if (counts.length === 1) return at(counts[0]!);
+    if (counts.length === 1) return ms[0]!;
     let hi = counts.findIndex((r) => r >= rows);
-    if (hi === 0) return at(counts[0]!);
+    if (hi === 0) return ms[0]!;
     if (hi < 0) hi = counts.length - 1; // beyond the largest: extend the last segment
     const a = counts[hi - 1]!;
     const b = counts[hi]!;
-    const slope = (at(b) - at(a)) / (b - a);
-    return Math.max(0, at(a) + slope * (rows - a));
+    const slope = (ms[hi]! - ms[hi - 1]!) / (b - a);
+    return Math.max(0, ms[hi - 1]! + slope * (rows - a));
   }
 
-  /** The table as `{ rows, ms }` pairs (for stats and benchmarks). */
+  /** The table the estimates come from, as `{ rows, ms }` pairs (for stats and benchmarks). */
   table(): { rows: number; ms: number }[] {
-    return this.rowCounts().map((rows) => ({ rows, ms: this.times.get(rows)! }));
+    const { rows, ms } = this.monotone();
+    return rows.map((r, i) => ({ rows: r, ms: ms[i]! }));
   }
+
+  private monotone(): { rows: number[]; ms: number[] } {
+    if (this.cache !== null) return this.cache;
+    const rows = [...this.samples.keys()].sort((a, b) => a - b);
+    const ms: number[] = [];
+    for (const r of rows) ms.push(Math.max(median(this.samples.get(r)!), ms.length > 0 ? ms[ms.length - 1]! : 0));
+    this.cache = { rows, ms };
+    return this.cache;
+  }
+}
+
+/** Observations per row count that {@link StepCostModel} takes the median of. */
+export const STEP_COST_WINDOW = 15;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /**
@@ -137,11 +179,14 @@ export interface DraftChoice {
 }
 
 /**
- * The draft length that maximises expected tokens per millisecond for one sequence: a round of
- * `k` drafts yields `1 + expectedAccepted(a, k)` tokens and costs the step's extra rows plus the
- * drafting; plain decoding yields 1 token per step of the other rows plus one. Drafting is chosen
- * only when it beats plain decoding by `minGain`, so speculation is never slower by design —
- * within the cost model's accuracy, which the engine keeps current from every step it runs.
+ * The draft length that maximises the step's expected tokens per millisecond — the whole step's,
+ * since this sequence's extra rows slow every sequence in it. Plain, the step of `otherRows + 1`
+ * rows yields at most `otherRows + 1` tokens (each row at most one: an upper bound, which keeps the
+ * choice on the side of not drafting); with `k` drafts it yields `expectedAccepted(a, k)` more and
+ * costs the step of `otherRows + 1 + k` rows plus the drafting. Drafting is chosen only when it
+ * beats plain decoding by `minGain`, so speculation is never slower by design — within the cost
+ * model's accuracy, which the engine keeps current from every step it runs. Alone (`otherRows` 0)
+ * this is `(1 + E) · t(1) / (t(1 + k) + draft(k))`.
  *
  * @example
  * ```ts
@@ -155,7 +200,8 @@ export function chooseDraftLength(input: DraftCostInput): DraftChoice {
   for (let k = 1; k <= input.maxDraft; k++) {
     const step = input.stepMs(input.otherRows + 1 + k);
     if (step === null) break;
-    const gain = ((1 + expectedAccepted(input.acceptance, k)) * plain) / (step + input.draftMs(k));
+    const base = input.otherRows + 1;
+    const gain = ((base + expectedAccepted(input.acceptance, k)) * plain) / (base * (step + input.draftMs(k)));
     if (gain > best.expectedGain) best = { k, expectedGain: gain };
   }
   return best.expectedGain >= (input.minGain ?? 1.03) ? best : { k: 0, expectedGain: 1 };
