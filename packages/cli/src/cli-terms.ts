@@ -15,6 +15,8 @@ export const FLAG_OF_OPTION: Readonly<Record<string, string | null>> = {
   maxTokens: "--max-tokens",
   chatTemplate: "--chat-template",
   contextShift: "--context-shift",
+  draftModel: "--draft-model",
+  maxDraft: "--max-draft",
   templateVariables: null,
 };
 

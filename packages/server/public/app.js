@@ -79,6 +79,10 @@ function showStats(s) {
   // Tokens each running generation holds (prompt + answer so far) out of the context length.
   const held = s.contextTokens ?? [];
   $("stat-context").textContent = s.contextLength ? `${held.length ? held.join(", ") : "0"} / ${s.contextLength}` : "–";
+  // Speculative decoding (a model loaded with a drafter): tokens per step and how many drafts were accepted.
+  const spec = s.speculative;
+  $("stat-spec").textContent = spec ? `${number.format(spec.tokensPerStep)} tok/step` : "off";
+  $("stat-spec-detail").textContent = spec ? `${spec.label} · ${number.format(spec.acceptanceRate * 100)} % accepted` : "";
   $("stat-requests").textContent = `${s.completedRequests}`;
   $("stat-tokens").textContent = `${s.generatedTokens}`;
   $("stat-updated").textContent = `updated ${new Date().toLocaleTimeString()} · up ${Math.round(s.uptimeSeconds)} s`;

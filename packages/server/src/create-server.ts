@@ -14,7 +14,7 @@ import { checkServerOptions, type CreateServerOptions } from "./server-options.j
 import { ServerState, type ServerStats } from "./server-state.js";
 
 export type { CreateServerOptions } from "./server-options.js";
-export type { ServerKvUsage, ServerStats } from "./server-state.js";
+export type { ServerKvUsage, ServerSpeculativeStats, ServerStats } from "./server-state.js";
 export type { ListenAddress } from "./lifecycle.js";
 
 /** What {@link createServer} returns. */

@@ -6,7 +6,16 @@ import type { AdmissionQueue } from "./admission-queue.js";
 import { CONTEXT_DROPPED_HEADER, contextReport, fitChatRequest, type ContextReport, type ServerContextShift } from "./chat-context.js";
 import { ServerErrorCode } from "./errors.js";
 import { toOpenAiError } from "./openai-error.js";
-import { appendCompletionLogprob, chatLogprob, emptyCompletionLogprobs, timingsOf, usageOf, type ChatLogprob } from "./openai-shapes.js";
+import {
+  appendCompletionLogprob,
+  chatLogprob,
+  emptyCompletionLogprobs,
+  speculativeOf,
+  timingsOf,
+  usageOf,
+  type ChatLogprob,
+  type SpeculativeReport,
+} from "./openai-shapes.js";
 import type { ParsedRequest } from "./parse-request.js";
 import { encodeChatPromptAsync, encodeTextPromptAsync } from "./prompt-tokens.js";
 import { completionId } from "./request-id.js";
@@ -56,6 +65,9 @@ export interface GenerationOutcome {
 
 type AbortCause = "client" | "timeout" | "shutdown";
 
+/** The `halo` extension field of an answer: the request's context use, and its speculative decoding counters when it drafted. */
+type HaloReport = ContextReport & { readonly speculative?: SpeculativeReport };
+
 // Text prompts are refused before tokenizing when their bytes cannot fit, and tokenized in slices that stop at the context (prompt-tokens.ts).
 async function promptIds(context: GenerationContext, request: ParsedRequest): Promise<{ ids: number[]; echo: string; droppedMessages: number }> {
   const { engine } = context;
@@ -102,9 +114,21 @@ export async function serveGeneration(
   arrivedAt: number,
 ): Promise<GenerationOutcome> {
   const { engine } = context;
+  const speculative = request.options.speculative;
+  if (speculative !== undefined && speculative !== false && engine.speculative === null) {
+    throw new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, "this request asks for speculative decoding but the server's model runs without a drafter", {
+      field: "speculative",
+      expected: "false or absent (or a server started with a drafter: halo serve --speculative ngram|draft|medusa)",
+      actual: JSON.stringify(speculative),
+      hint: "Leave the speculative field out",
+    });
+  }
   const { ids, echo, droppedMessages } = await promptIds(context, request);
   if (droppedMessages > 0) context.hooks.messagesDropped(droppedMessages);
-  const report = (end: RequestEndEvent): ContextReport => contextReport(end, droppedMessages, engine.contextLength);
+  const report = (end: RequestEndEvent): HaloReport => {
+    const speculative = speculativeOf(end);
+    return { ...contextReport(end, droppedMessages, engine.contextLength), ...(speculative !== undefined ? { speculative } : {}) };
+  };
   const answerHeaders = request.kind === "chat" ? { ...headers, [CONTEXT_DROPPED_HEADER]: String(droppedMessages) } : headers;
   const field = request.kind === "chat" ? "messages" : "prompt";
   if (ids.length === 0) throw new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, "the prompt has no tokens", { field, expected: "at least one token" });
@@ -236,7 +260,7 @@ async function streamAnswer(
   onEvent: (event: GenerateEvent) => void,
   causeOf: () => AbortCause | null,
   setKeepAlive: (timer: NodeJS.Timeout) => void,
-  report: (end: RequestEndEvent) => ContextReport,
+  report: (end: RequestEndEvent) => HaloReport,
 ): Promise<Answer> {
   const chat = request.kind === "chat";
   const id = completionId(chat ? "chatcmpl" : "cmpl");
@@ -297,7 +321,11 @@ async function streamAnswer(
     return { status: cause === "client" ? 499 : 200, end };
   }
   sendSseData(res, chunk({}, null, end.finishReason, { timings: timingsOf(end), halo: report(end) }));
-  if (request.includeUsage) sendSseData(res, { ...base, choices: [], usage: usageOf(end) });
+  if (request.includeUsage) {
+    // The usage chunk carries the request's speculative counters too (the last chunk a client reads).
+    const speculative = speculativeOf(end);
+    sendSseData(res, { ...base, choices: [], usage: usageOf(end), ...(speculative !== undefined ? { halo: { speculative } } : {}) });
+  }
   sendSseDone(res);
   return { status: 200, end };
 }
@@ -311,7 +339,7 @@ async function jsonAnswer(
   echo: string,
   onEvent: (event: GenerateEvent) => void,
   causeOf: () => AbortCause | null,
-  report: (end: RequestEndEvent) => ContextReport,
+  report: (end: RequestEndEvent) => HaloReport,
 ): Promise<Answer> {
   const chat = request.kind === "chat";
   const chatLogprobs: ChatLogprob[] = [];

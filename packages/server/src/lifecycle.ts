@@ -68,6 +68,7 @@ export function takeEngine(state: ServerState, engine: Engine | Promise<Engine>,
     state.admission = new AdmissionQueue(parallel, settings.maxQueue);
     state.engine = loaded;
     if (loaded.stats().kv.bytesPerPosition !== undefined) state.metrics.addKvByteGauges();
+    if (loaded.speculative !== null) state.metrics.addSpeculativeMetrics(() => loaded.stats().speculative);
     logger.log("info", "model-ready", {
       model: state.modelId(),
       backend: loaded.backend,
@@ -77,6 +78,7 @@ export function takeEngine(state: ServerState, engine: Engine | Promise<Engine>,
       chatTemplate: loaded.chatTemplate.name,
       chatTemplateOrigin: loaded.chatTemplate.origin,
       chatTemplateReason: templateInfo(loaded).reason,
+      ...(loaded.speculative !== null ? { speculative: loaded.speculative.label } : {}),
       loadMs: Math.round(loaded.loadMs),
     });
     for (const skipped of loaded.skippedBackends) {

@@ -1,5 +1,5 @@
 // Prometheus metrics of a server (prom-client, one registry per server): requests, tokens, rates, queue, KV.
-import type { EngineStats } from "@halo/engine";
+import type { EngineStats, SpeculativeEngineStats } from "@halo/engine";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** Live values the gauges read at scrape time. */
@@ -29,6 +29,8 @@ export interface LiveGauges {
  * | `halo_kv_slots_in_use`, `halo_kv_slots` | gauges (KV slots held / the engine's `maxSequences`) |
  * | `halo_kv_positions_in_use`, `halo_kv_positions_capacity` | gauges (KV positions filled / slots × context) |
  * | `halo_kv_bytes_in_use`, `halo_kv_bytes_capacity` | gauges, only when the backend estimates its KV bytes ({@link ServerMetrics.addKvByteGauges}) |
+ * | `halo_speculative_drafted_tokens_total`, `halo_speculative_accepted_tokens_total`, `halo_speculative_verify_steps_total`, `halo_speculative_decode_steps_total` | counters, only when the model drafts ({@link ServerMetrics.addSpeculativeMetrics}) |
+ * | `halo_speculative_acceptance_ratio`, `halo_speculative_tokens_per_step`, `halo_speculative_info{drafter,label}` | gauges, the same |
  *
  * plus prom-client's default process metrics (`process_*`, `nodejs_*`).
  *
@@ -49,6 +51,7 @@ export class ServerMetrics {
   private readonly generatedTokens: Counter;
   private readonly gauge: (name: string, help: string, read: (g: LiveGauges) => number) => void;
   private kvBytes = false;
+  private speculative = false;
 
   constructor(live: () => LiveGauges) {
     const registers = [this.registry];
@@ -106,6 +109,64 @@ export class ServerMetrics {
     this.kvBytes = true;
     this.gauge("halo_kv_bytes_in_use", "Bytes of the KV positions filled (positions in use times bytes per position)", (g) => g.kv?.bytesInUse ?? 0);
     this.gauge("halo_kv_bytes_capacity", "Bytes of KV cache the backend holds for every slot", (g) => g.kv?.bytesCapacity ?? 0);
+  }
+
+  /**
+   * Adds speculative decoding's metrics, for an engine loaded with a drafter: counters of drafted
+   * and accepted tokens, verify steps (steps that fed drafts) and decode steps (steps that produced
+   * tokens), and gauges of the acceptance rate and tokens per step, all since the model loaded, read
+   * from `read` (`engine.stats().speculative`) at scrape time; `halo_speculative_info` names the
+   * drafter. Without a drafter they are left out rather than reported as 0. Idempotent.
+   */
+  addSpeculativeMetrics(read: () => SpeculativeEngineStats | undefined): void {
+    if (this.speculative) return;
+    this.speculative = true;
+    const registers = [this.registry];
+    const counter = (name: string, help: string, value: (s: SpeculativeEngineStats) => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          // The engine counts since load; the counter shows its value (it only grows).
+          const stats = read();
+          this.reset();
+          if (stats !== undefined && value(stats) > 0) this.inc(value(stats));
+        },
+      });
+    };
+    counter("halo_speculative_drafted_tokens_total", "Drafted tokens fed for verification", (s) => s.draftedTokens);
+    counter("halo_speculative_accepted_tokens_total", "Drafted tokens the model accepted", (s) => s.acceptedTokens);
+    counter("halo_speculative_verify_steps_total", "Decode steps that verified drafts", (s) => s.verifySteps);
+    counter("halo_speculative_decode_steps_total", "Steps that produced tokens (verifying drafts or not)", (s) => s.decodeSteps);
+    const gauge = (name: string, help: string, value: (s: SpeculativeEngineStats) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const stats = read();
+          this.set(stats === undefined ? 0 : value(stats));
+        },
+      });
+    };
+    gauge("halo_speculative_acceptance_ratio", "Accepted over drafted tokens since the model loaded", (s) => s.acceptanceRate);
+    gauge(
+      "halo_speculative_tokens_per_step",
+      "Tokens generated per step that produced tokens since the model loaded (1 without accepted drafts)",
+      (s) => s.tokensPerStep,
+    );
+    new Gauge({
+      name: "halo_speculative_info",
+      help: "The drafter of speculative decoding (always 1; the labels say which)",
+      labelNames: ["drafter", "label"],
+      registers,
+      collect() {
+        const stats = read();
+        this.reset();
+        if (stats !== undefined) this.set({ drafter: stats.drafter, label: stats.label }, 1);
+      },
+    });
   }
 
   /** Counts an answered request. */

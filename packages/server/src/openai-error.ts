@@ -32,6 +32,7 @@ const FIELD_NAMES: Readonly<Record<string, string>> = {
   frequencyPenalty: "frequency_penalty",
   logitBias: "logit_bias",
   topLogprobs: "top_logprobs",
+  maxDraft: "max_draft",
 };
 
 // Engine and sampler messages name their own option ("maxTokens must be …"); the client reads its field.
@@ -41,11 +42,16 @@ function inRequestTerms(message: string): string {
   return message.replace(ENGINE_NAME_PATTERN, (name) => FIELD_NAMES[name] ?? name);
 }
 
+// Each dotted part of a field (`speculative.maxDraft` → `speculative.max_draft`).
 function paramOf(field: string | undefined): string | null {
   if (field === undefined) return null;
-  const head = /^[A-Za-z]+/.exec(field)?.[0];
-  if (head !== undefined && FIELD_NAMES[head] !== undefined) return FIELD_NAMES[head] + field.slice(head.length);
-  return field;
+  return field
+    .split(".")
+    .map((part) => {
+      const head = /^[A-Za-z]+/.exec(part)?.[0];
+      return head !== undefined && FIELD_NAMES[head] !== undefined ? FIELD_NAMES[head] + part.slice(head.length) : part;
+    })
+    .join(".");
 }
 
 // Codes of other packages that mean the loaded model can no longer run at all (not this request's fault, and not
@@ -70,7 +76,15 @@ function isServerCode(code: string): code is ServerErrorCodeName {
 }
 
 // Codes of other packages that describe a bad request rather than a server fault.
-const CLIENT_CODES = new Set(["ENGINE_BAD_OPTION", "ENGINE_TOKEN_OUT_OF_RANGE", "TOKENIZER_BAD_TOKEN_ID", "TOKENIZER_BAD_ARGUMENT", "TOKENIZER_BAD_TEMPLATE"]);
+const CLIENT_CODES = new Set([
+  "ENGINE_BAD_OPTION",
+  "ENGINE_TOKEN_OUT_OF_RANGE",
+  "TOKENIZER_BAD_TOKEN_ID",
+  "TOKENIZER_BAD_ARGUMENT",
+  "TOKENIZER_BAD_TEMPLATE",
+  // A request's `speculative` value the engine refuses (max_draft above its limit).
+  "SPECULATIVE_BAD_OPTION",
+]);
 
 /**
  * Maps any thrown value to the status and OpenAI-shaped body the server answers with. Server codes

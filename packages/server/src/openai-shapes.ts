@@ -131,3 +131,44 @@ export function appendCompletionLogprob(engine: Engine, into: CompletionLogprobs
 export function emptyCompletionLogprobs(): CompletionLogprobs {
   return { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
 }
+
+/**
+ * A request's speculative decoding counters in the `halo` extension field (snake_case, as the
+ * rest of the answer): present when the server's model drafts and the request did not turn it off.
+ */
+export interface SpeculativeReport {
+  /** The drafter of the server's model: `ngram`, `draft-model` or `medusa`. */
+  readonly drafter: string;
+  /** Steps that produced tokens (each verifies 1 + drafted rows; plain when nothing was drafted). */
+  readonly decode_steps: number;
+  /** Steps that fed drafts. */
+  readonly verify_steps: number;
+  readonly drafted_tokens: number;
+  readonly accepted_tokens: number;
+  /** `accepted_tokens / drafted_tokens` (0 when nothing was drafted). */
+  readonly acceptance_rate: number;
+  /** Tokens generated per step (1 without accepted drafts). */
+  readonly tokens_per_step: number;
+}
+
+/**
+ * The `halo.speculative` object of a finished request, or undefined when it did not draft.
+ *
+ * @example
+ * ```ts
+ * speculativeOf(end); // { drafter: "ngram", decode_steps: 46, verify_steps: 14, drafted_tokens: 24, accepted_tokens: 18, acceptance_rate: 0.75, tokens_per_step: 1.39 }
+ * ```
+ */
+export function speculativeOf(end: RequestEndEvent): SpeculativeReport | undefined {
+  const s = end.speculative;
+  if (s === undefined) return undefined;
+  return {
+    drafter: s.drafter,
+    decode_steps: s.decodeSteps,
+    verify_steps: s.verifySteps,
+    drafted_tokens: s.draftedTokens,
+    accepted_tokens: s.acceptedTokens,
+    acceptance_rate: s.acceptanceRate,
+    tokens_per_step: s.tokensPerStep,
+  };
+}

@@ -126,6 +126,8 @@ describe("the chat page in headless Chromium", () => {
         await page.goto(`${tiny.url}/`);
         await page.waitForFunction(() => document.getElementById("status")?.textContent === "ready");
         expect(await page.textContent("#stat-context")).toBe("0 / 64");
+        // Loaded without a drafter: the speculative tile says so.
+        expect(await page.textContent("#stat-spec")).toBe("off");
         await page.click("#settings summary");
         await page.fill("#temperature", "0");
         await page.fill("#max-tokens", "12");

@@ -1,5 +1,5 @@
 // Validates /v1/chat/completions and /v1/completions bodies into typed requests with engine options.
-import type { ChatMessage, GenerateOptions } from "@halo/engine";
+import type { ChatMessage, GenerateOptions, SpeculativePolicy, SpeculativeRequestOptions } from "@halo/engine";
 import {
   badField,
   booleanField,
@@ -62,6 +62,7 @@ const COMMON_FIELDS = [
   "function_call",
   "response_format",
   "user",
+  "speculative",
 ];
 
 /** Fields of a chat body this server reads (acts on, or refuses values it cannot honour). */
@@ -78,6 +79,39 @@ const MESSAGE_FIELDS: ReadonlySet<string> = new Set(["role", "content", "tool_ca
 const IGNORED_MESSAGE_FIELDS: ReadonlySet<string> = new Set(["name", "tool_call_id"]);
 const PART_FIELDS: ReadonlySet<string> = new Set(["type", "text"]);
 const STREAM_OPTION_FIELDS: ReadonlySet<string> = new Set(["include_usage"]);
+const SPECULATIVE_FIELDS: ReadonlySet<string> = new Set(["max_draft", "policy"]);
+const SPECULATIVE_POLICIES: readonly SpeculativePolicy[] = ["auto", "always"];
+
+/**
+ * halo's `speculative` extension field: `false` decodes this request one token per step, `true`
+ * (the default on a server with a drafter) drafts, `{ max_draft?, policy? }` drafts with a shorter
+ * or longer draft or another policy. Absent or null: the server's own setting. The drafter itself is
+ * chosen when the model loads (`halo serve --speculative …`); the upper bound of `max_draft` is the
+ * engine's, checked when the request runs (400 `invalid_value` as well).
+ *
+ * @example
+ * ```ts
+ * speculativeField({ speculative: { max_draft: 2 } }); // { maxDraft: 2 }
+ * speculativeField({ speculative: false }); // false
+ * ```
+ * @internal
+ */
+export function speculativeField(body: JsonObject): SpeculativeRequestOptions | undefined {
+  const value = body["speculative"];
+  if (value === undefined || value === null || typeof value === "boolean") return value ?? undefined;
+  if (typeof value !== "object" || Array.isArray(value)) throw badField("speculative", "true, false or an object { max_draft?, policy? }", value);
+  const object = value as JsonObject;
+  checkKnownFields(object, SPECULATIVE_FIELDS, new Set(), "speculative.");
+  const maxDraft = object["max_draft"] ?? undefined;
+  if (maxDraft !== undefined && (typeof maxDraft !== "number" || !Number.isSafeInteger(maxDraft) || maxDraft < 1)) {
+    throw badField("speculative.max_draft", "an integer ≥ 1 (tokens drafted per step at most)", maxDraft);
+  }
+  const policy = object["policy"] ?? undefined;
+  if (policy !== undefined && !(SPECULATIVE_POLICIES as readonly unknown[]).includes(policy)) {
+    throw badField("speculative.policy", `one of ${SPECULATIVE_POLICIES.join(", ")}`, policy);
+  }
+  return { ...(maxDraft !== undefined ? { maxDraft: maxDraft as number } : {}), ...(policy !== undefined ? { policy: policy as SpeculativePolicy } : {}) };
+}
 
 /** The most bytes of field names the `x-halo-ignored-fields` answer header carries (HTTP clients cap header sizes: undici at 16 KiB in all). */
 export const IGNORED_FIELDS_HEADER_BYTES = 1024;
@@ -164,6 +198,7 @@ function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, top
   set("seed", numberField(body, "seed", { integer: true }));
   set("stop", stopField(body));
   set("ignoreEos", booleanField(body, "ignore_eos"));
+  set("speculative", speculativeField(body));
   if (logprobs) {
     options["logprobs"] = true;
     if (topLogprobs > 0) options["topLogprobs"] = topLogprobs;

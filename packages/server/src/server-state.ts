@@ -14,6 +14,25 @@ import type { ServerSettings } from "./server-options.js";
 /** The engine's KV cache use (`Engine.stats().kv`). */
 export type ServerKvUsage = EngineStats["kv"];
 
+/**
+ * Speculative decoding of the server's model since it loaded (from `Engine.stats().speculative`):
+ * which drafter runs, how many drafted tokens were accepted, and tokens per step.
+ */
+export interface ServerSpeculativeStats {
+  /** `ngram`, `draft-model` or `medusa`. */
+  readonly drafter: string;
+  /** What drafts, in words (`ngram 2-4`, `draft-model <file> (cpu)`, `medusa 4 heads (<file>)`). */
+  readonly label: string;
+  /** Accepted / drafted tokens (0 when nothing was drafted yet). */
+  readonly acceptanceRate: number;
+  /** Tokens generated per step that produced tokens (1 without accepted drafts). */
+  readonly tokensPerStep: number;
+  readonly draftedTokens: number;
+  readonly acceptedTokens: number;
+  readonly verifySteps: number;
+  readonly decodeSteps: number;
+}
+
 /** A snapshot of the server (what `/_live/stats` streams and the page shows). */
 export interface ServerStats {
   readonly status: "loading" | "ready" | "failed" | "shutting-down";
@@ -54,6 +73,8 @@ export interface ServerStats {
   readonly contextTokens: readonly number[];
   /** Messages dropped from chats to fit the context since start. */
   readonly droppedMessages: number;
+  /** Speculative decoding since the model loaded; null while loading and when the model runs without a drafter. */
+  readonly speculative: ServerSpeculativeStats | null;
 }
 
 /**
@@ -191,7 +212,9 @@ export class ServerState {
   /** A snapshot of counters and live rates. */
   stats(): ServerStats {
     const engine = this.engine;
-    const kv = engine === null ? null : engine.stats().kv;
+    const engineStats = engine === null ? null : engine.stats();
+    const kv = engineStats === null ? null : engineStats.kv;
+    const spec = engineStats?.speculative;
     return {
       status: this.shuttingDown
         ? "shutting-down"
@@ -223,6 +246,19 @@ export class ServerState {
       auth: this.settings.apiKeys.length > 0,
       contextTokens: [...this.contextHeld.values()],
       droppedMessages: this.totals.droppedMessages,
+      speculative:
+        spec === undefined
+          ? null
+          : {
+              drafter: spec.drafter,
+              label: spec.label,
+              acceptanceRate: spec.acceptanceRate,
+              tokensPerStep: spec.tokensPerStep,
+              draftedTokens: spec.draftedTokens,
+              acceptedTokens: spec.acceptedTokens,
+              verifySteps: spec.verifySteps,
+              decodeSteps: spec.decodeSteps,
+            },
     };
   }
 }

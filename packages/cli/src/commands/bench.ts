@@ -8,6 +8,7 @@ import { HaloError } from "@halo/errors";
 import { openModel } from "@halo/h1b-format";
 import { CliErrorCode } from "../errors.js";
 import { installedPackings } from "../installed-packings.js";
+import { SPECULATIVE_FLAGS, speculativeFlag, speculativeStatsText } from "./speculative-flags.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or snapshot directory" },
@@ -31,6 +32,7 @@ const FLAGS: Record<string, FlagSpec> = {
     description: "bytes per LM-head weight to count instead of what the running backend says it stores (its estimateMemory), to model another head storage",
   },
   "kv-dtype": { type: "string", placeholder: KV_DTYPES.join("|"), description: "KV cache storage (default: the backend's, f16 where offered)" },
+  ...SPECULATIVE_FLAGS,
   json: { type: "boolean", description: "print one JSON object" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -43,7 +45,11 @@ export const benchHelp = helpText(
     "share of the memory-bandwidth roofline reached. Prompts are fixed pseudo-random token ids;\n" +
     "decoding is greedy with end-of-text ignored, so every run does the same work.",
   FLAGS,
-  ["halo bench --model bitnet-2b.halo --threads 2 --json", "halo bench --model tiny.halo --backend reference --prompt-tokens 32 --gen-tokens 16"],
+  [
+    "halo bench --model bitnet-2b.halo --threads 2 --json",
+    "halo bench --model tiny.halo --backend reference --prompt-tokens 32 --gen-tokens 16",
+    "halo bench --model tiny.halo --speculative draft --json",
+  ],
 );
 
 /** What `halo bench` reports. */
@@ -75,6 +81,27 @@ export interface BenchResult {
   readonly bandwidthUtilisation: number | null;
   /** Why there is no roofline, when there is none (the backend has no `estimateMemory`, no bandwidth known). */
   readonly rooflineUnavailable: string | null;
+  /**
+   * Speculative decoding of the batch-1 decode run (`--speculative`): the drafter, the engine's label
+   * for it and the run's counters (`request-end.speculative`); null without `--speculative`.
+   */
+  readonly speculative: BenchSpeculative | null;
+}
+
+/** What `halo bench --speculative` reports of its batch-1 decode run. */
+export interface BenchSpeculative {
+  /** The engine's drafter name (`ngram`, `draft-model`, `medusa`). */
+  readonly drafter: string;
+  /** What drafts (`engine.speculative.label`: `ngram 2-4`, `draft-model <file> (cpu)`…). */
+  readonly label: string;
+  readonly decodeSteps: number;
+  readonly verifySteps: number;
+  readonly draftedTokens: number;
+  readonly acceptedTokens: number;
+  /** Accepted / drafted tokens (0 when nothing was drafted). */
+  readonly acceptanceRate: number;
+  /** Tokens per step that produced tokens (1 without accepted drafts). */
+  readonly tokensPerStep: number;
 }
 
 /**
@@ -201,6 +228,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
   const headBytesFlag = numberFlag("bench", values, "head-bytes", { min: 0.25, max: 4 });
   let bandwidth = numberFlag("bench", values, "bandwidth", { min: 0.1 }) ?? null;
   const kvDtype = kvDtypeFlag("bench", values);
+  const speculative = speculativeFlag("bench", values, modelPath);
   await checkBackendFlags(backend);
 
   const started = performance.now();
@@ -231,6 +259,7 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       maxSequences: batch,
       ...(kvDtype !== undefined ? { kvDtype } : {}),
       ...verifyOption(values),
+      ...(speculative !== undefined ? { speculative } : {}),
     });
   } catch (error) {
     model.close();
@@ -294,11 +323,28 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
       rooflineTokensPerSecond: roofline === null ? null : round(roofline),
       bandwidthUtilisation: roofline === null ? null : round(single.timings.decodeTokensPerSecond / roofline, 3),
       rooflineUnavailable,
+      speculative:
+        engine.speculative === null || single.speculative === undefined
+          ? null
+          : {
+              drafter: single.speculative.drafter,
+              label: engine.speculative.label,
+              decodeSteps: single.speculative.decodeSteps,
+              verifySteps: single.speculative.verifySteps,
+              draftedTokens: single.speculative.draftedTokens,
+              acceptedTokens: single.speculative.acceptedTokens,
+              acceptanceRate: round(single.speculative.acceptanceRate, 3),
+              tokensPerStep: round(single.speculative.tokensPerStep, 3),
+            },
     };
     if (values["json"] === true) ctx.stdout.write(`${JSON.stringify(result)}\n`);
     else {
       for (const [key, value] of Object.entries(result)) {
         if (key === "rooflineUnavailable") continue;
+        if (key === "speculative") {
+          if (single.speculative !== undefined) ctx.stdout.write(`${key.padEnd(32)}${speculativeStatsText(single.speculative, engine.speculative?.label)}\n`);
+          continue;
+        }
         const text = value === null ? "n/a" : typeof value === "object" ? optionsText(value as Record<string, unknown>) : String(value);
         ctx.stdout.write(`${key.padEnd(32)}${text}\n`);
       }

@@ -7,6 +7,7 @@ import type { CommandContext } from "../context.js";
 import { ExitCode } from "../main.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag, type ContextShiftFlag } from "./context-shift-flag.js";
 import { loadFromFlags, MODEL_FLAGS, samplingFlags, statsLine, type SamplingFlags } from "./model-options.js";
+import { speculativeNotice } from "./speculative-flags.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   ...MODEL_FLAGS,
@@ -18,7 +19,7 @@ const FLAGS: Record<string, FlagSpec> = {
 export const CHAT_COMMANDS = [
   "/system <text>  set the system prompt (keeps the conversation)",
   "/reset          forget the conversation (keeps the system prompt)",
-  "/stats          token counts and speed of the last answer and the session, and how full the context is",
+  "/stats          token counts and speed of the last answer and the session, how full the context is, and speculative decoding's acceptance",
   "/help           this list",
   "/exit           leave (also /bye or Ctrl-D)",
   'Multi-line input: end a line with \\ to continue it, or wrap text in """ lines.',
@@ -31,7 +32,7 @@ export const chatHelp = helpText(
   "halo chat [--model <path|owner/name>] [options]",
   `Talks with the model in the terminal, keeping the conversation. Without --model it uses\nmicrosoft/bitnet-b1.58-2B-4T from the cache, pulling it on first use.\n\n${CHAT_COMMANDS}`,
   FLAGS,
-  ["halo chat", 'halo chat --model tiny.halo --system "Answer in one sentence." --temperature 0'],
+  ["halo chat", 'halo chat --model tiny.halo --system "Answer in one sentence." --temperature 0', "halo chat --speculative ngram"],
 );
 
 /** Accumulates lines into one message: `\` continuations and `"""` blocks. */
@@ -124,7 +125,7 @@ async function answer(
         totals.promptTokens += event.usage.promptTokens;
         totals.completionTokens += event.usage.completionTokens;
         totals.contextTokens = event.contextTokens;
-        totals.last = statsLine(event, engine.backend);
+        totals.last = statsLine(event, engine.backend, engine.speculative?.label);
         return event.text;
       }
     }
@@ -188,7 +189,8 @@ export async function chatCommand(argv: readonly string[], ctx: CommandContext):
   };
   rl.on("SIGINT", onInterrupt);
   process.on("SIGINT", onInterrupt);
-  if (terminal) ctx.stderr.write(`halo chat (${engine.backend} backend). /help for commands, /exit to leave.\n`);
+  const notice = speculativeNotice(engine);
+  if (terminal) ctx.stderr.write(`halo chat (${engine.backend} backend${notice === null ? "" : `; ${notice}`}). /help for commands, /exit to leave.\n`);
   try {
     prompt();
     for await (const line of rl) {

@@ -3,6 +3,7 @@ import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
 import { BACKEND_FLAGS, backendFlags, checkBackendFlags, loadWithFlags, MODEL_FLAGS, verifyOption } from "./model-options.js";
+import { SPECULATIVE_FLAGS, speculativeFlag, speculativeStatsText } from "./speculative-flags.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: "string", placeholder: "path", short: "m", description: "model file or Hugging Face snapshot directory" },
@@ -16,7 +17,8 @@ const FLAGS: Record<string, FlagSpec> = {
   ...BACKEND_FLAGS,
   "context-length": MODEL_FLAGS["context-length"]!,
   "no-verify": MODEL_FLAGS["no-verify"]!,
-  stats: { type: "boolean", description: "print token counts and tok/s to stderr at the end" },
+  ...SPECULATIVE_FLAGS,
+  stats: { type: "boolean", description: "print token counts and tok/s to stderr at the end (with speculative decoding: acceptance and tokens/step)" },
   help: { type: "boolean", short: "h", description: "show this help" },
 };
 
@@ -25,7 +27,10 @@ export const generateHelp = helpText(
   "halo generate --model <path> --prompt <text> [options]",
   "Streams the model's continuation of a prompt to stdout.",
   FLAGS,
-  ['halo generate --model tiny.halo --prompt "Once upon a time" --max-tokens 32 --temperature 0'],
+  [
+    'halo generate --model tiny.halo --prompt "Once upon a time" --max-tokens 32 --temperature 0',
+    'halo generate --model tiny.halo --prompt "def main():" --temperature 0 --speculative ngram --stats',
+  ],
 );
 
 /** Runs `halo generate`. */
@@ -43,12 +48,14 @@ export async function generateCommand(argv: readonly string[], ctx: CommandConte
   const topK = numberFlag("generate", values, "top-k", { integer: true, min: 0 }) ?? 40;
   const topP = numberFlag("generate", values, "top-p", { min: 0, max: 1 }) ?? 0.95;
   const backend = backendFlags("generate", values);
+  const speculative = speculativeFlag("generate", values, model);
   await checkBackendFlags(backend);
   const contextLength = numberFlag("generate", values, "context-length", { integer: true, min: 2 });
   const engine = await loadWithFlags(model, {
     ...backend,
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...verifyOption(values),
+    ...(speculative !== undefined ? { speculative } : {}),
     maxSequences: 1,
   });
   writeBackendNotice("generate", engine, ctx, backend.backendOptions);
@@ -72,7 +79,9 @@ export async function generateCommand(argv: readonly string[], ctx: CommandConte
             const t = event.timings;
             ctx.stderr.write(
               `[${event.finishReason}] prompt ${event.usage.promptTokens} tok, ${t.prefillTokensPerSecond.toFixed(1)} tok/s prefill; ` +
-                `generated ${event.usage.completionTokens} tok, ${t.decodeTokensPerSecond.toFixed(1)} tok/s decode (${engine.backend})\n`,
+                `generated ${event.usage.completionTokens} tok, ${t.decodeTokensPerSecond.toFixed(1)} tok/s decode (${engine.backend})` +
+                (event.speculative !== undefined ? `; ${speculativeStatsText(event.speculative, engine.speculative?.label)}` : "") +
+                "\n",
             );
           }
         }

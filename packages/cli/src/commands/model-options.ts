@@ -9,6 +9,7 @@ import {
   type ChatTemplateChoice,
   type Engine,
   type LoadModelOptions,
+  type SpeculativeCounts,
 } from "@halo/engine";
 import { HaloError, isHaloError } from "@halo/errors";
 import { checkChatTemplate } from "@halo/tokenizer";
@@ -18,6 +19,7 @@ import { BACKEND_OPTION_FLAGS, backendOptionFlagSpecs, flagsOfBackend, flagThatS
 import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { resolveModel } from "../hub/resolve-model.js";
+import { SPECULATIVE_FLAGS, speculativeFlag, speculativeOptionError, speculativeStatsText } from "./speculative-flags.js";
 
 /** Help of `--chat-template` (`run`, `chat`, `serve`, `show`). */
 export const CHAT_TEMPLATE_FLAG_HELP = `chat template: ${BUILTIN_CHAT_TEMPLATE_NAMES.join(" | ")} or a Jinja file (default: the model's own, else inferred; \`halo show\` says which)`;
@@ -114,7 +116,7 @@ function exampleBackendOption(): string {
   return first === undefined ? "name.key=value" : `${first.backend}.${first.key}=${first.value === "integer" ? "8" : '"…"'}`;
 }
 
-/** How the model is loaded and run: the flags `run`, `chat` and `serve` share. */
+/** How the model is loaded and run: the flags `run`, `chat` and `serve` share (the speculative decoding ones included). */
 export const LOAD_FLAGS: Record<string, FlagSpec> = {
   ...BACKEND_FLAGS,
   "context-length": { type: "string", placeholder: "n", description: "KV positions per sequence (default: min(model, 4096))" },
@@ -124,6 +126,7 @@ export const LOAD_FLAGS: Record<string, FlagSpec> = {
     description: `KV cache storage: ${KV_DTYPES.join(" | ")} (default f16; int8 is about a quarter of f32, see docs/benchmarks.md for its cost)`,
   },
   "chat-template": { type: "string", placeholder: "name|file", description: CHAT_TEMPLATE_FLAG_HELP },
+  ...SPECULATIVE_FLAGS,
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
 };
@@ -278,7 +281,9 @@ async function refusingBackendField(error: unknown, flags: BackendFlags): Promis
 }
 
 /**
- * `loadModel` with the backend's option errors in the CLI's terms ({@link backendOptionError}).
+ * `loadModel` with the backend's option errors in the CLI's terms ({@link backendOptionError}), and
+ * the engine's refusals of a `speculative` option as usage errors naming the flag
+ * ({@link speculativeOptionError}).
  *
  * @example
  * ```ts
@@ -289,7 +294,7 @@ export async function loadWithFlags(source: Parameters<typeof loadModel>[0], opt
   try {
     return await loadModel(source, options);
   } catch (error) {
-    throw backendOptionError(error, options.backendOptions);
+    throw speculativeOptionError(backendOptionError(error, options.backendOptions));
   }
 }
 
@@ -333,6 +338,8 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
   const kvDtype = kvDtypeFlag(command, values);
   samplingFlags(command, values);
   const chatTemplate = chatTemplateFlag(command, values);
+  // Checked before anything is resolved or pulled (only halo-tiny, named by --model, brings its own draft model).
+  const speculative = speculativeFlag(command, values, values["model"] as string | undefined);
   await checkBackendFlags(backend);
   const path = await resolveModel(values["model"] as string | undefined, ctx, { progress: values["progress"] === true });
   // The engine's scheduler yields to the event loop before every step, so Ctrl-C is seen between tokens on any backend.
@@ -342,23 +349,30 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...verifyOption(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
+    ...(speculative !== undefined ? { speculative } : {}),
     maxSequences: 1,
   });
   writeBackendNotice(command, engine, ctx, backend.backendOptions);
   return engine;
 }
 
-/** One line of request statistics. */
+/**
+ * One line of request statistics; with speculative decoding, its drafter (the engine's label) and
+ * counters follow ({@link speculativeStatsText}). `speculativeLabel` is `engine.speculative?.label`.
+ */
 export function statsLine(
   event: {
     finishReason: string;
     usage: { promptTokens: number; completionTokens: number };
     timings: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
+    speculative?: SpeculativeCounts;
   },
   backend: string,
+  speculativeLabel?: string,
 ): string {
   return (
     `[${event.finishReason}] prompt ${event.usage.promptTokens} tok at ${event.timings.prefillTokensPerSecond.toFixed(1)} tok/s; ` +
-    `answer ${event.usage.completionTokens} tok at ${event.timings.decodeTokensPerSecond.toFixed(1)} tok/s (${backend} backend)`
+    `answer ${event.usage.completionTokens} tok at ${event.timings.decodeTokensPerSecond.toFixed(1)} tok/s (${backend} backend)` +
+    (event.speculative !== undefined ? `; ${speculativeStatsText(event.speculative, speculativeLabel)}` : "")
   );
 }

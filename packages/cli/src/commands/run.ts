@@ -24,6 +24,7 @@ export const runHelp = helpText(
     'halo run --model tiny.halo --temperature 0 --max-tokens 32 "Hello"',
     'echo "Summarise: …" | halo run --stats',
     'halo run --raw --model model.gguf "Once upon a time"',
+    'halo run --model model.halo --speculative ngram --stats "Repeat after me: …"',
   ],
 );
 
@@ -64,7 +65,7 @@ export async function runCommand(argv: readonly string[], ctx: CommandContext): 
       else if (event.type === "request-end") {
         ctx.stdout.write("\n");
         aborted = event.finishReason === "abort";
-        if (values["stats"] === true) ctx.stderr.write(`${statsLine(event, engine.backend)}\n`);
+        if (values["stats"] === true) ctx.stderr.write(`${statsLine(event, engine.backend, engine.speculative?.label)}\n`);
       }
     }
   } finally {

@@ -12,6 +12,7 @@ import { CliErrorCode } from "../errors.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
 import { backendFlags, checkBackendFlags, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
+import { speculativeFlag, speculativeNotice, speculativeOptionError } from "./speculative-flags.js";
 
 const FLAGS: Record<string, FlagSpec> = {
   model: MODEL_FLAG,
@@ -62,6 +63,7 @@ export const serveHelp = helpText(
   [
     "halo serve --demo --port 8080",
     "halo serve --model bitnet-2b.halo --parallel 8 --api-key sk-local-1",
+    "halo serve --demo --speculative draft --max-draft 4",
     "HALO_API_KEY_FILE=keys.txt halo serve --model model.gguf --host 0.0.0.0 --cors-origin https://app.example",
   ],
 );
@@ -154,6 +156,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
   const kvDtype = kvDtypeFlag("serve", values);
   const contextShift = contextShiftFlag("serve", values);
   const chatTemplate = chatTemplateFlag("serve", values);
+  const speculative = speculativeFlag("serve", values, demo ? tinyModelPath : (values["model"] as string | undefined));
   const logLevel = ((values["log-level"] as string | undefined) ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new HaloError(CliErrorCode.CLI_USAGE, "--log-level must be debug, info, warn or error", { actual: logLevel });
@@ -185,8 +188,12 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...verifyOption(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
+    ...(speculative !== undefined ? { speculative } : {}),
   };
-  const engine = loadModel(source, loadOptions);
+  // A speculative option the engine refuses (--max-draft above its limit) fails the load as a usage error naming the flag.
+  const engine = loadModel(source, loadOptions).catch((error: unknown) => {
+    throw speculativeOptionError(error);
+  });
   const modelId = (values["model-id"] as string | undefined) ?? (demo ? DEMO_MODEL_ID : undefined);
   const app = createServer({
     engine,
@@ -226,8 +233,9 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
       const s = app.stats();
       const loaded = await engine;
       writeBackendNotice("serve", loaded, ctx, backend.backendOptions);
+      const notice = speculativeNotice(loaded);
       ctx.stdout.write(
-        `halo serve: ready on ${url} — model "${s.model}" (${demo ? DEMO_LABEL : source}), ${s.backend} backend, ` +
+        `halo serve: ready on ${url} — model "${s.model}" (${demo ? DEMO_LABEL : source}), ${s.backend} backend, ${notice === null ? "" : `${notice}, `}` +
           `context ${s.contextLength}, chat template ${loaded.chatTemplate.name} (${chatTemplateOrigin(loaded.chatTemplate, chatTemplate)}), ${parallel} parallel, queue ${maxQueue}; loaded in ${(loaded.loadMs / 1000).toFixed(1)} s. ` +
           `Chat page: ${url}/  API: ${url}/v1\n`,
       );
