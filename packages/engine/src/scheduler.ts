@@ -251,18 +251,29 @@ export class Scheduler {
 
   /** Lets every task that prepares (drafts) queue its tokens for this step; a task whose preparation fails ends alone. */
   private async prepareStep(): Promise<void> {
-    const preparing = this.live.filter((live) => live.task.prepare !== undefined && live.pending.length > 0 && !live.task.cancelled);
-    if (preparing.length === 0) return;
-    await Promise.all(
-      preparing.map(async (live) => {
-        try {
-          const extra = await live.task.prepare!(live.pending, live.position);
-          if (this.fatal === null && this.live.includes(live)) live.pending.push(...extra);
-        } catch (error) {
-          if (this.fatal === null && this.live.includes(live)) this.finish(live, error);
-        }
-      }),
-    );
+    // Synchronous answers (no draft, a lookup) are taken at once; only drafts that step a model are awaited, together.
+    let waiting: Promise<void>[] | null = null;
+    for (const live of [...this.live]) {
+      if (live.task.prepare === undefined || live.pending.length === 0 || live.task.cancelled) continue;
+      try {
+        const extra = live.task.prepare(live.pending, live.position);
+        if (!(extra instanceof Promise)) live.pending.push(...extra);
+        else
+          (waiting ??= []).push(
+            extra.then(
+              (tokens) => {
+                if (this.fatal === null && this.live.includes(live)) live.pending.push(...tokens);
+              },
+              (error: unknown) => {
+                if (this.fatal === null && this.live.includes(live)) this.finish(live, error);
+              },
+            ),
+          );
+      } catch (error) {
+        this.finish(live, error);
+      }
+    }
+    if (waiting !== null) await Promise.all(waiting);
   }
 
   /** Asks every live sequence for its plan, shortest queue first, within the batch budget. */

@@ -4,6 +4,7 @@ import {
   AcceptanceTracker,
   chooseDraftLength,
   StepCostModel,
+  type Draft,
   type Drafter,
   type DrafterKind,
   type DrafterSequence,
@@ -24,6 +25,10 @@ export interface SpeculativeEngineStats extends SpeculativeCounts {
   readonly stepCost: readonly { readonly rows: number; readonly ms: number }[];
   /** Milliseconds the load-time calibration of the step cost took (0 with policy "always"). */
   readonly calibrationMs: number;
+  /** Drafts that failed (each request it happened to went on without drafting). */
+  readonly draftFailures: number;
+  /** The message of the last failed draft. */
+  readonly lastDraftError?: string;
 }
 
 /** Mutable counters behind {@link SpeculativeCounts}. */
@@ -55,6 +60,8 @@ class Counts {
   }
 }
 
+const NO_TOKENS: readonly number[] = [];
+
 /** Milliseconds the load-time calibration of the step cost may take. */
 const CALIBRATION_BUDGET_MS = 3000;
 
@@ -73,6 +80,8 @@ export class Speculation {
   private draftCallMs: number | null = null;
   private draftTokenMs: number | null = null;
   private calibrationMs = 0;
+  private draftFailures = 0;
+  private lastDraftError: string | null = null;
   /** Rows of the last step whose every row returned an output (a decode or verification step). */
   private lastDecodeRows = 0;
 
@@ -124,6 +133,12 @@ export class Speculation {
     }
   }
 
+  /** A draft failed (the request goes on without drafting): counted, and the last error kept for stats. */
+  draftFailed(error: unknown): void {
+    this.draftFailures++;
+    this.lastDraftError = error instanceof Error ? error.message : String(error);
+  }
+
   /** A step ran (scheduler callback): steps whose every row returned an output teach the cost model. */
   observeStep(rows: number, outputRows: number, ms: number): void {
     if (outputRows !== rows) return;
@@ -173,7 +188,14 @@ export class Speculation {
   }
 
   stats(): SpeculativeEngineStats {
-    return { ...this.totals.view(this.drafter.kind), label: this.drafter.label, stepCost: this.cost.table(), calibrationMs: this.calibrationMs };
+    return {
+      ...this.totals.view(this.drafter.kind),
+      label: this.drafter.label,
+      stepCost: this.cost.table(),
+      calibrationMs: this.calibrationMs,
+      draftFailures: this.draftFailures,
+      ...(this.lastDraftError !== null ? { lastDraftError: this.lastDraftError } : {}),
+    };
   }
 
   dispose(): void {
@@ -230,6 +252,14 @@ export function speculativeTask(
   let generated = 0;
   /** Rows this sequence fed to its last decode step. */
   let lastFeed = 1;
+  /**
+   * A free drafter's guess at the next token in a round the policy did not draft (prompt lookup costs
+   * nothing to ask): compared with the token the round emits, it keeps the acceptance estimate
+   * current, so a sequence whose text turns predictable drafts again without waiting for a probe.
+   */
+  let shadow: number | null = null;
+  /** Set when the drafter failed: the request decodes plainly from then on. */
+  let draftingOff = false;
 
   const close = (): void => {
     sequence?.close();
@@ -260,18 +290,42 @@ export function speculativeTask(
     ...base,
     prompt: parts.prompt,
     counts: () => counts.view(drafter.kind),
-    async prepare(pending, length) {
+    prepare(pending, length) {
       drafts = [];
-      if (!prefilled || pending.length !== 1 || task.cancelled || (needsHidden && hidden === null)) return [];
+      if (!prefilled || draftingOff || pending.length !== 1 || task.cancelled || (needsHidden && hidden === null)) return NO_TOKENS;
       const k = chooseK(length);
-      if (k === 0) return [];
       sequence ??= drafter.openSequence();
+      if (k === 0) {
+        if (drafter.kind === "ngram") {
+          const guess = sequence.draft({ context, maxTokens: 1, hidden: null });
+          shadow = guess instanceof Promise ? null : (guess.tokens[0] ?? null);
+        }
+        return NO_TOKENS;
+      }
       const started = performance.now();
-      const draft = await sequence.draft({ context, maxTokens: k, hidden: needsHidden ? hidden : null });
-      const tokens = draft.tokens.slice(0, k).filter((t) => Number.isInteger(t) && t >= 0 && t < parts.vocabSize);
-      speculation.observeDraft(tokens.length, performance.now() - started);
-      drafts = tokens;
-      return tokens;
+      const taken = (draft: Draft): readonly number[] => {
+        // A drafter's tokens up to the first that is not a token id of the model (a later one would be misplaced).
+        const valid = (t: number): boolean => Number.isInteger(t) && t >= 0 && t < parts.vocabSize;
+        const cut = draft.tokens.findIndex((t) => !valid(t));
+        drafts = draft.tokens.slice(0, Math.min(k, cut < 0 ? k : cut));
+        speculation.observeDraft(drafts.length, performance.now() - started);
+        return drafts;
+      };
+      // A drafter that fails (a draft model's step refused) costs this request its drafting, never its answer.
+      const failed = (error: unknown): readonly number[] => {
+        draftingOff = true;
+        speculation.draftFailed(error);
+        drafts = NO_TOKENS;
+        return NO_TOKENS;
+      };
+      // Prompt lookup and Medusa answer at once; a draft model's steps are awaited (with every other sequence's).
+      let draft: Draft | Promise<Draft>;
+      try {
+        draft = sequence.draft({ context, maxTokens: k, hidden: needsHidden ? hidden : null });
+      } catch (error) {
+        return failed(error);
+      }
+      return draft instanceof Promise ? draft.then(taken, failed) : taken(draft);
     },
     plan(pending, maxRows) {
       if (!prefilled) {
@@ -287,6 +341,8 @@ export function speculativeTask(
       emitter.outputsArrived();
       if (!emitter.wantsTokens) return null;
       const rows = outputs.positions.length;
+      const guess = shadow;
+      shadow = null;
       const first = prefilled ? 0 : rows - 1;
       const fedDrafts = prefilled ? rows - 1 : 0;
       prefilled = true;
@@ -295,6 +351,7 @@ export function speculativeTask(
       for (let i = first; i < rows; i++) {
         const drafted = i - first < fedDrafts ? drafts[i - first]! : null;
         const { sample, accepted: kept } = sampling.verify(outputs, i, drafted);
+        if (guess !== null && i === first) tracker.record(1, sample.token === guess ? 1 : 0);
         parts.countToken();
         generated++;
         emitted++;

@@ -19,6 +19,13 @@ export interface DraftModelDrafterOptions {
 /** Most tokens one draft-model draft holds (each is one draft step). */
 export const DRAFT_MODEL_MAX_DRAFT = 8;
 
+/**
+ * Most tokens one sequence feeds to one draft step: a sequence the draft model has not followed for
+ * a while (a long prompt, rounds without drafting) catches up in chunks of this many, so a draft
+ * step of many sequences stays within any backend's batch limit (8 × 256 rows).
+ */
+export const DRAFT_MODEL_CATCH_UP_ROWS = 256;
+
 /** One sequence's pending draft: what it still feeds, what it drafted, and who waits. */
 interface Job {
   readonly sequence: DraftModelSequence;
@@ -127,15 +134,20 @@ class DraftModelDrafter implements Drafter {
       const positions: number[] = [];
       const slots: number[] = [];
       const logitRows: number[] = [];
+      /** Per job this step: the tokens it feeds, and whether its last row's output is its next draft token. */
+      const fed: { count: number; drafts: boolean }[] = [];
       for (const job of active) {
         const slot = job.sequence.slot!;
         const start = job.sequence.fed.length;
-        job.feed.forEach((token, i) => {
-          tokens.push(token);
+        const count = Math.min(job.feed.length, DRAFT_MODEL_CATCH_UP_ROWS);
+        for (let i = 0; i < count; i++) {
+          tokens.push(job.feed[i]!);
           positions.push(start + i);
           slots.push(slot);
-        });
-        logitRows.push(tokens.length - 1);
+        }
+        const drafts = count === job.feed.length;
+        if (drafts) logitRows.push(tokens.length - 1);
+        fed.push({ count, drafts });
       }
       let argmax: Int32Array;
       try {
@@ -155,9 +167,16 @@ class DraftModelDrafter implements Drafter {
         return;
       }
       const next: Job[] = [];
+      let output = 0;
       active.forEach((job, i) => {
-        job.sequence.fed.push(...job.feed);
-        const token = argmax[i]!;
+        const { count, drafts } = fed[i]!;
+        job.sequence.fed.push(...job.feed.slice(0, count));
+        if (!drafts) {
+          job.feed = job.feed.slice(count); // still catching up
+          next.push(job);
+          return;
+        }
+        const token = argmax[output++]!;
         job.drafted.push(token);
         if (job.drafted.length < job.want) {
           job.feed = [token];

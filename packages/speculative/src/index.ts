@@ -6,7 +6,7 @@ export { createNgramDrafter, NGRAM_DEFAULTS, NGRAM_MAX_DRAFT } from "./ngram.js"
 export type { NgramDrafterOptions } from "./ngram.js";
 export { createMedusaDrafter } from "./medusa.js";
 export type { MedusaHeadWeights, MedusaWeights } from "./medusa.js";
-export { createDraftModelDrafter, DRAFT_MODEL_MAX_DRAFT } from "./draft-model.js";
+export { createDraftModelDrafter, DRAFT_MODEL_MAX_DRAFT, DRAFT_MODEL_CATCH_UP_ROWS } from "./draft-model.js";
 export type { DraftModelDrafterOptions } from "./draft-model.js";
 export { StepCostModel, STEP_COST_WINDOW, AcceptanceTracker, chooseDraftLength, expectedAccepted } from "./policy.js";
 export type { DraftCostInput, DraftChoice } from "./policy.js";

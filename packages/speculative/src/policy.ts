@@ -2,9 +2,12 @@
 
 /**
  * Step time of the target model by rows per step, learnt from calibration and from every step the
- * engine runs: per row count the median of its last {@link STEP_COST_WINDOW} observations (robust
- * to a step slowed by another process), made non-decreasing in rows (a step of more rows never
- * costs less), interpolated linearly between known counts and extended along the last segment.
+ * engine runs. Per row count it keeps the median of the last {@link STEP_COST_WINDOW} observations
+ * (robust to a step slowed by another process); {@link estimate} is the straight line through
+ * those medians (least squares, each weighted by its observations): a step's fixed cost plus a
+ * non-negative cost per row. A line, not the points joined, because the policy weighs the cost of
+ * k more rows — a difference of two noisy times — and one slow sample between two row counts must
+ * not make the rows after it look free.
  *
  * @example
  * ```ts
@@ -17,12 +20,18 @@
 export class StepCostModel {
   /** rows → the last observations (a ring, oldest overwritten). */
   private readonly samples = new Map<number, number[]>();
+  /** rows → the median of its observations, kept current by {@link observe} (one small sort per observation). */
+  private readonly medians = new Map<number, number>();
+  /** The row counts seen, ascending (a new one is inserted in place). */
+  private readonly sortedRows: number[] = [];
   /** rows → next ring index. */
   private readonly cursor = new Map<number, number>();
   /** Row counts whose time is a prior (calibration), replaced by the first real observation. */
   private readonly priors = new Set<number>();
   /** Cached monotone table, rebuilt after an observation. */
   private cache: { rows: number[]; ms: number[] } | null = null;
+  /** Cached line through the medians, rebuilt after an observation. */
+  private line: { fixed: number; perRow: number } | null = null;
 
   /**
    * Records one step of `rows` rows that took `ms` milliseconds. A `prior` (a calibration
@@ -31,10 +40,16 @@ export class StepCostModel {
   observe(rows: number, ms: number, prior = false): void {
     if (!Number.isInteger(rows) || rows < 1 || !(ms >= 0) || !Number.isFinite(ms)) return;
     this.cache = null;
+    this.line = null;
+    if (!this.medians.has(rows)) {
+      const at = this.sortedRows.findIndex((r) => r > rows);
+      this.sortedRows.splice(at < 0 ? this.sortedRows.length : at, 0, rows);
+    }
     let list = this.samples.get(rows);
     if (prior) {
       if (list !== undefined && !this.priors.has(rows)) return; // real observations outrank a prior
       this.samples.set(rows, [ms]);
+      this.medians.set(rows, ms);
       this.cursor.set(rows, 0);
       this.priors.add(rows);
       return;
@@ -50,6 +65,7 @@ export class StepCostModel {
       list[at] = ms;
       this.cursor.set(rows, (at + 1) % STEP_COST_WINDOW);
     }
+    this.medians.set(rows, median(list));
   }
 
   /** Row counts measured so far, ascending. */
@@ -59,19 +75,42 @@ export class StepCostModel {
 
   /** Estimated milliseconds of a step of `rows` rows, or null before any observation. */
   estimate(rows: number): number | null {
-    const { rows: counts, ms } = this.monotone();
-    if (counts.length === 0) return null;
-    if (counts.length === 1) return ms[0]!;
-    let hi = counts.findIndex((r) => r >= rows);
-    if (hi === 0) return ms[0]!;
-    if (hi < 0) hi = counts.length - 1; // beyond the largest: extend the last segment
-    const a = counts[hi - 1]!;
-    const b = counts[hi]!;
-    const slope = (ms[hi]! - ms[hi - 1]!) / (b - a);
-    return Math.max(0, ms[hi - 1]! + slope * (rows - a));
+    const line = this.fit();
+    return line === null ? null : Math.max(0, line.fixed + line.perRow * rows);
   }
 
-  /** The table the estimates come from, as `{ rows, ms }` pairs (for stats and benchmarks). */
+  /** The fixed cost and the cost per row of the line {@link estimate} follows, or null before any observation. */
+  costLine(): { readonly fixed: number; readonly perRow: number } | null {
+    return this.fit();
+  }
+
+  private fit(): { fixed: number; perRow: number } | null {
+    if (this.line !== null) return this.line;
+    if (this.sortedRows.length === 0) return null;
+    let weight = 0;
+    let sumX = 0;
+    let sumY = 0;
+    for (const r of this.sortedRows) {
+      const w = this.samples.get(r)!.length;
+      weight += w;
+      sumX += w * r;
+      sumY += w * this.medians.get(r)!;
+    }
+    const meanX = sumX / weight;
+    const meanY = sumY / weight;
+    let sxx = 0;
+    let sxy = 0;
+    for (const r of this.sortedRows) {
+      const w = this.samples.get(r)!.length;
+      sxx += w * (r - meanX) ** 2;
+      sxy += w * (r - meanX) * (this.medians.get(r)! - meanY);
+    }
+    const perRow = sxx > 0 ? Math.max(0, sxy / sxx) : 0;
+    this.line = { fixed: meanY - perRow * meanX, perRow };
+    return this.line;
+  }
+
+  /** The measured medians by row count, made non-decreasing in rows, as `{ rows, ms }` pairs (for stats and benchmarks). */
   table(): { rows: number; ms: number }[] {
     const { rows, ms } = this.monotone();
     return rows.map((r, i) => ({ rows: r, ms: ms[i]! }));
@@ -79,9 +118,9 @@ export class StepCostModel {
 
   private monotone(): { rows: number[]; ms: number[] } {
     if (this.cache !== null) return this.cache;
-    const rows = [...this.samples.keys()].sort((a, b) => a - b);
+    const rows = [...this.sortedRows];
     const ms: number[] = [];
-    for (const r of rows) ms.push(Math.max(median(this.samples.get(r)!), ms.length > 0 ? ms[ms.length - 1]! : 0));
+    for (const r of rows) ms.push(Math.max(this.medians.get(r)!, ms.length > 0 ? ms[ms.length - 1]! : 0));
     this.cache = { rows, ms };
     return this.cache;
   }

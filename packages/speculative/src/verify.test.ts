@@ -2,6 +2,7 @@
 // with the real seeded sampler chain), the drafted token is accepted with probability p(d), and a seeded run repeats.
 import { describe, expect, it } from "vitest";
 import { createRng, createSampler, type SamplerChain, type SamplerOptions } from "@halo/sampler";
+import { chiSquareSurvival, goodnessOfFit } from "../../../scripts/chi-square.js";
 import { verifyRow, type RowVerdict } from "./verify.js";
 
 /** A verification rule under test: the row's verdict from the sampler, its logits, history and the drafted token. */
@@ -9,89 +10,6 @@ type Rule = (sampler: SamplerChain, logits: Float32Array, history: readonly numb
 
 /** halo's rule: sample the row as plain decoding does, accept the draft when it is the sample. */
 const halo: Rule = (sampler, logits, history, drafted) => verifyRow(() => sampler.sample(logits, history), drafted);
-
-/** Upper tail P(X ≥ x) of a chi-square with `df` degrees of freedom: the regularized gamma Q(df/2, x/2). */
-function chiSquareSurvival(x: number, df: number): number {
-  const a = df / 2;
-  const z = x / 2;
-  if (z <= 0) return 1;
-  const logPrefix = a * Math.log(z) - z - logGamma(a);
-  if (z < a + 1) {
-    // Series for the lower P, then Q = 1 − P.
-    let term = 1 / a;
-    let sum = term;
-    for (let n = 1; n < 1000; n++) {
-      term *= z / (a + n);
-      sum += term;
-      if (term < sum * 1e-15) break;
-    }
-    return 1 - Math.exp(logPrefix) * sum;
-  }
-  // Lentz's continued fraction for Q.
-  let b = z + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i = 1; i < 1000; i++) {
-    const an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.exp(logPrefix) * h;
-}
-
-function logGamma(x: number): number {
-  // Lanczos (g = 7, n = 9).
-  const g = [
-    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012,
-    9.9843695780195716e-6, 1.5056327351493116e-7,
-  ];
-  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
-  const y = x - 1;
-  let sum = g[0]!;
-  for (let i = 1; i < 9; i++) sum += g[i]! / (y + i);
-  const t = y + 7.5;
-  return 0.5 * Math.log(2 * Math.PI) + (y + 0.5) * Math.log(t) - t + Math.log(sum);
-}
-
-/**
- * Pearson's goodness of fit of `counts` to probabilities `p` (cells expected below 5 pooled into one),
- * and its p-value. Cells with p = 0 must be empty (an impossible token drawn fails outright).
- */
-function goodnessOfFit(counts: readonly number[], p: ArrayLike<number>): { statistic: number; df: number; pValue: number } {
-  const total = counts.reduce((s, c) => s + c, 0);
-  let statistic = 0;
-  let cells = 0;
-  let pooledCount = 0;
-  let pooledExpected = 0;
-  for (let i = 0; i < counts.length; i++) {
-    const expected = total * p[i]!;
-    if (expected === 0) {
-      if (counts[i]! > 0) return { statistic: Infinity, df: 1, pValue: 0 };
-      continue;
-    }
-    if (expected < 5) {
-      pooledCount += counts[i]!;
-      pooledExpected += expected;
-      continue;
-    }
-    statistic += (counts[i]! - expected) ** 2 / expected;
-    cells++;
-  }
-  if (pooledExpected > 0) {
-    statistic += (pooledCount - pooledExpected) ** 2 / pooledExpected;
-    cells++;
-  }
-  const df = Math.max(1, cells - 1);
-  return { statistic, df, pValue: chiSquareSurvival(statistic, df) };
-}
 
 /** The significance every distribution test here uses: a correct rule fails one test in 10 000 seeds. */
 const ALPHA = 1e-4;
