@@ -282,7 +282,9 @@ export function speculativeTask(
       idleRounds = 0;
       return choice.k;
     }
-    // Not worth it now; probe with one token now and then, so a sequence that turns predictable drafts again.
+    // Not worth it now. Prompt lookup keeps its estimate current from free guesses (see `shadow`); the
+    // others probe with one token now and then, so a sequence that turns predictable drafts again.
+    if (drafter.kind === "ngram") return 0;
     return ++idleRounds >= speculation.probeInterval() ? ((idleRounds = 0), 1) : 0;
   };
 
