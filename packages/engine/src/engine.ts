@@ -644,7 +644,7 @@ export class Engine {
     }
     const task: SequenceTask =
       speculation !== undefined && request !== false
-        ? this.speculativeTaskFor(speculation, request, prompt, sampling, emitter, options, base)
+        ? this.speculativeTaskFor(speculation, request, prompt, continuation?.prefix ?? [], sampling, emitter, options, base)
         : this.plainTask(prompt, sampling, emitter, base);
     // A task still queued for a slot ends now (not when a slot frees); a running one at the next step.
     const abort = (): void => {
@@ -689,6 +689,7 @@ export class Engine {
     speculation: Speculation,
     request: Exclude<SpeculativeRequestOptions, false>,
     prompt: number[],
+    prefix: readonly number[],
     sampling: SamplingStep,
     emitter: TokenEmitter,
     options: GenerateOptions,
@@ -699,6 +700,7 @@ export class Engine {
         speculation,
         request,
         prompt,
+        prefix,
         sampling,
         emitter,
         contextLength: this.contextLength,

@@ -21,6 +21,8 @@ export interface SlotContinuation {
   readonly slot: number;
   /** Positions already in the slot (the prompt continues from here). */
   readonly length: number;
+  /** The tokens of those positions (a drafter looks for continuations in them too). */
+  readonly prefix: readonly number[];
   /** Called when the generation ends (before its end event), with the tokens it sampled. */
   onEnd(generated: readonly number[], error: unknown): void;
   /** Set by the engine when the turn is submitted: cancels it (it ends at the next step boundary, then `onEnd` runs). */
@@ -149,6 +151,7 @@ export class Session {
     const turn: SlotContinuation = {
       slot: this.slot,
       length: keep,
+      prefix: ids.slice(0, keep),
       onEnd: (generated) => {
         this.busy = false;
         this.turn = null;

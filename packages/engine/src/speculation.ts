@@ -208,6 +208,8 @@ export interface SpeculativeTaskParts {
   readonly speculation: Speculation;
   readonly request: Exclude<SpeculativeRequestOptions, false>;
   readonly prompt: number[];
+  /** Tokens already in the sequence's KV before `prompt` (a session's cached turns): drafters see them too. */
+  readonly prefix: readonly number[];
   readonly sampling: SamplingStep;
   readonly emitter: TokenEmitter;
   readonly contextLength: number;
@@ -243,7 +245,7 @@ export function speculativeTask(
   const needsHidden = drafter.needsHidden;
   const counts = new Counts();
   const tracker = new AcceptanceTracker();
-  const context = [...parts.prompt];
+  const context = [...parts.prefix, ...parts.prompt];
   let sequence: DrafterSequence | null = null;
   let prefilled = false;
   let drafts: readonly number[] = [];
