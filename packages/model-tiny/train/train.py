@@ -12,6 +12,7 @@ Subcommands (run from the repository root; `packages/model-tiny/train/run.sh` ru
   ppl       perplexity of a token file under an exported snapshot, with `halo ppl`'s windows
   accept    greedy speculation acceptance of a draft snapshot and a Medusa file against the main snapshot
   bench     tokens per second of a few training steps (sizes a run for this CPU)
+  sparsity  exact zeros in the FFN down projection's input (ReLU² gate) and the down bytes a zero-skipping kernel saves
 """
 import argparse
 import json
@@ -465,6 +466,48 @@ def ppl_command(args):
     print(json.dumps(result))
 
 
+def sparsity_command(args):
+    """Activation sparsity of the FFN down projection's input (issue 20): per layer, the share of exact zeros in
+    ReLU²(gate)·up (before the sub-norm) and in the int8-quantised input the down matrix multiplies (after it), over
+    `halo ppl`'s windows of the given tokens; and the ternary bytes of down a kernel that skips zero inputs' columns
+    would not read per token (2 bits per weight, `hidden` weights per input column)."""
+    setup_threads(args.threads)
+    model = load_hf_snapshot(args.snapshot)
+    ids = load_tokens(args.tokens)
+    cfg = model.cfg
+    layers = len(model.layers)
+    mixed_zero, quant_zero, count = [0] * layers, [0] * layers, [0] * layers
+    hooks = []
+    for i, layer in enumerate(model.layers):
+        def on_mixed(_module, inputs, i=i):
+            mixed_zero[i] += int((inputs[0] == 0).sum())
+            count[i] += inputs[0].numel()
+        def on_down(_module, inputs, i=i):
+            quant_zero[i] += int((inputs[0] == 0).sum())
+        hooks.append(layer.ffnSubNorm.register_forward_pre_hook(on_mixed))
+        hooks.append(layer.down.register_forward_pre_hook(on_down))
+    tokens = 0
+    with torch.no_grad():
+        for begin, end in windows_of(ids, args.context_length):
+            model(torch.from_numpy(ids[begin:end])[None])
+            tokens += end - begin
+    for hook in hooks:
+        hook.remove()
+    inter, hidden = cfg["intermediateSize"], cfg["hiddenSize"]
+    down_bytes = layers * inter * hidden / 4
+    zero = sum(quant_zero) / sum(count)
+    result = {
+        "tokens": tokens,
+        "intermediateSize": inter,
+        "perLayer": [{"layer": i, "zeroBeforeQuant": mixed_zero[i] / count[i], "zeroAfterQuant": quant_zero[i] / count[i]} for i in range(layers)],
+        "zeroBeforeQuant": sum(mixed_zero) / sum(count),
+        "zeroAfterQuant": zero,
+        "downBytesPerToken": down_bytes,
+        "downBytesSkippablePerToken": zero * down_bytes,
+    }
+    print(json.dumps(result))
+
+
 def logits_command(args):
     setup_threads(args.threads)
     model = load_hf_snapshot(args.snapshot)
@@ -583,6 +626,10 @@ def main():
     m.add_argument("--seq", type=int, default=128)
     m.add_argument("--lr", type=float, default=2e-3)
     m.add_argument("--log-every", type=int, default=50)
+    sp = sub.add_parser("sparsity")
+    sp.add_argument("--snapshot", required=True)
+    sp.add_argument("--tokens", required=True)
+    sp.add_argument("--context-length", type=int, default=256)
     for name in ("ppl", "logits"):
         e = sub.add_parser(name)
         e.add_argument("--snapshot", required=True)
@@ -606,11 +653,11 @@ def main():
     b.add_argument("--steps", type=int, default=5)
     b.add_argument("--batch", type=int, default=16)
     b.add_argument("--seq", type=int, default=256)
-    for p in (t, m, sub.choices["ppl"], sub.choices["logits"], a, b):
+    for p in (t, m, sub.choices["ppl"], sub.choices["logits"], a, b, sp):
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args()
-    {"train": train_command, "medusa": medusa_command, "ppl": ppl_command, "logits": logits_command, "accept": accept_command, "bench": bench_command}[args.command](args)
+    {"train": train_command, "medusa": medusa_command, "ppl": ppl_command, "logits": logits_command, "accept": accept_command, "bench": bench_command, "sparsity": sparsity_command}[args.command](args)
 
 
 if __name__ == "__main__":
