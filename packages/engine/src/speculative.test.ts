@@ -624,6 +624,19 @@ describe("sessions with speculative decoding", () => {
     specSession.dispose();
   });
 
+  it("draft from the whole conversation: with the model as its own draft model, every later turn's drafts are accepted", async () => {
+    // The draft model sees what the target's KV holds only if the session's cached turns reach the drafter; with the
+    // new turn alone it would predict from a shorter context and miss.
+    const engine = await loadSynth({ drafter: "draft-model", draftModel: files.same, policy: "always", maxDraft: 4 });
+    const session = engine.createSession();
+    for (const prompt of [[40, 41, 42, 43, 44, 45], [46, 47], [41]]) {
+      const turn = await outcome(session.generate(prompt, { maxTokens: 10, temperature: 0, ignoreEos: true }));
+      expect(turn.speculative!.draftedTokens).toBeGreaterThan(0);
+      expect(turn.speculative!.acceptedTokens).toBe(turn.speculative!.draftedTokens);
+    }
+    session.dispose();
+  });
+
   it("continue raw token ids after a rewound draft: session.generate matches plain", async () => {
     const engine = await loadSynth({ drafter: "draft-model", draftModel: files.other, policy: "always", maxDraft: 5 });
     const spec = engine.createSession();
