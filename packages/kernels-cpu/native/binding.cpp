@@ -2,6 +2,10 @@
 // one); the TypeScript side turns statuses into HaloErrors. Argument types are checked here too, so a wrong call from
 // JS is a JS exception, never a crash.
 #include <napi.h>
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -13,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "model.h"
@@ -422,10 +427,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   // A float head read whole every token that lies in a file mapping: copied into huge pages (m->embedding when it is
   // the embedding — the tied head —, else m->head) and its mapped pages dropped (MADV_DONTNEED: the page cache keeps
-  // them, this process's RSS does not); returns where the head now is. Through the page cache's 4 KB pages the 2B f16
-  // head streamed ~20 % slower (27–28.5 vs 22–23.5 ms a token on the AMX Xeon, interleaved A/B). The copy takes ~0.1 s
-  // for 657 MB on 2 threads, more for a process's first huge pages (the kernel compacts memory: README); it is skipped
-  // — the head stays borrowed — with HALO_CPU_COPY_HEAD=0, with huge pages off, or when the allocation fails.
+  // them, this process's RSS does not); returns where the head will be. Through the page cache's 4 KB pages the 2B f16
+  // head streamed ~20 % slower (27–28.5 vs 22–23.5 ms a token on the AMX Xeon, interleaved A/B). The copy runs on a
+  // thread of its own (halo::BackgroundCopy) so the load does not wait for it: 0.1 s for 657 MB, up to a second for a
+  // process's first huge pages, which the kernel compacts first (README); steps read the mapped bytes until it is
+  // done. It is skipped — the head stays borrowed — with HALO_CPU_COPY_HEAD=0, with huge pages off, or when the
+  // allocation or the thread fails.
   const void* copy_streamed_table(Model* m, const void* src, halo::FloatType type) {
     const char* copy_env = std::getenv("HALO_CPU_COPY_HEAD");
     if (!huge_pages_ || (copy_env != nullptr && std::strcmp(copy_env, "0") == 0) || !m->in_file_map(src)) return src;
@@ -433,15 +440,29 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     halo::Region& region = tied ? m->embedding : m->head;
     const size_t bytes = static_cast<size_t>(m->c.vocab) * m->c.hidden * halo::float_bytes(type);
     if (!region.allocate(bytes, true)) return src;
-    const int workers = m->pool->size();
-    m->pool->run([&](int i) {
-      // 2 MB-aligned shares, so each worker faults in (and zeroes) whole huge pages of its own.
-      constexpr size_t kHuge = 2u << 20;
-      const size_t units = (bytes + kHuge - 1) / kHuge;
-      const size_t begin = std::min(bytes, units * i / workers * kHuge), end = std::min(bytes, units * (i + 1) / workers * kHuge);
-      std::memcpy(static_cast<char*>(region.data) + begin, static_cast<const char*>(src) + begin, end - begin);
-    });
-    halo::drop_pages(src, bytes);
+    auto copy = std::make_unique<halo::BackgroundCopy>();
+    copy->src = src;
+    copy->bytes = bytes;
+    copy->tied = tied;
+    halo::BackgroundCopy* job = copy.get();
+    char* dst = static_cast<char*>(region.data);
+    try {
+      copy->thread = std::thread([job, dst] {
+#ifdef __linux__
+        // Idle priority: the copy (and the huge-page faults it takes) runs on CPU time the steps leave, never on theirs.
+        sched_param idle{};
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+#endif
+        constexpr size_t kChunk = 32u << 20;  // a dispose stops the copy within one chunk
+        for (size_t at = 0; at < job->bytes && !job->abort.load(std::memory_order_relaxed); at += kChunk)
+          std::memcpy(dst + at, static_cast<const char*>(job->src) + at, std::min(kChunk, job->bytes - at));
+        job->done.store(true, std::memory_order_release);
+      });
+    } catch (const std::system_error&) {
+      return src;  // no thread to copy with: the head stays borrowed
+    }
+    m->head_copy = std::move(copy);
+    m->head_copy_pending.store(true, std::memory_order_release);
     if (tied) m->embedding_data = region.data;
     return region.data;
   }
@@ -777,6 +798,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (m->head_data != nullptr && m->head_data != m->head.data && m->head_data != m->embedding_data && m->head_data != m->quantised_head.codes.data)
       mapped += static_cast<double>(static_cast<size_t>(m->c.vocab) * m->c.hidden * (m->head_type == halo::HeadType::F32 ? 4 : 2));
     out.Set("mappedBytes", mapped);
+    // The float head's background copy into huge pages has not been switched to yet (steps read the mapping meanwhile).
+    out.Set("headCopyPending", m->head_copy_pending.load(std::memory_order_acquire));
     // What the model holds besides the arena (estimateMemory is checked against these): the embedding table, the LM
     // head as stored (0 when it is the embedding itself), norms and matrix scales, and one KV slot.
     out.Set("embeddingBytes", static_cast<double>(table));

@@ -956,6 +956,21 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   if (n_hidden < 0 || (n_hidden > 0 && (hidden_rows == nullptr || hidden_out == nullptr))) return HALO_BAD_ARGUMENT;
   for (int i = 0; i < n_hidden; i++)
     if (hidden_rows[i] < 0 || hidden_rows[i] >= n) return HALO_BAD_ARGUMENT;
+  // The head's copy into huge pages: until it is done, the step reads the mapped bytes it copies from; the first step
+  // after it finishes joins it and releases the mapped pages.
+  const void* embedding_read = embedding_data;
+  const void* head_read = head_data;
+  if (head_copy) {
+    if (head_copy->done.load(std::memory_order_acquire)) {
+      head_copy->thread.join();
+      drop_pages(head_copy->src, head_copy->bytes);
+      head_copy.reset();
+      head_copy_pending.store(false, std::memory_order_release);
+    } else {
+      head_read = head_copy->src;
+      if (head_copy->tied) embedding_read = head_copy->src;
+    }
+  }
   grow(x, static_cast<size_t>(n) * hidden);
   grow(normed, static_cast<size_t>(n) * std::max({hidden, q_dim, inter}));
   grow(qkv_out, static_cast<size_t>(n) * qkv_rows);
@@ -964,7 +979,7 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
   grow(delta, static_cast<size_t>(n) * std::max(hidden, inter));
   for (int t = 0; t < n; t++) {
     float* xr = x.data() + static_cast<size_t>(t) * hidden;
-    float_row(k, embedding_type, embedding_data, static_cast<size_t>(tokens[t]), hidden, xr);
+    float_row(k, embedding_type, embedding_read, static_cast<size_t>(tokens[t]), hidden, xr);
   }
   rope_table(positions, n, hd, c.rope_theta, rope_table_);
   const size_t elem = c.kv_elem();
@@ -1081,9 +1096,9 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
       const int r1 = std::min(c.vocab, r0 + head_chunk);
       float* y = logits + r0;
       switch (head_type) {
-        case HeadType::F16: k->head_f16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
-        case HeadType::F32: k->head_f32(static_cast<const float*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
-        case HeadType::BF16: k->head_bf16(static_cast<const uint16_t*>(head_data), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
+        case HeadType::F16: k->head_f16(static_cast<const uint16_t*>(head_read), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
+        case HeadType::F32: k->head_f32(static_cast<const float*>(head_read), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
+        case HeadType::BF16: k->head_bf16(static_cast<const uint16_t*>(head_read), hidden, r0, r1, wanted, n_logits, y, c.vocab); break;
         case HeadType::I8:
           k->head_i8(static_cast<const int8_t*>(head_data), quantised_head.scales.data(), hidden, r0, r1, head_q.data(), head_qs.data(), q_stride, n_logits, y,
                      c.vocab);

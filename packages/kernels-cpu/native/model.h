@@ -2,11 +2,13 @@
 #ifndef HALO_MODEL_H
 #define HALO_MODEL_H
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 #include "file_map.h"
 #include "halo_cpu.h"
@@ -118,6 +120,27 @@ halo_status quantize_head(ThreadPool* pool, const halo_kernels* k, FloatType typ
  *  page cache keeps them, RSS does not; a later read faults them back in). Advice only: failures are ignored. */
 void drop_pages(const void* p, size_t bytes);
 
+/**
+ * A float head (or tied embedding) being copied out of its file mapping into huge pages by a thread of its own, so
+ * the load does not wait for it: steps read `src` (the same bytes) until `done`, then the first step after it joins
+ * the thread, drops the mapped pages and reads the copy. Destroying it (the model's dispose) stops and joins the copy.
+ */
+struct BackgroundCopy {
+  std::thread thread;
+  std::atomic<bool> done{false};
+  std::atomic<bool> abort{false};
+  const void* src = nullptr;  // the mapped bytes steps read while the copy runs
+  size_t bytes = 0;
+  bool tied = false;  // the head is the embedding: token lookups move too
+  BackgroundCopy() = default;
+  BackgroundCopy(const BackgroundCopy&) = delete;
+  BackgroundCopy& operator=(const BackgroundCopy&) = delete;
+  ~BackgroundCopy() {
+    abort.store(true, std::memory_order_relaxed);
+    if (thread.joinable()) thread.join();
+  }
+};
+
 struct Model {
   Config c{};
   const halo_kernels* k = nullptr;
@@ -147,6 +170,11 @@ struct Model {
   std::vector<float> head_in;       // [n_logits][hidden] normed rows the LM head reads
   std::vector<int8_t> head_q;       // int8 / int4 head: those rows quantised ([n_logits][HALO_HEAD_I8_STRIDE])
   std::vector<double> head_qs;      // int8 / int4 head: their scales
+  // True from the head copy's start until the step that switches to it (read by nativeInfo on the JS thread).
+  std::atomic<bool> head_copy_pending{false};
+  // The head's copy into huge pages while it runs (head_data / embedding_data already name the copy). The last member:
+  // destroyed, so joined, before the regions it writes and the file mappings it reads.
+  std::unique_ptr<BackgroundCopy> head_copy;
 
   /** RMSNorm of in [n][d] into `normed`, then quantised into `act`, rows split over the pool. */
   void norm_quantize(const float* in, const float* weight, int d, int n);

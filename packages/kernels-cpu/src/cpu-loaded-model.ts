@@ -48,8 +48,17 @@ export interface CpuModelInfo {
   readonly arenaBytes: number;
   /** How the LM head is stored: `f16`, `bf16`, `f32`, `int8` or `int4`. */
   readonly headType: string;
-  /** Weight bytes borrowed from mappings of the model file (zero-copy loads of `halo-i2x256` and f16/f32 tables). */
+  /**
+   * Weight bytes borrowed from mappings of the model file (zero-copy loads of `halo-i2x256` and f16/f32 tables). A
+   * float head copied into huge pages counts as copied from the load on, though the copy runs in the background
+   * ({@link headCopyPending}).
+   */
   readonly mappedBytes: number;
+  /**
+   * True while the float head's copy into huge pages (a thread of its own, at idle priority, so the load does not wait
+   * for it) has not been switched to: steps read the head from the file mapping until the first step after it is done.
+   */
+  readonly headCopyPending: boolean;
   /** Bytes of the token embedding as held (copied or mapped). */
   readonly embeddingBytes: number;
   /** Bytes of the LM head as held besides the embedding: 0 for a tied f16/bf16/f32 head (it reads the embedding). */
@@ -207,6 +216,7 @@ export class CpuLoadedModel implements LoadedModel {
     return {
       ...info,
       mappedBytes: info.mappedBytes ?? 0,
+      headCopyPending: info.headCopyPending ?? false,
       embeddingBytes: info.embeddingBytes ?? 0,
       headBytes: info.headBytes ?? 0,
       normAndScaleBytes: info.normAndScaleBytes ?? 0,

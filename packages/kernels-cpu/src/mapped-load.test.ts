@@ -154,6 +154,44 @@ describe("zero-copy loads from a mapped file", () => {
     });
   }
 
+  it("copies a tied head into huge pages in the background: steps read the mapping until the copy is switched to, with the same logits", async () => {
+    const weights = synthModel({ shape: "tiny", seed: 21 });
+    const original = await logitsOf(weights);
+    const mapped = mappedWeights(weights, "background-copy.bin", { gap: 0 });
+    // What a load that ran a step reports (the adjacent case above: the matrices; the tied head counts as copied).
+    const { mappedBytes } = await logitsOf(mapped);
+    const model = (await createBackend({ threads: 2 }).loadModel(mapped, { contextLength: 64 })) as CpuLoadedModel;
+    try {
+      expect(typeof model.nativeInfo().headCopyPending).toBe("boolean");
+      const slot = model.allocateSequence();
+      const tokens = Int32Array.from({ length: 10 }, (_, i) => (i * 11 + 5) % weights.config.vocabSize);
+      const batch = {
+        tokens,
+        positions: Int32Array.from(tokens, (_, i) => i),
+        slots: new Int32Array(tokens.length).fill(slot),
+        logitRows: Int32Array.from(tokens, (_, i) => i),
+      };
+      // The copy runs at idle priority: steps (with pauses for it) until the one that switches to it, each step's
+      // logits those of the in-memory weights, whether it read the mapping or the copy.
+      const started = performance.now();
+      let steps = 0;
+      for (;;) {
+        expect(await model.step(batch)).toEqual(original.logits);
+        model.truncateSequence(slot, 0);
+        steps++;
+        if (!model.nativeInfo().headCopyPending) break;
+        expect(performance.now() - started, "the background head copy never finished").toBeLessThan(20_000);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(await model.step(batch)).toEqual(original.logits);
+      expect(steps).toBeGreaterThan(0);
+      // Counted as copied from the load on, before and after the switch alike.
+      expect(model.nativeInfo().mappedBytes).toBe(mappedBytes);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it(".halo end to end: written with the backend's packings it loads mapped, with the logits of a repacked load, codec passed or not", async () => {
     const model = synthModel({ shape: "tiny-gqa", activation: "silu", seed: 25 });
     const c = model.config;

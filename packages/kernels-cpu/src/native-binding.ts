@@ -69,6 +69,7 @@ export interface NativeModelHandle {
     arenaBytes: number;
     headType: string;
     mappedBytes?: number;
+    headCopyPending?: boolean;
     embeddingBytes?: number;
     headBytes?: number;
     normAndScaleBytes?: number;
