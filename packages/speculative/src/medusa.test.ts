@@ -5,18 +5,13 @@ import { describe, expect, it } from "vitest";
 import { isHaloError } from "@halo/errors";
 import { createMedusaDrafter, type MedusaWeights } from "./medusa.js";
 import { SpeculativeErrorCode } from "./errors.js";
+import { createRng } from "@halo/sampler";
 import type { Draft } from "./drafter.js";
 
-/** A small deterministic generator (mulberry32). */
+/** A seeded uniform generator in [0, 1) (the sampler's xoshiro128**). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const source = createRng(seed);
+  return () => source.nextFloat();
 }
 
 /** Values that IEEE half holds exactly (multiples of 1/64 in (-2, 2)), so the f16 and f32 heads are the same numbers. */

@@ -1,5 +1,5 @@
 // `halo bench`: load, prefill and decode speed of a model on this machine, with the bandwidth roofline.
-import { KV_DTYPES, type Engine, type MemoryEstimate, type RequestEndEvent } from "@halo/engine";
+import { KV_DTYPES, type Engine, type MemoryEstimate, type RequestEndEvent, type SpeculativeCounts } from "@halo/engine";
 import { writeBackendNotice } from "../backend-notice.js";
 import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
@@ -88,20 +88,10 @@ export interface BenchResult {
   readonly speculative: BenchSpeculative | null;
 }
 
-/** What `halo bench --speculative` reports of its batch-1 decode run. */
-export interface BenchSpeculative {
-  /** The engine's drafter name (`ngram`, `draft-model`, `medusa`). */
-  readonly drafter: string;
+/** What `halo bench --speculative` reports of its batch-1 decode run: the request's counters and what drafted. */
+export interface BenchSpeculative extends SpeculativeCounts {
   /** What drafts (`engine.speculative.label`: `ngram 2-4`, `draft-model <file> (cpu)`…). */
   readonly label: string;
-  readonly decodeSteps: number;
-  readonly verifySteps: number;
-  readonly draftedTokens: number;
-  readonly acceptedTokens: number;
-  /** Accepted / drafted tokens (0 when nothing was drafted). */
-  readonly acceptanceRate: number;
-  /** Tokens per step that produced tokens (1 without accepted drafts). */
-  readonly tokensPerStep: number;
 }
 
 /**
@@ -327,12 +317,8 @@ export async function benchCommand(argv: readonly string[], ctx: CommandContext)
         engine.speculative === null || single.speculative === undefined
           ? null
           : {
-              drafter: single.speculative.drafter,
+              ...single.speculative,
               label: engine.speculative.label,
-              decodeSteps: single.speculative.decodeSteps,
-              verifySteps: single.speculative.verifySteps,
-              draftedTokens: single.speculative.draftedTokens,
-              acceptedTokens: single.speculative.acceptedTokens,
               acceptanceRate: round(single.speculative.acceptanceRate, 3),
               tokensPerStep: round(single.speculative.tokensPerStep, 3),
             },
