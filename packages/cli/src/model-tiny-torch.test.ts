@@ -12,34 +12,9 @@ import { loadModel } from "@halo/engine";
 import { convertModel, openModel, synthModel, writeHfSnapshot } from "@halo/h1b-format";
 import { tinyModelPath } from "@halo/model-tiny";
 import { Tokenizer } from "@halo/tokenizer";
+import { announceTorchSkip, requireTorch } from "../../../scripts/torch-python.js";
 
-/** The first python with torch importable, or null. Set HALO_PYTHON to choose one. */
-function pythonWithTorch(): string | null {
-  for (const candidate of [process.env["HALO_PYTHON"], "/usr/bin/python3", "python3"]) {
-    if (candidate === undefined) continue;
-    const probe = spawnSync(candidate, ["-c", "import torch, numpy"], { encoding: "utf8" });
-    if (probe.status === 0) return candidate;
-  }
-  return null;
-}
-
-const python = pythonWithTorch();
-const torchRequired = process.env["HALO_REQUIRE_TORCH"] === "1";
-const SKIP_REASON =
-  "train.py-vs-halo test skipped: no python3 with torch and numpy (apt-get install -y python3-torch python3-numpy libopenblas0-pthread, as scripts/setup-system.sh does)";
-if (python === null && !torchRequired) console.warn(SKIP_REASON);
-
-/** Skips the test without torch, or fails it where HALO_REQUIRE_TORCH=1. */
-function requireTorch(context: { skip: () => void }): string {
-  if (python === null) {
-    if (torchRequired)
-      expect.fail(
-        "HALO_REQUIRE_TORCH=1 but no python3 imports torch and numpy (tried $HALO_PYTHON, /usr/bin/python3, python3). Fix: apt-get install -y python3-torch python3-numpy libopenblas0-pthread (scripts/setup-system.sh does), or set HALO_PYTHON",
-      );
-    context.skip();
-  }
-  return python!;
-}
+announceTorchSkip("train.py-vs-halo test");
 
 const cliDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** The built command (the test task builds first), as users run it. */

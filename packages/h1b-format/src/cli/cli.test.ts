@@ -2,40 +2,22 @@
 // tiny synthetic files: exit codes, one-line errors, JSON output.
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { builtBin } from "../../../../scripts/built-bin.js";
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as { version: string; bin: { h1b: string } };
-/** The binary under test: the file package.json's "bin" names, exactly what npm installs as `h1b`. */
-const bin = resolve(packageDir, manifest.bin.h1b);
+const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as { version: string };
+/** The binary under test: the file package.json's "bin" names, exactly what npm installs as `h1b` (checked built and fresh). */
+let bin = "";
 const dir = mkdtempSync(join(tmpdir(), "h1b-cli-"));
-
-/** The newest source file the build bundles (tests and test support excluded), by modification time. */
-function newestSource(folder: string): { path: string; mtimeMs: number } {
-  let newest = { path: folder, mtimeMs: 0 };
-  for (const entry of readdirSync(folder, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !entry.name.endsWith(".ts") || /\.test(-support)?\.ts$/.test(entry.name)) continue;
-    const path = join(entry.parentPath, entry.name);
-    const { mtimeMs } = statSync(path);
-    if (mtimeMs > newest.mtimeMs) newest = { path, mtimeMs };
-  }
-  return newest;
-}
 
 beforeAll(() => {
   // `pnpm test` (turbo) builds before it tests; a bare `vitest run` must not test a missing or stale build.
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: these tests run the built bin that ships; run \`pnpm --filter @halo/h1b-format build\` first`);
-  expect(readFileSync(bin, "utf8").split("\n", 1)[0], `${bin} must start with a node shebang to run as \`h1b\``).toBe("#!/usr/bin/env node");
-  const newest = newestSource(join(packageDir, "src"));
-  if (newest.mtimeMs > statSync(bin).mtimeMs) {
-    throw new Error(
-      `${relative(packageDir, bin)} is older than ${relative(packageDir, newest.path)}: the build is stale; run \`pnpm --filter @halo/h1b-format build\` first`,
-    );
-  }
+  bin = builtBin(packageDir, "@halo/h1b-format", "h1b");
 });
 
 afterAll(() => {

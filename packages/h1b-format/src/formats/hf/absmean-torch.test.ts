@@ -9,23 +9,9 @@ import { f32ToBf16 } from "../../core/half.js";
 import { memorySource } from "../../core/byte-source.js";
 import { Rng } from "../../synth/rng.js";
 import { masterTernaryTensor } from "./master-ternary-tensor.js";
+import { announceTorchSkip, requireTorch } from "../../../../../scripts/torch-python.js";
 
-/** The first python with torch importable, or null. Set HALO_PYTHON to choose one. */
-function pythonWithTorch(): string | null {
-  for (const candidate of [process.env["HALO_PYTHON"], "/usr/bin/python3", "python3"]) {
-    if (candidate === undefined) continue;
-    const probe = spawnSync(candidate, ["-c", "import torch, numpy"], { encoding: "utf8" });
-    if (probe.status === 0) return candidate;
-  }
-  return null;
-}
-
-const python = pythonWithTorch();
-const torchRequired = process.env["HALO_REQUIRE_TORCH"] === "1";
-if (python === null && !torchRequired)
-  console.warn(
-    "absmean-vs-PyTorch test skipped: no python3 with torch and numpy (apt-get install -y python3-torch python3-numpy, as scripts/setup-system.sh does)",
-  );
+announceTorchSkip("absmean-vs-PyTorch test");
 
 const dir = mkdtempSync(join(tmpdir(), "halo-torch-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,13 +32,7 @@ json.dump(spec, open(sys.argv[1], "w"))
 
 describe("absmean ternarisation vs PyTorch (needs python3 with torch and numpy; set HALO_PYTHON)", () => {
   it("gives the same codes and bf16 scales as torch on random and tie-heavy master weights", (context) => {
-    if (python === null) {
-      if (torchRequired)
-        expect.fail(
-          "HALO_REQUIRE_TORCH=1 but no python3 imports torch and numpy (tried $HALO_PYTHON, /usr/bin/python3, python3). Fix: apt-get install -y python3-torch python3-numpy (scripts/setup-system.sh does), or set HALO_PYTHON",
-        );
-      context.skip();
-    }
+    const python = requireTorch(context);
     const matrices: Array<{ name: string; rows: number; cols: number; bits: Uint16Array }> = [];
     const rng = new Rng(42);
     for (const [rows, cols] of [
@@ -77,7 +57,7 @@ describe("absmean ternarisation vs PyTorch (needs python3 with torch and numpy; 
     });
     const specPath = join(dir, "spec.json");
     writeFileSync(specPath, JSON.stringify(spec));
-    const run = spawnSync(python!, ["-c", SCRIPT, specPath], { encoding: "utf8" });
+    const run = spawnSync(python, ["-c", SCRIPT, specPath], { encoding: "utf8" });
     expect(run.status, run.stderr).toBe(0);
     const results = JSON.parse(readFileSync(specPath, "utf8")) as Array<{ name: string; path: string; scale: number }>;
 
