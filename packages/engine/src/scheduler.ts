@@ -225,7 +225,8 @@ export class Scheduler {
       for (const live of [...this.live]) if (live.task.cancelled) this.finish(live, null);
       this.admit();
       if (this.live.length === 0) return; // idle, or every slot is held by a session: wake() resumes
-      await this.prepareStep();
+      const preparing = this.prepareStep();
+      if (preparing !== null) await preparing;
       if (this.fatal !== null) return;
       const planned = performance.now();
       const parts = this.planStep();
@@ -249,9 +250,13 @@ export class Scheduler {
     }
   }
 
-  /** Lets every task that prepares (drafts) queue its tokens for this step; a task whose preparation fails ends alone. */
-  private async prepareStep(): Promise<void> {
-    // Synchronous answers (no draft, a lookup) are taken at once; only drafts that step a model are awaited, together.
+  /**
+   * Lets every task that prepares (drafts) queue its tokens for this step; a task whose preparation fails ends alone.
+   * Synchronous answers (no draft, a lookup) are taken at once; only drafts that step a model are awaited, together
+   * (the promise returned; null when there is nothing to wait for, so plain decoding pays no await).
+   */
+  private prepareStep(): Promise<void> | null {
+    if (!this.live.some((live) => live.task.prepare !== undefined)) return null;
     let waiting: Promise<void>[] | null = null;
     for (const live of [...this.live]) {
       if (live.task.prepare === undefined || live.pending.length === 0 || live.task.cancelled) continue;
@@ -273,7 +278,7 @@ export class Scheduler {
         this.finish(live, error);
       }
     }
-    if (waiting !== null) await Promise.all(waiting);
+    return waiting === null ? null : Promise.all(waiting).then(() => undefined);
   }
 
   /** Asks every live sequence for its plan, shortest queue first, within the batch budget. */

@@ -64,11 +64,11 @@ export async function buildSpeculation(options: SpeculativeOptions, load: Specul
   }
   const owned = draftEngine;
   const speculation = new Speculation(
-    owned === null
-      ? drafter
-      : { ...drafter, label: drafter.label, openSequence: () => drafter.openSequence(), dispose: () => (drafter.dispose(), owned.dispose()) },
+    drafter,
     Math.min(options.maxDraft ?? (drafter.kind === "ngram" ? NGRAM_DEFAULT_MAX_DRAFT : DEFAULT_MAX_DRAFT), drafter.maxDraftTokens),
     options.policy ?? "auto",
+    // The draft model's engine goes with the drafter.
+    owned === null ? undefined : () => owned.dispose(),
   );
   try {
     await speculation.calibrate(load.loaded, load.caps.outputs.includes("argmax") ? "argmax" : "logits");

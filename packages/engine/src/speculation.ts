@@ -89,6 +89,8 @@ export class Speculation {
     readonly drafter: Drafter,
     readonly maxDraft: number,
     readonly policy: SpeculativePolicy,
+    /** What else the drafter needs released (a draft model's engine), after it. */
+    private readonly release?: () => void,
   ) {}
 
   /**
@@ -200,6 +202,7 @@ export class Speculation {
 
   dispose(): void {
     this.drafter.dispose();
+    this.release?.();
   }
 }
 
