@@ -1,13 +1,17 @@
 // step-profile.mjs: times decode steps of the 2B-4T shape (HALO_CPU_PROFILE=1 adds per-phase native timings).
-// Usage: flock /tmp/heavy.lock node packages/kernels-cpu/dev/step-profile.mjs [gguf] [steps] [f16|int8]  (PROMPT=n sets the context before decoding, default 64)  (HALO_CPU_HUGEPAGES=0, HALO_CPU_ISA=… apply)
-import { readGguf } from "../../h1b-format/dist/index.js";
+// Usage: flock /tmp/heavy.lock node packages/kernels-cpu/dev/step-profile.mjs [gguf | .halo] [steps] [f16|int8|int4]  (PROMPT=n sets the context before decoding, default 64; SPARSE=1 turns the sparse down lane on)  (HALO_CPU_HUGEPAGES=0, HALO_CPU_ISA=…, HALO_CPU_SPARSE_MAX=… apply)
+import { readGguf, readHalo } from "../../h1b-format/dist/index.js";
 import { createBackend } from "../dist/index.js";
 
 const path = process.argv[2] ?? "/tmp/halo-bench/synth-2b-silu-tq2_0.gguf";
 const steps = Number(process.argv[3] ?? 20);
-const weights = readGguf(path);
+const weights = path.endsWith(".halo") ? readHalo(path) : readGguf(path);
 const promptLength = Number(process.env.PROMPT ?? 64);
-const model = await createBackend({ threads: Number(process.env.THREADS ?? 2), lmHead: process.argv[4] ?? "f16" }).loadModel(weights, {
+const model = await createBackend({
+  threads: Number(process.env.THREADS ?? 2),
+  lmHead: process.argv[4] ?? "f16",
+  sparseDown: process.env.SPARSE === "1",
+}).loadModel(weights, {
   contextLength: promptLength + steps + 8,
   kvDtype: process.env.KV ?? "f16",
 });

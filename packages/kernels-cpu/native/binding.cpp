@@ -151,6 +151,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod("exportSlot", &NativeModel::Guard<&NativeModel::ExportSlot>),
                            InstanceMethod("importSlot", &NativeModel::Guard<&NativeModel::ImportSlot>),
                            InstanceMethod("info", &NativeModel::Guard<&NativeModel::Info>),
+                           InstanceMethod("buildSparseDown", &NativeModel::Guard<&NativeModel::BuildSparseDown>),
                            InstanceMethod("dispose", &NativeModel::Guard<&NativeModel::Dispose>),
                        });
   }
@@ -819,7 +820,39 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     }
     out.Set("normAndScaleBytes", small);
     out.Set("kvSlotBytes", static_cast<double>(m->c.kv_slot_bytes()));
+    // The sparse down lane: its layout's bytes (0 when off), the density it runs under, and what steps did.
+    double sparse_bytes = 0;
+    for (const halo::Layer& L : m->layers)
+      if (L.down.sparse) sparse_bytes += static_cast<double>(HALO_SPARSE_TILES(L.down.rows)) * L.down.cols * 64;
+    Napi::Object sparse = Napi::Object::New(env);
+    sparse.Set("bytes", sparse_bytes);
+    sparse.Set("maxDensity", m->sparse_max_density);
+    sparse.Set("sparseCalls", static_cast<double>(m->sparse_calls.load(std::memory_order_relaxed)));
+    sparse.Set("denseCalls", static_cast<double>(m->sparse_dense_calls.load(std::memory_order_relaxed)));
+    sparse.Set("columns", static_cast<double>(m->sparse_columns.load(std::memory_order_relaxed)));
+    sparse.Set("nonzeroColumns", static_cast<double>(m->sparse_nonzero.load(std::memory_order_relaxed)));
+    out.Set("sparseDown", sparse);
     return out;
+  }
+
+  // buildSparseDown(maxDensity) → status: every down matrix also stored in the sparse layout; one-row steps take the
+  // sparse path for a layer whose down input has at most maxDensity of its columns nonzero (0 < maxDensity ≤ 1).
+  Napi::Value BuildSparseDown(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = live(env);
+    if (m == nullptr) return env.Undefined();
+    if (!need(env, info.Length() >= 1 && info[0].IsNumber(), "buildSparseDown(maxDensity)")) return env.Undefined();
+    const double density = info[0].As<Napi::Number>().DoubleValue();
+    if (!(density > 0 && density <= 1)) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    std::lock_guard<std::mutex> lock(m->step_mutex);
+    for (halo::Layer& L : m->layers) {
+      if (L.down.codes == nullptr) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+      if (L.down.sparse) continue;
+      const halo_status status = halo::build_sparse(m->pool, L.down, huge_pages_);
+      if (status != HALO_OK) return Napi::Number::New(env, status);
+    }
+    m->sparse_max_density = density;
+    return Napi::Number::New(env, HALO_OK);
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
@@ -867,8 +900,11 @@ Napi::Value OpTernaryMatmul(const Napi::CallbackInfo& info) {
   if (!need(env,
             k != nullptr && pool != nullptr && info.Length() >= 9 && typed<int8_t>(info[2], napi_int8_array) && info[3].IsNumber() && info[4].IsNumber() &&
                 info[5].IsNumber() && typed<float>(info[6], napi_float32_array) && typed<float>(info[7], napi_float32_array) && info[8].IsBoolean(),
-            "ternaryMatmul(isa, threads, trits, rows, cols, scaleBlock, scales, x, perToken)"))
+            "ternaryMatmul(isa, threads, trits, rows, cols, scaleBlock, scales, x, perToken, sparse?)"))
     return env.Undefined();
+  // sparse: every token row through the sparse layout (halo_sparse_masks + gemv_i2_sparse over its nonzero columns),
+  // whatever its density: the conformance tests hold it to the dense path's floats.
+  const bool sparse = info.Length() >= 10 && info[9].IsBoolean() && info[9].As<Napi::Boolean>().Value();
   auto trits = info[2].As<Napi::Int8Array>();
   const int rows = int_arg(info, 3), cols = int_arg(info, 4), block = int_arg(info, 5);
   auto scales = info[6].As<Napi::Float32Array>();
@@ -888,7 +924,18 @@ Napi::Value OpTernaryMatmul(const Napi::CallbackInfo& info) {
   halo::Activations a;
   a.quantize(k, x.Data(), n, cols, per_token);
   std::vector<float> y(static_cast<size_t>(n) * rows);
-  halo::matmul(pool, k, m, a, y.data(), rows, nullptr);
+  if (sparse) {
+    if (!per_token || block != cols) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+    status = halo::build_sparse(pool, m, false);
+    if (status != HALO_OK) return Napi::Number::New(env, status);
+    std::vector<int32_t> nz(cols);
+    for (int t = 0; t < n; t++) {
+      const int n_nz = halo::nonzero_columns(a, t, nz.data());
+      halo::sparse_matmul(pool, k, m, a, t, nz.data(), n_nz, y.data() + static_cast<size_t>(t) * rows);
+    }
+  } else {
+    halo::matmul(pool, k, m, a, y.data(), rows, nullptr);
+  }
   return f32_copy(env, y.data(), y.size());
 }
 
@@ -1069,6 +1116,42 @@ Napi::Value GemmRaw(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// sparseRaw(isa, trits, rows, cols, x: Int8Array [cols], nz: Int32Array) → Int32Array [rows] of signed w·x dots over the
+// listed columns through the sparse layout (halo_sparse_masks, then gemv_i2_sparse over the row tiles) (kernel tests)
+Napi::Value SparseRaw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const halo_kernels* k = kernels_arg(info, 0);
+  if (!need(env,
+            k != nullptr && info.Length() >= 6 && typed<int8_t>(info[1], napi_int8_array) && info[2].IsNumber() && info[3].IsNumber() &&
+                typed<int8_t>(info[4], napi_int8_array) && typed<int32_t>(info[5], napi_int32_array),
+            "sparseRaw(isa, trits, rows, cols, x, nz)"))
+    return env.Undefined();
+  auto trits = info[1].As<Napi::Int8Array>();
+  const int rows = int_arg(info, 2), cols = int_arg(info, 3);
+  auto x = info[4].As<Napi::Int8Array>();
+  auto nz = info[5].As<Napi::Int32Array>();
+  if (rows <= 0 || cols <= 0 || trits.ElementLength() != static_cast<size_t>(rows) * cols || x.ElementLength() != static_cast<size_t>(cols))
+    return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  for (size_t i = 0; i < nz.ElementLength(); i++)
+    if (nz[i] < 0 || nz[i] >= cols) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
+  std::vector<float> ones(rows);
+  Model scratch;
+  const int nb = (cols + 255) / 256;
+  if (!scratch.arena.allocate(static_cast<size_t>(rows) * nb * 64, false)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
+  halo::Matrix m;
+  halo_status status = scratch.alloc_matrix(m, rows, cols, cols, ones.data());
+  if (status == HALO_OK) status = halo::pack_rows(m, 0, trits.Data(), rows);
+  if (status != HALO_OK) return Napi::Number::New(env, status);
+  const int tiles = HALO_SPARSE_TILES(rows);
+  std::vector<uint8_t> masks(static_cast<size_t>(tiles) * cols * 64);
+  halo_sparse_masks(m.codes, nb, rows, cols, 0, tiles, masks.data());
+  std::vector<int32_t> y(static_cast<size_t>(tiles) * HALO_SPARSE_TILE);
+  k->gemv_i2_sparse(masks.data(), tiles, 0, tiles, x.Data(), nz.Data(), static_cast<int>(nz.ElementLength()), y.data());
+  auto out = Napi::Int32Array::New(env, rows);
+  std::memcpy(out.Data(), y.data(), sizeof(int32_t) * rows);
+  return out;
+}
+
 // f16Round(isa, x: Float32Array) → Float32Array (through the ISA's f32→f16→f32 conversions)
 Napi::Value F16Round(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1210,6 +1293,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Guarded<OpAttention>));
   exports.Set("lmHead", Napi::Function::New(env, Guarded<OpLmHead>));
   exports.Set("gemmRaw", Napi::Function::New(env, Guarded<GemmRaw>));
+  exports.Set("sparseRaw", Napi::Function::New(env, Guarded<SparseRaw>));
   exports.Set("f16Round", Napi::Function::New(env, Guarded<F16Round>));
   exports.Set("argmaxRows", Napi::Function::New(env, Guarded<ArgmaxRows>));
   exports.Set("topKRows", Napi::Function::New(env, Guarded<TopKRows>));

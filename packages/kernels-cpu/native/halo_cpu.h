@@ -119,7 +119,30 @@ typedef struct halo_kernels {
    * same floats.
    */
   void (*scale_dots)(const int32_t* raw, int count, int n, const int32_t* correction, const float* act_scale, const float* row_scale, float* y, int y_stride);
+  /*
+   * The activation-sparse GEMV (the "sparse down" lane): y[r − HALO_SPARSE_TILE·g0] = Σ_i w[r][nz[i]] · x[nz[i]] (the signed
+   * ternary dot over the listed columns only, exact int32) for the rows r of tiles [g0, g1) of a matrix of `tiles` row
+   * tiles stored as halo_sparse_masks lays it out; nz: n_nz column indices (any order), each x[nz[i]] in [−128, 127].
+   * Columns left out of nz are never read: listing only the nonzero activations skips their weights' bytes.
+   */
+  void (*gemv_i2_sparse)(const uint8_t* masks, int tiles, int g0, int g1, const int8_t* x, const int32_t* nz, int n_nz, int32_t* y);
 } halo_kernels;
+
+/* Rows per tile of the sparse layout (one 64-byte line per column per tile). */
+#define HALO_SPARSE_TILE 256
+/* Row tiles of the sparse layout of a matrix of `rows` rows. */
+#define HALO_SPARSE_TILES(rows) (((rows) + HALO_SPARSE_TILE - 1) / HALO_SPARSE_TILE)
+/*
+ * The sparse layout of a ternary matrix (input-major sign masks, 2 bits per weight like halo_block_i2): column j is
+ * HALO_SPARSE_TILES(rows) consecutive 64-byte lines, the line of row tile g (rows [256g, 256g + 256)) at
+ * (j·tiles + g)·64 holding 32 bytes of "+1" bits then 32 bytes of "−1" bits, row 256g + i at byte i / 8, bit i % 8 (rows
+ * past the matrix: neither bit). A skipped column is a whole skipped run of bytes. Fills the lines of tiles [g0, g1) of
+ * every column of `masks` from `rows` rows of nb blocks (codes 0..2).
+ */
+void halo_sparse_masks(const halo_block_i2* w, int nb, int rows, int cols, int g0, int g1, uint8_t* masks);
+
+/* The scalar gemv_i2_sparse (the NEON tables' entry). */
+void halo_gemv_i2_sparse_ref(const uint8_t* masks, int tiles, int g0, int g1, const int8_t* x, const int32_t* nz, int n_nz, int32_t* y);
 
 extern const halo_kernels halo_kernels_ref;
 extern const halo_kernels halo_kernels_avx2;

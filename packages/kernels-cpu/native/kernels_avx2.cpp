@@ -1,5 +1,6 @@
 // kernels_avx2.cpp: AVX2 + FMA + F16C kernels; compiled alone with those flags, called only when the CPU has them.
 #include <immintrin.h>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -521,8 +522,59 @@ void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction,
   }
 }
 
+// Columns a tile's int16 sums take before they are widened: 255 · 128 < 2^15 whatever the signs.
+constexpr int kSparseFlush = 255;
+// Columns ahead whose mask line is prefetched (the listed columns are scattered, so the hardware prefetcher misses them).
+constexpr int kSparsePrefetch = 8;
+
+// AVX2 has no mask registers: each 16-bit half of a mask is broadcast and compared against one bit per lane, and the
+// activation added or subtracted under the lane masks. A tile goes in two passes of 128 rows (8 × 16 int16 sums in
+// registers); the second pass reads the lines the first brought into cache.
+void gemv_i2_sparse(const uint8_t* masks, int tiles, int g0, int g1, const int8_t* x, const int32_t* nz, int n_nz, int32_t* y) {
+  const size_t stride = static_cast<size_t>(tiles) * 64;
+  const __m256i bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, static_cast<int16_t>(0x8000));
+  for (int g = g0; g < g1; g++) {
+    const uint8_t* tile = masks + static_cast<size_t>(g) * 64;
+    int32_t* yt = y + static_cast<size_t>(g - g0) * HALO_SPARSE_TILE;
+    for (int half = 0; half < 2; half++) {
+      __m256i wide[16];
+#pragma GCC unroll 16
+      for (int a = 0; a < 16; a++) wide[a] = _mm256_setzero_si256();
+      for (int c0 = 0; c0 < n_nz; c0 += kSparseFlush) {
+        const int c1 = std::min(n_nz, c0 + kSparseFlush);
+        __m256i acc[8];
+#pragma GCC unroll 8
+        for (int a = 0; a < 8; a++) acc[a] = _mm256_setzero_si256();
+        for (int c = c0; c < c1; c++) {
+          if (c + kSparsePrefetch < n_nz)
+            _mm_prefetch(reinterpret_cast<const char*>(tile) + static_cast<size_t>(nz[c + kSparsePrefetch]) * stride, _MM_HINT_T0);
+          const uint8_t* line = tile + static_cast<size_t>(nz[c]) * stride + 16 * half;
+          const __m256i v = _mm256_set1_epi16(x[nz[c]]);
+#pragma GCC unroll 8
+          for (int a = 0; a < 8; a++) {
+            uint16_t p, m;
+            std::memcpy(&p, line + 2 * a, 2);
+            std::memcpy(&m, line + 32 + 2 * a, 2);
+            const __m256i plus = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(static_cast<int16_t>(p)), bit), bit);
+            const __m256i minus = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(static_cast<int16_t>(m)), bit), bit);
+            acc[a] = _mm256_sub_epi16(_mm256_add_epi16(acc[a], _mm256_and_si256(plus, v)), _mm256_and_si256(minus, v));
+          }
+        }
+#pragma GCC unroll 8
+        for (int a = 0; a < 8; a++) {
+          wide[2 * a] = _mm256_add_epi32(wide[2 * a], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc[a])));
+          wide[2 * a + 1] = _mm256_add_epi32(wide[2 * a + 1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc[a], 1)));
+        }
+      }
+#pragma GCC unroll 16
+      for (int a = 0; a < 16; a++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(yt + 128 * half + 8 * a), wide[a]);
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx2 = {
-    "avx2", gemm_i2, gemm_i2_blocks, head_f16, head_f32, head_bf16, head_i8, head_i4, attn_tile, quantize_i8, f32_to_f16, f16_to_f32, silu_mul, scale_dots,
+    "avx2",    gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16,  head_i8,        head_i4,
+    attn_tile, quantize_i8, f32_to_f16,     f16_to_f32, silu_mul, scale_dots, gemv_i2_sparse,
 };

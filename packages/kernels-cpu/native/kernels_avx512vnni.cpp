@@ -1,5 +1,6 @@
 // kernels_avx512vnni.cpp: AVX-512 (F, BW, VL) + VNNI kernels; compiled alone with those flags, called only when the CPU has them.
 #include <immintrin.h>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -586,9 +587,63 @@ void scale_dots(const int32_t* raw, int count, int n, const int32_t* correction,
   }
 }
 
+// Columns a tile's int16 sums take before they are widened: 255 · 128 < 2^15 whatever the signs.
+constexpr int kSparseFlush = 255;
+// Columns ahead whose mask line is prefetched (the listed columns are scattered, so the hardware prefetcher misses them).
+constexpr int kSparsePrefetch = 8;
+
+// P adjacent row tiles per pass (8·P × 32 int16 sums in registers): for each listed column its P lines (adjacent bytes)
+// give one 32-bit mask per register ("+1" rows, then "−1" rows) and the column's activation is added or subtracted under
+// them — 16 mask loads and 16 masked adds per column per 256 rows, every byte read belonging to a listed column.
+template <int P>
+void sparse_pass(const uint8_t* masks, int tiles, int g, const int8_t* x, const int32_t* nz, int n_nz, int32_t* y) {
+  const uint8_t* base = masks + static_cast<size_t>(g) * 64;
+  const size_t stride = static_cast<size_t>(tiles) * 64;
+  __m512i wide[16 * P];
+#pragma GCC unroll 32
+  for (int a = 0; a < 16 * P; a++) wide[a] = _mm512_setzero_si512();
+  for (int c0 = 0; c0 < n_nz; c0 += kSparseFlush) {
+    const int c1 = std::min(n_nz, c0 + kSparseFlush);
+    __m512i acc[8 * P];
+#pragma GCC unroll 16
+    for (int a = 0; a < 8 * P; a++) acc[a] = _mm512_setzero_si512();
+    for (int c = c0; c < c1; c++) {
+      if (c + kSparsePrefetch < n_nz) {
+        const char* ahead = reinterpret_cast<const char*>(base) + static_cast<size_t>(nz[c + kSparsePrefetch]) * stride;
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) _mm_prefetch(ahead + 64 * p, _MM_HINT_T0);
+      }
+      const uint8_t* line = base + static_cast<size_t>(nz[c]) * stride;
+      const __m512i v = _mm512_set1_epi16(x[nz[c]]);
+#pragma GCC unroll 16
+      for (int a = 0; a < 8 * P; a++) {
+        const uint8_t* at = line + 64 * (a / 8) + 4 * (a % 8);
+        __mmask32 plus, minus;
+        std::memcpy(&plus, at, 4);
+        std::memcpy(&minus, at + 32, 4);
+        acc[a] = _mm512_mask_add_epi16(acc[a], plus, acc[a], v);
+        acc[a] = _mm512_mask_sub_epi16(acc[a], minus, acc[a], v);
+      }
+    }
+#pragma GCC unroll 16
+    for (int a = 0; a < 8 * P; a++) {
+      wide[2 * a] = _mm512_add_epi32(wide[2 * a], _mm512_cvtepi16_epi32(_mm512_castsi512_si256(acc[a])));
+      wide[2 * a + 1] = _mm512_add_epi32(wide[2 * a + 1], _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(acc[a], 1)));
+    }
+  }
+#pragma GCC unroll 32
+  for (int a = 0; a < 16 * P; a++) _mm512_storeu_si512(y + 16 * a, wide[a]);
+}
+
+void gemv_i2_sparse(const uint8_t* masks, int tiles, int g0, int g1, const int8_t* x, const int32_t* nz, int n_nz, int32_t* y) {
+  int g = g0;
+  for (; g + 2 <= g1; g += 2) sparse_pass<2>(masks, tiles, g, x, nz, n_nz, y + static_cast<size_t>(g - g0) * HALO_SPARSE_TILE);
+  if (g < g1) sparse_pass<1>(masks, tiles, g, x, nz, n_nz, y + static_cast<size_t>(g - g0) * HALO_SPARSE_TILE);
+}
+
 }  // namespace
 
 extern "C" const halo_kernels halo_kernels_avx512vnni = {
-    "avx512vnni", gemm_i2,   gemm_i2_blocks, head_f16,   head_f32,   head_bf16, head_i8,
-    head_i4,      attn_tile, quantize_i8,    f32_to_f16, f16_to_f32, silu_mul,  scale_dots,
+    "avx512vnni", gemm_i2,     gemm_i2_blocks, head_f16,   head_f32, head_bf16,  head_i8,        head_i4,
+    attn_tile,    quantize_i8, f32_to_f16,     f16_to_f32, silu_mul, scale_dots, gemv_i2_sparse,
 };

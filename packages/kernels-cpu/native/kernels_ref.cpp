@@ -308,7 +308,54 @@ void halo_scale_dots_ref(const int32_t* raw, int count, int n, const int32_t* co
   }
 }
 
+void halo_gemv_i2_sparse_ref(const uint8_t* masks, int tiles, int g0, int g1, const int8_t* x, const int32_t* nz, int n_nz, int32_t* y) {
+  for (int g = g0; g < g1; g++) {
+    int32_t* yt = y + static_cast<size_t>(g - g0) * HALO_SPARSE_TILE;
+    for (int i = 0; i < HALO_SPARSE_TILE; i++) yt[i] = 0;
+    for (int c = 0; c < n_nz; c++) {
+      const uint8_t* line = masks + (static_cast<size_t>(nz[c]) * tiles + g) * 64;
+      const int32_t v = x[nz[c]];
+      for (int i = 0; i < HALO_SPARSE_TILE; i++) {
+        const int bit = 1 << (i & 7);
+        if (line[i >> 3] & bit) yt[i] += v;
+        if (line[32 + (i >> 3)] & bit) yt[i] -= v;
+      }
+    }
+  }
+}
+
+void halo_sparse_masks(const halo_block_i2* w, int nb, int rows, int cols, int g0, int g1, uint8_t* masks) {
+  // Eight rows at a time: byte p of a block for the 8 rows is one u64 (row i in byte i); each 2-bit field's "is 2" and
+  // "is 0" flags land in bit 0 of each byte and one multiply gathers the 8 flags into the mask byte (bit i = row i).
+  constexpr uint64_t kLow = 0x0101010101010101ull, kGather = 0x0102040810204080ull;
+  const int tiles = HALO_SPARSE_TILES(rows);
+  for (int g = g0; g < g1; g++) {
+    for (int r8 = 0; r8 < HALO_SPARSE_TILE / 8; r8++) {
+      const int r0 = g * HALO_SPARSE_TILE + r8 * 8;
+      const halo_block_i2* row[8];
+      for (int i = 0; i < 8; i++) row[i] = r0 + i < rows ? w + static_cast<size_t>(r0 + i) * nb : nullptr;
+      for (int b = 0; b < nb; b++) {
+        for (int p = 0; p < 64; p++) {
+          uint64_t q = 0;
+          for (int i = 0; i < 8; i++) q |= static_cast<uint64_t>(row[i] != nullptr ? row[i][b].qs[p] : 0x55) << (8 * i);
+          for (int s = 0; s < 4; s++) {
+            const int j = b * 256 + 64 * s + p;
+            if (j >= cols) continue;
+            const uint64_t c = q >> (2 * s);
+            const uint64_t two = (c >> 1) & ~c & kLow;   // code 2: w = +1
+            const uint64_t zero = ~(c | (c >> 1)) & kLow;  // code 0: w = −1
+            uint8_t* line = masks + (static_cast<size_t>(j) * tiles + g) * 64;
+            line[r8] = static_cast<uint8_t>((two * kGather) >> 56);
+            line[32 + r8] = static_cast<uint8_t>((zero * kGather) >> 56);
+          }
+        }
+      }
+    }
+  }
+}
+
 extern "C" const halo_kernels halo_kernels_ref = {
-    "scalar",    gemm_i2_ref,        gemm_i2_blocks_ref,   head_f16_ref,   head_f32_ref,   head_bf16_ref,     head_i8_ref,
-    head_i4_ref, halo_attn_tile_ref, halo_quantize_i8_ref, f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref, halo_scale_dots_ref,
+    "scalar",       gemm_i2_ref,    gemm_i2_blocks_ref, head_f16_ref,        head_f32_ref,
+    head_bf16_ref,  head_i8_ref,    head_i4_ref,        halo_attn_tile_ref,  halo_quantize_i8_ref,
+    f32_to_f16_ref, f16_to_f32_ref, halo_silu_mul_ref,  halo_scale_dots_ref, halo_gemv_i2_sparse_ref,
 };

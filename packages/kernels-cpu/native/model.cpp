@@ -577,6 +577,59 @@ void matmul_rows(const halo_kernels* k, const Matrix& m, const Activations& a, f
   }
 }
 
+halo_status build_sparse(ThreadPool* pool, Matrix& m, bool huge_pages) {
+  const int tiles = HALO_SPARSE_TILES(m.rows);
+  auto region = std::make_unique<Region>();
+  if (!region->allocate(static_cast<size_t>(tiles) * m.cols * 64, huge_pages)) return HALO_OUT_OF_MEMORY;
+  auto* masks = static_cast<uint8_t*>(region->data);
+  std::atomic<int> cursor{0};
+  pool->run([&](int) {
+    for (int g = cursor.fetch_add(1); g < tiles; g = cursor.fetch_add(1)) halo_sparse_masks(m.codes, m.nb, m.rows, m.cols, g, g + 1, masks);
+  });
+  m.sparse = std::move(region);
+  return HALO_OK;
+}
+
+int nonzero_columns(const Activations& a, int t, int32_t* nz) {
+  const int8_t* v = a.values.data() + static_cast<size_t>(t) * a.padded;
+  int count = 0;
+  // Branch-free: every index is written, the count moves only past nonzero ones (~1 cycle per column).
+  for (int j = 0; j < a.width; j++) {
+    nz[count] = j;
+    count += v[j] != 0;
+  }
+  return count;
+}
+
+namespace {
+thread_local std::vector<int32_t> tl_sparse_sum;
+// The stepping thread's [workers][tiles·256] partial sums, one row per pool worker (written by the workers it runs).
+thread_local std::vector<int32_t> tl_sparse_parts;
+}  // namespace
+
+void sparse_matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, int t, const int32_t* nz, int n_nz, float* y) {
+  const int tiles = HALO_SPARSE_TILES(m.rows);
+  const size_t width = static_cast<size_t>(tiles) * HALO_SPARSE_TILE;
+  const int workers = pool->size();
+  std::vector<int32_t>& parts = tl_sparse_parts;
+  if (parts.size() < width * workers) parts.resize(width * workers);
+  const int8_t* x = a.values.data() + static_cast<size_t>(t) * a.padded;
+  const auto* masks = static_cast<const uint8_t*>(m.sparse->data);
+  const int per = (n_nz + workers - 1) / workers;
+  pool->run([&](int w) {
+    const int i0 = std::min(n_nz, w * per), i1 = std::min(n_nz, i0 + per);
+    k->gemv_i2_sparse(masks, tiles, 0, tiles, x, nz + i0, i1 - i0, parts.data() + width * w);
+  });
+  std::vector<int32_t>& sum = tl_sparse_sum;
+  sum.assign(parts.begin(), parts.begin() + m.rows);
+  for (int w = 1; w < workers; w++) {
+    const int32_t* part = parts.data() + width * w;
+    for (int r = 0; r < m.rows; r++) sum[r] += part[r];
+  }
+  const int32_t no_correction = 0;
+  k->scale_dots(sum.data(), m.rows, 1, &no_correction, a.scales.data() + t, m.scales.data(), y, 0);
+}
+
 // ---------------------------------------------------------------- small ops
 
 void float_row(const halo_kernels* k, FloatType t, const void* base, size_t row, int n, float* out) {
@@ -1071,7 +1124,22 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
       }
     });
     norm_quantize(delta.data(), L.ffn_sub_norm.data(), inter, n);
-    matmul(pool, k, L.down, act, delta.data(), hidden, after_down);
+    // The sparse down lane: one row whose input is sparse enough reads only the weight columns of its nonzero inputs.
+    bool sparse_done = false;
+    if (L.down.sparse && n == 1 && act.per_token && L.down.scale_block == L.down.cols) {
+      grow(sparse_nz, static_cast<size_t>(inter));
+      const int n_nz = nonzero_columns(act, 0, sparse_nz.data());
+      sparse_columns.fetch_add(static_cast<uint64_t>(inter), std::memory_order_relaxed);
+      sparse_nonzero.fetch_add(static_cast<uint64_t>(n_nz), std::memory_order_relaxed);
+      if (n_nz <= sparse_max_density * inter) {
+        sparse_matmul(pool, k, L.down, act, 0, sparse_nz.data(), n_nz, delta.data());
+        sparse_calls.fetch_add(1, std::memory_order_relaxed);
+        sparse_done = true;
+      } else {
+        sparse_dense_calls.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (!sparse_done) matmul(pool, k, L.down, act, delta.data(), hidden, after_down);
     for (size_t i = 0; i < static_cast<size_t>(n) * hidden; i++) x[i] += delta[i];
   }
   clock.lap(6);

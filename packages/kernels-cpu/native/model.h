@@ -48,7 +48,14 @@ struct Matrix {
   bool mapped = false;             // codes point into a file mapping
   int scale_block = 0;
   std::vector<float> scales;       // [rows][cols / scale_block]
+  std::unique_ptr<Region> sparse;  // the same codes in the sparse layout (halo_sparse_masks), when the sparse lane is on
 };
+
+/**
+ * Builds m.sparse (huge pages when asked) from m.codes, the row tiles split over the pool. HALO_OUT_OF_MEMORY when the
+ * region cannot be allocated.
+ */
+halo_status build_sparse(ThreadPool* pool, Matrix& m, bool huge_pages);
 
 /** Quantised activations of n rows. */
 struct Activations {
@@ -69,6 +76,17 @@ struct Activations {
 
 /** y[t][r] for r < m.rows: the ternary product with scales, as the reference defines it. */
 void matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, float* y, int y_stride, const Matrix* next);
+
+/**
+ * Row `t` of `a` times m through its sparse layout, reading only the columns `nz` lists (the nonzero activations of
+ * that row, n_nz of them): y[r] for r < m.rows, the same floats as matmul's (the signed dot is the same integer and goes
+ * through the same scale_dots). The listed columns are split over the pool and the partial sums added. Needs the
+ * per-token scheme and one scale per row.
+ */
+void sparse_matmul(ThreadPool* pool, const halo_kernels* k, const Matrix& m, const Activations& a, int t, const int32_t* nz, int n_nz, float* y);
+
+/** The columns of row t of `a` whose activation is nonzero, in order, into nz (≥ a.width entries); returns how many. */
+int nonzero_columns(const Activations& a, int t, int32_t* nz);
 
 struct Config {
   int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, context, max_sequences;
@@ -170,6 +188,11 @@ struct Model {
   std::vector<float> head_in;       // [n_logits][hidden] normed rows the LM head reads
   std::vector<int8_t> head_q;       // int8 / int4 head: those rows quantised ([n_logits][HALO_HEAD_I8_STRIDE])
   std::vector<double> head_qs;      // int8 / int4 head: their scales
+  // The sparse down lane (Matrix::sparse of every down matrix): a one-row step takes it when at most this share of the
+  // down input is nonzero (0: never). Counters for nativeInfo, read on the JS thread while steps run.
+  double sparse_max_density = 0;
+  std::vector<int32_t> sparse_nz;
+  std::atomic<uint64_t> sparse_calls{0}, sparse_dense_calls{0}, sparse_columns{0}, sparse_nonzero{0};
   // True from the head copy's start until the step that switches to it (read by nativeInfo on the JS thread).
   std::atomic<bool> head_copy_pending{false};
   // The head's copy into huge pages while it runs (head_data / embedding_data already name the copy). The last member:

@@ -64,7 +64,24 @@ export interface CpuBackendOptions {
   readonly hugePages?: boolean;
   /** Most tokens per step. Default 4096. */
   readonly maxBatchTokens?: number;
+  /**
+   * The sparse down lane (lossless): every down projection is also held input-major (2 bits a weight: the down
+   * matrices' bytes once more, 133 MB for the 2B-4T shape, built at load: ~0.26 s there on 2 threads), and a one-row
+   * step multiplies a layer's down input by reading only the weight columns of its nonzero entries when at most
+   * {@link SPARSE_DOWN_MAX_DENSITY} of them are nonzero (ReLU² leaves most of them zero in trained models), the dense
+   * kernel otherwise. Same logits either way. Default `process.env.HALO_CPU_SPARSE_DOWN === "1"`. Refused on the
+   * `scalar`, `neon` and `neondotprod` paths (no vector kernel: it could only be slower).
+   */
+  readonly sparseDown?: boolean;
 }
+
+/**
+ * The share of nonzero down inputs under which the sparse down lane's kernel beats the dense one, per kernel path
+ * (`packages/kernels-cpu/dev/sparse_lab.cpp` on the Zen 4 VM, 2026-12-08: the 30 down matrices of the 2B-4T shape, 2
+ * threads; at 30 % nonzero the sparse kernel took 0.92× the dense time with AVX-512, 0.98× with AVX2, at 20 % 0.61× and
+ * 0.65×). `HALO_CPU_SPARSE_MAX` overrides it (a lab knob).
+ */
+export const SPARSE_DOWN_MAX_DENSITY: Readonly<Record<string, number>> = { avx512vnni: 0.3, amx: 0.3, avx2: 0.3 };
 
 /** The widest hidden size the int4 head's int32 SIMD lanes stay exact for (HALO_HEAD_I4_MAX_HIDDEN in halo_cpu.h). */
 const INT4_HEAD_MAX_HIDDEN = 65536;
@@ -123,6 +140,7 @@ interface ResolvedCpuOptions {
   readonly headQuant: NativeHeadQuant;
   readonly hugePages: boolean;
   readonly maxBatchTokens: number;
+  readonly sparseDown: boolean;
 }
 
 function resolveOptions(options: CpuBackendOptions, native: NativeBinding | null): ResolvedCpuOptions {
@@ -146,7 +164,39 @@ function resolveOptions(options: CpuBackendOptions, native: NativeBinding | null
       hint: "Pick one of the listed paths, or leave isa (and HALO_CPU_ISA) unset for the best available",
     });
   }
-  return { threads, isa, headQuant: lmHead === "f16" ? "none" : lmHead, hugePages, maxBatchTokens };
+  const sparseDown = options.sparseDown ?? process.env.HALO_CPU_SPARSE_DOWN === "1";
+  if (typeof sparseDown !== "boolean") throw badOption("sparseDown", "sparseDown must be true or false", "a boolean", sparseDown);
+  return { threads, isa, headQuant: lmHead === "f16" ? "none" : lmHead, hugePages, maxBatchTokens, sparseDown };
+}
+
+/**
+ * The sparse down lane's density for a kernel path: {@link SPARSE_DOWN_MAX_DENSITY}, or `HALO_CPU_SPARSE_MAX` (in (0, 1]).
+ * A path without a vector kernel is refused: the lane could only make it slower.
+ */
+function sparseDownDensity(isa: string): number {
+  const measured = SPARSE_DOWN_MAX_DENSITY[isa];
+  if (measured === undefined) {
+    throw badOption(
+      "sparseDown",
+      `the sparse down lane has no vector kernel on the ${isa} path (it could only be slower there)`,
+      Object.keys(SPARSE_DOWN_MAX_DENSITY).join(", "),
+      isa,
+      "Leave sparseDown off (and HALO_CPU_SPARSE_DOWN unset) on this CPU",
+    );
+  }
+  const knob = process.env.HALO_CPU_SPARSE_MAX;
+  if (knob === undefined || knob === "") return measured;
+  const value = Number(knob);
+  if (!(value > 0 && value <= 1)) throw badOption("HALO_CPU_SPARSE_MAX", "HALO_CPU_SPARSE_MAX must be a share in (0, 1]", "(0, 1]", knob);
+  return value;
+}
+
+/** An addon built before a feature this load needs (a stale prebuild). */
+function staleAddon(field: string): HaloError {
+  return new HaloError(KernelsErrorCode.KERNELS_UNAVAILABLE, `the CPU backend's native addon predates ${field}`, {
+    field,
+    hint: "Rebuild it: pnpm --filter @halo/kernels-cpu run build:native",
+  });
 }
 
 const ROLE_QKV = 0;
@@ -279,17 +329,24 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
     maxHeadDim: Infinity,
   };
   const isaName = resolved.isa === "auto" && native !== null ? autoIsa(native.isas()) : resolved.isa;
+  const sparseDensity = resolved.sparseDown ? sparseDownDensity(isaName) : 0;
   const backend: Backend = {
     name: "cpu",
     async probe(): Promise<BackendProbe> {
       if (native === null) return { available: false, reason: missing?.message ?? "native addon missing" };
-      return { available: true, reason: `native ${isaName} kernels, ${resolved.threads} threads (CPU has ${native.isas().join(", ")})` };
+      const lane = resolved.sparseDown ? `, sparse down under ${Math.round(sparseDensity * 100)} % nonzero inputs` : "";
+      return { available: true, reason: `native ${isaName} kernels, ${resolved.threads} threads${lane} (CPU has ${native.isas().join(", ")})` };
     },
     capabilities: () => capabilities,
     estimateMemory(config: WeightsConfig, loadOptions: LoadOptions): MemoryEstimate {
       const options = resolveLoadOptions(config, loadOptions, capabilities);
       checkHeadFits(resolved.headQuant, config);
-      return cpuMemoryEstimate(config, { ...options, headQuant: resolved.headQuant, batchTokens: capabilities.preferredBatchTokens });
+      return cpuMemoryEstimate(config, {
+        ...options,
+        headQuant: resolved.headQuant,
+        batchTokens: capabilities.preferredBatchTokens,
+        sparseDown: resolved.sparseDown,
+      });
     },
     async loadModel(weights: ModelWeights, loadOptions: LoadOptions): Promise<LoadedModel> {
       checkAborted(loadOptions.signal);
@@ -372,6 +429,10 @@ export function createBackend(options: CpuBackendOptions = {}): Backend {
           await packMatrix(model, l, ROLE_GATE_UP, [layer.gate, layer.up], `layers[${l}].gate|up`);
           await packMatrix(model, l, ROLE_DOWN, [layer.down], `layers[${l}].down`);
           loadOptions.onProgress?.({ done: l + 2, total });
+        }
+        if (resolved.sparseDown) {
+          if (model.buildSparseDown === undefined) throw staleAddon("sparseDown");
+          checkStatus(model.buildSparseDown(sparseDensity), "building the sparse down layout", "sparseDown");
         }
       } catch (error) {
         model.dispose();

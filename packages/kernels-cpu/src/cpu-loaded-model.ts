@@ -67,6 +67,28 @@ export interface CpuModelInfo {
   readonly normAndScaleBytes: number;
   /** Bytes of one sequence's KV slot (keys, values and int8 scales for the whole context) before page rounding. */
   readonly kvSlotBytes: number;
+  /**
+   * The sparse down lane (`CpuBackendOptions.sparseDown`): its layout's bytes (0 when off), the density it runs
+   * under, and over this model's one-row steps so far the down products that took it or were too dense, with their
+   * input columns and how many were nonzero (1 − nonzeroColumns / columns is the measured zero share).
+   */
+  readonly sparseDown: CpuSparseDownInfo;
+}
+
+/** The sparse down lane's figures in {@link CpuModelInfo}. */
+export interface CpuSparseDownInfo {
+  /** Bytes of the sparse layout (0: the lane is off). */
+  readonly bytes: number;
+  /** The share of nonzero inputs under which a layer takes the sparse kernel. */
+  readonly maxDensity: number;
+  /** Down products of one-row steps that took the sparse kernel. */
+  readonly sparseCalls: number;
+  /** Down products of one-row steps whose input was too dense for it (the dense kernel ran). */
+  readonly denseCalls: number;
+  /** Input columns of those products. */
+  readonly columns: number;
+  /** How many of those columns were nonzero. */
+  readonly nonzeroColumns: number;
 }
 
 /**
@@ -221,6 +243,7 @@ export class CpuLoadedModel implements LoadedModel {
       headBytes: info.headBytes ?? 0,
       normAndScaleBytes: info.normAndScaleBytes ?? 0,
       kvSlotBytes: info.kvSlotBytes ?? 0,
+      sparseDown: info.sparseDown ?? { bytes: 0, maxDensity: 0, sparseCalls: 0, denseCalls: 0, columns: 0, nonzeroColumns: 0 },
     };
   }
 

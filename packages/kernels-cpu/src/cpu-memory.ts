@@ -75,6 +75,16 @@ export interface CpuMemoryOptions {
   readonly headQuant: NativeHeadQuant;
   /** Rows of the step the scratch is sized for (the backend's preferredBatchTokens). */
   readonly batchTokens: number;
+  /** The sparse down lane's second copy of every down matrix ({@link sparseDownBytes}). Default false. */
+  readonly sparseDown?: boolean;
+}
+
+/**
+ * @internal Bytes of the sparse down lane's layout of one model (halo_sparse_masks in halo_cpu.h): per layer, for every
+ * input column of down, a 64-byte line per 256 output rows — 2 bits a weight, the down matrices' bytes once more.
+ */
+export function sparseDownBytes(c: WeightsConfig): number {
+  return c.numLayers * Math.ceil(c.hiddenSize / 256) * c.intermediateSize * 64;
 }
 
 /**
@@ -84,7 +94,9 @@ export interface CpuMemoryOptions {
  * for a tied f16 head, the quantised copy's for int8 / int4); `kvBytes` = `maxSequences` slots as allocated (each
  * `contextLength × kvBytesPerPosition` rounded up to 2 MiB); `kvBytesPerPosition` = the unrounded rate; `scratchBytes` = the
  * buffers a step of `batchTokens` rows at the end of the context grows to (activations, attention partials, a logit
- * row for every row); `decodeReadBytes` = the arena, norms, scales, head and one embedding row.
+ * row for every row); `decodeReadBytes` = the arena, norms, scales, head and one embedding row. With `sparseDown` the
+ * weights hold the down matrices a second time in the sparse layout; `decodeReadBytes` stays the dense figure (the
+ * sparse path reads less, by the share of zero inputs).
  */
 export function cpuMemoryEstimate(c: WeightsConfig, options: CpuMemoryOptions): MemoryEstimate {
   const hidden = c.hiddenSize;
@@ -100,7 +112,8 @@ export function cpuMemoryEstimate(c: WeightsConfig, options: CpuMemoryOptions): 
   const embeddingBytes = c.vocabSize * hidden * TABLE_BYTES_PER_WEIGHT;
   const headBytes = c.vocabSize * headRowBytes(options.headQuant, hidden);
   const headIsEmbedding = c.tiedEmbeddings && options.headQuant === "none";
-  const weightsBytes = arena + scales + norms + embeddingBytes + (headIsEmbedding ? 0 : headBytes);
+  const sparse = options.sparseDown === true ? sparseDownBytes(c) : 0;
+  const weightsBytes = arena + sparse + scales + norms + embeddingBytes + (headIsEmbedding ? 0 : headBytes);
   const perPosition = kvBytesPerPosition(c, options.kvDtype);
   const kvBytes = options.maxSequences * kvSlotAllocationBytes(c, options.contextLength, options.kvDtype);
 

@@ -139,6 +139,101 @@ const HEAD_SIZES = {
   production: { hidden: [33, 255, 257, 520], tokens: [7, 8, 9, 16], vocab: [15, 16, 17, 50] },
 } as const;
 
+/** Signed w·x over the listed columns (the sparse kernel's definition). */
+function sparseOracle(trits: Int8Array, rows: number, cols: number, x: Int8Array, nz: Int32Array): Int32Array {
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (const c of nz) sum += trits[r * cols + c]! * x[c]!;
+    out[r] = sum;
+  }
+  return out;
+}
+
+/** x with about `zeros` of its entries 0 (the rest anywhere in [−128, 127]) and the list of its nonzero columns. */
+function sparseInput(random: SeededRandom, cols: number, zeros: number): { x: Int8Array; nz: Int32Array } {
+  const x = Int8Array.from({ length: cols }, () => (random.next() < zeros ? 0 : random.int(256) - 128));
+  const nz = Int32Array.from([...x.keys()].filter((c) => x[c] !== 0));
+  return { x, nz };
+}
+
+describe("activation-sparse GEMV kernels (the sparse down lane)", () => {
+  it("the scalar kernel equals the oracle for any column list (property: order, zeros listed, ragged tiles)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 600 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.double({ min: 0, max: 1 }),
+        fc.integer(),
+        (rows, cols, zeros, seed) => {
+          const random = new SeededRandom(seed);
+          const trits = random.trits(rows * cols);
+          const { x } = sparseInput(random, cols, zeros);
+          // Any subset in any order: the kernel reads exactly the listed columns.
+          const nz = Int32Array.from([...x.keys()].filter(() => random.next() < 0.7)).sort(() => random.next() - 0.5);
+          expect(native.sparseRaw("scalar", trits, rows, cols, x, nz)).toEqual(sparseOracle(trits, rows, cols, x, nz));
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it("the scalar kernel equals the dense kernel minus Σx when every nonzero column is listed", () => {
+    const random = new SeededRandom(31);
+    for (const [rows, cols] of [
+      [257, 700],
+      [2, 6912],
+    ] as const) {
+      const trits = random.trits(rows * cols);
+      const { x, nz } = sparseInput(random, cols, 0.6);
+      const sum = x.reduce((a, v) => a + v, 0);
+      const dense = native.gemmRaw("scalar", trits, rows, cols, x, false) as Int32Array;
+      expect(native.sparseRaw("scalar", trits, rows, cols, x, nz)).toEqual(dense.map((v) => v - sum));
+    }
+  });
+
+  for (const isa of simd) {
+    it.skipIf(lacks(isa))(`${isa} equals scalar exactly: ragged row tiles, every density, int16 sums past 2^15${skipNote(isa)}`, () => {
+      const random = new SeededRandom(33);
+      for (const rows of [1, 31, 255, 256, 257, 511, 512, 513, 800]) {
+        for (const cols of [1, 17, 600, 1100]) {
+          for (const zeros of [0, 0.5, 0.9, 1]) {
+            const trits = random.trits(rows * cols);
+            const { x, nz } = sparseInput(random, cols, zeros);
+            const what = `${isa} rows=${rows} cols=${cols} zeros=${zeros}`;
+            expect(firstDifference(native.sparseRaw(isa, trits, rows, cols, x, nz), native.sparseRaw("scalar", trits, rows, cols, x, nz), rows), what).toBe("");
+          }
+        }
+      }
+      // Extremes: 1,100 columns of −128 against all-(−1) and all-(+1) rows: |sums| of 140,800 cross the int16 range the
+      // kernels accumulate in between their widenings.
+      const cols = 1100;
+      const trits = Int8Array.from({ length: 2 * cols }, (_, i) => (i < cols ? -1 : 1));
+      const x = new Int8Array(cols).fill(-128);
+      const nz = Int32Array.from(x.keys());
+      expect(native.sparseRaw(isa, trits, 2, cols, x, nz)).toEqual(Int32Array.of(128 * cols, -128 * cols));
+      expect(native.sparseRaw(isa, trits, 2, cols, x.fill(127), nz)).toEqual(Int32Array.of(-127 * cols, 127 * cols));
+    });
+  }
+
+  for (const isa of ["scalar", ...simd] as const) {
+    it.skipIf(isa !== "scalar" && lacks(isa))(`${isa}: the sparse matmul gives the dense matmul's floats, row scales and all${skipNote(isa)}`, () => {
+      const random = new SeededRandom(35);
+      for (const [rows, cols, n] of [
+        [300, 700, 3],
+        [2560, 512, 1],
+      ] as const) {
+        const trits = random.trits(rows * cols);
+        const scales = Float32Array.from({ length: rows }, () => 0.5 + random.next());
+        const x = Float32Array.from({ length: n * cols }, () => (random.next() < 0.7 ? 0 : random.next() * 8 - 4));
+        const dense = native.ternaryMatmul(isa, 2, trits, rows, cols, cols, scales, x, true);
+        const sparse = native.ternaryMatmul(isa, 2, trits, rows, cols, cols, scales, x, true, true);
+        expect(sparse).toEqual(dense);
+      }
+    });
+  }
+});
+
 describe("LM head kernels", () => {
   for (const isa of simd) {
     for (const kind of ["f16", "bf16", "f32", "int8", "int4"] as const) {

@@ -74,8 +74,25 @@ export interface NativeModelHandle {
     headBytes?: number;
     normAndScaleBytes?: number;
     kvSlotBytes?: number;
+    sparseDown?: NativeSparseDownInfo;
   };
+  /** Builds the sparse layout of every down matrix; one-row steps take it at most `maxDensity` nonzero inputs. Absent before the lane. */
+  buildSparseDown?(maxDensity: number): number;
   dispose(): void;
+}
+
+/** @internal The sparse down lane's figures as the native model reports them. */
+export interface NativeSparseDownInfo {
+  /** Bytes of the sparse layout (0: the lane is off). */
+  bytes: number;
+  /** The share of nonzero inputs under which a layer takes the sparse kernel. */
+  maxDensity: number;
+  /** Down products of one-row steps that took the sparse kernel, and those that were too dense for it. */
+  sparseCalls: number;
+  denseCalls: number;
+  /** Input columns of those products, and how many of them were nonzero. */
+  columns: number;
+  nonzeroColumns: number;
 }
 
 /** @internal Options of the native step that make it return a {@link NativeStepResult}. */
@@ -110,6 +127,8 @@ export interface NativeBinding {
     scales: Float32Array,
     x: Float32Array,
     perToken: boolean,
+    /** Every token row through the sparse down layout and kernel, whatever its density (conformance tests). */
+    sparse?: boolean,
   ): Float32Array | number;
   rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array;
   rope(x: Float32Array, positions: Int32Array, heads: number, headDim: number, theta: number): Float32Array;
@@ -136,6 +155,8 @@ export interface NativeBinding {
     hidden: number,
   ): Float32Array | number;
   gemmRaw(isa: string, trits: Int8Array, rows: number, cols: number, x: Int8Array, blocks: boolean): Int32Array | number;
+  /** Signed w·x dots `[rows]` over the columns `nz` lists, through the sparse down layout and `isa`'s sparse kernel. */
+  sparseRaw(isa: string, trits: Int8Array, rows: number, cols: number, x: Int8Array, nz: Int32Array): Int32Array | number;
   f16Round(isa: string, x: Float32Array): Float32Array;
   /** The forward worker's argmax of `rows` rows of `vocab` logits (for its tests). */
   argmaxRows?(logits: Float32Array, rows: number, vocab: number): Int32Array | number;

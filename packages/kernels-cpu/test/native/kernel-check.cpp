@@ -324,6 +324,38 @@ void check_dots_and_conversions(const halo_kernels* k) {
     ref->scale_dots(raw.data(), count, n, correction.data(), act.data(), rows.data(), out_ref.data(), y_stride);
     if (std::memcmp(out.data(), out_ref.data(), sizeof(float) * out.size()) != 0) fail(tag(k, "scale_dots", count, n, trial));
   }
+  // gemv_i2_sparse (the sparse down lane): exact-size buffers (ASan sees a read past the masks or the activations),
+  // ragged row tiles, tile ranges that do not start at 0, any column list in any order; the scalar twin against the
+  // trit dots, the table against the scalar twin. Every eighth trial is extreme (all −1 weights, −128 activations:
+  // sums far past the int16 range the SIMD paths accumulate in between widenings).
+  for (int trial = 0; trial < 30; trial++) {
+    const bool extreme = trial % 8 == 0;
+    const int rows = uniform(1, 700), cols = extreme ? uniform(300, 1200) : uniform(1, 400), nb = (cols + 255) / 256;
+    const int tiles = HALO_SPARSE_TILES(rows);
+    std::vector<int8_t> trits(static_cast<size_t>(rows) * cols);
+    for (auto& t : trits) t = static_cast<int8_t>(extreme ? -1 : uniform(-1, 1));
+    const auto w = pack(trits, rows, cols);
+    std::vector<uint8_t> masks(static_cast<size_t>(tiles) * cols * 64);
+    halo_sparse_masks(w.data(), nb, rows, cols, 0, tiles, masks.data());
+    std::vector<int8_t> x(cols);
+    std::vector<int32_t> nz;
+    for (int c = 0; c < cols; c++) {
+      x[c] = static_cast<int8_t>(extreme ? -128 : uniform(0, 2) == 0 ? 0 : uniform(-128, 127));
+      if (x[c] != 0 || uniform(0, 9) == 0) nz.push_back(c);  // zeros may be listed too
+    }
+    for (size_t i = nz.size(); i > 1; i--) std::swap(nz[i - 1], nz[uniform(0, static_cast<int>(i) - 1)]);
+    const int g0 = uniform(0, tiles - 1), g1 = uniform(g0 + 1, tiles), span = (g1 - g0) * HALO_SPARSE_TILE;
+    std::vector<int32_t> oracle(span, 0), got(span, 0x5a5a5a5a), want(span, 0x5a5a5a5a);
+    for (int i = 0; i < span; i++) {
+      const int r = g0 * HALO_SPARSE_TILE + i;
+      if (r >= rows) continue;
+      for (int c : nz) oracle[i] += trits[static_cast<size_t>(r) * cols + c] * x[c];
+    }
+    ref->gemv_i2_sparse(masks.data(), tiles, g0, g1, x.data(), nz.data(), static_cast<int>(nz.size()), want.data());
+    if (want != oracle) fail(tag(ref, "gemv_i2_sparse against the trit dots", rows, cols, trial));
+    k->gemv_i2_sparse(masks.data(), tiles, g0, g1, x.data(), nz.data(), static_cast<int>(nz.size()), got.data());
+    if (got != want) fail(tag(k, "gemv_i2_sparse", rows, cols, trial));
+  }
   // f16 → f32: all 65536 patterns, bit-exact (NaN stays NaN).
   std::vector<uint16_t> all(65536);
   for (int i = 0; i < 65536; i++) all[i] = static_cast<uint16_t>(i);
