@@ -6,7 +6,8 @@
 // tokens after a 64-token prompt) and at context ~1024 (32 tokens after a 960-token prompt), prefill tok/s of a
 // 512-token prompt (best of 2); halo also with the int8 and the int4 head, eight sequences decoding together, and the load time
 // of the .halo container (zero-copy: halo-i2x256 matrices and the f16 embedding mapped from the file), and everything
-// again with the int8 KV cache (bytes per token still counted at f16 KV: the difference is < 0.5 %); then ratios.
+// again with the int8 KV cache (bytes per token still counted at f16 KV: the difference is < 0.5 %); the sparse down lane
+// on the ReLU² .halo (lane off vs on, halo only); then ratios.
 import { existsSync, mkdirSync } from "node:fs";
 import { synthModel, writeGguf, readGguf, readHalo, writeHalo } from "../packages/h1b-format/dist/index.js";
 import { backendFactory, createBackend } from "../packages/kernels-cpu/dist/index.js";
@@ -203,11 +204,62 @@ async function llamaRun() {
   return result;
 }
 
+/**
+ * The sparse down lane (lossless, halo only: the peer's graph has no ReLU²): decode at context 64 on the ReLU² `.halo`
+ * with the int4 head, the lane off and on, interleaved twice; the zero share of down's input its counters saw and the
+ * share of layer products that took the sparse kernel (the synthetic weights' share, not a trained model's).
+ */
+async function sparseLaneRun() {
+  const runs = { off: [], on: [] };
+  let counts;
+  for (let round = 0; round < 2; round++) {
+    for (const lane of ["off", "on"]) {
+      const weights = readHalo(haloPath);
+      const t0 = performance.now();
+      const model = await createBackend({ threads: THREADS, lmHead: "int4", sparseDown: lane === "on" }).loadModel(weights, {
+        contextLength: 1024,
+        kvDtype: "f16",
+      });
+      const loadMs = performance.now() - t0;
+      const slot = model.allocateSequence();
+      const step = (tokens, start) =>
+        model.step({
+          tokens: Int32Array.from(tokens),
+          positions: Int32Array.from(tokens, (_, i) => start + i),
+          slots: new Int32Array(tokens.length).fill(slot),
+          logitRows: Int32Array.of(tokens.length - 1),
+        });
+      let logits = await step(tokensOf(PROMPT, 1), 0);
+      const t1 = performance.now();
+      for (let i = 0; i < DECODE; i++) logits = await step([argmax(logits, 0, VOCAB)], PROMPT + i);
+      runs[lane].push({ decodeTokS: DECODE / ((performance.now() - t1) / 1000), loadMs });
+      if (lane === "on") counts = model.nativeInfo().sparseDown;
+      model.dispose();
+      weights.close();
+    }
+  }
+  const best = (list, key) => Math.max(...list.map((r) => r[key]));
+  const result = {
+    engine: "halo cpu sparse down lane (.halo ReLU², int4 head)",
+    decodeTokSOff: round(best(runs.off, "decodeTokS"), 2),
+    decodeTokSOn: round(best(runs.on, "decodeTokS"), 2),
+    ratio: round(best(runs.on, "decodeTokS") / best(runs.off, "decodeTokS"), 3),
+    loadMsOff: Math.round(Math.min(...runs.off.map((r) => r.loadMs))),
+    loadMsOn: Math.round(Math.min(...runs.on.map((r) => r.loadMs))),
+    downZeroShare: round(1 - counts.nonzeroColumns / counts.columns, 3),
+    sparseShareOfProducts: round(counts.sparseCalls / (counts.sparseCalls + counts.denseCalls), 3),
+    maxDensity: counts.maxDensity,
+  };
+  print(result);
+  return result;
+}
+
 const load = await containerLoad();
 const f16 = await haloRun("f16 head", {});
 const int8 = await haloRun("int8 head", { lmHead: "int8" });
 const int4 = await haloRun("int4 head", { lmHead: "int4" });
 const int8Kv = await haloRun("f16 head, int8 KV", {}, "int8");
+const sparse = await sparseLaneRun();
 if (!args.has("--halo-only")) {
   const peer = await llamaRun();
   print({
@@ -224,6 +276,7 @@ if (!args.has("--halo-only")) {
       batch8VsOne: f16.batch8Ratio,
       roofline: f16.bandwidthUtilisation,
       containerLoadMs: load.loadMs,
+      sparseDownLaneOnVsOff: sparse.ratio,
     },
     targets: { decode64: 2, decode64Int8Head: 3, decode64Int4Head: 3, decode1024: 2, prefill512: 4, batch8VsOne: 4, roofline: 0.85, containerLoadMs: 300 },
   });

@@ -1127,11 +1127,15 @@ halo_status Model::step(const int32_t* tokens, const int32_t* positions, const i
     // The sparse down lane: one row whose input is sparse enough reads only the weight columns of its nonzero inputs.
     bool sparse_done = false;
     if (L.down.sparse && n == 1 && act.per_token && L.down.scale_block == L.down.cols) {
-      grow(sparse_nz, static_cast<size_t>(inter));
-      const int n_nz = nonzero_columns(act, 0, sparse_nz.data());
+      // Counted first (a vectorised pass), listed only when the sparse kernel will run.
+      const int8_t* v = act.values.data();
+      int count = 0;
+      for (int j = 0; j < inter; j++) count += v[j] != 0;
       sparse_columns.fetch_add(static_cast<uint64_t>(inter), std::memory_order_relaxed);
-      sparse_nonzero.fetch_add(static_cast<uint64_t>(n_nz), std::memory_order_relaxed);
-      if (n_nz <= sparse_max_density * inter) {
+      sparse_nonzero.fetch_add(static_cast<uint64_t>(count), std::memory_order_relaxed);
+      if (count <= sparse_max_density * inter) {
+        grow(sparse_nz, static_cast<size_t>(inter));
+        const int n_nz = nonzero_columns(act, 0, sparse_nz.data());
         sparse_matmul(pool, k, L.down, act, 0, sparse_nz.data(), n_nz, delta.data());
         sparse_calls.fetch_add(1, std::memory_order_relaxed);
         sparse_done = true;

@@ -79,9 +79,11 @@ export interface CpuBackendOptions {
  * The share of nonzero down inputs under which the sparse down lane's kernel beats the dense one, per kernel path
  * (`packages/kernels-cpu/dev/sparse_lab.cpp` on the Zen 4 VM, 2026-12-08: the 30 down matrices of the 2B-4T shape, 2
  * threads; at 30 % nonzero the sparse kernel took 0.92× the dense time with AVX-512, 0.98× with AVX2, at 20 % 0.61× and
- * 0.65×). `HALO_CPU_SPARSE_MAX` overrides it (a lab knob).
+ * 0.65×), set below that break-even to 0.25 because in a step the sparse product also pays its column list and its own
+ * pool dispatch (the synthetic 2B, 68 % zeros, decoded 0–4 % slower with the lane at 0.3). `HALO_CPU_SPARSE_MAX`
+ * overrides it (a lab knob).
  */
-export const SPARSE_DOWN_MAX_DENSITY: Readonly<Record<string, number>> = { avx512vnni: 0.3, amx: 0.3, avx2: 0.3 };
+export const SPARSE_DOWN_MAX_DENSITY: Readonly<Record<string, number>> = { avx512vnni: 0.25, amx: 0.25, avx2: 0.25 };
 
 /** The widest hidden size the int4 head's int32 SIMD lanes stay exact for (HALO_HEAD_I4_MAX_HIDDEN in halo_cpu.h). */
 const INT4_HEAD_MAX_HIDDEN = 65536;
