@@ -7,6 +7,7 @@ import { createJsonLogger } from "./logger.js";
 import { createRequestHandler } from "./request-handler.js";
 import { healthRoutes } from "./routes/health.js";
 import { modelRoutes } from "./routes/models.js";
+import { ollamaRoutes } from "./routes/ollama.js";
 import { openAiRoutes } from "./routes/openai.js";
 import { pageRoutes } from "./routes/pages.js";
 import { tokenRoutes } from "./routes/tokens.js";
@@ -74,7 +75,13 @@ export function createServer(options: CreateServerOptions): HaloServer {
     state,
     logger,
     page: pageRoutes(),
-    routes: [healthRoutes(state, feed), modelRoutes(state), openAiRoutes(state, lifecycle.shutdownSignal), tokenRoutes(state)],
+    routes: [
+      healthRoutes(state, feed),
+      modelRoutes(state),
+      openAiRoutes(state, lifecycle.shutdownSignal),
+      ollamaRoutes(state, lifecycle.shutdownSignal),
+      tokenRoutes(state),
+    ],
     track: (task) => lifecycle.track(task),
   });
   server.on("request", handle);

@@ -63,10 +63,45 @@ export interface GenerationOutcome {
   readonly queuedMs: number;
 }
 
-type AbortCause = "client" | "timeout" | "shutdown";
+/** Why a running generation was aborted. @internal */
+export type AbortCause = "client" | "timeout" | "shutdown";
 
-/** The `halo` extension field of an answer: the request's context use, and its speculative decoding counters when it drafted. */
-type HaloReport = ContextReport & { readonly speculative?: SpeculativeReport };
+/** The `halo` extension field of an answer: the request's context use, and its speculative decoding counters when it drafted. @internal */
+export type HaloReport = ContextReport & { readonly speculative?: SpeculativeReport };
+
+/** What an answer writer works with: the engine's events of one admitted generation and the shared bookkeeping. @internal */
+export interface AnswerRun {
+  readonly context: GenerationContext;
+  readonly res: ServerResponse;
+  readonly request: ParsedRequest;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly events: AsyncIterable<GenerateEvent>;
+  /** The prompt's token ids as the model runs them. */
+  readonly promptIds: readonly number[];
+  /** Text to put before the answer (a completion's `echo`). */
+  readonly echo: string;
+  /** Every event goes through this first (counters, first-token time). */
+  onEvent(event: GenerateEvent): void;
+  /** Why the generation was aborted, once it was. */
+  causeOf(): AbortCause | null;
+  /** A streaming writer hands over its keep-alive timer, cleared when the generation ends. */
+  setKeepAlive(timer: NodeJS.Timeout): void;
+  /** The `halo` report of a finished generation. */
+  report(end: RequestEndEvent): HaloReport;
+}
+
+/** How an answer went: its HTTP status and the request-end event when the engine got that far. @internal */
+export interface Answer {
+  readonly status: number;
+  readonly end: RequestEndEvent | null;
+}
+
+/**
+ * Writes one admitted generation's answer in an API's shape (OpenAI's SSE or JSON by default; Ollama's NDJSON): it reads
+ * `run.events` to the end and returns how it answered. Throws only before its first byte.
+ * @internal
+ */
+export type AnswerWriter = (run: AnswerRun) => Promise<Answer>;
 
 // Text prompts are refused before tokenizing when their bytes cannot fit, and tokenized in slices that stop at the context (prompt-tokens.ts).
 async function promptIds(context: GenerationContext, request: ParsedRequest): Promise<{ ids: number[]; echo: string; droppedMessages: number }> {
@@ -112,6 +147,7 @@ export async function serveGeneration(
   request: ParsedRequest,
   headers: Readonly<Record<string, string>>,
   arrivedAt: number,
+  writer: AnswerWriter = openAiAnswer,
 ): Promise<GenerationOutcome> {
   const { engine } = context;
   const speculative = request.options.speculative;
@@ -206,20 +242,19 @@ export async function serveGeneration(
       const extra = end.usage.completionTokens - run.counted;
       if (extra > 0) context.hooks.tokensGenerated(extra);
     };
-    const answer = request.stream
-      ? await streamAnswer(
-          context,
-          res,
-          request,
-          answerHeaders,
-          events,
-          echo,
-          onEvent,
-          () => cause,
-          (t) => (keepAlive = t),
-          report,
-        )
-      : await jsonAnswer(context, res, request, answerHeaders, events, echo, onEvent, () => cause, report);
+    const answer = await writer({
+      context,
+      res,
+      request,
+      headers: answerHeaders,
+      events,
+      promptIds: ids,
+      echo,
+      onEvent,
+      causeOf: () => cause,
+      setKeepAlive: (t) => (keepAlive = t),
+      report,
+    });
     finishCounts(answer.end);
     if (answer.end !== null && answer.end.finishReason !== "abort") context.hooks.finished(performance.now() - admittedAt);
     return {
@@ -241,14 +276,16 @@ interface RunState {
   counted: number;
 }
 
-interface Answer {
-  readonly status: number;
-  readonly end: RequestEndEvent | null;
-}
-
-function abortError(cause: AbortCause | null, context: GenerationContext): HaloError {
+/** The error a generation aborted by the server (timeout, shutdown) answers with. @internal */
+export function abortError(cause: AbortCause | null, context: GenerationContext): HaloError {
   return cause === "timeout" ? timeoutError(context.requestTimeoutMs) : shutdownError();
 }
+
+/** OpenAI's answers: SSE chunks when the request streams, one JSON body otherwise. */
+const openAiAnswer: AnswerWriter = (run) =>
+  run.request.stream
+    ? streamAnswer(run.context, run.res, run.request, run.headers, run.events, run.echo, run.onEvent, run.causeOf, run.setKeepAlive, run.report)
+    : jsonAnswer(run.context, run.res, run.request, run.headers, run.events, run.echo, run.onEvent, run.causeOf, run.report);
 
 async function streamAnswer(
   context: GenerationContext,

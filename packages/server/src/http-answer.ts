@@ -13,13 +13,22 @@ export function writeJson(res: ServerResponse, status: number, value: unknown, h
   res.end(text);
 }
 
+/** The API whose error shape an answer takes: OpenAI's `{ error: { message, type, param, code } }` or Ollama's `{ error }`. @internal */
+export type ErrorShape = "openai" | "ollama";
+
 /**
- * Answers `error` in OpenAI's shape (`Retry-After` on 429 and 503, `WWW-Authenticate` on 401,
- * `Connection: close` on 413) and returns its status; ends an answer already started instead. A
- * failure of the model itself is remembered in `state` first (/health reports it).
+ * Answers `error` in OpenAI's shape, or Ollama's `{ error: message }` (`Retry-After` on 429 and 503, `WWW-Authenticate`
+ * on 401, `Connection: close` on 413; the same statuses in both shapes) and returns its status; ends an answer already
+ * started instead. A failure of the model itself is remembered in `state` first (/health reports it).
  * @internal
  */
-export function writeError(res: ServerResponse, error: unknown, headers: Readonly<Record<string, string>>, state: ServerState): number {
+export function writeError(
+  res: ServerResponse,
+  error: unknown,
+  headers: Readonly<Record<string, string>>,
+  state: ServerState,
+  shape: ErrorShape = "openai",
+): number {
   state.noteFailure(error);
   const { status, body } = toOpenAiError(error);
   if (res.headersSent) {
@@ -31,6 +40,6 @@ export function writeError(res: ServerResponse, error: unknown, headers: Readonl
   if (status === 503) extra["retry-after"] = "5";
   if (status === 401) extra["www-authenticate"] = 'Bearer realm="halo"';
   if (status === 413) extra["connection"] = "close";
-  writeJson(res, status, body, extra);
+  writeJson(res, status, shape === "ollama" ? { error: body.error.message, halo_code: body.error.halo_code } : body, extra);
   return status;
 }

@@ -25,11 +25,12 @@ export interface RequestHandlerParts {
   readonly track: (task: Promise<void>) => void;
 }
 
-const ROUTE_LIST = "/v1/chat/completions, /v1/completions, /v1/models, /health, /tokenize, /detokenize, /metrics, /_live/stats, /";
+const ROUTE_LIST =
+  "/v1/chat/completions, /v1/completions, /v1/models, /api/chat, /api/generate, /api/tags, /api/show, /api/ps, /api/version, /health, /tokenize, /detokenize, /metrics, /_live/stats, /";
 
 /**
  * The node request handler of a server. Every byte of the request (line, headers, body) is read
- * inside one guarded task: a throw anywhere becomes an error answer in OpenAI's shape (or a 499 when
+ * inside one guarded task: a throw anywhere becomes an error answer in OpenAI's shape (Ollama's under /api/; a 499 when
  * the client is gone), never an uncaught exception; each request ends with one access-log record
  * and one metrics count.
  * @internal
@@ -139,7 +140,8 @@ export function createRequestHandler(parts: RequestHandlerParts): (req: Incoming
             if (!res.writableEnded) res.destroy();
           } else {
             if (res.headersSent && !res.writableEnded) res.end();
-            status = res.headersSent ? res.statusCode : writeError(res, error, headers, state);
+            // Ollama's routes (and unknown paths under /api/) answer in Ollama's error shape.
+            status = res.headersSent ? res.statusCode : writeError(res, error, headers, state, path.startsWith("/api/") ? "ollama" : "openai");
           }
           if (status >= 500) extra = { ...extra, error: error instanceof Error ? error.message : String(error) };
           else if (error instanceof Error) extra = { ...extra, error: error.message.slice(0, 200) };
