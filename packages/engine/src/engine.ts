@@ -19,6 +19,7 @@ import {
 } from "./generate-options.js";
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
 import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
+import { embedOf, type EmbedOptions, type EmbedResult } from "./embedding.js";
 import { SamplingStep } from "./sampling-step.js";
 import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
 import { speculativeTask, type Speculation, type SpeculativeEngineStats } from "./speculation.js";
@@ -50,6 +51,8 @@ export interface EngineParts {
   readonly backendFactory?: BackendFactory;
   /** Speculative decoding (loadModel's `speculative`): the drafter and its cost model, already calibrated. */
   readonly speculation?: Speculation;
+  /** The model's output norm weights (the RMSNorm before the LM head), which {@link Engine.embed} applies to hidden states. */
+  readonly outputNorm?: Float32Array;
   /** Called by dispose (closes the model file). */
   readonly close: () => void;
 }
@@ -223,6 +226,9 @@ export class Engine {
   private generatedTokens = 0;
   private promptTokens = 0;
 
+  /** Whether {@link embed} works here: the backend returns hidden rows and the model's output norm was kept. */
+  readonly canEmbed: boolean;
+
   /** @internal Use {@link loadModel}. */
   constructor(parts: EngineParts) {
     this.parts = parts;
@@ -240,6 +246,7 @@ export class Engine {
     this.memoryEstimate = parts.memoryEstimate ?? null;
     this.backendFactory = parts.backendFactory ?? null;
     this.unusedBackendOptions = parts.unusedBackendOptions ?? [];
+    this.canEmbed = parts.capabilities.hiddenRows && parts.outputNorm !== undefined;
     const speculation = parts.speculation;
     this.speculative = speculation === undefined ? null : { drafter: speculation.drafter.kind, label: speculation.drafter.label };
     this.scheduler = new Scheduler(parts.model, {
@@ -452,6 +459,40 @@ export class Engine {
       });
     });
     await chain;
+  }
+
+  /**
+   * Embeddings of texts (tokenized with BOS, as {@link tokenize}) or token lists: each input runs as its own sequence from
+   * position 0 through the scheduler (batched with running generations), every position's final hidden state is
+   * RMS-normed with the model's output norm, the rows are averaged (mean pooling) and the mean scaled to unit length
+   * (`normalize: false` keeps it). Needs a backend that returns hidden rows (`capabilities().hiddenRows`: reference,
+   * cpu); an input longer than the context is refused unless `truncate` keeps its first tokens.
+   *
+   * @example
+   * ```ts
+   * const { embeddings } = await engine.embed(["ternary weights", "a cat on a mat"]);
+   * const cosine = embeddings[0]!.reduce((sum, v, i) => sum + v * embeddings[1]![i]!, 0);
+   * ```
+   */
+  async embed(inputs: readonly (string | readonly number[])[], options: EmbedOptions = {}): Promise<EmbedResult> {
+    this.checkAlive();
+    const outputNorm = this.parts.outputNorm;
+    if (outputNorm === undefined) {
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "this engine was built without the model's output norm, which embeddings apply", {
+        field: "outputNorm",
+        hint: "Load the model with loadModel, which keeps it",
+      });
+    }
+    const ids = inputs.map((input) => (typeof input === "string" ? this.tokenize(input) : [...input]));
+    return embedOf(ids, options, {
+      hiddenSize: this.config.hiddenSize,
+      contextLength: this.contextLength,
+      vocabSize: this.config.vocabSize,
+      outputNorm,
+      eps: this.config.rmsNormEps,
+      hiddenRows: this.parts.capabilities.hiddenRows,
+      submit: (task) => this.scheduler.submit(task),
+    });
   }
 
   /** Frees the backend's weights and KV; running generations end with an error. Idempotent. */

@@ -771,6 +771,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       ...(estimate !== null ? { memoryEstimate: estimate } : {}),
       ...(factory !== null ? { backendFactory: factory } : {}),
       ...(speculation !== undefined ? { speculation } : {}),
+      outputNorm: model.outputNorm.toFloat32(),
       close: () => {
         if (ownsModel) model.close();
       },

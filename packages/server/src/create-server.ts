@@ -5,6 +5,7 @@ import { ServerLifecycle, takeEngine, type ListenAddress } from "./lifecycle.js"
 import { LiveStatsFeed } from "./live-stats.js";
 import { createJsonLogger } from "./logger.js";
 import { createRequestHandler } from "./request-handler.js";
+import { embeddingRoutes } from "./routes/embeddings.js";
 import { healthRoutes } from "./routes/health.js";
 import { modelRoutes } from "./routes/models.js";
 import { ollamaRoutes } from "./routes/ollama.js";
@@ -80,6 +81,7 @@ export function createServer(options: CreateServerOptions): HaloServer {
       modelRoutes(state),
       openAiRoutes(state, lifecycle.shutdownSignal),
       ollamaRoutes(state, lifecycle.shutdownSignal),
+      embeddingRoutes(state, lifecycle.shutdownSignal),
       tokenRoutes(state),
     ],
     track: (task) => lifecycle.track(task),

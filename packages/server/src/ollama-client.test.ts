@@ -56,7 +56,7 @@ describe("ollama npm client", () => {
     const info = shown.model_info as unknown as Record<string, unknown>;
     expect(info["general.architecture"]).toBe(tiny.engine.config.architecture);
     expect(info[`${tiny.engine.config.architecture}.context_length`]).toBe(tiny.engine.contextLength);
-    expect(shown.capabilities).toEqual(["completion"]);
+    expect(shown.capabilities).toEqual(["completion", "embedding"]);
   });
 
   it("chat, not streamed: the OpenAI route's greedy answer, with Ollama's counts and durations", async () => {

@@ -26,7 +26,7 @@ export interface RequestHandlerParts {
 }
 
 const ROUTE_LIST =
-  "/v1/chat/completions, /v1/completions, /v1/models, /api/chat, /api/generate, /api/tags, /api/show, /api/ps, /api/version, /health, /tokenize, /detokenize, /metrics, /_live/stats, /";
+  "/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /api/chat, /api/generate, /api/embed, /api/tags, /api/show, /api/ps, /api/version, /health, /tokenize, /detokenize, /metrics, /_live/stats, /";
 
 /**
  * The node request handler of a server. Every byte of the request (line, headers, body) is read

@@ -201,7 +201,7 @@ export function ollamaRoutes(state: ServerState, shutdownSignal: AbortSignal): R
             [`${arch}.rope.freq_base`]: c.ropeTheta,
             [`${arch}.vocab_size`]: c.vocabSize,
           },
-          capabilities: ["completion"],
+          capabilities: engine.canEmbed ? ["completion", "embedding"] : ["completion"],
           modified_at: facts.modified.toISOString(),
         },
         headers,
