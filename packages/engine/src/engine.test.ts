@@ -47,7 +47,7 @@ describe("Engine.generate", () => {
       expect(engine.kvDtype).toBe("f16");
       expect(end.tokenIds).toEqual(await directGreedy(prompt, 12, activation, "f16"));
       expect(end.finishReason).toBe("length");
-      expect(end.usage).toEqual({ promptTokens: 6, completionTokens: 12, totalTokens: 18 });
+      expect(end.usage).toEqual({ promptTokens: 6, completionTokens: 12, totalTokens: 18, cachedPromptTokens: 0 });
       expect(events[0]).toEqual({ type: "request-start", promptTokens: 6, contextTokens: 6, contextLength: 128, droppedMessages: 0 });
       const deltas = events.filter((e) => e.type === "token-delta");
       expect(deltas.map((e) => e.text).join("")).toBe(end.text);

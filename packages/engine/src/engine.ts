@@ -18,7 +18,7 @@ import {
   type GenerateRequest,
 } from "./generate-options.js";
 import { perplexityOf, type PerplexityOptions, type PerplexityResult } from "./perplexity.js";
-import { Scheduler, type SchedulerStats, type SequenceTask } from "./scheduler.js";
+import { Scheduler, type PrefixCacheStats, type SchedulerStats, type SequenceTask } from "./scheduler.js";
 import { embedOf, type EmbedOptions, type EmbedResult } from "./embedding.js";
 import { SamplingStep } from "./sampling-step.js";
 import { Session, type SessionOptions, type SlotContinuation } from "./session.js";
@@ -51,6 +51,8 @@ export interface EngineParts {
   readonly backendFactory?: BackendFactory;
   /** Speculative decoding (loadModel's `speculative`): the drafter and its cost model, already calibrated. */
   readonly speculation?: Speculation;
+  /** The prefix cache (loadModel's `prefixCache`): shortest prefix worth reusing; absent: off. */
+  readonly prefixCache?: { readonly minTokens: number };
   /** The model's output norm weights (the RMSNorm before the LM head), which {@link Engine.embed} applies to hidden states. */
   readonly outputNorm?: Float32Array;
   /** Called by dispose (closes the model file). */
@@ -94,6 +96,8 @@ export interface EngineStats extends SchedulerStats {
   readonly kv: KvUsage;
   /** Speculative decoding since load, when the model was loaded with a drafter. */
   readonly speculative?: SpeculativeEngineStats;
+  /** The prefix cache, when it is on (loadModel's `prefixCache`, the default): kept sequences, hits, reused tokens. */
+  readonly prefixCache?: PrefixCacheStats;
 }
 
 /**
@@ -254,6 +258,7 @@ export class Engine {
       prefillChunk: Math.max(1, prefillChunkOf(parts.maxBatchTokens)),
       capabilities: parts.capabilities,
       ...(speculation !== undefined ? { onStepTimed: (rows: number, outputs: number, ms: number) => speculation.observeStep(rows, outputs, ms) } : {}),
+      ...(parts.prefixCache !== undefined ? { prefixCache: parts.prefixCache } : {}),
     });
   }
 
@@ -274,6 +279,7 @@ export class Engine {
       promptTokens: this.promptTokens,
       kv: this.kvUsage(),
       ...(speculative !== undefined ? { speculative } : {}),
+      ...(this.parts.prefixCache !== undefined ? { prefixCache: this.scheduler.prefixCacheStats() } : {}),
     };
   }
 
@@ -574,7 +580,8 @@ export class Engine {
   /** @internal A session takes a slot of its own (counted in {@link stats}). */
   allocateSessionSlot(): number {
     this.checkAlive();
-    const slot = this.model.allocateSequence();
+    // A slot kept by the prefix cache is freed for it when none is free.
+    const slot = this.scheduler.allocateSlot();
     this.sessionSlots.add(slot);
     return slot;
   }
@@ -663,9 +670,12 @@ export class Engine {
       cachedTokens: start,
       droppedMessages,
     });
-    const base: Pick<SequenceTask, "cancelled" | "onStart" | "onEnd" | "slot"> = {
+    const base: Pick<SequenceTask, "cancelled" | "onStart" | "onEnd" | "slot" | "reusePrefix" | "onPrefixReused"> = {
       cancelled: false,
       ...(continuation !== undefined ? { slot: { id: continuation.slot, length: continuation.length } } : {}),
+      // A session's turn continues its own slot; any other generation may start from the prefix cache.
+      reusePrefix: continuation === undefined && options.cachePrompt !== false,
+      onPrefixReused: (tokens) => emitter.prefixReused(tokens),
       onStart: () => emitter.stepStarted(),
       onEnd: (error) => {
         continuation?.onEnd(emitter.generated, error);

@@ -10,6 +10,8 @@ export interface Usage {
   readonly promptTokens: number;
   readonly completionTokens: number;
   readonly totalTokens: number;
+  /** Prompt tokens whose KV came from the prefix cache instead of being computed (0 without a hit). */
+  readonly cachedPromptTokens: number;
 }
 
 /** Wall-clock timings of one request, in milliseconds, and the rates they imply. */

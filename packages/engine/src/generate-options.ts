@@ -25,6 +25,13 @@ export interface GenerateOptions extends SamplerOptions {
    * without a drafter is refused (`ENGINE_BAD_OPTION`).
    */
   readonly speculative?: SpeculativeRequestOptions;
+  /**
+   * Start from the longest cached prefix of this prompt (the engine's prefix cache: the KV of finished requests, kept
+   * while slots are free) instead of computing it again. Default true; `false` computes the whole prompt (a cached KV
+   * may differ from a fresh prefill in the last bits of its floats, as any batched step may, so a request that must
+   * repeat bit for bit across servers turns it off). Sessions keep their own KV and ignore it.
+   */
+  readonly cachePrompt?: boolean;
 }
 
 /** A request to {@link Engine.generate}: a text prompt (BOS added per the tokenizer) or token ids used as given. */
@@ -74,6 +81,7 @@ export const GENERATE_OPTION_KEYS = [
   "ignoreEos",
   "signal",
   "speculative",
+  "cachePrompt",
 ] as const satisfies ReadonlyArray<keyof GenerateOptions>;
 
 /**
@@ -207,6 +215,9 @@ export function checkGenerateOptions(options: GenerateOptions, keys: readonly st
     }
   }
   if (options.speculative !== undefined) checkSpeculativeRequest(options.speculative);
+  if (options.cachePrompt !== undefined && typeof options.cachePrompt !== "boolean") {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "cachePrompt must be true or false", { field: "cachePrompt", actual: options.cachePrompt });
+  }
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "signal must be an AbortSignal", { field: "signal", actual: typeof options.signal });
   }

@@ -26,6 +26,6 @@ export type { SessionOptions } from "./session.js";
 export { tokenNll } from "./perplexity.js";
 export type { PerplexityOptions, PerplexityResult } from "./perplexity.js";
 export type { EmbedOptions, EmbedResult } from "./embedding.js";
-export type { SchedulerStats } from "./scheduler.js";
+export type { SchedulerStats, PrefixCacheStats } from "./scheduler.js";
 export { EngineErrorCode } from "./errors.js";
 export type { EngineErrorCodeName } from "./errors.js";

@@ -102,6 +102,14 @@ export interface LoadModelOptions {
    * off (`speculative: false`). See {@link SpeculativeOptions}.
    */
   readonly speculative?: SpeculativeOptions;
+  /**
+   * The prefix cache: a finished generation's KV slot is kept (until a slot is needed) with the tokens it holds, and a
+   * later generation whose prompt starts with at least `minTokens` of them (default 16) continues from a copy of that
+   * KV instead of computing the shared part again — a system prompt, few-shot examples, a chat's earlier turns. Kept
+   * slots are freed least recently used first whenever a request or a session needs one, so it never holds back work.
+   * Default true; `false` frees every slot when its request ends. Requests may skip it (`cachePrompt: false`).
+   */
+  readonly prefixCache?: boolean | { readonly minTokens?: number };
 }
 
 /**
@@ -127,6 +135,7 @@ export const LOAD_MODEL_OPTION_KEYS = [
   "signal",
   "verify",
   "speculative",
+  "prefixCache",
 ] as const satisfies ReadonlyArray<keyof LoadModelOptions>;
 
 // The build fails naming any option added to LoadModelOptions but not to LOAD_MODEL_OPTION_KEYS (it would be refused at run time).
@@ -269,6 +278,23 @@ function checkLoadOptions(options: LoadModelOptions): void {
   }
   checkBackendShape(options);
   if (options.speculative !== undefined) checkSpeculativeOptions(options.speculative);
+  prefixCacheOf(options.prefixCache);
+}
+
+/** The shortest cached prefix a request reuses unless `prefixCache.minTokens` says otherwise. */
+export const DEFAULT_PREFIX_CACHE_MIN_TOKENS = 16;
+
+/** loadModel's `prefixCache` as the scheduler takes it: null when off. */
+function prefixCacheOf(option: LoadModelOptions["prefixCache"]): { readonly minTokens: number } | null {
+  if (option === undefined || option === true) return { minTokens: DEFAULT_PREFIX_CACHE_MIN_TOKENS };
+  if (option === false) return null;
+  if (typeof option !== "object" || option === null || Array.isArray(option) || Object.keys(option).some((key) => key !== "minTokens")) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "prefixCache must be true, false or { minTokens }", {
+      field: "prefixCache",
+      actual: JSON.stringify(option),
+    });
+  }
+  return { minTokens: checkInteger("prefixCache.minTokens", option.minTokens ?? DEFAULT_PREFIX_CACHE_MIN_TOKENS, 1, 1 << 24) };
 }
 
 /** Checks the shape of `backend` and `backendOptions` (no discovery). */
@@ -716,6 +742,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       onProgress: ({ done, total }) => options.onProgress?.({ phase: "weights", fraction: total > 0 ? done / total : 1 }),
     });
     checkUnchanged(verifiedFiles, loaded, model.source.path);
+    const prefixCache = prefixCacheOf(options.prefixCache);
     let speculation: Speculation | undefined;
     if (options.speculative !== undefined) {
       try {
@@ -734,6 +761,8 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
               ...(options.backendOptions?.[backend] !== undefined ? { backendOptions: { [backend]: options.backendOptions[backend]! } } : {}),
               contextLength,
               maxSequences: options.maxSequences ?? 4,
+              // The drafter manages the draft model's slots itself (it never generates through its engine).
+              prefixCache: false,
               ...(options.verify !== undefined ? { verify: options.verify } : {}),
               ...(options.signal !== undefined ? { signal: options.signal } : {}),
             };
@@ -772,6 +801,7 @@ export async function loadModel(source: string | HaloModel, options: LoadModelOp
       ...(factory !== null ? { backendFactory: factory } : {}),
       ...(speculation !== undefined ? { speculation } : {}),
       outputNorm: model.outputNorm.toFloat32(),
+      ...(prefixCache !== null ? { prefixCache } : {}),
       close: () => {
         if (ownsModel) model.close();
       },

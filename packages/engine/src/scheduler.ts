@@ -22,6 +22,13 @@ export interface SequenceTask {
    * allocates a fresh slot and frees it when the task ends.
    */
   readonly slot?: { readonly id: number; readonly length: number };
+  /**
+   * The task's prompt may start from a cached prefix (the prefix cache): a generation, whose rows before the last are
+   * never read. Tasks that read every row's output (perplexity, evaluation, embeddings) leave it unset.
+   */
+  readonly reusePrefix?: boolean;
+  /** Called before the task first runs when its first `tokens` prompt tokens came from the prefix cache (not computed). */
+  onPrefixReused?(tokens: number): void;
   /** Called when the task first runs in a step. */
   onStart?(): void;
   /**
@@ -52,8 +59,17 @@ interface Live {
   /** Positions the sequence holds (the position of `pending[0]`). */
   position: number;
   started: boolean;
-  /** True when the scheduler allocated the slot (and so frees it). */
+  /** True when the scheduler allocated the slot (and so frees it, or parks it in the prefix cache). */
   owned: boolean;
+  /** The token at each position the slot holds (`position` of them), kept for the prefix cache when `owned`. */
+  readonly fed: number[];
+}
+
+/** A finished sequence's KV slot kept for its prefix: `tokens[p]` is the token at position p. */
+interface Parked {
+  readonly slot: number;
+  readonly tokens: readonly number[];
+  lastUsed: number;
 }
 
 /** One live sequence's rows in the step being built. */
@@ -85,6 +101,28 @@ export interface SchedulerOptions {
    * step costs a generation; drafting before the step is not included). A cost model learns from it.
    */
   readonly onStepTimed?: (rows: number, outputRows: number, ms: number) => void;
+  /**
+   * The prefix cache: a finished generation's slot is kept (not freed) with the tokens it holds, and a new generation
+   * whose prompt starts with at least `minTokens` of them continues from a copy of that KV (`copySequence`; without it,
+   * from the slot itself) instead of computing the prefix again. Kept slots are freed, least recently used first, when
+   * a sequence or a session needs a slot. Absent: slots are freed when their task ends.
+   */
+  readonly prefixCache?: { readonly minTokens: number };
+}
+
+/** Counters of the prefix cache ({@link SchedulerOptions.prefixCache}). */
+export interface PrefixCacheStats {
+  /** Finished sequences whose KV is kept for their prefix. */
+  readonly cachedSequences: number;
+  /** Positions those sequences hold. */
+  readonly cachedPositions: number;
+  /** Generations that started from a cached prefix, and those that found none (both since creation). */
+  readonly hits: number;
+  readonly misses: number;
+  /** Prompt tokens taken from the cache instead of computed, since creation. */
+  readonly reusedTokens: number;
+  /** Kept sequences freed to make room. */
+  readonly evictions: number;
 }
 
 /** Aggregate counters (for stats and metrics). */
@@ -109,6 +147,15 @@ export class Scheduler {
   private fatal: unknown = null;
   /** The last admit() found no free slot for the head of the queue. */
   private blocked = false;
+  /** The prefix cache's kept slots, and its counters. */
+  private readonly parked: Parked[] = [];
+  private useClock = 0;
+  private hits = 0;
+  private misses = 0;
+  private reusedTokens = 0;
+  private evictions = 0;
+  /** Kept slots a copy is being made from (never freed until it is done). */
+  private readonly pinned = new Set<Parked>();
 
   constructor(
     private readonly model: LoadedModel,
@@ -125,14 +172,89 @@ export class Scheduler {
     return { activeSequences: this.live.length, queuedSequences: this.waiting.length, steps: this.steps, rows: this.rows };
   }
 
-  /** Slots the scheduler allocated for running tasks (a session's slot is its owner's to count). */
+  /**
+   * Slots the scheduler allocated for running tasks (a session's slot is its owner's to count; slots kept by the prefix
+   * cache are in {@link prefixCacheStats}: they hold memory but are freed whenever a slot is wanted).
+   */
   ownedSlots(): number[] {
     return this.live.filter((live) => live.owned).map((live) => live.slot);
+  }
+
+  /** The prefix cache's counters (all zero when it is off). */
+  prefixCacheStats(): PrefixCacheStats {
+    return {
+      cachedSequences: this.parked.length,
+      cachedPositions: this.parked.reduce((sum, entry) => sum + entry.tokens.length, 0),
+      hits: this.hits,
+      misses: this.misses,
+      reusedTokens: this.reusedTokens,
+      evictions: this.evictions,
+    };
+  }
+
+  /**
+   * A free KV slot for someone outside the scheduler (a session): allocated, freeing the least recently used cached
+   * prefix when none is free. Throws what `allocateSequence` throws when nothing is left to free.
+   */
+  allocateSlot(): number {
+    for (;;) {
+      try {
+        return this.model.allocateSequence();
+      } catch (error) {
+        if (!this.evictOne()) throw error;
+      }
+    }
+  }
+
+  /** Frees the least recently used kept slot (never `keep`, nor one a copy is being made from); false when there is none. */
+  private evictOne(keep?: Parked): boolean {
+    let victim = -1;
+    for (let i = 0; i < this.parked.length; i++) {
+      const entry = this.parked[i]!;
+      if (entry === keep || this.pinned.has(entry)) continue;
+      if (victim < 0 || entry.lastUsed < this.parked[victim]!.lastUsed) victim = i;
+    }
+    if (victim < 0) return false;
+    const [entry] = this.parked.splice(victim, 1);
+    this.evictions++;
+    try {
+      this.model.freeSequence(entry!.slot);
+    } catch {
+      // already freed or model disposed
+    }
+    return true;
+  }
+
+  /** Whether a slot can be had without freeing `keep`: one is free, or another kept slot can be freed. */
+  private canAllocate(keep: Parked): boolean {
+    if (this.parked.some((entry) => entry !== keep && !this.pinned.has(entry))) return true;
+    try {
+      this.model.freeSequence(this.model.allocateSequence());
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The kept sequence sharing the longest prefix with `prompt` (at least `minTokens`, leaving one prompt token to run). */
+  private bestPrefix(prompt: readonly number[]): { entry: Parked; length: number } | null {
+    const cache = this.options.prefixCache;
+    if (cache === undefined) return null;
+    let best: { entry: Parked; length: number } | null = null;
+    for (const entry of this.parked) {
+      const limit = Math.min(entry.tokens.length, prompt.length - 1);
+      let n = 0;
+      while (n < limit && entry.tokens[n] === prompt[n]) n++;
+      if (n >= cache.minTokens && (best === null || n > best.length)) best = { entry, length: n };
+    }
+    return best;
   }
 
   /** Cancels everything (dispose): each task ends with `error`. */
   cancelAll(error: unknown): void {
     this.fatal = error;
+    this.pinned.clear();
+    while (this.evictOne()) this.evictions--;
     for (const task of this.waiting.splice(0)) task.onEnd(error);
     for (const live of this.live.splice(0)) {
       this.release(live);
@@ -174,8 +296,13 @@ export class Scheduler {
     });
   }
 
-  private admit(): void {
+  /**
+   * Starts queued tasks while slots are free (freeing kept prefixes when none is). A task whose prompt starts with a kept
+   * prefix gets a copy of that KV: the copies run before the next step (the promise returned; null when there are none).
+   */
+  private admit(): Promise<void> | null {
     this.blocked = false;
+    let copies: Promise<void>[] | null = null;
     while (this.waiting.length > 0) {
       const task = this.waiting[0]!;
       if (task.cancelled) {
@@ -185,23 +312,110 @@ export class Scheduler {
       }
       if (task.slot !== undefined) {
         this.waiting.shift();
-        this.live.push({ task, pending: [...task.prompt], slot: task.slot.id, position: task.slot.length, started: false, owned: false });
+        this.live.push({ task, pending: [...task.prompt], slot: task.slot.id, position: task.slot.length, started: false, owned: false, fed: [] });
+        continue;
+      }
+      const hit = task.reusePrefix === true ? this.bestPrefix(task.prompt) : null;
+      // Without copySequence, or when the kept slot is the only one to be had (no free slot, nothing else to evict),
+      // the task continues the kept slot itself, cut back to the shared prefix.
+      const takeOver = hit !== null && !this.pinned.has(hit.entry) && (this.model.copySequence === undefined || !this.canAllocate(hit.entry));
+      if (hit !== null && takeOver) {
+        this.parked.splice(this.parked.indexOf(hit.entry), 1);
+        this.waiting.shift();
+        const live: Live = {
+          task,
+          pending: task.prompt.slice(hit.length),
+          slot: hit.entry.slot,
+          position: hit.length,
+          started: false,
+          owned: true,
+          fed: task.prompt.slice(0, hit.length),
+        };
+        try {
+          this.model.truncateSequence(hit.entry.slot, hit.length);
+        } catch (error) {
+          this.live.push(live);
+          this.finish(live, error);
+          continue;
+        }
+        this.hit(task, hit.length);
+        this.live.push(live);
         continue;
       }
       let slot: number;
-      try {
-        slot = this.model.allocateSequence();
-      } catch {
-        this.blocked = true; // no free slot: wait for one to be released
-        return;
+      for (;;) {
+        try {
+          slot = this.model.allocateSequence();
+          break;
+        } catch {
+          if (this.evictOne(hit?.entry)) continue;
+          this.blocked = true; // no free slot: wait for one to be released
+          return copies === null ? null : Promise.all(copies).then(() => undefined);
+        }
       }
       this.waiting.shift();
-      this.live.push({ task, pending: [...task.prompt], slot, position: 0, started: false, owned: true });
+      if (hit === null) {
+        if (task.reusePrefix === true && this.options.prefixCache !== undefined) this.misses++;
+        this.live.push({ task, pending: [...task.prompt], slot, position: 0, started: false, owned: true, fed: [] });
+        continue;
+      }
+      hit.entry.lastUsed = ++this.useClock;
+      const live: Live = {
+        task,
+        pending: task.prompt.slice(hit.length),
+        slot,
+        position: hit.length,
+        started: false,
+        owned: true,
+        fed: task.prompt.slice(0, hit.length),
+      };
+      this.live.push(live);
+      const { entry, length } = hit;
+      this.pinned.add(entry);
+      const copied = (): void => {
+        this.model.truncateSequence(slot, length);
+        this.hit(task, length);
+      };
+      const computeAfterAll = (): void => {
+        // The copy failed (the model refused it): the task computes its whole prompt in the slot it has.
+        try {
+          this.model.truncateSequence(slot, 0);
+        } catch {
+          // disposed: the step reports it
+        }
+        live.pending.unshift(...task.prompt.slice(0, length));
+        live.position = 0;
+        live.fed.length = 0;
+        this.misses++;
+      };
+      (copies ??= []).push(
+        this.model.copySequence!(entry.slot, slot)
+          .then(() => (this.model.sequenceLength(slot) >= length ? copied() : computeAfterAll()), computeAfterAll)
+          .finally(() => this.pinned.delete(entry)),
+      );
     }
+    return copies === null ? null : Promise.all(copies).then(() => undefined);
   }
 
-  private release(live: Live): void {
+  private hit(task: SequenceTask, tokens: number): void {
+    this.hits++;
+    this.reusedTokens += tokens;
+    task.onPrefixReused?.(tokens);
+  }
+
+  private release(live: Live, error: unknown = null): void {
     if (!live.owned) return;
+    // A generation's slot (finished or cancelled: its KV is valid for every position it holds) is kept for its prefix.
+    if (
+      this.options.prefixCache !== undefined &&
+      live.task.reusePrefix === true &&
+      (error === null || error === undefined) &&
+      this.fatal === null &&
+      live.position > 0
+    ) {
+      this.parked.push({ slot: live.slot, tokens: live.fed.slice(0, live.position), lastUsed: ++this.useClock });
+      return;
+    }
     try {
       this.model.freeSequence(live.slot);
     } catch {
@@ -212,7 +426,7 @@ export class Scheduler {
   private finish(live: Live, error: unknown): void {
     const index = this.live.indexOf(live);
     if (index >= 0) this.live.splice(index, 1);
-    this.release(live);
+    this.release(live, error);
     live.task.onEnd(error);
   }
 
@@ -223,7 +437,9 @@ export class Scheduler {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.fatal !== null) return;
       for (const live of [...this.live]) if (live.task.cancelled) this.finish(live, null);
-      this.admit();
+      const copying = this.admit();
+      if (copying !== null) await copying;
+      if (this.fatal !== null) return;
       if (this.live.length === 0) return; // idle, or every slot is held by a session: wake() resumes
       const preparing = this.prepareStep();
       if (preparing !== null) await preparing;
@@ -357,6 +573,8 @@ export class Scheduler {
   /** Advances one sequence past its fed rows and hands it its outputs; applies its answer. */
   private deliver(part: Part, result: StepResult, output: "logits" | "argmax"): void {
     const { live, plan } = part;
+    if (live.owned && live.task.reusePrefix === true && this.options.prefixCache !== undefined)
+      for (let i = 0; i < plan.feed; i++) live.fed.push(live.pending[i]!);
     live.pending.splice(0, plan.feed);
     const firstPosition = live.position;
     live.position += plan.feed;
@@ -394,6 +612,7 @@ export class Scheduler {
         }
         this.model.truncateSequence(live.slot, keep);
         live.position = keep;
+        if (live.fed.length > keep) live.fed.length = keep;
       }
     } catch (error) {
       this.finish(live, error);

@@ -54,6 +54,7 @@ export class TokenEmitter {
   private finishReason: FinishReason = "length";
   private contextFull = false;
   private text = "";
+  private cachedPrompt = 0;
   /**
    * Set by a speculative task, whose one step may emit several tokens: when the request is
    * aborted, tokens the consumer has not taken yet are withdrawn ({@link retractUndelivered}), so
@@ -75,6 +76,11 @@ export class TokenEmitter {
   }
 
   /** The request's first step began (the end of its time in the queue). */
+  /** The first `tokens` prompt tokens came from the prefix cache (reported in `usage.cachedPromptTokens`). */
+  prefixReused(tokens: number): void {
+    this.cachedPrompt = tokens;
+  }
+
   stepStarted(): void {
     this.startedAt = performance.now();
   }
@@ -172,13 +178,19 @@ export class TokenEmitter {
       text: this.text,
       stopString: decoder?.stopString ?? null,
       tokenIds: generated,
-      usage: { promptTokens, completionTokens: generated.length, totalTokens: promptTokens + generated.length },
+      usage: {
+        promptTokens,
+        completionTokens: generated.length,
+        totalTokens: promptTokens + generated.length,
+        cachedPromptTokens: this.cachedPrompt,
+      },
       ...(this.speculative !== undefined ? { speculative: this.speculative() } : {}),
       timings: {
         queuedMs: this.startedAt - this.submittedAt,
         prefillMs,
         decodeMs,
-        prefillTokensPerSecond: prefillMs > 0 ? (promptTokens * 1000) / prefillMs : 0,
+        // The rate of the prompt tokens computed (a prefix cache hit computes only the rest).
+        prefillTokensPerSecond: prefillMs > 0 ? ((promptTokens - this.cachedPrompt) * 1000) / prefillMs : 0,
         decodeTokensPerSecond: decodeMs > 0 ? (decoded * 1000) / decodeMs : 0,
       },
     });

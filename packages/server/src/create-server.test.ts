@@ -51,7 +51,27 @@ describe("routes", () => {
     expect(body["choices"][0].message).toEqual({ role: "assistant", content: direct.text, refusal: null });
     expect(body["choices"][0].finish_reason).toBe(direct.ids.length === 12 ? "length" : "stop");
     const promptTokens = tiny.engine.tokenizer!.encodeChat(messages, { template: "bitnet" }).length;
-    expect(body["usage"]).toEqual({ prompt_tokens: promptTokens, completion_tokens: direct.ids.length, total_tokens: promptTokens + direct.ids.length });
+    expect(body["usage"]).toEqual({
+      prompt_tokens: promptTokens,
+      completion_tokens: direct.ids.length,
+      total_tokens: promptTokens + direct.ids.length,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
+    // The same chat again starts from the prefix cache (everything but the prompt's last token) and answers the same.
+    const again = (await (await postJson(`${tiny.url}/v1/chat/completions`, { model: "tiny", messages, max_tokens: 12, temperature: 0 })).json()) as Record<
+      string,
+      any
+    >;
+    expect(again["usage"].prompt_tokens_details).toEqual({ cached_tokens: promptTokens - 1 });
+    expect(again["choices"][0].message.content).toBe(direct.text);
+    // cache_prompt: false (llama-server's field) computes the whole prompt.
+    const uncached = (await (
+      await postJson(`${tiny.url}/v1/chat/completions`, { model: "tiny", messages, max_tokens: 12, temperature: 0, cache_prompt: false })
+    ).json()) as Record<string, any>;
+    expect(uncached["usage"].prompt_tokens_details).toEqual({ cached_tokens: 0 });
+    const metrics = await (await fetch(`${tiny.url}/metrics`)).text();
+    expect(metrics).toMatch(/^halo_prefix_cache_reused_tokens_total \d+/m);
+    expect(metrics).toMatch(/^halo_prefix_cache_hits_total [1-9]/m);
     expect(body["timings"].prompt_n).toBe(promptTokens);
   });
 

@@ -69,6 +69,7 @@ export function takeEngine(state: ServerState, engine: Engine | Promise<Engine>,
     state.engine = loaded;
     if (loaded.stats().kv.bytesPerPosition !== undefined) state.metrics.addKvByteGauges();
     if (loaded.speculative !== null) state.metrics.addSpeculativeMetrics(() => loaded.stats().speculative);
+    if (loaded.stats().prefixCache !== undefined) state.metrics.addPrefixCacheMetrics(() => loaded.stats().prefixCache);
     logger.log("info", "model-ready", {
       model: state.modelId(),
       backend: loaded.backend,

@@ -1,5 +1,5 @@
 // Prometheus metrics of a server (prom-client, one registry per server): requests, tokens, rates, queue, KV.
-import type { EngineStats, SpeculativeEngineStats } from "@halo/engine";
+import type { EngineStats, PrefixCacheStats, SpeculativeEngineStats } from "@halo/engine";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** Live values the gauges read at scrape time. */
@@ -31,6 +31,8 @@ export interface LiveGauges {
  * | `halo_kv_bytes_in_use`, `halo_kv_bytes_capacity` | gauges, only when the backend estimates its KV bytes ({@link ServerMetrics.addKvByteGauges}) |
  * | `halo_speculative_drafted_tokens_total`, `halo_speculative_accepted_tokens_total`, `halo_speculative_verify_steps_total`, `halo_speculative_decode_steps_total` | counters, only when the model drafts ({@link ServerMetrics.addSpeculativeMetrics}) |
  * | `halo_speculative_acceptance_ratio`, `halo_speculative_tokens_per_step`, `halo_speculative_info{drafter,label}` | gauges, the same |
+ * | `halo_prefix_cache_hits_total`, `halo_prefix_cache_misses_total`, `halo_prefix_cache_reused_tokens_total`, `halo_prefix_cache_evictions_total` | counters, when the engine keeps a prefix cache ({@link ServerMetrics.addPrefixCacheMetrics}) |
+ * | `halo_prefix_cache_sequences`, `halo_prefix_cache_positions` | gauges, the same |
  *
  * plus prom-client's default process metrics (`process_*`, `nodejs_*`).
  *
@@ -52,6 +54,7 @@ export class ServerMetrics {
   private readonly gauge: (name: string, help: string, read: (g: LiveGauges) => number) => void;
   private kvBytes = false;
   private speculative = false;
+  private prefixCache = false;
 
   constructor(live: () => LiveGauges) {
     const registers = [this.registry];
@@ -167,6 +170,46 @@ export class ServerMetrics {
         if (stats !== undefined) this.set({ drafter: stats.drafter, label: stats.label }, 1);
       },
     });
+  }
+
+  /**
+   * Adds the prefix cache's metrics, for an engine that keeps one: counters of hits, misses, prompt tokens reused (not
+   * computed) and kept sequences evicted, and gauges of the sequences and positions kept now, read from `read`
+   * (`engine.stats().prefixCache`) at scrape time. Left out for an engine without the cache. Idempotent.
+   */
+  addPrefixCacheMetrics(read: () => PrefixCacheStats | undefined): void {
+    if (this.prefixCache) return;
+    this.prefixCache = true;
+    const registers = [this.registry];
+    const counter = (name: string, help: string, value: (s: PrefixCacheStats) => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const stats = read();
+          this.reset();
+          if (stats !== undefined && value(stats) > 0) this.inc(value(stats));
+        },
+      });
+    };
+    counter("halo_prefix_cache_hits_total", "Generations that started from a cached prompt prefix", (s) => s.hits);
+    counter("halo_prefix_cache_misses_total", "Generations that found no cached prefix to start from", (s) => s.misses);
+    counter("halo_prefix_cache_reused_tokens_total", "Prompt tokens taken from the prefix cache instead of computed", (s) => s.reusedTokens);
+    counter("halo_prefix_cache_evictions_total", "Kept sequences freed to make room for a request or a session", (s) => s.evictions);
+    const gauge = (name: string, help: string, value: (s: PrefixCacheStats) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const stats = read();
+          this.set(stats === undefined ? 0 : value(stats));
+        },
+      });
+    };
+    gauge("halo_prefix_cache_sequences", "Finished sequences whose KV is kept for their prefix", (s) => s.cachedSequences);
+    gauge("halo_prefix_cache_positions", "KV positions the kept sequences hold", (s) => s.cachedPositions);
   }
 
   /** Counts an answered request. */

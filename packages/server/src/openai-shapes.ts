@@ -6,6 +6,8 @@ export interface OpenAiUsage {
   readonly prompt_tokens: number;
   readonly completion_tokens: number;
   readonly total_tokens: number;
+  /** `cached_tokens`: prompt tokens the prefix cache reused instead of computing. */
+  readonly prompt_tokens_details: { readonly cached_tokens: number };
 }
 
 /** llama-server's `timings` object (extra to OpenAI; clients ignore it). */
@@ -44,7 +46,13 @@ export interface CompletionLogprobs {
  * ```
  */
 export function usageOf(end: RequestEndEvent): OpenAiUsage {
-  return { prompt_tokens: end.usage.promptTokens, completion_tokens: end.usage.completionTokens, total_tokens: end.usage.totalTokens };
+  return {
+    prompt_tokens: end.usage.promptTokens,
+    completion_tokens: end.usage.completionTokens,
+    total_tokens: end.usage.totalTokens,
+    // OpenAI's field for prompt tokens served from its cache: here, those the prefix cache reused.
+    prompt_tokens_details: { cached_tokens: end.usage.cachedPromptTokens ?? 0 },
+  };
 }
 
 /**

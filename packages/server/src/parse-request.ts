@@ -63,6 +63,7 @@ const COMMON_FIELDS = [
   "response_format",
   "user",
   "speculative",
+  "cache_prompt",
 ];
 
 /** Fields of a chat body this server reads (acts on, or refuses values it cannot honour). */
@@ -199,6 +200,8 @@ function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, top
   set("stop", stopField(body));
   set("ignoreEos", booleanField(body, "ignore_eos"));
   set("speculative", speculativeField(body));
+  // llama-server's field: false computes the whole prompt instead of starting from the prefix cache.
+  set("cachePrompt", booleanField(body, "cache_prompt"));
   if (logprobs) {
     options["logprobs"] = true;
     if (topLogprobs > 0) options["topLogprobs"] = topLogprobs;
