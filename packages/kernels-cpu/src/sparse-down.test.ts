@@ -88,8 +88,8 @@ describe("the sparse down lane (CpuBackendOptions.sparseDown)", () => {
   it("costs the down matrices' bytes once more, in estimateMemory as in the model", () => {
     const isa = runnable;
     if (isa === undefined) return;
-    const plain = createBackend({ threads: 1, isa }).estimateMemory(c, LOAD);
-    const lane = createBackend({ threads: 1, isa, sparseDown: true }).estimateMemory(c, LOAD);
+    const plain = createBackend({ threads: 1, isa }).estimateMemory!(c, LOAD);
+    const lane = createBackend({ threads: 1, isa, sparseDown: true }).estimateMemory!(c, LOAD);
     expect(lane.weightsBytes - plain.weightsBytes).toBe(sparseDownBytes(c));
     // 2B-4T: 30 layers × 10 row tiles × 6,912 columns × 64 bytes.
     expect(sparseDownBytes({ ...c, numLayers: 30, hiddenSize: 2560, intermediateSize: 6912 })).toBe(132_710_400);
