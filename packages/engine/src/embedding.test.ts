@@ -1,10 +1,10 @@
 // Engine.embed: mean-pooled, output-normed final hidden states against an independent computation from the backend's own
 // forward pass; unit length, truncation, batching with running generations, refusals.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
 import { TOLERANCES, referenceBackend, type KvDtype, type LoadedModel } from "@halo/kernels";
 import { loadModel, type Engine } from "./index.js";
+import { haloCodeOf } from "../../../scripts/halo-code.js";
 
 const weights = synthModel({ seed: 11 });
 const CONTEXT = 64;
@@ -55,15 +55,6 @@ function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return worst;
 }
 
-async function codeOf(run: () => unknown): Promise<string | undefined> {
-  try {
-    await run();
-  } catch (error) {
-    return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
-  }
-  return undefined;
-}
-
 describe("Engine.embed", () => {
   it("is the mean of the output-normed hidden states, at unit length, for texts and token lists", async () => {
     const texts = ["ternary weights", "a cat sat on the mat and looked at the moon"];
@@ -93,7 +84,7 @@ describe("Engine.embed", () => {
 
   it("an input longer than the context is refused, or with truncate its first contextLength tokens are embedded", async () => {
     const long = Array.from({ length: CONTEXT + 9 }, (_, i) => (i * 37 + 5) % weights.config.vocabSize);
-    expect(await codeOf(() => engine.embed([long]))).toBe("ENGINE_CONTEXT_OVERFLOW");
+    expect(await haloCodeOf(() => engine.embed([long]))).toBe("ENGINE_CONTEXT_OVERFLOW");
     const cut = await engine.embed([long], { truncate: true });
     expect(cut.tokens).toEqual([CONTEXT]);
     expect(maxDifference(cut.embeddings[0]!, await oracle(long.slice(0, CONTEXT)))).toBeLessThan(TOLERANCES.hiddenStates);
@@ -113,9 +104,9 @@ describe("Engine.embed", () => {
   });
 
   it("refuses nothing to embed, an empty input, ids out of range, and an aborted signal", async () => {
-    expect(await codeOf(() => engine.embed([]))).toBe("ENGINE_BAD_OPTION");
-    expect(await codeOf(() => engine.embed([[]]))).toBe("ENGINE_BAD_OPTION");
-    expect(await codeOf(() => engine.embed([[weights.config.vocabSize]]))).toBe("ENGINE_TOKEN_OUT_OF_RANGE");
+    expect(await haloCodeOf(() => engine.embed([]))).toBe("ENGINE_BAD_OPTION");
+    expect(await haloCodeOf(() => engine.embed([[]]))).toBe("ENGINE_BAD_OPTION");
+    expect(await haloCodeOf(() => engine.embed([[weights.config.vocabSize]]))).toBe("ENGINE_TOKEN_OUT_OF_RANGE");
     const controller = new AbortController();
     controller.abort(new Error("stop"));
     await expect(engine.embed(["x"], { signal: controller.signal })).rejects.toThrow("stop");

@@ -3,10 +3,10 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { isHaloError } from "@halo/errors";
 import { synthModel } from "@halo/h1b-format";
 import { TOLERANCES } from "@halo/kernels";
 import { discoverBackends, loadModel, type Engine, type GenerateRequest, type LoadModelOptions, type RequestEndEvent } from "./index.js";
+import { haloCodeOf } from "../../../scripts/halo-code.js";
 
 // The trained tiny model, from the repository (engine does not depend on @halo/model-tiny).
 const tinyModelPath = join(dirname(fileURLToPath(import.meta.url)), "../../model-tiny/models/halo-tiny.halo");
@@ -45,15 +45,6 @@ async function run(engine: Engine, request: GenerateRequest): Promise<Run> {
 }
 
 const greedy = (prompt: readonly number[]): GenerateRequest => ({ prompt, maxTokens: 10, temperature: 0, ignoreEos: true });
-
-async function codeOf(action: () => unknown): Promise<string | undefined> {
-  try {
-    await action();
-  } catch (error) {
-    return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 describe("the prefix cache (loadModel prefixCache, request cachePrompt)", () => {
   it("a prompt that shares a finished request's prefix reuses it and answers as a fresh prefill does", async () => {
@@ -136,11 +127,11 @@ describe("the prefix cache (loadModel prefixCache, request cachePrompt)", () => 
   });
 
   it("refuses malformed options", async () => {
-    expect(await codeOf(() => load({ prefixCache: { minTokens: 0 } }))).toBe("ENGINE_BAD_OPTION");
-    expect(await codeOf(() => load({ prefixCache: "yes" as never }))).toBe("ENGINE_BAD_OPTION");
-    expect(await codeOf(() => load({ prefixCache: { size: 3 } as never }))).toBe("ENGINE_BAD_OPTION");
+    expect(await haloCodeOf(() => load({ prefixCache: { minTokens: 0 } }))).toBe("ENGINE_BAD_OPTION");
+    expect(await haloCodeOf(() => load({ prefixCache: "yes" as never }))).toBe("ENGINE_BAD_OPTION");
+    expect(await haloCodeOf(() => load({ prefixCache: { size: 3 } as never }))).toBe("ENGINE_BAD_OPTION");
     const engine = await load();
-    expect(await codeOf(() => run(engine, { ...greedy([1, 2, 3]), cachePrompt: 1 as never }))).toBe("ENGINE_BAD_OPTION");
+    expect(await haloCodeOf(() => run(engine, { ...greedy([1, 2, 3]), cachePrompt: 1 as never }))).toBe("ENGINE_BAD_OPTION");
   });
 });
 

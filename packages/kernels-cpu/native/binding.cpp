@@ -1083,6 +1083,16 @@ Napi::Value OpLmHead(const Napi::CallbackInfo& info) {
   return f32_copy(env, out.data(), out.size());
 }
 
+// Packs trits [rows][cols] into `m` in `scratch`'s arena, one scale of 1 per row (the kernel tests' raw-dot matrices).
+halo_status scratch_matrix(Model& scratch, halo::Matrix& m, const int8_t* trits, int rows, int cols) {
+  const std::vector<float> ones(rows, 1.0f);
+  const int nb = (cols + 255) / 256;
+  if (!scratch.arena.allocate(static_cast<size_t>(rows) * nb * 64, false)) return HALO_OUT_OF_MEMORY;
+  halo_status status = scratch.alloc_matrix(m, rows, cols, cols, ones.data());
+  if (status == HALO_OK) status = halo::pack_rows(m, 0, trits, rows);
+  return status;
+}
+
 // gemmRaw(isa, trits, rows, cols, x: Int8Array [n][cols], blocks: boolean) → Int32Array of raw code·x dots (kernel tests)
 Napi::Value GemmRaw(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1098,14 +1108,11 @@ Napi::Value GemmRaw(const Napi::CallbackInfo& info) {
   const bool blocks = info[5].As<Napi::Boolean>().Value();
   if (rows <= 0 || cols <= 0 || trits.ElementLength() != static_cast<size_t>(rows) * cols || x.ElementLength() % cols != 0)
     return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-  std::vector<float> ones(rows);
   Model scratch;
-  const int nb = (cols + 255) / 256;
-  if (!scratch.arena.allocate(static_cast<size_t>(rows) * nb * 64, false)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
   halo::Matrix m;
-  halo_status status = scratch.alloc_matrix(m, rows, cols, cols, ones.data());
-  if (status == HALO_OK) status = halo::pack_rows(m, 0, trits.Data(), rows);
+  const halo_status status = scratch_matrix(scratch, m, trits.Data(), rows, cols);
   if (status != HALO_OK) return Napi::Number::New(env, status);
+  const int nb = m.nb;
   const int n = static_cast<int>(x.ElementLength() / cols);
   std::vector<int8_t> padded(static_cast<size_t>(n) * nb * 256, 0);
   for (int t = 0; t < n; t++) std::memcpy(padded.data() + static_cast<size_t>(t) * nb * 256, x.Data() + static_cast<size_t>(t) * cols, cols);
@@ -1134,14 +1141,11 @@ Napi::Value SparseRaw(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, HALO_BAD_ARGUMENT);
   for (size_t i = 0; i < nz.ElementLength(); i++)
     if (nz[i] < 0 || nz[i] >= cols) return Napi::Number::New(env, HALO_BAD_ARGUMENT);
-  std::vector<float> ones(rows);
   Model scratch;
-  const int nb = (cols + 255) / 256;
-  if (!scratch.arena.allocate(static_cast<size_t>(rows) * nb * 64, false)) return Napi::Number::New(env, HALO_OUT_OF_MEMORY);
   halo::Matrix m;
-  halo_status status = scratch.alloc_matrix(m, rows, cols, cols, ones.data());
-  if (status == HALO_OK) status = halo::pack_rows(m, 0, trits.Data(), rows);
+  const halo_status status = scratch_matrix(scratch, m, trits.Data(), rows, cols);
   if (status != HALO_OK) return Napi::Number::New(env, status);
+  const int nb = m.nb;
   const int tiles = HALO_SPARSE_TILES(rows);
   std::vector<uint8_t> masks(static_cast<size_t>(tiles) * cols * 64);
   halo_sparse_masks(m.codes, nb, rows, cols, 0, tiles, masks.data());

@@ -1,21 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { isHaloError } from "@halo/errors";
 import { measureReadBandwidth } from "./bandwidth.js";
 import { KernelsCpuErrorCode } from "./errors.js";
+import { haloCodeOf } from "../../../scripts/halo-code.js";
 
 /** Below this, a read of 64 MiB from memory would be broken rather than slow (a DDR4 channel streams ~20 GB/s). */
 const MIN_PLAUSIBLE_GBPS = 0.5;
 /** Above this, the passes could not have come from DRAM on any current machine (a bug in the byte count or timer). */
 const MAX_PLAUSIBLE_GBPS = 2000;
-
-async function codeOf(run: () => Promise<unknown>): Promise<string | undefined> {
-  try {
-    await run();
-  } catch (error) {
-    return isHaloError(error) ? error.code : "not a HaloError";
-  }
-  return undefined;
-}
 
 describe("measureReadBandwidth", () => {
   it("measures a plausible read rate with one and two threads, off the JS thread", async () => {
@@ -34,7 +25,7 @@ describe("measureReadBandwidth", () => {
 
   it("refuses impossible options with KERNELS_CPU_BAD_OPTION", async () => {
     for (const options of [{ threads: 0 }, { threads: 10_000 }, { threads: 1.5 }, { mib: 1 }, { mib: 1e9 }, { mib: Number.NaN }]) {
-      expect(await codeOf(() => measureReadBandwidth(options)), JSON.stringify(options)).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
+      expect(await haloCodeOf(() => measureReadBandwidth(options)), JSON.stringify(options)).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
     }
   });
 });

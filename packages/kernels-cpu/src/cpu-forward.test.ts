@@ -1,7 +1,6 @@
 // Contract 2's forward on the CPU backend: native argmax / top-k against their scalar twins, hidden rows against the reference.
 import { beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { isHaloError } from "@halo/errors";
 import {
   KernelsErrorCode,
   TOLERANCES,
@@ -19,6 +18,7 @@ import { createBackend } from "./cpu-backend.js";
 import { builtIsas, isaSkipNote } from "./available-isas.js";
 import { nativeBinding, type NativeBinding, type NativeModelHandle } from "./native-binding.js";
 import { CpuLoadedModel, hasContract2 } from "./cpu-loaded-model.js";
+import { haloCodeOf } from "../../../scripts/halo-code.js";
 
 // The suite's GQA model (SiLU, per-row scales, untied head: every contract-2 path on one small model).
 const weights = defaultConformanceModels().find((m) => m.name === "gqa-silu-row-scale-untied")!.weights;
@@ -28,15 +28,6 @@ const PROMPT = [3, 14, 15, 92, 65, 35, 89];
 /** Every row's logits of `tokens` in one slot from `start` (plus `extra` batch fields). */
 const rows = (slot: number, tokens: readonly number[], start: number, extra: Partial<StepBatch> = {}): StepBatch =>
   sequenceBatch(slot, tokens, start, "all", extra);
-
-async function codeOf(run: () => unknown): Promise<string | undefined> {
-  try {
-    await run();
-  } catch (error) {
-    return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 /** Largest finite float32 (the sampler's FLOAT32_MAX). */
 const FLOAT32_MAX = 3.4028234663852886e38;
@@ -182,20 +173,20 @@ describe("cpu forward misuse", () => {
   it("step refuses contract-2 outputs; forward refuses bad outputs before any KV is written; disposed is KERNELS_DISPOSED", async () => {
     const model: LoadedModel = await createBackend({ threads: 2 }).loadModel(weights, { contextLength: 16 });
     const slot = model.allocateSequence();
-    expect(await codeOf(() => model.step(rows(slot, [1], 0, { output: "argmax" })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.step(rows(slot, [1], 0, { hiddenRows: Int32Array.of(0) })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.forward!(rows(slot, [1], 0, { output: "top-k", topK: 0 })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.forward!(rows(slot, [1], 0, { output: "top-k", topK: c.vocabSize + 1 })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.forward!(rows(slot, [1], 0, { output: "argmax", topK: 2 })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.forward!(rows(slot, [1], 0, { output: "best" as never })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.forward!(rows(slot, [1, 2], 0, { hiddenRows: Int32Array.of(1, 1) })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.forward!(rows(slot, [1], 0, { hiddenRows: Int32Array.of(1) })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
-    expect(await codeOf(() => model.forward!(rows(slot, [1], 0, { hiddenRows: [0] as never })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.step(rows(slot, [1], 0, { output: "argmax" })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.step(rows(slot, [1], 0, { hiddenRows: Int32Array.of(0) })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [1], 0, { output: "top-k", topK: 0 })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [1], 0, { output: "top-k", topK: c.vocabSize + 1 })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [1], 0, { output: "argmax", topK: 2 })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [1], 0, { output: "best" as never })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [1, 2], 0, { hiddenRows: Int32Array.of(1, 1) })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [1], 0, { hiddenRows: Int32Array.of(1) })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [1], 0, { hiddenRows: [0] as never })))).toBe(KernelsErrorCode.KERNELS_BAD_BATCH);
     expect(model.sequenceLength(slot)).toBe(0);
     const ok = await model.forward!(rows(slot, [1], 0, { output: "argmax" }));
     expect(ok.argmax).toHaveLength(1);
     model.dispose();
-    expect(await codeOf(() => model.forward!(rows(slot, [2], 1)))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
+    expect(await haloCodeOf(() => model.forward!(rows(slot, [2], 1)))).toBe(KernelsErrorCode.KERNELS_DISPOSED);
   });
 });
 

@@ -1,13 +1,13 @@
 // The sparse down lane on whole models: the same logits as the dense kernels, one-row steps counted, the memory it costs
 // and the options it refuses. The kernels themselves are held to their scalar twin in kernels.test.ts.
 import { afterEach, describe, expect, it } from "vitest";
-import { isHaloError } from "@halo/errors";
 import { conformanceModel, greedyRun, type LoadOptions } from "@halo/kernels";
 import { builtIsas, isaSkipNote } from "./available-isas.js";
 import { createBackend, SPARSE_DOWN_MAX_DENSITY, type CpuBackendOptions } from "./cpu-backend.js";
 import type { CpuLoadedModel } from "./cpu-loaded-model.js";
 import { sparseDownBytes } from "./cpu-memory.js";
 import { KernelsCpuErrorCode } from "./errors.js";
+import { haloCodeOf } from "../../../scripts/halo-code.js";
 
 // ReLU² (exact zeros in down's input), one scale per row, two row tiles of the sparse layout (300 = 256 + 44).
 const weights = conformanceModel({ seed: 7, activation: "relu2", scaleKind: "row", hiddenSize: 300, intermediateSize: 700, numLayers: 2 });
@@ -29,15 +29,6 @@ async function run(options: CpuBackendOptions): Promise<{ tokens: number[]; logi
   const model = (await createBackend({ threads: 2, ...options }).loadModel(weights, LOAD)) as CpuLoadedModel;
   const { tokens, logits } = await greedyRun(model, PROMPT, DECODE);
   return { tokens, logits, model };
-}
-
-async function codeOf(action: () => unknown): Promise<string | undefined> {
-  try {
-    await action();
-  } catch (error) {
-    return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
-  }
-  return undefined;
 }
 
 describe("the sparse down lane (CpuBackendOptions.sparseDown)", () => {
@@ -96,13 +87,13 @@ describe("the sparse down lane (CpuBackendOptions.sparseDown)", () => {
   });
 
   it("refuses a path with no vector kernel, a non-boolean and a density outside (0, 1]", async () => {
-    expect(await codeOf(() => createBackend({ isa: "scalar", sparseDown: true }))).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
-    expect(await codeOf(() => createBackend({ sparseDown: "yes" as unknown as boolean }))).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
+    expect(await haloCodeOf(() => createBackend({ isa: "scalar", sparseDown: true }))).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
+    expect(await haloCodeOf(() => createBackend({ sparseDown: "yes" as unknown as boolean }))).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
     const isa = runnable;
     if (isa === undefined) return;
     for (const knob of ["0", "1.5", "many"]) {
       process.env.HALO_CPU_SPARSE_MAX = knob;
-      expect(await codeOf(() => createBackend({ isa, sparseDown: true })), knob).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
+      expect(await haloCodeOf(() => createBackend({ isa, sparseDown: true })), knob).toBe(KernelsCpuErrorCode.KERNELS_CPU_BAD_OPTION);
     }
   });
 });

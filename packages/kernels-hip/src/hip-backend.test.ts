@@ -1,6 +1,5 @@
 // The GPU backend's own checks that need no device: options, capabilities, refusals that name the cpu backend, the factory and its probe.
 import { afterEach, describe, expect, it } from "vitest";
-import { isHaloError } from "@halo/errors";
 import { CONTRACT_VERSION, KernelsErrorCode, conformanceModel, type ModelWeights } from "@halo/kernels";
 import { createBackend, estimateHipMemory } from "./hip-backend.js";
 import { backendFactory } from "./hip-factory.js";
@@ -8,6 +7,7 @@ import { gpuPacking } from "./gpu-packing.js";
 import { KernelsHipErrorCode } from "./errors.js";
 import { EMULATOR_REASON, probeHip, resolveDevice } from "./hip-probe.js";
 import { nativeMissingReason, needNative } from "./native.test-support.js";
+import { haloCodeOf } from "../../../scripts/halo-code.js";
 
 const savedDevice = process.env.HALO_HIP_DEVICE;
 afterEach(() => {
@@ -15,18 +15,9 @@ afterEach(() => {
   else process.env.HALO_HIP_DEVICE = savedDevice;
 });
 
-async function codeOf(run: () => unknown): Promise<string | undefined> {
-  try {
-    await run();
-  } catch (error) {
-    return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
-  }
-  return undefined;
-}
-
 describe("createBackend options", () => {
   it.each([0, -1, 65537, 1.5, Number.NaN, "8" as unknown as number])("refuses maxBatchTokens=%s with HIP_BAD_OPTION", async (maxBatchTokens) => {
-    expect(await codeOf(() => createBackend({ maxBatchTokens }))).toBe(KernelsHipErrorCode.HIP_BAD_OPTION);
+    expect(await haloCodeOf(() => createBackend({ maxBatchTokens }))).toBe(KernelsHipErrorCode.HIP_BAD_OPTION);
   });
 
   it("refuses an unknown device and a non-boolean graphs, naming the accepted values", () => {
@@ -93,7 +84,7 @@ describe("refusals that name the cpu backend", () => {
     const error = await backend.loadModel(wide, { contextLength: 8 }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG, field: "headDim", actual: 288 });
     expect((error as Error).message).toContain("cpu backend");
-    expect(await codeOf(() => backend.estimateMemory!(wide.config, { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG);
+    expect(await haloCodeOf(() => backend.estimateMemory!(wide.config, { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_UNSUPPORTED_CONFIG);
   });
 
   it("block scales over fewer than 64 weights are KERNELS_UNSUPPORTED_CONFIG naming the cpu backend", async () => {

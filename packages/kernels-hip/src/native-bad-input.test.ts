@@ -9,6 +9,7 @@ import { codeDirectory, NativeStatus, tryNativeBinding, type NativeGpuConfig } f
 import { probeHip } from "./hip-probe.js";
 import { KernelsHipErrorCode } from "./errors.js";
 import { needNative, SMALL_CONFIG as CONFIG } from "./native.test-support.js";
+import { haloCodeOf } from "../../../scripts/halo-code.js";
 
 const PROMPT = [3, 1, 4, 1, 5];
 const weights = conformanceModel({ seed: 1, activation: "relu2", scaleKind: "tensor" });
@@ -17,15 +18,6 @@ afterEach(() => {
   // Never leave a fault armed for the next test (after < 0 clears every fault).
   tryNativeBinding().native?.injectFault("launch", -1);
 });
-
-async function codeOf(run: () => unknown): Promise<string | undefined> {
-  try {
-    await run();
-  } catch (error) {
-    return isHaloError(error) ? error.code : `not a HaloError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 describe("the binding refuses bad arguments with a status, never a crash", () => {
   it.for([
@@ -94,7 +86,9 @@ describe("bad weights through loadModel are KERNELS_BAD_WEIGHTS", () => {
     needNative(context, "bad trits");
     const q = weights.layers[0]!.q;
     const bad = { ...q, packing: "int8 (decoded)", decodeRows: (s: number, n: number, out: Int8Array) => (q.decodeRows(s, n, out), (out[0] = 2)) };
-    expect(await codeOf(() => createBackend({ device: "emulator" }).loadModel(withQ(bad), { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
+    expect(await haloCodeOf(() => createBackend({ device: "emulator" }).loadModel(withQ(bad), { contextLength: 8 }))).toBe(
+      KernelsErrorCode.KERNELS_BAD_WEIGHTS,
+    );
   });
 
   it("a halo-g2 tensor with a code 3, and one of the wrong length", async (context) => {
@@ -115,8 +109,8 @@ describe("bad weights through loadModel are KERNELS_BAD_WEIGHTS", () => {
     good.dispose();
     const corrupt = Uint8Array.from(bytes);
     corrupt[21] = 0xff;
-    expect(await codeOf(() => backend.loadModel(withQ(g2(corrupt)), { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
-    expect(await codeOf(() => backend.loadModel(withQ(g2(bytes.subarray(16))), { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
+    expect(await haloCodeOf(() => backend.loadModel(withQ(g2(corrupt)), { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
+    expect(await haloCodeOf(() => backend.loadModel(withQ(g2(bytes.subarray(16))), { contextLength: 8 }))).toBe(KernelsErrorCode.KERNELS_BAD_WEIGHTS);
   });
 });
 
@@ -131,12 +125,12 @@ describe("a dead model", () => {
     expect(logits.length).toBe(weights.config.vocabSize);
     expect(logits.every(Number.isFinite)).toBe(true);
     const D = KernelsErrorCode.KERNELS_DISPOSED;
-    expect(await codeOf(() => model.step(sequenceBatch(slot, [1], PROMPT.length, "last")))).toBe(D);
-    expect(await codeOf(() => model.forward!({ ...sequenceBatch(slot, [1], PROMPT.length, "last"), output: "argmax" }))).toBe(D);
-    expect(await codeOf(() => model.allocateSequence())).toBe(D);
-    expect(await codeOf(() => model.exportSequence!(slot))).toBe(D);
-    expect(await codeOf(() => model.copySequence!(slot, slot))).toBe(D);
-    expect(await codeOf(() => (model as { nativeInfo(): unknown } & LoadedModel).nativeInfo())).toBe(D);
+    expect(await haloCodeOf(() => model.step(sequenceBatch(slot, [1], PROMPT.length, "last")))).toBe(D);
+    expect(await haloCodeOf(() => model.forward!({ ...sequenceBatch(slot, [1], PROMPT.length, "last"), output: "argmax" }))).toBe(D);
+    expect(await haloCodeOf(() => model.allocateSequence())).toBe(D);
+    expect(await haloCodeOf(() => model.exportSequence!(slot))).toBe(D);
+    expect(await haloCodeOf(() => model.copySequence!(slot, slot))).toBe(D);
+    expect(await haloCodeOf(() => (model as { nativeInfo(): unknown } & LoadedModel).nativeInfo())).toBe(D);
     model.dispose();
   });
 
@@ -146,8 +140,8 @@ describe("a dead model", () => {
     const a = model.allocateSequence();
     const b = model.allocateSequence();
     const step = model.step(sequenceBatch(a, PROMPT, 0, "last"));
-    expect(await codeOf(() => model.freeSequence(a))).toBe(KernelsErrorCode.KERNELS_SLOT_BUSY);
-    expect(await codeOf(() => model.truncateSequence(a, 0))).toBe(KernelsErrorCode.KERNELS_SLOT_BUSY);
+    expect(await haloCodeOf(() => model.freeSequence(a))).toBe(KernelsErrorCode.KERNELS_SLOT_BUSY);
+    expect(await haloCodeOf(() => model.truncateSequence(a, 0))).toBe(KernelsErrorCode.KERNELS_SLOT_BUSY);
     model.freeSequence(b);
     await step;
     model.truncateSequence(a, 2);
@@ -196,7 +190,7 @@ describe("injected device faults", () => {
     // A prefill row that asks for no logits: the step synchronizes instead of downloading.
     const silent = { ...sequenceBatch(slot, [7], PROMPT.length, "last"), logitRows: new Int32Array(0) };
     expect(native.injectFault("sync", 0)).toBe(0);
-    expect(await codeOf(() => model.step(silent))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
+    expect(await haloCodeOf(() => model.step(silent))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
     expect(model.sequenceLength(slot)).toBe(PROMPT.length);
     native.injectFault("sync", -1);
     expect((await model.step(silent)).length).toBe(0);
@@ -214,7 +208,7 @@ describe("injected device faults", () => {
     const first = [await decode(0), await decode(1), await decode(2)];
     model.truncateSequence(slot, PROMPT.length + 2);
     expect(native.injectFault("launch", 0)).toBe(0);
-    expect(await codeOf(() => decode(2))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
+    expect(await haloCodeOf(() => decode(2))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
     native.injectFault("launch", -1);
     expect(await decode(2)).toEqual(first[2]);
     const info = (model as unknown as { nativeInfo(): { graphReplays: number } }).nativeInfo();
@@ -240,12 +234,12 @@ describe("injected device faults", () => {
     const native = needNative(context, "fault injection");
     const { model, slot } = await prepared(false);
     expect(native.injectFault("download", 0)).toBe(0);
-    expect(await codeOf(() => model.exportSequence!(slot))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
+    expect(await haloCodeOf(() => model.exportSequence!(slot))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
     native.injectFault("download", -1);
     const state = await model.exportSequence!(slot);
     expect(state.length).toBe(PROMPT.length);
     expect(native.injectFault("upload", 0)).toBe(0);
-    expect(await codeOf(() => model.importSequence!(state))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
+    expect(await haloCodeOf(() => model.importSequence!(state))).toBe(KernelsHipErrorCode.HIP_DEVICE_ERROR);
     native.injectFault("upload", -1);
     // The failed import took no slot: the model's second slot is still free for this one.
     const imported = await model.importSequence!(state);

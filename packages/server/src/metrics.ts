@@ -125,34 +125,12 @@ export class ServerMetrics {
     if (this.speculative) return;
     this.speculative = true;
     const registers = [this.registry];
-    const counter = (name: string, help: string, value: (s: SpeculativeEngineStats) => number): void => {
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          // The engine counts since load; the counter shows its value (it only grows).
-          const stats = read();
-          this.reset();
-          if (stats !== undefined && value(stats) > 0) this.inc(value(stats));
-        },
-      });
-    };
+    const counter = (name: string, help: string, value: (s: SpeculativeEngineStats) => number): void => this.statCounter(name, help, read, value);
     counter("halo_speculative_drafted_tokens_total", "Drafted tokens fed for verification", (s) => s.draftedTokens);
     counter("halo_speculative_accepted_tokens_total", "Drafted tokens the model accepted", (s) => s.acceptedTokens);
     counter("halo_speculative_verify_steps_total", "Decode steps that verified drafts", (s) => s.verifySteps);
     counter("halo_speculative_decode_steps_total", "Steps that produced tokens (verifying drafts or not)", (s) => s.decodeSteps);
-    const gauge = (name: string, help: string, value: (s: SpeculativeEngineStats) => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          const stats = read();
-          this.set(stats === undefined ? 0 : value(stats));
-        },
-      });
-    };
+    const gauge = (name: string, help: string, value: (s: SpeculativeEngineStats) => number): void => this.statGauge(name, help, read, value);
     gauge("halo_speculative_acceptance_ratio", "Accepted over drafted tokens since the model loaded", (s) => s.acceptanceRate);
     gauge(
       "halo_speculative_tokens_per_step",
@@ -180,36 +158,44 @@ export class ServerMetrics {
   addPrefixCacheMetrics(read: () => PrefixCacheStats | undefined): void {
     if (this.prefixCache) return;
     this.prefixCache = true;
-    const registers = [this.registry];
-    const counter = (name: string, help: string, value: (s: PrefixCacheStats) => number): void => {
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const stats = read();
-          this.reset();
-          if (stats !== undefined && value(stats) > 0) this.inc(value(stats));
-        },
-      });
-    };
+    const counter = (name: string, help: string, value: (s: PrefixCacheStats) => number): void => this.statCounter(name, help, read, value);
     counter("halo_prefix_cache_hits_total", "Generations that started from a cached prompt prefix", (s) => s.hits);
     counter("halo_prefix_cache_misses_total", "Generations that found no cached prefix to start from", (s) => s.misses);
     counter("halo_prefix_cache_reused_tokens_total", "Prompt tokens taken from the prefix cache instead of computed", (s) => s.reusedTokens);
     counter("halo_prefix_cache_evictions_total", "Kept sequences freed to make room for a request or a session", (s) => s.evictions);
-    const gauge = (name: string, help: string, value: (s: PrefixCacheStats) => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          const stats = read();
-          this.set(stats === undefined ? 0 : value(stats));
-        },
-      });
-    };
+    const gauge = (name: string, help: string, value: (s: PrefixCacheStats) => number): void => this.statGauge(name, help, read, value);
     gauge("halo_prefix_cache_sequences", "Finished sequences whose KV is kept for their prefix", (s) => s.cachedSequences);
     gauge("halo_prefix_cache_positions", "KV positions the kept sequences hold", (s) => s.cachedPositions);
+  }
+
+  /**
+   * A counter of an engine total read at scrape time (`read()`; absent: nothing). The engine counts since load, so the
+   * counter shows its value (it only grows).
+   */
+  private statCounter<T>(name: string, help: string, read: () => T | undefined, value: (stats: T) => number): void {
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const stats = read();
+        this.reset();
+        if (stats !== undefined && value(stats) > 0) this.inc(value(stats));
+      },
+    });
+  }
+
+  /** A gauge of an engine figure read at scrape time (0 while `read()` has none). */
+  private statGauge<T>(name: string, help: string, read: () => T | undefined, value: (stats: T) => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const stats = read();
+        this.set(stats === undefined ? 0 : value(stats));
+      },
+    });
   }
 
   /** Counts an answered request. */

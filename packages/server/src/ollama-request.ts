@@ -177,11 +177,13 @@ export function parseOllamaChat(body: JsonObject, contextLength: number): Ollama
     if (typeof content !== "string") throw badField(`messages[${i}].content`, "a string", content);
     return { role, content };
   });
+  return { kind: "chat", messages, load: messages.length === 0, ...commonFields(body, contextLength, ignored) };
+}
+
+/** What both routes read the same way: `model`, `stream` (default true), `options`, and the ignored fields. */
+function commonFields(body: JsonObject, contextLength: number, ignored: string[]): Omit<ParsedChatRequest, "kind" | "messages"> {
   const { options, maxTokens } = ollamaOptions(body, contextLength, ignored);
   return {
-    kind: "chat",
-    messages,
-    load: messages.length === 0,
     model: stringField(body, "model"),
     stream: stream(body),
     includeUsage: false,
@@ -237,19 +239,7 @@ export function parseOllamaGenerate(body: JsonObject, contextLength: number, voc
         "Send raw: true to continue the ids as they are, or use /api/chat",
       );
   }
-  const { options, maxTokens } = ollamaOptions(body, contextLength, ignored);
-  const common = {
-    load: prompt.length === 0 && contextIds.length === 0,
-    model: stringField(body, "model"),
-    stream: stream(body),
-    includeUsage: false,
-    maxTokens,
-    options,
-    logprobs: false,
-    topLogprobs: 0,
-    user: undefined,
-    ignoredFields: ignored,
-  };
+  const common = { load: prompt.length === 0 && contextIds.length === 0, ...commonFields(body, contextLength, ignored) };
   if (raw) {
     const ids = contextIds.length > 0 ? [...contextIds, ...(prompt.length > 0 ? tokenize(prompt) : [])] : null;
     return { kind: "completion", prompt: ids ?? prompt, echo: false, ...common };
