@@ -106,6 +106,22 @@ describe("the prefix cache (loadModel prefixCache, request cachePrompt)", () => 
     session.dispose();
   });
 
+  it("a request that arrives while another with the same prefix decodes copies the running sequence's KV", async () => {
+    const engine = await load();
+    const fresh = await load({ prefixCache: false });
+    const first = engine.generate({ ...greedy([...SYSTEM, ...QUESTION_A]), maxTokens: 30 });
+    const iterator = first[Symbol.asyncIterator]();
+    // Wait for the first one's first token: its prompt is in its KV now, and it keeps decoding.
+    for (;;) {
+      const { value } = await iterator.next();
+      if (value.type === "token-delta") break;
+    }
+    const second = await run(engine, greedy([...SYSTEM, ...QUESTION_B]));
+    expect(second.end.usage.cachedPromptTokens).toBe(SYSTEM.length);
+    expect(second.tokens).toEqual((await run(fresh, greedy([...SYSTEM, ...QUESTION_B]))).tokens);
+    for (;;) if ((await iterator.next()).done === true) break;
+  });
+
   it("with a single slot, the kept slot itself is continued (nothing to copy into)", async () => {
     const one = await load({ maxSequences: 1 });
     const fresh = await load({ prefixCache: false, maxSequences: 1 });

@@ -65,6 +65,13 @@ interface Live {
   readonly fed: number[];
 }
 
+/** The best prefix a new prompt can start from: the slot holding it, the kept entry (null: a running sequence), its length. */
+interface PrefixHit {
+  readonly source: number;
+  readonly entry: Parked | null;
+  readonly length: number;
+}
+
 /** A finished sequence's KV slot kept for its prefix: `tokens[p]` is the token at position p. */
 interface Parked {
   readonly slot: number;
@@ -237,15 +244,23 @@ export class Scheduler {
   }
 
   /** The kept sequence sharing the longest prefix with `prompt` (at least `minTokens`, leaving one prompt token to run). */
-  private bestPrefix(prompt: readonly number[]): { entry: Parked; length: number } | null {
+  private bestPrefix(prompt: readonly number[]): PrefixHit | null {
     const cache = this.options.prefixCache;
     if (cache === undefined) return null;
-    let best: { entry: Parked; length: number } | null = null;
-    for (const entry of this.parked) {
-      const limit = Math.min(entry.tokens.length, prompt.length - 1);
+    let best: PrefixHit | null = null;
+    const consider = (tokens: readonly number[], source: number, entry: Parked | null): void => {
+      const limit = Math.min(tokens.length, prompt.length - 1);
       let n = 0;
-      while (n < limit && entry.tokens[n] === prompt[n]) n++;
-      if (n >= cache.minTokens && (best === null || n > best.length)) best = { entry, length: n };
+      while (n < limit && tokens[n] === prompt[n]) n++;
+      if (n >= cache.minTokens && (best === null || n > best.length)) best = { source, entry, length: n };
+    };
+    for (const entry of this.parked) consider(entry.tokens, entry.slot, entry);
+    // A running generation's computed positions can be copied too (never taken over): a request that arrives while
+    // another with the same system prompt decodes starts from it.
+    if (this.model.copySequence !== undefined) {
+      // Only sequences that have run a step: a new one's KV may still be arriving by its own copy.
+      for (const live of this.live)
+        if (live.started && live.owned && live.task.reusePrefix === true && live.fed.length > 0) consider(live.fed, live.slot, null);
     }
     return best;
   }
@@ -318,21 +333,22 @@ export class Scheduler {
       const hit = task.reusePrefix === true ? this.bestPrefix(task.prompt) : null;
       // Without copySequence, or when the kept slot is the only one to be had (no free slot, nothing else to evict),
       // the task continues the kept slot itself, cut back to the shared prefix.
-      const takeOver = hit !== null && !this.pinned.has(hit.entry) && (this.model.copySequence === undefined || !this.canAllocate(hit.entry));
-      if (hit !== null && takeOver) {
-        this.parked.splice(this.parked.indexOf(hit.entry), 1);
+      const kept = hit?.entry ?? null;
+      const takeOver = hit !== null && kept !== null && !this.pinned.has(kept) && (this.model.copySequence === undefined || !this.canAllocate(kept));
+      if (hit !== null && kept !== null && takeOver) {
+        this.parked.splice(this.parked.indexOf(kept), 1);
         this.waiting.shift();
         const live: Live = {
           task,
           pending: task.prompt.slice(hit.length),
-          slot: hit.entry.slot,
+          slot: kept.slot,
           position: hit.length,
           started: false,
           owned: true,
           fed: task.prompt.slice(0, hit.length),
         };
         try {
-          this.model.truncateSequence(hit.entry.slot, hit.length);
+          this.model.truncateSequence(kept.slot, hit.length);
         } catch (error) {
           this.live.push(live);
           this.finish(live, error);
@@ -348,7 +364,7 @@ export class Scheduler {
           slot = this.model.allocateSequence();
           break;
         } catch {
-          if (this.evictOne(hit?.entry)) continue;
+          if (this.evictOne(kept ?? undefined)) continue;
           this.blocked = true; // no free slot: wait for one to be released
           return copies === null ? null : Promise.all(copies).then(() => undefined);
         }
@@ -359,7 +375,7 @@ export class Scheduler {
         this.live.push({ task, pending: [...task.prompt], slot, position: 0, started: false, owned: true, fed: [] });
         continue;
       }
-      hit.entry.lastUsed = ++this.useClock;
+      if (kept !== null) kept.lastUsed = ++this.useClock;
       const live: Live = {
         task,
         pending: task.prompt.slice(hit.length),
@@ -370,8 +386,8 @@ export class Scheduler {
         fed: task.prompt.slice(0, hit.length),
       };
       this.live.push(live);
-      const { entry, length } = hit;
-      this.pinned.add(entry);
+      const { source, length } = hit;
+      if (kept !== null) this.pinned.add(kept);
       const copied = (): void => {
         this.model.truncateSequence(slot, length);
         this.hit(task, length);
@@ -389,9 +405,11 @@ export class Scheduler {
         this.misses++;
       };
       (copies ??= []).push(
-        this.model.copySequence!(entry.slot, slot)
+        this.model.copySequence!(source, slot)
           .then(() => (this.model.sequenceLength(slot) >= length ? copied() : computeAfterAll()), computeAfterAll)
-          .finally(() => this.pinned.delete(entry)),
+          .finally(() => {
+            if (kept !== null) this.pinned.delete(kept);
+          }),
       );
     }
     return copies === null ? null : Promise.all(copies).then(() => undefined);
