@@ -145,9 +145,8 @@ describe("bad requests", () => {
     expect(plain.headers.get("x-halo-ignored-fields")).toBeNull();
   });
 
-  it("n > 1, tools, image parts, json response_format and several prompts are refused clearly (400 unsupported_value)", async () => {
+  it("tools, image parts, json response_format and several prompts are refused clearly (400 unsupported_value)", async () => {
     const cases: Array<[string, Record<string, unknown>, string]> = [
-      ["/v1/chat/completions", { messages, n: 2 }, "n"],
       ["/v1/chat/completions", { messages, tools: [{ type: "function", function: { name: "f" } }] }, "tools"],
       ["/v1/chat/completions", { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }, "messages[0].content[0].type"],
       ["/v1/chat/completions", { messages, response_format: { type: "json_object" } }, "response_format"],
@@ -157,6 +156,13 @@ describe("bad requests", () => {
     for (const [path, body, param] of cases) {
       const { status, error } = await errorOf(await postJson(`${tiny.url}${path}`, body, auth));
       expect([status, error.param, error.code]).toEqual([400, param, "unsupported_value"]);
+    }
+  });
+
+  it("n above 128 or below 1 is 400 invalid_value naming n", async () => {
+    for (const n of [129, 0, 1.5]) {
+      const { status, error } = await errorOf(await chat({ messages, n, max_tokens: 2 }));
+      expect([status, error.param, error.code], String(n)).toEqual([400, "n", "invalid_value"]);
     }
   });
 

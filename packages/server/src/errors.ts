@@ -14,7 +14,7 @@ import { defineErrorCodes } from "@halo/errors";
 export const ServerErrorCode = defineErrorCodes({
   SERVER_BAD_JSON: "The request body is not valid JSON, or not a JSON object (HTTP 400).",
   SERVER_BAD_REQUEST: "A request field is missing, has the wrong type or an impossible value (HTTP 400; `param` names the field).",
-  SERVER_UNSUPPORTED: "The request asks for something this server does not do (n > 1, tools, images, json response_format; HTTP 400).",
+  SERVER_UNSUPPORTED: "The request asks for something this server does not do (tools, images, json response_format, Ollama's format; HTTP 400).",
   SERVER_CONTEXT_OVERFLOW: "The prompt does not fit in the model's context window; checked before queuing (HTTP 400, code context_length_exceeded).",
   SERVER_UNAUTHORIZED: "API keys are configured and the request has no `Authorization: Bearer <key>` or a wrong key (HTTP 401).",
   SERVER_FORBIDDEN_ORIGIN: "A browser request came from an Origin that is not in the CORS allow-list (HTTP 403).",

@@ -76,7 +76,7 @@ export function ollamaAnswer(route: OllamaRoute, arrivedAt: number): AnswerWrite
       res.writeHead(200, { ...run.headers, "content-type": "application/x-ndjson", "cache-control": "no-cache" });
       res.flushHeaders();
       try {
-        for await (const event of run.events) {
+        for await (const { event } of run.choices) {
           run.onEvent(event);
           if (event.type === "token-delta" && event.text.length > 0) writeLine(res, { ...textPart(route, model, event.text), done: false });
           else if (event.type === "request-end") end = event;
@@ -97,7 +97,7 @@ export function ollamaAnswer(route: OllamaRoute, arrivedAt: number): AnswerWrite
       res.end();
       return { status: 200, end };
     }
-    for await (const event of run.events) {
+    for await (const { event } of run.choices) {
       run.onEvent(event);
       if (event.type === "request-end") end = event;
     }

@@ -185,6 +185,7 @@ function commonFields(body: JsonObject, contextLength: number, ignored: string[]
   const { options, maxTokens } = ollamaOptions(body, contextLength, ignored);
   return {
     model: stringField(body, "model"),
+    n: 1,
     stream: stream(body),
     includeUsage: false,
     maxTokens,

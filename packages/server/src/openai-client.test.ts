@@ -67,6 +67,37 @@ describe("openai npm client", () => {
     expect(final.choices[0]!.message.content).toBe(deltas.join(""));
   });
 
+  it("n choices: each its own sample (seed + index), the prompt counted once, streamed choices join to the whole ones", async () => {
+    const request = { model: "tiny", messages, max_tokens: 10, temperature: 0.9, seed: 5, n: 3 } as const;
+    const hitsBefore = tiny.engine.stats().prefixCache!.hits;
+    const whole = await client.chat.completions.create(request);
+    // Choices 1 and 2 start from choice 0's prompt KV (this server has one slot: each takes the kept slot over in turn).
+    expect(tiny.engine.stats().prefixCache!.hits - hitsBefore).toBeGreaterThanOrEqual(2);
+    expect(whole.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    // Choice i samples with seed 5 + i: choice 1 is what a single request with seed 6 answers.
+    const single = await client.chat.completions.create({ ...request, n: 1, seed: 6 });
+    expect(whole.choices[1]!.message.content).toBe(single.choices[0]!.message.content);
+    expect(new Set(whole.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
+    const single0 = await client.chat.completions.create({ ...request, n: 1 });
+    expect(whole.usage!.prompt_tokens).toBe(single0.usage!.prompt_tokens);
+    expect(whole.choices[0]!.message.content).toBe(single0.choices[0]!.message.content);
+    expect(whole.usage!.completion_tokens).toBeGreaterThanOrEqual(single0.usage!.completion_tokens);
+    const stream = await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+    const texts = ["", "", ""];
+    const finished = [false, false, false];
+    let usage: OpenAI.CompletionUsage | null | undefined = null;
+    for await (const chunk of stream) {
+      for (const c of chunk.choices) {
+        texts[c.index] += c.delta.content ?? "";
+        if (c.finish_reason !== null) finished[c.index] = true;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(texts).toEqual(whole.choices.map((c) => c.message.content));
+    expect(finished).toEqual([true, true, true]);
+    expect(usage!.completion_tokens).toBe(whole.usage!.completion_tokens);
+  });
+
   it("text completions, streamed and not", async () => {
     const plain = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 10, temperature: 0 });
     expect(plain.object).toBe("text_completion");

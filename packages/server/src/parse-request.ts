@@ -20,6 +20,8 @@ export interface ParsedCommon {
   readonly stream: boolean;
   /** `stream_options.include_usage`: send a final `choices: []` chunk with usage. */
   readonly includeUsage: boolean;
+  /** Choices to generate (`n`, default 1): each samples on its own, the prompt's KV computed once and copied. */
+  readonly n: number;
   /** `max_completion_tokens` or `max_tokens`, if given. */
   readonly maxTokens: number | undefined;
   /** Sampler options, `stop` and `ignoreEos`, camelCase, ready for the engine. */
@@ -33,6 +35,9 @@ export interface ParsedCommon {
   /** Fields present that this server accepts but does not act on ({@link IGNORED_FIELDS}), reported in `x-halo-ignored-fields`. */
   readonly ignoredFields: readonly string[];
 }
+
+/** The most choices (`n`) a request may ask for (OpenAI's bound). */
+export const MAX_CHOICES = 128;
 
 /** The engine's largest `maxTokens`, in request terms. */
 const MAX_TOKENS_LIMIT = 1 << 24;
@@ -159,8 +164,8 @@ export type ParsedRequest = ParsedChatRequest | ParsedCompletionRequest;
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
 function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, topLogprobs: number, ignoredFields: readonly string[]): ParsedCommon {
-  const n = numberField(body, "n", { integer: true, min: 1 });
-  if (n !== undefined && n !== 1) throw unsupported("n", "only one choice per request (n = 1)", n, "Send n separate requests; they run concurrently");
+  // Choices beyond the server's parallel sequences wait for a slot like any sequence (and start from the kept prompt).
+  const n = numberField(body, "n", { integer: true, min: 1, max: MAX_CHOICES }) ?? 1;
   const tools = body["tools"] ?? body["functions"];
   if (Array.isArray(tools) && tools.length > 0) throw unsupported(body["tools"] !== undefined ? "tools" : "functions", "tool calling", "a tool list");
   for (const field of ["tool_choice", "function_call"]) {
@@ -208,6 +213,7 @@ function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, top
   }
   return {
     model: stringField(body, "model"),
+    n,
     stream,
     includeUsage: stream && includeUsage,
     maxTokens,
