@@ -4,7 +4,7 @@ import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
 import { helpText, kvDtypeFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, checkBackendFlags, LOAD_FLAGS, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, LOAD_FLAGS, loadSwitches, loadWithFlags, NO_VERIFY_HELP } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -58,7 +58,7 @@ export async function evalCommand(argv: readonly string[], ctx: CommandContext):
     ...backend,
     maxSequences: 1,
     ...(kvDtype !== undefined ? { kvDtype } : {}),
-    ...verifyOption(values),
+    ...loadSwitches(values),
   });
   writeBackendNotice("eval", engine, ctx, backend.backendOptions);
   try {

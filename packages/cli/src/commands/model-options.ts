@@ -85,6 +85,15 @@ export function verifyOption(values: Record<string, unknown>): { readonly verify
   return values["no-verify"] === true ? { verify: false } : {};
 }
 
+/** Help of `--no-prefix-cache` (`run`, `chat`, `serve`). */
+export const NO_PREFIX_CACHE_HELP =
+  "free each request's KV when it ends instead of keeping it for the next prompt that starts the same way (the prefix cache; on by default, see /metrics halo_prefix_cache_*)";
+
+/** The load options `--no-verify` and `--no-prefix-cache` select (nothing for flags not given). */
+export function loadSwitches(values: Record<string, unknown>): { readonly verify?: false; readonly prefixCache?: false } {
+  return { ...verifyOption(values), ...(values["no-prefix-cache"] === true ? { prefixCache: false as const } : {}) };
+}
+
 /** The model file flag of every command that loads one (`run`, `chat`, `serve`). */
 export const MODEL_FLAG: FlagSpec = {
   type: "string",
@@ -129,6 +138,7 @@ export const LOAD_FLAGS: Record<string, FlagSpec> = {
   ...SPECULATIVE_FLAGS,
   progress: { type: "boolean", description: "draw the download bar even when stderr is not a terminal" },
   "no-verify": { type: "boolean", description: NO_VERIFY_HELP },
+  "no-prefix-cache": { type: "boolean", description: NO_PREFIX_CACHE_HELP },
 };
 
 /** What the backend flags ask for: `loadModel`'s `backend` and `backendOptions`. */
@@ -347,7 +357,7 @@ export async function loadFromFlags(command: string, values: Record<string, unkn
     ...backend,
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
-    ...verifyOption(values),
+    ...loadSwitches(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
     ...(speculative !== undefined ? { speculative } : {}),
     maxSequences: 1,

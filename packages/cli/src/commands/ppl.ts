@@ -4,7 +4,7 @@ import { writeBackendNotice } from "../backend-notice.js";
 import { HaloError } from "@halo/errors";
 import { helpText, kvDtypeFlag, numberFlag, parseFlags, requireString, type FlagSpec } from "../args.js";
 import type { CommandContext } from "../context.js";
-import { BACKEND_FLAGS, backendFlags, checkBackendFlags, LOAD_FLAGS, loadWithFlags, NO_VERIFY_HELP, verifyOption } from "./model-options.js";
+import { BACKEND_FLAGS, backendFlags, checkBackendFlags, LOAD_FLAGS, loadSwitches, loadWithFlags, NO_VERIFY_HELP } from "./model-options.js";
 import { CliErrorCode } from "../errors.js";
 import { ExitCode } from "../main.js";
 import { resolveModel } from "../hub/resolve-model.js";
@@ -57,7 +57,7 @@ export async function pplCommand(argv: readonly string[], ctx: CommandContext): 
     ...(contextLength !== undefined ? { contextLength } : {}),
     maxSequences: 1,
     ...(kvDtype !== undefined ? { kvDtype } : {}),
-    ...verifyOption(values),
+    ...loadSwitches(values),
   });
   writeBackendNotice("ppl", engine, ctx, backend.backendOptions);
   const started = Date.now();

@@ -153,6 +153,33 @@ describe("halo serve", () => {
     expect(await running).toBe(0);
   });
 
+  it("keeps a prefix cache (prompt_tokens_details.cached_tokens, /metrics), and --no-prefix-cache turns it off", async () => {
+    const ask = async (url: string): Promise<{ cached: number }> => {
+      const answer = await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ messages: [{ role: "user", content: "Tell me about the os module and its path helpers." }], max_tokens: 2 }),
+      });
+      expect(answer.status).toBe(200);
+      return { cached: ((await answer.json()) as { usage: { prompt_tokens_details: { cached_tokens: number } } }).usage.prompt_tokens_details.cached_tokens };
+    };
+    for (const off of [false, true]) {
+      const { out, ctx } = capture();
+      const stop = new AbortController();
+      const args = ["--model", modelPath, "--port", "0", "--backend", "reference", "--log-level", "error", ...(off ? ["--no-prefix-cache"] : [])];
+      const running = serveCommand(args, ctx, stop.signal);
+      const url = await readyUrl(out);
+      await ask(url);
+      const again = (await ask(url)).cached;
+      if (off) expect(again, "--no-prefix-cache").toBe(0);
+      else expect(again, "default").toBeGreaterThan(0);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics.includes("halo_prefix_cache_hits_total"), off ? "--no-prefix-cache" : "default").toBe(!off);
+      stop.abort();
+      expect(await running).toBe(0);
+    }
+  });
+
   it("--host 0.0.0.0 prints a loopback URL the Host check accepts, and says how other machines reach it", async () => {
     const { out, ctx } = capture();
     const stop = new AbortController();

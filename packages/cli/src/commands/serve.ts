@@ -11,7 +11,7 @@ import type { CommandContext } from "../context.js";
 import { CliErrorCode } from "../errors.js";
 import { CONTEXT_SHIFT_FLAG, contextShiftFlag } from "./context-shift-flag.js";
 import { resolveModel } from "../hub/resolve-model.js";
-import { backendFlags, checkBackendFlags, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, MODEL_FLAG, verifyOption } from "./model-options.js";
+import { backendFlags, checkBackendFlags, chatTemplateFlag, chatTemplateOrigin, LOAD_FLAGS, loadSwitches, MODEL_FLAG } from "./model-options.js";
 import { speculativeFlag, speculativeNotice, speculativeOptionError } from "./speculative-flags.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -186,7 +186,7 @@ export async function serveCommand(argv: readonly string[], ctx: CommandContext,
     maxSequences: parallel,
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
-    ...verifyOption(values),
+    ...loadSwitches(values),
     ...(chatTemplate !== undefined ? { chatTemplate: chatTemplate.template } : {}),
     ...(speculative !== undefined ? { speculative } : {}),
   };
