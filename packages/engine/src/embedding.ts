@@ -64,10 +64,23 @@ export async function embedOf(inputs: readonly (readonly number[])[], options: E
       hint: "Load the model on the cpu or reference backend to compute embeddings",
     });
   }
-  if (inputs.length === 0) throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "no inputs to embed", { field: "input", expected: "at least one input" });
+  if (inputs.length === 0) {
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "no inputs to embed", {
+      field: "input",
+      expected: "at least one input",
+      actual: "an empty list",
+      hint: "Pass one or more texts or token lists",
+    });
+  }
   const lists = inputs.map((ids, index) => {
-    if (ids.length === 0)
-      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "an input has no tokens", { field: `input[${index}]`, expected: "at least one token" });
+    if (ids.length === 0) {
+      throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "an input has no tokens", {
+        field: `input[${index}]`,
+        expected: "at least one token",
+        actual: "an empty token list",
+        hint: "Drop the empty input, or give it some text",
+      });
+    }
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= context.vocabSize) {
         throw new HaloError(EngineErrorCode.ENGINE_TOKEN_OUT_OF_RANGE, "token id out of range", {

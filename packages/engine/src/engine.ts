@@ -486,6 +486,8 @@ export class Engine {
     if (outputNorm === undefined) {
       throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "this engine was built without the model's output norm, which embeddings apply", {
         field: "outputNorm",
+        expected: "an engine from loadModel (it keeps the output norm)",
+        actual: "EngineParts without outputNorm",
         hint: "Load the model with loadModel, which keeps it",
       });
     }

@@ -216,7 +216,12 @@ export function checkGenerateOptions(options: GenerateOptions, keys: readonly st
   }
   if (options.speculative !== undefined) checkSpeculativeRequest(options.speculative);
   if (options.cachePrompt !== undefined && typeof options.cachePrompt !== "boolean") {
-    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "cachePrompt must be true or false", { field: "cachePrompt", actual: options.cachePrompt });
+    throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "cachePrompt must be true or false", {
+      field: "cachePrompt",
+      expected: "a boolean",
+      actual: options.cachePrompt,
+      hint: "Leave it out to start from the prefix cache, or pass false to compute the whole prompt",
+    });
   }
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "signal must be an AbortSignal", { field: "signal", actual: typeof options.signal });

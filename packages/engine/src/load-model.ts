@@ -291,7 +291,9 @@ function prefixCacheOf(option: LoadModelOptions["prefixCache"]): { readonly minT
   if (typeof option !== "object" || option === null || Array.isArray(option) || Object.keys(option).some((key) => key !== "minTokens")) {
     throw new HaloError(EngineErrorCode.ENGINE_BAD_OPTION, "prefixCache must be true, false or { minTokens }", {
       field: "prefixCache",
+      expected: "true, false, or { minTokens: an integer ≥ 1 }",
       actual: JSON.stringify(option),
+      hint: "Leave prefixCache out for the default (on, minTokens 16)",
     });
   }
   return { minTokens: checkInteger("prefixCache.minTokens", option.minTokens ?? DEFAULT_PREFIX_CACHE_MIN_TOKENS, 1, 1 << 24) };

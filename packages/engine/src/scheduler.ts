@@ -204,13 +204,7 @@ export class Scheduler {
    * prefix when none is free. Throws what `allocateSequence` throws when nothing is left to free.
    */
   allocateSlot(): number {
-    for (;;) {
-      try {
-        return this.model.allocateSequence();
-      } catch (error) {
-        if (!this.evictOne()) throw error;
-      }
-    }
+    return this.allocateFreeing(null) ?? this.model.allocateSequence();
   }
 
   /** Frees the least recently used kept slot (never `keep`, nor one a copy is being made from); false when there is none. */
@@ -232,15 +226,37 @@ export class Scheduler {
     return true;
   }
 
-  /** Whether a slot can be had without freeing `keep`: one is free, or another kept slot can be freed. */
-  private canAllocate(keep: Parked): boolean {
-    if (this.parked.some((entry) => entry !== keep && !this.pinned.has(entry))) return true;
-    try {
-      this.model.freeSequence(this.model.allocateSequence());
-      return true;
-    } catch {
-      return false;
+  /** A free slot, freeing kept slots (never `keep`) least recently used first; null when none can be had. */
+  private allocateFreeing(keep: Parked | null): number | null {
+    for (;;) {
+      try {
+        return this.model.allocateSequence();
+      } catch {
+        if (!this.evictOne(keep ?? undefined)) return null;
+      }
     }
+  }
+
+  /** `task` continues the kept slot `kept` itself (leaving the cache), cut back to the first `length` positions. */
+  private takeOver(task: SequenceTask, kept: Parked, length: number): void {
+    this.parked.splice(this.parked.indexOf(kept), 1);
+    const live: Live = {
+      task,
+      pending: task.prompt.slice(length),
+      slot: kept.slot,
+      position: length,
+      started: false,
+      owned: true,
+      fed: task.prompt.slice(0, length),
+    };
+    this.live.push(live);
+    try {
+      this.model.truncateSequence(kept.slot, length);
+    } catch (error) {
+      this.finish(live, error);
+      return;
+    }
+    this.hit(task, length);
   }
 
   /** The kept sequence sharing the longest prefix with `prompt` (at least `minTokens`, leaving one prompt token to run). */
@@ -331,43 +347,19 @@ export class Scheduler {
         continue;
       }
       const hit = task.reusePrefix === true ? this.bestPrefix(task.prompt) : null;
-      // Without copySequence, or when the kept slot is the only one to be had (no free slot, nothing else to evict),
-      // the task continues the kept slot itself, cut back to the shared prefix.
       const kept = hit?.entry ?? null;
-      const takeOver = hit !== null && kept !== null && !this.pinned.has(kept) && (this.model.copySequence === undefined || !this.canAllocate(kept));
-      if (hit !== null && kept !== null && takeOver) {
-        this.parked.splice(this.parked.indexOf(kept), 1);
-        this.waiting.shift();
-        const live: Live = {
-          task,
-          pending: task.prompt.slice(hit.length),
-          slot: kept.slot,
-          position: hit.length,
-          started: false,
-          owned: true,
-          fed: task.prompt.slice(0, hit.length),
-        };
-        try {
-          this.model.truncateSequence(kept.slot, hit.length);
-        } catch (error) {
-          this.live.push(live);
-          this.finish(live, error);
+      const canTakeOver = hit !== null && kept !== null && !this.pinned.has(kept);
+      // Without copySequence there is nothing to copy into: the task continues the kept slot itself.
+      const slot = canTakeOver && this.model.copySequence === undefined ? null : this.allocateFreeing(kept);
+      if (slot === null) {
+        // No free slot and nothing else to free: the kept slot itself, when the best prefix is one, else wait.
+        if (canTakeOver) {
+          this.waiting.shift();
+          this.takeOver(task, kept!, hit!.length);
           continue;
         }
-        this.hit(task, hit.length);
-        this.live.push(live);
-        continue;
-      }
-      let slot: number;
-      for (;;) {
-        try {
-          slot = this.model.allocateSequence();
-          break;
-        } catch {
-          if (this.evictOne(kept ?? undefined)) continue;
-          this.blocked = true; // no free slot: wait for one to be released
-          return copies === null ? null : Promise.all(copies).then(() => undefined);
-        }
+        this.blocked = true; // no free slot: wait for one to be released
+        return copies === null ? null : Promise.all(copies).then(() => undefined);
       }
       this.waiting.shift();
       if (hit === null) {
@@ -431,7 +423,8 @@ export class Scheduler {
       this.fatal === null &&
       live.position > 0
     ) {
-      this.parked.push({ slot: live.slot, tokens: live.fed.slice(0, live.position), lastUsed: ++this.useClock });
+      live.fed.length = live.position; // the tokens the slot holds, no more
+      this.parked.push({ slot: live.slot, tokens: live.fed, lastUsed: ++this.useClock });
       return;
     }
     try {

@@ -197,6 +197,8 @@ function sparseDownDensity(isa: string): number {
 function staleAddon(field: string): HaloError {
   return new HaloError(KernelsErrorCode.KERNELS_UNAVAILABLE, `the CPU backend's native addon predates ${field}`, {
     field,
+    expected: `an addon built from this package's sources (it has ${field})`,
+    actual: "a stale prebuild or build",
     hint: "Rebuild it: pnpm --filter @halo/kernels-cpu run build:native",
   });
 }

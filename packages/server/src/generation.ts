@@ -128,7 +128,7 @@ async function promptIds(context: GenerationContext, request: ParsedRequest): Pr
 function timeoutError(ms: number): HaloError {
   return new HaloError(ServerErrorCode.SERVER_TIMEOUT, "the request took longer than the server's per-request timeout and was cancelled", {
     expected: `at most ${ms} ms from arrival to the last token`,
-    hint: "Ask for fewer tokens (max_tokens), retry when the server is less busy, or raise the timeout",
+    hint: "Ask for less (fewer tokens, shorter inputs), retry when the server is less busy, or raise the timeout",
   });
 }
 
@@ -183,37 +183,19 @@ export async function serveGeneration(
     });
   }
 
-  const controller = new AbortController();
-  let cause: AbortCause | null = null;
-  const abort = (why: AbortCause, reason: unknown): void => {
-    if (cause !== null) return;
-    cause = why;
-    controller.abort(reason);
-  };
-  const onClose = (): void => {
-    if (!res.writableEnded) abort("client", new HaloError(ServerErrorCode.SERVER_BAD_REQUEST, "the client disconnected"));
-  };
-  res.on("close", onClose);
-  const onShutdown = (): void => abort("shutdown", shutdownError());
-  if (context.shutdownSignal.aborted) onShutdown();
-  context.shutdownSignal.addEventListener("abort", onShutdown, { once: true });
-  const remaining = Math.max(1, context.requestTimeoutMs - (performance.now() - arrivedAt));
-  const timer = setTimeout(() => abort("timeout", timeoutError(context.requestTimeoutMs)), remaining);
-  timer.unref();
+  const watch = watchRequest(context, res, arrivedAt);
   let keepAlive: NodeJS.Timeout | undefined;
   const cleanup = (): void => {
-    clearTimeout(timer);
+    watch.dispose();
     if (keepAlive !== undefined) clearInterval(keepAlive);
-    res.off("close", onClose);
-    context.shutdownSignal.removeEventListener("abort", onShutdown);
   };
 
   let release: () => void;
   try {
-    release = await context.admission.enter(controller.signal);
+    release = await context.admission.enter(watch.signal);
   } catch (error) {
     cleanup();
-    if (cause === "client")
+    if (watch.cause() === "client")
       return { status: 499, promptTokens: ids.length, completionTokens: 0, finishReason: "client_gone", queuedMs: performance.now() - arrivedAt };
     throw error;
   }
@@ -228,7 +210,7 @@ export async function serveGeneration(
     const maxTokens = request.maxTokens ?? Math.max(1, Math.min(context.defaultMaxTokens, engine.contextLength - ids.length));
     // A chat stops where Engine.chat would (the template's stop strings join the request's).
     const options = request.kind === "chat" ? engine.withTemplateStops(request.options, engine.chatTemplate.source) : request.options;
-    const choices = choiceEvents(engine, request.n, { ...options, prompt: ids, maxTokens, signal: controller.signal });
+    const choices = choiceEvents(engine, request.n, { ...options, prompt: ids, maxTokens, signal: watch.signal });
     holdKv(ids.length);
     const run: RunState = { firstTokenAt: 0, counted: 0 };
     const onEvent = (event: GenerateEvent): void => {
@@ -258,7 +240,7 @@ export async function serveGeneration(
       promptIds: ids,
       echo,
       onEvent,
-      causeOf: () => cause,
+      causeOf: () => watch.cause(),
       setKeepAlive: (t) => (keepAlive = t),
       report,
     });
@@ -268,12 +250,12 @@ export async function serveGeneration(
       status: answer.status,
       promptTokens: ids.length,
       completionTokens: answer.completionTokens ?? answer.end?.usage.completionTokens ?? 0,
-      finishReason: answer.end?.finishReason === "abort" ? `abort:${cause ?? "unknown"}` : (answer.end?.finishReason ?? "error"),
+      finishReason: answer.end?.finishReason === "abort" ? `abort:${watch.cause() ?? "unknown"}` : (answer.end?.finishReason ?? "error"),
       queuedMs: admittedAt - arrivedAt,
     };
   } finally {
     // Choices still running when the answer ended (another choice failed) stop with it.
-    if (!controller.signal.aborted) controller.abort(new HaloError(ServerErrorCode.SERVER_INTERNAL, "the answer ended"));
+    watch.stop();
     context.hooks.contextHeld(sequence, 0);
     release();
     cleanup();
@@ -283,6 +265,51 @@ export async function serveGeneration(
 interface RunState {
   firstTokenAt: number;
   counted: number;
+}
+
+/** A request's cancellation: the client leaving, the server shutting down or the request's time running out. @internal */
+export interface RequestWatch {
+  /** Aborted with the first of them (its reason a HaloError saying which). */
+  readonly signal: AbortSignal;
+  /** Which one it was, once one happened. */
+  cause(): AbortCause | null;
+  /** Aborts work still running for a request that has answered (no cause: the answer is not affected). */
+  stop(): void;
+  /** Stops watching (the timer and listeners). */
+  dispose(): void;
+}
+
+/** Watches one request from its arrival: the one place generations and embeddings learn they must stop. @internal */
+export function watchRequest(context: GenerationContext, res: ServerResponse, arrivedAt: number): RequestWatch {
+  const controller = new AbortController();
+  let cause: AbortCause | null = null;
+  const abort = (why: AbortCause, reason: unknown): void => {
+    if (cause !== null || controller.signal.aborted) return;
+    cause = why;
+    controller.abort(reason);
+  };
+  const onClose = (): void => {
+    if (!res.writableEnded) abort("client", new HaloError(ServerErrorCode.SERVER_CLIENT_GONE, "the client disconnected"));
+  };
+  res.on("close", onClose);
+  const onShutdown = (): void => abort("shutdown", shutdownError());
+  if (context.shutdownSignal.aborted) onShutdown();
+  context.shutdownSignal.addEventListener("abort", onShutdown, { once: true });
+  const remaining = Math.max(1, context.requestTimeoutMs - (performance.now() - arrivedAt));
+  const timer = setTimeout(() => abort("timeout", timeoutError(context.requestTimeoutMs)), remaining);
+  timer.unref();
+  return {
+    signal: controller.signal,
+    cause: () => cause,
+    stop: () => {
+      if (!controller.signal.aborted) controller.abort(new HaloError(ServerErrorCode.SERVER_INTERNAL, "the request has answered"));
+    },
+    dispose: () => {
+      clearTimeout(timer);
+      res.off("close", onClose);
+      context.shutdownSignal.removeEventListener("abort", onShutdown);
+    },
+  };
 }
 
 /** The error a generation aborted by the server (timeout, shutdown) answers with. @internal */

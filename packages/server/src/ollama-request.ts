@@ -1,7 +1,7 @@
 // Validates Ollama's /api/chat and /api/generate bodies into the same typed requests the OpenAI routes build.
 import type { ChatMessage, GenerateOptions } from "@halo/engine";
-import { badField, booleanField, checkKnownFields, numberField, objectField, stringField, unsupported, type JsonObject } from "./request-fields.js";
-import type { ParsedChatRequest, ParsedCompletionRequest } from "./parse-request.js";
+import { badField, booleanField, checkKnownFields, numberField, objectField, stopField, stringField, unsupported, type JsonObject } from "./request-fields.js";
+import { samplerFields, type ParsedChatRequest, type ParsedCompletionRequest } from "./parse-request.js";
 
 /** Fields of an Ollama request this server accepts and does not act on (named in `x-halo-ignored-fields`). */
 const OLLAMA_IGNORED_FIELDS: ReadonlySet<string> = new Set(["keep_alive", "truncate", "dimensions"]);
@@ -107,7 +107,7 @@ function ollamaOptions(body: JsonObject, contextLength: number, ignored: string[
     else if (!SAMPLER_OPTIONS.has(key)) throw badField(`options.${key}`, `an Ollama option this server knows (${[...SAMPLER_OPTIONS].join(", ")})`, raw[key]);
   }
   for (const [key, neutral] of Object.entries(NEUTRAL_SAMPLER_OPTIONS)) {
-    const value = numberField(raw, key);
+    const value = numberField(raw, key, {}, `options.${key}`);
     if (value !== undefined && value !== neutral) {
       throw unsupported(
         `options.${key}`,
@@ -117,27 +117,10 @@ function ollamaOptions(body: JsonObject, contextLength: number, ignored: string[
       );
     }
   }
-  const set = (key: string, value: unknown): void => {
-    if (value !== undefined) options[key] = value;
-  };
-  set("temperature", numberField(raw, "temperature", { min: 0 }));
-  const topP = numberField(raw, "top_p", { min: 0, max: 1 });
-  set("topP", topP === 0 ? Number.MIN_VALUE : topP);
-  set("topK", numberField(raw, "top_k", { integer: true, min: 0 }));
-  set("minP", numberField(raw, "min_p", { min: 0, max: 1 }));
-  set("presencePenalty", numberField(raw, "presence_penalty", { min: -2, max: 2 }));
-  set("frequencyPenalty", numberField(raw, "frequency_penalty", { min: -2, max: 2 }));
-  set("repeatPenalty", numberField(raw, "repeat_penalty", { min: 0, exclusiveMin: true }));
-  set("repeatLastN", numberField(raw, "repeat_last_n", { integer: true, min: -1 }));
-  set("seed", numberField(raw, "seed", { integer: true }));
-  const stop = raw["stop"];
-  if (stop !== undefined && stop !== null) {
-    const list = typeof stop === "string" ? [stop] : stop;
-    if (!Array.isArray(list) || list.length > 16 || !list.every((s) => typeof s === "string" && s.length > 0))
-      throw badField("options.stop", "a string or an array of at most 16 non-empty strings", stop);
-    options["stop"] = list;
-  }
-  const predict = numberField(raw, "num_predict", { integer: true, min: -2 });
+  Object.assign(options, samplerFields(raw, { prefix: "options." }));
+  const stop = stopField(raw, 16, "options.stop");
+  if (stop !== undefined) options["stop"] = stop;
+  const predict = numberField(raw, "num_predict", { integer: true, min: -2 }, "options.num_predict");
   if (predict === 0) throw badField("options.num_predict", "≥ 1, or -1 (no limit) or -2 (fill the context)", 0);
   const maxTokens = predict === undefined ? undefined : predict < 0 ? contextLength : predict;
   return { options: options as GenerateOptions, maxTokens };

@@ -163,6 +163,33 @@ export type ParsedRequest = ParsedChatRequest | ParsedCompletionRequest;
 
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
+/**
+ * The sampler's fields of a request (`temperature`, `top_p`, `top_k`, `min_p`, the penalties, `repeat_last_n`, `seed`)
+ * as engine options, each checked against its range; `prefix` names a nested object in refusals (Ollama's `options.`).
+ * OpenAI bounds `temperature` to 2; Ollama does not.
+ * @internal
+ */
+export function samplerFields(source: JsonObject, bounds: { readonly temperatureMax?: number; readonly prefix?: string } = {}): Record<string, number> {
+  const prefix = bounds.prefix ?? "";
+  const read = (field: string, range: Parameters<typeof numberField>[2]): number | undefined => numberField(source, field, range, prefix + field);
+  const out: Record<string, number> = {};
+  const set = (key: string, value: number | undefined): void => {
+    if (value !== undefined) out[key] = value;
+  };
+  set("temperature", read("temperature", { min: 0, ...(bounds.temperatureMax !== undefined ? { max: bounds.temperatureMax } : {}) }));
+  const topP = read("top_p", { min: 0, max: 1 });
+  // top_p = 0 keeps the single most likely token (OpenAI accepts 0; the sampler wants (0, 1]).
+  set("topP", topP === 0 ? Number.MIN_VALUE : topP);
+  set("topK", read("top_k", { integer: true, min: 0 }));
+  set("minP", read("min_p", { min: 0, max: 1 }));
+  set("presencePenalty", read("presence_penalty", { min: -2, max: 2 }));
+  set("frequencyPenalty", read("frequency_penalty", { min: -2, max: 2 }));
+  set("repeatPenalty", read("repeat_penalty", { min: 0, exclusiveMin: true }));
+  set("repeatLastN", read("repeat_last_n", { integer: true, min: -1 }));
+  set("seed", read("seed", { integer: true }));
+  return out;
+}
+
 function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, topLogprobs: number, ignoredFields: readonly string[]): ParsedCommon {
   // Choices beyond the server's parallel sequences wait for a slot like any sequence (and start from the kept prompt).
   const n = numberField(body, "n", { integer: true, min: 1, max: MAX_CHOICES }) ?? 1;
@@ -190,18 +217,8 @@ function parseCommon(body: JsonObject, vocabSize: number, logprobs: boolean, top
   const set = (key: string, value: unknown): void => {
     if (value !== undefined) options[key] = value;
   };
-  set("temperature", numberField(body, "temperature", { min: 0, max: 2 }));
-  const topP = numberField(body, "top_p", { min: 0, max: 1 });
-  // top_p = 0 keeps the single most likely token (OpenAI accepts 0; the sampler wants (0, 1]).
-  set("topP", topP === 0 ? Number.MIN_VALUE : topP);
-  set("topK", numberField(body, "top_k", { integer: true, min: 0 }));
-  set("minP", numberField(body, "min_p", { min: 0, max: 1 }));
-  set("presencePenalty", numberField(body, "presence_penalty", { min: -2, max: 2 }));
-  set("frequencyPenalty", numberField(body, "frequency_penalty", { min: -2, max: 2 }));
-  set("repeatPenalty", numberField(body, "repeat_penalty", { min: 0, exclusiveMin: true }));
-  set("repeatLastN", numberField(body, "repeat_last_n", { integer: true, min: -1 }));
+  Object.assign(options, samplerFields(body, { temperatureMax: 2 }));
   set("logitBias", logitBiasField(body, vocabSize));
-  set("seed", numberField(body, "seed", { integer: true }));
   set("stop", stopField(body));
   set("ignoreEos", booleanField(body, "ignore_eos"));
   set("speculative", speculativeField(body));

@@ -63,6 +63,8 @@ export function numberField(
   body: JsonObject,
   field: string,
   range: { readonly min?: number; readonly max?: number; readonly integer?: boolean; readonly exclusiveMin?: boolean } = {},
+  /** The field's name in a refusal when it sits in a nested object (`options.top_p`). */
+  name = field,
 ): number | undefined {
   const value = present(body, field);
   if (value === undefined) return undefined;
@@ -78,7 +80,7 @@ export function numberField(
     (range.exclusiveMin === true && value === min) ||
     value > max
   ) {
-    throw badField(field, `${kind} in ${bounds}`, value);
+    throw badField(name, `${kind} in ${bounds}`, value);
   }
   return value;
 }
@@ -136,12 +138,12 @@ export function objectField(body: JsonObject, field: string): JsonObject | undef
  * stopField({ stop: "\n" }); // ["\n"]
  * ```
  */
-export function stopField(body: JsonObject, max = 16): string[] | undefined {
+export function stopField(body: JsonObject, max = 16, name = "stop"): string[] | undefined {
   const value = present(body, "stop");
   if (value === undefined) return undefined;
   const list = typeof value === "string" ? [value] : value;
   if (!Array.isArray(list) || list.length > max || list.some((s) => typeof s !== "string" || s.length === 0)) {
-    throw badField("stop", `a non-empty string or an array of at most ${max} non-empty strings`, value);
+    throw badField(name, `a non-empty string or an array of at most ${max} non-empty strings`, value);
   }
   return list as string[];
 }

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { EmbedResult, Engine } from "@halo/engine";
 import { HaloError } from "@halo/errors";
 import { ServerErrorCode } from "../errors.js";
-import type { GenerationContext } from "../generation.js";
+import { watchRequest, type GenerationContext } from "../generation.js";
 import { writeJson } from "../http-answer.js";
 import { ignoredFieldsHeader } from "../parse-request.js";
 import { readJsonBody } from "../read-body.js";
@@ -65,6 +65,8 @@ function checkEngine(engine: Engine): void {
   if (!engine.canEmbed) {
     throw new HaloError(ServerErrorCode.SERVER_UNSUPPORTED, `embeddings need hidden states, which the ${engine.backend} backend does not return`, {
       field: "input",
+      expected: "a server whose backend returns hidden rows (cpu, reference)",
+      actual: `the ${engine.backend} backend`,
       hint: "Serve the model on the cpu or reference backend (halo serve --backend cpu)",
     });
   }
@@ -83,40 +85,20 @@ async function embedAdmitted(
   arrivedAt: number,
   normalize = true,
 ): Promise<{ result: EmbedResult; queuedMs: number }> {
-  const controller = new AbortController();
-  const onClose = (): void => {
-    if (!res.writableEnded) controller.abort(new HaloError(ServerErrorCode.SERVER_CLIENT_GONE, "the client disconnected"));
-  };
-  res.on("close", onClose);
-  const onShutdown = (): void =>
-    controller.abort(new HaloError(ServerErrorCode.SERVER_SHUTTING_DOWN, "the server is shutting down; the request was cancelled"));
-  context.shutdownSignal.addEventListener("abort", onShutdown, { once: true });
-  const timer = setTimeout(
-    () =>
-      controller.abort(
-        new HaloError(ServerErrorCode.SERVER_TIMEOUT, "the request took longer than the server's per-request timeout and was cancelled", {
-          expected: `at most ${context.requestTimeoutMs} ms from arrival to the answer`,
-          hint: "Send fewer or shorter inputs, or retry when the server is less busy",
-        }),
-      ),
-    Math.max(1, context.requestTimeoutMs - (performance.now() - arrivedAt)),
-  );
-  timer.unref();
+  const watch = watchRequest(context, res, arrivedAt);
   let release: (() => void) | null = null;
   try {
-    release = await context.admission.enter(controller.signal);
+    release = await context.admission.enter(watch.signal);
     const queuedMs = performance.now() - arrivedAt;
-    const result = await context.engine.embed(inputs, { truncate, normalize, signal: controller.signal });
+    const result = await context.engine.embed(inputs, { truncate, normalize, signal: watch.signal });
     context.hooks.promptProcessed(result.promptTokens);
     return { result, queuedMs };
   } catch (error) {
-    if (controller.signal.aborted && controller.signal.reason instanceof HaloError) throw controller.signal.reason;
+    if (watch.signal.aborted && watch.signal.reason instanceof HaloError) throw watch.signal.reason;
     throw error;
   } finally {
     release?.();
-    clearTimeout(timer);
-    res.off("close", onClose);
-    context.shutdownSignal.removeEventListener("abort", onShutdown);
+    watch.dispose();
   }
 }
 

@@ -20,17 +20,17 @@ const TAG = "latest";
 /** Ollama's `expires_at` for a model that never unloads (what it reports for `keep_alive: -1`). */
 const NEVER = "2318-11-29T00:00:00Z";
 
-/** This server package's version (what `/api/version` reports). */
+/** This server package's version (what `/api/version` reports): its package.json, next to dist/ or two up from src/routes/. */
 const VERSION: string = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "0.0.0";
-  } catch {
+  for (const path of ["../package.json", "../../package.json"]) {
     try {
-      return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "0.0.0";
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "@halo/server" && pkg.version !== undefined) return pkg.version;
     } catch {
-      return "0.0.0";
+      // not there from this file: the other place
     }
   }
+  return "0.0.0";
 })();
 
 /**
